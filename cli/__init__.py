@@ -1,0 +1,1 @@
+"""The paperkb command line: a thin typer layer over kb and repro."""

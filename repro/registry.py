@@ -1,0 +1,417 @@
+"""The experiments registry: every reproduction experiment is declared in code here.
+
+A note's claim names experiments only by id (``experiment:: flash-attention/exact``); the
+registry maps ids to functions that live in this package (or in a third-party package
+that registers through the ``paperkb.experiments`` entry-point group). Nothing a note
+says can make paperkb import or run any other code.
+
+Declaring an experiment, beside the code it exercises::
+
+    from repro.registry import Param, Preset, experiment
+
+    @experiment(
+        "transformer/param-count",
+        "Transformer base/big parameter counts against the paper's 65M and 213M",
+        params=[Param("vocab_size", int, 37000, "shared source/target BPE vocabulary")],
+        presets={"smoke": Preset(), "full": Preset()},
+    )
+    def param_count(ctx):
+        import torch  # heavy imports inside the function: listing must stay fast
+        n = ...
+        ctx.log_metric("params_base", n)
+        ctx.check("params_base_millions", n / 1e6, "between", (60.0, 70.0))
+        return ctx.result()
+
+Declaration modules (``repro/<area>/experiments.py``) must not import torch at module
+level: ``paperkb experiments`` and ``paperkb check`` import them to list ids.
+
+The experiment function receives a :class:`RunContext`; it records metrics with
+``ctx.log_metric``, states each threshold it is judged against with ``ctx.check`` and
+returns ``ctx.result()``. The verdict is "supported" when every check passed and
+"contradicted" otherwise; an experiment that states no check cannot support a claim
+(its run ends in error).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ENTRY_POINT_GROUP = "paperkb.experiments"
+
+# Modules of this package that declare experiments. Imported lazily by ``load_all``.
+BUILTIN_MODULES = (
+    "repro.transformer.experiments",
+    "repro.llama.experiments",
+    "repro.attention.experiments",
+    "repro.finetune.experiments",
+)
+
+PRESET_NAMES = ("smoke", "full")
+
+
+class RegistryError(Exception):
+    """A bad experiment declaration, an unknown id or a bad parameter value."""
+
+
+# --------------------------------------------------------------------------------------
+# Declarations
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """A typed parameter with a default. ``type`` is one of int, float, str, bool, list."""
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple | None = None
+
+    def parse(self, text: str) -> Any:
+        """Convert a command-line string (``--param name=text``) to this parameter's type."""
+        try:
+            if self.type is bool:
+                low = text.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    value: Any = True
+                elif low in ("0", "false", "no", "off"):
+                    value = False
+                else:
+                    raise ValueError(text)
+            elif self.type is list:
+                value = [_auto(x) for x in text.split(",") if x.strip()]
+            elif self.type is float:
+                value = float(text)
+                if not math.isfinite(value):
+                    raise ValueError(text)
+            else:
+                value = self.type(text)
+        except (TypeError, ValueError):
+            raise RegistryError(
+                f"parameter {self.name!r} expects {self.type.__name__}, got {text!r}"
+            ) from None
+        self.validate(value)
+        return value
+
+    def validate(self, value: Any) -> None:
+        if self.choices is not None and value not in self.choices:
+            raise RegistryError(
+                f"parameter {self.name!r} must be one of {', '.join(map(str, self.choices))}; got {value!r}"
+            )
+
+
+def _auto(text: str) -> Any:
+    text = text.strip()
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a preset needs from the machine."""
+
+    device: str = "cpu"  # "cpu": runs anywhere; "cuda": needs a CUDA GPU
+    min_gpu_memory_gb: float = 0.0
+    nproc: int = 1  # number of processes (torchrun) the preset is written for
+    triton: bool = False  # needs the optional triton package
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Parameter overrides plus requirements. ``smoke``: CPU, about a minute, reduced
+    scale. ``full``: the setting the paper's claim is about."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    requires: Requirements = field(default_factory=Requirements)
+    description: str = ""
+    timeout_s: float | None = None  # a sensible default timeout for this preset
+
+
+@dataclass
+class Experiment:
+    id: str
+    description: str
+    fn: Callable[["RunContext"], "Result"]
+    params: tuple[Param, ...] = ()
+    presets: dict[str, Preset] = field(default_factory=dict)
+    module: str = ""
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        known = ", ".join(p.name for p in self.params) or "none"
+        raise RegistryError(f"experiment {self.id!r} has no parameter {name!r} (known: {known})")
+
+    def resolve_params(self, preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults, then the preset's values, then ``overrides`` (already typed or strings)."""
+        if preset not in self.presets:
+            raise RegistryError(
+                f"experiment {self.id!r} has no preset {preset!r} (has: {', '.join(self.presets)})"
+            )
+        values = {p.name: p.default for p in self.params}
+        values.update(self.presets[preset].params)
+        for name, value in (overrides or {}).items():
+            p = self.param(name)
+            if isinstance(value, str) and p.type is not str:
+                value = p.parse(value)
+            else:
+                p.validate(value)
+            values[name] = value
+        return values
+
+
+_REGISTRY: dict[str, Experiment] = {}
+_LOADED = False
+_LOAD_ERRORS: list[str] = []
+
+
+def experiment(
+    id: str,
+    description: str,
+    *,
+    params: list[Param] | tuple[Param, ...] = (),
+    presets: dict[str, Preset] | None = None,
+) -> Callable[[Callable], Callable]:
+    """Decorator that registers ``fn`` as experiment ``id``."""
+
+    def decorate(fn: Callable) -> Callable:
+        register(
+            Experiment(
+                id=id,
+                description=description,
+                fn=fn,
+                params=tuple(params),
+                presets=dict(presets or {"smoke": Preset(), "full": Preset()}),
+                module=fn.__module__,
+            )
+        )
+        return fn
+
+    return decorate
+
+
+def register(exp: Experiment) -> Experiment:
+    if not exp.id or exp.id != exp.id.strip() or " " in exp.id:
+        raise RegistryError(f"bad experiment id {exp.id!r}")
+    for name in PRESET_NAMES:
+        if name not in exp.presets:
+            raise RegistryError(f"experiment {exp.id!r} lacks the {name!r} preset")
+    names = {p.name for p in exp.params}
+    for pname, preset in exp.presets.items():
+        unknown = set(preset.params) - names
+        if unknown:
+            raise RegistryError(f"preset {pname!r} of {exp.id!r} sets unknown parameters {sorted(unknown)}")
+    old = _REGISTRY.get(exp.id)
+    if old is not None and (old.module, old.fn.__qualname__) != (exp.module, exp.fn.__qualname__):
+        raise RegistryError(f"experiment id {exp.id!r} declared twice ({old.module} and {exp.module})")
+    _REGISTRY[exp.id] = exp
+    return exp
+
+
+def load_all() -> dict[str, Experiment]:
+    """Import the built-in declaration modules and the entry points, once."""
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        for mod in BUILTIN_MODULES:
+            try:
+                importlib.import_module(mod)
+            except ModuleNotFoundError as exc:
+                if exc.name is not None and mod.startswith(exc.name):
+                    continue  # that area is not written yet
+                _LOAD_ERRORS.append(f"{mod}: {exc}")
+            except Exception as exc:  # a broken module must not hide the others
+                _LOAD_ERRORS.append(f"{mod}: {type(exc).__name__}: {exc}")
+        try:
+            from importlib.metadata import entry_points
+
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    obj = ep.load()
+                    if callable(obj) and not isinstance(obj, type):
+                        for exp in obj() or ():
+                            register(exp)
+                except Exception as exc:
+                    _LOAD_ERRORS.append(f"entry point {ep.name}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # pragma: no cover - broken metadata
+            _LOAD_ERRORS.append(f"entry points: {exc}")
+    return dict(_REGISTRY)
+
+
+def load_errors() -> list[str]:
+    load_all()
+    return list(_LOAD_ERRORS)
+
+
+def get(id: str) -> Experiment:
+    exps = load_all()
+    try:
+        return exps[id]
+    except KeyError:
+        close = [e for e in exps if id.split("/")[-1] in e or e.startswith(id)]
+        hint = f" (did you mean {', '.join(sorted(close)[:3])}?)" if close else ""
+        raise RegistryError(f"unknown experiment {id!r}{hint}") from None
+
+
+def ids() -> list[str]:
+    return sorted(load_all())
+
+
+# --------------------------------------------------------------------------------------
+# Running: what an experiment function sees and returns
+# --------------------------------------------------------------------------------------
+_OPS: dict[str, Callable[[float, Any], bool]] = {
+    "<": lambda v, t: v < t,
+    "<=": lambda v, t: v <= t,
+    ">": lambda v, t: v > t,
+    ">=": lambda v, t: v >= t,
+    "==": lambda v, t: v == t,
+    "between": lambda v, t: t[0] <= v <= t[1],
+}
+
+
+@dataclass
+class Check:
+    """One threshold an experiment states and is judged against."""
+
+    name: str
+    value: float
+    op: str
+    threshold: Any
+    description: str = ""
+
+    @property
+    def passed(self) -> bool:
+        try:
+            v = float(self.value)
+        except (TypeError, ValueError):
+            return False
+        if math.isnan(v):
+            return False
+        return bool(_OPS[self.op](v, self.threshold))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "op": self.op,
+            "threshold": list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold,
+            "description": self.description,
+            "passed": self.passed,
+        }
+
+
+@dataclass
+class Metric:
+    name: str
+    value: float
+    step: float | None = None
+    time: float = 0.0
+
+
+@dataclass
+class Result:
+    verdict: str  # "supported" | "contradicted"
+    checks: list[Check]
+    metrics: list[Metric]
+    summary: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "checks": [c.to_dict() for c in self.checks],
+            "metrics": [m.__dict__ for m in self.metrics],
+            "summary": self.summary,
+        }
+
+
+class RunContext:
+    """Handed to an experiment function. The runner subclasses or wraps it to stream
+    metrics to the tracker; used bare (e.g. in unit tests) it just collects them."""
+
+    def __init__(
+        self,
+        params: dict[str, Any],
+        *,
+        preset: str = "smoke",
+        device: str = "cpu",
+        seed: int = 0,
+        run_dir: Path | str | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.params = dict(params)
+        self.preset = preset
+        self.device = device
+        self.seed = seed
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.rank = rank
+        self.world_size = world_size
+        self.metrics: list[Metric] = []
+        self.checks: list[Check] = []
+        self.artifacts: list[str] = []
+        self._t0 = time.time()
+
+    # metrics ---------------------------------------------------------------------
+    def log_metric(self, name: str, value: float, step: float | None = None) -> None:
+        m = Metric(name, float(value), None if step is None else float(step), time.time() - self._t0)
+        self.metrics.append(m)
+        self._on_metric(m)
+
+    def _on_metric(self, m: Metric) -> None:  # the runner overrides this
+        pass
+
+    def progress(self, done: float, total: float, message: str = "") -> None:
+        """Report progress (e.g. steps done of total) for the live display."""
+        self._on_progress(done, total, message)
+
+    def _on_progress(self, done: float, total: float, message: str) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        print(message, flush=True)
+
+    # artifacts -------------------------------------------------------------------
+    def artifact_path(self, name: str) -> Path:
+        """A path inside the run's folder for a file the experiment writes (plot, table)."""
+        base = self.run_dir if self.run_dir is not None else Path.cwd() / ".paperkb-scratch"
+        base.mkdir(parents=True, exist_ok=True)
+        path = base / name
+        self.artifacts.append(name)
+        return path
+
+    # verdict ---------------------------------------------------------------------
+    def check(self, name: str, value: float, op: str, threshold: Any, description: str = "") -> bool:
+        """State a threshold and record whether ``value`` meets it. Returns ``passed``."""
+        if op not in _OPS:
+            raise RegistryError(f"unknown comparison {op!r} in check {name!r}")
+        if op == "between":
+            threshold = (float(threshold[0]), float(threshold[1]))
+        c = Check(name, float(value), op, threshold, description)
+        self.checks.append(c)
+        return c.passed
+
+    def result(self, summary: str = "") -> Result:
+        if not self.checks:
+            raise RegistryError("the experiment stated no check, so it cannot support or contradict a claim")
+        verdict = "supported" if all(c.passed for c in self.checks) else "contradicted"
+        return Result(verdict, list(self.checks), list(self.metrics), summary)
+
+
+def run_inline(exp_id: str, preset: str = "smoke", *, seed: int = 0, device: str = "cpu",
+               run_dir: Path | str | None = None, **overrides: Any) -> Result:
+    """Run an experiment in this process (for tests and notebooks; the CLI uses a child
+    process through ``repro.runner``)."""
+    exp = get(exp_id)
+    params = exp.resolve_params(preset, overrides)
+    ctx = RunContext(params, preset=preset, device=device, seed=seed, run_dir=run_dir)
+    return exp.fn(ctx)
