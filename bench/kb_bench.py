@@ -1,0 +1,258 @@
+"""Benchmark the knowledge base on a synthetic vault, side by side with obsidiantools.
+
+Measures, on N notes (default 10,000) made by ``bench/synth_vault.py``:
+
+* cold index (``paperkb index`` in a fresh process, no ``.paperkb/``), its peak RSS
+  summed over the main process and its parser workers (sampled with psutil);
+* warm index with no change, and re-index after one note changed (fresh processes, so
+  interpreter start is included; the in-process figure is printed beside it);
+* ``paperkb show`` and ``paperkb backlinks`` wall time (median of several runs);
+* obsidiantools (the ``bench`` extra) building its graph of the same vault: ``connect()``
+  then ``gather()``. It takes tens of ms a note, so by default it runs on a subset of
+  ``--otools-notes`` notes and its per-note rate is scaled up (the report says so).
+
+Usage: python bench/kb_bench.py [--notes 10000] [--dir /tmp/kbbench] [--otools-notes 1000]
+       [--out bench/results/kb.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+import synth_vault  # noqa: E402
+
+PAPERKB = [sys.executable, "-m", "cli.app"]
+
+TARGETS = {
+    "cold": 10.0,
+    "warm": 0.5,
+    "one_change": 0.5,
+    "show": 0.3,
+    "backlinks": 0.3,
+    "rss_mb": 500.0,
+    "speedup": 25.0,
+}
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+class PeakRSS:
+    """Samples the summed RSS of a process and all its children until it exits."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        import psutil
+
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                break
+            time.sleep(self.interval)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
+def run_timed(args: list[str], *, rss: bool = False) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB, 0 unless asked) and stdout of one subprocess."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    sampler = PeakRSS(proc.pid) if rss else None
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    peak = sampler.stop() if sampler else 0.0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}): {err.strip()[-2000:]}")
+    return wall, peak, out
+
+
+def median_wall(args: list[str], repeat: int) -> float:
+    run_timed(args)  # page cache and index warm
+    return statistics.median(run_timed(args)[0] for _ in range(repeat))
+
+
+def in_process_index(vault: Path) -> float:
+    code = (
+        "import sys, time; from kb.vault import Vault; v = Vault(sys.argv[1]); "
+        "s = v.index(); print(s.seconds, s.parsed)"
+    )
+    out = run_timed([sys.executable, "-c", code, str(vault)])[2].split()
+    return float(out[0])
+
+
+def bench_paperkb(vault: Path, repeat: int) -> dict:
+    import shutil
+
+    shutil.rmtree(vault / ".paperkb", ignore_errors=True)
+    res: dict = {}
+    wall, peak, out = run_timed([*PAPERKB, "--vault", str(vault), "index"], rss=True)
+    res["cold"], res["rss_mb"], res["cold_out"] = wall, peak, out.strip()
+    print(f"cold index: {wall:.2f} s, peak RSS {peak:.0f} MB  [{out.strip()}]", flush=True)
+
+    res["warm"] = median_wall([*PAPERKB, "--vault", str(vault), "index", "-q"], repeat)
+    res["warm_inproc"] = in_process_index(vault)
+    print(f"warm index: {res['warm']:.3f} s wall ({res['warm_inproc']:.3f} s in-process)", flush=True)
+
+    # one changed note: append a line (a new link) to one note, then re-index
+    target = sorted((vault / "topic03").glob("*.md"))[5]
+    times, inproc = [], []
+    for i in range(repeat):
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(f"\nEdited {i}: see [[{synth_vault.citekey(i + 1)}]].\n")
+        times.append(run_timed([*PAPERKB, "--vault", str(vault), "index", "-q"])[0])
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(f"\nEdited again {i}.\n")
+        inproc.append(in_process_index(vault))
+    res["one_change"], res["one_change_inproc"] = statistics.median(times), statistics.median(inproc)
+    print(f"one changed note: {res['one_change']:.3f} s wall ({res['one_change_inproc']:.3f} s in-process)",
+          flush=True)
+
+    key = synth_vault.citekey(42)
+    res["show"] = median_wall([*PAPERKB, "--vault", str(vault), "show", key], repeat)
+    res["backlinks"] = median_wall([*PAPERKB, "--vault", str(vault), "backlinks", key], repeat)
+    print(f"show: {res['show']:.3f} s, backlinks: {res['backlinks']:.3f} s (wall, median of {repeat})", flush=True)
+    return res
+
+
+def bench_obsidiantools(vault: Path, n_all: int, n_sub: int, workdir: Path) -> dict | None:
+    try:
+        import obsidiantools  # noqa: F401
+    except ImportError:
+        print("obsidiantools not installed (pip install -e '.[bench]'): skipped", flush=True)
+        return None
+    if n_sub < n_all:
+        sub = synth_vault.generate(workdir / f"otools-{n_sub}", n_sub)
+    else:
+        sub = vault
+    code = (
+        "import sys, time, pathlib, obsidiantools.api as otools; t = time.perf_counter(); "
+        "v = otools.Vault(pathlib.Path(sys.argv[1])).connect().gather(); "
+        "print(time.perf_counter() - t, len(v.md_file_index))"
+    )
+    wall, peak, out = run_timed([sys.executable, "-c", code, str(sub)], rss=True)
+    seconds, count = out.split()
+    res = {"notes": int(count), "wall": wall, "inproc": float(seconds), "rss_mb": peak, "subset": n_sub < n_all}
+    res["per_note_ms"] = 1000 * res["wall"] / res["notes"]
+    res["scaled"] = res["per_note_ms"] * n_all / 1000
+    print(f"obsidiantools on {count} notes: {wall:.1f} s wall ({res['per_note_ms']:.1f} ms a note; "
+          f"{res['scaled']:.0f} s scaled to {n_all}), peak RSS {peak:.0f} MB", flush=True)
+    return res
+
+
+def ok(value: float, target: float, *, higher: bool = False) -> str:
+    good = value >= target if higher else value <= target
+    return "yes" if good else "**no**"
+
+
+def write_report(path: Path, n: int, res: dict, ot: dict | None, started: str) -> None:
+    speed = ot["scaled"] / res["cold"] if ot else None
+    lines = [
+        "# Knowledge-base benchmark (bench/kb_bench.py)",
+        "",
+        f"- Date: {started}",
+        f"- Machine: {os.cpu_count()}-core CPU, {cpu_model()}; Python {platform.python_version()}",
+        f"- Vault: {n} synthetic notes from bench/synth_vault.py (seed template, ~2 KB, 10 links and "
+        "3 questions each)",
+        "- Wall times include interpreter start (each step is a fresh `python -m cli.app` process); "
+        "in-process figures in brackets. The machine is shared with other jobs, so expect noise.",
+        "",
+        "| measure | result | target | met |",
+        "|---|---|---|---|",
+        f"| cold index | {res['cold']:.2f} s | <= {TARGETS['cold']:.0f} s | {ok(res['cold'], TARGETS['cold'])} |",
+        f"| warm index, no change | {res['warm']:.3f} s ({res['warm_inproc']:.3f} s) | <= {TARGETS['warm']} s | "
+        f"{ok(res['warm'], TARGETS['warm'])} |",
+        f"| re-index after one changed note | {res['one_change']:.3f} s ({res['one_change_inproc']:.3f} s) | "
+        f"<= {TARGETS['one_change']} s | {ok(res['one_change'], TARGETS['one_change'])} |",
+        f"| `paperkb show` | {res['show']:.3f} s | <= {TARGETS['show']} s | {ok(res['show'], TARGETS['show'])} |",
+        f"| `paperkb backlinks` | {res['backlinks']:.3f} s | <= {TARGETS['backlinks']} s | "
+        f"{ok(res['backlinks'], TARGETS['backlinks'])} |",
+        f"| peak RSS of cold index (main + workers) | {res['rss_mb']:.0f} MB | <= {TARGETS['rss_mb']:.0f} MB | "
+        f"{ok(res['rss_mb'], TARGETS['rss_mb'])} |",
+    ]
+    if ot:
+        where = (f"on a {ot['notes']}-note subset, scaled linearly to {n}" if ot["subset"]
+                 else f"on all {ot['notes']} notes")
+        lines.append(
+            f"| obsidiantools cold (`connect().gather()`) | {ot['wall']:.1f} s {where}: "
+            f"{ot['per_note_ms']:.1f} ms a note, ~{ot['scaled']:.0f} s | | |"
+        )
+        lines.append(f"| speed-up over obsidiantools, cold | {speed:.1f}x | >= {TARGETS['speedup']:.0f}x | "
+                     f"{ok(speed, TARGETS['speedup'], higher=True)} |")
+    else:
+        lines.append("| obsidiantools | not installed: skipped | | |")
+    lines += ["", f"Cold index output: `{res['cold_out']}`", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--notes", type=int, default=10_000)
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/paperkb-bench"))
+    ap.add_argument("--otools-notes", type=int, default=1000,
+                    help="notes for the obsidiantools run (its rate is scaled to --notes); 0 skips it")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "kb.md")
+    ap.add_argument("--reuse", action="store_true", help="reuse an existing generated vault in --dir")
+    args = ap.parse_args()
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    vault = args.dir / f"vault-{args.notes}"
+    if not (args.reuse and vault.is_dir()):
+        t = time.perf_counter()
+        synth_vault.generate(vault, args.notes)
+        print(f"generated {args.notes} notes in {time.perf_counter() - t:.1f} s", flush=True)
+    res = bench_paperkb(vault, args.repeat)
+    ot = None
+    if args.otools_notes:
+        ot = bench_obsidiantools(vault, args.notes, min(args.otools_notes, args.notes), args.dir)
+        if ot:
+            print(f"speed-up over obsidiantools (cold): {ot['scaled'] / res['cold']:.1f}x", flush=True)
+    write_report(args.out, args.notes, res, ot, started)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""How fast kb.parse turns a note into a Note (the cold-index bottleneck).
+
+Usage: python bench/parse_speed.py [N]   (N synthetic notes, default 2000)
+
+The notes follow the seed's template: about 2 KB, 10 links and 3 question callouts each.
+Prints ms/note for parse_note and, for scale, for markdown-it's bare CommonMark parse of
+the same text in the same process (the machine may be shared: compare the two).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+
+from markdown_it import MarkdownIt
+
+from kb.parse import parse_note
+
+WORDS = "attention model layer token training data scale loss head query key value memory".split()
+
+
+def synthetic_note(i: int, rng: random.Random) -> str:
+    def words(n: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(n))
+
+    keys = [f"author{rng.randrange(10_000)}Paper{rng.randrange(100)}Title{2000 + rng.randrange(24)}" for _ in range(8)]
+    return f"""---
+tags:
+  - paper
+  - topic/t{i % 17}
+aliases:
+  - author{i}Paper{i}Title2023
+year: 2023
+name: "Paper {i}: {words(6)}"
+authors: Ann Author, Bob Builder, Cy Coder
+DOI: 10.1234/x.{i}
+---
+# Descriptions
+
+## Paper {i}
+> [!info]
+> - **Abstract:** {words(60)}
+> - **Cite Key:** [[@author{i}Paper{i}Title2023]]
+> - **Tags:** #topic-{i % 5}, #area/sub{i % 3}
+
+>[!note] Highlights:
+>- {words(12)} [[{keys[0]}]]
+>- {words(12)}
+
+# Questions
+>[!question]
+>What are the *primary assumptions* behind this paper?
+
+{words(40)} see [[{keys[1]}#Method]] and [[{keys[2]}|the other one]].
+
+>[!faq]- Is it **fast**?
+>{words(10)}
+
+>[!question] Does it scale?
+>{words(8)}
+
+{words(30)} `code [[not a link]]` %% hidden [[nope]] %% ([draft](drafts/Paper%20{i}.md))
+
+----
+
+## Reference and Related Notes
+- [[{keys[3]}]]
+- [[{keys[4]}]]
+- [[{keys[5]}]]
+- [[{keys[6]}]] and [[{keys[7]}]]
+"""
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    rng = random.Random(0)
+    notes = [synthetic_note(i, rng).encode() for i in range(n)]
+    sizes = sum(map(len, notes)) / n
+    parse_note(notes[0], "warmup.md")
+    plain = MarkdownIt("commonmark")
+    t0 = time.process_time()
+    for data in notes:
+        plain.parse(data.decode())
+    t_plain = time.process_time() - t0
+    t0 = time.process_time()
+    for k, data in enumerate(notes):
+        note = parse_note(data, f"n{k}.md")
+    t_parse = time.process_time() - t0
+    assert len(note.links) == 10 and len(note.questions) == 3, (len(note.links), len(note.questions))
+    print(f"{n} notes of {sizes:.0f} B: parse_note {t_parse / n * 1e3:.3f} ms/note, "
+          f"bare markdown-it {t_plain / n * 1e3:.3f} ms/note")
+
+
+if __name__ == "__main__":
+    main()

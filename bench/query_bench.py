@@ -1,0 +1,162 @@
+"""Query and search speed on the 10,000-note synthetic vault (warm index).
+
+Targets (issue 3): a ``TABLE … FROM #tag WHERE … SORT …`` query <= 200 ms inside the
+process and <= 0.5 s wall for the ``paperkb query`` command; ``search`` <= 100 ms inside
+the process.
+
+"Inside the process" times what a command does after Python has started: open the
+vault, bring the index up to date (a stat of every file), sync the query/search helper
+tables (nothing to do when warm) and run the query. Each figure is the median of
+``--repeat`` runs.
+
+Usage: python bench/query_bench.py [--notes 10000] [--vault /tmp/paperkb-bench-10k] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+QUERIES = {
+    "table-tag-where-sort": 'TABLE year, type, length(authors) AS n FROM #systems/gpu WHERE year >= 2015 '
+                            'SORT year DESC, file.name LIMIT 50',
+    "table-tag-inlinks": "TABLE year, length(file.inlinks) AS cited FROM #theory WHERE year = 2020 "
+                         "SORT cited DESC LIMIT 20",
+    "list-folder-group": 'TABLE length(rows) AS n FROM "topic03" GROUP BY year SORT key DESC',
+}
+SEARCHES = {
+    "word": ("attention", {}),
+    "phrase+tag": ('"language model"', {"tag": "nlp"}),
+    "prefix+year": ("kern*", {"year": "2010-2015"}),
+}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--notes", type=int, default=10_000)
+    ap.add_argument("--vault", type=Path, default=Path("/tmp/paperkb-bench-10k"))
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=None, help="write a Markdown report here")
+    args = ap.parse_args()
+
+    from bench.synth_vault import generate
+    from kb.query import IndexCorpus, execute
+    from kb.search import search_conn
+    from kb.search import sync as search_sync
+    from kb.vault import Vault
+
+    root = args.vault
+    if not (root.exists() and sum(1 for _ in root.rglob("*.md")) == args.notes):
+        t = time.perf_counter()
+        generate(root, args.notes)
+        print(f"generated {args.notes} notes in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    stats = Vault(root).index()
+    print(f"index update: {time.perf_counter() - t:.1f} s (parsed {stats.parsed})")
+    v = Vault(root)
+    t = time.perf_counter()
+    IndexCorpus(v.connect(), v.root)
+    print(f"query tables sync (first time after indexing): {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
+    search_sync(v.connect())
+    print(f"search tables sync (first time after indexing): {time.perf_counter() - t:.2f} s")
+    v.close()
+
+    rows = []
+    for name, q in QUERIES.items():
+        def full(q=q):
+            vault = Vault(root)
+            vault.index()
+            res = execute(q, IndexCorpus(vault.connect(), vault.root))
+            vault.close()
+            return res
+
+        vault = Vault(root)
+        corpus = IndexCorpus(vault.connect(), vault.root)
+        exec_only, _ = timed(lambda q=q: execute(q, IndexCorpus(vault.connect(), vault.root)), args.repeat)
+        in_proc, res = timed(full, args.repeat)
+        vault.close()
+        env = dict(os.environ, PAPERKB_VAULT=str(root))
+        paperkb = str(Path(sys.executable).with_name("paperkb"))
+        wall, proc = timed(lambda q=q: subprocess.run([paperkb, "query", "-f", "json", q], env=env,
+                                                      capture_output=True, text=True), args.repeat)
+        assert proc.returncode == 0, proc.stderr
+        rows.append(("query", name, q, len(res.rows), exec_only, in_proc, wall))
+        print(f"query {name}: {len(res.rows)} rows; execute {exec_only * 1e3:.0f} ms, "
+              f"in process {in_proc * 1e3:.0f} ms, command wall {wall * 1e3:.0f} ms")
+    for name, (text, kw) in SEARCHES.items():
+        vault = Vault(root)
+        conn = vault.connect()
+        only, hits = timed(lambda: search_conn(conn, text, limit=20, **kw), args.repeat)
+
+        def full(text=text, kw=kw):
+            vault = Vault(root)
+            vault.index()
+            out = search_conn(vault.connect(), text, limit=20, **kw)
+            vault.close()
+            return out
+
+        in_proc, _ = timed(full, args.repeat)
+        vault.close()
+        env = dict(os.environ, PAPERKB_VAULT=str(root))
+        paperkb = str(Path(sys.executable).with_name("paperkb"))
+        cmd = [paperkb, "search", "-f", "json", text] + [x for k, val in kw.items() for x in (f"--{k}", val)]
+        wall, proc = timed(lambda: subprocess.run(cmd, env=env, capture_output=True, text=True), args.repeat)
+        assert proc.returncode == 0, proc.stderr
+        rows.append(("search", name, text + "".join(f" --{k} {val}" for k, val in kw.items()), len(hits),
+                     only, in_proc, wall))
+        print(f"search {name}: {len(hits)} hits; search {only * 1e3:.0f} ms, in process {in_proc * 1e3:.0f} ms, "
+              f"command wall {wall * 1e3:.0f} ms")
+
+    if args.out:
+        lines = [
+            "# Query and search benchmark (issue 3)",
+            "",
+            f"- Machine: {os.cpu_count()}-core CPU, {cpu_model()}; Python {platform.python_version()}, "
+            f"SQLite {__import__('sqlite3').sqlite_version}",
+            f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"- Vault: `bench/synth_vault.py`, {args.notes} notes, warm index; median of {args.repeat} runs.",
+            "- *run*: `execute()` / `search_conn()` on an open index; *in process*: open the vault, "
+            "`index()` (stat every file), sync helper tables, run; *wall*: the `paperkb` command, "
+            "`--format json`, Python start-up included.",
+            "",
+            "| kind | case | query | results | run (ms) | in process (ms) | wall (ms) |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for kind, name, q, n, a, b, c in rows:
+            lines.append(f"| {kind} | {name} | `{q}` | {n} | {a * 1e3:.0f} | {b * 1e3:.0f} | {c * 1e3:.0f} |")
+        lines += ["", "Targets: query <= 200 ms in process and <= 500 ms wall; search <= 100 ms in process.", ""]
+        args.out.write_text("\n".join(lines), encoding="utf-8")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""``paperkb export ...``: the vault as data for other tools."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cli.common import fail, vault_of
+
+export_app = typer.Typer(
+    help="Export the vault as data.\n\nExample: paperkb --vault notes export json > vault.json",
+    no_args_is_help=True,
+)
+
+
+@export_app.command("json")
+def export_json_cmd(
+    ctx: typer.Context,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print every note (metadata, links, callouts, questions, claims) and every problem as one JSON object.
+
+    Example: paperkb --vault notes export json -o vault.json
+    """
+    from kb.errors import PaperkbError
+    from kb.export import export_json
+    from kb.vault import Vault
+
+    try:
+        data = export_json(Vault(vault_of(ctx)))
+    except PaperkbError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(export_app, name="export")

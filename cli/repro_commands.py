@@ -1,0 +1,665 @@
+"""Reproduction commands: ``experiments``, ``claims``, ``run``, ``runs`` (``show``, ``compare``), ``status``.
+
+A thin layer over ``repro.runner``, ``repro.tracker`` and ``repro.status``. Nothing here
+imports torch: only the child process started by ``paperkb run`` does. Every command
+first marks runs whose paperkb process died as ``interrupted`` (heartbeat).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from cli.common import print_json, vault_of
+
+FORMATS = ("table", "json")
+
+
+def _format_option() -> Any:
+    return typer.Option("table", "--format", "-f", help="Output format: table or json.")
+
+
+def _check_format(fmt: str) -> str:
+    from kb.errors import PaperkbError
+
+    if fmt not in FORMATS:
+        raise PaperkbError(f"--format must be table or json; got {fmt!r}")
+    return fmt
+
+
+def _console(stderr: bool = False):
+    import os
+
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160  # pipes and logs: do not fold tables at 80 columns
+    return console
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _reap(vault: Path) -> None:
+    """Mark orphaned runs interrupted, if this vault has a tracker at all."""
+    from repro.tracker import Tracker
+
+    tracker = Tracker.open_existing(vault)
+    if tracker is not None:
+        with tracker:
+            for run_id in tracker.reap_stale():
+                _warn(f"run {run_id} was left running by a paperkb process that is gone; marked interrupted")
+
+
+def _vault_claims(vault: Path) -> list:
+    from repro.status import vault_claims
+
+    return vault_claims(vault)
+
+
+def _status_style(word: str | None) -> str:
+    return {
+        "passed": "green", "reproduced": "green", "supported at small scale": "yellow", "supported": "green",
+        "failed": "red", "contradicted": "red", "error": "red", "timeout": "red", "interrupted": "magenta",
+        "running": "cyan", "queued": "dim", "unverified": "dim",
+    }.get(word or "", "")
+
+
+def _styled(word: str | None) -> str:
+    from rich.markup import escape
+
+    if not word:
+        return ""
+    style = _status_style(word)
+    return f"[{style}]{escape(word)}[/]" if style else escape(word)
+
+
+def _esc(text: Any) -> str:
+    from rich.markup import escape
+
+    return escape("" if text is None else str(text))
+
+
+def _short_time(iso_text: str | None) -> str:
+    return (iso_text or "").replace("T", " ").replace("+00:00", "")
+
+
+# --------------------------------------------------------------------------------------
+# experiments
+# --------------------------------------------------------------------------------------
+def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
+    """List the registered experiments: id, description, presets, requirements, citing claims.
+
+    Example: paperkb experiments --format json
+    """
+    from repro.registry import load_errors
+    from repro.worker import load_experiments
+
+    _check_format(fmt)
+    vault = vault_of(ctx)
+    _reap(vault)
+    exps = load_experiments()
+    claims = _vault_claims(vault) if vault.is_dir() else []
+    cited: dict[str, list[str]] = {}
+    for c in claims:
+        for e in c.experiments:
+            cited.setdefault(e, []).append(c.id)
+    rows = []
+    for exp_id in sorted(exps):
+        e = exps[exp_id]
+        presets = {}
+        for name, p in e.presets.items():
+            r = p.requires
+            presets[name] = {
+                "params": p.params, "description": p.description, "timeout_s": p.timeout_s,
+                "requires": {"device": r.device, "min_gpu_memory_gb": r.min_gpu_memory_gb, "nproc": r.nproc,
+                             "triton": r.triton},
+            }
+        rows.append({
+            "id": e.id, "description": e.description, "module": e.module,
+            "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help,
+                        "choices": list(p.choices) if p.choices else None} for p in e.params],
+            "presets": presets, "claims": cited.get(e.id, []),
+        })
+    for err in load_errors():
+        _warn(f"could not load experiments from {err}")
+    if fmt == "json":
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} experiments", title_justify="left")
+    for col in ("id", "description", "presets (requirements)", "claims"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        presets = []
+        for name, p in r["presets"].items():
+            req = p["requires"]
+            bits = [req["device"]]
+            if req["min_gpu_memory_gb"]:
+                bits.append(f"≥{req['min_gpu_memory_gb']:g} GB")
+            if req["nproc"] > 1:
+                bits.append(f"{req['nproc']} procs")
+            if req["triton"]:
+                bits.append("triton")
+            presets.append(f"{name} ({', '.join(bits)})")
+        table.add_row(_esc(r["id"]), _esc(r["description"]), _esc("\n".join(presets)),
+                      _esc(", ".join(r["claims"]) or "-"))
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------------------
+# claims
+# --------------------------------------------------------------------------------------
+def _normalise_status(text: str) -> str:
+    from kb.errors import PaperkbError
+    from repro.status import CLAIM_STATUSES
+
+    word = " ".join(text.replace("-", " ").replace("_", " ").lower().split())
+    if word in ("small scale", "supported"):
+        word = "supported at small scale"
+    if word not in CLAIM_STATUSES:
+        raise PaperkbError(f"--status must be one of: {', '.join(CLAIM_STATUSES)}; got {text!r}")
+    return word
+
+
+def claims_cmd(
+    ctx: typer.Context,
+    note: Optional[str] = typer.Argument(None, help="Only the claims of this note (name, alias, citekey, title)."),
+    status: Optional[str] = typer.Option(
+        None, "--status", "-s",
+        help="Only claims with this status: unverified, reproduced, 'supported at small scale', contradicted, error.",
+    ),
+    fmt: str = _format_option(),
+) -> None:
+    """List claims with the experiments they name and their latest status.
+
+    Example: paperkb claims "Attention Is All You Need" --status unverified
+    """
+    from repro.status import UNVERIFIED, claim_statuses
+
+    _check_format(fmt)
+    vault = vault_of(ctx)
+    _reap(vault)
+    want = _normalise_status(status) if status else None
+    claims = _vault_claims(vault)
+    if note:
+        from kb.vault import Vault
+
+        path = Vault(vault).note(note).path
+        claims = [c for c in claims if c.note == path]
+    statuses = claim_statuses(vault, claims)
+    rows = []
+    for c in claims:
+        st = statuses.get(c.id) or {"status": UNVERIFIED, "run_id": None, "preset": None, "verdict": None,
+                                   "ended": None}
+        if want and st["status"] != want:
+            continue
+        rows.append({**c.to_dict(), **st})
+    if fmt == "json":
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} claims", title_justify="left")
+    for col in ("claim", "note", "experiments", "status", "run"):
+        table.add_column(col, overflow="fold", no_wrap=col == "run")
+    for r in rows:
+        table.add_row(_esc(r["id"]), _esc(f"{r['title']}:{r['line']}"), _esc(", ".join(r["experiments"]) or "-"),
+                      _styled(r["status"]), _esc(r["run_id"] or ""))
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------------------
+class _LiveMonitor:
+    """A ``repro.runner.Monitor`` drawing one rich progress line per run (state, progress
+    bar, latest metric) and printing a line per finished run."""
+
+    def __init__(self, console) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.bars = Progress(
+            SpinnerColumn(), TextColumn("{task.fields[label]}"), BarColumn(bar_width=24),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+            disable=not console.is_terminal,  # in logs, the per-run lines below say it all
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> "_LiveMonitor":
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def queued(self, runs) -> None:
+        for r in runs:
+            label = _esc(f"{r.experiment} [{r.preset}]")
+            self.tasks[r.id] = self.bars.add_task("", total=None, start=False, label=label, info="[dim]queued[/]")
+
+    def started(self, run) -> None:
+        task = self.tasks[run.id]
+        self.bars.start_task(task)
+        self.bars.update(task, info=f"[cyan]running[/] {_esc(run.id)}")
+
+    def progress(self, run, done: float, total: float, message: str) -> None:
+        task = self.tasks[run.id]
+        self.bars.update(task, total=total or None, completed=done, info=_esc(message) if message else None)
+
+    def metric(self, run, m) -> None:
+        value = m.get("value")
+        shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+        step = f" @ {m['step']:g}" if isinstance(m.get("step"), (int, float)) else ""
+        self.bars.update(self.tasks[run.id], info=_esc(f"{m['name']}={shown}{step}"))
+
+    def finished(self, run) -> None:
+        task = self.tasks[run.id]
+        if any(t.id == task and t.total is None for t in self.bars.tasks):
+            self.bars.update(task, total=1, completed=1)
+        self.bars.update(task, info=_styled(run.status))
+        self.bars.stop_task(task)
+        took = f"{run.duration_s:.1f}s" if run.duration_s is not None else "-"
+        pad = " " * max(1, 12 - len(run.status))
+        line = f"{_styled(run.status)}{pad}{_esc(run.experiment)} [{_esc(run.preset)}]  run {_esc(run.id)}  ({took})"
+        if run.summary:
+            line += f"  {_esc(run.summary)}"
+        self.console.print(line)
+        if run.status == "failed":
+            for c in run.checks:
+                if not c.get("passed"):
+                    self.console.print(
+                        f"    [red]check {_esc(c['name'])}: {_esc(c['value'])} {_esc(c['op'])} "
+                        f"{_esc(c['threshold'])} not met[/]"
+                    )
+        elif run.error:
+            last = [ln for ln in run.error.strip().splitlines() if ln.strip()]
+            self.console.print(f"    [red]{_esc(last[-1] if last else run.error)}[/]  (paperkb runs show {run.id})")
+
+
+def run_cmd(
+    ctx: typer.Context,
+    targets: Optional[List[str]] = typer.Argument(
+        None, help="Claim ids, experiment ids or notes (a note runs all of its claims).", show_default=False
+    ),
+    all_claims: bool = typer.Option(False, "--all", help="Run the experiments of every claim of the vault."),
+    preset: str = typer.Option("smoke", "--preset", "-p", help="smoke (CPU, about a minute) or full (the paper's setting)."),
+    device: str = typer.Option("auto", "--device", "-d", help="auto, cpu or cuda."),
+    params: Optional[List[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed handed to the experiment."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds before a run is ended and recorded as timeout."),
+    nproc: Optional[int] = typer.Option(None, "--nproc", help="Processes per node (torchrun); default: the preset's."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Number of machines (torchrun)."),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table (live progress) or json (the finished runs, for scripts)."),
+) -> None:
+    """Run the experiments behind claims, each in its own process, and record the results.
+
+    Exit status: 0 when every run passed; 1 when a claim was contradicted (a run failed its
+    thresholds); 2 when a run ended in error, timeout or interrupted; 130 on Ctrl-C.
+
+    Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000
+    """
+    from kb.errors import PaperkbError
+    from repro.runner import RunOptions, execute, exit_code, plan, resolve_targets
+    from repro.tracker import Tracker
+
+    _check_format(fmt)
+    vault = vault_of(ctx)
+    names = list(targets or [])
+    if not names and not all_claims:
+        raise PaperkbError("name what to run: a claim id, an experiment id or a note (or --all)")
+    _reap(vault)
+    claims = _vault_claims(vault)
+
+    def lookup(name: str):
+        from kb.vault import Vault
+
+        return Vault(vault).note(name)
+
+    resolved = resolve_targets(names, all_claims=all_claims, claims=claims, notes_lookup=lookup, warn=_warn)
+    options = RunOptions(preset=preset, device=device, params=list(params or []), seed=seed, timeout_s=timeout,
+                         nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)
+    planned = plan(resolved, options)
+    console = _console(stderr=fmt == "json")
+    argv = ["paperkb", *sys.argv[1:]]
+    with Tracker(vault) as tracker:
+        live = _LiveMonitor(console)
+        try:
+            with live:
+                runs = execute(planned, tracker, monitor=live, argv=argv)
+        except KeyboardInterrupt:
+            console.print("[magenta]interrupted[/]: the current run and the queued ones are recorded as interrupted")
+            raise typer.Exit(130)
+        if fmt == "json":
+            print_json([{**_brief(r), "checks": r.checks, "error": r.error, "metrics": tracker.final_metrics(r.id),
+                         "run_dir": str(tracker.run_dir(r.id))} for r in runs])
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    console.print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {summary}")
+    code = exit_code(runs)
+    if code:
+        raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------------------------
+# runs, runs show, runs compare
+# --------------------------------------------------------------------------------------
+runs_app = typer.Typer(
+    help="List recorded runs; `runs show ID` and `runs compare ID ID` for details.\n\n"
+         "Example: paperkb runs --experiment transformer/param-count --format json",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def _open_tracker(vault: Path):
+    from repro.tracker import Tracker
+
+    return Tracker.open_existing(vault)
+
+
+@runs_app.callback()
+def runs_cmd(
+    ctx: typer.Context,
+    claim: Optional[str] = typer.Option(
+        None, "--claim", "-c", help="Only runs bearing on this claim (launched for it, or of an experiment it names)."
+    ),
+    experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment."),
+    status: Optional[str] = typer.Option(None, "--status", "-s", help="Only runs with this status (passed, failed, error ...)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="At most this many (newest first)."),
+    fmt: str = _format_option(),
+) -> None:
+    """List recorded runs, newest first.
+
+    Example: paperkb runs --claim transformer-param-count
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from kb.errors import PaperkbError
+    from repro.tracker import STATUSES
+
+    _check_format(fmt)
+    if status is not None and status not in STATUSES:
+        raise PaperkbError(f"--status must be one of {', '.join(STATUSES)}; got {status!r}")
+    vault = vault_of(ctx)
+    _reap(vault)
+    tracker = _open_tracker(vault)
+    runs = []
+    finals: dict[str, dict] = {}
+    if tracker is not None:
+        with tracker:
+            runs = tracker.runs(claim=claim, experiment=experiment, status=status)
+            if claim is not None:
+                named = {e for c in _vault_claims(vault) if c.id == claim for e in c.experiments}
+                for exp_id in sorted(named):
+                    if experiment is None or exp_id == experiment:
+                        runs += tracker.runs(experiment=exp_id, status=status)
+                unique = {r.id: r for r in runs}
+                runs = sorted(unique.values(), key=lambda r: (r.created, r.id), reverse=True)
+            runs = runs[:limit] if limit is not None else runs
+            if fmt == "json":
+                finals = {r.id: tracker.final_metrics(r.id) for r in runs}
+    if fmt == "json":
+        print_json([{**_brief(r), "metrics": finals.get(r.id, {})} for r in runs])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(runs)} runs", title_justify="left")
+    for col in ("id", "experiment", "preset", "status", "verdict", "claims", "started", "took"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("id", "status", "took"))
+    for r in runs:
+        took = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
+        table.add_row(_esc(r.id), _esc(r.experiment), _esc(r.preset), _styled(r.status), _esc(r.verdict or ""),
+                      _esc(", ".join(r.claims)), _esc(_short_time(r.to_dict()["started"])), took)
+    _console().print(table)
+
+
+def _brief(r) -> dict:
+    d = r.to_dict()
+    return {k: d[k] for k in ("id", "experiment", "claims", "preset", "params", "overrides", "seed", "device",
+                              "nproc", "status", "verdict", "summary", "created", "started", "ended", "duration_s")}
+
+
+@runs_app.command("show")
+def runs_show_cmd(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="A run id (or an unambiguous prefix)."),
+    fmt: str = _format_option(),
+) -> None:
+    """Everything recorded about one run: parameters, checks, metrics, artifacts, environment.
+
+    Example: paperkb runs show 20261126-151230-3fa9c1
+    """
+    from kb.errors import PaperkbError
+
+    _check_format(fmt)
+    vault = vault_of(ctx)
+    _reap(vault)
+    tracker = _open_tracker(vault)
+    if tracker is None:
+        raise PaperkbError(f"no runs recorded in {vault} yet (see `paperkb run`)")
+    with tracker:
+        run = tracker.get(run_id)
+        metrics = tracker.metrics(run.id)
+        artifacts = tracker.artifacts(run.id)
+        run_dir = tracker.run_dir(run.id)
+    for a in artifacts:
+        a["path"] = str(run_dir / a["name"])
+    if fmt == "json":
+        print_json({**run.to_dict(), "metrics": metrics, "artifacts": artifacts, "run_dir": str(run_dir)})
+        return
+    from rich.table import Table
+
+    con = _console()
+    d = run.to_dict()
+    con.print(f"[bold]run {_esc(run.id)}[/]  {_esc(run.experiment)} [{_esc(run.preset)}]  {_styled(run.status)}"
+              + (f"  verdict: {_esc(run.verdict)}" if run.verdict else ""))
+    if run.summary:
+        con.print(_esc(run.summary))
+    info = Table(show_header=False, box=None, pad_edge=False)
+    info.add_column(style="dim")
+    info.add_column(overflow="fold")
+    for key in ("claims", "seed", "device", "nproc", "nnodes", "timeout_s", "created", "started", "ended",
+                "duration_s", "host", "batch"):
+        value = d[key]
+        if isinstance(value, list):
+            value = ", ".join(value) or "-"
+        info.add_row(key, _esc(value))
+    info.add_row("params", _esc(", ".join(f"{k}={v}" for k, v in run.params.items()) or "-"))
+    if run.overrides:
+        info.add_row("overrides", _esc(", ".join(f"{k}={v}" for k, v in run.overrides.items())))
+    info.add_row("command", _esc(" ".join(run.command)))
+    info.add_row("run folder", _esc(run_dir))
+    con.print(info)
+    if run.checks:
+        t = Table(title="checks", title_justify="left")
+        for col in ("check", "value", "op", "threshold", "passed"):
+            t.add_column(col, overflow="fold")
+        for c in run.checks:
+            t.add_row(_esc(c.get("name")), _esc(_fmt_num(c.get("value"))), _esc(c.get("op")), _esc(c.get("threshold")),
+                      "[green]yes[/]" if c.get("passed") else "[red]no[/]")
+        con.print(t)
+    if metrics:
+        finals: dict[tuple[str, int], dict] = {}
+        counts: dict[tuple[str, int], int] = {}
+        for m in metrics:
+            key = (m["name"], m["rank"])
+            finals[key] = m
+            counts[key] = counts.get(key, 0) + 1
+        t = Table(title="metrics (last value)", title_justify="left")
+        for col in ("metric", "value", "step", "rank", "points"):
+            t.add_column(col)
+        for (name, rank), m in finals.items():
+            step = "" if m["step"] is None else f"{m['step']:g}"
+            t.add_row(_esc(name), _esc(_fmt_num(m["value"])), step, str(rank), str(counts[(name, rank)]))
+        con.print(t)
+    env = run.environment
+    git, machine, torch = env.get("git") or {}, env.get("machine") or {}, env.get("torch") or {}
+    devs = ", ".join(f"{x['name']} ({x['memory_bytes'] / 2**30:.0f} GiB)" for x in torch.get("devices", [])) or "cpu"
+    t = Table(title="environment", title_justify="left", show_header=False)
+    t.add_column(style="dim")
+    t.add_column(overflow="fold")
+    ram = machine.get("ram_bytes")
+    for key, value in (
+        ("git commit", f"{git.get('commit') or '-'}{' (dirty)' if git.get('dirty') else ''}"),
+        ("python", (env.get("python") or {}).get("version")),
+        ("torch", f"{torch.get('version', '-')} cuda {torch.get('cuda') or '-'} cudnn {torch.get('cudnn') or '-'}"),
+        ("devices", devs),
+        ("cpu", f"{machine.get('cpu_model', '-')} x{machine.get('cpu_count', '-')}"),
+        ("ram", f"{ram / 2**30:.1f} GiB" if ram else "-"),
+        ("host", machine.get("host")),
+        ("packages", f"{len(env.get('packages') or {})} recorded (--format json lists them)"),
+    ):
+        t.add_row(key, _esc(value))
+    con.print(t)
+    if artifacts:
+        con.print("[bold]artifacts[/]")
+        for a in artifacts:
+            con.print(f"  {_esc(a['path'])}  [dim]{_esc(a['kind'])}[/]")
+    if run.error:
+        con.print("[bold red]error[/]")
+        con.print(_esc(run.error.rstrip()))
+
+
+def _fmt_num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def compare_runs(a, b, metrics_a: dict, metrics_b: dict) -> list[dict]:
+    """Rows (section, key, a, b, same) putting two runs side by side."""
+    rows: list[dict] = []
+
+    def add(section: str, key: str, x: Any, y: Any) -> None:
+        rows.append({"section": section, "key": key, "a": x, "b": y, "same": x == y})
+
+    for key in ("experiment", "preset", "status", "verdict", "seed", "device", "nproc", "claims"):
+        add("run", key, getattr(a, key), getattr(b, key))
+    add("run", "duration_s", a.duration_s and round(a.duration_s, 2), b.duration_s and round(b.duration_s, 2))
+    for key in sorted(set(a.params) | set(b.params)):
+        add("params", key, a.params.get(key), b.params.get(key))
+    for key in sorted(set(metrics_a) | set(metrics_b)):
+        add("metrics", key, metrics_a.get(key), metrics_b.get(key))
+    checks_a = {c["name"]: c for c in a.checks}
+    checks_b = {c["name"]: c for c in b.checks}
+    for key in sorted(set(checks_a) | set(checks_b)):
+        fa, fb = checks_a.get(key), checks_b.get(key)
+        add("checks", key, fa and ("pass" if fa["passed"] else "fail"), fb and ("pass" if fb["passed"] else "fail"))
+    ea, eb = a.environment, b.environment
+    flat = {
+        "git commit": lambda e: (e.get("git") or {}).get("commit"),
+        "git dirty": lambda e: (e.get("git") or {}).get("dirty"),
+        "python": lambda e: (e.get("python") or {}).get("version"),
+        "torch": lambda e: (e.get("torch") or {}).get("version"),
+        "cuda": lambda e: (e.get("torch") or {}).get("cuda"),
+        "cudnn": lambda e: (e.get("torch") or {}).get("cudnn"),
+        "devices": lambda e: [d.get("name") for d in (e.get("torch") or {}).get("devices", [])],
+        "cpu": lambda e: (e.get("machine") or {}).get("cpu_model"),
+        "ram_bytes": lambda e: (e.get("machine") or {}).get("ram_bytes"),
+        "host": lambda e: (e.get("machine") or {}).get("host"),
+    }
+    for key, get in flat.items():
+        add("environment", key, get(ea), get(eb))
+    pa, pb = ea.get("packages") or {}, eb.get("packages") or {}
+    for key in sorted(set(pa) | set(pb), key=str.lower):
+        if pa.get(key) != pb.get(key):
+            add("packages", key, pa.get(key), pb.get(key))
+    return rows
+
+
+@runs_app.command("compare")
+def runs_compare_cmd(
+    ctx: typer.Context,
+    first: str = typer.Argument(..., help="A run id."),
+    second: str = typer.Argument(..., help="Another run id."),
+    all_rows: bool = typer.Option(False, "--all", help="Show rows that are equal too."),
+    fmt: str = _format_option(),
+) -> None:
+    """Put two runs side by side: parameters, metrics, checks and environment (differences first).
+
+    Example: paperkb runs compare 20261126-151230-3fa9c1 20261126-152011-0be4d2
+    """
+    from kb.errors import PaperkbError
+
+    _check_format(fmt)
+    vault = vault_of(ctx)
+    _reap(vault)
+    tracker = _open_tracker(vault)
+    if tracker is None:
+        raise PaperkbError(f"no runs recorded in {vault} yet (see `paperkb run`)")
+    with tracker:
+        a, b = tracker.get(first), tracker.get(second)
+        rows = compare_runs(a, b, tracker.final_metrics(a.id), tracker.final_metrics(b.id))
+    if fmt == "json":
+        print_json({"a": a.id, "b": b.id, "rows": rows})
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{a.id} vs {b.id}", title_justify="left")
+    for col in ("section", "key", a.id, b.id):
+        t.add_column(_esc(col), overflow="fold")
+    shown = 0
+    for r in rows:
+        if r["same"] and not all_rows and r["section"] != "run":
+            continue
+        shown += 1
+        style = "" if r["same"] else "bold"
+        t.add_row(_esc(r["section"]), _esc(r["key"]), _esc(_fmt_num(r["a"])), _esc(_fmt_num(r["b"])), style=style)
+    con = _console()
+    con.print(t)
+    same = sum(1 for r in rows if r["same"] and r["section"] != "run")
+    if same and not all_rows:
+        con.print(f"[dim]{same} equal rows hidden (--all shows them)[/]")
+
+
+# --------------------------------------------------------------------------------------
+# status
+# --------------------------------------------------------------------------------------
+def status_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
+    """A table per paper: each claim and its reproduction status.
+
+    Example: paperkb status --format json
+    """
+    from repro.status import status_table
+
+    _check_format(fmt)
+    vault = vault_of(ctx)
+    _reap(vault)
+    papers = status_table(vault, _vault_claims(vault))
+    if fmt == "json":
+        print_json(papers)
+        return
+    from rich.table import Table
+
+    con = _console()
+    if not papers:
+        con.print("no claims in this vault (write `> [!claim] ...` with `experiment:: <id>` in a note)")
+        return
+    for paper in papers:
+        t = Table(title=_esc(paper["title"]), title_justify="left")
+        for col in ("claim", "statement", "status", "run", "ended"):
+            t.add_column(col, overflow="fold", no_wrap=col == "run")
+        for c in paper["claims"]:
+            statement = c["statement"] if len(c["statement"]) <= 80 else c["statement"][:77] + "..."
+            t.add_row(_esc(c["id"]), _esc(statement), _styled(c["status"]), _esc(c["run_id"] or ""),
+                      _esc(_short_time(c["ended"])))
+        con.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("experiments")(experiments_cmd)
+    app.command("claims")(claims_cmd)
+    app.command("run")(run_cmd)
+    app.add_typer(runs_app, name="runs")
+    app.command("status")(status_cmd)

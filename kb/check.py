@@ -1,0 +1,76 @@
+"""``paperkb check``: every problem of a vault, plus the claims/experiments cross-check.
+
+Besides parse and link problems (from the index), reports
+
+* a claim naming an experiment id the registry does not know (warning: the experiment
+  may simply not be written yet);
+* a registered experiment that no claim of the vault names (warning, reported at the
+  function that declares it);
+* an experiments module that failed to load (warning, at that module).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from pathlib import Path
+
+from kb.model import Note, Problem
+
+
+def _project_relative(filename: str) -> str:
+    from repro import registry
+
+    root = Path(registry.__file__).resolve().parent.parent
+    try:
+        return Path(filename).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return filename
+
+
+def experiment_problems(notes: list[Note]) -> list[Problem]:
+    """Cross-check the claims of ``notes`` against ``repro.registry``."""
+    from repro import registry
+
+    known = set(registry.ids())
+    problems: list[Problem] = []
+    named: set[str] = set()
+    for note in notes:
+        for claim in note.claims:
+            if not claim.experiments:
+                problems.append(Problem(note.path, claim.line, "warning",
+                                        f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"))
+            for exp in claim.experiments:
+                named.add(exp)
+                if exp not in known:
+                    problems.append(Problem(note.path, claim.line, "warning",
+                                            f"claim '{claim.id}' names unknown experiment '{exp}'"))
+    for exp_id in sorted(known - named):
+        path, line = "repro/registry.py", 1
+        try:
+            fn = inspect.unwrap(registry.get(exp_id).fn)
+            path, line = _project_relative(fn.__code__.co_filename), fn.__code__.co_firstlineno
+        except Exception:  # an odd declaration must not break the check
+            pass
+        problems.append(Problem(path, line, "warning", f"experiment '{exp_id}' is named by no claim of the vault"))
+    for err in registry.load_errors():
+        module = err.split(":", 1)[0].strip()
+        path = module.replace(".", "/") + ".py" if module and " " not in module else "repro/registry.py"
+        problems.append(Problem(path, 1, "warning", f"experiments could not be loaded: {err}"))
+    return problems
+
+
+def check(vault, *, experiments: bool = True) -> list[Problem]:
+    """All problems of ``vault`` (a ``kb.vault.Vault``): vault ones sorted by path and line,
+    then the registry cross-check."""
+    problems = list(vault.problems())
+    if experiments:
+        problems.extend(experiment_problems(vault.notes()))
+    return problems
+
+
+def has_errors(problems: list[Problem]) -> bool:
+    return any(p.severity == "error" for p in problems)
+
+
+__all__ = ["check", "experiment_problems", "has_errors"]

@@ -1,0 +1,137 @@
+"""Note properties: the YAML (or JSON) block between ``---`` lines at the top of a note.
+
+Obsidian property types map onto YAML like this: text -> str, list -> list, number ->
+int/float, checkbox -> bool, date -> ``2023-07-18`` (a ``datetime.date``), date & time ->
+``2023-07-18T10:30:00`` (a ``datetime.datetime``; without seconds it stays text). A
+``---``/``{...}``/``---`` block is read as JSON, which Obsidian accepts as well.
+
+Values are loaded with the safe loader only (no Python tags) and copied into plain JSON
+data with a budget, so an alias bomb or a recursive alias cannot blow up memory.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from typing import Any
+
+from kb.text import Issue
+
+MAX_NODES = 50_000  # values copied out of one frontmatter block
+MAX_CHARS = 1_000_000
+
+_FENCE_RE = re.compile(r"---[ \t]*(?:\n|$)")
+
+
+class _TooBig(Exception):
+    pass
+
+
+def split_frontmatter(text: str) -> tuple[str | None, int, int]:
+    """``(raw, body_line, body_offset)``: the raw frontmatter text (None if there is none),
+    the 0-based line where the body starts and its offset in ``text``. Obsidian only knows
+    frontmatter whose first line is exactly ``---`` and that a later ``---`` line closes."""
+    if not _FENCE_RE.match(text):
+        return None, 0, 0
+    start = text.find("\n") + 1
+    if start == 0:
+        return None, 0, 0
+    pos = start
+    while True:
+        end = text.find("\n", pos)
+        line = text[pos:] if end < 0 else text[pos:end]
+        if line.rstrip(" \t") == "---":
+            raw = text[start:pos]
+            return raw, raw.count("\n") + 2, len(text) if end < 0 else end + 1
+        if end < 0:
+            return None, 0, 0
+        pos = end + 1
+
+
+def load_frontmatter(raw: str, first_line: int = 2) -> tuple[dict[str, Any], str, list[Issue]]:
+    """Parse the raw block; ``first_line`` is the 1-based file line of its first line.
+
+    Returns ``(properties, format, issues)`` where format is "yaml" or "json"; a block that
+    does not parse gives ``{}`` and an error naming the file line.
+    """
+    stripped = raw.strip()
+    if not stripped:
+        return {}, "yaml", []
+    if len(raw) > MAX_CHARS:
+        return {}, "yaml", [(first_line, "error", f"frontmatter too large ({len(raw)} characters), not read")]
+    if stripped.startswith("{"):
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            value = None  # not JSON after all: YAML's flow mappings look the same
+        else:
+            return _as_mapping(value, "json", first_line)
+    import yaml  # imported here: `import kb.parse` stays cheap for commands that never parse
+
+    # the C loader when PyYAML was built with libyaml (several times faster), else Python's
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        value = yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = first_line + (mark.line if mark is not None else 0)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return {}, "yaml", [(line, "error", f"invalid YAML frontmatter: {what}")]
+    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on deeply nested flow collections
+        return {}, "yaml", [(first_line, "error", f"invalid YAML frontmatter: {type(exc).__name__}")]
+    return _as_mapping(value, "yaml", first_line)
+
+
+def _as_mapping(value: Any, fmt: str, first_line: int) -> tuple[dict[str, Any], str, list[Issue]]:
+    if value is None:
+        return {}, fmt, []
+    if not isinstance(value, dict):
+        kind = type(value).__name__
+        return {}, fmt, [(first_line, "error", f"frontmatter is a {kind}, not a set of properties")]
+    try:
+        return plain(value, [0], ()), fmt, []
+    except _TooBig:
+        return {}, fmt, [(first_line, "error", f"frontmatter too large or recursive (over {MAX_NODES} values)")]
+
+
+def plain(value: Any, budget: list[int], seen: tuple[int, ...]) -> Any:
+    """A JSON-safe copy of a loaded YAML value (dates as ISO strings)."""
+    budget[0] += 1
+    if budget[0] > MAX_NODES:
+        raise _TooBig
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, (dict, list, tuple, set)):
+        if id(value) in seen:
+            raise _TooBig
+        inner = seen + (id(value),)
+        if isinstance(value, dict):
+            return {str(k): plain(v, budget, inner) for k, v in value.items()}
+        return [plain(v, budget, inner) for v in value]
+    if isinstance(value, (_dt.date, _dt.datetime, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def get_key(props: dict[str, Any], *names: str) -> Any:
+    """The value of the first property whose name matches one of ``names``, any case."""
+    for name in names:
+        if name in props:
+            return props[name]
+    lowered = {k.lower(): k for k in props}
+    for name in names:
+        key = lowered.get(name.lower())
+        if key is not None:
+            return props[key]
+    return None
+
+
+def key_line(raw: str, key: str, first_line: int) -> int:
+    """Best-effort file line of a top-level ``key:`` in the raw block."""
+    m = re.search(rf"^[\"']?{re.escape(key)}[\"']?\s*:", raw, re.M | re.I)
+    return first_line + (raw.count("\n", 0, m.start()) if m else 0)

@@ -1,0 +1,584 @@
+"""The SQLite index of a vault: a cache of parsed, link-resolved notes.
+
+Lives at ``<vault>/.paperkb/index.db`` (WAL mode). Deleting ``.paperkb/`` loses nothing:
+the next run re-parses the vault.
+
+Tables (other modules may add their own, e.g. full-text ``search_*`` tables; we never
+drop a table we do not own):
+
+* ``meta(key, value)``: schema version and code fingerprint; a mismatch rebuilds.
+* ``notes(path, size, mtime, hash, data)``: ``data`` is ``json.dumps(note.to_dict())``
+  with links resolved and problems (parse + resolution) included.
+* ``names(key, path, kind)``: how a note can be named (path, file name, alias, citekey,
+  title), normalised by ``kb.resolve.norm``.
+* ``links(src, idx, line, kind, target, key, heading, block, display, is_citation,
+  resolved)``: every link, with ``key = kb.resolve.link_key(target)``.
+* ``problems(path, line, severity, message, source)``: ``source`` is ``parse`` or
+  ``resolve``.
+* ``tags(path, tag, key)`` and ``files(path, size, mtime)`` (attachments).
+
+Updating is incremental: a file is re-read only when its size or mtime changed, and
+re-parsed only when its blake2b hash changed too. After parsing, only the notes whose
+links could resolve differently are re-resolved: the changed notes, the notes linking to
+a name that appeared or disappeared, and the notes linking to a changed note (its
+headings may have moved).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from kb.errors import VaultError
+from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
+from kb.model import Note, Problem, json_safe
+
+SCHEMA_VERSION = "4"
+INDEX_DIR = ".paperkb"
+INDEX_FILE = "index.db"
+
+# A cold vault smaller than this is parsed in-process: starting workers costs more.
+PARALLEL_MIN_FILES = 400
+BATCH_SIZE = 100
+PROGRESS_MIN_FILES = 200
+
+_SECONDARY_INDEXES = ("links_src", "links_key", "links_resolved", "problems_path", "tags_path", "tags_key")
+_OWN_TABLES = ("meta", "notes", "names", "links", "problems", "tags", "files")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS notes (path TEXT PRIMARY KEY, size INTEGER, mtime REAL, hash TEXT, data TEXT);
+-- covers the stat comparison of every run: no need to touch the large data pages
+CREATE INDEX IF NOT EXISTS notes_stat ON notes(path, size, mtime, hash);
+CREATE TABLE IF NOT EXISTS names (key TEXT, path TEXT, kind TEXT);
+CREATE INDEX IF NOT EXISTS names_key ON names(key);
+CREATE INDEX IF NOT EXISTS names_path ON names(path);
+CREATE TABLE IF NOT EXISTS links (
+    src TEXT, idx INTEGER, line INTEGER, kind TEXT, target TEXT, key TEXT, heading TEXT,
+    block TEXT, display TEXT, is_citation INTEGER, resolved TEXT);
+CREATE INDEX IF NOT EXISTS links_src ON links(src);
+CREATE INDEX IF NOT EXISTS links_key ON links(key);
+CREATE INDEX IF NOT EXISTS links_resolved ON links(resolved);
+CREATE TABLE IF NOT EXISTS problems (path TEXT, line INTEGER, severity TEXT, message TEXT, source TEXT);
+CREATE INDEX IF NOT EXISTS problems_path ON problems(path);
+CREATE TABLE IF NOT EXISTS tags (path TEXT, tag TEXT, key TEXT);
+CREATE INDEX IF NOT EXISTS tags_path ON tags(path);
+CREATE INDEX IF NOT EXISTS tags_key ON tags(key);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime REAL);
+"""
+
+
+@dataclass
+class IndexStats:
+    """What one ``update`` did."""
+
+    notes: int = 0  # notes in the index afterwards
+    attachments: int = 0
+    parsed: int = 0  # files read and parsed
+    touched: int = 0  # stat changed but content identical (hash): not parsed
+    deleted: int = 0
+    resolved: int = 0  # notes whose links were (re)resolved
+    workers: int = 1
+    seconds: float = 0.0
+    rebuilt: bool = False  # the index was (re)created from scratch
+    changed_paths: list[str] = field(default_factory=list)  # parsed notes (new or changed)
+    deleted_paths: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.parsed or self.deleted or self.resolved)
+
+
+# --------------------------------------------------------------------------------------
+# Scanning
+# --------------------------------------------------------------------------------------
+def is_note_file(name: str) -> bool:
+    return name.lower().endswith(".md")
+
+
+def scan(root: Path) -> tuple[dict[str, tuple[int, float, float]], dict[str, tuple[int, float]]]:
+    """Every note ``{path: (size, mtime, ctime)}`` and attachment ``{path: (size, mtime)}``.
+
+    Skips dot-folders and dot-files (``.paperkb``, ``.obsidian``, ``.trash``, ``.git``),
+    and symlinks that lead outside the vault; symlinked folders are not followed (no loops).
+    """
+    notes: dict[str, tuple[int, float, float]] = {}
+    files: dict[str, tuple[int, float]] = {}
+    real_root = os.path.realpath(root)
+    stack = [(str(root), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                if entry.is_symlink():
+                    real = os.path.realpath(entry.path)
+                    if os.path.commonpath([real_root, real]) != real_root or os.path.isdir(real):
+                        continue
+                    st = os.stat(real)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, prefix + name + "/"))
+                    continue
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                else:
+                    continue
+            except (OSError, ValueError):
+                continue
+            rel = prefix + name
+            if is_note_file(name):
+                notes[rel] = (st.st_size, st.st_mtime, st.st_ctime)
+            else:
+                files[rel] = (st.st_size, st.st_mtime)
+    return notes, files
+
+
+def note_dict(note: Note) -> dict:
+    """``note.to_dict()``, several times faster: the nested records hold only scalars and
+    lists of strings, so a shallow copy of each is enough (``dataclasses.asdict`` deep-copies)."""
+    d = dict(note.__dict__)
+    for name in _NOTE_LIST_FIELDS:
+        d[name] = [dict(x.__dict__) for x in d[name]]
+    d["frontmatter"] = json_safe(note.frontmatter)
+    return d
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# Parsing (runs in worker processes for a cold vault)
+# --------------------------------------------------------------------------------------
+def _parse_bytes(data: bytes, path: str, mtime: float, ctime: float) -> Note:
+    from kb.parse import parse_note
+
+    try:
+        note = parse_note(data, path, mtime=mtime, ctime=ctime)
+    except Exception as exc:  # the parser promises not to raise; a bug must not stop indexing
+        note = Note(path=path, title=path.rsplit("/", 1)[-1][:-3], size=len(data), mtime=mtime, ctime=ctime)
+        note.problems.append(Problem(path, 1, "error", f"could not parse: {type(exc).__name__}: {exc}"))
+    note.size = len(data)
+    return note
+
+
+@dataclass
+class Parsed:
+    """A parsed note as a worker hands it back: already serialised, so the main process
+    neither unpickles nor re-serialises the whole note.
+
+    ``data`` is the note's JSON with a placeholder in each link's ``resolved`` and an
+    empty ``problems`` list at the very end; ``finish`` fills both in.
+    """
+
+    path: str
+    data: str
+    links: list  # the note's Link objects (resolution fills .resolved)
+    problems: list[Problem]
+    names: list[tuple[str, str, str]]  # kb.resolve.name_rows
+    keys: set[str]  # kb.resolve.note_keys
+    headings: list
+    blocks: set[str]
+    tags: list[str]
+
+    def finish(self, nonce: str, found: list[Problem]) -> str:
+        """The final JSON: links resolved, parse + resolution problems appended."""
+        links = self.links
+        data = re.sub(
+            r'"\\u0000' + nonce + r':(\d+)\\u0000"',
+            lambda m: json.dumps(links[int(m.group(1))].resolved, ensure_ascii=False),
+            self.data,
+        )
+        problems = json.dumps([p.__dict__ for p in self.problems + found], ensure_ascii=False)
+        return data[: -len(_EMPTY_PROBLEMS_TAIL)] + '"problems": ' + problems + "}"
+
+
+_EMPTY_PROBLEMS_TAIL = '"problems": []}'
+
+
+def prepare(note: Note, nonce: str) -> Parsed:
+    """Serialise ``note`` for the index, leaving placeholders for what resolution adds."""
+    from kb import resolve as R
+
+    problems, note.problems = note.problems, []
+    for i, link in enumerate(note.links):
+        link.resolved = f"\x00{nonce}:{i}\x00"
+    data = json.dumps(note_dict(note), ensure_ascii=False)
+    for link in note.links:
+        link.resolved = None
+    note.problems = problems
+    if not data.endswith(_EMPTY_PROBLEMS_TAIL):  # pragma: no cover - the model's field order changed
+        raise RuntimeError("Note.to_dict() must end with the problems list")
+    tags = []
+    seen: set[str] = set()
+    for tag in note.tags:
+        key = tag.lstrip("#").casefold()
+        if key not in seen:
+            seen.add(key)
+            tags.append(tag.lstrip("#"))
+    return Parsed(
+        path=note.path,
+        data=data,
+        links=note.links,
+        problems=problems,
+        names=R.name_rows(note),
+        keys=R.note_keys(note.path, note.aliases, note.citekey),
+        headings=note.headings,
+        blocks={R.norm(b.id) for b in note.block_ids},
+        tags=tags,
+    )
+
+
+def _parse_batch(root: str, items: list[tuple[str, float, float, str | None]], nonce: str) -> list[tuple]:
+    """Read, hash and (when the hash changed) parse each file.
+
+    Returns ``(path, size, mtime, hash, Parsed_or_None)``; ``None`` means "content as
+    indexed" or, with hash ``None``, "file vanished or unreadable".
+    """
+    out = []
+    for path, mtime, ctime, old_hash in items:
+        try:
+            with open(os.path.join(root, path), "rb") as fh:
+                data = fh.read()
+        except OSError:
+            out.append((path, 0, mtime, None, None))
+            continue
+        digest = content_hash(data)
+        if digest == old_hash:
+            out.append((path, len(data), mtime, digest, None))
+        else:
+            out.append((path, len(data), mtime, digest, prepare(_parse_bytes(data, path, mtime, ctime), nonce)))
+    return out
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# --------------------------------------------------------------------------------------
+# The index
+# --------------------------------------------------------------------------------------
+def code_fingerprint() -> str:
+    """Changes when the code that fills the index changes (any kb/*.py or kb/syntax/*.py),
+    so a stale cache is rebuilt. Only stats a few dozen files: cheap enough for ``show``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    parts = [SCHEMA_VERSION]
+    for folder in (here, os.path.join(here, "syntax")):
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(".py"):
+                try:
+                    st = entry.stat()
+                except OSError:
+                    continue
+                parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(db_path), timeout=60, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA temp_store=MEMORY")
+    except (OSError, sqlite3.Error) as exc:
+        raise VaultError(f"cannot open the index {db_path}: {exc}") from None
+    return conn
+
+
+def ensure_schema(conn: sqlite3.Connection) -> bool:
+    """Create the tables; rebuild them when the version differs. True if (re)built."""
+    fingerprint = code_fingerprint()
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
+    except sqlite3.Error:
+        row = None
+    if row is not None and row[0] == fingerprint:
+        return False
+    drops = "".join(f"DROP TABLE IF EXISTS {table};" for table in _OWN_TABLES)
+    conn.executescript("BEGIN IMMEDIATE;" + drops + _SCHEMA + "COMMIT;")
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+        [("schema_version", SCHEMA_VERSION), ("fingerprint", fingerprint)],
+    )
+    return True
+
+
+def update(
+    root: Path,
+    conn: sqlite3.Connection,
+    *,
+    progress: bool = False,
+    workers: int | None = None,
+) -> IndexStats:
+    """Bring the index up to date with the files of ``root``."""
+    start = time.perf_counter()
+    stats = IndexStats()
+    stats.rebuilt = ensure_schema(conn)
+    notes_on_disk, files_on_disk = scan(root)
+
+    stored = {p: (s, m, h) for p, s, m, h in conn.execute("SELECT path, size, mtime, hash FROM notes")}
+    stored_files = {p: (s, m) for p, s, m in conn.execute("SELECT path, size, mtime FROM files")}
+
+    todo: list[tuple[str, float, float, str | None]] = []
+    for path, (size, mtime, ctime) in notes_on_disk.items():
+        old = stored.get(path)
+        if old is None or old[0] != size or old[1] != mtime:
+            todo.append((path, mtime, ctime, old[2] if old else None))
+    deleted = sorted(set(stored) - set(notes_on_disk))
+    files_changed = files_on_disk.keys() != stored_files.keys()
+    files_touched = files_changed or any(stored_files.get(p) != v for p, v in files_on_disk.items())
+
+    if not todo and not deleted and not files_touched:
+        stats.notes, stats.attachments = len(stored), len(stored_files)
+        stats.seconds = time.perf_counter() - start
+        return stats
+
+    nonce = secrets.token_hex(8)
+    results = _read_and_parse(str(root), todo, nonce, progress=progress, workers=workers, stats=stats)
+    parsed: dict[str, Parsed] = {}
+    file_stat: dict[str, tuple[int, float, str]] = {}
+    stat_only: list[tuple[int, float, str, str]] = []
+    for path, size, mtime, digest, note in results:
+        if digest is None:
+            if path in stored:
+                deleted.append(path)
+            notes_on_disk.pop(path, None)
+        elif note is None:
+            stat_only.append((size, mtime, digest, path))
+        else:
+            parsed[path] = note
+            file_stat[path] = (size, mtime, digest)
+    stats.parsed, stats.touched = len(parsed), len(stat_only)
+    stats.deleted = len(deleted)
+    stats.changed_paths = sorted(parsed)
+    stats.deleted_paths = deleted
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if stat_only:
+            conn.executemany("UPDATE notes SET size=?, mtime=?, hash=? WHERE path=?", stat_only)
+        if parsed or deleted or files_changed:
+            stats.resolved = _apply(conn, parsed, file_stat, deleted, files_on_disk, stored_files, files_changed,
+                                    nonce)
+        elif files_touched:
+            _write_files(conn, files_on_disk)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    stats.notes = len(notes_on_disk)
+    stats.attachments = len(files_on_disk)
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _read_and_parse(
+    root: str, todo: list, nonce: str, *, progress: bool, workers: int | None, stats: IndexStats
+) -> list[tuple]:
+    if not todo:
+        return []
+    n_new = sum(1 for item in todo if item[3] is None)
+    cpus = os.cpu_count() or 1
+    n_workers = workers if workers is not None else cpus
+    parallel = n_workers > 1 and n_new >= PARALLEL_MIN_FILES
+    results: list[tuple] = []
+    bar = _progress_bar(len(todo)) if progress and len(todo) >= PROGRESS_MIN_FILES else None
+    try:
+        if bar is not None:
+            bar.start()
+            task = bar.add_task("parsing notes", total=len(todo))
+        if not parallel:
+            for batch in _batches(todo, BATCH_SIZE):
+                results.extend(_parse_batch(root, batch, nonce))
+                if bar is not None:
+                    bar.advance(task, len(batch))
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            import kb.parse  # noqa: F401  (imported once here, inherited by forked workers)
+
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+            ctx = multiprocessing.get_context(method)
+            stats.workers = n_workers
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+                n_batches = (len(todo) + BATCH_SIZE - 1) // BATCH_SIZE
+                for batch_result in pool.map(_parse_batch, [root] * n_batches, _batches(todo, BATCH_SIZE),
+                                             [nonce] * n_batches):
+                    results.extend(batch_result)
+                    if bar is not None:
+                        bar.advance(task, len(batch_result))
+    finally:
+        if bar is not None:
+            bar.stop()
+    return results
+
+
+def _progress_bar(total: int):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+def _write_files(conn: sqlite3.Connection, files_on_disk: dict[str, tuple[int, float]]) -> None:
+    conn.execute("DELETE FROM files")
+    conn.executemany("INSERT INTO files(path, size, mtime) VALUES (?, ?, ?)",
+                     [(p, s, m) for p, (s, m) in files_on_disk.items()])
+
+
+def _apply(
+    conn: sqlite3.Connection,
+    parsed: dict[str, Parsed],
+    file_stat: dict[str, tuple[int, float, str]],
+    deleted: list[str],
+    files_on_disk: dict[str, tuple[int, float]],
+    stored_files: dict[str, tuple[int, float]],
+    files_changed: bool,
+    nonce: str,
+) -> int:
+    """Write parsed notes, drop deleted ones, re-resolve what may have changed."""
+    from kb import resolve as R
+
+    changed = list(parsed) + list(deleted)
+    # Keys (file names, aliases, citekeys) that appeared or disappeared.
+    old_keys: dict[str, set[str]] = {}
+    for chunk in _batches(changed, 500):
+        q = ",".join("?" * len(chunk))
+        for key, path, kind in conn.execute(
+            f"SELECT key, path, kind FROM names WHERE path IN ({q}) AND kind IN ('name','alias','citekey')", chunk
+        ):
+            old_keys.setdefault(path, set()).add(key.lstrip("@"))
+    moved_keys: set[str] = set()
+    for path in changed:
+        new = parsed[path].keys if path in parsed else set()
+        moved_keys |= new ^ old_keys.get(path, set())
+    if files_changed:
+        for path in files_on_disk.keys() ^ stored_files.keys():
+            moved_keys.add(R.norm(path.rsplit("/", 1)[-1]))
+
+    cold = not old_keys and len(parsed) > 0 and conn.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 0
+
+    # Which unchanged notes must be re-resolved?
+    again: set[str] = set()
+    if not cold:
+        for chunk in _batches(sorted(moved_keys), 500):
+            q = ",".join("?" * len(chunk))
+            again.update(r[0] for r in conn.execute(f"SELECT DISTINCT src FROM links WHERE key IN ({q})", chunk))
+        for chunk in _batches(changed, 500):
+            q = ",".join("?" * len(chunk))
+            again.update(r[0] for r in conn.execute(f"SELECT DISTINCT src FROM links WHERE resolved IN ({q})", chunk))
+        again -= set(parsed)
+        again -= set(deleted)
+
+    # Drop old rows of changed and deleted notes.
+    for table, col in (("notes", "path"), ("names", "path"), ("links", "src"), ("problems", "path"), ("tags", "path")):
+        conn.executemany(f"DELETE FROM {table} WHERE {col}=?", [(p,) for p in changed])
+    if files_changed or stored_files != files_on_disk:
+        _write_files(conn, files_on_disk)
+
+    conn.executemany(
+        "INSERT INTO names(key, path, kind) VALUES (?, ?, ?)",
+        [row for item in parsed.values() for row in item.names],
+    )
+    rows = conn.execute("SELECT key, path, kind FROM names").fetchall()
+    attachments = list(files_on_disk)
+
+    loaded: dict[str, Note] = {}
+    parse_problems: dict[str, list[Problem]] = {}
+    if again:
+        for chunk in _batches(sorted(again), 500):
+            q = ",".join("?" * len(chunk))
+            for path, data in conn.execute(f"SELECT path, data FROM notes WHERE path IN ({q})", chunk):
+                loaded[path] = Note.from_dict(json.loads(data))
+            for path, line, sev, msg in conn.execute(
+                f"SELECT path, line, severity, message FROM problems WHERE source='parse' AND path IN ({q})", chunk
+            ):
+                parse_problems.setdefault(path, []).append(Problem(path, line, sev, msg))
+
+    # Headings and block ids of the notes in memory; others are read on demand.
+    known: dict[str, R.Anchors | None] = {path: R.Anchors(p.headings, p.blocks) for path, p in parsed.items()}
+    known.update((path, R.Anchors(n.headings, {R.norm(b.id) for b in n.block_ids})) for path, n in loaded.items())
+
+    def anchors(path: str) -> R.Anchors | None:
+        if path not in known:
+            row = conn.execute("SELECT data FROM notes WHERE path=?", (path,)).fetchone()
+            if row is None:
+                known[path] = None
+            else:
+                d = json.loads(row[0])
+                n = Note.from_dict({"path": path, "headings": d.get("headings"), "block_ids": d.get("block_ids")})
+                known[path] = R.Anchors(n.headings, {R.norm(b.id) for b in n.block_ids})
+        return known[path]
+
+    resolver = R.Resolver(rows, attachments, anchors)
+    if loaded:
+        conn.executemany("DELETE FROM links WHERE src=?", [(p,) for p in loaded])
+        conn.executemany("DELETE FROM problems WHERE path=?", [(p,) for p in loaded])
+    if cold:
+        # Building secondary indexes once after a bulk insert is much faster than
+        # maintaining them row by row.
+        for name in _SECONDARY_INDEXES:
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+    todo = [(p, True) for p in parsed] + [(p, False) for p in loaded]
+    n_done = len(todo)
+    for chunk in _batches(todo, 500):
+        note_rows, link_rows, problem_rows, tag_rows, updates = [], [], [], [], []
+        for path, is_new in chunk:
+            # pop: a resolved, serialised note is not needed again (keeps memory flat)
+            item: Parsed | Note = parsed.pop(path) if is_new else loaded.pop(path)
+            own = item.problems if is_new else parse_problems.get(path, [])
+            found = resolver.resolve_links(path, item.links)
+            problem_rows.extend((p.path, p.line, p.severity, p.message, "parse") for p in own)
+            problem_rows.extend((p.path, p.line, p.severity, p.message, "resolve") for p in found)
+            link_rows.extend(
+                (path, i, l.line, l.kind, l.target, R.link_key(l.target) if l.target else "", l.heading,
+                 l.block, l.display, int(bool(l.is_citation)), l.resolved)
+                for i, l in enumerate(item.links)
+            )
+            if is_new:
+                note_rows.append((path, *file_stat[path], item.finish(nonce, found)))
+                tag_rows.extend((path, tag, tag.casefold()) for tag in item.tags)
+            else:
+                item.problems = own + found
+                updates.append((json.dumps(note_dict(item), ensure_ascii=False), path))
+        conn.executemany("INSERT INTO notes(path, size, mtime, hash, data) VALUES (?, ?, ?, ?, ?)", note_rows)
+        conn.executemany("UPDATE notes SET data=? WHERE path=?", updates)
+        conn.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", link_rows)
+        conn.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?)", problem_rows)
+        conn.executemany("INSERT INTO tags VALUES (?, ?, ?)", tag_rows)
+    if cold:
+        for statement in _SCHEMA.split(";"):
+            if "CREATE INDEX" in statement:
+                conn.execute(statement)
+    return n_done

@@ -1,0 +1,695 @@
+"""Parse one Obsidian note into a :class:`kb.model.Note`.
+
+The pipeline: bytes -> text (kb.text: BOM, CRLF, bad UTF-8, binary, mojibake) ->
+frontmatter (kb.frontmatter) -> markdown-it tokens (kb.syntax: Obsidian's dialect as
+markdown-it rules) -> one walk over the tokens that collects headings, links, tags,
+callouts, tasks, fields and block ids -> the paper model (title, authors, year, DOI,
+citekey, questions, highlights, claims, citations).
+
+``parse_note`` never raises: whatever is wrong with a note becomes a ``Problem``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from bisect import bisect_left
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from kb.frontmatter import get_key, key_line, load_frontmatter, split_frontmatter
+from kb.model import (
+    BlockId,
+    Callout,
+    Claim,
+    Heading,
+    InlineField,
+    Link,
+    ListItem,
+    Note,
+    Problem,
+    Question,
+    Task,
+    tag_key,
+)
+from kb.syntax import CALLOUT_ALIASES, clean_tag, is_attachment, obsidian_markdown
+from kb.text import decode_note
+
+__all__ = ["CALLOUT_ALIASES", "is_citekey", "parse_file", "parse_note", "prepare", "slugify"]
+
+_MD = None
+
+# markdown-it-py parses about 1 MB/s; past this size (Obsidian itself struggles with such
+# notes) the rest of a note is kept as plain text (searchable, no links) so that one
+# pasted log cannot stall indexing.
+MAX_MARKDOWN_CHARS = 1_000_000
+
+
+def _markdown():
+    """One parser per process: building it costs far more than parsing a note."""
+    global _MD
+    if _MD is None:
+        _MD = obsidian_markdown()
+    return _MD
+
+
+def prepare() -> None:
+    """Import markdown-it and PyYAML and build the parser now (``import kb.parse`` alone
+    does neither, to stay cheap). Call it before forking parse workers so that they
+    inherit a ready parser."""
+    import yaml  # noqa: F401
+
+    _markdown()
+
+
+# --- small helpers ----------------------------------------------------------------------
+_SLUG_DROP_RE = re.compile(r"[^\w]+|_+")
+
+
+def slugify(text: str) -> str:
+    """``"Llama 2-Chat beats MPT!"`` -> ``"llama-2-chat-beats-mpt"`` (Unicode letters kept)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    slug = _SLUG_DROP_RE.sub("-", text).strip("-")
+    return slug[:80].rstrip("-")
+
+
+# Better BibTeX's default key: lower-case first author, title words, year (+ a/b suffix).
+_CITEKEY_RE = re.compile(r"[a-z\u00df-\u00ff][\w'-]*?[A-Z0-9\u00c0-\u00de][\w-]*?(?:1[5-9]|20)\d\d[a-z]?")
+
+
+def is_citekey(text: str) -> bool:
+    """Whether ``text`` looks like a Better BibTeX key, e.g. ``touvronLlamaOpenFoundation2023``."""
+    return bool(_CITEKEY_RE.fullmatch(text))
+
+
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_REFERENCES_RE = re.compile(r"references?\s+(?:and|&)\s+related\s+notes?\s*:?", re.I)
+_HIGHLIGHTS_RE = re.compile(r"highlights?\s*:?", re.I)
+_TRAILING_BLOCK_ID_RE = re.compile(r"\s+\^[A-Za-z0-9-]+\s*$")
+_WS_RE = re.compile(r"[ \t]*\n[ \t\n]*")
+_AUTHOR_SPLIT_RE = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*")
+_TAG_SPLIT_RE = re.compile(r"[,\s]+")
+_QUOTE_MARKERS: dict[int, re.Pattern[str]] = {}
+_EXPERIMENT_KEYS = ("experiment", "experiments")
+_YEAR_RE = re.compile(r"(?<!\d)(1[5-9]\d\d|20\d\d)(?!\d)")
+
+
+def _quote_marker(depth: int) -> re.Pattern[str]:
+    if depth not in _QUOTE_MARKERS:
+        _QUOTE_MARKERS[depth] = re.compile(rf"^(?:[ \t]*>){{1,{depth}}} ?")
+    return _QUOTE_MARKERS[depth]
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _string_list(value: Any, split_re: re.Pattern[str] | None = None, split_items: bool = False) -> list[str]:
+    """A property that may be a list or a (separated) string, as a list of strings; the
+    items of a YAML list are split too only with ``split_items``."""
+    is_list = isinstance(value, list)
+    out: list[str] = []
+    for item in value if is_list else [value]:
+        text = _as_text(item)
+        if text is None:
+            continue
+        if split_re is not None and (split_items or not is_list):
+            out.extend(split_re.split(text))
+        else:
+            out.append(text)
+    return [p.strip() for p in out if p.strip()]
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        key = tag_key(item)
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+# --- public entry points ----------------------------------------------------------------
+def parse_file(root: Path, relpath: str) -> Note:
+    """Read ``root/relpath`` and parse it; an unreadable file gives a note with an error."""
+    path = Path(root) / relpath
+    rel = relpath.replace(os.sep, "/")
+    try:
+        data = path.read_bytes()
+        st = path.stat()
+    except OSError as exc:
+        note = Note(path=rel)
+        note.title = note.name
+        note.problems.append(Problem(rel, 1, "error", f"cannot read note: {exc.strerror or exc}"))
+        return note
+    return parse_note(data, rel, mtime=st.st_mtime, ctime=getattr(st, "st_birthtime", st.st_ctime))
+
+
+def parse_note(data: bytes | str, path: str, *, mtime: float = 0.0, ctime: float = 0.0) -> Note:
+    """Parse a note's bytes (or text); ``path`` is vault-relative with ``/``. Never raises."""
+    try:
+        return _parse(data, path, mtime, ctime)
+    except Exception as exc:  # a bug must not stop indexing the rest of the vault
+        note = Note(path=path, mtime=mtime, ctime=ctime)
+        note.title = note.name
+        note.problems.append(Problem(path, 1, "error", f"parser failed: {type(exc).__name__}: {exc}"))
+        return note
+
+
+def _parse(data: bytes | str, path: str, mtime: float, ctime: float) -> Note:
+    if isinstance(data, str):
+        size = len(data.encode("utf-8", "surrogatepass"))
+    else:
+        size = len(data)
+    note = Note(path=path, size=size, mtime=mtime, ctime=ctime)
+    problems = note.problems
+    decoded = decode_note(data)
+    problems.extend(Problem(path, ln, sev, msg) for ln, sev, msg in decoded.issues)
+    if decoded.binary:
+        note.title = note.name
+        return note
+    text = decoded.text
+
+    raw_fm, body_line, body_offset = split_frontmatter(text)
+    if raw_fm is not None:
+        props, fmt, issues = load_frontmatter(raw_fm, 2)
+        note.frontmatter, note.frontmatter_format = props, fmt
+        problems.extend(Problem(path, ln, sev, msg) for ln, sev, msg in issues)
+        # blank lines in place of the frontmatter keep every token's line = the file's line
+        source = "\n" * body_line + text[body_offset:]
+    else:
+        source = text
+
+    rest = ""
+    if len(source) > MAX_MARKDOWN_CHARS:
+        cut = source.rfind("\n", 0, MAX_MARKDOWN_CHARS) + 1 or MAX_MARKDOWN_CHARS
+        source, rest = source[:cut], source[cut:]
+        last = source.count("\n")
+        problems.append(
+            Problem(
+                path,
+                last + 1,
+                "warning",
+                f"note too large ({size / 1e6:.1f} MB): only lines 1-{last} were parsed for links, "
+                "tags and callouts; the rest is indexed as plain text",
+            )
+        )
+
+    tokens = _markdown().parse(source, {})
+    walk = _Walk(note, source)
+    walk.run(tokens)
+    if rest:
+        note.body_text += "\n" + rest
+
+    _sections(note)
+    _paper_model(note, walk, raw_fm or "")
+    _questions(note, walk)
+    _claims(note, walk, raw_fm or "")
+    problems.sort(key=lambda p: p.line)
+    return note
+
+
+# --- the token walk ---------------------------------------------------------------------
+_CLOSERS = {
+    "bullet_list_close": "list",
+    "ordered_list_close": "list",
+    "list_item_close": "item",
+    "table_close": "table",
+}
+
+
+class _Walk:
+    """One pass over markdown-it's flat token stream."""
+
+    def __init__(self, note: Note, source: str) -> None:
+        self.note = note
+        self.source = source
+        self.inline_tags: list[str] = []
+        self.blocks: list[tuple[int, str]] = []  # (line, readable text) for body and answers
+        self.stack: list[tuple[str, int, Any]] = []  # open containers: (kind, line, extra)
+        self.open_callouts: list[tuple[Callout, list[str]]] = []
+        self.callout_texts: dict[int, str] = {}  # id(callout) -> readable text of its body
+        self.last_start: dict[int, int] = {}  # token level -> line of the last block there
+        self.prev_sibling: int | None = None  # line of the block before the current paragraph
+        self.paragraph_line = 1
+        self.pending_item: tuple[ListItem, Task | None, bool] | None = None
+        self.heading_text = ""
+        self._lines: list[str] | None = None
+
+    # -- block level
+    def run(self, tokens: list) -> None:
+        note = self.note
+        line = 1
+        for i, tok in enumerate(tokens):
+            ttype = tok.type
+            if ttype == "inline":
+                self.inline(tok, tok.map[0] + 1 if tok.map else line, i, tokens)
+                continue
+            if tok.map is not None and tok.nesting >= 0:
+                line = tok.map[0] + 1
+                level = tok.level
+                prev = self.last_start.get(level)
+                self.last_start[level] = line
+                if tok.nesting == 1:
+                    for deeper in [k for k in self.last_start if k > level]:
+                        del self.last_start[deeper]
+                if ttype == "paragraph_open":
+                    self.paragraph_line, self.prev_sibling = line, prev
+            if ttype == "heading_close":
+                self.heading(tok, line)
+            elif ttype == "blockquote_open":
+                info = (tok.meta or {}).get("callout")
+                callout = self.callout(tok, info) if info else None
+                self.stack.append(("blockquote", line, callout))
+            elif ttype == "blockquote_close":
+                callout = self._pop("blockquote")
+                if callout is not None and self.open_callouts and self.open_callouts[-1][0] is callout:
+                    _, parts = self.open_callouts.pop()
+                    self.callout_texts[id(callout)] = "\n".join(p for p in parts if p).strip()
+            elif ttype in ("bullet_list_open", "ordered_list_open"):
+                self.stack.append(("list", line, None))
+            elif ttype == "list_item_open":
+                self.list_item(tok, line)
+                self.stack.append(("item", line, None))
+            elif ttype in _CLOSERS:
+                if ttype == "list_item_close":
+                    self.pending_item = None
+                self._pop(_CLOSERS[ttype])
+            elif ttype == "table_open":
+                self.stack.append(("table", line, None))
+            elif ttype in ("fence", "code_block", "math_block", "math_block_label"):
+                self.code(tok, line)
+        for callout, parts in self.open_callouts:  # defensive: an unbalanced stream
+            self.callout_texts[id(callout)] = "\n".join(parts).strip()
+        note.tags = list(note.tags) + self.inline_tags
+        note.body_text = "\n".join(text for _, text in self.blocks if text)
+
+    def _pop(self, kind: str) -> Any:
+        # the footnote plugin moves definitions (with some of their closers) to the end
+        # of the stream, so a closer may have no opener: ignore those
+        if self.stack and self.stack[-1][0] == kind:
+            return self.stack.pop()[2]
+        return None
+
+    def heading(self, tok, line: int) -> None:
+        level = int(tok.tag[1]) if tok.tag[1:].isdigit() else 1
+        text = self.heading_text.strip()
+        self.note.headings.append(Heading(text=text, level=level, line=line))
+
+    def callout(self, tok, info: dict) -> Callout:
+        start, end = tok.map[0] + 1, tok.map[1]
+        depth = info["depth"]
+        if self._lines is None:
+            self._lines = self.source.split("\n")
+        marker = _quote_marker(depth)
+        body = [marker.sub("", ln.lstrip(), count=1) for ln in self._lines[start:end]]
+        callout = Callout(
+            type=info["type"],
+            raw_type=info["raw_type"],
+            title=_TRAILING_BLOCK_ID_RE.sub("", info["title"]),
+            fold=info["fold"],
+            line=start,
+            end_line=end,
+            depth=depth,
+            content="\n".join(body).strip("\n"),
+        )
+        self.note.callouts.append(callout)
+        self.open_callouts.append((callout, []))
+        return callout
+
+    def list_item(self, tok, line: int) -> None:
+        status = (tok.meta or {}).get("task")
+        item = ListItem(text="", line=line, task=status is not None)
+        self.note.lists.append(item)
+        task = None
+        if status is not None:
+            task = Task(text="", status=status, completed=status in "xX", line=line)
+            self.note.tasks.append(task)
+        # a first-level item of a callout titled "Highlights"; its text arrives with the
+        # item's first inline token
+        highlight = False
+        if len(self.stack) >= 2 and self.stack[-1][0] == "list" and self.stack[-2][0] == "blockquote":
+            callout = self.stack[-2][2]
+            highlight = callout is not None and bool(_HIGHLIGHTS_RE.fullmatch(_strip_emphasis(callout.title)))
+        self.pending_item = (item, task, highlight)
+
+    def code(self, tok, line: int) -> None:
+        info = (tok.info or "").strip().split(maxsplit=1)
+        if tok.type == "fence" and info and info[0].lower() == "dataview":
+            end = tok.map[1] if tok.map else line
+            self.note.dataview_blocks.append({"query": tok.content, "line": line, "end_line": end})
+            return
+        text = tok.content.rstrip("\n")
+        self.blocks.append((line, text))
+        for _, parts in self.open_callouts:
+            parts.append(text)
+
+    # -- inline level
+    def inline(self, tok, line: int, i: int, tokens: list) -> None:
+        note = self.note
+        content = tok.content
+        newlines: list[int] | None = None
+
+        def line_at(pos: int) -> int:
+            nonlocal newlines
+            if newlines is None:
+                newlines = []
+                at = content.find("\n")
+                while at >= 0:
+                    newlines.append(at)
+                    at = content.find("\n", at + 1)
+            return line + bisect_left(newlines, pos) if newlines else line
+
+        parts: list[str] = []
+        open_link: tuple[Link, int] | None = None
+        in_table = bool(self.stack) and self.stack[-1][0] == "table"
+        for child in tok.children or ():
+            ctype = child.type
+            if ctype == "text":
+                parts.append(child.content)
+            elif ctype == "softbreak" or ctype == "hardbreak":
+                parts.append("\n")
+            elif ctype == "wikilink":
+                meta = child.meta
+                self._link(
+                    Link(
+                        target=meta["target"],
+                        kind=meta["kind"],
+                        line=line_at(meta["pos"]),
+                        heading=meta["heading"],
+                        block=meta["block"],
+                        subpath=meta["subpath"],
+                        display=meta["display"],
+                    )
+                )
+                parts.append(child.content)
+            elif ctype == "tag":
+                self.inline_tags.append(child.meta["tag"])
+                parts.append(child.content)
+            elif ctype == "code_inline" or ctype.startswith("math_inline"):
+                parts.append(child.content)
+            elif ctype == "link_open":
+                link = _markdown_link(child.attrGet("href"), line_at((child.meta or {}).get("pos", 0)))
+                if link is not None:
+                    self._link(link)
+                    open_link = (link, len(parts))
+            elif ctype == "link_close":
+                if open_link is not None:
+                    label = "".join(parts[open_link[1] :]).strip()
+                    open_link[0].display = label or None
+                    open_link = None
+            elif ctype == "image":
+                link = _markdown_link(child.attrGet("src"), line_at((child.meta or {}).get("pos", 0)))
+                if link is not None:
+                    link.display = child.content or None
+                    self._link(link)
+                parts.append(child.content)
+            elif ctype == "inline_field":
+                meta = child.meta
+                note.inline_fields.append(
+                    InlineField(key=meta["key"], value=meta["value"], line=line_at(meta["pos"]), style=meta["style"])
+                )
+            elif ctype == "block_id":
+                self._block_id(child.meta, content, line_at(child.meta["pos"]), in_table)
+        text = "".join(parts)
+        if tokens[i - 1].type == "heading_open":
+            self.heading_text = text
+        readable = _WS_RE.sub("\n", text).strip()
+        self.blocks.append((line, readable))
+        for _, callout_parts in self.open_callouts:
+            callout_parts.append(readable)
+        if self.pending_item is not None and i >= 2 and tokens[i - 2].type == "list_item_open":
+            item, task, highlight = self.pending_item
+            item.text = readable
+            if task is not None:
+                task.text = readable
+            if highlight and readable:
+                note.highlights.append(readable)
+            self.pending_item = None
+
+    def _link(self, link: Link) -> None:
+        self.note.links.append(link)
+
+    def _block_id(self, meta: dict, content: str, line: int, in_table: bool) -> None:
+        block_line = self.paragraph_line
+        if meta["alone"]:
+            if in_table:
+                block_line = self.stack[-1][1]
+            elif content.strip() == "^" + meta["id"]:  # a paragraph of its own: names the block before
+                block_line = self.prev_sibling or line
+            else:  # last line of a paragraph: a lazy line after a quote or list names that block
+                block_line = self._container_line()
+        self.note.block_ids.append(BlockId(id=meta["id"], line=line, block_line=block_line))
+
+    def _container_line(self) -> int:
+        stack = self.stack
+        if not stack:
+            return self.paragraph_line
+        kind, line, _ = stack[-1]
+        if kind == "blockquote":
+            return line
+        if kind == "item":  # the outermost list of this run of nested lists
+            j = len(stack) - 1
+            while j > 0 and stack[j - 1][0] in ("list", "item"):
+                j -= 1
+            return stack[j][1]
+        return self.paragraph_line
+
+
+def _strip_emphasis(text: str) -> str:
+    return text.replace("*", "").replace("_", " ").strip() if ("*" in text or "_" in text) else text.strip()
+
+
+def _markdown_link(href: str | None, line: int) -> Link | None:
+    """A Markdown link to a note or attachment; None for URLs (http:, zotero:, file: ...)."""
+    if href is None:
+        return None
+    href = href.strip()
+    if not href or href.startswith("//") or _SCHEME_RE.match(href):
+        return None
+    dest, _, subpath = unquote(href).partition("#")
+    heading = block = None
+    subpath = subpath.strip()
+    if subpath.startswith("^"):
+        block = subpath[1:] or None
+    elif subpath and not is_attachment(dest):
+        heading = "#".join(p.strip() for p in subpath.split("#") if p.strip()) or None
+    if not dest.strip() and heading is None and block is None:
+        return None
+    return Link(
+        target=dest.strip(), kind="markdown", line=line, heading=heading, block=block, subpath=subpath or None
+    )
+
+
+# --- the paper model --------------------------------------------------------------------
+def _sections(note: Note) -> None:
+    """Each link's section (the heading above it) and whether it is a citation: inside a
+    "Reference(s) and Related Notes" section, which runs to the next heading of the same
+    or a higher level. Done by line, so footnote text (moved to the end of markdown-it's
+    token stream) still lands in the right section."""
+    headings = note.headings
+    if not headings or not note.links:
+        return
+    lines = [h.line for h in headings]
+    ref_ranges = []
+    for k, h in enumerate(headings):
+        if _REFERENCES_RE.fullmatch(_strip_emphasis(h.text)):
+            end = next((o.line for o in headings[k + 1 :] if o.level <= h.level), float("inf"))
+            ref_ranges.append((h.line, end))
+    for link in note.links:
+        k = bisect_left(lines, link.line) - 1  # the last heading strictly above the link
+        link.section = headings[k].text if k >= 0 else None
+        link.is_citation = any(start < link.line < end for start, end in ref_ranges)
+
+
+def _paper_model(note: Note, walk: _Walk, raw_fm: str) -> None:
+    props = note.frontmatter
+    title = _as_text(get_key(props, "name", "title"))
+    if title is None:
+        h1 = next((h for h in note.headings if h.level == 1 and h.text), None)
+        title = h1.text if h1 else note.name
+    note.title = title
+
+    note.authors = _authors(get_key(props, "authors", "author"))
+    note.year = _year(props)
+    doi = _as_text(get_key(props, "doi"))
+    if doi:
+        doi = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", doi, flags=re.I).strip() or None
+    note.doi = doi
+
+    note.aliases = _dedupe([a.lstrip() for a in _string_list(get_key(props, "aliases", "alias"), re.compile(r"\s*,\s*"))])
+    citekey = _as_text(get_key(props, "citekey", "citationkey", "citation-key", "citation key"))
+    if citekey:
+        citekey = citekey.lstrip("@").strip() or None
+    if citekey is None:
+        citekey = next((a.lstrip("@") for a in note.aliases if is_citekey(a.lstrip("@"))), None)
+    if citekey is None and note.name.startswith("@") and is_citekey(note.name[1:]):
+        citekey = note.name[1:]  # the Zotero Integration plugin's "@citekey.md"
+    note.citekey = citekey
+
+    fm_tags: list[str] = []
+    raw_tags = get_key(props, "tags", "tag")
+    for item in _string_list(raw_tags, _TAG_SPLIT_RE, split_items=True):
+        tag = clean_tag(item.lstrip("#"))
+        if tag is None:
+            line = key_line(raw_fm, "tags", 2)
+            note.problems.append(Problem(note.path, line, "warning", f"frontmatter tag {item!r} is not a valid tag"))
+        else:
+            fm_tags.append(tag)
+    note.tags = _dedupe(fm_tags + note.tags)
+
+
+def _authors(value: Any) -> list[str]:
+    if isinstance(value, list):
+        names = []
+        for item in value:
+            if isinstance(item, dict):  # CSL-style {given, family}
+                parts = [_as_text(item.get(k)) for k in ("given", "family")]
+                name = " ".join(p for p in parts if p) or _as_text(item.get("name"))
+            else:
+                name = _as_text(item)
+            if name:
+                names.append(name.lstrip("[").rstrip("]") if name.startswith("[[") else name)
+        return names
+    text = _as_text(value)
+    if not text:
+        return []
+    if ";" in text:
+        parts = text.split(";")
+    elif " and " in text and "," in text and all(p.count(",") == 1 for p in text.split(" and ")):
+        parts = text.split(" and ")  # BibTeX's "Last, First and Last, First"
+    else:
+        parts = _AUTHOR_SPLIT_RE.split(text)
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+def _year(props: dict[str, Any]) -> int | None:
+    for key in ("year", "date", "published", "issued", "publication date", "date published"):
+        value = get_key(props, key)
+        if isinstance(value, bool) or value is None:
+            continue
+        m = _YEAR_RE.search(str(value))
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _questions(note: Note, walk: _Walk) -> None:
+    questions = [c for c in note.callouts if c.type == "question"]
+    if not questions:
+        return
+    stops = sorted({c.line for c in note.callouts} | {h.line for h in note.headings})
+    blocks = sorted(walk.blocks, key=lambda b: b[0])
+    block_lines = [b[0] for b in blocks]
+    for callout in questions:
+        k = bisect_left(stops, callout.end_line + 1)
+        stop = stops[k] if k < len(stops) else float("inf")
+        lo = bisect_left(block_lines, callout.end_line + 1)
+        answer_parts = []
+        for line, text in blocks[lo:]:
+            if line >= stop:
+                break
+            if text:
+                answer_parts.append(text)
+        answer = "\n".join(answer_parts).strip()
+        body = walk.callout_texts.get(id(callout), "")
+        text = body or callout.title
+        if callout.title and not body.startswith(callout.title):
+            text = f"{callout.title}\n{body}".strip()
+        note.questions.append(Question(text=text, answer=answer, answered=bool(answer), line=callout.line))
+
+
+def _claims(note: Note, walk: _Walk, raw_fm: str) -> None:
+    claims: list[Claim] = []
+    for callout in note.callouts:
+        if callout.type != "claim":
+            continue
+        statement = callout.title
+        if not statement:
+            for raw in callout.content.split("\n"):
+                raw = _TRAILING_BLOCK_ID_RE.sub("", raw).strip()
+                if raw and "::" not in raw and not raw.startswith("^"):
+                    statement = raw
+                    break
+        experiments: list[str] = []
+        for f in note.inline_fields:
+            if callout.line <= f.line <= callout.end_line and f.key.strip().lower() in _EXPERIMENT_KEYS:
+                experiments.extend(_experiment_ids(f.value))
+        claim_id = next((b.id for b in note.block_ids if b.block_line == callout.line), None)
+        claims.append(
+            Claim(
+                id=claim_id or slugify(statement) or f"claim-{callout.line}",
+                statement=statement,
+                experiments=_dedupe(experiments),
+                line=callout.line,
+                source="callout",
+            )
+        )
+    listed = get_key(note.frontmatter, "claims")
+    if listed is not None:
+        line = key_line(raw_fm, "claims", 2)
+        if not isinstance(listed, list):
+            note.problems.append(Problem(note.path, line, "warning", "frontmatter 'claims' should be a list"))
+            listed = []
+        for entry in listed:
+            if not isinstance(entry, dict):
+                note.problems.append(Problem(note.path, line, "warning", f"claim {entry!r} is not a mapping"))
+                continue
+            statement = _as_text(get_key(entry, "statement", "claim")) or ""
+            claim_id = _as_text(get_key(entry, "id"))
+            if not claim_id and not statement:
+                note.problems.append(Problem(note.path, line, "warning", "claim without id or statement"))
+                continue
+            experiments = []
+            for value in _string_list(get_key(entry, "experiment", "experiments")):
+                experiments.extend(_experiment_ids(value))
+            claims.append(
+                Claim(
+                    id=claim_id or slugify(statement),
+                    statement=statement,
+                    experiments=_dedupe(experiments),
+                    line=_entry_line(raw_fm, claim_id, line),
+                    source="frontmatter",
+                )
+            )
+    first_line: dict[str, int] = {}
+    for claim in claims:
+        if claim.id in first_line:
+            note.problems.append(
+                Problem(
+                    note.path,
+                    claim.line,
+                    "error",
+                    f"duplicate claim id {claim.id!r} (first on line {first_line[claim.id]})",
+                )
+            )
+        else:
+            first_line[claim.id] = claim.line
+    note.claims = claims
+
+
+def _entry_line(raw_fm: str, claim_id: str | None, default: int) -> int:
+    """The file line of ``id: <claim_id>`` in a YAML claims list (else ``default``)."""
+    if claim_id:
+        m = re.search(rf"^[ \t]*(?:-[ \t]*)?id[ \t]*:[ \t]*[\"']?{re.escape(claim_id)}[\"']?[ \t]*$", raw_fm, re.M)
+        if m:
+            return 2 + raw_fm.count("\n", 0, m.start())
+    return default
+
+
+def _experiment_ids(value: str) -> list[str]:
+    ids = []
+    for part in value.split(","):
+        part = part.strip().strip("`'\"").strip()
+        if part.startswith("[[") and part.endswith("]]"):
+            part = part[2:-2].split("|", 1)[0].strip()
+        if part:
+            ids.append(part)
+    return ids

@@ -1,0 +1,292 @@
+"""Where a query's pages come from: a list of notes in memory, or the SQLite index.
+
+The index corpus keeps small helper tables (``query_meta``, ``query_tags``,
+``query_links``, ``query_names``) next to the index's ``notes`` table and brings them up to
+date lazily, at query time, by comparing ``(path, hash)`` with ``notes``: only changed
+notes are decoded. ``FROM #tag``, ``FROM [[note]]`` and link look-ups then run in SQL, and
+a query decodes only the notes its FROM selects.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable
+
+from kb.query.pages import Page, tag_levels
+
+
+def _is_external(target: str) -> bool:
+    head = target.split(":", 1)[0]
+    return ":" in target and head.isalpha() and len(head) > 1
+
+
+def link_rows(data: dict[str, Any]) -> list[str]:
+    """The raw targets (resolved when known) a note links to."""
+    out = []
+    for ln in data.get("links") or []:
+        target = ln.get("target") or ""
+        if target and not _is_external(target):
+            out.append(ln.get("resolved") or target)
+    return out
+
+
+def name_keys(data: dict[str, Any]) -> list[str]:
+    """Names a link may use for this note: path, path without .md, file name, aliases, citekey."""
+    path = data["path"]
+    stem = path[:-3] if path.lower().endswith(".md") else path
+    keys = [path, stem, stem.rsplit("/", 1)[-1]]
+    keys += list(data.get("aliases") or [])
+    if data.get("citekey"):
+        keys += [data["citekey"], "@" + data["citekey"]]
+    return [k.casefold() for k in keys if k]
+
+
+class Corpus:
+    """The pages a query runs over, and the look-ups FROM and ``file.*`` need."""
+
+    root: Path | None = None
+
+    def __init__(self) -> None:
+        self._pages: dict[str, Page] = {}
+        self._statuses: dict[str, Any] | None = None
+
+    # subclasses implement these
+    def paths(self) -> list[str]:
+        raise NotImplementedError
+
+    def _load(self, paths: list[str]) -> dict[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def tagged(self, tag: str) -> set[str]:
+        raise NotImplementedError
+
+    def linking_to(self, path: str) -> set[str]:
+        raise NotImplementedError
+
+    def links_of(self, path: str) -> set[str]:
+        raise NotImplementedError
+
+    def resolve(self, target: str, from_path: str | None = None) -> str | None:
+        raise NotImplementedError
+
+    # shared
+    def in_folder(self, folder: str) -> set[str]:
+        """``"papers"`` selects papers/ and its subfolders; ``"papers/Note"`` one note."""
+        folder = folder.strip().strip("/")
+        if not folder:
+            return set(self.paths())
+        low = folder.casefold()
+        out = set()
+        for p in self.paths():
+            lp = p.casefold()
+            if lp.startswith(low + "/") or lp == low or lp == low + ".md":
+                out.add(p)
+        return out
+
+    def pages(self, paths: Iterable[str]) -> list[Page]:
+        paths = list(paths)
+        missing = [p for p in paths if p not in self._pages]
+        if missing:
+            for path, data in self._load(missing).items():
+                self._pages[path] = Page(data, self)
+        return [self._pages[p] for p in paths if p in self._pages]
+
+    def page(self, path: str) -> Page | None:
+        found = self.pages([path])
+        return found[0] if found else None
+
+    def claim_statuses(self) -> dict[str, Any]:
+        """Latest reproduction status per claim id, when the repro framework is available."""
+        if self._statuses is None:
+            self._statuses = {}
+            if self.root is not None:
+                try:
+                    from repro.status import claim_statuses
+                except ImportError:
+                    pass
+                else:
+                    try:
+                        self._statuses = dict(claim_statuses(self.root) or {})
+                    except Exception:  # a broken run record must not break a query
+                        self._statuses = {}
+        return self._statuses
+
+
+class MemoryCorpus(Corpus):
+    """Pages from notes held in memory (tests, or a vault without an index)."""
+
+    def __init__(self, notes: Iterable[Any], root: Path | None = None) -> None:
+        super().__init__()
+        self.root = root
+        self._data: dict[str, dict[str, Any]] = {}
+        for n in notes:
+            d = n if isinstance(n, dict) else n.to_dict()
+            self._data[d["path"]] = d
+        self._names: dict[str, str] = {}
+        for path in sorted(self._data, key=lambda p: (p.count("/"), len(p), p)):
+            for k in name_keys(self._data[path]):
+                self._names.setdefault(k, path)
+        self._tags: dict[str, set[str]] = {}
+        self._out: dict[str, set[str]] = {}
+        self._in: dict[str, set[str]] = {}
+        for path, d in self._data.items():
+            for t in d.get("tags") or []:
+                for lvl in tag_levels(t):
+                    self._tags.setdefault(lvl.casefold(), set()).add(path)
+            for target in link_rows(d):
+                dst = target if target in self._data else (self.resolve(target) or target)
+                self._out.setdefault(path, set()).add(dst)
+                self._in.setdefault(dst, set()).add(path)
+
+    def paths(self) -> list[str]:
+        return list(self._data)
+
+    def _load(self, paths: list[str]) -> dict[str, dict[str, Any]]:
+        return {p: self._data[p] for p in paths if p in self._data}
+
+    def tagged(self, tag: str) -> set[str]:
+        return set(self._tags.get(tag.lstrip("#").casefold(), ()))
+
+    def linking_to(self, path: str) -> set[str]:
+        return set(self._in.get(path, ()))
+
+    def links_of(self, path: str) -> set[str]:
+        return set(self._out.get(path, ()))
+
+    def resolve(self, target: str, from_path: str | None = None) -> str | None:
+        if target in self._data:
+            return target
+        t = target.split("#", 1)[0].split("|", 1)[0].strip().casefold()
+        return self._names.get(t) or (self._names.get(t[:-3]) if t.endswith(".md") else None)
+
+
+_HELPER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS query_meta(path TEXT PRIMARY KEY, hash TEXT);
+CREATE TABLE IF NOT EXISTS query_tags(path TEXT, tag TEXT);
+CREATE INDEX IF NOT EXISTS query_tags_tag ON query_tags(tag);
+CREATE INDEX IF NOT EXISTS query_tags_path ON query_tags(path);
+CREATE TABLE IF NOT EXISTS query_links(path TEXT, target TEXT);
+CREATE INDEX IF NOT EXISTS query_links_target ON query_links(target);
+CREATE INDEX IF NOT EXISTS query_links_path ON query_links(path);
+CREATE TABLE IF NOT EXISTS query_names(path TEXT, name TEXT);
+CREATE INDEX IF NOT EXISTS query_names_name ON query_names(name);
+CREATE INDEX IF NOT EXISTS query_names_path ON query_names(path);
+"""
+
+
+class IndexCorpus(Corpus):
+    """Pages from the index database (table ``notes(path, size, mtime, hash, data)``)."""
+
+    def __init__(self, conn: sqlite3.Connection, root: Path | None = None) -> None:
+        super().__init__()
+        self.conn = conn
+        self.root = root
+        self._paths: list[str] | None = None
+        self.sync()
+
+    def sync(self) -> int:
+        """Bring the helper tables in line with ``notes``; returns how many notes changed."""
+        c = self.conn
+        c.executescript(_HELPER_SCHEMA)
+        current = dict(c.execute("SELECT path, hash FROM notes"))
+        known = dict(c.execute("SELECT path, hash FROM query_meta"))
+        gone = [p for p in known if p not in current]
+        changed = [p for p, h in current.items() if known.get(p, object()) != h]
+        if not gone and not changed:
+            self._paths = list(current)
+            return 0
+        with c:
+            for chunk in _chunks(gone + changed, 500):
+                marks = ",".join("?" * len(chunk))
+                for table in ("query_meta", "query_tags", "query_links", "query_names"):
+                    c.execute(f"DELETE FROM {table} WHERE path IN ({marks})", chunk)
+            for chunk in _chunks(changed, 500):
+                marks = ",".join("?" * len(chunk))
+                rows = c.execute(f"SELECT path, hash, data FROM notes WHERE path IN ({marks})", chunk)
+                meta, tags, names, links = [], [], [], []
+                for path, h, blob in rows:
+                    try:
+                        d = json.loads(blob)
+                    except (TypeError, ValueError):
+                        continue
+                    d["path"] = path
+                    meta.append((path, h))
+                    tags += [(path, lvl.casefold()) for t in d.get("tags") or [] for lvl in tag_levels(t)]
+                    names += [(path, k) for k in set(name_keys(d))]
+                    links += [(path, t) for t in {x.casefold() for x in link_rows(d)}]
+                c.executemany("INSERT INTO query_meta VALUES (?, ?)", meta)
+                c.executemany("INSERT INTO query_tags VALUES (?, ?)", tags)
+                c.executemany("INSERT INTO query_names VALUES (?, ?)", names)
+                c.executemany("INSERT INTO query_links VALUES (?, ?)", links)
+        self._paths = list(current)
+        return len(gone) + len(changed)
+
+    def paths(self) -> list[str]:
+        assert self._paths is not None
+        return self._paths
+
+    def _path_set(self) -> set[str]:
+        if getattr(self, "_pathset", None) is None:
+            self._pathset = set(self.paths())
+        return self._pathset
+
+    def _load(self, paths: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if len(paths) > 2000:
+            wanted = set(paths)
+            rows: Iterable = ((p, b) for p, b in self.conn.execute("SELECT path, data FROM notes") if p in wanted)
+        else:
+            rows = []
+            for chunk in _chunks(paths, 500):
+                marks = ",".join("?" * len(chunk))
+                rows += self.conn.execute(f"SELECT path, data FROM notes WHERE path IN ({marks})", chunk).fetchall()
+        for path, blob in rows:
+            try:
+                d = json.loads(blob)
+            except (TypeError, ValueError):
+                continue
+            d["path"] = path
+            out[path] = d
+        return out
+
+    def tagged(self, tag: str) -> set[str]:
+        rows = self.conn.execute("SELECT path FROM query_tags WHERE tag = ?", (tag.lstrip("#").casefold(),))
+        return {r[0] for r in rows}
+
+    def _targets_for(self, path: str) -> list[str]:
+        # a link is stored resolved when the index resolved it, else as written: match both
+        names = [r[0] for r in self.conn.execute("SELECT name FROM query_names WHERE path = ?", (path,))]
+        return [path] + names
+
+    def linking_to(self, path: str) -> set[str]:
+        out: set[str] = set()
+        targets = sorted({t.casefold() for t in self._targets_for(path)})
+        for chunk in _chunks(targets, 500):
+            marks = ",".join("?" * len(chunk))
+            out |= {r[0] for r in self.conn.execute(
+                f"SELECT path FROM query_links WHERE target IN ({marks})", chunk)}
+        return out
+
+    def links_of(self, path: str) -> set[str]:
+        out = set()
+        for (target,) in self.conn.execute("SELECT target FROM query_links WHERE path = ?", (path,)):
+            out.add(self.resolve(target) or target)
+        return out
+
+    def resolve(self, target: str, from_path: str | None = None) -> str | None:
+        t = target.split("#", 1)[0].split("|", 1)[0].strip()
+        if not t:
+            return None
+        if t in self._path_set():
+            return t
+        rows = [r[0] for r in self.conn.execute("SELECT path FROM query_names WHERE name = ?", (t.casefold(),))]
+        if not rows:
+            return None
+        return min(rows, key=lambda p: (p.count("/"), len(p), p))
+
+
+def _chunks(items: list, n: int) -> Iterable[list]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

@@ -1,0 +1,462 @@
+"""Runs a parsed DQL query over a corpus of pages, with Dataview's semantics.
+
+Rows flow through the commands in the order written: FROM picks the pages, then each
+WHERE / SORT / GROUP BY / FLATTEN / LIMIT transforms the row list. After GROUP BY a row
+is a group: its key under the GROUP BY name and its member rows under ``rows``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from kb.query import ast
+from kb.query.corpus import Corpus
+from kb.query.errors import QueryError
+from kb.query.functions import FUNCTIONS, call_function
+from kb.query.pages import Page
+from kb.query.parser import parse_query
+from kb.query.values import (
+    Duration, Lambda, Link, Record, SortKey, add_duration, compare, relative_date, to_string,
+    truthy, typeof,
+)
+
+
+class Row(Record):
+    """A result row: a page (or task, or nothing after GROUP BY) plus names bound by
+    FLATTEN / GROUP BY. A binding ``file.tags`` overrides that nested field."""
+
+    __slots__ = ("base", "bindings", "path")
+
+    def __init__(self, base: Record | None, bindings: dict[str, Any] | None = None) -> None:
+        self.base = base
+        self.bindings = bindings or {}
+        self.path = base.path if isinstance(base, Page) else getattr(base, "path", None)
+
+    def __repr__(self) -> str:
+        return f"Row({self.path!r}, {list(self.bindings)})"
+
+    def get(self, name: str) -> Any:
+        b = self.bindings
+        if b:
+            if name in b:
+                return b[name]
+            prefix = name + "."
+            nested = {k[len(prefix):]: v for k, v in b.items() if k.startswith(prefix)}
+            if nested:
+                inner = self.base.get(name) if self.base is not None else None
+                return Overlay(inner, nested)
+        return self.base.get(name) if self.base is not None else None
+
+    def keys(self) -> list[str]:
+        keys = list(self.base.keys()) if self.base is not None else []
+        return keys + [k for k in self.bindings if k not in keys and "." not in k]
+
+    @property
+    def page(self) -> Page | None:
+        return self.base if isinstance(self.base, Page) else getattr(self.base, "page", None)
+
+
+class Overlay(Record):
+    """An object with some (possibly nested) fields replaced."""
+
+    __slots__ = ("inner", "over", "path")
+
+    def __init__(self, inner: Any, over: dict[str, Any]) -> None:
+        self.inner = inner
+        self.over = over
+        self.path = None
+
+    def get(self, name: str) -> Any:
+        if name in self.over:
+            return self.over[name]
+        prefix = name + "."
+        nested = {k[len(prefix):]: v for k, v in self.over.items() if k.startswith(prefix)}
+        base = get_field(self.inner, name) if self.inner is not None else None
+        return Overlay(base, nested) if nested else base
+
+    def keys(self) -> list[str]:
+        keys = list(self.inner.keys()) if isinstance(self.inner, (dict, Record)) else []
+        return keys + [k for k in self.over if "." not in k and k not in keys]
+
+
+class TaskRecord(Record):
+    """A task of a TASK query: its own fields first, then its page's."""
+
+    __slots__ = ("task", "page", "path")
+
+    def __init__(self, task: dict[str, Any], page: Page) -> None:
+        self.task = task
+        self.page = page
+        self.path = page.path
+
+    def get(self, name: str) -> Any:
+        if name in self.task:
+            return self.task[name]
+        return self.page.get(name)
+
+    def keys(self) -> list[str]:
+        return list(self.task) + [k for k in self.page.keys() if k not in self.task]
+
+
+_DATE_FIELDS = {
+    "year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
+    "hour": lambda d: d.hour, "minute": lambda d: d.minute, "second": lambda d: d.second,
+    "millisecond": lambda d: d.microsecond // 1000, "weekday": lambda d: d.isoweekday(),
+    "week": lambda d: d.isocalendar()[1], "weekyear": lambda d: d.isocalendar()[0],
+    "weeknumber": lambda d: d.isocalendar()[1], "quarter": lambda d: (d.month - 1) // 3 + 1,
+    "ordinal": lambda d: d.timetuple().tm_yday, "ts": lambda d: int(d.timestamp() * 1000),
+}
+
+
+def get_field(obj: Any, name: str, ctx: "Context | None" = None) -> Any:
+    """``obj.name`` with Dataview's rules for each type (lists map over their elements)."""
+    if obj is None:
+        return None
+    if isinstance(obj, Record):
+        return obj.get(name)
+    if isinstance(obj, dict):
+        if name in obj:
+            return obj[name]
+        low = name.lower()
+        for k, v in obj.items():
+            if str(k).lower() == low:
+                return v
+        return None
+    if isinstance(obj, list):
+        return [get_field(x, name, ctx) for x in obj]
+    if isinstance(obj, Link):
+        page = ctx.link_page(obj) if ctx is not None else None
+        return page.get(name) if page is not None else None
+    if isinstance(obj, _dt.datetime):
+        f = _DATE_FIELDS.get(name)
+        return f(obj) if f else None
+    if isinstance(obj, Duration):
+        parts = obj.parts()
+        if name in parts:
+            return parts[name]
+        if name in ("weeks",):
+            return parts["days"] // 7
+        if name in ("milliseconds",):
+            return int(round((abs(obj.seconds) % 1) * 1000))
+        return None
+    if isinstance(obj, str) and name == "length":
+        return len(obj)
+    return None
+
+
+@dataclass
+class Context:
+    """What an expression can see besides its row: the corpus, ``this`` and the clock."""
+
+    corpus: Corpus | None = None
+    this: Page | None = None
+    now: _dt.datetime = field(default_factory=_dt.datetime.now)
+
+    def link_page(self, link: Link) -> Page | None:
+        if self.corpus is None:
+            return None
+        path = self.corpus.resolve(link.path) or link.path
+        return self.corpus.page(path)
+
+    # ---- expressions --------------------------------------------------------------------
+    def eval(self, e: ast.Expr, row: Record | None, scope: dict[str, Any] | None = None) -> Any:
+        t = type(e)
+        if t is ast.Literal:
+            return e.value
+        if t is ast.Variable:
+            name = e.name
+            if scope and name in scope:
+                return scope[name]
+            if name == "this":
+                return self.this
+            if row is None:
+                return None
+            value = row.get(name)
+            if value is None and name == "row":  # row["Field With Spaces"]
+                return row
+            return value
+        if t is ast.Dot:
+            return get_field(self.eval(e.obj, row, scope), e.name, self)
+        if t is ast.Binary:
+            op = e.op
+            if op == "and":
+                return truthy(self.eval(e.left, row, scope)) and truthy(self.eval(e.right, row, scope))
+            if op == "or":
+                return truthy(self.eval(e.left, row, scope)) or truthy(self.eval(e.right, row, scope))
+            return self.binary(op, self.eval(e.left, row, scope), self.eval(e.right, row, scope))
+        if t is ast.Call:
+            return self.call(e, row, scope)
+        if t is ast.Unary:
+            v = self.eval(e.operand, row, scope)
+            if e.op == "!":
+                return not truthy(v)
+            if v is None:
+                return None
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return -v
+            if isinstance(v, Duration):
+                return -v
+            raise QueryError(f"cannot negate a {typeof(v)}")
+        if t is ast.Index:
+            obj = self.eval(e.obj, row, scope)
+            idx = self.eval(e.index, row, scope)
+            return self.index(obj, idx)
+        if t is ast.ListExpr:
+            return [self.eval(x, row, scope) for x in e.items]
+        if t is ast.ObjectExpr:
+            return {k: self.eval(v, row, scope) for k, v in e.items}
+        if t is ast.LinkExpr:
+            if not e.target:
+                if self.this is None:
+                    raise QueryError("[[]] means the current note, which only a note's query block "
+                                     "(or --this NOTE) has")
+                path = self.this.path
+            else:
+                path = (self.corpus.resolve(e.target) if self.corpus is not None else None) or e.target
+            return Link(path, e.display, e.subpath, e.embed, e.type)
+        if t is ast.LambdaExpr:
+            params, body = e.params, e.body
+            outer = dict(scope or {})
+
+            def call(args: list[Any]) -> Any:
+                inner = dict(outer)
+                inner.update(zip(params, args + [None] * (len(params) - len(args))))
+                return self.eval(body, row, inner)
+
+            return Lambda(params, call)
+        raise QueryError(f"cannot evaluate {type(e).__name__}")  # pragma: no cover
+
+    def index(self, obj: Any, idx: Any) -> Any:
+        if obj is None or idx is None:
+            return None
+        if isinstance(idx, str):
+            return get_field(obj, idx, self)
+        if isinstance(idx, (int, float)) and not isinstance(idx, bool):
+            if isinstance(obj, (list, str)):
+                if isinstance(idx, float) and not idx.is_integer():
+                    return None
+                i = int(idx)
+                return obj[i] if 0 <= i < len(obj) else None
+            return None
+        raise QueryError(f"cannot index a {typeof(obj)} with a {typeof(idx)}")
+
+    def call(self, e: ast.Call, row: Record | None, scope: dict[str, Any] | None) -> Any:
+        func = e.func
+        if isinstance(func, ast.Variable) and not (scope and func.name in scope):
+            name = func.name
+            if name.lower() not in FUNCTIONS:
+                value = row.get(name) if row is not None else None
+                if isinstance(value, Lambda):
+                    return value.call([self.eval(a, row, scope) for a in e.args])
+                raise QueryError(f"unknown function '{name}'")
+            if name.lower() == "date" and len(e.args) == 1 and isinstance(e.args[0], ast.Literal) \
+                    and isinstance(e.args[0].value, str):
+                rel = relative_date(e.args[0].value, self.now)
+                if rel is not None:
+                    return rel
+            args = [self.eval(a, row, scope) for a in e.args]
+            return call_function(name, args, self)
+        value = self.eval(func, row, scope)
+        if isinstance(value, Lambda):
+            return value.call([self.eval(a, row, scope) for a in e.args])
+        raise QueryError(f"cannot call a {typeof(value)} as a function")
+
+    def binary(self, op: str, a: Any, b: Any) -> Any:
+        if op in ("=", "!=", "<", "<=", ">", ">="):
+            c = compare(a, b)
+            return {"=": c == 0, "!=": c != 0, "<": c < 0, "<=": c <= 0, ">": c > 0, ">=": c >= 0}[op]
+        if a is None or b is None:
+            return None
+        ta, tb = typeof(a), typeof(b)
+        if ta == tb == "number":
+            if op == "+":
+                return a + b
+            if op == "-":
+                return a - b
+            if op == "*":
+                return a * b
+            if op == "/":
+                if b == 0:
+                    return None
+                r = a / b
+                return int(r) if isinstance(r, float) and r.is_integer() and isinstance(a, int) and isinstance(b, int) else r
+            if op == "%":
+                return None if b == 0 else math.fmod(a, b) if isinstance(a, float) or isinstance(b, float) else \
+                    int(math.fmod(a, b))
+        if op == "+":
+            if ta == "string" or tb == "string":
+                return to_string(a) + to_string(b)
+            if ta == "date" and tb == "duration":
+                return add_duration(a, b)
+            if ta == "duration" and tb == "date":
+                return add_duration(b, a)
+            if ta == tb == "duration":
+                return a + b
+            if ta == tb == "array":
+                return a + b
+            if ta == tb == "object" and isinstance(a, dict) and isinstance(b, dict):
+                return {**a, **b}
+        if op == "-":
+            if ta == tb == "date":
+                return Duration(0, (a - b).total_seconds())
+            if ta == "date" and tb == "duration":
+                return add_duration(a, -b)
+            if ta == tb == "duration":
+                return a + (-b)
+        if op == "*":
+            if ta == "duration" and tb == "number":
+                return a.scale(b)
+            if ta == "number" and tb == "duration":
+                return b.scale(a)
+            if ta == "string" and tb == "number":
+                return a * int(b)
+            if ta == "number" and tb == "string":
+                return b * int(a)
+        if op == "/" and ta == "duration" and tb == "number":
+            return None if b == 0 else a.scale(1 / b)
+        raise QueryError(f"cannot apply '{op}' to {ta} and {tb}")
+
+
+# ---- running a query -------------------------------------------------------------------------
+
+@dataclass
+class ResultRow:
+    path: str | None  # the note of a page row; None for a group
+    id: Any  # file link, or the group key
+    values: list[Any]  # one per column (TABLE), one or none (LIST)
+    group: list["ResultRow"] | None = None  # member rows of a GROUP BY row
+    task: dict[str, Any] | None = None
+
+
+@dataclass
+class Result:
+    type: str  # "list" | "table" | "task"
+    headers: list[str]  # column headers (TABLE) or ["value"] (LIST with an expression)
+    id_header: str | None  # "File", the GROUP BY name, or None for WITHOUT ID
+    rows: list[ResultRow]
+    grouped: bool = False
+
+
+def select_paths(source: ast.Source | None, corpus: Corpus, ctx: Context) -> list[str]:
+    if source is None:
+        return sorted(corpus.paths())
+    return sorted(_source(source, corpus, ctx))
+
+
+def _source(s: ast.Source, corpus: Corpus, ctx: Context) -> set[str]:
+    if isinstance(s, ast.TagSource):
+        return corpus.tagged(s.tag)
+    if isinstance(s, ast.FolderSource):
+        return corpus.in_folder(s.path)
+    if isinstance(s, ast.LinkSource):
+        if not s.target:
+            if ctx.this is None:
+                raise QueryError("FROM [[]] needs the current note (a note's query block or --this NOTE)")
+            path = ctx.this.path
+        else:
+            path = corpus.resolve(s.target) or s.target
+        if s.outgoing:
+            known = set(corpus.paths())
+            return {p for p in corpus.links_of(path) if p in known}
+        return corpus.linking_to(path)
+    if isinstance(s, ast.AndSource):
+        return _source(s.left, corpus, ctx) & _source(s.right, corpus, ctx)
+    if isinstance(s, ast.OrSource):
+        return _source(s.left, corpus, ctx) | _source(s.right, corpus, ctx)
+    if isinstance(s, ast.NotSource):
+        return set(corpus.paths()) - _source(s.inner, corpus, ctx)
+    raise QueryError(f"unknown source {s!r}")  # pragma: no cover
+
+
+def _group_key(v: Any) -> Any:
+    """A hashable stand-in that is equal exactly when Dataview's compare says 0."""
+    t = typeof(v)
+    if t == "string":
+        return (t, v)
+    if t == "link":
+        return (t, v.path.casefold(), v.subpath or "")
+    if t == "array":
+        return (t, tuple(_group_key(x) for x in v))
+    if t == "object":
+        d = v.to_dict() if isinstance(v, Record) and not v.path else v
+        if isinstance(d, Record):
+            return (t, d.path)
+        return (t, tuple(sorted((str(k), _group_key(x)) for k, x in d.items())))
+    if t == "duration":
+        return (t, v.approx_seconds())
+    if t == "number":
+        return (t, float(v))
+    if t == "function":
+        return (t, id(v))
+    return (t, v)
+
+
+def execute(query: ast.Query | str, corpus: Corpus, *, this: Page | None = None,
+            now: _dt.datetime | None = None) -> Result:
+    """Run ``query`` (text or parsed) over ``corpus``; ``this`` is the note holding the query."""
+    q = parse_query(query) if isinstance(query, str) else query
+    ctx = Context(corpus, this, now or _dt.datetime.now())
+    pages = corpus.pages(select_paths(q.source, corpus, ctx))
+    if q.type == "task":
+        rows: list[Row] = [Row(TaskRecord(t, p)) for p in pages for t in p.file.get("tasks")]
+    else:
+        rows = [Row(p) for p in pages]
+    group_name: str | None = None
+    for cmd in q.commands:
+        if isinstance(cmd, ast.Where):
+            rows = [r for r in rows if truthy(ctx.eval(cmd.expr, r))]
+        elif isinstance(cmd, ast.Sort):
+            for key in reversed(cmd.keys):
+                rows.sort(key=lambda r, k=key: SortKey(ctx.eval(k.expr, r)), reverse=key.descending)
+        elif isinstance(cmd, ast.Limit):
+            n = ctx.eval(cmd.expr, None)
+            if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0:
+                raise QueryError(f"LIMIT needs a non-negative number, got {typeof(n)}")
+            rows = rows[: int(n)]
+        elif isinstance(cmd, ast.Flatten):
+            out = []
+            for r in rows:
+                v = ctx.eval(cmd.expr, r)
+                for x in (v if isinstance(v, list) else [v]):
+                    out.append(Row(r.base, {**r.bindings, cmd.name: x}))
+            rows = out
+        elif isinstance(cmd, ast.GroupBy):
+            groups: dict[Any, tuple[Any, list[Row]]] = {}
+            for r in rows:
+                k = ctx.eval(cmd.expr, r)
+                groups.setdefault(_group_key(k), (k, []))[1].append(r)
+            ordered = sorted(groups.values(), key=lambda kv: SortKey(kv[0]))
+            rows = [Row(None, {cmd.name: k, "rows": members}) for k, members in ordered]
+            group_name = cmd.name
+    return _shape(q, rows, ctx, group_name)
+
+
+def _shape(q: ast.Query, rows: list[Row], ctx: Context, group_name: str | None) -> Result:
+    grouped = group_name is not None
+    out: list[ResultRow] = []
+    if q.type == "task":
+        for r in rows:
+            if grouped:
+                members = [ResultRow(m.path, None, [], task=m.base.task if isinstance(m.base, TaskRecord) else None)
+                           for m in r.bindings["rows"] if isinstance(m, Row)]
+                out.append(ResultRow(None, r.bindings[group_name], [], group=members))
+            else:
+                task = r.base.task if isinstance(r.base, TaskRecord) else None
+                out.append(ResultRow(r.path, Link(r.path) if r.path else None, [], task=task))
+        return Result("task", [], group_name or "File", out, grouped)
+    headers = [c.name for c in q.columns]
+    if q.type == "list" and q.columns:
+        headers = ["value"]
+    for r in rows:
+        values = [ctx.eval(c.expr, r) for c in q.columns]
+        if grouped:
+            members = [ResultRow(m.path, Link(m.path) if m.path else None, []) for m in r.bindings["rows"]
+                       if isinstance(m, Row)]
+            out.append(ResultRow(None, r.bindings[group_name], values, group=members))
+        else:
+            out.append(ResultRow(r.path, Link(r.path) if r.path else None, values))
+    id_header = None if q.without_id else (group_name or "File")
+    return Result(q.type, headers, id_header, out, grouped)

@@ -1,0 +1,265 @@
+"""A note as Dataview sees it: a page object with ``file.*`` implicit fields, frontmatter
+and inline fields (also under their sanitised names) and paperkb's own fields
+(``citekey``, ``authors``, ``questions``, ``claims``).
+
+Pages wrap the JSON form of a :class:`kb.model.Note` (``Note.to_dict()``, what the index
+stores) and compute each field on first use, so a query that only reads ``file.name``
+never builds task or link lists.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import TYPE_CHECKING, Any
+
+from kb.query.values import Link, Record, canonical_key, link_from_text, parse_date, parse_field_value
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kb.query.corpus import Corpus
+
+_DAY_IN_NAME = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
+_TAG_IN_TEXT = re.compile(r"(?<![\w#])#([^\s#,.;:!?()\[\]{}\"'`]+)")
+_FILE_KEYS = ("name", "path", "folder", "ext", "link", "size", "ctime", "mtime", "cday", "mday",
+              "tags", "etags", "inlinks", "outlinks", "aliases", "tasks", "lists", "frontmatter",
+              "day", "starred")
+
+
+def tag_levels(tag: str) -> list[str]:
+    """``a/b/c`` -> ``["a", "a/b", "a/b/c"]`` (Dataview's file.tags holds every level)."""
+    parts = tag.lstrip("#").split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts)) if parts[i]]
+
+
+def convert_yaml(value: Any) -> Any:
+    """Frontmatter values as Dataview types them: ISO strings become dates, ``[[x]]`` links."""
+    if isinstance(value, str):
+        if value[:1].isdigit():
+            d = parse_date(value)
+            if d is not None:
+                return d
+        if value.startswith(("[[", "![[")) and value.endswith("]]") and value.count("[[") == 1:
+            return link_from_text(value.lstrip("!")[2:-2], embed=value.startswith("!"))
+        return value
+    if isinstance(value, list):
+        return [convert_yaml(v) for v in value]
+    if isinstance(value, dict):
+        return {k: convert_yaml(v) for k, v in value.items()}
+    return value
+
+
+def _timestamp(t: float | None) -> _dt.datetime | None:
+    if not t:
+        return None
+    try:
+        return _dt.datetime.fromtimestamp(t)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+class Page(Record):
+    """One note as a Dataview page; ``get(name)`` returns the field or None."""
+
+    __slots__ = ("data", "corpus", "path", "_fields", "_file")
+
+    def __init__(self, data: dict[str, Any], corpus: "Corpus | None" = None) -> None:
+        self.data = data
+        self.corpus = corpus
+        self.path = data["path"]
+        self._fields: dict[str, Any] | None = None
+        self._file: FileRecord | None = None
+
+    def __repr__(self) -> str:
+        return f"Page({self.path!r})"
+
+    @property
+    def link(self) -> Link:
+        return Link(self.path)
+
+    @property
+    def file(self) -> "FileRecord":
+        if self._file is None:
+            self._file = FileRecord(self)
+        return self._file
+
+    def fields(self) -> dict[str, Any]:
+        """Frontmatter and inline fields by written and by sanitised key (built once)."""
+        if self._fields is None:
+            out: dict[str, Any] = {}
+            fm = self.data.get("frontmatter") or {}
+            for key, value in fm.items():
+                v = convert_yaml(value)
+                out[key] = v
+                out.setdefault(canonical_key(key), v)
+            inline: dict[str, list[Any]] = {}
+            for f in self.data.get("inline_fields") or []:
+                inline.setdefault(f["key"], []).append(parse_field_value(f["value"]))
+            for key, values in inline.items():
+                v = values[0] if len(values) == 1 else values
+                if key in out:  # frontmatter and inline field with one name: Dataview lists both
+                    prev = out[key]
+                    v = (prev if isinstance(prev, list) else [prev]) + values
+                out[key] = v
+                ck = canonical_key(key)
+                if ck != key:
+                    out[ck] = v
+            for name in ("citekey", "authors"):
+                ours = self.data.get(name)
+                if ours:
+                    out[name] = ours
+            if self.corpus is not None:
+                out = {k: self._resolve_links(v) for k, v in out.items()}
+            self._fields = out
+        return self._fields
+
+    def _resolve_links(self, v: Any) -> Any:
+        """Links written in fields point at vault paths once resolved (``[[Dune]]`` ->
+        ``Books/Dune.md``), so they compare equal to ``file.link``."""
+        if isinstance(v, Link):
+            path = self.corpus.resolve(v.path) if v.path else self.path
+            return Link(path, v.display, v.subpath, v.embed, v.type) if path and path != v.path else v
+        if isinstance(v, list):
+            return [self._resolve_links(x) for x in v]
+        return v
+
+    def get(self, name: str) -> Any:
+        if name == "file":
+            return self.file
+        if name == "questions":
+            return [dict(q) for q in self.data.get("questions") or []]
+        if name == "claims":
+            statuses = self.corpus.claim_statuses() if self.corpus is not None else {}
+            out = []
+            for c in self.data.get("claims") or []:
+                st = statuses.get(c["id"]) or {}
+                out.append({**c, "status": st.get("status", "unverified")})
+            return out
+        return self.fields().get(name)
+
+    def keys(self) -> list[str]:
+        keys = ["file", *self.fields()]
+        for name in ("questions", "claims"):
+            if name not in keys:
+                keys.append(name)
+        return keys
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: self.get(k) for k in self.keys() if k != "file"}
+
+
+class FileRecord(Record):
+    """The ``file`` object of a page."""
+
+    __slots__ = ("page", "path", "_cache")
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.path = None  # not itself a page
+        self._cache: dict[str, Any] = {}
+
+    def keys(self) -> list[str]:
+        return [k for k in _FILE_KEYS if k != "day" or self.get("day") is not None]
+
+    def get(self, name: str) -> Any:
+        if name not in self._cache:
+            self._cache[name] = self._compute(name)
+        return self._cache[name]
+
+    def _compute(self, name: str) -> Any:
+        d = self.page.data
+        path: str = d["path"]
+        base = path.rsplit("/", 1)[-1]
+        if name == "name":
+            return base[:-3] if base.lower().endswith(".md") else base.rsplit(".", 1)[0]
+        if name == "path":
+            return path
+        if name == "folder":
+            return path.rsplit("/", 1)[0] if "/" in path else ""
+        if name == "ext":
+            return base.rsplit(".", 1)[-1] if "." in base else ""
+        if name == "link":
+            return Link(path)
+        if name == "size":
+            return d.get("size", 0)
+        if name in ("ctime", "mtime"):
+            return _timestamp(d.get(name))
+        if name in ("cday", "mday"):
+            t = self.get("ctime" if name == "cday" else "mtime")
+            return t.replace(hour=0, minute=0, second=0, microsecond=0) if t else None
+        if name == "etags":
+            return _unique(["#" + t.lstrip("#") for t in d.get("tags") or []])
+        if name == "tags":
+            return _unique(["#" + lvl for t in d.get("tags") or [] for lvl in tag_levels(t)])
+        if name == "aliases":
+            return list(d.get("aliases") or [])
+        if name == "frontmatter":
+            return dict(d.get("frontmatter") or {})
+        if name == "outlinks":
+            return self._outlinks()
+        if name == "inlinks":
+            corpus = self.page.corpus
+            return [Link(p) for p in sorted(corpus.linking_to(path))] if corpus else []
+        if name == "tasks":
+            return [self._item(t, task=True) for t in d.get("tasks") or []]
+        if name == "lists":
+            return [self._item(t, task=bool(t.get("task"))) for t in d.get("lists") or []]
+        if name == "day":
+            m = _DAY_IN_NAME.search(self.get("name"))
+            if m:
+                day = parse_date(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
+                if day is not None:
+                    return day
+            v = self.page.fields().get("date")
+            return v.replace(hour=0, minute=0, second=0, microsecond=0) if isinstance(v, _dt.datetime) else None
+        if name == "starred":
+            return False
+        return None
+
+    def _outlinks(self) -> list[Link]:
+        out: list[Link] = []
+        seen: set[tuple[str, str | None]] = set()
+        corpus = self.page.corpus
+        for ln in self.page.data.get("links") or []:
+            target = ln.get("target") or ""
+            if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
+                continue  # a heading of this note, or an external URL
+            resolved = ln.get("resolved")
+            if resolved is None and corpus is not None:
+                resolved = corpus.resolve(target)
+            path = resolved or target
+            key = (path, None)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Link(path, embed=ln.get("kind") == "embed"))
+        return out
+
+    def _item(self, t: dict[str, Any], *, task: bool) -> dict[str, Any]:
+        text = t.get("text", "")
+        item = {
+            "text": text,
+            "line": t.get("line"),
+            "path": self.page.path,
+            "link": Link(self.page.path),
+            "task": task,
+            "tags": _unique(["#" + m for m in _TAG_IN_TEXT.findall(text)]),
+        }
+        if task:
+            status = t.get("status", " ")
+            item.update(status=status, completed=bool(t.get("completed")), checked=status != " ",
+                        fullyCompleted=bool(t.get("completed")))
+        for key, value in re.findall(r"[\[(]([^\[\]():]+)::\s*([^\])]*)[\])]", text):
+            item.setdefault(key.strip(), parse_field_value(value))
+            item.setdefault(canonical_key(key), parse_field_value(value))
+        return item
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for x in items:
+        k = x.casefold()
+        if k not in seen:
+            seen.add(k)
+            out.append(x)
+    return out

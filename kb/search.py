@@ -1,0 +1,212 @@
+"""Full-text search over a vault with SQLite FTS5, inside the index database.
+
+What is searched: titles, aliases, authors, headings and body text, ranked by bm25 with
+the title weighted most. The query uses FTS5 syntax: words (all must match), ``"a
+phrase"``, ``prefix*``, ``AND`` / ``OR`` / ``NOT``, parentheses, ``NEAR(a b, 5)`` and
+column filters such as ``title:llama``. Plain text that is not valid FTS5 (``Llama-2``)
+is searched as quoted words instead of failing.
+
+The ``search_*`` tables are kept in step with the index's ``notes`` table lazily: each
+search compares ``(path, hash)`` and re-indexes only notes that changed, so indexing code
+never needs to know about search.
+
+Library use::
+
+    from kb.vault import Vault
+    from kb.search import search
+    for hit in search(Vault("notes"), '"fine-tuned chat" llama*', tag="paper", limit=5):
+        print(hit.path, hit.score, hit.snippet)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from kb.errors import PaperkbError
+
+HIT_START, HIT_END = "\x02", "\x03"  # marks around matched words in snippets
+COLUMNS = ("title", "aliases", "authors", "headings", "body")
+WEIGHTS = (10.0, 6.0, 3.0, 2.0, 1.0)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS search_docs(
+    id INTEGER PRIMARY KEY, path TEXT UNIQUE, hash TEXT, title TEXT, year INTEGER, tags TEXT);
+CREATE INDEX IF NOT EXISTS search_docs_year ON search_docs(year);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
+    title, aliases, authors, headings, body,
+    tokenize = 'porter unicode61 remove_diacritics 2', prefix = '2 3');
+"""
+
+
+class SearchError(PaperkbError):
+    """A search query FTS5 cannot read, or bad filter arguments."""
+
+
+@dataclass
+class SearchHit:
+    path: str
+    title: str
+    year: int | None
+    score: float  # bm25: lower is a better match (FTS5's convention), shown negated
+    snippet: str  # hits between HIT_START and HIT_END
+
+    def marked(self, start: str = "**", end: str = "**") -> str:
+        return self.snippet.replace(HIT_START, start).replace(HIT_END, end)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "title": self.title, "year": self.year,
+                "score": round(-self.score, 4), "snippet": self.marked()}
+
+
+def _tag_levels(tag: str) -> list[str]:
+    parts = tag.lstrip("#").casefold().split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts)) if parts[i]]
+
+
+def _doc(d: dict[str, Any]) -> tuple[str, str, str, str, str, int | None, str]:
+    path = d["path"]
+    name = path.rsplit("/", 1)[-1]
+    name = name[:-3] if name.lower().endswith(".md") else name
+    title = d.get("title") or name
+    if title != name:
+        title = f"{title} ({name})" if name.casefold() not in title.casefold() else title
+    aliases = " ; ".join(list(d.get("aliases") or []) + ([d["citekey"]] if d.get("citekey") else []))
+    authors = " ; ".join(str(a) for a in d.get("authors") or [])
+    headings = " ; ".join(h.get("text", "") for h in d.get("headings") or [])
+    year = d.get("year")
+    if not isinstance(year, int):
+        try:
+            year = int(str((d.get("frontmatter") or {}).get("year", "")).strip()[:4])
+        except ValueError:
+            year = None
+    tags = " " + " ".join(sorted({lvl for t in d.get("tags") or [] for lvl in _tag_levels(t)})) + " "
+    return title, aliases, authors, headings, d.get("body_text") or "", year, tags
+
+
+def sync(conn: sqlite3.Connection) -> int:
+    """Bring the search tables in line with ``notes``; returns how many notes changed."""
+    conn.executescript(_SCHEMA)
+    current = dict(conn.execute("SELECT path, hash FROM notes"))
+    known = {p: (i, h) for i, p, h in conn.execute("SELECT id, path, hash FROM search_docs")}
+    gone = [p for p in known if p not in current]
+    changed = [p for p, h in current.items() if p not in known or known[p][1] != h]
+    if not gone and not changed:
+        return 0
+    with conn:
+        for p in gone + [p for p in changed if p in known]:
+            conn.execute("DELETE FROM search_fts WHERE rowid = ?", (known[p][0],))
+            conn.execute("DELETE FROM search_docs WHERE id = ?", (known[p][0],))
+        for i in range(0, len(changed), 500):
+            chunk = changed[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for path, h, blob in conn.execute(f"SELECT path, hash, data FROM notes WHERE path IN ({marks})", chunk).fetchall():
+                try:
+                    d = json.loads(blob)
+                except (TypeError, ValueError):
+                    continue
+                d["path"] = path
+                title, aliases, authors, headings, body, year, tags = _doc(d)
+                cur = conn.execute("INSERT INTO search_docs(path, hash, title, year, tags) VALUES (?, ?, ?, ?, ?)",
+                                   (path, h, title, year, tags))
+                conn.execute("INSERT INTO search_fts(rowid, title, aliases, authors, headings, body) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (cur.lastrowid, title, aliases, authors, headings, body))
+    return len(gone) + len(changed)
+
+
+def parse_years(year: str | int | None) -> tuple[int, int] | None:
+    """``2023``, ``2020-2023``, ``2020..2023``, ``2020-`` or ``-2019``."""
+    if year is None or year == "":
+        return None
+    s = str(year).strip()
+    m = re.fullmatch(r"(\d{4})?\s*(?:-|\.\.)?\s*(\d{4})?", s)
+    if not m or not (m.group(1) or m.group(2)):
+        raise SearchError(f"--year {s!r}: expected a year (2023) or a range (2020-2023, 2020-, -2019)")
+    lo = int(m.group(1)) if m.group(1) else 0
+    hi = int(m.group(2)) if m.group(2) else (9999 if re.search(r"-|\.\.", s) else lo)
+    if lo > hi:
+        raise SearchError(f"--year {s!r}: the range is empty")
+    return lo, hi
+
+
+_TOKEN = re.compile(r'"[^"]*"?|[(),]|[^\s(),"]+')
+_BARE = re.compile(r"\w+\*?", re.UNICODE)
+_COLUMN = re.compile(r"(-?\{?[\w ]+\}?:|-?\w+:)(.*)", re.UNICODE)
+
+
+def prepare_query(text: str) -> str:
+    """FTS5 syntax kept; any other word with punctuation (``Llama-2``, ``GPT-4o``) quoted,
+    so plain text never trips FTS5's tokenizer rules (``-`` and ``.`` are syntax there)."""
+    out = []
+    for tok in _TOKEN.findall(text):
+        if tok.startswith('"') or tok in ("(", ")", ",", "AND", "OR", "NOT", "NEAR") or _BARE.fullmatch(tok):
+            out.append(tok)
+            continue
+        m = _COLUMN.fullmatch(tok)
+        if m and m.group(2):
+            out.append(m.group(1) + prepare_query(m.group(2)))
+            continue
+        star = tok.endswith("*")
+        word = tok.rstrip("*")
+        if word and not re.search(r"\w", word):
+            continue  # punctuation alone ("-", "+") carries no words
+        out.append('"' + word.replace('"', '""') + '"' + ("*" if star else ""))
+    return " ".join(out)
+
+
+def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, year: Any = None,
+                limit: int = 20, snippet_words: int = 12) -> list[SearchHit]:
+    """Search the index database ``conn`` (the index's ``notes`` table must exist)."""
+    if not text or not text.strip():
+        raise SearchError("empty search: give some words, a \"phrase\" or a prefix*")
+    if limit < 1:
+        raise SearchError(f"--limit must be at least 1, got {limit}")
+    sync(conn)
+    where, args = ["search_fts MATCH ?"], [text]
+    if tag:
+        where.append("instr(d.tags, ?) > 0")
+        args.append(" " + tag.lstrip("#").casefold() + " ")
+    years = parse_years(year)
+    if years:
+        where.append("d.year BETWEEN ? AND ?")
+        args += list(years)
+    weights = ", ".join(str(w) for w in WEIGHTS)
+    # rank without snippets, then build snippets only for the rows kept
+    rank_sql = (
+        f"SELECT d.id, d.path, d.title, d.year, bm25(search_fts, {weights}) AS score "
+        "FROM search_fts JOIN search_docs AS d ON d.id = search_fts.rowid "
+        f"WHERE {' AND '.join(where)} ORDER BY score, d.path LIMIT ?"
+    )
+    snip_sql = (
+        f"SELECT rowid, snippet(search_fts, -1, '{HIT_START}', '{HIT_END}', '…', {int(snippet_words)}) "
+        "FROM search_fts WHERE search_fts MATCH ? AND rowid IN ({ids})"
+    )
+
+    def run(q: str) -> list[SearchHit]:
+        rows = conn.execute(rank_sql, [q, *args[1:], int(limit)]).fetchall()
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        snippets = dict(conn.execute(snip_sql.format(ids=",".join("?" * len(ids))), [q, *ids]))
+        return [SearchHit(p, t, y, s, snippets.get(i, "")) for i, p, t, y, s in rows]
+
+    prepared = prepare_query(text)
+    if not prepared.strip():
+        raise SearchError(f"bad search query {text!r}: it has no words to look for")
+    try:
+        return run(prepared)
+    except sqlite3.OperationalError as exc:
+        msg = str(exc).replace("fts5: ", "")
+        raise SearchError(f"bad search query {text!r}: {msg} (use words, \"a phrase\", prefix*, "
+                          "AND/OR/NOT and parentheses)") from None
+
+
+def search(vault: Any, text: str, *, tag: str | None = None, year: Any = None, limit: int = 20,
+           refresh: bool = True) -> list[SearchHit]:
+    """Search a :class:`kb.vault.Vault` (its index is brought up to date first)."""
+    if refresh and getattr(vault, "refresh", True):
+        vault.index()
+    return search_conn(vault.connect(), text, tag=tag, year=year, limit=limit)

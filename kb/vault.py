@@ -1,0 +1,249 @@
+"""A vault: an Obsidian folder of notes, with its SQLite index.
+
+The library entry point::
+
+    from kb.vault import Vault
+
+    vault = Vault("notes")
+    vault.index(progress=True)            # incremental; cheap when nothing changed
+    note = vault.note("touvronLlamaOpenFoundation2023")   # by path, name, alias, citekey, title
+    for link in note.links:
+        print(link.target, "->", link.resolved)
+    for problem in vault.problems():
+        print(problem.format())
+
+``notes()``, ``note()`` and the other queries bring the index up to date first (a stat of
+every file when nothing changed) unless the vault was opened with ``refresh=False``.
+Nothing here imports markdown-it or networkx unless a file must be parsed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.errors import NoteNotFound, VaultError
+from kb.index import INDEX_DIR, INDEX_FILE, IndexStats, connect, update
+from kb.model import Note, Problem
+
+# Which way of naming a note wins when a name matches several notes.
+_KIND_RANK = {"path": 0, "name": 1, "alias": 2, "citekey": 3, "title": 4}
+
+
+@dataclass
+class LinkRow:
+    """One link as stored in the index (what ``links`` and ``backlinks`` list)."""
+
+    src: str
+    line: int
+    kind: str
+    target: str
+    heading: str | None
+    block: str | None
+    display: str | None
+    is_citation: bool
+    resolved: str | None
+
+    @property
+    def edge(self) -> str:
+        """The graph edge kind: ``embeds``, ``cites`` or ``mentions``."""
+        if self.kind == "embed":
+            return "embeds"
+        return "cites" if self.is_citation else "mentions"
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.src, "line": self.line, "kind": self.kind, "edge": self.edge,
+            "target": self.target, "heading": self.heading, "block": self.block,
+            "display": self.display, "resolved": self.resolved,
+        }
+
+
+class Vault:
+    """An Obsidian vault and its index at ``<root>/.paperkb/index.db``."""
+
+    def __init__(self, root: Path | str, *, refresh: bool = True) -> None:
+        path = Path(root).expanduser()
+        if not path.exists():
+            raise VaultError(f"vault folder not found: {path}")
+        if not path.is_dir():
+            raise VaultError(f"vault is not a folder: {path}")
+        self.root: Path = path.resolve()
+        self.index_path: Path = self.root / INDEX_DIR / INDEX_FILE
+        self.refresh = refresh
+        self._conn: sqlite3.Connection | None = None
+        self._fresh = False
+        self.last_stats: IndexStats | None = None
+
+    def __repr__(self) -> str:
+        return f"Vault({str(self.root)!r})"
+
+    # ---- the index -----------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        """The index database (created on first use). Shared by this Vault's queries."""
+        if self._conn is None:
+            self._conn = connect(self.index_path)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "Vault":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def index(self, *, progress: bool = False, workers: int | None = None) -> IndexStats:
+        """Bring the index up to date: parse new and changed notes, drop deleted ones."""
+        stats = update(self.root, self.connect(), progress=progress, workers=workers)
+        self._fresh = True
+        self.last_stats = stats
+        return stats
+
+    def _ensure(self) -> sqlite3.Connection:
+        conn = self.connect()
+        if not self._fresh:
+            if self.refresh:
+                self.index()
+            else:
+                # Without refresh, still build the index once if there is none.
+                row = conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name='notes'"
+                ).fetchone()
+                if row is None:
+                    self.index()
+                self._fresh = True
+        return conn
+
+    # ---- notes -----------------------------------------------------------------------
+    def notes(self) -> list[Note]:
+        """Every note, links resolved, sorted by path."""
+        conn = self._ensure()
+        return [Note.from_dict(json.loads(d)) for (d,) in conn.execute("SELECT data FROM notes ORDER BY path")]
+
+    def paths(self) -> list[str]:
+        conn = self._ensure()
+        return [p for (p,) in conn.execute("SELECT path FROM notes ORDER BY path")]
+
+    def find(self, name: str) -> str | None:
+        """The path of the note called ``name`` (path, file name, alias, citekey or
+        title; case-insensitive), or None."""
+        from kb.resolve import norm, path_order, strip_md
+
+        conn = self._ensure()
+        raw = name.strip().replace("\\", "/")
+        keys = {norm(raw), norm(strip_md(raw)), norm(raw.lstrip("@")), norm(strip_md(raw).lstrip("@"))}
+        keys.discard("")
+        if not keys:
+            return None
+        q = ",".join("?" * len(keys))
+        rows = conn.execute(f"SELECT key, path, kind FROM names WHERE key IN ({q})", sorted(keys)).fetchall()
+        if not rows:
+            # a path suffix: "folder/Note"
+            key = norm(strip_md(raw)).strip("/")
+            if "/" in key:
+                base = key.rsplit("/", 1)[-1]
+                cands = [p for (p,) in conn.execute("SELECT path FROM names WHERE key=? AND kind='name'", (base,))
+                         if norm(strip_md(p)).endswith("/" + key)]
+                if cands:
+                    return sorted(cands, key=path_order)[0]
+            return None
+        rows.sort(key=lambda r: (_KIND_RANK.get(r[2], 9), path_order(r[1])))
+        return rows[0][1]
+
+    def note(self, name: str) -> Note:
+        """The note called ``name``; raises ``NoteNotFound`` naming close matches."""
+        path = self.find(name)
+        if path is None:
+            raise NoteNotFound(self._not_found_message(name))
+        return self.note_at(path)
+
+    def note_at(self, path: str) -> Note:
+        conn = self._ensure()
+        row = conn.execute("SELECT data FROM notes WHERE path=?", (path,)).fetchone()
+        if row is None:
+            raise NoteNotFound(f"no note at {path!r} in {self.root}")
+        return Note.from_dict(json.loads(row[0]))
+
+    def _not_found_message(self, name: str) -> str:
+        from kb.resolve import norm
+
+        conn = self.connect()
+        spelled: dict[str, str] = {}
+        for key, path, kind in conn.execute("SELECT key, path, kind FROM names WHERE kind != 'path'"):
+            spelled.setdefault(key, path)
+        close = difflib.get_close_matches(norm(name), list(spelled), n=5, cutoff=0.6)
+        hint = ""
+        if close:
+            shown = []
+            for key in close:
+                path = spelled[key]
+                label = path.rsplit("/", 1)[-1][:-3]
+                if norm(label) != key:
+                    label = f"{key} ({path})"
+                if label not in shown:
+                    shown.append(label)
+            hint = f"; did you mean: {', '.join(shown[:3])}?"
+        return f"no note named {name!r} in {self.root}{hint}"
+
+    # ---- links, tags, problems --------------------------------------------------------
+    def _link_rows(self, where: str, args: tuple) -> list[LinkRow]:
+        conn = self._ensure()
+        return [
+            LinkRow(src, line, kind, target, heading, block, display, bool(cit), resolved)
+            for src, line, kind, target, heading, block, display, cit, resolved in conn.execute(
+                "SELECT src, line, kind, target, heading, block, display, is_citation, resolved "
+                f"FROM links WHERE {where} ORDER BY src, idx",
+                args,
+            )
+        ]
+
+    def outgoing(self, name: str) -> list[LinkRow]:
+        """The links written in the note called ``name``, in order."""
+        path = self._path_or_raise(name)
+        return self._link_rows("src=?", (path,))
+
+    def backlinks(self, name: str) -> list[LinkRow]:
+        """The links of other notes that resolve to the note called ``name``."""
+        path = self._path_or_raise(name)
+        return self._link_rows("resolved=? AND src != ?", (path, path))
+
+    def _path_or_raise(self, name: str) -> str:
+        path = self.find(name)
+        if path is None:
+            raise NoteNotFound(self._not_found_message(name))
+        return path
+
+    def tags(self) -> list[tuple[str, int]]:
+        """``(tag, number of notes)``, most used first; spelled as first written."""
+        conn = self._ensure()
+        rows = conn.execute(
+            "SELECT MIN(tag), COUNT(DISTINCT path) AS n, key FROM tags GROUP BY key ORDER BY n DESC, key"
+        ).fetchall()
+        return [(tag, n) for tag, n, _ in rows]
+
+    def problems(self) -> list[Problem]:
+        """Every parse and resolution problem, sorted by path and line."""
+        conn = self._ensure()
+        order = {"error": 0, "warning": 1, "info": 2}
+        rows = conn.execute("SELECT path, line, severity, message FROM problems").fetchall()
+        problems = [Problem(*r) for r in rows]
+        problems.sort(key=lambda p: (p.path, p.line, order.get(p.severity, 3), p.message))
+        return problems
+
+    def attachments(self) -> list[str]:
+        conn = self._ensure()
+        return [p for (p,) in conn.execute("SELECT path FROM files ORDER BY path")]
+
+    # ---- the graph --------------------------------------------------------------------
+    def graph(self):
+        """The citation graph (a networkx MultiDiGraph; see ``kb.graph``)."""
+        from kb.graph import build_graph
+
+        return build_graph(self.notes())

@@ -1,0 +1,318 @@
+"""Llama 2 (Touvron et al., 2023), written after Meta's reference ``model.py``.
+
+Section 2.2 of the paper: the Llama 1 architecture (pre-normalisation with RMSNorm,
+SwiGLU feed-forward, rotary position embeddings) with a 4k context and, for the larger
+models, grouped-query attention (GQA; Ainslie et al., 2023). Table 1 gives the shapes;
+``PRESETS`` below reproduces them, and ``count_parameters`` on a meta-device model gives
+the published totals exactly.
+
+Parameter names follow Meta's checkpoints (``layers.0.attention.wq.weight`` ...), so a
+``consolidated.00.pth`` loads without renaming; ``repro.llama.weights`` maps to and from
+the Hugging Face layout. Rotary embeddings use Meta's convention: each head's feature
+dimension is read as consecutive (real, imaginary) pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ATTN_IMPLS = ("sdpa", "math", "auto", "naive", "tiled", "triton")
+
+
+@dataclass
+class ModelArgs:
+    dim: int = 4096
+    n_layers: int = 32
+    n_heads: int = 32
+    n_kv_heads: Optional[int] = None  # None: multi-head attention (n_kv_heads = n_heads)
+    vocab_size: int = 32000
+    multiple_of: int = 256  # the SwiGLU width is rounded up to a multiple of this
+    ffn_dim_multiplier: Optional[float] = None
+    ffn_hidden_dim: Optional[int] = None  # explicit width (HF's intermediate_size); overrides the rule
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    max_batch_size: int = 32
+    max_seq_len: int = 4096
+    # "sdpa" (torch), "math" (plain softmax(QK^T)V), or a repro.attention impl name
+    # ("auto", "naive", "tiled", "triton"), imported only when the model runs.
+    attn_impl: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim {self.dim} is not a multiple of n_heads {self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
+        if (self.dim // self.n_heads) % 2:
+            raise ValueError("the head dimension must be even for rotary embeddings")
+        if self.attn_impl not in ATTN_IMPLS:
+            raise ValueError(f"attn_impl must be one of {', '.join(ATTN_IMPLS)}; got {self.attn_impl!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def hidden_dim(self) -> int:
+        """SwiGLU width: 2/3 of 4·dim (three matrices instead of two keep the FLOPs of a
+        4·dim MLP), times ``ffn_dim_multiplier``, rounded up to ``multiple_of``."""
+        if self.ffn_hidden_dim is not None:
+            return self.ffn_hidden_dim
+        hidden = int(2 * (4 * self.dim) / 3)
+        if self.ffn_dim_multiplier is not None:
+            hidden = int(self.ffn_dim_multiplier * hidden)
+        return self.multiple_of * ((hidden + self.multiple_of - 1) // self.multiple_of)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelArgs":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# Table 1 / Meta's params.json files. The 34B model was not released; its shape (8192
+# wide, 48 layers, GQA with 8 KV heads) is the one Code Llama 34B later used.
+PRESETS: dict[str, ModelArgs] = {
+    "7B": ModelArgs(dim=4096, n_layers=32, n_heads=32),
+    "13B": ModelArgs(dim=5120, n_layers=40, n_heads=40),
+    "34B": ModelArgs(dim=8192, n_layers=48, n_heads=64, n_kv_heads=8, ffn_dim_multiplier=1.0),
+    "70B": ModelArgs(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, ffn_dim_multiplier=1.3, multiple_of=4096),
+}
+
+
+def preset(name: str, **overrides) -> ModelArgs:
+    """A copy of a published configuration, e.g. ``preset("70B", max_seq_len=128)``."""
+    try:
+        base = PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown Llama 2 preset {name!r} (known: {', '.join(PRESETS)})") from None
+    return replace(base, **overrides)
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square layer norm (Zhang & Sennrich, 2019): no mean, no bias."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # normalise in fp32 even for bf16 activations, as the reference does
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return xf.type_as(x) * self.weight
+
+
+def precompute_rope(head_dim: int, end: int, theta: float = 10000.0, device=None) -> torch.Tensor:
+    """cos and sin of position·θ^(-2i/d) for i < d/2, stacked: (end, d/2, 2), fp32."""
+    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    t = torch.arange(end, device=device, dtype=torch.float32)
+    angles = torch.outer(t, freqs)  # (end, d/2)
+    return torch.stack((angles.cos(), angles.sin()), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive feature pairs of x (B, H, N, d) by the angles in rope (N, d/2, 2).
+
+    The same complex product as Meta's ``apply_rotary_emb`` written with real tensors
+    (complex tensors neither compile nor run in bf16 everywhere)."""
+    xp = x.float().unflatten(-1, (-1, 2))  # (B, H, N, d/2, 2)
+    x_re, x_im = xp[..., 0], xp[..., 1]
+    cos, sin = rope[..., 0], rope[..., 1]  # (N, d/2)
+    out = torch.stack((x_re * cos - x_im * sin, x_re * sin + x_im * cos), dim=-1)
+    return out.flatten(-2).type_as(x)
+
+
+class KVCache(nn.Module):
+    """Preallocated keys and values of one layer: (B, H_kv, max_seq_len, head_dim).
+
+    A static cache (as in Meta's reference): decoding writes in place and never
+    reallocates, so the per-token cost is one slice, and shapes stay fixed for compile."""
+
+    def __init__(self, max_batch_size: int, max_seq_len: int, n_kv_heads: int, head_dim: int,
+                 dtype=torch.float32, device=None):
+        super().__init__()
+        shape = (max_batch_size, n_kv_heads, max_seq_len, head_dim)
+        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    def update(self, start_pos: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, H_kv, S, d) at positions start_pos.. and return all keys and
+        values so far: (B, H_kv, start_pos + S, d)."""
+        bsz, _, seqlen, _ = k.shape
+        end = start_pos + seqlen
+        if end > self.k.shape[2] or bsz > self.k.shape[0]:
+            raise ValueError(f"KV cache holds {tuple(self.k.shape[:3:2])} (batch, positions); "
+                             f"asked for batch {bsz} up to position {end}")
+        self.k[:bsz, :, start_pos:end] = k
+        self.v[:bsz, :, start_pos:end] = v
+        return self.k[:bsz, :, :end], self.v[:bsz, :, :end]
+
+    def nbytes(self) -> int:
+        return self.k.numel() * self.k.element_size() + self.v.numel() * self.v.element_size()
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str, scale: float) -> torch.Tensor:
+    """Causal attention, aligned bottom-right: query i (of Nq) sits at key position
+    Nk - Nq + i. q (B, H, Nq, d); k, v (B, H_kv, Nk, d) with H a multiple of H_kv."""
+    bsz, n_heads, nq, hd = q.shape
+    n_kv = k.shape[1]
+    nk = k.shape[2]
+    if impl in ("sdpa", "math"):
+        if nq == 1 and n_heads != n_kv:
+            # One query per head (decoding): fold each KV group's query heads into the
+            # query axis, so no key or value is copied and no mask is needed.
+            group = n_heads // n_kv
+            qg = q.reshape(bsz, n_kv, group, hd)
+            if impl == "sdpa":
+                out = F.scaled_dot_product_attention(qg, k, v, scale=scale)
+            else:
+                out = torch.softmax((qg @ k.transpose(-2, -1)) * scale, dim=-1) @ v
+            return out.reshape(bsz, n_heads, 1, hd)
+        if n_heads != n_kv:
+            k = k.repeat_interleave(n_heads // n_kv, dim=1)
+            v = v.repeat_interleave(n_heads // n_kv, dim=1)
+        if nq == 1:
+            mask, causal = None, False
+        elif nq == nk:
+            mask, causal = None, True
+        else:
+            # chunked prefill after cached tokens: bottom-right causal mask
+            mask = torch.ones(nq, nk, dtype=torch.bool, device=q.device).tril(diagonal=nk - nq)
+            causal = False
+        if impl == "sdpa":
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale)
+        scores = (q @ k.transpose(-2, -1)).float() * scale  # (B, H, Nq, Nk)
+        if causal:
+            mask = torch.ones(nq, nk, dtype=torch.bool, device=q.device).tril()
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return torch.softmax(scores, dim=-1).type_as(q) @ v
+    # The project's own kernels; imported here so the model runs without them.
+    from repro.attention import flash_attention
+
+    return flash_attention(q, k, v, causal=True, softmax_scale=scale, impl=impl)
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.n_heads = args.n_heads
+        self.n_kv_heads = args.n_kv_heads
+        self.head_dim = args.head_dim
+        self.attn_impl = args.attn_impl
+        self.wq = nn.Linear(args.dim, args.n_heads * self.head_dim, bias=False)
+        self.wk = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
+        self.wv = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
+        self.wo = nn.Linear(args.n_heads * self.head_dim, args.dim, bias=False)
+
+    def forward(self, x: torch.Tensor, rope: torch.Tensor, start_pos: int = 0,
+                cache: Optional[KVCache] = None) -> torch.Tensor:
+        bsz, seqlen, _ = x.shape
+        q = self.wq(x).view(bsz, seqlen, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, N, d)
+        k = self.wk(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, N, d)
+        v = self.wv(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, rope), apply_rope(k, rope)
+        if cache is not None:
+            k, v = cache.update(start_pos, k, v)  # (B, H_kv, start_pos + N, d)
+        out = _attention(q, k, v, self.attn_impl, 1.0 / math.sqrt(self.head_dim))
+        return self.wo(out.transpose(1, 2).reshape(bsz, seqlen, -1))
+
+
+class FeedForward(nn.Module):
+    """SwiGLU (Shazeer, 2020): w2(silu(w1 x) * w3 x)."""
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden_dim, bias=False)
+        self.w2 = nn.Linear(hidden_dim, dim, bias=False)
+        self.w3 = nn.Linear(dim, hidden_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, layer_id: int, args: ModelArgs):
+        super().__init__()
+        self.layer_id = layer_id
+        self.attention = Attention(args)
+        self.feed_forward = FeedForward(args.dim, args.hidden_dim)
+        self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
+        self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
+
+    def forward(self, x, rope, start_pos=0, cache=None):
+        h = x + self.attention(self.attention_norm(x), rope, start_pos, cache)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+
+class Transformer(nn.Module):
+    """The Llama 2 decoder. ``forward(tokens, start_pos, cache)`` returns logits
+    (B, N, vocab) in fp32; without a cache it attends causally over ``tokens`` alone."""
+
+    def __init__(self, params: ModelArgs):
+        super().__init__()
+        self.params = params
+        self.vocab_size = params.vocab_size
+        self.n_layers = params.n_layers
+        self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim)
+        self.layers = nn.ModuleList(TransformerBlock(i, params) for i in range(params.n_layers))
+        self.norm = RMSNorm(params.dim, eps=params.norm_eps)
+        self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
+        # Not a parameter and not saved: rebuilt by reset_rope() after a meta-device load.
+        self.register_buffer("rope", precompute_rope(params.head_dim, params.max_seq_len * 2, params.rope_theta,
+                                                     device=self.output.weight.device), persistent=False)
+
+    def reset_rope(self, device=None) -> None:
+        """Recompute the rotary table (e.g. on the real device after loading from meta)."""
+        device = device if device is not None else self.output.weight.device
+        p = self.params
+        self.rope = precompute_rope(p.head_dim, p.max_seq_len * 2, p.rope_theta, device=device)
+
+    def set_attn_impl(self, impl: str) -> None:
+        self.params = replace(self.params, attn_impl=impl)  # validates
+        for layer in self.layers:
+            layer.attention.attn_impl = impl
+
+    def new_cache(self, batch_size: int, max_seq_len: Optional[int] = None, dtype=None,
+                  device=None) -> list[KVCache]:
+        """One preallocated KVCache per layer."""
+        p = self.params
+        dtype = dtype or self.output.weight.dtype
+        device = device or self.output.weight.device
+        n = max_seq_len or p.max_seq_len
+        return [KVCache(batch_size, n, p.n_kv_heads, p.head_dim, dtype=dtype, device=device)
+                for _ in range(p.n_layers)]
+
+    def forward(self, tokens: torch.Tensor, start_pos: int = 0,
+                cache: Optional[list[KVCache]] = None, last_only: bool = False) -> torch.Tensor:
+        _, seqlen = tokens.shape
+        if start_pos + seqlen > self.rope.shape[0]:
+            raise ValueError(f"position {start_pos + seqlen} is past the rotary table ({self.rope.shape[0]})")
+        h = self.tok_embeddings(tokens)  # (B, N, dim)
+        rope = self.rope[start_pos:start_pos + seqlen]
+        for i, layer in enumerate(self.layers):
+            h = layer(h, rope, start_pos, None if cache is None else cache[i])
+        if last_only:  # generation needs only the next-token distribution
+            h = h[:, -1:]
+        return self.output(self.norm(h)).float()
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_on_meta(args: ModelArgs) -> Transformer:
+    """The model with shapes only: no memory, for counting or for assign-loading weights."""
+    with torch.device("meta"):
+        return Transformer(args)

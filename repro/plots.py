@@ -1,0 +1,65 @@
+"""PNG plots of a run's stepped metrics (loss curves, sweeps), saved among its artifacts.
+
+matplotlib is imported lazily with the Agg backend, only when there is something to plot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+MIN_POINTS = 2
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "metric"
+
+
+def stepped_series(metrics: Iterable[dict[str, Any]]) -> dict[str, dict[int, list[tuple[float, float]]]]:
+    """metric name -> rank -> [(step, value)] for metrics logged with a step, sorted by step."""
+    series: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for m in metrics:
+        if m.get("step") is None or m.get("value") is None:
+            continue
+        series[m["name"]][int(m.get("rank") or 0)].append((float(m["step"]), float(m["value"])))
+    out = {}
+    for name, ranks in series.items():
+        if max(len(pts) for pts in ranks.values()) >= MIN_POINTS:
+            out[name] = {r: sorted(pts) for r, pts in sorted(ranks.items())}
+    return out
+
+
+def plot_metrics(metrics: Iterable[dict[str, Any]], out_dir: Path | str, *, title: str = "") -> list[Path]:
+    """One PNG per metric that has at least two stepped values: ``plot-<metric>.png``."""
+    series = stepped_series(metrics)
+    if not series:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    paths = []
+    for name, ranks in sorted(series.items()):
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+        try:
+            for rank, pts in ranks.items():
+                xs, ys = zip(*pts)
+                label = f"rank {rank}" if len(ranks) > 1 else None
+                ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, markersize=3, label=label)
+            ax.set_xlabel("step")
+            ax.set_ylabel(name)
+            ax.set_title(f"{title}: {name}" if title else name, fontsize=10)
+            ax.grid(True, alpha=0.3)
+            if len(ranks) > 1:
+                ax.legend()
+            fig.tight_layout()
+            path = out_dir / f"plot-{_slug(name)}.png"
+            fig.savefig(path)
+            paths.append(path)
+        finally:
+            plt.close(fig)
+    return paths

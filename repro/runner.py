@@ -1,0 +1,621 @@
+"""The run launcher: from a target (claim, experiment or note) to recorded runs.
+
+Three steps, so that every refusal happens before anything runs:
+
+1. :func:`resolve_targets` maps ``paperkb run TARGET`` to experiments and the claims
+   that cite them;
+2. :func:`plan` checks parameters and requirements (``--param`` names and types, a CUDA
+   GPU for presets that need one, GPU memory, triton, process count) and raises
+   :class:`~kb.errors.PaperkbError` with one clear line if anything is wrong;
+3. :func:`execute` records each planned run as ``queued``, then runs them one after the
+   other, each in a child process (``python -m repro.worker``, or torchrun for several
+   processes) in its own session. A crash, an out-of-memory kill, a ``kill -9`` or a
+   timeout of the child is recorded in the tracker and never takes paperkb down; the
+   other runs of the batch still run. A timeout ends the child's whole process tree.
+
+The child reports through ``events.jsonl`` in the run folder (see ``repro.worker``);
+this process copies metrics into the tracker as they come, beats the heartbeat, and on
+exit writes ``metrics.json`` and the plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from kb.errors import PaperkbError
+from repro import registry
+from repro.tracker import (
+    ERROR, FAILED, HEARTBEAT_EVERY_S, INTERRUPTED, PASSED, TIMEOUT, Run, Tracker,
+)
+from repro.worker import PARENT_PID_ENV, load_experiments
+
+KILL_GRACE_S = 3.0
+POLL_S = 0.1
+
+
+# --------------------------------------------------------------------------------------
+# 1. Targets
+# --------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    experiment: str
+    claims: list[str] = field(default_factory=list)
+
+
+def resolve_targets(
+    names: list[str],
+    *,
+    all_claims: bool = False,
+    claims: list[Any] | None = None,
+    notes_lookup: Callable[[str], Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[Target]:
+    """Experiments to run for ``names`` (experiment ids, claim ids or notes).
+
+    ``claims`` are the vault's ``repro.status.ClaimRef`` s; ``notes_lookup(name)`` finds a
+    note (raising ``kb.errors.NoteNotFound``). Claims naming an unknown experiment are
+    skipped with a warning when a whole note or vault is run, refused when named alone.
+    """
+    exps = load_experiments()
+    claims = list(claims or [])
+    by_id: dict[str, list[Any]] = {}
+    for c in claims:
+        by_id.setdefault(c.id, []).append(c)
+    say = warn or (lambda msg: None)
+    targets: dict[str, Target] = {}
+
+    def add(exp_id: str, claim_ids: list[str]) -> None:
+        t = targets.setdefault(exp_id, Target(exp_id))
+        t.claims.extend(c for c in claim_ids if c not in t.claims)
+
+    def add_claims(cs: list[Any], strict: bool) -> None:
+        for c in cs:
+            if not c.experiments:
+                say(f"claim {c.id!r} ({c.note}:{c.line}) names no experiment; skipped")
+            for e in c.experiments:
+                if e in exps:
+                    add(e, [c.id])
+                elif strict:
+                    raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) names unknown experiment {e!r}")
+                else:
+                    say(f"claim {c.id!r} ({c.note}:{c.line}) names unknown experiment {e!r}; skipped")
+
+    if all_claims:
+        add_claims(claims, strict=False)
+        if not targets:
+            raise PaperkbError("no claim of this vault names a registered experiment")
+    for name in names:
+        if name in exps:
+            add(name, [c.id for c in claims if name in c.experiments])
+        elif name in by_id:
+            add_claims(by_id[name], strict=True)
+        else:
+            note = None
+            if notes_lookup is not None:
+                from kb.errors import NoteNotFound
+
+                try:
+                    note = notes_lookup(name)
+                except NoteNotFound:
+                    note = None
+            if note is None:
+                hint = ""
+                close = [e for e in exps if name.split("/")[-1] in e]
+                if close:
+                    hint = f" (did you mean {', '.join(sorted(close)[:3])}?)"
+                raise PaperkbError(
+                    f"{name!r} is not an experiment id, a claim id or a note{hint}; "
+                    "see `paperkb experiments` and `paperkb claims`"
+                )
+            mine = [c for c in claims if c.note == note.path]
+            if not mine:
+                raise PaperkbError(f"note {note.path!r} has no claims to run")
+            add_claims(mine, strict=False)
+            if not any(t.claims and set(t.claims) & {c.id for c in mine} for t in targets.values()):
+                raise PaperkbError(f"no claim of {note.path!r} names a registered experiment")
+    return list(targets.values())
+
+
+# --------------------------------------------------------------------------------------
+# 2. Plan: parameters and requirements, checked before anything runs
+# --------------------------------------------------------------------------------------
+@dataclass
+class RunOptions:
+    preset: str = "smoke"
+    device: str = "auto"  # auto | cpu | cuda
+    params: list[str] = field(default_factory=list)  # "name=value" strings from --param
+    seed: int = 0
+    timeout_s: float | None = None
+    nproc: int | None = None  # None: what the preset asks for
+    nnodes: int = 1
+    rdzv_endpoint: str | None = None
+
+
+@dataclass
+class PlannedRun:
+    experiment: str
+    claims: list[str]
+    preset: str
+    params: dict[str, Any]
+    overrides: dict[str, Any]
+    device: str
+    seed: int
+    nproc: int
+    nnodes: int
+    rdzv_endpoint: str | None
+    timeout_s: float | None
+
+
+def parse_param_args(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise PaperkbError(f"--param expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+class _Machine:
+    """What the machine offers, probed once and only when asked."""
+
+    def __init__(self) -> None:
+        self._cuda: dict[str, Any] | None = None
+
+    @property
+    def cuda(self) -> dict[str, Any]:
+        if self._cuda is None:
+            from repro.environment import cuda_probe
+
+            self._cuda = cuda_probe()
+        return self._cuda
+
+
+def plan(targets: list[Target], options: RunOptions, machine: Any | None = None) -> list[PlannedRun]:
+    """Check ``options`` against every target; raise PaperkbError (one line) when unmet."""
+    if options.preset not in registry.PRESET_NAMES:
+        raise PaperkbError(f"--preset must be one of {', '.join(registry.PRESET_NAMES)}; got {options.preset!r}")
+    if options.device not in ("auto", "cpu", "cuda"):
+        raise PaperkbError(f"--device must be auto, cpu or cuda; got {options.device!r}")
+    if options.nproc is not None and options.nproc < 1:
+        raise PaperkbError(f"--nproc must be at least 1; got {options.nproc}")
+    if options.nnodes < 1:
+        raise PaperkbError(f"--nnodes must be at least 1; got {options.nnodes}")
+    if options.nnodes > 1 and not options.rdzv_endpoint:
+        raise PaperkbError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
+    if options.rdzv_endpoint and ":" not in options.rdzv_endpoint:
+        raise PaperkbError(f"--rdzv-endpoint expects HOST:PORT; got {options.rdzv_endpoint!r}")
+    if options.timeout_s is not None and options.timeout_s <= 0:
+        raise PaperkbError(f"--timeout must be positive; got {options.timeout_s}")
+    machine = machine or _Machine()
+    raw = parse_param_args(options.params)
+    exps = [registry.get(t.experiment) for t in targets]
+    for name in raw:
+        if not any(name in {p.name for p in e.params} for e in exps):
+            known = sorted({p.name for e in exps for p in e.params})
+            raise PaperkbError(
+                f"--param {name}: no experiment of this run has that parameter (known: {', '.join(known) or 'none'})"
+            )
+    planned: list[PlannedRun] = []
+    for t, exp in zip(targets, exps):
+        preset = exp.presets[options.preset]
+        req = preset.requires
+        overrides: dict[str, Any] = {}
+        try:
+            for name, text in raw.items():
+                if name in {p.name for p in exp.params}:
+                    overrides[name] = exp.param(name).parse(text)
+            params = exp.resolve_params(options.preset, overrides)
+        except registry.RegistryError as exc:
+            raise PaperkbError(f"{exp.id}: {exc}") from None
+        device = _choose_device(exp.id, options, req, machine)
+        nproc = options.nproc if options.nproc is not None else max(1, req.nproc)
+        if device == "cuda":
+            count = machine.cuda["count"]
+            if options.nnodes == 1 and nproc > count:
+                raise PaperkbError(f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}")
+            if req.min_gpu_memory_gb:
+                have = min(machine.cuda["memory_gb"][:nproc] or [0.0])
+                if have < req.min_gpu_memory_gb:
+                    raise PaperkbError(
+                        f"{exp.id}: preset {options.preset!r} needs {req.min_gpu_memory_gb:g} GB of GPU memory; "
+                        f"the GPU has {have:.1f} GB"
+                    )
+        if req.triton:
+            from repro.environment import triton_available
+
+            if not triton_available():
+                raise PaperkbError(
+                    f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')"
+                )
+        planned.append(
+            PlannedRun(
+                experiment=exp.id,
+                claims=list(t.claims),
+                preset=options.preset,
+                params=params,
+                overrides=overrides,
+                device=device,
+                seed=options.seed,
+                nproc=nproc,
+                nnodes=options.nnodes,
+                rdzv_endpoint=options.rdzv_endpoint,
+                timeout_s=options.timeout_s if options.timeout_s is not None else preset.timeout_s,
+            )
+        )
+    return planned
+
+
+def _choose_device(exp_id: str, options: RunOptions, req: registry.Requirements, machine: Any) -> str:
+    needs_cuda = req.device == "cuda"
+    if options.device == "cpu":
+        if needs_cuda:
+            raise PaperkbError(
+                f"{exp_id}: preset {options.preset!r} needs a CUDA GPU but --device cpu was given"
+            )
+        return "cpu"
+    if options.device == "cuda" or needs_cuda:
+        if not machine.cuda["available"]:
+            why = f"preset {options.preset!r} needs a CUDA GPU" if needs_cuda else "--device cuda was given"
+            hint = " (try --preset smoke)" if needs_cuda and options.preset != "smoke" else ""
+            raise PaperkbError(f"{exp_id}: {why} and none is available{hint}")
+        return "cuda"
+    return "cuda" if machine.cuda["available"] else "cpu"
+
+
+# --------------------------------------------------------------------------------------
+# 3. Execute
+# --------------------------------------------------------------------------------------
+class Monitor:
+    """Callbacks for a live display; the default does nothing."""
+
+    def queued(self, runs: list[Run]) -> None: ...
+
+    def started(self, run: Run) -> None: ...
+
+    def progress(self, run: Run, done: float, total: float, message: str) -> None: ...
+
+    def metric(self, run: Run, metric: dict[str, Any]) -> None: ...
+
+    def finished(self, run: Run) -> None: ...
+
+
+class _EventReader:
+    """Reads whole JSON lines appended to the events file since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.buffer = b""
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        events = []
+        for line in lines:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(ev, dict):
+                events.append(ev)
+        return events
+
+
+def worker_command(spec_path: Path, p: PlannedRun, run_id: str) -> list[str]:
+    if p.nproc == 1 and p.nnodes == 1:
+        return [sys.executable, "-m", "repro.worker", str(spec_path)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={p.nproc}", f"--nnodes={p.nnodes}"]
+    if p.nnodes > 1:
+        # Every node runs the same `paperkb run`, so the rendezvous id comes from the
+        # experiment, not from this node's run id.
+        cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint={p.rdzv_endpoint}", f"--rdzv-id=paperkb-{p.experiment}"]
+    else:
+        cmd += ["--standalone"]
+    cmd += ["--max-restarts=0", "-m", "repro.worker", str(spec_path)]
+    return cmd
+
+
+def kill_tree(proc: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None:
+    """End ``proc`` and every process below it, including ones that started their own
+    session (torchrun's workers do): SIGTERM, then SIGKILL after ``grace_s``."""
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        procs = []
+    own_group = os.getpgrp()
+    groups = {proc.pid}
+    for p in procs:
+        try:
+            groups.add(os.getpgid(p.pid))
+        except OSError:
+            pass
+    groups.discard(own_group)
+
+    def signal_all(sig: int) -> None:
+        for g in groups:
+            try:
+                os.killpg(g, sig)
+            except OSError:
+                pass
+        for p in procs:
+            try:
+                p.send_signal(sig)
+            except psutil.Error:
+                pass
+
+    signal_all(signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    if alive:
+        signal_all(signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=grace_s)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL always ends it
+        pass
+
+
+@dataclass
+class _Outcome:
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    artifacts: list[str] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+def execute(
+    planned: list[PlannedRun],
+    tracker: Tracker,
+    *,
+    monitor: Monitor | None = None,
+    argv: list[str] | None = None,
+) -> list[Run]:
+    """Run ``planned`` one after the other; return their final records.
+
+    KeyboardInterrupt ends the current child, marks it and the remaining queued runs
+    ``interrupted`` and is raised again.
+    """
+    from repro.environment import capture
+
+    monitor = monitor or Monitor()
+    environment, diff = capture(argv)
+    batch = uuid.uuid4().hex[:12]
+    runs = [
+        tracker.create_run(
+            p.experiment, preset=p.preset, params=p.params, overrides=p.overrides, claims=p.claims,
+            seed=p.seed, device=p.device, nproc=p.nproc, nnodes=p.nnodes, timeout_s=p.timeout_s,
+            environment=environment, command=environment["command"], batch=batch,
+        )
+        for p in planned
+    ]
+    monitor.queued(runs)
+    done: list[Run] = []
+    for i, (p, run) in enumerate(zip(planned, runs)):
+        try:
+            done.append(_run_one(p, run, tracker, diff, monitor))
+        except KeyboardInterrupt:
+            for rest in runs[i + 1:]:
+                tracker.finish(rest.id, INTERRUPTED, error="interrupted before it started (Ctrl-C)")
+            raise
+    return done
+
+
+def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: Monitor) -> Run:
+    run_dir = tracker.run_dir(run.id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if diff:
+        _link_diff(tracker, diff, run_dir / "git.diff")
+    events_path = run_dir / "events.jsonl"
+    spec = {
+        "run_id": run.id, "experiment": p.experiment, "params": p.params, "preset": p.preset,
+        "device": p.device, "seed": p.seed, "run_dir": str(run_dir), "events": str(events_path),
+    }
+    spec_path = run_dir / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=2, default=str), encoding="utf-8")
+    cmd = worker_command(spec_path, p, run.id)
+    env = dict(os.environ)
+    env[PARENT_PID_ENV] = str(os.getpid())
+    env["PYTHONUNBUFFERED"] = "1"
+    # The source tree first, so the child runs this checkout's repro even from the run folder.
+    from repro.environment import SOURCE_ROOT
+
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH", "")]))
+    tracker.update_environment(run.id, {"worker_command": cmd})
+
+    outcome = _Outcome()
+    status: str | None = None
+    reason: str | None = None
+    with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
+        try:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=run_dir, env=env, start_new_session=True
+            )
+        except OSError as exc:
+            tracker.mark_running(run.id, None)
+            tracker.finish(run.id, ERROR, error=f"could not start the experiment process: {exc}")
+            final = tracker.get(run.id)
+            monitor.finished(final)
+            return final
+        tracker.mark_running(run.id, proc.pid)
+        monitor.started(tracker.get(run.id))
+        reader = _EventReader(events_path)
+        t0 = time.monotonic()
+        last_beat = t0
+        try:
+            while True:
+                rc = proc.poll()
+                _consume(reader.read(), run, tracker, monitor, outcome)
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT_EVERY_S:
+                    tracker.beat(run.id)
+                    last_beat = now
+                if rc is not None:
+                    _end_leftovers(proc)
+                    _consume(reader.read(), run, tracker, monitor, outcome)
+                    break
+                if p.timeout_s is not None and now - t0 > p.timeout_s:
+                    kill_tree(proc)
+                    _consume(reader.read(), run, tracker, monitor, outcome)
+                    status, reason = TIMEOUT, f"timed out after {p.timeout_s:g} s; the process tree was ended"
+                    break
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            kill_tree(proc, grace_s=1.0)
+            _consume(reader.read(), run, tracker, monitor, outcome)
+            _finish(run, tracker, INTERRUPTED, "interrupted (Ctrl-C)", outcome, run_dir)
+            monitor.finished(tracker.get(run.id))
+            raise
+    if status is None:
+        status, reason = _judge(proc.returncode, outcome, run_dir)
+    _finish(run, tracker, status, reason, outcome, run_dir)
+    final = tracker.get(run.id)
+    monitor.finished(final)
+    return final
+
+
+def _link_diff(tracker: Tracker, diff: str, dest: Path) -> None:
+    """The diff is the same for every run of a checkout state: keep one copy per content
+    under ``.paperkb/diffs/`` and hard-link it into the run folder (copy if links fail)."""
+    import hashlib
+    import shutil
+
+    data = diff.encode("utf-8")
+    store = tracker.home / "diffs" / (hashlib.sha256(data).hexdigest()[:32] + ".diff")
+    if not store.exists():
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, store)
+    try:
+        os.link(store, dest)
+    except OSError:
+        shutil.copyfile(store, dest)
+
+
+def _end_leftovers(proc: subprocess.Popen) -> None:
+    """After a normal exit, end what the experiment left behind in its process group
+    (e.g. data-loader workers), so no run leaves processes running."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _consume(events: list[dict[str, Any]], run: Run, tracker: Tracker, monitor: Monitor, outcome: _Outcome) -> None:
+    metrics = []
+    for ev in events:
+        kind = ev.get("type")
+        if kind == "metric":
+            m = {k: ev.get(k) for k in ("name", "value", "step", "time", "rank")}
+            if m["name"] is None:
+                continue
+            metrics.append(m)
+            monitor.metric(run, m)
+        elif kind == "progress":
+            monitor.progress(run, float(ev.get("done") or 0), float(ev.get("total") or 0), str(ev.get("message") or ""))
+        elif kind == "started":
+            tracker.update_environment(run.id, {"world_size": ev.get("world_size"), "worker_pid": ev.get("pid")})
+        elif kind == "environment":
+            tracker.update_environment(run.id, dict(ev.get("environment") or {}))
+        elif kind == "artifact":
+            name = str(ev.get("name") or "")
+            if name and name not in outcome.artifacts:
+                outcome.artifacts.append(name)
+        elif kind == "result":
+            outcome.result = ev.get("result")
+        elif kind == "error":
+            tb = str(ev.get("traceback") or "")
+            rank = ev.get("rank") or 0
+            outcome.error = (outcome.error + "\n" if outcome.error else "") + (f"[rank {rank}] " if rank else "") + tb
+    if metrics:
+        tracker.add_metrics(run.id, metrics)
+        outcome.metrics.extend(metrics)
+
+
+def _stderr_tail(run_dir: Path, n: int = 4000) -> str:
+    try:
+        data = (run_dir / "stderr.log").read_bytes()
+    except OSError:
+        return ""
+    return data[-n:].decode("utf-8", "replace").strip()
+
+
+def _judge(rc: int, outcome: _Outcome, run_dir: Path) -> tuple[str, str | None]:
+    if outcome.result is not None and not outcome.error:
+        verdict = outcome.result.get("verdict")
+        return (PASSED if verdict == "supported" else FAILED), None
+    if outcome.error:
+        return ERROR, outcome.error
+    tail = _stderr_tail(run_dir)
+    if rc < 0:
+        name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
+        hint = " (out of memory, or kill -9)" if -rc == signal.SIGKILL else ""
+        return INTERRUPTED, f"the experiment process was killed by {name}{hint}"
+    if "SIGKILL" in tail or "Signal 9" in tail:  # torchrun reports a killed worker this way
+        return INTERRUPTED, "a worker process was killed by SIGKILL (out of memory, or kill -9)\n" + tail
+    if rc == 0:
+        return ERROR, "the experiment process exited without a result\n" + tail
+    return ERROR, f"the experiment process exited with code {rc}\n" + tail
+
+
+def _finish(run: Run, tracker: Tracker, status: str, reason: str | None, outcome: _Outcome, run_dir: Path) -> None:
+    result = outcome.result if status in (PASSED, FAILED) else None
+    metrics = tracker.metrics(run.id)
+    record = {
+        "run_id": run.id, "experiment": run.experiment, "preset": run.preset, "status": status,
+        "verdict": result.get("verdict") if result else None,
+        "checks": result.get("checks") if result else [],
+        "summary": result.get("summary") if result else None,
+        "params": run.params, "metrics": metrics, "error": reason,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=str, allow_nan=True), encoding="utf-8")
+    names = ["metrics.json", "spec.json", "events.jsonl", "stdout.log", "stderr.log", "git.diff"]
+    try:
+        from repro.plots import plot_metrics
+
+        plots = [p.name for p in plot_metrics(metrics, run_dir, title=run.experiment)]
+    except Exception as exc:  # a plot must never lose a run
+        plots = []
+        reason = (reason + "\n" if reason else "") + f"(plotting failed: {type(exc).__name__}: {exc})"
+    for name in names + outcome.artifacts:
+        if (run_dir / name).is_file():
+            tracker.add_artifact(run.id, name, "log" if name.endswith((".log", ".jsonl")) else "file")
+    for name in plots:
+        tracker.add_artifact(run.id, name, "plot")
+    tracker.finish(
+        run.id, status,
+        verdict=result.get("verdict") if result else None,
+        checks=result.get("checks") if result else None,
+        summary=result.get("summary") if result else None,
+        error=reason,
+    )
+
+
+def exit_code(runs: list[Run]) -> int:
+    """0 when every run passed; 1 when some claim was contradicted (failed); 2 when some
+    run ended in error, timeout or interrupted."""
+    statuses = {r.status for r in runs}
+    if statuses & {ERROR, TIMEOUT, INTERRUPTED}:
+        return 2
+    if FAILED in statuses:
+        return 1
+    return 0

@@ -1,0 +1,474 @@
+"""The run tracker: every run of an experiment, its metrics, artifacts and environment.
+
+Storage is an embedded SQLite database at ``<vault>/.paperkb/runs.db`` in WAL mode, so
+readers never block the writer and two ``paperkb run`` processes can record into the same
+vault at once (each write waits up to ``BUSY_TIMEOUT_MS`` for the other). Every state
+change of a run (queued, running, a batch of metrics, finished) is one transaction: a
+``kill -9`` at any moment leaves every committed run intact.
+
+Files of a run live in ``<vault>/.paperkb/runs/<id>/``: ``metrics.json``, ``stdout.log``,
+``stderr.log``, ``events.jsonl`` (what the child process reported), ``git.diff`` and the
+PNG plots.
+
+A run whose ``paperkb`` process died while it was running (power loss, ``kill -9``) is
+found by :meth:`Tracker.reap_stale` — its process is gone, or its heartbeat is older than
+``STALE_AFTER_S`` — and marked ``interrupted``. Every repro command calls it on start.
+
+This module is torch-free and cheap to import: listing commands use it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from kb.errors import PaperkbError
+
+QUEUED, RUNNING = "queued", "running"
+PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT = "passed", "failed", "error", "interrupted", "timeout"
+STATUSES = (QUEUED, RUNNING, PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT)
+FINISHED = frozenset({PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT})
+
+BUSY_TIMEOUT_MS = 60_000
+HEARTBEAT_EVERY_S = 2.0
+STALE_AFTER_S = 60.0
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    experiment  TEXT NOT NULL,
+    claims      TEXT NOT NULL DEFAULT '[]',  -- JSON list of claim ids the run was launched for
+    params      TEXT NOT NULL DEFAULT '{}',  -- JSON: every parameter value the run used
+    overrides   TEXT NOT NULL DEFAULT '{}',  -- JSON: the ones given with --param
+    preset      TEXT NOT NULL,
+    seed        INTEGER NOT NULL DEFAULT 0,
+    device      TEXT,
+    nproc       INTEGER NOT NULL DEFAULT 1,
+    nnodes      INTEGER NOT NULL DEFAULT 1,
+    timeout_s   REAL,
+    status      TEXT NOT NULL,
+    verdict     TEXT,                        -- supported | contradicted | NULL
+    checks      TEXT NOT NULL DEFAULT '[]',  -- JSON: the thresholds and whether each passed
+    summary     TEXT,
+    error       TEXT,                        -- traceback or reason for error/timeout/interrupted
+    environment TEXT NOT NULL DEFAULT '{}',  -- JSON: see repro.environment
+    command     TEXT,                        -- JSON list: the paperkb command line
+    host        TEXT,
+    pid         INTEGER,                     -- the paperkb process watching the run
+    child_pid   INTEGER,                     -- the experiment's process (group leader)
+    batch       TEXT,                        -- runs started by one `paperkb run` share it
+    created     REAL NOT NULL,
+    started     REAL,
+    ended       REAL,
+    heartbeat   REAL
+);
+CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment, created);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name   TEXT NOT NULL,
+    value  REAL,
+    step   REAL,
+    time   REAL,
+    rank   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name   TEXT NOT NULL,
+    kind   TEXT NOT NULL DEFAULT 'file',
+    size   INTEGER,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+_JSON_COLUMNS = ("claims", "params", "overrides", "checks", "environment", "command")
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as an ISO-8601 UTC string (what JSON output shows)."""
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    """Sortable by start time and unique across processes: ``20261126-151230-3fa9c1``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class Run:
+    id: str
+    experiment: str
+    preset: str
+    status: str
+    claims: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str | None = None
+    nproc: int = 1
+    nnodes: int = 1
+    timeout_s: float | None = None
+    verdict: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    summary: str | None = None
+    error: str | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)
+    host: str | None = None
+    pid: int | None = None
+    child_pid: int | None = None
+    batch: str | None = None
+    created: float = 0.0
+    started: float | None = None
+    ended: float | None = None
+    heartbeat: float | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started is None:
+            return None
+        end = self.ended if self.ended is not None else time.time()
+        return max(0.0, end - self.started)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        for key in ("created", "started", "ended", "heartbeat"):
+            d[key] = iso(d[key])
+        d["duration_s"] = None if self.duration_s is None else round(self.duration_s, 3)
+        return d
+
+
+class Tracker:
+    """The runs of one vault. ``Tracker(root)`` creates ``.paperkb/runs.db`` if needed;
+    use :meth:`open_existing` for read-only commands that must not create anything."""
+
+    def __init__(self, vault_root: Path | str) -> None:
+        self.root = Path(vault_root)
+        self.home = self.root / ".paperkb"
+        self.db_path = self.home / "runs.db"
+        self.runs_dir = self.home / "runs"
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            self.conn = self._connect()
+        except (OSError, sqlite3.Error) as exc:
+            raise PaperkbError(f"cannot open the run tracker at {self.db_path}: {exc}") from None
+
+    @classmethod
+    def open_existing(cls, vault_root: Path | str) -> "Tracker | None":
+        """The tracker if ``runs.db`` exists, else ``None`` (nothing is created)."""
+        if not (Path(vault_root) / ".paperkb" / "runs.db").is_file():
+            return None
+        return cls(vault_root)
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per state change.
+        conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # e.g. a network file system without shared memory
+            conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"meta", "runs", "metrics", "artifacts"} <= have:
+            with _transaction(conn):
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+        return conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    # ---- state changes (one transaction each) ------------------------------------
+    def create_run(
+        self,
+        experiment: str,
+        *,
+        preset: str,
+        params: dict[str, Any],
+        overrides: dict[str, Any] | None = None,
+        claims: Iterable[str] = (),
+        seed: int = 0,
+        device: str | None = None,
+        nproc: int = 1,
+        nnodes: int = 1,
+        timeout_s: float | None = None,
+        environment: dict[str, Any] | None = None,
+        command: list[str] | None = None,
+        batch: str | None = None,
+    ) -> Run:
+        run = Run(
+            id=new_run_id(),
+            experiment=experiment,
+            preset=preset,
+            status=QUEUED,
+            claims=list(claims),
+            params=dict(params),
+            overrides=dict(overrides or {}),
+            seed=seed,
+            device=device,
+            nproc=nproc,
+            nnodes=nnodes,
+            timeout_s=timeout_s,
+            environment=dict(environment or {}),
+            command=list(command or []),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            batch=batch,
+            created=time.time(),
+        )
+        row = {k: v for k, v in run.__dict__.items()}
+        for key in _JSON_COLUMNS:
+            row[key] = _dumps(row[key])
+        cols = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with _transaction(self.conn):
+            self.conn.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", row)
+        self.run_dir(run.id).mkdir(parents=True, exist_ok=True)
+        return run
+
+    def mark_running(self, run_id: str, child_pid: int | None) -> None:
+        now = time.time()
+        with _transaction(self.conn):
+            self.conn.execute(
+                "UPDATE runs SET status=?, started=?, heartbeat=?, child_pid=?, pid=?, host=? WHERE id=?",
+                (RUNNING, now, now, child_pid, os.getpid(), socket.gethostname(), run_id),
+            )
+
+    def beat(self, run_id: str) -> None:
+        with _transaction(self.conn):
+            self.conn.execute("UPDATE runs SET heartbeat=? WHERE id=? AND status=?", (time.time(), run_id, RUNNING))
+
+    def add_metrics(self, run_id: str, metrics: Iterable[dict[str, Any]]) -> int:
+        """Record metrics (dicts with name, value, step, time, rank) and beat, in one transaction."""
+        rows = [
+            (run_id, str(m["name"]), _num(m.get("value")), _num(m.get("step")), _num(m.get("time")),
+             int(m.get("rank") or 0))
+            for m in metrics
+        ]
+        with _transaction(self.conn):
+            if rows:
+                self.conn.executemany(
+                    "INSERT INTO metrics (run_id, name, value, step, time, rank) VALUES (?, ?, ?, ?, ?, ?)", rows
+                )
+            self.conn.execute("UPDATE runs SET heartbeat=? WHERE id=? AND status=?", (time.time(), run_id, RUNNING))
+        return len(rows)
+
+    def add_artifact(self, run_id: str, name: str, kind: str = "file") -> None:
+        path = self.run_dir(run_id) / name
+        size = path.stat().st_size if path.is_file() else None
+        with _transaction(self.conn):
+            self.conn.execute(
+                "INSERT OR REPLACE INTO artifacts (run_id, name, kind, size) VALUES (?, ?, ?, ?)",
+                (run_id, name, kind, size),
+            )
+
+    def update_environment(self, run_id: str, extra: dict[str, Any]) -> None:
+        """Merge ``extra`` (e.g. what the child found about torch and the GPU) into the environment."""
+        with _transaction(self.conn):
+            row = self.conn.execute("SELECT environment FROM runs WHERE id=?", (run_id,)).fetchone()
+            env = json.loads(row[0]) if row else {}
+            env.update(extra)
+            self.conn.execute("UPDATE runs SET environment=? WHERE id=?", (_dumps(env), run_id))
+
+    def finish(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        verdict: str | None = None,
+        checks: list[dict[str, Any]] | None = None,
+        summary: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        if status not in FINISHED:
+            raise ValueError(f"not a final status: {status}")
+        with _transaction(self.conn):
+            self.conn.execute(
+                "UPDATE runs SET status=?, verdict=?, checks=?, summary=?, error=?, ended=?, heartbeat=? WHERE id=?",
+                (status, verdict, _dumps(checks or []), summary, error, time.time(), time.time(), run_id),
+            )
+
+    def reap_stale(self, stale_after_s: float = STALE_AFTER_S) -> list[str]:
+        """Mark ``interrupted`` every running/queued run whose watcher is gone.
+
+        On this host a run is orphaned when its paperkb process no longer exists; a run
+        watched from another host (a vault on a shared disk) when its heartbeat is older
+        than ``stale_after_s``. Returns the ids marked. If the watcher was only paused and
+        comes back, its own ``finish`` overwrites the mark with the real outcome.
+        """
+        host = socket.gethostname()
+        now = time.time()
+        rows = self.conn.execute(
+            "SELECT id, host, pid, heartbeat, created, status FROM runs WHERE status IN (?, ?)", (RUNNING, QUEUED)
+        ).fetchall()
+        reaped = []
+        for r in rows:
+            last = r["heartbeat"] if r["heartbeat"] is not None else r["created"]
+            if r["host"] == host:
+                if r["pid"] is None or r["pid"] == os.getpid() or _pid_alive(r["pid"]):
+                    continue
+                reason = f"the paperkb process {r['pid']} watching this run is gone"
+            elif now - last > stale_after_s:
+                reason = f"no heartbeat from {r['host']} for {now - last:.0f} s"
+            else:
+                continue
+            with _transaction(self.conn):
+                cur = self.conn.execute(
+                    "UPDATE runs SET status=?, error=?, ended=? WHERE id=? AND status=?",
+                    (INTERRUPTED, f"interrupted: {reason}", now, r["id"], r["status"]),
+                )
+            if cur.rowcount:
+                reaped.append(r["id"])
+        return reaped
+
+    # ---- reading -----------------------------------------------------------------
+    def get(self, run_id: str) -> Run:
+        """A run by id or by an unambiguous prefix of its id."""
+        row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None and run_id:
+            like = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self.conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 5", (like,)).fetchall()
+            if len(rows) > 1:
+                raise PaperkbError(f"run id {run_id!r} is ambiguous: {', '.join(r['id'] for r in rows)} ...")
+            row = rows[0] if rows else None
+        if row is None:
+            raise PaperkbError(f"no run {run_id!r} (see `paperkb runs`)")
+        return _run_of(row)
+
+    def runs(
+        self,
+        *,
+        claim: str | None = None,
+        experiment: str | None = None,
+        status: str | None = None,
+        batch: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs, newest first, optionally only those of a claim / experiment / status / batch."""
+        where, args = [], []
+        if claim is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(runs.claims) WHERE json_each.value = ?)")
+            args.append(claim)
+        if experiment is not None:
+            where.append("experiment = ?")
+            args.append(experiment)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if batch is not None:
+            where.append("batch = ?")
+            args.append(batch)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_run_of(r) for r in self.conn.execute(sql, args)]
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT name, value, step, time, rank FROM metrics WHERE run_id=? ORDER BY rowid", (run_id,)
+        )
+        return [dict(r) for r in rows]
+
+    def final_metrics(self, run_id: str) -> dict[str, float | None]:
+        """The last value of each metric (rank 0 first), for tables and comparisons."""
+        out: dict[str, float | None] = {}
+        for m in self.metrics(run_id):
+            if m["rank"] == 0 or m["name"] not in out:
+                out[m["name"]] = m["value"]
+        return out
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT name, kind, size FROM artifacts WHERE run_id=? ORDER BY name", (run_id,))
+        return [dict(r) for r in rows]
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+# ---- helpers ------------------------------------------------------------------------
+class _transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (ROLLBACK on error): takes the write lock up
+    front so two processes queue on busy_timeout instead of failing on upgrade."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, allow_nan=True)
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _run_of(row: sqlite3.Row) -> Run:
+    d = dict(row)
+    for key in _JSON_COLUMNS:
+        d[key] = json.loads(d[key]) if d.get(key) else ([] if key in ("claims", "checks", "command") else {})
+    return Run(**d)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:  # a zombie is gone for our purposes
+        import psutil
+
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except Exception:
+        return True

@@ -1,0 +1,392 @@
+"""Experiments behind the notes' claims about the Transformer (Vaswani et al., 2017).
+
+No torch at module level: ``paperkb experiments`` imports this file to list the ids.
+"""
+
+from __future__ import annotations
+
+from repro.registry import Param, Preset, experiment
+
+PAPER_PARAMS_M = {"base": 65.0, "big": 213.0}  # Table 3
+
+
+class _threads:
+    """Run torch on ``n`` CPU threads inside the block (0: leave as is). One thread is
+    several times faster than two on a loaded 2-core machine, and timings are steadier."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self):
+        import torch
+
+        self.old = torch.get_num_threads()
+        if self.n > 0:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.old)
+
+
+@experiment(
+    "transformer/param-count",
+    "Transformer base and big parameter counts (Table 3) against the paper's 65M and 213M, assuming "
+    "a shared 37k-token BPE vocabulary (WMT 2014 EN-DE) and one shared embedding matrix",
+    params=[
+        Param("vocab_size", int, 37000, "shared source/target BPE vocabulary (section 5.1: about 37000)"),
+        Param("tolerance", float, 0.05, "allowed relative difference from the paper's rounded figure"),
+    ],
+    presets={"smoke": Preset(description="meta device, no memory, ~1 s"),
+             "full": Preset(description="same as smoke: counting needs no weights")},
+)
+def param_count(ctx):
+    from repro.transformer.model import build_on_meta, config, count_parameters
+
+    vocab = ctx.params["vocab_size"]
+    tol = ctx.params["tolerance"]
+    ctx.log(f"assumption: one {vocab}-token vocabulary shared by source, target and the output "
+            "projection (section 3.4); post-norm layers; biases in every linear layer")
+    for name, paper in PAPER_PARAMS_M.items():
+        n = count_parameters(build_on_meta(config(name, vocab_size=vocab)))
+        ctx.log_metric(f"params_{name}", n)
+        ctx.log(f"{name}: {n:,} parameters ({n / 1e6:.1f}M; paper: {paper:.0f}M)")
+        ctx.check(f"params_{name}_millions", n / 1e6, "between", (paper * (1 - tol), paper * (1 + tol)),
+                  f"{name} within {tol:.0%} of the paper's {paper:.0f}M with a {vocab}-token shared vocabulary")
+    return ctx.result(f"counts built on the meta device with vocab_size={vocab}")
+
+
+@experiment(
+    "transformer/sinusoid-linear",
+    "Sinusoidal positions (section 3.5): for each fixed offset k, PE(pos + k) is a linear function of "
+    "PE(pos); a least-squares fit leaves no residual, while random position vectors leave a large one",
+    params=[
+        Param("d_model", int, 512), Param("n_positions", int, 2048, "positions used in the fit"),
+        Param("offsets", list, [1, 5, 17, 100, 400], "the offsets k to fit"),
+        Param("tolerance", float, 1e-6, "largest relative residual accepted for the sinusoids"),
+    ],
+    presets={"smoke": Preset(params={"d_model": 256, "n_positions": 640},
+                             description="d_model 256, 640 positions, five offsets, a few seconds"),
+             "full": Preset(params={"d_model": 1024, "n_positions": 4096,
+                                    "offsets": [1, 2, 5, 17, 50, 100, 400, 1000]})},
+)
+def sinusoid_linear(ctx):
+    with _threads(1):
+        return _sinusoid_linear(ctx)
+
+
+def _sinusoid_linear(ctx):
+    import math
+
+    import torch
+
+    from repro.transformer.model import sinusoidal_positions
+
+    p = ctx.params
+    d, n = p["d_model"], p["n_positions"]
+    pe = sinusoidal_positions(n + max(int(k) for k in p["offsets"]), d, dtype=torch.float64)
+    control = torch.randn(pe.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(ctx.seed))
+    inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d, 2, dtype=torch.float64) / d)
+
+    def fit(table, k):
+        x, y = table[:n], table[k:k + n]
+        # SVD-based solver: the low-frequency columns are nearly collinear (rank-deficient x)
+        m = torch.linalg.lstsq(x, y, driver="gelsd").solution  # y ≈ x @ m
+        return m, ((x @ m - y).norm() / y.norm()).item()
+
+    worst, worst_control, worst_analytic = 0.0, math.inf, 0.0
+    for k in (int(k) for k in p["offsets"]):
+        m, resid = fit(pe, k)
+        _, resid_control = fit(control, k)
+        # the fitted map should be the block rotation by angle k·ω_i on each (sin, cos) pair
+        analytic = torch.zeros(d, d, dtype=torch.float64)
+        c, s = torch.cos(k * inv_freq), torch.sin(k * inv_freq)
+        i = torch.arange(0, d, 2)
+        # sin((p+k)ω) = sin(pω)cos(kω) + cos(pω)sin(kω); cos((p+k)ω) = cos(pω)cos(kω) - sin(pω)sin(kω)
+        analytic[i, i], analytic[i + 1, i] = c, s
+        analytic[i, i + 1], analytic[i + 1, i + 1] = -s, c
+        x = pe[:n]
+        dev = ((x @ analytic - pe[k:k + n]).norm() / pe[k:k + n].norm()).item()
+        ctx.log_metric("residual", resid, step=k)
+        ctx.log_metric("residual_random_positions", resid_control, step=k)
+        ctx.log_metric("residual_closed_form_rotation", dev, step=k)
+        ctx.log(f"k={k}: relative residual {resid:.2e} (random positions: {resid_control:.2f}; "
+                f"closed-form rotation: {dev:.2e})")
+        worst = max(worst, resid)
+        worst_control = min(worst_control, resid_control)
+        worst_analytic = max(worst_analytic, dev)
+    ctx.check("max_relative_residual", worst, "<=", p["tolerance"],
+              "PE(pos+k) = PE(pos) M_k fits exactly for every offset")
+    ctx.check("random_positions_residual", worst_control, ">=", 0.1,
+              "control: the same fit fails for random position vectors (the test can tell)")
+    ctx.check("closed_form_rotation_residual", worst_analytic, "<=", p["tolerance"],
+              "M_k is the rotation by k·ω_i of each (sin, cos) pair")
+    return ctx.result(f"largest residual {worst:.1e} over offsets {p['offsets']} (random vectors: "
+                      f"{worst_control:.2f})")
+
+
+@experiment(
+    "transformer/scaled-dot-product",
+    "Scaling by 1/sqrt(d_k) (section 3.2.1): without it the softmax saturates as d_k grows (entropy "
+    "and gradient norm collapse); with it both stay put",
+    params=[
+        Param("d_k", list, [4, 16, 64, 256, 1024, 4096], "key dimensions to sweep"),
+        Param("n_keys", int, 64, "keys per query"), Param("n_queries", int, 512, "queries averaged over"),
+    ],
+    presets={"smoke": Preset(description="six d_k values, ~2 s"),
+             "full": Preset(params={"d_k": [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192],
+                                    "n_queries": 4096})},
+)
+def scaled_dot_product(ctx):
+    import math
+
+    import torch
+
+    p = ctx.params
+    gen = torch.Generator().manual_seed(ctx.seed)
+    dks = [int(d) for d in p["d_k"]]
+    rows = {"scaled": [], "unscaled": []}
+    for dk in dks:
+        # unit-variance components, as the paper assumes: q·k then has variance d_k
+        q = torch.randn(p["n_queries"], dk, generator=gen)
+        k = torch.randn(p["n_keys"], dk, generator=gen)
+        v = torch.randn(p["n_keys"], generator=gen)
+        for label, scale in (("scaled", 1 / math.sqrt(dk)), ("unscaled", 1.0)):
+            logits = (q @ k.T * scale).requires_grad_(True)  # (n_queries, n_keys)
+            probs = torch.softmax(logits, dim=-1)
+            entropy = -(probs * torch.log(probs.clamp_min(1e-30))).sum(-1).mean()
+            # the gradient reaching the logits from a downstream loss (here: the output's sum)
+            (probs @ v).sum().backward()
+            grad = logits.grad.norm(dim=-1).mean()
+            rows[label].append((entropy.item(), grad.item()))
+            ctx.log_metric(f"entropy_{label}", entropy.item(), step=dk)
+            ctx.log_metric(f"grad_norm_{label}", grad.item(), step=dk)
+    h_max = math.log(p["n_keys"])
+    s_ent = [r[0] for r in rows["scaled"]]
+    u_ent = [r[0] for r in rows["unscaled"]]
+    u_grad = [r[1] for r in rows["unscaled"]]
+    s_grad = [r[1] for r in rows["scaled"]]
+    ctx.log(f"entropy (max {h_max:.2f}) unscaled: {[round(e, 3) for e in u_ent]}; scaled: {[round(e, 3) for e in s_ent]}")
+    ctx.check("unscaled_entropy_fraction_at_max_dk", u_ent[-1] / h_max, "<", 0.1,
+              f"unscaled softmax nearly one-hot at d_k={dks[-1]}")
+    ctx.check("unscaled_grad_vs_peak", u_grad[-1] / max(u_grad), "<", 0.3,
+              "unscaled gradient norm collapses as d_k grows (last over peak)")
+    ctx.check("unscaled_vs_scaled_grad_at_max_dk", u_grad[-1] / s_grad[-1], "<", 0.5,
+              f"at d_k={dks[-1]} the unscaled softmax passes back under half the scaled gradient")
+    ctx.check("scaled_entropy_spread", max(s_ent) / min(s_ent), "<", 1.25,
+              "scaled entropy roughly independent of d_k")
+    ctx.check("scaled_grad_spread", max(s_grad) / min(s_grad), "<", 2.0,
+              "scaled gradient norm roughly independent of d_k")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for label, style in (("scaled", "o-"), ("unscaled", "s--")):
+        axes[0].plot(dks, [r[0] for r in rows[label]], style, label=label)
+        axes[1].plot(dks, [r[1] for r in rows[label]], style, label=label)
+    axes[0].axhline(h_max, color="gray", ls=":", label="uniform")
+    axes[0].set_ylabel("softmax entropy (nats)")
+    axes[1].set_ylabel("mean gradient norm at the logits")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("d_k")
+        ax.legend()
+    axes[1].set_yscale("log")
+    fig.suptitle("Dot-product attention with and without 1/sqrt(d_k)")
+    fig.tight_layout()
+    fig.savefig(ctx.artifact_path("softmax_saturation.png"), dpi=100)
+    plt.close(fig)
+    return ctx.result(f"at d_k={dks[-1]}: entropy {u_ent[-1]:.3f} unscaled vs {s_ent[-1]:.3f} scaled "
+                      f"(uniform {h_max:.2f})")
+
+
+def _fit_exponent(xs, ys) -> float:
+    """Slope of log y against log x (least squares)."""
+    import math
+
+    lx = [math.log(x) for x in xs]
+    ly = [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+
+
+@experiment(
+    "transformer/attention-cost",
+    "Table 1: a self-attention layer costs O(n^2 d) with O(1) sequential steps, a recurrent layer "
+    "O(n d^2) with O(n) sequential steps; measured FLOPs and times as n and d vary, exponents fitted",
+    params=[
+        Param("ns", list, [32, 64, 128, 256], "sequence lengths (d fixed at d_fixed)"),
+        Param("ds", list, [32, 64, 128, 256], "model widths (n fixed at n_fixed)"),
+        Param("d_fixed", int, 64), Param("n_fixed", int, 32), Param("batch", int, 4),
+        Param("repeats", int, 3, "timing repetitions (the best is kept)"),
+        Param("check_time", bool, False, "also judge the exponents of wall-clock time"),
+    ],
+    presets={"smoke": Preset(description="FLOPs counted exactly, times reported, ~10 s"),
+             "full": Preset(params={"ns": [128, 256, 512, 1024, 2048], "ds": [128, 256, 512, 1024, 2048],
+                                    "d_fixed": 128, "n_fixed": 128, "repeats": 5, "check_time": True})},
+)
+def attention_cost(ctx):
+    with _threads(1):
+        return _attention_cost(ctx)
+
+
+def _attention_cost(ctx):
+    import time
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    p = ctx.params
+    torch.manual_seed(ctx.seed)
+    bsz = p["batch"]
+
+    def self_attention(x):
+        # the attention core of Table 1's row: scores and the weighted sum over n positions
+        scores = x @ x.transpose(-2, -1) / x.shape[-1] ** 0.5  # (B, n, n): n^2 d
+        return torch.softmax(scores, dim=-1) @ x  # (B, n, d): n^2 d
+
+    def recurrent(x, w_h, w_x):
+        h = torch.zeros(x.shape[0], x.shape[2])
+        for t in range(x.shape[1]):  # n sequential steps, each a d x d product
+            h = torch.tanh(h @ w_h + x[:, t] @ w_x)
+        return h
+
+    def measure(n, d):
+        x = torch.randn(bsz, n, d)
+        w_h, w_x = torch.randn(d, d) / d ** 0.5, torch.randn(d, d) / d ** 0.5
+        out = {}
+        for label, fn in (("attention", lambda: self_attention(x)), ("recurrent", lambda: recurrent(x, w_h, w_x))):
+            with FlopCounterMode(display=False) as counter:
+                fn()
+            best = float("inf")
+            for _ in range(p["repeats"]):
+                t0 = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t0)
+            out[label] = (counter.get_total_flops(), best)
+        return out
+
+    with torch.no_grad():
+        by_n = {n: measure(int(n), p["d_fixed"]) for n in p["ns"]}
+        by_d = {d: measure(p["n_fixed"], int(d)) for d in p["ds"]}
+    for label in ("attention", "recurrent"):
+        for axis, table in (("n", by_n), ("d", by_d)):
+            xs = list(table)
+            for x in xs:
+                ctx.log_metric(f"{label}_flops_vs_{axis}", table[x][label][0], step=x)
+                ctx.log_metric(f"{label}_seconds_vs_{axis}", table[x][label][1], step=x)
+            e_flops = _fit_exponent(xs, [table[x][label][0] for x in xs])
+            e_time = _fit_exponent(xs, [table[x][label][1] for x in xs])
+            ctx.log_metric(f"{label}_flops_exponent_{axis}", e_flops)
+            ctx.log_metric(f"{label}_time_exponent_{axis}", e_time)
+            ctx.log(f"{label}: cost ~ {axis}^{e_flops:.2f} in FLOPs, {axis}^{e_time:.2f} in time")
+            expected = {"attention": {"n": 2, "d": 1}, "recurrent": {"n": 1, "d": 2}}[label][axis]
+            ctx.check(f"{label}_flops_exponent_{axis}", e_flops, "between", (expected - 0.15, expected + 0.15),
+                      f"{label} FLOPs grow as {axis}^{expected}")
+            if p["check_time"]:
+                ctx.check(f"{label}_time_exponent_{axis}", e_time, "between", (expected - 0.5, expected + 0.5),
+                          f"{label} time grows roughly as {axis}^{expected}")
+    # Sequential operations: one batched product for attention, n dependent steps for the RNN.
+    n = int(p["ns"][-1])
+    x = torch.randn(1, n, p["d_fixed"])
+    w = torch.randn(p["d_fixed"], p["d_fixed"])
+    seq_ops = {}
+    for label, fn in (("attention", lambda: self_attention(x)), ("recurrent", lambda: recurrent(x, w, w))):
+        with torch.profiler.profile() as prof:
+            fn()
+        seq_ops[label] = sum(e.count for e in prof.key_averages() if e.key in ("aten::bmm", "aten::mm"))
+        ctx.log_metric(f"{label}_matmul_calls_n{n}", seq_ops[label])
+    ctx.check("recurrent_sequential_steps_per_position", seq_ops["recurrent"] / n, "between", (1.0, 3.0),
+              "the recurrent layer needs O(n) dependent matrix products")
+    ctx.check("attention_matmul_calls", seq_ops["attention"], "<=", 2,
+              "self-attention needs O(1) matrix products, whatever n")
+    return ctx.result("FLOPs counted with torch.utils.flop_counter; times are the best of "
+                      f"{p['repeats']} runs")
+
+
+@experiment(
+    "transformer/copy-task",
+    "A small encoder-decoder Transformer trained with the paper's recipe (Adam 0.9/0.98/1e-9, warmup "
+    "schedule, label smoothing 0.1) learns to copy (or reverse) random sequences to >= 99% token "
+    "accuracy with greedy decoding, on a CPU in under two minutes",
+    params=[
+        Param("task", str, "copy", "copy or reverse the source", choices=("copy", "reverse")),
+        Param("n_symbols", int, 10), Param("seq_len", int, 10),
+        Param("d_model", int, 64), Param("n_layers", int, 2), Param("n_heads", int, 4), Param("d_ff", int, 128),
+        Param("steps", int, 320), Param("batch", int, 64), Param("warmup", int, 100),
+        Param("lr_scale", float, 0.5, "multiplies the schedule (peak 0.5 / sqrt(64 * 100) = 6e-3)"),
+        Param("eval_size", int, 500, "held-out sequences decoded greedily"),
+        Param("target_accuracy", float, 0.99), Param("time_limit_s", float, 120.0),
+        Param("threads", int, 1, "CPU threads (0: torch's default)"),
+    ],
+    presets={"smoke": Preset(description="2 x 64-wide layers, 320 steps, about a minute", timeout_s=300),
+             "full": Preset(params={"task": "reverse", "seq_len": 16, "n_symbols": 20, "d_model": 128,
+                                    "n_layers": 3, "d_ff": 256, "steps": 1500, "eval_size": 2000,
+                                    "time_limit_s": 600.0},
+                            description="reverse 16-symbol sequences, a larger model")},
+)
+def copy_task(ctx):
+    with _threads(ctx.params["threads"]):
+        return _copy_task(ctx)
+
+
+def _copy_task(ctx):
+    import time
+
+    import torch
+
+    from repro.transformer.model import Transformer, TransformerConfig, beam_decode, greedy_decode, make_optimizer
+
+    p = ctx.params
+    t_start = time.perf_counter()
+    torch.manual_seed(ctx.seed)
+    cfg = TransformerConfig(vocab_size=3 + p["n_symbols"], d_model=p["d_model"], n_layers=p["n_layers"],
+                            n_heads=p["n_heads"], d_ff=p["d_ff"], dropout=0.1, warmup_steps=p["warmup"],
+                            max_len=p["seq_len"] + 2)
+    gen = torch.Generator().manual_seed(ctx.seed)
+
+    def batch(n):
+        sym = torch.randint(3, cfg.vocab_size, (n, p["seq_len"]), generator=gen)
+        out = sym.flip(1) if p["task"] == "reverse" else sym
+        eos = torch.full((n, 1), cfg.eos_id)
+        src = torch.cat([sym, eos], 1)
+        tgt_in = torch.cat([torch.full((n, 1), cfg.bos_id), out], 1)
+        tgt_out = torch.cat([out, eos], 1)
+        return src, tgt_in, tgt_out
+
+    model = Transformer(cfg)
+    opt, sched = make_optimizer(model, cfg, scale=p["lr_scale"])
+    for step in range(p["steps"]):
+        src, tgt_in, tgt_out = batch(p["batch"])
+        loss = model.loss(src, tgt_in, tgt_out)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % 25 == 0:
+            ctx.log_metric("train_loss", loss.item(), step=step + 1)
+            ctx.progress(step + 1, p["steps"], f"loss {loss.item():.3f}")
+
+    model.eval()
+    src, _, tgt_out = batch(p["eval_size"])
+    hyp = greedy_decode(model, src, p["seq_len"] + 1)
+    n = min(hyp.shape[1], tgt_out.shape[1])
+    correct = (hyp[:, :n] == tgt_out[:, :n]).sum().item()
+    acc = correct / tgt_out.numel()
+    seq_acc = (hyp[:, :n] == tgt_out[:, :n]).all(1).float().mean().item() if n == tgt_out.shape[1] else 0.0
+    beams = beam_decode(model, src[:20], p["seq_len"] + 1, beam_size=4)
+    beam_acc = sum(b == t.tolist() for b, t in zip(beams, tgt_out[:20])) / 20
+    elapsed = time.perf_counter() - t_start
+    ctx.log_metric("token_accuracy", acc)
+    ctx.log_metric("sequence_accuracy", seq_acc)
+    ctx.log_metric("beam_sequence_accuracy_20", beam_acc)
+    ctx.log_metric("seconds", elapsed)
+    ctx.check("token_accuracy", acc, ">=", p["target_accuracy"],
+              f"greedy decoding of {p['eval_size']} unseen sequences ({p['task']})")
+    ctx.check("seconds", elapsed, "<=", p["time_limit_s"], "training and evaluation time on this machine")
+    return ctx.result(f"{p['task']}: {acc:.2%} token accuracy, {seq_acc:.1%} of sequences exact, "
+                      f"in {elapsed:.0f} s")

@@ -1,0 +1,161 @@
+"""The Triton kernels, forward and backward, by flash-attention's correctness rule.
+
+Without CUDA the kernels run in Triton's CPU interpreter. It must be switched on
+(TRITON_INTERPRET=1) before triton is first imported, and another test in this process
+may already have imported it, so on the CPU the cases run in a child process started
+with the variable set (this file is also that child's script). Shapes stay tiny: the
+interpreter executes every program instance in numpy. Output buffers are NaN-filled
+before each launch, so an element the kernels never write fails the comparison.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+pytestmark = pytest.mark.skipif(not HAS_TRITON, reason="triton (optional extra) is not installed")
+
+HEADS = {"mha": (4, 4), "gqa": (4, 2), "mqa": (4, 1), "gqa2": (2, 1)}
+
+
+def _case(n_q, n_k, d, heads, causal, dtype, batch=1):
+    return dict(n_q=n_q, n_k=n_k, d=d, heads=heads, causal=causal, dtype=dtype, batch=batch)
+
+
+FP32_CASES = [
+    _case(17, 33, 32, "mha", False, "float32", batch=2),
+    _case(17, 33, 40, "gqa", True, "float32"),
+    _case(33, 17, 64, "mqa", True, "float32"),
+    _case(33, 17, 96, "mha", False, "float32"),
+    _case(1, 40, 128, "gqa", True, "float32"),
+    _case(40, 1, 32, "mqa", True, "float32"),  # most queries see no key
+    _case(48, 48, 40, "mqa", False, "float32"),
+]
+FP16_CASES = [
+    _case(50, 83, 64, "gqa2", True, "float16"),
+    _case(20, 37, 40, "mqa", False, "float16"),
+    _case(37, 20, 128, "mha", True, "float16"),
+    _case(32, 32, 96, "gqa", True, "float16"),
+]
+BF16_CASES = [_case(113, 203, 64, "gqa", True, "bfloat16"), _case(128, 217, 128, "mqa", False, "bfloat16")]
+
+
+def run_cases(cases: list[dict]) -> list[dict]:
+    """Run each case through the kernels (in this process); one report per case."""
+    import torch
+
+    from repro.attention import flash_attention
+    from repro.attention.api import load_triton_kernels
+    from repro.attention.exactness import compare, random_inputs
+
+    torch.set_num_threads(1)
+    kernels = load_triton_kernels()
+    kernels.POISON_OUTPUTS = True
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    results = []
+    for n, c in enumerate(cases):
+        if c.get("sabotage") == "grid":  # launch one program too few along the query axis
+            kernels.triton.cdiv = lambda a, b: max(1, -(-a // b) - 1)
+        h, h_kv = HEADS[c["heads"]]
+        q, k, v, dout = random_inputs(c["batch"], h, h_kv, c["n_q"], c["n_k"], c["d"], getattr(torch, c["dtype"]),
+                                      seed=1000 + n, device=device)
+        rep = compare(lambda a, b, cc, m: flash_attention(a, b, cc, m, impl="triton"), q, k, v, dout, c["causal"])
+        # the saved log-sum-exp (+inf where a query sees no key)
+        _, lse = kernels.attention_forward(q, k, v, c["causal"], c["d"] ** -0.5)
+        kk = k.double().repeat_interleave(h // h_kv, dim=1)
+        s = q.double() @ kk.transpose(-1, -2) * c["d"] ** -0.5
+        if c["causal"]:
+            i = torch.arange(c["n_q"], device=device)[:, None]
+            j = torch.arange(c["n_k"], device=device)[None, :]
+            s = s.masked_fill(j > i + c["n_k"] - c["n_q"], float("-inf"))
+        want = torch.logsumexp(s, dim=-1)
+        want = torch.where(torch.isinf(want), torch.full_like(want, float("inf")), want)
+        finite = torch.isfinite(want)
+        lse_ok = bool(torch.equal(torch.isinf(lse.double()), ~finite)) and (
+            (lse.double() - want)[finite].abs().max().item() < 1e-3 if finite.any() else True
+        )
+        results.append({"case": c, "failures": rep.failures() + ([] if lse_ok else ["lse"]),
+                        "impl": rep.impl, "torch": rep.torch})
+    return results
+
+
+def run_errors() -> list[str]:
+    import torch
+
+    from kb.errors import PaperkbError
+    from repro.attention import flash_attention
+
+    messages = []
+    for q in (torch.randn(1, 2, 8, 16, dtype=torch.float64), torch.randn(1, 2, 8, 320)):
+        try:
+            flash_attention(q, q, q, impl="triton")
+            messages.append("no error")
+        except PaperkbError as exc:
+            messages.append(str(exc))
+    return messages
+
+
+def _in_child(what: str, payload) -> object:
+    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
+    code = (f"import json, runpy, sys; m = runpy.run_path({str(Path(__file__))!r}); "
+            f"print('RESULT' + json.dumps(m[{what!r}](*json.loads(sys.argv[1]))))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(payload)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT"):])
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _run(cases: list[dict]) -> list[dict]:
+    return run_cases(cases) if _cuda() else _in_child("run_cases", [cases])
+
+
+def _assert_all_pass(results):
+    bad = [f"{r['case']}: {r['failures']}" for r in results if r["failures"]]
+    assert not bad, "\n".join(bad)
+
+
+def test_triton_fp32_forward_backward():
+    _assert_all_pass(_run(FP32_CASES))
+
+
+def test_triton_fp16_forward_backward():
+    _assert_all_pass(_run(FP16_CASES))
+
+
+def test_triton_bf16_forward_backward():
+    if not _cuda():
+        pytest.skip("Triton's CPU interpreter mishandles bf16 (numpy has no bf16 type); checked on CUDA only")
+    _assert_all_pass(_run(BF16_CASES))
+
+
+def test_unwritten_output_fails_the_check():
+    """The harness can fail: with one query block never launched, the NaN poison shows."""
+    if _cuda():
+        pytest.skip("the sabotage patches triton.cdiv, which is only safe in a throwaway child process")
+    (result,) = _in_child("run_cases", [[dict(_case(40, 40, 32, "mha", False, "float32"), sabotage="grid")]])
+    assert any(f.startswith("out") for f in result["failures"]), result
+
+
+def test_triton_rejects_unsupported_inputs_with_one_line_errors():
+    messages = run_errors() if _cuda() else _in_child("run_errors", [])
+    assert "fp16, bf16 or fp32" in messages[0]
+    assert "head dims up to 256" in messages[1]
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use: python tests/attention/test_attention_triton.py
+    print(json.dumps(run_cases(FP32_CASES + FP16_CASES), indent=1))

@@ -1,0 +1,48 @@
+"""``kb.check``: vault problems plus the claims/experiments cross-check."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb.check import check, experiment_problems, has_errors
+from kb.model import Claim, Note
+from kb.vault import Vault
+from repro import registry
+
+
+def _declared_here(ctx):  # an experiment function for the fake registry entries
+    return None
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    registry.load_all()
+    for exp_id in ("test/known", "test/unused"):
+        monkeypatch.setitem(registry._REGISTRY, exp_id, registry.Experiment(exp_id, "demo", _declared_here))
+    monkeypatch.setattr(registry, "_LOAD_ERRORS", ["repro.broken.experiments: SyntaxError: bad"])
+
+
+def test_unknown_and_unused_experiments(fake_registry):
+    notes = [Note("p.md", claims=[Claim("c1", "s", ["test/known", "test/missing"], 7), Claim("c2", "t", [], 9)])]
+    problems = experiment_problems(notes)
+    text = [p.format() for p in problems]
+    assert "p.md:7: warning: claim 'c1' names unknown experiment 'test/missing'" in text
+    assert any(t.startswith("p.md:9: warning: claim 'c2' names no experiment") for t in text)
+    unused = [p for p in problems if "test/unused" in p.message]
+    assert len(unused) == 1 and unused[0].path == "tests/kb/test_check.py"
+    assert unused[0].line == _declared_here.__code__.co_firstlineno
+    assert not any("'test/known' is named by no claim" in t for t in text)
+    broken = [p for p in problems if "could not be loaded" in p.message]
+    assert broken[0].path == "repro/broken/experiments.py" and broken[0].severity == "warning"
+
+
+def test_check_vault_sorted_and_errors(tmp_path, fake_registry):
+    (tmp_path / "b.md").write_text("# B\n[[missing]]\n", encoding="utf-8")
+    (tmp_path / "a.md").write_bytes(b"# A\n\xff\xfe broken utf-8\n")
+    problems = check(Vault(tmp_path))
+    vault_part = [p for p in problems if p.path in ("a.md", "b.md")]
+    assert [p.path for p in vault_part] == sorted(p.path for p in vault_part)
+    assert any(p.path == "b.md" and p.line == 2 and "missing" in p.message for p in vault_part)
+    assert any(p.path == "a.md" for p in vault_part)
+    assert has_errors(problems) == any(p.severity == "error" for p in problems)
+    assert check(Vault(tmp_path), experiments=False) == Vault(tmp_path).problems()

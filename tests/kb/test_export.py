@@ -1,0 +1,50 @@
+"""``export json``: the exact shape promised in the issue."""
+
+from __future__ import annotations
+
+import json
+
+from kb.export import export_json
+from kb.vault import Vault
+
+
+
+def write(root, files: dict[str, str | bytes]) -> None:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            p.write_bytes(text)
+        else:
+            p.write_text(text, encoding="utf-8")
+
+NOTE_KEYS = ["path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter",
+             "links", "callouts", "questions", "claims"]
+
+
+def test_export_shape(tmp_path):
+    write(tmp_path, {
+        "dir/P.md": "---\ntags: ['#paper', ml]\naliases: [pKey2020]\nyear: 2020\nauthors: Ann Lee, Bo Chen\n"
+                    "when: 2020-01-02\n---\n# P\n> [!FAQ]- Why?\n> because\n\n"
+                    "> [!claim] It works\n> experiment:: exp/a\n^works\n\nSee [[Q#Top|q]] and ![[Q#^blk]]\n",
+        "Q.md": "# Top\npara ^blk\n",
+    })
+    data = export_json(Vault(tmp_path))
+    json.dumps(data)  # plain JSON
+    assert list(data) == ["notes", "problems"]
+    p = next(n for n in data["notes"] if n["path"] == "dir/P.md")
+    assert list(p) == NOTE_KEYS
+    assert p["tags"] == ["paper", "ml"] and p["citekey"] == "pKey2020" and p["year"] == 2020
+    assert p["authors"] == ["Ann Lee", "Bo Chen"]
+    assert p["frontmatter"]["when"] == "2020-01-02"
+    assert [list(l) for l in p["links"]] == [["target", "resolved", "kind", "heading", "block", "display", "line"]] * 2
+    wiki, embed = p["links"]
+    assert (wiki["target"], wiki["resolved"], wiki["kind"], wiki["heading"], wiki["display"], wiki["line"]) == \
+        ("Q", "Q.md", "wikilink", "Top", "q", 16)
+    assert (embed["kind"], embed["block"], embed["resolved"]) == ("embed", "blk", "Q.md")
+    faq = next(c for c in p["callouts"] if c["line"] == 9)
+    assert faq == {"type": "question", "title": "Why?", "fold": "-", "line": 9}
+    assert p["claims"] == [{"id": "works", "statement": "It works", "experiments": ["exp/a"], "line": 12}]
+    assert all(list(q) == ["text", "answered", "line"] for q in p["questions"])
+    for prob in data["problems"]:
+        assert list(prob) == ["path", "line", "severity", "message"]

@@ -1,0 +1,180 @@
+"""The SQLite index: incremental updates, re-resolution, cache semantics."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import pytest
+
+from kb import index as I
+from kb.vault import Vault
+
+
+def write(root, files: dict[str, str | bytes]) -> None:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            p.write_bytes(text)
+        else:
+            p.write_text(text, encoding="utf-8")
+
+
+def bump(path, seconds=10):
+    st = path.stat()
+    os.utime(path, (st.st_atime + seconds, st.st_mtime + seconds))
+
+
+@pytest.fixture
+def vault(tmp_path):
+    write(tmp_path, {
+        "A.md": "---\naliases: [akey]\n---\n# A\n## Part\nsee [[B]] and [[C]]\n",
+        "B.md": "# B\nback to [[A#Part]]\n",
+        "sub/D.md": "# D\n![[pic.png]] [[akey]]\n",
+        "sub/pic.png": b"\x89PNG",
+        ".obsidian/x.md": "# hidden [[A]]\n",
+        ".trash/old.md": "# old\n",
+    })
+    return tmp_path
+
+
+def links_of(v: Vault, name: str) -> dict[str, str | None]:
+    return {link.target: link.resolved for link in v.note(name).links}
+
+
+def test_cold_index_contract_tables(vault):
+    v = Vault(vault)
+    stats = v.index()
+    assert stats.notes == 3 and stats.parsed == 3 and stats.attachments == 1 and stats.rebuilt
+    conn = sqlite3.connect(vault / ".paperkb" / "index.db")
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(notes)")]
+    assert cols[:5] == ["path", "size", "mtime", "hash", "data"]
+    rows = dict(conn.execute("SELECT path, data FROM notes"))
+    assert sorted(rows) == ["A.md", "B.md", "sub/D.md"]  # dot-folders skipped
+    data = json.loads(rows["A.md"])
+    assert {l["target"]: l["resolved"] for l in data["links"]} == {"B": "B.md", "C": None}
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == I.SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_warm_index_parses_nothing_and_touch_only_hashes(vault):
+    Vault(vault).index()
+    assert Vault(vault).index().parsed == 0
+    bump(vault / "B.md")
+    stats = Vault(vault).index()
+    assert (stats.parsed, stats.touched) == (0, 1)
+    assert Vault(vault).index().touched == 0  # the new mtime was stored
+
+
+def test_changed_note_reparsed_and_backlinkers_rechecked(vault):
+    v = Vault(vault)
+    v.index()
+    assert not [p for p in v.problems() if p.path == "B.md"]
+    (vault / "A.md").write_text("---\naliases: [akey]\n---\n# A\n## Renamed\nsee [[B]]\n", encoding="utf-8")
+    bump(vault / "A.md")
+    stats = v.index()
+    assert stats.parsed == 1 and stats.changed_paths == ["A.md"]
+    # B links to A#Part, which is gone now: B was re-resolved without being re-parsed
+    assert any(p.path == "B.md" and "Part" in p.message for p in v.problems())
+
+
+def test_new_note_resolves_dangling_links_of_others(vault):
+    v = Vault(vault)
+    v.index()
+    assert links_of(v, "A")["C"] is None
+    write(vault, {"C.md": "# C\n"})
+    stats = v.index()
+    assert stats.parsed == 1 and stats.resolved >= 2
+    assert links_of(v, "A")["C"] == "C.md"
+    assert not any("[[C]]" in p.message for p in v.problems())
+
+
+def test_deleted_note_dropped_and_links_unresolved(vault):
+    v = Vault(vault)
+    v.index()
+    (vault / "B.md").unlink()
+    stats = v.index()
+    assert stats.deleted == 1 and stats.deleted_paths == ["B.md"]
+    assert "B.md" not in v.paths()
+    assert links_of(v, "A")["B"] is None
+
+
+def test_alias_change_moves_resolution(vault):
+    v = Vault(vault)
+    v.index()
+    assert links_of(v, "D")["akey"] == "A.md"
+    (vault / "B.md").write_text("---\naliases: [akey2]\n---\n# B\n", encoding="utf-8")
+    (vault / "A.md").write_text("# A\n", encoding="utf-8")
+    v.index()
+    assert links_of(v, "D")["akey"] is None
+
+
+def test_attachment_added_later_resolves(vault):
+    v = Vault(vault)
+    write(vault, {"B.md": "# B\n![[later.pdf]]\n"})
+    v.index()
+    assert links_of(v, "B")["later.pdf"] is None
+    write(vault, {"files/later.pdf": b"%PDF"})
+    v.index()
+    assert links_of(v, "B")["later.pdf"] == "files/later.pdf"
+
+
+def test_index_is_a_cache(vault):
+    import shutil
+
+    v = Vault(vault)
+    v.index()
+    before = [n.to_dict() for n in v.notes()]
+    v.close()
+    shutil.rmtree(vault / ".paperkb")
+    assert [n.to_dict() for n in Vault(vault).notes()] == before
+
+
+def test_schema_mismatch_rebuilds_and_keeps_foreign_tables(vault):
+    v = Vault(vault)
+    v.index()
+    conn = v.connect()
+    conn.execute("CREATE TABLE search_fts_demo (x)")
+    conn.execute("UPDATE meta SET value='old' WHERE key='fingerprint'")
+    v2 = Vault(vault)
+    stats = v2.index()
+    assert stats.rebuilt and stats.parsed == 3
+    names = {r[0] for r in v2.connect().execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "search_fts_demo" in names
+
+
+def test_symlink_outside_vault_ignored(tmp_path):
+    outside = tmp_path / "outside"
+    inside = tmp_path / "vault"
+    write(outside, {"secret.md": "# secret\n"})
+    write(inside, {"ok.md": "# ok\n", "real.md": "# real\n"})
+    os.symlink(outside / "secret.md", inside / "secret.md")
+    os.symlink(outside, inside / "outdir")
+    os.symlink(inside / "real.md", inside / "alias.md")
+    paths = Vault(inside).paths()
+    assert "secret.md" not in paths and not any(p.startswith("outdir") for p in paths)
+    assert "alias.md" in paths and "ok.md" in paths
+
+
+def test_parallel_cold_index_equals_serial(tmp_path, monkeypatch):
+    files = {f"n{i:03d}.md": f"---\naliases: [k{i}]\n---\n# N{i}\n[[k{(i * 7) % 60}]] [[n{(i + 1) % 60:03d}]]\n"
+             for i in range(60)}
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, files)
+    write(b, files)
+    serial = Vault(a).index(workers=1)
+    monkeypatch.setattr(I, "PARALLEL_MIN_FILES", 10)
+    monkeypatch.setattr(I, "BATCH_SIZE", 8)
+    parallel = Vault(b).index(workers=2)
+    assert parallel.workers == 2 and serial.workers == 1
+    strip = lambda v: [{k: x for k, x in n.to_dict().items() if k not in ("mtime", "ctime")} for n in v.notes()]
+    assert strip(Vault(a)) == strip(Vault(b))
+
+
+def test_progress_bar_on_stderr(tmp_path, monkeypatch, capsys):
+    write(tmp_path, {f"n{i}.md": f"# {i}\n" for i in range(5)})
+    monkeypatch.setattr(I, "PROGRESS_MIN_FILES", 1)
+    Vault(tmp_path).index(progress=True)
+    assert capsys.readouterr().out == ""

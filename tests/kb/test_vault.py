@@ -1,0 +1,92 @@
+"""The Vault API that the other modules code against."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from kb.errors import NoteNotFound, PaperkbError, VaultError
+from kb.vault import Vault
+
+
+
+def write(root, files: dict[str, str | bytes]) -> None:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            p.write_bytes(text)
+        else:
+            p.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def vault(tmp_path):
+    write(tmp_path, {
+        "papers/Llama 2.md": "---\ntitle: Llama 2 - Open Models\naliases: [touvronLlama2023]\ntags: [paper]\n---\n"
+                             "# Llama 2\nText [[Flash]] [[nowhere]]\n",
+        "papers/Flash.md": "---\ncitekey: daoFlash2022\n---\n# FlashAttention\nback [[touvronLlama2023]]\n",
+        f"{unicodedata.normalize('NFD', 'Café')}.md": "# Café\n",
+    })
+    return Vault(tmp_path)
+
+
+def test_missing_or_file_vault_is_one_line_error(tmp_path):
+    with pytest.raises(VaultError, match="not found"):
+        Vault(tmp_path / "nope")
+    (tmp_path / "f.md").write_text("x")
+    with pytest.raises(VaultError, match="not a folder"):
+        Vault(tmp_path / "f.md")
+    assert issubclass(VaultError, PaperkbError)
+
+
+def test_attributes(vault, tmp_path):
+    assert vault.root == tmp_path.resolve()
+    assert vault.index_path == tmp_path.resolve() / ".paperkb" / "index.db"
+
+
+@pytest.mark.parametrize("name", [
+    "papers/Llama 2.md", "papers/llama 2", "Llama 2", "LLAMA 2.md", "touvronllama2023", "@touvronLlama2023",
+    "Llama 2 - Open Models",
+])
+def test_note_by_path_name_alias_title(vault, name):
+    assert vault.note(name).path == "papers/Llama 2.md"
+
+
+def test_note_by_citekey_and_nfc(vault):
+    assert vault.note("daoflash2022").path == "papers/Flash.md"
+    assert vault.note("café").title == "Café"
+
+
+def test_note_not_found_lists_close_matches(vault):
+    with pytest.raises(NoteNotFound, match="did you mean.*Flash"):
+        vault.note("Flsh")
+
+
+def test_notes_have_resolved_links_and_problems_sorted(vault):
+    notes = {n.path: n for n in vault.notes()}
+    assert [l.resolved for l in notes["papers/Llama 2.md"].links] == ["papers/Flash.md", None]
+    assert notes["papers/Flash.md"].links[0].resolved == "papers/Llama 2.md"
+    problems = vault.problems()
+    assert any(p.path == "papers/Llama 2.md" and "nowhere" in p.message for p in problems)
+    assert problems == sorted(problems, key=lambda p: (p.path, p.line))
+
+
+def test_backlinks_outgoing_tags(vault):
+    assert [r.src for r in vault.backlinks("Flash")] == ["papers/Llama 2.md"]
+    assert [(r.target, r.resolved) for r in vault.outgoing("Flash")] == [("touvronLlama2023", "papers/Llama 2.md")]
+    assert vault.tags() == [("paper", 1)]
+
+
+def test_queries_refresh_unless_told_not_to(vault, tmp_path):
+    assert len(vault.notes()) == 3
+    write(tmp_path, {"New.md": "# New\n"})
+    assert Vault(tmp_path, refresh=False).paths() == vault.paths()  # stale on purpose
+    assert "New.md" in Vault(tmp_path).paths()
+
+
+def test_connect_gives_the_index_db(vault):
+    vault.index()
+    conn = vault.connect()
+    assert conn.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 3

@@ -1,0 +1,104 @@
+"""Full-text search (FTS5) and the lazily synced query tables over the real index."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from kb.query import IndexCorpus, execute, run_query
+from kb.search import SearchError, parse_years, prepare_query, search, search_conn, sync
+from kb.vault import Vault
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    st = p.stat()  # make sure the index sees a change even within one mtime tick
+    os.utime(p, (st.st_atime, st.st_mtime + 2))
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Vault:
+    write(tmp_path, "a/Scaling Laws.md", "---\ntags: [paper, scaling]\nyear: 2020\n---\n# Scaling laws\n\n"
+          "Loss falls as a power law in compute, data and parameters.\n")
+    write(tmp_path, "b/Chinchilla.md", "---\ntags: [paper, scaling/compute]\nyear: 2022\naliases: [hoffmann2022]\n---\n"
+          "# Training compute-optimal models\n\nTokens and parameters should grow equally with compute.\n")
+    write(tmp_path, "c/Notes.md", "# Misc\n\nA note about gardening and compute budgets for tomatoes.\n")
+    return Vault(tmp_path)
+
+
+def paths(hits) -> list[str]:
+    return [h.path for h in hits]
+
+
+def test_ranking_prefers_title_matches(vault):
+    hits = search(vault, "scaling")
+    assert paths(hits)[0] == "a/Scaling Laws.md"
+    assert hits[0].score <= hits[-1].score  # bm25: lower is better
+
+
+def test_phrase_prefix_boolean_and_columns(vault):
+    assert paths(search(vault, '"power law"')) == ["a/Scaling Laws.md"]
+    assert paths(search(vault, '"law power"')) == []
+    assert set(paths(search(vault, "param*"))) == {"a/Scaling Laws.md", "b/Chinchilla.md"}
+    assert set(paths(search(vault, "compute NOT tomatoes"))) == {"a/Scaling Laws.md", "b/Chinchilla.md"}
+    assert paths(search(vault, "gardening OR hoffmann2022")) != []
+    assert paths(search(vault, "aliases:hoffmann2022")) == ["b/Chinchilla.md"]
+    assert paths(search(vault, "compute-optimal")) == ["b/Chinchilla.md"]  # punctuation: quoted for FTS5
+
+
+def test_snippet_marks_hits(vault):
+    hit = search(vault, "tomatoes")[0]
+    assert "**tomatoes**" in hit.marked()
+
+
+def test_filters(vault):
+    assert set(paths(search(vault, "compute", tag="scaling"))) == {"a/Scaling Laws.md", "b/Chinchilla.md"}
+    assert paths(search(vault, "compute", tag="#scaling/compute")) == ["b/Chinchilla.md"]
+    assert paths(search(vault, "compute", year="2021-")) == ["b/Chinchilla.md"]
+    assert paths(search(vault, "compute", year="2020")) == ["a/Scaling Laws.md"]
+    assert len(search(vault, "compute", limit=1)) == 1
+    assert parse_years("2019..2021") == (2019, 2021) and parse_years("-2019") == (0, 2019)
+    with pytest.raises(SearchError):
+        parse_years("2023-2020")
+
+
+def test_bad_queries(vault):
+    with pytest.raises(SearchError, match="bad search query"):
+        search(vault, "compute AND (")
+    with pytest.raises(SearchError, match="empty search"):
+        search(vault, "  ")
+    with pytest.raises(SearchError, match="no words"):
+        search(vault, "-")
+    assert prepare_query('GPT-4o "a b" x* title:y-z') == '"GPT-4o" "a b" x* title:"y-z"'
+
+
+def test_search_tables_follow_the_index_lazily(vault):
+    root = vault.root
+    assert paths(search(vault, "tomatoes")) == ["c/Notes.md"]
+    conn = vault.connect()
+    assert sync(conn) == 0  # nothing changed since the last search
+    write(root, "c/Notes.md", "# Misc\n\nNow about cucumbers.\n")
+    write(root, "d/New.md", "# New\n\ntomatoes again\n")
+    (root / "a/Scaling Laws.md").unlink()
+    assert paths(search(vault, "tomatoes")) == ["d/New.md"]
+    assert paths(search(vault, "cucumbers")) == ["c/Notes.md"]
+    assert paths(search(vault, "power")) == []
+    assert conn.execute("SELECT count(*) FROM search_docs").fetchone()[0] == 3
+
+
+def test_query_tables_follow_the_index_lazily(vault):
+    root = vault.root
+    assert [r.path for r in run_query(vault, "LIST FROM #scaling").rows] == ["a/Scaling Laws.md", "b/Chinchilla.md"]
+    write(root, "c/Notes.md", "---\ntags: [scaling/garden]\n---\nLinks to [[Chinchilla]].\n")
+    (root / "a/Scaling Laws.md").unlink()
+    assert [r.path for r in run_query(vault, "LIST FROM #scaling").rows] == ["b/Chinchilla.md", "c/Notes.md"]
+    assert [r.path for r in run_query(vault, "LIST FROM [[hoffmann2022]]").rows] == ["c/Notes.md"]
+    corpus = IndexCorpus(vault.connect(), vault.root)
+    assert corpus.sync() == 0
+    r = execute("TABLE file.inlinks FROM #scaling/compute", corpus)
+    assert [str(x) for x in r.rows[0].values[0]] == ["[[c/Notes|Notes]]"]

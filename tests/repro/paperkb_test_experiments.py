@@ -1,0 +1,119 @@
+"""Deterministic experiments for the reproduction-framework tests only.
+
+The worker imports this module when ``PAPERKB_EXTRA_EXPERIMENT_MODULES`` names it (the
+tests set that variable and put this folder on PYTHONPATH); nothing else registers them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from repro.registry import Param, Preset, Requirements, experiment
+
+
+@experiment(
+    "test/ok",
+    "a loss curve that falls below a threshold",
+    params=[Param("steps", int, 5, "points on the curve"), Param("target", float, 1.0, "the loss to beat")],
+    presets={"smoke": Preset(), "full": Preset(params={"steps": 8})},
+)
+def ok(ctx):
+    loss = 4.0
+    for step in range(ctx.params["steps"]):
+        loss = loss * 0.5
+        ctx.log_metric("loss", loss, step=step)
+        ctx.progress(step + 1, ctx.params["steps"], f"step {step + 1}")
+    ctx.log_metric("seed", ctx.seed)
+    ctx.check("final_loss", loss, "<=", ctx.params["target"], "the curve ends under target")
+    return ctx.result(f"final loss {loss:g}")
+
+
+@experiment("test/raise", "raises an exception half-way", params=[])
+def boom(ctx):
+    ctx.log_metric("before", 1.0)
+    raise RuntimeError("boom from test/raise")
+
+
+@experiment("test/no-check", "states no threshold, so it cannot support anything")
+def no_check(ctx):
+    ctx.log_metric("x", 1.0)
+    return ctx.result()
+
+
+@experiment(
+    "test/sleep",
+    "logs a metric, writes its pid, then sleeps",
+    params=[Param("seconds", float, 60.0)],
+)
+def sleep(ctx):
+    ctx.artifact_path("pid.txt").write_text(str(os.getpid()))
+    ctx.log_metric("started", 1.0)
+    time.sleep(ctx.params["seconds"])
+    ctx.check("slept", 1.0, "==", 1.0)
+    return ctx.result()
+
+
+@experiment("test/spawn-and-hang", "starts a grandchild process, then hangs")
+def spawn_and_hang(ctx):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    ctx.artifact_path("grandchild.pid").write_text(str(child.pid))
+    ctx.log_metric("grandchild_pid", child.pid)
+    time.sleep(300)
+    ctx.check("never", 0.0, "==", 1.0)
+    return ctx.result()
+
+
+@experiment(
+    "test/allreduce",
+    "every rank contributes rank+1; the all_reduce sum must be n(n+1)/2",
+    presets={"smoke": Preset(requires=Requirements(nproc=2)), "full": Preset(requires=Requirements(nproc=2))},
+)
+def allreduce(ctx):
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([float(ctx.rank + 1)])
+    dist.all_reduce(t)
+    n = ctx.world_size
+    ctx.log_metric("rank_value", ctx.rank + 1)
+    ctx.log_metric("sum", float(t.item()))
+    ctx.check("world_size", n, "==", 2)
+    ctx.check("allreduce_sum", float(t.item()), "==", n * (n + 1) / 2)
+    return ctx.result(f"sum {t.item():g} over {n} ranks")
+
+
+@experiment(
+    "test/needs-gpu",
+    "full preset needs a CUDA GPU with 40 GB",
+    presets={"smoke": Preset(), "full": Preset(requires=Requirements(device="cuda", min_gpu_memory_gb=40))},
+)
+def needs_gpu(ctx):
+    ctx.check("ran", 1.0, "==", 1.0)
+    return ctx.result()
+
+
+@experiment("test/random", "draws from random, numpy and torch after the worker seeded them")
+def draws(ctx):
+    import random
+
+    import numpy
+    import torch
+
+    ctx.log_metric("python_draw", random.random())
+    ctx.log_metric("numpy_draw", float(numpy.random.rand()))
+    ctx.log_metric("torch_draw", float(torch.rand(1).item()))
+    ctx.check("drew", 1.0, "==", 1.0)
+    return ctx.result()
+
+
+@experiment(
+    "test/needs-triton",
+    "full preset needs the triton package",
+    presets={"smoke": Preset(), "full": Preset(requires=Requirements(triton=True))},
+)
+def needs_triton(ctx):
+    ctx.check("ran", 1.0, "==", 1.0)
+    return ctx.result()

@@ -1,0 +1,84 @@
+"""Helpers shared by the reproduction-framework tests (imported by tests/repro/test_repro_*.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+TEST_MODULE = "paperkb_test_experiments"
+
+
+@pytest.fixture
+def repro_env(monkeypatch):
+    """Register the test-only experiments here and in every child process."""
+    from repro.worker import EXTRA_MODULES_ENV, load_experiments
+
+    monkeypatch.setenv(EXTRA_MODULES_ENV, TEST_MODULE)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
+    monkeypatch.delenv("PAPERKB_VAULT", raising=False)
+    load_experiments()
+    return os.environ.copy()
+
+
+@pytest.fixture
+def vault(tmp_path) -> Path:
+    root = tmp_path / "vault"
+    root.mkdir()
+    return root
+
+
+def paperkb(vault: Path, *args: str, env=None, **kw) -> subprocess.Popen:
+    """Start ``paperkb --vault VAULT ARGS`` as a separate process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.app", "--vault", str(vault), *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw,
+    )
+
+
+def rows(vault: Path, sql: str, args=()) -> list[dict]:
+    conn = sqlite3.connect(vault / ".paperkb" / "runs.db", timeout=30)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, args)]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # paperkb is still creating the database
+            return []
+        raise
+    finally:
+        conn.close()
+
+
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def pid_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def metric_rows(vault: Path, run_id: str) -> list[dict]:
+    return rows(vault, "SELECT * FROM metrics WHERE run_id=? ORDER BY rowid", (run_id,))
+
+
+def load_json(text: str):
+    return json.loads(text)
