@@ -88,8 +88,10 @@ def main() -> None:
         note = parse_note(data, f"n{k}.md")
     t_parse = time.process_time() - t0
     assert len(note.links) == 10 and len(note.questions) == 3, (len(note.links), len(note.questions))
-    print(f"{n} notes of {sizes:.0f} B: parse_note {t_parse / n * 1e3:.3f} ms/note, "
-          f"bare markdown-it {t_plain / n * 1e3:.3f} ms/note")
+    print(
+        f"{n} notes of {sizes:.0f} B: parse_note {t_parse / n * 1e3:.3f} ms/note, "
+        f"bare markdown-it {t_plain / n * 1e3:.3f} ms/note"
+    )
 
 
 if __name__ == "__main__":

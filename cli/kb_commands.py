@@ -77,7 +77,9 @@ def _short_list(items: list[str], limit: int = 6) -> str:
 @_guard
 def index_cmd(
     ctx: typer.Context,
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Parser processes (default: one per CPU)."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-j", min=1, help="Parser processes (default: one per CPU)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary line."),
 ) -> None:
     """Index the vault (incremental: only new and changed notes are parsed).
@@ -265,12 +267,10 @@ def questions_cmd(
     Example: paperkb --vault notes questions --open
     """
     _check_format(fmt)
-    rows = []
-    for n in _vault(ctx).notes():
-        for q in n.questions:
-            if open_only and q.answered:
-                continue
-            rows.append({"path": n.path, "line": q.line, "answered": q.answered, "text": q.text, "answer": q.answer})
+    rows = [
+        {"path": path, "line": q.line, "answered": q.answered, "text": q.text, "answer": q.answer}
+        for path, q in _vault(ctx).questions(open_only=open_only)
+    ]
     if fmt == "json":
         print_json(rows)
         return

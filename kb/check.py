@@ -15,7 +15,7 @@ import inspect
 
 from pathlib import Path
 
-from kb.model import Note, Problem
+from kb.model import Claim, Note, Problem
 
 
 def _project_relative(filename: str) -> str:
@@ -28,23 +28,24 @@ def _project_relative(filename: str) -> str:
         return filename
 
 
-def experiment_problems(notes: list[Note]) -> list[Problem]:
-    """Cross-check the claims of ``notes`` against ``repro.registry``."""
+def experiment_problems(notes: list[Note] | list[tuple[str, Claim]]) -> list[Problem]:
+    """Cross-check claims against ``repro.registry``: ``notes`` are Notes or the
+    ``(path, claim)`` pairs of ``Vault.claims()``."""
     from repro import registry
 
+    pairs = [(n.path, c) for n in notes for c in n.claims] if notes and isinstance(notes[0], Note) else notes
     known = set(registry.ids())
     problems: list[Problem] = []
     named: set[str] = set()
-    for note in notes:
-        for claim in note.claims:
-            if not claim.experiments:
-                problems.append(Problem(note.path, claim.line, "warning",
-                                        f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"))
-            for exp in claim.experiments:
-                named.add(exp)
-                if exp not in known:
-                    problems.append(Problem(note.path, claim.line, "warning",
-                                            f"claim '{claim.id}' names unknown experiment '{exp}'"))
+    for path, claim in pairs:
+        if not claim.experiments:
+            problems.append(Problem(path, claim.line, "warning",
+                                    f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"))
+        for exp in claim.experiments:
+            named.add(exp)
+            if exp not in known:
+                problems.append(Problem(path, claim.line, "warning",
+                                        f"claim '{claim.id}' names unknown experiment '{exp}'"))
     for exp_id in sorted(known - named):
         path, line = "repro/registry.py", 1
         try:
@@ -65,7 +66,7 @@ def check(vault, *, experiments: bool = True) -> list[Problem]:
     then the registry cross-check."""
     problems = list(vault.problems())
     if experiments:
-        problems.extend(experiment_problems(vault.notes()))
+        problems.extend(experiment_problems(vault.claims()))
     return problems
 
 

@@ -118,17 +118,31 @@ def plain(value: Any, budget: list[int], seen: tuple[int, ...]) -> Any:
     return str(value)
 
 
+class Properties:
+    """Case-insensitive look-up of properties (``DOI``, ``doi`` and ``Doi`` are one key)."""
+
+    def __init__(self, props: dict[str, Any]) -> None:
+        self.props = props
+        self.lowered: dict[str, str] = {}
+        for k in props:
+            self.lowered.setdefault(k.lower(), k)
+
+    def get(self, *names: str) -> Any:
+        """The value of the first property named one of ``names`` (exact case first)."""
+        props = self.props
+        for name in names:
+            if name in props:
+                return props[name]
+        for name in names:
+            key = self.lowered.get(name.lower())
+            if key is not None:
+                return props[key]
+        return None
+
+
 def get_key(props: dict[str, Any], *names: str) -> Any:
     """The value of the first property whose name matches one of ``names``, any case."""
-    for name in names:
-        if name in props:
-            return props[name]
-    lowered = {k.lower(): k for k in props}
-    for name in names:
-        key = lowered.get(name.lower())
-        if key is not None:
-            return props[key]
-    return None
+    return Properties(props).get(*names)
 
 
 def key_line(raw: str, key: str, first_line: int) -> int:

@@ -81,6 +81,56 @@ def build_graph(notes: Iterable[Note]) -> "nx.MultiDiGraph":
     return g
 
 
+def build_graph_from_index(conn) -> "nx.MultiDiGraph":
+    """The same graph as ``build_graph(vault.notes())``, read from the index tables
+    (``links``, ``tags`` and a few JSON fields of ``notes``) without loading every note."""
+    import json
+
+    import networkx as nx
+
+    g = nx.MultiDiGraph()
+    tags: dict[str, list[str]] = {}
+    for path, tag in conn.execute("SELECT path, tag FROM tags ORDER BY rowid"):
+        tags.setdefault(path, []).append(tag)
+    claims: list[tuple[str, str]] = []
+    rows = conn.execute(
+        "SELECT path, json_extract(data, '$.title'), json_extract(data, '$.citekey'), "
+        "json_extract(data, '$.year'), json_extract(data, '$.claims') FROM notes ORDER BY path"
+    )
+    for path, title, citekey, year, claims_json in rows:
+        name = path.rsplit("/", 1)[-1]
+        name = name[:-3] if name.lower().endswith(".md") else name
+        g.add_node(path, kind="note", label=title or name, title=title or "", citekey=citekey,
+                   year=year if isinstance(year, int) else None, tags=tags.get(path, []))
+        if claims_json and claims_json != "[]":
+            claims.append((path, claims_json))
+    for src, kind, is_citation, resolved, target, line in conn.execute(
+        "SELECT src, kind, is_citation, resolved, target, line FROM links ORDER BY src, idx"
+    ):
+        edge = "embeds" if kind == "embed" else ("cites" if is_citation else "mentions")
+        if resolved is not None:
+            if resolved == src or resolved not in g:
+                continue
+            g.add_edge(src, resolved, key=edge, kind=edge, line=line)
+        elif is_citation and kind != "markdown":
+            key = target.strip()
+            key = (key[:-3] if key.lower().endswith(".md") else key).lstrip("@").strip()
+            if key:
+                node = GHOST + key
+                if node not in g:
+                    g.add_node(node, kind="ghost", label=key, citekey=key)
+                g.add_edge(src, node, key=edge, kind=edge, line=line)
+    for path, claims_json in claims:
+        for claim in json.loads(claims_json):
+            for exp in claim.get("experiments") or []:
+                node = EXPERIMENT + exp
+                if node not in g:
+                    g.add_node(node, kind="experiment", label=exp)
+                g.add_edge(path, node, key=f"claims:{claim.get('id')}", kind="claims", claim=claim.get("id"),
+                           line=claim.get("line"))
+    return g
+
+
 def _check(g, node: str) -> None:
     if node not in g:
         from kb.errors import NoteNotFound
@@ -149,7 +199,7 @@ def orphans(g) -> list[str]:
 def most_cited(g, n: int = 10) -> list[tuple[str, int]]:
     """The ``n`` notes or ghosts with the most citing notes (``cites`` edges), most first."""
     counts: Counter = Counter()
-    for u, v, k in g.edges(data="kind"):
+    for _, v, k in g.edges(data="kind"):
         if k == "cites":
             counts[v] += 1
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]

@@ -9,8 +9,8 @@ drop a table we do not own):
 * ``meta(key, value)``: schema version and code fingerprint; a mismatch rebuilds.
 * ``notes(path, size, mtime, hash, data)``: ``data`` is ``json.dumps(note.to_dict())``
   with links resolved and problems (parse + resolution) included.
-* ``names(key, path, kind)``: how a note can be named (path, file name, alias, citekey,
-  title), normalised by ``kb.resolve.norm``.
+* ``names(key, path, kind, label)``: how a note can be named (path, file name, alias,
+  citekey, title); ``key`` normalised by ``kb.resolve.norm``, ``label`` as written.
 * ``links(src, idx, line, kind, target, key, heading, block, display, is_citation,
   resolved)``: every link, with ``key = kb.resolve.link_key(target)``.
 * ``problems(path, line, severity, message, source)``: ``source`` is ``parse`` or
@@ -32,17 +32,16 @@ import os
 import re
 import secrets
 import sqlite3
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from kb.errors import VaultError
 from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
 from kb.model import Note, Problem, json_safe
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 INDEX_DIR = ".paperkb"
 INDEX_FILE = "index.db"
 
@@ -59,7 +58,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS notes (path TEXT PRIMARY KEY, size INTEGER, mtime REAL, hash TEXT, data TEXT);
 -- covers the stat comparison of every run: no need to touch the large data pages
 CREATE INDEX IF NOT EXISTS notes_stat ON notes(path, size, mtime, hash);
-CREATE TABLE IF NOT EXISTS names (key TEXT, path TEXT, kind TEXT);
+CREATE TABLE IF NOT EXISTS names (key TEXT, path TEXT, kind TEXT, label TEXT);
 CREATE INDEX IF NOT EXISTS names_key ON names(key);
 CREATE INDEX IF NOT EXISTS names_path ON names(path);
 CREATE TABLE IF NOT EXISTS links (
@@ -190,7 +189,7 @@ class Parsed:
     data: str
     links: list  # the note's Link objects (resolution fills .resolved)
     problems: list[Problem]
-    names: list[tuple[str, str, str]]  # kb.resolve.name_rows
+    names: list[tuple[str, str, str, str]]  # kb.resolve.name_rows
     keys: set[str]  # kb.resolve.note_keys
     headings: list
     blocks: set[str]
@@ -274,9 +273,15 @@ def _batches(items: list, size: int) -> Iterator[list]:
 # --------------------------------------------------------------------------------------
 # The index
 # --------------------------------------------------------------------------------------
+# kb modules whose code does not shape the index content (queries over it).
+_NOT_INDEXING = {"__init__.py", "errors.py", "graph.py", "vault.py", "check.py", "export.py", "search.py",
+                 "summary.py"}
+
+
 def code_fingerprint() -> str:
-    """Changes when the code that fills the index changes (any kb/*.py or kb/syntax/*.py),
-    so a stale cache is rebuilt. Only stats a few dozen files: cheap enough for ``show``."""
+    """Changes when the code that fills the index changes (kb/*.py but the query-side
+    modules, and kb/syntax/*.py), so a stale cache is rebuilt. Only stats a few dozen
+    files: cheap enough for ``show``."""
     here = os.path.dirname(os.path.abspath(__file__))
     parts = [SCHEMA_VERSION]
     for folder in (here, os.path.join(here, "syntax")):
@@ -285,7 +290,7 @@ def code_fingerprint() -> str:
         except OSError:
             continue
         for entry in entries:
-            if entry.name.endswith(".py"):
+            if entry.name.endswith(".py") and entry.name not in _NOT_INDEXING:
                 try:
                     st = entry.stat()
                 except OSError:
@@ -295,14 +300,30 @@ def code_fingerprint() -> str:
 
 
 def connect(db_path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the index database in WAL mode. A file that is not a
+    SQLite database (truncated, overwritten) is a broken cache: it is deleted and rebuilt."""
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(db_path), timeout=60, isolation_level=None)
+        try:
+            return _open(db_path)
+        except sqlite3.DatabaseError:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db_path) + suffix).unlink(missing_ok=True)
+            return _open(db_path)
+    except (OSError, sqlite3.Error) as exc:
+        raise VaultError(f"cannot open the index {db_path}: {exc}") from None
+
+
+def _open(db_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(db_path), timeout=60, isolation_level=None)
+    try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=MEMORY")
-    except (OSError, sqlite3.Error) as exc:
-        raise VaultError(f"cannot open the index {db_path}: {exc}") from None
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        conn.close()
+        raise
     return conn
 
 
@@ -394,46 +415,69 @@ def update(
     return stats
 
 
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _read_and_parse(
     root: str, todo: list, nonce: str, *, progress: bool, workers: int | None, stats: IndexStats
 ) -> list[tuple]:
     if not todo:
         return []
     n_new = sum(1 for item in todo if item[3] is None)
-    cpus = os.cpu_count() or 1
-    n_workers = workers if workers is not None else cpus
+    n_workers = workers if workers is not None else available_cpus()
     parallel = n_workers > 1 and n_new >= PARALLEL_MIN_FILES
+    show_bar = progress and len(todo) >= PROGRESS_MIN_FILES
     results: list[tuple] = []
-    bar = _progress_bar(len(todo)) if progress and len(todo) >= PROGRESS_MIN_FILES else None
-    try:
-        if bar is not None:
-            bar.start()
-            task = bar.add_task("parsing notes", total=len(todo))
-        if not parallel:
+    if not parallel:
+        with _Bar(show_bar, len(todo)) as bar:
             for batch in _batches(todo, BATCH_SIZE):
                 results.extend(_parse_batch(root, batch, nonce))
-                if bar is not None:
-                    bar.advance(task, len(batch))
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+                bar.advance(len(batch))
+        return results
 
-            import kb.parse  # noqa: F401  (imported once here, inherited by forked workers)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-            ctx = multiprocessing.get_context(method)
-            stats.workers = n_workers
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-                n_batches = (len(todo) + BATCH_SIZE - 1) // BATCH_SIZE
-                for batch_result in pool.map(_parse_batch, [root] * n_batches, _batches(todo, BATCH_SIZE),
-                                             [nonce] * n_batches):
-                    results.extend(batch_result)
-                    if bar is not None:
-                        bar.advance(task, len(batch_result))
-    finally:
-        if bar is not None:
-            bar.stop()
+    import kb.parse  # noqa: F401  (imported once here, inherited by the forked workers)
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    stats.workers = n_workers
+    n_batches = (len(todo) + BATCH_SIZE - 1) // BATCH_SIZE
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context(method)) as pool:
+        # map() submits every batch (and forks the workers) before the progress bar's
+        # refresh thread starts: no thread is running when we fork.
+        batches = pool.map(_parse_batch, [root] * n_batches, _batches(todo, BATCH_SIZE), [nonce] * n_batches)
+        with _Bar(show_bar, len(todo)) as bar:
+            for batch_result in batches:
+                results.extend(batch_result)
+                bar.advance(len(batch_result))
     return results
+
+
+class _Bar:
+    """A rich progress bar on stderr, or nothing."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.progress = _progress_bar(total) if enabled else None
+        self.total = total
+
+    def __enter__(self) -> "_Bar":
+        if self.progress is not None:
+            self.progress.start()
+            self.task = self.progress.add_task("parsing notes", total=self.total)
+        return self
+
+    def advance(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
 
 def _progress_bar(total: int):
@@ -474,7 +518,7 @@ def _apply(
     old_keys: dict[str, set[str]] = {}
     for chunk in _batches(changed, 500):
         q = ",".join("?" * len(chunk))
-        for key, path, kind in conn.execute(
+        for key, path, _kind in conn.execute(
             f"SELECT key, path, kind FROM names WHERE path IN ({q}) AND kind IN ('name','alias','citekey')", chunk
         ):
             old_keys.setdefault(path, set()).add(key.lstrip("@"))
@@ -507,7 +551,7 @@ def _apply(
         _write_files(conn, files_on_disk)
 
     conn.executemany(
-        "INSERT INTO names(key, path, kind) VALUES (?, ?, ?)",
+        "INSERT INTO names(key, path, kind, label) VALUES (?, ?, ?, ?)",
         [row for item in parsed.values() for row in item.names],
     )
     rows = conn.execute("SELECT key, path, kind FROM names").fetchall()

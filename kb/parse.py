@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from kb.frontmatter import get_key, key_line, load_frontmatter, split_frontmatter
+from kb.frontmatter import Properties, get_key, key_line, load_frontmatter, split_frontmatter
 from kb.model import (
     BlockId,
     Callout,
@@ -91,6 +91,7 @@ _TRAILING_BLOCK_ID_RE = re.compile(r"\s+\^[A-Za-z0-9-]+\s*$")
 _WS_RE = re.compile(r"[ \t]*\n[ \t\n]*")
 _AUTHOR_SPLIT_RE = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*")
 _TAG_SPLIT_RE = re.compile(r"[,\s]+")
+_ALIAS_SPLIT_RE = re.compile(r"\s*,\s*")
 _QUOTE_MARKERS: dict[int, re.Pattern[str]] = {}
 _EXPERIMENT_KEYS = ("experiment", "experiments")
 _YEAR_RE = re.compile(r"(?<!\d)(1[5-9]\d\d|20\d\d)(?!\d)")
@@ -202,8 +203,9 @@ def _parse(data: bytes | str, path: str, mtime: float, ctime: float) -> Note:
             )
         )
 
-    tokens = _markdown().parse(source, {})
-    walk = _Walk(note, source)
+    env: dict[str, Any] = {}
+    tokens = _markdown().parse(source, env)
+    walk = _Walk(note, source, env)
     walk.run(tokens)
     if rest:
         note.body_text += "\n" + rest
@@ -228,17 +230,19 @@ _CLOSERS = {
 class _Walk:
     """One pass over markdown-it's flat token stream."""
 
-    def __init__(self, note: Note, source: str) -> None:
+    def __init__(self, note: Note, source: str, env: dict[str, Any]) -> None:
         self.note = note
         self.source = source
+        self.env = env
+        self.unplaced_text: list[str] = []  # text with no line (inline footnotes): body only
         self.inline_tags: list[str] = []
         self.blocks: list[tuple[int, str]] = []  # (line, readable text) for body and answers
         self.stack: list[tuple[str, int, Any]] = []  # open containers: (kind, line, extra)
         self.open_callouts: list[tuple[Callout, list[str]]] = []
         self.callout_texts: dict[int, str] = {}  # id(callout) -> readable text of its body
-        self.last_start: dict[int, int] = {}  # token level -> line of the last block there
-        self.prev_sibling: int | None = None  # line of the block before the current paragraph
+        self.tokens: list = []
         self.paragraph_line = 1
+        self.paragraph_index = 0
         self.pending_item: tuple[ListItem, Task | None, bool] | None = None
         self.heading_text = ""
         self._lines: list[str] | None = None
@@ -246,50 +250,62 @@ class _Walk:
     # -- block level
     def run(self, tokens: list) -> None:
         note = self.note
+        self.tokens = tokens
         line = 1
+        stack = self.stack
         for i, tok in enumerate(tokens):
             ttype = tok.type
             if ttype == "inline":
                 self.inline(tok, tok.map[0] + 1 if tok.map else line, i, tokens)
                 continue
-            if tok.map is not None and tok.nesting >= 0:
+            if tok.nesting < 0:  # a closing token: only a few matter
+                if ttype == "heading_close":
+                    self.heading(tok, line)
+                elif ttype == "blockquote_close":
+                    callout = self._pop("blockquote")
+                    if callout is not None and self.open_callouts and self.open_callouts[-1][0] is callout:
+                        _, parts = self.open_callouts.pop()
+                        self.callout_texts[id(callout)] = "\n".join(p for p in parts if p).strip()
+                elif ttype in _CLOSERS:
+                    if ttype == "list_item_close":
+                        self.pending_item = None
+                    self._pop(_CLOSERS[ttype])
+                continue
+            if tok.map is not None:
                 line = tok.map[0] + 1
-                level = tok.level
-                prev = self.last_start.get(level)
-                self.last_start[level] = line
-                if tok.nesting == 1:
-                    for deeper in [k for k in self.last_start if k > level]:
-                        del self.last_start[deeper]
-                if ttype == "paragraph_open":
-                    self.paragraph_line, self.prev_sibling = line, prev
-            if ttype == "heading_close":
-                self.heading(tok, line)
+            if ttype == "paragraph_open":
+                self.paragraph_line, self.paragraph_index = line, i
             elif ttype == "blockquote_open":
                 info = (tok.meta or {}).get("callout")
                 callout = self.callout(tok, info) if info else None
-                self.stack.append(("blockquote", line, callout))
-            elif ttype == "blockquote_close":
-                callout = self._pop("blockquote")
-                if callout is not None and self.open_callouts and self.open_callouts[-1][0] is callout:
-                    _, parts = self.open_callouts.pop()
-                    self.callout_texts[id(callout)] = "\n".join(p for p in parts if p).strip()
-            elif ttype in ("bullet_list_open", "ordered_list_open"):
-                self.stack.append(("list", line, None))
+                stack.append(("blockquote", line, callout))
+            elif ttype == "bullet_list_open" or ttype == "ordered_list_open":
+                stack.append(("list", line, None))
             elif ttype == "list_item_open":
                 self.list_item(tok, line)
-                self.stack.append(("item", line, None))
-            elif ttype in _CLOSERS:
-                if ttype == "list_item_close":
-                    self.pending_item = None
-                self._pop(_CLOSERS[ttype])
+                stack.append(("item", line, None))
             elif ttype == "table_open":
-                self.stack.append(("table", line, None))
+                stack.append(("table", line, None))
             elif ttype in ("fence", "code_block", "math_block", "math_block_label"):
                 self.code(tok, line)
         for callout, parts in self.open_callouts:  # defensive: an unbalanced stream
             self.callout_texts[id(callout)] = "\n".join(parts).strip()
         note.tags = list(note.tags) + self.inline_tags
-        note.body_text = "\n".join(text for _, text in self.blocks if text)
+        note.body_text = "\n".join([text for _, text in self.blocks if text] + self.unplaced_text)
+
+    def _previous_sibling_line(self) -> int | None:
+        """First line of the block just before the current paragraph, at its level."""
+        tokens, i = self.tokens, self.paragraph_index
+        level = tokens[i].level
+        j = i - 1
+        if j < 0 or tokens[j].level != level or tokens[j].nesting == 1:
+            return None  # the paragraph opens its container: no sibling before it
+        if tokens[j].nesting == -1:  # the closer of the sibling: find its opener
+            while j >= 0 and not (tokens[j].level == level and tokens[j].nesting == 1):
+                j -= 1
+        if j < 0 or tokens[j].map is None:
+            return None
+        return tokens[j].map[0] + 1
 
     def _pop(self, kind: str) -> Any:
         # the footnote plugin moves definitions (with some of their closers) to the end
@@ -357,7 +373,10 @@ class _Walk:
         content = tok.content
         newlines: list[int] | None = None
 
-        def line_at(pos: int) -> int:
+        def line_at(meta: dict) -> int:
+            if "line" in meta:  # set for the text of an inline footnote, see "footnote_ref"
+                return meta["line"]
+            pos = meta.get("pos", 0)
             nonlocal newlines
             if newlines is None:
                 newlines = []
@@ -382,7 +401,7 @@ class _Walk:
                     Link(
                         target=meta["target"],
                         kind=meta["kind"],
-                        line=line_at(meta["pos"]),
+                        line=line_at(meta),
                         heading=meta["heading"],
                         block=meta["block"],
                         subpath=meta["subpath"],
@@ -396,7 +415,7 @@ class _Walk:
             elif ctype == "code_inline" or ctype.startswith("math_inline"):
                 parts.append(child.content)
             elif ctype == "link_open":
-                link = _markdown_link(child.attrGet("href"), line_at((child.meta or {}).get("pos", 0)))
+                link = _markdown_link(child.attrGet("href"), line_at(child.meta or {}))
                 if link is not None:
                     self._link(link)
                     open_link = (link, len(parts))
@@ -406,7 +425,7 @@ class _Walk:
                     open_link[0].display = label or None
                     open_link = None
             elif ctype == "image":
-                link = _markdown_link(child.attrGet("src"), line_at((child.meta or {}).get("pos", 0)))
+                link = _markdown_link(child.attrGet("src"), line_at(child.meta or {}))
                 if link is not None:
                     link.display = child.content or None
                     self._link(link)
@@ -414,14 +433,21 @@ class _Walk:
             elif ctype == "inline_field":
                 meta = child.meta
                 note.inline_fields.append(
-                    InlineField(key=meta["key"], value=meta["value"], line=line_at(meta["pos"]), style=meta["style"])
+                    InlineField(key=meta["key"], value=meta["value"], line=line_at(meta), style=meta["style"])
                 )
             elif ctype == "block_id":
-                self._block_id(child.meta, content, line_at(child.meta["pos"]), in_table)
+                self._block_id(child.meta, content, line_at(child.meta), in_table)
+            elif ctype == "footnote_ref":
+                # an inline footnote ^[...] was parsed here, but its tokens are emitted at the
+                # end of the stream without a line: give them this paragraph's lines now
+                self._place_footnote(child.meta, line_at)
         text = "".join(parts)
         if tokens[i - 1].type == "heading_open":
             self.heading_text = text
         readable = _WS_RE.sub("\n", text).strip()
+        if tok.map is None:
+            self.unplaced_text.append(readable)
+            return
         self.blocks.append((line, readable))
         for _, callout_parts in self.open_callouts:
             callout_parts.append(readable)
@@ -434,6 +460,15 @@ class _Walk:
                 note.highlights.append(readable)
             self.pending_item = None
 
+    def _place_footnote(self, meta: dict | None, line_at) -> None:
+        try:
+            inner = self.env["footnotes"]["list"][meta["id"]].get("tokens") or ()
+        except (KeyError, TypeError, IndexError):
+            return
+        for token in inner:
+            if token.meta and "pos" in token.meta:
+                token.meta["line"] = line_at(token.meta)
+
     def _link(self, link: Link) -> None:
         self.note.links.append(link)
 
@@ -443,7 +478,7 @@ class _Walk:
             if in_table:
                 block_line = self.stack[-1][1]
             elif content.strip() == "^" + meta["id"]:  # a paragraph of its own: names the block before
-                block_line = self.prev_sibling or line
+                block_line = self._previous_sibling_line() or line
             else:  # last line of a paragraph: a lazy line after a quote or list names that block
                 block_line = self._container_line()
         self.note.block_ids.append(BlockId(id=meta["id"], line=line, block_line=block_line))
@@ -483,9 +518,7 @@ def _markdown_link(href: str | None, line: int) -> Link | None:
         heading = "#".join(p.strip() for p in subpath.split("#") if p.strip()) or None
     if not dest.strip() and heading is None and block is None:
         return None
-    return Link(
-        target=dest.strip(), kind="markdown", line=line, heading=heading, block=block, subpath=subpath or None
-    )
+    return Link(target=dest.strip(), kind="markdown", line=line, heading=heading, block=block, subpath=subpath or None)
 
 
 # --- the paper model --------------------------------------------------------------------
@@ -510,22 +543,24 @@ def _sections(note: Note) -> None:
 
 
 def _paper_model(note: Note, walk: _Walk, raw_fm: str) -> None:
-    props = note.frontmatter
-    title = _as_text(get_key(props, "name", "title"))
+    props = Properties(note.frontmatter)
+    title = _as_text(props.get("name", "title"))
     if title is None:
         h1 = next((h for h in note.headings if h.level == 1 and h.text), None)
         title = h1.text if h1 else note.name
     note.title = title
 
-    note.authors = _authors(get_key(props, "authors", "author"))
+    note.authors = _authors(props.get("authors", "author"))
     note.year = _year(props)
-    doi = _as_text(get_key(props, "doi"))
+    doi = _as_text(props.get("doi"))
     if doi:
         doi = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", doi, flags=re.I).strip() or None
     note.doi = doi
 
-    note.aliases = _dedupe([a.lstrip() for a in _string_list(get_key(props, "aliases", "alias"), re.compile(r"\s*,\s*"))])
-    citekey = _as_text(get_key(props, "citekey", "citationkey", "citation-key", "citation key"))
+    note.aliases = _dedupe(
+        [a.lstrip() for a in _string_list(props.get("aliases", "alias"), _ALIAS_SPLIT_RE)]
+    )
+    citekey = _as_text(props.get("citekey", "citationkey", "citation-key", "citation key"))
     if citekey:
         citekey = citekey.lstrip("@").strip() or None
     if citekey is None:
@@ -535,7 +570,7 @@ def _paper_model(note: Note, walk: _Walk, raw_fm: str) -> None:
     note.citekey = citekey
 
     fm_tags: list[str] = []
-    raw_tags = get_key(props, "tags", "tag")
+    raw_tags = props.get("tags", "tag")
     for item in _string_list(raw_tags, _TAG_SPLIT_RE, split_items=True):
         tag = clean_tag(item.lstrip("#"))
         if tag is None:
@@ -570,9 +605,9 @@ def _authors(value: Any) -> list[str]:
     return [p.strip() for p in parts if p and p.strip()]
 
 
-def _year(props: dict[str, Any]) -> int | None:
+def _year(props: Properties) -> int | None:
     for key in ("year", "date", "published", "issued", "publication date", "date published"):
-        value = get_key(props, key)
+        value = props.get(key)
         if isinstance(value, bool) or value is None:
             continue
         m = _YEAR_RE.search(str(value))

@@ -69,16 +69,18 @@ def note_keys(path: str, aliases: Iterable[str], citekey: str | None) -> set[str
     return keys
 
 
-def name_rows(note: Note) -> list[tuple[str, str, str]]:
-    """``(key, path, kind)`` rows by which a note can be found (stored in the index)."""
-    rows = [(norm(strip_md(note.path)), note.path, PATH), (norm(note.name), note.path, NAME)]
+def name_rows(note: Note) -> list[tuple[str, str, str, str]]:
+    """``(key, path, kind, label)`` rows by which a note can be found (stored in the index);
+    ``label`` is the name as written, for messages."""
+    base = note.path.rsplit("/", 1)[-1]
+    rows = [(norm(strip_md(note.path)), note.path, PATH, note.path), (norm(note.name), note.path, NAME, strip_md(base))]
     for alias in note.aliases:
         if isinstance(alias, str) and alias.strip():
-            rows.append((norm(alias), note.path, ALIAS))
+            rows.append((norm(alias), note.path, ALIAS, alias.strip()))
     if note.citekey:
-        rows.append((norm(note.citekey), note.path, CITEKEY))
+        rows.append((norm(note.citekey), note.path, CITEKEY, note.citekey))
     if note.title and note.title.strip():
-        rows.append((norm(note.title), note.path, TITLE))
+        rows.append((norm(note.title), note.path, TITLE, note.title.strip()))
     return rows
 
 
@@ -120,20 +122,20 @@ AnchorLookup = Callable[[str], "Anchors | None"]
 class Resolver:
     """Resolves links against a vault's names.
 
-    Built from ``(key, path, kind)`` rows (``name_rows`` of every note) and the list of
+    Built from ``(key, path, kind[, label])`` rows (``name_rows`` of every note) and the list of
     attachment paths, so the index can build one from its tables without loading every
     note. ``anchors(path)`` returns the headings and block ids of a note, on demand.
     """
 
     def __init__(
         self,
-        rows: Iterable[tuple[str, str, str]],
+        rows: Iterable[tuple],
         attachments: Iterable[str],
         anchors: AnchorLookup,
     ) -> None:
         self._by: dict[str, dict[str, list[str]]] = {k: defaultdict(list) for k in (PATH, NAME, ALIAS, CITEKEY)}
         self.note_paths: set[str] = set()
-        for key, path, kind in rows:
+        for key, path, kind, *_ in rows:
             table = self._by.get(kind)
             if table is not None:
                 table[key].append(path)
@@ -238,7 +240,7 @@ class Resolver:
             if hit:
                 return hit, issues
         # Obsidian also finds Markdown links by name, like wikilinks.
-        best, all_ = self._pick(self.candidates(decoded.rsplit("/", 1)[-1]) if "/" in decoded else self.candidates(decoded))
+        best, all_ = self._pick(self.candidates(decoded.rsplit("/", 1)[-1]))
         if len(all_) > 1:
             issues.append(("warning", f"ambiguous link {describe(link)}: {len(all_)} files match; using {best}"))
         return best, issues

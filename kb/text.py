@@ -76,8 +76,7 @@ def _decode_utf8(data: bytes) -> tuple[str, list[Issue]]:
                     more += 1
             pos = pos + exc.end
     issues: list[Issue] = [
-        (ln, "error", f"invalid UTF-8 (byte 0x{byte:02x}); bad bytes shown as U+FFFD")
-        for ln, byte in bad_lines
+        (ln, "error", f"invalid UTF-8 (byte 0x{byte:02x}); bad bytes shown as U+FFFD") for ln, byte in bad_lines
     ]
     if more:
         issues.append((bad_lines[-1][0], "error", f"invalid UTF-8 on {more} more line(s)"))
@@ -98,9 +97,7 @@ def _cp1252_char(byte: int) -> str:
 _CONT = "".join(_cp1252_char(b) for b in range(0x80, 0xC0))
 _TO_BYTE = {_cp1252_char(b): b for b in range(0x80, 0x100)}
 _C = "[" + re.escape(_CONT) + "]"
-_MOJIBAKE_RE = re.compile(
-    f"(?:[\u00c2-\u00df]{_C}|[\u00e0-\u00ef]{_C}{{2}}|[\u00f0-\u00f4]{_C}{{3}})+"
-)
+_MOJIBAKE_RE = re.compile(f"(?:[\u00c2-\u00df]{_C}|[\u00e0-\u00ef]{_C}{{2}}|[\u00f0-\u00f4]{_C}{{3}})+")
 # Python's re is slow at trying an alternation at every position; a two-character class
 # pair finds the candidates first (about 20x faster on ordinary text).
 _CANDIDATE_RE = re.compile(f"[\u00c2-\u00f4]{_C}")
@@ -136,9 +133,7 @@ def mojibake_issues(text: str) -> list[Issue]:
             continue
         line += text.count("\n", line_pos, m.start())
         line_pos = m.start()
-        issues.append(
-            (line, "warning", f"mojibake (UTF-8 read as cp1252): {m.group()!r} should read {fixed!r}")
-        )
+        issues.append((line, "warning", f"mojibake (UTF-8 read as cp1252): {m.group()!r} should read {fixed!r}"))
         if len(issues) >= MAX_MOJIBAKE_ISSUES:
             break
     return issues

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from kb.errors import NoteNotFound, VaultError
 from kb.index import INDEX_DIR, INDEX_FILE, IndexStats, connect, update
-from kb.model import Note, Problem
+from kb.model import Claim, Note, Problem, Question
 
 # Which way of naming a note wins when a name matches several notes.
 _KIND_RANK = {"path": 0, "name": 1, "alias": 2, "citekey": 3, "title": 4}
@@ -175,21 +175,17 @@ class Vault:
         from kb.resolve import norm
 
         conn = self.connect()
-        spelled: dict[str, str] = {}
-        for key, path, kind in conn.execute("SELECT key, path, kind FROM names WHERE kind != 'path'"):
-            spelled.setdefault(key, path)
+        spelled: dict[str, tuple[str, str]] = {}
+        for key, path, label in conn.execute("SELECT key, path, label FROM names WHERE kind != 'path'"):
+            spelled.setdefault(key, (label, path))
         close = difflib.get_close_matches(norm(name), list(spelled), n=5, cutoff=0.6)
-        hint = ""
-        if close:
-            shown = []
-            for key in close:
-                path = spelled[key]
-                label = path.rsplit("/", 1)[-1][:-3]
-                if norm(label) != key:
-                    label = f"{key} ({path})"
-                if label not in shown:
-                    shown.append(label)
-            hint = f"; did you mean: {', '.join(shown[:3])}?"
+        shown: list[str] = []
+        for key in close:
+            label, path = spelled[key]
+            text = label if path.rsplit("/", 1)[-1][:-3] == label else f"{label} ({path})"
+            if text not in shown:
+                shown.append(text)
+        hint = f"; did you mean: {', '.join(shown[:3])}?" if shown else ""
         return f"no note named {name!r} in {self.root}{hint}"
 
     # ---- links, tags, problems --------------------------------------------------------
@@ -237,13 +233,38 @@ class Vault:
         problems.sort(key=lambda p: (p.path, p.line, order.get(p.severity, 3), p.message))
         return problems
 
+    def _json_field(self, field: str) -> list[tuple[str, list]]:
+        """``(path, value)`` of one list field of every note where it is not empty, read
+        with SQLite's JSON functions instead of loading whole notes."""
+        conn = self._ensure()
+        rows = conn.execute(
+            f"SELECT path, json_extract(data, '$.{field}') FROM notes "
+            f"WHERE json_array_length(data, '$.{field}') > 0 ORDER BY path"
+        )
+        return [(path, json.loads(value)) for path, value in rows]
+
+    def questions(self, *, open_only: bool = False) -> list[tuple[str, Question]]:
+        """``(path, question)`` for every question callout, in path and line order."""
+        out = []
+        for path, items in self._json_field("questions"):
+            for q in items:
+                question = Question(**q)
+                if not (open_only and question.answered):
+                    out.append((path, question))
+        return out
+
+    def claims(self) -> list[tuple[str, Claim]]:
+        """``(path, claim)`` for every claim of the vault."""
+        return [(path, Claim(**c)) for path, items in self._json_field("claims") for c in items]
+
     def attachments(self) -> list[str]:
         conn = self._ensure()
         return [p for (p,) in conn.execute("SELECT path FROM files ORDER BY path")]
 
     # ---- the graph --------------------------------------------------------------------
     def graph(self):
-        """The citation graph (a networkx MultiDiGraph; see ``kb.graph``)."""
-        from kb.graph import build_graph
+        """The citation graph (a networkx MultiDiGraph; see ``kb.graph``), built from the
+        index tables: no note is loaded."""
+        from kb.graph import build_graph_from_index
 
-        return build_graph(self.notes())
+        return build_graph_from_index(self._ensure())

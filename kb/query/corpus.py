@@ -85,13 +85,19 @@ class Corpus:
                 out.add(p)
         return out
 
+    full_pages = True  # whether _load returns whole notes (else SLIM_KEYS only)
+
     def pages(self, paths: Iterable[str]) -> list[Page]:
         paths = list(paths)
         missing = [p for p in paths if p not in self._pages]
         if missing:
             for path, data in self._load(missing).items():
-                self._pages[path] = Page(data, self)
+                self._pages[path] = Page(data, self, full=self.full_pages)
         return [self._pages[p] for p in paths if p in self._pages]
+
+    def full_data(self, path: str) -> dict[str, Any]:
+        """The whole note (for pages loaded slim)."""
+        return {}
 
     def page(self, path: str) -> Page | None:
         found = self.pages([path])
@@ -162,8 +168,14 @@ class MemoryCorpus(Corpus):
         return self._names.get(t) or (self._names.get(t[:-3]) if t.endswith(".md") else None)
 
 
+# the fields most queries read; the rest (links, tasks, lists, questions, claims) is loaded
+# from ``notes`` only for pages whose query touches it
+SLIM_KEYS = ("path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter",
+             "inline_fields", "size", "mtime", "ctime")
+HEAVY_KEYS = ("links", "tasks", "lists", "questions", "claims")
+
 _HELPER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS query_meta(path TEXT PRIMARY KEY, hash TEXT);
+CREATE TABLE IF NOT EXISTS query_meta(path TEXT PRIMARY KEY, hash TEXT, slim TEXT);
 CREATE TABLE IF NOT EXISTS query_tags(path TEXT, tag TEXT);
 CREATE INDEX IF NOT EXISTS query_tags_tag ON query_tags(tag);
 CREATE INDEX IF NOT EXISTS query_tags_path ON query_tags(path);
@@ -186,9 +198,16 @@ class IndexCorpus(Corpus):
         self._paths: list[str] | None = None
         self.sync()
 
+    full_pages = False
+
     def sync(self) -> int:
         """Bring the helper tables in line with ``notes``; returns how many notes changed."""
         c = self.conn
+        cols = [r[1] for r in c.execute("PRAGMA table_info(query_meta)")]
+        if cols and "slim" not in cols:  # made by an older paperkb: rebuild
+            with c:
+                for table in ("query_meta", "query_tags", "query_links", "query_names"):
+                    c.execute(f"DROP TABLE IF EXISTS {table}")
         c.executescript(_HELPER_SCHEMA)
         current = dict(c.execute("SELECT path, hash FROM notes"))
         known = dict(c.execute("SELECT path, hash FROM query_meta"))
@@ -212,11 +231,12 @@ class IndexCorpus(Corpus):
                     except (TypeError, ValueError):
                         continue
                     d["path"] = path
-                    meta.append((path, h))
+                    slim = {k: d.get(k) for k in SLIM_KEYS}
+                    meta.append((path, h, json.dumps(slim, ensure_ascii=False)))
                     tags += [(path, lvl.casefold()) for t in d.get("tags") or [] for lvl in tag_levels(t)]
                     names += [(path, k) for k in set(name_keys(d))]
                     links += [(path, t) for t in {x.casefold() for x in link_rows(d)}]
-                c.executemany("INSERT INTO query_meta VALUES (?, ?)", meta)
+                c.executemany("INSERT INTO query_meta VALUES (?, ?, ?)", meta)
                 c.executemany("INSERT INTO query_tags VALUES (?, ?)", tags)
                 c.executemany("INSERT INTO query_names VALUES (?, ?)", names)
                 c.executemany("INSERT INTO query_links VALUES (?, ?)", links)
@@ -232,16 +252,23 @@ class IndexCorpus(Corpus):
             self._pathset = set(self.paths())
         return self._pathset
 
+    def full_data(self, path: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT data FROM notes WHERE path = ?", (path,)).fetchone()
+        try:
+            return json.loads(row[0]) if row else {}
+        except (TypeError, ValueError):
+            return {}
+
     def _load(self, paths: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         if len(paths) > 2000:
             wanted = set(paths)
-            rows: Iterable = ((p, b) for p, b in self.conn.execute("SELECT path, data FROM notes") if p in wanted)
+            rows: Iterable = ((p, b) for p, b in self.conn.execute("SELECT path, slim FROM query_meta") if p in wanted)
         else:
             rows = []
             for chunk in _chunks(paths, 500):
                 marks = ",".join("?" * len(chunk))
-                rows += self.conn.execute(f"SELECT path, data FROM notes WHERE path IN ({marks})", chunk).fetchall()
+                rows += self.conn.execute(f"SELECT path, slim FROM query_meta WHERE path IN ({marks})", chunk).fetchall()
         for path, blob in rows:
             try:
                 d = json.loads(blob)

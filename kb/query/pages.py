@@ -60,14 +60,24 @@ def _timestamp(t: float | None) -> _dt.datetime | None:
 class Page(Record):
     """One note as a Dataview page; ``get(name)`` returns the field or None."""
 
-    __slots__ = ("data", "corpus", "path", "_fields", "_file")
+    __slots__ = ("data", "corpus", "path", "_fields", "_file", "_full")
 
-    def __init__(self, data: dict[str, Any], corpus: "Corpus | None" = None) -> None:
+    def __init__(self, data: dict[str, Any], corpus: "Corpus | None" = None, *, full: bool = True) -> None:
         self.data = data
         self.corpus = corpus
         self.path = data["path"]
         self._fields: dict[str, Any] | None = None
         self._file: FileRecord | None = None
+        self._full = full or corpus is None
+
+    def heavy(self, key: str) -> list[dict[str, Any]]:
+        """Links, tasks, lists, questions or claims: loaded with the whole note on first use."""
+        if not self._full:
+            full = self.corpus.full_data(self.path)
+            for k, v in full.items():
+                self.data.setdefault(k, v)
+            self._full = True
+        return self.data.get(key) or []
 
     def __repr__(self) -> str:
         return f"Page({self.path!r})"
@@ -126,11 +136,11 @@ class Page(Record):
         if name == "file":
             return self.file
         if name == "questions":
-            return [dict(q) for q in self.data.get("questions") or []]
+            return [dict(q) for q in self.heavy("questions")]
         if name == "claims":
             statuses = self.corpus.claim_statuses() if self.corpus is not None else {}
             out = []
-            for c in self.data.get("claims") or []:
+            for c in self.heavy("claims"):
                 st = statuses.get(c["id"]) or {}
                 out.append({**c, "status": st.get("status", "unverified")})
             return out
@@ -200,9 +210,9 @@ class FileRecord(Record):
             corpus = self.page.corpus
             return [Link(p) for p in sorted(corpus.linking_to(path))] if corpus else []
         if name == "tasks":
-            return [self._item(t, task=True) for t in d.get("tasks") or []]
+            return [self._item(t, task=True) for t in self.page.heavy("tasks")]
         if name == "lists":
-            return [self._item(t, task=bool(t.get("task"))) for t in d.get("lists") or []]
+            return [self._item(t, task=bool(t.get("task"))) for t in self.page.heavy("lists")]
         if name == "day":
             m = _DAY_IN_NAME.search(self.get("name"))
             if m:
@@ -219,7 +229,7 @@ class FileRecord(Record):
         out: list[Link] = []
         seen: set[tuple[str, str | None]] = set()
         corpus = self.page.corpus
-        for ln in self.page.data.get("links") or []:
+        for ln in self.page.heavy("links"):
             target = ln.get("target") or ""
             if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
                 continue  # a heading of this note, or an external URL

@@ -32,13 +32,11 @@ def comment_rule(state: StateInline, silent: bool) -> bool:
 
 
 def comment_block_rule(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
-    if state.sCount[start_line] - state.blkIndent >= 4:
-        return False
     begin = state.bMarks[start_line] + state.tShift[start_line]
-    line_end = state.eMarks[start_line]
     src = state.src
-    if not src.startswith("%%", begin):
+    if not src.startswith("%%", begin) or state.sCount[start_line] - state.blkIndent >= 4:
         return False
+    line_end = state.eMarks[start_line]
     if src.find("%%", begin + 2, line_end) >= 0:
         return False  # "%%x%%" on one line: an inline comment, the paragraph handles it
     if silent:

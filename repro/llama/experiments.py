@@ -260,7 +260,8 @@ def _corpus(vault: str) -> tuple[str, str]:
         texts = []
         for path in sorted(folder.rglob("*.md")):
             real = path.resolve()
-            if real.is_file() and real.is_relative_to(base) and not any(p.startswith(".") for p in path.parts):
+            hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+            if real.is_file() and real.is_relative_to(base) and not hidden:
                 texts.append(real.read_text(encoding="utf-8", errors="replace"))
         text = "\n\n".join(texts)
         if len(text) >= 4096:

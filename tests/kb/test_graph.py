@@ -123,3 +123,23 @@ def test_unknown_format_is_one_line_error(g):
 
     with pytest.raises(PaperkbError, match="unknown graph format"):
         G.write(g, "svg", io.StringIO())
+
+
+def test_graph_from_index_equals_graph_from_notes(tmp_path):
+    from kb.vault import Vault
+
+    files = {
+        "A.md": "---\ntags: [x, y/z]\nyear: 2020\naliases: [aKey]\n---\n# A\n[[B]] ![[C]] [[A]] ![[p.png]]\n\n"
+                "> [!claim] Fast\n> experiment:: e/one, e/two\n^fast\n\n## Reference and Related Notes\n"
+                "- [[B]]\n- [[@ghostKey]]\n- [[nowhere.md]]\n",
+        "B.md": "# B\n[[aKey]] [[missing]]\n",
+        "C.md": "# C\n",
+        "p.png": "png",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    v = Vault(tmp_path)
+    a, b = G.build_graph(v.notes()), v.graph()
+    assert dict(a.nodes(data=True)) == dict(b.nodes(data=True))
+    assert sorted(a.edges(keys=True, data=True), key=str) == sorted(b.edges(keys=True, data=True), key=str)
+    assert "ghost:ghostKey" in b and "ghost:nowhere" in b and "experiment:e/two" in b

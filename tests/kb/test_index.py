@@ -178,3 +178,30 @@ def test_progress_bar_on_stderr(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(I, "PROGRESS_MIN_FILES", 1)
     Vault(tmp_path).index(progress=True)
     assert capsys.readouterr().out == ""
+
+
+def test_prepared_json_equals_full_serialisation():
+    from kb.model import Link, Problem
+    from kb.parse import parse_note
+    from kb.resolve import Resolver
+
+    text = b'---\ntags: [a]\n---\n# T\n[[T]] [[gone]] quoted "\\u0000abc123:0\\u0000" inside [[T#T]]\n'
+    note = parse_note(text, "T.md", mtime=1.0, ctime=1.0)
+    nonce = "abc123"
+    item = I.prepare(note, nonce)
+    resolver = Resolver([("t", "T.md", "name")], [], lambda p: None)
+    found = resolver.resolve_links("T.md", item.links)
+    data = json.loads(item.finish(nonce, found))
+    expected = note
+    expected.links = item.links
+    expected.problems = list(note.problems) + found
+    assert data == json.loads(json.dumps(expected.to_dict()))
+    assert [l["resolved"] for l in data["links"]] == ["T.md", None, "T.md"]
+    assert isinstance(item.links[0], Link) and all(isinstance(p, Problem) for p in found)
+
+
+def test_corrupt_index_file_is_rebuilt(vault):
+    db = vault / ".paperkb" / "index.db"
+    db.parent.mkdir()
+    db.write_bytes(b"this is not a database" * 100)
+    assert Vault(vault).index().parsed == 3

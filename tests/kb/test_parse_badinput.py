@@ -20,7 +20,7 @@ def test_invalid_utf8_is_replaced_and_reported_with_its_line():
     note = parse_note(b"# Title\nfine\nbad \xff\xfe byte [[Link]]\nok\n\xc3(\n", "bad.md")
     assert [(p.line, p.severity) for p in note.problems] == [(3, "error"), (5, "error")]
     assert "invalid UTF-8" in note.problems[0].message and "0xff" in note.problems[0].message
-    assert [l.target for l in note.links] == ["Link"] and "\ufffd" in note.body_text
+    assert [link.target for link in note.links] == ["Link"] and "\ufffd" in note.body_text
 
 
 def test_bom_and_crlf():
@@ -28,19 +28,19 @@ def test_bom_and_crlf():
     note = parse_note(data, "bom.md")
     assert note.problems == []
     assert note.title == "BOM note" and note.frontmatter == {"title": "BOM note"}
-    assert [(l.target, l.line) for l in note.links] == [("A", 5)]
+    assert [(link.target, link.line) for link in note.links] == [("A", 5)]
     assert [(c.type, c.line) for c in note.callouts] == [("question", 7)]
     assert note.size == len(data)
 
 
 def test_lone_cr_line_endings():
     note = parse_note(b"# H\r[[A]]\r", "cr.md")
-    assert [(l.target, l.line) for l in note.links] == [("A", 2)]
+    assert [(link.target, link.line) for link in note.links] == [("A", 2)]
 
 
 def test_utf16_with_bom_is_read_with_a_warning():
     note = parse_note("# Wide\n[[A]]\n".encode("utf-16"), "wide.md")
-    assert [l.target for l in note.links] == ["A"] and severities(note) == [(1, "warning")]
+    assert [link.target for link in note.links] == ["A"] and severities(note) == [(1, "warning")]
 
 
 def test_binary_file_named_md():
@@ -119,9 +119,55 @@ def test_any_bytes_parse(data):
 
 MARKDOWNISH = st.lists(
     st.sampled_from(
-        ["[[", "]]", "![[", "|", "\\|", "#", "#tag", "^id", " ^b-1", "%%", "==", "::", "key", "(", ")", "[", "]",
-         "> ", ">", "[!note]", "[!faq]-", "- ", "- [ ] ", "1. ", "```", "`", "$", "$$", "---", "\n", "\n\n", " ",
-         "a", "é", "â€¦", "*", "_", "<", ">", "&", "[^1]", "[^1]: ", "|---|", "\t", "    ", "\r\n", "\x00"]
+        [
+            "[[",
+            "]]",
+            "![[",
+            "|",
+            "\\|",
+            "#",
+            "#tag",
+            "^id",
+            " ^b-1",
+            "%%",
+            "==",
+            "::",
+            "key",
+            "(",
+            ")",
+            "[",
+            "]",
+            "> ",
+            ">",
+            "[!note]",
+            "[!faq]-",
+            "- ",
+            "- [ ] ",
+            "1. ",
+            "```",
+            "`",
+            "$",
+            "$$",
+            "---",
+            "\n",
+            "\n\n",
+            " ",
+            "a",
+            "é",
+            "â€¦",
+            "*",
+            "_",
+            "<",
+            ">",
+            "&",
+            "[^1]",
+            "[^1]: ",
+            "|---|",
+            "\t",
+            "    ",
+            "\r\n",
+            "\x00",
+        ]
     ),
     max_size=60,
 ).map("".join)

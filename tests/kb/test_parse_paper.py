@@ -52,7 +52,13 @@ def test_authors_csl_list_and_author_key():
 # --- year, DOI, citekey, aliases -------------------------------------------------------
 @pytest.mark.parametrize(
     "fm, year",
-    [("year: 2023", 2023), ("year: '2017'", 2017), ("date: 2022-05-27", 2022), ("published: May 2019", 2019), ("", None)],
+    [
+        ("year: 2023", 2023),
+        ("year: '2017'", 2017),
+        ("date: 2022-05-27", 2022),
+        ("published: May 2019", 2019),
+        ("", None),
+    ],
 )
 def test_year(fm, year):
     assert parse(f"---\n{fm}\n---\n").year == year
@@ -66,7 +72,9 @@ def test_doi_any_case(fm):
 
 
 def test_citekey_property_wins_over_alias():
-    note = parse("---\nCiteKey: '@vaswaniAttentionAllYou2017'\naliases: [daoFlashAttentionFastMemoryEfficient2022]\n---\n")
+    note = parse(
+        "---\nCiteKey: '@vaswaniAttentionAllYou2017'\naliases: [daoFlashAttentionFastMemoryEfficient2022]\n---\n"
+    )
     assert note.citekey == "vaswaniAttentionAllYou2017"
 
 
@@ -140,7 +148,7 @@ def test_broken_yaml_reports_the_file_line_and_body_still_parses():
     assert note.frontmatter == {}
     [problem] = [p for p in note.problems if p.severity == "error"]
     assert problem.line in (4, 5) and "YAML" in problem.message
-    assert [l.target for l in note.links] == ["Still Parsed"]
+    assert [link.target for link in note.links] == ["Still Parsed"]
     assert note.tags == ["tag"] and note.title == "Body"
 
 
@@ -152,7 +160,7 @@ def test_frontmatter_that_is_not_a_mapping():
 def test_unclosed_frontmatter_is_body_text():
     note = parse("---\ntitle: x\n[[Link]]\n")
     assert note.frontmatter == {} and note.frontmatter_format is None
-    assert [l.line for l in note.links] == [3]
+    assert [link.line for link in note.links] == [3]
 
 
 def test_yaml_alias_bomb_is_contained():
@@ -161,7 +169,7 @@ def test_yaml_alias_bomb_is_contained():
     )
     note = parse(f"---\n{bomb}---\nbody [[x]]\n")
     assert "too large" in errors(note)[0]
-    assert [l.target for l in note.links] == ["x"]
+    assert [link.target for link in note.links] == ["x"]
 
 
 def test_yaml_python_tags_are_refused():
@@ -230,7 +238,7 @@ def test_reference_section_links_are_citations():
         "# reference & related notes:\n"
         "[[CitedC]]\n"
     )
-    got = [(l.target, l.is_citation) for l in parse(text).links]
+    got = [(link.target, link.is_citation) for link in parse(text).links]
     assert got == [("Mention", False), ("CitedA", True), ("CitedB", True), ("Mention2", False), ("CitedC", True)]
 
 
@@ -256,7 +264,13 @@ def test_claims_from_callouts():
     note = parse(text)
     got = [(c.id, c.statement, c.experiments, c.line, c.source) for c in note.claims]
     assert got == [
-        ("rope-claim", "RoPE keeps relative positions", ["llama2.rope", "llama2.rope_extrapolation", "llama2.rope_cache"], 1, "callout"),
+        (
+            "rope-claim",
+            "RoPE keeps relative positions",
+            ["llama2.rope", "llama2.rope_extrapolation", "llama2.rope_cache"],
+            1,
+            "callout",
+        ),
         ("gqa", "GQA saves memory", ["llama2.gqa"], 6, "callout"),
         ("statement-without-id", "Statement without id", [], 11, "callout"),
         ("statement-in-the-body", "Statement in the body", ["x.y"], 13, "callout"),
@@ -291,8 +305,12 @@ def test_claims_from_frontmatter_and_duplicate_ids():
 
 
 def test_footnote_links_keep_their_section():
-    text = "# Body\nText[^1] and [[A]].\n\n## References and Related Notes\n- [[B]]\n\n[^1]: See [[C]].\n\n# After\n[[D]]\n"
-    got = [(l.target, l.section, l.is_citation, l.line) for l in parse(text).links]
+    text = (
+        "# Body\nText[^1] and [[A]].\n\n"
+        "## References and Related Notes\n- [[B]]\n\n[^1]: See [[C]].\n\n"
+        "# After\n[[D]]\n"
+    )
+    got = [(link.target, link.section, link.is_citation, link.line) for link in parse(text).links]
     assert sorted(got, key=lambda g: g[3]) == [
         ("A", "Body", False, 2),
         ("B", "References and Related Notes", True, 5),

@@ -50,12 +50,12 @@ def test_wikilink_forms(text, target, heading, block, display):
 
 def test_wikilink_display_in_table_uses_escaped_bar():
     note = parse("| a | b |\n|---|---|\n| [[Note\\|shown]] | x |\n")
-    assert [(l.target, l.display, l.line) for l in note.links] == [("Note", "shown", 3)]
+    assert [(link.target, link.display, link.line) for link in note.links] == [("Note", "shown", 3)]
 
 
 def test_embeds():
     note = parse("![[Note]] ![[Note#^id]] ![[image.png|100x145]] ![[doc.pdf#page=3]]")
-    got = [(l.kind, l.target, l.block, l.display, l.subpath, l.heading) for l in note.links]
+    got = [(link.kind, link.target, link.block, link.display, link.subpath, link.heading) for link in note.links]
     assert got == [
         ("embed", "Note", None, None, None, None),
         ("embed", "Note", "id", None, "^id", None),
@@ -79,7 +79,7 @@ def test_markdown_links_to_notes_not_urls():
         "[e](zotero://select/items/1) [f](file:///tmp/x.pdf) [g](mailto:a@b.c) ![img](pics/p%201.png) "
         "[h](#Local)"
     )
-    got = [(l.kind, l.target, l.heading, l.display) for l in note.links]
+    got = [(link.kind, link.target, link.heading, link.display) for link in note.links]
     assert got == [
         ("markdown", "My Note.md", None, "a"),
         ("markdown", "Other Note.md", None, "b"),
@@ -102,7 +102,7 @@ def test_code_and_comments_yield_nothing():
         "[[Visible]] #visible"
     )
     note = parse(text)
-    assert [l.target for l in note.links] == ["Visible"]
+    assert [link.target for link in note.links] == ["Visible"]
     assert note.tags == ["visible"]
     assert note.links[0].line == 24
     assert "Inline comment" not in note.body_text and "before" in note.body_text
@@ -110,7 +110,7 @@ def test_code_and_comments_yield_nothing():
 
 def test_unclosed_block_comment_hides_the_rest():
     note = parse("[[A]]\n\n%%\n[[B]]\n\n[[C]]\n")
-    assert [l.target for l in note.links] == ["A"]
+    assert [link.target for link in note.links] == ["A"]
 
 
 # --- tags -------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def test_frontmatter_tag_forms(fm):
 # --- highlights (==mark==) --------------------------------------------------------------
 def test_marks_parse_their_content():
     note = parse("==marked [[Inside]] #tag== and == not marked ==")
-    assert [l.target for l in note.links] == ["Inside"]
+    assert [link.target for link in note.links] == ["Inside"]
     assert note.tags == ["tag"]
     assert "marked Inside" in note.body_text
 
@@ -207,7 +207,7 @@ def test_inline_fields_three_styles():
         ("source", "[[Paper]]", 2, "paren"),
         ("item", "in list", 3, "line"),
     ]
-    assert [l.target for l in note.links] == ["Paper"]
+    assert [link.target for link in note.links] == ["Paper"]
 
 
 def test_double_colon_not_after_a_key_is_no_field():
@@ -274,7 +274,7 @@ def test_blockquote_without_marker_is_not_a_callout():
 
 def test_callout_marker_is_not_a_link_and_title_links_count():
     note = parse("> [!info] See [[Title Link]]\n> - [[Body Link]]\n")
-    assert [l.target for l in note.links] == ["Title Link", "Body Link"]
+    assert [link.target for link in note.links] == ["Title Link", "Body Link"]
 
 
 # --- headings, sections, dataview, body text -------------------------------------------
@@ -285,7 +285,7 @@ def test_headings_and_link_sections():
         ("Setext", 2, 4),
         ("Deep #t", 3, 8),
     ]
-    assert [(l.target, l.section) for l in note.links] == [("A", "Top"), ("B", "Setext"), ("C", "Deep #t")]
+    assert [(link.target, link.section) for link in note.links] == [("A", "Top"), ("B", "Setext"), ("C", "Deep #t")]
 
 
 def test_dataview_blocks():
@@ -296,7 +296,7 @@ def test_dataview_blocks():
 
 def test_line_numbers_count_frontmatter():
     note = parse("---\na: 1\nb: 2\n---\n\n[[L6]]\n\n> [!note]\n> [[L9]]\n")
-    assert [l.line for l in note.links] == [6, 9]
+    assert [link.line for link in note.links] == [6, 9]
     assert note.callouts[0].line == 8
     assert "a: 1" not in note.body_text
 
@@ -310,3 +310,13 @@ def test_slugify():
 def test_readable_text_of_links_is_what_obsidian_shows():
     note = parse("[[Note#A#B]] [[Note#^blk]] [[Note|Shown]] [[#Local]] ![[doc.pdf#page=3]]\n")
     assert note.body_text == "Note > A > B Note > ^blk Shown Local doc.pdf > page=3"
+
+
+def test_footnotes_keep_link_lines():
+    note = parse("# H\n\nText ^[inline [[X]] #t] more[^n]\n\n## Other\nlast [[Y]]\n\n[^n]: def [[Z]]\n")
+    assert sorted((link.target, link.line, link.section) for link in note.links) == [
+        ("X", 3, "H"),
+        ("Y", 6, "Other"),
+        ("Z", 8, "Other"),
+    ]
+    assert note.tags == ["t"] and "inline X" in note.body_text

@@ -45,13 +45,13 @@ def test_seed_callouts_and_questions(seed):
 
 
 def test_seed_links(seed):
-    got = [(l.target, l.kind, l.line, l.is_citation) for l in seed.links]
+    got = [(link.target, link.kind, link.line, link.is_citation) for link in seed.links]
     assert got == [
         ("@touvronLlamaOpenFoundation2023", "wikilink", 23, False),
         ("daoFlashAttentionFastMemoryEfficient2022", "wikilink", 80, True),
         ("vaswaniAttentionAllYou2017", "wikilink", 81, True),
     ]
-    assert all(l.resolved is None for l in seed.links)
+    assert all(link.resolved is None for link in seed.links)
 
 
 def test_seed_problems_only_the_mojibake(seed):

@@ -90,3 +90,12 @@ def test_connect_gives_the_index_db(vault):
     vault.index()
     conn = vault.connect()
     assert conn.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 3
+
+
+def test_questions_and_claims_read_from_index(tmp_path):
+    write(tmp_path, {"Q.md": "# Q\n> [!question] Open?\n\n> [!faq] Done?\n\nYes.\n\n"
+                             "> [!claim] It holds\n> experiment:: a/b\n^holds\n"})
+    v = Vault(tmp_path)
+    assert [(p, q.text, q.answered) for p, q in v.questions()] == [("Q.md", "Open?", False), ("Q.md", "Done?", True)]
+    assert [q.text for _, q in v.questions(open_only=True)] == ["Open?"]
+    assert [(p, c.id, c.experiments) for p, c in v.claims()] == [("Q.md", "holds", ["a/b"])]
