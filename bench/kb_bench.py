@@ -174,9 +174,12 @@ def bench_paperkb(vault: Path, repeat: int) -> dict:
     key = synth_vault.citekey(42)
     res["show"], res["show_cpu"] = median_wall([*PAPERKB, "--vault", str(vault), "show", key], repeat)
     res["backlinks"], res["backlinks_cpu"] = median_wall([*PAPERKB, "--vault", str(vault), "backlinks", key], repeat)
-    res["baseline"], res["baseline_cpu"] = median_wall([*PAPERKB, "--help"], repeat)
+    # What every paperkb command pays before it runs: interpreter, cli.app and typer's
+    # parameter machinery (typer >= 0.2x imports pydantic when it parses arguments).
+    res["baseline"], res["baseline_cpu"] = median_wall([sys.executable, "-c", "import cli.app, typer._adapters"],
+                                                       repeat)
     print(f"show: {res['show']:.3f} s ({res['show_cpu']:.3f} s CPU), backlinks: {res['backlinks']:.3f} s "
-          f"({res['backlinks_cpu']:.3f} s CPU), bare `paperkb --help`: {res['baseline']:.3f} s "
+          f"({res['backlinks_cpu']:.3f} s CPU), CLI start-up floor: {res['baseline']:.3f} s "
           f"({res['baseline_cpu']:.3f} s CPU); medians of {repeat}", flush=True)
     return res
 
@@ -200,9 +203,11 @@ def bench_obsidiantools(vault: Path, n_all: int, n_sub: int, workdir: Path) -> d
     seconds, count = out.split()
     res = {"notes": int(count), "wall": wall, "inproc": float(seconds), "rss_mb": peak, "subset": n_sub < n_all,
            "cpu": CPU["last"]}
-    res["per_note_ms"] = 1000 * res["wall"] / res["notes"]
-    res["scaled"] = res["per_note_ms"] * n_all / 1000
-    res["scaled_cpu"] = res["cpu"] * n_all / res["notes"]
+    # Scale the graph-building time per note; interpreter start and imports (pandas...) once.
+    startup = max(wall - res["inproc"], 0.0)
+    res["per_note_ms"] = 1000 * res["inproc"] / res["notes"]
+    res["scaled"] = startup + res["inproc"] * n_all / res["notes"]
+    res["scaled_cpu"] = res["cpu"] * res["scaled"] / wall
     print(f"obsidiantools on {count} notes: {wall:.1f} s wall ({res['per_note_ms']:.1f} ms a note; "
           f"{res['scaled']:.0f} s scaled to {n_all}), peak RSS {peak:.0f} MB", flush=True)
     return res
@@ -241,7 +246,8 @@ def write_report(path: Path, n: int, res: dict, ot: dict | None, started: str) -
         f"{ok(res['show'], TARGETS['show'])} |",
         f"| `paperkb backlinks` | {res['backlinks']:.3f} s | {res['backlinks_cpu']:.3f} s | "
         f"<= {TARGETS['backlinks']} s | {ok(res['backlinks'], TARGETS['backlinks'])} |",
-        f"| (bare `paperkb --help`, for scale) | {res['baseline']:.3f} s | {res['baseline_cpu']:.3f} s | | |",
+        f"| (CLI start-up floor: `import cli.app, typer._adapters`) | {res['baseline']:.3f} s | "
+        f"{res['baseline_cpu']:.3f} s | | |",
         f"| peak RSS of cold index (main + workers) | {res['rss_mb']:.0f} MB | | <= {TARGETS['rss_mb']:.0f} MB | "
         f"{ok(res['rss_mb'], TARGETS['rss_mb'])} |",
     ]
@@ -250,7 +256,8 @@ def write_report(path: Path, n: int, res: dict, ot: dict | None, started: str) -
                  else f"all {ot['notes']} notes")
         lines.append(
             f"| obsidiantools cold (`connect().gather()`), {where} | {ot['wall']:.1f} s -> ~{ot['scaled']:.0f} s "
-            f"({ot['per_note_ms']:.1f} ms a note) | {ot['cpu']:.1f} s -> ~{ot['scaled_cpu']:.0f} s | | |"
+            f"({ot['per_note_ms']:.1f} ms a note, start-up counted once) | {ot['cpu']:.1f} s -> "
+            f"~{ot['scaled_cpu']:.0f} s | | |"
         )
         lines.append(f"| speed-up over obsidiantools, cold | {speed:.1f}x | {speed_cpu:.1f}x | "
                      f">= {TARGETS['speedup']:.0f}x | {ok(speed, TARGETS['speedup'], higher=True)} |")

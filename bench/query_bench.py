@@ -90,6 +90,7 @@ def main() -> None:
     print(f"search tables sync (first time after indexing): {time.perf_counter() - t:.2f} s")
     v.close()
 
+    load_before = os.getloadavg()[0]
     rows = []
     for name, q in QUERIES.items():
         def full(q=q):
@@ -142,7 +143,8 @@ def main() -> None:
             "",
             f"- Machine: {os.cpu_count()}-core CPU, {cpu_model()}; Python {platform.python_version()}, "
             f"SQLite {__import__('sqlite3').sqlite_version}",
-            f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average during the run "
+            f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} (the machine is shared)",
             f"- Vault: `bench/synth_vault.py`, {args.notes} notes, warm index; median of {args.repeat} runs.",
             "- *run*: `execute()` / `search_conn()` on an open index; *in process*: open the vault, "
             "`index()` (stat every file), sync helper tables, run; *wall*: the `paperkb` command, "

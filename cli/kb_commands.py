@@ -52,7 +52,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> None:
     widths = [len(h) for h in headers]
     for row in cells:
         for i, v in enumerate(row[:-1]):
-            widths[i] = min(max(widths[i], len(v)), 60)
+            widths[i] = max(widths[i], len(v))
     out = sys.stdout
 
     def line(values: list[str]) -> str:

@@ -49,6 +49,8 @@ INDEX_FILE = "index.db"
 PARALLEL_MIN_FILES = 400
 BATCH_SIZE = 100
 PROGRESS_MIN_FILES = 200
+# Up to this many notes to (re)resolve, names are looked up in the index one by one.
+LAZY_NAMES_MAX = 200
 
 _SECONDARY_INDEXES = ("links_src", "links_key", "links_resolved", "problems_path", "tags_path", "tags_key")
 _OWN_TABLES = ("meta", "notes", "names", "links", "problems", "tags", "files")
@@ -494,6 +496,20 @@ def _progress_bar(total: int):
     )
 
 
+class _SqlNames:
+    """One kind of name (``kb.resolve.NameTable``) read from the ``names`` table on demand."""
+
+    def __init__(self, conn: sqlite3.Connection, kind: str) -> None:
+        self.conn, self.kind = conn, kind
+        self.cache: dict[str, list[str]] = {}
+
+    def get(self, key: str, default: list[str] | None = None) -> list[str] | None:
+        if key not in self.cache:
+            self.cache[key] = [p for (p,) in self.conn.execute(
+                "SELECT path FROM names WHERE key=? AND kind=?", (key, self.kind))]
+        return self.cache[key] or default
+
+
 def _write_files(conn: sqlite3.Connection, files_on_disk: dict[str, tuple[int, float]]) -> None:
     conn.execute("DELETE FROM files")
     conn.executemany("INSERT INTO files(path, size, mtime) VALUES (?, ?, ?)",
@@ -554,7 +570,6 @@ def _apply(
         "INSERT INTO names(key, path, kind, label) VALUES (?, ?, ?, ?)",
         [row for item in parsed.values() for row in item.names],
     )
-    rows = conn.execute("SELECT key, path, kind FROM names").fetchall()
     attachments = list(files_on_disk)
 
     loaded: dict[str, Note] = {}
@@ -584,7 +599,12 @@ def _apply(
                 known[path] = R.Anchors(n.headings, {R.norm(b.id) for b in n.block_ids})
         return known[path]
 
-    resolver = R.Resolver(rows, attachments, anchors)
+    if len(parsed) + len(loaded) <= LAZY_NAMES_MAX:
+        # A small update: look names up in the index as needed instead of loading all.
+        resolver = R.Resolver.from_tables({k: _SqlNames(conn, k) for k in (R.PATH, R.NAME, R.ALIAS, R.CITEKEY)},
+                                          attachments, anchors)
+    else:
+        resolver = R.Resolver(conn.execute("SELECT key, path, kind FROM names").fetchall(), attachments, anchors)
     if loaded:
         conn.executemany("DELETE FROM links WHERE src=?", [(p,) for p in loaded])
         conn.executemany("DELETE FROM problems WHERE path=?", [(p,) for p in loaded])
@@ -606,9 +626,9 @@ def _apply(
             problem_rows.extend((p.path, p.line, p.severity, p.message, "parse") for p in own)
             problem_rows.extend((p.path, p.line, p.severity, p.message, "resolve") for p in found)
             link_rows.extend(
-                (path, i, l.line, l.kind, l.target, R.link_key(l.target) if l.target else "", l.heading,
-                 l.block, l.display, int(bool(l.is_citation)), l.resolved)
-                for i, l in enumerate(item.links)
+                (path, i, ln.line, ln.kind, ln.target, R.link_key(ln.target) if ln.target else "", ln.heading,
+                 ln.block, ln.display, int(bool(ln.is_citation)), ln.resolved)
+                for i, ln in enumerate(item.links)
             )
             if is_new:
                 note_rows.append((path, *file_stat[path], item.finish(nonce, found)))

@@ -26,7 +26,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 from urllib.parse import unquote
 
 from kb.model import Heading, Link, Note, Problem
@@ -119,6 +119,12 @@ class Anchors:
 AnchorLookup = Callable[[str], "Anchors | None"]
 
 
+class NameTable(Protocol):
+    """``key -> paths`` for one kind of name (a dict, or a lazy view of the index)."""
+
+    def get(self, key: str, default: list[str] | None = None) -> list[str] | None: ...
+
+
 class Resolver:
     """Resolves links against a vault's names.
 
@@ -133,19 +139,25 @@ class Resolver:
         attachments: Iterable[str],
         anchors: AnchorLookup,
     ) -> None:
-        self._by: dict[str, dict[str, list[str]]] = {k: defaultdict(list) for k in (PATH, NAME, ALIAS, CITEKEY)}
-        self.note_paths: set[str] = set()
+        self._by: dict[str, NameTable] = {k: defaultdict(list) for k in (PATH, NAME, ALIAS, CITEKEY)}
         for key, path, kind, *_ in rows:
             table = self._by.get(kind)
             if table is not None:
                 table[key].append(path)
-            self.note_paths.add(path)
         self._att_path: dict[str, str] = {}
         self._att_name: dict[str, list[str]] = defaultdict(list)
         for path in attachments:
             self._att_path[norm(path)] = path
             self._att_name[norm(path.rsplit("/", 1)[-1])].append(path)
         self._anchors = anchors
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, NameTable], attachments: Iterable[str], anchors: AnchorLookup) -> "Resolver":
+        """A resolver over ready-made name tables (``{kind: NameTable}`` for path, name,
+        alias and citekey), e.g. lazy views of the index for a small update."""
+        resolver = cls((), attachments, anchors)
+        resolver._by.update(tables)
+        return resolver
 
     @classmethod
     def from_notes(cls, notes: Iterable[Note], attachments: Iterable[str] = ()) -> "Resolver":
@@ -253,7 +265,7 @@ class Resolver:
         return self._att_path.get(key)
 
     def check_anchor(self, link: Link, resolved: str) -> tuple[str, str] | None:
-        if resolved not in self.note_paths or not (link.heading or link.block):
+        if not resolved.lower().endswith(".md") or not (link.heading or link.block):
             return None
         anchors = self._anchors(resolved)
         if anchors is None:

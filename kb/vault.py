@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.errors import NoteNotFound, VaultError
-from kb.index import INDEX_DIR, INDEX_FILE, IndexStats, connect, update
+from kb.index import INDEX_DIR, INDEX_FILE, IndexStats, connect, ensure_schema, update
 from kb.model import Claim, Note, Problem, Question
 
 # Which way of naming a note wins when a name matches several notes.
@@ -112,11 +112,9 @@ class Vault:
             if self.refresh:
                 self.index()
             else:
-                # Without refresh, still build the index once if there is none.
-                row = conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type='table' AND name='notes'"
-                ).fetchone()
-                if row is None:
+                # Without refresh, still build the index if there is none or it was made
+                # by other code (the schema may differ).
+                if ensure_schema(conn) or conn.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is None:
                     self.index()
                 self._fresh = True
         return conn

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from kb.query.errors import QueryError
 from kb.query.values import (
-    Duration, Lambda, Link, Record, SortKey, canonical_key, compare, link_from_text, parse_date,
+    Duration, Lambda, Link, Record, SortKey, compare, link_from_text, parse_date,
     parse_duration, relative_date, to_string, truthy, typeof,
 )
 

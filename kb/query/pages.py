@@ -10,6 +10,7 @@ never builds task or link lists.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -57,16 +58,26 @@ def _timestamp(t: float | None) -> _dt.datetime | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _frontmatter_names(keys: tuple[str, ...]) -> dict[str, str]:
+    """Every name a frontmatter key answers to -> the key (written form wins)."""
+    names = {k: k for k in keys}
+    for k in keys:
+        names.setdefault(canonical_key(k), k)
+    return names
+
+
 class Page(Record):
     """One note as a Dataview page; ``get(name)`` returns the field or None."""
 
-    __slots__ = ("data", "corpus", "path", "_fields", "_file", "_full")
+    __slots__ = ("data", "corpus", "path", "_fields", "_values", "_file", "_full")
 
     def __init__(self, data: dict[str, Any], corpus: "Corpus | None" = None, *, full: bool = True) -> None:
         self.data = data
         self.corpus = corpus
         self.path = data["path"]
-        self._fields: dict[str, Any] | None = None
+        self._fields: dict[str, tuple] | None = None
+        self._values: dict[int, Any] | None = None
         self._file: FileRecord | None = None
         self._full = full or corpus is None
 
@@ -92,35 +103,70 @@ class Page(Record):
             self._file = FileRecord(self)
         return self._file
 
-    def fields(self) -> dict[str, Any]:
-        """Frontmatter and inline fields by written and by sanitised key (built once)."""
+    def fields(self) -> dict[str, tuple]:
+        """Inline fields (and paperkb's own) by written and by sanitised key; frontmatter
+        keys are found through :func:`_frontmatter_names`, shared by notes with the same
+        keys. Values are typed on first use (most queries read two or three fields)."""
         if self._fields is None:
-            out: dict[str, Any] = {}
+            raw: dict[str, tuple] = {}
             fm = self.data.get("frontmatter") or {}
-            for key, value in fm.items():
-                v = convert_yaml(value)
-                out[key] = v
-                out.setdefault(canonical_key(key), v)
-            inline: dict[str, list[Any]] = {}
+            inline: dict[str, list[str]] = {}
             for f in self.data.get("inline_fields") or []:
-                inline.setdefault(f["key"], []).append(parse_field_value(f["value"]))
-            for key, values in inline.items():
-                v = values[0] if len(values) == 1 else values
-                if key in out:  # frontmatter and inline field with one name: Dataview lists both
-                    prev = out[key]
-                    v = (prev if isinstance(prev, list) else [prev]) + values
-                out[key] = v
-                ck = canonical_key(key)
-                if ck != key:
-                    out[ck] = v
+                inline.setdefault(f["key"], []).append(f["value"])
+            if inline:
+                names = _frontmatter_names(tuple(fm))
+                for key, values in inline.items():
+                    # frontmatter and an inline field with one name: Dataview lists both
+                    prev = raw.get(key) or (("fm", fm[names[key]]) if key in names else None)
+                    entry = ("inline", prev, values)
+                    raw[key] = entry
+                    ck = canonical_key(key)
+                    if ck != key:
+                        raw[ck] = entry
             for name in ("citekey", "authors"):
                 ours = self.data.get(name)
                 if ours:
-                    out[name] = ours
-            if self.corpus is not None:
-                out = {k: self._resolve_links(v) for k, v in out.items()}
-            self._fields = out
+                    raw[name] = ("ours", ours)
+            self._fields = raw
         return self._fields
+
+    def _entry(self, name: str) -> tuple | None:
+        entry = self.fields().get(name)
+        if entry is None:
+            fm = self.data.get("frontmatter")
+            if fm:
+                key = _frontmatter_names(tuple(fm)).get(name)
+                if key is not None:
+                    entry = ("fm", fm[key])
+                    self._fields[name] = entry
+        return entry
+
+    def field(self, name: str) -> Any:
+        entry = self._entry(name)
+        if entry is None:
+            return None
+        if self._values is None:
+            self._values = {}
+        key = id(entry)
+        if key not in self._values:
+            v = self._typed(entry)
+            if self.corpus is not None and isinstance(v, (Link, list)):
+                v = self._resolve_links(v)
+            self._values[key] = v
+        return self._values[key]
+
+    def _typed(self, entry: tuple) -> Any:
+        kind = entry[0]
+        if kind == "fm":
+            return convert_yaml(entry[1])
+        if kind == "ours":
+            return entry[1]
+        values = [parse_field_value(s) for s in entry[2]]
+        v = values[0] if len(values) == 1 else values
+        if entry[1] is not None:
+            prev = self._typed(entry[1])
+            v = (prev if isinstance(prev, list) else [prev]) + values
+        return v
 
     def _resolve_links(self, v: Any) -> Any:
         """Links written in fields point at vault paths once resolved (``[[Dune]]`` ->
@@ -142,12 +188,13 @@ class Page(Record):
             out = []
             for c in self.heavy("claims"):
                 st = statuses.get(c["id"]) or {}
-                out.append({**c, "status": st.get("status", "unverified")})
+                out.append({**c, "status": st.get("status", "unverified"), "run_id": st.get("run_id")})
             return out
-        return self.fields().get(name)
+        return self.field(name)
 
     def keys(self) -> list[str]:
-        keys = ["file", *self.fields()]
+        fm = self.data.get("frontmatter") or {}
+        keys = ["file", *dict.fromkeys([*_frontmatter_names(tuple(fm)), *self.fields()])]
         for name in ("questions", "claims"):
             if name not in keys:
                 keys.append(name)
@@ -219,7 +266,7 @@ class FileRecord(Record):
                 day = parse_date(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
                 if day is not None:
                     return day
-            v = self.page.fields().get("date")
+            v = self.page.field("date")
             return v.replace(hour=0, minute=0, second=0, microsecond=0) if isinstance(v, _dt.datetime) else None
         if name == "starred":
             return False

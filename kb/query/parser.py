@@ -14,7 +14,7 @@ from typing import Callable
 
 from kb.query import ast
 from kb.query.errors import QueryError
-from kb.query.values import DURATION_RE, parse_date, parse_duration, relative_date
+from kb.query.values import DURATION_RE, link_from_text, parse_date, parse_duration
 
 _WS = re.compile(r"(?:\s+|//[^\n]*)*")
 _IDENT = re.compile(r"[^\W\d](?:[\w-]*\w)?")
@@ -488,7 +488,6 @@ class Parser:
             raise self.error("']]' closing the link", pos)
         inner = self.text[self.pos:end]
         self.pos = end + 2
-        from kb.query.values import link_from_text
         link = link_from_text(inner, embed=embed)
         return ast.LinkExpr(link.path, link.display, link.subpath, embed, link.type, pos=pos)
 

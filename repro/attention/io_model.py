@@ -162,7 +162,8 @@ def flash_attention_io(n: int, d: int, m: int, *, q=None, k=None, v=None, do=Non
         hbm.arrays["L"] = hbm.arrays["m"] + torch.log(hbm.arrays["l"])
         for name in ("dQ", "dK", "dV"):
             hbm.arrays[name] = torch.zeros(n, d, dtype=torch.float64)
-    hbm.write("dQ", every, d, None)
+    for name in ("dQ", "dK", "dV"):  # line 5: dQ, dK, dV = 0 in HBM
+        hbm.write(name, every, d, None)
     for c in _blocks(n, bc):
         k_j, v_j = hbm.read("K", c, d), hbm.read("V", c, d)
         dk_j = dv_j = None
@@ -198,5 +199,5 @@ def flash_elements(n: int, d: int, m: int, backward: bool = False) -> int:
     br, bc = block_sizes(m, d)
     t_c = math.ceil(n / bc)
     fwd = (n * d + 2 * n) + 2 * n * d + t_c * (2 * n * d + 2 * n) + t_c * (n * d + 2 * n)
-    bwd = n * d + 2 * n * d + t_c * (4 * n * d + n) + t_c * n * d + 2 * n * d
+    bwd = 3 * n * d + 2 * n * d + t_c * (4 * n * d + n) + t_c * n * d + 2 * n * d
     return fwd + (bwd if backward else 0)

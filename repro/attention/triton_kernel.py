@@ -384,3 +384,44 @@ def triton_attention(q, k, v, causal: bool = False, softmax_scale: float | None 
     """Differentiable attention through the Triton kernels."""
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
     return TritonAttention.apply(q, k, v, bool(causal), float(scale))
+
+
+# --------------------------------------------------------------------------------------
+# ahead-of-time compilation (no GPU needed)
+# --------------------------------------------------------------------------------------
+def compile_kernels(arch: int = 90, dtype: torch.dtype = torch.bfloat16, head_dim: int = 128,
+                    causal: bool = True) -> dict[str, int]:
+    """Compile the three kernels for an NVIDIA GPU of compute capability ``arch`` (90:
+    H100/H200) with the launch configuration the launchers would use, down to a cubin,
+    without a GPU. Returns each kernel's shared memory in bytes. This checks what the
+    CPU interpreter cannot: that the kernels type-check, lower and fit on the chip."""
+    if INTERPRETED:
+        raise PaperkbError("compile_kernels needs triton imported without TRITON_INTERPRET=1")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
+    block_d = _block_d(head_dim)
+    fwd, bwd = _fwd_config(block_d, dtype), _bwd_config(block_d, dtype)
+    plans = {
+        "forward": (_fwd_kernel, 5, fwd, dict(CAUSAL=causal, EVEN_D=block_d == head_dim, BLOCK_D=block_d)),
+        "backward_dkdv": (_bwd_dkdv_kernel, 8, bwd, dict(CAUSAL=causal, BLOCK_D=block_d)),
+        "backward_dq": (_bwd_dq_kernel, 7, bwd, dict(CAUSAL=causal, BLOCK_D=block_d)),
+    }
+    shared = {}
+    for name, (fn, n_ptrs, cfg, consts) in plans.items():
+        consts = dict(consts, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], PRECISION=_precision(dtype))
+        signature = {}
+        for i, arg in enumerate(fn.arg_names):
+            if arg in consts:
+                signature[arg] = "constexpr"
+            elif i < n_ptrs:
+                signature[arg] = "*fp32" if arg in ("LSE", "DELTA") else ptr
+            else:
+                signature[arg] = "fp32" if arg in ("qk_scale", "sm_scale") else "i32"
+        src = ASTSource(fn=fn, signature=signature,
+                        constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
+        kernel = triton.compile(src, target=GPUTarget("cuda", arch, 32),
+                                options=dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"]))
+        shared[name] = int(kernel.metadata.shared)
+    return shared

@@ -113,24 +113,19 @@ class RMSNorm(nn.Module):
         return xf.type_as(x) * self.weight
 
 
-def precompute_rope(head_dim: int, end: int, theta: float = 10000.0, device=None) -> torch.Tensor:
-    """cos and sin of position·θ^(-2i/d) for i < d/2, stacked: (end, d/2, 2), fp32."""
+def precompute_freqs_cis(head_dim: int, end: int, theta: float = 10000.0, device=None) -> torch.Tensor:
+    """e^(i·pos·θ^(-2j/d)) for positions < end and j < d/2: (end, d/2) complex64."""
     freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
     t = torch.arange(end, device=device, dtype=torch.float32)
     angles = torch.outer(t, freqs)  # (end, d/2)
-    return torch.stack((angles.cos(), angles.sin()), dim=-1)
+    return torch.polar(torch.ones_like(angles), angles)
 
 
-def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive feature pairs of x (B, H, N, d) by the angles in rope (N, d/2, 2).
-
-    The same complex product as Meta's ``apply_rotary_emb`` written with real tensors
-    (complex tensors neither compile nor run in bf16 everywhere)."""
-    xp = x.float().unflatten(-1, (-1, 2))  # (B, H, N, d/2, 2)
-    x_re, x_im = xp[..., 0], xp[..., 1]
-    cos, sin = rope[..., 0], rope[..., 1]  # (N, d/2)
-    out = torch.stack((x_re * cos - x_im * sin, x_re * sin + x_im * cos), dim=-1)
-    return out.flatten(-2).type_as(x)
+def apply_rope(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive feature pairs of x (B, H, N, d), read as complex numbers, by
+    freqs_cis (N, d/2): one complex product, as in Meta's ``apply_rotary_emb``."""
+    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, H, N, d/2)
+    return torch.view_as_real(xc * freqs_cis).flatten(-2).type_as(x)
 
 
 class KVCache(nn.Module):
@@ -143,8 +138,9 @@ class KVCache(nn.Module):
                  dtype=torch.float32, device=None):
         super().__init__()
         shape = (max_batch_size, n_kv_heads, max_seq_len, head_dim)
-        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
-        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        # Uninitialised: attention only ever reads positions already written.
+        self.register_buffer("k", torch.empty(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.empty(shape, dtype=dtype, device=device), persistent=False)
 
     def update(self, start_pos: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, H_kv, S, d) at positions start_pos.. and return all keys and
@@ -269,15 +265,23 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(TransformerBlock(i, params) for i in range(params.n_layers))
         self.norm = RMSNorm(params.dim, eps=params.norm_eps)
         self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
-        # Not a parameter and not saved: rebuilt by reset_rope() after a meta-device load.
-        self.register_buffer("rope", precompute_rope(params.head_dim, params.max_seq_len * 2, params.rope_theta,
-                                                     device=self.output.weight.device), persistent=False)
+        # A plain attribute, as in Meta's code, not a buffer: module.to(bfloat16) would
+        # cast a complex buffer to real. Not saved; follows the activations' device.
+        self.freqs_cis = precompute_freqs_cis(params.head_dim, params.max_seq_len * 2, params.rope_theta,
+                                              device=self.output.weight.device)
 
     def reset_rope(self, device=None) -> None:
         """Recompute the rotary table (e.g. on the real device after loading from meta)."""
         device = device if device is not None else self.output.weight.device
         p = self.params
-        self.rope = precompute_rope(p.head_dim, p.max_seq_len * 2, p.rope_theta, device=device)
+        self.freqs_cis = precompute_freqs_cis(p.head_dim, p.max_seq_len * 2, p.rope_theta, device=device)
+
+    def _freqs(self, device) -> torch.Tensor:
+        if self.freqs_cis.is_meta:
+            self.reset_rope(device)
+        elif self.freqs_cis.device != device:
+            self.freqs_cis = self.freqs_cis.to(device)
+        return self.freqs_cis
 
     def set_attn_impl(self, impl: str) -> None:
         self.params = replace(self.params, attn_impl=impl)  # validates
@@ -297,10 +301,11 @@ class Transformer(nn.Module):
     def forward(self, tokens: torch.Tensor, start_pos: int = 0,
                 cache: Optional[list[KVCache]] = None, last_only: bool = False) -> torch.Tensor:
         _, seqlen = tokens.shape
-        if start_pos + seqlen > self.rope.shape[0]:
-            raise ValueError(f"position {start_pos + seqlen} is past the rotary table ({self.rope.shape[0]})")
         h = self.tok_embeddings(tokens)  # (B, N, dim)
-        rope = self.rope[start_pos:start_pos + seqlen]
+        freqs = self._freqs(h.device)
+        if start_pos + seqlen > freqs.shape[0]:
+            raise ValueError(f"position {start_pos + seqlen} is past the rotary table ({freqs.shape[0]})")
+        rope = freqs[start_pos:start_pos + seqlen]  # (N, d/2)
         for i, layer in enumerate(self.layers):
             h = layer(h, rope, start_pos, None if cache is None else cache[i])
         if last_only:  # generation needs only the next-token distribution

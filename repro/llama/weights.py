@@ -345,7 +345,9 @@ def to_transformers(model: Transformer, attn_implementation: str = "eager"):
         cfg.pop(key)
     config = LlamaConfig(**cfg)
     config._attn_implementation = attn_implementation
-    hf = LlamaForCausalLM(config).to(model.output.weight.dtype)
+    with torch.device(model.output.weight.device):
+        hf = LlamaForCausalLM(config)
+    hf = hf.to(model.output.weight.dtype)
     state = to_hf_state_dict(model.state_dict(), model.params)
     hf.load_state_dict(state, strict=True)
     return hf.eval()

@@ -73,6 +73,7 @@ def test_speed_smoke_states_a_cpu_only_check(tmp_path):
     assert check.name == "cpu_sdpa_over_naive"
     assert result.verdict == ("supported" if check.value >= 1.5 else "contradicted")
     assert "| 64 | no | 2048 | fwd |" in (tmp_path / "speed.md").read_text()
+    assert (tmp_path / "speed.png").stat().st_size > 1000
 
 
 def test_smoke_run_without_triton_skips_the_kernel(tmp_path, monkeypatch):
@@ -84,3 +85,34 @@ def test_smoke_run_without_triton_skips_the_kernel(tmp_path, monkeypatch):
     assert result.verdict == "supported"
     assert "not installed" in result.summary
     assert all(c.name.startswith("tiled") for c in result.checks)
+
+
+def _fake_rows(triton_fwd: float, triton_bwd: float):
+    rows = []
+    for n in (1024, 4096, 8192):
+        for causal in (False, True):
+            for impl, fwd, bwd in (("triton", triton_fwd, triton_bwd), ("sdpa-flash", 400.0, 300.0), ("naive", 50.0, 40.0)):
+                for mode, value in (("fwd", fwd), ("bwd", bwd)):
+                    rows.append(dict(impl=impl, n=n, d=128, causal=causal, mode=mode, tflops=value, seconds=1.0,
+                                     batch=1, heads=16))
+    return rows
+
+
+@pytest.mark.parametrize("fwd,bwd,verdict", [(380.0, 250.0, "supported"), (300.0, 250.0, "contradicted"),
+                                             (380.0, 150.0, "contradicted")])
+def test_speed_gpu_targets_judged_from_the_table(fwd, bwd, verdict):
+    """The GPU branch (not runnable here) judged on a synthetic table: 0.9x forward and
+    0.7x backward of the flash backend at N >= 4k, d = 128."""
+    from repro.attention.experiments import _speed_checks
+    from repro.attention.speed import markdown_table
+    from repro.registry import RunContext
+
+    params = dict(get("flash-attention/speed").resolve_params("full"))
+    params["modes"] = ["fwd", "bwd"]
+    ctx = RunContext(params, preset="full", device="cuda")
+    rows = _fake_rows(fwd, bwd)
+    result = _speed_checks(ctx, rows, params, ["triton", "sdpa-flash", "naive"], "cuda", 800.0)
+    assert result.verdict == verdict
+    assert len(result.checks) == 4  # fwd and bwd, causal and not
+    table = markdown_table(rows, 800.0)
+    assert "| 128 | yes | 8192 | fwd |" in table and "% of matmul" in table

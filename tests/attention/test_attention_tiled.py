@@ -5,7 +5,6 @@ gradients) over its test matrix, at the sizes a 2-core CPU allows."""
 from __future__ import annotations
 
 import itertools
-import math
 import subprocess
 import sys
 import zlib

@@ -167,5 +167,20 @@ def test_triton_bf16_forward_backward():
     _assert_all_pass(run_cases(BF16_CASES))
 
 
+@pytest.mark.slow
+def test_kernels_compile_for_hopper_without_a_gpu():
+    """What the interpreter cannot show: the kernels type-check, lower to a cubin for
+    sm_90 (H100/H200) with the launchers' tile sizes, and fit in shared memory."""
+    code = ("import json, torch; from repro.attention.triton_kernel import compile_kernels; "
+            "print('RESULT' + json.dumps(compile_kernels(90, torch.bfloat16, 128, True)))")
+    env = dict(os.environ, TRITON_INTERPRET="0", TRITON_DEFAULT_FP_FUSION="1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shared = json.loads([x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1][len("RESULT"):])
+    assert set(shared) == {"forward", "backward_dkdv", "backward_dq"}
+    assert all(0 < b <= 227 * 1024 for b in shared.values()), shared  # H100: 227 KiB per block
+
+
 if __name__ == "__main__":  # pragma: no cover - manual use: python tests/attention/test_attention_triton.py
     print(json.dumps(run_cases(FP32_CASES + FP16_CASES), indent=1))

@@ -167,6 +167,7 @@ def test_parallel_cold_index_equals_serial(tmp_path, monkeypatch):
     serial = Vault(a).index(workers=1)
     monkeypatch.setattr(I, "PARALLEL_MIN_FILES", 10)
     monkeypatch.setattr(I, "BATCH_SIZE", 8)
+    monkeypatch.setattr(I, "LAZY_NAMES_MAX", 0)  # and the all-names-in-memory resolver
     parallel = Vault(b).index(workers=2)
     assert parallel.workers == 2 and serial.workers == 1
     strip = lambda v: [{k: x for k, x in n.to_dict().items() if k not in ("mtime", "ctime")} for n in v.notes()]

@@ -99,3 +99,12 @@ def test_questions_and_claims_read_from_index(tmp_path):
     assert [(p, q.text, q.answered) for p, q in v.questions()] == [("Q.md", "Open?", False), ("Q.md", "Done?", True)]
     assert [q.text for _, q in v.questions(open_only=True)] == ["Open?"]
     assert [(p, c.id, c.experiments) for p, c in v.claims()] == [("Q.md", "holds", ["a/b"])]
+
+
+def test_no_refresh_still_builds_a_missing_or_outdated_index(tmp_path):
+    write(tmp_path, {"A.md": "# A\n"})
+    assert Vault(tmp_path, refresh=False).paths() == ["A.md"]
+    conn = Vault(tmp_path).connect()
+    conn.execute("UPDATE meta SET value='old' WHERE key='fingerprint'")
+    write(tmp_path, {"B.md": "# B\n"})
+    assert Vault(tmp_path, refresh=False).paths() == ["A.md", "B.md"]

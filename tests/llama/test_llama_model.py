@@ -123,3 +123,21 @@ def test_trains():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_bfloat16_keeps_the_rotary_table():
+    torch.manual_seed(0)
+    m = Transformer(tiny()).eval()
+    t = torch.randint(0, 97, (1, 12))
+    ref = m(t)
+    m.to(torch.bfloat16)
+    assert m.freqs_cis.dtype == torch.complex64  # a plain attribute: not cast to real
+    assert (m(t) - ref).abs().max() < 0.1
+
+
+def test_built_on_meta_then_materialised():
+    m = build_on_meta(tiny())
+    m.to_empty(device="cpu")
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    assert m(torch.zeros(1, 3, dtype=torch.long)).shape == (1, 3, 97)  # the table is rebuilt lazily

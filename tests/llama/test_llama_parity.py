@@ -138,3 +138,4 @@ def test_load_leaves_no_meta_tensors(tmp_path):
     save_hf(random_model(2), tmp_path)
     m = load_hf(tmp_path)
     assert not any(t.is_meta for t in list(m.parameters()) + list(m.buffers()))
+    assert not m.freqs_cis.is_meta and m.freqs_cis.is_complex()

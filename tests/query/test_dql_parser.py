@@ -159,3 +159,22 @@ def test_evaluation_raises_only_query_error(text):
         ctx.eval(e, None)
     except QueryError:
         pass
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_DQL_PIECES, max_size=12).map(" ".join))
+def test_running_any_query_raises_only_query_error(text):
+    from kb.model import InlineField, Link, Note, Task
+    from kb.query import MemoryCorpus, execute, to_csv, to_markdown, to_records
+
+    corpus = MemoryCorpus([
+        Note(path="Note.md", tags=["tag", "tag/sub"], frontmatter={"x": 1, "name": "n", "d": "2023-07-18"},
+             inline_fields=[InlineField("x", "[[folder/b]]", 3)], links=[Link("folder/b", "wikilink", 4)],
+             tasks=[Task("t", " ", False, 5)]),
+        Note(path="folder/b.md", frontmatter={"x": "2", "this": None}),
+    ])
+    try:
+        result = execute(text, corpus, this=corpus.page("Note.md"))
+    except QueryError:
+        return
+    to_markdown(result), to_csv(result), to_records(result)

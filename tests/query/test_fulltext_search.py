@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from kb.query import IndexCorpus, execute, run_query
-from kb.search import SearchError, parse_years, prepare_query, search, search_conn, sync
+from kb.search import SearchError, parse_years, prepare_query, search, sync
 from kb.vault import Vault
 
 
