@@ -444,7 +444,9 @@ def _read_and_parse(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    import kb.parse  # noqa: F401  (imported once here, inherited by the forked workers)
+    import kb.parse
+
+    kb.parse.prepare()  # build the parser once here; the forked workers inherit it ready
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     stats.workers = n_workers

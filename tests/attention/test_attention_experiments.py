@@ -22,6 +22,7 @@ def test_experiments_are_registered_with_both_presets():
         assert get(exp_id).presets["full"].requires.device == "cuda"
 
 
+@pytest.mark.slow
 def test_exact_smoke_is_supported(tmp_path):
     impls = ["tiled", "triton"] if importlib.util.find_spec("triton") else ["tiled"]
     result = run_inline("flash-attention/exact", run_dir=tmp_path, impls=impls, pairs=["113x203"], head_dims=[40],
@@ -34,12 +35,14 @@ def test_exact_smoke_is_supported(tmp_path):
         assert "triton_float32_worst_error_over_bound" in names
 
 
+@pytest.mark.slow
 def test_linear_memory_smoke_is_supported_and_plots(tmp_path):
     result = run_inline("flash-attention/linear-memory", run_dir=tmp_path, ns=[1024, 2048, 4096])
     assert result.verdict == "supported", [c.to_dict() for c in result.checks]
     assert (tmp_path / "linear_memory.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_linear_memory_contradicts_a_quadratic_tiled_run(tmp_path):
     """With one block as large as the sequence, 'tiled' holds an N x N block: the
     exponent check must fail."""

@@ -140,6 +140,7 @@ def _assert_errors(messages):
     assert "head dims up to 256" in messages[1]
 
 
+@pytest.mark.slow
 def test_triton_fp32_forward_backward_and_argument_errors():
     if _cuda():
         _assert_all_pass(run_cases(FP32_CASES))
@@ -150,6 +151,7 @@ def test_triton_fp32_forward_backward_and_argument_errors():
     _assert_errors(suite["errors"])
 
 
+@pytest.mark.slow
 def test_triton_fp16_forward_backward_and_poisoned_outputs():
     """Also shows the harness can fail: with one query block never launched, the NaN
     poison in the output buffer breaks the rule."""
