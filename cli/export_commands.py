@@ -42,5 +42,34 @@ def export_json_cmd(
         print(f"wrote {output}", file=sys.stderr)
 
 
+@export_app.command("summary")
+def export_summary_cmd(
+    ctx: typer.Context,
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the Markdown to this file instead of stdout."
+    ),
+) -> None:
+    """Write a reading summary in Markdown: for each paper its abstract, highlights, claims with their
+    latest reproduction status, questions (open ones flagged), what it cites and what cites it.
+
+    Example: paperkb --vault notes export summary -o reading-summary.md
+    """
+    from kb.errors import PaperkbError
+    from kb.summary import write_summary
+
+    try:
+        text = write_summary(vault_of(ctx), None)
+    except PaperkbError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
+        print(f"wrote {output}", file=sys.stderr)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
