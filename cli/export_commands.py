@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import fail, vault_of
+from cli.common import check_output, fail, vault_of, write_output
 
 export_app = typer.Typer(
     help="Export the vault as data.\n\nExample: paperkb --vault notes export json > vault.json",
@@ -30,6 +30,7 @@ def export_json_cmd(
     from kb.export import export_json
     from kb.vault import Vault
 
+    check_output(output)
     try:
         data = export_json(Vault(vault_of(ctx)))
     except PaperkbError as exc:
@@ -38,8 +39,7 @@ def export_json_cmd(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
-        print(f"wrote {output}", file=sys.stderr)
+        write_output(output, text)
 
 
 @export_app.command("summary")
@@ -57,6 +57,7 @@ def export_summary_cmd(
     from kb.errors import PaperkbError
     from kb.summary import write_summary
 
+    check_output(output)
     try:
         text = write_summary(vault_of(ctx), None)
     except PaperkbError as exc:
@@ -64,11 +65,7 @@ def export_summary_cmd(
     if output is None:
         sys.stdout.write(text)
     else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
-        print(f"wrote {output}", file=sys.stderr)
+        write_output(output, text)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from cli.common import fail, print_json, vault_of
+from cli.common import check_output, fail, find_note, find_path, print_json, vault_of
 
 FORMATS = ("table", "json")
 
@@ -113,7 +113,7 @@ def show_cmd(
     """
     _check_format(fmt)
     vault = _vault(ctx)
-    n = vault.note(note)
+    n = find_note(vault, note)
     conn = vault.connect()
     n_back = conn.execute(
         "SELECT COUNT(DISTINCT src) FROM links WHERE resolved=? AND src != ?", (n.path, n.path)
@@ -182,7 +182,8 @@ def links_cmd(
     Example: paperkb --vault notes links touvronLlamaOpenFoundation2023
     """
     _check_format(fmt)
-    rows = _vault(ctx).outgoing(note)
+    vault = _vault(ctx)
+    rows = vault.outgoing(find_path(vault, note))
     if fmt == "json":
         print_json([r.to_dict() for r in rows])
         return
@@ -201,7 +202,8 @@ def backlinks_cmd(
     Example: paperkb --vault notes backlinks vaswaniAttentionAllYou2017
     """
     _check_format(fmt)
-    rows = _vault(ctx).backlinks(note)
+    vault = _vault(ctx)
+    rows = vault.backlinks(find_path(vault, note))
     if fmt == "json":
         print_json([r.to_dict() for r in rows])
         return
@@ -223,7 +225,7 @@ def path_cmd(
 
     _check_format(fmt)
     vault = _vault(ctx)
-    pa, pb = vault.note(a).path, vault.note(b).path
+    pa, pb = find_path(vault, a), find_path(vault, b)
     g = vault.graph()
     nodes, directed = G.citation_path(g, pa, pb)
     if fmt == "json":
@@ -294,6 +296,7 @@ def graph_cmd(
     from kb import graph as G
 
     _check_format(fmt, GRAPH_FORMATS)
+    check_output(output)
     g = _vault(ctx).graph()
     if fmt == "summary":
         _print_summary(G.summary(g), output)
@@ -310,7 +313,10 @@ def _print_summary(s: dict, output: Optional[Path]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=open(output, "w", encoding="utf-8") if output else None, highlight=False)
+    console = Console(file=open(output, "w", encoding="utf-8") if output else None, highlight=False,
+                      soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # pipes and files: do not fold lines at 80 columns
     edges = s["edges"]
     console.print(
         f"[bold]Citation graph[/bold]: {s['notes']} notes, {s['ghosts']} ghost works (cited, no note yet), "
@@ -332,6 +338,7 @@ def _print_summary(s: dict, output: Optional[Path]) -> None:
                   + (f" - {_short_list(orphans)}" if orphans else ""))
     if output:
         console.file.close()
+        print(f"wrote {output}", file=sys.stderr)
 
 
 @_guard

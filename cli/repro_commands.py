@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from cli.common import print_json, vault_of
+from cli.common import check_format, find_note, print_json, require_vault, vault_of
 
 FORMATS = ("table", "json")
 
@@ -23,11 +23,7 @@ def _format_option() -> Any:
 
 
 def _check_format(fmt: str) -> str:
-    from kb.errors import PaperkbError
-
-    if fmt not in FORMATS:
-        raise PaperkbError(f"--format must be table or json; got {fmt!r}")
-    return fmt
+    return check_format(fmt, FORMATS)
 
 
 def _console(stderr: bool = False):
@@ -85,6 +81,10 @@ def _esc(text: Any) -> str:
     return escape("" if text is None else str(text))
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _short_time(iso_text: str | None) -> str:
     return (iso_text or "").replace("T", " ").replace("+00:00", "")
 
@@ -101,10 +101,10 @@ def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
     from repro.worker import load_experiments
 
     _check_format(fmt)
-    vault = vault_of(ctx)
+    vault = require_vault(vault_of(ctx))
     _reap(vault)
     exps = load_experiments()
-    claims = _vault_claims(vault) if vault.is_dir() else []
+    claims = _vault_claims(vault)
     cited: dict[str, list[str]] = {}
     for c in claims:
         for e in c.experiments:
@@ -133,7 +133,7 @@ def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(rows)} experiments", title_justify="left")
+    table = Table(title=_count(len(rows), "experiment"), title_justify="left")
     for col in ("id", "description", "presets (requirements)", "claims"):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -164,7 +164,7 @@ def _normalise_status(text: str) -> str:
     if word in ("small scale", "supported"):
         word = "supported at small scale"
     if word not in CLAIM_STATUSES:
-        raise PaperkbError(f"--status must be one of: {', '.join(CLAIM_STATUSES)}; got {text!r}")
+        raise PaperkbError(f"--status must be one of: {', '.join(CLAIM_STATUSES)}; got {text!r}", exit_code=2)
     return word
 
 
@@ -184,14 +184,14 @@ def claims_cmd(
     from repro.status import UNVERIFIED, claim_statuses
 
     _check_format(fmt)
-    vault = vault_of(ctx)
+    vault = require_vault(vault_of(ctx))
     _reap(vault)
     want = _normalise_status(status) if status else None
     claims = _vault_claims(vault)
     if note:
         from kb.vault import Vault
 
-        path = Vault(vault).note(note).path
+        path = find_note(Vault(vault), note).path
         claims = [c for c in claims if c.note == path]
     statuses = claim_statuses(vault, claims)
     rows = []
@@ -206,7 +206,7 @@ def claims_cmd(
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(rows)} claims", title_justify="left")
+    table = Table(title=_count(len(rows), "claim"), title_justify="left")
     for col in ("claim", "note", "experiments", "status", "run"):
         table.add_column(col, overflow="fold", no_wrap=col == "run")
     for r in rows:
@@ -243,12 +243,13 @@ class _LiveMonitor:
     def queued(self, runs) -> None:
         for r in runs:
             label = _esc(f"{r.experiment} [{r.preset}]")
-            self.tasks[r.id] = self.bars.add_task("", total=None, start=False, label=label, info="[dim]queued[/]")
+            # a still, empty bar while queued: only the running experiment's bar moves
+            self.tasks[r.id] = self.bars.add_task("", total=1, start=False, label=label, info="[dim]queued[/]")
 
     def started(self, run) -> None:
         task = self.tasks[run.id]
         self.bars.start_task(task)
-        self.bars.update(task, info=f"[cyan]running[/] {_esc(run.id)}")
+        self.bars.update(task, total=None, info=f"[cyan]running[/] {_esc(run.id)}")
 
     def progress(self, run, done: float, total: float, message: str) -> None:
         task = self.tasks[run.id]
@@ -271,7 +272,7 @@ class _LiveMonitor:
         line = f"{_styled(run.status)}{pad}{_esc(run.experiment)} [{_esc(run.preset)}]  run {_esc(run.id)}  ({took})"
         if run.summary:
             line += f"  {_esc(run.summary)}"
-        self.console.print(line)
+        self.console.print(line, soft_wrap=True)
         if run.status == "failed":
             for c in run.checks:
                 if not c.get("passed"):
@@ -284,17 +285,49 @@ class _LiveMonitor:
             self.console.print(f"    [red]{_esc(last[-1] if last else run.error)}[/]  (paperkb runs show {run.id})")
 
 
+class _stop_signals_interrupt:
+    """While ``paperkb run`` runs, SIGTERM and SIGHUP (``kill``, a closed terminal or SSH
+    session) take the Ctrl-C path: the child is ended and the current and queued runs are
+    recorded as interrupted at once, instead of waiting for the next paperkb to reap them."""
+
+    SIGNALS = ("SIGTERM", "SIGHUP")
+
+    def __enter__(self) -> "_stop_signals_interrupt":
+        import signal
+        import threading
+
+        self.saved: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signal handlers can only be set from the main thread
+        for name in self.SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self.saved[sig] = signal.signal(sig, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
 def run_cmd(
     ctx: typer.Context,
     targets: Optional[List[str]] = typer.Argument(
-        None, help="Claim ids, experiment ids or notes (a note runs all of its claims).", show_default=False
+        None, metavar="TARGET",
+        help="Claim ids, experiment ids or notes (a note runs all of its claims).", show_default=False
     ),
     all_claims: bool = typer.Option(False, "--all", help="Run the experiments of every claim of the vault."),
-    preset: str = typer.Option("smoke", "--preset", "-p", help="smoke (CPU, about a minute) or full (the paper's setting)."),
+    preset: str = typer.Option("smoke", "--preset", "-p", help="smoke (CPU, about a minute) or full (the paper's setting; may need a GPU)."),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu or cuda."),
     params: Optional[List[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Random seed handed to the experiment."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds before a run is ended and recorded as timeout."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds before a run is ended and recorded as timeout (default: the preset's limit, if any)."),
     nproc: Optional[int] = typer.Option(None, "--nproc", help="Processes per node (torchrun); default: the preset's."),
     nnodes: int = typer.Option(1, "--nnodes", help="Number of machines (torchrun)."),
     rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."),
@@ -302,17 +335,26 @@ def run_cmd(
 ) -> None:
     """Run the experiments behind claims, each in its own process, and record the results.
 
-    Exit status: 0 when every run passed; 1 when a claim was contradicted (a run failed its
-    thresholds); 2 when a run ended in error, timeout or interrupted; 130 on Ctrl-C.
+    TARGET is a claim id, an experiment id or a note (all of its claims). Options are
+    checked before anything runs: a bad --param, --preset or --timeout is refused with one
+    line. An experiment whose preset needs what this machine lacks (a CUDA GPU, GPU memory,
+    triton) is skipped with one line saying why, and the others still run; when every
+    experiment is skipped, nothing runs and the exit status is 1.
+
+    Exit status: 0 when every run passed (skipped ones do not count); 1 when a claim was
+    contradicted (a run failed its thresholds) or nothing could run; 2 when a run ended in
+    error, timeout or interrupted; 130 on Ctrl-C (the runs are recorded as interrupted).
 
     Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000
+
+    Example: paperkb run --all --preset full   (on a CPU-only machine: the CPU experiments)
     """
     from kb.errors import PaperkbError
-    from repro.runner import RunOptions, execute, exit_code, plan, resolve_targets
+    from repro.runner import RunOptions, execute, exit_code, plan_runs, resolve_targets
     from repro.tracker import Tracker
 
     _check_format(fmt)
-    vault = vault_of(ctx)
+    vault = require_vault(vault_of(ctx))
     names = list(targets or [])
     if not names and not all_claims:
         raise PaperkbError("name what to run: a claim id, an experiment id or a note (or --all)")
@@ -322,15 +364,24 @@ def run_cmd(
     def lookup(name: str):
         from kb.vault import Vault
 
-        return Vault(vault).note(name)
+        return find_note(Vault(vault), name)
 
     resolved = resolve_targets(names, all_claims=all_claims, claims=claims, notes_lookup=lookup, warn=_warn)
     options = RunOptions(preset=preset, device=device, params=list(params or []), seed=seed, timeout_s=timeout,
                          nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)
-    planned = plan(resolved, options)
+    planned, skipped = plan_runs(resolved, options)
     console = _console(stderr=fmt == "json")
+    if skipped and not planned:
+        if len(skipped) == 1:
+            raise PaperkbError(skipped[0].reason)
+        whys = {s.reason.removeprefix(f"{s.experiment}: ") for s in skipped}
+        if len(whys) == 1:
+            raise PaperkbError(f"nothing can run: {', '.join(s.experiment for s in skipped)}: {whys.pop()}")
+        raise PaperkbError("nothing can run: " + "; ".join(s.reason for s in skipped))
+    for s in skipped:
+        console.print(f"[yellow]skipped[/]     {_esc(s.reason)}", soft_wrap=True)
     argv = ["paperkb", *sys.argv[1:]]
-    with Tracker(vault) as tracker:
+    with Tracker(vault) as tracker, _stop_signals_interrupt():
         live = _LiveMonitor(console)
         try:
             with live:
@@ -345,7 +396,9 @@ def run_cmd(
     for r in runs:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    console.print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {summary}")
+    if skipped:
+        summary += f"; {len(skipped)} skipped (requirements not met)"
+    console.print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {summary}", soft_wrap=True)
     code = exit_code(runs)
     if code:
         raise typer.Exit(code)
@@ -390,8 +443,10 @@ def runs_cmd(
 
     _check_format(fmt)
     if status is not None and status not in STATUSES:
-        raise PaperkbError(f"--status must be one of {', '.join(STATUSES)}; got {status!r}")
-    vault = vault_of(ctx)
+        raise PaperkbError(f"--status must be one of {', '.join(STATUSES)}; got {status!r}", exit_code=2)
+    if limit is not None and limit < 1:
+        raise PaperkbError(f"--limit must be at least 1; got {limit}", exit_code=2)
+    vault = require_vault(vault_of(ctx))
     _reap(vault)
     tracker = _open_tracker(vault)
     runs = []
@@ -409,12 +464,14 @@ def runs_cmd(
             runs = runs[:limit] if limit is not None else runs
             if fmt == "json":
                 finals = {r.id: tracker.final_metrics(r.id) for r in runs}
+    if not runs:
+        _refuse_unknown_filters(vault, claim, experiment)
     if fmt == "json":
         print_json([{**_brief(r), "metrics": finals.get(r.id, {})} for r in runs])
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(runs)} runs", title_justify="left")
+    table = Table(title=_count(len(runs), "run"), title_justify="left")
     for col in ("id", "experiment", "preset", "status", "verdict", "claims", "started", "took"):
         table.add_column(col, overflow="fold", no_wrap=col in ("id", "status", "took"))
     for r in runs:
@@ -422,6 +479,29 @@ def runs_cmd(
         table.add_row(_esc(r.id), _esc(r.experiment), _esc(r.preset), _styled(r.status), _esc(r.verdict or ""),
                       _esc(", ".join(r.claims)), _esc(_short_time(r.to_dict()["started"])), took)
     _console().print(table)
+
+
+def _refuse_unknown_filters(vault: Path, claim: Optional[str], experiment: Optional[str]) -> None:
+    """No run matched: if that is because --claim or --experiment names nothing that
+    exists (a typo), say so rather than print an empty table."""
+    import difflib
+
+    from kb.errors import PaperkbError
+
+    if experiment is not None:
+        from repro.worker import load_experiments
+
+        known = list(load_experiments())
+        if experiment not in known:
+            close = difflib.get_close_matches(experiment, known, n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else " (see: paperkb experiments)"
+            raise PaperkbError(f"--experiment {experiment!r} is not a registered experiment{hint}", exit_code=2)
+    if claim is not None:
+        known = [c.id for c in _vault_claims(vault)]
+        if claim not in known:
+            close = difflib.get_close_matches(claim, known, n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else " (see: paperkb claims)"
+            raise PaperkbError(f"--claim {claim!r} is not a claim of this vault{hint}", exit_code=2)
 
 
 def _brief(r) -> dict:
@@ -443,7 +523,7 @@ def runs_show_cmd(
     from kb.errors import PaperkbError
 
     _check_format(fmt)
-    vault = vault_of(ctx)
+    vault = require_vault(vault_of(ctx))
     _reap(vault)
     tracker = _open_tracker(vault)
     if tracker is None:
@@ -593,7 +673,7 @@ def runs_compare_cmd(
     from kb.errors import PaperkbError
 
     _check_format(fmt)
-    vault = vault_of(ctx)
+    vault = require_vault(vault_of(ctx))
     _reap(vault)
     tracker = _open_tracker(vault)
     if tracker is None:
@@ -634,7 +714,7 @@ def status_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
     from repro.status import status_table
 
     _check_format(fmt)
-    vault = vault_of(ctx)
+    vault = require_vault(vault_of(ctx))
     _reap(vault)
     papers = status_table(vault, _vault_claims(vault))
     if fmt == "json":

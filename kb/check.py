@@ -5,7 +5,8 @@ Besides parse and link problems (from the index), reports
 * a claim naming an experiment id the registry does not know (warning: the experiment
   may simply not be written yet);
 * a registered experiment that no claim of the vault names (warning, reported at the
-  function that declares it);
+  function that declares it); in a vault without any claim, one info line instead, since
+  a reading vault that does not track reproductions should not be buried in warnings;
 * an experiments module that failed to load (warning, at that module).
 """
 
@@ -46,6 +47,11 @@ def experiment_problems(notes: list[Note] | list[tuple[str, Claim]]) -> list[Pro
             if exp not in known:
                 problems.append(Problem(path, claim.line, "warning",
                                         f"claim '{claim.id}' names unknown experiment '{exp}'"))
+    if not pairs and known:
+        problems.append(Problem("repro/registry.py", 1, "info",
+                                f"no claim of the vault names an experiment; {len(known)} experiments are "
+                                "registered (see: paperkb experiments)"))
+        known = set()
     for exp_id in sorted(known - named):
         path, line = "repro/registry.py", 1
         try:

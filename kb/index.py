@@ -124,28 +124,29 @@ def scan(root: Path) -> tuple[dict[str, tuple[int, float, float]], dict[str, tup
             continue
         for entry in entries:
             name = entry.name
-            if name.startswith("."):
+            if name[0] == ".":
                 continue
             try:
-                if entry.is_symlink():
+                # the common case first: a regular file (its type comes with the
+                # directory listing; only its stat is a system call)
+                if entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, prefix + name + "/"))
+                    continue
+                elif entry.is_symlink():
                     real = os.path.realpath(entry.path)
                     if os.path.commonpath([real_root, real]) != real_root or os.path.isdir(real):
                         continue
                     st = os.stat(real)
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, prefix + name + "/"))
-                    continue
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
                 else:
                     continue
             except (OSError, ValueError):
                 continue
-            rel = prefix + name
-            if is_note_file(name):
-                notes[rel] = (st.st_size, st.st_mtime, st.st_ctime)
+            if name[-3:].lower() == ".md":  # is_note_file, inlined: this loop runs per file
+                notes[prefix + name] = (st.st_size, st.st_mtime, st.st_ctime)
             else:
-                files[rel] = (st.st_size, st.st_mtime)
+                files[prefix + name] = (st.st_size, st.st_mtime)
     return notes, files
 
 
@@ -562,9 +563,11 @@ def _apply(
         again -= set(parsed)
         again -= set(deleted)
 
-    # Drop old rows of changed and deleted notes.
+    # Drop old rows of changed and deleted notes (a cold build has none: its tables are
+    # empty, filled in this same transaction).
     for table, col in (("notes", "path"), ("names", "path"), ("links", "src"), ("problems", "path"), ("tags", "path")):
-        conn.executemany(f"DELETE FROM {table} WHERE {col}=?", [(p,) for p in changed])
+        if not cold:
+            conn.executemany(f"DELETE FROM {table} WHERE {col}=?", [(p,) for p in changed])
     if files_changed or stored_files != files_on_disk:
         _write_files(conn, files_on_disk)
 

@@ -33,6 +33,7 @@ COLUMNS = ("title", "aliases", "authors", "headings", "body")
 WEIGHTS = (10.0, 6.0, 3.0, 2.0, 1.0)
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS search_state(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS search_docs(
     id INTEGER PRIMARY KEY, path TEXT UNIQUE, hash TEXT, title TEXT, year INTEGER, tags TEXT);
 CREATE INDEX IF NOT EXISTS search_docs_year ON search_docs(year);
@@ -89,7 +90,17 @@ def _doc(d: dict[str, Any]) -> tuple[str, str, str, str, str, int | None, str]:
 
 def sync(conn: sqlite3.Connection) -> int:
     """Bring the search tables in line with ``notes``; returns how many notes changed."""
+    from kb.query.corpus import index_stamp, state_get, state_set, unchanged
+
     conn.executescript(_SCHEMA)
+    stamp = index_stamp(conn)
+    if stamp != state_get(conn, "search_state", "index"):  # the index was rebuilt: redo all
+        with conn:
+            conn.execute("DELETE FROM search_docs")
+            conn.execute("DELETE FROM search_fts")
+            state_set(conn, "search_state", "index", stamp)
+    if unchanged(conn, "search_docs"):
+        return 0
     current = dict(conn.execute("SELECT path, hash FROM notes"))
     known = {p: (i, h) for i, p, h in conn.execute("SELECT id, path, hash FROM search_docs")}
     gone = [p for p in known if p not in current]

@@ -100,18 +100,25 @@ def resolve_targets(
             add_claims(by_id[name], strict=True)
         else:
             note = None
+            close_notes: list[str] = []
             if notes_lookup is not None:
                 from kb.errors import NoteNotFound
 
                 try:
                     note = notes_lookup(name)
-                except NoteNotFound:
-                    note = None
+                except NoteNotFound as exc:  # keep the notes it suggests
+                    suggested = str(exc).partition("did you mean: ")[2].rstrip("?")
+                    close_notes = [f"the note {suggested}"] if suggested else []
             if note is None:
+                import difflib
+
                 hint = ""
-                close = [e for e in exps if name.split("/")[-1] in e]
+                close = sorted(e for e in exps if name.split("/")[-1] in e)
+                close += [m for m in difflib.get_close_matches(name, [*exps, *by_id], n=3, cutoff=0.6)
+                          if m not in close]
+                close = close[:3] + close_notes
                 if close:
-                    hint = f" (did you mean {', '.join(sorted(close)[:3])}?)"
+                    hint = f" (did you mean {', '.join(close)}?)"
                 raise PaperkbError(
                     f"{name!r} is not an experiment id, a claim id or a note{hint}; "
                     "see `paperkb experiments` and `paperkb claims`"
@@ -180,8 +187,38 @@ class _Machine:
         return self._cuda
 
 
+class RequirementUnmet(PaperkbError):
+    """An experiment's preset asks for what this machine lacks (a GPU, GPU memory, triton)."""
+
+
+@dataclass
+class Skipped:
+    """A target left out because this machine cannot meet its preset's requirements."""
+
+    experiment: str
+    claims: list[str]
+    reason: str
+
+
 def plan(targets: list[Target], options: RunOptions, machine: Any | None = None) -> list[PlannedRun]:
-    """Check ``options`` against every target; raise PaperkbError (one line) when unmet."""
+    """Check ``options`` against every target; raise PaperkbError (one line) when one of
+    them is wrong or unmet. See :func:`plan_runs` to leave out unmet targets instead."""
+    planned, skipped = plan_runs(targets, options, machine)
+    if skipped:
+        raise RequirementUnmet(skipped[0].reason)
+    return planned
+
+
+def plan_runs(
+    targets: list[Target], options: RunOptions, machine: Any | None = None
+) -> tuple[list[PlannedRun], list[Skipped]]:
+    """Check ``options`` against every target, before anything runs.
+
+    A bad option or parameter raises PaperkbError (one line): it is a mistake on the
+    command line. A target whose preset needs what this machine lacks is returned in the
+    second list with the reason, so that ``run --all --preset full`` on a laptop runs the
+    CPU experiments and says which GPU ones it left out.
+    """
     if options.preset not in registry.PRESET_NAMES:
         raise PaperkbError(f"--preset must be one of {', '.join(registry.PRESET_NAMES)}; got {options.preset!r}")
     if options.device not in ("auto", "cpu", "cuda"):
@@ -206,60 +243,66 @@ def plan(targets: list[Target], options: RunOptions, machine: Any | None = None)
                 f"--param {name}: no experiment of this run has that parameter (known: {', '.join(known) or 'none'})"
             )
     planned: list[PlannedRun] = []
+    skipped: list[Skipped] = []
     for t, exp in zip(targets, exps):
-        preset = exp.presets[options.preset]
-        req = preset.requires
-        overrides: dict[str, Any] = {}
         try:
-            for name, text in raw.items():
-                if name in {p.name for p in exp.params}:
-                    overrides[name] = exp.param(name).parse(text)
-            params = exp.resolve_params(options.preset, overrides)
-        except registry.RegistryError as exc:
-            raise PaperkbError(f"{exp.id}: {exc}") from None
-        device = _choose_device(exp.id, options, req, machine)
-        nproc = options.nproc if options.nproc is not None else max(1, req.nproc)
-        if device == "cuda":
-            count = machine.cuda["count"]
-            if options.nnodes == 1 and nproc > count:
-                raise PaperkbError(f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}")
-            if req.min_gpu_memory_gb:
-                have = min(machine.cuda["memory_gb"][:nproc] or [0.0])
-                if have < req.min_gpu_memory_gb:
-                    raise PaperkbError(
-                        f"{exp.id}: preset {options.preset!r} needs {req.min_gpu_memory_gb:g} GB of GPU memory; "
-                        f"the GPU has {have:.1f} GB"
-                    )
-        if req.triton:
-            from repro.environment import triton_available
+            planned.append(_plan_one(t, exp, options, raw, machine))
+        except RequirementUnmet as exc:
+            skipped.append(Skipped(exp.id, list(t.claims), str(exc)))
+    return planned, skipped
 
-            if not triton_available():
-                raise PaperkbError(
-                    f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')"
+
+def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], machine: Any) -> PlannedRun:
+    preset = exp.presets[options.preset]
+    req = preset.requires
+    overrides: dict[str, Any] = {}
+    try:
+        for name, text in raw.items():
+            if name in {p.name for p in exp.params}:
+                overrides[name] = exp.param(name).parse(text)
+        params = exp.resolve_params(options.preset, overrides)
+    except registry.RegistryError as exc:
+        raise PaperkbError(f"{exp.id}: {exc}") from None
+    device = _choose_device(exp.id, options, req, machine)
+    nproc = options.nproc if options.nproc is not None else max(1, req.nproc)
+    if device == "cuda":
+        count = machine.cuda["count"]
+        if options.nnodes == 1 and nproc > count:
+            raise RequirementUnmet(f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}")
+        if req.min_gpu_memory_gb:
+            have = min(machine.cuda["memory_gb"][:nproc] or [0.0])
+            if have < req.min_gpu_memory_gb:
+                raise RequirementUnmet(
+                    f"{exp.id}: preset {options.preset!r} needs {req.min_gpu_memory_gb:g} GB of GPU memory; "
+                    f"the GPU has {have:.1f} GB"
                 )
-        planned.append(
-            PlannedRun(
-                experiment=exp.id,
-                claims=list(t.claims),
-                preset=options.preset,
-                params=params,
-                overrides=overrides,
-                device=device,
-                seed=options.seed,
-                nproc=nproc,
-                nnodes=options.nnodes,
-                rdzv_endpoint=options.rdzv_endpoint,
-                timeout_s=options.timeout_s if options.timeout_s is not None else preset.timeout_s,
+    if req.triton:
+        from repro.environment import triton_available
+
+        if not triton_available():
+            raise RequirementUnmet(
+                f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')"
             )
-        )
-    return planned
+    return PlannedRun(
+        experiment=exp.id,
+        claims=list(t.claims),
+        preset=options.preset,
+        params=params,
+        overrides=overrides,
+        device=device,
+        seed=options.seed,
+        nproc=nproc,
+        nnodes=options.nnodes,
+        rdzv_endpoint=options.rdzv_endpoint,
+        timeout_s=options.timeout_s if options.timeout_s is not None else preset.timeout_s,
+    )
 
 
 def _choose_device(exp_id: str, options: RunOptions, req: registry.Requirements, machine: Any) -> str:
     needs_cuda = req.device == "cuda"
     if options.device == "cpu":
         if needs_cuda:
-            raise PaperkbError(
+            raise RequirementUnmet(
                 f"{exp_id}: preset {options.preset!r} needs a CUDA GPU but --device cpu was given"
             )
         return "cpu"
@@ -267,7 +310,7 @@ def _choose_device(exp_id: str, options: RunOptions, req: registry.Requirements,
         if not machine.cuda["available"]:
             why = f"preset {options.preset!r} needs a CUDA GPU" if needs_cuda else "--device cuda was given"
             hint = " (try --preset smoke)" if needs_cuda and options.preset != "smoke" else ""
-            raise PaperkbError(f"{exp_id}: {why} and none is available{hint}")
+            raise RequirementUnmet(f"{exp_id}: {why} and none is available{hint}")
         return "cuda"
     return "cuda" if machine.cuda["available"] else "cpu"
 

@@ -359,9 +359,11 @@ class Tracker:
         row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None and run_id:
             like = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            rows = self.conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 5", (like,)).fetchall()
+            rows = self.conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6",
+                                     (like,)).fetchall()
             if len(rows) > 1:
-                raise PaperkbError(f"run id {run_id!r} is ambiguous: {', '.join(r['id'] for r in rows)} ...")
+                shown = ", ".join(r["id"] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+                raise PaperkbError(f"run id {run_id!r} is ambiguous: {shown} (give more of it)")
             row = rows[0] if rows else None
         if row is None:
             raise PaperkbError(f"no run {run_id!r} (see `paperkb runs`)")

@@ -175,6 +175,7 @@ SLIM_KEYS = ("path", "title", "aliases", "citekey", "authors", "year", "tags", "
 HEAVY_KEYS = ("links", "tasks", "lists", "questions", "claims")
 
 _HELPER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS query_state(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS query_meta(path TEXT PRIMARY KEY, hash TEXT, slim TEXT);
 CREATE TABLE IF NOT EXISTS query_tags(path TEXT, tag TEXT);
 CREATE INDEX IF NOT EXISTS query_tags_tag ON query_tags(tag);
@@ -209,6 +210,17 @@ class IndexCorpus(Corpus):
                 for table in ("query_meta", "query_tags", "query_links", "query_names"):
                     c.execute(f"DROP TABLE IF EXISTS {table}")
         c.executescript(_HELPER_SCHEMA)
+        stamp = index_stamp(c)
+        if stamp != state_get(c, "query_state", "index"):
+            # the index was rebuilt by other code (parser changed): the same file hash may
+            # now give other data, so every derived row is redone
+            with c:
+                for table in ("query_meta", "query_tags", "query_links", "query_names"):
+                    c.execute(f"DELETE FROM {table}")
+                state_set(c, "query_state", "index", stamp)
+        if unchanged(c, "query_meta"):
+            self._paths = None  # read on first use
+            return 0
         current = dict(c.execute("SELECT path, hash FROM notes"))
         known = dict(c.execute("SELECT path, hash FROM query_meta"))
         gone = [p for p in known if p not in current]
@@ -244,13 +256,20 @@ class IndexCorpus(Corpus):
         return len(gone) + len(changed)
 
     def paths(self) -> list[str]:
-        assert self._paths is not None
+        if self._paths is None:
+            self._paths = [r[0] for r in self.conn.execute("SELECT path FROM query_meta")]
         return self._paths
 
     def _path_set(self) -> set[str]:
         if getattr(self, "_pathset", None) is None:
             self._pathset = set(self.paths())
         return self._pathset
+
+    def _max_vars(self) -> int:
+        try:  # SQLite >= 3.32 allows 32766 parameters; older ones 999
+            return max(self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 10, 100)
+        except AttributeError:  # Python < 3.11
+            return 900
 
     def full_data(self, path: str) -> dict[str, Any]:
         row = self.conn.execute("SELECT data FROM notes WHERE path = ?", (path,)).fetchone()
@@ -261,14 +280,10 @@ class IndexCorpus(Corpus):
 
     def _load(self, paths: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        if len(paths) > 2000:
-            wanted = set(paths)
-            rows: Iterable = ((p, b) for p, b in self.conn.execute("SELECT path, slim FROM query_meta") if p in wanted)
-        else:
-            rows = []
-            for chunk in _chunks(paths, 500):
-                marks = ",".join("?" * len(chunk))
-                rows += self.conn.execute(f"SELECT path, slim FROM query_meta WHERE path IN ({marks})", chunk).fetchall()
+        rows: list = []
+        for chunk in _chunks(paths, self._max_vars()):
+            marks = ",".join("?" * len(chunk))
+            rows += self.conn.execute(f"SELECT path, slim FROM query_meta WHERE path IN ({marks})", chunk).fetchall()
         for path, blob in rows:
             try:
                 d = json.loads(blob)
@@ -312,6 +327,34 @@ class IndexCorpus(Corpus):
         if not rows:
             return None
         return min(rows, key=lambda p: (p.count("/"), len(p), p))
+
+
+def unchanged(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether ``table`` (path, hash) already matches the index's notes, checked in SQL."""
+    differs = conn.execute(
+        f"SELECT EXISTS(SELECT 1 FROM notes AS n LEFT JOIN {table} AS m ON m.path = n.path "
+        "WHERE m.hash IS NOT n.hash)").fetchone()[0]
+    if differs:
+        return False
+    return conn.execute(f"SELECT (SELECT count(*) FROM notes) = (SELECT count(*) FROM {table})").fetchone()[0] == 1
+
+
+def index_stamp(conn: sqlite3.Connection) -> str:
+    """The index's schema version and code fingerprint (its ``meta`` table), if any."""
+    try:
+        rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('schema_version', 'fingerprint')"))
+    except sqlite3.OperationalError:
+        return ""
+    return f"{rows.get('schema_version', '')}:{rows.get('fingerprint', '')}"
+
+
+def state_get(conn: sqlite3.Connection, table: str, key: str) -> str | None:
+    row = conn.execute(f"SELECT value FROM {table} WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def state_set(conn: sqlite3.Connection, table: str, key: str, value: str) -> None:
+    conn.execute(f"INSERT OR REPLACE INTO {table}(key, value) VALUES (?, ?)", (key, value))
 
 
 def _chunks(items: list, n: int) -> Iterable[list]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kb.syntax import block_ids, comments, inline_fields, marks, tags, wikilinks
+from kb.syntax.dispatch import dispatch_by_first_char
 from kb.syntax.callouts import BASE_TYPES, CALLOUT_ALIASES, callout_plugin, canonical_type
 from kb.syntax.positions import position_plugin
 from kb.syntax.tags import clean_tag
@@ -69,8 +70,11 @@ def obsidian_inline_plugin(md: MarkdownIt) -> None:
     )
 
 
-def obsidian_markdown() -> MarkdownIt:
-    """A new parser for Obsidian notes (build it once per process: it is not cheap)."""
+def obsidian_markdown(*, dispatch: bool = True) -> MarkdownIt:
+    """A new parser for Obsidian notes (build it once per process: it is not cheap).
+
+    ``dispatch=False`` leaves markdown-it's rule chains as they are (same tokens, slower:
+    see kb.syntax.dispatch); the benchmark and the tests compare the two."""
     from markdown_it import MarkdownIt
     from mdit_py_plugins.dollarmath import dollarmath_plugin
     from mdit_py_plugins.footnote import footnote_plugin
@@ -82,4 +86,6 @@ def obsidian_markdown() -> MarkdownIt:
     md.use(obsidian_inline_plugin)
     md.use(callout_plugin)
     md.use(task_plugin)
+    if dispatch:
+        dispatch_by_first_char(md, {"obsidian_inline": "".join(_DISPATCH)})
     return md

@@ -139,3 +139,24 @@ def test_load_leaves_no_meta_tensors(tmp_path):
     m = load_hf(tmp_path)
     assert not any(t.is_meta for t in list(m.parameters()) + list(m.buffers()))
     assert not m.freqs_cis.is_meta and m.freqs_cis.is_complex()
+
+
+def test_loading_initialises_no_real_weights(tmp_path, monkeypatch):
+    """Built on the meta device, then the file's tensors are adopted: no second copy."""
+    save_hf(random_model(2), tmp_path)
+    save_meta(random_model(2), tmp_path / "meta")
+    import torch.nn.init as init
+
+    for name in ("kaiming_uniform_", "normal_", "ones_"):
+        original = getattr(init, name)
+
+        def guard(*a, _original=original, **k):
+            t = a[0] if a else k["tensor"]
+            assert t.is_meta, "a real tensor was initialised while loading"
+            return _original(*a, **k)
+
+        monkeypatch.setattr(init, name, guard)
+    load_hf(tmp_path)
+    load_meta(tmp_path / "meta")
+    with pytest.raises(AssertionError):
+        Transformer(random_model(2).params)  # the guard does fire on a normal build

@@ -101,3 +101,25 @@ def test_query_tables_follow_the_index_lazily(vault):
     assert corpus.sync() == 0
     r = execute("TABLE file.inlinks FROM #scaling/compute", corpus)
     assert [str(x) for x in r.rows[0].values[0]] == ["[[c/Notes|Notes]]"]
+
+
+def test_a_rebuilt_index_redoes_the_derived_tables(vault):
+    conn = vault.connect()
+    assert paths(search(vault, "tomatoes")) == ["c/Notes.md"]
+    IndexCorpus(conn, vault.root)
+    # another parser version: same files (same hashes), different data
+    with conn:
+        conn.execute("UPDATE meta SET value = 'other' WHERE key = 'fingerprint'")
+        conn.execute("UPDATE notes SET data = json_set(data, '$.body_text', 'now about radishes', "
+                     "'$.tags', json('[\"veg\"]')) WHERE path = 'c/Notes.md'")
+    assert sync(conn) == 3
+    assert paths(search_only(conn, "radishes")) == ["c/Notes.md"]
+    corpus = IndexCorpus(conn, vault.root)
+    assert sorted(corpus.tagged("veg")) == ["c/Notes.md"]
+    assert corpus.sync() == 0
+
+
+def search_only(conn, text):
+    from kb.search import search_conn
+
+    return search_conn(conn, text)

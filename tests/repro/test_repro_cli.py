@@ -85,7 +85,7 @@ def test_run_show_compare_claims_status(cli, vault):
     assert [c["id"] for c in only] == ["c-none"]
     assert "c-ok" in cli("claims").output
     bad = cli("claims", "--status", "great")
-    assert bad.exit_code != 0 and "--status must be one of" in str(bad.exception)
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: --status must be one of")
 
     [paper] = json.loads(cli("status", "--format", "json").output)
     assert paper["note"] == "A.md" and [c["status"] for c in paper["claims"]] == ["contradicted", "error", "unverified"]
@@ -175,7 +175,7 @@ def test_claims_written_in_a_real_note(repro_env, vault):
     if not claims:
         pytest.skip("this kb parser does not read claim callouts yet")
     assert claims["paper-loss"]["experiments"] == ["test/ok"] and claims["paper-loss"]["status"] == "unverified"
-    proc = paperkb(vault, "run", "A Paper", "--preset", "full", "--device", "cpu", env=repro_env)
+    proc = paperkb(vault, "run", "paper-gpu", "--preset", "full", "--device", "cpu", env=repro_env)
     out, err = proc.communicate(timeout=120)
     # test/needs-gpu's full preset needs CUDA: refused before anything runs
     assert proc.returncode == 1 and "needs a CUDA GPU but --device cpu was given" in err, (out, err)
@@ -189,3 +189,9 @@ def test_claims_written_in_a_real_note(repro_env, vault):
     assert {c["id"]: c["status"] for c in paper["claims"]} == {"paper-loss": "reproduced", "paper-gpu": "unverified"}
     [run] = json.loads(paperkb(vault, "runs", "--format", "json", env=repro_env).communicate(timeout=60)[0])
     assert run["claims"] == ["paper-loss"] and run["preset"] == "full"
+    # the whole note: the GPU experiment is skipped with one line, the CPU one still runs
+    proc = paperkb(vault, "run", "A Paper", "--preset", "full", "--device", "cpu", env=repro_env)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, (out, err)
+    assert "skipped     test/needs-gpu: preset 'full' needs a CUDA GPU but --device cpu was given" in out
+    assert "1 run: 1 passed; 1 skipped (requirements not met)" in out
