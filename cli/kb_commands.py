@@ -46,9 +46,18 @@ def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
     return fmt
 
 
+_CONTROL = str.maketrans({c: "?" for c in [*range(0, 9), *range(11, 32), *range(127, 160)]})
+
+
+def _printable(text: str) -> str:
+    """``text`` without terminal control characters: a note must not be able to send
+    escape sequences (clear the screen, retitle the window) to the user's terminal."""
+    return text.translate(_CONTROL)
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> None:
     """Aligned plain-text columns (rich tables cost a noticeable import on fast paths)."""
-    cells = [[("" if v is None else str(v)).replace("\n", " ") for v in row] for row in rows]
+    cells = [[_printable(("" if v is None else str(v)).replace("\n", " ")) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         for i, v in enumerate(row[:-1]):
@@ -126,7 +135,10 @@ def show_cmd(
         return
     unresolved = sum(1 for link in n.links if link.resolved is None)
     answered = sum(1 for q in n.questions if q.answered)
-    w = sys.stdout.write
+
+    def w(text: str) -> None:  # titles, aliases, tags come from the note: no control characters
+        sys.stdout.write(_printable(text))
+
     w(f"{n.title or n.name}\n")
     rows = [
         ("path", n.path),
@@ -161,7 +173,7 @@ def show_cmd(
 
 
 def _one_line(text: str, width: int = 100) -> str:
-    text = " ".join(text.split())
+    text = _printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -311,6 +323,7 @@ def graph_cmd(
 
 def _print_summary(s: dict, output: Optional[Path]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=open(output, "w", encoding="utf-8") if output else None, highlight=False,
@@ -331,11 +344,12 @@ def _print_summary(s: dict, output: Optional[Path]) -> None:
         table.add_column("work")
         table.add_column("node")
         for row in s["most_cited"]:
-            table.add_row(str(row["citations"]), row["label"], row["node"])
+            # titles and paths come from notes: never read them as rich markup
+            table.add_row(str(row["citations"]), escape(str(row["label"])), escape(str(row["node"])))
         console.print(table)
     orphans = s["orphans"]
     console.print(f"orphans (no link to or from another note): {len(orphans)}"
-                  + (f" - {_short_list(orphans)}" if orphans else ""))
+                  + (f" - {escape(_short_list(orphans))}" if orphans else ""))
     if output:
         console.file.close()
         print(f"wrote {output}", file=sys.stderr)

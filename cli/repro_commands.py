@@ -227,7 +227,7 @@ class _LiveMonitor:
 
         self.console = console
         self.bars = Progress(
-            SpinnerColumn(), TextColumn("{task.fields[label]}"), BarColumn(bar_width=24),
+            SpinnerColumn(finished_text=" "), TextColumn("{task.fields[label]}"), BarColumn(bar_width=24),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
             disable=not console.is_terminal,  # in logs, the per-run lines below say it all
         )
@@ -263,8 +263,9 @@ class _LiveMonitor:
 
     def finished(self, run) -> None:
         task = self.tasks[run.id]
-        if any(t.id == task and t.total is None for t in self.bars.tasks):
-            self.bars.update(task, total=1, completed=1)
+        # a finished run stops its spinner: fill its bar (the status word says how it ended)
+        total = next((t.total for t in self.bars.tasks if t.id == task), None) or 1
+        self.bars.update(task, total=total, completed=total)
         self.bars.update(task, info=_styled(run.status))
         self.bars.stop_task(task)
         took = f"{run.duration_s:.1f}s" if run.duration_s is not None else "-"
@@ -376,7 +377,9 @@ def run_cmd(
             raise PaperkbError(skipped[0].reason)
         whys = {s.reason.removeprefix(f"{s.experiment}: ") for s in skipped}
         if len(whys) == 1:
-            raise PaperkbError(f"nothing can run: {', '.join(s.experiment for s in skipped)}: {whys.pop()}")
+            ids = [s.experiment for s in skipped]
+            shown = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+            raise PaperkbError(f"nothing can run: {shown}: {whys.pop()}")
         raise PaperkbError("nothing can run: " + "; ".join(s.reason for s in skipped))
     for s in skipped:
         console.print(f"[yellow]skipped[/]     {_esc(s.reason)}", soft_wrap=True)
@@ -428,7 +431,7 @@ def runs_cmd(
         None, "--claim", "-c", help="Only runs bearing on this claim (launched for it, or of an experiment it names)."
     ),
     experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment."),
-    status: Optional[str] = typer.Option(None, "--status", "-s", help="Only runs with this status (passed, failed, error ...)."),
+    status: Optional[str] = typer.Option(None, "--status", "-s", help="Only runs with this status: queued, running, passed, failed, error, interrupted or timeout."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="At most this many (newest first)."),
     fmt: str = _format_option(),
 ) -> None:

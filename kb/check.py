@@ -7,7 +7,9 @@ Besides parse and link problems (from the index), reports
 * a registered experiment that no claim of the vault names (warning, reported at the
   function that declares it); in a vault without any claim, one info line instead, since
   a reading vault that does not track reproductions should not be buried in warnings;
-* an experiments module that failed to load (warning, at that module).
+* an experiments module that failed to load (warning, at that module);
+* one claim id used in two notes (warning: runs and statuses are kept per claim id, so
+  the two claims would share them).
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ def experiment_problems(notes: list[Note] | list[tuple[str, Claim]]) -> list[Pro
     known = set(registry.ids())
     problems: list[Problem] = []
     named: set[str] = set()
+    first_seen: dict[str, tuple[str, int]] = {}
     for path, claim in pairs:
+        where = first_seen.setdefault(claim.id, (path, claim.line))
+        if where[0] != path:
+            problems.append(Problem(path, claim.line, "warning",
+                                    f"claim id '{claim.id}' is also used at {where[0]}:{where[1]}; the two claims "
+                                    "would share runs and status (give one another block id)"))
         if not claim.experiments:
             problems.append(Problem(path, claim.line, "warning",
                                     f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"))

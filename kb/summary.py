@@ -53,6 +53,23 @@ def abstract_of(note: Note) -> str:
     return str(value).strip() if value else ""
 
 
+def _no_html(value: Any) -> Any:
+    """Every value printed into the summary: a ``<`` outside code spans becomes ``&lt;``.
+
+    Notes are untrusted; the summary is Markdown that renderers turn into HTML, and a
+    ``<script>`` or ``<img onerror=...>`` in a title or claim must arrive as text. Inside
+    backtick code spans ``<`` is already literal, so it is left alone there.
+    """
+    if not isinstance(value, str) or "<" not in value:
+        return value
+    parts = re.split(r"(`+[^`]*`+)", value)
+    return "".join(part if part.startswith("`") else part.replace("<", "&lt;") for part in parts)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _cell(text: str) -> str:
     """Make text safe inside a Markdown table cell."""
     return " ".join(str(text).split()).replace("|", "\\|")
@@ -118,8 +135,8 @@ def build(notes: Iterable[Note], statuses: dict[str, dict[str, Any]]) -> list[Pa
 _TEMPLATE = """\
 # Reading summary: {{ vault_name }}
 
-{{ papers|length }} papers, {{ total_claims }} claims{% if total_claims %}: {{ status_line }}{% endif %}. \
-{{ open_questions }} open questions. Generated {{ generated }} by paperkb.
+{{ plural(papers|length, "paper") }}, {{ plural(total_claims, "claim") }}\
+{% if total_claims %}: {{ status_line }}{% endif %}. {{ plural(open_questions, "open question") }}. Generated {{ generated }} by paperkb.
 
 | Paper | Year | Claims | Reproduced | Small scale | Contradicted / error | Unverified | Open questions |
 |---|---|---|---|---|---|---|---|
@@ -195,7 +212,8 @@ def render_summary(
     total_claims = sum(totals.values())
     status_line = ", ".join(f"{totals[s]} {s}" for s in STATUS_ORDER if totals[s])
     open_questions = sum(1 for p in papers for q in p.note.questions if not q.answered)
-    env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                             finalize=_no_html)
     env.filters["cell"] = _cell
     text = env.from_string(_TEMPLATE).render(
         papers=papers,
@@ -206,6 +224,7 @@ def render_summary(
         generated=generated or _dt.date.today().isoformat(),
         cell=_cell,
         authors=_authors,
+        plural=_plural,
     )
     return re.sub(r"\n{3,}", "\n\n", text)
 

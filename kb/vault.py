@@ -19,7 +19,6 @@ Nothing here imports markdown-it or networkx unless a file must be parsed.
 
 from __future__ import annotations
 
-import difflib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -176,6 +175,8 @@ class Vault:
         spelled: dict[str, tuple[str, str]] = {}
         for key, path, label in conn.execute("SELECT key, path, label FROM names WHERE kind != 'path'"):
             spelled.setdefault(key, (label, path))
+        import difflib  # only when a name is not found: keeps `paperkb show` start-up lean
+
         close = difflib.get_close_matches(norm(name), list(spelled), n=5, cutoff=0.6)
         shown: list[str] = []
         for key in close:

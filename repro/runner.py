@@ -231,8 +231,8 @@ def plan_runs(
         raise PaperkbError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
     if options.rdzv_endpoint and ":" not in options.rdzv_endpoint:
         raise PaperkbError(f"--rdzv-endpoint expects HOST:PORT; got {options.rdzv_endpoint!r}")
-    if options.timeout_s is not None and options.timeout_s <= 0:
-        raise PaperkbError(f"--timeout must be positive; got {options.timeout_s}")
+    if options.timeout_s is not None and not (0 < options.timeout_s < float("inf")):  # nan fails too
+        raise PaperkbError(f"--timeout must be a positive number of seconds; got {options.timeout_s:g}")
     machine = machine or _Machine()
     raw = parse_param_args(options.params)
     exps = [registry.get(t.experiment) for t in targets]

@@ -100,6 +100,23 @@ def test_check_of_a_vault_without_claims_is_one_info_line(tmp_path):
     assert "no claim of the vault names an experiment" in problems[0]["message"]
 
 
+def test_note_text_is_never_read_as_rich_markup(tmp_path):
+    (tmp_path / "A.md").write_text('---\ntitle: "Weird [/bold] title [red]x"\n---\n# A\n', encoding="utf-8")
+    (tmp_path / "B.md").write_text("# B\n\n## References and Related Notes\n- [[A]]\n- [[@ghost[/]key]]\n",
+                                   encoding="utf-8")
+    result = invoke(tmp_path, "graph")
+    assert result.exit_code == 0, result.output
+    assert "Weird [/bold] title [red]x" in result.stdout and "ghost[/]key" in result.stdout
+
+
+def test_note_text_cannot_send_terminal_escapes(tmp_path):
+    (tmp_path / "E.md").write_text('---\ntitle: "Bad \\e]0;pwned\\a title"\n---\n# E\n\n'
+                                   "> [!question] Why \x1b[2J now?\n", encoding="utf-8")
+    for args in (["show", "E"], ["questions"]):
+        result = invoke(tmp_path, *args)
+        assert result.exit_code == 0 and "\x1b" not in result.stdout and "\a" not in result.stdout, args
+
+
 # ---- note names --------------------------------------------------------------------------
 @pytest.mark.parametrize("args", NOTE_COMMANDS, ids=" ".join)
 def test_unknown_note_suggests_close_matches(notes, args):
@@ -136,7 +153,8 @@ def test_unknown_format_is_a_usage_error(notes, args):
         (["--param", "bad"], "--param expects NAME=VALUE"),
         (["--param", "n=notanumber"], "--param n: no experiment of this run has that parameter"),
         (["--param", "vocab_size=notanumber"], "parameter 'vocab_size' expects int"),
-        (["--timeout", "-1"], "--timeout must be positive"),
+        (["--timeout", "-1"], "--timeout must be a positive number of seconds"),
+        (["--timeout", "nan"], "--timeout must be a positive number of seconds"),
         (["--nproc", "0"], "--nproc must be at least 1"),
         (["--nproc", "abc"], "'abc' is not a valid int"),
         (["--device", "tpu"], "--device must be auto, cpu or cuda"),
@@ -152,6 +170,15 @@ def test_bad_listing_options(notes):
     assert_one_line_error(invoke(notes, "runs", "--status", "bogus"), code=2, contains="--status must be one of")
     assert_one_line_error(invoke(notes, "claims", "--status", "bogus"), code=2, contains="--status must be one of")
     assert_one_line_error(invoke(notes, "index", "--workers", "0"), code=2, contains="--workers")
+
+
+def test_runs_filters_that_name_nothing_are_refused(notes):
+    line = assert_one_line_error(invoke(notes, "runs", "--experiment", "transformer/param-cont"), code=2)
+    assert "not a registered experiment" in line and "transformer/param-count" in line
+    line = assert_one_line_error(invoke(notes, "runs", "--claim", "fa-exac"), code=2)
+    assert "not a claim of this vault" in line and "fa-exact" in line
+    result = invoke(notes, "runs", "--claim", "fa-exact")  # real but never run: an empty listing
+    assert result.exit_code == 0 and "0 runs" in result.stdout
 
 
 @pytest.mark.parametrize(

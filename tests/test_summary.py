@@ -30,7 +30,7 @@ def test_summary_lists_papers_claims_statuses_and_questions():
                 "a-small": {"status": "contradicted", "run_id": "r2", "preset": "smoke"}}
     text = render_summary(_notes(), statuses, vault_name="demo", generated="2026-01-01")
     assert text.startswith("# Reading summary: demo")
-    assert "2 papers, 2 claims: 1 reproduced, 1 contradicted. 1 open questions." in text
+    assert "2 papers, 2 claims: 1 reproduced, 1 contradicted. 1 open question." in text
     # papers in year order, the pipe in the title escaped inside the table
     assert text.index("## Paper A") < text.index("## Paper B")
     assert "| Paper A \\| with a pipe | 2017 | 2 | 1 | 0 | 1 | 0 | 1 |" in text
@@ -52,3 +52,15 @@ def test_claims_without_runs_are_unverified():
 def test_abstract_falls_back_to_frontmatter():
     assert abstract_of(Note(path="x.md", frontmatter={"abstract": " Short. "})) == "Short."
     assert abstract_of(Note(path="x.md")) == ""
+
+
+def test_html_in_notes_arrives_as_text():
+    """Notes are untrusted: a tag in a title or claim must not become live HTML."""
+    evil = Note(path="E.md", title="Evil <script>alert(1)</script>",
+                claims=[Claim("e", "Fast <img src=x onerror=alert(1)> and `a<b` in code", ["exp/x"], 3)],
+                questions=[Question("Why <b>?", "", False, 5)])
+    text = render_summary([evil], {}, generated="x")
+    assert "<script>" not in text and "<img" not in text and "<b>" not in text
+    assert "## Evil &lt;script>alert(1)&lt;/script>" in text
+    assert "`a<b` in code" in text  # code spans keep their text
+    assert "1 paper, 1 claim: 1 unverified. 1 open question." in text

@@ -56,6 +56,12 @@ INLINE_FIRST_CHARS: dict[str, str] = {
     "entity": "&",
 }
 
+# Rules that need two characters: the call is skipped unless both are there. (The
+# footnote reference rule, tried at every "[", also creates the footnote table in the
+# environment as a side effect, which makes the footnote plugin walk every token of
+# the note afterwards; no tokens differ.)
+INLINE_PREFIXES: dict[str, str] = {"footnote_ref": "[^", "footnote_inline": "^["}
+
 # markdown-it modules whose rules log at debug level on every call
 _LOGGING_MODULES = [
     f"markdown_it.rules_block.{name}"
@@ -127,9 +133,18 @@ def _block_dispatcher(rules: list[tuple[str, Callable]]) -> Callable:
     return block_dispatch
 
 
+def _with_prefix(rule: Callable, prefix: str) -> Callable:
+    def guarded(state, silent: bool) -> bool:
+        return state.src.startswith(prefix, state.pos) and rule(state, silent)
+
+    guarded.__name__ = f"{getattr(rule, '__name__', 'rule')}_after_{prefix!r}"
+    return guarded
+
+
 def _inline_dispatcher(
     rules: list[tuple[str, Callable]], first_chars: dict[str, str], terminators: Callable[[str], bool]
 ) -> Callable:
+    rules = [(name, _with_prefix(fn, INLINE_PREFIXES[name]) if name in INLINE_PREFIXES else fn) for name, fn in rules]
     names = [name for name, _ in rules]
     if names[:1] != ["text"]:  # the shortcut below relies on "text" going first
         table, anywhere = _table(rules, {})

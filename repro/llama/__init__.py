@@ -15,7 +15,7 @@ _EXPORTS = {
     "generate": "generation", "sample_top_p": "generation", "format_chat": "generation",
     "chat_prompt_tokens": "generation",
     "save_hf": "weights", "load_hf": "weights", "load_meta": "weights", "to_hf_state_dict": "weights",
-    "from_hf_state_dict": "weights", "hf_config": "weights",
+    "from_hf_state_dict": "weights", "hf_config": "weights", "save_meta": "weights", "to_transformers": "weights",
     "ByteTokenizer": "tokenizer",
 }
 

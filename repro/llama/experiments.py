@@ -5,7 +5,7 @@ No torch at module level: ``paperkb experiments`` imports this file to list the 
 
 from __future__ import annotations
 
-from repro.registry import Param, Preset, Requirements, experiment
+from repro.registry import Param, Preset, experiment
 
 class _threads:
     """Run torch on ``n`` CPU threads inside the block (0: leave as is). One thread is

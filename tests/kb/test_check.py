@@ -46,3 +46,15 @@ def test_check_vault_sorted_and_errors(tmp_path, fake_registry):
     assert any(p.path == "a.md" for p in vault_part)
     assert has_errors(problems) == any(p.severity == "error" for p in problems)
     assert check(Vault(tmp_path), experiments=False) == Vault(tmp_path).problems()
+
+
+def test_claim_id_shared_by_two_notes(fake_registry):
+    notes = [Note("a.md", claims=[Claim("same", "s", ["test/known"], 3)]),
+             Note("b.md", claims=[Claim("same", "t", ["test/known"], 8)])]
+    text = [p.format() for p in experiment_problems(notes)]
+    assert any(t.startswith("b.md:8: warning: claim id 'same' is also used at a.md:3") for t in text), text
+
+
+def test_vault_without_claims_gets_one_info_line(fake_registry):
+    problems = experiment_problems([Note("a.md")])
+    assert [p.severity for p in problems if "could not be loaded" not in p.message] == ["info"]

@@ -96,7 +96,8 @@ def test_plan_resolves_params_and_presets(repro_env):
         ({"preset": "huge"}, "--preset must be one of smoke, full"),
         ({"nproc": 0}, "--nproc must be at least 1"),
         ({"nnodes": 2}, "--nnodes > 1 needs --rdzv-endpoint"),
-        ({"timeout_s": -1}, "--timeout must be positive"),
+        ({"timeout_s": -1}, "--timeout must be a positive number of seconds"),
+        ({"timeout_s": float("nan")}, "--timeout must be a positive number of seconds"),
     ],
 )
 def test_plan_refuses_bad_options(repro_env, kw, message):
