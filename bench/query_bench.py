@@ -108,10 +108,12 @@ def main() -> None:
     v = Vault(root)
     t = time.perf_counter()
     IndexCorpus(v.connect(), v.root)
-    print(f"query tables sync (first time after indexing): {time.perf_counter() - t:.2f} s")
+    first_query_sync = time.perf_counter() - t
+    print(f"query tables sync (first time after indexing): {first_query_sync:.2f} s")
     t = time.perf_counter()
     search_sync(v.connect())
-    print(f"search tables sync (first time after indexing): {time.perf_counter() - t:.2f} s")
+    first_search_sync = time.perf_counter() - t
+    print(f"search tables sync (first time after indexing): {first_search_sync:.2f} s")
     v.close()
 
     load_before = os.getloadavg()[0]
@@ -195,7 +197,15 @@ def main() -> None:
         for kind, name, q, n, a, a_cpu, b, b_cpu, c, c_cpu in rows:
             lines.append(f"| {kind} | {name} | `{q}` | {n} | {a * 1e3:.0f} / {a_cpu * 1e3:.0f} "
                          f"| {b * 1e3:.0f} / {b_cpu * 1e3:.0f} | {c * 1e3:.0f} / {c_cpu * 1e3:.0f} |")
-        lines += ["", "Targets: query <= 200 ms in process and <= 500 ms wall; search <= 100 ms in process.", ""]
+        lines += [
+            "",
+            "Targets: query <= 200 ms in process and <= 500 ms wall; search <= 100 ms in process.",
+            "",
+            f"One-time cost after the index is built or rebuilt (every note decoded once): query helper "
+            f"tables {first_query_sync:.1f} s, FTS5 tables {first_search_sync:.1f} s (0 s when they are "
+            "already in step with the index).",
+            "",
+        ]
         args.out.write_text("\n".join(lines), encoding="utf-8")
         print(f"wrote {args.out}")
 

@@ -232,6 +232,7 @@ class _LiveMonitor:
             disable=not console.is_terminal,  # in logs, the per-run lines below say it all
         )
         self.tasks: dict[str, Any] = {}
+        self.label_width = 0  # the per-run lines line up in columns
 
     def __enter__(self) -> "_LiveMonitor":
         self.bars.start()
@@ -241,6 +242,7 @@ class _LiveMonitor:
         self.bars.stop()
 
     def queued(self, runs) -> None:
+        self.label_width = max((len(f"{r.experiment} [{r.preset}]") for r in runs), default=0)
         for r in runs:
             label = _esc(f"{r.experiment} [{r.preset}]")
             # a still, empty bar while queued: only the running experiment's bar moves
@@ -270,7 +272,8 @@ class _LiveMonitor:
         self.bars.stop_task(task)
         took = f"{run.duration_s:.1f}s" if run.duration_s is not None else "-"
         pad = " " * max(1, 12 - len(run.status))
-        line = f"{_styled(run.status)}{pad}{_esc(run.experiment)} [{_esc(run.preset)}]  run {_esc(run.id)}  ({took})"
+        label = f"{run.experiment} [{run.preset}]".ljust(self.label_width)
+        line = f"{_styled(run.status)}{pad}{_esc(label)}  run {_esc(run.id)}  ({took})"
         if run.summary:
             line += f"  {_esc(run.summary)}"
         self.console.print(line, soft_wrap=True)
