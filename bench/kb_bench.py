@@ -30,6 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+CODE = ROOT  # the paperkb tree the commands run from (--code: e.g. an older export, to compare)
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
@@ -107,13 +108,13 @@ def _children_cpu() -> float:
 def run_timed(args: list[str], *, rss: bool = False) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB, 0 unless asked) and stdout of one subprocess; its CPU
     seconds (with its own children) land in ``CPU["last"]``."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(CODE))
     # Python as users run it: compiled modules cached in __pycache__ (a sandbox that sets
     # PYTHONDONTWRITEBYTECODE recompiles every paperkb module in every command, ~0.05 s).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     cpu0 = _children_cpu()
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=CODE)
     sampler = PeakRSS(proc.pid) if rss else None
     out, err = proc.communicate()
     wall = time.perf_counter() - start
@@ -226,7 +227,7 @@ def write_report(path: Path, n: int, res: dict, ot: dict | None, started: str,
     lines = [
         "# Knowledge-base benchmark (bench/kb_bench.py)",
         "",
-        f"- Date: {started}",
+        f"- Date: {started}" + ("" if CODE == ROOT else f"; code from {CODE}"),
         f"- Machine: {os.cpu_count()}-core CPU, {cpu_model()}; Python {platform.python_version()}; load average "
         + (f"{load_start:.1f} at the start, " if load_start is not None else "")
         + f"{os.getloadavg()[0]:.1f} at the end (1-minute; the machine is shared with other jobs)",
@@ -282,7 +283,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "kb.md")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing generated vault in --dir")
+    ap.add_argument("--code", type=Path, default=ROOT,
+                    help="run the paperkb code of this tree (e.g. `git archive <commit>` unpacked) to compare")
     args = ap.parse_args()
+    global CODE
+    CODE = args.code.resolve()
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_start = os.getloadavg()[0]
 

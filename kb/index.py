@@ -202,16 +202,19 @@ class Parsed:
     def finish(self, nonce: str, found: list[Problem]) -> str:
         """The final JSON: links resolved, parse + resolution problems appended."""
         links = self.links
-        data = re.sub(
-            r'"\\u0000' + nonce + r':(\d+)\\u0000"',
-            lambda m: json.dumps(links[int(m.group(1))].resolved, ensure_ascii=False),
-            self.data,
-        )
-        problems = json.dumps([p.__dict__ for p in self.problems + found], ensure_ascii=False)
+
+        def resolved(m: re.Match) -> str:
+            target = links[int(m.group(1))].resolved
+            return "null" if target is None else _json_string(target)  # = json.dumps(target, ensure_ascii=False)
+
+        data = re.sub(r'"\\u0000' + nonce + r':(\d+)\\u0000"', resolved, self.data)
+        all_problems = self.problems + found
+        problems = json.dumps([p.__dict__ for p in all_problems], ensure_ascii=False) if all_problems else "[]"
         return data[: -len(_EMPTY_PROBLEMS_TAIL)] + '"problems": ' + problems + "}"
 
 
 _EMPTY_PROBLEMS_TAIL = '"problems": []}'
+_json_string = json.encoder.encode_basestring  # a str as JSON, non-ASCII kept (C speed-up)
 
 
 def prepare(note: Note, nonce: str) -> Parsed:
@@ -430,6 +433,12 @@ def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: in
     stats.changed_paths = sorted(parsed)
     stats.deleted_paths = deleted
 
+    # A build from nothing: no fsync while writing it. A crash of paperkb still leaves a
+    # consistent file (SQLite commits atomically); only a power failure could corrupt
+    # it, and the index is a cache that `rm -r .paperkb` rebuilds.
+    bulk = not stored and len(parsed) >= PARALLEL_MIN_FILES
+    if bulk:
+        conn.execute("PRAGMA synchronous=OFF")
     conn.execute("BEGIN IMMEDIATE")
     try:
         if stat_only:
@@ -444,6 +453,9 @@ def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: in
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    finally:
+        if bulk:
+            conn.execute("PRAGMA synchronous=NORMAL")
     stats.notes = len(notes_on_disk)
     stats.attachments = len(files_on_disk)
     stats.seconds = time.perf_counter() - start

@@ -173,6 +173,8 @@ class Resolver:
 
     # ---- lookups ---------------------------------------------------------------------
     def _pick(self, paths: list[str]) -> tuple[str | None, list[str]]:
+        if len(paths) == 1:  # the usual case: nothing to order
+            return paths[0], list(paths)
         unique = sorted(set(paths), key=path_order)
         return (unique[0] if unique else None), unique
 

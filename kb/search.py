@@ -88,14 +88,55 @@ def _doc(d: dict[str, Any]) -> tuple[str, str, str, str, str, int | None, str]:
     return title, aliases, authors, headings, d.get("body_text") or "", year, tags
 
 
+# The fields ``_doc`` reads, cut out of each note's JSON by SQLite (in C): decoding the
+# whole note in Python (links, tasks, …) cost more than indexing its words.
+_DOC_SQL = (
+    "SELECT path, hash, data->>'$.title', data->'$.aliases', data->>'$.citekey', data->'$.authors', "
+    "data->'$.headings', data->'$.year', data->'$.frontmatter.year', data->'$.tags', "
+    "data->>'$.body_text' FROM notes"
+)
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text is not None else None
+
+
+def _doc_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> list[tuple]:
+    from kb.query.corpus import select_notes
+
+    out = []
+    for path, h, title, aliases, citekey, authors, headings, year, fm_year, tags, body in \
+            select_notes(conn, _DOC_SQL, todo):
+        d = {"path": path, "title": title, "aliases": _loads(aliases), "citekey": citekey,
+             "authors": _loads(authors), "headings": _loads(headings), "year": _loads(year),
+             "frontmatter": {"year": _loads(fm_year)} if fm_year is not None else {},
+             "tags": _loads(tags), "body_text": body}
+        out.append((path, h, _doc(d)))
+    return out
+
+
+def _doc_rows_python(conn: sqlite3.Connection, todo: list[str] | None) -> list[tuple]:
+    from kb.query.corpus import select_notes
+
+    out = []
+    for path, h, blob in select_notes(conn, "SELECT path, hash, data FROM notes", todo):
+        try:
+            d = json.loads(blob)
+        except (TypeError, ValueError):
+            continue
+        d["path"] = path
+        out.append((path, h, _doc(d)))
+    return out
+
+
 def sync(conn: sqlite3.Connection) -> int:
     """Bring the search tables in line with ``notes``; returns how many notes changed."""
-    from kb.query.corpus import index_stamp, state_get, state_set, unchanged
+    from kb.query.corpus import index_stamp, state_get, state_set, unchanged, write_transaction
 
     conn.executescript(_SCHEMA)
     stamp = index_stamp(conn)
     if stamp != state_get(conn, "search_state", "index"):  # the index was rebuilt: redo all
-        with conn:
+        with write_transaction(conn):
             conn.execute("DELETE FROM search_docs")
             conn.execute("DELETE FROM search_fts")
             state_set(conn, "search_state", "index", stamp)
@@ -107,24 +148,20 @@ def sync(conn: sqlite3.Connection) -> int:
     changed = [p for p, h in current.items() if p not in known or known[p][1] != h]
     if not gone and not changed:
         return 0
-    with conn:
-        for p in gone + [p for p in changed if p in known]:
-            conn.execute("DELETE FROM search_fts WHERE rowid = ?", (known[p][0],))
-            conn.execute("DELETE FROM search_docs WHERE id = ?", (known[p][0],))
-        for i in range(0, len(changed), 500):
-            chunk = changed[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            for path, h, blob in conn.execute(f"SELECT path, hash, data FROM notes WHERE path IN ({marks})", chunk).fetchall():
-                try:
-                    d = json.loads(blob)
-                except (TypeError, ValueError):
-                    continue
-                d["path"] = path
-                title, aliases, authors, headings, body, year, tags = _doc(d)
-                cur = conn.execute("INSERT INTO search_docs(path, hash, title, year, tags) VALUES (?, ?, ?, ?, ?)",
-                                   (path, h, title, year, tags))
-                conn.execute("INSERT INTO search_fts(rowid, title, aliases, authors, headings, body) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (cur.lastrowid, title, aliases, authors, headings, body))
+    with write_transaction(conn):
+        old_ids = [(known[p][0],) for p in gone + changed if p in known]
+        conn.executemany("DELETE FROM search_fts WHERE rowid = ?", old_ids)
+        conn.executemany("DELETE FROM search_docs WHERE id = ?", old_ids)
+        todo = None if len(changed) == len(current) else changed
+        try:
+            rows = _doc_rows_sql(conn, todo)
+        except sqlite3.Error:  # JSON SQLite cannot read (NaN from YAML's .nan): decode in Python
+            rows = _doc_rows_python(conn, todo)
+        first = (conn.execute("SELECT max(id) FROM search_docs").fetchone()[0] or 0) + 1
+        conn.executemany("INSERT INTO search_docs(id, path, hash, title, year, tags) VALUES (?, ?, ?, ?, ?, ?)",
+                         [(first + i, path, h, doc[0], doc[5], doc[6]) for i, (path, h, doc) in enumerate(rows)])
+        conn.executemany("INSERT INTO search_fts(rowid, title, aliases, authors, headings, body) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", [(first + i, *doc[:5]) for i, (_, _, doc) in enumerate(rows)])
     return len(gone) + len(changed)
 
 

@@ -10,9 +10,11 @@ a query decodes only the notes its FROM selects.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from kb.query.pages import Page, tag_levels
 
@@ -189,6 +191,86 @@ CREATE INDEX IF NOT EXISTS query_names_path ON query_names(path);
 """
 
 
+_HELPER_TABLES = ("query_meta", "query_tags", "query_links", "query_names")
+_HELPER_INDEXES = tuple(re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)", _HELPER_SCHEMA))
+
+# What the helper tables need, cut out of each note's JSON by SQLite (in C, without
+# building Python objects for the whole note): the slim page as JSON text, tags, aliases
+# and citekey. Links come from the index's own ``links`` table (the same target and
+# resolved values as the JSON, without parsing it), or from the JSON when it has none.
+_SLIM_SQL = "json_object('path', path, " + ", ".join(f"'{k}', data->'$.{k}'" for k in SLIM_KEYS[1:]) + ")"
+_HELPER_SQL = f"SELECT path, hash, {_SLIM_SQL}, data->'$.tags', data->'$.aliases', data->>'$.citekey' FROM notes"
+_LINKS_SQL = "SELECT src, target, resolved FROM links"
+_LINKS_JSON_SQL = ("SELECT n.path, j.value->>'target', j.value->>'resolved' "
+                   "FROM notes AS n, json_each(n.data, '$.links') AS j")
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One explicit transaction (the index connection runs in autocommit mode, where each
+    row of an ``executemany`` would otherwise be committed on its own)."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    if conn.in_transaction:
+        conn.execute("COMMIT")
+
+
+def select_notes(conn: sqlite3.Connection, sql: str, todo: list[str] | None, key: str = "path") -> list[tuple]:
+    """Rows of ``sql`` (a SELECT without WHERE) for every note, or those whose ``key`` is in ``todo``."""
+    if todo is None:
+        return conn.execute(sql).fetchall()
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS paperkb_todo(path TEXT PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.paperkb_todo")
+    conn.executemany("INSERT OR IGNORE INTO temp.paperkb_todo VALUES (?)", [(p,) for p in todo])
+    return conn.execute(f"{sql} WHERE {key} IN (SELECT path FROM temp.paperkb_todo)").fetchall()
+
+
+def _json_list(text: str | None) -> list:
+    value = json.loads(text) if text else None
+    return value if isinstance(value, list) else []
+
+
+def _helper_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> tuple[list, list, list, list]:
+    meta, tags, names = [], [], []
+    for path, h, slim, tag_list, aliases, citekey in select_notes(conn, _HELPER_SQL, todo):
+        meta.append((path, h, slim))
+        tags += [(path, lvl.casefold()) for t in _json_list(tag_list) for lvl in tag_levels(str(t))]
+        d = {"path": path, "aliases": _json_list(aliases), "citekey": citekey}
+        names += [(path, k) for k in set(name_keys(d))]
+    try:
+        pairs = select_notes(conn, _LINKS_SQL, todo, key="src")
+    except sqlite3.OperationalError:  # an index without a links table
+        pairs = select_notes(conn, _LINKS_JSON_SQL, todo, key="n.path")
+    synced = {row[0] for row in meta}
+    targets = {(path, (resolved or target).casefold()) for path, target, resolved in pairs
+               if target and path in synced and not _is_external(target)}
+    return meta, tags, names, list(targets)
+
+
+def _helper_rows_python(conn: sqlite3.Connection, todo: list[str] | None) -> tuple[list, list, list, list]:
+    meta, tags, names, links = [], [], [], []
+    for path, h, blob in select_notes(conn, "SELECT path, hash, data FROM notes", todo):
+        try:
+            d = json.loads(blob)
+        except (TypeError, ValueError):
+            continue
+        d["path"] = path
+        slim = {k: d.get(k) for k in SLIM_KEYS}
+        meta.append((path, h, json.dumps(slim, ensure_ascii=False)))
+        tags += [(path, lvl.casefold()) for t in d.get("tags") or [] for lvl in tag_levels(t)]
+        names += [(path, k) for k in set(name_keys(d))]
+        links += [(path, t) for t in {x.casefold() for x in link_rows(d)}]
+    return meta, tags, names, links
+
+
 class IndexCorpus(Corpus):
     """Pages from the index database (table ``notes(path, size, mtime, hash, data)``)."""
 
@@ -206,16 +288,16 @@ class IndexCorpus(Corpus):
         c = self.conn
         cols = [r[1] for r in c.execute("PRAGMA table_info(query_meta)")]
         if cols and "slim" not in cols:  # made by an older paperkb: rebuild
-            with c:
-                for table in ("query_meta", "query_tags", "query_links", "query_names"):
+            with write_transaction(c):
+                for table in _HELPER_TABLES:
                     c.execute(f"DROP TABLE IF EXISTS {table}")
         c.executescript(_HELPER_SCHEMA)
         stamp = index_stamp(c)
         if stamp != state_get(c, "query_state", "index"):
             # the index was rebuilt by other code (parser changed): the same file hash may
             # now give other data, so every derived row is redone
-            with c:
-                for table in ("query_meta", "query_tags", "query_links", "query_names"):
+            with write_transaction(c):
+                for table in _HELPER_TABLES:
                     c.execute(f"DELETE FROM {table}")
                 state_set(c, "query_state", "index", stamp)
         if unchanged(c, "query_meta"):
@@ -228,32 +310,66 @@ class IndexCorpus(Corpus):
         if not gone and not changed:
             self._paths = list(current)
             return 0
-        with c:
-            for chunk in _chunks(gone + changed, 500):
-                marks = ",".join("?" * len(chunk))
-                for table in ("query_meta", "query_tags", "query_links", "query_names"):
-                    c.execute(f"DELETE FROM {table} WHERE path IN ({marks})", chunk)
-            for chunk in _chunks(changed, 500):
-                marks = ",".join("?" * len(chunk))
-                rows = c.execute(f"SELECT path, hash, data FROM notes WHERE path IN ({marks})", chunk)
-                meta, tags, names, links = [], [], [], []
-                for path, h, blob in rows:
-                    try:
-                        d = json.loads(blob)
-                    except (TypeError, ValueError):
-                        continue
-                    d["path"] = path
-                    slim = {k: d.get(k) for k in SLIM_KEYS}
-                    meta.append((path, h, json.dumps(slim, ensure_ascii=False)))
-                    tags += [(path, lvl.casefold()) for t in d.get("tags") or [] for lvl in tag_levels(t)]
-                    names += [(path, k) for k in set(name_keys(d))]
-                    links += [(path, t) for t in {x.casefold() for x in link_rows(d)}]
-                c.executemany("INSERT INTO query_meta VALUES (?, ?, ?)", meta)
-                c.executemany("INSERT INTO query_tags VALUES (?, ?)", tags)
-                c.executemany("INSERT INTO query_names VALUES (?, ?)", names)
-                c.executemany("INSERT INTO query_links VALUES (?, ?)", links)
+        # After a (re)build every note is new: fill the empty tables, then build their
+        # indexes once (one sort is several times cheaper than growing B-trees row by row).
+        bulk = not known
+        with write_transaction(c):
+            redo = changed
+            if bulk:
+                for name in _HELPER_INDEXES:
+                    c.execute(f"DROP INDEX IF EXISTS {name}")
+            else:
+                # the index re-resolves the links of notes that did not change (same hash,
+                # other data) when a note they link to changes, appears or goes: redo them too
+                redo = changed + self._relinked(gone + changed, current)
+                for chunk in _chunks(gone + redo, 500):
+                    marks = ",".join("?" * len(chunk))
+                    for table in _HELPER_TABLES:
+                        c.execute(f"DELETE FROM {table} WHERE path IN ({marks})", chunk)
+            todo = None if len(redo) == len(current) else redo
+            try:
+                meta, tags, names, links = _helper_rows_sql(c, todo)
+            except sqlite3.Error:  # JSON SQLite cannot read (NaN from YAML's .nan): decode in Python
+                meta, tags, names, links = _helper_rows_python(c, todo)
+            c.executemany("INSERT INTO query_meta VALUES (?, ?, ?)", meta)
+            c.executemany("INSERT INTO query_tags VALUES (?, ?)", tags)
+            c.executemany("INSERT INTO query_names VALUES (?, ?)", names)
+            c.executemany("INSERT INTO query_links VALUES (?, ?)", links)
+            if bulk:
+                for statement in _HELPER_SCHEMA.split(";"):
+                    if "CREATE INDEX" in statement:
+                        c.execute(statement)
         self._paths = list(current)
         return len(gone) + len(changed)
+
+    def _relinked(self, touched: list[str], current: dict[str, str]) -> list[str]:
+        """Unchanged notes whose links may now resolve differently: those linking to a
+        name (path, file name, alias, citekey) a touched note had or has, and those the
+        index now resolves to a touched note."""
+        c = self.conn
+        targets = {p.casefold() for p in touched}
+        for chunk in _chunks(touched, 500):
+            marks = ",".join("?" * len(chunk))
+            targets.update(r[0] for r in c.execute(f"SELECT name FROM query_names WHERE path IN ({marks})", chunk))
+            for path, blob in c.execute(f"SELECT path, data FROM notes WHERE path IN ({marks})", chunk):
+                try:
+                    d = json.loads(blob)
+                except (TypeError, ValueError):
+                    continue
+                d["path"] = path
+                targets.update(name_keys(d))
+        found: set[str] = set()
+        for chunk in _chunks(sorted(targets), 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in c.execute(f"SELECT path FROM query_links WHERE target IN ({marks})", chunk))
+        try:
+            for chunk in _chunks(touched, 500):
+                marks = ",".join("?" * len(chunk))
+                found.update(r[0] for r in c.execute(f"SELECT src FROM links WHERE resolved IN ({marks})", chunk))
+        except sqlite3.OperationalError:  # an index without a links table
+            pass
+        found.difference_update(touched)
+        return sorted(p for p in found if p in current)
 
     def paths(self) -> list[str]:
         if self._paths is None:
