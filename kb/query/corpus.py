@@ -286,20 +286,18 @@ class IndexCorpus(Corpus):
     def sync(self) -> int:
         """Bring the helper tables in line with ``notes``; returns how many notes changed."""
         c = self.conn
+        c.execute("CREATE TABLE IF NOT EXISTS query_state(key TEXT PRIMARY KEY, value TEXT)")
         cols = [r[1] for r in c.execute("PRAGMA table_info(query_meta)")]
-        if cols and "slim" not in cols:  # made by an older paperkb: rebuild
+        stamp = index_stamp(c)
+        if (cols and "slim" not in cols) or stamp != state_get(c, "query_state", "index"):
+            # made by an older paperkb, or the index was rebuilt (parser changed: the same
+            # file hash may now give other data): every derived row is redone. Dropping
+            # the tables is far cheaper than deleting their rows one index entry at a time.
             with write_transaction(c):
                 for table in _HELPER_TABLES:
                     c.execute(f"DROP TABLE IF EXISTS {table}")
-        c.executescript(_HELPER_SCHEMA)
-        stamp = index_stamp(c)
-        if stamp != state_get(c, "query_state", "index"):
-            # the index was rebuilt by other code (parser changed): the same file hash may
-            # now give other data, so every derived row is redone
-            with write_transaction(c):
-                for table in _HELPER_TABLES:
-                    c.execute(f"DELETE FROM {table}")
                 state_set(c, "query_state", "index", stamp)
+        c.executescript(_HELPER_SCHEMA)
         if unchanged(c, "query_meta"):
             self._paths = None  # read on first use
             return 0
@@ -310,14 +308,19 @@ class IndexCorpus(Corpus):
         if not gone and not changed:
             self._paths = list(current)
             return 0
-        # After a (re)build every note is new: fill the empty tables, then build their
-        # indexes once (one sort is several times cheaper than growing B-trees row by row).
-        bulk = not known
+        # After a (re)build every note is new: fill empty tables, then build their indexes
+        # once (one sort is several times cheaper than growing B-trees row by row). When
+        # most notes changed, starting from empty tables is cheaper too.
+        bulk = not known or len(gone) + len(changed) > len(known) // 2
         with write_transaction(c):
             redo = changed
             if bulk:
-                for name in _HELPER_INDEXES:
-                    c.execute(f"DROP INDEX IF EXISTS {name}")
+                for table in _HELPER_TABLES:
+                    c.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in _HELPER_SCHEMA.split(";"):
+                    if statement.strip() and "CREATE INDEX" not in statement:
+                        c.execute(statement)
+                redo = list(current)
             else:
                 # the index re-resolves the links of notes that did not change (same hash,
                 # other data) when a note they link to changes, appears or goes: redo them too

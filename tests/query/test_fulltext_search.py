@@ -140,6 +140,8 @@ def test_incremental_sync_equals_a_fresh_one(vault):
     root = vault.root
     write(root, "e/Links.md", "---\naliases: [linker]\n---\n# Links\n\n[[Scaling Laws]] and [[hoffmann2022]] "
           "and [x](https://example.org)\n")
+    for i in range(6):  # enough notes that the edits below are synced incrementally
+        write(root, f"g/Filler {i}.md", f"---\ntags: [filler]\n---\nfiller {i} links [[Chinchilla]]\n")
     conn = vault.connect()
     search(vault, "anything")
     IndexCorpus(conn, vault.root)
@@ -153,13 +155,13 @@ def test_incremental_sync_equals_a_fresh_one(vault):
     assert IndexCorpus(conn, vault.root).sync() == 0  # its constructor synced the same 3
     incremental = helper_tables(conn)
     assert {r[0] for r in incremental["query_meta"]} == {"a/Scaling Laws.md", "b/Chinchilla.md", "e/Links.md",
-                                                          "f/Fresh.md"}
+                                                          "f/Fresh.md"} | {f"g/Filler {i}.md" for i in range(6)}
     # a fresh sync from empty helper tables must give the very same rows
     with conn:
         for t in ("query_meta", "query_tags", "query_names", "query_links", "search_docs", "search_fts"):
             conn.execute(f"DELETE FROM {t}")
     assert IndexCorpus(conn, vault.root).sync() == 0
-    assert sync(conn) == 4
+    assert sync(conn) == 10
     assert helper_tables(conn) == incremental
 
 
@@ -173,3 +175,22 @@ def test_notes_sqlite_json_cannot_read_are_still_synced(vault):
     assert paths(search(vault, "zucchini")) == ["n/NaN.md"]
     assert [r.path for r in run_query(vault, "LIST FROM #odd").rows] == ["n/NaN.md"]
     assert len(run_query(vault, "LIST FROM #scaling").rows) == 2
+
+
+def test_links_read_from_the_note_json_without_the_index_links_table(vault, tmp_path):
+    import sqlite3
+
+    write(vault.root, "e/Links.md", "# Links\n\n[[Scaling Laws]], [[hoffmann2022]], [[nowhere]], [x](https://a.org)\n")
+    vault.index()
+    conn = vault.connect()
+    IndexCorpus(conn, vault.root)
+    copy = sqlite3.connect(str(tmp_path / "copy.db"), isolation_level=None)
+    conn.backup(copy)
+    with copy:
+        copy.execute("DROP TABLE links")
+        copy.execute("DROP TABLE query_links")
+        copy.execute("DELETE FROM query_state")
+    IndexCorpus(copy, vault.root)
+    links = "SELECT path, target FROM query_links ORDER BY 1, 2"
+    assert copy.execute(links).fetchall() == conn.execute(links).fetchall()
+    assert ("e/Links.md", "b/chinchilla.md") in conn.execute(links).fetchall()
