@@ -30,3 +30,18 @@ def seed_text() -> str:
     """The user's real note (shared/seeds); a copy is kept in tests/data for clones without shared/."""
     local = ROOT / "tests" / "data" / "seed_llama2.md"
     return (SEED if SEED.exists() else local).read_bytes().decode("utf-8")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests that use torch run it on one intra-op thread: with pytest-xdist already using
+    both cores, OpenMP threads spinning against each other make small matmuls many times
+    slower. Tests that never import torch are left alone (and do not import it)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -6,25 +6,8 @@ No torch at module level: ``paperkb experiments`` imports this file to list the 
 from __future__ import annotations
 
 from repro.registry import Param, Preset, experiment
+from repro.threads import torch_threads
 
-class _threads:
-    """Run torch on ``n`` CPU threads inside the block (0: leave as is). One thread is
-    several times faster than two on a loaded 2-core machine, and timings are steadier."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __enter__(self):
-        import torch
-
-        self.old = torch.get_num_threads()
-        if self.n > 0:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self.old)
 
 
 # Table 1 of the paper rounds these; the exact totals are those of the released checkpoints.
@@ -195,7 +178,7 @@ def hf_parity(ctx):
                             description="dim 512, 8 layers, 512 + 256 tokens")},
 )
 def kv_cache_decode(ctx):
-    with _threads(1):
+    with torch_threads(1):
         return _kv_cache_decode(ctx)
 
 
@@ -289,7 +272,7 @@ def _corpus(vault: str) -> tuple[str, str]:
                                         "overfits the ~15 kB of bundled notes)")},
 )
 def train_small(ctx):
-    with _threads(ctx.params["threads"]):
+    with torch_threads(ctx.params["threads"]):
         return _train_small(ctx)
 
 

@@ -6,28 +6,11 @@ No torch at module level: ``paperkb experiments`` imports this file to list the 
 from __future__ import annotations
 
 from repro.registry import Param, Preset, experiment
+from repro.threads import torch_threads
 
 PAPER_PARAMS_M = {"base": 65.0, "big": 213.0}  # Table 3
 
 
-class _threads:
-    """Run torch on ``n`` CPU threads inside the block (0: leave as is). One thread is
-    several times faster than two on a loaded 2-core machine, and timings are steadier."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __enter__(self):
-        import torch
-
-        self.old = torch.get_num_threads()
-        if self.n > 0:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self.old)
 
 
 @experiment(
@@ -72,7 +55,7 @@ def param_count(ctx):
                                     "offsets": [1, 2, 5, 17, 50, 100, 400, 1000]})},
 )
 def sinusoid_linear(ctx):
-    with _threads(1):
+    with torch_threads(1):
         return _sinusoid_linear(ctx)
 
 
@@ -230,7 +213,7 @@ def _fit_exponent(xs, ys) -> float:
                                     "d_fixed": 128, "n_fixed": 128, "repeats": 5, "check_time": True})},
 )
 def attention_cost(ctx):
-    with _threads(1):
+    with torch_threads(1):
         return _attention_cost(ctx)
 
 
@@ -338,7 +321,7 @@ def _attention_cost(ctx):
                             description="reverse 16-symbol sequences, a larger model")},
 )
 def copy_task(ctx):
-    with _threads(ctx.params["threads"]):
+    with torch_threads(ctx.params["threads"]):
         return _copy_task(ctx)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 
 from repro.registry import RunContext, get, run_inline
 
@@ -13,15 +12,6 @@ LLAMA_IDS = ["llama/param-count", "llama/gqa-kv-cache", "llama/hf-parity", "llam
              "llama/train-small"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a loaded 2-core machine two threads thrash (several times slower)."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_declarations_do_not_import_torch():

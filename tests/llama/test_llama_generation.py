@@ -10,15 +10,6 @@ from repro.llama.model import ModelArgs, Transformer
 from repro.llama.tokenizer import ByteTokenizer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a loaded 2-core machine two threads thrash (several times slower)."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_chat_format_with_system_and_history():

@@ -8,15 +8,6 @@ import torch
 from repro.llama.model import KVCache, ModelArgs, PRESETS, Transformer, build_on_meta, count_parameters, preset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a loaded 2-core machine two threads thrash (several times slower)."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def tiny(**kw) -> ModelArgs:

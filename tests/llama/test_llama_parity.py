@@ -16,15 +16,6 @@ from repro.llama.weights import (
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a loaded 2-core machine two threads thrash (several times slower)."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def random_model(n_kv_heads: int, seed: int = 0) -> Transformer:

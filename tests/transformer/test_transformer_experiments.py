@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 import subprocess
 import sys
@@ -13,15 +12,6 @@ IDS = ["transformer/param-count", "transformer/sinusoid-linear", "transformer/sc
        "transformer/attention-cost", "transformer/copy-task"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a loaded 2-core machine two threads thrash (several times slower)."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_declarations_do_not_import_torch():
