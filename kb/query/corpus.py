@@ -205,6 +205,19 @@ _LINKS_JSON_SQL = ("SELECT n.path, j.value->>'target', j.value->>'resolved' "
                    "FROM notes AS n, json_each(n.data, '$.links') AS j")
 
 
+def _create_tables(conn: sqlite3.Connection, *, drop: bool = False, tables: bool = True,
+                   indexes: bool = True) -> None:
+    """The helper tables and/or their indexes, inside the caller's transaction
+    (``executescript`` would commit it)."""
+    if drop:
+        for table in _HELPER_TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+    for statement in _HELPER_SCHEMA.split(";"):
+        is_index = "CREATE INDEX" in statement
+        if statement.strip() and (indexes if is_index else tables):
+            conn.execute(statement)
+
+
 @contextmanager
 def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     """One explicit transaction (the index connection runs in autocommit mode, where each
@@ -289,37 +302,34 @@ class IndexCorpus(Corpus):
         c.execute("CREATE TABLE IF NOT EXISTS query_state(key TEXT PRIMARY KEY, value TEXT)")
         cols = [r[1] for r in c.execute("PRAGMA table_info(query_meta)")]
         stamp = index_stamp(c)
-        if (cols and "slim" not in cols) or stamp != state_get(c, "query_state", "index"):
-            # made by an older paperkb, or the index was rebuilt (parser changed: the same
-            # file hash may now give other data): every derived row is redone. Dropping
-            # the tables is far cheaper than deleting their rows one index entry at a time.
-            with write_transaction(c):
-                for table in _HELPER_TABLES:
-                    c.execute(f"DROP TABLE IF EXISTS {table}")
-                state_set(c, "query_state", "index", stamp)
-        c.executescript(_HELPER_SCHEMA)
-        if unchanged(c, "query_meta"):
-            self._paths = None  # read on first use
-            return 0
-        current = dict(c.execute("SELECT path, hash FROM notes"))
-        known = dict(c.execute("SELECT path, hash FROM query_meta"))
-        gone = [p for p in known if p not in current]
-        changed = [p for p, h in current.items() if known.get(p, object()) != h]
-        if not gone and not changed:
-            self._paths = list(current)
-            return 0
-        # After a (re)build every note is new: fill empty tables, then build their indexes
-        # once (one sort is several times cheaper than growing B-trees row by row). When
-        # most notes changed, starting from empty tables is cheaper too.
-        bulk = not known or len(gone) + len(changed) > len(known) // 2
+        # made by an older paperkb, or the index was rebuilt (parser changed: the same file
+        # hash may now give other data): every derived row is redone
+        fresh = bool(cols and "slim" not in cols) or stamp != state_get(c, "query_state", "index")
+        if not fresh:
+            c.executescript(_HELPER_SCHEMA)
+            if unchanged(c, "query_meta"):
+                self._paths = None  # read on first use
+                return 0
+        # compared inside the write transaction: another process syncing at the same time
+        # has either finished (nothing left to do) or not started
         with write_transaction(c):
+            if fresh:  # dropping the tables is far cheaper than deleting their rows
+                _create_tables(c, drop=True)
+                state_set(c, "query_state", "index", stamp)
+            current = dict(c.execute("SELECT path, hash FROM notes"))
+            known = dict(c.execute("SELECT path, hash FROM query_meta"))
+            gone = [p for p in known if p not in current]
+            changed = [p for p, h in current.items() if known.get(p, object()) != h]
+            self._paths = list(current)
+            if not gone and not changed:
+                return 0
+            # After a (re)build every note is new: fill empty tables, then build their
+            # indexes once (one sort is several times cheaper than growing B-trees row by
+            # row). When most notes changed, starting from empty tables is cheaper too.
+            bulk = not known or len(gone) + len(changed) > len(known) // 2
             redo = changed
             if bulk:
-                for table in _HELPER_TABLES:
-                    c.execute(f"DROP TABLE IF EXISTS {table}")
-                for statement in _HELPER_SCHEMA.split(";"):
-                    if statement.strip() and "CREATE INDEX" not in statement:
-                        c.execute(statement)
+                _create_tables(c, drop=True, indexes=False)
                 redo = list(current)
             else:
                 # the index re-resolves the links of notes that did not change (same hash,
@@ -339,10 +349,7 @@ class IndexCorpus(Corpus):
             c.executemany("INSERT INTO query_names VALUES (?, ?)", names)
             c.executemany("INSERT INTO query_links VALUES (?, ?)", links)
             if bulk:
-                for statement in _HELPER_SCHEMA.split(";"):
-                    if "CREATE INDEX" in statement:
-                        c.execute(statement)
-        self._paths = list(current)
+                _create_tables(c, tables=False)
         return len(gone) + len(changed)
 
     def _relinked(self, touched: list[str], current: dict[str, str]) -> list[str]:

@@ -189,9 +189,11 @@ def dispatch_by_first_char(md: MarkdownIt, inline_first_chars: dict[str, str] | 
     for alt, fn in per_chain.items():
         block.before(first, f"paperkb_block_dispatch_{alt}", fn, {"alt": [alt]})
 
+    terminator_re = getattr(md.inline, "terminator_re", None)
+    if terminator_re is None:  # markdown-it-py < 4: the text rule's stop set is not exposed
+        return
     inline = md.inline.ruler
     rules = _enabled(inline)
-    terminator_re = md.inline.terminator_re
     first_chars = {**INLINE_FIRST_CHARS, **(inline_first_chars or {})}
     fn = _inline_dispatcher([(r.name, r.fn) for r in rules], first_chars, lambda c: terminator_re.match(c) is not None)
     inline.disable([r.name for r in rules])
