@@ -134,7 +134,7 @@ def cold_first(root: Path, repeat: int) -> list[tuple]:
             cmd_wall.append(time.perf_counter() - t)
             cmd_cpu.append((after.children_user - before.children_user)
                            + (after.children_system - before.children_system))
-        row = (kind, " ".join(commands[kind][2:]), *(statistics.median(x) for x in (sync_wall, sync_cpu, cmd_wall,
+        row = (kind, " ".join(commands[kind][1:]), *(statistics.median(x) for x in (sync_wall, sync_cpu, cmd_wall,
                                                                                     cmd_cpu)))
         print(f"first {kind} after an index build: sync {row[2]:.2f} s (cpu {row[3]:.2f}), "
               f"command {row[4]:.2f} s (cpu {row[5]:.2f})")
