@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -30,6 +31,22 @@ def fail(message: str, code: int = 1) -> "typer.Exit":
     """Print one clear line on stderr and exit; use as ``raise fail(...)``."""
     print(f"error: {message}", file=sys.stderr)
     return typer.Exit(code)
+
+
+def guard(fn: Callable) -> Callable:
+    """Turn a PaperkbError raised by a command into ``error: <message>`` and its exit
+    code, also under typer's test runner (which does not go through ``cli.app.main``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from kb.errors import PaperkbError
+
+        try:
+            return fn(*args, **kwargs)
+        except PaperkbError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+
+    return wrapper
 
 
 def print_json(data: Any) -> None:

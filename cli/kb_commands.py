@@ -6,32 +6,16 @@ markdown-it, networkx or rich): ``paperkb show`` must answer in a fraction of a 
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 
-from cli.common import check_output, fail, find_note, find_path, print_json, vault_of
+from cli.common import guard, check_output, fail, find_note, find_path, print_json, vault_of
 
 FORMATS = ("table", "json")
 
-
-def _guard(fn: Callable) -> Callable:
-    """Turn a PaperkbError into ``error: <message>`` and its exit code (also under
-    typer's test runner, which does not go through ``cli.app.main``)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from kb.errors import PaperkbError
-
-        try:
-            return fn(*args, **kwargs)
-        except PaperkbError as exc:
-            raise fail(str(exc), exc.exit_code) from None
-
-    return wrapper
 
 
 def _vault(ctx: typer.Context, *, refresh: bool = True):
@@ -83,7 +67,7 @@ def _short_list(items: list[str], limit: int = 6) -> str:
 # --------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------
-@_guard
+@guard
 def index_cmd(
     ctx: typer.Context,
     workers: Optional[int] = typer.Option(
@@ -110,7 +94,7 @@ def index_cmd(
     )
 
 
-@_guard
+@guard
 def show_cmd(
     ctx: typer.Context,
     note: str = typer.Argument(..., help="File name, path, alias, citekey or title."),
@@ -183,7 +167,7 @@ def _link_label(row) -> str:
     return describe(row)
 
 
-@_guard
+@guard
 def links_cmd(
     ctx: typer.Context,
     note: str = typer.Argument(..., help="File name, path, alias, citekey or title."),
@@ -203,7 +187,7 @@ def links_cmd(
            [[r.line, r.edge, _link_label(r), r.resolved or "(unresolved)"] for r in rows])
 
 
-@_guard
+@guard
 def backlinks_cmd(
     ctx: typer.Context,
     note: str = typer.Argument(..., help="File name, path, alias, citekey or title."),
@@ -222,7 +206,7 @@ def backlinks_cmd(
     _table(["from", "line", "edge", "link"], [[r.src, r.line, r.edge, _link_label(r)] for r in rows])
 
 
-@_guard
+@guard
 def path_cmd(
     ctx: typer.Context,
     a: str = typer.Argument(..., help="Start note."),
@@ -253,7 +237,7 @@ def path_cmd(
         raise typer.Exit(1)
 
 
-@_guard
+@guard
 def tags_cmd(
     ctx: typer.Context,
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
@@ -270,7 +254,7 @@ def tags_cmd(
     _table(["notes", "tag"], [[n, t] for t, n in tags])
 
 
-@_guard
+@guard
 def questions_cmd(
     ctx: typer.Context,
     open_only: bool = typer.Option(False, "--open", help="Only questions without an answer."),
@@ -295,7 +279,7 @@ def questions_cmd(
 GRAPH_FORMATS = ("summary", "graphml", "gexf", "json", "mermaid", "dot")
 
 
-@_guard
+@guard
 def graph_cmd(
     ctx: typer.Context,
     fmt: str = typer.Option("summary", "--format", "-f", help="summary, graphml, gexf, json, mermaid or dot."),
@@ -355,7 +339,7 @@ def _print_summary(s: dict, output: Optional[Path]) -> None:
         print(f"wrote {output}", file=sys.stderr)
 
 
-@_guard
+@guard
 def check_cmd(
     ctx: typer.Context,
     fmt: str = typer.Option("table", "--format", "-f", help="table (path:line: severity: message) or json."),

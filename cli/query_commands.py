@@ -6,31 +6,16 @@ A thin layer over ``kb.query`` and ``kb.search``; rich is imported only to draw 
 
 from __future__ import annotations
 
-import functools
 import sys
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
 
-from cli.common import fail, print_json, vault_of
+from cli.common import guard, fail, print_json, vault_of
 
 QUERY_FORMATS = ("table", "json", "csv", "markdown")
 SEARCH_FORMATS = ("table", "json")
 
-
-def _guard(fn: Callable) -> Callable:
-    """A PaperkbError becomes ``error: <message>`` (also under typer's test runner)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from kb.errors import PaperkbError
-
-        try:
-            return fn(*args, **kwargs)
-        except PaperkbError as exc:
-            raise fail(str(exc), exc.exit_code) from None
-
-    return wrapper
 
 
 def _vault(ctx: typer.Context):
@@ -45,7 +30,7 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
     return fmt
 
 
-@_guard
+@guard
 def query_cmd(
     ctx: typer.Context,
     dql: str = typer.Argument(..., help="The query, e.g. 'TABLE year FROM #paper SORT year DESC'. '-' reads stdin."),
@@ -74,7 +59,7 @@ def query_cmd(
         print_rich(result)
 
 
-@_guard
+@guard
 def render_cmd(
     ctx: typer.Context,
     note: str = typer.Argument(..., help="The note: path, file name, alias, citekey or title."),
@@ -89,7 +74,7 @@ def render_cmd(
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-@_guard
+@guard
 def search_cmd(
     ctx: typer.Context,
     text: str = typer.Argument(..., help='Words, "a phrase", prefix*, AND/OR/NOT, title:word.'),
