@@ -21,21 +21,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from repro.environment import cpu_model  # noqa: E402
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def cpu_section(ns: list[int], d: int, reps: int) -> tuple[str, list[str]]:

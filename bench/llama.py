@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from repro.llama.model import ModelArgs, Transformer, count_parameters  # noqa: E402
 from repro.llama.weights import to_transformers  # noqa: E402
 
+from repro.environment import cpu_model  # noqa: E402
+
 CONFIGS = {
     # CPU: a Llama 2-shaped model small enough to time on two cores (MHA, like 7B/13B).
     "cpu": dict(dim=512, n_layers=8, n_heads=8, n_kv_heads=8, vocab_size=32000),
@@ -39,15 +40,6 @@ CONFIGS = {
     "cuda": dict(dim=2048, n_layers=22, n_heads=32, n_kv_heads=4, vocab_size=32000, ffn_hidden_dim=5632),
 }
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def sync(device: str) -> None:
@@ -175,7 +167,7 @@ def main(argv=None) -> int:
         theirs = next(r for r in rows if r[0] == bsz and r[1] == other)
         return mine[col] / theirs[col]
 
-    machine = (f"{torch.get_num_threads()}-thread CPU, {cpu_name()}" if device == "cpu"
+    machine = (f"{torch.get_num_threads()}-thread CPU, {cpu_model()}" if device == "cpu"
                else torch.cuda.get_device_name())
     lines = [
         f"## Llama 2: ours vs transformers LlamaForCausalLM ({device})",

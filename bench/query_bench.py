@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from repro.environment import cpu_model  # noqa: E402
+
 QUERIES = {
     "table-tag-where-sort": 'TABLE year, type, length(authors) AS n FROM #systems/gpu WHERE year >= 2015 '
                             'SORT year DESC, file.name LIMIT 50',
@@ -44,15 +46,6 @@ SEARCHES = {
     "prefix+year": ("kern*", {"year": "2010-2015"}),
 }
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
