@@ -41,9 +41,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
     title, aliases, authors, headings, body,
     tokenize = 'porter unicode61 remove_diacritics 2');
 """
-# Tables made under another TABLES_VERSION are redone. 2: no prefix indexes (they
+# Tables made under another TABLES_VERSION are redone. 3: the plain title is shown. 2: no prefix indexes (they
 # doubled the time to index a vault; prefix* queries on 10,000 notes stay ~10 ms).
-TABLES_VERSION = "2"
+TABLES_VERSION = "3"
 
 
 class SearchError(PaperkbError):
@@ -71,11 +71,14 @@ def _tag_levels(tag: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts)) if parts[i]]
 
 
-def _doc(d: dict[str, Any]) -> tuple[str, str, str, str, str, int | None, str]:
+def _doc(d: dict[str, Any]) -> tuple[str, str, str, str, str, int | None, str, str]:
+    """The indexed columns of a note, then its year, its tag levels and its title as shown.
+    The title column also holds the file name, so that both are searched and weighted."""
     path = d["path"]
     name = path.rsplit("/", 1)[-1]
     name = name[:-3] if name.lower().endswith(".md") else name
-    title = d.get("title") or name
+    shown = d.get("title") or name
+    title = shown
     if title != name:
         title = f"{title} ({name})" if name.casefold() not in title.casefold() else title
     aliases = " ; ".join(list(d.get("aliases") or []) + ([d["citekey"]] if d.get("citekey") else []))
@@ -88,7 +91,7 @@ def _doc(d: dict[str, Any]) -> tuple[str, str, str, str, str, int | None, str]:
         except ValueError:
             year = None
     tags = " " + " ".join(sorted({lvl for t in d.get("tags") or [] for lvl in _tag_levels(t)})) + " "
-    return title, aliases, authors, headings, d.get("body_text") or "", year, tags
+    return title, aliases, authors, headings, d.get("body_text") or "", year, tags, shown
 
 
 # The fields ``_doc`` reads, cut out of each note's JSON by SQLite (in C): decoding the
@@ -183,7 +186,7 @@ def _write_docs(conn: sqlite3.Connection, known: dict, gone: list[str], changed:
         rows = _doc_rows_python(conn, todo)
     first = (conn.execute("SELECT max(id) FROM search_docs").fetchone()[0] or 0) + 1
     conn.executemany("INSERT INTO search_docs(id, path, hash, title, year, tags) VALUES (?, ?, ?, ?, ?, ?)",
-                     [(first + i, path, h, doc[0], doc[5], doc[6]) for i, (path, h, doc) in enumerate(rows)])
+                     [(first + i, path, h, doc[7], doc[5], doc[6]) for i, (path, h, doc) in enumerate(rows)])
     conn.executemany("INSERT INTO search_fts(rowid, title, aliases, authors, headings, body) "
                      "VALUES (?, ?, ?, ?, ?, ?)", [(first + i, *doc[:5]) for i, (_, _, doc) in enumerate(rows)])
 
