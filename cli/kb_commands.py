@@ -272,6 +272,9 @@ def questions_cmd(
     if fmt == "json":
         print_json(rows)
         return
+    if not rows:
+        print("no open questions" if open_only else "no question callouts in the vault", file=sys.stderr)
+        return
     _table(["where", "done", "question"],
            [[f"{r['path']}:{r['line']}", "x" if r["answered"] else "", _one_line(r["text"])] for r in rows])
 
