@@ -35,6 +35,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -185,12 +186,12 @@ class Parsed:
     """A parsed note as a worker hands it back: already serialised, so the main process
     neither unpickles nor re-serialises the whole note.
 
-    ``data`` is the note's JSON with a placeholder in each link's ``resolved`` and an
-    empty ``problems`` list at the very end; ``finish`` fills both in.
+    ``data`` is the note's JSON cut at each link's ``resolved`` value (one more piece
+    than links), ending with an empty ``problems`` list; ``finish`` fills both in.
     """
 
     path: str
-    data: str
+    data: list[str]
     links: list  # the note's Link objects (resolution fills .resolved)
     problems: list[Problem]
     names: list[tuple[str, str, str, str]]  # kb.resolve.name_rows
@@ -199,15 +200,15 @@ class Parsed:
     blocks: set[str]
     tags: list[str]
 
-    def finish(self, nonce: str, found: list[Problem]) -> str:
+    def finish(self, found: list[Problem]) -> str:
         """The final JSON: links resolved, parse + resolution problems appended."""
-        links = self.links
-
-        def resolved(m: re.Match) -> str:
-            target = links[int(m.group(1))].resolved
-            return "null" if target is None else _json_string(target)  # = json.dumps(target, ensure_ascii=False)
-
-        data = re.sub(r'"\\u0000' + nonce + r':(\d+)\\u0000"', resolved, self.data)
+        pieces = self.data
+        out = [pieces[0]]
+        for link, piece in zip(self.links, pieces[1:]):
+            target = link.resolved
+            out.append("null" if target is None else _json_string(target))  # = json.dumps(target, ensure_ascii=False)
+            out.append(piece)
+        data = "".join(out)
         all_problems = self.problems + found
         problems = json.dumps([p.__dict__ for p in all_problems], ensure_ascii=False) if all_problems else "[]"
         return data[: -len(_EMPTY_PROBLEMS_TAIL)] + '"problems": ' + problems + "}"
@@ -230,6 +231,11 @@ def prepare(note: Note, nonce: str) -> Parsed:
     note.problems = problems
     if not data.endswith(_EMPTY_PROBLEMS_TAIL):  # pragma: no cover - the model's field order changed
         raise RuntimeError("Note.to_dict() must end with the problems list")
+    # the placeholders come out in link order (the links list is serialised in order);
+    # the nonce is random, so no note text can contain one
+    pieces = _placeholder_re(nonce).split(data)
+    if len(pieces) != len(note.links) + 1:  # pragma: no cover - a link's placeholder went missing
+        raise RuntimeError("a link's resolved placeholder was not found in the note's JSON")
     tags = []
     seen: set[str] = set()
     for tag in note.tags:
@@ -239,7 +245,7 @@ def prepare(note: Note, nonce: str) -> Parsed:
             tags.append(tag.lstrip("#"))
     return Parsed(
         path=note.path,
-        data=data,
+        data=pieces,
         links=note.links,
         problems=problems,
         names=R.name_rows(note),
@@ -248,6 +254,11 @@ def prepare(note: Note, nonce: str) -> Parsed:
         blocks={R.norm(b.id) for b in note.block_ids},
         tags=tags,
     )
+
+
+@lru_cache(maxsize=4)
+def _placeholder_re(nonce: str) -> re.Pattern[str]:
+    return re.compile(r'"\\u0000' + nonce + r':\d+\\u0000"')
 
 
 @contextmanager
@@ -344,9 +355,7 @@ def connect(db_path: Path) -> sqlite3.Connection:
 
 
 def _open(db_path: Path) -> sqlite3.Connection:
-    # check_same_thread=False: a cold build hands its writes to a helper thread (see
-    # _Writer); paperkb never uses one connection from two threads at the same time.
-    conn = sqlite3.connect(str(db_path), timeout=60, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(str(db_path), timeout=60, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -617,12 +626,10 @@ def _apply(
     if files_changed or stored_files != files_on_disk:
         _write_files(conn, files_on_disk)
 
-    name_rows = [row for item in parsed.values() for row in item.names]
-    if cold:
-        # Building secondary indexes once after a bulk insert is much faster than
-        # maintaining them row by row.
-        for name in _SECONDARY_INDEXES:
-            conn.execute(f"DROP INDEX IF EXISTS {name}")
+    conn.executemany(
+        "INSERT INTO names(key, path, kind, label) VALUES (?, ?, ?, ?)",
+        [row for item in parsed.values() for row in item.names],
+    )
     attachments = list(files_on_disk)
 
     loaded: dict[str, Note] = {}
@@ -642,7 +649,7 @@ def _apply(
     known.update((path, R.Anchors(n.headings, {R.norm(b.id) for b in n.block_ids})) for path, n in loaded.items())
 
     def anchors(path: str) -> R.Anchors | None:
-        if path not in known and not cold:  # cold: every note of the index is in ``known``
+        if path not in known:
             row = conn.execute("SELECT data FROM notes WHERE path=?", (path,)).fetchone()
             if row is None:
                 known[path] = None
@@ -650,43 +657,22 @@ def _apply(
                 d = json.loads(row[0])
                 n = Note.from_dict({"path": path, "headings": d.get("headings"), "block_ids": d.get("block_ids")})
                 known[path] = R.Anchors(n.headings, {R.norm(b.id) for b in n.block_ids})
-        return known.get(path)
+        return known[path]
 
-    if cold:  # the names of the whole vault are those just parsed
-        resolver = R.Resolver(name_rows, attachments, anchors)
-    elif len(parsed) + len(loaded) <= LAZY_NAMES_MAX:
+    if len(parsed) + len(loaded) <= LAZY_NAMES_MAX:
         # A small update: look names up in the index as needed instead of loading all.
         resolver = R.Resolver.from_tables({k: _SqlNames(conn, k) for k in (R.PATH, R.NAME, R.ALIAS, R.CITEKEY)},
                                           attachments, anchors)
     else:
-        conn.executemany("INSERT INTO names(key, path, kind, label) VALUES (?, ?, ?, ?)", name_rows)
         resolver = R.Resolver(conn.execute("SELECT key, path, kind FROM names").fetchall(), attachments, anchors)
-        name_rows = []
-
-    # A cold build writes from a second thread while this one resolves links: SQLite
-    # releases the GIL while it works, so the two overlap on two cores. From here on
-    # this thread must not touch ``conn`` (not even through the resolver's lookups:
-    # a cold build needs none) until the writer is closed.
-    writer = _Writer(conn, threaded=cold and len(parsed) >= PARALLEL_MIN_FILES)
-    try:
-        n_done = _resolve_and_write(writer, resolver, parsed, loaded, parse_problems, file_stat, name_rows,
-                                    nonce, cold)
-    except BaseException:
-        writer.close(reraise=False)
-        raise
-    writer.close()
-    return n_done
-
-
-def _resolve_and_write(writer: "_Writer", resolver, parsed: dict[str, Parsed], loaded: dict[str, Note],
-                       parse_problems: dict[str, list[Problem]], file_stat: dict[str, tuple[int, float, str]],
-                       name_rows: list[tuple], nonce: str, cold: bool) -> int:
-    from kb import resolve as R
-
-    writer.executemany("INSERT INTO names(key, path, kind, label) VALUES (?, ?, ?, ?)", name_rows)
     if loaded:
-        writer.executemany("DELETE FROM links WHERE src=?", [(p,) for p in loaded])
-        writer.executemany("DELETE FROM problems WHERE path=?", [(p,) for p in loaded])
+        conn.executemany("DELETE FROM links WHERE src=?", [(p,) for p in loaded])
+        conn.executemany("DELETE FROM problems WHERE path=?", [(p,) for p in loaded])
+    if cold:
+        # Building secondary indexes once after a bulk insert is much faster than
+        # maintaining them row by row.
+        for name in _SECONDARY_INDEXES:
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
 
     todo = [(p, True) for p in parsed] + [(p, False) for p in loaded]
     n_done = len(todo)
@@ -705,69 +691,18 @@ def _resolve_and_write(writer: "_Writer", resolver, parsed: dict[str, Parsed], l
                 for i, ln in enumerate(item.links)
             )
             if is_new:
-                note_rows.append((path, *file_stat[path], item.finish(nonce, found)))
+                note_rows.append((path, *file_stat[path], item.finish(found)))
                 tag_rows.extend((path, tag, tag.casefold()) for tag in item.tags)
             else:
                 item.problems = own + found
                 updates.append((json.dumps(note_dict(item), ensure_ascii=False), path))
-        writer.executemany("INSERT INTO notes(path, size, mtime, hash, data) VALUES (?, ?, ?, ?, ?)", note_rows)
-        writer.executemany("UPDATE notes SET data=? WHERE path=?", updates)
-        writer.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", link_rows)
-        writer.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?)", problem_rows)
-        writer.executemany("INSERT INTO tags VALUES (?, ?, ?)", tag_rows)
+        conn.executemany("INSERT INTO notes(path, size, mtime, hash, data) VALUES (?, ?, ?, ?, ?)", note_rows)
+        conn.executemany("UPDATE notes SET data=? WHERE path=?", updates)
+        conn.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", link_rows)
+        conn.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?)", problem_rows)
+        conn.executemany("INSERT INTO tags VALUES (?, ?, ?)", tag_rows)
     if cold:
         for statement in _SCHEMA.split(";"):
             if "CREATE INDEX" in statement:
-                writer.executemany(statement, None)
+                conn.execute(statement)
     return n_done
-
-
-class _Writer:
-    """Runs ``executemany`` calls in order, on a helper thread when ``threaded``.
-
-    The caller queues statements and goes on working; ``close()`` waits for the queue to
-    drain and re-raises the first error (later statements are then skipped, and the
-    caller's transaction is rolled back as usual). The owner must not use the
-    connection between creating the writer and ``close()``."""
-
-    def __init__(self, conn: sqlite3.Connection, threaded: bool) -> None:
-        self.conn = conn
-        self.error: BaseException | None = None
-        self.thread = None
-        if threaded:
-            import queue
-            import threading
-
-            self.queue: "queue.SimpleQueue[tuple[str, list | None] | None]" = queue.SimpleQueue()
-            self.thread = threading.Thread(target=self._run, name="paperkb-index-writer", daemon=True)
-            self.thread.start()
-
-    def _execute(self, sql: str, rows: list | None) -> None:
-        if rows is None:
-            self.conn.execute(sql)
-        elif rows:
-            self.conn.executemany(sql, rows)
-
-    def _run(self) -> None:
-        while (job := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self._execute(*job)
-                except BaseException as exc:  # handed to the owner by close()
-                    self.error = exc
-
-    def executemany(self, sql: str, rows: list | None) -> None:
-        """Queue ``sql`` for each row of ``rows`` (``None``: run it once, no parameters)."""
-        if self.thread is None:
-            self._execute(sql, rows)
-        else:
-            self.queue.put((sql, rows))
-
-    def close(self, reraise: bool = True) -> None:
-        """Wait for the queued statements (after an error: skip them and raise it)."""
-        if self.thread is not None:
-            self.queue.put(None)
-            self.thread.join()
-            self.thread = None
-        if self.error is not None and reraise:
-            raise self.error

@@ -150,6 +150,9 @@ class Resolver:
             self._att_path[norm(path)] = path
             self._att_name[norm(path.rsplit("/", 1)[-1])].append(path)
         self._anchors = anchors
+        # target -> (best, all candidates): a vault links to the same few thousand names
+        # over and over, and the names do not change during a resolver's life
+        self._memo: dict[str, tuple[str | None, list[str]]] = {}
 
     @classmethod
     def from_tables(cls, tables: dict[str, NameTable], attachments: Iterable[str], anchors: AnchorLookup) -> "Resolver":
@@ -225,7 +228,10 @@ class Resolver:
             return source, issues  # [[#Heading]]: this note
         if link.kind == "markdown":
             return self._resolve_markdown(link, source, issues)
-        best, all_ = self._pick(self.candidates(target))
+        hit = self._memo.get(target)
+        if hit is None:
+            hit = self._memo[target] = self._pick(self.candidates(target))
+        best, all_ = hit
         if len(all_) > 1:
             issues.append(
                 ("warning", f"ambiguous link {describe(link)}: {len(all_)} files match "

@@ -192,7 +192,7 @@ def test_prepared_json_equals_full_serialisation():
     item = I.prepare(note, nonce)
     resolver = Resolver([("t", "T.md", "name")], [], lambda p: None)
     found = resolver.resolve_links("T.md", item.links)
-    data = json.loads(item.finish(nonce, found))
+    data = json.loads(item.finish(found))
     expected = note
     expected.links = item.links
     expected.problems = list(note.problems) + found

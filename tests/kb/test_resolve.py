@@ -154,3 +154,24 @@ def test_resolver_from_rows_uses_anchor_callback_lazily():
     src = note("S.md", links=[wl("T"), wl("T", heading="H")])
     assert r.resolve(src) == []
     assert calls == ["T.md"]  # only the link with an anchor asked
+
+
+def test_repeated_targets_resolve_alike_with_each_links_own_messages():
+    # the resolver remembers where a target leads; each link must still get its own
+    # anchor check and its own wording in messages
+    notes = [note("a/Note.md", headings=[("Intro", 1)]), note("b/Note.md"), note("T.md", headings=[("Intro", 1)])]
+    links = [wl("Note", 1), wl("Note", 2, heading="Intro"), wl("T", 3, heading="Intro"), wl("T", 4, heading="Gone"),
+             wl("Note", 5, kind="embed"), wl("Missing", 6), wl("Missing", 7, is_citation=True)]
+    src = note("src.md", links=links)
+    problems = [p for p in resolve_all([src, *notes]) if p.path == "src.md"]
+    assert [ln.resolved for ln in links] == ["a/Note.md", "a/Note.md", "T.md", "T.md", "a/Note.md", None, None]
+    by_line = {}
+    for p in problems:
+        by_line.setdefault(p.line, []).append((p.severity, p.message))
+    assert sorted(by_line) == [1, 2, 4, 5, 6, 7]
+    assert "ambiguous link [[Note]]" in by_line[1][0][1]
+    assert "ambiguous link [[Note#Intro]]" in by_line[2][0][1] and len(by_line[2]) == 1  # heading found
+    assert "heading 'Gone' not found" in by_line[4][0][1]
+    assert "ambiguous link ![[Note]]" in by_line[5][0][1]
+    assert by_line[6] == [("warning", "unresolved link [[Missing]]")]
+    assert by_line[7][0][0] == "info"
