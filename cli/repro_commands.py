@@ -427,6 +427,19 @@ def _open_tracker(vault: Path):
     return Tracker.open_existing(vault)
 
 
+def _recorded_runs(ctx: typer.Context):
+    """The tracker of the chosen vault, after marking dead runs interrupted; an error when
+    nothing was ever run there."""
+    from kb.errors import PaperkbError
+
+    vault = require_vault(vault_of(ctx))
+    _reap(vault)
+    tracker = _open_tracker(vault)
+    if tracker is None:
+        raise PaperkbError(f"no runs recorded in {vault} yet (see `paperkb run`)")
+    return tracker
+
+
 @runs_app.callback()
 def runs_cmd(
     ctx: typer.Context,
@@ -526,14 +539,9 @@ def runs_show_cmd(
 
     Example: paperkb runs show 20261126-151230-3fa9c1
     """
-    from kb.errors import PaperkbError
 
     _check_format(fmt)
-    vault = require_vault(vault_of(ctx))
-    _reap(vault)
-    tracker = _open_tracker(vault)
-    if tracker is None:
-        raise PaperkbError(f"no runs recorded in {vault} yet (see `paperkb run`)")
+    tracker = _recorded_runs(ctx)
     with tracker:
         run = tracker.get(run_id)
         metrics = tracker.metrics(run.id)
@@ -676,14 +684,9 @@ def runs_compare_cmd(
 
     Example: paperkb runs compare 20261126-151230-3fa9c1 20261126-152011-0be4d2
     """
-    from kb.errors import PaperkbError
 
     _check_format(fmt)
-    vault = require_vault(vault_of(ctx))
-    _reap(vault)
-    tracker = _open_tracker(vault)
-    if tracker is None:
-        raise PaperkbError(f"no runs recorded in {vault} yet (see `paperkb run`)")
+    tracker = _recorded_runs(ctx)
     with tracker:
         a, b = tracker.get(first), tracker.get(second)
         rows = compare_runs(a, b, tracker.final_metrics(a.id), tracker.final_metrics(b.id))

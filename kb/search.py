@@ -122,17 +122,9 @@ def _doc_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> list[tupl
 
 
 def _doc_rows_python(conn: sqlite3.Connection, todo: list[str] | None) -> list[tuple]:
-    from kb.query.corpus import select_notes
+    from kb.query.corpus import note_dicts
 
-    out = []
-    for path, h, blob in select_notes(conn, "SELECT path, hash, data FROM notes", todo):
-        try:
-            d = json.loads(blob)
-        except (TypeError, ValueError):
-            continue
-        d["path"] = path
-        out.append((path, h, _doc(d)))
-    return out
+    return [(path, h, _doc(d)) for path, h, d in note_dicts(conn, todo)]
 
 
 def _create_tables(conn: sqlite3.Connection, *, drop: bool = False) -> None:

@@ -245,6 +245,18 @@ def select_notes(conn: sqlite3.Connection, sql: str, todo: list[str] | None, key
     return conn.execute(f"{sql} WHERE {key} IN (SELECT path FROM temp.paperkb_todo)").fetchall()
 
 
+def note_dicts(conn: sqlite3.Connection, todo: list[str] | None):
+    """``(path, hash, note dict)`` for every note (or those in ``todo``), decoded in Python;
+    notes whose JSON does not decode are passed over."""
+    for path, h, blob in select_notes(conn, "SELECT path, hash, data FROM notes", todo):
+        try:
+            d = json.loads(blob)
+        except (TypeError, ValueError):
+            continue
+        d["path"] = path
+        yield path, h, d
+
+
 def _json_list(text: str | None) -> list:
     value = json.loads(text) if text else None
     return value if isinstance(value, list) else []
@@ -269,12 +281,7 @@ def _helper_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> tuple[
 
 def _helper_rows_python(conn: sqlite3.Connection, todo: list[str] | None) -> tuple[list, list, list, list]:
     meta, tags, names, links = [], [], [], []
-    for path, h, blob in select_notes(conn, "SELECT path, hash, data FROM notes", todo):
-        try:
-            d = json.loads(blob)
-        except (TypeError, ValueError):
-            continue
-        d["path"] = path
+    for path, h, d in note_dicts(conn, todo):
         slim = {k: d.get(k) for k in SLIM_KEYS}
         meta.append((path, h, json.dumps(slim, ensure_ascii=False)))
         tags += [(path, lvl.casefold()) for t in d.get("tags") or [] for lvl in tag_levels(t)]

@@ -246,28 +246,27 @@ def _max(ctx, *args):
     return best
 
 
-@fn("sum", 1)
-def _sum(ctx, values):
+def _fold(ctx, values, op: str):
+    """Combine a list with a binary operator, left to right (a non-list is returned as is,
+    an empty list gives null, as in Dataview)."""
     if not isinstance(values, list):
         return values
     if not values:
         return None
     total = values[0]
     for v in values[1:]:
-        total = ctx.binary("+", total, v)
+        total = ctx.binary(op, total, v)
     return total
+
+
+@fn("sum", 1)
+def _sum(ctx, values):
+    return _fold(ctx, values, "+")
 
 
 @fn("product", 1)
 def _product(ctx, values):
-    if not isinstance(values, list):
-        return values
-    if not values:
-        return None
-    total = values[0]
-    for v in values[1:]:
-        total = ctx.binary("*", total, v)
-    return total
+    return _fold(ctx, values, "*")
 
 
 @fn("average", 1)

@@ -6,17 +6,9 @@ import json
 
 from kb.export import export_json
 from kb.vault import Vault
+from vault_files import write
 
 
-
-def write(root, files: dict[str, str | bytes]) -> None:
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            p.write_bytes(text)
-        else:
-            p.write_text(text, encoding="utf-8")
 
 NOTE_KEYS = ["path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter",
              "links", "callouts", "questions", "claims"]

@@ -10,16 +10,8 @@ import pytest
 
 from kb import index as I
 from kb.vault import Vault
+from vault_files import write
 
-
-def write(root, files: dict[str, str | bytes]) -> None:
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            p.write_bytes(text)
-        else:
-            p.write_text(text, encoding="utf-8")
 
 
 def bump(path, seconds=10):

@@ -8,17 +8,9 @@ import pytest
 
 from kb.errors import NoteNotFound, PaperkbError, VaultError
 from kb.vault import Vault
+from vault_files import write
 
 
-
-def write(root, files: dict[str, str | bytes]) -> None:
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            p.write_bytes(text)
-        else:
-            p.write_text(text, encoding="utf-8")
 
 
 @pytest.fixture
