@@ -151,7 +151,8 @@ def test_symlink_outside_vault_ignored(tmp_path):
 
 
 def test_parallel_cold_index_equals_serial(tmp_path, monkeypatch):
-    files = {f"n{i:03d}.md": f"---\naliases: [k{i}]\n---\n# N{i}\n[[k{(i * 7) % 60}]] [[n{(i + 1) % 60:03d}]]\n"
+    files = {f"n{i:03d}.md": f"---\naliases: [k{i}]\ntags: [t{i % 3}]\n---\n# N{i}\n[[k{(i * 7) % 60}]] "
+             f"[[n{(i + 1) % 60:03d}#N{i}]] [[gone{i % 4}]] #x{i % 5}\n"
              for i in range(60)}
     a, b = tmp_path / "a", tmp_path / "b"
     write(a, files)
@@ -164,6 +165,20 @@ def test_parallel_cold_index_equals_serial(tmp_path, monkeypatch):
     assert parallel.workers == 2 and serial.workers == 1
     strip = lambda v: [{k: x for k, x in n.to_dict().items() if k not in ("mtime", "ctime")} for n in v.notes()]
     assert strip(Vault(a)) == strip(Vault(b))
+
+    def tables(root):
+        conn = sqlite3.connect(root / ".paperkb" / "index.db")
+        try:
+            out = {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+                   for t in ("names", "links", "problems", "tags")}
+            out["notes"] = conn.execute("SELECT path, size, hash FROM notes ORDER BY rowid").fetchall()
+            out["indexes"] = sorted(conn.execute("SELECT name, sql FROM sqlite_master WHERE type='index'"))
+            return out
+        finally:
+            conn.close()
+
+    got, want = tables(b), tables(a)
+    assert got == want and any(row[-1] is None for row in want["links"]) and want["problems"]
 
 
 def test_progress_bar_on_stderr(tmp_path, monkeypatch, capsys):
