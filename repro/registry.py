@@ -51,7 +51,17 @@ BUILTIN_MODULES = (
     "repro.finetune.experiments",
 )
 
-PRESET_NAMES = ("smoke", "full")
+PRESET_NAMES = ("smoke", "full")  # every experiment has these; "paper" is optional
+
+# The scale a run was made at: ``smoke`` (reduced, about a minute on a CPU), ``full`` (the
+# largest setting this machine can run), ``paper`` (the paper's own setting and hardware).
+# Only a ``paper``-scale run of direct evidence can make a claim "reproduced".
+SCALES = ("smoke", "full", "paper")
+
+# What a check is evidence of: ``direct`` (it measures what the claim states, on our code),
+# ``proxy`` (it measures our code on a stand-in for the claim's setting), ``reference`` (a
+# figure of a third-party library alone, e.g. torch's own kernel: recorded, never evidence).
+EVIDENCE_KINDS = ("direct", "proxy", "reference")
 
 
 class RegistryError(Exception):
@@ -127,12 +137,25 @@ class Requirements:
 @dataclass(frozen=True)
 class Preset:
     """Parameter overrides plus requirements. ``smoke``: CPU, about a minute, reduced
-    scale. ``full``: the setting the paper's claim is about."""
+    scale. ``full``: the largest setting this machine can run. ``paper`` (optional): the
+    paper's own setting. ``scale`` defaults to the preset's name when that is a scale."""
 
     params: dict[str, Any] = field(default_factory=dict)
     requires: Requirements = field(default_factory=Requirements)
     description: str = ""
     timeout_s: float | None = None  # a sensible default timeout for this preset
+    scale: str = ""  # one of SCALES; "" = the preset's own name
+
+
+@dataclass(frozen=True)
+class Control:
+    """A negative control: a deliberately broken variant of the implementation an experiment
+    judges (e.g. tiled attention without the running-max rescale). Run with it
+    (``ctx.control == name``), the experiment must end "contradicted"; if it passes, the
+    check cannot fail and that is an error of the experiment."""
+
+    name: str
+    description: str
 
 
 @dataclass
@@ -143,6 +166,19 @@ class Experiment:
     params: tuple[Param, ...] = ()
     presets: dict[str, Preset] = field(default_factory=dict)
     module: str = ""
+    controls: tuple[Control, ...] = ()
+
+    def scale_of(self, preset: str) -> str:
+        """The scale (one of SCALES) a run at ``preset`` is made at."""
+        p = self.presets.get(preset)
+        return (p.scale if p is not None and p.scale else preset)
+
+    def control(self, name: str) -> Control:
+        for c in self.controls:
+            if c.name == name:
+                return c
+        known = ", ".join(c.name for c in self.controls) or "none"
+        raise RegistryError(f"experiment {self.id!r} has no control {name!r} (known: {known})")
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -180,6 +216,7 @@ def experiment(
     *,
     params: list[Param] | tuple[Param, ...] = (),
     presets: dict[str, Preset] | None = None,
+    controls: list[Control] | tuple[Control, ...] = (),
 ) -> Callable[[Callable], Callable]:
     """Decorator that registers ``fn`` as experiment ``id``."""
 
@@ -192,6 +229,7 @@ def experiment(
                 params=tuple(params),
                 presets=dict(presets or {"smoke": Preset(), "full": Preset()}),
                 module=fn.__module__,
+                controls=tuple(controls),
             )
         )
         return fn
@@ -210,6 +248,13 @@ def register(exp: Experiment) -> Experiment:
         unknown = set(preset.params) - names
         if unknown:
             raise RegistryError(f"preset {pname!r} of {exp.id!r} sets unknown parameters {sorted(unknown)}")
+    for pname, preset in exp.presets.items():
+        scale = preset.scale or pname
+        if scale not in SCALES:
+            raise RegistryError(f"preset {pname!r} of {exp.id!r} has unknown scale {scale!r} (one of {', '.join(SCALES)})")
+    control_names = [c.name for c in exp.controls]
+    if len(set(control_names)) != len(control_names):
+        raise RegistryError(f"experiment {exp.id!r} declares a control twice")
     old = _REGISTRY.get(exp.id)
     if old is not None and (old.module, old.fn.__qualname__) != (exp.module, exp.fn.__qualname__):
         raise RegistryError(f"experiment id {exp.id!r} declared twice ({old.module} and {exp.module})")
@@ -288,6 +333,8 @@ class Check:
     op: str
     threshold: Any
     description: str = ""
+    evidence: str = "direct"  # one of EVIDENCE_KINDS
+    scale: str = "smoke"  # one of SCALES: the scale of the run that made it
 
     @property
     def passed(self) -> bool:
@@ -307,6 +354,8 @@ class Check:
             "threshold": list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold,
             "description": self.description,
             "passed": self.passed,
+            "evidence": self.evidence,
+            "scale": self.scale,
         }
 
 
@@ -348,9 +397,14 @@ class RunContext:
         run_dir: Path | str | None = None,
         rank: int = 0,
         world_size: int = 1,
+        control: str | None = None,
+        scale: str | None = None,
     ) -> None:
         self.params = dict(params)
         self.preset = preset
+        # The negative control being run (a Control's name), or None for the real code.
+        self.control = control
+        self.scale = scale or (preset if preset in SCALES else "smoke")
         self.device = device
         self.seed = seed
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -390,13 +444,20 @@ class RunContext:
         return path
 
     # verdict ---------------------------------------------------------------------
-    def check(self, name: str, value: float, op: str, threshold: Any, description: str = "") -> bool:
-        """State a threshold and record whether ``value`` meets it. Returns ``passed``."""
+    def check(self, name: str, value: float, op: str, threshold: Any, description: str = "", *,
+              evidence: str = "direct") -> bool:
+        """State a threshold and record whether ``value`` meets it. Returns ``passed``.
+
+        ``evidence``: ``direct`` (our code, measuring what the claim states), ``proxy`` (our
+        code on a stand-in setting) or ``reference`` (a third-party figure: recorded, never
+        evidence for a claim)."""
         if op not in _OPS:
             raise RegistryError(f"unknown comparison {op!r} in check {name!r}")
+        if evidence not in EVIDENCE_KINDS:
+            raise RegistryError(f"unknown evidence kind {evidence!r} in check {name!r}")
         if op == "between":
             threshold = (float(threshold[0]), float(threshold[1]))
-        c = Check(name, float(value), op, threshold, description)
+        c = Check(name, float(value), op, threshold, description, evidence, self.scale)
         self.checks.append(c)
         return c.passed
 
@@ -408,10 +469,13 @@ class RunContext:
 
 
 def run_inline(exp_id: str, preset: str = "smoke", *, seed: int = 0, device: str = "cpu",
-               run_dir: Path | str | None = None, **overrides: Any) -> Result:
+               run_dir: Path | str | None = None, control: str | None = None, **overrides: Any) -> Result:
     """Run an experiment in this process (for tests and notebooks; the CLI uses a child
-    process through ``repro.runner``)."""
+    process through ``repro.runner``). ``control`` runs one of its negative controls."""
     exp = get(exp_id)
+    if control is not None:
+        exp.control(control)  # refuse an unknown name before running anything
     params = exp.resolve_params(preset, overrides)
-    ctx = RunContext(params, preset=preset, device=device, seed=seed, run_dir=run_dir)
+    ctx = RunContext(params, preset=preset, device=device, seed=seed, run_dir=run_dir, control=control,
+                     scale=exp.scale_of(preset))
     return exp.fn(ctx)
