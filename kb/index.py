@@ -173,7 +173,7 @@ def _parse_bytes(data: bytes, path: str, mtime: float, ctime: float) -> Note:
     from kb.parse import parse_note
 
     try:
-        note = parse_note(data, path, mtime=mtime, ctime=ctime)
+        note = parse_note(data, path, mtime=mtime, ctime=ctime, fast=True)
     except Exception as exc:  # the parser promises not to raise; a bug must not stop indexing
         note = Note(path=path, title=path.rsplit("/", 1)[-1][:-3], size=len(data), mtime=mtime, ctime=ctime)
         note.problems.append(Problem(path, 1, "error", f"could not parse: {type(exc).__name__}: {exc}"))
