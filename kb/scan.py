@@ -34,10 +34,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from markdown_it.common.normalize_url import normalizeLink, validateLink
+from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
+
 from kb.model import BlockId, Callout, Heading, InlineField, Link, ListItem, Note, Task
 from kb.syntax import _obsidian_inline
 from kb.syntax.callouts import MARKER_RE, canonical_type
 from kb.syntax.tasks import TASK_RE
+from kb.parse import _HIGHLIGHTS_RE, _TRAILING_BLOCK_ID_RE, _WS_RE, _markdown_link, _quote_marker, _strip_emphasis
 
 __all__ = ["MAX_SCAN_CHARS", "scan_body"]
 
@@ -79,11 +83,13 @@ def _check_line(text: str) -> None:
     c = text[0]
     if c == " ":
         raise Unsupported("indentation")
+    if c in "-*+" and text[1:2] in ("", " ") and _BULLET_RE.match(text) is None and _HR_RE.match(text) is None:
+        raise Unsupported("empty list item or indented code in an item")
     if c in _HARD_STARTS:
         if c == "[" and "]:" not in text and not text.startswith("[^"):
             return  # a paragraph starting with a link or wikilink
-        if c == "%" and not text.startswith("%%"):
-            return
+        if c == "%" and (not text.startswith("%%") or text.find("%%", 2) >= 0):
+            return  # not a block comment: "%%" closed on its own line is inline
         if c == "~" and not text.startswith("~~~"):
             return
         if c == "$" and not text.startswith("$$"):
@@ -129,7 +135,8 @@ class _State:
         self.pos = 0
         self.posMax = len(src)
         self.md = md
-        self.tokens: list = []
+        self.tokens: list = []  # str for text, _Tok otherwise
+        self.delims: list[_Tok] = []
 
     def push(self, ttype: str, tag: str, nesting: int) -> _Tok:
         if nesting:
@@ -362,8 +369,6 @@ class _Scanner:
         return "\n".join(t for _, t in inner[k:end]).strip()
 
     def callout(self, start: int, end: int, m: re.Match) -> Callout:
-        from kb.parse import _TRAILING_BLOCK_ID_RE, _quote_marker
-
         raw_type = m.group(1).strip()
         body = [_quote_marker(1).sub("", ln.lstrip(), count=1) for ln in self.lines[start:end]]
         callout = Callout(
@@ -384,30 +389,32 @@ class _Scanner:
     def inline(self, content: str, line: int, *, heading: bool = False, previous_sibling: int | None = None,
                first_sibling: bool = False) -> list[str]:
         """Scan one inline token's content; record its facts and its readable text."""
-        from kb.parse import _WS_RE, _markdown_link
-
         if self.callout_marker is not None:
             # the callout's first paragraph: markdown-it sees the title and the lines after it
             m = MARKER_RE.match(content)
             content = m.group(3).strip() + content[m.end():]
             self.callout_marker = None
+        if _SPECIAL_RE.search(content) is None:  # plain text: one text token, no line break
+            parts = [content]
+            readable = content.strip()
+            self.blocks.append((line, readable))
+            if self.open_callout is not None:
+                self.open_callout[1].append(readable)
+            return parts
         state = _State(content, self.md)
         self.tokenize(state)
-        delims = [t for t in state.tokens if t.type == "delim"]
-        if delims:
-            _match_emphasis(delims)
-        parts: list[str] = []
-        newlines = 0
+        tokens = state.tokens
+        if state.delims:
+            _match_emphasis(state.delims)
+        parts = []
         open_link: tuple[Link, int] | None = None
-        for tok in state.tokens:
+        for tok in tokens:
+            if tok.__class__ is str:  # text
+                parts.append(tok)
+                continue
             ttype = tok.type
-            if ttype == "text":
-                parts.append(tok.content)
-            elif ttype == "delim":
+            if ttype == "delim":
                 parts.append("" if tok.meta.open is None else tok.content)
-            elif ttype == "softbreak":
-                parts.append("\n")
-                newlines += 1
             elif ttype == "wikilink":
                 meta = tok.meta
                 self.links.append(Link(target=meta["target"], kind=meta["kind"], line=line + _line_of(content, meta["pos"]),
@@ -437,7 +444,8 @@ class _Scanner:
                 self.block_id(tok.meta, content, line + _line_of(content, tok.meta["pos"]), previous_sibling,
                               first_sibling)
             # "comment": hidden text, nothing to record
-        readable = _WS_RE.sub("\n", "".join(parts)).strip()
+        text = "".join(parts)
+        readable = (_WS_RE.sub("\n", text) if "\n" in text else text).strip()
         self.blocks.append((line, readable))
         if self.open_callout is not None:
             self.open_callout[1].append(readable)
@@ -476,16 +484,16 @@ class _Scanner:
             pos = state.pos
             m = _SPECIAL_RE.search(src, pos, end)
             if m is None:
-                tokens.append(_Tok("text", src[pos:end]))
+                tokens.append(src[pos:end])
                 state.pos = end
                 break
             j = m.start()
             if j > pos:
-                tokens.append(_Tok("text", src[pos:j]))
+                tokens.append(src[pos:j])
             state.pos = j
             ch = src[j]
             if ch == "\n":
-                tokens.append(_Tok("softbreak"))
+                tokens.append("\n")  # a soft or hard break: a line break in the readable text
                 state.pos = j + 1
                 continue
             if ch == "*" or ch == "_":
@@ -498,14 +506,14 @@ class _Scanner:
             if ch == "~":
                 if src.startswith("~~", j):
                     raise Unsupported("strikethrough")
-                tokens.append(_Tok("text", "~"))
+                tokens.append("~")
                 state.pos = j + 1
                 continue
             if ch == "&":
                 nxt = src[j + 1:j + 2]
                 if nxt == "#" or nxt.isalnum():
                     raise Unsupported("entity")
-                tokens.append(_Tok("text", "&"))
+                tokens.append("&")
                 state.pos = j + 1
                 continue
             if ch in _OBSIDIAN_CHARS and _obsidian_inline(state, False):
@@ -522,7 +530,7 @@ class _Scanner:
             elif ch == "^":
                 if src.startswith("^[", j):
                     raise Unsupported("inline footnote")
-            tokens.append(_Tok("text", ch))
+            tokens.append(ch)
             state.pos = j + 1
 
     def markdown_link(self, state: _State, j: int) -> bool:
@@ -532,32 +540,24 @@ class _Scanner:
             if "](" in src[j:end]:
                 raise Unsupported("Markdown link")
             return False
-        from markdown_it.common.normalize_url import normalizeLink, validateLink
-
         href = normalizeLink(m.group(2))
         if not validateLink(href):
             return False  # markdown-it: not a link; "[" is text
         state.tokens.append(_Tok("link_open", href, pos=j))
         if m.group(1):
-            state.tokens.append(_Tok("text", m.group(1)))
+            state.tokens.append(m.group(1))
         state.tokens.append(_Tok("link_close"))
         state.pos = m.end()
         return True
 
     def delimiter_run(self, state: _State, start: int, marker: str) -> None:
         """markdown-it's emphasis rule: a run of ``*`` or ``_`` and whether it can open or close."""
-        from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
-
         src, maximum = state.src, state.posMax
         pos = start
         while pos < maximum and src[pos] == marker:
             pos += 1
-        last = src[start - 1] if start > 0 else " "
-        nxt = src[pos] if pos < maximum else " "
-        last_punct = isMdAsciiPunct(ord(last)) or isPunctChar(last)
-        next_punct = isMdAsciiPunct(ord(nxt)) or isPunctChar(nxt)
-        last_ws = isWhiteSpace(ord(last))
-        next_ws = isWhiteSpace(ord(nxt))
+        last_ws, last_punct = _char_class(src[start - 1] if start > 0 else " ")
+        next_ws, next_punct = _char_class(src[pos] if pos < maximum else " ")
         left = not (next_ws or (next_punct and not (last_ws or last_punct)))
         right = not (last_ws or (last_punct and not (next_ws or next_punct)))
         split = marker == "*"
@@ -566,6 +566,7 @@ class _Scanner:
         tok = _Tok("delim", src[start:pos])
         tok.meta = _Delim(marker, pos - start, can_open, can_close, len(state.tokens))
         state.tokens.append(tok)
+        state.delims.append(tok)
         state.pos = pos
 
 
@@ -597,13 +598,22 @@ def _match_emphasis(delims: list[_Tok]) -> None:
     # an opener that nothing closes stays text
 
 
+_CHAR_CLASS: dict[str, tuple[bool, bool]] = {}
+
+
+def _char_class(ch: str) -> tuple[bool, bool]:
+    """(whitespace, punctuation) as markdown-it's emphasis rule sees ``ch``."""
+    cls = _CHAR_CLASS.get(ch)
+    if cls is None:
+        cls = _CHAR_CLASS[ch] = (isWhiteSpace(ord(ch)), isMdAsciiPunct(ord(ch)) or isPunctChar(ch))
+    return cls
+
+
 def _line_of(content: str, pos: int) -> int:
     return content.count("\n", 0, pos)
 
 
 def _is_highlights(title: str) -> bool:
-    from kb.parse import _HIGHLIGHTS_RE, _strip_emphasis
-
     return bool(_HIGHLIGHTS_RE.fullmatch(_strip_emphasis(title)))
 
 
