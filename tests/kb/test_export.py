@@ -40,3 +40,39 @@ def test_export_shape(tmp_path):
     assert all(list(q) == ["text", "answered", "line"] for q in p["questions"])
     for prob in data["problems"]:
         assert list(prob) == ["path", "line", "severity", "message"]
+
+
+def test_streamed_json_is_the_indented_dump_of_the_export(tmp_path):
+    import io
+
+    from kb.export import note_json, write_json, write_json_file
+
+    write(tmp_path, {
+        "a/Ünïcode ✓.md": "---\nratio: 0.1\nbig: 12345678901234567890\nneg: -1.5e-7\nflag: true\nnothing:\n"
+                          "nested: {x: [1, {y: 'z'}], e: {}, l: []}\nwhen: 2024-05-06\n---\n"
+                          "# Ü ✓\nSee [[B|bé]] and [m](B.md#Top) and [[Missing]] #tag\n> [!question] Why \"q\"?\n",
+        "B.md": "# Top\n- [ ] task\n",
+        "empty.md": "",
+    })
+    vault = Vault(tmp_path)
+    data = export_json(vault)
+    # the fields picked out by SQLite equal the note model's own export
+    assert data["notes"] == [note_json(n) for n in vault.notes()]
+    buf = io.StringIO()
+    write_json(vault, buf)
+    assert buf.getvalue() == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    out = tmp_path / "out.json"
+    out.write_text("old", encoding="utf-8")
+    write_json_file(vault, out)
+    assert out.read_text(encoding="utf-8") == buf.getvalue()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_streamed_json_of_an_empty_vault(tmp_path):
+    import io
+
+    from kb.export import write_json
+
+    buf = io.StringIO()
+    write_json(Vault(tmp_path), buf)
+    assert buf.getvalue() == json.dumps({"notes": [], "problems": []}, indent=2) + "\n"
