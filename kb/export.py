@@ -66,79 +66,73 @@ def export_json(vault) -> dict[str, Any]:
     }
 
 
-# The fields export reads from each note's stored JSON, in the export's order.
-_FIELDS = ("path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter", "links", "callouts",
-           "questions", "claims")
-_LINK_KEYS = ("target", "resolved", "kind", "heading", "block", "display", "line")
-_CALLOUT_KEYS = ("type", "title", "fold", "line")
-_QUESTION_KEYS = ("text", "answered", "line")
-_CLAIM_KEYS = ("id", "statement", "experiments", "line")
+def _object(source: str, keys: tuple[str, ...]) -> str:
+    return "json_object(" + ", ".join(f"'{k}', {source} -> '$.{k}'" for k in keys) + ")"
+
+
+def _array_of_objects(field: str, keys: tuple[str, ...]) -> str:
+    return f"(SELECT json_group_array({_object('value', keys)}) FROM json_each(x.{field}))"
+
+
+# One note's export, built by SQLite's JSON functions from the stored note: the body text,
+# lists and headings that make up most of it are never decoded in Python. The inner query
+# parses each stored note once (SQLite caches the parse between the ``->``); the arrays to
+# reshape are then parsed again on their own, small. ``->`` keeps each value's JSON text
+# (true stays true, 1.50 stays 1.50); json() marks it as JSON again after the subquery.
+_NOTE_SQL = (
+    "SELECT json_object("
+    "'path', json(x.path), 'title', json(x.title), 'aliases', json(x.aliases), 'citekey', json(x.citekey), "
+    "'authors', json(x.authors), "
+    "'year', json(x.year), 'tags', (SELECT json_group_array(ltrim(value, '#')) FROM json_each(x.tags)), "
+    "'frontmatter', json(x.frontmatter), "
+    f"'links', {_array_of_objects('links', ('target', 'resolved', 'kind', 'heading', 'block', 'display', 'line'))}, "
+    f"'callouts', {_array_of_objects('callouts', ('type', 'title', 'fold', 'line'))}, "
+    f"'questions', {_array_of_objects('questions', ('text', 'answered', 'line'))}, "
+    f"'claims', {_array_of_objects('claims', ('id', 'statement', 'experiments', 'line'))}"
+    ") FROM (SELECT "
+    + ", ".join(f"data -> '$.{k}' AS {k}" for k in ("path", "title", "aliases", "citekey", "authors", "year", "tags",
+                                                    "frontmatter", "links", "callouts", "questions", "claims"))
+    + ", path AS sort_key FROM notes) AS x ORDER BY x.sort_key"
+)
+
+
+def _note_rows(vault) -> Iterator[str]:
+    """Each note's export as JSON text, sorted by path, one at a time."""
+    yield from (row for (row,) in vault._ensure().execute(_NOTE_SQL))
 
 
 def iter_note_json(vault) -> Iterator[dict[str, Any]]:
-    """``note_json`` of every note, sorted by path, one at a time: SQLite's JSON functions
-    pick the exported fields out of each stored note (the body text, lists and headings
-    that make up most of it are never decoded in Python)."""
-    conn = vault._ensure()
-    paths = ", ".join(f"'$.{name}'" for name in _FIELDS)
-    for (row,) in conn.execute(f"SELECT json_extract(data, {paths}) FROM notes ORDER BY path"):
-        values = json.loads(row)
-        d = dict(zip(_FIELDS, values))
-        d["aliases"] = d["aliases"] or []
-        d["authors"] = d["authors"] or []
-        d["tags"] = [t.lstrip("#") for t in d["tags"] or ()]
-        d["frontmatter"] = d["frontmatter"] or {}
-        d["links"] = [{k: link.get(k) for k in _LINK_KEYS} for link in d["links"] or ()]
-        d["callouts"] = [{k: c.get(k) for k in _CALLOUT_KEYS} for c in d["callouts"] or ()]
-        d["questions"] = [{k: q.get(k) for k in _QUESTION_KEYS} for q in d["questions"] or ()]
-        d["claims"] = [{k: c.get(k) for k in _CLAIM_KEYS} for c in d["claims"] or ()]
-        yield d
-
-
-_encode_str = json.encoder.encode_basestring  # C speed-up; non-ASCII kept as in ensure_ascii=False
-
-
-def _pretty(value: Any, pad: str) -> str:
-    """``json.dumps(value, indent=2, ensure_ascii=False)`` for JSON data, nested at ``pad``
-    (several times faster: Python's json module has no C encoder for indented output)."""
-    if value.__class__ is str:
-        return _encode_str(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        inner = pad + "  "
-        items = [f"{inner}{_encode_str(str(k))}: {_pretty(v, inner)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(value, list):
-        if not value:
-            return "[]"
-        inner = pad + "  "
-        return "[\n" + ",\n".join(inner + _pretty(v, inner) for v in value) + "\n" + pad + "]"
-    if isinstance(value, str):
-        return _encode_str(value)
-    return json.dumps(value)  # int and float, as json writes them
+    """``note_json`` of every note, sorted by path, one at a time."""
+    return (json.loads(row) for row in _note_rows(vault))
 
 
 def write_json(vault, out: TextIO) -> None:
-    """Write ``export_json(vault)`` to ``out`` as ``json.dumps(..., indent=2,
-    ensure_ascii=False)`` would, one note at a time (memory stays flat)."""
-    vault._ensure()  # index first: an index error must come before any output
-    out.write('{\n  "notes": [')
-    first = True
-    for note in iter_note_json(vault):
-        out.write("\n    " if first else ",\n    ")
-        out.write(_pretty(note, "    "))
-        first = False
-    out.write("]" if first else "\n  ]")
-    problems = [{"path": p.path, "line": p.line, "severity": p.severity, "message": p.message}
-                for p in vault.problems()]
-    out.write(',\n  "problems": ' + _pretty(problems, "  ") + "\n}\n")
+    """Write ``export_json(vault)`` to ``out`` as JSON, one note a line, streamed (memory
+    stays flat whatever the vault's size)::
+
+        {"notes": [
+        {"path": "a.md", ...},
+        {"path": "b.md", ...}
+        ],
+        "problems": [
+        {"path": "a.md", "line": 3, "severity": "warning", "message": "..."}
+        ]}
+    """
+    rows = _note_rows(vault)
+    first = next(rows, None)  # indexes the vault: an index error comes before any output
+    out.write('{"notes": [')
+    if first is not None:
+        out.write("\n" + first)
+        for row in rows:
+            out.write(",\n")
+            out.write(row)
+    out.write('\n],\n"problems": [')
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    problems = vault.problems()
+    for k, p in enumerate(problems):
+        item = {"path": p.path, "line": p.line, "severity": p.severity, "message": p.message}
+        out.write(("\n" if k == 0 else ",\n") + dumps(item))
+    out.write("\n]}\n")
 
 
 def write_json_file(vault, path) -> None:

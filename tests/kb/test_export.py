@@ -42,7 +42,7 @@ def test_export_shape(tmp_path):
         assert list(prob) == ["path", "line", "severity", "message"]
 
 
-def test_streamed_json_is_the_indented_dump_of_the_export(tmp_path):
+def test_streamed_json_is_the_export(tmp_path):
     import io
 
     from kb.export import note_json, write_json, write_json_file
@@ -60,7 +60,9 @@ def test_streamed_json_is_the_indented_dump_of_the_export(tmp_path):
     assert data["notes"] == [note_json(n) for n in vault.notes()]
     buf = io.StringIO()
     write_json(vault, buf)
-    assert buf.getvalue() == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    assert json.loads(buf.getvalue()) == data
+    assert buf.getvalue().count("\n") == 4 + len(data["notes"]) + len(data["problems"])  # a note a line
+    assert "Ünïcode ✓" in buf.getvalue() and '"ratio":0.1,' in buf.getvalue() and "true" in buf.getvalue()
     out = tmp_path / "out.json"
     out.write_text("old", encoding="utf-8")
     write_json_file(vault, out)
@@ -75,4 +77,4 @@ def test_streamed_json_of_an_empty_vault(tmp_path):
 
     buf = io.StringIO()
     write_json(Vault(tmp_path), buf)
-    assert buf.getvalue() == json.dumps({"notes": [], "problems": []}, indent=2) + "\n"
+    assert json.loads(buf.getvalue()) == {"notes": [], "problems": []}
