@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,7 @@ export_app = typer.Typer(
 @export_app.command("json")
 def export_json_cmd(
     ctx: typer.Context,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Print every note (metadata, links, callouts, questions, claims) and every problem as one JSON object.
 
@@ -44,7 +43,7 @@ def export_json_cmd(
 @export_app.command("summary")
 def export_summary_cmd(
     ctx: typer.Context,
-    output: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(
         None, "--output", "-o", help="Write the Markdown to this file instead of stdout."
     ),
 ) -> None:

@@ -18,7 +18,8 @@ included.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from kb.model import Note, json_safe
 

@@ -38,10 +38,17 @@ from markdown_it.common.normalize_url import normalizeLink, validateLink
 from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
 
 from kb.model import BlockId, Callout, Heading, InlineField, Link, ListItem, Note, Task
+from kb.parse import (
+    _HIGHLIGHTS_RE,
+    _SCHEME_RE,
+    _TRAILING_BLOCK_ID_RE,
+    _WS_RE,
+    _markdown_link,
+    _strip_emphasis,
+)
 from kb.syntax import _obsidian_inline
 from kb.syntax.callouts import MARKER_RE, canonical_type
 from kb.syntax.tasks import TASK_RE
-from kb.parse import _HIGHLIGHTS_RE, _TRAILING_BLOCK_ID_RE, _WS_RE, _markdown_link, _quote_marker, _strip_emphasis
 
 __all__ = ["MAX_SCAN_CHARS", "scan_body"]
 
@@ -106,7 +113,7 @@ def _check_line(text: str) -> None:
 class _Tok:
     """A stand-in for markdown-it's Token: only what the Obsidian inline rules set."""
 
-    __slots__ = ("type", "content", "meta", "markup", "pos")
+    __slots__ = ("content", "markup", "meta", "pos", "type")
 
     def __init__(self, ttype: str, content: str = "", meta: Any = None, pos: int = 0) -> None:
         self.type = ttype
@@ -119,11 +126,11 @@ class _Tok:
 class _InlineMd:
     """``state.md.inline.tokenize`` for the Obsidian rules' nested parses."""
 
-    def __init__(self, scanner: "_Scanner") -> None:
+    def __init__(self, scanner: _Scanner) -> None:
         self.inline = self
         self.scanner = scanner
 
-    def tokenize(self, state: "_State") -> None:
+    def tokenize(self, state: _State) -> None:
         self.scanner.tokenize(state)
 
 
@@ -147,7 +154,7 @@ class _State:
 
 
 class _Delim:
-    __slots__ = ("char", "length", "open", "close", "index")
+    __slots__ = ("char", "close", "index", "length", "open")
 
     def __init__(self, char: str, length: int, can_open: bool, can_close: bool, index: int) -> None:
         self.char, self.length, self.open, self.close, self.index = char, length, can_open, can_close, index
@@ -157,6 +164,7 @@ class _Delim:
 _SPECIAL_RE = re.compile(r"[\n\[!%(:#^=*_`\\<&$~]")
 _SIMPLE_LINK_RE = re.compile(r"\[([^\[\]\\`<>*_!&$~%=^(){}|\n#:]*)\]\(([^\s()<>\\&\x00-\x1f\x7f]+)\)")
 _OBSIDIAN_CHARS = frozenset("[!%(:#^=")
+_BAD_SCHEMES = frozenset(("vbscript", "javascript", "file", "data"))  # markdown-it's validateLink
 
 
 class _Scanner:
@@ -243,7 +251,7 @@ class _Scanner:
     def paragraph(self, items: list[tuple[int, str]], i: int, previous: int | None) -> int:
         end = self._paragraph_end(items, i)
         line = items[i][0]
-        content = "\n".join(text for _, text in items[i:end]).strip()
+        content = (items[i][1] if end == i + 1 else "\n".join([text for _, text in items[i:end]])).strip()
         self.paragraph_line = line
         self.inline(content, line, previous_sibling=previous, first_sibling=previous is None)
         return end
@@ -275,8 +283,7 @@ class _Scanner:
                                        or rest[1:2] == " " and rest[0] in "-*+"):
                 raise Unsupported("block inside a list item")
             end = self._paragraph_end(items, i)
-            body = [rest] + [t for _, t in items[i + 1:end]]
-            content = "\n".join(body).strip()
+            content = (rest if end == i + 1 else "\n".join([rest] + [t for _, t in items[i + 1:end]])).strip()
             status = None
             if content.startswith("["):
                 tm = TASK_RE.match(content)
@@ -352,7 +359,7 @@ class _Scanner:
         if k is not None and inner[k][1].startswith("[!"):
             m = MARKER_RE.match(self._first_paragraph(inner, k))
             if m and m.group(1).strip():
-                callout = self.callout(start_line, end_line, m)
+                callout = self.callout(start_line, end_line, m, inner)
         self.stack.append(("blockquote", start_line, callout))
         if callout is not None:
             self.open_callout = (callout, [])
@@ -368,9 +375,11 @@ class _Scanner:
         end = self._paragraph_end(inner, k)
         return "\n".join(t for _, t in inner[k:end]).strip()
 
-    def callout(self, start: int, end: int, m: re.Match) -> Callout:
+    def callout(self, start: int, end: int, m: re.Match, inner: list[tuple[int, str]]) -> Callout:
         raw_type = m.group(1).strip()
-        body = [_quote_marker(1).sub("", ln.lstrip(), count=1) for ln in self.lines[start:end]]
+        # the quote's lines after the marker line without their "> " (lazy lines as they
+        # are): what kb.parse's _quote_marker(1) leaves of them
+        body = [text for _, text in inner[1:]]
         callout = Callout(
             type=canonical_type(raw_type),
             raw_type=raw_type,
@@ -524,12 +533,10 @@ class _Scanner:
                     raise Unsupported("footnote")
                 if self.markdown_link(state, j):
                     continue
-            elif ch == "!":
-                if src.startswith("![", j) and "](" in src[j:end]:
-                    raise Unsupported("image")
-            elif ch == "^":
-                if src.startswith("^[", j):
-                    raise Unsupported("inline footnote")
+            elif ch == "!" and src.startswith("![", j) and "](" in src[j:end]:
+                raise Unsupported("image")
+            elif ch == "^" and src.startswith("^[", j):
+                raise Unsupported("inline footnote")
             tokens.append(ch)
             state.pos = j + 1
 
@@ -540,9 +547,16 @@ class _Scanner:
             if "](" in src[j:end]:
                 raise Unsupported("Markdown link")
             return False
-        href = normalizeLink(m.group(2))
-        if not validateLink(href):
-            return False  # markdown-it: not a link; "[" is text
+        dest = m.group(2)
+        scheme = _SCHEME_RE.match(dest)
+        if scheme is not None and scheme.group()[:-1].lower() not in _BAD_SCHEMES:
+            # a URL: markdown-it keeps its scheme through normalizeLink and accepts it, and
+            # kb.parse records no link for it; only its label counts (saves mdurl's parse)
+            href = None
+        else:
+            href = normalizeLink(dest)
+            if not validateLink(href):
+                return False  # markdown-it: not a link; "[" is text
         state.tokens.append(_Tok("link_open", href, pos=j))
         if m.group(1):
             state.tokens.append(m.group(1))
@@ -576,7 +590,6 @@ def _match_emphasis(delims: list[_Tok]) -> None:
     can close (and not open), of the same character and length (1 or 2). A matched run
     vanishes from the text (``meta.open = None``); unmatched ones stay as text."""
     pending: _Delim | None = None
-    pending_tok: _Tok | None = None
     for tok in delims:
         d = tok.meta
         if not d.open and not d.close:
@@ -586,7 +599,7 @@ def _match_emphasis(delims: list[_Tok]) -> None:
         if d.open:
             if pending is not None:
                 raise Unsupported("nested emphasis")
-            pending, pending_tok = d, tok
+            pending = d
             continue
         if pending is None:
             continue  # a closer with nothing to close: text
@@ -594,7 +607,7 @@ def _match_emphasis(delims: list[_Tok]) -> None:
             raise Unsupported("unbalanced emphasis")
         pending.open = None
         d.open = None
-        pending = pending_tok = None
+        pending = None
     # an opener that nothing closes stays text
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from kb.export import export_json
-from kb.vault import Vault
 from vault_files import write
 
-
+from kb.export import export_json
+from kb.vault import Vault
 
 NOTE_KEYS = ["path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter",
              "links", "callouts", "questions", "claims"]
