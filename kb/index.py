@@ -41,7 +41,7 @@ from typing import Iterator
 
 from kb.errors import VaultError
 from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
-from kb.model import Note, Problem, json_safe
+from kb.model import Claim, Note, Problem, json_safe
 
 SCHEMA_VERSION = "5"
 INDEX_DIR = ".paperkb"
@@ -718,7 +718,7 @@ class ClaimRow:
     path: str
     title: str
     tags: list[str]  # the note's tags, as written, without "#"
-    claim: "Claim"
+    claim: Claim
 
 
 def claims(conn: sqlite3.Connection, *, path: str | None = None, tag: str | None = None) -> list[ClaimRow]:
@@ -728,8 +728,6 @@ def claims(conn: sqlite3.Connection, *, path: str | None = None, tag: str | None
     Reads the claims out of the stored notes with SQLite's JSON functions (no note is
     decoded in Python), and filters through the ``tags`` table's index, so a filtered
     listing costs about the matching notes only."""
-    from kb.model import Claim
-
     where = ["instr(n.data, '\"claims\": [{') > 0"]  # a cheap pre-filter: most notes have none
     args: list[str] = []
     if path is not None:

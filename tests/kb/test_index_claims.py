@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from vault_files import write
+
 from kb.index import claims
 from kb.vault import Vault
-from vault_files import write
 
 
 def test_claims_with_note_and_tag_filters(tmp_path):
