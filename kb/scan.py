@@ -659,3 +659,99 @@ def scan_body(note: Note, source: str) -> ScanResult | None:
     note.tags = list(note.tags) + scanner.tags
     note.body_text = "\n".join(text for _, text in scanner.blocks if text)
     return ScanResult(scanner.blocks, scanner.callout_texts)
+
+
+# --- frontmatter -------------------------------------------------------------------------
+# The common frontmatter is a flat mapping of plain or quoted scalars and lists of them.
+# PyYAML builds it in Python code (about a tenth of a note's parse); for that shape the
+# values are read here, typed by PyYAML's own implicit resolver, and anything else
+# (nesting, flow collections, anchors, escapes, comments, block scalars, any scalar that
+# would not be a string or a decimal integer) returns None for PyYAML to load.
+_FM_KEY_RE = re.compile(r"([A-Za-z0-9_](?:[A-Za-z0-9_ .\-/]*[A-Za-z0-9_.\-/])?):(?: +(.*?))? *$")
+_FM_ITEM_RE = re.compile(r"( {0,4})- +(.*?) *$")
+_FM_DECIMAL_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_FM_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_resolver = None
+
+
+def _fm_scalar(text: str) -> Any:
+    """The value of one scalar as PyYAML's safe loader gives it; Unsupported if unsure."""
+    if not text:
+        raise Unsupported("empty scalar")
+    c = text[0]
+    if c == '"':
+        if len(text) >= 2 and text[-1] == '"' and '"' not in text[1:-1] and "\\" not in text:
+            return text[1:-1]
+        raise Unsupported("double-quoted scalar")
+    if c == "'":
+        if len(text) >= 2 and text[-1] == "'" and "'" not in text[1:-1]:
+            return text[1:-1]
+        raise Unsupported("single-quoted scalar")
+    if c in _FM_INDICATORS or ": " in text or " #" in text or text[-1] == ":":
+        raise Unsupported("plain scalar with an indicator")
+    global _resolver
+    if _resolver is None:
+        import yaml
+
+        _resolver = yaml.resolver.Resolver()
+        _resolver.ScalarNode = yaml.ScalarNode
+    tag = _resolver.resolve(_resolver.ScalarNode, text, (True, False))
+    if tag == _STR_TAG:
+        return text
+    if tag == _INT_TAG and _FM_DECIMAL_RE.fullmatch(text):
+        return int(text)
+    raise Unsupported("typed scalar")
+
+
+def _fm_non_printable(raw: str) -> bool:
+    """Characters PyYAML's reader refuses (it reports an error for them)."""
+    if raw.isascii() and raw.isprintable():
+        return False
+    import yaml
+
+    return yaml.reader.Reader.NON_PRINTABLE.search(raw.replace("\n", " ")) is not None
+
+
+def scan_frontmatter(raw: str) -> dict[str, Any] | None:
+    """``load_frontmatter(raw)``'s properties for a flat block of scalars and lists of
+    scalars, or None when PyYAML must load it (see above)."""
+    if len(raw) > 100_000 or "\t" in raw or _fm_non_printable(raw):
+        return None
+    props: dict[str, Any] = {}
+    lines = raw.split("\n")
+    i, n = 0, len(lines)
+    try:
+        while i < n:
+            line = lines[i]
+            i += 1
+            if not line or line.isspace():
+                continue
+            m = _FM_KEY_RE.match(line)
+            if m is None:
+                return None
+            key = m.group(1)
+            if key in props or _fm_scalar(key) != key:
+                return None
+            if m.group(2):
+                props[key] = _fm_scalar(m.group(2))
+                continue
+            items: list[Any] = []
+            indent = None
+            while i < n:
+                item = _FM_ITEM_RE.match(lines[i])
+                if item is None:
+                    break
+                if indent is None:
+                    indent = item.group(1)
+                elif item.group(1) != indent:
+                    return None
+                items.append(_fm_scalar(item.group(2)))
+                i += 1
+            props[key] = items if items else None
+            if i < n and lines[i][:1] == " " and not lines[i].isspace():
+                return None  # a nested block
+    except Unsupported:
+        return None
+    return props

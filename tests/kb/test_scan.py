@@ -145,3 +145,40 @@ line = st.tuples(st.sampled_from(LINE_STARTS), st.lists(st.sampled_from(WORDS), 
 def test_same_note_on_generated_notes(text: str) -> None:
     slow, fast = both(text)
     assert fast == slow
+
+
+# --- frontmatter ---------------------------------------------------------------------------
+FM_KEYS = ["a", "tags", "year", "yes", "2000", "date of note", "DOI", "x-y", "k.l", "a/b", "null", "a b", " a", "a ",
+           "#c", "&x", "k"]  # fmt: skip
+FM_VALUES = ["", "b", "2000", "+5", "-0", "0x1F", "1_000", "1.5", "yes", "No", "~", "null", "2023-01-02",
+             "2023-01-02T10:00:00", '"#paper"', "'q'", '"a\\"b"', "'it''s'", "a: b", "a #c", "a#c", "[a, b]", "{a: 1}",
+             "&x a", "*x", "!!str 1", "|", ">", "- a", "c:", "Ada Lovelace, Grace Hopper", "10.48550/arXiv.2000.00001",
+             "é ✓", "a\u0001b", ".inf", "0o17", "012", "1e3", "true"]  # fmt: skip
+fm_entry = st.one_of(
+    st.tuples(st.sampled_from(FM_KEYS), st.sampled_from(FM_VALUES)).map(lambda kv: f"{kv[0]}: {kv[1]}".rstrip()),
+    st.tuples(st.sampled_from(FM_KEYS), st.sampled_from(["", " ", "  ", "    "]),
+              st.lists(st.sampled_from(FM_VALUES), max_size=4)).map(
+        lambda t: "\n".join([f"{t[0]}:"] + [f"{t[1]}- {v}" for v in t[2]])),
+    st.sampled_from(["", "  ", "# comment", "  c: d", "...", "a:b", "---"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(fm_entry, max_size=8).map("\n".join))
+def test_fast_frontmatter_equals_pyyaml(raw: str) -> None:
+    from kb.frontmatter import load_frontmatter
+    from kb.scan import scan_frontmatter
+
+    fast = scan_frontmatter(raw)
+    if fast is not None:
+        assert (fast, "yaml", []) == load_frontmatter(raw)
+
+
+def test_fast_frontmatter_takes_the_usual_shapes() -> None:
+    from kb.scan import scan_frontmatter
+
+    raw = 'tags:\n  - "#paper"\n  - nlp\naliases:\n- key2020\nyear: 2020\nname: "A: title"\nauthors: A, B\nempty:\n'
+    assert scan_frontmatter(raw) == {"tags": ["#paper", "nlp"], "aliases": ["key2020"], "year": 2020,
+                                     "name": "A: title", "authors": "A, B", "empty": None}
+    for raw in ("a: yes\n", "a: 1.5\n", "a: 2023-01-02\n", "a:\n  b: c\n", "a: [1]\n", "a: b # c\n", "a: 0x1\n"):
+        assert scan_frontmatter(raw) is None, raw
