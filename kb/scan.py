@@ -23,10 +23,11 @@ lists, setext headings, reference and footnote definitions, block comments and m
 Inline, the Obsidian rules themselves (kb.syntax: wikilinks, embeds, tags, block ids,
 inline fields, ``%%comments%%``) run on a light stand-in for markdown-it's inline state,
 so their behaviour is the same code; emphasis, Markdown links and line breaks are
-emulated here, and anything harder (code spans, escapes, entities, HTML, math, marks,
-strikethrough, footnotes, images, nested or crossing emphasis) returns ``None``.
-Code spans, fences and comments therefore never yield links or tags here either: notes
-with the first two go to markdown-it, comments run the same rule as there.
+emulated here, code spans use markdown-it's own rule, and anything harder (escapes,
+entities, HTML, math, marks, strikethrough, footnotes, images, nested or crossing
+emphasis) returns ``None``.
+Code spans and comments therefore never yield links or tags here either (the same rules
+consume them); notes with fences go to markdown-it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 
 from markdown_it.common.normalize_url import normalizeLink, validateLink
 from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
+from markdown_it.rules_inline.backticks import backtick
 
 from kb.model import BlockId, Callout, Heading, InlineField, Link, ListItem, Note, Task
 from kb.parse import (
@@ -99,6 +101,8 @@ def _check_line(text: str) -> None:
             return  # not a block comment: "%%" closed on its own line is inline
         if c == "~" and not text.startswith("~~~"):
             return
+        if c == "`" and not text.startswith("```"):
+            return  # a code span, not a fence
         if c == "$" and not text.startswith("$$"):
             return
         if c == "|":
@@ -144,6 +148,11 @@ class _State:
         self.md = md
         self.tokens: list = []  # str for text, _Tok otherwise
         self.delims: list[_Tok] = []
+        self.backticks: dict[int, int] = {}  # for markdown-it's own code span rule
+        self.backticksScanned = False
+
+    def append_pending(self, text: str) -> None:
+        self.tokens.append(text)
 
     def push(self, ttype: str, tag: str, nesting: int) -> _Tok:
         if nesting:
@@ -433,6 +442,8 @@ class _Scanner:
             elif ttype == "tag":
                 self.tags.append(tok.meta["tag"])
                 parts.append(tok.content)
+            elif ttype == "code_inline":
+                parts.append(tok.content)
             elif ttype == "link_open":
                 link = _markdown_link(tok.content, line + _line_of(content, tok.pos))
                 if link is not None:
@@ -508,7 +519,10 @@ class _Scanner:
             if ch == "*" or ch == "_":
                 self.delimiter_run(state, j, ch)
                 continue
-            if ch in "`\\<$":
+            if ch == "`":
+                backtick(state, False)  # markdown-it's code span rule itself
+                continue
+            if ch in "\\<$":
                 raise Unsupported(f"inline {ch!r}")
             if ch == "=" and src.startswith("==", j):
                 raise Unsupported("mark")

@@ -77,6 +77,8 @@ def test_synthetic_benchmark_notes_take_the_scanner_and_match() -> None:
 ACCEPTED = [
     # lazy lines: a block id after a callout, a paragraph and a list item
     "> [!claim] Scaling helps\n> experiment:: a/b, [[exp-2]]\n^claim-1\n\ntext\n^p\n\n- item\n^i\n",
+    # code spans hide links and tags, an unmatched backtick is text
+    "`[[no]] #no` and ``a`b`` [[yes]] ` lone\n- `code` item #t\n",
     # callout with a blank quote line first, list items, highlights, tasks
     ">\n> [!note]- Highlights:\n> - **one** [[A|a]]\n> - [x] two #t/x\n\n- [ ] task ^t1\n- [/] doing\n",
     # emphasis that pairs, stray delimiters, in-word underscores, links and URLs
@@ -125,7 +127,7 @@ LINE_STARTS = ["", "", "", "# ", "## ", "> ", ">", "- ", "* ", "+ ", "- [ ] ", "
                "> [!question]+ ", ">[!claim] ", "---", "***"]  # fmt: skip
 WORDS = ["word", "two words", "**b**", "*e*", "_u_", "__s__", "*", "_", "a_b", "[[Note]]", "[[N#H|s]]", "![[i.png]]",
          "#tag", "#a/b", "#12", "key:: v", "[k:: v]", "(k:: v)", "^id", "[t](Note.md)", "[u](http://x)", ":", "(",
-         ")", "[", "]", "!", "%%c%%", "x^y", "&", "=", "~", " "]  # fmt: skip
+         ")", "[", "]", "!", "%%c%%", "x^y", "&", "=", "~", " ", "`c [[x]] #t`", "`", "``a`b``", "` s `"]  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
