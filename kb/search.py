@@ -256,7 +256,17 @@ def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, 
         if not rows:
             return []
         ids = [r[0] for r in rows]
-        snippets = dict(conn.execute(snip_sql.format(ids=",".join("?" * len(ids))), [q, *ids]))
+        marks = ",".join("?" * len(ids))
+        # FTS5's snippet() re-reads and scores every match of the whole text: on a note of
+        # some MB that is minutes. Large notes get a snippet cut from a bounded window.
+        sizes = dict(conn.execute(f"SELECT rowid, length(body) FROM search_fts WHERE rowid IN ({marks})", ids))
+        small = [i for i in ids if (sizes.get(i) or 0) <= SNIPPET_FTS_MAX_CHARS]
+        snippets: dict[int, str] = {}
+        if small:
+            snippets.update(conn.execute(snip_sql.format(ids=",".join("?" * len(small))), [q, *small]))
+        for i in ids:
+            if i not in snippets:
+                snippets[i] = _large_snippet(conn, i, q, int(snippet_words))
         return [SearchHit(p, t, y, s, snippets.get(i, "")) for i, p, t, y, s in rows]
 
     prepared = prepare_query(text)
@@ -268,6 +278,57 @@ def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, 
         msg = str(exc).replace("fts5: ", "")
         raise SearchError(f"bad search query {text!r}: {msg} (use words, \"a phrase\", prefix*, "
                           "AND/OR/NOT and parentheses)") from None
+
+
+SNIPPET_FTS_MAX_CHARS = 100_000  # longer bodies: snippets by _large_snippet
+SNIPPET_SCAN_CHARS = 1_000_000  # how far into a large body a snippet looks for a match
+_QUERY_WORD = re.compile(r"\w+\*?", re.UNICODE)
+
+
+def query_words(fts_query: str) -> list[str]:
+    """The words of an FTS5 query (operators, column names and punctuation dropped);
+    a trailing ``*`` is kept on prefix words."""
+    words = []
+    for tok in _QUERY_WORD.findall(re.sub(r"(?:\{[\w ]+\}|\b\w+)\s*:", " ", fts_query)):
+        if tok not in ("AND", "OR", "NOT", "NEAR"):
+            words.append(tok)
+    return words
+
+
+def _large_snippet(conn: sqlite3.Connection, rowid: int, fts_query: str, n_words: int) -> str:
+    """A snippet of about ``n_words`` words around the first match in a large body, with
+    the matched words marked; bounded work whatever the body's size."""
+    row = conn.execute("SELECT substr(body, 1, ?) FROM search_fts WHERE rowid = ?",
+                       (SNIPPET_SCAN_CHARS, rowid)).fetchone()
+    body = (row[0] if row else "") or ""
+    words = query_words(fts_query)
+    # FTS5 matches stems (porter): "training" finds "trained". The first letters of each
+    # word (at least four) find the same places well enough for a preview.
+    stems = sorted({w.rstrip("*").casefold()[: max(4, len(w.rstrip("*")) - 3)] for w in words if w.rstrip("*")},
+                   key=len, reverse=True)
+    if not stems:
+        return _cut(body, 0, n_words, None)
+    pattern = re.compile(r"\b(?:" + "|".join(re.escape(s) for s in stems) + r")\w*", re.IGNORECASE)
+    hit = pattern.search(body)
+    return _cut(body, hit.start() if hit else 0, n_words, pattern)
+
+
+def _cut(body: str, at: int, n_words: int, pattern: re.Pattern[str] | None) -> str:
+    """``n_words`` words of ``body`` from a little before offset ``at``, hits marked."""
+    start = max(0, at - 200)
+    window = body[start: at + 40 * max(n_words, 1)]
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", window)]
+    if not spans:
+        return ""
+    first = next((k for k, (a, b) in enumerate(spans) if start + b > at), 0)
+    first = max(0, first - max(1, n_words // 4))
+    chosen = spans[first: first + max(n_words, 1)]
+    text = window[chosen[0][0]: chosen[-1][1]]
+    if pattern is not None:
+        text = pattern.sub(lambda m: HIT_START + m.group() + HIT_END, text)
+    lead = "…" if start + chosen[0][0] > 0 else ""
+    tail = "…" if start + chosen[-1][1] < len(body) else ""
+    return lead + " ".join(text.split()) + tail
 
 
 def search(vault: Any, text: str, *, tag: str | None = None, year: Any = None, limit: int = 20,
