@@ -181,7 +181,7 @@ class Vault:
     def find(self, name: str) -> str | None:
         """The path of the note called ``name`` (path, file name, alias, citekey or
         title; case-insensitive), or None."""
-        from kb.resolve import norm, path_order, strip_md
+        from kb.resolve import norm, path_order, same_spelling, strip_md
 
         conn = self._ensure()
         raw = name.strip().replace("\\", "/")
@@ -201,7 +201,8 @@ class Vault:
                 if cands:
                     return sorted(cands, key=path_order)[0]
             return None
-        rows.sort(key=lambda r: (_KIND_RANK.get(r[2], 9), path_order(r[1])))
+        # exact spelling first within a kind: "Note" is Note.md before note.md
+        rows.sort(key=lambda r: (_KIND_RANK.get(r[2], 9), not same_spelling(r[1], raw), path_order(r[1])))
         return rows[0][1]
 
     def note(self, name: str) -> Note:
