@@ -462,7 +462,7 @@ class _transaction:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is None:
             self.conn.execute("COMMIT")
-        else:
+        elif self.conn.in_transaction:  # SQLite already rolled back after e.g. a full disk
             self.conn.execute("ROLLBACK")
 
 
