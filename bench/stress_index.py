@@ -3,7 +3,7 @@
 Each round deletes ``V/.paperkb/index.db*`` (``runs.db`` is kept and checked too), starts
 ``--procs`` indexers at once, waits, and then checks: every process exited 0, SQLite's
 ``PRAGMA integrity_check`` says ``ok``, the index holds every note, and a follow-up
-``update`` has nothing to do. Also, with ``--kill``, one round in three kills an indexer
+``update`` has nothing to do. Also, with ``--kill``, one round in three (or the last of a short run) kills an indexer
 with SIGKILL in the middle of its parse and checks that no parse worker outlives it.
 
     python bench/stress_index.py --rounds 300 --notes 5000          # the long run, on demand
@@ -134,7 +134,9 @@ def race_round(vault: Path, n_notes: int, procs: int, workers: int, cli: bool, k
         if victim.poll() is None:
             victim.send_signal(signal.SIGKILL)
             victim.wait()
-            time.sleep(1.5)  # the workers' parent watch polls every 0.5 s
+            until = time.monotonic() + 3  # the workers' parent watch polls every 0.5 s
+            while _alive(kids) and time.monotonic() < until:
+                time.sleep(0.05)
             orphans = _alive(kids)
             for pid in orphans:
                 os.kill(pid, signal.SIGKILL)
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     t0, c0 = time.perf_counter(), os.times()
     for r in range(args.rounds):
-        kill = args.kill and r % 3 == 2
+        kill = args.kill and (r % 3 == 2 or r == args.rounds - 1 < 2)  # short runs: the last round
         problem = race_round(vault, args.notes, args.procs, args.workers, args.cli, kill)
         if problem:
             failures += 1

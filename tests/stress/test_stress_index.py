@@ -18,7 +18,7 @@ def test_racing_cold_indexers_short(tmp_path, capsys):
     pytest.importorskip("psutil")
     import stress_index
 
-    rounds = int(os.environ.get("PAPERKB_STRESS_ROUNDS", "3"))
+    rounds = int(os.environ.get("PAPERKB_STRESS_ROUNDS", "2"))
     code = stress_index.main(["--vault", str(tmp_path / "v"), "--notes", "420", "--rounds", str(rounds),
                               "--procs", "2", "--workers", "2", "--kill"])
     out = capsys.readouterr().out
