@@ -336,4 +336,17 @@ def search(vault: Any, text: str, *, tag: str | None = None, year: Any = None, l
     """Search a :class:`kb.vault.Vault` (its index is brought up to date first)."""
     if refresh and getattr(vault, "refresh", True):
         vault.index()
-    return search_conn(vault.connect(), text, tag=tag, year=year, limit=limit)
+    conn = vault.connect()
+    try:
+        return search_conn(conn, text, tag=tag, year=year, limit=limit)
+    except sqlite3.OperationalError as exc:
+        # A read-only index (a vault folder that cannot be written) whose search tables
+        # are missing or stale: move the index to the user's cache folder, as
+        # Vault.index does when the notes changed.
+        if not getattr(conn, "readonly", False) or not hasattr(vault, "_recover"):
+            raise SearchError(f"search failed: {exc}") from None
+        from kb.index import IndexReadOnly
+
+        vault._recover(IndexReadOnly(str(exc)))
+        vault.index()
+        return search_conn(vault.connect(), text, tag=tag, year=year, limit=limit)

@@ -304,6 +304,11 @@ def test_read_only_index_is_queried_when_complete(tmp_path, monkeypatch):
     with Vault(vault) as v:
         assert len(v.paths()) == 4 and v.index().parsed == 0
         assert v.index_path == db
+        from kb.search import search
+
+        # its search tables were never built, and cannot be here: built in the user's cache
+        assert [h.path for h in search(v, "note")]
+        assert v.index_path == I.user_cache_path(vault)
     # out of date: the index moves to the user's cache folder instead of failing
     (vault / "new.md").write_text("# New\n", encoding="utf-8")
     monkeypatch.setattr(I, "connect", real_connect)
