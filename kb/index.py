@@ -656,7 +656,7 @@ def open_index(root: Path, db_path: Path | None = None) -> IndexConnection:
     return connect(user_cache_path(root))
 
 
-def _checkpoint(conn: sqlite3.Connection) -> None:
+def checkpoint(conn: sqlite3.Connection) -> None:
     """Fold a large WAL back into the database and truncate it. Waits at most briefly
     for readers: a busy checkpoint is simply tried again after the next update."""
     path = getattr(conn, "db_path", None)
@@ -803,7 +803,7 @@ def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: in
             return stats
         _write_update(root, conn, plan, notes_on_disk, files_on_disk, stats, progress=progress, workers=workers)
         _dirty_mark(folder, False)
-    _checkpoint(conn)
+    checkpoint(conn)
     stats.seconds = time.perf_counter() - start
     return stats
 

@@ -29,21 +29,25 @@ from typing import Any
 from kb.errors import PaperkbError
 
 HIT_START, HIT_END = "\x02", "\x03"  # marks around matched words in snippets
+SNIPPET_FTS_MAX_CHARS = 100_000  # longer bodies: snippets by _large_snippet, from a stored preview
+SNIPPET_SCAN_CHARS = 1_000_000  # the preview: how far into a large body a snippet looks for a match
 COLUMNS = ("title", "aliases", "authors", "headings", "body")
 WEIGHTS = (10.0, 6.0, 3.0, 2.0, 1.0)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS search_state(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS search_docs(
-    id INTEGER PRIMARY KEY, path TEXT UNIQUE, hash TEXT, title TEXT, year INTEGER, tags TEXT);
+    id INTEGER PRIMARY KEY, path TEXT UNIQUE, hash TEXT, title TEXT, year INTEGER, tags TEXT,
+    chars INTEGER, preview TEXT);
 CREATE INDEX IF NOT EXISTS search_docs_year ON search_docs(year);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
     title, aliases, authors, headings, body,
     tokenize = 'porter unicode61 remove_diacritics 2');
 """
-# Tables made under another TABLES_VERSION are redone. 3: the plain title is shown. 2: no prefix indexes (they
+# Tables made under another TABLES_VERSION are redone. 4: body length and a bounded preview of large
+# bodies (snippets of large notes without reading them whole). 3: the plain title is shown. 2: no prefix indexes (they
 # doubled the time to index a vault; prefix* queries on 10,000 notes stay ~10 ms).
-TABLES_VERSION = "3"
+TABLES_VERSION = "4"
 
 
 class SearchError(PaperkbError):
@@ -163,6 +167,10 @@ def sync(conn: sqlite3.Connection) -> int:
             known, gone, changed = {}, [], list(current)
         if n_changed:
             _write_docs(conn, known, gone, changed, current)
+    if n_changed:
+        from kb.index import checkpoint
+
+        checkpoint(conn)  # the full-text tables are bulky: do not leave them in a large WAL
     return n_changed
 
 
@@ -177,8 +185,11 @@ def _write_docs(conn: sqlite3.Connection, known: dict, gone: list[str], changed:
     except sqlite3.Error:  # JSON SQLite cannot read (NaN from YAML's .nan): decode in Python
         rows = _doc_rows_python(conn, todo)
     first = (conn.execute("SELECT max(id) FROM search_docs").fetchone()[0] or 0) + 1
-    conn.executemany("INSERT INTO search_docs(id, path, hash, title, year, tags) VALUES (?, ?, ?, ?, ?, ?)",
-                     [(first + i, path, h, doc[7], doc[5], doc[6]) for i, (path, h, doc) in enumerate(rows)])
+    conn.executemany(
+        "INSERT INTO search_docs(id, path, hash, title, year, tags, chars, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(first + i, path, h, doc[7], doc[5], doc[6], len(doc[4]),
+          doc[4][:SNIPPET_SCAN_CHARS] if len(doc[4]) > SNIPPET_FTS_MAX_CHARS else None)
+         for i, (path, h, doc) in enumerate(rows)])
     conn.executemany("INSERT INTO search_fts(rowid, title, aliases, authors, headings, body) "
                      "VALUES (?, ?, ?, ?, ?, ?)", [(first + i, *doc[:5]) for i, (_, _, doc) in enumerate(rows)])
 
@@ -259,14 +270,14 @@ def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, 
         marks = ",".join("?" * len(ids))
         # FTS5's snippet() re-reads and scores every match of the whole text: on a note of
         # some MB that is minutes. Large notes get a snippet cut from a bounded window.
-        sizes = dict(conn.execute(f"SELECT rowid, length(body) FROM search_fts WHERE rowid IN ({marks})", ids))
-        small = [i for i in ids if (sizes.get(i) or 0) <= SNIPPET_FTS_MAX_CHARS]
+        previews = dict(conn.execute(
+            f"SELECT id, preview FROM search_docs WHERE id IN ({marks}) AND preview IS NOT NULL", ids))
+        small = [i for i in ids if i not in previews]
         snippets: dict[int, str] = {}
         if small:
             snippets.update(conn.execute(snip_sql.format(ids=",".join("?" * len(small))), [q, *small]))
-        for i in ids:
-            if i not in snippets:
-                snippets[i] = _large_snippet(conn, i, q, int(snippet_words))
+        for i, preview in previews.items():
+            snippets[i] = _large_snippet(preview, q, int(snippet_words))
         return [SearchHit(p, t, y, s, snippets.get(i, "")) for i, p, t, y, s in rows]
 
     prepared = prepare_query(text)
@@ -280,8 +291,6 @@ def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, 
                           "AND/OR/NOT and parentheses)") from None
 
 
-SNIPPET_FTS_MAX_CHARS = 100_000  # longer bodies: snippets by _large_snippet
-SNIPPET_SCAN_CHARS = 1_000_000  # how far into a large body a snippet looks for a match
 _QUERY_WORD = re.compile(r"\w+\*?", re.UNICODE)
 
 
@@ -295,12 +304,10 @@ def query_words(fts_query: str) -> list[str]:
     return words
 
 
-def _large_snippet(conn: sqlite3.Connection, rowid: int, fts_query: str, n_words: int) -> str:
-    """A snippet of about ``n_words`` words around the first match in a large body, with
-    the matched words marked; bounded work whatever the body's size."""
-    row = conn.execute("SELECT substr(body, 1, ?) FROM search_fts WHERE rowid = ?",
-                       (SNIPPET_SCAN_CHARS, rowid)).fetchone()
-    body = (row[0] if row else "") or ""
+def _large_snippet(body: str, fts_query: str, n_words: int) -> str:
+    """A snippet of about ``n_words`` words around the first match in the stored preview
+    (the first ``SNIPPET_SCAN_CHARS``) of a large body, the matched words marked: bounded
+    work whatever the note's size."""
     words = query_words(fts_query)
     # FTS5 matches stems (porter): "training" finds "trained". The first letters of each
     # word (at least four) find the same places well enough for a preview.
@@ -343,9 +350,10 @@ def search(vault: Any, text: str, *, tag: str | None = None, year: Any = None, l
         # A read-only index (a vault folder that cannot be written) whose search tables
         # are missing or stale: move the index to the user's cache folder, as
         # Vault.index does when the notes changed.
+        from kb.index import IndexReadOnly, storage_error
+
         if not getattr(conn, "readonly", False) or not hasattr(vault, "_recover"):
-            raise SearchError(f"search failed: {exc}") from None
-        from kb.index import IndexReadOnly
+            raise storage_error(exc, getattr(conn, "db_path", "the index")) from None
 
         vault._recover(IndexReadOnly(str(exc)))
         vault.index()

@@ -339,3 +339,7 @@ def test_wal_is_checkpointed_after_an_update(tmp_path, monkeypatch):
     with Vault(vault) as v:
         v.index()
         assert os.path.getsize(str(v.index_path) + "-wal") == 0
+        from kb.search import search
+
+        assert search(v, "note")  # the full-text tables are written too
+        assert os.path.getsize(str(v.index_path) + "-wal") == 0
