@@ -43,13 +43,13 @@ from pathlib import Path
 from typing import Iterator
 
 from kb.errors import VaultError
+from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
+from kb.model import Note, Problem, json_safe
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
-from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
-from kb.model import Note, Problem, json_safe
 
 SCHEMA_VERSION = "6"  # 6: notes.ctime
 INDEX_DIR = ".paperkb"
