@@ -72,7 +72,7 @@ def ppo_train(policy, ref_policy, value_model: ScalarHeadModel,
             loss_v.backward()
             step_optimizer(value_model, opt_v, sch_v, optim.clip)
         row = {"iteration": it, "reward": float(r_c.mean()), "kl": float(kl.mean()),
-               "policy_loss": float(loss_p), "value_loss": float(loss_v)}
+               "policy_loss": float(loss_p.detach()), "value_loss": float(loss_v.detach())}
         history.append(row)
         if on_iteration is not None:
             on_iteration(it, row, r)
