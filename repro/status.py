@@ -265,3 +265,81 @@ def status_table(vault_root: Path | str, claims: Iterable[Any] | None = None) ->
         paper["claims"].append({"id": c.id, "statement": c.statement, "experiments": c.experiments,
                                 "params": c.params, "expect": c.expect, "needs": c.needs, **st})
     return list(papers.values())
+
+
+def normalise_status(text: str) -> str:
+    """A ``--status`` filter as one of CLAIM_STATUSES ("needs" stands for every "needs ...");
+    raises ``kb.errors.PaperkbError`` (a usage error) for anything else."""
+    from kb.errors import PaperkbError
+
+    word = " ".join(text.replace("-", " ").replace("_", " ").lower().split())
+    if word in ("small scale", "supported"):
+        word = SMALL_SCALE
+    if word in ("proxy", "small scale proxy", "supported at small scale proxy"):
+        word = SMALL_SCALE_PROXY
+    if word.startswith(NEEDS + " ") or word == NEEDS:
+        word = NEEDS
+    if word not in CLAIM_STATUSES:
+        raise PaperkbError(f"--status must be one of: {', '.join(CLAIM_STATUSES)}; got {text!r}", exit_code=2)
+    return word
+
+
+def claim_rows(vault_root: Path | str, *, note_path: str | None = None, tag: str | None = None,
+               status: str | None = None) -> list[dict[str, Any]]:
+    """The claims of the vault (from its index) with their status, checks and controls, for
+    ``paperkb claims``; ``status`` is a word of CLAIM_STATUSES (see :func:`normalise_status`)."""
+    claims = vault_claims(vault_root, note_path=note_path, tag=tag)
+    statuses = claim_statuses(vault_root, claims)
+    rows = []
+    for c in claims:
+        st = statuses.get(c.id) or _empty(c)
+        if status and not status_matches(st["status"], status):
+            continue
+        rows.append({**c.to_dict(), **st})
+    return rows
+
+
+def filtered_status_table(vault_root: Path | str, *, note_path: str | None = None, tag: str | None = None,
+                          status: str | None = None) -> list[dict[str, Any]]:
+    """:func:`status_table` for the claims that pass the filters (papers with none are left out)."""
+    papers = status_table(vault_root, vault_claims(vault_root, note_path=note_path, tag=tag))
+    if status:
+        for paper in papers:
+            paper["claims"] = [c for c in paper["claims"] if status_matches(c["status"], status)]
+        papers = [p for p in papers if p["claims"]]
+    return papers
+
+
+def checks_brief(entry: dict[str, Any]) -> str:
+    """One line for tables: how many checks passed, at which scale, of which evidence kind."""
+    checks = entry.get("checks") or []
+    if not checks:
+        return ""
+    judged = [c for c in checks if c.get("evidence") != "reference"]
+    passed = sum(1 for c in judged if c.get("passed"))
+    scales = sorted({str(c.get("scale")) for c in judged if c.get("scale")})
+    kinds = sorted({str(c.get("evidence")) for c in judged})
+    text = f"{passed}/{len(judged)} passed ({', '.join(scales)}; {', '.join(kinds)})"
+    ref = len(checks) - len(judged)
+    if ref:
+        text += f"; {ref} reference"
+    failed = [c for c in judged if not c.get("passed")]
+    if failed:
+        c = failed[0]
+        text += f"; failed: {c.get('name')} = {_num(c.get('value'))} {c.get('op')} {c.get('threshold')}"
+    return text
+
+
+def controls_brief(entry: dict[str, Any]) -> str:
+    controls = entry.get("controls") or []
+    if not controls:
+        return ""
+    bad = [c for c in controls if not c.get("ok")]
+    if bad:
+        return "; ".join(f"control {c['control']} of {c['experiment']}: {c.get('error', 'not contradicted')}"
+                         for c in bad)
+    return f"{len(controls)} control{'s' if len(controls) != 1 else ''} contradicted"
+
+
+def _num(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
