@@ -47,7 +47,7 @@ def experiment_problems(notes: list[Note] | list[tuple[str, Claim]]) -> list[Pro
             problems.append(Problem(path, claim.line, "warning",
                                     f"claim id '{claim.id}' is also used at {where[0]}:{where[1]}; the two claims "
                                     "would share runs and status (give one another block id)"))
-        if not claim.experiments:
+        if not claim.experiments and not getattr(claim, "needs", ""):
             problems.append(Problem(path, claim.line, "warning",
                                     f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"))
         for exp in claim.experiments:

@@ -27,7 +27,7 @@ def cli(repro_env, vault, monkeypatch):
         ClaimRef("c-none", "nobody measured this yet", ["test/needs-gpu"], "A.md", "A", 12),
     ]
     monkeypatch.setattr("cli.repro_commands._vault_claims", lambda root: claims)
-    monkeypatch.setattr("repro.status.vault_claims", lambda root: claims)
+    monkeypatch.setattr("repro.status.vault_claims", lambda root, **filters: claims)
     runner = CliRunner()
 
     def invoke(*args):
