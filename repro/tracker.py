@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from kb.errors import PaperkbError
+from repro.processes import pid_alive as _pid_alive
 
 QUEUED, RUNNING = "queued", "running"
 PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT = "passed", "failed", "error", "interrupted", "timeout"
@@ -506,18 +507,3 @@ def _run_of(row: sqlite3.Row) -> Run:
         if key in d or key in ("environment", "command"):
             d[key] = json.loads(d[key]) if d.get(key) else ([] if key in ("claims", "checks", "command") else {})
     return Run(**d)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:  # a zombie is gone for our purposes
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return True

@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 from repro import registry
 from repro.registry import Metric, Result, RunContext
+from repro.processes import pid_alive as _pid_alive
 
 PARENT_PID_ENV = "PAPERKB_PARENT_PID"
 EXTRA_MODULES_ENV = "PAPERKB_EXTRA_EXPERIMENT_MODULES"
@@ -103,21 +104,6 @@ class WorkerContext(RunContext):
         if self._writer is not None:
             self._writer.emit("artifact", name=rel.as_posix(), rank=self.rank)
         return path
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return True
 
 
 def _start_watchdog() -> None:
