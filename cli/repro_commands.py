@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 import typer
 
 from cli.common import check_format, find_note, print_json, require_vault, vault_of
+from cli.output import echo, emit, format_option, no_header_option, on_terminal
 
 FORMATS = ("table", "json")
 
@@ -176,9 +177,13 @@ def claims_cmd(
     note_opt: Optional[str] = typer.Option(None, "--note", "-n", help="Same as the NOTE argument."),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."),
     status: Optional[str] = typer.Option(None, "--status", "-s", help=_STATUS_HELP),
-    fmt: str = _format_option(),
+    fmt: str = format_option(),
+    no_header: bool = no_header_option(),
 ) -> None:
     """List claims with the experiments they name, their status and the checks behind it.
+
+    JSON gives each claim its status, its checks (name, value, op, threshold, scale,
+    evidence, run_id) and its experiments' negative controls.
 
     Example: paperkb claims "Attention Is All You Need" --status unverified
 
@@ -186,27 +191,16 @@ def claims_cmd(
     """
     from repro.status import checks_brief, claim_rows, controls_brief, normalise_status
 
-    _check_format(fmt)
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
     rows = claim_rows(vault, note_path=_note_path(vault, note_opt or note), tag=tag, status=want)
-    if fmt == "json":
-        print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(title=_count(len(rows), "claim"), title_justify="left")
-    for col in ("claim", "note", "experiments", "status", "checks", "run"):
-        table.add_column(col, overflow="fold", no_wrap=col == "run")
-    for r in rows:
-        behind = checks_brief(r)
-        controls = controls_brief(r)
-        if controls:
-            behind = f"{behind}\n{controls}" if behind else controls
-        table.add_row(_esc(r["id"]), _esc(f"{r['title']}:{r['line']}"), _esc(", ".join(r["experiments"]) or "-"),
-                      _styled(r["status"]), _esc(behind), _esc(r["run_id"] or ""))
-    _console().print(table)
+    if fmt not in ("json", "jsonl"):
+        for r in rows:
+            r["where"] = f"{r['title']}:{r['line']}"
+            r["behind"] = "; ".join(filter(None, [checks_brief(r), controls_brief(r)]))
+            r["run"] = r["run_id"] or ""
+    emit(rows, ["id", "status", "experiments", "where", "behind", "run"], fmt, no_header=no_header, wrap="behind")
 
 
 # --------------------------------------------------------------------------------------
@@ -768,9 +762,13 @@ def status_cmd(
     note: Optional[str] = typer.Option(None, "--note", "-n", help="Only the claims of this note (name, alias, citekey, title)."),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."),
     status: Optional[str] = typer.Option(None, "--status", "-s", help=_STATUS_HELP),
-    fmt: str = _format_option(),
+    fmt: str = format_option(),
+    no_header: bool = no_header_option(),
 ) -> None:
-    """A table per paper: each claim, its reproduction status and the checks behind it.
+    """Each paper's claims, their reproduction status and the checks behind it.
+
+    JSON gives one entry per paper (note) with its claims, each with its status, checks
+    and controls.
 
     Example: paperkb status --status contradicted
 
@@ -778,7 +776,6 @@ def status_cmd(
     """
     from repro.status import checks_brief, controls_brief, filtered_status_table, normalise_status
 
-    _check_format(fmt)
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
@@ -786,28 +783,20 @@ def status_cmd(
     if fmt == "json":
         print_json(papers)
         return
-    from rich.table import Table
-
-    con = _console()
-    if not papers:
-        if note or tag or status:
-            con.print("no claim matches these filters")
-        else:
-            con.print("no claims in this vault (write `> [!claim] ...` with `experiment:: <id>` in a note)")
+    if fmt == "jsonl":
+        emit(papers, [], fmt)
         return
+    if not papers and fmt == "table" and on_terminal():
+        echo("no claim matches these filters" if (note or tag or status) else
+             "no claims in this vault (write `> [!claim] ...` with `experiment:: <id>` in a note)")
+        return
+    rows = []
     for paper in papers:
-        t = Table(title=_esc(paper["title"]), title_justify="left")
-        for col in ("claim", "statement", "status", "checks behind it", "run", "ended"):
-            t.add_column(col, overflow="fold", no_wrap=col == "run")
         for c in paper["claims"]:
-            statement = c["statement"] if len(c["statement"]) <= 80 else c["statement"][:77] + "..."
-            behind = checks_brief(c)
-            controls = controls_brief(c)
-            if controls:
-                behind = f"{behind}\n{controls}" if behind else controls
-            t.add_row(_esc(c["id"]), _esc(statement), _styled(c["status"]), _esc(behind), _esc(c["run_id"] or ""),
-                      _esc(_short_time(c["ended"])))
-        con.print(t)
+            rows.append({"paper": paper["title"], "claim": c["id"], "status": c["status"],
+                         "behind": "; ".join(filter(None, [checks_brief(c), controls_brief(c)])),
+                         "run": c["run_id"] or "", "ended": _short_time(c["ended"])})
+    emit(rows, ["paper", "claim", "status", "behind", "run", "ended"], fmt, no_header=no_header, wrap="behind")
 
 
 def register(app: typer.Typer) -> None:

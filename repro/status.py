@@ -262,8 +262,9 @@ def status_table(vault_root: Path | str, claims: Iterable[Any] | None = None) ->
     for c in claim_list:
         paper = papers.setdefault(c.note, {"note": c.note, "title": c.title, "citekey": c.citekey, "claims": []})
         st = statuses.get(c.id) or _empty(c)
-        paper["claims"].append({"id": c.id, "statement": c.statement, "experiments": c.experiments,
-                                "params": c.params, "expect": c.expect, "needs": c.needs, **st})
+        paper["claims"].append({"id": c.id, "statement": c.statement, "params": c.params, "expect": c.expect,
+                                "needs": c.needs, **st, "experiments": list(c.experiments),
+                                "experiment_runs": st["experiments"]})
     return list(papers.values())
 
 
@@ -295,7 +296,7 @@ def claim_rows(vault_root: Path | str, *, note_path: str | None = None, tag: str
         st = statuses.get(c.id) or _empty(c)
         if status and not status_matches(st["status"], status):
             continue
-        rows.append({**c.to_dict(), **st})
+        rows.append({**c.to_dict(), **st, "experiments": list(c.experiments), "experiment_runs": st["experiments"]})
     return rows
 
 
