@@ -181,3 +181,23 @@ def test_targets_split_by_claim_spec_and_controls_expand(repro_env):
 
 
 from repro_testkit import repro_env  # noqa: E402,F401
+
+
+def test_registered_experiments_have_controls_and_only_paper_presets_reach_paper_scale():
+    """With the status rule (only a paper-scale run of direct evidence reproduces), this is
+    why `run --all --preset smoke` (or full) can never make a claim "reproduced"."""
+    exps = registry.load_all()
+    assert exps
+    for exp in exps.values():
+        assert exp.controls, exp.id
+        for name in exp.presets:
+            assert (exp.scale_of(name) == "paper") == (name == "paper"), (exp.id, name)
+
+
+def test_the_run_help_example_is_an_override():
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    out = CliRunner().invoke(app, ["run", "--help"], terminal_width=200).output
+    assert "Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000" in out
