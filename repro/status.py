@@ -159,10 +159,15 @@ class RunIndex:
                 self.real.setdefault(run.experiment, []).append(run)
 
     def deciding(self, experiment: str, claim: ClaimRef) -> Run | None:
+        """The newest finished run for the claim's configuration; a skipped attempt ("needs
+        a CUDA GPU") only when no run ever finished (a run made elsewhere still counts)."""
+        skipped = None
         for run in self.real.get(experiment, ()):
             if _spec_matches(run, claim):
-                return run
-        return None
+                if run.status != SKIPPED:
+                    return run
+                skipped = skipped or run
+        return skipped
 
     def controls_of(self, experiment: str) -> list[Run]:
         return [r for (e, _), r in sorted(self.controls.items()) if e == experiment]

@@ -93,18 +93,21 @@ def test_words_from_scale_evidence_controls_overrides_and_needs(tmp_path):
         _run(t, "e/spec", FAILED)
         spec = _run(t, "e/spec", PASSED, overrides={"d_model": 768})  # the claim names exactly this value
         t.record_skipped("e/gpu", preset="smoke", needs="a CUDA GPU", reason="e/gpu: needs a CUDA GPU")
+        _run(t, "e/gpu-elsewhere", PASSED)  # made on a machine with a GPU, then skipped here
+        t.record_skipped("e/gpu-elsewhere", preset="smoke", needs="a CUDA GPU", reason="needs a CUDA GPU")
     claims = [
         _claim("full", "e/full"), _claim("proxy", "e/proxy"), _claim("ref", "e/ref-fails"), _claim("ctl", "e/ctl"),
         _claim("good", "e/good-ctl"), _claim("ctl-only", "e/ctl-only"), _claim("over", "e/over"),
         _claim("spec", "e/spec", params={"d_model": 768}), _claim("plain-spec", "e/spec"),
         _claim("gpu", "e/gpu"), _claim("bleu", needs="the WMT14 data"), _claim("mixed", "e/full", "e/gpu"),
+        _claim("elsewhere", "e/gpu-elsewhere"),
     ]
     st = claim_statuses(tmp_path, claims)
     assert {k: v["status"] for k, v in st.items()} == {
         "full": SMALL_SCALE, "proxy": SMALL_SCALE_PROXY, "ref": SMALL_SCALE, "ctl": SMALL_SCALE,
         "good": SMALL_SCALE, "ctl-only": UNVERIFIED, "over": SMALL_SCALE, "spec": SMALL_SCALE,
         "plain-spec": CONTRADICTED, "gpu": "needs a CUDA GPU", "bleu": "needs the WMT14 data",
-        "mixed": "needs a CUDA GPU",
+        "mixed": "needs a CUDA GPU", "elsewhere": SMALL_SCALE,
     }
     assert st["ctl"]["run_id"] == ok and st["good"]["run_id"] == good and st["spec"]["run_id"] == spec
     [bad] = st["ctl"]["controls"]
