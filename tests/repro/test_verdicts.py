@@ -202,3 +202,27 @@ def test_the_run_help_example_is_an_override():
 
     # the command whose statuses test_repro_cli checks stay unchanged
     assert "Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000" in run_cmd.__doc__
+
+
+def test_a_third_party_experiment_without_control_is_refused_and_its_siblings_load(monkeypatch):
+    import importlib.metadata
+
+    def fn(ctx):
+        ctx.check("x", 1.0, "==", 1.0)
+        return ctx.result()
+
+    presets = {"smoke": Preset(), "full": Preset()}
+    good = registry.Experiment("thirdparty/good", "d", fn, presets=presets, controls=(Control("c", "broken"),))
+    bad = registry.Experiment("thirdparty/bad", "d", fn, presets=presets)
+
+    class EntryPoint:
+        name = "thirdparty"
+
+        def load(self):
+            return lambda: [bad, good]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [EntryPoint()])
+    monkeypatch.setattr(registry, "_LOADED", False)
+    exps = registry.load_all()
+    assert "thirdparty/good" in exps and "thirdparty/bad" not in exps
+    assert any(e.startswith("entry point thirdparty:") and "thirdparty/bad" in e for e in registry.load_errors())
