@@ -59,7 +59,7 @@ def experiment_problems(
             problems.append(Problem(path, claim.line, "warning",
                                     f"claim id '{claim.id}' is also used at {where[0]}:{where[1]}; the two claims "
                                     "would share runs and status (give one another block id)"))
-        if not claim.experiments:
+        if not claim.experiments and not getattr(claim, "needs", ""):
             problems.append(Problem(path, claim.line, "warning",
                                     f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"))
         for exp in claim.experiments:
