@@ -518,31 +518,76 @@ def to_json(v: Any) -> Any:
     return to_string(v)
 
 
+_FIELD_ATOM = re.compile(
+    r'\s*(?:(?P<string>"(?:[^"\\\n]|\\.)*")'
+    r"|(?P<link>!?\[\[(?:[^\]\n]|\](?!\]))*\]\])"
+    r"|(?P<tag>#[^\u2000-\u206F\u2E00-\u2E7F'!\"#$%&()*+,.:;<=>?@^`{|}~\[\]\\\s]+)"
+    r"|(?P<word>[^,\"]+?))\s*(?=,|$)"
+)
+_MAX_FIELD_ATOMS = 1000
+
+
+def _field_atom(kind: str, text: str) -> tuple[bool, Any]:
+    """One element of an inline field's value, as Dataview's ``atomInlineField``; False
+    when ``text`` is not one (then the whole value stays a string)."""
+    if kind == "string":
+        body = text[1:-1]
+        return True, re.sub(r"\\(.)", lambda m: m.group(1) if m.group(1) in '"\\' else m.group(0), body)
+    if kind == "link":
+        embed = text.startswith("!")
+        return True, link_from_text(text[3 if embed else 2:-2], embed=embed)
+    if kind == "tag":
+        return True, text
+    low = text.lower()
+    if low in ("true", "false"):
+        return True, low == "true"
+    if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        return True, float(text) if "." in text else int(text)
+    if text[:1].isdigit():
+        d = parse_date(text)
+        if d is not None:
+            return True, d
+        du = parse_duration(text)
+        if du is not None:
+            return True, du
+    return False, None
+
+
 def parse_field_value(text: str) -> Any:
-    """Turn an inline-field or frontmatter string into the typed value Dataview would see."""
+    """Turn an inline-field or frontmatter string into the typed value Dataview would see.
+
+    As Dataview's ``inlineField``: one atom (number, boolean, date, duration, "quoted
+    string" without its quotes, link, #tag), or atoms separated by commas, which make a
+    list (``1, 2, 3, "hello"``; a trailing comma makes one: ``[[test]],``). Anything else
+    is the text itself."""
     s = text.strip()
     if s == "":
         return None
-    low = s.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if re.fullmatch(r"-?\d+(\.\d+)?", s):
-        return float(s) if "." in s else int(s)
-    if s[0].isdigit():
-        d = parse_date(s)
-        if d is not None:
-            return d
-    if s[0].isdigit():
-        du = parse_duration(s)
-        if du is not None:
-            return du
-    if "[[" in s:
-        links = re.findall(r"(!?)\[\[([^\]]+)\]\]", s)
-        rest = re.sub(r"!?\[\[[^\]]+\]\]", "", s)
-        if links and not rest.replace(",", "").strip():
-            values = [link_from_text(inner, embed=bool(bang)) for bang, inner in links]
-            return values[0] if len(values) == 1 else values
-    return s
+    m = _FIELD_ATOM.fullmatch(s)
+    if m:
+        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup))
+        if ok:
+            return value
+    if "," not in s:
+        return s
+    values = []
+    pos, n = 0, len(s)
+    while pos < n and len(values) <= _MAX_FIELD_ATOMS:
+        m = _FIELD_ATOM.match(s, pos)
+        if not m:
+            return s
+        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup))
+        if not ok:
+            return s
+        values.append(value)
+        pos = m.end()
+        if pos < n:  # at a comma
+            pos += 1
+            if not s[pos:].strip():  # a trailing comma: still a list
+                break
+    if len(values) > _MAX_FIELD_ATOMS:
+        return s
+    return values
 
 
 def split_link_inner(inner: str) -> tuple[str, str | None]:
