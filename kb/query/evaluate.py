@@ -15,6 +15,7 @@ from typing import Any
 
 from kb.query import ast
 from kb.query.corpus import Corpus
+from kb.query.csvsource import read_csv_rows
 from kb.query.errors import QueryError
 from kb.query.functions import FUNCTIONS, call_function
 from kb.query.limits import DEFAULT_LIMITS, Budget, Limits
@@ -428,6 +429,8 @@ def _source(s: ast.Source, corpus: Corpus, ctx: Context) -> set[str]:
         return _source(s.left, corpus, ctx) | _source(s.right, corpus, ctx)
     if isinstance(s, ast.NotSource):
         return set(corpus.paths()) - _source(s.inner, corpus, ctx)
+    if isinstance(s, ast.CsvSource):
+        raise QueryError(f'csv("{s.path}") must be the whole FROM: its rows are not notes to combine')
     raise QueryError(f"unknown source {s!r}")  # pragma: no cover
 
 
@@ -478,11 +481,21 @@ def execute(query: ast.Query | str, corpus: Corpus, *, this: Page | None = None,
 def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime | None,
              budget: Budget) -> Result:
     ctx = Context(corpus, this, now or _dt.datetime.now(), budget)
+    if isinstance(q.source, ast.CsvSource):
+        if q.type == "task":
+            raise QueryError("TASK cannot read a CSV file (its rows have no tasks)")
+        rows = [Row(r) for r in read_csv_rows(q.source.path, getattr(corpus, "root", None),
+                                              this.path if this is not None else None, budget)]
+        return _run_commands(q, rows, ctx, budget)
     pages = corpus.pages(select_paths(q.source, corpus, ctx))
     if q.type == "task":
         rows: list[Row] = [Row(TaskRecord(t, p)) for p in pages for t in p.file.get("tasks")]
     else:
         rows = [Row(p) for p in pages]
+    return _run_commands(q, rows, ctx, budget)
+
+
+def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -> Result:
     budget.rows(len(rows), q.type.upper())
     group_name: str | None = None
     for cmd in q.commands:
@@ -541,6 +554,6 @@ def _shape(q: ast.Query, rows: list[Row], ctx: Context, group_name: str | None) 
                        if isinstance(m, Row)]
             out.append(ResultRow(None, r.bindings[group_name], values, group=members))
         else:
-            out.append(ResultRow(r.path, Link(r.path) if r.path else None, values))
+            out.append(ResultRow(r.path, Link(r.path) if r.path else getattr(r.base, "id", None), values))
     id_header = None if q.without_id else (group_name or "File")
     return Result(q.type, headers, id_header, out, grouped)

@@ -377,7 +377,8 @@ class Parser:
         if "0" <= ch <= "9":
             m = self.match(_NUMBER)
             s = m.group()
-            value = float(s) if any(c in s for c in ".eE") else int(s)
+            # JavaScript numbers are doubles: a long integer literal is one too
+            value = float(s) if any(c in s for c in ".eE") or len(s) > 15 else int(s)
             return ast.Literal(value, pos=pos)
         if ch in "\"'":
             return ast.Literal(self.string(), pos=pos)
