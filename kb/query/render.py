@@ -129,7 +129,8 @@ def to_records(result: Result) -> list[dict[str, Any]]:
             if result.type == "task":
                 rec["rows"] = [{"path": m.path, **_task_json(m.task)} for m in r.group or []]
         else:
-            rec["path"] = r.path
+            # a CSV row has no note: its place in the file ("data/books.csv#0") stands in
+            rec["path"] = r.path if r.path is not None or not isinstance(r.id, str) else r.id
             if result.type == "task":
                 rec.update(_task_json(r.task))
         if result.type == "list":
