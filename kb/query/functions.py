@@ -916,6 +916,10 @@ def _display(ctx, value):
     return to_string(value)
 
 
-@fn("localtime", 1)
+@fn("localtime", 1, vector=True)
 def _localtime(ctx, d):
-    return d
+    """A date written in another zone, as the same instant in local time."""
+    if d is None:
+        return None
+    _need("localtime", d, "date")
+    return naive_local(d)

@@ -35,6 +35,7 @@ class Link:
 
     def markdown(self) -> str:
         target = self.path[:-3] if self.path.lower().endswith(".md") else self.path
+        target = target.replace("|", "\\|")  # "[[Hello \| There]]", as Obsidian escapes it
         if self.subpath:
             target += ("#^" if self.type == "block" else "#") + self.subpath
         shown = self.display if self.display is not None else (self.name if "/" in self.path else None)

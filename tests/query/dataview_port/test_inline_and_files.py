@@ -16,7 +16,7 @@ import pytest
 from conftest import page_of, same
 from kb.parse import parse_note
 from kb.query import MemoryCorpus, execute
-from kb.query.values import Duration, Link, canonical_key, compare, normalize_header, parse_field_value
+from kb.query.values import Link, canonical_key, compare, normalize_header, parse_field_value
 
 PI = "parse.inline.test.ts"
 
@@ -229,8 +229,3 @@ def test_link_compare_same_file_is_zero():
     """values.test.ts::Links General Comparisons Same File."""
     assert compare(Link("test"), Link("test")) == 0
     assert compare(Link("test", None, "abc", False, "header"), Link("test", None, "abc", False, "block")) != 0
-
-
-def test_durations_compare_by_length(ev):
-    """transferable.test.ts::Duration (the value survives; here: dur() round-trips through string())."""
-    assert ev('dur(string(dur(10 seconds)))') == Duration(0, 10.0)
