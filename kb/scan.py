@@ -33,6 +33,7 @@ consume them); notes with fences go to markdown-it.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from typing import Any
 
 from markdown_it.common.normalize_url import normalizeLink, validateLink
@@ -150,9 +151,27 @@ class _State:
         self.delims: list[_Tok] = []
         self.backticks: dict[int, int] = {}  # for markdown-it's own code span rule
         self.backticksScanned = False
+        self._last_link_middle: int | None = None
 
     def append_pending(self, text: str) -> None:
         self.tokens.append(text)
+
+    # ``state.pending += text`` (how rules add literal text) appends a text token
+    @property
+    def pending(self) -> str:
+        return ""
+
+    @pending.setter
+    def pending(self, text: str) -> None:
+        if text:
+            self.tokens.append(text)
+
+    def last_link_middle(self) -> int:
+        """Where the last "](" of the source is (-1 if none): a "[" or "![" before it may
+        start a link we do not reproduce. Found once (a "[" per character stays linear)."""
+        if self._last_link_middle is None:
+            self._last_link_middle = self.src.rfind("](")
+        return self._last_link_middle
 
     def push(self, ttype: str, tag: str, nesting: int) -> _Tok:
         if nesting:
@@ -426,6 +445,18 @@ class _Scanner:
             _match_emphasis(state.delims)
         parts = []
         open_link: tuple[Link, int] | None = None
+        newlines: list[int] | None = None
+
+        def lines_before(pos: int) -> int:
+            nonlocal newlines
+            if newlines is None:  # found once per paragraph: linear however many tokens
+                newlines = []
+                at = content.find("\n")
+                while at >= 0:
+                    newlines.append(at)
+                    at = content.find("\n", at + 1)
+            return bisect_left(newlines, pos)
+
         for tok in tokens:
             if tok.__class__ is str:  # text
                 parts.append(tok)
@@ -435,7 +466,7 @@ class _Scanner:
                 parts.append("" if tok.meta.open is None else tok.content)
             elif ttype == "wikilink":
                 meta = tok.meta
-                self.links.append(Link(target=meta["target"], kind=meta["kind"], line=line + _line_of(content, meta["pos"]),
+                self.links.append(Link(target=meta["target"], kind=meta["kind"], line=line + lines_before(meta["pos"]),
                                        heading=meta["heading"], block=meta["block"], subpath=meta["subpath"],
                                        display=meta["display"]))
                 parts.append(tok.content)
@@ -445,7 +476,7 @@ class _Scanner:
             elif ttype == "code_inline":
                 parts.append(tok.content)
             elif ttype == "link_open":
-                link = _markdown_link(tok.content, line + _line_of(content, tok.pos))
+                link = _markdown_link(tok.content, line + lines_before(tok.pos))
                 if link is not None:
                     self.links.append(link)
                     open_link = (link, len(parts))
@@ -457,11 +488,11 @@ class _Scanner:
             elif ttype == "inline_field":
                 meta = tok.meta
                 self.fields.append(InlineField(key=meta["key"], value=meta["value"],
-                                               line=line + _line_of(content, meta["pos"]), style=meta["style"]))
+                                               line=line + lines_before(meta["pos"]), style=meta["style"]))
             elif ttype == "block_id":
                 if heading:
                     raise Unsupported("block id in a heading")
-                self.block_id(tok.meta, content, line + _line_of(content, tok.meta["pos"]), previous_sibling,
+                self.block_id(tok.meta, content, line + lines_before(tok.meta["pos"]), previous_sibling,
                               first_sibling)
             # "comment": hidden text, nothing to record
         text = "".join(parts)
@@ -547,7 +578,7 @@ class _Scanner:
                     raise Unsupported("footnote")
                 if self.markdown_link(state, j):
                     continue
-            elif ch == "!" and src.startswith("![", j) and "](" in src[j:end]:
+            elif ch == "!" and src.startswith("![", j) and state.last_link_middle() >= j:
                 raise Unsupported("image")
             elif ch == "^" and src.startswith("^[", j):
                 raise Unsupported("inline footnote")
@@ -558,7 +589,7 @@ class _Scanner:
         src, end = state.src, state.posMax
         m = _SIMPLE_LINK_RE.match(src, j, end)
         if m is None:
-            if "](" in src[j:end]:
+            if state.last_link_middle() >= j:
                 raise Unsupported("Markdown link")
             return False
         dest = m.group(2)
@@ -636,10 +667,6 @@ def _char_class(ch: str) -> tuple[bool, bool]:
     return cls
 
 
-def _line_of(content: str, pos: int) -> int:
-    return content.count("\n", 0, pos)
-
-
 def _is_highlights(title: str) -> bool:
     return bool(_HIGHLIGHTS_RE.fullmatch(_strip_emphasis(title)))
 
@@ -661,6 +688,8 @@ def scan_body(note: Note, source: str) -> ScanResult | None:
     try:
         scanner.run()
     except Unsupported:
+        return None
+    except Exception:  # noqa: BLE001 - a scanner bug must not cost the note: markdown-it parses it
         return None
     note.headings = scanner.headings
     note.links = scanner.links

@@ -184,3 +184,25 @@ def test_fast_frontmatter_takes_the_usual_shapes() -> None:
                                      "name": "A: title", "authors": "A, B", "empty": None}
     for raw in ("a: yes\n", "a: 1.5\n", "a: 2023-01-02\n", "a:\n  b: c\n", "a: [1]\n", "a: b # c\n", "a: 0x1\n"):
         assert scan_frontmatter(raw) is None, raw
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[[a]] " * 20_000,  # many tokens in one paragraph
+        "x [[a]]\n" * 20_000,  # many lines in one paragraph
+        "[a " * 20_000 + "[b]",  # many "[" the scanner reads as text
+        "![a " * 20_000,
+        "**b** _c_ d * e " * 10_000,
+        "a `` b ``` c ` " * 8_000,
+        "> [!note] t\n> - [[a]] #t\n" * 5_000,
+        "- [ ] [[a]] k:: v ^b\n" * 8_000,
+    ],
+)
+def test_scanner_stays_linear_on_pathological_notes(text: str) -> None:
+    import time
+
+    assert scanned(text)
+    start = time.process_time()
+    parse_note(text, "big.md", fast=True)
+    assert time.process_time() - start < 10  # a quadratic scan would take minutes
