@@ -689,7 +689,7 @@ def scan_body(note: Note, source: str) -> ScanResult | None:
         scanner.run()
     except Unsupported:
         return None
-    except Exception:  # noqa: BLE001 - a scanner bug must not cost the note: markdown-it parses it
+    except Exception:  # a scanner bug must not cost the note: markdown-it parses it
         return None
     note.headings = scanner.headings
     note.links = scanner.links

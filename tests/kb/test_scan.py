@@ -23,7 +23,7 @@ from kb.text import decode_note
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
-import synth_vault
+import synth_vault  # noqa: E402
 
 
 def both(data: str | bytes, path: str = "dir/Note.md") -> tuple[dict, dict]:
