@@ -150,6 +150,9 @@ def write_json_file(vault, path) -> None:
     except OSError as exc:
         raise PaperkbError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
+        # mkstemp makes the file private: give it the mode a plain write would have
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         with open(fd, "w", encoding="utf-8") as out:
             write_json(vault, out)
         os.replace(tmp, path)
@@ -158,3 +161,11 @@ def write_json_file(vault, path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
