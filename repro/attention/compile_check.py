@@ -7,11 +7,14 @@ argument binder for the target architecture, which applies the JIT's specialisat
 get ``tt.divisibility = 16``), and compiled down to a cubin with the launch's tile
 configuration (the deterministic fallback, the first of the pruned autotuning space).
 
-What comes back per kernel: registers per thread and spill bytes (from ``ptxas -v``,
-which Triton runs with its bundled ptxas), shared memory (the launch's dynamic shared
-memory from the compiled metadata), and the TTGIR and PTX text, so a test can look for
-32-bit products of a batch or head stride. Needs triton imported without
-``TRITON_INTERPRET=1``; no GPU, no CUDA driver.
+What comes back per kernel: registers per thread and the stack frame (local memory a
+thread spills to) read from the cubin's ``.nv.info`` attributes (EIATTR_REGCOUNT and
+EIATTR_FRAME_SIZE; our kernels use no local arrays, so a non-zero frame is a spill),
+plus the spill store/load bytes of ``ptxas -v`` when this compile ran ptxas (not on a
+Triton cache hit); shared memory (the launch's dynamic shared memory from the compiled
+metadata); and the TTGIR and PTX text, so a test can look for 32-bit products of a
+batch or head stride. Needs triton imported without ``TRITON_INTERPRET=1`` and its
+bundled ptxas; no GPU, no CUDA driver.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import struct
 from dataclasses import dataclass, field
 
 import torch
@@ -36,22 +40,23 @@ class CompiledKernel:
     causal: bool
     config: dict
     registers: int
-    spill_stores: int
-    spill_loads: int
+    frame_bytes: int
+    spill_stores: int | None  # from ptxas -v; None on a Triton cache hit
+    spill_loads: int | None
     shared_bytes: int
     ttgir: str = field(repr=False)
     ptx: str = field(repr=False)
     stride_args: dict = field(default_factory=dict, repr=False)  # batch/head stride names -> TTGIR value
 
     @property
-    def spills(self) -> int:
-        return self.spill_stores + self.spill_loads
+    def spills(self) -> bool:
+        return self.frame_bytes > 0 or bool(self.spill_stores) or bool(self.spill_loads)
 
     def row(self) -> dict:
         return dict(kernel=self.name, arch=f"sm_{self.arch}{'a' if self.arch >= 90 else ''}", dtype=self.dtype,
                     d=self.head_dim, causal=self.causal, tile=f"{self.config['BLOCK_M']}x{self.config['BLOCK_N']}",
                     warps=self.config["num_warps"], stages=self.config["num_stages"], registers=self.registers,
-                    spill_bytes=self.spills, shared_kib=round(self.shared_bytes / 1024, 1))
+                    stack_bytes=self.frame_bytes, shared_kib=round(self.shared_bytes / 1024, 1))
 
 
 def _capture_launches(tk, dtype: torch.dtype, head_dim: int, causal: bool, dropout_p: float, sparse: bool,
@@ -136,13 +141,59 @@ def _compile(fn, args, consts: dict, cfg: dict, arch: int):
 
 
 def parse_ptxas_log(text: str) -> dict:
-    """Registers and spill bytes from ``ptxas -v`` output."""
-    regs = re.findall(r"Used (\d+) registers", text)
+    """Spill bytes from ``ptxas -v`` output (None for each when there is no output)."""
     stores = re.findall(r"(\d+) bytes spill stores", text)
     loads = re.findall(r"(\d+) bytes spill loads", text)
-    if not regs:
-        raise RuntimeError("ptxas -v printed no register count:\n" + text[-2000:])
-    return dict(registers=max(map(int, regs)), spill_stores=sum(map(int, stores)), spill_loads=sum(map(int, loads)))
+    if not stores:
+        return dict(spill_stores=None, spill_loads=None)
+    return dict(spill_stores=sum(map(int, stores)), spill_loads=sum(map(int, loads)))
+
+
+_EIATTR_REGCOUNT, _EIATTR_FRAME_SIZE = 0x2F, 0x11
+
+
+def _elf_sections(blob: bytes) -> dict[str, bytes]:
+    """Section name -> contents of a 64-bit little-endian ELF file (a cubin)."""
+    shoff, = struct.unpack_from("<Q", blob, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", blob, 0x3A)
+    heads = [struct.unpack_from("<IIQQQQ", blob, shoff + i * shentsize) for i in range(shnum)]
+    str_off = heads[shstrndx][4]
+    out = {}
+    for name, _typ, _flags, _addr, off, size in heads:
+        end = blob.index(b"\0", str_off + name)
+        out[blob[str_off + name:end].decode()] = blob[off:off + size]
+    return out
+
+
+def cubin_resources(cubin: bytes) -> dict:
+    """Registers per thread and stack frame bytes of the (one) kernel in a cubin, from
+    its .nv.info attributes (format 0x04: a u16 size, then a u32 function index and the
+    u32 value)."""
+    regs = frame = None
+    for name, data in _elf_sections(cubin).items():
+        if not name.startswith(".nv.info"):
+            continue
+        i = 0
+        while i + 2 <= len(data):
+            fmt, attr = data[i], data[i + 1]
+            if fmt == 0x04:
+                size, = struct.unpack_from("<H", data, i + 2)
+                if attr in (_EIATTR_REGCOUNT, _EIATTR_FRAME_SIZE) and size == 8:
+                    value = struct.unpack_from("<I", data, i + 8)[0]
+                    if attr == _EIATTR_REGCOUNT:
+                        regs = max(regs or 0, value)
+                    else:
+                        frame = max(frame or 0, value)
+                i += 4 + size
+            elif fmt == 0x03:
+                i += 4
+            elif fmt == 0x01:
+                i += 2
+            else:
+                break
+    if regs is None:
+        raise RuntimeError("the cubin carries no register count (EIATTR_REGCOUNT)")
+    return dict(registers=regs, frame_bytes=frame or 0)
 
 
 BATCH_HEAD_STRIDES = re.compile(r"^stride_\w+?[bh]$")
@@ -168,12 +219,13 @@ def compile_configuration(arch: int = 90, dtype: torch.dtype = torch.bfloat16, h
         if name not in kernels:
             continue
         compiled, log, signature = _compile(fn, args, consts, cfg, arch)
-        stats = parse_ptxas_log(log)
+        stats = dict(parse_ptxas_log(log), **cubin_resources(compiled.asm["cubin"]))
         names = list(fn.arg_names)
         strides = {a: f"%{a}" for a in names if BATCH_HEAD_STRIDES.match(a)}
         results.append(CompiledKernel(
             name=name, arch=arch, dtype=str(dtype).replace("torch.", ""), head_dim=head_dim, causal=causal,
-            config=dict(cfg), registers=stats["registers"], spill_stores=stats["spill_stores"],
+            config=dict(cfg), registers=stats["registers"], frame_bytes=stats["frame_bytes"],
+            spill_stores=stats["spill_stores"],
             spill_loads=stats["spill_loads"], shared_bytes=int(compiled.metadata.shared),
             ttgir=compiled.asm["ttgir"], ptx=compiled.asm["ptx"], stride_args=strides,
         ))
@@ -193,7 +245,7 @@ def i32_stride_products(kernel: CompiledKernel) -> list[str]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    cols = ["kernel", "arch", "dtype", "d", "causal", "tile", "warps", "stages", "registers", "spill_bytes",
+    cols = ["kernel", "arch", "dtype", "d", "causal", "tile", "warps", "stages", "registers", "stack_bytes",
             "shared_kib"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
