@@ -536,24 +536,25 @@ def _cfg(bm, bn, warps, stages):
     return dict(BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
 
 
-# Forward, fp16/bf16. Hopper: 8 warps only on 128 x 128 tiles (Triton's tutorial drops 8
-# warps on smaller tiles there); Ampere: its 164 KiB of shared memory caps the stages.
+# Forward, fp16/bf16. Hopper: 8 warps only on 128-row tiles; Ampere: its 164 KiB of
+# shared memory caps the stages. Every entry was compiled (repro.attention.compile_check)
+# without a spill at the head dims it is listed for; the first is the fallback.
 _FWD_SPACE = {
-    90: {64: [_cfg(128, 128, 8, 3), _cfg(128, 64, 4, 3), _cfg(128, 128, 8, 4), _cfg(64, 64, 4, 4)],
-         128: [_cfg(128, 64, 4, 3), _cfg(128, 128, 8, 3), _cfg(128, 64, 4, 4), _cfg(64, 64, 4, 3)],
+    90: {64: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3)],
+         128: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],
          256: [_cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2)]},
-    80: {64: [_cfg(128, 64, 4, 3), _cfg(128, 128, 8, 2), _cfg(64, 64, 4, 3)],
-         128: [_cfg(128, 32, 4, 3), _cfg(128, 64, 8, 2), _cfg(64, 64, 4, 3)],
+    80: {64: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3), _cfg(128, 32, 4, 3)],
+         128: [_cfg(128, 64, 8, 3), _cfg(128, 32, 4, 3), _cfg(64, 64, 4, 3), _cfg(128, 128, 8, 2)],
          256: [_cfg(64, 32, 4, 2)]},
 }
-# Backward (both kernels), fp16/bf16: the dK/dV kernel holds k, v, dk, dv on chip, so
-# at d = 128 its tiles are narrower to stay under 255 registers without spilling.
+# Backward (both kernels), fp16/bf16. The dK/dV kernel keeps k, v, dk, dv of BLOCK_N keys
+# on chip, so at d = 128 BLOCK_N stays at 32 (64 spills on sm_90: 255 registers + 280 B).
 _BWD_SPACE = {
-    90: {64: [_cfg(64, 128, 8, 2), _cfg(64, 64, 4, 2), _cfg(32, 128, 4, 2), _cfg(64, 128, 8, 3)],
-         128: [_cfg(64, 64, 8, 2), _cfg(32, 64, 4, 2), _cfg(64, 128, 8, 2), _cfg(32, 128, 8, 2)],
+    90: {64: [_cfg(64, 64, 8, 2), _cfg(32, 128, 8, 2), _cfg(64, 32, 4, 2), _cfg(32, 64, 4, 2)],
+         128: [_cfg(64, 32, 4, 2), _cfg(32, 32, 4, 2)],
          256: [_cfg(32, 32, 4, 1), _cfg(32, 64, 8, 1)]},
-    80: {64: [_cfg(64, 128, 8, 2), _cfg(64, 64, 4, 2), _cfg(32, 64, 4, 2)],
-         128: [_cfg(64, 64, 8, 2), _cfg(32, 64, 4, 2), _cfg(32, 128, 8, 1)],
+    80: {64: [_cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2), _cfg(32, 32, 4, 2)],
+         128: [_cfg(32, 32, 4, 2), _cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2)],
          256: [_cfg(32, 32, 4, 1)]},
 }
 _FP32_FWD = [_cfg(64, 32, 4, 2), _cfg(32, 32, 4, 2)]
