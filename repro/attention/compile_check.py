@@ -251,3 +251,38 @@ def markdown_table(rows: list[dict]) -> str:
     for r in rows:
         lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
     return "\n".join(lines)
+
+
+def matrix(arch: int, kernels_fwd_only: bool = False):
+    """The configurations the compile test and the benchmark build for ``arch``: every
+    (head dim 64/128, fp16/bf16, causal or not) for the forward; the backward and decode
+    kernels too unless ``kernels_fwd_only``."""
+    for d in (64, 128):
+        for dtype in (torch.bfloat16, torch.float16):
+            for causal in (True, False):
+                full = not kernels_fwd_only or (dtype == torch.bfloat16 and causal)
+                yield d, dtype, causal, KERNELS if full else ("forward",)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m repro.attention.compile_check --arch 90 [--forward-matrix]``: one JSON
+    line per compiled kernel (its row, and the TTGIR lines with 32-bit stride products)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--arch", type=int, default=90)
+    ap.add_argument("--forward-matrix", action="store_true",
+                    help="all kernels only for bf16 causal; the forward for every configuration")
+    args = ap.parse_args(argv)
+    for d, dtype, causal, kernels in matrix(args.arch, args.forward_matrix):
+        for k in compile_configuration(args.arch, dtype, d, causal, kernels=kernels):
+            row = k.row()
+            row["i32_stride_products"] = i32_stride_products(k)
+            row["spills"] = k.spills
+            print("ROW " + json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
