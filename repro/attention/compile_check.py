@@ -253,29 +253,36 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def matrix(arch: int, kernels_fwd_only: bool = False):
-    """The configurations the compile test and the benchmark build for ``arch``: every
-    (head dim 64/128, fp16/bf16, causal or not) for the forward; the backward and decode
-    kernels too unless ``kernels_fwd_only``."""
+def matrix(arch: int, scope: str = "all"):
+    """(head dim, dtype, causal, kernels) to build for ``arch``. ``all``: every kernel for
+    every (d in {64, 128}, fp16/bf16, causal or not), what the benchmark records. ``test``:
+    what the test suite builds in its time budget: on sm_90a the forward for all eight
+    configurations and the other kernels for bf16 causal; on sm_80 the forward for bf16
+    (causal and not) and the other kernels for bf16 causal at d = 128."""
     for d in (64, 128):
         for dtype in (torch.bfloat16, torch.float16):
             for causal in (True, False):
-                full = not kernels_fwd_only or (dtype == torch.bfloat16 and causal)
-                yield d, dtype, causal, KERNELS if full else ("forward",)
+                if scope == "all":
+                    yield d, dtype, causal, KERNELS
+                    continue
+                main_case = dtype == torch.bfloat16 and causal
+                if arch >= 90:
+                    yield d, dtype, causal, (KERNELS if main_case else ("forward",))
+                elif dtype == torch.bfloat16:
+                    yield d, dtype, causal, (KERNELS if main_case and d == 128 else ("forward",))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m repro.attention.compile_check --arch 90 [--forward-matrix]``: one JSON
+    """``python -m repro.attention.compile_check --arch 90 [--scope test]``: one JSON
     line per compiled kernel (its row, and the TTGIR lines with 32-bit stride products)."""
     import argparse
     import json
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--arch", type=int, default=90)
-    ap.add_argument("--forward-matrix", action="store_true",
-                    help="all kernels only for bf16 causal; the forward for every configuration")
+    ap.add_argument("--scope", choices=("all", "test"), default="all", help="see matrix()")
     args = ap.parse_args(argv)
-    for d, dtype, causal, kernels in matrix(args.arch, args.forward_matrix):
+    for d, dtype, causal, kernels in matrix(args.arch, args.scope):
         for k in compile_configuration(args.arch, dtype, d, causal, kernels=kernels):
             row = k.row()
             row["i32_stride_products"] = i32_stride_products(k)

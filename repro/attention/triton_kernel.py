@@ -540,8 +540,8 @@ def _cfg(bm, bn, warps, stages):
 # shared memory caps the stages. Every entry was compiled (repro.attention.compile_check)
 # without a spill at the head dims it is listed for; the first is the fallback.
 _FWD_SPACE = {
-    90: {64: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3)],
-         128: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],
+    90: {64: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3), _cfg(128, 64, 4, 3), _cfg(64, 64, 4, 4)],
+         128: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3), _cfg(64, 64, 4, 4)],
          256: [_cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2)]},
     80: {64: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3), _cfg(128, 32, 4, 3)],
          128: [_cfg(128, 64, 8, 3), _cfg(128, 32, 4, 3), _cfg(64, 64, 4, 3), _cfg(128, 128, 8, 2)],
@@ -551,7 +551,7 @@ _FWD_SPACE = {
 # on chip, so at d = 128 BLOCK_N stays at 32 (64 spills on sm_90: 255 registers + 280 B).
 _BWD_SPACE = {
     90: {64: [_cfg(64, 64, 8, 2), _cfg(32, 128, 8, 2), _cfg(64, 32, 4, 2), _cfg(32, 64, 4, 2)],
-         128: [_cfg(64, 32, 4, 2), _cfg(32, 32, 4, 2)],
+         128: [_cfg(64, 32, 4, 2), _cfg(64, 32, 4, 3), _cfg(128, 32, 8, 2), _cfg(64, 32, 8, 2), _cfg(32, 32, 4, 2)],
          256: [_cfg(32, 32, 4, 1), _cfg(32, 64, 8, 1)]},
     80: {64: [_cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2), _cfg(32, 32, 4, 2)],
          128: [_cfg(32, 32, 4, 2), _cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2)],
