@@ -84,3 +84,29 @@ def test_the_32bit_stride_detector_flags_a_32bit_batch_offset(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = int([x for x in proc.stdout.splitlines() if x.startswith("FOUND")][-1].split()[1])
     assert found >= 1
+
+
+def test_config_spaces_fallbacks_and_block_sparse_pruning(monkeypatch):
+    import torch
+
+    from repro.attention.api import load_triton_kernels
+
+    tk = load_triton_kernels()
+    if tk.INTERPRETED:
+        pytest.skip("this process imported triton in interpreter mode")
+    for arch in (90, 80):
+        for d in (64, 128):
+            for kind in ("fwd", "bwd"):
+                space = tk.config_space(kind, arch, d, torch.bfloat16)
+                assert len(space) >= 2 and len({tuple(sorted(c.items())) for c in space}) == len(space)
+    # Hopper's forward at d = 128 falls back to 128 x 128 tiles on 8 warps; the backward keeps 32 keys a block
+    assert tk.config_space("fwd", 90, 128, torch.bfloat16)[0] == dict(BLOCK_M=128, BLOCK_N=128, num_warps=8,
+                                                                       num_stages=3)
+    assert all(c["BLOCK_N"] == 32 for c in tk.config_space("bwd", 90, 128, torch.float16))
+    # a block mask of 64 keeps only tiles that divide it
+    assert all(64 % c["BLOCK_M"] == 0 and 64 % c["BLOCK_N"] == 0
+               for c in tk.config_space("fwd", 90, 64, torch.bfloat16, sparse_block=64))
+    monkeypatch.setenv("PAPERKB_TRITON_AUTOTUNE", "0")
+    assert not tk.autotune_enabled()
+    monkeypatch.setenv("PAPERKB_TRITON_AUTOTUNE", "1")
+    assert tk.autotune_enabled()
