@@ -258,6 +258,10 @@ def exact(ctx):
     for impl in impls:
         interpret = impl == "triton" and device == "cpu"
         if impl == "triton" and not triton_available():
+            if broken_impl == "triton":
+                from kb.errors import PaperkbError
+
+                raise PaperkbError("the triton-causal-off control needs the triton package (pip install 'paperkb[gpu]')")
             notes.append("triton is not installed: the kernel was not judged")
             ctx.log("triton is not installed; skipping the kernel")
             continue
