@@ -65,7 +65,8 @@ def _capture_launches(tk, dtype: torch.dtype, head_dim: int, causal: bool, dropo
     launches = []
 
     def capture(kernel, kind, grid_of, args, consts, device, block_d, dt, sparse_block):
-        space = tk.config_space("fwd" if kind == "fwd" else "bwd", _ARCH[0], block_d, dt, sparse_block)
+        space = tk.config_space("fwd" if kind == "fwd" else "bwd", _ARCH[0], block_d, dt, sparse_block,
+                                bool(consts.get("DROPOUT")))
         launches.append((kernel, kind, args, consts, space[0]))
 
     q = torch.zeros(batch, heads, n, head_dim, dtype=dtype)
@@ -245,31 +246,41 @@ def i32_stride_products(kernel: CompiledKernel) -> list[str]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    cols = ["kernel", "arch", "dtype", "d", "causal", "tile", "warps", "stages", "registers", "stack_bytes",
-            "shared_kib"]
+    cols = ["kernel", "variant", "arch", "dtype", "d", "causal", "tile", "warps", "stages", "registers",
+            "stack_bytes", "shared_kib"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     return "\n".join(lines)
 
 
+TRAINING = ("forward", "backward_dkdv", "backward_dq")
+
+
 def matrix(arch: int, scope: str = "all"):
-    """(head dim, dtype, causal, kernels) to build for ``arch``. ``all``: every kernel for
-    every (d in {64, 128}, fp16/bf16, causal or not), what the benchmark records. ``test``:
-    what the test suite builds in its time budget: on sm_90a the forward for all eight
-    configurations and the other kernels for bf16 causal; on sm_80 the forward for bf16
-    (causal and not) and the other kernels for bf16 causal at d = 128."""
+    """(head dim, dtype, causal, kernels, dropout_p, block-sparse) to build for ``arch``.
+    ``all``: every kernel for every (d in {64, 128}, fp16/bf16, causal or not), plus the
+    training kernels with dropout and with a block mask (bf16, causal): what the benchmark
+    records. ``test``: what the test suite builds in its time budget: on sm_90a the forward
+    for all eight configurations, the other kernels for bf16 causal, and dropout and
+    block-sparse variants at d = 128; on sm_80 the forward for bf16 (causal and not) and
+    the other kernels for bf16 causal at d = 128."""
     for d in (64, 128):
         for dtype in (torch.bfloat16, torch.float16):
             for causal in (True, False):
-                if scope == "all":
-                    yield d, dtype, causal, KERNELS
-                    continue
                 main_case = dtype == torch.bfloat16 and causal
-                if arch >= 90:
-                    yield d, dtype, causal, (KERNELS if main_case else ("forward",))
+                if scope == "all":
+                    yield d, dtype, causal, KERNELS, 0.0, False
+                    if main_case:
+                        yield d, dtype, causal, TRAINING, 0.1, False
+                        yield d, dtype, causal, TRAINING, 0.0, True
+                elif arch >= 90:
+                    yield d, dtype, causal, (KERNELS if main_case else ("forward",)), 0.0, False
+                    if main_case and d == 128:
+                        yield d, dtype, causal, TRAINING, 0.1, False
+                        yield d, dtype, causal, TRAINING, 0.0, True
                 elif dtype == torch.bfloat16:
-                    yield d, dtype, causal, (KERNELS if main_case and d == 128 else ("forward",))
+                    yield d, dtype, causal, (KERNELS if main_case and d == 128 else ("forward",)), 0.0, False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,9 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", type=int, default=90)
     ap.add_argument("--scope", choices=("all", "test"), default="all", help="see matrix()")
     args = ap.parse_args(argv)
-    for d, dtype, causal, kernels in matrix(args.arch, args.scope):
-        for k in compile_configuration(args.arch, dtype, d, causal, kernels=kernels):
+    for d, dtype, causal, kernels, dropout_p, sparse in matrix(args.arch, args.scope):
+        for k in compile_configuration(args.arch, dtype, d, causal, dropout_p=dropout_p, sparse=sparse,
+                                       kernels=kernels):
             row = k.row()
+            row["variant"] = "dropout" if dropout_p else "block-sparse" if sparse else ""
             row["i32_stride_products"] = i32_stride_products(k)
             row["spills"] = k.spills
             print("ROW " + json.dumps(row), flush=True)

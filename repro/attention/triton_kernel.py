@@ -159,7 +159,7 @@ def _fwd_inner(
     return acc, l_i, m_i
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["seed"])  # a seed of 1 must not become a constant
 def _fwd_kernel(
     Q, K, V, O, LSE, BLOCK_MASK,
     stride_qb, stride_qh, stride_qm, stride_qd,
@@ -343,7 +343,7 @@ def _dkdv_inner(
     return dk, dv
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["seed"])  # a seed of 1 must not become a constant
 def _bwd_dkdv_kernel(
     Q, K, V, DO, LSE, DELTA, DK, DV, BLOCK_MASK,
     stride_qb, stride_qh, stride_qm, stride_qd,
@@ -471,7 +471,7 @@ def _dq_inner(
     return dq
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["seed"])  # a seed of 1 must not become a constant
 def _bwd_dq_kernel(
     Q, K, V, DO, LSE, DELTA, DQ, BLOCK_MASK,
     stride_qb, stride_qh, stride_qm, stride_qd,
@@ -566,10 +566,12 @@ def _arch_key(arch: int) -> int:
     return 90 if arch >= 90 else 80
 
 
-def config_space(kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int = 0) -> list[dict]:
+def config_space(kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int = 0,
+                 dropout: bool = False) -> list[dict]:
     """The pruned list of tile configurations for ``kind`` ("fwd" or "bwd"); the first is
     the deterministic fallback. A block-sparse launch keeps only tiles that divide the
-    mask's block size."""
+    mask's block size; with dropout, the hash's registers push 128 x 128 forward tiles at
+    d >= 128 into spilling (sm_90a: 255 registers + 40 B of stack), so they are dropped."""
     if INTERPRETED:
         space = list(_INTERPRETER)
     elif dtype == torch.float32:
@@ -579,6 +581,8 @@ def config_space(kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_
     else:
         table = (_FWD_SPACE if kind == "fwd" else _BWD_SPACE)[_arch_key(arch)]
         space = list(table[64 if block_d <= 64 else 128 if block_d <= 128 else 256])
+    if dropout and kind == "fwd" and block_d >= 128:
+        space = [c for c in space if c["BLOCK_M"] * c["BLOCK_N"] < 128 * 128] or space
     if sparse_block:
         fits = [c for c in space if sparse_block % c["BLOCK_M"] == 0 and sparse_block % c["BLOCK_N"] == 0]
         if not fits:
@@ -598,11 +602,11 @@ def _current_arch(device: torch.device) -> int:
 _TUNED: dict = {}
 
 
-def _tuned(kernel, kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int):
+def _tuned(kernel, kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int, dropout: bool):
     """The kernel wrapped in triton.autotune over its pruned space (one wrapper per
     space, cached), keyed on the lengths and the compile-time switches."""
-    space = config_space(kind, arch, block_d, dtype, sparse_block)
-    key = (kernel.__name__ if hasattr(kernel, "__name__") else id(kernel), kind, arch, block_d, dtype, sparse_block)
+    space = config_space("fwd" if kind == "fwd" else "bwd", arch, block_d, dtype, sparse_block, dropout)
+    key = (id(kernel), kind, arch, block_d, dtype, sparse_block, dropout)
     if key not in _TUNED:
         configs = [triton.Config({"BLOCK_M": c["BLOCK_M"], "BLOCK_N": c["BLOCK_N"]}, num_warps=c["num_warps"],
                                  num_stages=c["num_stages"]) for c in space]
@@ -615,11 +619,12 @@ def _launch(kernel, kind: str, grid_of, args, consts: dict, device, block_d: int
     """Launch with autotuning, or with the first config of the pruned space."""
     arch = _current_arch(device)
     space_kind = "fwd" if kind == "fwd" else "bwd"
+    dropout = bool(consts.get("DROPOUT"))
     if autotune_enabled():
-        tuned = _tuned(kernel, kind, arch, block_d, dtype, sparse_block)
+        tuned = _tuned(kernel, kind, arch, block_d, dtype, sparse_block, dropout)
         tuned[lambda meta: grid_of(meta["BLOCK_M"], meta["BLOCK_N"])](*args, **consts)
         return
-    cfg = config_space(space_kind, arch, block_d, dtype, sparse_block)[0]
+    cfg = config_space(space_kind, arch, block_d, dtype, sparse_block, dropout)[0]
     kernel[grid_of(cfg["BLOCK_M"], cfg["BLOCK_N"])](*args, **consts, **cfg)
 
 
