@@ -30,6 +30,9 @@ EXTRAS = {
     "torch": "repro", "transformers": "repro", "safetensors": "repro", "matplotlib": "repro",
     "triton": "gpu", "obsidiantools": "bench",
 }
+# Commands that cannot start without an optional dependency: refused up front, in one
+# line, rather than failing inside a run (which would be recorded as a crashed run).
+NEEDS = {"run": "torch"}
 
 
 def error_line(exc: BaseException) -> tuple[str, int]:
@@ -184,6 +187,14 @@ def _root(
     ),
 ) -> None:
     ctx.obj = State(vault_option=vault)
+    module = NEEDS.get(ctx.invoked_subcommand or "")
+    if module is not None and "--help" not in sys.argv and "-h" not in sys.argv:
+        import importlib.util
+
+        if importlib.util.find_spec(module) is None:
+            from paperkb.errors import needs_extra
+
+            raise needs_extra(module, EXTRAS[module])
 
 
 def init_cmd(
