@@ -96,7 +96,11 @@ def format_option(extra: Sequence[str] = (), default: str = "table", only: Seque
     """The ``--format/-f`` option: :data:`FORMATS` plus ``extra`` (or exactly ``only``)."""
     allowed = tuple(only) if only is not None else FORMATS + tuple(f for f in extra if f not in FORMATS)
     return typer.Option(
-        default, "--format", "-f", help=f"Output: {', '.join(allowed)}.", callback=_check_format(allowed),
+        default,
+        "--format",
+        "-f",
+        help=f"Output: {', '.join(allowed)}.",
+        callback=_check_format(allowed),
         show_default=True,
     )
 
@@ -155,8 +159,8 @@ def emit(
     if terminal is None:
         terminal = on_terminal(out)
     if fmt == "tsv" or not terminal:
-        for line in ([] if no_header else [header]) + cells:
-            out.write("\t".join(line) + "\n")
+        for fields in ([] if no_header else [header]) + cells:
+            out.write("\t".join(fields) + "\n")
         return
     for line in table_lines(header, cells, width or terminal_width(), wrap=wrap, no_header=no_header):
         out.write(line + "\n")
@@ -231,11 +235,56 @@ def to_json(data: Any, indent: int | None = None) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+class Progress:
+    """A one-line progress counter on stderr for long commands (status, exports), drawn
+    only when stderr is a terminal, so pipes and logs stay clean::
+
+        with Progress("exporting", total=len(notes)) as progress:
+            for note in notes:
+                ...
+                progress.advance(note.path)
+    """
+
+    def __init__(self, label: str, total: int | None = None, *, stream: IO[str] | None = None) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.stream = stream or sys.stderr
+        self.shown = on_terminal(self.stream)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def advance(self, detail: str = "", n: int = 1) -> None:
+        self.done += n
+        if self.shown:
+            count = f"{self.done}/{self.total}" if self.total else str(self.done)
+            line = clean(f"{self.label} {count} {detail}")[: terminal_width() - 1]
+            self.stream.write("\r\x1b[2K" + line)
+            self.stream.flush()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.shown and self.done:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(to_json(data, indent=2) + "\n")
 
 
 __all__ = [
-    "FORMATS", "emit", "format_option", "no_header_option", "clean", "clean_text", "cell_text", "table_lines",
-    "block_lines", "echo", "print_json", "to_json", "on_terminal", "terminal_width",
+    "FORMATS",
+    "emit",
+    "format_option",
+    "no_header_option",
+    "clean",
+    "clean_text",
+    "cell_text",
+    "table_lines",
+    "block_lines",
+    "echo",
+    "print_json",
+    "to_json",
+    "Progress",
+    "on_terminal",
+    "terminal_width",
 ]

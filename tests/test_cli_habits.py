@@ -34,6 +34,7 @@ def _vault(tmp_path: Path) -> Path:
 
 # ---- vault discovery -------------------------------------------------------------------
 
+
 def test_vault_is_found_by_walking_up(tmp_path):
     root = _vault(tmp_path)
     assert find_vault_root(root / "papers") == root
@@ -89,23 +90,29 @@ def test_vault_option_after_the_subcommand(tmp_path):
 # ---- output ----------------------------------------------------------------------------
 
 ROWS = [
-    {"id": "transformer-param-count", "status": "reproduced",
-     "statement": "The base model has about 65M parameters and the big one 213M, as in Table 3 of the paper"},
+    {
+        "id": "transformer-param-count",
+        "status": "reproduced",
+        "statement": "The base model has about 65M parameters and the big one 213M, as in Table 3 of the paper",
+    },
     {"id": "x", "status": None, "statement": "short"},
 ]
 
 
 @pytest.mark.parametrize("width", [120, 80, 72])
 def test_tables_fit_the_terminal_and_never_split_ids(width):
-    lines = table_lines(["id", "status", "statement"],
-                        [[str(r["id"]), r["status"] or "", r["statement"]] for r in ROWS], width, wrap="statement")
+    lines = table_lines(
+        ["id", "status", "statement"],
+        [[str(r["id"]), r["status"] or "", r["statement"]] for r in ROWS],
+        width,
+        wrap="statement",
+    )
     assert all(len(line) <= width for line in lines), lines
     assert any(line.startswith("transformer-param-count  reproduced") for line in lines)
 
 
 def test_narrow_terminals_get_one_block_per_row():
-    lines = table_lines(["id", "status", "statement"],
-                        [[r["id"], r["status"] or "", r["statement"]] for r in ROWS], 50)
+    lines = table_lines(["id", "status", "statement"], [[r["id"], r["status"] or "", r["statement"]] for r in ROWS], 50)
     assert lines[0] == "transformer-param-count" and lines[1].split() == ["status", "reproduced"]
     assert all(len(line) <= 50 for line in lines)
 
@@ -132,8 +139,15 @@ def test_terminal_escapes_from_notes_are_cleaned():
 
 def test_every_listing_takes_the_formats_and_no_header(tmp_path):
     root = _vault(tmp_path)
-    for args in (["tags"], ["links", "A"], ["backlinks", "B"], ["questions"], ["check"], ["search", "see"],
-                 ["query", "LIST FROM #paper"]):
+    for args in (
+        ["tags"],
+        ["links", "A"],
+        ["backlinks", "B"],
+        ["questions"],
+        ["check"],
+        ["search", "see"],
+        ["query", "LIST FROM #paper"],
+    ):
         for fmt in ("tsv", "csv", "json", "jsonl"):
             result = runner.invoke(app, ["--vault", str(root), *args, "--format", fmt, "--no-header"])
             assert result.exit_code == 0, (args, fmt, result.output)
@@ -141,25 +155,51 @@ def test_every_listing_takes_the_formats_and_no_header(tmp_path):
     assert result.stdout == "1\tpaper\n"
 
 
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal():
+    from cli.output import Progress
+
+    piped, tty = io.StringIO(), _Tty()
+    for stream in (piped, tty):
+        with Progress("exporting", total=2, stream=stream) as progress:
+            progress.advance("a.md")
+            progress.advance("b.md")
+    assert piped.getvalue() == "" and "exporting 2/2 b.md" in tty.getvalue()
+
+
 # ---- errors and exit codes -------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ["search", "x", "--limit", "0"], ["search", "x", "--limit", "1e20"], ["tags", "--format", "xml"],
-    ["tags", "--bogus"], ["show"],
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "x", "--limit", "0"],
+        ["search", "x", "--limit", "1e20"],
+        ["tags", "--format", "xml"],
+        ["tags", "--bogus"],
+        ["show"],
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(tmp_path, args):
     result = runner.invoke(app, ["--vault", str(_vault(tmp_path)), *args])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: ") and result.output.strip().count("\n") == 0
 
 
-@pytest.mark.parametrize("exc,words", [
-    (MemoryError(), "out of memory"),
-    (OSError(28, "No space left on device", "/v/.paperkb/index.db"), "the disk is full"),
-    (sqlite3.OperationalError("database is locked"), "busy"),
-    (ModuleNotFoundError("No module named 'torch'", name="torch"), "pip install 'paperkb[repro]'"),
-    (ValueError("odd"), "unexpected problem: odd"),
-])
+@pytest.mark.parametrize(
+    "exc,words",
+    [
+        (MemoryError(), "out of memory"),
+        (OSError(28, "No space left on device", "/v/.paperkb/index.db"), "the disk is full"),
+        (sqlite3.OperationalError("database is locked"), "busy"),
+        (ModuleNotFoundError("No module named 'torch'", name="torch"), "pip install 'paperkb[repro]'"),
+        (ValueError("odd"), "unexpected problem: odd"),
+    ],
+)
 def test_no_exception_name_reaches_the_user(exc, words):
     message, status = error_line(exc)
     assert words in message and status == 1
@@ -186,6 +226,7 @@ def test_version():
 
 
 # ---- layers ----------------------------------------------------------------------------
+
 
 def test_kb_never_imports_repro_or_anything_heavy():
     code = (
