@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from cli.common import check_output, declared_experiments, find_note, find_path, print_json, vault_of
-from cli.output import clean, echo, emit, format_option, no_header_option, on_terminal
+from cli.output import clean, clean_text, echo, emit, format_option, no_header_option, on_terminal
 
 
 def _vault(ctx: typer.Context, *, refresh: bool = True):
@@ -267,7 +267,13 @@ def graph_cmd(
             output.write_text(text, encoding="utf-8")
             print(f"wrote {output}", file=sys.stderr)
         return
-    if output is None:
+    if output is None and on_terminal():  # labels come from notes: no escapes on a terminal
+        import io
+
+        buf = io.StringIO()
+        G.write(g, fmt, buf)
+        sys.stdout.write(clean_text(buf.getvalue()))
+    elif output is None:
         G.write(g, fmt, sys.stdout)
     else:
         with open(output, "w", encoding="utf-8") as fh:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 from repro.processes import pid_alive as _pid_alive
 
 QUEUED, RUNNING = "queued", "running"

@@ -243,3 +243,10 @@ def test_cli_holds_no_sql():
     for path in (ROOT / "cli").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert ".execute(" not in text and "SELECT " not in text, path.name
+
+
+def test_science_modules_do_not_import_the_knowledge_base():
+    for folder in ("llama", "attention", "transformer"):
+        for path in (ROOT / "repro" / folder).glob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            assert "from kb" not in text and "import kb" not in text, path  # errors: paperkb.errors
