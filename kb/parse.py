@@ -478,6 +478,8 @@ class _Walk:
             self.pending_item = None
 
     def _place_footnote(self, meta: dict | None, line_at) -> None:
+        if meta is None:
+            return
         try:
             inner = self.env["footnotes"]["list"][meta["id"]].get("tokens") or ()
         except (KeyError, TypeError, IndexError):
@@ -603,8 +605,8 @@ def _authors(value: Any) -> list[str]:
         names = []
         for item in value:
             if isinstance(item, dict):  # CSL-style {given, family}
-                parts = [_as_text(item.get(k)) for k in ("given", "family")]
-                name = " ".join(p for p in parts if p) or _as_text(item.get("name"))
+                given_family = [_as_text(item.get(k)) for k in ("given", "family")]
+                name = " ".join(p for p in given_family if p) or _as_text(item.get("name"))
             else:
                 name = _as_text(item)
             if name:
@@ -613,6 +615,7 @@ def _authors(value: Any) -> list[str]:
     text = _as_text(value)
     if not text:
         return []
+    parts: list[str]
     if ";" in text:
         parts = text.split(";")
     elif " and " in text and "," in text and all(p.count(",") == 1 for p in text.split(" and ")):
