@@ -300,6 +300,7 @@ def _summary_text(s: dict) -> str:
             out=out,
             terminal=on_terminal(),
             wrap="work",
+            key="node",
         )
     orphans = s["orphans"]
     out.write(

@@ -130,13 +130,16 @@ def emit(
     *,
     no_header: bool = False,
     wrap: str | None = None,
+    key: str | None = None,
     out: IO[str] | None = None,
     width: int | None = None,
     terminal: bool | None = None,
 ) -> None:
     """Write ``rows`` (dicts) as ``fmt``. Table and text forms show ``columns`` in that
-    order; json/jsonl write each row whole. ``wrap`` names the column that may wrap on a
-    terminal (default: the last); ``terminal``/``width`` override the detection (tests)."""
+    order; json/jsonl write each row whole. On a terminal, ``wrap`` names the column that
+    may wrap (default: the last) and ``key`` the one that heads each row's block when the
+    terminal is too narrow for columns (default: the first); ``terminal``/``width``
+    override the detection (tests)."""
     out = out or sys.stdout
     rows = list(rows)
     if fmt == "json":
@@ -162,12 +165,18 @@ def emit(
         for fields in ([] if no_header else [header]) + cells:
             out.write("\t".join(fields) + "\n")
         return
-    for line in table_lines(header, cells, width or terminal_width(), wrap=wrap, no_header=no_header):
+    for line in table_lines(header, cells, width or terminal_width(), wrap=wrap, no_header=no_header, key=key):
         out.write(line + "\n")
 
 
 def table_lines(
-    header: list[str], cells: list[list[str]], width: int, *, wrap: str | None = None, no_header: bool = False
+    header: list[str],
+    cells: list[list[str]],
+    width: int,
+    *,
+    wrap: str | None = None,
+    no_header: bool = False,
+    key: str | None = None,
 ) -> list[str]:
     """Aligned columns in at most ``width`` characters, wrapping only the ``wrap`` column
     (default: the last); when even that does not fit, one block per row."""
@@ -179,7 +188,7 @@ def table_lines(
     fixed = sum(w for i, w in enumerate(natural) if i != wrap_at) + gaps
     room = width - fixed
     if sum(natural) + gaps > width and (width < NARROW or room < MIN_WRAP):
-        return block_lines(header, cells, width)
+        return block_lines(header, cells, width, wrap=wrap, key=key)
     widths = list(natural)
     widths[wrap_at] = max(1, min(natural[wrap_at], room))
     lines: list[str] = []
@@ -199,21 +208,29 @@ def _join(values: list[str], widths: list[int]) -> str:
     return "  ".join(v.ljust(widths[i]) for i, v in enumerate(values)).rstrip()
 
 
-def block_lines(header: list[str], cells: list[list[str]], width: int) -> list[str]:
-    """One block per row for narrow terminals: the first column as a heading, then
-    ``name: value`` lines (values wrapped, ids and paths kept whole)."""
+def block_lines(
+    header: list[str], cells: list[list[str]], width: int, *, wrap: str | None = None, key: str | None = None
+) -> list[str]:
+    """One block per row for narrow terminals: the ``key`` column (default: the first) as
+    a heading, then ``name  value`` lines; only the ``wrap`` column (default: the last)
+    wraps, ids and paths stay whole."""
+    key_at = header.index(key) if key in header else 0
+    wrap_at = header.index(wrap) if wrap in header else len(header) - 1
+    others = [i for i in range(len(header)) if i != key_at]
+    label_width = max((len(header[i]) for i in others), default=0)
     lines: list[str] = []
-    label_width = max((len(h) for h in header[1:]), default=0)
     for n, row in enumerate(cells):
         if n:
             lines.append("")
-        lines.append(row[0])
-        for name, value in zip(header[1:], row[1:]):
-            if not value:
+        lines.append(row[key_at])
+        for i in others:
+            if not row[i]:
                 continue
-            lead = f"  {name.ljust(label_width)}  "
-            room = max(10, width - len(lead))
-            pieces = textwrap.wrap(value, room, break_on_hyphens=False, break_long_words=False) or [""]
+            lead = f"  {header[i].ljust(label_width)}  "
+            if i != wrap_at:
+                lines.append(lead + row[i])
+                continue
+            pieces = textwrap.wrap(row[i], max(10, width - len(lead)), break_on_hyphens=False) or [""]
             lines.append(lead + pieces[0])
             lines.extend(" " * len(lead) + p for p in pieces[1:])
     return lines

@@ -140,7 +140,7 @@ def search_cmd(
     rows = [
         {"path": h.path, "year": h.year, "score": f"{-h.score:.2f}", "snippet": h.to_dict()["snippet"]} for h in hits
     ]
-    emit(rows, ["path", "year", "score", "snippet"], fmt, no_header=no_header, wrap="snippet")
+    emit(rows, ["path", "year", "score", "snippet"], fmt, no_header=no_header, wrap="snippet", key="path")
     if fmt == "table" and on_terminal():
         print(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", file=sys.stderr)
 

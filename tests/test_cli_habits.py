@@ -115,6 +115,10 @@ def test_narrow_terminals_get_one_block_per_row():
     lines = table_lines(["id", "status", "statement"], [[r["id"], r["status"] or "", r["statement"]] for r in ROWS], 50)
     assert lines[0] == "transformer-param-count" and lines[1].split() == ["status", "reproduced"]
     assert all(len(line) <= 50 for line in lines)
+    path = "papers/A folder with spaces/A rather long note name that goes on.md"
+    lines = table_lines(["n", "path", "title"], [["1", path, "a title " * 8]], 40, wrap="title", key="path")
+    assert lines[0] == path and lines[1].split() == ["n", "1"]  # heads the block, whole
+    assert lines[2].startswith("  title  a title") and len(lines) > 3
 
 
 def test_piped_tables_are_tab_separated_and_formats_agree():
