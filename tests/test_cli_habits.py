@@ -254,3 +254,14 @@ def test_science_modules_do_not_import_the_knowledge_base():
         for path in (ROOT / "repro" / folder).glob("*.py"):
             text = path.read_text(encoding="utf-8")
             assert "from kb" not in text and "import kb" not in text, path  # errors: paperkb.errors
+
+
+def test_query_gets_claim_statuses_from_the_cli(tmp_path, monkeypatch):
+    import repro.status
+
+    root = _vault(tmp_path)
+    (root / "N.md").write_text("# N\n\n> [!claim] It works\n> experiment:: e/x\n^c1\n", encoding="utf-8")
+    monkeypatch.setattr(repro.status, "claim_statuses", lambda vault_root: {"c1": {"status": "reproduced"}})
+    result = runner.invoke(app, ["--vault", str(root), "query", "-f", "json", 'TABLE claims.status FROM "N"'])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["claims.status"] == ["reproduced"]
