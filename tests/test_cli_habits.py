@@ -71,7 +71,9 @@ def test_init_then_commands_find_the_vault_from_a_subfolder(tmp_path, monkeypatc
     monkeypatch.delenv("PAPERKB_VAULT", raising=False)
     (tmp_path / "sub").mkdir()
     (tmp_path / "N.md").write_text("---\ntags: [x]\n---\n# N\n", encoding="utf-8")
-    assert init_vault(tmp_path) == (tmp_path.resolve(), True)
+    result = runner.invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 0 and "made a paperkb vault" in result.stdout
+    assert init_vault(tmp_path) == (tmp_path.resolve(), False)  # already one
     monkeypatch.chdir(tmp_path / "sub")
     result = runner.invoke(app, ["tags", "-f", "json"])
     assert result.exit_code == 0, result.output
@@ -224,9 +226,10 @@ def test_error_suggestions_are_a_field(tmp_path):
     assert exc.value.suggestions == ["Flash Attention"]
 
 
-def test_version():
+def test_version_and_completion():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("paperkb ")
+    assert "--install-completion" in runner.invoke(app, ["--help"], terminal_width=200).stdout
 
 
 # ---- layers ----------------------------------------------------------------------------
