@@ -67,7 +67,7 @@ def experiment_problems(
                     "would share runs and status (give one another block id)",
                 )
             )
-        if not claim.experiments:
+        if not claim.experiments and not getattr(claim, "needs", ""):
             problems.append(
                 Problem(
                     path, claim.line, "warning", f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"

@@ -191,6 +191,10 @@ def run(spec: dict[str, Any]) -> int:
     try:
         load_experiments()
         exp = registry.get(spec["experiment"])
+        control = spec.get("control") or None
+        if control is not None:
+            exp.control(control)  # an unknown name is an error before anything runs
+        scale = spec.get("scale") or exp.scale_of(spec["preset"])
         _seed_everything(int(spec.get("seed", 0)))
         device = spec.get("device") or "cpu"
         if world > 1:
@@ -214,10 +218,14 @@ def run(spec: dict[str, Any]) -> int:
             run_dir=spec["run_dir"],
             rank=rank,
             world_size=world,
+            control=control,
+            scale=scale,
         )
         result = exp.fn(ctx)
         if not isinstance(result, Result):
             raise TypeError(f"experiment {exp.id!r} returned {type(result).__name__}, not ctx.result()")
+        if spec.get("expect") and control is None:
+            result = registry.apply_expectations(result, list(spec["expect"]), scale)
         payload = result.to_dict()
         if dist is not None:
             # Ranks report through rank 0: gather every other rank's metrics (rank 0 has

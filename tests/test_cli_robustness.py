@@ -162,7 +162,9 @@ def test_unknown_format_is_a_usage_error(notes, args):
 )
 def test_bad_run_options_are_refused_before_anything_runs(notes, option, message):
     assert_one_line_error(invoke(notes, "run", "transformer/param-count", *option), contains=message)
-    assert not (notes / ".paperkb" / "runs.db").exists() or not rows(notes, "SELECT id FROM runs")
+    # nothing ran; the skips are recorded so that the claims read "needs a CUDA GPU"
+    assert not (notes / ".paperkb" / "runs.db").exists() or not rows(
+        notes, "SELECT id FROM runs WHERE status != 'skipped'")
 
 
 def test_bad_listing_options(notes):
@@ -251,7 +253,9 @@ def test_run_with_nothing_runnable_is_one_line_and_records_nothing(notes, monkey
     line = assert_one_line_error(invoke(notes, "run", "flash-attention/speed", "--preset", "full"), code=1)
     assert line == ("error: flash-attention/speed: preset 'full' needs a CUDA GPU and none is available "
                     "(try --preset smoke)")
-    assert not (notes / ".paperkb" / "runs.db").exists() or not rows(notes, "SELECT id FROM runs")
+    # nothing ran; the skips are recorded so that the claims read "needs a CUDA GPU"
+    assert not (notes / ".paperkb" / "runs.db").exists() or not rows(
+        notes, "SELECT id FROM runs WHERE status != 'skipped'")
 
 
 # ---- run: stopped from outside ---------------------------------------------------------
