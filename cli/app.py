@@ -89,7 +89,8 @@ def _root(
     ctx.obj = State(vault=(vault or Path(".")).expanduser().resolve())
 
 
-COMMAND_MODULES = ("cli.kb_commands", "cli.query_commands", "cli.repro_commands", "cli.export_commands")
+COMMAND_MODULES = ("cli.kb_commands", "cli.query_commands", "cli.repro_commands", "cli.export_commands",
+                   "cli.finetune_commands")
 
 for _name in COMMAND_MODULES:
     try:
