@@ -75,7 +75,7 @@ def test_chat_on_a_meta_layout_with_a_sentencepiece_tokenizer(tmp_path):
     from repro.llama.tokenizers_real import train_sentencepiece, vault_texts
     from repro.llama.weights import save_meta
 
-    tok = train_sentencepiece(vault_texts(ROOT / "notes"), 300, tmp_path)
+    tok = train_sentencepiece(vault_texts(ROOT / "notes"), 600, tmp_path)
     torch.manual_seed(0)
     model = Transformer(ModelArgs(dim=32, n_layers=1, n_heads=2, vocab_size=tok.n_words, max_seq_len=256,
                                   multiple_of=32))
