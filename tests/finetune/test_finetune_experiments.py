@@ -29,6 +29,7 @@ def test_registered_with_presets_and_controls():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~5-20 s of CPU each; the margin is for a loaded machine
 @pytest.mark.parametrize("exp_id,control", RUNS, ids=[f"{i.split('/')[1]}-{c or 'real'}" for i, c in RUNS])
 def test_smoke_verdict(exp_id, control, tmp_path):
     pytest.importorskip("torch")
