@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.modeling import count_parameters, on_meta  # noqa: F401  (count_parameters: re-exported)
+
 ATTN_IMPLS = ("sdpa", "math", "auto", "naive", "tiled", "triton")
 
 
@@ -331,11 +333,6 @@ class Transformer(nn.Module):
         return self.output(self.norm(h)).float()
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def build_on_meta(args: ModelArgs) -> Transformer:
     """The model with shapes only: no memory, for counting or for assign-loading weights."""
-    with torch.device("meta"):
-        return Transformer(args)
+    return on_meta(Transformer, args)
