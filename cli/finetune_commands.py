@@ -5,22 +5,14 @@ A thin layer over ``repro.llama.chat``; torch is imported inside the command onl
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from cli.common import fail, guard
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _clean(text: str) -> str:
-    """Model output is untrusted: no terminal escapes or control characters reach the screen."""
-    return _CONTROL.sub("", text)
-
+from cli.common import guard
+from cli.output import clean
 
 @guard
 def chat(
@@ -43,7 +35,7 @@ def chat(
 
     Example: paperkb chat runs/sft --system "Answer briefly." -m "What is RLHF?" -m "And PPO?"
     """
-    from kb.errors import PaperkbError
+    from paperkb.errors import PaperkbError
     from repro.llama.chat import ChatSession, UnsafeTagError, load_checkpoint
 
     model, tokenizer = load_checkpoint(checkpoint)
@@ -61,7 +53,8 @@ def chat(
             continue
         except PaperkbError:
             raise
-        print(_clean(answer), flush=True)
+        # model output is untrusted: no terminal escapes or control characters reach the screen
+        print(clean(answer), flush=True)
 
 
 def _stdin_turns():
