@@ -47,7 +47,7 @@ def run_attack(body: str, *args: str, timeout: float = 300) -> dict:
     except subprocess.TimeoutExpired:
         return {"held": False, "error": f"still running after {timeout:.0f} s"}
     if out.returncode != 0:
-        return {"held": False, "error": (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1]}
+        return {"held": False, "error": (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
