@@ -343,3 +343,42 @@ def test_wal_is_checkpointed_after_an_update(tmp_path, monkeypatch):
 
         assert search(v, "note")  # the full-text tables are written too
         assert os.path.getsize(str(v.index_path) + "-wal") == 0
+
+
+def _can_mount_read_only() -> bool:
+    import shutil
+
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_read_only(), reason="needs root and mount namespaces (unshare)")
+def test_read_only_mount_of_the_vault(tmp_path):
+    vault = make_notes(tmp_path / "v", 3)
+    with Vault(vault) as v:
+        v.index()
+
+    def read_only_run() -> str:
+        script = f"""
+            set -e
+            mount --bind {vault} {vault}
+            mount -o remount,bind,ro {vault}
+            ! touch {vault}/probe 2>/dev/null
+            export XDG_CACHE_HOME={tmp_path}/cache PYTHONPATH={ROOT}
+            {sys.executable} -c "
+from kb.vault import Vault
+from kb.search import search
+v = Vault('{vault}')
+n, where = len(v.paths()), 'cache' if v.index_path.is_relative_to('{tmp_path}/cache') else 'vault'
+print(n, where, [h.path for h in search(v, 'late')])"
+        """
+        run = subprocess.run(["unshare", "--mount", "bash", "-c", textwrap.dedent(script)], capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout.split("\n")[-2]
+
+    assert read_only_run() == "3 vault []"  # complete: read in place (search moved to the cache)
+    (vault / "late.md").write_text("# Late\n", encoding="utf-8")  # now the index is stale
+    assert read_only_run() == "4 cache ['late.md']"
