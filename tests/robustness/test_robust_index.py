@@ -283,6 +283,29 @@ def test_unreadable_note_is_warned_not_deleted(tmp_path, monkeypatch):
         assert not [p for p in v.problems() if p.path == "n001.md" and p.severity == "error"]
 
 
+def test_folder_that_cannot_be_listed_keeps_its_notes(tmp_path, monkeypatch):
+    vault = make_notes(tmp_path / "v", 2)
+    (vault / "sub").mkdir()
+    (vault / "sub" / "inner.md").write_text("# Inner\n", encoding="utf-8")
+    (vault / "sub" / "fig.png").write_bytes(b"png")
+    with Vault(vault) as v:
+        v.index()
+    real = os.scandir
+
+    def refuse(path):
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(I.os, "scandir", refuse)
+    with Vault(vault) as v:
+        stats = v.index()
+        assert stats.deleted == 0 and "sub/inner.md" in v.paths() and v.attachments() == ["sub/fig.png"]
+    monkeypatch.setattr(I.os, "scandir", lambda path: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    with Vault(vault) as v, pytest.raises(VaultError, match="cannot read the vault folder .*: permission denied"):
+        v.index()
+
+
 def test_read_only_index_is_queried_when_complete(tmp_path, monkeypatch):
     vault = make_notes(tmp_path / "v", 4)
     with Vault(vault) as v:
