@@ -195,9 +195,18 @@ def _parse_bytes(data: bytes, path: str, mtime: float, ctime: float) -> Note:
         note = parse_note(data, path, mtime=mtime, ctime=ctime, fast=True)
     except Exception as exc:  # the parser promises not to raise; a bug must not stop indexing
         note = Note(path=path, title=path.rsplit("/", 1)[-1][:-3], size=len(data), mtime=mtime, ctime=ctime)
-        note.problems.append(Problem(path, 1, "error", f"could not parse: {type(exc).__name__}: {exc}"))
+        note.problems.append(Problem(path, 1, "error", f"could not parse: {_parse_failure(exc)}"))
     note.size = len(data)
     return note
+
+
+def _parse_failure(exc: Exception) -> str:
+    """Why a note could not be parsed, in words (a parser bug keeps its type for the report)."""
+    if isinstance(exc, MemoryError):
+        return "out of memory (the note is too large)"
+    if isinstance(exc, RecursionError):
+        return "the note is nested too deeply"
+    return f"internal error ({type(exc).__name__}: {exc}); please report it"
 
 
 @dataclass

@@ -405,3 +405,21 @@ print(n, where, [h.path for h in search(v, 'late')])"
     assert read_only_run() == "3 vault []"  # complete: read in place (search moved to the cache)
     (vault / "late.md").write_text("# Late\n", encoding="utf-8")  # now the index is stale
     assert read_only_run() == "4 cache ['late.md']"
+
+
+def test_a_note_that_exhausts_memory_is_reported_in_words(tmp_path, monkeypatch):
+    import kb.parse
+
+    vault = make_notes(tmp_path / "v", 2)
+
+    def no_memory(data, path, **kw):
+        if path == "n001.md":
+            raise MemoryError
+        return real(data, path, **kw)
+
+    real = kb.parse.parse_note
+    monkeypatch.setattr(kb.parse, "parse_note", no_memory)
+    with Vault(vault) as v:
+        v.index(workers=1)
+        problems = [p.message for p in v.problems() if p.path == "n001.md"]
+    assert problems == ["could not parse: out of memory (the note is too large)"]
