@@ -202,10 +202,8 @@ class Context:
             return get_field(self.eval(e.obj, row, scope), e.name, self)
         if t is ast.Binary:
             op = e.op
-            if op == "and":
-                return truthy(self.eval(e.left, row, scope)) and truthy(self.eval(e.right, row, scope))
-            if op == "or":
-                return truthy(self.eval(e.left, row, scope)) or truthy(self.eval(e.right, row, scope))
+            if op == "and" or op == "or":
+                return self.logical(e, row, scope)
             return self.binary(op, self.eval(e.left, row, scope), self.eval(e.right, row, scope))
         if t is ast.Call:
             return self.call(e, row, scope)
@@ -251,6 +249,27 @@ class Context:
 
             return Lambda(params, call)
         raise QueryError(f"cannot evaluate {type(e).__name__}")  # pragma: no cover
+
+    def logical(self, e: ast.Binary, row: Record | None, scope: dict[str, Any] | None) -> bool:
+        """``a or b or c ...`` (or ``and``): the parser nests a chain on the left, so walk it
+        in a loop; a 1,600-term OR then needs no deeper recursion than a 2-term one."""
+        op = e.op
+        if type(e.left) is not ast.Binary or e.left.op != op:
+            left = truthy(self.eval(e.left, row, scope))
+            if left is (op == "or"):
+                return left
+            return truthy(self.eval(e.right, row, scope))
+        operands = [e.right]
+        node: ast.Expr = e.left
+        while type(node) is ast.Binary and node.op == op:
+            operands.append(node.right)
+            node = node.left
+        operands.append(node)
+        stop = op == "or"  # the value that decides the whole chain
+        for x in reversed(operands):
+            if truthy(self.eval(x, row, scope)) is stop:
+                return stop
+        return not stop
 
     def index(self, obj: Any, idx: Any) -> Any:
         if obj is None or idx is None:

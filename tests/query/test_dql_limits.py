@@ -150,7 +150,8 @@ def test_total_time_limit_stops_a_long_lambda_loop():
     limits = Limits(time_s=0.3)
     big = "list(" + ", ".join(["1"] * 200) + ")"
     start = time.process_time()
-    with pytest.raises(QueryError, match=r"query took longer than its 0.3 s limit"):
+    # the CPU limit, or on a very busy machine the clock limit (3 x): either is one line
+    with pytest.raises(QueryError, match=r"^query took longer than (its 0.3 s limit|0.9 s by the clock)"):
         ev(f"map({big}, (a) => map({big}, (b) => map({big}, (c) => a + b + c)))", limits)
     assert time.process_time() - start < 3
 
@@ -167,14 +168,19 @@ def test_a_note_cannot_make_render_run_longer_than_one_limit(corpus):
 
 # ---- item 9: plain errors, never a Python exception -------------------------------------------
 
-def test_a_1600_term_or_is_a_plain_error_or_a_result(corpus):
+def test_a_1600_term_or_evaluates(corpus):
     where = " OR ".join(f"n = {i}" for i in range(1600))
-    try:
-        result = run(corpus, f"LIST WHERE {where}")
-    except QueryError as exc:
-        assert "RecursionError" not in str(exc) and "nested too deeply" in str(exc)
-    else:
-        assert len(result.rows) == 8
+    assert len(run(corpus, f"LIST WHERE {where}").rows) == 8
+    where = " AND ".join(f"n != {i}" for i in range(100, 1700))
+    assert len(run(corpus, f"LIST WHERE {where}").rows) == 8
+    assert [r.path for r in run(corpus, "LIST WHERE n = 1 OR n = 3 OR n = 99").rows] == ["n1.md", "n3.md"]
+    assert run(corpus, "LIST WHERE n > 2 AND n < 5 AND n != 3").rows[0].path == "n4.md"
+
+
+def test_a_1600_term_sum_is_a_plain_error(corpus):
+    plus = " + ".join("1" for _ in range(1600))
+    with pytest.raises(QueryError, match="nested too deeply"):
+        run(corpus, f"LIST {plus}")
 
 
 def test_deep_parentheses_and_self_application_are_plain_errors(corpus):
