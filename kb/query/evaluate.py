@@ -112,15 +112,14 @@ _DATE_FIELDS = {
     "weeknumber": lambda d: d.isocalendar()[1], "quarter": lambda d: (d.month - 1) // 3 + 1,
     "ordinal": lambda d: d.timetuple().tm_yday, "ts": lambda d: int(d.timestamp() * 1000),
     "zonename": zone_name, "zone": zone_name,
-    "offset": lambda d: int(((d.utcoffset() if d.tzinfo else naive_offset(d)) or _dt.timedelta(0)).total_seconds() // 60),
+    "offset": lambda d: utc_offset_minutes(d),
 }
 
 
-def naive_offset(d: _dt.datetime) -> _dt.timedelta | None:
-    try:
-        return d.astimezone().utcoffset()
-    except (OverflowError, ValueError, OSError):
-        return None
+def utc_offset_minutes(d: _dt.datetime) -> int:
+    """Luxon's ``offset``: minutes east of UTC (the machine's offset for a local date)."""
+    off = d.utcoffset() if d.tzinfo is not None else d.astimezone().utcoffset()
+    return int((off or _dt.timedelta(0)).total_seconds() // 60)
 
 
 def get_field(obj: Any, name: str, ctx: "Context | None" = None) -> Any:
@@ -164,7 +163,9 @@ def get_field(obj: Any, name: str, ctx: "Context | None" = None) -> Any:
 
 @dataclass
 class Context:
-    """What an expression can see besides its row: the corpus, ``this`` and the clock."""
+    """What an expression can see besides its row: the corpus, ``this``, the clock, and the
+    budget of limits it runs under (made with the Context unless one is given: a Context is
+    meant for one query or one note's render, not to be kept for ever)."""
 
     corpus: Corpus | None = None
     this: Page | None = None
@@ -238,7 +239,6 @@ class Context:
         if t is ast.LambdaExpr:
             params, body = e.params, e.body
             outer = dict(scope or {})
-
             budget = self.budget
 
             def call(args: list[Any]) -> Any:
@@ -526,8 +526,9 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -
                 rows.sort(key=lambda r, k=key: sort_key(ctx.eval(k.expr, r)), reverse=key.descending)
         elif isinstance(cmd, ast.Limit):
             n = ctx.eval(cmd.expr, None)
-            if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0 or n != n:
-                raise QueryError(f"LIMIT needs a non-negative number, got {to_string(n) if typeof(n) == 'number' else typeof(n)}")
+            if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0 or math.isnan(n):
+                got = to_string(n) if typeof(n) == "number" else typeof(n)
+                raise QueryError(f"LIMIT needs a non-negative number, got {got}")
             rows = rows[: int(n)] if n < len(rows) else rows
         elif isinstance(cmd, ast.Flatten):
             out = []
