@@ -63,6 +63,7 @@ for _names, _value in (
 _DUR_PART = r"(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_DUR_UNITS, key=len, reverse=True)) + r")(?![a-z])"
 DURATION_RE = re.compile(r"\s*" + _DUR_PART + r"(?:\s*(?:,|and)?\s*" + _DUR_PART + r")*\s*", re.I)
 _DUR_PART_RE = re.compile(_DUR_PART, re.I)
+MAX_DURATION_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ class Duration:
 
 def parse_duration(text: str) -> Duration | None:
     """``"2 days"``, ``"1 year, 3 months"``, ``"8 minutes and 4 seconds"`` -> Duration."""
+    if len(text) > MAX_DURATION_CHARS:  # the pattern backtracks on long runs of spaces
+        return None
     if not DURATION_RE.fullmatch(text):
         return None
     months, seconds = 0.0, 0.0
@@ -523,8 +526,9 @@ _FIELD_ATOM = re.compile(
     r'\s*(?:(?P<string>"(?:[^"\\\n]|\\.)*")'
     r"|(?P<link>!?\[\[(?:[^\]\n]|\](?!\]))*\]\])"
     r"|(?P<tag>#[^\u2000-\u206F\u2E00-\u2E7F'!\"#$%&()*+,.:;<=>?@^`{|}~\[\]\\\s]+)"
-    r"|(?P<word>[^,\"]+?))\s*(?=,|$)"
+    r"|(?P<word>[^,\"]+))"
 )
+_AFTER_ATOM = re.compile(r"\s*(?:,|$)")
 _MAX_FIELD_ATOMS = 1000
 
 
@@ -564,9 +568,9 @@ def parse_field_value(text: str) -> Any:
     s = text.strip()
     if s == "":
         return None
-    m = _FIELD_ATOM.fullmatch(s)
-    if m:
-        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup))
+    m = _FIELD_ATOM.match(s)
+    if m and m.end() == len(s):
+        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
         if ok:
             return value
     if "," not in s:
@@ -575,15 +579,15 @@ def parse_field_value(text: str) -> Any:
     pos, n = 0, len(s)
     while pos < n and len(values) <= _MAX_FIELD_ATOMS:
         m = _FIELD_ATOM.match(s, pos)
-        if not m:
+        after = _AFTER_ATOM.match(s, m.end()) if m else None
+        if not after:
             return s
-        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup))
+        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
         if not ok:
             return s
         values.append(value)
-        pos = m.end()
-        if pos < n:  # at a comma
-            pos += 1
+        pos = after.end()
+        if s[pos - 1:pos] == ",":
             if not s[pos:].strip():  # a trailing comma: still a list
                 break
     if len(values) > _MAX_FIELD_ATOMS:

@@ -282,3 +282,28 @@ def test_random_text_is_a_query_or_a_query_error(text):
         execute(text, corpus, limits=Limits(time_s=1.0, regex_time_s=0.1))
     except QueryError as exc:
         assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("text", [
+    "key:: 1 d" + " " * 100_000 + "x",  # an inline field value: the duration pattern used to backtrack
+    "key:: " + ", " * 50_000,
+    "key:: [[" * 20_000,
+])
+def test_long_field_values_parse_in_linear_time(text):
+    from kb.query.values import parse_field_value
+
+    start = time.process_time()
+    page = MemoryCorpus([parse_note(text + "\n", "a.md")]).pages(["a.md"])[0]
+    page.get("key")
+    parse_field_value(text[6:])
+    assert time.process_time() - start < 2
+
+
+@pytest.mark.parametrize("text", ["dur(1 d" + " " * 100_000 + "x)", "date(" + " " * 100_000 + "2020-01-01)"])
+def test_long_literals_parse_in_linear_time(text):
+    start = time.process_time()
+    try:
+        parse_expression(text)
+    except QueryError:
+        pass
+    assert time.process_time() - start < 1
