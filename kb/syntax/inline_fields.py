@@ -18,7 +18,9 @@ if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before
 
 LINE_KEY_RE = re.compile(r"[ \t]*([^\s:*\[\]()`#>|][^:\n\[\]()`|]{0,100}?)[ \t]*")
 BRACKET_KEY_RE = re.compile(r"([^\s:\[\]()`][^:\n\[\]()`]{0,100}?)[ \t]*::[ \t]*")
-TRAILING_BLOCK_ID_RE = re.compile(r"\s+\^[A-Za-z0-9-]+\s*$")
+# the lookbehind lets only the first space of a run start a match: without it a long run
+# of spaces is tried from each of its positions (quadratic)
+TRAILING_BLOCK_ID_RE = re.compile(r"(?<!\s)\s+\^[A-Za-z0-9-]+\s*$")
 
 
 def line_field_rule(state: StateInline, silent: bool) -> bool:
