@@ -462,7 +462,9 @@ def _ordinal(n: int) -> str:
 
 
 def format_date(d: _dt.datetime) -> str:
-    """Dataview's default rendering: ``August 15th, 2021`` (plus time when there is one)."""
+    """Dataview's default rendering: ``August 15th, 2021`` (plus time when there is one);
+    a date written in another zone shows in local time, as Dataview shows it."""
+    d = naive_local(d)
     text = f"{d.strftime('%B')} {_ordinal(d.day)}, {d.year}"
     if d.time() != _dt.time(0, 0):
         text += d.strftime(" %H:%M") + (d.strftime(":%S") if d.second else "")
