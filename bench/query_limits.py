@@ -80,7 +80,8 @@ def main() -> None:
         outcome = r["outcome"].replace("|", "\\|")
         if len(outcome) > 110:
             outcome = outcome[:107] + "..."
-        lines.append(f"| {name} | {outcome} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['peak_mb']:.0f} ({r['base_mb']:.0f}) |")
+        shown = name.replace("|", "\\|")
+        lines.append(f"| {shown} | {outcome} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['peak_mb']:.0f} ({r['base_mb']:.0f}) |")
         print(lines[-1], flush=True)
     lines.append("")
     lines.append(f"Load average at end {os.getloadavg()[0]:.2f}.")
