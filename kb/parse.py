@@ -184,7 +184,15 @@ def _parse(data: bytes | str, path: str, mtime: float, ctime: float, fast: bool 
 
     raw_fm, body_line, body_offset = split_frontmatter(text)
     if raw_fm is not None:
-        props, fmt, issues = load_frontmatter(raw_fm, 2)
+        props = None
+        if fast:
+            from kb.scan import scan_frontmatter
+
+            props = scan_frontmatter(raw_fm)
+        if props is not None:
+            fmt, issues = "yaml", []
+        else:
+            props, fmt, issues = load_frontmatter(raw_fm, 2)
         note.frontmatter, note.frontmatter_format = props, fmt
         problems.extend(Problem(path, ln, sev, msg) for ln, sev, msg in issues)
         # blank lines in place of the frontmatter keep every token's line = the file's line
