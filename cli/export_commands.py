@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,32 +18,32 @@ export_app = typer.Typer(
 @export_app.command("json")
 def export_json_cmd(
     ctx: typer.Context,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Print every note (metadata, links, callouts, questions, claims) and every problem as one JSON object.
 
     Example: paperkb --vault notes export json -o vault.json
     """
     from kb.errors import PaperkbError
-    from kb.export import export_json
+    from kb.export import write_json, write_json_file
     from kb.vault import Vault
 
     check_output(output)
     try:
-        data = export_json(Vault(vault_of(ctx)))
+        vault = Vault(vault_of(ctx))
+        if output is None:
+            write_json(vault, sys.stdout)  # streamed: memory stays flat on a large vault
+        else:
+            write_json_file(vault, output)
+            print(f"wrote {output}", file=sys.stderr)
     except PaperkbError as exc:
         raise fail(str(exc), exc.exit_code) from None
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_output(output, text)
 
 
 @export_app.command("summary")
 def export_summary_cmd(
     ctx: typer.Context,
-    output: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(
         None, "--output", "-o", help="Write the Markdown to this file instead of stdout."
     ),
 ) -> None:

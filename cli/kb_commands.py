@@ -37,13 +37,14 @@ def index_cmd(
         None, "--workers", "-j", min=1, help="Parser processes (default: one per CPU)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary line."),
+    force: bool = typer.Option(False, "--force", help="Re-read and re-hash every note; check the database."),
 ) -> None:
     """Index the vault (incremental: only new and changed notes are parsed).
 
     Example: paperkb --vault notes index
     """
     vault = _vault(ctx)
-    stats = vault.index(progress=not quiet, workers=workers)
+    stats = vault.index(progress=not quiet, workers=workers, force=force)
     if quiet:
         return
     problems = vault.problems()

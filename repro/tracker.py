@@ -227,8 +227,33 @@ class Tracker:
     def __enter__(self) -> "Tracker":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if isinstance(exc, (OSError, sqlite3.Error)) and _disk_full(exc):
+                where = getattr(exc, "filename", None) or self.db_path
+                reason = f"disk full while writing {where}"
+                self._fail_unfinished(reason)
+                raise PaperkbError(reason + "; free some space and run again", exit_code=2) from None
+        finally:
+            self.close()
+
+    def _fail_unfinished(self, reason: str) -> None:
+        """Record ``reason`` on this process's runs that never finished (best effort: the
+        disk is full; a checkpoint may give back the WAL's space for this small write)."""
+        sql = "UPDATE runs SET status=?, error=?, ended=? WHERE pid=? AND status IN (?, ?)"
+        for attempt in range(2):
+            try:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                with _transaction(self.conn):
+                    self.conn.execute(sql, (ERROR, reason, time.time(), os.getpid(), QUEUED, RUNNING))
+                return
+            except sqlite3.Error:
+                if attempt == 0:
+                    try:
+                        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    except sqlite3.Error:
+                        pass
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
@@ -484,8 +509,14 @@ class _transaction:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is None:
             self.conn.execute("COMMIT")
-        else:
+        elif self.conn.in_transaction:  # SQLite already rolled back after e.g. a full disk
             self.conn.execute("ROLLBACK")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    import errno
+
+    return getattr(exc, "errno", None) == errno.ENOSPC or getattr(exc, "sqlite_errorcode", 0) & 0xFF == 13
 
 
 def _dumps(value: Any) -> str:
