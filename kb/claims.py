@@ -81,26 +81,34 @@ def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None 
     try:
         conn = v._ensure()
         _sync(conn)
-        sql = f"SELECT path, title, citekey, claims FROM {_TABLE} WHERE claims != '[]'"
+        where = "claims != '[]'"
         args: list[Any] = []
         if note_path is not None:
-            sql += " AND path = ?"
+            where += " AND path = ?"
             args.append(note_path)
         if tag is not None:
             key = tag_key(tag)
-            sql += " AND path IN (SELECT path FROM tags WHERE key = ? OR substr(key, 1, ?) = ?)"
+            where += " AND path IN (SELECT path FROM tags WHERE key = ? OR substr(key, 1, ?) = ?)"
             args += [key, len(key) + 1, key + "/"]
-        sql += " ORDER BY path"
+        # One JSON text for every matching note, decoded by one json.loads: far cheaper than
+        # a decode per note.
+        (text,) = conn.execute(
+            f"SELECT '[' || coalesce(group_concat(json_array(path, title, citekey, json(claims)), ','), '') || ']' "
+            f"FROM (SELECT path, title, citekey, claims FROM {_TABLE} WHERE {where} ORDER BY path)", args
+        ).fetchone()
         out: list[dict[str, Any]] = []
-        for path, title, citekey, claims in conn.execute(sql, args):
-            name = path.rsplit("/", 1)[-1]
-            name = name[:-3] if name.lower().endswith(".md") else name
-            for c in sorted(json.loads(claims), key=lambda c: c.get("line", 0)):
+        for path, title, citekey, claims in json.loads(text):
+            if not title:
+                name = path.rsplit("/", 1)[-1]
+                title = name[:-3] if name.lower().endswith(".md") else name
+            if len(claims) > 1:
+                claims.sort(key=lambda c: c.get("line", 0))
+            for c in claims:
                 out.append({
-                    "id": c["id"], "statement": c.get("statement", ""), "experiments": list(c.get("experiments") or []),
-                    "line": c.get("line", 0), "source": c.get("source", "callout"),
-                    "params": dict(c.get("params") or {}), "expect": list(c.get("expect") or []),
-                    "needs": c.get("needs") or "", "note": path, "title": title or name, "citekey": citekey,
+                    "id": c["id"], "statement": c.get("statement", ""), "experiments": c.get("experiments") or [],
+                    "line": c.get("line", 0), "source": c.get("source", "callout"), "params": c.get("params") or {},
+                    "expect": c.get("expect") or [], "needs": c.get("needs") or "", "note": path, "title": title,
+                    "citekey": citekey,
                 })
         return out
     finally:
