@@ -295,12 +295,17 @@ def normalise_status(text: str) -> str:
     return word
 
 
-def claim_rows(vault_root: Path | str, *, note_path: str | None = None, tag: str | None = None,
+def _root(vault: Any) -> Path:
+    return Path(getattr(vault, "root", vault))
+
+
+def claim_rows(vault: Any, *, note_path: str | None = None, tag: str | None = None,
                status: str | None = None) -> list[dict[str, Any]]:
     """The claims of the vault (from its index) with their status, checks and controls, for
-    ``paperkb claims``; ``status`` is a word of CLAIM_STATUSES (see :func:`normalise_status`)."""
-    claims = vault_claims(vault_root, note_path=note_path, tag=tag)
-    statuses = claim_statuses(vault_root, claims)
+    ``paperkb claims``; ``status`` is a word of CLAIM_STATUSES (see :func:`normalise_status`).
+    ``vault`` is a folder or an open ``kb.vault.Vault`` (its index is then checked once)."""
+    claims = vault_claims(vault, note_path=note_path, tag=tag)
+    statuses = claim_statuses(_root(vault), claims)
     rows = []
     for c in claims:
         st = statuses.get(c.id) or _empty(c)
@@ -310,10 +315,10 @@ def claim_rows(vault_root: Path | str, *, note_path: str | None = None, tag: str
     return rows
 
 
-def filtered_status_table(vault_root: Path | str, *, note_path: str | None = None, tag: str | None = None,
+def filtered_status_table(vault: Any, *, note_path: str | None = None, tag: str | None = None,
                           status: str | None = None) -> list[dict[str, Any]]:
     """:func:`status_table` for the claims that pass the filters (papers with none are left out)."""
-    papers = status_table(vault_root, vault_claims(vault_root, note_path=note_path, tag=tag))
+    papers = status_table(_root(vault), vault_claims(vault, note_path=note_path, tag=tag))
     if status:
         for paper in papers:
             paper["claims"] = [c for c in paper["claims"] if status_matches(c["status"], status)]
