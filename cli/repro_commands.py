@@ -159,12 +159,11 @@ def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
 # --------------------------------------------------------------------------------------
 # claims
 # --------------------------------------------------------------------------------------
-def _note_path(vault: Path, note: Optional[str]) -> Optional[str]:
+def _note_path(vault, note: Optional[str]) -> Optional[str]:
+    """The vault path of ``note`` (``vault``: an open kb.vault.Vault), or None."""
     if not note:
         return None
-    from kb.vault import Vault
-
-    return find_note(Vault(vault), note).path
+    return find_note(vault, note).path
 
 
 _STATUS_HELP = ("Only claims with this status: unverified, needs (any 'needs ...'), 'supported at small scale' "
@@ -194,7 +193,10 @@ def claims_cmd(
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
-    rows = claim_rows(vault, note_path=_note_path(vault, note_opt or note), tag=tag, status=want)
+    from kb.vault import Vault
+
+    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
+        rows = claim_rows(kb_vault, note_path=_note_path(kb_vault, note_opt or note), tag=tag, status=want)
     if fmt not in ("json", "jsonl"):
         for r in rows:
             r["where"] = f"{r['title']}:{r['line']}"
@@ -779,7 +781,10 @@ def status_cmd(
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
-    papers = filtered_status_table(vault, note_path=_note_path(vault, note), tag=tag, status=want)
+    from kb.vault import Vault
+
+    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
+        papers = filtered_status_table(kb_vault, note_path=_note_path(kb_vault, note), tag=tag, status=want)
     if fmt == "json":
         print_json(papers)
         return
