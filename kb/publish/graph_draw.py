@@ -1,0 +1,170 @@
+"""Pictures of the citation graph without Graphviz: a networkx (or, for large graphs, a
+cheap smoothing) layout, an SVG written here, and PNG through matplotlib.
+
+Every label comes from a note, so every piece of text and every attribute is escaped;
+links (``href``) are only the relative page paths the caller hands in.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Callable
+
+# networkx's spring layout is dense (n x n) without scipy: fine up to a few hundred nodes.
+SPRING_MAX_NODES = 400
+LABEL_MAX_NODES = 60
+
+
+def layout(g, seed: int = 7) -> dict[str, tuple[float, float]]:
+    """Node -> (x, y) in [0, 1]^2. Deterministic for a given graph and seed."""
+    nodes = sorted(g.nodes)
+    if not nodes:
+        return {}
+    if len(nodes) == 1:
+        return {nodes[0]: (0.5, 0.5)}
+    if len(nodes) <= SPRING_MAX_NODES:
+        import networkx as nx
+
+        und = nx.Graph()
+        und.add_nodes_from(nodes)
+        und.add_edges_from((u, v) for u, v in g.edges() if u != v)
+        pos = nx.spring_layout(und, seed=seed, k=1.6 / math.sqrt(len(nodes)))
+        raw = {n: (float(p[0]), float(p[1])) for n, p in pos.items()}
+    else:
+        raw = _smoothed_spiral(g, nodes)
+    xs = [p[0] for p in raw.values()]
+    ys = [p[1] for p in raw.values()]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    sx, sy = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    return {n: ((x - x0) / sx, (y - y0) / sy) for n, (x, y) in raw.items()}
+
+
+def _smoothed_spiral(g, nodes: list[str], rounds: int = 12) -> dict[str, tuple[float, float]]:
+    """A layout linear in the edges for large graphs: nodes on a golden-angle spiral (most
+    linked in the middle), then each pulled towards the mean of its neighbours while
+    held to its spiral place, so that linked works end up near each other."""
+    import numpy as np
+
+    degree = dict(g.degree())
+    order = sorted(nodes, key=lambda n: (-degree.get(n, 0), n))
+    index = {n: i for i, n in enumerate(order)}
+    k = np.arange(len(order), dtype=np.float64)
+    angle = k * math.pi * (3 - math.sqrt(5))
+    radius = np.sqrt(k + 0.5)
+    anchor = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    edges = np.array([(index[u], index[v]) for u, v in g.edges() if u != v], dtype=np.int64).reshape(-1, 2)
+    pos = anchor.copy()
+    if len(edges):
+        src = np.concatenate([edges[:, 0], edges[:, 1]])
+        dst = np.concatenate([edges[:, 1], edges[:, 0]])
+        count = np.bincount(src, minlength=len(order)).astype(np.float64)
+        has = count > 0
+        for _ in range(rounds):
+            total = np.zeros_like(pos)
+            np.add.at(total, src, pos[dst])
+            mean = total[has] / count[has, None]
+            pos[has] = 0.6 * anchor[has] + 0.4 * mean
+    return {n: (float(pos[i, 0]), float(pos[i, 1])) for n, i in index.items()}
+
+
+def to_svg(
+    g,
+    pos: dict[str, tuple[float, float]] | None = None,
+    *,
+    href: Callable[[str], str | None] | None = None,
+    width: int = 900,
+    height: int = 640,
+    highlight: str | None = None,
+    labels: bool | None = None,
+) -> str:
+    """The graph as a standalone SVG document. ``href(node)`` gives each node's link (or
+    None); ghost nodes (``kind="ghost"``) are drawn hollow and dashed; ``highlight``
+    marks one node (the paper a summary is about)."""
+    pos = layout(g) if pos is None else pos
+    margin = 40
+    r = 7 if len(pos) <= 200 else 3
+    labels = len(pos) <= LABEL_MAX_NODES if labels is None else labels
+
+    def xy(n: str) -> tuple[float, float]:
+        x, y = pos[n]
+        return margin + x * (width - 2 * margin), margin + y * (height - 2 * margin)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="kb-graph" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#999"/></marker></defs>',
+        '<g class="edges" stroke="#bbb" stroke-width="1">',
+    ]
+    for u, v in g.edges():
+        if u == v or u not in pos or v not in pos:
+            continue
+        (x1, y1), (x2, y2) = xy(u), xy(v)
+        d = math.hypot(x2 - x1, y2 - y1) or 1.0
+        x2, y2 = x2 - (x2 - x1) * (r + 1) / d, y2 - (y2 - y1) * (r + 1) / d  # stop at the circle
+        out.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" marker-end="url(#arrow)"/>')
+    out.append("</g>")
+    out.append('<g class="nodes">')
+    for n in sorted(pos):
+        data = g.nodes[n]
+        kind = data.get("kind", "note")
+        label = str(data.get("label") or n)
+        x, y = xy(n)
+        ghost = kind == "ghost"
+        cls = "node ghost" if ghost else "node paper"
+        if n == highlight:
+            cls += " current"
+        fill = "none" if ghost else ("#d9480f" if n == highlight else "#1c7ed6")
+        stroke = ' stroke="#868e96" stroke-dasharray="3 2"' if ghost else ' stroke="#fff"'
+        title = label + (" (no note yet)" if ghost else "")
+        shape = (
+            f'<circle class="{cls}" data-node="{escape(n, quote=True)}" cx="{x:.1f}" cy="{y:.1f}" r="{r}" '
+            f'fill="{fill}"{stroke} stroke-width="1.5"><title>{escape(title)}</title></circle>'
+        )
+        link = href(n) if href is not None else None
+        if link:
+            shape = f'<a href="{escape(link, quote=True)}">{shape}</a>'
+        out.append(shape)
+        if labels:
+            short = label if len(label) <= 40 else label[:39] + "…"
+            out.append(
+                f'<text x="{x + r + 3:.1f}" y="{y + 4:.1f}" fill="{"#868e96" if ghost else "#212529"}">'
+                f"{escape(short)}</text>"
+            )
+    out.append("</g></svg>")
+    return "\n".join(out) + "\n"
+
+
+def to_png(g, path, pos: dict[str, tuple[float, float]] | None = None, *, size: tuple[float, float] = (9, 6.4),
+           dpi: int = 100, highlight: str | None = None) -> None:
+    """The same picture as a PNG file, drawn with matplotlib (Agg: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    pos = layout(g) if pos is None else pos
+    fig, ax = plt.subplots(figsize=size, dpi=dpi)
+    try:
+        ax.set_axis_off()
+        for u, v in g.edges():
+            if u in pos and v in pos and u != v:
+                (x1, y1), (x2, y2) = pos[u], pos[v]
+                ax.annotate("", xy=(x2, 1 - y2), xytext=(x1, 1 - y1),
+                            arrowprops={"arrowstyle": "->", "color": "#bbbbbb", "lw": 0.8})
+        small = len(pos) <= LABEL_MAX_NODES
+        for n, (x, y) in pos.items():
+            ghost = g.nodes[n].get("kind") == "ghost"
+            ax.scatter([x], [1 - y], s=60 if small else 6, zorder=3,
+                       facecolors="none" if ghost else ("#d9480f" if n == highlight else "#1c7ed6"),
+                       edgecolors="#868e96" if ghost else "white", linestyle="--" if ghost else "-")
+            if small:
+                label = str(g.nodes[n].get("label") or n)
+                ax.text(x + 0.012, 1 - y, label if len(label) <= 40 else label[:39] + "…", fontsize=7,
+                        color="#868e96" if ghost else "#212529", va="center")
+        ax.set_xlim(-0.05, 1.35 if small else 1.05)
+        ax.set_ylim(-0.05, 1.05)
+        fig.savefig(path, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
