@@ -149,7 +149,7 @@ def to_bibtex(entries: Iterable[BibEntry]) -> str:
         if e.key in seen:
             continue
         seen.add(e.key)
-        lib.add(Entry(e.entry_type, e.key, [Field(k, "{" + _latex(v, k) + "}") for k, v in e.fields.items()]))
+        lib.add(Entry(e.entry_type, e.key, [Field(k, _latex(v, k)) for k, v in e.fields.items()]))
     return bibtexparser.write_string(lib)
 
 
