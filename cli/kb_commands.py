@@ -279,23 +279,38 @@ def questions_cmd(
            [[f"{r['path']}:{r['line']}", "x" if r["answered"] else "", _one_line(r["text"])] for r in rows])
 
 
-GRAPH_FORMATS = ("summary", "graphml", "gexf", "json", "mermaid", "dot")
+GRAPH_FORMATS = ("summary", "graphml", "gexf", "json", "mermaid", "dot", "svg", "png")
 
 
 @guard
 def graph_cmd(
     ctx: typer.Context,
-    fmt: str = typer.Option("summary", "--format", "-f", help="summary, graphml, gexf, json, mermaid or dot."),
+    fmt: str = typer.Option("summary", "--format", "-f",
+                            help="summary, graphml, gexf, json, mermaid, dot, or a picture: svg or png."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    around: Optional[str] = typer.Option(None, "--around", help="svg/png: only this note's neighbourhood."),
+    depth: int = typer.Option(1, "--depth", min=0, help="svg/png with --around: how many links away."),
 ) -> None:
-    """The citation graph: a summary, or the whole graph in an exchange format.
+    """The citation graph: a summary, the whole graph in an exchange format, or a picture
+    of the papers and the works they cite (svg or png; no Graphviz needed).
 
-    Example: paperkb --vault notes graph --format mermaid -o graph.mmd
+    Example: paperkb --vault notes graph --format svg --around "Llama 2" --depth 2 -o llama.svg
     """
     from kb import graph as G
 
     _check_format(fmt, GRAPH_FORMATS)
     check_output(output)
+    if fmt in ("svg", "png"):
+        from kb.publish.graph_draw import citation_picture
+
+        vault = _vault(ctx)
+        data = citation_picture(vault, fmt, around=find_path(vault, around) if around else None, depth=depth)
+        if output is None:
+            sys.stdout.buffer.write(data)
+        else:
+            output.write_bytes(data)
+            print(f"wrote {output}", file=sys.stderr)
+        return
     g = _vault(ctx).graph()
     if fmt == "summary":
         _print_summary(G.summary(g), output)

@@ -481,6 +481,7 @@ def write_summary(
     tag: str | None = None,
     fmt: str = "md",
     runs_dir: Path | str | None = None,
+    output_dir: Path | str | None = None,
 ) -> str:
     """Render the summary of the vault at ``vault_root`` (or of the notes picked by
     ``names``, ``query`` or ``tag``); write it to ``output`` if given. ``statuses`` come
@@ -504,7 +505,7 @@ def write_summary(
         not_papers = [p for p in picked if not citations.is_paper(p)]
         if names and not_papers and len(not_papers) == len(picked):
             raise PaperkbError(f"{not_papers[0]} is not a paper (no #paper tag, citekey or DOI)")
-    out_dir = Path(output).resolve().parent if output is not None else None
+    out_dir = Path(output).resolve().parent if output is not None else output_dir
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
     text = render_summary(notes, statuses or {}, vault_name=vault.root.name, fmt=fmt, citations=citations,
                           runs_dir=runs, output_dir=out_dir, dashboard=picked is None or len(picked) > 1, rule=rule)

@@ -117,6 +117,18 @@ def entry_of(note: Note) -> BibEntry:
     return BibEntry(entry_key(note), entry_type, fields)
 
 
+def entries_for(vault, names=(), *, query: str | None = None, tag: str | None = None) -> list[BibEntry]:
+    """Entries of the notes named or picked by ``query``/``tag``; by default every paper."""
+    from kb.publish.papers import Citations, load_rule
+    from kb.publish.selection import light_notes, select_paths
+
+    picked = select_paths(vault, names, query=query, tag=tag)
+    if picked is None:
+        citations = Citations(light_notes(vault), load_rule(vault.root))
+        picked = sorted(citations.papers)
+    return [entry_of(vault.note_at(p)) for p in picked]
+
+
 # --- BibTeX text -----------------------------------------------------------------------
 _LATEX_SPECIAL = re.compile(r"([&%$#_])")
 _LATEX_UNESCAPE = re.compile(r"\\([&%$#_{}])")

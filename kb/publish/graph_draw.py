@@ -168,3 +168,31 @@ def to_png(g, path, pos: dict[str, tuple[float, float]] | None = None, *, size: 
         fig.savefig(path, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)
+
+
+def citation_picture(vault, fmt: str, *, around: str | None = None, depth: int = 1) -> bytes:
+    """The vault's citation graph (papers and ghost works; or the papers within ``depth``
+    links of the note at path ``around``) as SVG or PNG bytes."""
+    import io
+    import tempfile
+
+    from kb.errors import PaperkbError
+    from kb.publish.papers import Citations, load_rule
+    from kb.publish.selection import light_notes
+
+    if fmt not in ("svg", "png"):
+        raise PaperkbError(f"unknown picture format {fmt!r} (use svg or png)", exit_code=2)
+    if depth < 0:
+        raise PaperkbError("--depth must be 0 or more", exit_code=2)
+    citations = Citations(light_notes(vault), load_rule(vault.root))
+    g = citations.graph([around] if around else None, depth=depth)
+    if around and around not in g:
+        g.add_node(around, kind="note", label=citations.notes[around].title if around in citations.notes else around)
+    pos = layout(g)
+    if fmt == "svg":
+        return to_svg(g, pos, highlight=around).encode("utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/graph.png"
+        to_png(g, path, pos, highlight=around)
+        with open(path, "rb") as fh:
+            return io.BytesIO(fh.read()).getvalue()
