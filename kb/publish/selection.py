@@ -58,7 +58,7 @@ def select_paths(vault, names: Iterable[str] = (), *, query: str | None = None,
         key = tag_key(tag)
         if not key:
             raise PaperkbError("--tag needs a tag name", exit_code=2)
-        rows = vault.connect().execute(
+        rows = vault._ensure().execute(
             "SELECT DISTINCT path FROM tags WHERE key = ? OR key LIKE ? ESCAPE '\\'",
             (key, key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"),
         )
