@@ -172,6 +172,11 @@ class _Converter:
                     if att is not None:
                         alt = shown.replace("]", "") if not re.fullmatch(r"\d+(x\d+)?", alias.strip()) else target
                         return f"![{alt}]({_link_url(_rel(path, att))})"
+                    from kb.syntax import is_attachment
+
+                    if target and is_attachment(target):
+                        self.warnings.append(f"{path}: embed {target!r} left out (not a file inside the vault)")
+                        return shown
                     note = self.resolve(target, links) if target else None
                     if note is not None and depth == 0 and note != path:
                         inlined.append(note)

@@ -653,7 +653,7 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
         n = site.light[path]
         docs.append({"t": n.title or path, "u": site.note_url(path, root),
                      "x": _search_words((n.title or "") + " " + (texts.get(path) or ""))})
-    search_js = "window.PAPERKB_SEARCH = " + json.dumps(docs, ensure_ascii=True, separators=(",", ":")) + ";\n"
+    search_js = "window.PAPERKB_SEARCH = " + json.dumps(docs, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c") + ";\n"
     fp = _hash(search_js)
     if not writer.fresh("search-index.js", fp):
         writer.write("search-index.js", fp, search_js)
