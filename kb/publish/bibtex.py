@@ -207,11 +207,14 @@ def parse_bibtex(text: str, source: str = "<bib>") -> tuple[list[BibEntry], list
 
 
 # --- importing into the seed's template ------------------------------------------------
-_UNSAFE_NAME = re.compile(r'[\\/:*?"<>|#^\[\]\x00-\x1f]+')
+_UNSAFE_NAME = re.compile(r'[*?"<>|#^\[\]\x00-\x1f]+')
 
 
 def note_file_name(title: str, key: str) -> str:
-    name = _UNSAFE_NAME.sub(" - ", title).strip(" .-")
+    """A file name Obsidian accepts: ``A: B`` -> ``A - B`` (as the seed's notes are named)."""
+    name = re.sub(r"\s*:\s*", " - ", title)
+    name = re.sub(r"[\\/]+", "-", name)
+    name = _UNSAFE_NAME.sub("", name).strip(" .-")
     name = " ".join(name.split())[:120].rstrip(" .-")
     return (name or key) + ".md"
 
