@@ -48,9 +48,13 @@ class SiteReport:
 
 
 def _hash(*parts: Any) -> str:
+    """A fingerprint of plain data (str, numbers, None, lists/tuples of them; dicts are
+    sorted first). ``repr`` of such data is deterministic and much cheaper than JSON."""
     h = hashlib.blake2b(digest_size=12)
     for p in parts:
-        h.update(json.dumps(p, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+        if isinstance(p, dict):
+            p = sorted((str(k), repr(v)) for k, v in p.items())
+        h.update(repr(p).encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.hexdigest()
 
