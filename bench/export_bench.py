@@ -50,7 +50,6 @@ def measure(cmd: list[str]) -> dict:
         time.sleep(0.02)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode("utf-8", "replace")
-    usage = os.wait4 if False else None  # noqa: F841 - children's CPU comes from the samples above
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {err}")
     return {"wall": wall, "cpu": sum(cpu.values()), "rss_mb": peak / 2**20, "stderr": err.strip().splitlines()[-1:]}
@@ -81,8 +80,8 @@ def main() -> None:
     note.write_text(note.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
     r = measure(py + ["export", "site", str(site)])
     rows.append(("export site after one note changed", r))
-    key = next(line.strip()[2:] for line in note.read_text(encoding="utf-8").splitlines()
-               if line.startswith("  - ") and not line.strip().startswith('- "#') and "/" not in line)
+    lines = note.read_text(encoding="utf-8").splitlines()
+    key = lines[lines.index("aliases:") + 1].strip()[2:]  # the citekey alias
     r = measure(py + ["export", "summary", key, "-o", str(args.out / "one.md")])
     rows.append((f"export summary of one note ({key})", r))
     r = measure(py + ["export", "summary", key, "-f", "html", "-o", str(args.out / "one.html")])
