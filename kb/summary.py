@@ -497,7 +497,13 @@ def write_summary(
     vault = Vault(vault_root)
     rule = load_rule(vault.root)
     picked = select_paths(vault, names, query=query, tag=tag)
-    citations = Citations(light_notes(vault), rule)
+    if picked is not None and len(picked) <= 200:
+        # a few notes: their neighbours are enough to know what they cite and who cites them
+        from kb.publish.selection import neighbourhood_paths
+
+        citations = Citations(light_notes(vault, neighbourhood_paths(vault, picked)), rule)
+    else:
+        citations = Citations(light_notes(vault), rule)
     if picked is None:
         notes = [vault.note_at(p) for p in sorted(citations.papers)] if len(citations.papers) < 2000 else vault.notes()
     else:

@@ -3,38 +3,78 @@ graph (read from the index tables, so a one-note summary does not load 10,000 no
 
 from __future__ import annotations
 
-import json
 from typing import Iterable
 
-from kb.model import Link, Note
+from kb.model import Note
 
 
-def light_notes(vault) -> list[Note]:
-    """Every note with only what the paper rule and the citation graph need: path, title,
-    citekey, DOI, year, tags, frontmatter and links (resolved)."""
+class LightLink:
+    """What the citation graph needs of a link (a full ``kb.model.Link`` costs more to build,
+    and a 10,000-note vault has 100,000 links)."""
+
+    __slots__ = ("target", "kind", "resolved", "is_citation")
+
+    def __init__(self, target: str, kind: str, resolved: str | None, is_citation: bool) -> None:
+        self.target, self.kind, self.resolved, self.is_citation = target, kind, resolved, is_citation
+
+
+def _chunks(items: list[str], n: int = 500):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
+    """Every note (or the notes at ``paths``) with only what the paper rule and the citation
+    graph need: path, title, citekey, DOI, year, tags, links (resolved) and of the
+    frontmatter only ``type`` and the export marker."""
+    from kb.publish.papers import EXPORT_MARKER
+
     conn = vault._ensure()  # the index, brought up to date
+    if paths is None:
+        wheres: list[tuple[str, tuple]] = [("", ())]
+    else:
+        wheres = [(f" WHERE {{col}} IN ({','.join('?' * len(c))})", tuple(c)) for c in _chunks(sorted(set(paths)))]
     tags: dict[str, list[str]] = {}
-    for path, tag in conn.execute("SELECT path, tag FROM tags ORDER BY rowid"):
-        tags.setdefault(path, []).append(tag)
-    links: dict[str, list[Link]] = {}
-    for src, line, kind, target, is_citation, resolved in conn.execute(
-        "SELECT src, line, kind, target, is_citation, resolved FROM links ORDER BY src, idx"
-    ):
-        links.setdefault(src, []).append(
-            Link(target=target, kind=kind, line=line, is_citation=bool(is_citation), resolved=resolved)
-        )
+    links: dict[str, list] = {}
+    rows = []
+    for where, args in wheres:
+        for path, tag in conn.execute(f"SELECT path, tag FROM tags{where.format(col='path')} ORDER BY rowid", args):
+            tags.setdefault(path, []).append(tag)
+        for src, kind, target, is_citation, resolved in conn.execute(
+            f"SELECT src, kind, target, is_citation, resolved FROM links{where.format(col='src')} ORDER BY src, idx",
+            args,
+        ):
+            links.setdefault(src, []).append(LightLink(target, kind, resolved, bool(is_citation)))
+        rows.extend(conn.execute(
+            "SELECT path, json_extract(data, '$.title'), json_extract(data, '$.citekey'), "
+            "json_extract(data, '$.doi'), json_extract(data, '$.year'), json_extract(data, '$.frontmatter.type'), "
+            f"json_type(data, '$.frontmatter.\"{EXPORT_MARKER}\"') FROM notes{where.format(col='path')}",
+            args,
+        ))
     notes = []
-    for path, title, citekey, doi, year, fm in conn.execute(
-        "SELECT path, json_extract(data, '$.title'), json_extract(data, '$.citekey'), "
-        "json_extract(data, '$.doi'), json_extract(data, '$.year'), json_extract(data, '$.frontmatter') "
-        "FROM notes ORDER BY path"
-    ):
-        frontmatter = json.loads(fm) if fm else {}
+    for path, title, citekey, doi, year, kind, marker in sorted(rows):
+        frontmatter: dict = {}
+        if kind is not None:
+            frontmatter["type"] = kind
+        if marker is not None:
+            frontmatter[EXPORT_MARKER] = True
         notes.append(Note(path=path, title=title or "", citekey=citekey, doi=doi,
                           year=year if isinstance(year, int) else None, tags=tags.get(path, []),
-                          frontmatter=frontmatter if isinstance(frontmatter, dict) else {},
-                          links=links.get(path, [])))
+                          frontmatter=frontmatter, links=links.get(path, [])))
     return notes
+
+
+def neighbourhood_paths(vault, paths: Iterable[str]) -> set[str]:
+    """``paths``, the notes they link to and the notes that link to them: enough to know
+    what the notes at ``paths`` cite and who cites or mentions them."""
+    conn = vault._ensure()
+    near = set(paths)
+    for chunk in _chunks(sorted(near)):
+        marks = ",".join("?" * len(chunk))
+        near.update(p for (p,) in conn.execute(
+            f"SELECT resolved FROM links WHERE src IN ({marks}) AND resolved IS NOT NULL", chunk))
+        near.update(p for (p,) in conn.execute(f"SELECT src FROM links WHERE resolved IN ({marks})", chunk))
+    return near
 
 
 def select_paths(vault, names: Iterable[str] = (), *, query: str | None = None,

@@ -17,6 +17,7 @@ is refused unless ``force``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -68,6 +69,7 @@ def _code_version() -> str:
     return _hash(parts)
 
 
+@functools.lru_cache(maxsize=None)
 def page_name(path: str) -> str:
     """``folder/My Note.md`` -> ``my-note-1a2b3c4d.html`` (flat, safe, unique per path)."""
     from kb.parse import slugify
@@ -113,6 +115,8 @@ class _Writer:
         self.out = out.resolve()
         self.old = old
         self.new: dict[str, str] = {}
+        self.extra: dict[str, Any] = {}  # more manifest entries (the search words cache)
+        self.old_extra: dict[str, Any] = {}
         self.report = report
 
     def target(self, rel: str) -> Path:
@@ -158,7 +162,7 @@ class _Writer:
             if path.is_file():
                 path.unlink()
                 self.report.removed += 1
-        manifest = {"generator": "paperkb", "files": self.new}
+        manifest = {"generator": "paperkb", "files": self.new, **self.extra}
         (self.out / MANIFEST).write_text(json.dumps(manifest, indent=0, sort_keys=True), encoding="utf-8")
 
 
@@ -215,6 +219,14 @@ class _Site:
                     if not lst or lst[-1] != n.path:
                         lst.append(n.path)
         self.runs = self._runs()
+        self.runs_stamp = _hash(sorted(self.runs))
+        self.claim_ids: dict[str, list[str]] = {}
+        for path, claims_json in conn.execute(
+                "SELECT path, json_extract(data, '$.claims') FROM notes WHERE json_array_length(data, '$.claims') > 0"):
+            try:
+                self.claim_ids[path] = [c.get("id") for c in json.loads(claims_json) if isinstance(c, dict)]
+            except ValueError:
+                continue
         self.code = _code_version()
         self.stamp = _hash(sorted(self.hashes.items())) if self.dataview else ""
         self.env = _env()
@@ -269,29 +281,16 @@ class _Site:
     def note_fingerprint(self, path: str) -> str:
         n = self.light[path]
         near = self.citations.of(path)
-        return _hash(
-            self.code, self.hashes.get(path), [(l.target, l.resolved) for l in n.links],
-            [(p, self.light[p].title) for p in self.backrefs.get(path, []) if p in self.light],
-            [(c.key, c.path) for c in near.cites], path in self.citations.papers,
-            self.stamp if path in self.dataview else "",
-            sorted(self.runs) if n.links or path in self.citations.papers else [],
-            self._claim_state(path),
-        )
-
-    def _claim_state(self, path: str) -> list:
-        # statuses of this note's claims: read from the index row only when there are statuses
-        if not self.statuses:
-            return []
-        ids = self._claim_ids(path)
-        return [(i, self.statuses.get(i)) for i in ids]
-
-    def _claim_ids(self, path: str) -> list[str]:
-        row = self.vault.connect().execute(
-            "SELECT json_extract(data, '$.claims') FROM notes WHERE path=?", (path,)).fetchone()
-        try:
-            return [c.get("id") for c in json.loads(row[0] or "[]")] if row else []
-        except ValueError:
-            return []
+        parts = [self.code, self.hashes.get(path) or "", "1" if path in self.citations.papers else "0",
+                 self.stamp if path in self.dataview else "", self.runs_stamp]
+        parts.extend(f"{l.target}\x01{l.resolved}" for l in n.links)
+        parts.append("\x02")
+        parts.extend(f"{p}\x01{self.light[p].title}" for p in self.backrefs.get(path, ()))
+        parts.append("\x02")
+        parts.extend(f"{c.key}\x01{c.path}" for c in near.cites)
+        if self.statuses and path in self.claim_ids:
+            parts.append(repr([(i, self.statuses.get(i)) for i in self.claim_ids[path]]))
+        return hashlib.blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
     # -- one note page
     def render_note(self, path: str) -> tuple[str, list[str], list[tuple[str, Path]]]:
@@ -501,6 +500,7 @@ def export_site(
     out.mkdir(parents=True, exist_ok=True)
     report = SiteReport(out=out)
     writer = _Writer(out, old.get("files") if isinstance(old.get("files"), dict) else {}, report)
+    writer.old_extra = old
     vault._ensure()
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
     site = _Site(vault, statuses or {}, runs, generated or _dt.date.today().isoformat())
@@ -643,20 +643,34 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
     status_line = ", ".join(f"{v} {k}" for k, v in sorted(totals.items())) or "none checked"
     runs = [{"id": rid, "href": f"runs/{rid}.html", "label": ""} for rid in sorted(site.runs, reverse=True)[:500]]
     env = site.env
-    index = env.get_template("index.html").render(
-        title="Index", site_name=site.site_name, root=root, generated=site.generated, papers=papers, claims=claims,
-        others=others, other_count=len(others), status_line=status_line, runs=runs)
-    fp = _hash(index)
+    fp = _hash(site.code, site.generated, papers, claims, others, status_line, runs)
     if not writer.fresh("index.html", fp):
+        index = env.get_template("index.html").render(
+            title="Index", site_name=site.site_name, root=root, generated=site.generated, papers=papers,
+            claims=claims, others=others, other_count=len(others), status_line=status_line, runs=runs)
         writer.write("index.html", fp, index)
 
     # search index: titles and the distinct words of each note's text
+    # a note's words are kept in the manifest with its content hash: only changed notes are read again
+    old_words = writer.old_extra.get("search") if isinstance(writer.old_extra.get("search"), dict) else {}
+    words: dict[str, list[str]] = {}
+    todo = []
+    for path in site.light:
+        cached = old_words.get(path)
+        if isinstance(cached, list) and len(cached) == 2 and cached[0] == site.hashes.get(path):
+            words[path] = cached
+        else:
+            todo.append(path)
+    for chunk in [todo[i:i + 500] for i in range(0, len(todo), 500)]:
+        marks = ",".join("?" * len(chunk))
+        for path, body in conn.execute(
+                f"SELECT path, json_extract(data, '$.body_text') FROM notes WHERE path IN ({marks})", chunk):
+            words[path] = [site.hashes.get(path), _search_words((site.light[path].title or "") + " " + (body or ""))]
+    writer.extra["search"] = words
     docs = []
-    texts = dict(conn.execute("SELECT path, json_extract(data, '$.body_text') FROM notes"))
     for path in sorted(site.light):
         n = site.light[path]
-        docs.append({"t": n.title or path, "u": site.note_url(path, root),
-                     "x": _search_words((n.title or "") + " " + (texts.get(path) or ""))})
+        docs.append({"t": n.title or path, "u": site.note_url(path, root), "x": words.get(path, ["", ""])[1]})
     search_js = "window.PAPERKB_SEARCH = " + json.dumps(docs, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c") + ";\n"
     fp = _hash(search_js)
     if not writer.fresh("search-index.js", fp):
@@ -664,10 +678,12 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
 
     # graph: papers and ghosts, drawn once here; the layout is the slow part, so it is
     # skipped when the graph itself did not change
-    g = site.citations.graph()
-    structure = _hash(sorted(g.nodes(data="label")), sorted(g.edges()))
+    cites = site.citations
+    structure = _hash([(p, site.light[p].title, [(c.key, c.path) for c in cites.of(p).cites])
+                       for p in sorted(cites.papers)])
     fp = _hash(site.code, structure, site.generated)
     if not writer.fresh("graph.html", fp):
+        g = cites.graph()
         svg = to_svg(g, layout(g), href=lambda node: site.note_url(node, root) if node in site.light else None,
                      width=1200, height=900)
         ghosts = sum(1 for _, k in g.nodes(data="kind") if k == "ghost")

@@ -156,3 +156,13 @@ def test_summary_cli_picks_by_tag_and_refuses_bad_format(tmp_path, bundled_vault
     missing = subprocess.run(cmd + ["No Such Paper"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and missing.stderr.startswith("error: no note named")
     assert "Traceback" not in bad.stderr + missing.stderr
+
+
+def test_run_ids_cannot_reach_outside_the_runs_folder(tmp_path, bundled_vault):
+    root = _llama_vault(tmp_path, bundled_vault)
+    write(tmp_path, {"elsewhere/secret.png": tiny_png()})
+    statuses = {"llama2-param-counts": {"status": "reproduced", "run_id": "../../../elsewhere"},
+                "llama2-kv-cache": {"status": "reproduced", "run_id": "/etc"}}
+    text = write_summary(root, statuses=statuses, names=["touvronLlamaOpenFoundation2023"])
+    assert "### Plots" not in text and "](../" not in text and "](/etc" not in text
+    assert "| ../../../elsewhere |" in text  # shown as text, not linked
