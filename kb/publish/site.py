@@ -220,13 +220,14 @@ class _Site:
                         lst.append(n.path)
         self.runs = self._runs()
         self.runs_stamp = _hash(sorted(self.runs))
-        self.claim_ids: dict[str, list[str]] = {}
+        self.claims: dict[str, list[dict]] = {}
         for path, claims_json in conn.execute(
                 "SELECT path, json_extract(data, '$.claims') FROM notes WHERE json_array_length(data, '$.claims') > 0"):
             try:
-                self.claim_ids[path] = [c.get("id") for c in json.loads(claims_json) if isinstance(c, dict)]
+                self.claims[path] = [c for c in json.loads(claims_json) if isinstance(c, dict)]
             except ValueError:
                 continue
+        self.claim_ids = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
         self.code = _code_version()
         self.stamp = _hash(sorted(self.hashes.items())) if self.dataview else ""
         self.env = _env()
@@ -605,19 +606,14 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
     conn = site.vault.connect()
     root = ""
     # index data
-    claims_by_path: dict[str, list[dict]] = {}
-    for path, claims_json in conn.execute(
-            "SELECT path, json_extract(data, '$.claims') FROM notes WHERE json_array_length(data, '$.claims') > 0"):
-        try:
-            claims_by_path[path] = json.loads(claims_json)
-        except ValueError:
-            continue
-    authors_by_path = {}
-    for path, authors_json in conn.execute("SELECT path, json_extract(data, '$.authors') FROM notes"):
-        try:
-            authors_by_path[path] = json.loads(authors_json or "[]")
-        except ValueError:
-            authors_by_path[path] = []
+    claims_by_path = site.claims
+    # the first few authors and how many there are: enough for "A, B, C et al. (n authors)"
+    authors_by_path: dict[str, list] = {}
+    for path, n, a0, a1, a2 in conn.execute(
+            "SELECT path, json_array_length(data, '$.authors'), json_extract(data, '$.authors[0]'), "
+            "json_extract(data, '$.authors[1]'), json_extract(data, '$.authors[2]') FROM notes"):
+        first = [a for a in (a0, a1, a2) if isinstance(a, str)]
+        authors_by_path[path] = first + [""] * max(0, (n or 0) - len(first))
     papers, claims, others = [], [], []
     totals: dict[str, int] = {}
     for path in sorted(site.light, key=lambda p: (site.light[p].title or p).casefold()):
