@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import check_output, guard, vault_of, write_output
+from cli.common import check_output, fail, guard, vault_of, write_output
 
 export_app = typer.Typer(
     help="Export the vault: summaries, a static site, Markdown, BibTeX, CSL-JSON, JSON.\n\n"
@@ -43,9 +43,16 @@ def _paths(ctx: typer.Context, names) -> list[str]:
 
 
 def _claim_statuses(root: Path) -> dict:
-    """Every claim's status from the run tracker; {} when there are no runs."""
-    from repro.status import claim_statuses
+    """Every claim's status from the run tracker; {} when there are no runs or no
+    reproduction side installed. Also hands the statuses to the query engine (dataview
+    blocks and --query may ask for a claim's status)."""
+    from cli.common import hand_in_claim_statuses
 
+    hand_in_claim_statuses()
+    try:
+        from repro.status import claim_statuses
+    except ImportError:
+        return {}
     return claim_statuses(root)
 
 
@@ -64,18 +71,26 @@ def _emit(text: str, output: Optional[Path]) -> None:
 @guard
 def export_json_cmd(
     ctx: typer.Context,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Print every note (metadata, links, callouts, questions, claims) and every problem as one JSON object.
 
     Example: paperkb --vault notes export json -o vault.json
     """
-    from kb.export import export_json
+    from kb.errors import PaperkbError
+    from kb.export import write_json, write_json_file
     from kb.vault import Vault
 
     check_output(output)
-    data = export_json(Vault(vault_of(ctx)))
-    _emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n", output)
+    try:
+        vault = Vault(vault_of(ctx))
+        if output is None:
+            write_json(vault, sys.stdout)  # streamed: memory stays flat on a large vault
+        else:
+            write_json_file(vault, output)
+            print(f"wrote {output}", file=sys.stderr)
+    except PaperkbError as exc:
+        raise fail(str(exc), exc.exit_code) from None
 
 
 @export_app.command("summary")
@@ -92,7 +107,7 @@ def export_summary_cmd(
     (answered and open apart), claims with their status, checks and latest run, the runs' plots, its
     citation neighbourhood as a picture and its BibTeX entry; the whole vault gets a dashboard on top.
 
-    Example: paperkb --vault notes export summary "Llama 2" --format html -o llama2.html
+    Example: paperkb --vault notes export summary touvronLlamaOpenFoundation2023 --format html -o llama2.html
     """
     from kb.summary import write_summary
     from kb.vault import Vault

@@ -12,15 +12,20 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+import regex
+
 from kb.query import ast
 from kb.query.errors import QueryError
-from kb.query.values import DURATION_RE, link_from_text, parse_date, parse_duration
+from kb.query.values import DURATION_RE, EMOJI, link_from_text, parse_date, parse_duration
 
 _WS = re.compile(r"(?:\s+|//[^\n]*)*")
-_IDENT = re.compile(r"[^\W\d](?:[\w-]*\w)?")
+# a letter or an emoji first (as Dataview), then letters, digits, '_', '-' or emoji; a dash
+# never ends a name, so "a -b" and "a- b" still subtract
+_IDENT_BODY = r"(?:[^\W\d]|{e})(?:(?:[\w-]|{e})*(?:\w|{e}))?".format(e=EMOJI)
+_IDENT = regex.compile(_IDENT_BODY)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _TAG = re.compile(r"#[^\s,()#\"'\[\]!]+")
-_LAMBDA_HEAD = re.compile(r"\(\s*((?:[^\W\d](?:[\w-]*\w)?)(?:\s*,\s*[^\W\d](?:[\w-]*\w)?)*)?\s*\)\s*=>")
+_LAMBDA_HEAD = regex.compile(r"\(\s*((?:{i})(?:\s*,\s*{i})*)?\s*\)\s*=>".format(i=_IDENT_BODY))
 _DATE_INNER = re.compile(r"\s*([^()\"]*?)\s*\)")
 _COMPARE_OPS = ("!=", "<=", ">=", "==", "=", "<", ">")
 _COMMANDS = ("from", "where", "sort", "group", "flatten", "limit")
@@ -34,7 +39,7 @@ def _kw(word: str) -> re.Pattern[str]:
 _KW = {w: _kw(w) for w in (
     "list", "table", "task", "calendar", "without", "id", "from", "where", "sort", "group", "by",
     "flatten", "limit", "as", "and", "or", "asc", "ascending", "desc", "descending", "outgoing",
-    "true", "false", "null",
+    "true", "false", "null", "csv",
 )}
 
 
@@ -50,6 +55,7 @@ class Parser:
         self.pos = 0
         self.depth = 0
         self.last_ws = (0, 0)
+        self.last_end = -1
 
     # ---- low-level helpers --------------------------------------------------------------
     def error(self, expected: str, pos: int | None = None) -> QueryError:
@@ -104,7 +110,7 @@ class Parser:
         if not self.take(s):
             raise self.error(what or f"'{s}'")
 
-    def match(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    def match(self, pattern) -> re.Match[str] | None:
         self.ws()
         m = pattern.match(self.text, self.pos)
         if m:
@@ -203,13 +209,13 @@ class Parser:
     # ---- FROM sources -------------------------------------------------------------------
     def source(self) -> ast.Source:
         left = self.source_and()
-        while self.take_kw("or"):
+        while self.take_kw("or") or self.take("|"):
             left = ast.OrSource(left, self.source_and())
         return left
 
     def source_and(self) -> ast.Source:
         left = self.source_not()
-        while self.take_kw("and"):
+        while self.take_kw("and") or self.take("&"):
             left = ast.AndSource(left, self.source_not())
         return left
 
@@ -231,12 +237,18 @@ class Parser:
             return ast.FolderSource(self.string())
         if self.peek("[["):
             return ast.LinkSource(self.link_literal().target)
+        if self.peek_kw("csv") and regex.match(r"csv\s*\(", self.text[self.pos:self.pos + 40], regex.I):
+            self.take_kw("csv")
+            self.expect("(")
+            path = self.string()
+            self.expect(")")
+            return ast.CsvSource(path)
         if self.take_kw("outgoing"):
             self.expect("(")
             target = self.link_literal().target
             self.expect(")")
             return ast.LinkSource(target, outgoing=True)
-        raise self.error('a source (#tag, "folder", [[note]] or outgoing([[note]]))')
+        raise self.error('a source (#tag, "folder", [[note]], outgoing([[note]]) or csv("file.csv"))')
 
     # ---- expressions --------------------------------------------------------------------
     def nested(self, fn: Callable):
@@ -255,7 +267,7 @@ class Parser:
         left = self.and_expr()
         while True:
             pos = self.pos
-            if self.take_kw("or"):
+            if self.take_kw("or") or self.take("|"):
                 left = ast.Binary("or", left, self.and_expr(), pos=pos)
             else:
                 return left
@@ -264,7 +276,7 @@ class Parser:
         left = self.compare_expr()
         while True:
             pos = self.pos
-            if self.take_kw("and"):
+            if self.take_kw("and") or self.take("&"):
                 left = ast.Binary("and", left, self.compare_expr(), pos=pos)
             else:
                 return left
@@ -319,6 +331,7 @@ class Parser:
     def postfix_expr(self) -> ast.Expr:
         e = self.atom()
         while True:
+            self.last_end = self.pos
             # no whitespace skipping before '.', '[' or '(' would make "a (b)" a call; Dataview
             # accepts both, so we skip it too, except before '[' (a new list literal is not valid
             # here anyway)
@@ -334,9 +347,13 @@ class Parser:
                 idx = self.expr()
                 self.expect("]")
                 e = ast.Index(e, idx, pos=pos)
-            elif self.text.startswith("(", self.pos) and isinstance(e, (ast.Variable, ast.Dot, ast.LambdaExpr)):
+            elif self.text.startswith("(", self.pos) and (
+                    isinstance(e, (ast.Variable, ast.Dot, ast.LambdaExpr))
+                    # f(1)(2), m["f"](x): a call on a result only when the "(" touches it
+                    or (isinstance(e, (ast.Call, ast.Index)) and self.pos == self.last_end)):
                 self.pos += 1
                 e = ast.Call(e, self.args(), pos=pos)
+                self.last_end = self.pos
             else:
                 return e
 
@@ -360,7 +377,8 @@ class Parser:
         if "0" <= ch <= "9":
             m = self.match(_NUMBER)
             s = m.group()
-            value = float(s) if any(c in s for c in ".eE") else int(s)
+            # JavaScript numbers are doubles: a long integer literal is one too
+            value = float(s) if any(c in s for c in ".eE") or len(s) > 15 else int(s)
             return ast.Literal(value, pos=pos)
         if ch in "\"'":
             return ast.Literal(self.string(), pos=pos)
@@ -422,7 +440,7 @@ class Parser:
             return None
         word = inner.group(1)
         if kind == "date":
-            if re.fullmatch(r"\d{4}-\d{2}(-\d{2})?(T[\d:.]+(Z|[+-][\d:]+)?)?", word):
+            if re.fullmatch(r"\d{4}-\d{2}(-\d{2})?(T[\d:.]+(Z|[+-][\d:]+)?(\[[\w/+-]+\])?)?", word):
                 value = parse_date(word)
                 if value is None:
                     raise self.error("a valid date", m.end())

@@ -82,6 +82,8 @@ def _make_wrapped_field(opener: str, closer: str, style: str):
             return False
         m = BRACKET_KEY_RE.match(src, pos + 1, state.posMax)
         if not m:
+            if opener == "[" and src.startswith("[[", pos):
+                return _skip_to_innermost(state, silent)
             return False
         end = _closing(state, pos, opener, closer)
         if end < 0 or end >= state.posMax:
@@ -104,6 +106,24 @@ def _make_wrapped_field(opener: str, closer: str, style: str):
 
     rule.__name__ = f"_{style}_field"
     return rule
+
+
+def _skip_to_innermost(state: StateInline, silent: bool) -> bool:
+    """``[[[[key:: value]]``: the field is the innermost bracket, as Dataview finds it; the
+    brackets before it are text (the wikilink rule has declined them: they hold "[[")."""
+    src, pos = state.src, state.pos
+    run = pos
+    while run < state.posMax and src[run] == "[" and run - pos < 64:
+        run += 1
+    if run - pos < 3 or not BRACKET_KEY_RE.match(src, run, state.posMax):
+        return False
+    end = _closing(state, run - 1, "[", "]")
+    if end < 0 or end >= state.posMax:
+        return False
+    if not silent:
+        state.pending += src[pos:run - 1]
+    state.pos = run - 1
+    return True
 
 
 bracket_field_rule = _make_wrapped_field("[", "]", "bracket")

@@ -19,26 +19,11 @@ import math
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
 
 from repro.registry import Param, Preset, Requirements, experiment
+from repro.threads import torch_threads
 
 _HEAD_CYCLE = ((4, 4), (4, 2), (4, 1))  # MHA, GQA, MQA
-
-
-@contextmanager
-def _torch_threads(n: int | None):
-    """Run torch on ``n`` intra-op threads (restored after): on a shared 2-core machine
-    OpenMP threads fighting for cores turn milliseconds into seconds."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _slope(xs, ys) -> float:
@@ -79,7 +64,7 @@ def _exactness_json(spec: dict) -> list[dict]:
         kernels = load_triton_kernels()
         kernels.POISON_OUTPUTS = True  # an unwritten element becomes NaN and fails
     try:
-        with _torch_threads(1 if spec["device"] == "cpu" else None):
+        with torch_threads(1 if spec["device"] == "cpu" else 0):
             return _exactness_cases(spec)
     finally:
         if kernels is not None:
@@ -433,7 +418,7 @@ def speed(ctx):
     device = "cuda" if ctx.device.startswith("cuda") and torch.cuda.is_available() else "cpu"
     dtype = getattr(torch, p["dtype"])
     impls = [str(i) for i in p["impls"]]
-    with _torch_threads(1 if device == "cpu" else None):
+    with torch_threads(1 if device == "cpu" else 0):
         rows = speed_table(impls, [int(n) for n in p["ns"]], [int(d) for d in p["head_dims"]],
                            [bool(int(c)) for c in p["causal"]], p["batch_tokens"], lambda d: max(1, p["model_dim"] // d),
                            dtype, device, modes=tuple(p["modes"]), reps=p["reps"], log=ctx.log)
