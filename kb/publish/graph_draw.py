@@ -139,7 +139,13 @@ def to_svg(
 def to_png(g, path, pos: dict[str, tuple[float, float]] | None = None, *, size: tuple[float, float] = (9, 6.4),
            dpi: int = 100, highlight: str | None = None) -> None:
     """The same picture as a PNG file, drawn with matplotlib (Agg: no display needed)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from kb.errors import PaperkbError
+
+        raise PaperkbError("PNG pictures need matplotlib (pip install 'paperkb[repro]'); "
+                           "--format svg needs nothing more") from None
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
