@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -97,7 +97,7 @@ def export_json_cmd(
 @guard
 def export_summary_cmd(
     ctx: typer.Context,
-    notes: Optional[List[str]] = NOTES_ARG,
+    notes: Optional[list[str]] = NOTES_ARG,
     query: Optional[str] = QUERY_OPT,
     tag: Optional[str] = TAG_OPT,
     fmt: str = typer.Option("md", "--format", "-f", help="md (Markdown) or html (one standalone page)."),
@@ -181,7 +181,7 @@ def _entries(ctx: typer.Context, notes, query, tag):
 @guard
 def export_bibtex_cmd(
     ctx: typer.Context,
-    notes: Optional[List[str]] = NOTES_ARG,
+    notes: Optional[list[str]] = NOTES_ARG,
     query: Optional[str] = QUERY_OPT,
     tag: Optional[str] = TAG_OPT,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
@@ -200,7 +200,7 @@ def export_bibtex_cmd(
 @guard
 def export_csl_cmd(
     ctx: typer.Context,
-    notes: Optional[List[str]] = NOTES_ARG,
+    notes: Optional[list[str]] = NOTES_ARG,
     query: Optional[str] = QUERY_OPT,
     tag: Optional[str] = TAG_OPT,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),

@@ -21,13 +21,14 @@ import datetime as _dt
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from kb.model import Note
-from kb.publish.papers import EXPORT_MARKER, DEFAULT_RULE, Citations, PaperRule
+from kb.publish.papers import DEFAULT_RULE, EXPORT_MARKER, Citations, PaperRule
 
 STATUS_ORDER = ("reproduced", "supported at small scale", "contradicted", "error", "unverified")
 _STATUS_MARK = {

@@ -8,8 +8,8 @@ links (``href``) are only the relative page paths the caller hands in.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from html import escape
-from typing import Callable
 
 # networkx's spring layout is dense (n x n) without scipy: fine up to a few hundred nodes.
 SPRING_MAX_NODES = 400

@@ -18,9 +18,9 @@ Rendering:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
-from typing import Callable
 
 _SAFE_SCHEMES = re.compile(r"^(https?:|mailto:)", re.I)
 _MD = None

@@ -124,7 +124,7 @@ class _Converter:
         body = text[offset:] if raw is not None else text
         if "```dataview" in body or "`=" in body:
             body = self._queries(path, body)
-        links = {l.target: l.resolved for l in self.vault.note_at(path).links}
+        links = {link.target: link.resolved for link in self.vault.note_at(path).links}
         return raw, self.convert(body, path, links, depth)
 
     def _queries(self, path: str, body: str) -> str:
@@ -143,6 +143,35 @@ class _Converter:
         body = _COMMENT.sub("", body)
         out: list[str] = []
         fence: str | None = None
+        inlined: list[str] = []  # notes embedded on the current line
+
+        def wikilink(m: re.Match[str]) -> str:
+            embed, inner = m.group(1) == "!", m.group(2)
+            target, _, alias = inner.partition("|")
+            target, _, heading = target.partition("#")
+            target = target.strip()
+            shown = alias.strip() or (target + (" > " + heading if heading else "")) or heading
+            if embed:
+                att = self.attachment(target, path) if target else None
+                if att is not None:
+                    alt = shown.replace("]", "") if not re.fullmatch(r"\d+(x\d+)?", alias.strip()) else target
+                    return f"![{alt}]({_link_url(_rel(path, att))})"
+                from kb.syntax import is_attachment
+
+                if target and is_attachment(target):
+                    self.warnings.append(f"{path}: embed {target!r} left out (not a file inside the vault)")
+                    return shown
+                note = self.resolve(target, links) if target else None
+                if note is not None and depth == 0 and note != path:
+                    inlined.append(note)
+                    return f"\x00EMBED{len(inlined) - 1}\x00"
+            if not target:
+                return shown.lstrip("#^")
+            note = self.resolve(target, links)
+            if note is None:
+                return shown
+            return f"[{shown.replace(']', '')}]({_link_url(_rel(path, note), heading or None)})"
+
         for line in body.split("\n"):
             m = _FENCE.match(line)
             if fence is not None:
@@ -159,35 +188,7 @@ class _Converter:
                 title = c.group(4).strip() or c.group(2).strip().capitalize()
                 line = f"{c.group(1)}**{title}**"
             line = _BLOCK_ID.sub("", line)
-            inlined: list[str] = []
-
-            def wikilink(m: re.Match[str]) -> str:
-                embed, inner = m.group(1) == "!", m.group(2)
-                target, _, alias = inner.partition("|")
-                target, _, heading = target.partition("#")
-                target = target.strip()
-                shown = alias.strip() or (target + (" > " + heading if heading else "")) or heading
-                if embed:
-                    att = self.attachment(target, path) if target else None
-                    if att is not None:
-                        alt = shown.replace("]", "") if not re.fullmatch(r"\d+(x\d+)?", alias.strip()) else target
-                        return f"![{alt}]({_link_url(_rel(path, att))})"
-                    from kb.syntax import is_attachment
-
-                    if target and is_attachment(target):
-                        self.warnings.append(f"{path}: embed {target!r} left out (not a file inside the vault)")
-                        return shown
-                    note = self.resolve(target, links) if target else None
-                    if note is not None and depth == 0 and note != path:
-                        inlined.append(note)
-                        return f"\x00EMBED{len(inlined) - 1}\x00"
-                if not target:
-                    return shown.lstrip("#^")
-                note = self.resolve(target, links)
-                if note is None:
-                    return shown
-                return f"[{shown.replace(']', '')}]({_link_url(_rel(path, note), heading or None)})"
-
+            inlined.clear()
             line = _outside_code(line, lambda part: _WIKILINK.sub(wikilink, part))
             if inlined:
                 prefix = re.match(r"^((?:[ \t]*>[ \t]?)*)", line).group(1)

@@ -21,9 +21,9 @@ from a note that is not a paper is a mention, shown apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from kb.model import Note, tag_key
 
@@ -128,8 +128,8 @@ class Citations:
     """Who cites whom among ``notes`` (their links resolved, as ``Vault.notes()`` gives)."""
 
     def __init__(self, notes: Iterable[Note], rule: PaperRule = DEFAULT_RULE) -> None:
-        from kb.syntax import is_attachment
         from kb.resolve import ghost_key
+        from kb.syntax import is_attachment
 
         self.notes = {n.path: n for n in notes if not is_export(n)}
         self.papers = {p for p, n in self.notes.items() if rule.matches(n)}

@@ -3,7 +3,7 @@ graph (read from the index tables, so a one-note summary does not load 10,000 no
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from kb.model import Note
 

@@ -24,9 +24,8 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from kb.errors import PaperkbError
 from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
@@ -69,7 +68,7 @@ def _code_version() -> str:
     return _hash(parts)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def page_name(path: str) -> str:
     """``folder/My Note.md`` -> ``my-note-1a2b3c4d.html`` (flat, safe, unique per path)."""
     from kb.parse import slugify
@@ -284,7 +283,7 @@ class _Site:
         near = self.citations.of(path)
         parts = [self.code, self.hashes.get(path) or "", "1" if path in self.citations.papers else "0",
                  self.stamp if path in self.dataview else "", self.runs_stamp]
-        parts.extend(f"{l.target}\x01{l.resolved}" for l in n.links)
+        parts.extend(f"{link.target}\x01{link.resolved}" for link in n.links)
         parts.append("\x02")
         parts.extend(f"{p}\x01{self.light[p].title}" for p in self.backrefs.get(path, ()))
         parts.append("\x02")
@@ -296,12 +295,13 @@ class _Site:
     # -- one note page
     def render_note(self, path: str) -> tuple[str, list[str], list[tuple[str, Path]]]:
         """(HTML, warnings, attachments used as (site path, file))."""
+        from markupsafe import Markup
+
         from kb.frontmatter import split_frontmatter
         from kb.publish import html as H
         from kb.publish.bibtex import venue_of
         from kb.summary import _authors, _checks, status_mark
         from kb.text import decode_note
-        from markupsafe import Markup
 
         note = self.vault.note_at(path)
         root = "../"
@@ -320,7 +320,7 @@ class _Site:
         body = text[offset:] if raw is not None else text
         if path in self.dataview or "`=" in body:
             body = self._render_queries(path, body)
-        links = {l.target: l.resolved for l in note.links}
+        links = {link.target: link.resolved for link in note.links}
 
         def note_href(target: str, heading: str | None) -> str | None:
             resolved = links.get(target) if target in links else None

@@ -6,7 +6,7 @@ import pytest
 from exportkit import paper, write
 
 from kb.errors import PaperkbError
-from kb.model import Link, Note
+from kb.model import Note
 from kb.publish.papers import Citations, PaperRule, is_paper, load_rule
 from kb.publish.selection import light_notes, select_paths
 from kb.vault import Vault
