@@ -42,13 +42,14 @@ def _paths(ctx: typer.Context, names) -> list[str]:
     return [find_path(vault, name) for name in names]
 
 
-def _claim_statuses(root: Path) -> dict:
+def _claim_statuses(root: Path, queries: bool = True) -> dict:
     """Every claim's status from the run tracker; {} when there are no runs or no
-    reproduction side installed. Also hands the statuses to the query engine (dataview
-    blocks and --query may ask for a claim's status)."""
-    from cli.common import hand_in_claim_statuses
+    reproduction side installed. With ``queries``, also hands the statuses to the query
+    engine (dataview blocks and --query may ask for a claim's status)."""
+    if queries:
+        from cli.common import hand_in_claim_statuses
 
-    hand_in_claim_statuses()
+        hand_in_claim_statuses()
     try:
         from repro.status import claim_statuses
     except ImportError:
@@ -117,7 +118,8 @@ def export_summary_cmd(
 
     check_format(fmt, ("md", "html"))
     root = Vault(vault_of(ctx)).root
-    text = write_summary(root, None, statuses=_claim_statuses(root), names=_paths(ctx, notes), query=query, tag=tag,
+    text = write_summary(root, None, statuses=_claim_statuses(root, queries=query is not None),
+                         names=_paths(ctx, notes), query=query, tag=tag,
                          fmt=fmt, runs_dir=_runs_dir(root), output_dir=output.resolve().parent if output else None)
     _emit(text, output)
 

@@ -1,5 +1,6 @@
-"""Pictures of the citation graph without Graphviz: a networkx (or, for large graphs, a
-cheap smoothing) layout, an SVG written here, and PNG through matplotlib.
+"""Pictures of the citation graph without Graphviz: a force-directed layout (for large
+graphs a cheap smoothing one), an SVG written here, and PNG through matplotlib. Works on a
+networkx graph or on :class:`kb.publish.papers.CiteGraph`.
 
 Every label comes from a note, so every piece of text and every attribute is escaped;
 links (``href``) are only the relative page paths the caller hands in.
@@ -11,8 +12,8 @@ import math
 from collections.abc import Callable
 from html import escape
 
-# networkx's spring layout is dense (n x n) without scipy: fine up to a few hundred nodes.
-SPRING_MAX_NODES = 400
+# The force layout is quadratic: fine up to a few hundred nodes; past that, the spiral.
+SPRING_MAX_NODES = 120
 LABEL_MAX_NODES = 60
 
 
@@ -24,13 +25,7 @@ def layout(g, seed: int = 7) -> dict[str, tuple[float, float]]:
     if len(nodes) == 1:
         return {nodes[0]: (0.5, 0.5)}
     if len(nodes) <= SPRING_MAX_NODES:
-        import networkx as nx
-
-        und = nx.Graph()
-        und.add_nodes_from(nodes)
-        und.add_edges_from((u, v) for u, v in g.edges() if u != v)
-        pos = nx.spring_layout(und, seed=seed, k=1.6 / math.sqrt(len(nodes)))
-        raw = {n: (float(p[0]), float(p[1])) for n, p in pos.items()}
+        raw = _force_layout(nodes, [(u, v) for u, v in g.edges() if u != v], seed)
     else:
         raw = _smoothed_spiral(g, nodes)
     xs = [p[0] for p in raw.values()]
@@ -38,6 +33,50 @@ def layout(g, seed: int = 7) -> dict[str, tuple[float, float]]:
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     sx, sy = (x1 - x0) or 1.0, (y1 - y0) or 1.0
     return {n: ((x - x0) / sx, (y - y0) / sy) for n, (x, y) in raw.items()}
+
+
+def _force_layout(nodes: list[str], edges: list[tuple[str, str]], seed: int,
+                  rounds: int = 60) -> dict[str, tuple[float, float]]:
+    """Fruchterman and Reingold's force-directed layout in plain Python (small graphs: a
+    paper's neighbourhood must not pay for importing numpy): linked nodes attract, all
+    nodes repel, and the step shrinks each round."""
+    import random
+
+    rng = random.Random(seed)
+    n = len(nodes)
+    index = {v: i for i, v in enumerate(nodes)}
+    pos = [[rng.random(), rng.random()] for _ in nodes]
+    pairs = [(index[u], index[v]) for u, v in edges if u in index and v in index]
+    k = math.sqrt(1.0 / n)
+    step = 0.1
+    for _ in range(rounds):
+        disp = [[0.0, 0.0] for _ in nodes]
+        for i in range(n):
+            xi, yi = pos[i]
+            for j in range(i + 1, n):
+                dx, dy = xi - pos[j][0], yi - pos[j][1]
+                d2 = dx * dx + dy * dy or 1e-9
+                f = k * k / d2  # repulsion / distance
+                disp[i][0] += dx * f
+                disp[i][1] += dy * f
+                disp[j][0] -= dx * f
+                disp[j][1] -= dy * f
+        for i, j in pairs:
+            dx, dy = pos[i][0] - pos[j][0], pos[i][1] - pos[j][1]
+            d = math.hypot(dx, dy) or 1e-9
+            f = d / k  # attraction / distance
+            disp[i][0] -= dx * f
+            disp[i][1] -= dy * f
+            disp[j][0] += dx * f
+            disp[j][1] += dy * f
+        for i in range(n):
+            dx, dy = disp[i]
+            d = math.hypot(dx, dy) or 1e-9
+            move = min(d, step)
+            pos[i][0] += dx / d * move
+            pos[i][1] += dy / d * move
+        step *= 0.95
+    return {v: (pos[i][0], pos[i][1]) for v, i in index.items()}
 
 
 def _smoothed_spiral(g, nodes: list[str], rounds: int = 12) -> dict[str, tuple[float, float]]:

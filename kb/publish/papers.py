@@ -162,26 +162,105 @@ class Citations:
     def is_paper(self, path: str) -> bool:
         return path in self.papers
 
-    def graph(self, paths: Iterable[str] | None = None, depth: int = 1):
-        """A networkx DiGraph of papers (``kind="note"``) and ghosts (``kind="ghost"``)
-        with ``cites`` edges; around ``paths`` up to ``depth`` steps when given."""
-        import networkx as nx
-
-        g = nx.DiGraph()
-        for p in self.papers:
+    def graph(self, paths: Iterable[str] | None = None, depth: int = 1) -> CiteGraph:
+        """Papers (``kind="note"``) and ghosts (``kind="ghost"``) with their ``cites``
+        edges; around ``paths``, only what is within ``depth`` links either way."""
+        g = CiteGraph()
+        for p in sorted(self.papers):
             n = self.notes[p]
             g.add_node(p, kind="note", label=n.title or n.name, year=n.year)
-        for p in self.papers:
+        for p in sorted(self.papers):
             for c in self._by[p].cites:
                 node = c.path or "ghost:" + c.key
                 if node not in g:
                     g.add_node(node, kind="ghost", label=c.label)
-                g.add_edge(p, node, kind="cites")
+                g.add_edge(p, node)
         if paths is None:
             return g
-        start = [p for p in paths if p in g]
-        near: set[str] = set(start)
-        undirected = g.to_undirected(as_view=True)
-        for p in start:
-            near |= set(nx.single_source_shortest_path_length(undirected, p, cutoff=depth))
-        return g.subgraph(near).copy()
+        near = {p for p in paths if p in g}
+        frontier = set(near)
+        for _ in range(depth):
+            frontier = {m for n in frontier for m in g.neighbours(n)} - near
+            near |= frontier
+        return g.subgraph(near)
+
+
+class _NodeView:
+    """``g.nodes`` as networkx spells it: iterate, ``g.nodes[n]``, ``g.nodes(data="kind")``."""
+
+    def __init__(self, data: dict[str, dict]) -> None:
+        self._data = data
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, n: object) -> bool:
+        return n in self._data
+
+    def __getitem__(self, n: str) -> dict:
+        return self._data[n]
+
+    def __call__(self, data: str | bool = False):
+        if data is True:
+            return list(self._data.items())
+        if data:
+            return [(n, d.get(data)) for n, d in self._data.items()]
+        return list(self._data)
+
+
+class CiteGraph:
+    """A small directed graph with the part of networkx's API the pictures use; building
+    a picture of one paper's neighbourhood then needs neither networkx nor numpy."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, dict] = {}
+        self._out: dict[str, dict[str, None]] = {}
+        self._in: dict[str, dict[str, None]] = {}
+        self.nodes = _NodeView(self._nodes)
+
+    def add_node(self, n: str, **attrs) -> None:
+        self._nodes.setdefault(n, {}).update(attrs)
+        self._out.setdefault(n, {})
+        self._in.setdefault(n, {})
+
+    def add_edge(self, u: str, v: str, **_attrs) -> None:
+        for n in (u, v):
+            if n not in self._nodes:
+                self.add_node(n)
+        self._out[u][v] = None
+        self._in[v][u] = None
+
+    def __contains__(self, n: object) -> bool:
+        return n in self._nodes
+
+    def __iter__(self):
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(u, v) for u, vs in self._out.items() for v in vs]
+
+    def number_of_edges(self) -> int:
+        return sum(len(vs) for vs in self._out.values())
+
+    def degree(self) -> dict[str, int]:
+        return {n: len(self._out[n]) + len(self._in[n]) for n in self._nodes}
+
+    def neighbours(self, n: str) -> list[str]:
+        return [*self._out.get(n, ()), *self._in.get(n, ())]
+
+    def subgraph(self, keep: Iterable[str]) -> CiteGraph:
+        keep = set(keep)
+        h = CiteGraph()
+        for n in self._nodes:
+            if n in keep:
+                h.add_node(n, **self._nodes[n])
+        for u, v in self.edges():
+            if u in keep and v in keep:
+                h.add_edge(u, v)
+        return h
