@@ -244,21 +244,35 @@ def questions_cmd(
     )
 
 
-GRAPH_FORMATS = ("summary", "graphml", "gexf", "json", "mermaid", "dot")
+GRAPH_FORMATS = ("summary", "graphml", "gexf", "json", "mermaid", "dot", "svg", "png")
 
 
 def graph_cmd(
     ctx: typer.Context,
     fmt: str = format_option(default="summary", only=GRAPH_FORMATS),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    around: Optional[str] = typer.Option(None, "--around", help="svg/png: only this note's neighbourhood."),
+    depth: int = typer.Option(1, "--depth", min=0, help="svg/png with --around: how many links away."),
 ) -> None:
-    """The citation graph: a summary, or the whole graph in an exchange format.
+    """The citation graph: a summary, the whole graph in an exchange format, or a picture
+    of the papers and the works they cite (svg or png; no Graphviz needed).
 
-    Example: paperkb --vault notes graph --format mermaid -o graph.mmd
+    Example: paperkb --vault notes graph --format svg --around "Attention Is All You Need" --depth 2 -o a.svg
     """
     from kb import graph as G
 
     check_output(output)
+    if fmt in ("svg", "png"):
+        from kb.publish.graph_draw import citation_picture
+
+        vault = _vault(ctx)
+        data = citation_picture(vault, fmt, around=find_path(vault, around) if around else None, depth=depth)
+        if output is None:
+            sys.stdout.buffer.write(data)
+        else:
+            output.write_bytes(data)
+            print(f"wrote {output}", file=sys.stderr)
+        return
     g = _vault(ctx).graph()
     if fmt == "summary":
         text = _summary_text(G.summary(g))
