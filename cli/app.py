@@ -2,10 +2,13 @@
 
 Command modules register themselves on the root app with ``register(app)``; they import
 kb/repro lazily inside each command so that knowledge-base commands never import torch.
+Every error ends here as one ``error: ...`` line (:func:`error_line`, the only place that
+words them).
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -18,23 +21,114 @@ from typer.core import TyperGroup
 try:  # typer >= 0.24 carries its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older typer on plain click
-    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from cli.common import State
+
+# Optional dependencies and the extra that installs each (pyproject.toml).
+EXTRAS = {
+    "torch": "repro",
+    "transformers": "repro",
+    "safetensors": "repro",
+    "matplotlib": "repro",
+    "triton": "gpu",
+    "obsidiantools": "bench",
+}
+# Commands that cannot start without an optional dependency: refused up front, in one
+# line, rather than failing inside a run (which would be recorded as a crashed run).
+NEEDS = {"run": "torch"}
+
+
+def error_line(exc: BaseException) -> tuple[str, int]:
+    """The one line (without ``error: ``) and the exit status for ``exc``: the words a
+    user reads instead of a traceback. No Python exception name ever reaches them."""
+    import sqlite3
+
+    from paperkb.errors import PaperkbError
+
+    if isinstance(exc, PaperkbError):
+        return _one_line(str(exc)), exc.exit_code
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in EXTRAS:
+        module = (exc.name or "").split(".")[0]
+        extra = EXTRAS[module]
+        return (
+            f"this command needs {module}, which is not installed; install it with: pip install 'paperkb[{extra}]'"
+        ), 1
+    if isinstance(exc, MemoryError):
+        return "out of memory (try a smaller vault, preset or --limit)", 1
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"the disk is full (writing{where}); nothing stored was changed, free some space and retry", 1
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"permission denied:{where or ' a file paperkb needs'}", 1
+        return f"cannot use{where or ' a file'}: {exc.strerror or _one_line(str(exc))}", 1
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return "the database is busy (another paperkb is writing it); try again in a moment", 1
+        if "malformed" in text or "not a database" in text:
+            return (
+                "a database under .paperkb/ is damaged (" + text + "); .paperkb/index.db can be deleted "
+                "and rebuilt with `paperkb index`"
+            ), 1
+        if "full" in text:
+            return "the disk is full; nothing stored was changed, free some space and retry", 1
+        return f"the database could not be read or written ({text})", 1
+    detail = _one_line(str(exc)) or "no details"
+    return f"unexpected problem: {detail} (set PAPERKB_DEBUG=1 to see where; please report it)", 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _reader_gone() -> None:
+    """``paperkb tags | head -1``: the reader stopped reading; not an error. Point stdout
+    at /dev/null so that Python's own flush at exit does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
+def _say(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def hoist_vault(args: list[str]) -> list[str]:
+    """Move ``--vault X`` / ``-V X`` / ``--vault=X`` written after the subcommand to the
+    front, where the root group reads it (``paperkb index --vault notes``)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in ("--vault", "-V") and i + 1 < len(args):
+            front += [arg, args[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--vault="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 class OneLineErrors(TyperGroup):
     """The root command group: every error a user can cause ends as ONE line on stderr,
-    ``error: <message>``, and a non-zero exit status (1 for a PaperkbError, 2 for a usage
-    error such as a missing argument or a malformed option value), never a traceback or
-    a boxed usage panel. Done here rather than in :func:`main` so that typer's test
-    runner sees exactly what a user sees."""
+    ``error: <message>``, and a non-zero exit status (2 for a usage error such as a
+    missing argument or a malformed option value, 130 for Ctrl-C, else 1 or the error's
+    own code), never a traceback or a boxed usage panel. Done here rather than in
+    :func:`main` so that typer's test runner sees exactly what a user sees."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        args = hoist_vault(list(sys.argv[1:] if args is None else args))
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        from kb.errors import PaperkbError
-
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except NoArgsIsHelpError as exc:
@@ -42,22 +136,31 @@ class OneLineErrors(TyperGroup):
             sys.exit(exc.exit_code)
         except UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "paperkb"
-            print(f"error: {_one_line(exc.format_message())} (see: {command} --help)", file=sys.stderr)
+            _say(f"{_one_line(exc.format_message())} (see: {command} --help)")
             sys.exit(exc.exit_code)
         except ClickException as exc:
-            print(f"error: {_one_line(exc.format_message())}", file=sys.stderr)
+            _say(_one_line(exc.format_message()))
             sys.exit(exc.exit_code)
-        except typer.Abort:
+        except (typer.Abort, KeyboardInterrupt):
             print("interrupted", file=sys.stderr)
             sys.exit(130)
-        except PaperkbError as exc:
-            print(f"error: {_one_line(str(exc))}", file=sys.stderr)
-            sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            _reader_gone()
+        except Exception as exc:
+            if os.environ.get("PAPERKB_DEBUG"):
+                raise
+            message, status = error_line(exc)
+            _say(message)
+            sys.exit(status)
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def _version(value: bool) -> None:
+    if value:
+        from paperkb import __version__
+
+        print(f"paperkb {__version__}")
+        raise typer.Exit(0)
 
 
 app = typer.Typer(
@@ -65,10 +168,12 @@ app = typer.Typer(
     name="paperkb",
     help=(
         "A knowledge base and reproduction tracker for research-paper notes kept in Obsidian.\n\n"
-        "Example: paperkb --vault notes index && paperkb --vault notes show touvronLlamaOpenFoundation2023"
+        "The vault is --vault (before or after the command), else $PAPERKB_VAULT, else the nearest "
+        "folder above holding .obsidian/ or .paperkb/ (`paperkb init` makes one).\n\n"
+        "Example: cd notes && paperkb index && paperkb show touvronLlamaOpenFoundation2023"
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -81,15 +186,43 @@ def _root(
         None,
         "--vault",
         "-V",
-        envvar="PAPERKB_VAULT",
-        help="The Obsidian vault folder (default: $PAPERKB_VAULT, else the current folder).",
+        help="The vault folder (default: $PAPERKB_VAULT, else the nearest folder above with .obsidian/ or .paperkb/).",
         show_default=False,
     ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print paperkb's version and exit."
+    ),
 ) -> None:
-    ctx.obj = State(vault=(vault or Path(".")).expanduser().resolve())
+    ctx.obj = State(vault_option=vault)
+    module = NEEDS.get(ctx.invoked_subcommand or "")
+    if module is not None and "--help" not in sys.argv and "-h" not in sys.argv:
+        import importlib.util
+
+        if importlib.util.find_spec(module) is None:
+            from paperkb.errors import needs_extra
+
+            raise needs_extra(module, EXTRAS[module])
 
 
-COMMAND_MODULES = ("cli.kb_commands", "cli.query_commands", "cli.repro_commands", "cli.export_commands")
+def init_cmd(
+    folder: Path = typer.Argument(Path("."), help="The folder to make a vault (default: the current one)."),
+) -> None:
+    """Make a folder a paperkb vault (creates .paperkb/), so that commands run inside it find it.
+
+    An Obsidian vault (with .obsidian/) is found without this.
+
+    Example: paperkb init ~/papers && cd ~/papers && paperkb index
+    """
+    from kb.locate import init_vault
+
+    root, created = init_vault(folder)
+    print(f"{'made' if created else 'already'} a paperkb vault: {root}")
+
+
+app.command("init")(init_cmd)
+
+COMMAND_MODULES = ("cli.kb_commands", "cli.query_commands", "cli.repro_commands", "cli.export_commands",
+                   "cli.finetune_commands")
 
 for _name in COMMAND_MODULES:
     try:
@@ -102,28 +235,21 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Entry point: run the app; turn paperkb errors (and any stray exception) into one line."""
-    from kb.errors import PaperkbError
-
+    """Entry point: run the app (the root group turns every error into one line); this
+    catches only what escapes it, e.g. Ctrl-C between commands or a broken stdout pipe."""
     try:
         app(standalone_mode=True, prog_name="paperkb")
-    except PaperkbError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except OSError as exc:  # a file we were told to read or write
+    except BrokenPipeError:
+        _reader_gone()
+    except Exception as exc:
         if os.environ.get("PAPERKB_DEBUG"):
             raise
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
-        sys.exit(1)
-    except Exception as exc:  # last line of defence: never a traceback unless asked
-        if os.environ.get("PAPERKB_DEBUG"):
-            raise
-        print(f"error: {type(exc).__name__}: {exc} (set PAPERKB_DEBUG=1 for the traceback)", file=sys.stderr)
-        sys.exit(1)
+        message, status = error_line(exc)
+        _say(message)
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Query commands: ``query`` (Dataview's DQL), ``render`` (a note with its query blocks
 evaluated) and ``search`` (full text, FTS5).
 
-A thin layer over ``kb.query`` and ``kb.search``; rich is imported only to draw a table.
+A thin layer over ``kb.query`` and ``kb.search``; listings print through :mod:`cli.output`.
 """
 
 from __future__ import annotations
@@ -11,104 +11,138 @@ from typing import Optional
 
 import typer
 
-from cli.common import guard, fail, print_json, vault_of
-
-QUERY_FORMATS = ("table", "json", "csv", "markdown")
-SEARCH_FORMATS = ("table", "json")
-
+from cli.common import hand_in_claim_statuses, vault_of
+from cli.output import clean_text, emit, format_option, no_header_option, on_terminal
 
 
 def _vault(ctx: typer.Context):
     from kb.vault import Vault
 
+    hand_in_claim_statuses()
     return Vault(vault_of(ctx))
 
 
-def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
-    if fmt not in allowed:
-        raise fail(f"unknown --format {fmt!r} (use {', '.join(allowed)})", 2)
-    return fmt
-
-
-@guard
 def query_cmd(
     ctx: typer.Context,
     dql: str = typer.Argument(..., help="The query, e.g. 'TABLE year FROM #paper SORT year DESC'. '-' reads stdin."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or markdown."),
+    fmt: str = format_option(extra=("markdown",)),
+    no_header: bool = no_header_option(),
     this: Optional[str] = typer.Option(None, "--this", help="The note that `this` and [[]] refer to."),
 ) -> None:
     """Run a Dataview query (DQL) over the vault.
 
-    Example: paperkb query 'TABLE year, length(file.inlinks) AS cited FROM #paper WHERE year >= 2020 SORT cited DESC LIMIT 10'
-    """
-    from kb.query import run_query, to_csv, to_json_text, to_markdown
+    Each example works on the bundled vault (from its folder: cd notes).
 
-    _check_format(fmt, QUERY_FORMATS)
+    Example: paperkb query 'TABLE year, length(claims) AS claims FROM #paper SORT year DESC'
+
+    Example: paperkb query 'LIST FROM [[Llama 2 - Open Foundation and Fine-Tuned Chat Models]]'
+
+    Example: paperkb query 'TABLE length(file.inlinks) AS cited FROM #paper SORT cited DESC' -f csv
+    """
+    from kb.query import run_query, to_csv, to_json_text, to_markdown, to_records
+
     if dql == "-":
         dql = sys.stdin.read()
     result = run_query(_vault(ctx), dql, this=this)
     if fmt == "json":
         sys.stdout.write(to_json_text(result))
-    elif fmt == "csv":
+    elif fmt == "jsonl":
+        emit(to_records(result), [], "jsonl")
+    elif fmt == "csv" and not no_header:
         sys.stdout.write(to_csv(result))
     elif fmt == "markdown":
         sys.stdout.write(to_markdown(result))
     else:
-        from kb.query.render import print_rich
+        header, rows = _result_table(result)
+        emit([dict(zip(header, r)) for r in rows], header, fmt, no_header=no_header, wrap=_widest(header, rows))
+        if fmt == "table" and on_terminal():
+            n = len(result.rows)
+            print(f"{n} result{'s' if n != 1 else ''}", file=sys.stderr)
 
-        print_rich(result)
+
+def _result_table(result) -> tuple[list[str], list[list[str]]]:
+    """A query result as a header and rows of display text (TABLE as is; LIST and TASK
+    as one or two columns)."""
+    from kb.query.render import _task_line, display
+
+    if result.type == "table":
+        header = ([result.id_header] if result.id_header else []) + list(result.headers)
+    elif result.type == "list":
+        header = ([result.id_header] if result.id_header else []) + (["value"] if result.headers else [])
+    else:
+        header = [result.id_header or "File", "task"]
+    header = header or ["File"]
+    rows: list[list[str]] = []
+    for r in result.rows:
+        if result.type == "task":
+            rows += [[display(r.id), _task_line(m.task)[2:]] for m in (r.group if result.grouped else [r]) or []]
+            continue
+        cells = ([display(r.id)] if result.id_header else []) + [display(v) for v in r.values]
+        if r.group is not None and result.type == "list" and not result.headers:
+            cells.append(display([m.id for m in r.group]))
+            if len(header) < len(cells):
+                header.append("rows")
+        rows.append(cells or [display(r.id)])
+    return _unique(header), rows
 
 
-@guard
+def _unique(header: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for h in header:
+        seen[h] = seen.get(h, 0) + 1
+        out.append(h if seen[h] == 1 else f"{h} ({seen[h]})")
+    return out
+
+
+def _widest(header: list[str], rows: list[list[str]]) -> str | None:
+    if not header:
+        return None
+    widths = [max([len(h)] + [len(r[i]) for r in rows if i < len(r)]) for i, h in enumerate(header)]
+    return header[widths.index(max(widths))]
+
+
 def render_cmd(
     ctx: typer.Context,
     note: str = typer.Argument(..., help="The note: path, file name, alias, citekey or title."),
 ) -> None:
     """Print a note with each ```dataview block replaced by its result as Markdown.
 
-    Example: paperkb render "Reading list"
+    Example: paperkb --vault notes render "Attention Is All You Need"
     """
     from kb.query import render_note
 
     text = render_note(_vault(ctx), note)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    text = text if text.endswith("\n") else text + "\n"
+    sys.stdout.write(clean_text(text) if on_terminal() else text)
 
 
-@guard
 def search_cmd(
     ctx: typer.Context,
     text: str = typer.Argument(..., help='Words, "a phrase", prefix*, AND/OR/NOT, title:word.'),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only notes with this tag (subtags included)."),
     year: Optional[str] = typer.Option(None, "--year", "-y", help="A year (2023) or a range (2020-2023, 2020-)."),
-    limit: int = typer.Option(20, "--limit", "-n", help="At most this many results."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1_000_000_000, help="At most this many results."),
+    fmt: str = format_option(),
+    no_header: bool = no_header_option(),
 ) -> None:
     """Full-text search over titles, aliases, authors, headings and bodies (bm25 ranking).
 
     Example: paperkb search '"fine-tuned chat" llama*' --tag paper --year 2023 --limit 5
     """
-    from kb.search import HIT_END, HIT_START, search
+    from kb.search import search
 
-    _check_format(fmt, SEARCH_FORMATS)
     hits = search(_vault(ctx), text, tag=tag, year=year, limit=limit)
-    if fmt == "json":
-        print_json([h.to_dict() for h in hits])
+    if fmt in ("json", "jsonl"):
+        emit([h.to_dict() for h in hits], [], fmt)
         return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(header_style="bold")
-    for col in ("path", "year", "score", "snippet"):
-        table.add_column(col, overflow="fold")
-    for h in hits:
-        snippet = Text()
-        for i, part in enumerate(h.snippet.replace(HIT_END, HIT_START).split(HIT_START)):
-            snippet.append(part, style="bold yellow" if i % 2 else None)
-        table.add_row(h.path, "" if h.year is None else str(h.year), f"{-h.score:.2f}", snippet)
-    console = Console()
-    console.print(table)
-    console.print(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", style="dim")
+    # matched words stay marked as **word** (as in the JSON), readable in a pipe too
+    rows = [
+        {"path": h.path, "year": h.year, "score": f"{-h.score:.2f}", "snippet": h.to_dict()["snippet"]} for h in hits
+    ]
+    emit(rows, ["path", "year", "score", "snippet"], fmt, no_header=no_header, wrap="snippet", key="path")
+    if fmt == "table" and on_terminal():
+        print(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 import typer
 
 from cli.common import check_format, find_note, print_json, require_vault, vault_of
+from cli.output import echo, emit, format_option, no_header_option, on_terminal
 
 FORMATS = ("table", "json")
 
@@ -62,8 +63,9 @@ def _status_style(word: str | None) -> str:
     return {
         "passed": "green", "reproduced": "green", "supported at small scale": "yellow", "supported": "green",
         "failed": "red", "contradicted": "red", "error": "red", "timeout": "red", "interrupted": "magenta",
-        "running": "cyan", "queued": "dim", "unverified": "dim",
-    }.get(word or "", "")
+        "running": "cyan", "queued": "dim", "unverified": "dim", "skipped": "dim",
+        "supported at small scale (proxy)": "yellow",
+    }.get(word or "", "magenta" if (word or "").startswith("needs ") else "")
 
 
 def _styled(word: str | None) -> str:
@@ -125,6 +127,7 @@ def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
             "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help,
                         "choices": list(p.choices) if p.choices else None} for p in e.params],
             "presets": presets, "claims": cited.get(e.id, []),
+            "controls": [{"name": c.name, "description": c.description} for c in e.controls],
         })
     for err in load_errors():
         _warn(f"could not load experiments from {err}")
@@ -134,7 +137,7 @@ def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
     from rich.table import Table
 
     table = Table(title=_count(len(rows), "experiment"), title_justify="left")
-    for col in ("id", "description", "presets (requirements)", "claims"):
+    for col in ("id", "description", "presets (requirements)", "controls", "claims"):
         table.add_column(col, overflow="fold")
     for r in rows:
         presets = []
@@ -149,70 +152,57 @@ def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
                 bits.append("triton")
             presets.append(f"{name} ({', '.join(bits)})")
         table.add_row(_esc(r["id"]), _esc(r["description"]), _esc("\n".join(presets)),
-                      _esc(", ".join(r["claims"]) or "-"))
+                      _esc(", ".join(c["name"] for c in r["controls"]) or "-"), _esc(", ".join(r["claims"]) or "-"))
     _console().print(table)
 
 
 # --------------------------------------------------------------------------------------
 # claims
 # --------------------------------------------------------------------------------------
-def _normalise_status(text: str) -> str:
-    from kb.errors import PaperkbError
-    from repro.status import CLAIM_STATUSES
+def _note_path(vault, note: Optional[str]) -> Optional[str]:
+    """The vault path of ``note`` (``vault``: an open kb.vault.Vault), or None."""
+    if not note:
+        return None
+    return find_note(vault, note).path
 
-    word = " ".join(text.replace("-", " ").replace("_", " ").lower().split())
-    if word in ("small scale", "supported"):
-        word = "supported at small scale"
-    if word not in CLAIM_STATUSES:
-        raise PaperkbError(f"--status must be one of: {', '.join(CLAIM_STATUSES)}; got {text!r}", exit_code=2)
-    return word
+
+_STATUS_HELP = ("Only claims with this status: unverified, needs (any 'needs ...'), 'supported at small scale' "
+                "(with its proxy form), proxy, reproduced, contradicted, error.")
 
 
 def claims_cmd(
     ctx: typer.Context,
     note: Optional[str] = typer.Argument(None, help="Only the claims of this note (name, alias, citekey, title)."),
-    status: Optional[str] = typer.Option(
-        None, "--status", "-s",
-        help="Only claims with this status: unverified, reproduced, 'supported at small scale', contradicted, error.",
-    ),
-    fmt: str = _format_option(),
+    note_opt: Optional[str] = typer.Option(None, "--note", "-n", help="Same as the NOTE argument."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."),
+    status: Optional[str] = typer.Option(None, "--status", "-s", help=_STATUS_HELP),
+    fmt: str = format_option(),
+    no_header: bool = no_header_option(),
 ) -> None:
-    """List claims with the experiments they name and their latest status.
+    """List claims with the experiments they name, their status and the checks behind it.
+
+    JSON gives each claim its status, its checks (name, value, op, threshold, scale,
+    evidence, run_id) and its experiments' negative controls.
 
     Example: paperkb claims "Attention Is All You Need" --status unverified
+
+    Example: paperkb claims --tag paper --format json
     """
-    from repro.status import UNVERIFIED, claim_statuses
+    from repro.status import checks_brief, claim_rows, controls_brief, normalise_status
 
-    _check_format(fmt)
     vault = require_vault(vault_of(ctx))
+    want = normalise_status(status) if status else None
     _reap(vault)
-    want = _normalise_status(status) if status else None
-    claims = _vault_claims(vault)
-    if note:
-        from kb.vault import Vault
+    from kb.vault import Vault
 
-        path = find_note(Vault(vault), note).path
-        claims = [c for c in claims if c.note == path]
-    statuses = claim_statuses(vault, claims)
-    rows = []
-    for c in claims:
-        st = statuses.get(c.id) or {"status": UNVERIFIED, "run_id": None, "preset": None, "verdict": None,
-                                   "ended": None}
-        if want and st["status"] != want:
-            continue
-        rows.append({**c.to_dict(), **st})
-    if fmt == "json":
-        print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(title=_count(len(rows), "claim"), title_justify="left")
-    for col in ("claim", "note", "experiments", "status", "run"):
-        table.add_column(col, overflow="fold", no_wrap=col == "run")
-    for r in rows:
-        table.add_row(_esc(r["id"]), _esc(f"{r['title']}:{r['line']}"), _esc(", ".join(r["experiments"]) or "-"),
-                      _styled(r["status"]), _esc(r["run_id"] or ""))
-    _console().print(table)
+    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
+        rows = claim_rows(kb_vault, note_path=_note_path(kb_vault, note_opt or note), tag=tag, status=want)
+    if fmt not in ("json", "jsonl"):
+        for r in rows:
+            r["where"] = f"{r['title']}:{r['line']}"
+            r["behind"] = "; ".join(filter(None, [checks_brief(r), controls_brief(r)]))
+            r["run"] = r["run_id"] or ""
+    emit(rows, ["id", "status", "experiments", "where", "behind", "run"], fmt, no_header=no_header, wrap="behind")
 
 
 # --------------------------------------------------------------------------------------
@@ -242,9 +232,9 @@ class _LiveMonitor:
         self.bars.stop()
 
     def queued(self, runs) -> None:
-        self.label_width = max((len(f"{r.experiment} [{r.preset}]") for r in runs), default=0)
+        self.label_width = max((len(_run_label(r)) for r in runs), default=0)
         for r in runs:
-            label = _esc(f"{r.experiment} [{r.preset}]")
+            label = _esc(_run_label(r))
             # a still, empty bar while queued: only the running experiment's bar moves
             self.tasks[r.id] = self.bars.add_task("", total=1, start=False, label=label, info="[dim]queued[/]")
 
@@ -272,11 +262,17 @@ class _LiveMonitor:
         self.bars.stop_task(task)
         took = f"{run.duration_s:.1f}s" if run.duration_s is not None else "-"
         pad = " " * max(1, 12 - len(run.status))
-        label = f"{run.experiment} [{run.preset}]".ljust(self.label_width)
+        label = _run_label(run).ljust(self.label_width)
         line = f"{_styled(run.status)}{pad}{_esc(label)}  run {_esc(run.id)}  ({took})"
         if run.summary:
             line += f"  {_esc(run.summary)}"
         self.console.print(line, soft_wrap=True)
+        if run.control:
+            if run.status == "failed":
+                self.console.print(f"    control {_esc(run.control)} ended contradicted, as it must")
+            elif run.status == "passed":
+                self.console.print(f"    [red]control {_esc(run.control)} passed: this check cannot fail[/]")
+            return
         if run.status == "failed":
             for c in run.checks:
                 if not c.get("passed"):
@@ -287,6 +283,11 @@ class _LiveMonitor:
         elif run.error:
             last = [ln for ln in run.error.strip().splitlines() if ln.strip()]
             self.console.print(f"    [red]{_esc(last[-1] if last else run.error)}[/]  (paperkb runs show {run.id})")
+
+
+def _run_label(run) -> str:
+    label = f"{run.experiment} [{run.preset}]"
+    return f"{label} control {run.control}" if getattr(run, "control", None) else label
 
 
 class _stop_signals_interrupt:
@@ -335,6 +336,8 @@ def run_cmd(
     nproc: Optional[int] = typer.Option(None, "--nproc", help="Processes per node (torchrun); default: the preset's."),
     nnodes: int = typer.Option(1, "--nnodes", help="Number of machines (torchrun)."),
     rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."),
+    control: Optional[str] = typer.Option(None, "--control", help="Run this negative control (a sabotaged implementation) instead of the real code; it must end contradicted."),
+    controls: bool = typer.Option(False, "--controls", help="Run every negative control of the targets' experiments instead of the real code."),
     fmt: str = typer.Option("table", "--format", "-f", help="table (live progress) or json (the finished runs, for scripts)."),
 ) -> None:
     """Run the experiments behind claims, each in its own process, and record the results.
@@ -345,16 +348,29 @@ def run_cmd(
     triton) is skipped with one line saying why, and the others still run; when every
     experiment is skipped, nothing runs and the exit status is 1.
 
+    A run with --param overrides is recorded and listed, but decides no claim's status
+    unless the claim names those values itself (params:: in the note). A claim's own
+    params:: and expect:: are applied when it is run by claim id, note or --all.
+
+    --control NAME / --controls run the experiments' negative controls (sabotaged
+    implementations); each must end contradicted. A control that passes is an error of
+    the experiment ("this check cannot fail"), shown beside its claims.
+
     Exit status: 0 when every run passed (skipped ones do not count); 1 when a claim was
-    contradicted (a run failed its thresholds) or nothing could run; 2 when a run ended in
-    error, timeout or interrupted; 130 on Ctrl-C (the runs are recorded as interrupted).
+    contradicted (a run failed its thresholds) or nothing could run; 3 when a run ended in
+    error, timeout or interrupted (2 is kept for a malformed command line); 130 on Ctrl-C (the runs are recorded as interrupted).
+    With --control/--controls: 0 only when every control that ran ended contradicted, else 1.
 
     Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000
 
     Example: paperkb run --all --preset full   (on a CPU-only machine: the CPU experiments)
+
+    Example: paperkb run --all --controls --preset smoke
     """
     from kb.errors import PaperkbError
-    from repro.runner import RunOptions, execute, exit_code, plan_runs, resolve_targets
+    from repro.runner import (
+        RunOptions, controls_exit_code, execute, exit_code, plan_runs, record_skipped, resolve_targets,
+    )
     from repro.tracker import Tracker
 
     _check_format(fmt)
@@ -372,9 +388,13 @@ def run_cmd(
 
     resolved = resolve_targets(names, all_claims=all_claims, claims=claims, notes_lookup=lookup, warn=_warn)
     options = RunOptions(preset=preset, device=device, params=list(params or []), seed=seed, timeout_s=timeout,
-                         nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)
+                         nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, control=control,
+                         controls=controls)
     planned, skipped = plan_runs(resolved, options)
     console = _console(stderr=fmt == "json")
+    if skipped:
+        with Tracker(vault) as tracker:
+            record_skipped(tracker, skipped, preset)
     if skipped and not planned:
         if len(skipped) == 1:
             raise PaperkbError(skipped[0].reason)
@@ -405,6 +425,18 @@ def run_cmd(
     if skipped:
         summary += f"; {len(skipped)} skipped (requirements not met)"
     console.print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {summary}", soft_wrap=True)
+    if control or controls:
+        code = controls_exit_code(runs)
+        bad = [r for r in runs if r.status != "failed"]
+        if bad:
+            console.print(f"[red]{len(bad)} negative control{'s' if len(bad) != 1 else ''} did not end "
+                          "contradicted[/]: " + _esc(", ".join(f"{r.experiment} [{r.control}] {r.status}" for r in bad)),
+                          soft_wrap=True)
+        else:
+            console.print(f"every negative control ended contradicted ({len(runs)})", soft_wrap=True)
+        if code:
+            raise typer.Exit(code)
+        return
     code = exit_code(runs)
     if code:
         raise typer.Exit(code)
@@ -491,12 +523,22 @@ def runs_cmd(
     from rich.table import Table
 
     table = Table(title=_count(len(runs), "run"), title_justify="left")
-    for col in ("id", "experiment", "preset", "status", "verdict", "claims", "started", "took"):
+    for col in ("id", "experiment", "preset", "status", "verdict", "control / overrides", "claims", "started", "took"):
         table.add_column(col, overflow="fold", no_wrap=col in ("id", "status", "took"))
     for r in runs:
         took = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
+        special = []
+        if r.control:
+            special.append(f"control {r.control}")
+        if r.overrides:
+            special.append(", ".join(f"{k}={v}" for k, v in r.overrides.items()))
+        if (r.claim_spec or {}).get("params"):
+            special.append("claim params: " + ", ".join(f"{k}={v}" for k, v in r.claim_spec["params"].items()))
+        if r.needs:
+            special.append(f"needs {r.needs}")
         table.add_row(_esc(r.id), _esc(r.experiment), _esc(r.preset), _styled(r.status), _esc(r.verdict or ""),
-                      _esc(", ".join(r.claims)), _esc(_short_time(r.to_dict()["started"])), took)
+                      _esc("; ".join(special)), _esc(", ".join(r.claims)), _esc(_short_time(r.to_dict()["started"])),
+                      took)
     _console().print(table)
 
 
@@ -525,8 +567,9 @@ def _refuse_unknown_filters(vault: Path, claim: Optional[str], experiment: Optio
 
 def _brief(r) -> dict:
     d = r.to_dict()
-    return {k: d[k] for k in ("id", "experiment", "claims", "preset", "params", "overrides", "seed", "device",
-                              "nproc", "status", "verdict", "summary", "created", "started", "ended", "duration_s")}
+    return {k: d.get(k) for k in ("id", "experiment", "claims", "preset", "scale", "control", "params", "overrides",
+                                  "claim_spec", "seed", "device", "nproc", "status", "verdict", "needs", "summary",
+                                  "created", "started", "ended", "duration_s")}
 
 
 @runs_app.command("show")
@@ -563,8 +606,8 @@ def runs_show_cmd(
     info = Table(show_header=False, box=None, pad_edge=False)
     info.add_column(style="dim")
     info.add_column(overflow="fold")
-    for key in ("claims", "seed", "device", "nproc", "nnodes", "timeout_s", "created", "started", "ended",
-                "duration_s", "host", "batch"):
+    for key in ("claims", "scale", "control", "needs", "seed", "device", "nproc", "nnodes", "timeout_s", "created",
+                "started", "ended", "duration_s", "host", "batch"):
         value = d[key]
         if isinstance(value, list):
             value = ", ".join(value) or "-"
@@ -577,10 +620,11 @@ def runs_show_cmd(
     con.print(info)
     if run.checks:
         t = Table(title="checks", title_justify="left")
-        for col in ("check", "value", "op", "threshold", "passed"):
+        for col in ("check", "value", "op", "threshold", "scale", "evidence", "passed"):
             t.add_column(col, overflow="fold")
         for c in run.checks:
             t.add_row(_esc(c.get("name")), _esc(_fmt_num(c.get("value"))), _esc(c.get("op")), _esc(c.get("threshold")),
+                      _esc(c.get("scale") or run.scale or ""), _esc(c.get("evidence", "direct")),
                       "[green]yes[/]" if c.get("passed") else "[red]no[/]")
         con.print(t)
     if metrics:
@@ -715,35 +759,49 @@ def runs_compare_cmd(
 # --------------------------------------------------------------------------------------
 # status
 # --------------------------------------------------------------------------------------
-def status_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
-    """A table per paper: each claim and its reproduction status.
+def status_cmd(
+    ctx: typer.Context,
+    note: Optional[str] = typer.Option(None, "--note", "-n", help="Only the claims of this note (name, alias, citekey, title)."),
+    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."),
+    status: Optional[str] = typer.Option(None, "--status", "-s", help=_STATUS_HELP),
+    fmt: str = format_option(),
+    no_header: bool = no_header_option(),
+) -> None:
+    """Each paper's claims, their reproduction status and the checks behind it.
 
-    Example: paperkb status --format json
+    JSON gives one entry per paper (note) with its claims, each with its status, checks
+    and controls.
+
+    Example: paperkb status --status contradicted
+
+    Example: paperkb status --note "Llama 2" --format json
     """
-    from repro.status import status_table
+    from repro.status import checks_brief, controls_brief, filtered_status_table, normalise_status
 
-    _check_format(fmt)
     vault = require_vault(vault_of(ctx))
+    want = normalise_status(status) if status else None
     _reap(vault)
-    papers = status_table(vault, _vault_claims(vault))
+    from kb.vault import Vault
+
+    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
+        papers = filtered_status_table(kb_vault, note_path=_note_path(kb_vault, note), tag=tag, status=want)
     if fmt == "json":
         print_json(papers)
         return
-    from rich.table import Table
-
-    con = _console()
-    if not papers:
-        con.print("no claims in this vault (write `> [!claim] ...` with `experiment:: <id>` in a note)")
+    if fmt == "jsonl":
+        emit(papers, [], fmt)
         return
+    if not papers and fmt == "table" and on_terminal():
+        echo("no claim matches these filters" if (note or tag or status) else
+             "no claims in this vault (write `> [!claim] ...` with `experiment:: <id>` in a note)")
+        return
+    rows = []
     for paper in papers:
-        t = Table(title=_esc(paper["title"]), title_justify="left")
-        for col in ("claim", "statement", "status", "run", "ended"):
-            t.add_column(col, overflow="fold", no_wrap=col == "run")
         for c in paper["claims"]:
-            statement = c["statement"] if len(c["statement"]) <= 80 else c["statement"][:77] + "..."
-            t.add_row(_esc(c["id"]), _esc(statement), _styled(c["status"]), _esc(c["run_id"] or ""),
-                      _esc(_short_time(c["ended"])))
-        con.print(t)
+            rows.append({"paper": paper["title"], "claim": c["id"], "status": c["status"],
+                         "behind": "; ".join(filter(None, [checks_brief(c), controls_brief(c)])),
+                         "run": c["run_id"] or "", "ended": _short_time(c["ended"])})
+    emit(rows, ["paper", "claim", "status", "behind", "run", "ended"], fmt, no_header=no_header, wrap="behind")
 
 
 def register(app: typer.Typer) -> None:

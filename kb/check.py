@@ -2,85 +2,136 @@
 
 Besides parse and link problems (from the index), reports
 
-* a claim naming an experiment id the registry does not know (warning: the experiment
-  may simply not be written yet);
-* a registered experiment that no claim of the vault names (warning, reported at the
-  function that declares it); in a vault without any claim, one info line instead, since
-  a reading vault that does not track reproductions should not be buried in warnings;
+* a ```dataview block that does not parse (warning, at the block's fence line);
+* a claim naming an experiment id that is not declared (warning: the experiment may
+  simply not be written yet);
+* a claim naming no experiment, and one claim id used in two notes (warnings: runs and
+  statuses are kept per claim id, so the two claims would share them);
 * an experiments module that failed to load (warning, at that module);
-* one claim id used in two notes (warning: runs and statuses are kept per claim id, so
-  the two claims would share them).
+* asked for (``unnamed=True``, ``paperkb check --all``): a declared experiment that no
+  claim names (warning, at the function that declares it).
+
+kb knows nothing of the reproduction side: the caller hands in the declared experiments
+(:class:`DeclaredExperiment`, e.g. from ``repro.catalog.declared_experiments()``) and the
+load errors.
 """
 
 from __future__ import annotations
 
-import inspect
-
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from kb.model import Claim, Note, Problem
 
 
-def _project_relative(filename: str) -> str:
-    from repro import registry
+@dataclass(frozen=True)
+class DeclaredExperiment:
+    """An experiment id and where it is declared (for a clickable ``path:line``)."""
 
-    root = Path(registry.__file__).resolve().parent.parent
-    try:
-        return Path(filename).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return filename
+    id: str
+    path: str = "repro/registry.py"
+    line: int = 1
 
 
-def experiment_problems(notes: list[Note] | list[tuple[str, Claim]]) -> list[Problem]:
-    """Cross-check claims against ``repro.registry``: ``notes`` are Notes or the
-    ``(path, claim)`` pairs of ``Vault.claims()``."""
-    from repro import registry
-
-    pairs = [(n.path, c) for n in notes for c in n.claims] if notes and isinstance(notes[0], Note) else notes
-    known = set(registry.ids())
+def experiment_problems(
+    notes: Sequence[Note] | Sequence[tuple[str, Claim]],
+    experiments: Iterable[DeclaredExperiment | str],
+    load_errors: Iterable[str] = (),
+    *,
+    unnamed: bool = False,
+) -> list[Problem]:
+    """Cross-check claims against the declared ``experiments``; ``notes`` are Notes or the
+    ``(path, claim)`` pairs of ``Vault.claims()``. ``unnamed`` also reports experiments
+    that no claim names."""
+    declared = {
+        e.id: e for e in (x if isinstance(x, DeclaredExperiment) else DeclaredExperiment(x) for x in experiments)
+    }
+    pairs: list[tuple[str, Claim]] = (
+        [(n.path, c) for n in notes for c in n.claims]  # type: ignore[union-attr]
+        if notes and isinstance(notes[0], Note)
+        else list(notes)  # type: ignore[arg-type]
+    )
     problems: list[Problem] = []
     named: set[str] = set()
     first_seen: dict[str, tuple[str, int]] = {}
     for path, claim in pairs:
         where = first_seen.setdefault(claim.id, (path, claim.line))
         if where[0] != path:
-            problems.append(Problem(path, claim.line, "warning",
-                                    f"claim id '{claim.id}' is also used at {where[0]}:{where[1]}; the two claims "
-                                    "would share runs and status (give one another block id)"))
-        if not claim.experiments:
-            problems.append(Problem(path, claim.line, "warning",
-                                    f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"))
+            problems.append(
+                Problem(
+                    path,
+                    claim.line,
+                    "warning",
+                    f"claim id '{claim.id}' is also used at {where[0]}:{where[1]}; the two claims "
+                    "would share runs and status (give one another block id)",
+                )
+            )
+        if not claim.experiments and not getattr(claim, "needs", ""):
+            problems.append(
+                Problem(
+                    path, claim.line, "warning", f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"
+                )
+            )
         for exp in claim.experiments:
             named.add(exp)
-            if exp not in known:
-                problems.append(Problem(path, claim.line, "warning",
-                                        f"claim '{claim.id}' names unknown experiment '{exp}'"))
-    if not pairs and known:
-        problems.append(Problem("repro/registry.py", 1, "info",
-                                f"no claim of the vault names an experiment; {len(known)} experiments are "
-                                "registered (see: paperkb experiments)"))
-        known = set()
-    for exp_id in sorted(known - named):
-        path, line = "repro/registry.py", 1
-        try:
-            fn = inspect.unwrap(registry.get(exp_id).fn)
-            path, line = _project_relative(fn.__code__.co_filename), fn.__code__.co_firstlineno
-        except Exception:  # an odd declaration must not break the check
-            pass
-        problems.append(Problem(path, line, "warning", f"experiment '{exp_id}' is named by no claim of the vault"))
-    for err in registry.load_errors():
+            if exp not in declared:
+                problems.append(
+                    Problem(path, claim.line, "warning", f"claim '{claim.id}' names unknown experiment '{exp}'")
+                )
+    if unnamed:
+        for exp_id in sorted(set(declared) - named):
+            e = declared[exp_id]
+            problems.append(
+                Problem(e.path, e.line, "warning", f"experiment '{exp_id}' is named by no claim of the vault")
+            )
+    for err in load_errors:
         module = err.split(":", 1)[0].strip()
         path = module.replace(".", "/") + ".py" if module and " " not in module else "repro/registry.py"
         problems.append(Problem(path, 1, "warning", f"experiments could not be loaded: {err}"))
     return problems
 
 
-def check(vault, *, experiments: bool = True) -> list[Problem]:
-    """All problems of ``vault`` (a ``kb.vault.Vault``): vault ones sorted by path and line,
-    then the registry cross-check."""
+def dataview_problems(vault: Any) -> list[Problem]:
+    """A warning for each ```dataview block of the vault that does not parse, at its
+    fence line (Obsidian would show the error only when the note is opened)."""
+    from kb.query import QueryError, find_blocks, parse_query
+
+    problems: list[Problem] = []
+    for path in vault.paths():
+        source = (vault.root / path).resolve()
+        if not source.is_relative_to(vault.root):  # never read outside the vault
+            continue
+        try:
+            text = source.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue  # the index reports unreadable files already
+        if "dataview" not in text:
+            continue
+        for start, _end, query in find_blocks(text):
+            try:
+                parse_query(query)
+            except QueryError as exc:
+                problems.append(Problem(path, start + 1, "warning", f"dataview block does not parse: {exc}"))
+    return problems
+
+
+def check(
+    vault: Any,
+    *,
+    experiments: Iterable[DeclaredExperiment | str] | None = None,
+    load_errors: Iterable[str] = (),
+    unnamed: bool = False,
+    dataview: bool = True,
+) -> list[Problem]:
+    """All problems of ``vault`` (a ``kb.vault.Vault``): vault ones sorted by path and
+    line, then broken dataview blocks, then (when ``experiments`` is given) the
+    claims/experiments cross-check."""
     problems = list(vault.problems())
-    if experiments:
-        problems.extend(experiment_problems(vault.claims()))
+    if dataview:
+        problems.extend(dataview_problems(vault))
+    if experiments is not None:
+        problems.extend(experiment_problems(vault.claims(), experiments, load_errors, unnamed=unnamed))
     return problems
 
 
@@ -88,4 +139,4 @@ def has_errors(problems: list[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
 
 
-__all__ = ["check", "experiment_problems", "has_errors"]
+__all__ = ["DeclaredExperiment", "check", "dataview_problems", "experiment_problems", "has_errors"]

@@ -69,18 +69,57 @@ def load_frontmatter(raw: str, first_line: int = 2) -> tuple[dict[str, Any], str
             return _as_mapping(value, "json", first_line)
     import yaml  # imported here: `import kb.parse` stays cheap for commands that never parse
 
-    # the C loader when PyYAML was built with libyaml (several times faster), else Python's
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _loader_class()(raw)
     try:
-        value = yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader
+        value = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = first_line + (mark.line if mark is not None else 0)
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         return {}, "yaml", [(line, "error", f"invalid YAML frontmatter: {what}")]
-    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on deeply nested flow collections
+    except RecursionError:
+        return {}, "yaml", [(first_line, "error", "invalid YAML frontmatter: nested too deeply")]
+    except Exception as exc:  # noqa: BLE001 - a loader bug must not stop the parse
         return {}, "yaml", [(first_line, "error", f"invalid YAML frontmatter: {type(exc).__name__}")]
-    return _as_mapping(value, "yaml", first_line)
+    finally:
+        loader.dispose()
+    props, fmt, issues = _as_mapping(value, "yaml", first_line)
+    issues.extend((first_line + line, "warning", f"duplicate property {key!r}: the last value is used")
+                  for line, key in loader.duplicates[:MAX_DUPLICATE_WARNINGS])
+    return props, fmt, issues
+
+
+MAX_DUPLICATE_WARNINGS = 10
+_LOADER: type | None = None
+
+
+def _loader_class() -> type:
+    """The safe loader (libyaml's C parser when PyYAML has it: several times faster),
+    noting keys written twice in one mapping: YAML forbids them, PyYAML silently keeps
+    the last one, and Obsidian shows only one."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+        class Loader(base):  # type: ignore[misc, valid-type]
+            def __init__(self, stream: str) -> None:
+                super().__init__(stream)
+                self.duplicates: list[tuple[int, str]] = []
+
+            def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+                if isinstance(node, yaml.MappingNode):
+                    seen: set[str] = set()
+                    for key_node, _ in node.value:
+                        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                            if key_node.value in seen:
+                                self.duplicates.append((key_node.start_mark.line, key_node.value))
+                            seen.add(key_node.value)
+                return super().construct_mapping(node, deep=deep)
+
+        _LOADER = Loader
+    return _LOADER
 
 
 def _as_mapping(value: Any, fmt: str, first_line: int) -> tuple[dict[str, Any], str, list[Issue]]:

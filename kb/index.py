@@ -7,7 +7,7 @@ Tables (other modules may add their own, e.g. full-text ``search_*`` tables; we 
 drop a table we do not own):
 
 * ``meta(key, value)``: schema version and code fingerprint; a mismatch rebuilds.
-* ``notes(path, size, mtime, hash, data)``: ``data`` is ``json.dumps(note.to_dict())``
+* ``notes(path, size, mtime, hash, data, ctime)``: ``data`` is ``json.dumps(note.to_dict())``
   with links resolved and problems (parse + resolution) included.
 * ``names(key, path, kind, label)``: how a note can be named (path, file name, alias,
   citekey, title); ``key`` normalised by ``kb.resolve.norm``, ``label`` as written.
@@ -17,7 +17,7 @@ drop a table we do not own):
   ``resolve``.
 * ``tags(path, tag, key)`` and ``files(path, size, mtime)`` (attachments).
 
-Updating is incremental: a file is re-read only when its size or mtime changed, and
+Updating is incremental: a file is re-read only when its size, mtime or ctime changed, and
 re-parsed only when its blake2b hash changed too. After parsing, only the notes whose
 links could resolve differently are re-resolved: the changed notes, the notes linking to
 a name that appeared or disappeared, and the notes linking to a changed note (its
@@ -26,12 +26,15 @@ headings may have moved).
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import json
 import os
 import re
 import sqlite3
+import stat as _stat
+import threading
 import time
 from dataclasses import dataclass, field
 from contextlib import contextmanager
@@ -41,9 +44,14 @@ from typing import Iterator
 
 from kb.errors import VaultError
 from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
-from kb.model import Note, Problem, json_safe
+from kb.model import Claim, Note, Problem, json_safe
 
-SCHEMA_VERSION = "5"
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+SCHEMA_VERSION = "6"  # 6: notes.ctime
 INDEX_DIR = ".paperkb"
 INDEX_FILE = "index.db"
 
@@ -59,9 +67,10 @@ _OWN_TABLES = ("meta", "notes", "names", "links", "problems", "tags", "files")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS notes (path TEXT PRIMARY KEY, size INTEGER, mtime REAL, hash TEXT, data TEXT);
+CREATE TABLE IF NOT EXISTS notes (
+    path TEXT PRIMARY KEY, size INTEGER, mtime REAL, hash TEXT, data TEXT, ctime REAL);
 -- covers the stat comparison of every run: no need to touch the large data pages
-CREATE INDEX IF NOT EXISTS notes_stat ON notes(path, size, mtime, hash);
+CREATE INDEX IF NOT EXISTS notes_stat ON notes(path, size, mtime, hash, ctime);
 CREATE TABLE IF NOT EXISTS names (key TEXT, path TEXT, kind TEXT, label TEXT);
 CREATE INDEX IF NOT EXISTS names_key ON names(key);
 CREATE INDEX IF NOT EXISTS names_path ON names(path);
@@ -108,11 +117,15 @@ def is_note_file(name: str) -> bool:
     return name.lower().endswith(".md")
 
 
-def scan(root: Path) -> tuple[dict[str, tuple[int, float, float]], dict[str, tuple[int, float]]]:
+def scan(
+    root: Path, unlisted: list[str] | None = None
+) -> tuple[dict[str, tuple[int, float, float]], dict[str, tuple[int, float]]]:
     """Every note ``{path: (size, mtime, ctime)}`` and attachment ``{path: (size, mtime)}``.
 
     Skips dot-folders and dot-files (``.paperkb``, ``.obsidian``, ``.trash``, ``.git``),
-    and symlinks that lead outside the vault; symlinked folders are not followed (no loops).
+    symlinks that lead outside the vault, and anything but regular files (a FIFO or a
+    device would block a reader); symlinked folders are not followed (no loops).
+    Folders that cannot be listed are appended to ``unlisted`` (as ``"sub/folder/"``).
     """
     notes: dict[str, tuple[int, float, float]] = {}
     files: dict[str, tuple[int, float]] = {}
@@ -122,7 +135,11 @@ def scan(root: Path) -> tuple[dict[str, tuple[int, float, float]], dict[str, tup
         folder, prefix = stack.pop()
         try:
             entries = list(os.scandir(folder))
-        except OSError:
+        except OSError as exc:
+            if not prefix:
+                raise VaultError(f"cannot read the vault folder {root}: {_os_reason(exc)}") from None
+            if unlisted is not None:
+                unlisted.append(prefix)
             continue
         for entry in entries:
             name = entry.name
@@ -141,6 +158,8 @@ def scan(root: Path) -> tuple[dict[str, tuple[int, float, float]], dict[str, tup
                     if os.path.commonpath([real_root, real]) != real_root or os.path.isdir(real):
                         continue
                     st = os.stat(real)
+                    if not _stat.S_ISREG(st.st_mode):
+                        continue  # a FIFO, device or socket: reading it could block for ever
                 else:
                     continue
             except (OSError, ValueError):
@@ -173,12 +192,21 @@ def _parse_bytes(data: bytes, path: str, mtime: float, ctime: float) -> Note:
     from kb.parse import parse_note
 
     try:
-        note = parse_note(data, path, mtime=mtime, ctime=ctime)
+        note = parse_note(data, path, mtime=mtime, ctime=ctime, fast=True)
     except Exception as exc:  # the parser promises not to raise; a bug must not stop indexing
         note = Note(path=path, title=path.rsplit("/", 1)[-1][:-3], size=len(data), mtime=mtime, ctime=ctime)
-        note.problems.append(Problem(path, 1, "error", f"could not parse: {type(exc).__name__}: {exc}"))
+        note.problems.append(Problem(path, 1, "error", f"could not parse: {_parse_failure(exc)}"))
     note.size = len(data)
     return note
+
+
+def _parse_failure(exc: Exception) -> str:
+    """Why a note could not be parsed, in words (a parser bug keeps its type for the report)."""
+    if isinstance(exc, MemoryError):
+        return "out of memory (the note is too large)"
+    if isinstance(exc, RecursionError):
+        return "the note is nested too deeply"
+    return f"internal error ({type(exc).__name__}: {exc}); please report it"
 
 
 @dataclass
@@ -292,10 +320,15 @@ def _parse_batch_now(root: str, items: list[tuple[str, float, float, str | None]
     out = []
     for path, mtime, ctime, old_hash in items:
         try:
-            with open(os.path.join(root, path), "rb") as fh:
-                data = fh.read()
-        except OSError:
+            data = read_regular_file(os.path.join(root, path))
+        except FileNotFoundError:
             out.append((path, 0, mtime, None, None))
+            continue
+        except OSError as exc:
+            # kept as a note with the error, not dropped as "deleted": the file is there
+            note = Note(path=path, title=path.rsplit("/", 1)[-1][:-3], mtime=mtime, ctime=ctime)
+            note.problems.append(Problem(path, 1, "error", f"cannot read this note: {_os_reason(exc)}"))
+            out.append((path, -1, mtime, "", prepare(note, nonce)))
             continue
         digest = content_hash(data)
         if digest == old_hash:
@@ -303,6 +336,26 @@ def _parse_batch_now(root: str, items: list[tuple[str, float, float, str | None]
         else:
             out.append((path, len(data), mtime, digest, prepare(_parse_bytes(data, path, mtime, ctime), nonce)))
     return out
+
+
+def read_regular_file(path: str) -> bytes:
+    """The bytes of ``path`` if it is a regular file (after following links).
+
+    Opened without blocking first: a FIFO, a device or a socket behind a ``.md`` name
+    (or a link to one) must not hang the index; they raise ``OSError`` instead."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        if not _stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def _os_reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc) or "unknown error").lower()
 
 
 def _batches(items: list, size: int) -> Iterator[list]:
@@ -339,27 +392,227 @@ def code_fingerprint() -> str:
     return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
 
 
-def connect(db_path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the index database in WAL mode. A file that is not a
-    SQLite database (truncated, overwritten) is a broken cache: it is deleted and rebuilt."""
+class IndexConnection(sqlite3.Connection):
+    """The index database, knowing where it lives and whether it may be written."""
+
+    db_path: Path
+    readonly: bool = False
+
+
+class IndexReadOnly(VaultError):
+    """The index must change but its folder cannot be written (a read-only vault)."""
+
+
+class IndexCorrupt(VaultError):
+    """SQLite found the index file damaged; the caller deletes and rebuilds it."""
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """A damaged or foreign file (SQLITE_CORRUPT, SQLITE_NOTADB), as opposed to a busy,
+    locked, full or read-only one: only the former may be deleted and rebuilt."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (11, 26)
+    message = str(exc)
+    return "not a database" in message or "malformed" in message
+
+
+def storage_error(exc: BaseException, db_path: Path | str, action: str = "writing") -> VaultError:
+    """An error of SQLite or of the disk in plain words (no Python exception name)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None
+    where = _shown(db_path)
+    if primary == 13 or getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in str(exc):
+        return VaultError(f"disk full while {action} {where}; free some space and run the command again")
+    if primary == 8 or getattr(exc, "errno", None) in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return IndexReadOnly(f"cannot write {where}: the folder is read-only")
+    if primary == 5 or primary == 6:
+        return VaultError(f"{where} stayed locked by another paperkb process; try again when it has finished")
+    if is_corrupt(exc):
+        return IndexCorrupt(f"{where} is damaged")
+    if isinstance(exc, MemoryError):
+        return VaultError(f"out of memory while {action} {where}")
+    detail = getattr(exc, "strerror", None) or str(exc) or "unknown error"
+    return VaultError(f"cannot use {where}: {detail}")
+
+
+def _shown(db_path: Path | str) -> str:
+    """``.paperkb/index.db`` rather than a long absolute path, when it is the usual place."""
+    p = Path(db_path)
+    return f"{INDEX_DIR}/{p.name}" if p.parent.name == INDEX_DIR else str(p)
+
+
+# --------------------------------------------------------------------------------------
+# The writer lock: one process at a time changes an index
+# --------------------------------------------------------------------------------------
+LOCK_FILE = "index.lock"
+LOCK_WAIT_S = 600.0
+_held_locks: dict[str, list] = {}  # lock path -> [fd, depth]; POSIX locks belong to the process
+_held_guard = threading.RLock()
+
+
+@contextmanager
+def writer_lock(folder: Path, *, wait_s: float | None = None) -> Iterator[None]:
+    """Hold ``<folder>/index.lock`` while changing the index.
+
+    SQLite's own locks serialise single transactions, not "read what is stored, parse,
+    write": two cold indexers would both parse everything, and a process deleting a file
+    it believes broken must be sure nobody else is writing it. A POSIX record lock
+    (``lockf``) is released by the kernel when its process dies, however it dies, and is
+    not inherited by forked parse workers. Re-entrant within a process. Where the folder
+    cannot hold a lock file (read-only), nothing is written anyway: no lock is taken.
+    """
+    path = os.path.join(str(folder), LOCK_FILE)
+    with _held_guard:  # threads of one process share the lock (and wait here for it)
+        held = _held_locks.get(path)
+        if held is not None:
+            held[1] += 1
+        else:
+            fd = _acquire(path, LOCK_WAIT_S if wait_s is None else wait_s)
+            if fd is not None:
+                held = _held_locks[path] = [fd, 1]
+    if held is None:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with _held_guard:
+            held[1] -= 1
+            if held[1] == 0:
+                del _held_locks[path]
+                os.close(held[0])  # releases the lock
+
+
+def _acquire(path: str, wait_s: float) -> int | None:
+    """An open descriptor of the lock file, locked; None where no lock can be had."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError:
+        return None
+    deadline = time.monotonic() + wait_s
+    delay = 0.005
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                return fd  # a file system without locks: go on unlocked, as SQLite would
+        if time.monotonic() >= deadline:
+            os.close(fd)
+            raise VaultError(
+                f"another paperkb process has been updating the index of this vault for over {wait_s:.0f} s "
+                f"({_shown(path)}); try again when it has finished")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _dirty_mark(folder: Path, dirty: bool) -> bool:
+    """Record in the held lock file that a write is under way (True) or done (False);
+    returns whether the mark was already there, i.e. a writer died in the middle of a
+    write. Written through the lock's own descriptor: closing any other descriptor of
+    the file would drop the process's lock."""
+    with _held_guard:
+        held = _held_locks.get(os.path.join(str(folder), LOCK_FILE))
+    if held is None:
+        return False
+    fd = held[0]
+    try:
+        was = os.pread(fd, 16, 0).startswith(b"writing")
+        os.ftruncate(fd, 0)
+        if dirty:
+            os.pwrite(fd, b"writing %d\n" % os.getpid(), 0)
+        return was
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------------------
+# Opening the index
+# --------------------------------------------------------------------------------------
+BUSY_TIMEOUT_S = 60.0
+WAL_TRUNCATE_BYTES = 1 << 20  # a WAL larger than this after an update is checkpointed away
+JOURNAL_SIZE_LIMIT = 4 << 20
+
+
+def connect(db_path: Path) -> IndexConnection:
+    """Open (creating if needed) the index database in WAL mode.
+
+    A file SQLite calls damaged or "not a database" (truncated, overwritten) is a broken
+    cache: under the writer lock it is deleted and rebuilt. Any other failure (locked,
+    busy, disk full) is reported and deletes nothing. A folder that cannot be written
+    raises ``IndexReadOnly`` (see ``open_index`` for what to do then)."""
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, db_path, "creating") from None
+    try:
+        # creating the file and switching it to WAL happen under the lock: two processes
+        # doing it at once can deadlock inside SQLite ("database is locked" at once)
+        if not _has_content(db_path):
+            with writer_lock(db_path.parent):
+                return _open(db_path)
         try:
             return _open(db_path)
-        except sqlite3.DatabaseError:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(db_path) + suffix).unlink(missing_ok=True)
-            return _open(db_path)
+        except sqlite3.DatabaseError as exc:
+            if not is_corrupt(exc):
+                raise
+        return rebuild(db_path)
     except (OSError, sqlite3.Error) as exc:
-        raise VaultError(f"cannot open the index {db_path}: {exc}") from None
+        raise storage_error(exc, db_path, "opening") from None
 
 
-def _open(db_path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(db_path), timeout=60, isolation_level=None)
+def rebuild(db_path: Path) -> IndexConnection:
+    """Delete a damaged index and start an empty one, unless another process rebuilt it
+    while we waited for the lock. ``runs.db`` and every other file are left alone."""
+    with writer_lock(db_path.parent):
+        try:
+            conn = _open(db_path)
+            if _quick_check(conn):
+                return conn
+            conn.close()
+        except sqlite3.DatabaseError as exc:
+            if not is_corrupt(exc):
+                raise
+        remove_index_files(db_path)
+        return _open(db_path)
+
+
+def remove_index_files(db_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db_path) + suffix).unlink(missing_ok=True)
+
+
+def _has_content(db_path: Path) -> bool:
     try:
+        return db_path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _quick_check(conn: sqlite3.Connection) -> bool:
+    """SQLite's structural check of the whole file (about a millisecond per MB)."""
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if is_corrupt(exc):
+            return False
+        raise
+    return rows == [("ok",)]
+
+
+def _open(db_path: Path) -> IndexConnection:
+    conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None, factory=IndexConnection)
+    conn.db_path = db_path
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
     except sqlite3.Error:
         conn.close()
@@ -367,21 +620,113 @@ def _open(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
+def open_readonly(db_path: Path) -> IndexConnection:
+    """An existing index opened for reading only (its folder cannot be written)."""
+    last: sqlite3.Error | None = None
+    # mode=ro shares SQLite's locks with writers; immutable=1 is for a folder where even
+    # the WAL's shared-memory file cannot be made (then nobody can be writing it either)
+    for flags in ("mode=ro", "mode=ro&immutable=1"):
+        uri = f"{db_path.resolve().as_uri()}?{flags}"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   factory=IndexConnection)
+        except sqlite3.Error as exc:
+            last = exc
+            continue
+        conn.db_path, conn.readonly = db_path, True
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            conn.execute("SELECT 1 FROM notes LIMIT 1").fetchall()
+            return conn
+        except sqlite3.Error as exc:
+            conn.close()
+            last = exc
+    raise storage_error(last or OSError("cannot open"), db_path, "reading")
+
+
+def user_cache_path(root: Path) -> Path:
+    """Where the index of a vault whose folder cannot be written is kept instead:
+    ``$XDG_CACHE_HOME/paperkb/<hash of the vault path>/index.db``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.blake2b(str(Path(root).resolve()).encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    return Path(base) / "paperkb" / key / INDEX_FILE
+
+
+def open_index(root: Path, db_path: Path | None = None) -> IndexConnection:
+    """The index of the vault at ``root``: ``.paperkb/index.db`` when it can be written;
+    else that file read-only when it exists (``update`` raises ``IndexReadOnly`` if it is
+    out of date); else a copy in the user's cache folder."""
+    db_path = db_path or Path(root) / INDEX_DIR / INDEX_FILE
+    try:
+        return connect(db_path)
+    except IndexReadOnly:
+        pass
+    except VaultError:
+        if os.access(db_path.parent, os.W_OK) or not db_path.parent.is_dir():
+            raise
+    if db_path.is_file():
+        try:
+            return open_readonly(db_path)
+        except VaultError:
+            pass
+    return connect(user_cache_path(root))
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Fold a large WAL back into the database and truncate it. Waits at most briefly
+    for readers: a busy checkpoint is simply tried again after the next update."""
+    path = getattr(conn, "db_path", None)
+    if path is None:
+        return
+    try:
+        if os.path.getsize(str(path) + "-wal") <= WAL_TRUNCATE_BYTES:
+            return
+    except OSError:
+        return
+    try:
+        conn.execute("PRAGMA busy_timeout=200")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+
+
+def _db_path(conn: sqlite3.Connection) -> Path:
+    path = getattr(conn, "db_path", None)
+    if path is None:
+        row = conn.execute("PRAGMA database_list").fetchone()
+        path = Path(row[2]) if row and row[2] else Path(INDEX_FILE)
+    return Path(path)
+
+
+def _stored_fingerprint(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if is_corrupt(exc):
+            raise
+        return None  # no meta table yet
+    return row[0] if row else None
+
+
 def ensure_schema(conn: sqlite3.Connection) -> bool:
     """Create the tables; rebuild them when the version differs. True if (re)built."""
     fingerprint = code_fingerprint()
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
-    except sqlite3.Error:
-        row = None
-    if row is not None and row[0] == fingerprint:
+    if _stored_fingerprint(conn) == fingerprint:
         return False
-    drops = "".join(f"DROP TABLE IF EXISTS {table};" for table in _OWN_TABLES)
-    conn.executescript("BEGIN IMMEDIATE;" + drops + _SCHEMA + "COMMIT;")
-    conn.executemany(
-        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-        [("schema_version", SCHEMA_VERSION), ("fingerprint", fingerprint)],
-    )
+    if getattr(conn, "readonly", False):
+        raise IndexReadOnly(f"{_shown(_db_path(conn))} was made by another version of paperkb and the "
+                            "folder is read-only")
+    with writer_lock(_db_path(conn).parent):
+        if _stored_fingerprint(conn) == fingerprint:  # another process rebuilt it while we waited
+            return False
+        drops = "".join(f"DROP TABLE IF EXISTS {table};" for table in _OWN_TABLES)
+        conn.executescript("BEGIN IMMEDIATE;" + drops + _SCHEMA + "COMMIT;")
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            [("schema_version", SCHEMA_VERSION), ("fingerprint", fingerprint)],
+        )
     return True
 
 
@@ -391,54 +736,130 @@ def update(
     *,
     progress: bool = False,
     workers: int | None = None,
+    force: bool = False,
 ) -> IndexStats:
-    """Bring the index up to date with the files of ``root``."""
+    """Bring the index up to date with the files of ``root``.
+
+    ``force`` re-reads and re-hashes every note whatever its size and times say, and
+    runs SQLite's integrity check. Errors come as ``VaultError`` in plain words;
+    ``IndexCorrupt`` (the file is damaged: delete and rebuild it, see ``Vault.index``)
+    and ``IndexReadOnly`` (the index must change but cannot be written) are subclasses.
+    """
+    db_path = _db_path(conn)
     # a cold build holds every parsed note until it is written: with the collector
     # running, each of its passes would walk them all again
-    with gc_paused():
-        return _update(root, conn, progress=progress, workers=workers)
+    try:
+        with gc_paused():
+            return _update(root, conn, progress=progress, workers=workers, force=force)
+    except VaultError:
+        raise
+    except (sqlite3.Error, OSError) as exc:
+        raise storage_error(exc, db_path) from None
+    except MemoryError:
+        raise VaultError(f"out of memory while indexing {root}; a note may be too large "
+                         "(see `paperkb check`)") from None
 
 
-def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: int | None) -> IndexStats:
-    start = time.perf_counter()
-    stats = IndexStats()
-    stats.rebuilt = ensure_schema(conn)
-    notes_on_disk, files_on_disk = scan(root)
+@dataclass
+class _Plan:
+    """What an update must do, from the stored stats and the files on disk."""
 
-    stored = {p: (s, m, h) for p, s, m, h in conn.execute("SELECT path, size, mtime, hash FROM notes")}
+    stored: dict[str, tuple[int, float, str, float | None]]
+    stored_files: dict[str, tuple[int, float]]
+    todo: list[tuple[str, float, float, str | None]]
+    deleted: list[str]
+    files_changed: bool
+    files_touched: bool
+
+    @property
+    def empty(self) -> bool:
+        return not self.todo and not self.deleted and not self.files_touched
+
+
+def _plan(conn: sqlite3.Connection, notes_on_disk: dict, files_on_disk: dict, force: bool,
+          unlisted: list[str] = ()) -> _Plan:
+    stored = {p: (s, m, h, c) for p, s, m, h, c in conn.execute("SELECT path, size, mtime, hash, ctime FROM notes")}
     stored_files = {p: (s, m) for p, s, m in conn.execute("SELECT path, size, mtime FROM files")}
-
+    if unlisted:
+        # A folder we may not list (its permissions changed) has not lost its notes:
+        # keep what the index knows of them rather than count them deleted.
+        prefixes = tuple(unlisted)
+        for p, (s, m, _, c) in stored.items():
+            if p.startswith(prefixes) and p not in notes_on_disk:
+                notes_on_disk[p] = (s, m, c)
+        for p, v in stored_files.items():
+            if p.startswith(prefixes) and p not in files_on_disk:
+                files_on_disk[p] = v
     todo: list[tuple[str, float, float, str | None]] = []
     for path, (size, mtime, ctime) in notes_on_disk.items():
         old = stored.get(path)
-        if old is None or old[0] != size or old[1] != mtime:
+        # the ctime too: an edit that keeps the size and puts the mtime back (`touch -d`,
+        # some sync tools) still moves the ctime, which no user program can set
+        if force or old is None or old[0] != size or old[1] != mtime or old[3] != ctime:
             todo.append((path, mtime, ctime, old[2] if old else None))
     deleted = sorted(set(stored) - set(notes_on_disk))
     files_changed = files_on_disk.keys() != stored_files.keys()
     files_touched = files_changed or any(stored_files.get(p) != v for p, v in files_on_disk.items())
+    return _Plan(stored, stored_files, todo, deleted, files_changed, files_touched)
 
-    if not todo and not deleted and not files_touched:
-        stats.notes, stats.attachments = len(stored), len(stored_files)
+
+def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: int | None,
+            force: bool) -> IndexStats:
+    start = time.perf_counter()
+    stats = IndexStats()
+    stats.rebuilt = ensure_schema(conn)
+    unlisted: list[str] = []
+    notes_on_disk, files_on_disk = scan(root, unlisted)
+    plan = _plan(conn, notes_on_disk, files_on_disk, force, unlisted)
+    if plan.empty and not force:
+        stats.notes, stats.attachments = len(plan.stored), len(plan.stored_files)
         stats.seconds = time.perf_counter() - start
         return stats
+    if getattr(conn, "readonly", False):
+        raise IndexReadOnly(f"{_shown(_db_path(conn))} is out of date and its folder is read-only")
+    folder = _db_path(conn).parent
+    with writer_lock(folder):
+        # Another process may have brought the index up to date while we waited.
+        plan = _plan(conn, notes_on_disk, files_on_disk, force, unlisted)
+        crashed = _dirty_mark(folder, True)
+        if (crashed or force) and not _quick_check(conn):
+            raise IndexCorrupt(f"{_shown(_db_path(conn))} is damaged")
+        if plan.empty:
+            _dirty_mark(folder, False)
+            stats.notes, stats.attachments = len(plan.stored), len(plan.stored_files)
+            stats.seconds = time.perf_counter() - start
+            return stats
+        _write_update(root, conn, plan, notes_on_disk, files_on_disk, stats, progress=progress, workers=workers)
+        _dirty_mark(folder, False)
+    checkpoint(conn)
+    stats.seconds = time.perf_counter() - start
+    return stats
 
+
+def _write_update(root: Path, conn: sqlite3.Connection, plan: _Plan, notes_on_disk: dict, files_on_disk: dict,
+                  stats: IndexStats, *, progress: bool, workers: int | None) -> None:
     import secrets  # only when something must be parsed (show's start-up stays lean)
 
+    stored, stored_files, deleted = plan.stored, plan.stored_files, plan.deleted
     nonce = secrets.token_hex(8)
-    results = _read_and_parse(str(root), todo, nonce, progress=progress, workers=workers, stats=stats)
+    results = _read_and_parse(str(root), plan.todo, nonce, progress=progress, workers=workers, stats=stats)
     parsed: dict[str, Parsed] = {}
-    file_stat: dict[str, tuple[int, float, str]] = {}
-    stat_only: list[tuple[int, float, str, str]] = []
+    file_stat: dict[str, tuple[int, float, float, str]] = {}
+    stat_only: list[tuple[int, float, float, str, str]] = []
     for path, size, mtime, digest, note in results:
-        if digest is None:
+        if digest is None:  # gone since the scan
             if path in stored:
                 deleted.append(path)
             notes_on_disk.pop(path, None)
-        elif note is None:
-            stat_only.append((size, mtime, digest, path))
+            continue
+        disk_size, _, ctime = notes_on_disk[path]
+        if size < 0:  # unreadable: a stub note with the error, retried when its stat changes
+            size = disk_size
+        if note is None:
+            stat_only.append((size, mtime, ctime, digest, path))
         else:
             parsed[path] = note
-            file_stat[path] = (size, mtime, digest)
+            file_stat[path] = (size, mtime, ctime, digest)
     stats.parsed, stats.touched = len(parsed), len(stat_only)
     stats.deleted = len(deleted)
     stats.changed_paths = sorted(parsed)
@@ -453,11 +874,11 @@ def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: in
     conn.execute("BEGIN IMMEDIATE")
     try:
         if stat_only:
-            conn.executemany("UPDATE notes SET size=?, mtime=?, hash=? WHERE path=?", stat_only)
-        if parsed or deleted or files_changed:
-            stats.resolved = _apply(conn, parsed, file_stat, deleted, files_on_disk, stored_files, files_changed,
-                                    nonce)
-        elif files_touched:
+            conn.executemany("UPDATE notes SET size=?, mtime=?, ctime=?, hash=? WHERE path=?", stat_only)
+        if parsed or deleted or plan.files_changed:
+            stats.resolved = _apply(conn, parsed, file_stat, deleted, files_on_disk, stored_files,
+                                    plan.files_changed, nonce)
+        elif plan.files_touched:
             _write_files(conn, files_on_disk)
         conn.execute("COMMIT")
     except BaseException:
@@ -469,8 +890,6 @@ def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: in
             conn.execute("PRAGMA synchronous=NORMAL")
     stats.notes = len(notes_on_disk)
     stats.attachments = len(files_on_disk)
-    stats.seconds = time.perf_counter() - start
-    return stats
 
 
 def available_cpus() -> int:
@@ -507,7 +926,8 @@ def _read_and_parse(
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     stats.workers = n_workers
     n_batches = (len(todo) + BATCH_SIZE - 1) // BATCH_SIZE
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context(method),
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         # map() submits every batch (and forks the workers) before the progress bar's
         # refresh thread starts: no thread is running when we fork.
         batches = pool.map(_parse_batch, [root] * n_batches, _batches(todo, BATCH_SIZE), [nonce] * n_batches)
@@ -516,6 +936,33 @@ def _read_and_parse(
                 results.extend(batch_result)
                 bar.advance(len(batch_result))
     return results
+
+
+PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Run in each parse worker: end it when the indexing process dies (even by
+    ``kill -9``, which gives the pool no chance to stop its workers). Linux delivers
+    SIGKILL at once (PR_SET_PDEATHSIG); elsewhere, and as a backstop, a thread notices
+    the worker was re-parented."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, ImportError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="paperkb-parent-watch", daemon=True).start()
 
 
 class _Bar:
@@ -577,7 +1024,7 @@ def _write_files(conn: sqlite3.Connection, files_on_disk: dict[str, tuple[int, f
 def _apply(
     conn: sqlite3.Connection,
     parsed: dict[str, Parsed],
-    file_stat: dict[str, tuple[int, float, str]],
+    file_stat: dict[str, tuple[int, float, float, str]],
     deleted: list[str],
     files_on_disk: dict[str, tuple[int, float]],
     stored_files: dict[str, tuple[int, float]],
@@ -696,7 +1143,8 @@ def _apply(
             else:
                 item.problems = own + found
                 updates.append((json.dumps(note_dict(item), ensure_ascii=False), path))
-        conn.executemany("INSERT INTO notes(path, size, mtime, hash, data) VALUES (?, ?, ?, ?, ?)", note_rows)
+        conn.executemany("INSERT INTO notes(path, size, mtime, ctime, hash, data) VALUES (?, ?, ?, ?, ?, ?)",
+                         note_rows)
         conn.executemany("UPDATE notes SET data=? WHERE path=?", updates)
         conn.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", link_rows)
         conn.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?)", problem_rows)
@@ -706,3 +1154,46 @@ def _apply(
             if "CREATE INDEX" in statement:
                 conn.execute(statement)
     return n_done
+
+
+# --------------------------------------------------------------------------------------
+# Read helpers
+# --------------------------------------------------------------------------------------
+@dataclass
+class ClaimRow:
+    """One claim with the note it is written in (see ``claims``)."""
+
+    path: str
+    title: str
+    tags: list[str]  # the note's tags, as written, without "#"
+    claim: Claim
+
+
+def claims(conn: sqlite3.Connection, *, path: str | None = None, tag: str | None = None) -> list[ClaimRow]:
+    """Every claim in the index, by note path then line; only the note at ``path`` and/or
+    the notes tagged ``tag`` (nested tags included: ``paper`` takes ``paper/llm``) when given.
+
+    Reads the claims out of the stored notes with SQLite's JSON functions (no note is
+    decoded in Python), and filters through the ``tags`` table's index, so a filtered
+    listing costs about the matching notes only."""
+    where = ["instr(n.data, '\"claims\": [{') > 0"]  # a cheap pre-filter: most notes have none
+    args: list[str] = []
+    if path is not None:
+        where.append("n.path = ?")
+        args.append(path)
+    if tag is not None:
+        key = tag.lstrip("#").casefold()
+        where.append("n.path IN (SELECT path FROM tags WHERE key = ? OR substr(key, 1, ?) = ?)")
+        args += [key, len(key) + 1, key + "/"]
+    rows = conn.execute(
+        "SELECT n.path, n.data -> '$.title', n.data -> '$.claims', "
+        "(SELECT json_group_array(t.tag) FROM tags t WHERE t.path = n.path) "
+        f"FROM notes n WHERE {' AND '.join(where)} ORDER BY n.path",
+        args,
+    )
+    out: list[ClaimRow] = []
+    for note_path, title, items, tags in rows:
+        title, tags = json.loads(title), json.loads(tags)
+        for item in sorted(json.loads(items), key=lambda c: c.get("line", 0)):
+            out.append(ClaimRow(note_path, title, tags, Claim(**item)))
+    return out

@@ -90,11 +90,19 @@ class Question:
 
 @dataclass
 class Claim:
+    """A claim of a note. ``params`` (``params:: name=value, ...``) are parameter values the
+    claim's experiments run with; ``expect`` (``expect:: metric ≈ 110 ± 2%``) are extra
+    thresholds on the metrics those runs record (see ``kb.claimspec``); ``needs``
+    (``needs:: the WMT14 data``) says why nothing here can decide the claim."""
+
     id: str
     statement: str
     experiments: list[str]
     line: int
     source: str = "callout"  # "callout" | "frontmatter"
+    params: dict[str, Any] = field(default_factory=dict)
+    expect: list[dict[str, Any]] = field(default_factory=list)
+    needs: str = ""
 
 
 @dataclass

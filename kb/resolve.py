@@ -84,6 +84,14 @@ def name_rows(note: Note) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def same_spelling(path: str, target: str) -> bool:
+    """Whether ``target`` names ``path`` letter for letter (case included): the whole
+    path or its last segments, with or without ``.md``."""
+    t = strip_md(unicodedata.normalize("NFC", target.strip().replace("\\", "/")).strip("/").lstrip("@"))
+    p = strip_md(unicodedata.normalize("NFC", path))
+    return bool(t) and (p == t or p.endswith("/" + t))
+
+
 def heading_key(text: str) -> str:
     """Headings compare loosely, as in Obsidian: case, blanks and link syntax ignored."""
     return _SPACES.sub(" ", _HEADING_JUNK.sub(" ", norm(text))).strip()
@@ -175,10 +183,14 @@ class Resolver:
         return cls(rows, attachments, anchors)
 
     # ---- lookups ---------------------------------------------------------------------
-    def _pick(self, paths: list[str]) -> tuple[str | None, list[str]]:
+    def _pick(self, paths: list[str], target: str | None = None) -> tuple[str | None, list[str]]:
         if len(paths) == 1:  # the usual case: nothing to order
             return paths[0], list(paths)
         unique = sorted(set(paths), key=path_order)
+        if target is not None and len(unique) > 1:
+            # names compare without case, but a file spelled exactly as the link wins
+            # (`[[Note]]` is Note.md, not note.md, where both exist)
+            unique.sort(key=lambda p: not same_spelling(p, target))
         return (unique[0] if unique else None), unique
 
     def _by_name_or_path(self, target: str) -> list[str]:
@@ -230,7 +242,7 @@ class Resolver:
             return self._resolve_markdown(link, source, issues)
         hit = self._memo.get(target)
         if hit is None:
-            hit = self._memo[target] = self._pick(self.candidates(target))
+            hit = self._memo[target] = self._pick(self.candidates(target), target)
         best, all_ = hit
         if len(all_) > 1:
             issues.append(
@@ -260,7 +272,7 @@ class Resolver:
             if hit:
                 return hit, issues
         # Obsidian also finds Markdown links by name, like wikilinks.
-        best, all_ = self._pick(self.candidates(decoded.rsplit("/", 1)[-1]))
+        best, all_ = self._pick(self.candidates(decoded.rsplit("/", 1)[-1]), decoded)
         if len(all_) > 1:
             issues.append(("warning", f"ambiguous link {describe(link)}: {len(all_)} files match; using {best}"))
         return best, issues
@@ -269,7 +281,7 @@ class Resolver:
         key = norm(path)
         hits = self._by[PATH].get(norm(strip_md(path))) if key.endswith(".md") else None
         if hits:
-            return sorted(hits, key=path_order)[0]
+            return self._pick(hits, path)[0]
         return self._att_path.get(key)
 
     def check_anchor(self, link: Link, resolved: str) -> tuple[str, str] | None:

@@ -29,21 +29,25 @@ from typing import Any
 from kb.errors import PaperkbError
 
 HIT_START, HIT_END = "\x02", "\x03"  # marks around matched words in snippets
+SNIPPET_FTS_MAX_CHARS = 100_000  # longer bodies: snippets by _large_snippet, from a stored preview
+SNIPPET_SCAN_CHARS = 1_000_000  # the preview: how far into a large body a snippet looks for a match
 COLUMNS = ("title", "aliases", "authors", "headings", "body")
 WEIGHTS = (10.0, 6.0, 3.0, 2.0, 1.0)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS search_state(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS search_docs(
-    id INTEGER PRIMARY KEY, path TEXT UNIQUE, hash TEXT, title TEXT, year INTEGER, tags TEXT);
+    id INTEGER PRIMARY KEY, path TEXT UNIQUE, hash TEXT, title TEXT, year INTEGER, tags TEXT,
+    chars INTEGER, preview TEXT);
 CREATE INDEX IF NOT EXISTS search_docs_year ON search_docs(year);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
     title, aliases, authors, headings, body,
     tokenize = 'porter unicode61 remove_diacritics 2');
 """
-# Tables made under another TABLES_VERSION are redone. 3: the plain title is shown. 2: no prefix indexes (they
+# Tables made under another TABLES_VERSION are redone. 4: body length and a bounded preview of large
+# bodies (snippets of large notes without reading them whole). 3: the plain title is shown. 2: no prefix indexes (they
 # doubled the time to index a vault; prefix* queries on 10,000 notes stay ~10 ms).
-TABLES_VERSION = "3"
+TABLES_VERSION = "4"
 
 
 class SearchError(PaperkbError):
@@ -163,6 +167,10 @@ def sync(conn: sqlite3.Connection) -> int:
             known, gone, changed = {}, [], list(current)
         if n_changed:
             _write_docs(conn, known, gone, changed, current)
+    if n_changed:
+        from kb.index import checkpoint
+
+        checkpoint(conn)  # the full-text tables are bulky: do not leave them in a large WAL
     return n_changed
 
 
@@ -177,8 +185,11 @@ def _write_docs(conn: sqlite3.Connection, known: dict, gone: list[str], changed:
     except sqlite3.Error:  # JSON SQLite cannot read (NaN from YAML's .nan): decode in Python
         rows = _doc_rows_python(conn, todo)
     first = (conn.execute("SELECT max(id) FROM search_docs").fetchone()[0] or 0) + 1
-    conn.executemany("INSERT INTO search_docs(id, path, hash, title, year, tags) VALUES (?, ?, ?, ?, ?, ?)",
-                     [(first + i, path, h, doc[7], doc[5], doc[6]) for i, (path, h, doc) in enumerate(rows)])
+    conn.executemany(
+        "INSERT INTO search_docs(id, path, hash, title, year, tags, chars, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(first + i, path, h, doc[7], doc[5], doc[6], len(doc[4]),
+          doc[4][:SNIPPET_SCAN_CHARS] if len(doc[4]) > SNIPPET_FTS_MAX_CHARS else None)
+         for i, (path, h, doc) in enumerate(rows)])
     conn.executemany("INSERT INTO search_fts(rowid, title, aliases, authors, headings, body) "
                      "VALUES (?, ?, ?, ?, ?, ?)", [(first + i, *doc[:5]) for i, (_, _, doc) in enumerate(rows)])
 
@@ -256,7 +267,17 @@ def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, 
         if not rows:
             return []
         ids = [r[0] for r in rows]
-        snippets = dict(conn.execute(snip_sql.format(ids=",".join("?" * len(ids))), [q, *ids]))
+        marks = ",".join("?" * len(ids))
+        # FTS5's snippet() re-reads and scores every match of the whole text: on a note of
+        # some MB that is minutes. Large notes get a snippet cut from a bounded window.
+        previews = dict(conn.execute(
+            f"SELECT id, preview FROM search_docs WHERE id IN ({marks}) AND preview IS NOT NULL", ids))
+        small = [i for i in ids if i not in previews]
+        snippets: dict[int, str] = {}
+        if small:
+            snippets.update(conn.execute(snip_sql.format(ids=",".join("?" * len(small))), [q, *small]))
+        for i, preview in previews.items():
+            snippets[i] = _large_snippet(preview, q, int(snippet_words))
         return [SearchHit(p, t, y, s, snippets.get(i, "")) for i, p, t, y, s in rows]
 
     prepared = prepare_query(text)
@@ -270,9 +291,70 @@ def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, 
                           "AND/OR/NOT and parentheses)") from None
 
 
+_QUERY_WORD = re.compile(r"\w+\*?", re.UNICODE)
+
+
+def query_words(fts_query: str) -> list[str]:
+    """The words of an FTS5 query (operators, column names and punctuation dropped);
+    a trailing ``*`` is kept on prefix words."""
+    words = []
+    for tok in _QUERY_WORD.findall(re.sub(r"(?:\{[\w ]+\}|\b\w+)\s*:", " ", fts_query)):
+        if tok not in ("AND", "OR", "NOT", "NEAR"):
+            words.append(tok)
+    return words
+
+
+def _large_snippet(body: str, fts_query: str, n_words: int) -> str:
+    """A snippet of about ``n_words`` words around the first match in the stored preview
+    (the first ``SNIPPET_SCAN_CHARS``) of a large body, the matched words marked: bounded
+    work whatever the note's size."""
+    words = query_words(fts_query)
+    # FTS5 matches stems (porter): "training" finds "trained". The first letters of each
+    # word (at least four) find the same places well enough for a preview.
+    stems = sorted({w.rstrip("*").casefold()[: max(4, len(w.rstrip("*")) - 3)] for w in words if w.rstrip("*")},
+                   key=len, reverse=True)
+    if not stems:
+        return _cut(body, 0, n_words, None)
+    pattern = re.compile(r"\b(?:" + "|".join(re.escape(s) for s in stems) + r")\w*", re.IGNORECASE)
+    hit = pattern.search(body)
+    return _cut(body, hit.start() if hit else 0, n_words, pattern)
+
+
+def _cut(body: str, at: int, n_words: int, pattern: re.Pattern[str] | None) -> str:
+    """``n_words`` words of ``body`` from a little before offset ``at``, hits marked."""
+    start = max(0, at - 200)
+    window = body[start: at + 40 * max(n_words, 1)]
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", window)]
+    if not spans:
+        return ""
+    first = next((k for k, (a, b) in enumerate(spans) if start + b > at), 0)
+    first = max(0, first - max(1, n_words // 4))
+    chosen = spans[first: first + max(n_words, 1)]
+    text = window[chosen[0][0]: chosen[-1][1]]
+    if pattern is not None:
+        text = pattern.sub(lambda m: HIT_START + m.group() + HIT_END, text)
+    lead = "…" if start + chosen[0][0] > 0 else ""
+    tail = "…" if start + chosen[-1][1] < len(body) else ""
+    return lead + " ".join(text.split()) + tail
+
+
 def search(vault: Any, text: str, *, tag: str | None = None, year: Any = None, limit: int = 20,
            refresh: bool = True) -> list[SearchHit]:
     """Search a :class:`kb.vault.Vault` (its index is brought up to date first)."""
     if refresh and getattr(vault, "refresh", True):
         vault.index()
-    return search_conn(vault.connect(), text, tag=tag, year=year, limit=limit)
+    conn = vault.connect()
+    try:
+        return search_conn(conn, text, tag=tag, year=year, limit=limit)
+    except sqlite3.OperationalError as exc:
+        # A read-only index (a vault folder that cannot be written) whose search tables
+        # are missing or stale: move the index to the user's cache folder, as
+        # Vault.index does when the notes changed.
+        from kb.index import IndexReadOnly, storage_error
+
+        if not getattr(conn, "readonly", False) or not hasattr(vault, "_recover"):
+            raise storage_error(exc, getattr(conn, "db_path", "the index")) from None
+
+        vault._recover(IndexReadOnly(str(exc)))
+        vault.index()
+        return search_conn(vault.connect(), text, tag=tag, year=year, limit=limit)

@@ -53,28 +53,32 @@ def decode_note(data: bytes | str) -> DecodedText:
     return DecodedText(text, False, issues)
 
 
+_NON_ASCII_LINE = re.compile(rb"[^\n]*[\x80-\xff][^\n]*")
+
+
 def _decode_utf8(data: bytes) -> tuple[str, list[Issue]]:
-    """UTF-8 with U+FFFD for bad bytes, plus one error per line that held bad bytes."""
+    """UTF-8 with U+FFFD for bad bytes, plus one error per line that held bad bytes.
+
+    One pass: no UTF-8 sequence spans a newline, so each line that holds a non-ASCII byte
+    is checked on its own (in C), and line numbers are counted as we go."""
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError:
         pass
     bad_lines: list[tuple[int, int]] = []  # (line, first bad byte)
-    pos, line, line_pos, more = 0, 1, 0, 0
-    while pos < len(data):
+    line, line_pos, more = 1, 0, 0
+    for m in _NON_ASCII_LINE.finditer(data):
         try:
-            data[pos:].decode("utf-8")
-            break
+            m.group().decode("utf-8")
+            continue
         except UnicodeDecodeError as exc:
-            at = pos + exc.start
-            line += data.count(b"\n", line_pos, at)
-            line_pos = at
-            if not bad_lines or bad_lines[-1][0] != line:
-                if len(bad_lines) < MAX_DECODE_ISSUES:
-                    bad_lines.append((line, data[at]))
-                else:
-                    more += 1
-            pos = pos + exc.end
+            first_bad = m.group()[exc.start]
+        line += data.count(b"\n", line_pos, m.start())
+        line_pos = m.start()
+        if len(bad_lines) < MAX_DECODE_ISSUES:
+            bad_lines.append((line, first_bad))
+        else:
+            more += 1
     issues: list[Issue] = [
         (ln, "error", f"invalid UTF-8 (byte 0x{byte:02x}); bad bytes shown as U+FFFD") for ln, byte in bad_lines
     ]

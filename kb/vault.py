@@ -25,7 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.errors import NoteNotFound, VaultError
-from kb.index import INDEX_DIR, INDEX_FILE, IndexStats, connect, ensure_schema, update
+from kb.index import (
+    INDEX_DIR,
+    INDEX_FILE,
+    IndexCorrupt,
+    IndexReadOnly,
+    IndexStats,
+    connect,
+    ensure_schema,
+    open_index,
+    rebuild,
+    update,
+    user_cache_path,
+)
 from kb.model import Claim, Note, Problem, Question
 
 # Which way of naming a note wins when a name matches several notes.
@@ -82,10 +94,25 @@ class Vault:
 
     # ---- the index -----------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
-        """The index database (created on first use). Shared by this Vault's queries."""
+        """The index database (created on first use). Shared by this Vault's queries.
+
+        In a vault whose folder cannot be written, an existing complete index is opened
+        read-only, and otherwise the index is kept in the user's cache folder."""
         if self._conn is None:
-            self._conn = connect(self.index_path)
+            self._conn = open_index(self.root, self.index_path)
+            self.index_path = self._conn.db_path
         return self._conn
+
+    def _recover(self, exc: Exception) -> None:
+        """After ``IndexCorrupt`` or ``IndexReadOnly``: reopen the index where it can be
+        (re)built (a damaged file is deleted first; the index is only a cache)."""
+        path = self.index_path
+        self.close()
+        if isinstance(exc, IndexCorrupt):
+            self._conn = rebuild(path)
+        else:
+            self._conn = connect(user_cache_path(self.root))
+        self.index_path = self._conn.db_path
 
     def close(self) -> None:
         if self._conn is not None:
@@ -98,9 +125,20 @@ class Vault:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def index(self, *, progress: bool = False, workers: int | None = None) -> IndexStats:
-        """Bring the index up to date: parse new and changed notes, drop deleted ones."""
-        stats = update(self.root, self.connect(), progress=progress, workers=workers)
+    def index(self, *, progress: bool = False, workers: int | None = None, force: bool = False) -> IndexStats:
+        """Bring the index up to date: parse new and changed notes, drop deleted ones.
+
+        ``force`` re-reads and re-hashes every note (an edit that kept the size and put
+        the times back is then seen) and checks the database's integrity. A damaged
+        index is deleted and rebuilt by itself."""
+        for attempt in range(3):
+            try:
+                stats = update(self.root, self.connect(), progress=progress, workers=workers, force=force)
+                break
+            except (IndexCorrupt, IndexReadOnly) as exc:
+                if attempt == 2:
+                    raise
+                self._recover(exc)
         self._fresh = True
         self.last_stats = stats
         return stats
@@ -113,10 +151,22 @@ class Vault:
             else:
                 # Without refresh, still build the index if there is none or it was made
                 # by other code (the schema may differ).
-                if ensure_schema(conn) or conn.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is None:
+                try:
+                    stale = ensure_schema(conn) or conn.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is None
+                except (IndexCorrupt, IndexReadOnly) as exc:
+                    self._recover(exc)
+                    stale = True
+                except sqlite3.DatabaseError as exc:
+                    from kb.index import is_corrupt
+
+                    if not is_corrupt(exc):
+                        raise
+                    self._recover(IndexCorrupt(str(exc)))
+                    stale = True
+                if stale:
                     self.index()
                 self._fresh = True
-        return conn
+        return self.connect()
 
     # ---- notes -----------------------------------------------------------------------
     def notes(self) -> list[Note]:
@@ -131,7 +181,7 @@ class Vault:
     def find(self, name: str) -> str | None:
         """The path of the note called ``name`` (path, file name, alias, citekey or
         title; case-insensitive), or None."""
-        from kb.resolve import norm, path_order, strip_md
+        from kb.resolve import norm, path_order, same_spelling, strip_md
 
         conn = self._ensure()
         raw = name.strip().replace("\\", "/")
@@ -151,7 +201,8 @@ class Vault:
                 if cands:
                     return sorted(cands, key=path_order)[0]
             return None
-        rows.sort(key=lambda r: (_KIND_RANK.get(r[2], 9), path_order(r[1])))
+        # exact spelling first within a kind: "Note" is Note.md before note.md
+        rows.sort(key=lambda r: (_KIND_RANK.get(r[2], 9), not same_spelling(r[1], raw), path_order(r[1])))
         return rows[0][1]
 
     def note(self, name: str) -> Note:

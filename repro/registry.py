@@ -27,9 +27,15 @@ level: ``paperkb experiments`` and ``paperkb check`` import them to list ids.
 
 The experiment function receives a :class:`RunContext`; it records metrics with
 ``ctx.log_metric``, states each threshold it is judged against with ``ctx.check`` and
-returns ``ctx.result()``. The verdict is "supported" when every check passed and
-"contradicted" otherwise; an experiment that states no check cannot support a claim
-(its run ends in error).
+returns ``ctx.result()``. The verdict is "supported" when every check of our code (evidence
+``direct`` or ``proxy``) passed and "contradicted" otherwise; ``reference`` checks (a figure
+of torch or transformers alone) are recorded but never count. An experiment that states no
+check of our code cannot support a claim (its run ends in error).
+
+Every experiment declares at least one negative control (``controls=[Control(...)]``): a
+sabotaged variant of the implementation it judges, selected by ``ctx.control``. Run with
+it, the experiment must end "contradicted"; the registry refuses an experiment without one
+(the refusal is listed by ``paperkb check``). See docs/verdicts.md.
 """
 
 from __future__ import annotations
@@ -104,6 +110,28 @@ class Param:
             raise RegistryError(
                 f"parameter {self.name!r} expects {self.type.__name__}, got {text!r}"
             ) from None
+        self.validate(value)
+        return value
+
+    def coerce(self, value: Any) -> Any:
+        """A value written in a note's ``params::`` (already a number, list or text) as this
+        parameter's type; refused like a bad ``--param`` when it does not fit."""
+        if self.type is bool and isinstance(value, bool):
+            ok = True
+        elif self.type is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value, ok = float(value), math.isfinite(float(value))
+        elif self.type is int and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        elif self.type is list and isinstance(value, list):
+            ok = True
+        elif self.type is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value, ok = str(value), True
+        else:
+            ok = False
+        if not ok:
+            text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() \
+                if isinstance(value, bool) else str(value)
+            return self.parse(text)
         self.validate(value)
         return value
 
@@ -188,7 +216,8 @@ class Experiment:
         raise RegistryError(f"experiment {self.id!r} has no parameter {name!r} (known: {known})")
 
     def resolve_params(self, preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults, then the preset's values, then ``overrides`` (already typed or strings)."""
+        """Defaults, then the preset's values, then ``overrides`` (typed values, strings from
+        ``--param`` or values read from a note's ``params::``)."""
         if preset not in self.presets:
             raise RegistryError(
                 f"experiment {self.id!r} has no preset {preset!r} (has: {', '.join(self.presets)})"
@@ -200,7 +229,7 @@ class Experiment:
             if isinstance(value, str) and p.type is not str:
                 value = p.parse(value)
             else:
-                p.validate(value)
+                value = p.coerce(value)
             values[name] = value
         return values
 
@@ -208,6 +237,7 @@ class Experiment:
 _REGISTRY: dict[str, Experiment] = {}
 _LOADED = False
 _LOAD_ERRORS: list[str] = []
+_REFUSED: dict[str, str] = {}  # experiment id -> why the registry refused it
 
 
 def experiment(
@@ -221,25 +251,45 @@ def experiment(
     """Decorator that registers ``fn`` as experiment ``id``."""
 
     def decorate(fn: Callable) -> Callable:
-        register(
-            Experiment(
-                id=id,
-                description=description,
-                fn=fn,
-                params=tuple(params),
-                presets=dict(presets or {"smoke": Preset(), "full": Preset()}),
-                module=fn.__module__,
-                controls=tuple(controls),
-            )
+        exp = Experiment(
+            id=id,
+            description=description,
+            fn=fn,
+            params=tuple(params),
+            presets=dict(presets or {"smoke": Preset(), "full": Preset()}),
+            module=fn.__module__,
+            controls=tuple(controls),
         )
+        if not exp.controls:
+            # Refused, but as a load error (listed by `paperkb check`): the module's other
+            # experiments still load.
+            _refuse(exp.module, f"experiment {id!r} {NO_CONTROL}")
+            _REFUSED[id] = f"experiment {id!r} {NO_CONTROL}"
+            return fn
+        register(exp)
         return fn
 
     return decorate
 
 
+NO_CONTROL = ("declares no negative control (controls=[Control(...)]); refused: a check that was never "
+              "shown to fail on a sabotaged implementation cannot support a claim")
+
+
+def _refuse(module: str, message: str) -> None:
+    line = f"{module}: {message}"
+    if line not in _LOAD_ERRORS:
+        _LOAD_ERRORS.append(line)
+
+
 def register(exp: Experiment) -> Experiment:
     if not exp.id or exp.id != exp.id.strip() or " " in exp.id:
         raise RegistryError(f"bad experiment id {exp.id!r}")
+    if not exp.controls:
+        raise RegistryError(f"experiment {exp.id!r} {NO_CONTROL}")
+    for c in exp.controls:
+        if not isinstance(c, Control) or not c.name or " " in c.name:
+            raise RegistryError(f"experiment {exp.id!r}: bad control {c!r}")
     for name in PRESET_NAMES:
         if name not in exp.presets:
             raise RegistryError(f"experiment {exp.id!r} lacks the {name!r} preset")
@@ -284,7 +334,10 @@ def load_all() -> dict[str, Experiment]:
                     obj = ep.load()
                     if callable(obj) and not isinstance(obj, type):
                         for exp in obj() or ():
-                            register(exp)
+                            try:
+                                register(exp)
+                            except RegistryError as exc:  # refuse that one, keep the others
+                                _refuse(f"entry point {ep.name}", str(exc))
                 except Exception as exc:
                     _LOAD_ERRORS.append(f"entry point {ep.name}: {type(exc).__name__}: {exc}")
         except Exception as exc:  # pragma: no cover - broken metadata
@@ -302,6 +355,8 @@ def get(id: str) -> Experiment:
     try:
         return exps[id]
     except KeyError:
+        if id in _REFUSED:
+            raise RegistryError(_REFUSED[id]) from None
         close = [e for e in exps if id.split("/")[-1] in e or e.startswith(id)]
         hint = f" (did you mean {', '.join(sorted(close)[:3])}?)" if close else ""
         raise RegistryError(f"unknown experiment {id!r}{hint}") from None
@@ -437,7 +492,13 @@ class RunContext:
     # artifacts -------------------------------------------------------------------
     def artifact_path(self, name: str) -> Path:
         """A path inside the run's folder for a file the experiment writes (plot, table)."""
-        base = self.run_dir if self.run_dir is not None else Path.cwd() / ".paperkb-scratch"
+        if self.run_dir is None:
+            # Without a run folder (run_inline in tests and notebooks) the files go to a
+            # temporary folder, never into the working tree.
+            import tempfile
+
+            self.run_dir = Path(tempfile.mkdtemp(prefix="paperkb-scratch-"))
+        base = self.run_dir
         base.mkdir(parents=True, exist_ok=True)
         path = base / name
         self.artifacts.append(name)
@@ -462,20 +523,59 @@ class RunContext:
         return c.passed
 
     def result(self, summary: str = "") -> Result:
-        if not self.checks:
-            raise RegistryError("the experiment stated no check, so it cannot support or contradict a claim")
-        verdict = "supported" if all(c.passed for c in self.checks) else "contradicted"
-        return Result(verdict, list(self.checks), list(self.metrics), summary)
+        return judge(list(self.checks), list(self.metrics), summary)
+
+
+def judge(checks: list[Check], metrics: list[Metric], summary: str = "") -> Result:
+    """The verdict of a run from its checks: reference checks never count."""
+    evidence = [c for c in checks if c.evidence != "reference"]
+    if not evidence:
+        what = "only reference checks (figures of a third-party library alone)" if checks else "no check"
+        raise RegistryError(f"the experiment stated {what}, so it cannot support or contradict a claim")
+    verdict = "supported" if all(c.passed for c in evidence) else "contradicted"
+    return Result(verdict, checks, metrics, summary)
+
+
+def last_metric(metrics: list[Metric], name: str) -> float | None:
+    value = None
+    for m in metrics:
+        if m.name == name:
+            value = m.value
+    return value
+
+
+def apply_expectations(result: Result, expectations: list[dict[str, Any]], scale: str) -> Result:
+    """Add a claim's ``expect::`` thresholds (see ``kb.claimspec``) as direct checks on the
+    metrics the run recorded, and judge again. A metric the run does not record is an error."""
+    from kb.claimspec import expectation_threshold
+
+    checks = list(result.checks)
+    for e in expectations:
+        value = last_metric(result.metrics, e["metric"])
+        if value is None:
+            known = ", ".join(sorted({m.name for m in result.metrics})) or "none"
+            raise RegistryError(f"the claim expects metric {e['metric']!r}, which this run did not record "
+                                f"(it records: {known})")
+        op, threshold = expectation_threshold(e)
+        checks.append(Check(f"expect {e['metric']}", float(value), op, threshold,
+                            f"the claim's own expectation: {e.get('text') or e['metric']}", "direct", scale))
+    return judge(checks, result.metrics, result.summary)
 
 
 def run_inline(exp_id: str, preset: str = "smoke", *, seed: int = 0, device: str = "cpu",
-               run_dir: Path | str | None = None, control: str | None = None, **overrides: Any) -> Result:
+               run_dir: Path | str | None = None, control: str | None = None,
+               expect: list[dict[str, Any]] | None = None, **overrides: Any) -> Result:
     """Run an experiment in this process (for tests and notebooks; the CLI uses a child
-    process through ``repro.runner``). ``control`` runs one of its negative controls."""
+    process through ``repro.runner``). ``control`` runs one of its negative controls;
+    ``expect`` adds a claim's expectations (``kb.claimspec.parse_expect``) as checks."""
     exp = get(exp_id)
     if control is not None:
         exp.control(control)  # refuse an unknown name before running anything
     params = exp.resolve_params(preset, overrides)
+    scale = exp.scale_of(preset)
     ctx = RunContext(params, preset=preset, device=device, seed=seed, run_dir=run_dir, control=control,
-                     scale=exp.scale_of(preset))
-    return exp.fn(ctx)
+                     scale=scale)
+    result = exp.fn(ctx)
+    if expect:
+        result = apply_expectations(result, expect, scale)
+    return result

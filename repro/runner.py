@@ -47,8 +47,26 @@ POLL_S = 0.1
 # --------------------------------------------------------------------------------------
 @dataclass
 class Target:
+    """One experiment to run, for ``claims``. ``claim_spec`` holds the parameters and
+    expectations those claims carry themselves (``params::`` / ``expect::``); claims with
+    different specs get separate targets, since each judges its own configuration."""
+
     experiment: str
     claims: list[str] = field(default_factory=list)
+    claim_spec: dict[str, Any] = field(default_factory=dict)
+
+
+def claim_spec_of(claim: Any) -> dict[str, Any]:
+    """``{"params": ..., "expect": [...]}`` of a claim, or ``{}`` when it sets neither."""
+    params = dict(getattr(claim, "params", None) or {})
+    expect = list(getattr(claim, "expect", None) or [])
+    if not params and not expect:
+        return {}
+    return {"params": params, "expect": expect}
+
+
+def _spec_key(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, sort_keys=True, default=str)
 
 
 def resolve_targets(
@@ -73,17 +91,20 @@ def resolve_targets(
     say = warn or (lambda msg: None)
     targets: dict[str, Target] = {}
 
-    def add(exp_id: str, claim_ids: list[str]) -> None:
-        t = targets.setdefault(exp_id, Target(exp_id))
+    def add(exp_id: str, claim_ids: list[str], spec: dict[str, Any] | None = None) -> None:
+        spec = spec or {}
+        key = exp_id if not spec else f"{exp_id} {_spec_key(spec)}"
+        t = targets.setdefault(key, Target(exp_id, claim_spec=spec))
         t.claims.extend(c for c in claim_ids if c not in t.claims)
 
     def add_claims(cs: list[Any], strict: bool) -> None:
         for c in cs:
             if not c.experiments:
-                say(f"claim {c.id!r} ({c.note}:{c.line}) names no experiment; skipped")
+                why = f" (needs {c.needs})" if getattr(c, "needs", "") else ""
+                say(f"claim {c.id!r} ({c.note}:{c.line}) names no experiment{why}; skipped")
             for e in c.experiments:
                 if e in exps:
-                    add(e, [c.id])
+                    add(e, [c.id], claim_spec_of(c))
                 elif strict:
                     raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) names unknown experiment {e!r}")
                 else:
@@ -94,8 +115,8 @@ def resolve_targets(
         if not targets:
             raise PaperkbError("no claim of this vault names a registered experiment")
     for name in names:
-        if name in exps:
-            add(name, [c.id for c in claims if name in c.experiments])
+        if name in exps:  # the experiment as declared: for the claims that set no params/expect
+            add(name, [c.id for c in claims if name in c.experiments and not claim_spec_of(c)])
         elif name in by_id:
             add_claims(by_id[name], strict=True)
         else:
@@ -145,6 +166,8 @@ class RunOptions:
     nproc: int | None = None  # None: what the preset asks for
     nnodes: int = 1
     rdzv_endpoint: str | None = None
+    control: str | None = None  # run this negative control of each experiment (--control NAME)
+    controls: bool = False  # run every negative control of each experiment (--controls)
 
 
 @dataclass
@@ -160,6 +183,9 @@ class PlannedRun:
     nnodes: int
     rdzv_endpoint: str | None
     timeout_s: float | None
+    control: str | None = None
+    scale: str = "smoke"
+    claim_spec: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_param_args(items: list[str]) -> dict[str, str]:
@@ -188,16 +214,25 @@ class _Machine:
 
 
 class RequirementUnmet(PaperkbError):
-    """An experiment's preset asks for what this machine lacks (a GPU, GPU memory, triton)."""
+    """An experiment's preset asks for what this machine lacks (a GPU, GPU memory, triton).
+    ``needs`` names it for the status word ("needs a CUDA GPU")."""
+
+    def __init__(self, message: str, needs: str = "") -> None:
+        super().__init__(message)
+        self.needs = needs
 
 
 @dataclass
 class Skipped:
-    """A target left out because this machine cannot meet its preset's requirements."""
+    """A target left out: this machine cannot meet its preset's requirements (``needs``
+    says what it lacks), or the claim's own ``params::`` do not fit the experiment."""
 
     experiment: str
     claims: list[str]
     reason: str
+    needs: str = ""
+    claim_spec: dict[str, Any] = field(default_factory=dict)
+    control: str | None = None
 
 
 def plan(targets: list[Target], options: RunOptions, machine: Any | None = None) -> list[PlannedRun]:
@@ -233,9 +268,13 @@ def plan_runs(
         raise PaperkbError(f"--rdzv-endpoint expects HOST:PORT; got {options.rdzv_endpoint!r}")
     if options.timeout_s is not None and not (0 < options.timeout_s < float("inf")):  # nan fails too
         raise PaperkbError(f"--timeout must be a positive number of seconds; got {options.timeout_s:g}")
+    if options.control is not None and options.controls:
+        raise PaperkbError("give --control NAME or --controls, not both")
     machine = machine or _Machine()
     raw = parse_param_args(options.params)
     exps = [registry.get(t.experiment) for t in targets]
+    if options.control is not None or options.controls:
+        targets, exps = _control_targets(targets, exps, options)
     for name in raw:
         if not any(name in {p.name for p in e.params} for e in exps):
             known = sorted({p.name for e in exps for p in e.params})
@@ -245,17 +284,52 @@ def plan_runs(
     planned: list[PlannedRun] = []
     skipped: list[Skipped] = []
     for t, exp in zip(targets, exps):
+        control = getattr(t, "control", None)
         try:
             planned.append(_plan_one(t, exp, options, raw, machine))
         except RequirementUnmet as exc:
-            skipped.append(Skipped(exp.id, list(t.claims), str(exc)))
+            skipped.append(Skipped(exp.id, list(t.claims), str(exc), exc.needs, dict(t.claim_spec), control))
+        except _BadClaimSpec as exc:
+            skipped.append(Skipped(exp.id, list(t.claims), str(exc), "", dict(t.claim_spec), control))
     return planned, skipped
+
+
+@dataclass
+class _ControlTarget(Target):
+    control: str | None = None
+
+
+def _control_targets(targets: list[Target], exps: list[Any], options: RunOptions) -> tuple[list, list]:
+    """The control runs for ``targets``: each experiment once per control (claims' own
+    params do not apply: a control judges the experiment's check, not a configuration)."""
+    by_exp: dict[str, tuple[Any, list[str]]] = {}
+    for t, exp in zip(targets, exps):
+        entry = by_exp.setdefault(exp.id, (exp, []))
+        entry[1].extend(c for c in t.claims if c not in entry[1])
+    out_t: list[Target] = []
+    out_e: list[Any] = []
+    for exp, claims in by_exp.values():
+        names = [c.name for c in exp.controls] if options.controls else \
+            [options.control] if any(c.name == options.control for c in exp.controls) else []
+        for name in names:
+            out_t.append(_ControlTarget(exp.id, list(claims), {}, name))
+            out_e.append(exp)
+    if not out_t:
+        known = sorted({c.name for _, (e, _) in by_exp.items() for c in e.controls})
+        raise PaperkbError(f"--control {options.control}: no experiment of this run has that control "
+                           f"(known: {', '.join(known) or 'none'})")
+    return out_t, out_e
+
+
+class _BadClaimSpec(PaperkbError):
+    """A claim's params:: do not fit its experiment (unknown name, wrong type)."""
 
 
 def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], machine: Any) -> PlannedRun:
     preset = exp.presets[options.preset]
     req = preset.requires
     overrides: dict[str, Any] = {}
+    claim_params = dict((t.claim_spec or {}).get("params") or {})
     try:
         for name, text in raw.items():
             if name in {p.name for p in exp.params}:
@@ -263,25 +337,34 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
         params = exp.resolve_params(options.preset, overrides)
     except registry.RegistryError as exc:
         raise PaperkbError(f"{exp.id}: {exc}") from None
+    if claim_params:
+        # The claim's own parameters come before --param: both are recorded apart (the run's
+        # ``claim_spec`` and ``overrides``), and only the claim's decide its status.
+        try:
+            params = exp.resolve_params(options.preset, {**claim_params, **overrides})
+        except registry.RegistryError as exc:
+            raise _BadClaimSpec(f"claim {', '.join(t.claims)}: params:: for {exp.id}: {exc}") from None
     device = _choose_device(exp.id, options, req, machine)
     nproc = options.nproc if options.nproc is not None else max(1, req.nproc)
     if device == "cuda":
         count = machine.cuda["count"]
         if options.nnodes == 1 and nproc > count:
-            raise RequirementUnmet(f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}")
+            raise RequirementUnmet(f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}",
+                                   f"{nproc} GPUs")
         if req.min_gpu_memory_gb:
             have = min(machine.cuda["memory_gb"][:nproc] or [0.0])
             if have < req.min_gpu_memory_gb:
                 raise RequirementUnmet(
                     f"{exp.id}: preset {options.preset!r} needs {req.min_gpu_memory_gb:g} GB of GPU memory; "
-                    f"the GPU has {have:.1f} GB"
+                    f"the GPU has {have:.1f} GB", f"a GPU with {req.min_gpu_memory_gb:g} GB of memory"
                 )
     if req.triton:
         from repro.environment import triton_available
 
         if not triton_available():
             raise RequirementUnmet(
-                f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')"
+                f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')",
+                "the triton package"
             )
     return PlannedRun(
         experiment=exp.id,
@@ -295,6 +378,9 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
         nnodes=options.nnodes,
         rdzv_endpoint=options.rdzv_endpoint,
         timeout_s=options.timeout_s if options.timeout_s is not None else preset.timeout_s,
+        control=getattr(t, "control", None),
+        scale=exp.scale_of(options.preset),
+        claim_spec=dict(t.claim_spec or {}),
     )
 
 
@@ -303,14 +389,14 @@ def _choose_device(exp_id: str, options: RunOptions, req: registry.Requirements,
     if options.device == "cpu":
         if needs_cuda:
             raise RequirementUnmet(
-                f"{exp_id}: preset {options.preset!r} needs a CUDA GPU but --device cpu was given"
+                f"{exp_id}: preset {options.preset!r} needs a CUDA GPU but --device cpu was given", "a CUDA GPU"
             )
         return "cpu"
     if options.device == "cuda" or needs_cuda:
         if not machine.cuda["available"]:
             why = f"preset {options.preset!r} needs a CUDA GPU" if needs_cuda else "--device cuda was given"
             hint = " (try --preset smoke)" if needs_cuda and options.preset != "smoke" else ""
-            raise RequirementUnmet(f"{exp_id}: {why} and none is available{hint}")
+            raise RequirementUnmet(f"{exp_id}: {why} and none is available{hint}", "a CUDA GPU")
         return "cuda"
     return "cuda" if machine.cuda["available"] else "cpu"
 
@@ -447,6 +533,7 @@ def execute(
             p.experiment, preset=p.preset, params=p.params, overrides=p.overrides, claims=p.claims,
             seed=p.seed, device=p.device, nproc=p.nproc, nnodes=p.nnodes, timeout_s=p.timeout_s,
             environment=environment, command=environment["command"], batch=batch,
+            control=p.control, scale=p.scale, claim_spec=p.claim_spec,
         )
         for p in planned
     ]
@@ -471,6 +558,7 @@ def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: Moni
     spec = {
         "run_id": run.id, "experiment": p.experiment, "params": p.params, "preset": p.preset,
         "device": p.device, "seed": p.seed, "run_dir": str(run_dir), "events": str(events_path),
+        "control": p.control, "scale": p.scale, "expect": (p.claim_spec or {}).get("expect") or [],
     }
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2, default=str), encoding="utf-8")
@@ -622,6 +710,9 @@ def _judge(rc: int, outcome: _Outcome, run_dir: Path) -> tuple[str, str | None]:
 
 def _finish(run: Run, tracker: Tracker, status: str, reason: str | None, outcome: _Outcome, run_dir: Path) -> None:
     result = outcome.result if status in (PASSED, FAILED) else None
+    if run.control and status == PASSED:
+        # The sabotaged implementation passed: the experiment's check cannot fail.
+        reason = CONTROL_PASSED.format(control=run.control)
     metrics = tracker.metrics(run.id)
     record = {
         "run_id": run.id, "experiment": run.experiment, "preset": run.preset, "status": status,
@@ -653,12 +744,41 @@ def _finish(run: Run, tracker: Tracker, status: str, reason: str | None, outcome
     )
 
 
+CONTROL_PASSED = ("negative control {control!r} passed: this check cannot fail (an error of the experiment, "
+                  "not evidence for the claim)")
+
+
+def record_skipped(tracker: Tracker, skipped: list[Skipped], preset: str) -> list[Run]:
+    """Record the targets this machine cannot run (``needs``), so that their claims read
+    "needs a CUDA GPU" rather than "unverified"."""
+    out = []
+    for s in skipped:
+        if not s.needs:
+            continue
+        try:
+            scale = registry.get(s.experiment).scale_of(preset)
+        except registry.RegistryError:
+            scale = None
+        out.append(tracker.record_skipped(s.experiment, preset=preset, needs=s.needs, reason=s.reason,
+                                          claims=s.claims, scale=scale, claim_spec=s.claim_spec, control=s.control))
+    return out
+
+
+RUN_ERROR_EXIT = 3  # some run ended in error, timeout or was interrupted
+
+
+def controls_exit_code(runs: list[Run]) -> int:
+    """For ``run --controls``: 0 only when every control run ended contradicted (failed)."""
+    return 0 if runs and all(r.status == FAILED for r in runs) else 1
+
+
 def exit_code(runs: list[Run]) -> int:
-    """0 when every run passed; 1 when some claim was contradicted (failed); 2 when some
-    run ended in error, timeout or interrupted."""
+    """0 when every run passed; 1 when some claim was contradicted (failed); 3 when some
+    run ended in error, timeout or interrupted. Never 2: that code means a malformed
+    command line, for ``run`` as for every other command."""
     statuses = {r.status for r in runs}
     if statuses & {ERROR, TIMEOUT, INTERRUPTED}:
-        return 2
+        return RUN_ERROR_EXIT
     if FAILED in statuses:
         return 1
     return 0

@@ -1,39 +1,52 @@
-"""Claim status: what the latest runs say about each claim of the vault.
+"""Claim status: what the recorded runs say about each claim of the vault.
 
-The words follow ACM's reproducibility badges:
+The status words (docs/verdicts.md tells the whole story):
 
-* ``unverified`` — no conclusive run yet (or one of the claim's experiments has none);
-* ``reproduced`` — the latest run of every experiment passed at the ``full`` preset with
-  no ``--param`` override (the setting the paper's claim is about);
-* ``supported at small scale`` — every latest run passed, at least one only at ``smoke``
-  (or with overridden parameters);
-* ``contradicted`` — the latest run of some experiment failed its stated thresholds;
-* ``error`` — the latest run of some experiment crashed or timed out.
+* ``unverified`` — nothing has decided the claim yet;
+* ``needs <what>`` — nothing that could decide it can run here: the last attempt was
+  skipped because the machine lacks it ("needs a CUDA GPU"), or the claim says so itself
+  with ``needs:: the WMT14 data`` and no run decided it;
+* ``supported at small scale`` — the deciding runs passed, at the ``smoke`` or ``full``
+  scale (``full`` is the largest setting this machine can run, not the paper's); with
+  ``(proxy)`` when some check measured a stand-in for the claim's setting;
+* ``reproduced`` — only from a ``paper``-scale run whose checks are all direct evidence;
+* ``contradicted`` — a deciding run failed a check of our code;
+* ``error`` — a deciding run crashed or timed out.
 
-"Latest run" means the newest run of that experiment whose status is passed, failed,
-error or timeout; an ``interrupted`` run (Ctrl-C, kill -9) says nothing about the claim
-and is skipped. Precedence when a claim names several experiments: contradicted, error,
-unverified, supported at small scale, reproduced.
+Which runs decide a claim: for each experiment the claim names, the newest finished run
+of the real code (never a negative control's) whose parameters are the claim's own: no
+``--param`` override unless the claim's ``params::`` name those values, and the claim's
+``expect::`` applied. An ``interrupted`` run says nothing and is skipped. Checks with
+evidence ``reference`` are shown but support nothing. Precedence when a claim names several
+experiments: contradicted, error, needs, unverified, small scale (proxy), small scale,
+reproduced.
+
+The latest run of each negative control is listed beside the claim; one that passed is an
+error of the experiment ("this check cannot fail") but does not change the claim's word.
 
 This module is torch-free: the query engine and ``paperkb status`` import it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from repro.tracker import ERROR, FAILED, PASSED, TIMEOUT, Run, Tracker, iso
+from kb.claimspec import canonical_params
+from repro.tracker import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT, Run, Tracker, iso
 
 UNVERIFIED = "unverified"
 REPRODUCED = "reproduced"
 SMALL_SCALE = "supported at small scale"
+SMALL_SCALE_PROXY = "supported at small scale (proxy)"
 CONTRADICTED = "contradicted"
 STATUS_ERROR = "error"
-CLAIM_STATUSES = (UNVERIFIED, REPRODUCED, SMALL_SCALE, CONTRADICTED, STATUS_ERROR)
+NEEDS = "needs"  # the prefix of "needs <what>"
+CLAIM_STATUSES = (UNVERIFIED, NEEDS, SMALL_SCALE, SMALL_SCALE_PROXY, REPRODUCED, CONTRADICTED, STATUS_ERROR)
 
-_CONCLUSIVE = (PASSED, FAILED, ERROR, TIMEOUT)
+_DECIDING = (PASSED, FAILED, ERROR, TIMEOUT)
+CONTROL_CANNOT_FAIL = "this check cannot fail: the sabotaged implementation passed"
 
 
 @dataclass
@@ -47,6 +60,9 @@ class ClaimRef:
     title: str  # the note's title (or file name)
     line: int = 0
     citekey: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    expect: list[dict[str, Any]] = field(default_factory=list)
+    needs: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -59,13 +75,10 @@ def claims_of_notes(notes: Iterable[Any]) -> list[ClaimRef]:
         for c in getattr(note, "claims", None) or []:
             out.append(
                 ClaimRef(
-                    id=c.id,
-                    statement=c.statement,
-                    experiments=list(c.experiments),
-                    note=note.path,
-                    title=note.title or note.name,
-                    line=c.line,
-                    citekey=note.citekey,
+                    id=c.id, statement=c.statement, experiments=list(c.experiments), note=note.path,
+                    title=note.title or note.name, line=c.line, citekey=note.citekey,
+                    params=dict(getattr(c, "params", None) or {}), expect=list(getattr(c, "expect", None) or []),
+                    needs=getattr(c, "needs", "") or "",
                 )
             )
     return out
@@ -78,84 +91,271 @@ def vault_notes(vault_root: Path | str) -> list[Any]:
     return list(Vault(Path(vault_root)).notes())
 
 
-def vault_claims(vault_root: Path | str) -> list[ClaimRef]:
-    return claims_of_notes(vault_notes(vault_root))
+def vault_claims(vault_root: Any, *, note_path: str | None = None, tag: str | None = None) -> list[ClaimRef]:
+    """The vault's claims, read from its index (see ``kb.claims.indexed_claims``)."""
+    from kb.claims import indexed_claims
+
+    return [ClaimRef(c["id"], c["statement"], c["experiments"], c["note"], c["title"], c["line"], c["citekey"],
+                     c["params"], c["expect"], c["needs"])
+            for c in indexed_claims(vault_root, note_path=note_path, tag=tag)]
 
 
-def latest_conclusive(runs: Iterable[Run]) -> dict[str, Run]:
-    """experiment id -> its newest run with a conclusive status (``runs`` newest first)."""
-    latest: dict[str, Run] = {}
-    for run in runs:
-        if run.status in _CONCLUSIVE and run.experiment not in latest:
-            latest[run.experiment] = run
-    return latest
+def _spec_matches(run: Run, claim: ClaimRef) -> bool:
+    """Does ``run`` judge the claim's own configuration? Its parameter values beyond the
+    preset (the claim's params:: and any --param) must be exactly the claim's params::,
+    and its expectations the claim's expect::."""
+    spec = run.claim_spec or {}
+    effective = {**(spec.get("params") or {}), **(run.overrides or {})}
+    if canonical_params(effective) != canonical_params(claim.params):
+        return False
+    run_expect = [e.get("text") for e in spec.get("expect") or []]
+    return run_expect == [e.get("text") for e in claim.expect]
 
 
-def _run_word(run: Run | None) -> str:
-    if run is None:
-        return UNVERIFIED
+def _run_word(run: Run) -> str:
+    if run.status == SKIPPED:
+        return f"{NEEDS} {run.needs or 'a machine that can run it'}"
     if run.status == FAILED:
         return CONTRADICTED
     if run.status in (ERROR, TIMEOUT):
         return STATUS_ERROR
-    if run.preset == "full" and not run.overrides:
+    evidence = [c for c in run.checks if c.get("evidence", "direct") != "reference"]
+    proxy = any(c.get("evidence") == "proxy" for c in evidence)
+    scale = run.scale or ("smoke" if run.preset != "paper" else "paper")
+    if scale == "paper" and evidence and not proxy:
         return REPRODUCED
-    return SMALL_SCALE
+    return SMALL_SCALE_PROXY if proxy else SMALL_SCALE
 
 
-_PRECEDENCE = (CONTRADICTED, STATUS_ERROR, UNVERIFIED, SMALL_SCALE, REPRODUCED)
+def _rank(word: str) -> int:
+    if word.startswith(NEEDS + " "):
+        return 2
+    return {CONTRADICTED: 0, STATUS_ERROR: 1, UNVERIFIED: 3, SMALL_SCALE_PROXY: 4, SMALL_SCALE: 5,
+            REPRODUCED: 6}.get(word, 3)
 
 
-def roll_up(claim: ClaimRef, latest: dict[str, Run]) -> dict[str, Any]:
-    """The status of one claim from the latest conclusive run of each of its experiments."""
-    per_exp = {e: latest.get(e) for e in claim.experiments}
-    words = {e: _run_word(r) for e, r in per_exp.items()}
-    status = UNVERIFIED
-    if words:
-        status = min(words.values(), key=_PRECEDENCE.index)
+def _control_entry(run: Run) -> dict[str, Any]:
+    ok = run.status == FAILED
+    entry = {"experiment": run.experiment, "control": run.control, "run_id": run.id,
+             "verdict": run.verdict, "status": run.status, "ok": ok}
+    if run.status == PASSED:
+        entry["error"] = CONTROL_CANNOT_FAIL
+    elif not ok:
+        entry["error"] = f"the control run ended {run.status}, not contradicted"
+    return entry
+
+
+class RunIndex:
+    """The recorded runs, grouped once for every claim's lookup (newest first)."""
+
+    def __init__(self, runs: Iterable[Run]) -> None:
+        self.real: dict[str, list[Run]] = {}
+        self.controls: dict[tuple[str, str], Run] = {}
+        for run in runs:
+            if run.control:
+                if run.status in _DECIDING and (run.experiment, run.control) not in self.controls:
+                    self.controls[(run.experiment, run.control)] = run
+            elif run.status in _DECIDING or run.status == SKIPPED:
+                self.real.setdefault(run.experiment, []).append(run)
+        self._controls_of: dict[str, list[Run]] = {}
+        for (e, _), r in sorted(self.controls.items()):
+            self._controls_of.setdefault(e, []).append(r)
+
+    def deciding(self, experiment: str, claim: ClaimRef) -> Run | None:
+        """The newest finished run for the claim's configuration; a skipped attempt ("needs
+        a CUDA GPU") only when no run ever finished (a run made elsewhere still counts)."""
+        skipped = None
+        for run in self.real.get(experiment, ()):
+            if _spec_matches(run, claim):
+                if run.status != SKIPPED:
+                    return run
+                skipped = skipped or run
+        return skipped
+
+    def controls_of(self, experiment: str) -> list[Run]:
+        return self._controls_of.get(experiment, [])
+
+
+def roll_up(claim: ClaimRef, index: RunIndex) -> dict[str, Any]:
+    """The status of one claim, the checks behind it and its experiments' controls."""
+    if not any(e in index.real or e in index._controls_of for e in claim.experiments):
+        return _empty(claim)  # nothing recorded for it: the common case in a large vault
+    per_exp = {e: index.deciding(e, claim) for e in claim.experiments}
+    words = {e: (_run_word(r) if r is not None else UNVERIFIED) for e, r in per_exp.items()}
+    status = min(words.values(), key=_rank) if words else UNVERIFIED
+    if claim.needs and status == UNVERIFIED:
+        status = f"{NEEDS} {claim.needs}"
     deciding: Run | None = None
     for e, w in words.items():
         r = per_exp[e]
         if w == status and r is not None and (deciding is None or (r.ended or 0) > (deciding.ended or 0)):
             deciding = r
+    checks = []
+    for e, r in per_exp.items():
+        if r is None or r.status == SKIPPED:
+            continue
+        for c in r.checks:
+            checks.append({
+                "name": c.get("name"), "value": c.get("value"), "op": c.get("op"), "threshold": c.get("threshold"),
+                "scale": c.get("scale") or r.scale, "evidence": c.get("evidence", "direct"), "run_id": r.id,
+                "experiment": e, "passed": bool(c.get("passed")), "description": c.get("description", ""),
+            })
+    controls = [_control_entry(r) for e in claim.experiments for r in index.controls_of(e)]
     return {
         "status": status,
         "run_id": deciding.id if deciding else None,
         "preset": deciding.preset if deciding else None,
+        "scale": deciding.scale if deciding else None,
         "verdict": deciding.verdict if deciding else None,
         "ended": iso(deciding.ended) if deciding else None,
+        "checks": checks,
+        "controls": controls,
         "experiments": {
-            e: ({"run_id": r.id, "status": r.status, "preset": r.preset, "claim_status": words[e]} if r else None)
+            e: ({"run_id": r.id, "status": r.status, "preset": r.preset, "scale": r.scale,
+                 "claim_status": words[e]} if r else None)
             for e, r in per_exp.items()
         },
     }
 
 
-def claim_statuses(vault_root: Path | str, claims: Iterable[ClaimRef] | None = None) -> dict[str, dict]:
-    """claim id -> ``{"status", "run_id", "preset", "verdict", "ended", "experiments"}``.
+def _as_ref(c: Any) -> ClaimRef:
+    if isinstance(c, ClaimRef):
+        return c
+    if isinstance(c, dict):
+        known = set(ClaimRef.__dataclass_fields__)
+        return ClaimRef(**{k: v for k, v in c.items() if k in known})
+    return c
 
-    Returns ``{}`` when the vault has no ``.paperkb/runs.db`` (every claim is then
-    unverified), and creates nothing. ``claims`` defaults to every claim of the vault.
+
+def _empty(claim: ClaimRef) -> dict[str, Any]:
+    status = f"{NEEDS} {claim.needs}" if claim.needs else UNVERIFIED
+    return {"status": status, "run_id": None, "preset": None, "scale": None, "verdict": None, "ended": None,
+            "checks": [], "controls": [], "experiments": {e: None for e in claim.experiments}}
+
+
+def claim_statuses(vault_root: Path | str, claims: Iterable[Any] | None = None) -> dict[str, dict]:
+    """claim id -> ``{"status", "run_id", "preset", "scale", "verdict", "ended", "checks",
+    "controls", "experiments"}``.
+
+    ``checks``: ``{"name", "value", "op", "threshold", "scale", "evidence", "run_id",
+    "experiment", "passed", "description"}`` of the runs behind the word; ``controls``:
+    ``{"experiment", "control", "run_id", "verdict", "ok"}`` (``ok``: it ended contradicted).
+    Creates nothing; with no ``.paperkb/runs.db`` every claim is unverified (or "needs ...").
+    ``claims`` (ClaimRefs or dicts) defaults to every claim of the vault.
     """
+    claim_list = [_as_ref(c) for c in claims] if claims is not None else vault_claims(vault_root)
     tracker = Tracker.open_existing(vault_root)
     if tracker is None:
-        return {}
+        return {c.id: _empty(c) for c in claim_list}
     try:
-        claim_list = list(claims) if claims is not None else vault_claims(vault_root)
-        latest = latest_conclusive(tracker.runs())
+        index = RunIndex(tracker.runs(light=True))
     finally:
         tracker.close()
-    return {c.id: roll_up(c, latest) for c in claim_list}
+    return {c.id: roll_up(c, index) for c in claim_list}
 
 
-def status_table(vault_root: Path | str, claims: Iterable[ClaimRef] | None = None) -> list[dict[str, Any]]:
+def status_matches(word: str, wanted: str) -> bool:
+    """``--status needs`` matches every "needs ..." word; ``supported at small scale``
+    matches its proxy form too."""
+    if wanted == NEEDS:
+        return word.startswith(NEEDS + " ")
+    if wanted == SMALL_SCALE:
+        return word in (SMALL_SCALE, SMALL_SCALE_PROXY)
+    return word == wanted
+
+
+def status_table(vault_root: Path | str, claims: Iterable[Any] | None = None) -> list[dict[str, Any]]:
     """One entry per paper (note with claims): its claims and their statuses, for ``paperkb status``."""
-    claim_list = list(claims) if claims is not None else vault_claims(vault_root)
+    claim_list = [_as_ref(c) for c in claims] if claims is not None else vault_claims(vault_root)
     statuses = claim_statuses(vault_root, claim_list)
     papers: dict[str, dict[str, Any]] = {}
     for c in claim_list:
         paper = papers.setdefault(c.note, {"note": c.note, "title": c.title, "citekey": c.citekey, "claims": []})
-        st = statuses.get(c.id) or {"status": UNVERIFIED, "run_id": None, "preset": None, "verdict": None,
-                                   "ended": None}
-        paper["claims"].append({"id": c.id, "statement": c.statement, "experiments": c.experiments, **st})
+        st = statuses.get(c.id) or _empty(c)
+        paper["claims"].append({"id": c.id, "statement": c.statement, "params": c.params, "expect": c.expect,
+                                "needs": c.needs, **st, "experiments": list(c.experiments),
+                                "experiment_runs": st["experiments"]})
     return list(papers.values())
+
+
+def normalise_status(text: str) -> str:
+    """A ``--status`` filter as one of CLAIM_STATUSES ("needs" stands for every "needs ...");
+    raises ``kb.errors.PaperkbError`` (a usage error) for anything else."""
+    from kb.errors import PaperkbError
+
+    word = " ".join(text.replace("-", " ").replace("_", " ").lower().split())
+    if word in ("small scale", "supported"):
+        word = SMALL_SCALE
+    if word in ("proxy", "small scale proxy", "supported at small scale proxy"):
+        word = SMALL_SCALE_PROXY
+    if word.startswith(NEEDS + " ") or word == NEEDS:
+        word = NEEDS
+    if word not in CLAIM_STATUSES:
+        raise PaperkbError(f"--status must be one of: {', '.join(CLAIM_STATUSES)}; got {text!r}", exit_code=2)
+    return word
+
+
+def _root(vault: Any) -> Path:
+    return Path(getattr(vault, "root", vault))
+
+
+def claim_rows(vault: Any, *, note_path: str | None = None, tag: str | None = None,
+               status: str | None = None) -> list[dict[str, Any]]:
+    """The claims of the vault (from its index) with their status, checks and controls, for
+    ``paperkb claims``; ``status`` is a word of CLAIM_STATUSES (see :func:`normalise_status`).
+    ``vault`` is a folder or an open ``kb.vault.Vault`` (its index is then checked once)."""
+    claims = vault_claims(vault, note_path=note_path, tag=tag)
+    statuses = claim_statuses(_root(vault), claims)
+    rows = []
+    for c in claims:
+        st = statuses.get(c.id) or _empty(c)
+        if status and not status_matches(st["status"], status):
+            continue
+        rows.append({**c.to_dict(), **st, "experiments": list(c.experiments), "experiment_runs": st["experiments"]})
+    return rows
+
+
+def filtered_status_table(vault: Any, *, note_path: str | None = None, tag: str | None = None,
+                          status: str | None = None) -> list[dict[str, Any]]:
+    """:func:`status_table` for the claims that pass the filters (papers with none are left out)."""
+    papers = status_table(_root(vault), vault_claims(vault, note_path=note_path, tag=tag))
+    if status:
+        for paper in papers:
+            paper["claims"] = [c for c in paper["claims"] if status_matches(c["status"], status)]
+        papers = [p for p in papers if p["claims"]]
+    return papers
+
+
+def checks_brief(entry: dict[str, Any]) -> str:
+    """One line for tables: how many checks passed, at which scale, of which evidence kind."""
+    checks = entry.get("checks") or []
+    if not checks:
+        return ""
+    judged = [c for c in checks if c.get("evidence") != "reference"]
+    passed = sum(1 for c in judged if c.get("passed"))
+    scales = sorted({str(c.get("scale")) for c in judged if c.get("scale")})
+    kinds = sorted({str(c.get("evidence")) for c in judged})
+    text = f"{passed}/{len(judged)} passed ({', '.join(scales)}; {', '.join(kinds)})"
+    ref = len(checks) - len(judged)
+    if ref:
+        text += f"; {ref} reference"
+    failed = [c for c in judged if not c.get("passed")]
+    if failed:
+        c = failed[0]
+        text += f"; failed: {c.get('name')} = {_num(c.get('value'))} {c.get('op')} {c.get('threshold')}"
+    return text
+
+
+def controls_brief(entry: dict[str, Any]) -> str:
+    controls = entry.get("controls") or []
+    if not controls:
+        return ""
+    bad = [c for c in controls if not c.get("ok")]
+    if bad:
+        return "; ".join(f"control {c['control']} of {c['experiment']}: {c.get('error', 'not contradicted')}"
+                         for c in bad)
+    return f"{len(controls)} control{'s' if len(controls) != 1 else ''} contradicted"
+
+
+def _num(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

@@ -30,17 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
+from repro.processes import pid_alive as _pid_alive
 
 QUEUED, RUNNING = "queued", "running"
 PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT = "passed", "failed", "error", "interrupted", "timeout"
-STATUSES = (QUEUED, RUNNING, PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT)
-FINISHED = frozenset({PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT})
+# Not run: the preset needs what this machine lacks; ``needs`` says what (e.g. "a CUDA GPU").
+SKIPPED = "skipped"
+STATUSES = (QUEUED, RUNNING, PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED)
+FINISHED = frozenset({PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED})
 
 BUSY_TIMEOUT_MS = 60_000
 HEARTBEAT_EVERY_S = 2.0
 STALE_AFTER_S = 60.0
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,7 +73,11 @@ CREATE TABLE IF NOT EXISTS runs (
     created     REAL NOT NULL,
     started     REAL,
     ended       REAL,
-    heartbeat   REAL
+    heartbeat   REAL,
+    control     TEXT,                        -- the negative control run (NULL: the real code)
+    scale       TEXT,                        -- smoke | full | paper (see repro.registry.SCALES)
+    claim_spec  TEXT NOT NULL DEFAULT '{}',  -- JSON {"params", "expect"}: a claim's own params:: / expect::
+    needs       TEXT                         -- for a skipped run: what the machine lacks
 );
 CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment, created);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
@@ -92,7 +99,9 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 
-_JSON_COLUMNS = ("claims", "params", "overrides", "checks", "environment", "command")
+_JSON_COLUMNS = ("claims", "params", "overrides", "checks", "environment", "command", "claim_spec")
+# Columns added after schema 1, with their declarations (an older runs.db gains them on open).
+_ADDED_COLUMNS = {"control": "TEXT", "scale": "TEXT", "claim_spec": "TEXT NOT NULL DEFAULT '{}'", "needs": "TEXT"}
 
 
 def iso(ts: float | None) -> str | None:
@@ -135,6 +144,10 @@ class Run:
     started: float | None = None
     ended: float | None = None
     heartbeat: float | None = None
+    control: str | None = None
+    scale: str | None = None
+    claim_spec: dict[str, Any] = field(default_factory=dict)
+    needs: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -196,6 +209,16 @@ class Tracker:
                 conn.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+        missing = [c for c in _ADDED_COLUMNS if c not in cols]
+        if missing:
+            with _transaction(conn):
+                cols = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}  # another process may have won
+                for c in missing:
+                    if c not in cols:
+                        conn.execute(f"ALTER TABLE runs ADD COLUMN {c} {_ADDED_COLUMNS[c]}")
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
         return conn
 
     def close(self) -> None:
@@ -204,8 +227,33 @@ class Tracker:
     def __enter__(self) -> "Tracker":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if isinstance(exc, (OSError, sqlite3.Error)) and _disk_full(exc):
+                where = getattr(exc, "filename", None) or self.db_path
+                reason = f"disk full while writing {where}"
+                self._fail_unfinished(reason)
+                raise PaperkbError(reason + "; free some space and run again", exit_code=3) from None  # a run ended in error
+        finally:
+            self.close()
+
+    def _fail_unfinished(self, reason: str) -> None:
+        """Record ``reason`` on this process's runs that never finished (best effort: the
+        disk is full; a checkpoint may give back the WAL's space for this small write)."""
+        sql = "UPDATE runs SET status=?, error=?, ended=? WHERE pid=? AND status IN (?, ?)"
+        for attempt in range(2):
+            try:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                with _transaction(self.conn):
+                    self.conn.execute(sql, (ERROR, reason, time.time(), os.getpid(), QUEUED, RUNNING))
+                return
+            except sqlite3.Error:
+                if attempt == 0:
+                    try:
+                        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    except sqlite3.Error:
+                        pass
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
@@ -227,6 +275,9 @@ class Tracker:
         environment: dict[str, Any] | None = None,
         command: list[str] | None = None,
         batch: str | None = None,
+        control: str | None = None,
+        scale: str | None = None,
+        claim_spec: dict[str, Any] | None = None,
     ) -> Run:
         run = Run(
             id=new_run_id(),
@@ -247,6 +298,9 @@ class Tracker:
             pid=os.getpid(),
             batch=batch,
             created=time.time(),
+            control=control,
+            scale=scale,
+            claim_spec=dict(claim_spec or {}),
         )
         row = {k: v for k, v in run.__dict__.items()}
         for key in _JSON_COLUMNS:
@@ -257,6 +311,18 @@ class Tracker:
             self.conn.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", row)
         self.run_dir(run.id).mkdir(parents=True, exist_ok=True)
         return run
+
+    def record_skipped(self, experiment: str, *, preset: str, needs: str, reason: str, claims: Iterable[str] = (),
+                       scale: str | None = None, claim_spec: dict[str, Any] | None = None,
+                       control: str | None = None, batch: str | None = None) -> Run:
+        """A run that did not start because the machine lacks ``needs`` (e.g. "a CUDA GPU")."""
+        run = self.create_run(experiment, preset=preset, params={}, claims=claims, scale=scale,
+                              claim_spec=claim_spec, control=control, batch=batch)
+        now = time.time()
+        with _transaction(self.conn):
+            self.conn.execute("UPDATE runs SET status=?, needs=?, error=?, ended=? WHERE id=?",
+                              (SKIPPED, needs, reason, now, run.id))
+        return self.get(run.id)
 
     def mark_running(self, run_id: str, child_pid: int | None) -> None:
         now = time.time()
@@ -377,8 +443,10 @@ class Tracker:
         status: str | None = None,
         batch: str | None = None,
         limit: int | None = None,
+        light: bool = False,
     ) -> list[Run]:
-        """Runs, newest first, optionally only those of a claim / experiment / status / batch."""
+        """Runs, newest first, optionally only those of a claim / experiment / status / batch.
+        ``light`` leaves out the environment and the command (for status tables)."""
         where, args = [], []
         if claim is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(runs.claims) WHERE json_each.value = ?)")
@@ -392,7 +460,11 @@ class Tracker:
         if batch is not None:
             where.append("batch = ?")
             args.append(batch)
-        sql = "SELECT * FROM runs"
+        if light:
+            cols = [r[1] for r in self.conn.execute("PRAGMA table_info(runs)") if r[1] not in ("environment", "command")]
+            sql = f"SELECT {', '.join(cols)} FROM runs"
+        else:
+            sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created DESC, id DESC"
@@ -437,8 +509,14 @@ class _transaction:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is None:
             self.conn.execute("COMMIT")
-        else:
+        elif self.conn.in_transaction:  # SQLite already rolled back after e.g. a full disk
             self.conn.execute("ROLLBACK")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    import errno
+
+    return getattr(exc, "errno", None) == errno.ENOSPC or getattr(exc, "sqlite_errorcode", 0) & 0xFF == 13
 
 
 def _dumps(value: Any) -> str:
@@ -457,20 +535,6 @@ def _num(value: Any) -> float | None:
 def _run_of(row: sqlite3.Row) -> Run:
     d = dict(row)
     for key in _JSON_COLUMNS:
-        d[key] = json.loads(d[key]) if d.get(key) else ([] if key in ("claims", "checks", "command") else {})
+        if key in d or key in ("environment", "command"):
+            d[key] = json.loads(d[key]) if d.get(key) else ([] if key in ("claims", "checks", "command") else {})
     return Run(**d)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:  # a zombie is gone for our purposes
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return True

@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 from repro import registry
 from repro.registry import Metric, Result, RunContext
+from repro.processes import pid_alive as _pid_alive
 
 PARENT_PID_ENV = "PAPERKB_PARENT_PID"
 EXTRA_MODULES_ENV = "PAPERKB_EXTRA_EXPERIMENT_MODULES"
@@ -103,21 +104,6 @@ class WorkerContext(RunContext):
         if self._writer is not None:
             self._writer.emit("artifact", name=rel.as_posix(), rank=self.rank)
         return path
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return True
 
 
 def _start_watchdog() -> None:
@@ -205,6 +191,10 @@ def run(spec: dict[str, Any]) -> int:
     try:
         load_experiments()
         exp = registry.get(spec["experiment"])
+        control = spec.get("control") or None
+        if control is not None:
+            exp.control(control)  # an unknown name is an error before anything runs
+        scale = spec.get("scale") or exp.scale_of(spec["preset"])
         _seed_everything(int(spec.get("seed", 0)))
         device = spec.get("device") or "cpu"
         if world > 1:
@@ -228,10 +218,14 @@ def run(spec: dict[str, Any]) -> int:
             run_dir=spec["run_dir"],
             rank=rank,
             world_size=world,
+            control=control,
+            scale=scale,
         )
         result = exp.fn(ctx)
         if not isinstance(result, Result):
             raise TypeError(f"experiment {exp.id!r} returned {type(result).__name__}, not ctx.result()")
+        if spec.get("expect") and control is None:
+            result = registry.apply_expectations(result, list(spec["expect"]), scale)
         payload = result.to_dict()
         if dist is not None:
             # Ranks report through rank 0: gather every other rank's metrics (rank 0 has

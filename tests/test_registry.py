@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from repro import registry
-from repro.registry import Param, Preset, Requirements, RegistryError, RunContext
+from repro.registry import Control, Param, Preset, Requirements, RegistryError, RunContext
 
 
 def _declare(id_: str, fn=None, **kw):
@@ -21,6 +21,7 @@ def _declare(id_: str, fn=None, **kw):
         params=(Param("n", int, 3, "a number"), Param("mode", str, "a", choices=("a", "b"))),
         presets=kw.get("presets") or {"smoke": Preset({"n": 1}), "full": Preset({"n": 10}, Requirements(device="cuda"))},
         module="tests",
+        controls=(Control("odd", "doubles into an odd number"),),
     )
     return registry.register(exp)
 

@@ -115,6 +115,11 @@ class LinkSource(Source):
 
 
 @dataclass
+class CsvSource(Source):
+    path: str  # a CSV file inside the vault; its rows are the pages
+
+
+@dataclass
 class AndSource(Source):
     left: Source
     right: Source

@@ -13,7 +13,7 @@ import json
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from kb.query.pages import Page, tag_levels
 
@@ -52,6 +52,7 @@ class Corpus:
     def __init__(self) -> None:
         self._pages: dict[str, Page] = {}
         self._statuses: dict[str, Any] | None = None
+        self.status_source: StatusSource | None = None  # else the one set by use_claim_statuses
 
     # subclasses implement these
     def paths(self) -> list[str]:
@@ -105,20 +106,31 @@ class Corpus:
         return found[0] if found else None
 
     def claim_statuses(self) -> dict[str, Any]:
-        """Latest reproduction status per claim id, when the repro framework is available."""
+        """Latest reproduction status per claim id, from the status source the caller
+        handed in (:func:`use_claim_statuses`, or this corpus's ``status_source``)."""
         if self._statuses is None:
             self._statuses = {}
-            if self.root is not None:
+            source = self.status_source or _status_source
+            if self.root is not None and source is not None:
                 try:
-                    from repro.status import claim_statuses
-                except ImportError:
-                    pass
-                else:
-                    try:
-                        self._statuses = dict(claim_statuses(self.root) or {})
-                    except Exception:  # a broken run record must not break a query
-                        self._statuses = {}
+                    self._statuses = dict(source(self.root) or {})
+                except Exception:  # a broken run record must not break a query
+                    self._statuses = {}
         return self._statuses
+
+
+# kb never imports the reproduction side: whoever runs queries hands in where claim
+# statuses come from (the CLI passes ``repro.status.claim_statuses``). Without one,
+# every claim reads "unverified".
+StatusSource = Callable[[Path], Mapping[str, Any]]
+_status_source: StatusSource | None = None
+
+
+def use_claim_statuses(source: StatusSource | None) -> None:
+    """Set the default source of claim statuses for every corpus: a function of the vault
+    root returning ``{claim id: {"status": ..., "run_id": ...}}``; None for none."""
+    global _status_source
+    _status_source = source
 
 
 class MemoryCorpus(Corpus):

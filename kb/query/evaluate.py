@@ -15,13 +15,15 @@ from typing import Any
 
 from kb.query import ast
 from kb.query.corpus import Corpus
+from kb.query.csvsource import read_csv_rows
 from kb.query.errors import QueryError
 from kb.query.functions import FUNCTIONS, call_function
+from kb.query.limits import DEFAULT_LIMITS, Budget, Limits
 from kb.query.pages import Page
 from kb.query.parser import parse_query
 from kb.query.values import (
-    Duration, Lambda, Link, Record, SortKey, add_duration, compare, relative_date, sort_key, to_string,
-    truthy, typeof,
+    Duration, Lambda, Link, Record, SortKey, add_duration, compare, date_difference, naive_local,
+    relative_date, sort_key, to_string, truthy, typeof, zone_name,
 )
 
 
@@ -109,7 +111,15 @@ _DATE_FIELDS = {
     "week": lambda d: d.isocalendar()[1], "weekyear": lambda d: d.isocalendar()[0],
     "weeknumber": lambda d: d.isocalendar()[1], "quarter": lambda d: (d.month - 1) // 3 + 1,
     "ordinal": lambda d: d.timetuple().tm_yday, "ts": lambda d: int(d.timestamp() * 1000),
+    "zonename": zone_name, "zone": zone_name,
+    "offset": lambda d: utc_offset_minutes(d),
 }
+
+
+def utc_offset_minutes(d: _dt.datetime) -> int:
+    """Luxon's ``offset``: minutes east of UTC (the machine's offset for a local date)."""
+    off = d.utcoffset() if d.tzinfo is not None else d.astimezone().utcoffset()
+    return int((off or _dt.timedelta(0)).total_seconds() // 60)
 
 
 def get_field(obj: Any, name: str, ctx: "Context | None" = None) -> Any:
@@ -132,8 +142,11 @@ def get_field(obj: Any, name: str, ctx: "Context | None" = None) -> Any:
         page = ctx.link_page(obj) if ctx is not None else None
         return page.get(name) if page is not None else None
     if isinstance(obj, _dt.datetime):
-        f = _DATE_FIELDS.get(name)
-        return f(obj) if f else None
+        f = _DATE_FIELDS.get(name) or _DATE_FIELDS.get(name.lower())
+        try:
+            return f(obj) if f else None
+        except (OverflowError, ValueError, OSError):  # .ts of a date at the end of the calendar
+            return None
     if isinstance(obj, Duration):
         parts = obj.parts()
         if name in parts:
@@ -150,11 +163,18 @@ def get_field(obj: Any, name: str, ctx: "Context | None" = None) -> Any:
 
 @dataclass
 class Context:
-    """What an expression can see besides its row: the corpus, ``this`` and the clock."""
+    """What an expression can see besides its row: the corpus, ``this``, the clock, and the
+    budget of limits it runs under (made with the Context unless one is given: a Context is
+    meant for one query or one note's render, not to be kept for ever)."""
 
     corpus: Corpus | None = None
     this: Page | None = None
     now: _dt.datetime = field(default_factory=_dt.datetime.now)
+    budget: Budget = field(default_factory=Budget)
+
+    def evaluate(self, e: ast.Expr, row: Record | None = None) -> Any:
+        """:meth:`eval` for callers outside a query run: any failure is a QueryError."""
+        return guarded(lambda: self.eval(e, row))
 
     def link_page(self, link: Link) -> Page | None:
         if self.corpus is None:
@@ -183,10 +203,8 @@ class Context:
             return get_field(self.eval(e.obj, row, scope), e.name, self)
         if t is ast.Binary:
             op = e.op
-            if op == "and":
-                return truthy(self.eval(e.left, row, scope)) and truthy(self.eval(e.right, row, scope))
-            if op == "or":
-                return truthy(self.eval(e.left, row, scope)) or truthy(self.eval(e.right, row, scope))
+            if op == "and" or op == "or":
+                return self.logical(e, row, scope)
             return self.binary(op, self.eval(e.left, row, scope), self.eval(e.right, row, scope))
         if t is ast.Call:
             return self.call(e, row, scope)
@@ -221,14 +239,37 @@ class Context:
         if t is ast.LambdaExpr:
             params, body = e.params, e.body
             outer = dict(scope or {})
+            budget = self.budget
 
             def call(args: list[Any]) -> Any:
+                budget.tick()
                 inner = dict(outer)
                 inner.update(zip(params, args + [None] * (len(params) - len(args))))
                 return self.eval(body, row, inner)
 
             return Lambda(params, call)
         raise QueryError(f"cannot evaluate {type(e).__name__}")  # pragma: no cover
+
+    def logical(self, e: ast.Binary, row: Record | None, scope: dict[str, Any] | None) -> bool:
+        """``a or b or c ...`` (or ``and``): the parser nests a chain on the left, so walk it
+        in a loop; a 1,600-term OR then needs no deeper recursion than a 2-term one."""
+        op = e.op
+        if type(e.left) is not ast.Binary or e.left.op != op:
+            left = truthy(self.eval(e.left, row, scope))
+            if left is (op == "or"):
+                return left
+            return truthy(self.eval(e.right, row, scope))
+        operands = [e.right]
+        node: ast.Expr = e.left
+        while type(node) is ast.Binary and node.op == op:
+            operands.append(node.right)
+            node = node.left
+        operands.append(node)
+        stop = op == "or"  # the value that decides the whole chain
+        for x in reversed(operands):
+            if truthy(self.eval(x, row, scope)) is stop:
+                return stop
+        return not stop
 
     def index(self, obj: Any, idx: Any) -> Any:
         if obj is None or idx is None:
@@ -245,6 +286,7 @@ class Context:
         raise QueryError(f"cannot index a {typeof(obj)} with a {typeof(idx)}")
 
     def call(self, e: ast.Call, row: Record | None, scope: dict[str, Any] | None) -> Any:
+        self.budget.tick()
         func = e.func
         if isinstance(func, ast.Variable) and not (scope and func.name in scope):
             name = func.name
@@ -266,6 +308,12 @@ class Context:
         raise QueryError(f"cannot call a {typeof(value)} as a function")
 
     def binary(self, op: str, a: Any, b: Any) -> Any:
+        try:
+            return self._binary(op, a, b)
+        except (OverflowError, ValueError) as exc:  # a date past year 9999, a float too big
+            raise QueryError(f"'{op}' on {typeof(a)} and {typeof(b)}: result out of range ({exc})") from None
+
+    def _binary(self, op: str, a: Any, b: Any) -> Any:
         if op in ("=", "!=", "<", "<=", ">", ">="):
             c = compare(a, b)
             return {"=": c == 0, "!=": c != 0, "<": c < 0, "<=": c <= 0, ">": c > 0, ">=": c >= 0}[op]
@@ -273,12 +321,14 @@ class Context:
             return None
         ta, tb = typeof(a), typeof(b)
         if ta == tb == "number":
+            # JavaScript numbers are doubles: an integer past 2^53 becomes a float, which
+            # also keeps a doubling reduce from growing a million-digit integer
             if op == "+":
-                return a + b
+                return _js_number(a + b)
             if op == "-":
-                return a - b
+                return _js_number(a - b)
             if op == "*":
-                return a * b
+                return _js_number(a * b)
             if op == "/":
                 if b == 0:
                     return None
@@ -289,7 +339,9 @@ class Context:
                     int(math.fmod(a, b))
         if op == "+":
             if ta == "string" or tb == "string":
-                return to_string(a) + to_string(b)
+                left, right = to_string(a), to_string(b)
+                self.budget.string_size(len(left) + len(right), "'+'")
+                return left + right
             if ta == "date" and tb == "duration":
                 return add_duration(a, b)
             if ta == "duration" and tb == "date":
@@ -297,12 +349,13 @@ class Context:
             if ta == tb == "duration":
                 return a + b
             if ta == tb == "array":
+                self.budget.list_size(len(a) + len(b), "'+'")
                 return a + b
             if ta == tb == "object" and isinstance(a, dict) and isinstance(b, dict):
                 return {**a, **b}
         if op == "-":
             if ta == tb == "date":
-                return Duration(0, (a - b).total_seconds())
+                return date_difference(a, b)
             if ta == "date" and tb == "duration":
                 return add_duration(a, -b)
             if ta == tb == "duration":
@@ -312,13 +365,39 @@ class Context:
                 return a.scale(b)
             if ta == "number" and tb == "duration":
                 return b.scale(a)
-            if ta == "string" and tb == "number":
-                return a * int(b)
             if ta == "number" and tb == "string":
-                return b * int(a)
+                a, b = b, a
+                ta, tb = tb, ta
+            if ta == "string" and tb == "number":
+                if not math.isfinite(b):
+                    raise QueryError(f"cannot repeat a string {b} times")
+                self.budget.string_size(len(a) * max(int(b), 0), "'*'")
+                return a * int(b)
         if op == "/" and ta == "duration" and tb == "number":
             return None if b == 0 else a.scale(1 / b)
         raise QueryError(f"cannot apply '{op}' to {ta} and {tb}")
+
+
+def _js_number(n: Any) -> Any:
+    if type(n) is int and not -(2 ** 53) <= n <= 2 ** 53:
+        return float(n)
+    return n
+
+
+def guarded(run: Any) -> Any:
+    """Run ``run()`` so that whatever goes wrong surfaces as one QueryError line."""
+    try:
+        return run()
+    except QueryError:
+        raise
+    except RecursionError:
+        raise QueryError("query nested too deeply to evaluate (or a function calls itself without end)") from None
+    except MemoryError:
+        raise QueryError("query ran out of memory") from None
+    except (OverflowError, ValueError, ArithmeticError) as exc:
+        raise QueryError(f"value out of range: {exc}") from None
+    except (TypeError, AttributeError, KeyError, IndexError) as exc:
+        raise QueryError(f"cannot evaluate the query: {exc}") from None
 
 
 # ---- running a query -------------------------------------------------------------------------
@@ -369,6 +448,8 @@ def _source(s: ast.Source, corpus: Corpus, ctx: Context) -> set[str]:
         return _source(s.left, corpus, ctx) | _source(s.right, corpus, ctx)
     if isinstance(s, ast.NotSource):
         return set(corpus.paths()) - _source(s.inner, corpus, ctx)
+    if isinstance(s, ast.CsvSource):
+        raise QueryError(f'csv("{s.path}") must be the whole FROM: its rows are not notes to combine')
     raise QueryError(f"unknown source {s!r}")  # pragma: no cover
 
 
@@ -378,7 +459,9 @@ def _group_key(v: Any) -> Any:
     if t == "string":
         return (t, v)
     if t == "link":
-        return (t, v.path.casefold(), v.subpath or "")
+        return (t, v.path.casefold(), v.subpath or "", v.type)
+    if t == "date":
+        return (t, naive_local(v))
     if t == "array":
         return (t, tuple(_group_key(x) for x in v))
     if t == "object":
@@ -396,29 +479,46 @@ def _group_key(v: Any) -> Any:
 
 
 def execute(query: ast.Query | str, corpus: Corpus, *, this: Page | None = None,
-            now: _dt.datetime | None = None) -> Result:
-    """Run ``query`` (text or parsed) over ``corpus``; ``this`` is the note holding the query."""
+            now: _dt.datetime | None = None, limits: Limits | None = None,
+            budget: Budget | None = None) -> Result:
+    """Run ``query`` (text or parsed) over ``corpus``; ``this`` is the note holding the query.
+
+    ``limits`` (or a shared ``budget``) bounds rows, sizes and time; past one, QueryError."""
     q = parse_query(query) if isinstance(query, str) else query
+    budget = budget or Budget(limits or DEFAULT_LIMITS)
     # a query allocates thousands of small dicts and no reference cycles: pausing the
     # cyclic garbage collector meanwhile saves its repeated full scans (~20% here)
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _execute(q, corpus, this, now)
+        return guarded(lambda: _execute(q, corpus, this, now, budget))
     finally:
         if paused:
             gc.enable()
 
 
-def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime | None) -> Result:
-    ctx = Context(corpus, this, now or _dt.datetime.now())
+def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime | None,
+             budget: Budget) -> Result:
+    ctx = Context(corpus, this, now or _dt.datetime.now(), budget)
+    if isinstance(q.source, ast.CsvSource):
+        if q.type == "task":
+            raise QueryError("TASK cannot read a CSV file (its rows have no tasks)")
+        rows = [Row(r) for r in read_csv_rows(q.source.path, getattr(corpus, "root", None),
+                                              this.path if this is not None else None, budget)]
+        return _run_commands(q, rows, ctx, budget)
     pages = corpus.pages(select_paths(q.source, corpus, ctx))
     if q.type == "task":
         rows: list[Row] = [Row(TaskRecord(t, p)) for p in pages for t in p.file.get("tasks")]
     else:
         rows = [Row(p) for p in pages]
+    return _run_commands(q, rows, ctx, budget)
+
+
+def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -> Result:
+    budget.rows(len(rows), q.type.upper())
     group_name: str | None = None
     for cmd in q.commands:
+        budget.check_time()
         if isinstance(cmd, ast.Where):
             rows = [r for r in rows if truthy(ctx.eval(cmd.expr, r))]
         elif isinstance(cmd, ast.Sort):
@@ -426,15 +526,19 @@ def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime 
                 rows.sort(key=lambda r, k=key: sort_key(ctx.eval(k.expr, r)), reverse=key.descending)
         elif isinstance(cmd, ast.Limit):
             n = ctx.eval(cmd.expr, None)
-            if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0:
-                raise QueryError(f"LIMIT needs a non-negative number, got {typeof(n)}")
-            rows = rows[: int(n)]
+            if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0 or math.isnan(n):
+                got = to_string(n) if typeof(n) == "number" else typeof(n)
+                raise QueryError(f"LIMIT needs a non-negative number, got {got}")
+            rows = rows[: int(n)] if n < len(rows) else rows
         elif isinstance(cmd, ast.Flatten):
             out = []
             for r in rows:
                 v = ctx.eval(cmd.expr, r)
-                for x in (v if isinstance(v, list) else [v]):
+                values = v if isinstance(v, list) else [v]
+                budget.rows(len(out) + len(values), "FLATTEN")
+                for x in values:
                     out.append(Row(r.base, {**r.bindings, cmd.name: x}))
+                budget.tick()
             rows = out
         elif isinstance(cmd, ast.GroupBy):
             groups: dict[Any, tuple[Any, list[Row]]] = {}
@@ -470,6 +574,6 @@ def _shape(q: ast.Query, rows: list[Row], ctx: Context, group_name: str | None) 
                        if isinstance(m, Row)]
             out.append(ResultRow(None, r.bindings[group_name], values, group=members))
         else:
-            out.append(ResultRow(r.path, Link(r.path) if r.path else None, values))
+            out.append(ResultRow(r.path, Link(r.path) if r.path else getattr(r.base, "id", None), values))
     id_header = None if q.without_id else (group_name or "File")
     return Result(q.type, headers, id_header, out, grouped)

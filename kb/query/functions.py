@@ -8,14 +8,17 @@ as Dataview's do. A wrong argument type raises :class:`QueryError` naming the fu
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 import re
+
+import regex as _regex
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from kb.query.errors import QueryError
 from kb.query.values import (
-    Duration, Lambda, Link, Record, SortKey, compare, link_from_text, parse_date,
+    Duration, Lambda, Link, Record, SortKey, compare, link_from_text, naive_local, parse_date,
     parse_duration, relative_date, to_string, truthy, typeof,
 )
 
@@ -26,17 +29,23 @@ class Function:
     impl: Callable[..., Any]
     min_args: int
     max_args: int | None
-    vector: bool = False  # apply element-wise over a list first argument
+    vector: tuple[int, ...] = ()  # argument positions applied element-wise when lists
 
 
 FUNCTIONS: dict[str, Function] = {}
 
 
-def fn(name: str, min_args: int, max_args: int | None = -1, vector: bool = False, aliases: tuple = ()):
+def fn(name: str, min_args: int, max_args: int | None = -1, vector: bool | tuple[int, ...] = False,
+       aliases: tuple = ()):
+    """Register a function; ``vector=True`` maps it over a list first argument, a tuple of
+    positions over every list among those arguments, element by element (Dataview's
+    ``vectorize``: ``replace(["a", "b"], ["a", "b"], "d")`` = ``["d", "d"]``)."""
+    positions = (0,) if vector is True else tuple(vector or ())
+
     def deco(impl):
         top = min_args if max_args == -1 else max_args
         for n in (name, *aliases):
-            FUNCTIONS[n] = Function(n, impl, min_args, top, vector)
+            FUNCTIONS[n] = Function(n, impl, min_args, top, positions)
         return impl
     return deco
 
@@ -49,8 +58,14 @@ def call_function(name: str, args: list[Any], ctx: Any) -> Any:
         want = (f"{f.min_args}" if f.max_args == f.min_args else
                 f"{f.min_args} or more" if f.max_args is None else f"{f.min_args} to {f.max_args}")
         raise QueryError(f"{name}() takes {want} argument{'s' if want != '1' else ''}, got {len(args)}")
-    if f.vector and args and isinstance(args[0], list):
-        return [_apply(f, [x, *args[1:]], ctx) for x in args[0]]
+    lists = [i for i in f.vector if i < len(args) and isinstance(args[i], list)]
+    if lists:
+        # as Dataview: the shortest list sets the length, other arguments repeat
+        n = min(len(args[i]) for i in lists)
+        out = []
+        for k in range(n):
+            out.append(_apply(f, [a[k] if i in lists else a for i, a in enumerate(args)], ctx))
+        return out
     return _apply(f, args, ctx)
 
 
@@ -108,16 +123,25 @@ def _date(ctx, value, fmt=None):
     if isinstance(value, _dt.datetime):
         return value
     if isinstance(value, Link):
+        # as Dataview: the display text, then the path, then the linked note's file.day
+        for text in (value.display, value.path):
+            day = parse_date(text) if text else None
+            if day is not None:
+                return day
         page = ctx.link_page(value)
-        if page is not None:
-            return page.file.get("day")
-        return parse_date(value.name)
+        return page.file.get("day") if page is not None else None
     if isinstance(value, str):
         if fmt is not None:
             _need("date", fmt, "string")
+            if fmt in ("x", "X"):  # milliseconds / seconds since 1970
+                m = re.search(r"-?\d+(?:\.\d+)?", value)
+                if not m:
+                    raise QueryError(f"date(): {value!r} is not a number (format {fmt})")
+                try:
+                    return _dt.datetime.fromtimestamp(float(m.group()) / (1000 if fmt == "x" else 1))
+                except (ValueError, OverflowError, OSError):
+                    raise QueryError(f"date(): {m.group()} is out of range (format {fmt})") from None
             try:
-                if fmt == "x":
-                    return _dt.datetime.fromtimestamp(int(value) / 1000)
                 return _dt.datetime.strptime(value, luxon_to_strftime(fmt))
             except (ValueError, OverflowError):
                 return None
@@ -403,9 +427,19 @@ def _length(ctx, value):
     return 0
 
 
-@fn("nonnull", 1)
-def _nonnull(ctx, values):
-    return [v for v in values if v is not None] if isinstance(values, list) else values
+@fn("nonnull", 0, None)
+def _nonnull(ctx, *args):
+    """``nonnull(list)`` drops the nulls of a list; ``nonnull(a, b, ...)`` of its arguments."""
+    values = args[0] if len(args) == 1 and isinstance(args[0], list) else args
+    return [v for v in values if v is not None]
+
+
+@fn("firstvalue", 1)
+def _firstvalue(ctx, values):
+    if values is None:
+        return None
+    _need("firstvalue", values, "array")
+    return next((v for v in values if v is not None), None)
 
 
 def _predicate(name, args):
@@ -433,7 +467,10 @@ def _none(ctx, *args):
 def _join(ctx, values, sep=", "):
     if not isinstance(values, list):
         return to_string(values)
-    return to_string(sep).join(to_string(v) for v in values)
+    sep = to_string(sep)
+    pieces = [to_string(v) for v in values]
+    ctx.budget.string_size(sum(map(len, pieces)) + len(sep) * max(len(pieces) - 1, 0), "join()")
+    return sep.join(pieces)
 
 
 @fn("filter", 2)
@@ -455,16 +492,20 @@ def _flat(ctx, values, depth=1):
     if not isinstance(values, list):
         return values
 
+    budget = ctx.budget
+    out: list[Any] = []
+
     def go(xs, d):
-        out = []
         for x in xs:
             if isinstance(x, list) and d > 0:
-                out.extend(go(x, d - 1))
+                budget.list_size(len(out) + len(x), "flat()")
+                go(x, d - 1)
             else:
                 out.append(x)
-        return out
 
-    return go(values, int(_num("flat", depth)))
+    depth = _num("flat", depth)
+    go(values, int(min(depth, 1000)) if math.isfinite(depth) else 1000)
+    return out
 
 
 @fn("slice", 1, 3)
@@ -492,40 +533,114 @@ def _str(name, v):
     return v
 
 
-def _js_regex(pattern: str) -> re.Pattern[str]:
-    # the few differences that matter: JavaScript's $<name> groups are (?P<name>...) here
-    return re.compile(re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern))
+_MAX_PATTERN = 2_000  # characters in one regular expression
 
 
-@fn("regextest", 2)
+@functools.lru_cache(maxsize=256)
+def _compile_js(pattern: str) -> Any:
+    return _regex.compile(pattern, _regex.V0)
+
+
+def _js_regex(name: str, pattern: str) -> Any:
+    """A JavaScript regular expression, compiled with the ``regex`` module, which reads the
+    JavaScript forms that matter (``(?<name>...)``, character classes, lookbehind) and, unlike ``re``,
+    can stop a search after a time limit (``(a+)+$`` on ``aaa...a!`` backtracks for ever)."""
+    if len(pattern) > _MAX_PATTERN:
+        raise QueryError(f"{name}(): a regular expression of {len(pattern):,} characters is over the "
+                         f"{_MAX_PATTERN:,}-character limit")
+    try:
+        return _compile_js(pattern)
+    except _regex.error as exc:
+        raise QueryError(f"{name}(): bad regular expression: {exc}") from None
+
+
+def _timed(name: str, ctx: Any, run: Callable[[float], Any]) -> Any:
+    """Run one regex operation under the query's regex time limit."""
+    budget = ctx.budget
+    try:
+        return run(budget.regex_timeout())
+    except TimeoutError:
+        raise QueryError(f"{name}(): the regular expression took longer than "
+                         f"{budget.limits.regex_time_s:g} s (catastrophic backtracking?)") from None
+
+
+@fn("regextest", 2, vector=(0, 1))
 def _regextest(ctx, pattern, text):
-    if text is None:
+    if text is None or pattern is None:
         return False
-    return bool(_js_regex(_str("regextest", pattern)).search(_str("regextest", text)))
+    compiled = _js_regex("regextest", _str("regextest", pattern))
+    text = _str("regextest", text)
+    return _timed("regextest", ctx, lambda t: compiled.search(text, timeout=t) is not None)
 
 
-@fn("regexmatch", 2)
+@fn("regexmatch", 2, vector=(0, 1))
 def _regexmatch(ctx, pattern, text):
-    if text is None:
+    if text is None or pattern is None:
         return False
-    return bool(_js_regex(_str("regexmatch", pattern)).fullmatch(_str("regexmatch", text)))
+    pattern = _str("regexmatch", pattern)
+    # Dataview anchors a pattern at both ends unless it already starts with ^ or ends with $
+    if not pattern.startswith("^") and not pattern.endswith("$"):
+        pattern = "^" + pattern + "$"
+    compiled = _js_regex("regexmatch", pattern)
+    text = _str("regexmatch", text)
+    return _timed("regexmatch", ctx, lambda t: compiled.search(text, timeout=t) is not None)
 
 
-@fn("regexreplace", 3, vector=True)
+def _js_replacement(repl: str) -> Callable[[Any], str]:
+    """JavaScript's replacement string: ``$1``, ``$<name>``, ``$&`` and ``$$``."""
+    parts = _regex.split(r"(\$\$|\$&|\$\d{1,2}|\$<[^>]*>)", repl)
+
+    def expand(m: Any) -> str:
+        out = []
+        for i, p in enumerate(parts):
+            if i % 2 == 0:
+                out.append(p)
+            elif p == "$$":
+                out.append("$")
+            elif p == "$&":
+                out.append(m.group(0))
+            elif p.startswith("$<"):
+                try:
+                    out.append(m.group(p[2:-1]) or "")
+                except (IndexError, _regex.error):
+                    out.append(p)
+            else:
+                k = int(p[1:])
+                out.append((m.group(k) or "") if k <= len(m.groups()) else p)
+        return "".join(out)
+
+    return expand
+
+
+@fn("regexreplace", 3, vector=(0, 1, 2))
 def _regexreplace(ctx, text, pattern, repl):
-    if text is None:
+    if text is None or pattern is None or repl is None:
         return None
-    # JavaScript's $1 / $& in the replacement become Python's \1 / \g<0>
-    r = _str("regexreplace", repl).replace("\\", "\\\\")
-    r = re.sub(r"\$(\d+)", r"\\g<\1>", r).replace("$&", r"\g<0>")
-    return _js_regex(_str("regexreplace", pattern)).sub(r, _str("regexreplace", text))
+    text = _str("regexreplace", text)
+    compiled = _js_regex("regexreplace", _str("regexreplace", pattern))
+    expand = _js_replacement(_str("regexreplace", repl))
+    budget, grown = ctx.budget, [len(text)]
+
+    def replace(m: Any) -> str:
+        piece = expand(m)
+        grown[0] += len(piece) - (m.end() - m.start())
+        budget.string_size(grown[0], "regexreplace()")
+        return piece
+
+    return _timed("regexreplace", ctx, lambda t: compiled.sub(replace, text, timeout=t))
 
 
-@fn("replace", 3, vector=True)
+@fn("replace", 3, vector=(0, 1, 2))
 def _replace(ctx, text, old, new):
-    if text is None:
+    if text is None or old is None or new is None:
         return None
-    return _str("replace", text).replace(_str("replace", old), _str("replace", new))
+    text, old, new = _str("replace", text), _str("replace", old), _str("replace", new)
+    # JavaScript's split-then-join: an empty pattern goes between every character
+    count = len(text) + 1 if old == "" else text.count(old)
+    ctx.budget.string_size(len(text) + count * (len(new) - len(old)), "replace()")
+    if old == "":
+        return new.join(text)
+    return text.replace(old, new)
 
 
 @fn("lower", 1, vector=True)
@@ -538,12 +653,15 @@ def _upper(ctx, text):
     return None if text is None else _str("upper", text).upper()
 
 
-@fn("split", 2, 3, vector=True)
+@fn("split", 2, 3, vector=(0, 1))
 def _split(ctx, text, sep, limit=None):
-    if text is None:
+    if text is None or sep is None:
         return None
-    parts = [p if p is not None else "" for p in _js_regex(_str("split", sep)).split(_str("split", text))]
-    return parts[: int(limit)] if limit is not None else parts
+    compiled = _js_regex("split", _str("split", sep))
+    text = _str("split", text)
+    pieces = _timed("split", ctx, lambda t: compiled.split(text, timeout=t))
+    parts = [p if p is not None else "" for p in pieces]
+    return parts[: max(int(_num("split", limit)), 0)] if limit is not None else parts
 
 
 @fn("startswith", 2, vector=True)
@@ -556,18 +674,29 @@ def _endswith(ctx, text, suffix):
     return False if text is None else _str("endswith", text).endswith(_str("endswith", suffix))
 
 
+def _padding(name: str, ctx, text, n, pad) -> tuple[str, str]:
+    text = to_string(text)
+    n = _num(name, n)
+    if not math.isfinite(n):
+        raise QueryError(f"{name}(): cannot pad to {to_string(n)} characters")
+    ctx.budget.string_size(int(n), f"{name}()")
+    pad = to_string(pad)
+    need = int(n) - len(text)
+    if need <= 0 or not pad:
+        return text, ""
+    return text, (pad * (need // len(pad) + 1))[:need]
+
+
 @fn("padleft", 2, 3, vector=True)
 def _padleft(ctx, text, n, pad=" "):
-    text = to_string(text)
-    need = int(n) - len(text)
-    return (pad * need)[:max(need, 0)] + text if need > 0 else text
+    text, fill = _padding("padleft", ctx, text, n, pad)
+    return fill + text
 
 
 @fn("padright", 2, 3, vector=True)
 def _padright(ctx, text, n, pad=" "):
-    text = to_string(text)
-    need = int(n) - len(text)
-    return text + (pad * need)[:max(need, 0)] if need > 0 else text
+    text, fill = _padding("padright", ctx, text, n, pad)
+    return text + fill
 
 
 @fn("substring", 2, 3, vector=True)
@@ -592,10 +721,9 @@ def _truncate(ctx, text, n, suffix="..."):
 
 # ---- utilities ----------------------------------------------------------------------------
 
-@fn("default", 2)
+@fn("default", 2, vector=(0, 1))
 def _default(ctx, value, fallback):
-    if isinstance(value, list):
-        return [fallback if v is None else v for v in value]
+    """Vectorised in both arguments, as Dataview documents (``ldefault`` is not)."""
     return fallback if value is None else value
 
 
@@ -709,12 +837,35 @@ def _meta(ctx, link):
             "subpath": link.subpath, "type": link.type}
 
 
-@fn("hash", 1, 3)
-def _hash(ctx, seed, text="", variant=0):
-    import hashlib
+def cyrb53(text: str, seed: int = 0) -> int:
+    """The 53-bit string hash Dataview's ``hash()`` uses (cyrb53 by bryc, public domain),
+    over UTF-16 code units as in JavaScript."""
+    mask = 0xFFFFFFFF
+    h1 = (0xDEADBEEF ^ seed) & mask
+    h2 = (0x41C6CE57 ^ seed) & mask
+    data = text.encode("utf-16-le", "surrogatepass")
+    for i in range(0, len(data), 2):
+        ch = data[i] | data[i + 1] << 8
+        h1 = ((h1 ^ ch) * 2654435761) & mask
+        h2 = ((h2 ^ ch) * 1597334677) & mask
+    h1 = ((h1 ^ (h1 >> 16)) * 2246822507) & mask
+    h1 ^= ((h2 ^ (h2 >> 13)) * 3266489909) & mask
+    h2 = ((h2 ^ (h2 >> 16)) * 2246822507) & mask
+    h2 ^= ((h1 ^ (h1 >> 13)) * 3266489909) & mask
+    return 4294967296 * (2097151 & h2) + (h1 & mask)
 
-    digest = hashlib.sha256(f"{to_string(seed)}|{to_string(text)}|{to_string(variant)}".encode()).digest()
-    return int.from_bytes(digest[:6], "big")
+
+@fn("hash", 1, 3)
+def _hash(ctx, seed, text="", variant=None):
+    """``hash(seed[, text][, variant])`` (as documented; ``hash(seed, variant)`` too): a
+    stable number per input, equal to Dataview's for the same arguments."""
+    _need("hash", seed, "string")
+    if variant is None and typeof(text) == "number":
+        text, variant = "", text
+    _need("hash", text, "string")
+    variant = 0 if variant is None else int(_num("hash", variant))
+    ctx.budget.string_size(len(seed) + len(text), "hash()")
+    return cyrb53(seed + text, variant & 0xFFFFFFFF)
 
 
 @fn("currencyformat", 1, 2)
@@ -723,13 +874,51 @@ def _currencyformat(ctx, n, currency="USD"):
     return f"{symbol}{_num('currencyformat', n):,.2f}"
 
 
+_MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
+_MD_MARKUP = re.compile(r"(\*\*|__|~~|==|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)|`+)")
+
+
+def plain_markdown(text: str) -> str:
+    """Markdown as readable text (Dataview's ``normalizeMarkdown``): ``[[a|b]]`` -> b,
+    ``[[a]]`` -> a, ``[text](url)`` -> text, emphasis, code and strike marks removed."""
+    text = re.sub(r"\[\[([^|\]\n]*?)\]\]", r"\1", text)
+    text = re.sub(r"\[\[[^\]\n]*?\|([^\]\n]*?)\]\]", r"\1", text)
+    text = _MD_LINK.sub(r"\1", text)
+    text = re.sub(r"^\s{0,3}#{1,6}\s+", "", text, flags=re.M)
+    return _MD_MARKUP.sub("", text)
+
+
+def display_date(d: _dt.datetime) -> str:
+    """Dataview's default date display: ``MMMM dd, yyyy``, with ``h:mm a - `` before it
+    when there is a time of day (a date in another zone shows in local time, as Dataview)."""
+    d = naive_local(d)
+    day = f"{d.strftime('%B')} {d.day:02d}, {d.year}"
+    if d.time() == _dt.time(0, 0):
+        return day
+    return f"{d.hour % 12 or 12}:{d.minute:02d} {'AM' if d.hour < 12 else 'PM'} - {day}"
+
+
 @fn("display", 1)
 def _display(ctx, value):
+    """The text a reader sees: markup and links stripped from strings, a link's display
+    text (or file name), dates as ``November 18, 2024``, lists joined with ``, ``."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(_display(ctx, v) for v in value)
+    if isinstance(value, str):
+        return plain_markdown(value)
     if isinstance(value, Link):
-        return value.display or value.name
+        return plain_markdown(value.display) if value.display else value.name
+    if isinstance(value, _dt.datetime):
+        return display_date(value)
     return to_string(value)
 
 
-@fn("localtime", 1)
+@fn("localtime", 1, vector=True)
 def _localtime(ctx, d):
-    return d
+    """A date written in another zone, as the same instant in local time."""
+    if d is None:
+        return None
+    _need("localtime", d, "date")
+    return naive_local(d)

@@ -14,7 +14,9 @@ import functools
 import re
 from typing import TYPE_CHECKING, Any
 
-from kb.query.values import Link, Record, canonical_key, link_from_text, parse_date, parse_field_value
+from kb.query.values import (
+    Link, Record, canonical_key, link_from_text, normalize_header, parse_date, parse_field_value,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from kb.query.corpus import Corpus
@@ -308,7 +310,33 @@ class FileRecord(Record):
         for key, value in re.findall(r"[\[(]([^\[\]():]+)::\s*([^\])]*)[\])]", text):
             item.setdefault(key.strip(), parse_field_value(value))
             item.setdefault(canonical_key(key), parse_field_value(value))
+        if task:
+            for key, pattern in _TASK_EMOJI_DATES:
+                m = pattern.search(text)
+                if m and key not in item:
+                    item[key] = parse_date(m.group(1))
+        item["section"] = self._section(t.get("line"))
         return item
+
+    def _section(self, line: Any) -> Link:
+        """The heading above ``line`` as a header link (the note itself above the first)."""
+        path = self.page.path
+        if not isinstance(line, int):
+            return Link(path)
+        above = [h for h in self.page.heavy("headings") if isinstance(h.get("line"), int) and h["line"] < line]
+        if not above:
+            return Link(path)
+        return Link(path, None, normalize_header(above[-1].get("text") or "") or None, False, "header")
+
+
+# the Tasks plugin's dates, which Dataview reads as task fields
+_TASK_EMOJI_DATES = [
+    ("created", re.compile(r"\u2795\s*(\d{4}-\d{2}-\d{2})")),
+    ("start", re.compile(r"\U0001F6EB\s*(\d{4}-\d{2}-\d{2})")),
+    ("scheduled", re.compile(r"[\u23F3\u231B]\s*(\d{4}-\d{2}-\d{2})")),
+    ("due", re.compile(r"(?:\U0001F4C5|\U0001F4C6|\U0001F5D3\uFE0F?)\s*(\d{4}-\d{2}-\d{2})")),
+    ("completion", re.compile(r"\u2705\s*(\d{4}-\d{2}-\d{2})")),
+]
 
 
 def _unique(items: list[str]) -> list[str]:

@@ -12,16 +12,20 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+import regex
+
 from kb.query import ast
 from kb.query.errors import QueryError
-from kb.query.values import DURATION_RE, link_from_text, parse_date, parse_duration
+from kb.query.values import EMOJI, MAX_DURATION_CHARS, link_from_text, parse_date, parse_duration
 
 _WS = re.compile(r"(?:\s+|//[^\n]*)*")
-_IDENT = re.compile(r"[^\W\d](?:[\w-]*\w)?")
+# a letter or an emoji first (as Dataview), then letters, digits, '_', '-' or emoji; a dash
+# never ends a name, so "a -b" and "a- b" still subtract
+_IDENT_BODY = r"(?:[^\W\d]|{e})(?:(?:[\w-]|{e})*(?:\w|{e}))?".format(e=EMOJI)
+_IDENT = regex.compile(_IDENT_BODY)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _TAG = re.compile(r"#[^\s,()#\"'\[\]!]+")
-_LAMBDA_HEAD = re.compile(r"\(\s*((?:[^\W\d](?:[\w-]*\w)?)(?:\s*,\s*[^\W\d](?:[\w-]*\w)?)*)?\s*\)\s*=>")
-_DATE_INNER = re.compile(r"\s*([^()\"]*?)\s*\)")
+_LAMBDA_HEAD = regex.compile(r"\(\s*((?:{i})(?:\s*,\s*{i})*)?\s*\)\s*=>".format(i=_IDENT_BODY))
 _COMPARE_OPS = ("!=", "<=", ">=", "==", "=", "<", ">")
 _COMMANDS = ("from", "where", "sort", "group", "flatten", "limit")
 _MAX_DEPTH = 200
@@ -34,7 +38,7 @@ def _kw(word: str) -> re.Pattern[str]:
 _KW = {w: _kw(w) for w in (
     "list", "table", "task", "calendar", "without", "id", "from", "where", "sort", "group", "by",
     "flatten", "limit", "as", "and", "or", "asc", "ascending", "desc", "descending", "outgoing",
-    "true", "false", "null",
+    "true", "false", "null", "csv",
 )}
 
 
@@ -50,6 +54,7 @@ class Parser:
         self.pos = 0
         self.depth = 0
         self.last_ws = (0, 0)
+        self.last_end = -1
 
     # ---- low-level helpers --------------------------------------------------------------
     def error(self, expected: str, pos: int | None = None) -> QueryError:
@@ -104,7 +109,7 @@ class Parser:
         if not self.take(s):
             raise self.error(what or f"'{s}'")
 
-    def match(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    def match(self, pattern) -> re.Match[str] | None:
         self.ws()
         m = pattern.match(self.text, self.pos)
         if m:
@@ -203,13 +208,13 @@ class Parser:
     # ---- FROM sources -------------------------------------------------------------------
     def source(self) -> ast.Source:
         left = self.source_and()
-        while self.take_kw("or"):
+        while self.take_kw("or") or self.take("|"):
             left = ast.OrSource(left, self.source_and())
         return left
 
     def source_and(self) -> ast.Source:
         left = self.source_not()
-        while self.take_kw("and"):
+        while self.take_kw("and") or self.take("&"):
             left = ast.AndSource(left, self.source_not())
         return left
 
@@ -231,12 +236,18 @@ class Parser:
             return ast.FolderSource(self.string())
         if self.peek("[["):
             return ast.LinkSource(self.link_literal().target)
+        if self.peek_kw("csv") and regex.match(r"csv\s*\(", self.text[self.pos:self.pos + 40], regex.I):
+            self.take_kw("csv")
+            self.expect("(")
+            path = self.string()
+            self.expect(")")
+            return ast.CsvSource(path)
         if self.take_kw("outgoing"):
             self.expect("(")
             target = self.link_literal().target
             self.expect(")")
             return ast.LinkSource(target, outgoing=True)
-        raise self.error('a source (#tag, "folder", [[note]] or outgoing([[note]]))')
+        raise self.error('a source (#tag, "folder", [[note]], outgoing([[note]]) or csv("file.csv"))')
 
     # ---- expressions --------------------------------------------------------------------
     def nested(self, fn: Callable):
@@ -255,7 +266,7 @@ class Parser:
         left = self.and_expr()
         while True:
             pos = self.pos
-            if self.take_kw("or"):
+            if self.take_kw("or") or self.take("|"):
                 left = ast.Binary("or", left, self.and_expr(), pos=pos)
             else:
                 return left
@@ -264,7 +275,7 @@ class Parser:
         left = self.compare_expr()
         while True:
             pos = self.pos
-            if self.take_kw("and"):
+            if self.take_kw("and") or self.take("&"):
                 left = ast.Binary("and", left, self.compare_expr(), pos=pos)
             else:
                 return left
@@ -319,6 +330,7 @@ class Parser:
     def postfix_expr(self) -> ast.Expr:
         e = self.atom()
         while True:
+            self.last_end = self.pos
             # no whitespace skipping before '.', '[' or '(' would make "a (b)" a call; Dataview
             # accepts both, so we skip it too, except before '[' (a new list literal is not valid
             # here anyway)
@@ -334,9 +346,13 @@ class Parser:
                 idx = self.expr()
                 self.expect("]")
                 e = ast.Index(e, idx, pos=pos)
-            elif self.text.startswith("(", self.pos) and isinstance(e, (ast.Variable, ast.Dot, ast.LambdaExpr)):
+            elif self.text.startswith("(", self.pos) and (
+                    isinstance(e, (ast.Variable, ast.Dot, ast.LambdaExpr))
+                    # f(1)(2), m["f"](x): a call on a result only when the "(" touches it
+                    or (isinstance(e, (ast.Call, ast.Index)) and self.pos == self.last_end)):
                 self.pos += 1
                 e = ast.Call(e, self.args(), pos=pos)
+                self.last_end = self.pos
             else:
                 return e
 
@@ -360,7 +376,8 @@ class Parser:
         if "0" <= ch <= "9":
             m = self.match(_NUMBER)
             s = m.group()
-            value = float(s) if any(c in s for c in ".eE") else int(s)
+            # JavaScript numbers are doubles: a long integer literal is one too
+            value = float(s) if any(c in s for c in ".eE") or len(s) > 15 else int(s)
             return ast.Literal(value, pos=pos)
         if ch in "\"'":
             return ast.Literal(self.string(), pos=pos)
@@ -417,12 +434,14 @@ class Parser:
         m = re.compile(r"\s*\(").match(self.text, after)
         if not m:
             return None
-        inner = _DATE_INNER.match(self.text, m.end())
-        if not inner:
+        # the text up to ")" (found with find: a regex would backtrack over long spaces)
+        close = self.text.find(")", m.end(), m.end() + MAX_DURATION_CHARS + 1)
+        raw = self.text[m.end():close] if close >= 0 else ""
+        if close < 0 or '"' in raw or "(" in raw or "'" in raw:
             return None
-        word = inner.group(1)
+        word = raw.strip()
         if kind == "date":
-            if re.fullmatch(r"\d{4}-\d{2}(-\d{2})?(T[\d:.]+(Z|[+-][\d:]+)?)?", word):
+            if re.fullmatch(r"\d{4}-\d{2}(-\d{2})?(T[\d:.]+(Z|[+-][\d:]+)?(\[[\w/+-]+\])?)?", word):
                 value = parse_date(word)
                 if value is None:
                     raise self.error("a valid date", m.end())
@@ -430,16 +449,16 @@ class Parser:
                                   "eom", "soy", "eoy"):
                 # relative dates are computed when the query runs, not when it is parsed
                 e = ast.Call(ast.Variable("date"), [ast.Literal(word.lower())], pos=self.pos)
-                self.pos = inner.end()
+                self.pos = close + 1
                 return e
             else:
                 return None
         else:
-            if not DURATION_RE.fullmatch(word) or not word:
+            value = parse_duration(word) if word else None
+            if value is None:
                 return None
-            value = parse_duration(word)
         pos = self.pos
-        self.pos = inner.end()
+        self.pos = close + 1
         return ast.Literal(value, pos=pos)
 
     def object_pair(self) -> tuple[str, ast.Expr]:

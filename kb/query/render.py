@@ -13,7 +13,7 @@ from typing import Any
 
 from kb.query.errors import QueryError
 from kb.query.evaluate import Result, ResultRow, execute
-from kb.query.values import Duration, Link, Record, to_json, to_string
+from kb.query.values import Duration, Link, Record, naive_local, to_json, to_string
 
 NULL_TEXT = "-"
 
@@ -25,6 +25,7 @@ def display(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, _dt.datetime):
+        v = naive_local(v)  # a date written in another zone shows in local time, as in Dataview
         text = v.strftime("%B %d, %Y").replace(" 0", " ")
         return text if v.time() == _dt.time(0, 0) else text + v.strftime(" %H:%M")
     if isinstance(v, Link):
@@ -129,7 +130,8 @@ def to_records(result: Result) -> list[dict[str, Any]]:
             if result.type == "task":
                 rec["rows"] = [{"path": m.path, **_task_json(m.task)} for m in r.group or []]
         else:
-            rec["path"] = r.path
+            # a CSV row has no note: its place in the file ("data/books.csv#0") stands in
+            rec["path"] = r.path if r.path is not None or not isinstance(r.id, str) else r.id
             if result.type == "task":
                 rec.update(_task_json(r.task))
         if result.type == "list":
@@ -242,11 +244,18 @@ def find_blocks(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
-def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None = None) -> str:
+def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None = None,
+                  limits: Any = None) -> str:
     """``text`` with each dataview block replaced by its result as Markdown and each inline
-    query (`` `= expr` ``) by its value; a failing block becomes a one-line error callout."""
+    query (`` `= expr` ``) by its value; a failing block becomes a one-line error callout.
+
+    All the note's queries share one budget (``limits``, else the defaults): a note
+    someone else wrote cannot make ``render`` run longer than one query's time limit."""
     from kb.query.evaluate import Context
+    from kb.query.limits import DEFAULT_LIMITS, Budget
     from kb.query.parser import parse_expression
+
+    budget = Budget(limits or DEFAULT_LIMITS)
 
     lines = text.split("\n")
     blocks = find_blocks(text)
@@ -254,7 +263,7 @@ def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None
     for start, end, _ in blocks:
         in_block.update(range(start, end + 1))
     out: list[str] = []
-    ctx = Context(corpus, this, now or _dt.datetime.now())
+    ctx = Context(corpus, this, now or _dt.datetime.now(), budget)
     starts = {b[0]: b for b in blocks}
     fenced = False
     i = 0
@@ -262,7 +271,7 @@ def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None
         if i in starts:
             start, end, query = starts[i]
             try:
-                md = to_markdown(execute(query, corpus, this=this, now=ctx.now)).rstrip("\n")
+                md = to_markdown(execute(query, corpus, this=this, now=ctx.now, budget=budget)).rstrip("\n")
                 out.extend(md.split("\n") if md else ["*No results.*"])
             except QueryError as exc:
                 out.append(f"> [!warning] Dataview query failed: {exc}")
@@ -274,7 +283,7 @@ def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None
         if not fenced and "`=" in line:
             def inline(m: re.Match[str]) -> str:
                 try:
-                    return display(ctx.eval(parse_expression(m.group(1)), this))
+                    return display(ctx.evaluate(parse_expression(m.group(1)), this))
                 except QueryError as exc:
                     return f"(query error: {exc})"
             line = _INLINE.sub(inline, line)

@@ -12,6 +12,8 @@ import datetime as _dt
 import functools
 import math
 import re
+
+import regex as _regex
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -33,6 +35,7 @@ class Link:
 
     def markdown(self) -> str:
         target = self.path[:-3] if self.path.lower().endswith(".md") else self.path
+        target = target.replace("|", "\\|")  # "[[Hello \| There]]", as Obsidian escapes it
         if self.subpath:
             target += ("#^" if self.type == "block" else "#") + self.subpath
         shown = self.display if self.display is not None else (self.name if "/" in self.path else None)
@@ -57,9 +60,10 @@ for _names, _value in (
     for _n in _names:
         _DUR_UNITS[_n] = _value
 
-_DUR_PART = r"(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_DUR_UNITS, key=len, reverse=True)) + r")\b"
+_DUR_PART = r"(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_DUR_UNITS, key=len, reverse=True)) + r")(?![a-z])"
 DURATION_RE = re.compile(r"\s*" + _DUR_PART + r"(?:\s*(?:,|and)?\s*" + _DUR_PART + r")*\s*", re.I)
 _DUR_PART_RE = re.compile(_DUR_PART, re.I)
+MAX_DURATION_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class Duration:
 
 def parse_duration(text: str) -> Duration | None:
     """``"2 days"``, ``"1 year, 3 months"``, ``"8 minutes and 4 seconds"`` -> Duration."""
+    if len(text) > MAX_DURATION_CHARS:  # the pattern backtracks on long runs of spaces
+        return None
     if not DURATION_RE.fullmatch(text):
         return None
     months, seconds = 0.0, 0.0
@@ -117,27 +123,111 @@ def parse_duration(text: str) -> Duration | None:
 
 DATE_RE = re.compile(
     r"(\d{4})-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6})\d*)?)?"
-    r"(Z|[+-]\d{2}:?\d{2})?)?)?"
+    r"(Z|[+-]\d{1,2}(?::?\d{2})?)?(?:\[([A-Za-z_]+(?:/[A-Za-z0-9_+-]+){0,2})\])?)?)?"
 )
 
 
+def _fixed_zone(text: str) -> _dt.tzinfo | None:
+    """``Z``, ``+9``, ``-07:00``, ``+0630`` -> a fixed-offset zone."""
+    if text == "Z":
+        return _dt.timezone.utc
+    sign = 1 if text[0] == "+" else -1
+    digits = text[1:].replace(":", "")
+    hours, minutes = (digits, "0") if len(digits) <= 2 else (digits[:-2], digits[-2:])
+    try:
+        return _dt.timezone(sign * _dt.timedelta(hours=int(hours), minutes=int(minutes)))
+    except ValueError:  # |offset| >= 24 h
+        return None
+
+
+def _named_zone(name: str) -> _dt.tzinfo | None:
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    except Exception:  # unknown name, or no time zone database on this machine
+        return None
+
+
 def parse_date(text: str) -> _dt.datetime | None:
-    """ISO dates and date-times (``2023-07-18``, ``2023-07``, ``2023-07-18T10:30``)."""
+    """ISO dates and date-times (``2023-07-18``, ``2023-07``, ``2023-07-18T10:30``).
+
+    A written zone is kept, as Luxon keeps it in Dataview: ``...T12:40:50-07:00`` is 12:40
+    in UTC-7 (an aware datetime), ``...T12:40:50[Europe/Paris]`` 12:40 in Paris. Dates
+    without a zone are naive, meaning local time."""
     m = DATE_RE.fullmatch(text.strip())
     if not m:
         return None
-    y, mo, d, h, mi, s, frac, zone = m.groups()
+    y, mo, d, h, mi, s, frac, offset, zone_name = m.groups()
     try:
         value = _dt.datetime(int(y), int(mo), int(d or 1), int(h or 0), int(mi or 0), int(s or 0),
                              int((frac or "0").ljust(6, "0")))
     except ValueError:
         return None
-    if zone:  # convert to local naive time so every date compares with every other
-        z = zone.replace(":", "")
-        tz = _dt.timezone.utc if z == "Z" else _dt.timezone(
-            (1 if z[0] == "+" else -1) * _dt.timedelta(hours=int(z[1:3]), minutes=int(z[3:5])))
-        value = value.replace(tzinfo=tz).astimezone().replace(tzinfo=None)
+    if zone_name:
+        tz = _named_zone(zone_name)
+        if tz is None:
+            return None
+        value = value.replace(tzinfo=tz)
+    elif offset:
+        tz = _fixed_zone(offset)
+        if tz is None:
+            return None
+        value = value.replace(tzinfo=tz)
     return value
+
+
+def naive_local(d: _dt.datetime) -> _dt.datetime:
+    """The same instant as a naive local date-time (to compare with zone-less dates)."""
+    if d.tzinfo is None:
+        return d
+    try:
+        return d.astimezone().replace(tzinfo=None)
+    except (OverflowError, ValueError, OSError):  # at the ends of the calendar
+        return d.replace(tzinfo=None)
+
+
+def comparable_dates(a: _dt.datetime, b: _dt.datetime) -> tuple[_dt.datetime, _dt.datetime]:
+    """Two dates Python can compare and subtract: both aware or both naive local."""
+    if (a.tzinfo is None) == (b.tzinfo is None):
+        return a, b
+    return naive_local(a), naive_local(b)
+
+
+def zone_name(d: _dt.datetime) -> str | None:
+    """Luxon's ``zoneName``: ``Europe/Paris``, ``UTC``, ``UTC-7``, ``UTC+6:30``; the
+    machine's zone for a date written without one."""
+    tz = d.tzinfo
+    if tz is None:
+        return _dt.datetime.now().astimezone().tzname()
+    key = getattr(tz, "key", None)
+    if key:
+        return key
+    off = d.utcoffset() or _dt.timedelta(0)
+    if not off:
+        return "UTC"
+    total = int(off.total_seconds()) // 60
+    sign = "+" if total > 0 else "-"
+    hours, minutes = divmod(abs(total), 60)
+    return f"UTC{sign}{hours}" + (f":{minutes:02d}" if minutes else "")
+
+
+def date_difference(a: _dt.datetime, b: _dt.datetime) -> "Duration":
+    """``a - b`` as Luxon's ``diff`` in years, months, days ... : whole calendar months
+    first (2021-05-04 - 1997-05-17 = 23 years, 11 months, 17 days), then the time left."""
+    a, b = comparable_dates(a, b)
+    if a < b:
+        return -date_difference(b, a)
+    if a.tzinfo is not None:
+        b = b.astimezone(a.tzinfo)
+    months = (a.year - b.year) * 12 + (a.month - b.month)
+    try:
+        while months > 0 and add_duration(b, Duration(months)) > a:
+            months -= 1
+        rest = a - add_duration(b, Duration(months))
+    except (OverflowError, ValueError):
+        months, rest = 0, a - b
+    return Duration(months, rest.total_seconds())
 
 
 def relative_date(word: str, now: _dt.datetime | None = None) -> _dt.datetime | None:
@@ -208,12 +298,34 @@ class Record:
         return {k: self.get(k) for k in self.keys()}
 
 
+# an emoji: a pictograph with its variation selectors, skin tones and zero-width joins
+EMOJI = (r"(?:\p{Extended_Pictographic}[\uFE0F\u20E3\p{Emoji_Modifier}]*"
+         r"(?:\u200D\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*)*)")
+_KEY_PIECE = _regex.compile("(" + EMOJI + r")|([0-9\p{L}_-]+)|(\s+)|.", _regex.S)
+_HEADER_KEEP = _regex.compile(EMOJI + r"|[0-9\p{L}_-]+", _regex.S)
+
+
 @functools.lru_cache(maxsize=4096)
 def canonical_key(name: str) -> str:
-    """Dataview's sanitised field name: formatting stripped, lowercase, spaces -> dashes."""
-    name = re.sub(r"[*_~`=]", "", name) if re.search(r"[*~`=]", name) else name
-    name = re.sub(r"[^\w\s-]", "", name)
-    return re.sub(r"\s+", "-", name.strip()).lower()
+    """Dataview's sanitised field name (``canonicalizeVarName``): letters, digits, ``_``
+    and ``-`` lowercased, emoji kept, each run of spaces one dash, anything else dropped."""
+    out = []
+    for m in _KEY_PIECE.finditer(name.strip()):
+        emoji, word, space = m.groups()
+        if emoji is not None:
+            out.append(emoji)
+        elif word is not None:
+            out.append(word.lower())
+        elif space is not None:
+            out.append("-")
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def normalize_header(header: str) -> str:
+    """A heading as a link target (Dataview's ``normalizeHeaderForLink``): markup, links and
+    punctuation become spaces, runs of spaces one space: ``**Header** *Value`` -> ``Header Value``."""
+    return " ".join(m.group() for m in _HEADER_KEEP.finditer(header))
 
 
 # ---- types, truthiness, ordering, strings ----------------------------------------------
@@ -275,14 +387,18 @@ def compare(a: Any, b: Any) -> int:
     if ta == "string":
         ka, kb = _str_key(a), _str_key(b)
         return (ka > kb) - (ka < kb)
-    if ta in ("number", "boolean", "date"):
+    if ta == "date":
+        a, b = comparable_dates(a, b)
+        return (a > b) - (a < b)
+    if ta in ("number", "boolean"):
         return (a > b) - (a < b)
     if ta == "duration":
         x, y = a.approx_seconds(), b.approx_seconds()
         return (x > y) - (x < y)
     if ta == "link":
         c = compare(a.path.casefold(), b.path.casefold())
-        return c or compare(a.subpath or "", b.subpath or "")
+        # a heading and a block of one note are different targets, as in Dataview
+        return c or compare(a.subpath or "", b.subpath or "") or compare(a.type, b.type)
     if ta == "array":
         for x, y in zip(a, b):
             c = compare(x, y)
@@ -312,12 +428,14 @@ def sort_key(v: Any) -> tuple:
     t = typeof(v)
     if t == "string":
         return (t, _str_key(v))
-    if t in ("number", "boolean", "date"):
+    if t in ("number", "boolean"):
         return (t, v)
+    if t == "date":
+        return (t, naive_local(v))
     if t == "duration":
         return (t, v.approx_seconds())
     if t == "link":
-        return (t, v.path.casefold(), v.subpath or "")
+        return (t, v.path.casefold(), v.subpath or "", v.type)
     if t == "array":
         return (t, tuple(sort_key(x) for x in v))
     return (t, SortKey(v))
@@ -344,7 +462,9 @@ def _ordinal(n: int) -> str:
 
 
 def format_date(d: _dt.datetime) -> str:
-    """Dataview's default rendering: ``August 15th, 2021`` (plus time when there is one)."""
+    """Dataview's default rendering: ``August 15th, 2021`` (plus time when there is one);
+    a date written in another zone shows in local time, as Dataview shows it."""
+    d = naive_local(d)
     text = f"{d.strftime('%B')} {_ordinal(d.day)}, {d.year}"
     if d.time() != _dt.time(0, 0):
         text += d.strftime(" %H:%M") + (d.strftime(":%S") if d.second else "")
@@ -404,42 +524,104 @@ def to_json(v: Any) -> Any:
     return to_string(v)
 
 
+_FIELD_ATOM = re.compile(
+    r'\s*(?:(?P<string>"(?:[^"\\\n]|\\.)*")'
+    r"|(?P<link>!?\[\[(?:[^\]\n]|\](?!\]))*\]\])"
+    r"|(?P<tag>#[^\u2000-\u206F\u2E00-\u2E7F'!\"#$%&()*+,.:;<=>?@^`{|}~\[\]\\\s]+)"
+    r"|(?P<word>[^,\"]+))"
+)
+_AFTER_ATOM = re.compile(r"\s*(?:,|$)")
+_MAX_FIELD_ATOMS = 1000
+
+
+def _field_atom(kind: str, text: str) -> tuple[bool, Any]:
+    """One element of an inline field's value, as Dataview's ``atomInlineField``; False
+    when ``text`` is not one (then the whole value stays a string)."""
+    if kind == "string":
+        body = text[1:-1]
+        return True, re.sub(r"\\(.)", lambda m: m.group(1) if m.group(1) in '"\\' else m.group(0), body)
+    if kind == "link":
+        embed = text.startswith("!")
+        return True, link_from_text(text[3 if embed else 2:-2], embed=embed)
+    if kind == "tag":
+        return True, text
+    low = text.lower()
+    if low in ("true", "false"):
+        return True, low == "true"
+    if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        return True, float(text) if "." in text else int(text)
+    if text[:1].isdigit():
+        d = parse_date(text)
+        if d is not None:
+            return True, d
+        du = parse_duration(text)
+        if du is not None:
+            return True, du
+    return False, None
+
+
 def parse_field_value(text: str) -> Any:
-    """Turn an inline-field or frontmatter string into the typed value Dataview would see."""
+    """Turn an inline-field or frontmatter string into the typed value Dataview would see.
+
+    As Dataview's ``inlineField``: one atom (number, boolean, date, duration, "quoted
+    string" without its quotes, link, #tag), or atoms separated by commas, which make a
+    list (``1, 2, 3, "hello"``; a trailing comma makes one: ``[[test]],``). Anything else
+    is the text itself."""
     s = text.strip()
     if s == "":
         return None
-    low = s.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if re.fullmatch(r"-?\d+(\.\d+)?", s):
-        return float(s) if "." in s else int(s)
-    if s[0].isdigit():
-        d = parse_date(s)
-        if d is not None:
-            return d
-    if s[0].isdigit():
-        du = parse_duration(s)
-        if du is not None:
-            return du
-    if "[[" in s:
-        links = re.findall(r"(!?)\[\[([^\]]+)\]\]", s)
-        rest = re.sub(r"!?\[\[[^\]]+\]\]", "", s)
-        if links and not rest.replace(",", "").strip():
-            values = [link_from_text(inner, embed=bool(bang)) for bang, inner in links]
-            return values[0] if len(values) == 1 else values
-    return s
+    m = _FIELD_ATOM.match(s)
+    if m and m.end() == len(s):
+        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
+        if ok:
+            return value
+    if "," not in s:
+        return s
+    values = []
+    pos, n = 0, len(s)
+    while pos < n and len(values) <= _MAX_FIELD_ATOMS:
+        m = _FIELD_ATOM.match(s, pos)
+        after = _AFTER_ATOM.match(s, m.end()) if m else None
+        if not after:
+            return s
+        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
+        if not ok:
+            return s
+        values.append(value)
+        pos = after.end()
+        if s[pos - 1:pos] == ",":
+            if not s[pos:].strip():  # a trailing comma: still a list
+                break
+    if len(values) > _MAX_FIELD_ATOMS:
+        return s
+    return values
+
+
+def split_link_inner(inner: str) -> tuple[str, str | None]:
+    """``target|display`` split at the first pipe not escaped with a backslash (Obsidian's escape
+    inside tables); escaped pipes in the target become plain ones."""
+    pipe = -1
+    while True:
+        pipe = inner.find("|", pipe + 1)
+        if pipe < 0:
+            return inner.replace("\\|", "|"), None
+        if pipe > 0 and inner[pipe - 1] == "\\":
+            continue
+        return inner[:pipe].replace("\\|", "|"), inner[pipe + 1:]
 
 
 def link_from_text(inner: str, *, embed: bool = False) -> Link:
-    """``Note#Heading|shown`` -> Link (path unresolved)."""
-    target, _, display = inner.partition("|")
-    target, hash_, sub = target.partition("#")
-    kind = "file"
-    if hash_:
-        kind = "block" if sub.startswith("^") else "header"
-        sub = sub.lstrip("^")
-    return Link(target.strip(), display.strip() or None if display else None, sub or None, embed, kind)
+    """``Note#Heading|shown`` -> Link (path unresolved). As Dataview's ``Link.infer``:
+    ``#^id`` makes a block link, ``#heading`` a header link with the heading normalised."""
+    target, display = split_link_inner(inner)
+    display = display.strip() or None if display is not None else None
+    if "#^" in target:
+        path, _, sub = target.partition("#^")
+        return Link(path.strip(), display, sub.split("#^")[0] or None, embed, "block")
+    if "#" in target:
+        path, _, sub = target.partition("#")
+        return Link(path.strip(), display, normalize_header(sub.split("#")[0]) or None, embed, "header")
+    return Link(target.strip(), display, None, embed, "file")
 
 
 def iter_values(v: Any) -> Iterable[Any]:

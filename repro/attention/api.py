@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 
 from .dropout import draw_seed, full_keep_mask
 from .naive import block_grid, causal_mask, naive_attention

@@ -29,26 +29,11 @@ import math
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
 
 from repro.registry import Control, Param, Preset, Requirements, experiment
+from repro.threads import torch_threads
 
 _HEAD_CYCLE = ((4, 4), (4, 2), (4, 1))  # MHA, GQA, MQA
-
-
-@contextmanager
-def _torch_threads(n: int | None):
-    """Run torch on ``n`` intra-op threads (restored after): on a shared 2-core machine
-    OpenMP threads fighting for cores turn milliseconds into seconds."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _slope(xs, ys) -> float:
@@ -89,7 +74,7 @@ def _exactness_json(spec: dict) -> list[dict]:
         kernels = load_triton_kernels()
         kernels.POISON_OUTPUTS = True  # an unwritten element becomes NaN and fails
     try:
-        with _torch_threads(1 if spec["device"] == "cpu" else None):
+        with torch_threads(1 if spec["device"] == "cpu" else 0):
             return _exactness_cases(spec)
     finally:
         if kernels is not None:
@@ -259,7 +244,7 @@ def exact(ctx):
         interpret = impl == "triton" and device == "cpu"
         if impl == "triton" and not triton_available():
             if broken_impl == "triton":
-                from kb.errors import PaperkbError
+                from paperkb.errors import PaperkbError
 
                 raise PaperkbError("the triton-causal-off control needs the triton package (pip install 'paperkb[gpu]')")
             notes.append("triton is not installed: the kernel was not judged")
@@ -551,7 +536,7 @@ def _plot_speed(ctx, rows: list[dict], device: str) -> None:
 def speed(ctx):
     import torch
 
-    from kb.errors import PaperkbError
+    from paperkb.errors import PaperkbError
 
     from .speed import markdown_table, matmul_tflops, speed_table
 
@@ -754,7 +739,7 @@ def block_sparse_io(ctx):
 def block_sparse_speed(ctx):
     import torch
 
-    from kb.errors import PaperkbError
+    from paperkb.errors import PaperkbError
 
     from .api import flash_attention
     from .io_model import random_block_mask
@@ -837,7 +822,7 @@ def gpt2_end_to_end(ctx):
     p = ctx.params
     device = "cuda" if ctx.device.startswith("cuda") and torch.cuda.is_available() else "cpu"
     if p["impl"] == "triton" and device != "cuda":
-        from kb.errors import PaperkbError
+        from paperkb.errors import PaperkbError
 
         raise PaperkbError("impl=triton trains on a CUDA GPU; use impl=tiled on a CPU")
     dtype = None if p["dtype"] == "float32" else getattr(torch, p["dtype"])
@@ -848,7 +833,7 @@ def gpt2_end_to_end(ctx):
     other = copy.deepcopy(base)  # the same weights; its config object is its own (shared by its blocks)
     other.set_attention(p["impl"], "causal-off" if ctx.control == "impl-causal-off" else None)
     data = batches(vault_bytes(), p["steps"], p["batch"], p["seq"], ctx.seed)
-    with _torch_threads(1 if device == "cpu" else None):
+    with torch_threads(1 if device == "cpu" else 0):
         runs = {}
         for name, model in (("baseline", base), ("impl", other)):
             runs[name] = train(model, data, lr=p["lr"], device=device, dtype=dtype, warmup=p["warmup_steps"])

@@ -5,9 +5,8 @@ No torch at module level: ``paperkb experiments`` imports this file to list the 
 
 from __future__ import annotations
 
-from repro.registry import Param, Preset, experiment
+from repro.registry import Control, Param, Preset, experiment
 from repro.threads import torch_threads
-
 
 
 # Table 1 of the paper rounds these; the exact totals are those of the released checkpoints.
@@ -20,14 +19,24 @@ PUBLISHED_PARAMS = {"7B": 6_738_415_616, "13B": 13_015_864_320, "70B": 68_976_64
     "released checkpoints' totals exactly",
     params=[Param("sizes", list, ["7B", "13B", "34B", "70B"], "presets to build (7B, 13B, 34B, 70B)")],
     presets={"smoke": Preset(description="all four shapes, meta device: no memory, ~1 s"),
-             "full": Preset(description="same as smoke: counting needs no weights")},
+             "full": Preset(description="same as smoke: counting needs no weights"),
+             "paper": Preset(description="the paper's own configurations: counting is exact at any scale")},
+    controls=[Control("swiglu-no-multiple-of",
+                      "the SwiGLU width 8·dim/3 (times ffn_dim_multiplier) without rounding up to multiple_of")],
 )
 def param_count(ctx):
+    from dataclasses import replace
+
     from repro.llama.model import build_on_meta, count_parameters, preset
 
     for name in ctx.params["sizes"]:
         name = str(name)
         args = preset(name)
+        if ctx.control == "swiglu-no-multiple-of":
+            hidden = int(2 * (4 * args.dim) / 3)
+            if args.ffn_dim_multiplier is not None:
+                hidden = int(args.ffn_dim_multiplier * hidden)
+            args = replace(args, ffn_hidden_dim=hidden)
         model = build_on_meta(args)
         n = count_parameters(model)
         if any(not p.is_meta for p in model.parameters()):
@@ -48,79 +57,141 @@ def _tiny_args(dim: int, n_layers: int, n_heads: int, n_kv_heads: int, vocab: in
                      max_seq_len=max_seq_len, multiple_of=32)
 
 
+class _DroppingCache:
+    """Negative control: a KV cache that loses the newest position of every decoding step
+    (it keeps the zeros it was made with), as a cache indexed one position off would."""
+
+    def __init__(self, cache):
+        self.inner = cache
+        self.inner.k.zero_()
+        self.inner.v.zero_()
+
+    def update(self, start_pos, k, v):
+        if k.shape[2] == 1:  # a decoding step: store nothing
+            end = start_pos + 1
+            return self.inner.k[:k.shape[0], :, :end], self.inner.v[:k.shape[0], :, :end]
+        return self.inner.update(start_pos, k, v)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class _ExpandedCache:
+    """Negative control: a "GQA" cache that stores every query head's copy of the keys and
+    values (repeat before caching), so it allocates what multi-head attention would."""
+
+    def __init__(self, batch, max_len, n_heads, head_dim, dtype, device):
+        import torch
+
+        self.k = torch.zeros(batch, n_heads, max_len, head_dim, dtype=dtype, device=device)
+        self.v = torch.zeros_like(self.k)
+
+    def update(self, start_pos, k, v):
+        group = self.k.shape[1] // k.shape[1]
+        end = start_pos + k.shape[2]
+        self.k[:k.shape[0], :, start_pos:end] = k.repeat_interleave(group, dim=1)
+        self.v[:k.shape[0], :, start_pos:end] = v.repeat_interleave(group, dim=1)
+        return self.k[:k.shape[0], :, :end], self.v[:k.shape[0], :, :end]
+
+
+def _allocated_bytes(cache) -> int:
+    """Bytes of the distinct storages the cache holds: what was allocated, not a shape product."""
+    seen, total = set(), 0
+    for layer in cache:
+        for t in (layer.k, layer.v):
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+    return total
+
+
 @experiment(
     "llama/gqa-kv-cache",
-    "Grouped-query attention: the 70B shape's KV cache at 4096 tokens is 8x smaller than with "
-    "multi-head attention; a small GQA model with the same head ratio decodes correctly with an "
-    "8x smaller cache",
+    "Grouped-query attention with the 70B model's head ratio (64 query heads, 8 KV heads): a model "
+    "that decodes correctly allocates an 8x smaller KV cache than multi-head attention, measured "
+    "from the cache's storage, with decode throughput recorded",
     params=[
-        Param("tokens", int, 4096, "cached positions for the 70B shape"),
-        Param("dtype", str, "float16", "cache element type", choices=("float16", "bfloat16", "float32")),
-        Param("small_dim", int, 128, "width of the small decoding model"),
-        Param("small_heads", int, 8, "query heads of the small model"),
-        Param("small_kv_heads", int, 1, "KV heads of the small GQA model"),
-        Param("decode_tokens", int, 32, "tokens the small model decodes"),
+        Param("n_heads", int, 64, "query heads (the 70B's 64)"),
+        Param("n_kv_heads", int, 8, "KV heads of the GQA model (the 70B's 8)"),
+        Param("head_dim", int, 8, "width of one head (128 in the 70B; smaller here)"),
+        Param("n_layers", int, 2),
+        Param("prompt_len", int, 8), Param("decode_tokens", int, 32, "tokens decoded after the prompt"),
+        Param("tokens_70b", int, 4096, "positions of the 70B-shape figure (reference, on the meta device)"),
     ],
-    presets={"smoke": Preset(description="70B cache on the meta device; small model decodes 32 tokens, ~2 s"),
-             "full": Preset(params={"small_dim": 512, "decode_tokens": 256},
-                            description="a wider small model and a longer decode")},
+    presets={"smoke": Preset(description="64/8 heads of width 8, 2 layers, 32 decoded tokens, ~3 s"),
+             "full": Preset(params={"head_dim": 32, "n_layers": 4, "decode_tokens": 256},
+                            description="heads of width 32, 4 layers, 256 decoded tokens")},
+    controls=[Control("drop-position", "a KV cache that loses the newest position at every decoding step"),
+              Control("expand-kv-heads", "a GQA cache that stores the keys and values repeated per query head")],
 )
 def gqa_kv_cache(ctx):
+    with torch_threads(1):
+        return _gqa_kv_cache(ctx)
+
+
+def _gqa_kv_cache(ctx):
+    import time
+
     import torch
 
     from repro.llama.model import Transformer, build_on_meta, preset
 
     p = ctx.params
-    dtype = getattr(torch, p["dtype"])
-    n_tokens = p["tokens"]
-    # 1. The 70B shape: caches allocated on the meta device (shapes and dtypes, no memory).
-    sizes = {}
-    for label, kv in (("gqa", 8), ("mha", 64)):
-        model = build_on_meta(preset("70B", n_kv_heads=kv))
-        cache = model.new_cache(1, n_tokens, dtype=dtype, device="meta")
-        sizes[label] = sum(c.nbytes() for c in cache)
-        ctx.log_metric(f"kv_bytes_70b_{label}", sizes[label])
-        ctx.log(f"70B shape, {label.upper()} ({kv} KV heads): {sizes[label] / 2**30:.2f} GiB of KV cache "
-                f"for {n_tokens} tokens in {p['dtype']}")
-    ratio = sizes["mha"] / sizes["gqa"]
-    ctx.log_metric("kv_ratio_70b", ratio)
-    ctx.check("kv_ratio_70b", ratio, "between", (7.999, 8.001),
-              "70B: MHA cache bytes / GQA cache bytes = 64 heads / 8 KV heads")
-
-    # 2. A small model that decodes: same query heads, GQA vs MHA; bytes actually held.
-    torch.manual_seed(ctx.seed)
-    heads, kv_heads = p["small_heads"], p["small_kv_heads"]
-    n_prompt, n_new = 8, p["decode_tokens"]
+    heads, kv_heads, hd = p["n_heads"], p["n_kv_heads"], p["head_dim"]
+    if heads % kv_heads:
+        raise ValueError(f"n_heads {heads} is not a multiple of n_kv_heads {kv_heads}")
+    n_prompt, n_new = p["prompt_len"], p["decode_tokens"]
     total = n_prompt + n_new
-    held = {}
+    held, rate = {}, {}
     for label, kv in (("gqa", kv_heads), ("mha", heads)):
-        model = Transformer(_tiny_args(p["small_dim"], 2, heads, kv, 256, total)).eval()
+        torch.manual_seed(ctx.seed)
+        model = Transformer(_tiny_args(heads * hd, p["n_layers"], heads, kv, 256, total)).eval()
         cache = model.new_cache(1, total)
-        tokens = torch.randint(0, 256, (1, n_prompt))
+        if label == "gqa" and ctx.control == "drop-position":
+            cache = [_DroppingCache(c) for c in cache]
+        elif label == "gqa" and ctx.control == "expand-kv-heads":
+            cache = [_ExpandedCache(1, total, heads, hd, torch.float32, "cpu") for _ in cache]
+        tokens = torch.randint(0, 256, (1, n_prompt), generator=torch.Generator().manual_seed(ctx.seed))
         with torch.inference_mode():
             logits = model(tokens, 0, cache, last_only=True)
             steps = []
+            t0 = time.perf_counter()
             for pos in range(n_prompt, total):
                 nxt = logits[:, -1].argmax(-1, keepdim=True)
                 tokens = torch.cat([tokens, nxt], dim=1)
                 logits = model(nxt, pos, cache)
                 steps.append(logits[:, -1])
-            # the cache must reproduce full recomputation
-            full = model(tokens)[0, n_prompt:]
+            rate[label] = n_new / (time.perf_counter() - t0)
+            full = model(tokens)[0, n_prompt:]  # the cache must reproduce full recomputation
         err = (torch.stack(steps, 1)[0] - full).abs().max().item()
-        held[label] = sum(c.k.untyped_storage().nbytes() + c.v.untyped_storage().nbytes() for c in cache)
-        ctx.log_metric(f"kv_bytes_small_{label}", held[label])
+        held[label] = _allocated_bytes(cache)
+        ctx.log_metric(f"kv_bytes_{label}", held[label])
+        ctx.log_metric(f"decode_tokens_per_s_{label}", rate[label])
         ctx.log_metric(f"decode_max_abs_err_{label}", err)
+        ctx.log(f"{label.upper()} ({kv} KV heads): {held[label]:,} cache bytes allocated, "
+                f"{rate[label]:.0f} tokens/s, max |cached - recomputed| {err:.1e}")
         ctx.check(f"decode_matches_recompute_{label}", err, "<=", 1e-4,
-                  f"small {label.upper()} model: cached decoding equals recomputation")
-    ratio_small = held["mha"] / held["gqa"]
-    ctx.log_metric("kv_ratio_small", ratio_small)
-    ctx.check("kv_ratio_small", ratio_small, "between", (heads / kv_heads - 1e-3, heads / kv_heads + 1e-3),
-              f"small model: cache bytes shrink by n_heads / n_kv_heads = {heads / kv_heads:g}")
-    if heads / kv_heads != 8:
-        ctx.log(f"note: the small model's head ratio is {heads / kv_heads:g}, not the 70B's 8")
-    return ctx.result(f"70B KV cache at {n_tokens} tokens: {sizes['gqa'] / 2**30:.2f} GiB with GQA vs "
-                      f"{sizes['mha'] / 2**30:.2f} GiB with MHA ({ratio:.2f}x)")
+                  f"{label.upper()}: cached decoding gives the logits of recomputing the whole sequence")
+    ratio = held["mha"] / held["gqa"]
+    ctx.log_metric("kv_bytes_ratio", ratio)
+    ctx.log_metric("decode_speed_ratio_gqa_over_mha", rate["gqa"] / rate["mha"])
+    expected = heads / kv_heads
+    # The paper's claim is the 70B's ratio (64 / 8); a cache that stores anything per query
+    # head, or pads, lands below it.
+    ctx.check("kv_bytes_ratio", ratio, ">=", expected,
+              f"allocated cache bytes, MHA over GQA, at least n_heads / n_kv_heads = {expected:g}",
+              evidence="direct" if (heads, kv_heads) == (64, 8) else "proxy")
+    # The 70B shape itself, on the meta device: shapes only, recorded as a reference figure.
+    sizes = {}
+    for label, kv in (("gqa", 8), ("mha", 64)):
+        meta = build_on_meta(preset("70B", n_kv_heads=kv))
+        sizes[label] = sum(c.nbytes() for c in meta.new_cache(1, p["tokens_70b"], dtype=torch.float16,
+                                                              device="meta"))
+        ctx.log_metric(f"kv_bytes_70b_{label}_fp16", sizes[label])
+    return ctx.result(f"{ratio:.2f}x fewer cache bytes with GQA ({held['gqa']:,} vs {held['mha']:,}); decode "
+                      f"{rate['gqa']:.0f} vs {rate['mha']:.0f} tokens/s; the 70B shape at {p['tokens_70b']} "
+                      f"tokens would hold {sizes['gqa'] / 2**30:.2f} vs {sizes['mha'] / 2**30:.2f} GiB in fp16")
 
 
 @experiment(
@@ -137,6 +208,7 @@ def gqa_kv_cache(ctx):
              "full": Preset(params={"dim": 512, "n_layers": 8, "n_heads": 8, "gqa_kv_heads": 2,
                                     "vocab_size": 32000, "seq_len": 256},
                             description="dim 512, 8 layers, the real vocabulary, 256 tokens")},
+    controls=[Control("swapped-swiglu", "our SwiGLU with its gate and up projections swapped: silu(W3 x) * W1 x")],
 )
 def hf_parity(ctx):
     import torch
@@ -156,6 +228,11 @@ def hf_parity(ctx):
         tokens = torch.randint(0, p["vocab_size"], (p["batch"], p["seq_len"]))
         for impl in ("eager", "sdpa"):
             hf = to_transformers(model, attn_implementation=impl)
+            if ctx.control == "swapped-swiglu" and impl == "eager":
+                with torch.no_grad():
+                    for layer in model.layers:
+                        ff = layer.feed_forward
+                        ff.w1.weight, ff.w3.weight = ff.w3.weight, ff.w1.weight
             with torch.no_grad():
                 diff = (model(tokens) - hf(tokens).logits).abs().max().item()
             ctx.log_metric(f"max_abs_diff_{label}_{impl}", diff)
@@ -176,6 +253,7 @@ def hf_parity(ctx):
     presets={"smoke": Preset(description="dim 256, 4 layers, 48 + 24 tokens, ~5 s"),
              "full": Preset(params={"dim": 512, "n_layers": 8, "prompt_len": 512, "new_tokens": 256},
                             description="dim 512, 8 layers, 512 + 256 tokens")},
+    controls=[Control("drop-position", "a KV cache that loses the newest position at every decoding step")],
 )
 def kv_cache_decode(ctx):
     with torch_threads(1):
@@ -198,6 +276,8 @@ def _kv_cache_decode(ctx):
     with torch.inference_mode():
         # cached: prefill once, then one token per step
         cache = model.new_cache(1, total)
+        if ctx.control == "drop-position":
+            cache = [_DroppingCache(c) for c in cache]
         tokens = prompt
         logits = model(prompt, 0, cache, last_only=True)[:, -1]
         cached_logits = [logits]
@@ -254,31 +334,67 @@ def _corpus(vault: str) -> tuple[str, str]:
     return "\n".join(f.read_text(encoding="utf-8") for f in files), "the repro package's sources"
 
 
+def split_lines(text: str, held_out_fraction: float = 0.1, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Deduplicate the corpus's lines, then send each distinct line to training or held out
+    by a hash of its text: held out shares no line with training, whatever the notes repeat
+    (templates, headings, callout markers)."""
+    import hashlib
+
+    seen: set[str] = set()
+    train, held = [], []
+    for line in text.splitlines():
+        key = " ".join(line.split())
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        h = int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
+        (held if h / 2**64 < held_out_fraction else train).append(line)
+    return train, held
+
+
+def shared_lines(train: list[str], held: list[str]) -> int:
+    """Held-out lines that also occur in training (whitespace-normalised)."""
+    seen = {" ".join(x.split()) for x in train}
+    return sum(1 for x in held if " ".join(x.split()) in seen)
+
+
 @experiment(
     "llama/train-small",
-    "A small Llama 2 (byte-level, GQA, RMSNorm, SwiGLU, RoPE) trained with the paper's optimiser "
-    "settings on the vault's own notes reaches a stated held-out loss, below the unigram baseline",
+    "A small Llama 2 (byte-level, GQA, RMSNorm, SwiGLU, RoPE) trained with the paper's optimiser and "
+    "schedule (AdamW 0.9/0.95, weight decay 0.1, clip 1.0, warmup then cosine to 10%) on the vault's "
+    "deduplicated notes lowers its loss on held-out lines it never saw, below the unigram baseline",
     params=[
         Param("vault", str, "", "folder of .md notes to train on (default: the bundled notes/)"),
         Param("steps", int, 100), Param("batch", int, 12), Param("seq_len", int, 128),
         Param("dim", int, 128), Param("n_layers", int, 4), Param("n_heads", int, 4), Param("n_kv_heads", int, 2),
         Param("lr", float, 6e-3, "peak learning rate (cosine decay to 10%, as in section 2.2)"),
-        Param("target_loss", float, 2.4, "held-out cross-entropy (nats per byte) to reach"),
+        Param("warmup", int, 10, "linear warmup steps (2000 in the paper, scaled down)"),
+        Param("held_out_fraction", float, 0.15, "share of the distinct lines held out"),
         Param("threads", int, 1, "CPU threads (1 is fastest on a shared 2-core machine)"),
     ],
     presets={"smoke": Preset(description="100 steps of 12 x 128 bytes, about 30 s on one CPU core"),
-             "full": Preset(params={"steps": 300, "batch": 16, "lr": 3e-3, "target_loss": 1.9},
+             "full": Preset(params={"steps": 300, "batch": 16, "lr": 3e-3, "warmup": 30},
                             description="300 steps of 16 x 128 bytes, a few minutes on one core (more "
                                         "overfits the ~15 kB of bundled notes)")},
+    controls=[Control("leaky-split", "held-out text cut from the corpus without deduplication, so lines the "
+                                     "notes repeat (templates) sit on both sides")],
 )
 def train_small(ctx):
     with torch_threads(ctx.params["threads"]):
         return _train_small(ctx)
 
 
-def _train_small(ctx):
+def cosine_lr(step: int, peak: float, warmup: int, total: int, floor: float = 0.1) -> float:
+    """Section 2.2: linear warmup, then cosine decay to ``floor`` of the peak at ``total``."""
     import math
 
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    frac = min(1.0, (step - warmup) / max(1, total - 1 - warmup))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _train_small(ctx):
     import torch
     import torch.nn.functional as F
 
@@ -289,13 +405,26 @@ def _train_small(ctx):
     torch.manual_seed(ctx.seed)
     text, source = _corpus(p["vault"])
     tok = ByteTokenizer()
-    data = torch.tensor(tok.encode(text), dtype=torch.long)
-    split = int(0.9 * len(data))
-    train, val = data[:split], data[split:]
+    if ctx.control == "leaky-split":
+        cut = int((1 - p["held_out_fraction"]) * len(text))
+        cut = text.rfind("\n", 0, cut) + 1
+        train_lines, held_lines = text[:cut].splitlines(), text[cut:].splitlines()
+    else:
+        train_lines, held_lines = split_lines(text, p["held_out_fraction"], ctx.seed)
+    overlap = shared_lines(train_lines, held_lines)
+    ctx.log_metric("held_out_lines", len(held_lines))
+    ctx.log_metric("held_out_lines_in_training", overlap)
+    ctx.check("held_out_lines_in_training", overlap, "==", 0,
+              "the held-out split shares no line with the training split")
+    if overlap:  # a loss on lines the model trained on says nothing about held-out text
+        return ctx.result(f"{overlap} of {len(held_lines)} held-out lines also occur in training; not trained")
+    train = torch.tensor(tok.encode("\n".join(train_lines)), dtype=torch.long)
+    val = torch.tensor(tok.encode("\n".join(held_lines)), dtype=torch.long)
     seq = p["seq_len"]
-    if len(val) < 4 * (seq + 1):
-        raise ValueError(f"corpus from {source} is too small ({len(data)} bytes) for seq_len {seq}")
-    ctx.log(f"training on {source}: {len(train):,} bytes, held out {len(val):,}")
+    if len(val) < 4 * (seq + 1) or len(train) < 4 * (seq + 1):
+        raise ValueError(f"corpus from {source} is too small ({len(train)} + {len(val)} bytes) for seq_len {seq}")
+    ctx.log(f"training on {source}: {len(train):,} bytes, held out {len(val):,} ({len(held_lines)} distinct "
+            f"lines, {overlap} of them also in training)")
 
     # baseline: a unigram model fitted on the training bytes, scored on the held-out bytes
     counts = torch.bincount(train, minlength=tok.n_words).double() + 1.0
@@ -312,13 +441,10 @@ def _train_small(ctx):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=p["lr"], betas=(0.9, 0.95), eps=1e-5)
     steps = p["steps"]
-    warmup = max(1, steps // 10)
+    warmup = max(1, min(p["warmup"], steps - 1))
 
     def lr_at(step):
-        if step < warmup:
-            return p["lr"] * (step + 1) / warmup
-        frac = (step - warmup) / max(1, steps - warmup)
-        return p["lr"] * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        return cosine_lr(step, p["lr"], warmup, steps)
 
     gen = torch.Generator().manual_seed(ctx.seed)
     starts_val = torch.arange(0, len(val) - seq - 1, max(1, (len(val) - seq - 1) // 16))[:16]
@@ -342,6 +468,8 @@ def _train_small(ctx):
         y = torch.stack([train[i + 1:i + seq + 1] for i in idx])
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
+        if (step + 1) % 10 == 0 or step + 1 == steps:
+            ctx.log_metric("lr", lr_at(step), step=step + 1)
         loss = F.cross_entropy(model(x).reshape(-1, tok.n_words), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -357,10 +485,15 @@ def _train_small(ctx):
             ctx.log_metric("val_loss", v, step=step + 1)
     final = val_curve[-1][1]
     ctx.log_metric("final_val_loss", final)
-    ctx.check("final_val_loss", final, "<=", p["target_loss"],
-              f"held-out loss (nats/byte) reaches {p['target_loss']}")
+    group = opt.param_groups[0]
+    ctx.check("adamw_betas", float(group["betas"] == (0.9, 0.95) and group["eps"] == 1e-5), "==", 1.0,
+              "AdamW with β1 = 0.9, β2 = 0.95, ε = 1e-5 (section 2.2)")
+    ctx.check("final_lr_fraction_of_peak", lr_at(steps - 1) / p["lr"], "between", (0.0999, 0.1001),
+              "the cosine schedule ends at 10% of the peak learning rate (section 2.2)")
+    ctx.check("held_out_loss_falls", final, "<", first_val,
+              f"held-out loss falls during training (from {first_val:.3f} nats/byte)", evidence="proxy")
     ctx.check("beats_unigram", final, "<", unigram,
-              f"held-out loss below the unigram baseline ({unigram:.3f} nats/byte)")
+              f"held-out loss below the unigram baseline ({unigram:.3f} nats/byte)", evidence="proxy")
 
     import matplotlib
 
@@ -371,7 +504,6 @@ def _train_small(ctx):
     ax.plot(*zip(*curve), label="train", lw=1)
     ax.plot(*zip(*val_curve), "o-", label="held out")
     ax.axhline(unigram, color="gray", ls="--", label="unigram baseline")
-    ax.axhline(p["target_loss"], color="red", ls=":", label="target")
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats/byte)")
     ax.set_title("Small Llama 2 on the vault's notes")

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.modeling import count_parameters, on_meta  # noqa: F401  (count_parameters: re-exported)
+
 ATTN_IMPLS = ("sdpa", "math", "auto", "naive", "tiled", "triton")
 
 
@@ -158,12 +160,20 @@ class KVCache(nn.Module):
         return self.k.numel() * self.k.element_size() + self.v.numel() * self.v.element_size()
 
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str, scale: float) -> torch.Tensor:
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str, scale: float,
+               mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Causal attention, aligned bottom-right: query i (of Nq) sits at key position
-    Nk - Nq + i. q (B, H, Nq, d); k, v (B, H_kv, Nk, d) with H a multiple of H_kv."""
+    Nk - Nq + i. q (B, H, Nq, d); k, v (B, H_kv, Nk, d) with H a multiple of H_kv.
+    ``mask`` (B, 1, Nq, Nk) bool, True = may attend, replaces the causal rule (packed
+    sequences: causal within each example, nothing across examples)."""
     bsz, n_heads, nq, hd = q.shape
     n_kv = k.shape[1]
     nk = k.shape[2]
+    if mask is not None:
+        if n_heads != n_kv:
+            k = k.repeat_interleave(n_heads // n_kv, dim=1)
+            v = v.repeat_interleave(n_heads // n_kv, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     if impl in ("sdpa", "math"):
         if nq == 1 and n_heads != n_kv:
             # One query per head (decoding): fold each KV group's query heads into the
@@ -213,7 +223,7 @@ class Attention(nn.Module):
         self.wo = nn.Linear(args.n_heads * self.head_dim, args.dim, bias=False)
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor, start_pos: int = 0,
-                cache: Optional[KVCache] = None) -> torch.Tensor:
+                cache: Optional[KVCache] = None, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         bsz, seqlen, _ = x.shape
         q = self.wq(x).view(bsz, seqlen, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, N, d)
         k = self.wk(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, N, d)
@@ -221,7 +231,7 @@ class Attention(nn.Module):
         q, k = apply_rope(q, rope), apply_rope(k, rope)
         if cache is not None:
             k, v = cache.update(start_pos, k, v)  # (B, H_kv, start_pos + N, d)
-        out = _attention(q, k, v, self.attn_impl, 1.0 / math.sqrt(self.head_dim))
+        out = _attention(q, k, v, self.attn_impl, 1.0 / math.sqrt(self.head_dim), mask)
         return self.wo(out.transpose(1, 2).reshape(bsz, seqlen, -1))
 
 
@@ -247,8 +257,8 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
         self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
 
-    def forward(self, x, rope, start_pos=0, cache=None):
-        h = x + self.attention(self.attention_norm(x), rope, start_pos, cache)
+    def forward(self, x, rope, start_pos=0, cache=None, mask=None):
+        h = x + self.attention(self.attention_norm(x), rope, start_pos, cache, mask)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -299,25 +309,30 @@ class Transformer(nn.Module):
                 for _ in range(p.n_layers)]
 
     def forward(self, tokens: torch.Tensor, start_pos: int = 0,
-                cache: Optional[list[KVCache]] = None, last_only: bool = False) -> torch.Tensor:
+                cache: Optional[list[KVCache]] = None, last_only: bool = False, *,
+                positions: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+                hidden: bool = False) -> torch.Tensor:
+        """``positions`` (B, N) and ``mask`` (B, 1, N, N) serve packed sequences (each
+        example restarts at position 0 and sees only itself); ``hidden=True`` returns the
+        final normalised hidden states (B, N, dim) for a reward or value head."""
         _, seqlen = tokens.shape
         h = self.tok_embeddings(tokens)  # (B, N, dim)
         freqs = self._freqs(h.device)
         if start_pos + seqlen > freqs.shape[0]:
             raise ValueError(f"position {start_pos + seqlen} is past the rotary table ({freqs.shape[0]})")
-        rope = freqs[start_pos:start_pos + seqlen]  # (N, d/2)
+        if positions is not None:
+            rope = freqs[positions].unsqueeze(1)  # (B, 1, N, d/2): broadcast over heads
+        else:
+            rope = freqs[start_pos:start_pos + seqlen]  # (N, d/2)
         for i, layer in enumerate(self.layers):
-            h = layer(h, rope, start_pos, None if cache is None else cache[i])
+            h = layer(h, rope, start_pos, None if cache is None else cache[i], mask)
         if last_only:  # generation needs only the next-token distribution
             h = h[:, -1:]
+        if hidden:
+            return self.norm(h)
         return self.output(self.norm(h)).float()
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def build_on_meta(args: ModelArgs) -> Transformer:
     """The model with shapes only: no memory, for counting or for assign-loading weights."""
-    with torch.device("meta"):
-        return Transformer(args)
+    return on_meta(Transformer, args)

@@ -23,3 +23,14 @@ class ByteTokenizer:
     def decode(self, ids) -> str:
         data = bytes(i - self.offset for i in ids if self.offset <= i < self.n_words)
         return data.decode("utf-8", errors="replace")
+
+    def save(self, directory) -> None:
+        """Mark a checkpoint folder as using this tokenizer (it has no vocabulary file)."""
+        import json
+        from pathlib import Path
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / BYTE_MARKER).write_text(json.dumps({"tokenizer": "byte"}) + "\n")
+
+
+BYTE_MARKER = "byte_tokenizer.json"

@@ -5,39 +5,130 @@ No torch at module level: ``paperkb experiments`` imports this file to list the 
 
 from __future__ import annotations
 
-from repro.registry import Param, Preset, experiment
+from repro.registry import Control, Param, Preset, experiment
 from repro.threads import torch_threads
 
-PAPER_PARAMS_M = {"base": 65.0, "big": 213.0}  # Table 3
+PAPER_PARAMS_M = {"base": 65.0, "big": 213.0}  # Table 3, printed to the nearest million
+PAPER_VOCAB = 37000  # section 5.1: "a shared source-target vocabulary of about 37000 tokens"
 
 
+def closed_form_count(vocab: int, d_model: int, encoder_layers: int, decoder_layers: int, d_ff: int, *,
+                      learned_positions: int = 0, token_types: int = 0, embedding_norm: bool = False,
+                      pooler: bool = False, tied_output: bool = True, cross_attention: bool = True) -> int:
+    """Parameters of a post-norm Transformer stack, counted by hand: one token embedding
+    (shared by encoder, decoder and, when ``tied_output``, the pre-softmax projection, as in
+    section 3.4), attention blocks of four d x d projections with biases, FFNs of d x d_ff
+    and d_ff x d with biases (equation 2), two LayerNorm vectors per sub-layer. Sinusoidal
+    positions (``learned_positions=0``) have no parameters."""
+    d = d_model
+    attention = 4 * (d * d + d)
+    ffn = d * d_ff + d_ff + d_ff * d + d
+    norm = 2 * d
+    encoder = attention + ffn + 2 * norm
+    decoder = attention + (attention if cross_attention else 0) + ffn + 3 * norm
+    n = vocab * d + learned_positions * d + token_types * d + (norm if embedding_norm else 0)
+    n += encoder_layers * encoder + decoder_layers * decoder
+    if not tied_output:
+        n += vocab * d
+    if pooler:
+        n += d * d + d
+    return n
+
+
+def _custom_model_on_meta(p):
+    """A stack of this package's Transformer layers for a configuration other than the
+    paper's (e.g. BERT: an encoder with learned positions, token types and a pooler)."""
+    import torch
+    from torch import nn
+
+    from repro.transformer.model import DecoderLayer, EncoderLayer, TransformerConfig
+
+    d = p["d_model"]
+    cfg = TransformerConfig(vocab_size=p["vocab_size"], d_model=d, n_layers=p["n_layers"], n_heads=p["n_heads"],
+                            d_ff=p["d_ff"] or 4 * d)
+    with torch.device("meta"):
+        parts = nn.ModuleDict({"embed": nn.Embedding(cfg.vocab_size, d)})
+        if p["learned_positions"]:
+            parts["positions"] = nn.Embedding(p["learned_positions"], d)
+        if p["token_types"]:
+            parts["token_types"] = nn.Embedding(p["token_types"], d)
+        if p["embedding_norm"]:
+            parts["embedding_norm"] = nn.LayerNorm(d)
+        parts["encoder"] = nn.ModuleList(EncoderLayer(cfg) for _ in range(p["n_layers"]))
+        parts["decoder"] = nn.ModuleList(DecoderLayer(cfg) for _ in range(p["decoder_layers"]))
+        if not p["tied_output"]:
+            parts["output"] = nn.Linear(d, cfg.vocab_size, bias=False)
+        if p["pooler"]:
+            parts["pooler"] = nn.Linear(d, d)
+    return parts
 
 
 @experiment(
     "transformer/param-count",
-    "Transformer base and big parameter counts (Table 3) against the paper's 65M and 213M, assuming "
-    "a shared 37k-token BPE vocabulary (WMT 2014 EN-DE) and one shared embedding matrix",
+    "Transformer base and big parameter counts (Table 3: 65M and 213M) under a stated convention: one "
+    "embedding shared by source, target and output (section 3.4), a vocabulary of about 37000 tokens, biases "
+    "in every projection, post-norm; judged at the paper's printed precision. With d_model set, any other "
+    "stack of the same layers is counted instead (e.g. BERT-base), for a claim's own expect::",
     params=[
-        Param("vocab_size", int, 37000, "shared source/target BPE vocabulary (section 5.1: about 37000)"),
-        Param("tolerance", float, 0.05, "allowed relative difference from the paper's rounded figure"),
+        Param("vocab_size", int, PAPER_VOCAB, "token vocabulary (shared source/target and output)"),
+        Param("vocab_precision", int, 500, "how far 'about 37000' may be from the true vocabulary (half of "
+                                           "its rounding unit)"),
+        Param("d_model", int, 0, "0: the paper's base and big; else the width of a stack to count"),
+        Param("n_layers", int, 6, "encoder layers of the stack"),
+        Param("decoder_layers", int, 0, "decoder layers of the stack (0: an encoder only)"),
+        Param("n_heads", int, 8, "attention heads of the stack (the count does not depend on it)"),
+        Param("d_ff", int, 0, "FFN width of the stack (0: 4 x d_model)"),
+        Param("learned_positions", int, 0, "learned position embeddings (0: sinusoidal, no parameters)"),
+        Param("token_types", int, 0, "segment (token type) embeddings, as in BERT"),
+        Param("embedding_norm", bool, False, "a LayerNorm after the embeddings"),
+        Param("pooler", bool, False, "a d x d pooler on the first token, as in BERT"),
+        Param("tied_output", bool, True, "the output projection is the token embedding"),
     ],
     presets={"smoke": Preset(description="meta device, no memory, ~1 s"),
              "full": Preset(description="same as smoke: counting needs no weights")},
+    controls=[Control("forget-cross-attention", "a counter that forgets the decoder's cross-attention blocks")],
 )
 def param_count(ctx):
     from repro.transformer.model import build_on_meta, config, count_parameters
 
-    vocab = ctx.params["vocab_size"]
-    tol = ctx.params["tolerance"]
-    ctx.log(f"assumption: one {vocab}-token vocabulary shared by source, target and the output "
-            "projection (section 3.4); post-norm layers; biases in every linear layer")
+    p = ctx.params
+    forget = ctx.control == "forget-cross-attention"
+    if p["d_model"]:
+        d_ff = p["d_ff"] or 4 * p["d_model"]
+        n_built = count_parameters(_custom_model_on_meta(p))
+        n = closed_form_count(p["vocab_size"], p["d_model"], p["n_layers"], p["decoder_layers"], d_ff,
+                              learned_positions=p["learned_positions"], token_types=p["token_types"],
+                              embedding_norm=p["embedding_norm"], pooler=p["pooler"],
+                              tied_output=p["tied_output"], cross_attention=not forget)
+        ctx.log_metric("params", n)
+        ctx.log_metric("params_millions", n / 1e6)
+        ctx.log(f"d_model {p['d_model']}, {p['n_layers']} encoder + {p['decoder_layers']} decoder layers, "
+                f"d_ff {d_ff}, vocabulary {p['vocab_size']}: {n:,} parameters ({n / 1e6:.2f}M)")
+        ctx.check("closed_form_equals_built_model", n, "==", n_built,
+                  "the hand count equals the parameters of the layers built on the meta device")
+        return ctx.result(f"{n / 1e6:.2f}M parameters for the configuration given")
+    vocab, slack = p["vocab_size"], p["vocab_precision"]
+    ctx.log(f"convention: one {vocab}-token vocabulary shared by source, target and the output projection "
+            "(section 3.4); biases in every projection; post-norm, no final LayerNorm; sinusoidal positions")
+    counts = {}
     for name, paper in PAPER_PARAMS_M.items():
-        n = count_parameters(build_on_meta(config(name, vocab_size=vocab)))
+        cfg = config(name, vocab_size=vocab)
+        n_built = count_parameters(build_on_meta(cfg))
+        n = closed_form_count(vocab, cfg.d_model, cfg.n_layers, cfg.n_layers, cfg.d_ff, cross_attention=not forget)
+        counts[name] = n
         ctx.log_metric(f"params_{name}", n)
-        ctx.log(f"{name}: {n:,} parameters ({n / 1e6:.1f}M; paper: {paper:.0f}M)")
-        ctx.check(f"params_{name}_millions", n / 1e6, "between", (paper * (1 - tol), paper * (1 + tol)),
-                  f"{name} within {tol:.0%} of the paper's {paper:.0f}M with a {vocab}-token shared vocabulary")
-    return ctx.result(f"counts built on the meta device with vocab_size={vocab}")
+        ctx.log_metric(f"params_{name}_millions", n / 1e6)
+        ctx.check(f"closed_form_equals_built_{name}", n, "==", n_built,
+                  f"{name}: the hand count equals our model's parameters (built on the meta device)")
+        # The paper prints whole millions and an approximate vocabulary: the band is that
+        # rounding (±0.5M) plus what ±vocab_precision tokens of embedding weigh.
+        band = 0.5 + slack * cfg.d_model / 1e6
+        ctx.check(f"params_{name}_millions", n / 1e6, "between", (paper - band, paper + band),
+                  f"{name}: the paper's {paper:.0f}M at its printed precision (±{band:.2f}M: rounding to the "
+                  f"million and a vocabulary of {vocab} ± {slack})")
+        ctx.log(f"{name}: {n:,} parameters ({n / 1e6:.2f}M; paper: {paper:.0f}M ± {band:.2f}M)")
+    return ctx.result(f"base {counts['base'] / 1e6:.2f}M, big {counts['big'] / 1e6:.2f}M with a {vocab}-token "
+                      "shared vocabulary (paper: 65M, 213M)")
 
 
 @experiment(
@@ -53,6 +144,8 @@ def param_count(ctx):
                              description="d_model 256, 640 positions, five offsets, a few seconds"),
              "full": Preset(params={"d_model": 1024, "n_positions": 4096,
                                     "offsets": [1, 2, 5, 17, 50, 100, 400, 1000]})},
+    controls=[Control("nonlinear-phase", "positions encoded as sin/cos of pos^1.5 · ω_i: the phase is not "
+                                         "linear in the position, so no fixed matrix maps PE(pos) to PE(pos + k)")],
 )
 def sinusoid_linear(ctx):
     with torch_threads(1):
@@ -69,6 +162,10 @@ def _sinusoid_linear(ctx):
     p = ctx.params
     d, n = p["d_model"], p["n_positions"]
     pe = sinusoidal_positions(n + max(int(k) for k in p["offsets"]), d, dtype=torch.float64)
+    if ctx.control == "nonlinear-phase":
+        pos = torch.arange(pe.shape[0], dtype=torch.float64).unsqueeze(1) ** 1.5
+        freq = torch.exp(-math.log(10000.0) * torch.arange(0, d, 2, dtype=torch.float64) / d)
+        pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
     control = torch.randn(pe.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(ctx.seed))
     inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d, 2, dtype=torch.float64) / d)
 
@@ -120,6 +217,7 @@ def _sinusoid_linear(ctx):
     presets={"smoke": Preset(description="six d_k values, ~2 s"),
              "full": Preset(params={"d_k": [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192],
                                     "n_queries": 4096})},
+    controls=[Control("no-scaling", "the 'scaled' attention forgets the 1/sqrt(d_k) factor")],
 )
 def scaled_dot_product(ctx):
     import math
@@ -135,7 +233,8 @@ def scaled_dot_product(ctx):
         q = torch.randn(p["n_queries"], dk, generator=gen)
         k = torch.randn(p["n_keys"], dk, generator=gen)
         v = torch.randn(p["n_keys"], generator=gen)
-        for label, scale in (("scaled", 1 / math.sqrt(dk)), ("unscaled", 1.0)):
+        scaled = 1.0 if ctx.control == "no-scaling" else 1 / math.sqrt(dk)
+        for label, scale in (("scaled", scaled), ("unscaled", 1.0)):
             logits = (q @ k.T * scale).requires_grad_(True)  # (n_queries, n_keys)
             probs = torch.softmax(logits, dim=-1)
             entropy = -(probs * torch.log(probs.clamp_min(1e-30))).sum(-1).mean()
@@ -211,6 +310,8 @@ def _fit_exponent(xs, ys) -> float:
     presets={"smoke": Preset(description="FLOPs counted exactly, times reported, ~10 s"),
              "full": Preset(params={"ns": [128, 256, 512, 1024, 2048], "ds": [128, 256, 512, 1024, 2048],
                                     "d_fixed": 128, "n_fixed": 128, "repeats": 5, "check_time": True})},
+    controls=[Control("attention-query-loop", "self-attention computed one query at a time: n dependent "
+                                              "steps, as a recurrent layer takes")],
 )
 def attention_cost(ctx):
     with torch_threads(1):
@@ -229,6 +330,12 @@ def _attention_cost(ctx):
 
     def self_attention(x):
         # the attention core of Table 1's row: scores and the weighted sum over n positions
+        if ctx.control == "attention-query-loop":
+            rows = []
+            for t in range(x.shape[1]):
+                s_t = x[:, t:t + 1] @ x.transpose(-2, -1) / x.shape[-1] ** 0.5  # (B, 1, n)
+                rows.append(torch.softmax(s_t, dim=-1) @ x)
+            return torch.cat(rows, dim=1)
         scores = x @ x.transpose(-2, -1) / x.shape[-1] ** 0.5  # (B, n, n): n^2 d
         return torch.softmax(scores, dim=-1) @ x  # (B, n, d): n^2 d
 
@@ -302,8 +409,8 @@ def _attention_cost(ctx):
 @experiment(
     "transformer/copy-task",
     "A small encoder-decoder Transformer trained with the paper's recipe (Adam 0.9/0.98/1e-9, warmup "
-    "schedule, label smoothing 0.1) learns to copy (or reverse) random sequences to >= 99% token "
-    "accuracy with greedy decoding, on a CPU in under two minutes",
+    "schedule, label smoothing 0.1) learns to copy (or reverse) random sequences it never saw to >= 99% "
+    "token accuracy with greedy decoding (training time recorded, not judged: the machine may be shared)",
     params=[
         Param("task", str, "copy", "copy or reverse the source", choices=("copy", "reverse")),
         Param("n_symbols", int, 10), Param("seq_len", int, 10),
@@ -311,14 +418,15 @@ def _attention_cost(ctx):
         Param("steps", int, 320), Param("batch", int, 64), Param("warmup", int, 100),
         Param("lr_scale", float, 0.5, "multiplies the schedule (peak 0.5 / sqrt(64 * 100) = 6e-3)"),
         Param("eval_size", int, 500, "held-out sequences decoded greedily"),
-        Param("target_accuracy", float, 0.99), Param("time_limit_s", float, 120.0),
+        Param("target_accuracy", float, 0.99),
         Param("threads", int, 1, "CPU threads (0: torch's default)"),
     ],
     presets={"smoke": Preset(description="2 x 64-wide layers, 320 steps, about a minute", timeout_s=300),
              "full": Preset(params={"task": "reverse", "seq_len": 16, "n_symbols": 20, "d_model": 128,
-                                    "n_layers": 3, "d_ff": 256, "steps": 1500, "eval_size": 2000,
-                                    "time_limit_s": 600.0},
+                                    "n_layers": 3, "d_ff": 256, "steps": 1500, "eval_size": 2000},
                             description="reverse 16-symbol sequences, a larger model")},
+    controls=[Control("no-target-shift", "the decoder is trained on the target itself instead of the target "
+                                         "shifted right, so it learns to read the answer, not to produce it")],
 )
 def copy_task(ctx):
     with torch_threads(ctx.params["threads"]):
@@ -353,6 +461,8 @@ def _copy_task(ctx):
     opt, sched = make_optimizer(model, cfg, scale=p["lr_scale"])
     for step in range(p["steps"]):
         src, tgt_in, tgt_out = batch(p["batch"])
+        if ctx.control == "no-target-shift":
+            tgt_in = tgt_out
         loss = model.loss(src, tgt_in, tgt_out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -378,6 +488,5 @@ def _copy_task(ctx):
     ctx.log_metric("seconds", elapsed)
     ctx.check("token_accuracy", acc, ">=", p["target_accuracy"],
               f"greedy decoding of {p['eval_size']} unseen sequences ({p['task']})")
-    ctx.check("seconds", elapsed, "<=", p["time_limit_s"], "training and evaluation time on this machine")
     return ctx.result(f"{p['task']}: {acc:.2%} token accuracy, {seq_acc:.1%} of sequences exact, "
                       f"in {elapsed:.0f} s")

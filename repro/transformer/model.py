@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.modeling import count_parameters, on_meta  # noqa: F401  (count_parameters: re-exported)
+
 
 @dataclass
 class TransformerConfig:
@@ -200,13 +202,9 @@ def label_smoothed_loss(logits, target, eps: float, ignore_index: int = -100):
                            label_smoothing=eps, ignore_index=ignore_index)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def build_on_meta(cfg: TransformerConfig) -> Transformer:
-    with torch.device("meta"):
-        return Transformer(cfg)
+    """The model with shapes only (see :func:`repro.modeling.on_meta`)."""
+    return on_meta(Transformer, cfg)
 
 
 # ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 from repro.attention import flash_attention
 from repro.attention.dropout import draw_seed, full_keep_mask, hash32, keep_mask
 from repro.attention.exactness import compare, random_inputs

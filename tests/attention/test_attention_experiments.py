@@ -33,7 +33,7 @@ def test_experiments_are_registered_with_presets_and_controls():
 
 @pytest.mark.parametrize("exp_id", sorted(GPU_ONLY))
 def test_gpu_only_experiments_refuse_to_run_on_a_cpu(exp_id, tmp_path):
-    from kb.errors import PaperkbError
+    from paperkb.errors import PaperkbError
 
     with pytest.raises(PaperkbError, match="needs a CUDA GPU"):
         run_inline(exp_id, run_dir=tmp_path)

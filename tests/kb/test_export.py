@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from kb.export import export_json
-from kb.vault import Vault
 from vault_files import write
 
-
+from kb.export import export_json
+from kb.vault import Vault
 
 NOTE_KEYS = ["path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter",
              "links", "callouts", "questions", "claims"]
@@ -40,3 +39,41 @@ def test_export_shape(tmp_path):
     assert all(list(q) == ["text", "answered", "line"] for q in p["questions"])
     for prob in data["problems"]:
         assert list(prob) == ["path", "line", "severity", "message"]
+
+
+def test_streamed_json_is_the_export(tmp_path):
+    import io
+
+    from kb.export import note_json, write_json, write_json_file
+
+    write(tmp_path, {
+        "a/Ünïcode ✓.md": "---\nratio: 0.1\nbig: 12345678901234567890\nneg: -1.5e-7\nflag: true\nnothing:\n"
+                          "nested: {x: [1, {y: 'z'}], e: {}, l: []}\nwhen: 2024-05-06\n---\n"
+                          "# Ü ✓\nSee [[B|bé]] and [m](B.md#Top) and [[Missing]] #tag\n> [!question] Why \"q\"?\n",
+        "B.md": "# Top\n- [ ] task\n",
+        "empty.md": "",
+    })
+    vault = Vault(tmp_path)
+    data = export_json(vault)
+    # the fields picked out by SQLite equal the note model's own export
+    assert data["notes"] == [note_json(n) for n in vault.notes()]
+    buf = io.StringIO()
+    write_json(vault, buf)
+    assert json.loads(buf.getvalue()) == data
+    assert buf.getvalue().count("\n") == 4 + len(data["notes"]) + len(data["problems"])  # a note a line
+    assert "Ünïcode ✓" in buf.getvalue() and '"ratio":0.1,' in buf.getvalue() and "true" in buf.getvalue()
+    out = tmp_path / "out.json"
+    out.write_text("old", encoding="utf-8")
+    write_json_file(vault, out)
+    assert out.read_text(encoding="utf-8") == buf.getvalue()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_streamed_json_of_an_empty_vault(tmp_path):
+    import io
+
+    from kb.export import write_json
+
+    buf = io.StringIO()
+    write_json(Vault(tmp_path), buf)
+    assert json.loads(buf.getvalue()) == {"notes": [], "problems": []}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
 from repro.registry import RunContext, get, run_inline
 
@@ -51,8 +52,11 @@ def test_gqa_kv_cache(tmp_path):
     r = run_inline("llama/gqa-kv-cache", run_dir=tmp_path, decode_tokens=8)
     assert r.verdict == "supported"
     m = {x.name: x.value for x in r.metrics}
-    assert m["kv_bytes_70b_gqa"] == 2 * 80 * 8 * 128 * 4096 * 2
-    assert m["kv_ratio_70b"] == 8.0 and m["kv_ratio_small"] == 8.0
+    # measured from the storages the caches hold: 2 layers x (k, v) x heads x 16 positions x 8 x fp32
+    assert m["kv_bytes_gqa"] == 2 * 2 * 8 * 16 * 8 * 4 and m["kv_bytes_mha"] == 8 * m["kv_bytes_gqa"]
+    assert m["kv_bytes_ratio"] == 8.0 and m["decode_tokens_per_s_gqa"] > 0
+    assert m["kv_bytes_70b_gqa_fp16"] == 2 * 80 * 8 * 128 * 4096 * 2  # reference figure only
+    assert "kv_bytes_70b_gqa_fp16" not in {c.name for c in r.checks}
 
 
 def test_hf_parity(tmp_path):
@@ -72,12 +76,32 @@ def test_kv_cache_decode(tmp_path):
     assert r.verdict == "contradicted"
 
 
+def test_split_lines_dedupes_and_shares_nothing():
+    from repro.llama.experiments import shared_lines, split_lines
+
+    text = "\n".join(["> [!claim] template line", "unique a", "unique b", "  > [!claim]   template line "] * 50
+                     + [f"line {i}" for i in range(200)])
+    train, held = split_lines(text, 0.3, seed=0)
+    assert held and train and shared_lines(train, held) == 0
+    assert len(train) + len(held) == 203  # every distinct line once
+    assert split_lines(text, 0.3, seed=0) == (train, held)  # deterministic
+
+
+def test_cosine_schedule_shape():
+    from repro.llama.experiments import cosine_lr
+
+    lrs = [cosine_lr(s, 1.0, 10, 100) for s in range(100)]
+    assert lrs[0] == 0.1 and lrs[9] == 1.0  # linear warm-up
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))  # then decays
+    assert abs(lrs[-1] - 0.1) < 1e-12  # to 10% of the peak
+
+
 def test_train_small_core(tmp_path):
     vault = tmp_path / "vault"
     (vault / "sub").mkdir(parents=True)
-    text = "Grouped-query attention shares keys and values across heads. " * 40
-    (vault / "a.md").write_text(text)
-    (vault / "sub" / "b.md").write_text(text[::-1])
+    lines = [f"Grouped-query attention shares keys and values across heads, note {i}." for i in range(60)]
+    (vault / "a.md").write_text("\n".join(lines))
+    (vault / "sub" / "b.md").write_text("\n".join(x[::-1] for x in lines))
     outside = tmp_path / "secret.md"
     outside.write_text("SECRET " * 500)
     (vault / "link.md").symlink_to(outside)
@@ -86,10 +110,30 @@ def test_train_small_core(tmp_path):
     corpus, source = _corpus(str(vault))
     assert "SECRET" not in corpus and "2 notes" in source
     run_dir = tmp_path / "run"
-    common = dict(vault=str(vault), steps=12, batch=4, seq_len=32, dim=32, n_layers=1, n_heads=2, n_kv_heads=1)
-    r = run_inline("llama/train-small", run_dir=run_dir, target_loss=5.4, **common)
+    common = dict(vault=str(vault), steps=12, batch=4, seq_len=32, dim=32, n_layers=1, n_heads=2, n_kv_heads=1,
+                  warmup=2, held_out_fraction=0.3)
+    r = run_inline("llama/train-small", run_dir=run_dir, **common)
     assert (run_dir / "loss_curve.png").stat().st_size > 1000
     losses = [x.value for x in r.metrics if x.name == "val_loss"]
     assert losses[-1] < losses[0]
-    r = run_inline("llama/train-small", run_dir=run_dir, target_loss=0.01, **common)
-    assert r.verdict == "contradicted"
+    checks = {c.name: c for c in r.checks}
+    assert checks["held_out_lines_in_training"].value == 0 and checks["final_lr_fraction_of_peak"].passed
+    assert checks["beats_unigram"].evidence == "proxy"
+
+
+@pytest.mark.parametrize("exp_id, control, overrides", [
+    ("llama/param-count", "swiglu-no-multiple-of", {}),
+    ("llama/gqa-kv-cache", "drop-position", {}),
+    ("llama/gqa-kv-cache", "expand-kv-heads", {}),
+    ("llama/hf-parity", "swapped-swiglu", {}),
+    ("llama/kv-cache-decode", "drop-position", {}),
+    ("llama/train-small", "leaky-split", {}),
+])
+def test_every_control_ends_contradicted_at_smoke(exp_id, control, overrides, tmp_path):
+    assert control in {c.name for c in get(exp_id).controls}
+    assert run_inline(exp_id, "smoke", run_dir=tmp_path, control=control, **overrides).verdict == "contradicted"
+
+
+def test_every_llama_experiment_declares_a_control():
+    for exp_id in LLAMA_IDS:
+        assert get(exp_id).controls, exp_id

@@ -104,8 +104,9 @@ def test_query_markdown_csv_and_table(vault):
     assert r.stdout == "| file.name | year |\n| --- | --- |\n| Llama 2 | 2023 |\n"
     r = cli(vault, "query", "-f", "csv", "TABLE year FROM #systems/gpu")
     assert r.stdout == "path,year\npapers/FlashAttention.md,2022\n"
-    r = cli(vault, "query", "TABLE year FROM #paper SORT year")
-    assert r.exit_code == 0 and "FlashAttention" in r.stdout and "3 results" in r.stdout
+    r = cli(vault, "query", "TABLE year FROM #paper SORT year")  # piped: tab-separated, no footer
+    assert r.exit_code == 0 and r.stdout.splitlines()[0] == "File\tyear" and len(r.stdout.splitlines()) == 4
+    assert "[[papers/FlashAttention|FlashAttention]]\t2022" in r.stdout
 
 
 def test_query_tasks_and_this(vault):

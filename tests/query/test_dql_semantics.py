@@ -171,17 +171,15 @@ def test_our_fields_claims_and_questions(vault):
     assert r.rows[0].values == [["c1"], ["unverified"], [True]]
 
 
-def test_claim_status_comes_from_the_run_records(monkeypatch, tmp_path):
-    import repro.status
-
+def test_claim_status_comes_from_the_run_records(tmp_path):
     seen = []
 
     def fake_statuses(root):
         seen.append(root)
         return {"c1": {"status": "reproduced", "run_id": "r7"}}
 
-    monkeypatch.setattr(repro.status, "claim_statuses", fake_statuses)
     corpus = MemoryCorpus(make_vault()._data.values(), root=tmp_path)
+    corpus.status_source = fake_statuses  # kb never imports repro: the caller hands statuses in
     r = run(corpus, 'TABLE claims.status, claims.run_id FROM "Inbox"')
     assert r.rows[0].values == [["reproduced"], ["r7"]]
     assert paths(run(corpus, 'LIST WHERE any(claims, (c) => c.status = "reproduced")')) == ["Inbox.md"]

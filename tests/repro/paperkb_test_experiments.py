@@ -11,15 +11,17 @@ import subprocess
 import sys
 import time
 
-from repro.registry import Param, Preset, Requirements, experiment
+from repro.registry import Control, Param, Preset, Requirements, experiment
+
+# Every experiment must declare a negative control; these test ones share one.
+_CONTROLS = [Control("break", "the sabotaged variant: its checks must fail")]
 
 
 @experiment(
     "test/ok",
     "a loss curve that falls below a threshold",
     params=[Param("steps", int, 5, "points on the curve"), Param("target", float, 1.0, "the loss to beat")],
-    presets={"smoke": Preset(), "full": Preset(params={"steps": 8})},
-)
+    presets={"smoke": Preset(), "full": Preset(params={"steps": 8})}, controls=_CONTROLS)
 def ok(ctx):
     loss = 4.0
     for step in range(ctx.params["steps"]):
@@ -27,17 +29,19 @@ def ok(ctx):
         ctx.log_metric("loss", loss, step=step)
         ctx.progress(step + 1, ctx.params["steps"], f"step {step + 1}")
     ctx.log_metric("seed", ctx.seed)
+    if ctx.control == "break":
+        loss = 10.0
     ctx.check("final_loss", loss, "<=", ctx.params["target"], "the curve ends under target")
     return ctx.result(f"final loss {loss:g}")
 
 
-@experiment("test/raise", "raises an exception half-way", params=[])
+@experiment("test/raise", "raises an exception half-way", params=[], controls=_CONTROLS)
 def boom(ctx):
     ctx.log_metric("before", 1.0)
     raise RuntimeError("boom from test/raise")
 
 
-@experiment("test/no-check", "states no threshold, so it cannot support anything")
+@experiment("test/no-check", "states no threshold, so it cannot support anything", controls=_CONTROLS)
 def no_check(ctx):
     ctx.log_metric("x", 1.0)
     return ctx.result()
@@ -46,8 +50,7 @@ def no_check(ctx):
 @experiment(
     "test/sleep",
     "logs a metric, writes its pid, then sleeps",
-    params=[Param("seconds", float, 60.0)],
-)
+    params=[Param("seconds", float, 60.0)], controls=_CONTROLS)
 def sleep(ctx):
     ctx.artifact_path("pid.txt").write_text(str(os.getpid()))
     ctx.log_metric("started", 1.0)
@@ -56,7 +59,7 @@ def sleep(ctx):
     return ctx.result()
 
 
-@experiment("test/spawn-and-hang", "starts a grandchild process, then hangs")
+@experiment("test/spawn-and-hang", "starts a grandchild process, then hangs", controls=_CONTROLS)
 def spawn_and_hang(ctx):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     ctx.artifact_path("grandchild.pid").write_text(str(child.pid))
@@ -69,8 +72,7 @@ def spawn_and_hang(ctx):
 @experiment(
     "test/allreduce",
     "every rank contributes rank+1; the all_reduce sum must be n(n+1)/2",
-    presets={"smoke": Preset(requires=Requirements(nproc=2)), "full": Preset(requires=Requirements(nproc=2))},
-)
+    presets={"smoke": Preset(requires=Requirements(nproc=2)), "full": Preset(requires=Requirements(nproc=2))}, controls=_CONTROLS)
 def allreduce(ctx):
     import torch
     import torch.distributed as dist
@@ -88,14 +90,13 @@ def allreduce(ctx):
 @experiment(
     "test/needs-gpu",
     "full preset needs a CUDA GPU with 40 GB",
-    presets={"smoke": Preset(), "full": Preset(requires=Requirements(device="cuda", min_gpu_memory_gb=40))},
-)
+    presets={"smoke": Preset(), "full": Preset(requires=Requirements(device="cuda", min_gpu_memory_gb=40))}, controls=_CONTROLS)
 def needs_gpu(ctx):
     ctx.check("ran", 1.0, "==", 1.0)
     return ctx.result()
 
 
-@experiment("test/random", "draws from random, numpy and torch after the worker seeded them")
+@experiment("test/random", "draws from random, numpy and torch after the worker seeded them", controls=_CONTROLS)
 def draws(ctx):
     import random
 
@@ -112,8 +113,7 @@ def draws(ctx):
 @experiment(
     "test/needs-triton",
     "full preset needs the triton package",
-    presets={"smoke": Preset(), "full": Preset(requires=Requirements(triton=True))},
-)
+    presets={"smoke": Preset(), "full": Preset(requires=Requirements(triton=True))}, controls=_CONTROLS)
 def needs_triton(ctx):
     ctx.check("ran", 1.0, "==", 1.0)
     return ctx.result()

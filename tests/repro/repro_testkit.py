@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import signal
 import subprocess
 import sys
 import time
@@ -36,11 +37,19 @@ def vault(tmp_path) -> Path:
     return root
 
 
+def _default_sigint() -> None:
+    # A suite started in the background (`pytest &`) hands its children an ignored
+    # SIGINT, and Python then never raises KeyboardInterrupt: give paperkb the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def paperkb(vault: Path, *args: str, env=None, **kw) -> subprocess.Popen:
-    """Start ``paperkb --vault VAULT ARGS`` as a separate process."""
+    """Start ``paperkb --vault VAULT ARGS`` as a separate process (Ctrl-C handled as a
+    user's terminal would, even when the test suite itself ignores it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "cli.app", "--vault", str(vault), *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint, **kw,
     )
 
 

@@ -16,23 +16,29 @@ def _claim(cid, *exps, note="papers/A.md"):
     return ClaimRef(id=cid, statement=f"statement {cid}", experiments=list(exps), note=note, title=note, line=3)
 
 
-def _record(t: Tracker, exp: str, status: str, preset="smoke", overrides=None):
-    run = t.create_run(exp, preset=preset, params={}, overrides=overrides or {})
+def _record(t: Tracker, exp: str, status: str, preset="smoke", overrides=None, scale=None, checks=None, **kw):
+    run = t.create_run(exp, preset=preset, params={}, overrides=overrides or {},
+                       scale=scale or {"full": "full", "paper": "paper"}.get(preset, "smoke"), **kw)
     t.mark_running(run.id, None)
     verdict = {"passed": "supported", "failed": "contradicted"}.get(status)
-    t.finish(run.id, status, verdict=verdict)
+    if checks is None and status in (PASSED, FAILED):
+        checks = [{"name": "c", "value": 1.0, "op": "<=", "threshold": 2.0, "passed": status == PASSED,
+                   "evidence": "direct", "scale": scale or preset, "description": "d"}]
+    t.finish(run.id, status, verdict=verdict, checks=checks)
     time.sleep(0.002)  # distinct creation times
     return run.id
 
 
-def test_no_tracker_means_empty_and_nothing_created(tmp_path):
-    assert claim_statuses(tmp_path, [_claim("c", "e")]) == {}
+def test_no_tracker_means_unverified_and_nothing_created(tmp_path):
+    st = claim_statuses(tmp_path, [_claim("c", "e")])
+    assert st["c"]["status"] == UNVERIFIED and st["c"]["checks"] == [] and st["c"]["controls"] == []
     assert not (tmp_path / ".paperkb").exists()
 
 
 def test_roll_up_words(tmp_path):
     with Tracker(tmp_path) as t:
-        full = _record(t, "e/full", PASSED, preset="full")
+        paper = _record(t, "e/paper", PASSED, preset="paper")
+        _record(t, "e/full", PASSED, preset="full")
         _record(t, "e/smoke", PASSED)
         _record(t, "e/override", PASSED, preset="full", overrides={"n": 3})
         _record(t, "e/fail", PASSED, preset="full")
@@ -43,24 +49,29 @@ def test_roll_up_words(tmp_path):
         _record(t, "e/only-int", INTERRUPTED)
         _record(t, "e/crash", ERROR)
     claims = [
-        _claim("full", "e/full"), _claim("smoke", "e/smoke"), _claim("override", "e/override"),
-        _claim("fail", "e/fail"), _claim("err", "e/err"), _claim("int", "e/int"),
+        _claim("paper", "e/paper"), _claim("full", "e/full"), _claim("smoke", "e/smoke"),
+        _claim("override", "e/override"), _claim("fail", "e/fail"), _claim("err", "e/err"), _claim("int", "e/int"),
         _claim("only-int", "e/only-int"), _claim("none", "e/never"), _claim("no-exp"),
         _claim("mixed-fail", "e/full", "e/fail", "e/err"), _claim("mixed-err", "e/full", "e/crash"),
-        _claim("mixed-missing", "e/full", "e/never"), _claim("mixed-ok", "e/full", "e/smoke"),
+        _claim("mixed-missing", "e/full", "e/never"), _claim("mixed-ok", "e/paper", "e/smoke"),
     ]
     st = claim_statuses(tmp_path, claims)
     words = {k: v["status"] for k, v in st.items()}
     assert words == {
-        "full": REPRODUCED, "smoke": SMALL_SCALE, "override": SMALL_SCALE, "fail": CONTRADICTED,
-        "err": STATUS_ERROR, "int": SMALL_SCALE, "only-int": UNVERIFIED, "none": UNVERIFIED, "no-exp": UNVERIFIED,
-        "mixed-fail": CONTRADICTED, "mixed-err": STATUS_ERROR, "mixed-missing": UNVERIFIED, "mixed-ok": SMALL_SCALE,
+        "paper": REPRODUCED, "full": SMALL_SCALE, "smoke": SMALL_SCALE, "override": UNVERIFIED,
+        "fail": CONTRADICTED, "err": STATUS_ERROR, "int": SMALL_SCALE, "only-int": UNVERIFIED, "none": UNVERIFIED,
+        "no-exp": UNVERIFIED, "mixed-fail": CONTRADICTED, "mixed-err": STATUS_ERROR, "mixed-missing": UNVERIFIED,
+        "mixed-ok": SMALL_SCALE,
     }
-    assert st["full"]["run_id"] == full and st["full"]["preset"] == "full" and st["full"]["verdict"] == "supported"
-    assert st["full"]["ended"].endswith("+00:00")
+    assert st["paper"]["run_id"] == paper and st["paper"]["scale"] == "paper"
+    assert st["paper"]["verdict"] == "supported" and st["paper"]["ended"].endswith("+00:00")
     assert st["fail"]["run_id"] == fail and st["fail"]["verdict"] == "contradicted"
     assert st["none"]["run_id"] is None and st["none"]["experiments"] == {"e/never": None}
-    assert set(st["full"]) >= {"status", "run_id", "preset", "verdict", "ended"}
+    [check] = st["paper"]["checks"]
+    assert set(check) == {"name", "value", "op", "threshold", "scale", "evidence", "run_id", "experiment", "passed",
+                          "description"}
+    assert check["run_id"] == paper and check["scale"] == "paper" and check["evidence"] == "direct"
+    assert set(st["paper"]) >= {"status", "run_id", "preset", "scale", "ended", "checks", "controls", "experiments"}
 
 
 def test_claims_of_hand_built_notes_and_status_table(tmp_path):
@@ -77,5 +88,5 @@ def test_claims_of_hand_built_notes_and_status_table(tmp_path):
         _record(t, "e/ok", PASSED, preset="full")
     table = status_table(tmp_path, refs)
     assert [p["note"] for p in table] == ["papers/A.md", "papers/B.md"]
-    assert [c["status"] for c in table[0]["claims"]] == [REPRODUCED, UNVERIFIED]
+    assert [c["status"] for c in table[0]["claims"]] == [SMALL_SCALE, UNVERIFIED]
     assert table[1]["claims"][0]["status"] == UNVERIFIED  # e/other never ran

@@ -1,0 +1,46 @@
+"""A scalar head on the Llama backbone: the reward model of Section 3.2.2 ("the
+classification head for next-token prediction is replaced with a regression head that
+outputs a scalar reward") and PPO's value head."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from repro.llama.model import ModelArgs, Transformer
+
+
+class ScalarHeadModel(nn.Module):
+    """backbone (a Transformer, its ``output`` unused) + Linear(dim, 1)."""
+
+    def __init__(self, backbone: Transformer):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.params.dim, 1)
+        nn.init.zeros_(self.head.bias)
+        nn.init.normal_(self.head.weight, std=1.0 / (backbone.params.dim + 1) ** 0.5)
+
+    @property
+    def params(self) -> ModelArgs:
+        return self.backbone.params
+
+    def token_values(self, tokens: torch.Tensor, *, positions: Optional[torch.Tensor] = None,
+                     mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """A scalar at every position: tokens (B, N) -> (B, N)."""
+        h = self.backbone(tokens, positions=positions, mask=mask, hidden=True)  # (B, N, dim)
+        return self.head(h.float()).squeeze(-1)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The score of each right-padded sequence, read at its last real token: (B,)."""
+        values = self.token_values(tokens)
+        return values[torch.arange(tokens.shape[0], device=tokens.device), lengths - 1]
+
+
+def copy_backbone(model: Transformer) -> Transformer:
+    """A fresh Transformer holding a copy of ``model``'s weights (the reward model and the
+    value head start from the SFT policy, as in the paper)."""
+    clone = Transformer(model.params)
+    clone.load_state_dict(model.state_dict())
+    return clone.to(model.output.weight.device)

@@ -1,0 +1,94 @@
+"""A multi-turn chat with a local Llama checkpoint, in the Llama 2-Chat format.
+
+Library side of ``paperkb chat``: it loads a checkpoint folder (Hugging Face layout,
+Meta's ``consolidated.*.pth``, or one written by ``repro.finetune``), keeps the dialog,
+and refuses user or system text containing the template's own tags, as Meta's
+``chat_completion`` does (otherwise a user could forge a system prompt or a turn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from paperkb.errors import PaperkbError
+
+SPECIAL_TAGS = ("[INST]", "[/INST]", "<<SYS>>", "<</SYS>>")
+
+
+class UnsafeTagError(PaperkbError):
+    """User or system text that contains one of the chat template's tags."""
+
+
+def check_no_tags(text: str, who: str = "user") -> str:
+    for tag in SPECIAL_TAGS:
+        if tag in text:
+            raise UnsafeTagError(f"special tags are not allowed in {who} text (found {tag})")
+    return text
+
+
+def checkpoint_kind(directory: str | Path) -> str:
+    """"hf" (config.json + safetensors), "meta" (params.json + consolidated.*.pth)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise PaperkbError(f"{directory}: not a folder")
+    if (directory / "config.json").is_file():
+        return "hf"
+    if (directory / "params.json").is_file():
+        return "meta"
+    raise PaperkbError(f"{directory}: no config.json (Hugging Face layout) or params.json (Meta layout)")
+
+
+def load_checkpoint(directory: str | Path, device: str = "cpu"):
+    """(model, tokenizer) from a checkpoint folder of any supported layout."""
+    from repro.llama.tokenizers_real import load_tokenizer
+    from repro.llama.weights import load_hf, load_meta
+
+    directory = Path(directory)
+    kind = checkpoint_kind(directory)
+    model = load_hf(directory, device=device) if kind == "hf" else load_meta(directory, device=device)
+    tokenizer = load_tokenizer(directory)
+    if tokenizer.n_words > model.params.vocab_size:
+        raise PaperkbError(f"{directory}: the tokenizer has {tokenizer.n_words} tokens, "
+                           f"the model only {model.params.vocab_size}")
+    return model.eval(), tokenizer
+
+
+@dataclass
+class ChatSession:
+    model: object
+    tokenizer: object
+    system: Optional[str] = None
+    temperature: float = 0.6
+    top_p: float = 0.9
+    max_gen_len: int = 64
+    seed: int = 0
+    history: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        import torch
+
+        if self.system is not None:
+            check_no_tags(self.system, "system")
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def dialog(self, user_text: str) -> list[dict]:
+        msgs = [{"role": "system", "content": self.system}] if self.system else []
+        return msgs + self.history + [{"role": "user", "content": user_text}]
+
+    def reply(self, user_text: str) -> str:
+        """Answer one user turn and remember the exchange."""
+        from repro.llama.generation import chat_prompt_tokens, generate
+
+        check_no_tags(user_text, "user")
+        prompt = chat_prompt_tokens(self.dialog(user_text), self.tokenizer)
+        room = self.model.params.max_seq_len - len(prompt)
+        if room <= 0:
+            raise PaperkbError(f"the dialog ({len(prompt)} tokens) no longer fits the model's "
+                               f"{self.model.params.max_seq_len}-token context; start a new chat")
+        out = generate(self.model, [prompt], min(self.max_gen_len, room), self.temperature, self.top_p,
+                       eos_id=self.tokenizer.eos_id, generator=self.generator)[0]
+        answer = self.tokenizer.decode([t for t in out if t != self.tokenizer.eos_id]).strip()
+        self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": answer}]
+        return answer

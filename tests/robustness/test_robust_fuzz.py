@@ -1,0 +1,60 @@
+"""Hypothesis-generated notes through the parser and the index: nothing but paperkb's own
+errors comes out, and each note is handled in bounded time (issue 12, "keep it true")."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kb.errors import PaperkbError
+from kb.model import Note
+from kb.parse import parse_note
+from kb.vault import Vault
+
+# Pieces that have broken Markdown/YAML/Obsidian parsers, put together at random.
+PIECES = [
+    "---\n", "---\r\n", "title: x\n", "title: y\n", "tags: [a, b]\n", "aliases:\n  - A\n", "year: 2023-13-45\n",
+    "a: &a [1, 2]\n", "b: [*a, *a]\n", "x: !!python/name:os.system\n", "{", "}", "[", "]", "\"", "'", ": ",
+    "[[", "]]", "[[Note]]", "[[Note#Head#Sub]]", "[[#^block]]", "![[img.png|100]]", "[[@citekey]]", "[[a|b]]",
+    "> [!question] Q?\n", "> [!claim]- C\n", "> ", ">>>>", "```\n", "```dataview\nTABLE x\n", "~~~", "$$",
+    "%%", "<!--", "-->", "<div>", "</div>", "- [ ] task\n", "- [x] done ^id\n", "#tag", "#a/b/c", "key:: value",
+    "[k:: v]", "(k:: v)", "# Heading\n", "###### H6\n", "\n", "\r", "\t", " ", "*", "_", "`", "\\", "|", "^",
+    "\x00", "\x1b]0;T\x07", "\x1b[2J", "\ufeff", "\u202e", "\ud7ff", "é", "\u00e2\u20ac\u00a6", "😀", "\x7f",
+]
+
+notes_text = st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=20)), max_size=60).map("".join)
+notes_bytes = st.one_of(notes_text.map(lambda t: t.encode("utf-8", "surrogatepass")), st.binary(max_size=300))
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(data=notes_bytes)
+def test_parser_never_raises(data):
+    note = parse_note(data, "fuzz/Note.md")
+    assert isinstance(note, Note)
+    Note.from_dict(note.to_dict())  # and what it made is plain, storable data
+
+
+@settings(max_examples=25, deadline=10_000, suppress_health_check=[HealthCheck.too_slow])
+@given(files=st.lists(notes_bytes, min_size=1, max_size=4))
+def test_index_raises_only_paperkb_errors(files):
+    root = Path(tempfile.mkdtemp(prefix="paperkb-fuzz-"))
+    try:
+        for i, data in enumerate(files):
+            (root / f"{'Note' if i == 0 else f'n{i}'}.md").write_bytes(data)
+        try:
+            with Vault(root) as v:
+                v.index(workers=1)
+                assert len(v.paths()) == len(files)
+                v.problems()
+                v.graph()
+                for path in v.paths():
+                    v.note_at(path)
+                    v.outgoing(path)
+        except PaperkbError:
+            pass  # a clean one-line error is allowed; anything else fails the test
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
