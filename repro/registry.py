@@ -362,6 +362,13 @@ def get(id: str) -> Experiment:
         raise RegistryError(f"unknown experiment {id!r}{hint}") from None
 
 
+def refusal(id: str) -> str | None:
+    """Why the registry refused experiment ``id`` (it declares no control), or None."""
+    load_all()
+    why = _REFUSED.get(id)
+    return "it declares no negative control" if why else None
+
+
 def ids() -> list[str]:
     return sorted(load_all())
 
