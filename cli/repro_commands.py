@@ -94,66 +94,34 @@ def _short_time(iso_text: str | None) -> str:
 # --------------------------------------------------------------------------------------
 # experiments
 # --------------------------------------------------------------------------------------
-def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
-    """List the registered experiments: id, description, presets, requirements, citing claims.
+def experiments_cmd(
+    ctx: typer.Context,
+    fmt: str = format_option(),
+    no_header: bool = no_header_option(),
+) -> None:
+    """List the registered experiments: id, description, presets, requirements, controls, citing claims.
 
     Example: paperkb experiments --format json
     """
-    from repro.registry import load_errors
+    from repro.registry import describe, load_errors, preset_summary
     from repro.worker import load_experiments
 
-    _check_format(fmt)
     vault = require_vault(vault_of(ctx))
     _reap(vault)
     exps = load_experiments()
-    claims = _vault_claims(vault)
     cited: dict[str, list[str]] = {}
-    for c in claims:
+    for c in _vault_claims(vault):
         for e in c.experiments:
             cited.setdefault(e, []).append(c.id)
-    rows = []
-    for exp_id in sorted(exps):
-        e = exps[exp_id]
-        presets = {}
-        for name, p in e.presets.items():
-            r = p.requires
-            presets[name] = {
-                "params": p.params, "description": p.description, "timeout_s": p.timeout_s,
-                "requires": {"device": r.device, "min_gpu_memory_gb": r.min_gpu_memory_gb, "nproc": r.nproc,
-                             "triton": r.triton},
-            }
-        rows.append({
-            "id": e.id, "description": e.description, "module": e.module,
-            "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help,
-                        "choices": list(p.choices) if p.choices else None} for p in e.params],
-            "presets": presets, "claims": cited.get(e.id, []),
-            "controls": [{"name": c.name, "description": c.description} for c in e.controls],
-        })
+    rows = [{**describe(exps[exp_id]), "claims": cited.get(exp_id, [])} for exp_id in sorted(exps)]
     for err in load_errors():
         _warn(f"could not load experiments from {err}")
-    if fmt == "json":
-        print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(title=_count(len(rows), "experiment"), title_justify="left")
-    for col in ("id", "description", "presets (requirements)", "controls", "claims"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        presets = []
-        for name, p in r["presets"].items():
-            req = p["requires"]
-            bits = [req["device"]]
-            if req["min_gpu_memory_gb"]:
-                bits.append(f"≥{req['min_gpu_memory_gb']:g} GB")
-            if req["nproc"] > 1:
-                bits.append(f"{req['nproc']} procs")
-            if req["triton"]:
-                bits.append("triton")
-            presets.append(f"{name} ({', '.join(bits)})")
-        table.add_row(_esc(r["id"]), _esc(r["description"]), _esc("\n".join(presets)),
-                      _esc(", ".join(c["name"] for c in r["controls"]) or "-"), _esc(", ".join(r["claims"]) or "-"))
-    _console().print(table)
+    if fmt not in ("json", "jsonl"):
+        for r in rows:
+            r["presets (requirements)"] = preset_summary(r)
+            r["control names"] = [c["name"] for c in r["controls"]]
+    emit(rows, ["id", "description", "presets (requirements)", "control names", "claims"], fmt,
+         no_header=no_header, wrap="description")
 
 
 # --------------------------------------------------------------------------------------

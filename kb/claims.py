@@ -21,8 +21,10 @@ from typing import Any
 from kb.model import tag_key
 
 _TABLE = "claim_notes"
-_SCHEMA = (f"CREATE TABLE IF NOT EXISTS {_TABLE} (path TEXT PRIMARY KEY, hash TEXT, title TEXT, citekey TEXT, "
-           "claims TEXT NOT NULL)")
+_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS {_TABLE} (path TEXT PRIMARY KEY, hash TEXT, title TEXT, citekey TEXT, "
+    "claims TEXT NOT NULL)"
+)
 _FINGERPRINT_KEY = "claim_notes_fingerprint"
 # The notes whose stored JSON has a non-empty claims list start their list like this
 # (``kb.index`` writes ``json.dumps`` output); others are not parsed at all.
@@ -94,7 +96,8 @@ def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None 
         # a decode per note.
         (text,) = conn.execute(
             f"SELECT '[' || coalesce(group_concat(json_array(path, title, citekey, json(claims)), ','), '') || ']' "
-            f"FROM (SELECT path, title, citekey, claims FROM {_TABLE} WHERE {where} ORDER BY path)", args
+            f"FROM (SELECT path, title, citekey, claims FROM {_TABLE} WHERE {where} ORDER BY path)",
+            args,
         ).fetchone()
         out: list[dict[str, Any]] = []
         for path, title, citekey, claims in json.loads(text):
@@ -104,12 +107,21 @@ def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None 
             if len(claims) > 1:
                 claims.sort(key=lambda c: c.get("line", 0))
             for c in claims:
-                out.append({
-                    "id": c["id"], "statement": c.get("statement", ""), "experiments": c.get("experiments") or [],
-                    "line": c.get("line", 0), "source": c.get("source", "callout"), "params": c.get("params") or {},
-                    "expect": c.get("expect") or [], "needs": c.get("needs") or "", "note": path, "title": title,
-                    "citekey": citekey,
-                })
+                out.append(
+                    {
+                        "id": c["id"],
+                        "statement": c.get("statement", ""),
+                        "experiments": c.get("experiments") or [],
+                        "line": c.get("line", 0),
+                        "source": c.get("source", "callout"),
+                        "params": c.get("params") or {},
+                        "expect": c.get("expect") or [],
+                        "needs": c.get("needs") or "",
+                        "note": path,
+                        "title": title,
+                        "citekey": citekey,
+                    }
+                )
         return out
     finally:
         if own:

@@ -105,10 +105,13 @@ def resolve_targets(
             for e in c.experiments:
                 if e in exps:
                     add(e, [c.id], claim_spec_of(c))
-                elif strict:
-                    raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) names unknown experiment {e!r}")
                 else:
-                    say(f"claim {c.id!r} ({c.note}:{c.line}) names unknown experiment {e!r}; skipped")
+                    why = registry.refusal(e)
+                    what = f"experiment {e!r}, which the registry refused ({why})" if why else \
+                        f"unknown experiment {e!r}"
+                    if strict:
+                        raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) names {what}")
+                    say(f"claim {c.id!r} ({c.note}:{c.line}) names {what}; skipped")
 
     if all_claims:
         add_claims(claims, strict=False)
