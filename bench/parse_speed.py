@@ -3,12 +3,14 @@
 Usage: python bench/parse_speed.py [N]   (N synthetic notes, default 2000)
 
 The notes follow the seed's template: about 2 KB, 10 links and 3 question callouts each.
-Prints ms/note for parse_note and, for scale, for markdown-it's bare CommonMark parse of
-the same text in the same process (the machine may be shared: compare the two).
+Prints ms/note for parse_note (markdown-it's path, and ``fast=True``: kb.scan's scanner,
+which the index uses) and, for scale, for markdown-it's bare CommonMark parse of the same
+text in the same process (the machine may be shared: compare them).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -102,6 +104,21 @@ def main() -> None:
     def parse(data: bytes, k: int) -> None:
         parse_note(data, f"n{k}.md")
 
+    def parse_fast(data: bytes, k: int) -> None:
+        parse_note(data, f"n{k}.md", fast=True)
+
+    from kb.frontmatter import split_frontmatter
+    from kb.model import Note
+    from kb.scan import scan_body
+
+    def scanned(data: bytes) -> bool:
+        text = data.decode()
+        raw, line, offset = split_frontmatter(text)
+        return scan_body(Note(path="x.md"), "\n" * line + text[offset:] if raw is not None else text) is not None
+
+    accepted = sum(map(scanned, notes))
+    assert parse_note(notes[-1], "last.md", fast=True) == note
+
     # The machine may be shared: interleave the variants and keep each one's best round.
     best: dict[str, float] = {}
     for _ in range(rounds):
@@ -109,6 +126,7 @@ def main() -> None:
             ("bare MarkdownIt('commonmark').parse, as shipped", None, False, bare),
             ("parse_note before: rule chains and debug logging as shipped", before, False, parse),
             ("parse_note now: rules dispatched, debug logging off", after, True, parse),
+            ("parse_note(fast=True): kb.scan, the index's path", after, True, parse_fast),
         ):
             silence_debug_logging() if quiet else restore_debug_logging()
             kb.parse._MD = md
@@ -116,7 +134,8 @@ def main() -> None:
             best[label] = min(best.get(label, ms), ms)
     silence_debug_logging()
     kb.parse._MD = after
-    print(f"{n} notes of {sizes:.0f} B, best of {rounds} interleaved rounds, ms/note (CPU):")
+    print(f"{n} notes of {sizes:.0f} B ({accepted} taken by kb.scan's scanner), best of {rounds} interleaved "
+          f"rounds, ms/note (CPU), load average {os.getloadavg()[0]:.1f}:")
     for label, ms in best.items():
         print(f"  {label:<64}{ms:.3f}")
 

@@ -159,12 +159,11 @@ def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
 # --------------------------------------------------------------------------------------
 # claims
 # --------------------------------------------------------------------------------------
-def _note_path(vault: Path, note: Optional[str]) -> Optional[str]:
+def _note_path(vault, note: Optional[str]) -> Optional[str]:
+    """The vault path of ``note`` (``vault``: an open kb.vault.Vault), or None."""
     if not note:
         return None
-    from kb.vault import Vault
-
-    return find_note(Vault(vault), note).path
+    return find_note(vault, note).path
 
 
 _STATUS_HELP = ("Only claims with this status: unverified, needs (any 'needs ...'), 'supported at small scale' "
@@ -194,7 +193,10 @@ def claims_cmd(
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
-    rows = claim_rows(vault, note_path=_note_path(vault, note_opt or note), tag=tag, status=want)
+    from kb.vault import Vault
+
+    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
+        rows = claim_rows(kb_vault, note_path=_note_path(kb_vault, note_opt or note), tag=tag, status=want)
     if fmt not in ("json", "jsonl"):
         for r in rows:
             r["where"] = f"{r['title']}:{r['line']}"
@@ -355,8 +357,8 @@ def run_cmd(
     the experiment ("this check cannot fail"), shown beside its claims.
 
     Exit status: 0 when every run passed (skipped ones do not count); 1 when a claim was
-    contradicted (a run failed its thresholds) or nothing could run; 2 when a run ended in
-    error, timeout or interrupted; 130 on Ctrl-C (the runs are recorded as interrupted).
+    contradicted (a run failed its thresholds) or nothing could run; 3 when a run ended in
+    error, timeout or interrupted (2 is kept for a malformed command line); 130 on Ctrl-C (the runs are recorded as interrupted).
     With --control/--controls: 0 only when every control that ran ended contradicted, else 1.
 
     Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000
@@ -779,7 +781,10 @@ def status_cmd(
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
-    papers = filtered_status_table(vault, note_path=_note_path(vault, note), tag=tag, status=want)
+    from kb.vault import Vault
+
+    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
+        papers = filtered_status_table(kb_vault, note_path=_note_path(kb_vault, note), tag=tag, status=want)
     if fmt == "json":
         print_json(papers)
         return

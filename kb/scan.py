@@ -23,19 +23,22 @@ lists, setext headings, reference and footnote definitions, block comments and m
 Inline, the Obsidian rules themselves (kb.syntax: wikilinks, embeds, tags, block ids,
 inline fields, ``%%comments%%``) run on a light stand-in for markdown-it's inline state,
 so their behaviour is the same code; emphasis, Markdown links and line breaks are
-emulated here, and anything harder (code spans, escapes, entities, HTML, math, marks,
-strikethrough, footnotes, images, nested or crossing emphasis) returns ``None``.
-Code spans, fences and comments therefore never yield links or tags here either: notes
-with the first two go to markdown-it, comments run the same rule as there.
+emulated here, code spans use markdown-it's own rule, and anything harder (escapes,
+entities, HTML, math, marks, strikethrough, footnotes, images, nested or crossing
+emphasis) returns ``None``.
+Code spans and comments therefore never yield links or tags here either (the same rules
+consume them); notes with fences go to markdown-it.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from typing import Any
 
 from markdown_it.common.normalize_url import normalizeLink, validateLink
 from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
+from markdown_it.rules_inline.backticks import backtick
 
 from kb.model import BlockId, Callout, Heading, InlineField, Link, ListItem, Note, Task
 from kb.parse import (
@@ -99,6 +102,8 @@ def _check_line(text: str) -> None:
             return  # not a block comment: "%%" closed on its own line is inline
         if c == "~" and not text.startswith("~~~"):
             return
+        if c == "`" and not text.startswith("```"):
+            return  # a code span, not a fence
         if c == "$" and not text.startswith("$$"):
             return
         if c == "|":
@@ -144,6 +149,29 @@ class _State:
         self.md = md
         self.tokens: list = []  # str for text, _Tok otherwise
         self.delims: list[_Tok] = []
+        self.backticks: dict[int, int] = {}  # for markdown-it's own code span rule
+        self.backticksScanned = False
+        self._last_link_middle: int | None = None
+
+    def append_pending(self, text: str) -> None:
+        self.tokens.append(text)
+
+    # ``state.pending += text`` (how rules add literal text) appends a text token
+    @property
+    def pending(self) -> str:
+        return ""
+
+    @pending.setter
+    def pending(self, text: str) -> None:
+        if text:
+            self.tokens.append(text)
+
+    def last_link_middle(self) -> int:
+        """Where the last "](" of the source is (-1 if none): a "[" or "![" before it may
+        start a link we do not reproduce. Found once (a "[" per character stays linear)."""
+        if self._last_link_middle is None:
+            self._last_link_middle = self.src.rfind("](")
+        return self._last_link_middle
 
     def push(self, ttype: str, tag: str, nesting: int) -> _Tok:
         if nesting:
@@ -417,6 +445,18 @@ class _Scanner:
             _match_emphasis(state.delims)
         parts = []
         open_link: tuple[Link, int] | None = None
+        newlines: list[int] | None = None
+
+        def lines_before(pos: int) -> int:
+            nonlocal newlines
+            if newlines is None:  # found once per paragraph: linear however many tokens
+                newlines = []
+                at = content.find("\n")
+                while at >= 0:
+                    newlines.append(at)
+                    at = content.find("\n", at + 1)
+            return bisect_left(newlines, pos)
+
         for tok in tokens:
             if tok.__class__ is str:  # text
                 parts.append(tok)
@@ -426,15 +466,17 @@ class _Scanner:
                 parts.append("" if tok.meta.open is None else tok.content)
             elif ttype == "wikilink":
                 meta = tok.meta
-                self.links.append(Link(target=meta["target"], kind=meta["kind"], line=line + _line_of(content, meta["pos"]),
+                self.links.append(Link(target=meta["target"], kind=meta["kind"], line=line + lines_before(meta["pos"]),
                                        heading=meta["heading"], block=meta["block"], subpath=meta["subpath"],
                                        display=meta["display"]))
                 parts.append(tok.content)
             elif ttype == "tag":
                 self.tags.append(tok.meta["tag"])
                 parts.append(tok.content)
+            elif ttype == "code_inline":
+                parts.append(tok.content)
             elif ttype == "link_open":
-                link = _markdown_link(tok.content, line + _line_of(content, tok.pos))
+                link = _markdown_link(tok.content, line + lines_before(tok.pos))
                 if link is not None:
                     self.links.append(link)
                     open_link = (link, len(parts))
@@ -446,11 +488,11 @@ class _Scanner:
             elif ttype == "inline_field":
                 meta = tok.meta
                 self.fields.append(InlineField(key=meta["key"], value=meta["value"],
-                                               line=line + _line_of(content, meta["pos"]), style=meta["style"]))
+                                               line=line + lines_before(meta["pos"]), style=meta["style"]))
             elif ttype == "block_id":
                 if heading:
                     raise Unsupported("block id in a heading")
-                self.block_id(tok.meta, content, line + _line_of(content, tok.meta["pos"]), previous_sibling,
+                self.block_id(tok.meta, content, line + lines_before(tok.meta["pos"]), previous_sibling,
                               first_sibling)
             # "comment": hidden text, nothing to record
         text = "".join(parts)
@@ -508,7 +550,10 @@ class _Scanner:
             if ch == "*" or ch == "_":
                 self.delimiter_run(state, j, ch)
                 continue
-            if ch in "`\\<$":
+            if ch == "`":
+                backtick(state, False)  # markdown-it's code span rule itself
+                continue
+            if ch in "\\<$":
                 raise Unsupported(f"inline {ch!r}")
             if ch == "=" and src.startswith("==", j):
                 raise Unsupported("mark")
@@ -533,7 +578,7 @@ class _Scanner:
                     raise Unsupported("footnote")
                 if self.markdown_link(state, j):
                     continue
-            elif ch == "!" and src.startswith("![", j) and "](" in src[j:end]:
+            elif ch == "!" and src.startswith("![", j) and state.last_link_middle() >= j:
                 raise Unsupported("image")
             elif ch == "^" and src.startswith("^[", j):
                 raise Unsupported("inline footnote")
@@ -544,7 +589,7 @@ class _Scanner:
         src, end = state.src, state.posMax
         m = _SIMPLE_LINK_RE.match(src, j, end)
         if m is None:
-            if "](" in src[j:end]:
+            if state.last_link_middle() >= j:
                 raise Unsupported("Markdown link")
             return False
         dest = m.group(2)
@@ -622,10 +667,6 @@ def _char_class(ch: str) -> tuple[bool, bool]:
     return cls
 
 
-def _line_of(content: str, pos: int) -> int:
-    return content.count("\n", 0, pos)
-
-
 def _is_highlights(title: str) -> bool:
     return bool(_HIGHLIGHTS_RE.fullmatch(_strip_emphasis(title)))
 
@@ -648,6 +689,8 @@ def scan_body(note: Note, source: str) -> ScanResult | None:
         scanner.run()
     except Unsupported:
         return None
+    except Exception:  # a scanner bug must not cost the note: markdown-it parses it
+        return None
     note.headings = scanner.headings
     note.links = scanner.links
     note.callouts = scanner.callouts
@@ -659,3 +702,99 @@ def scan_body(note: Note, source: str) -> ScanResult | None:
     note.tags = list(note.tags) + scanner.tags
     note.body_text = "\n".join(text for _, text in scanner.blocks if text)
     return ScanResult(scanner.blocks, scanner.callout_texts)
+
+
+# --- frontmatter -------------------------------------------------------------------------
+# The common frontmatter is a flat mapping of plain or quoted scalars and lists of them.
+# PyYAML builds it in Python code (about a tenth of a note's parse); for that shape the
+# values are read here, typed by PyYAML's own implicit resolver, and anything else
+# (nesting, flow collections, anchors, escapes, comments, block scalars, any scalar that
+# would not be a string or a decimal integer) returns None for PyYAML to load.
+_FM_KEY_RE = re.compile(r"([A-Za-z0-9_](?:[A-Za-z0-9_ .\-/]*[A-Za-z0-9_.\-/])?):(?: +(.*?))? *$")
+_FM_ITEM_RE = re.compile(r"( {0,4})- +(.*?) *$")
+_FM_DECIMAL_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_FM_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_resolver = None
+
+
+def _fm_scalar(text: str) -> Any:
+    """The value of one scalar as PyYAML's safe loader gives it; Unsupported if unsure."""
+    if not text:
+        raise Unsupported("empty scalar")
+    c = text[0]
+    if c == '"':
+        if len(text) >= 2 and text[-1] == '"' and '"' not in text[1:-1] and "\\" not in text:
+            return text[1:-1]
+        raise Unsupported("double-quoted scalar")
+    if c == "'":
+        if len(text) >= 2 and text[-1] == "'" and "'" not in text[1:-1]:
+            return text[1:-1]
+        raise Unsupported("single-quoted scalar")
+    if c in _FM_INDICATORS or ": " in text or " #" in text or text[-1] == ":":
+        raise Unsupported("plain scalar with an indicator")
+    global _resolver
+    if _resolver is None:
+        import yaml
+
+        _resolver = yaml.resolver.Resolver()
+        _resolver.ScalarNode = yaml.ScalarNode
+    tag = _resolver.resolve(_resolver.ScalarNode, text, (True, False))
+    if tag == _STR_TAG:
+        return text
+    if tag == _INT_TAG and _FM_DECIMAL_RE.fullmatch(text):
+        return int(text)
+    raise Unsupported("typed scalar")
+
+
+def _fm_non_printable(raw: str) -> bool:
+    """Characters PyYAML's reader refuses (it reports an error for them)."""
+    if raw.isascii() and raw.isprintable():
+        return False
+    import yaml
+
+    return yaml.reader.Reader.NON_PRINTABLE.search(raw.replace("\n", " ")) is not None
+
+
+def scan_frontmatter(raw: str) -> dict[str, Any] | None:
+    """``load_frontmatter(raw)``'s properties for a flat block of scalars and lists of
+    scalars, or None when PyYAML must load it (see above)."""
+    if len(raw) > 100_000 or "\t" in raw or _fm_non_printable(raw):
+        return None
+    props: dict[str, Any] = {}
+    lines = raw.split("\n")
+    i, n = 0, len(lines)
+    try:
+        while i < n:
+            line = lines[i]
+            i += 1
+            if not line or line.isspace():
+                continue
+            m = _FM_KEY_RE.match(line)
+            if m is None:
+                return None
+            key = m.group(1)
+            if key in props or _fm_scalar(key) != key:
+                return None
+            if m.group(2):
+                props[key] = _fm_scalar(m.group(2))
+                continue
+            items: list[Any] = []
+            indent = None
+            while i < n:
+                item = _FM_ITEM_RE.match(lines[i])
+                if item is None:
+                    break
+                if indent is None:
+                    indent = item.group(1)
+                elif item.group(1) != indent:
+                    return None
+                items.append(_fm_scalar(item.group(2)))
+                i += 1
+            props[key] = items if items else None
+            if i < n and lines[i][:1] == " " and not lines[i].isspace():
+                return None  # a nested block
+    except Unsupported:
+        return None
+    return props

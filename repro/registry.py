@@ -492,7 +492,13 @@ class RunContext:
     # artifacts -------------------------------------------------------------------
     def artifact_path(self, name: str) -> Path:
         """A path inside the run's folder for a file the experiment writes (plot, table)."""
-        base = self.run_dir if self.run_dir is not None else Path.cwd() / ".paperkb-scratch"
+        if self.run_dir is None:
+            # Without a run folder (run_inline in tests and notebooks) the files go to a
+            # temporary folder, never into the working tree.
+            import tempfile
+
+            self.run_dir = Path(tempfile.mkdtemp(prefix="paperkb-scratch-"))
+        base = self.run_dir
         base.mkdir(parents=True, exist_ok=True)
         path = base / name
         self.artifacts.append(name)

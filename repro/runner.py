@@ -764,17 +764,21 @@ def record_skipped(tracker: Tracker, skipped: list[Skipped], preset: str) -> lis
     return out
 
 
+RUN_ERROR_EXIT = 3  # some run ended in error, timeout or was interrupted
+
+
 def controls_exit_code(runs: list[Run]) -> int:
     """For ``run --controls``: 0 only when every control run ended contradicted (failed)."""
     return 0 if runs and all(r.status == FAILED for r in runs) else 1
 
 
 def exit_code(runs: list[Run]) -> int:
-    """0 when every run passed; 1 when some claim was contradicted (failed); 2 when some
-    run ended in error, timeout or interrupted."""
+    """0 when every run passed; 1 when some claim was contradicted (failed); 3 when some
+    run ended in error, timeout or interrupted. Never 2: that code means a malformed
+    command line, for ``run`` as for every other command."""
     statuses = {r.status for r in runs}
     if statuses & {ERROR, TIMEOUT, INTERRUPTED}:
-        return 2
+        return RUN_ERROR_EXIT
     if FAILED in statuses:
         return 1
     return 0

@@ -95,8 +95,8 @@ def vault_claims(vault_root: Any, *, note_path: str | None = None, tag: str | No
     """The vault's claims, read from its index (see ``kb.claims.indexed_claims``)."""
     from kb.claims import indexed_claims
 
-    known = set(ClaimRef.__dataclass_fields__)
-    return [ClaimRef(**{k: v for k, v in c.items() if k in known})
+    return [ClaimRef(c["id"], c["statement"], c["experiments"], c["note"], c["title"], c["line"], c["citekey"],
+                     c["params"], c["expect"], c["needs"])
             for c in indexed_claims(vault_root, note_path=note_path, tag=tag)]
 
 
@@ -157,6 +157,9 @@ class RunIndex:
                     self.controls[(run.experiment, run.control)] = run
             elif run.status in _DECIDING or run.status == SKIPPED:
                 self.real.setdefault(run.experiment, []).append(run)
+        self._controls_of: dict[str, list[Run]] = {}
+        for (e, _), r in sorted(self.controls.items()):
+            self._controls_of.setdefault(e, []).append(r)
 
     def deciding(self, experiment: str, claim: ClaimRef) -> Run | None:
         """The newest finished run for the claim's configuration; a skipped attempt ("needs
@@ -170,11 +173,13 @@ class RunIndex:
         return skipped
 
     def controls_of(self, experiment: str) -> list[Run]:
-        return [r for (e, _), r in sorted(self.controls.items()) if e == experiment]
+        return self._controls_of.get(experiment, [])
 
 
 def roll_up(claim: ClaimRef, index: RunIndex) -> dict[str, Any]:
     """The status of one claim, the checks behind it and its experiments' controls."""
+    if not any(e in index.real or e in index._controls_of for e in claim.experiments):
+        return _empty(claim)  # nothing recorded for it: the common case in a large vault
     per_exp = {e: index.deciding(e, claim) for e in claim.experiments}
     words = {e: (_run_word(r) if r is not None else UNVERIFIED) for e, r in per_exp.items()}
     status = min(words.values(), key=_rank) if words else UNVERIFIED
@@ -290,12 +295,17 @@ def normalise_status(text: str) -> str:
     return word
 
 
-def claim_rows(vault_root: Path | str, *, note_path: str | None = None, tag: str | None = None,
+def _root(vault: Any) -> Path:
+    return Path(getattr(vault, "root", vault))
+
+
+def claim_rows(vault: Any, *, note_path: str | None = None, tag: str | None = None,
                status: str | None = None) -> list[dict[str, Any]]:
     """The claims of the vault (from its index) with their status, checks and controls, for
-    ``paperkb claims``; ``status`` is a word of CLAIM_STATUSES (see :func:`normalise_status`)."""
-    claims = vault_claims(vault_root, note_path=note_path, tag=tag)
-    statuses = claim_statuses(vault_root, claims)
+    ``paperkb claims``; ``status`` is a word of CLAIM_STATUSES (see :func:`normalise_status`).
+    ``vault`` is a folder or an open ``kb.vault.Vault`` (its index is then checked once)."""
+    claims = vault_claims(vault, note_path=note_path, tag=tag)
+    statuses = claim_statuses(_root(vault), claims)
     rows = []
     for c in claims:
         st = statuses.get(c.id) or _empty(c)
@@ -305,10 +315,10 @@ def claim_rows(vault_root: Path | str, *, note_path: str | None = None, tag: str
     return rows
 
 
-def filtered_status_table(vault_root: Path | str, *, note_path: str | None = None, tag: str | None = None,
+def filtered_status_table(vault: Any, *, note_path: str | None = None, tag: str | None = None,
                           status: str | None = None) -> list[dict[str, Any]]:
     """:func:`status_table` for the claims that pass the filters (papers with none are left out)."""
-    papers = status_table(vault_root, vault_claims(vault_root, note_path=note_path, tag=tag))
+    papers = status_table(_root(vault), vault_claims(vault, note_path=note_path, tag=tag))
     if status:
         for paper in papers:
             paper["claims"] = [c for c in paper["claims"] if status_matches(c["status"], status)]

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 
 from .naive import causal_mask, naive_attention
 from .tiled import tiled_attention

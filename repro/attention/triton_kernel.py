@@ -27,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 
 try:
     from triton import knobs as _knobs

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 
 
 @dataclass

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     import torch
 
-    from kb.errors import PaperkbError
+    from paperkb.errors import PaperkbError
     from repro.finetune.data import ToyWorld, read_preferences, read_sft
     from repro.finetune.loop import (OptimConfig, export_for_chat, init_distributed, load_checkpoint,
                                      make_optimizer, make_scheduler, unwrap, wrap)

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 from repro.llama.tokenizer import BYTE_MARKER, ByteTokenizer
 
 HF_FILE = "tokenizer.json"

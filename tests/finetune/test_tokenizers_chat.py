@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 from repro.llama.chat import UnsafeTagError, check_no_tags
 from repro.llama.generation import chat_segments
 from repro.llama.tokenizer import ByteTokenizer

@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kb.errors import PaperkbError  # noqa: E402
+from paperkb.errors import PaperkbError  # noqa: E402
 from repro.finetune.data import read_preferences, read_sft  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from kb.text import decode_note
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
-import synth_vault
+import synth_vault  # noqa: E402
 
 
 def both(data: str | bytes, path: str = "dir/Note.md") -> tuple[dict, dict]:
@@ -77,6 +77,8 @@ def test_synthetic_benchmark_notes_take_the_scanner_and_match() -> None:
 ACCEPTED = [
     # lazy lines: a block id after a callout, a paragraph and a list item
     "> [!claim] Scaling helps\n> experiment:: a/b, [[exp-2]]\n^claim-1\n\ntext\n^p\n\n- item\n^i\n",
+    # code spans hide links and tags, an unmatched backtick is text
+    "`[[no]] #no` and ``a`b`` [[yes]] ` lone\n- `code` item #t\n",
     # callout with a blank quote line first, list items, highlights, tasks
     ">\n> [!note]- Highlights:\n> - **one** [[A|a]]\n> - [x] two #t/x\n\n- [ ] task ^t1\n- [/] doing\n",
     # emphasis that pairs, stray delimiters, in-word underscores, links and URLs
@@ -125,7 +127,7 @@ LINE_STARTS = ["", "", "", "# ", "## ", "> ", ">", "- ", "* ", "+ ", "- [ ] ", "
                "> [!question]+ ", ">[!claim] ", "---", "***"]  # fmt: skip
 WORDS = ["word", "two words", "**b**", "*e*", "_u_", "__s__", "*", "_", "a_b", "[[Note]]", "[[N#H|s]]", "![[i.png]]",
          "#tag", "#a/b", "#12", "key:: v", "[k:: v]", "(k:: v)", "^id", "[t](Note.md)", "[u](http://x)", ":", "(",
-         ")", "[", "]", "!", "%%c%%", "x^y", "&", "=", "~", " "]  # fmt: skip
+         ")", "[", "]", "!", "%%c%%", "x^y", "&", "=", "~", " ", "`c [[x]] #t`", "`", "``a`b``", "` s `"]  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -145,3 +147,62 @@ line = st.tuples(st.sampled_from(LINE_STARTS), st.lists(st.sampled_from(WORDS), 
 def test_same_note_on_generated_notes(text: str) -> None:
     slow, fast = both(text)
     assert fast == slow
+
+
+# --- frontmatter ---------------------------------------------------------------------------
+FM_KEYS = ["a", "tags", "year", "yes", "2000", "date of note", "DOI", "x-y", "k.l", "a/b", "null", "a b", " a", "a ",
+           "#c", "&x", "k"]  # fmt: skip
+FM_VALUES = ["", "b", "2000", "+5", "-0", "0x1F", "1_000", "1.5", "yes", "No", "~", "null", "2023-01-02",
+             "2023-01-02T10:00:00", '"#paper"', "'q'", '"a\\"b"', "'it''s'", "a: b", "a #c", "a#c", "[a, b]", "{a: 1}",
+             "&x a", "*x", "!!str 1", "|", ">", "- a", "c:", "Ada Lovelace, Grace Hopper", "10.48550/arXiv.2000.00001",
+             "é ✓", "a\u0001b", ".inf", "0o17", "012", "1e3", "true"]  # fmt: skip
+fm_entry = st.one_of(
+    st.tuples(st.sampled_from(FM_KEYS), st.sampled_from(FM_VALUES)).map(lambda kv: f"{kv[0]}: {kv[1]}".rstrip()),
+    st.tuples(st.sampled_from(FM_KEYS), st.sampled_from(["", " ", "  ", "    "]),
+              st.lists(st.sampled_from(FM_VALUES), max_size=4)).map(
+        lambda t: "\n".join([f"{t[0]}:"] + [f"{t[1]}- {v}" for v in t[2]])),
+    st.sampled_from(["", "  ", "# comment", "  c: d", "...", "a:b", "---"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(fm_entry, max_size=8).map("\n".join))
+def test_fast_frontmatter_equals_pyyaml(raw: str) -> None:
+    from kb.frontmatter import load_frontmatter
+    from kb.scan import scan_frontmatter
+
+    fast = scan_frontmatter(raw)
+    if fast is not None:
+        assert (fast, "yaml", []) == load_frontmatter(raw)
+
+
+def test_fast_frontmatter_takes_the_usual_shapes() -> None:
+    from kb.scan import scan_frontmatter
+
+    raw = 'tags:\n  - "#paper"\n  - nlp\naliases:\n- key2020\nyear: 2020\nname: "A: title"\nauthors: A, B\nempty:\n'
+    assert scan_frontmatter(raw) == {"tags": ["#paper", "nlp"], "aliases": ["key2020"], "year": 2020,
+                                     "name": "A: title", "authors": "A, B", "empty": None}
+    for raw in ("a: yes\n", "a: 1.5\n", "a: 2023-01-02\n", "a:\n  b: c\n", "a: [1]\n", "a: b # c\n", "a: 0x1\n"):
+        assert scan_frontmatter(raw) is None, raw
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[[a]] " * 20_000,  # many tokens in one paragraph
+        "x [[a]]\n" * 20_000,  # many lines in one paragraph
+        "[a " * 20_000 + "[b]",  # many "[" the scanner reads as text
+        "![a " * 20_000,
+        "**b** _c_ d * e " * 10_000,
+        "a `` b ``` c ` " * 8_000,
+        "> [!note] t\n> - [[a]] #t\n" * 5_000,
+        "- [ ] [[a]] k:: v ^b\n" * 8_000,
+    ],
+)
+def test_scanner_stays_linear_on_pathological_notes(text: str) -> None:
+    import time
+
+    assert scanned(text)
+    start = time.process_time()
+    parse_note(text, "big.md", fast=True)
+    assert time.process_time() - start < 10  # a quadratic scan would take minutes

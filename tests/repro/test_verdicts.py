@@ -226,3 +226,22 @@ def test_a_third_party_experiment_without_control_is_refused_and_its_siblings_lo
     exps = registry.load_all()
     assert "thirdparty/good" in exps and "thirdparty/bad" not in exps
     assert any(e.startswith("entry point thirdparty:") and "thirdparty/bad" in e for e in registry.load_errors())
+
+
+def test_claims_come_from_the_index_and_follow_edits(tmp_path):
+    from kb.claims import indexed_claims
+
+    (tmp_path / "P.md").write_text("---\ntags: [paper/llm]\ncitekey: p2024\n---\n# P\n\n> [!claim] P holds.\n"
+                                   "> experiment:: e/a\n> params:: n=3\n\n^p-holds\n", encoding="utf-8")
+    (tmp_path / "Q.md").write_text("# Q\n\n> [!claim] Q holds.\n> needs:: a GPU\n\n^q-holds\n", encoding="utf-8")
+    (tmp_path / "R.md").write_text("# R\n\nno claims\n", encoding="utf-8")
+    every = indexed_claims(tmp_path)
+    assert [(c["id"], c["note"], c["citekey"]) for c in every] == [("p-holds", "P.md", "p2024"),
+                                                                    ("q-holds", "Q.md", None)]
+    assert every[0]["params"] == {"n": 3} and every[1]["needs"] == "a GPU"
+    assert [c["id"] for c in indexed_claims(tmp_path, tag="paper")] == ["p-holds"]
+    assert [c["id"] for c in indexed_claims(tmp_path, note_path="Q.md")] == ["q-holds"]
+    (tmp_path / "Q.md").write_text("# Q\n\n> [!claim] Q changed.\n\n^q-changed\n", encoding="utf-8")
+    (tmp_path / "P.md").unlink()
+    (tmp_path / "R.md").write_text("# R\n\n> [!claim] R now holds.\n\n^r-holds\n", encoding="utf-8")
+    assert [c["id"] for c in indexed_claims(tmp_path)] == ["q-changed", "r-holds"]
