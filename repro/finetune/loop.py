@@ -10,7 +10,7 @@ import json
 import math
 import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -145,10 +145,6 @@ OPTIM_FILE = "optimizer.safetensors"
 MODEL_FILE = "trainer_model.safetensors"
 
 
-def rng_state() -> dict:
-    return {"python": random.getstate(), "torch": torch.get_rng_state()}
-
-
 def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, scheduler, step: int,
                     extra: Optional[dict] = None, generator: Optional[torch.Generator] = None) -> Path:
     """Everything needed to continue: the model's own state dict and the optimiser's
@@ -236,10 +232,6 @@ def export_for_chat(directory: str | Path, model, tokenizer) -> Path:
     save_hf(unwrap(model), directory)
     tokenizer.save(directory)
     return directory
-
-
-def config_dict(cfg) -> dict:
-    return asdict(cfg)
 
 
 def train_steps(model: nn.Module, step_loss, cfg: OptimConfig, steps: int, d: Optional[Dist] = None, *,

@@ -78,12 +78,19 @@ def _model_and_tokenizer(a, world):
 
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
-    import torch
 
     from paperkb.errors import PaperkbError
     from repro.finetune.data import ToyWorld, read_preferences, read_sft
-    from repro.finetune.loop import (OptimConfig, export_for_chat, init_distributed, load_checkpoint,
-                                     make_optimizer, make_scheduler, unwrap, wrap)
+    from repro.finetune.loop import (
+        OptimConfig,
+        export_for_chat,
+        init_distributed,
+        load_checkpoint,
+        make_optimizer,
+        make_scheduler,
+        unwrap,
+        wrap,
+    )
 
     try:
         d = init_distributed()
@@ -106,7 +113,7 @@ def main(argv=None) -> int:
             trained = model
             cfg = SFTConfig(steps=a.steps, batch_size=a.batch, seq_len=a.seq_len, seed=a.seed,
                             packing=not a.no_packing)
-            run = lambda m, **kw: train_sft(m, data, cfg, optim, d, on_step=on_step, **kw)  # noqa: E731
+            run = lambda m, **kw: train_sft(m, data, cfg, optim, d, on_step=on_step, **kw)
         elif a.step == "reward":
             from repro.finetune.heads import ScalarHeadModel
             from repro.finetune.reward import RewardConfig, pair_tokens, train_reward
@@ -115,7 +122,7 @@ def main(argv=None) -> int:
             data = pair_tokens(pairs, tok)
             trained = ScalarHeadModel(model)
             cfg = RewardConfig(steps=a.steps, batch_size=a.batch, margin=a.margin, seed=a.seed)
-            run = lambda m, **kw: train_reward(m, data, cfg, optim, d, on_step=on_step, **kw)  # noqa: E731
+            run = lambda m, **kw: train_reward(m, data, cfg, optim, d, on_step=on_step, **kw)
         else:
             import copy
 
@@ -126,7 +133,7 @@ def main(argv=None) -> int:
             ref = copy.deepcopy(model).eval()
             trained = model
             cfg = DPOConfig(steps=a.steps, batch_size=a.batch, beta=a.beta, seed=a.seed)
-            run = lambda m, **kw: train_dpo(m, ref, data, cfg, optim, d, on_step=on_step, **kw)  # noqa: E731
+            run = lambda m, **kw: train_dpo(m, ref, data, cfg, optim, d, on_step=on_step, **kw)
 
         trained = trained.to(d.device)
         wrapped = wrap(trained, d, a.strategy)

@@ -49,11 +49,12 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 
 def test_resumed_run_continues_the_same_loss_curve(tmp_path):
+    import random
+
     from repro.finetune.data import ToyWorld
     from repro.finetune.loop import OptimConfig, load_checkpoint, make_optimizer, make_scheduler
     from repro.finetune.sft import SFTConfig, dialog_example, train_sft
     from repro.llama.model import ModelArgs, Transformer
-    import random
 
     world = ToyWorld()
     tok = world.tokenizer(tmp_path / "tok")
