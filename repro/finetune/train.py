@@ -149,14 +149,12 @@ def main(argv=None) -> int:
         if d.rank == 0:
             a.out.mkdir(parents=True, exist_ok=True)
             (a.out / "losses.json").write_text(json.dumps(losses) + "\n")
-            backbone = unwrap(wrapped)
             if a.step == "reward":
-                from safetensors.torch import save_file
+                from repro.finetune.heads import save_scalar_head_model
 
-                save_file({k: v.contiguous() for k, v in backbone.head.state_dict().items()},
-                          str(a.out / "score_head.safetensors"))
-                backbone = backbone.backbone
-            export_for_chat(a.out, backbone, tok)
+                save_scalar_head_model(unwrap(wrapped), a.out, tok)
+            else:
+                export_for_chat(a.out, unwrap(wrapped), tok)
         if d.on:
             import torch.distributed as dist
 
