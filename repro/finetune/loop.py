@@ -123,6 +123,9 @@ def wrap(model: nn.Module, d: Dist, strategy: str = "ddp") -> nn.Module:
     if not d.on:
         return model
     if strategy == "fsdp":
+        if d.device == "cpu":
+            raise PaperkbError("FSDP needs GPUs (torch shards parameters over accelerator devices); "
+                               "use --strategy ddp on CPUs")
         from torch.distributed.fsdp import FullyShardedDataParallel
 
         return FullyShardedDataParallel(model)

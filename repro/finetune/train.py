@@ -166,6 +166,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # one line, as everywhere in paperkb, unless asked for the traceback
+        import os
+
+        if os.environ.get("PAPERKB_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (set PAPERKB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 
