@@ -47,7 +47,7 @@ def run_attack(body: str, *args: str, timeout: float = 300) -> dict:
     except subprocess.TimeoutExpired:
         return {"held": False, "error": f"still running after {timeout:.0f} s"}
     if out.returncode != 0:
-        return {"held": False, "error": (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1]}
+        return {"held": False, "error": (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -77,8 +77,8 @@ def attacks(work: Path, big_mb: float) -> list[tuple[str, str, dict]]:
             bad = [p.line for p in v.problems() if p.message.startswith("invalid UTF-8")]
         result = f"bad lines reported at {bad[:3]}..., last issue line {bad[-1]}"
     """, str(v))
-    r["held"] = "error" not in r and r["wall"] < 5
-    rows.append(("2 MB Latin-1 note, cold index", "one linear pass, true line numbers", r))
+    r["held"] = "error" not in r and r["cpu"] < 1.0
+    rows.append(("2 MB Latin-1 note, cold index (whole process)", "< 1 s, true line numbers", r))
 
     # 3. search in a large note
     v = work / "big"
@@ -100,14 +100,18 @@ def attacks(work: Path, big_mb: float) -> list[tuple[str, str, dict]]:
         from kb.search import search
         with Vault(sys.argv[1]) as v:
             v.index(workers=1)
-            t, c = time.perf_counter(), time.process_time()
-            hits = search(v, "lorem", limit=5)
-            took, cpu = time.perf_counter() - t, time.process_time() - c
-        result = (f"search() {took * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU in process; "
+            times = []
+            for _ in range(2):  # the first call also imports the query package
+                t, c = time.perf_counter(), time.process_time()
+                hits = search(v, "lorem", limit=5)
+                times.append(f"{(time.perf_counter() - t) * 1000:.0f} ms wall / "
+                             f"{(time.process_time() - c) * 1000:.0f} ms CPU")
+        result = (f"search() in process: first {times[0]}, again {times[1]}; "
                   f"snippet: {hits[0].marked()[:50]!r}")
     """, str(v))
-    r["held"] = "error" not in r and r["wall"] < 1.0
-    rows.append((f"`search lorem` with one {big_mb:g} MB note", "well under 1 s", r))
+    # judged on CPU time: on the shared 2-core machine wall time is several times CPU
+    r["held"] = "error" not in r and r["cpu"] < 1.0
+    rows.append((f"`search lorem` with one {big_mb:g} MB note (whole process)", "well under 1 s", r))
 
     # 4. FIFO behind a note name
     v = work / "fifo"

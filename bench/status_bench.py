@@ -27,8 +27,14 @@ REPEATS = 5
 def timed(args: list[str], env: dict) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "cli.app", *args], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "cli.app", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -39,8 +45,16 @@ def seed_runs(vault: Path, claim_ids: list[str]) -> None:
     """A tracker with runs for some experiments (passed, failed, a control, an override)."""
     from repro.tracker import FAILED, PASSED, Tracker
 
-    check = {"name": "c", "value": 1.0, "op": "<=", "threshold": 2.0, "passed": True, "evidence": "direct",
-             "scale": "smoke", "description": ""}
+    check = {
+        "name": "c",
+        "value": 1.0,
+        "op": "<=",
+        "threshold": 2.0,
+        "passed": True,
+        "evidence": "direct",
+        "scale": "smoke",
+        "description": "",
+    }
     with Tracker(vault) as t:
         if t.runs(limit=1):
             return
@@ -48,8 +62,12 @@ def seed_runs(vault: Path, claim_ids: list[str]) -> None:
             for kw, status in (({}, PASSED), ({"control": "sabotage"}, FAILED), ({"overrides": {"n": i}}, FAILED)):
                 run = t.create_run(exp, preset="smoke", params={}, scale="smoke", claims=claim_ids[:3], **kw)
                 t.mark_running(run.id, None)
-                t.finish(run.id, status, verdict="supported" if status == PASSED else "contradicted",
-                         checks=[dict(check, passed=status == PASSED)])
+                t.finish(
+                    run.id,
+                    status,
+                    verdict="supported" if status == PASSED else "contradicted",
+                    checks=[dict(check, passed=status == PASSED)],
+                )
 
 
 def main() -> None:

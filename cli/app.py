@@ -21,15 +21,22 @@ from typer.core import TyperGroup
 try:  # typer >= 0.24 carries its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older typer on plain click
-    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from cli.common import State
 
 # Optional dependencies and the extra that installs each (pyproject.toml).
 EXTRAS = {
-    "torch": "repro", "transformers": "repro", "safetensors": "repro", "matplotlib": "repro",
-    "triton": "gpu", "obsidiantools": "bench",
+    "torch": "repro",
+    "transformers": "repro",
+    "safetensors": "repro",
+    "matplotlib": "repro",
+    "triton": "gpu",
+    "obsidiantools": "bench",
 }
+# Commands that cannot start without an optional dependency: refused up front, in one
+# line, rather than failing inside a run (which would be recorded as a crashed run).
+NEEDS = {"run": "torch", "chat": "torch"}
 
 
 def error_line(exc: BaseException) -> tuple[str, int]:
@@ -44,8 +51,9 @@ def error_line(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in EXTRAS:
         module = (exc.name or "").split(".")[0]
         extra = EXTRAS[module]
-        return (f"this command needs {module}, which is not installed; "
-                f"install it with: pip install 'paperkb[{extra}]'"), 1
+        return (
+            f"this command needs {module}, which is not installed; install it with: pip install 'paperkb[{extra}]'"
+        ), 1
     if isinstance(exc, MemoryError):
         return "out of memory (try a smaller vault, preset or --limit)", 1
     if isinstance(exc, OSError):
@@ -60,8 +68,10 @@ def error_line(exc: BaseException) -> tuple[str, int]:
         if "locked" in text or "busy" in text:
             return "the database is busy (another paperkb is writing it); try again in a moment", 1
         if "malformed" in text or "not a database" in text:
-            return ("a database under .paperkb/ is damaged (" + text + "); .paperkb/index.db can be deleted "
-                    "and rebuilt with `paperkb index`"), 1
+            return (
+                "a database under .paperkb/ is damaged (" + text + "); .paperkb/index.db can be deleted "
+                "and rebuilt with `paperkb index`"
+            ), 1
         if "full" in text:
             return "the disk is full; nothing stored was changed, free some space and retry", 1
         return f"the database could not be read or written ({text})", 1
@@ -184,6 +194,14 @@ def _root(
     ),
 ) -> None:
     ctx.obj = State(vault_option=vault)
+    module = NEEDS.get(ctx.invoked_subcommand or "")
+    if module is not None and "--help" not in sys.argv and "-h" not in sys.argv:
+        import importlib.util
+
+        if importlib.util.find_spec(module) is None:
+            from paperkb.errors import needs_extra
+
+            raise needs_extra(module, EXTRAS[module])
 
 
 def init_cmd(
@@ -203,7 +221,8 @@ def init_cmd(
 
 app.command("init")(init_cmd)
 
-COMMAND_MODULES = ("cli.kb_commands", "cli.query_commands", "cli.repro_commands", "cli.export_commands")
+COMMAND_MODULES = ("cli.kb_commands", "cli.query_commands", "cli.repro_commands", "cli.export_commands",
+                   "cli.finetune_commands")
 
 for _name in COMMAND_MODULES:
     try:

@@ -44,10 +44,12 @@ def vault_of(ctx: typer.Context) -> Path:
     return state.vault
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one clear line on stderr and exit; use as ``raise fail(...)``."""
-    print(f"error: {message}", file=sys.stderr)
-    return typer.Exit(code)
+def fail(message: str, code: int = 1) -> Exception:
+    """The error to raise for one clear line and exit status ``code``: ``raise fail(...)``.
+    The root group (``cli.app.error_line``) words and prints it, like every other error."""
+    from paperkb.errors import PaperkbError
+
+    return PaperkbError(message, exit_code=code)
 
 
 def guard(fn: Callable) -> Callable:

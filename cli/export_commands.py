@@ -1,21 +1,75 @@
-"""``paperkb export ...``: the vault as data for other tools."""
+"""``paperkb export ...`` and ``paperkb import bibtex``: the vault for people and other tools.
+
+A thin layer: each command maps its options onto one library call in ``kb.export`` or
+``kb.publish``. Claim statuses come from ``repro.status`` here (kb never imports repro).
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from cli.common import check_output, fail, vault_of, write_output
+from cli.common import check_output, fail, guard, vault_of, write_output
 
 export_app = typer.Typer(
-    help="Export the vault as data.\n\nExample: paperkb --vault notes export json > vault.json",
+    help="Export the vault: summaries, a static site, Markdown, BibTeX, CSL-JSON, JSON.\n\n"
+         "Example: paperkb --vault notes export site site/",
+    no_args_is_help=True,
+)
+import_app = typer.Typer(
+    help="Import notes from other tools.\n\nExample: paperkb --vault notes import bibtex library.bib",
     no_args_is_help=True,
 )
 
+NOTES_ARG = typer.Argument(None, help="Notes by name, path, alias or citekey (default: every paper).")
+QUERY_OPT = typer.Option(None, "--query", "-q", help="A DQL query picking the notes, e.g. 'LIST FROM #paper'.")
+TAG_OPT = typer.Option(None, "--tag", "-t", help="Only notes with this tag (nested tags included).")
+
+
+def _paths(ctx: typer.Context, names) -> list[str]:
+    """Names on the command line -> note paths (ambiguous or unknown names are refused
+    with suggestions, as in ``paperkb show``)."""
+    from cli.common import find_path
+    from kb.vault import Vault
+
+    if not names:
+        return []
+    vault = Vault(vault_of(ctx))
+    return [find_path(vault, name) for name in names]
+
+
+def _claim_statuses(root: Path, queries: bool = True) -> dict:
+    """Every claim's status from the run tracker; {} when there are no runs or no
+    reproduction side installed. With ``queries``, also hands the statuses to the query
+    engine (dataview blocks and --query may ask for a claim's status)."""
+    if queries:
+        from cli.common import hand_in_claim_statuses
+
+        hand_in_claim_statuses()
+    try:
+        from repro.status import claim_statuses
+    except ImportError:
+        return {}
+    return claim_statuses(root)
+
+
+def _runs_dir(root: Path) -> Path:
+    return root / ".paperkb" / "runs"
+
+
+def _emit(text: str, output: Optional[Path]) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_output(output, text)
+
 
 @export_app.command("json")
+@guard
 def export_json_cmd(
     ctx: typer.Context,
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
@@ -41,30 +95,153 @@ def export_json_cmd(
 
 
 @export_app.command("summary")
+@guard
 def export_summary_cmd(
     ctx: typer.Context,
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write the Markdown to this file instead of stdout."
-    ),
+    notes: Optional[list[str]] = NOTES_ARG,
+    query: Optional[str] = QUERY_OPT,
+    tag: Optional[str] = TAG_OPT,
+    fmt: str = typer.Option("md", "--format", "-f", help="md (Markdown) or html (one standalone page)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
-    """Write a reading summary in Markdown: for each paper its abstract, highlights, claims with their
-    latest reproduction status, questions (open ones flagged), what it cites and what cites it.
+    """A reading summary: per paper its authors, venue, DOI, tags, abstract, highlights, questions
+    (answered and open apart), claims with their status, checks and latest run, the runs' plots, its
+    citation neighbourhood as a picture and its BibTeX entry; the whole vault gets a dashboard on top.
 
-    Example: paperkb --vault notes export summary -o reading-summary.md
+    Example: paperkb --vault notes export summary touvronLlamaOpenFoundation2023 --format html -o llama2.html
     """
-    from kb.errors import PaperkbError
     from kb.summary import write_summary
+    from kb.vault import Vault
 
     check_output(output)
-    try:
-        text = write_summary(vault_of(ctx), None)
-    except PaperkbError as exc:
-        raise fail(str(exc), exc.exit_code) from None
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_output(output, text)
+    from cli.common import check_format
+
+    check_format(fmt, ("md", "html"))
+    root = Vault(vault_of(ctx)).root
+    text = write_summary(root, None, statuses=_claim_statuses(root, queries=query is not None),
+                         names=_paths(ctx, notes), query=query, tag=tag,
+                         fmt=fmt, runs_dir=_runs_dir(root), output_dir=output.resolve().parent if output else None)
+    _emit(text, output)
+
+
+@export_app.command("site")
+@guard
+def export_site_cmd(
+    ctx: typer.Context,
+    out: Path = typer.Argument(..., help="The folder to write the site to (created if missing)."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty folder paperkb did not write."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Render processes (default: CPUs)."),
+) -> None:
+    """A static HTML site of the vault that works offline: a page per note, an index of papers and
+    claims, a page per run, an interactive citation graph and a search box. Exporting again rewrites
+    only what changed.
+
+    Example: paperkb --vault notes export site site/ && python -m http.server -d site
+    """
+    from kb.publish.site import export_site
+    from kb.vault import Vault
+
+    vault = Vault(vault_of(ctx))
+    report = export_site(vault, out, statuses=_claim_statuses(vault.root), runs_dir=_runs_dir(vault.root),
+                         force=force, workers=workers)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {out}/index.html: {report.pages} note pages; {report.written} files written, "
+          f"{report.unchanged} unchanged, {report.removed} removed in {report.seconds:.1f} s", file=sys.stderr)
+
+
+@export_app.command("markdown")
+@guard
+def export_markdown_cmd(
+    ctx: typer.Context,
+    out: Path = typer.Argument(..., help="The folder to write the notes to (created if missing)."),
+    no_frontmatter: bool = typer.Option(False, "--no-frontmatter", help="Drop the YAML frontmatter."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty folder paperkb did not write."),
+) -> None:
+    """The vault as plain CommonMark: wikilinks and embeds as relative links (or inlined), dataview
+    blocks as their result, callouts as blockquotes.
+
+    Example: paperkb --vault notes export markdown plain/ --no-frontmatter
+    """
+    from kb.publish.markdown import export_markdown
+    from kb.vault import Vault
+
+    report = export_markdown(Vault(vault_of(ctx)), out, frontmatter=not no_frontmatter, force=force)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {report.notes} notes and {report.files} attachments to {out}", file=sys.stderr)
+
+
+def _entries(ctx: typer.Context, notes, query, tag):
+    from kb.publish.bibtex import entries_for
+    from kb.vault import Vault
+
+    return entries_for(Vault(vault_of(ctx)), _paths(ctx, notes), query=query, tag=tag)
+
+
+@export_app.command("bibtex")
+@guard
+def export_bibtex_cmd(
+    ctx: typer.Context,
+    notes: Optional[list[str]] = NOTES_ARG,
+    query: Optional[str] = QUERY_OPT,
+    tag: Optional[str] = TAG_OPT,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """BibTeX entries of the papers (or of the notes named or picked), keyed by citekey.
+
+    Example: paperkb --vault notes export bibtex --tag paper -o library.bib
+    """
+    from kb.publish.bibtex import to_bibtex
+
+    check_output(output)
+    _emit(to_bibtex(_entries(ctx, notes, query, tag)), output)
+
+
+@export_app.command("csl-json")
+@guard
+def export_csl_cmd(
+    ctx: typer.Context,
+    notes: Optional[list[str]] = NOTES_ARG,
+    query: Optional[str] = QUERY_OPT,
+    tag: Optional[str] = TAG_OPT,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """CSL-JSON items of the papers (or of the notes named or picked), for Pandoc and Zotero.
+
+    Example: paperkb --vault notes export csl-json -o library.json
+    """
+    from kb.publish.bibtex import to_csl_json
+
+    check_output(output)
+    _emit(json.dumps(to_csl_json(_entries(ctx, notes, query, tag)), indent=2, ensure_ascii=False) + "\n", output)
+
+
+@import_app.command("bibtex")
+@guard
+def import_bibtex_cmd(
+    ctx: typer.Context,
+    bib: Path = typer.Argument(..., help="The .bib file."),
+    folder: str = typer.Option("", "--folder", help="Vault folder for the new notes (default: the vault root)."),
+) -> None:
+    """Create a note in the seed's template for each entry that has no note yet (same citekey or
+    DOI). Existing notes are never touched.
+
+    Example: paperkb --vault notes import bibtex library.bib --folder papers
+    """
+    from kb.publish.bibtex import import_bibtex
+    from kb.vault import Vault
+
+    report = import_bibtex(Vault(vault_of(ctx)), bib, folder=folder)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for path in report.created:
+        print(f"created {path}")
+    for key, why in report.skipped:
+        print(f"skipped {key}: {why}", file=sys.stderr)
+    print(f"{len(report.created)} notes created, {len(report.skipped)} entries skipped", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
+    app.add_typer(import_app, name="import")

@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from cli.common import check_output, declared_experiments, find_note, find_path, print_json, vault_of
-from cli.output import clean, echo, emit, format_option, no_header_option, on_terminal
+from cli.output import clean, clean_text, echo, emit, format_option, no_header_option, on_terminal
 
 
 def _vault(ctx: typer.Context, *, refresh: bool = True):
@@ -136,8 +136,16 @@ def links_cmd(
     if fmt in ("json", "jsonl"):
         emit([r.to_dict() for r in rows], [], fmt)
         return
-    emit([{"line": r.line, "edge": r.edge, "link": _link_label(r), "resolves to": r.resolved or "(unresolved)"}
-          for r in rows], ["line", "edge", "link", "resolves to"], fmt, no_header=no_header, wrap="link")
+    emit(
+        [
+            {"line": r.line, "edge": r.edge, "link": _link_label(r), "resolves to": r.resolved or "(unresolved)"}
+            for r in rows
+        ],
+        ["line", "edge", "link", "resolves to"],
+        fmt,
+        no_header=no_header,
+        wrap="link",
+    )
 
 
 def backlinks_cmd(
@@ -155,8 +163,13 @@ def backlinks_cmd(
     if fmt in ("json", "jsonl"):
         emit([r.to_dict() for r in rows], [], fmt)
         return
-    emit([{"from": r.src, "line": r.line, "edge": r.edge, "link": _link_label(r)} for r in rows],
-         ["from", "line", "edge", "link"], fmt, no_header=no_header, wrap="link")
+    emit(
+        [{"from": r.src, "line": r.line, "edge": r.edge, "link": _link_label(r)} for r in rows],
+        ["from", "line", "edge", "link"],
+        fmt,
+        no_header=no_header,
+        wrap="link",
+    )
 
 
 def path_cmd(
@@ -219,25 +232,47 @@ def questions_cmd(
     if fmt in ("json", "jsonl"):
         emit(rows, [], fmt)
         return
-    emit([{"where": f"{r['path']}:{r['line']}", "done": "x" if r["answered"] else "", "question": r["text"]}
-          for r in rows], ["where", "done", "question"], fmt, no_header=no_header, wrap="question")
+    emit(
+        [
+            {"where": f"{r['path']}:{r['line']}", "done": "x" if r["answered"] else "", "question": r["text"]}
+            for r in rows
+        ],
+        ["where", "done", "question"],
+        fmt,
+        no_header=no_header,
+        wrap="question",
+    )
 
 
-GRAPH_FORMATS = ("summary", "graphml", "gexf", "json", "mermaid", "dot")
+GRAPH_FORMATS = ("summary", "graphml", "gexf", "json", "mermaid", "dot", "svg", "png")
 
 
 def graph_cmd(
     ctx: typer.Context,
     fmt: str = format_option(default="summary", only=GRAPH_FORMATS),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    around: Optional[str] = typer.Option(None, "--around", help="svg/png: only this note's neighbourhood."),
+    depth: int = typer.Option(1, "--depth", min=0, help="svg/png with --around: how many links away."),
 ) -> None:
-    """The citation graph: a summary, or the whole graph in an exchange format.
+    """The citation graph: a summary, the whole graph in an exchange format, or a picture
+    of the papers and the works they cite (svg or png; no Graphviz needed).
 
-    Example: paperkb --vault notes graph --format mermaid -o graph.mmd
+    Example: paperkb --vault notes graph --format svg --around "Attention Is All You Need" --depth 2 -o a.svg
     """
     from kb import graph as G
 
     check_output(output)
+    if fmt in ("svg", "png"):
+        from kb.publish.graph_draw import citation_picture
+
+        vault = _vault(ctx)
+        data = citation_picture(vault, fmt, around=find_path(vault, around) if around else None, depth=depth)
+        if output is None:
+            sys.stdout.buffer.write(data)
+        else:
+            output.write_bytes(data)
+            print(f"wrote {output}", file=sys.stderr)
+        return
     g = _vault(ctx).graph()
     if fmt == "summary":
         text = _summary_text(G.summary(g))
@@ -247,7 +282,13 @@ def graph_cmd(
             output.write_text(text, encoding="utf-8")
             print(f"wrote {output}", file=sys.stderr)
         return
-    if output is None:
+    if output is None and on_terminal():  # labels come from notes: no escapes on a terminal
+        import io
+
+        buf = io.StringIO()
+        G.write(g, fmt, buf)
+        sys.stdout.write(clean_text(buf.getvalue()))
+    elif output is None:
         G.write(g, fmt, sys.stdout)
     else:
         with open(output, "w", encoding="utf-8") as fh:
@@ -261,16 +302,27 @@ def _summary_text(s: dict) -> str:
 
     edges = s["edges"]
     out = io.StringIO()
-    out.write(f"Citation graph: {s['notes']} notes, {s['ghosts']} ghost works (cited, no note yet), "
-              f"{s['experiments']} experiments; {s['components']} connected component(s)\n")
+    out.write(
+        f"Citation graph: {s['notes']} notes, {s['ghosts']} ghost works (cited, no note yet), "
+        f"{s['experiments']} experiments; {s['components']} connected component(s)\n"
+    )
     out.write("edges: " + ", ".join(f"{edges[k]} {k}" for k in ("cites", "mentions", "embeds", "claims")) + "\n")
     if s["most_cited"]:
         out.write("\nMost cited\n")
-        emit([{"citations": r["citations"], "work": r["label"], "node": r["node"]} for r in s["most_cited"]],
-             ["citations", "work", "node"], out=out, terminal=on_terminal(), wrap="work")
+        emit(
+            [{"citations": r["citations"], "work": r["label"], "node": r["node"]} for r in s["most_cited"]],
+            ["citations", "work", "node"],
+            out=out,
+            terminal=on_terminal(),
+            wrap="work",
+            key="node",
+        )
     orphans = s["orphans"]
-    out.write(f"\norphans (no link to or from another note): {len(orphans)}"
-              + (f" - {_short_list(orphans)}" if orphans else "") + "\n")
+    out.write(
+        f"\norphans (no link to or from another note): {len(orphans)}"
+        + (f" - {_short_list(orphans)}" if orphans else "")
+        + "\n"
+    )
     return out.getvalue()
 
 
@@ -291,11 +343,14 @@ def check_cmd(
     from kb.check import check, has_errors
 
     facts = None if no_experiments else declared_experiments()
-    problems = check(_vault(ctx), experiments=facts[0] if facts else None, load_errors=facts[1] if facts else (),
-                     unnamed=all_)
+    problems = check(
+        _vault(ctx), experiments=facts[0] if facts else None, load_errors=facts[1] if facts else (), unnamed=all_
+    )
     if facts is None and not no_experiments:
-        print("note: experiments not cross-checked (install the repro extra: pip install 'paperkb[repro]')",
-              file=sys.stderr)
+        print(
+            "note: experiments not cross-checked (install the repro extra: pip install 'paperkb[repro]')",
+            file=sys.stderr,
+        )
     rows = [{"path": p.path, "line": p.line, "severity": p.severity, "message": p.message} for p in problems]
     if fmt == "table":
         for p in problems:

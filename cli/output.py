@@ -96,7 +96,11 @@ def format_option(extra: Sequence[str] = (), default: str = "table", only: Seque
     """The ``--format/-f`` option: :data:`FORMATS` plus ``extra`` (or exactly ``only``)."""
     allowed = tuple(only) if only is not None else FORMATS + tuple(f for f in extra if f not in FORMATS)
     return typer.Option(
-        default, "--format", "-f", help=f"Output: {', '.join(allowed)}.", callback=_check_format(allowed),
+        default,
+        "--format",
+        "-f",
+        help=f"Output: {', '.join(allowed)}.",
+        callback=_check_format(allowed),
         show_default=True,
     )
 
@@ -126,13 +130,16 @@ def emit(
     *,
     no_header: bool = False,
     wrap: str | None = None,
+    key: str | None = None,
     out: IO[str] | None = None,
     width: int | None = None,
     terminal: bool | None = None,
 ) -> None:
     """Write ``rows`` (dicts) as ``fmt``. Table and text forms show ``columns`` in that
-    order; json/jsonl write each row whole. ``wrap`` names the column that may wrap on a
-    terminal (default: the last); ``terminal``/``width`` override the detection (tests)."""
+    order; json/jsonl write each row whole. On a terminal, ``wrap`` names the column that
+    may wrap (default: the last) and ``key`` the one that heads each row's block when the
+    terminal is too narrow for columns (default: the first); ``terminal``/``width``
+    override the detection (tests)."""
     out = out or sys.stdout
     rows = list(rows)
     if fmt == "json":
@@ -155,15 +162,21 @@ def emit(
     if terminal is None:
         terminal = on_terminal(out)
     if fmt == "tsv" or not terminal:
-        for line in ([] if no_header else [header]) + cells:
-            out.write("\t".join(line) + "\n")
+        for fields in ([] if no_header else [header]) + cells:
+            out.write("\t".join(fields) + "\n")
         return
-    for line in table_lines(header, cells, width or terminal_width(), wrap=wrap, no_header=no_header):
+    for line in table_lines(header, cells, width or terminal_width(), wrap=wrap, no_header=no_header, key=key):
         out.write(line + "\n")
 
 
 def table_lines(
-    header: list[str], cells: list[list[str]], width: int, *, wrap: str | None = None, no_header: bool = False
+    header: list[str],
+    cells: list[list[str]],
+    width: int,
+    *,
+    wrap: str | None = None,
+    no_header: bool = False,
+    key: str | None = None,
 ) -> list[str]:
     """Aligned columns in at most ``width`` characters, wrapping only the ``wrap`` column
     (default: the last); when even that does not fit, one block per row."""
@@ -175,7 +188,7 @@ def table_lines(
     fixed = sum(w for i, w in enumerate(natural) if i != wrap_at) + gaps
     room = width - fixed
     if sum(natural) + gaps > width and (width < NARROW or room < MIN_WRAP):
-        return block_lines(header, cells, width)
+        return block_lines(header, cells, width, wrap=wrap, key=key)
     widths = list(natural)
     widths[wrap_at] = max(1, min(natural[wrap_at], room))
     lines: list[str] = []
@@ -195,21 +208,29 @@ def _join(values: list[str], widths: list[int]) -> str:
     return "  ".join(v.ljust(widths[i]) for i, v in enumerate(values)).rstrip()
 
 
-def block_lines(header: list[str], cells: list[list[str]], width: int) -> list[str]:
-    """One block per row for narrow terminals: the first column as a heading, then
-    ``name: value`` lines (values wrapped, ids and paths kept whole)."""
+def block_lines(
+    header: list[str], cells: list[list[str]], width: int, *, wrap: str | None = None, key: str | None = None
+) -> list[str]:
+    """One block per row for narrow terminals: the ``key`` column (default: the first) as
+    a heading, then ``name  value`` lines; only the ``wrap`` column (default: the last)
+    wraps, ids and paths stay whole."""
+    key_at = header.index(key) if key in header else 0
+    wrap_at = header.index(wrap) if wrap in header else len(header) - 1
+    others = [i for i in range(len(header)) if i != key_at]
+    label_width = max((len(header[i]) for i in others), default=0)
     lines: list[str] = []
-    label_width = max((len(h) for h in header[1:]), default=0)
     for n, row in enumerate(cells):
         if n:
             lines.append("")
-        lines.append(row[0])
-        for name, value in zip(header[1:], row[1:]):
-            if not value:
+        lines.append(row[key_at])
+        for i in others:
+            if not row[i]:
                 continue
-            lead = f"  {name.ljust(label_width)}  "
-            room = max(10, width - len(lead))
-            pieces = textwrap.wrap(value, room, break_on_hyphens=False, break_long_words=False) or [""]
+            lead = f"  {header[i].ljust(label_width)}  "
+            if i != wrap_at:
+                lines.append(lead + row[i])
+                continue
+            pieces = textwrap.wrap(row[i], max(10, width - len(lead)), break_on_hyphens=False) or [""]
             lines.append(lead + pieces[0])
             lines.extend(" " * len(lead) + p for p in pieces[1:])
     return lines
@@ -231,11 +252,56 @@ def to_json(data: Any, indent: int | None = None) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+class Progress:
+    """A one-line progress counter on stderr for long commands (status, exports), drawn
+    only when stderr is a terminal, so pipes and logs stay clean::
+
+        with Progress("exporting", total=len(notes)) as progress:
+            for note in notes:
+                ...
+                progress.advance(note.path)
+    """
+
+    def __init__(self, label: str, total: int | None = None, *, stream: IO[str] | None = None) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.stream = stream or sys.stderr
+        self.shown = on_terminal(self.stream)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def advance(self, detail: str = "", n: int = 1) -> None:
+        self.done += n
+        if self.shown:
+            count = f"{self.done}/{self.total}" if self.total else str(self.done)
+            line = clean(f"{self.label} {count} {detail}")[: terminal_width() - 1]
+            self.stream.write("\r\x1b[2K" + line)
+            self.stream.flush()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.shown and self.done:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(to_json(data, indent=2) + "\n")
 
 
 __all__ = [
-    "FORMATS", "emit", "format_option", "no_header_option", "clean", "clean_text", "cell_text", "table_lines",
-    "block_lines", "echo", "print_json", "to_json", "on_terminal", "terminal_width",
+    "FORMATS",
+    "emit",
+    "format_option",
+    "no_header_option",
+    "clean",
+    "clean_text",
+    "cell_text",
+    "table_lines",
+    "block_lines",
+    "echo",
+    "print_json",
+    "to_json",
+    "Progress",
+    "on_terminal",
+    "terminal_width",
 ]

@@ -137,9 +137,10 @@ def search_cmd(
         emit([h.to_dict() for h in hits], [], fmt)
         return
     # matched words stay marked as **word** (as in the JSON), readable in a pipe too
-    rows = [{"path": h.path, "year": h.year, "score": f"{-h.score:.2f}", "snippet": h.to_dict()["snippet"]}
-            for h in hits]
-    emit(rows, ["path", "year", "score", "snippet"], fmt, no_header=no_header, wrap="snippet")
+    rows = [
+        {"path": h.path, "year": h.year, "score": f"{-h.score:.2f}", "snippet": h.to_dict()["snippet"]} for h in hits
+    ]
+    emit(rows, ["path", "year", "score", "snippet"], fmt, no_header=no_header, wrap="snippet", key="path")
     if fmt == "table" and on_terminal():
         print(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", file=sys.stderr)
 

@@ -94,77 +94,44 @@ def _short_time(iso_text: str | None) -> str:
 # --------------------------------------------------------------------------------------
 # experiments
 # --------------------------------------------------------------------------------------
-def experiments_cmd(ctx: typer.Context, fmt: str = _format_option()) -> None:
-    """List the registered experiments: id, description, presets, requirements, citing claims.
+def experiments_cmd(
+    ctx: typer.Context,
+    fmt: str = format_option(),
+    no_header: bool = no_header_option(),
+) -> None:
+    """List the registered experiments: id, description, presets, requirements, controls, citing claims.
 
     Example: paperkb experiments --format json
     """
-    from repro.registry import load_errors
+    from repro.registry import describe, load_errors, preset_summary
     from repro.worker import load_experiments
 
-    _check_format(fmt)
     vault = require_vault(vault_of(ctx))
     _reap(vault)
     exps = load_experiments()
-    claims = _vault_claims(vault)
     cited: dict[str, list[str]] = {}
-    for c in claims:
+    for c in _vault_claims(vault):
         for e in c.experiments:
             cited.setdefault(e, []).append(c.id)
-    rows = []
-    for exp_id in sorted(exps):
-        e = exps[exp_id]
-        presets = {}
-        for name, p in e.presets.items():
-            r = p.requires
-            presets[name] = {
-                "params": p.params, "description": p.description, "timeout_s": p.timeout_s,
-                "requires": {"device": r.device, "min_gpu_memory_gb": r.min_gpu_memory_gb, "nproc": r.nproc,
-                             "triton": r.triton},
-            }
-        rows.append({
-            "id": e.id, "description": e.description, "module": e.module,
-            "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help,
-                        "choices": list(p.choices) if p.choices else None} for p in e.params],
-            "presets": presets, "claims": cited.get(e.id, []),
-            "controls": [{"name": c.name, "description": c.description} for c in e.controls],
-        })
+    rows = [{**describe(exps[exp_id]), "claims": cited.get(exp_id, [])} for exp_id in sorted(exps)]
     for err in load_errors():
         _warn(f"could not load experiments from {err}")
-    if fmt == "json":
-        print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(title=_count(len(rows), "experiment"), title_justify="left")
-    for col in ("id", "description", "presets (requirements)", "controls", "claims"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        presets = []
-        for name, p in r["presets"].items():
-            req = p["requires"]
-            bits = [req["device"]]
-            if req["min_gpu_memory_gb"]:
-                bits.append(f"≥{req['min_gpu_memory_gb']:g} GB")
-            if req["nproc"] > 1:
-                bits.append(f"{req['nproc']} procs")
-            if req["triton"]:
-                bits.append("triton")
-            presets.append(f"{name} ({', '.join(bits)})")
-        table.add_row(_esc(r["id"]), _esc(r["description"]), _esc("\n".join(presets)),
-                      _esc(", ".join(c["name"] for c in r["controls"]) or "-"), _esc(", ".join(r["claims"]) or "-"))
-    _console().print(table)
+    if fmt not in ("json", "jsonl"):
+        for r in rows:
+            r["presets (requirements)"] = preset_summary(r)
+            r["control names"] = [c["name"] for c in r["controls"]]
+    emit(rows, ["id", "description", "presets (requirements)", "control names", "claims"], fmt,
+         no_header=no_header, wrap="description")
 
 
 # --------------------------------------------------------------------------------------
 # claims
 # --------------------------------------------------------------------------------------
-def _note_path(vault: Path, note: Optional[str]) -> Optional[str]:
+def _note_path(vault, note: Optional[str]) -> Optional[str]:
+    """The vault path of ``note`` (``vault``: an open kb.vault.Vault), or None."""
     if not note:
         return None
-    from kb.vault import Vault
-
-    return find_note(Vault(vault), note).path
+    return find_note(vault, note).path
 
 
 _STATUS_HELP = ("Only claims with this status: unverified, needs (any 'needs ...'), 'supported at small scale' "
@@ -194,7 +161,10 @@ def claims_cmd(
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
-    rows = claim_rows(vault, note_path=_note_path(vault, note_opt or note), tag=tag, status=want)
+    from kb.vault import Vault
+
+    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
+        rows = claim_rows(kb_vault, note_path=_note_path(kb_vault, note_opt or note), tag=tag, status=want)
     if fmt not in ("json", "jsonl"):
         for r in rows:
             r["where"] = f"{r['title']}:{r['line']}"
@@ -355,8 +325,8 @@ def run_cmd(
     the experiment ("this check cannot fail"), shown beside its claims.
 
     Exit status: 0 when every run passed (skipped ones do not count); 1 when a claim was
-    contradicted (a run failed its thresholds) or nothing could run; 2 when a run ended in
-    error, timeout or interrupted; 130 on Ctrl-C (the runs are recorded as interrupted).
+    contradicted (a run failed its thresholds) or nothing could run; 3 when a run ended in
+    error, timeout or interrupted (2 is kept for a malformed command line); 130 on Ctrl-C (the runs are recorded as interrupted).
     With --control/--controls: 0 only when every control that ran ended contradicted, else 1.
 
     Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000
@@ -779,7 +749,10 @@ def status_cmd(
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
-    papers = filtered_status_table(vault, note_path=_note_path(vault, note), tag=tag, status=want)
+    from kb.vault import Vault
+
+    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
+        papers = filtered_status_table(kb_vault, note_path=_note_path(kb_vault, note), tag=tag, status=want)
     if fmt == "json":
         print_json(papers)
         return

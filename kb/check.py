@@ -44,7 +44,9 @@ def experiment_problems(
     """Cross-check claims against the declared ``experiments``; ``notes`` are Notes or the
     ``(path, claim)`` pairs of ``Vault.claims()``. ``unnamed`` also reports experiments
     that no claim names."""
-    declared = {e.id: e for e in (x if isinstance(x, DeclaredExperiment) else DeclaredExperiment(x) for x in experiments)}
+    declared = {
+        e.id: e for e in (x if isinstance(x, DeclaredExperiment) else DeclaredExperiment(x) for x in experiments)
+    }
     pairs: list[tuple[str, Claim]] = (
         [(n.path, c) for n in notes for c in n.claims]  # type: ignore[union-attr]
         if notes and isinstance(notes[0], Note)
@@ -56,21 +58,33 @@ def experiment_problems(
     for path, claim in pairs:
         where = first_seen.setdefault(claim.id, (path, claim.line))
         if where[0] != path:
-            problems.append(Problem(path, claim.line, "warning",
-                                    f"claim id '{claim.id}' is also used at {where[0]}:{where[1]}; the two claims "
-                                    "would share runs and status (give one another block id)"))
+            problems.append(
+                Problem(
+                    path,
+                    claim.line,
+                    "warning",
+                    f"claim id '{claim.id}' is also used at {where[0]}:{where[1]}; the two claims "
+                    "would share runs and status (give one another block id)",
+                )
+            )
         if not claim.experiments and not getattr(claim, "needs", ""):
-            problems.append(Problem(path, claim.line, "warning",
-                                    f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"))
+            problems.append(
+                Problem(
+                    path, claim.line, "warning", f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"
+                )
+            )
         for exp in claim.experiments:
             named.add(exp)
             if exp not in declared:
-                problems.append(Problem(path, claim.line, "warning",
-                                        f"claim '{claim.id}' names unknown experiment '{exp}'"))
+                problems.append(
+                    Problem(path, claim.line, "warning", f"claim '{claim.id}' names unknown experiment '{exp}'")
+                )
     if unnamed:
         for exp_id in sorted(set(declared) - named):
             e = declared[exp_id]
-            problems.append(Problem(e.path, e.line, "warning", f"experiment '{exp_id}' is named by no claim of the vault"))
+            problems.append(
+                Problem(e.path, e.line, "warning", f"experiment '{exp_id}' is named by no claim of the vault")
+            )
     for err in load_errors:
         module = err.split(":", 1)[0].strip()
         path = module.replace(".", "/") + ".py" if module and " " not in module else "repro/registry.py"

@@ -125,8 +125,16 @@ def parse_expect(text: str) -> list[dict[str, Any]]:
         tolerance = abs(float(tol)) if tol is not None else None
         if not math.isfinite(value) or (tolerance is not None and not math.isfinite(tolerance)):
             raise ClaimSpecError(f"expect:: {item!r}: numbers must be finite")
-        out.append({"metric": m["metric"], "op": op, "value": value, "tolerance": tolerance,
-                    "relative": bool(m["pct"]), "text": item})
+        out.append(
+            {
+                "metric": m["metric"],
+                "op": op,
+                "value": value,
+                "tolerance": tolerance,
+                "relative": bool(m["pct"]),
+                "text": item,
+            }
+        )
     return out
 
 

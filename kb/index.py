@@ -117,12 +117,15 @@ def is_note_file(name: str) -> bool:
     return name.lower().endswith(".md")
 
 
-def scan(root: Path) -> tuple[dict[str, tuple[int, float, float]], dict[str, tuple[int, float]]]:
+def scan(
+    root: Path, unlisted: list[str] | None = None
+) -> tuple[dict[str, tuple[int, float, float]], dict[str, tuple[int, float]]]:
     """Every note ``{path: (size, mtime, ctime)}`` and attachment ``{path: (size, mtime)}``.
 
     Skips dot-folders and dot-files (``.paperkb``, ``.obsidian``, ``.trash``, ``.git``),
     symlinks that lead outside the vault, and anything but regular files (a FIFO or a
     device would block a reader); symlinked folders are not followed (no loops).
+    Folders that cannot be listed are appended to ``unlisted`` (as ``"sub/folder/"``).
     """
     notes: dict[str, tuple[int, float, float]] = {}
     files: dict[str, tuple[int, float]] = {}
@@ -132,7 +135,11 @@ def scan(root: Path) -> tuple[dict[str, tuple[int, float, float]], dict[str, tup
         folder, prefix = stack.pop()
         try:
             entries = list(os.scandir(folder))
-        except OSError:
+        except OSError as exc:
+            if not prefix:
+                raise VaultError(f"cannot read the vault folder {root}: {_os_reason(exc)}") from None
+            if unlisted is not None:
+                unlisted.append(prefix)
             continue
         for entry in entries:
             name = entry.name
@@ -188,9 +195,18 @@ def _parse_bytes(data: bytes, path: str, mtime: float, ctime: float) -> Note:
         note = parse_note(data, path, mtime=mtime, ctime=ctime, fast=True)
     except Exception as exc:  # the parser promises not to raise; a bug must not stop indexing
         note = Note(path=path, title=path.rsplit("/", 1)[-1][:-3], size=len(data), mtime=mtime, ctime=ctime)
-        note.problems.append(Problem(path, 1, "error", f"could not parse: {type(exc).__name__}: {exc}"))
+        note.problems.append(Problem(path, 1, "error", f"could not parse: {_parse_failure(exc)}"))
     note.size = len(data)
     return note
+
+
+def _parse_failure(exc: Exception) -> str:
+    """Why a note could not be parsed, in words (a parser bug keeps its type for the report)."""
+    if isinstance(exc, MemoryError):
+        return "out of memory (the note is too large)"
+    if isinstance(exc, RecursionError):
+        return "the note is nested too deeply"
+    return f"internal error ({type(exc).__name__}: {exc}); please report it"
 
 
 @dataclass
@@ -760,9 +776,20 @@ class _Plan:
         return not self.todo and not self.deleted and not self.files_touched
 
 
-def _plan(conn: sqlite3.Connection, notes_on_disk: dict, files_on_disk: dict, force: bool) -> _Plan:
+def _plan(conn: sqlite3.Connection, notes_on_disk: dict, files_on_disk: dict, force: bool,
+          unlisted: list[str] = ()) -> _Plan:
     stored = {p: (s, m, h, c) for p, s, m, h, c in conn.execute("SELECT path, size, mtime, hash, ctime FROM notes")}
     stored_files = {p: (s, m) for p, s, m in conn.execute("SELECT path, size, mtime FROM files")}
+    if unlisted:
+        # A folder we may not list (its permissions changed) has not lost its notes:
+        # keep what the index knows of them rather than count them deleted.
+        prefixes = tuple(unlisted)
+        for p, (s, m, _, c) in stored.items():
+            if p.startswith(prefixes) and p not in notes_on_disk:
+                notes_on_disk[p] = (s, m, c)
+        for p, v in stored_files.items():
+            if p.startswith(prefixes) and p not in files_on_disk:
+                files_on_disk[p] = v
     todo: list[tuple[str, float, float, str | None]] = []
     for path, (size, mtime, ctime) in notes_on_disk.items():
         old = stored.get(path)
@@ -781,8 +808,9 @@ def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: in
     start = time.perf_counter()
     stats = IndexStats()
     stats.rebuilt = ensure_schema(conn)
-    notes_on_disk, files_on_disk = scan(root)
-    plan = _plan(conn, notes_on_disk, files_on_disk, force)
+    unlisted: list[str] = []
+    notes_on_disk, files_on_disk = scan(root, unlisted)
+    plan = _plan(conn, notes_on_disk, files_on_disk, force, unlisted)
     if plan.empty and not force:
         stats.notes, stats.attachments = len(plan.stored), len(plan.stored_files)
         stats.seconds = time.perf_counter() - start
@@ -792,7 +820,7 @@ def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: in
     folder = _db_path(conn).parent
     with writer_lock(folder):
         # Another process may have brought the index up to date while we waited.
-        plan = _plan(conn, notes_on_disk, files_on_disk, force)
+        plan = _plan(conn, notes_on_disk, files_on_disk, force, unlisted)
         crashed = _dirty_mark(folder, True)
         if (crashed or force) and not _quick_check(conn):
             raise IndexCorrupt(f"{_shown(_db_path(conn))} is damaged")

@@ -29,15 +29,10 @@ def find_unique(vault: Any, name: str) -> str:
     close matches (by spelling, else notes whose names contain its words)."""
     path = vault.find(name)
     if path is None:
-        try:
-            vault.note(name)  # raises with the index's own close matches, if any
-        except NoteNotFound as exc:
-            message = str(exc)
-            close = _close_in_message(message)
-            loose = [] if close else loose_matches(vault.connect(), name)
-            if loose:
-                message = f"{message}; did you mean: {', '.join(loose)}?"
-            raise NoteNotFound(message, suggestions=close or loose) from None
+        conn = vault.connect()
+        suggestions = close_matches(conn, name) or loose_matches(conn, name)
+        hint = f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        raise NoteNotFound(f"no note named {name!r} in {vault.root}{hint}", suggestions=suggestions)
     tied = equally_good(vault.connect(), name)
     if len(tied) > 1:
         raise PaperkbError(
@@ -47,10 +42,22 @@ def find_unique(vault: Any, name: str) -> str:
     return path
 
 
-def _close_in_message(message: str) -> list[str]:
-    # kb.vault words its own close matches into the message; keep them as a list too.
-    hint = message.partition("; did you mean: ")[2].rstrip("?")
-    return [s for s in hint.split(", ") if s] if hint else []
+def close_matches(conn: Any, name: str, limit: int = 3) -> list[str]:
+    """Notes whose file name, alias, citekey or title is spelled close to ``name``."""
+    import difflib  # only on a miss: keeps `paperkb show` start-up lean
+
+    from kb.resolve import norm
+
+    spelled: dict[str, tuple[str, str]] = {}
+    for key, path, label in conn.execute("SELECT key, path, label FROM names WHERE kind != 'path'"):
+        spelled.setdefault(key, (label, path))
+    shown: list[str] = []
+    for key in difflib.get_close_matches(norm(name), list(spelled), n=5, cutoff=0.6):
+        label, path = spelled[key]
+        text = label if path.rsplit("/", 1)[-1][:-3] == label else f"{label} ({path})"
+        if text not in shown:
+            shown.append(text)
+    return shown[:limit]
 
 
 def backlink_count(conn: Any, path: str) -> int:
@@ -99,4 +106,4 @@ def _fits(word: str, key: str, key_words: list[str]) -> bool:
     return word in key or bool(difflib.get_close_matches(word, key_words, n=1, cutoff=0.8))
 
 
-__all__ = ["find_unique", "backlink_count", "equally_good", "loose_matches"]
+__all__ = ["find_unique", "backlink_count", "close_matches", "equally_good", "loose_matches"]

@@ -245,6 +245,26 @@ _CLOSERS = {
 }
 
 
+def _line_locator(content: str, line: int):
+    """``meta -> line`` for the children of an inline token starting at ``line``: the
+    line a child's ``pos`` in ``content`` falls on (newline offsets found on first use)."""
+    newlines: list[int] | None = None
+
+    def line_at(meta: dict) -> int:
+        if "line" in meta:  # set for the text of an inline footnote, see "footnote_ref"
+            return meta["line"]
+        nonlocal newlines
+        if newlines is None:
+            newlines = []
+            at = content.find("\n")
+            while at >= 0:
+                newlines.append(at)
+                at = content.find("\n", at + 1)
+        return line + bisect_left(newlines, meta.get("pos", 0)) if newlines else line
+
+    return line_at
+
+
 class _Walk:
     """One pass over markdown-it's flat token stream."""
 
@@ -387,70 +407,27 @@ class _Walk:
 
     # -- inline level
     def inline(self, tok, line: int, i: int, tokens: list) -> None:
-        note = self.note
+        """One inline token: collect its readable text, and the links, tags, inline
+        fields and block ids among its children, each at its own line."""
         content = tok.content
-        newlines: list[int] | None = None
-
-        def line_at(meta: dict) -> int:
-            if "line" in meta:  # set for the text of an inline footnote, see "footnote_ref"
-                return meta["line"]
-            pos = meta.get("pos", 0)
-            nonlocal newlines
-            if newlines is None:
-                newlines = []
-                at = content.find("\n")
-                while at >= 0:
-                    newlines.append(at)
-                    at = content.find("\n", at + 1)
-            return line + bisect_left(newlines, pos) if newlines else line
-
+        line_at = _line_locator(content, line)
         parts: list[str] = []
         open_link: tuple[Link, int] | None = None
         in_table = bool(self.stack) and self.stack[-1][0] == "table"
         for child in tok.children or ():
             ctype = child.type
-            if ctype == "text":
+            if ctype == "text" or ctype == "code_inline" or ctype.startswith("math_inline"):
                 parts.append(child.content)
             elif ctype == "softbreak" or ctype == "hardbreak":
                 parts.append("\n")
-            elif ctype == "wikilink":
-                meta = child.meta
-                self._link(
-                    Link(
-                        target=meta["target"],
-                        kind=meta["kind"],
-                        line=line_at(meta),
-                        heading=meta["heading"],
-                        block=meta["block"],
-                        subpath=meta["subpath"],
-                        display=meta["display"],
-                    )
-                )
-                parts.append(child.content)
+            elif ctype in ("wikilink", "link_open", "link_close", "image"):
+                open_link = self._inline_link(child, parts, open_link, line_at)
             elif ctype == "tag":
                 self.inline_tags.append(child.meta["tag"])
                 parts.append(child.content)
-            elif ctype == "code_inline" or ctype.startswith("math_inline"):
-                parts.append(child.content)
-            elif ctype == "link_open":
-                link = _markdown_link(child.attrGet("href"), line_at(child.meta or {}))
-                if link is not None:
-                    self._link(link)
-                    open_link = (link, len(parts))
-            elif ctype == "link_close":
-                if open_link is not None:
-                    label = "".join(parts[open_link[1] :]).strip()
-                    open_link[0].display = label or None
-                    open_link = None
-            elif ctype == "image":
-                link = _markdown_link(child.attrGet("src"), line_at(child.meta or {}))
-                if link is not None:
-                    link.display = child.content or None
-                    self._link(link)
-                parts.append(child.content)
             elif ctype == "inline_field":
                 meta = child.meta
-                note.inline_fields.append(
+                self.note.inline_fields.append(
                     InlineField(key=meta["key"], value=meta["value"], line=line_at(meta), style=meta["style"])
                 )
             elif ctype == "block_id":
@@ -459,7 +436,47 @@ class _Walk:
                 # an inline footnote ^[...] was parsed here, but its tokens are emitted at the
                 # end of the stream without a line: give them this paragraph's lines now
                 self._place_footnote(child.meta, line_at)
-        text = "".join(parts)
+        self._inline_text(tok, "".join(parts), line, i, tokens)
+
+    def _inline_link(self, child, parts: list[str], open_link: tuple[Link, int] | None, line_at):
+        """A wikilink, Markdown link or image child; returns the Markdown link still open
+        (its label is the text up to ``link_close``)."""
+        ctype = child.type
+        if ctype == "wikilink":
+            meta = child.meta
+            self._link(
+                Link(
+                    target=meta["target"],
+                    kind=meta["kind"],
+                    line=line_at(meta),
+                    heading=meta["heading"],
+                    block=meta["block"],
+                    subpath=meta["subpath"],
+                    display=meta["display"],
+                )
+            )
+            parts.append(child.content)
+        elif ctype == "link_open":
+            link = _markdown_link(child.attrGet("href"), line_at(child.meta or {}))
+            if link is not None:
+                self._link(link)
+                return (link, len(parts))
+        elif ctype == "link_close":
+            if open_link is not None:
+                label = "".join(parts[open_link[1] :]).strip()
+                open_link[0].display = label or None
+            return None
+        elif ctype == "image":
+            link = _markdown_link(child.attrGet("src"), line_at(child.meta or {}))
+            if link is not None:
+                link.display = child.content or None
+                self._link(link)
+            parts.append(child.content)
+        return open_link
+
+    def _inline_text(self, tok, text: str, line: int, i: int, tokens: list) -> None:
+        """Hand an inline token's readable text to the heading, block, callouts and list
+        item (or task, or highlight) it belongs to."""
         if tokens[i - 1].type == "heading_open":
             self.heading_text = text
         readable = _WS_RE.sub("\n", text).strip()
@@ -475,10 +492,12 @@ class _Walk:
             if task is not None:
                 task.text = readable
             if highlight and readable:
-                note.highlights.append(readable)
+                self.note.highlights.append(readable)
             self.pending_item = None
 
     def _place_footnote(self, meta: dict | None, line_at) -> None:
+        if meta is None:
+            return
         try:
             inner = self.env["footnotes"]["list"][meta["id"]].get("tokens") or ()
         except (KeyError, TypeError, IndexError):
@@ -604,8 +623,8 @@ def _authors(value: Any) -> list[str]:
         names = []
         for item in value:
             if isinstance(item, dict):  # CSL-style {given, family}
-                parts = [_as_text(item.get(k)) for k in ("given", "family")]
-                name = " ".join(p for p in parts if p) or _as_text(item.get("name"))
+                given_family = [_as_text(item.get(k)) for k in ("given", "family")]
+                name = " ".join(p for p in given_family if p) or _as_text(item.get("name"))
             else:
                 name = _as_text(item)
             if name:
@@ -614,6 +633,7 @@ def _authors(value: Any) -> list[str]:
     text = _as_text(value)
     if not text:
         return []
+    parts: list[str]
     if ";" in text:
         parts = text.split(";")
     elif " and " in text and "," in text and all(p.count(",") == 1 for p in text.split(" and ")):

@@ -1,32 +1,66 @@
-"""Reading summaries: one Markdown document for a reading group, built from the vault.
+"""Reading summaries: a document a reading group can be handed, in Markdown or HTML.
 
-For each paper: its bibliographic line, abstract, highlights, claims with their latest
-reproduction status, questions with their answers (open ones flagged), what it cites and
-what cites it. A table at the top gives the state of the whole vault at a glance.
+For each paper: title, authors (shortened after a few), year, venue, DOI link and tags;
+the abstract; highlights; the questions with their answers, open ones apart; a claims
+table with each claim's status, the checks behind it with their measured values and a
+link to the latest run; the plots those runs saved, inlined; the paper's citation
+neighbourhood (cites, cited by, ghost works without a note) drawn as a picture; and its
+BibTeX entry. A summary of the whole vault starts with a dashboard of every claim.
 
-The summary is a pure function of the notes and the claim statuses
-(``render_summary``); ``write_summary`` wires it to a vault.
+The summary is a pure function of the notes, the claim statuses and the runs folder
+(``render_summary``): kb never imports repro, so the caller (the CLI) passes
+``repro.status.claim_statuses(...)`` and ``<vault>/.paperkb/runs`` in. Statuses have
+the shape ``{claim_id: {"status", "run_id", "preset", "scale", "ended", "checks": [...]}}``;
+missing keys are fine.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
+import os
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from kb.model import Note
+from kb.publish.papers import DEFAULT_RULE, EXPORT_MARKER, Citations, PaperRule
 
 STATUS_ORDER = ("reproduced", "supported at small scale", "contradicted", "error", "unverified")
 _STATUS_MARK = {
-    "reproduced": "✅ reproduced",
-    "supported at small scale": "🟡 supported at small scale",
-    "contradicted": "❌ contradicted",
-    "error": "⚠️ error",
-    "unverified": "⬜ unverified",
+    "reproduced": "✅",
+    "supported at small scale": "🟡",
+    "supported": "🟡",
+    "contradicted": "❌",
+    "error": "⚠️",
+    "needs": "⏸️",
+    "unverified": "⬜",
 }
+AUTHORS_SHOWN = 3
+PLOT_MAX_BYTES = 3_000_000  # a plot larger than this is linked, not inlined
+PLOTS_PER_RUN = 6
+
+
+def status_class(status: str) -> str:
+    """The dashboard column of a status string ("supported at small scale (proxy)" ->
+    "supported at small scale"); statuses no column names fall under "unverified"."""
+    s = (status or "unverified").strip().casefold()
+    for word in STATUS_ORDER:
+        if s.startswith(word):
+            return word
+    if s.startswith("supported"):
+        return "supported at small scale"
+    return "unverified"
+
+
+def status_mark(status: str) -> str:
+    s = (status or "unverified").strip()
+    mark = next((m for word, m in _STATUS_MARK.items() if s.casefold().startswith(word)), "⬜")
+    return f"{mark} {s}"
 
 
 @dataclass
@@ -36,7 +70,12 @@ class PaperSummary:
     claims: list[dict[str, Any]]
     cites: list[dict[str, Any]]
     cited_by: list[Note]
+    mentioned_by: list[Note] = field(default_factory=list)
     status_counts: Counter = field(default_factory=Counter)
+    plots: list[dict[str, Any]] = field(default_factory=list)
+    picture: str = ""  # SVG of the citation neighbourhood
+    bibtex: str = ""
+    venue: str = ""
 
 
 _ABSTRACT = re.compile(r"^\s*-?\s*\*\*Abstract:?\*\*:?\s*(.*)$", re.IGNORECASE)
@@ -54,7 +93,7 @@ def abstract_of(note: Note) -> str:
 
 
 def _no_html(value: Any) -> Any:
-    """Every value printed into the summary: a ``<`` outside code spans becomes ``&lt;``.
+    """Every value printed into the Markdown: ``<`` outside code spans becomes ``&lt;``.
 
     Notes are untrusted; the summary is Markdown that renderers turn into HTML, and a
     ``<script>`` or ``<img onerror=...>`` in a title or claim must arrive as text. Inside
@@ -70,12 +109,18 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _cell(text: str) -> str:
+def _cell(text: Any) -> str:
     """Make text safe inside a Markdown table cell."""
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def _authors(note: Note, limit: int = 3) -> str:
+def _inline(text: Any) -> str:
+    """One line of note text: no line breaks, no Markdown link syntax that could point
+    elsewhere (``[x](javascript:...)`` stays text)."""
+    return " ".join(str(text).split()).replace("](", "]\u200b(")
+
+
+def _authors(note: Note, limit: int = AUTHORS_SHOWN) -> str:
     if not note.authors:
         return "unknown authors"
     if len(note.authors) <= limit:
@@ -83,61 +128,127 @@ def _authors(note: Note, limit: int = 3) -> str:
     return ", ".join(note.authors[:limit]) + f" et al. ({len(note.authors)} authors)"
 
 
-def build(notes: Iterable[Note], statuses: dict[str, dict[str, Any]]) -> list[PaperSummary]:
-    notes = sorted(notes, key=lambda n: (n.year or 0, n.title.casefold()))
-    by_path = {n.path: n for n in notes}
-    cited_by: dict[str, list[Note]] = {}
-    for n in notes:
-        for link in n.links:
-            if link.resolved in by_path and link.resolved != n.path:
-                lst = cited_by.setdefault(link.resolved, [])
-                if n not in lst:
-                    lst.append(n)
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _checks(st: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for c in st.get("checks") or []:
+        if not isinstance(c, dict):
+            continue
+        passed = c.get("passed")
+        out.append({
+            "name": str(c.get("name", "")),
+            "text": f"{c.get('name', '')} = {_number(c.get('value'))} {c.get('op', '')} {_number(c.get('threshold'))}"
+                    .strip(),
+            "passed": passed,
+            "mark": "✓" if passed else ("✗" if passed is False else "?"),
+            "evidence": c.get("evidence") or "",
+            "scale": c.get("scale") or "",
+            "run_id": c.get("run_id"),
+        })
+    return out
+
+
+def _safe_run_dir(runs_dir: Path | None, run_id: Any) -> Path | None:
+    """The run's folder, only when ``run_id`` is a plain name inside ``runs_dir``."""
+    if runs_dir is None or not run_id or not isinstance(run_id, str):
+        return None
+    if "/" in run_id or "\\" in run_id or run_id in (".", "..") or "\x00" in run_id:
+        return None
+    path = runs_dir / run_id
+    try:
+        if path.is_dir() and not path.is_symlink() and path.resolve().is_relative_to(runs_dir.resolve()):
+            return path
+    except OSError:
+        return None
+    return None
+
+
+def run_plots(runs_dir: Path | None, run_id: Any) -> list[Path]:
+    """The PNG plots a run saved in its folder (sorted; symlinks skipped)."""
+    folder = _safe_run_dir(runs_dir, run_id)
+    if folder is None:
+        return []
+    try:
+        return sorted(p for p in folder.rglob("*.png") if p.is_file() and not p.is_symlink())[:PLOTS_PER_RUN]
+    except OSError:
+        return []
+
+
+def build(
+    notes: Iterable[Note],
+    statuses: dict[str, dict[str, Any]],
+    *,
+    citations: Citations | None = None,
+    runs_dir: Path | str | None = None,
+    pictures: bool = False,
+    bibtex: bool = False,
+    rule: PaperRule = DEFAULT_RULE,
+) -> list[PaperSummary]:
+    """One :class:`PaperSummary` per paper of ``notes`` (year then title order).
+    ``citations`` is the whole vault's graph (by default: the graph of ``notes``)."""
+    notes = [n for n in notes if EXPORT_MARKER not in n.frontmatter]
+    citations = citations or Citations(notes, rule)
+    notes = [n for n in notes if citations.is_paper(n.path)]
+    notes.sort(key=lambda n: (n.year or 0, n.title.casefold()))
+    runs = Path(runs_dir) if runs_dir is not None else None
     papers = []
     for n in notes:
         claims = []
         counts: Counter = Counter()
+        plots: list[dict[str, Any]] = []
+        seen_runs: set[str] = set()
         for c in n.claims:
             st = statuses.get(c.id) or {}
-            status = st.get("status") or "unverified"
-            counts[status] += 1
-            claims.append(
-                {
-                    "id": c.id,
-                    "statement": c.statement,
-                    "experiments": c.experiments,
-                    "status": status,
-                    "mark": _STATUS_MARK.get(status, status),
-                    "run_id": st.get("run_id"),
-                    "preset": st.get("preset"),
-                }
-            )
-        cites = []
-        seen = set()
-        for link in n.links:
-            if not link.is_citation:
-                continue
-            key = link.resolved or link.target
-            if key in seen:
-                continue
-            seen.add(key)
-            target = by_path.get(link.resolved or "")
-            cites.append(
-                {
-                    "label": target.title if target else link.target.lstrip("@"),
-                    "has_note": target is not None,
-                }
-            )
-        papers.append(PaperSummary(n, abstract_of(n), claims, cites, cited_by.get(n.path, []), counts))
+            status = str(st.get("status") or "unverified")
+            counts[status_class(status)] += 1
+            run_id = st.get("run_id")
+            run_dir = _safe_run_dir(runs, run_id)
+            claims.append({
+                "id": c.id, "statement": c.statement, "experiments": c.experiments,
+                "status": status, "mark": status_mark(status), "run_id": run_id,
+                "preset": st.get("preset"), "scale": st.get("scale"), "ended": st.get("ended"),
+                "checks": _checks(st), "run_dir": run_dir,
+            })
+            if run_id and isinstance(run_id, str) and run_id not in seen_runs:
+                seen_runs.add(run_id)
+                for png in run_plots(runs, run_id):
+                    plots.append({"run_id": run_id, "claim": c.id, "path": png, "name": png.name})
+        near = citations.of(n.path)
+        cites = [{"label": c.label, "has_note": c.path is not None, "path": c.path} for c in near.cites]
+        by = [citations.notes[p] for p in near.cited_by if p in citations.notes]
+        mentioned = [citations.notes[p] for p in near.mentioned_by if p in citations.notes]
+        summary = PaperSummary(n, abstract_of(n), claims, cites, by, mentioned, counts, plots)
+        from kb.publish.bibtex import entry_of, to_bibtex, venue_of
+
+        summary.venue = venue_of(n)
+        if pictures:
+            from kb.publish.graph_draw import to_svg
+
+            summary.picture = to_svg(citations.graph([n.path], depth=1), highlight=n.path, width=640, height=420)
+        if bibtex:
+            summary.bibtex = to_bibtex([entry_of(n)]).strip()
+        papers.append(summary)
     return papers
 
 
 _TEMPLATE = """\
+{% if not standalone %}---
+{{ marker }}: summary
+---
+
+{% endif %}\
 # Reading summary: {{ vault_name }}
 
 {{ plural(papers|length, "paper") }}, {{ plural(total_claims, "claim") }}\
 {% if total_claims %}: {{ status_line }}{% endif %}. {{ plural(open_questions, "open question") }}. Generated {{ generated }} by paperkb.
-
+{% if dashboard %}
 | Paper | Year | Claims | Reproduced | Small scale | Contradicted / error | Unverified | Open questions |
 |---|---|---|---|---|---|---|---|
 {% for p in papers -%}
@@ -145,54 +256,88 @@ _TEMPLATE = """\
 {{ p.status_counts["supported at small scale"] }} | {{ p.status_counts["contradicted"] + p.status_counts["error"] }} | \
 {{ p.status_counts["unverified"] }} | {{ p.note.questions|rejectattr("answered")|list|length }} |
 {% endfor %}
+{% endif %}
 {% for p in papers %}
-## {{ p.note.title }}{% if p.note.year %} ({{ p.note.year }}){% endif %}
+## {{ inline(p.note.title) }}{% if p.note.year %} ({{ p.note.year }}){% endif %}
 
-{{ authors(p.note) }}{% if p.note.citekey %} · `{{ p.note.citekey }}`{% endif %}\
-{% if p.note.doi %} · DOI [{{ p.note.doi }}](https://doi.org/{{ p.note.doi }}){% endif %} · `{{ p.note.path }}`
+**Authors:** {{ inline(authors(p.note)) }}{% if p.note.year %} · **Year:** {{ p.note.year }}{% endif %}\
+{% if p.venue %} · **Venue:** {{ inline(p.venue) }}{% endif %}\
+{% if p.note.doi %} · **DOI:** [{{ inline(p.note.doi) }}](https://doi.org/{{ urlpart(p.note.doi) }}){% endif %}\
+{% if p.note.citekey %} · `{{ code(p.note.citekey) }}`{% endif %}
+{% if p.note.tags %}
+**Tags:** {{ p.note.tags|map("code_tag")|join(" ") }}
+{% endif %}
 {% if p.abstract %}
-> {{ p.abstract }}
+### Abstract
+
+> {{ inline(p.abstract) }}
 {% endif %}
 {%- if p.note.highlights %}
 ### Highlights
 
 {% for h in p.note.highlights -%}
-- {{ h }}
+- {{ inline(h) }}
 {% endfor %}
 {%- endif %}
 {%- if p.claims %}
 ### Claims
 
-| Claim | Experiments | Status |
-|---|---|---|
+| Claim | Status | Checks (measured) | Latest run |
+|---|---|---|---|
 {% for c in p.claims -%}
-| {{ cell(c.statement) }} `^{{ c.id }}` | {{ c.experiments|map("string")|map("cell")|join(", ") }} | \
-{{ c.mark }}{% if c.run_id %} (run {{ c.run_id }}, {{ c.preset }}){% endif %} |
+| {{ cell(c.statement) }} `^{{ code(c.id) }}` | {{ cell(c.mark) }}{% if c.scale %} ({{ cell(c.scale) }}){% endif %} | \
+{% for k in c.checks %}{{ k.mark }} {{ cell(k.text) }}{% if k.evidence and k.evidence != "direct" %} ({{ cell(k.evidence) }}){% endif %}{% if not loop.last %}<br>{% endif %}{% else %}-{% endfor %} | \
+{% if c.run_id %}{% if c.run_dir %}[{{ cell(c.run_id) }}]({{ run_link(c.run_dir) }}){% else %}{{ cell(c.run_id) }}{% endif %}{% if c.preset %} ({{ cell(c.preset) }}){% endif %}{% else %}no run{% endif %} |
+{% endfor %}
+{%- endif %}
+{%- if p.plots %}
+### Plots
+
+{% for plot in p.plots -%}
+{{ figure(plot) }}
+
 {% endfor %}
 {%- endif %}
 {%- if p.note.questions %}
-### Questions
+### Questions answered
 
-{% for q in p.note.questions -%}
-- **{{ " ".join(q.text.split()) }}**{% if q.answered %} {{ " ".join(q.answer.split()) }}{% else %} _(open)_{% endif %}
+{% for q in p.note.questions if q.answered -%}
+- **{{ inline(q.text) }}** {{ inline(q.answer) }}
+{% else -%}
+- none yet
+{% endfor %}
+### Open questions
+
+{% for q in p.note.questions if not q.answered -%}
+- **{{ inline(q.text) }}** _(open)_
+{% else -%}
+- none
 {% endfor %}
 {%- endif %}
-{%- if p.cites %}
-### Cites
+### Citation neighbourhood
 
-{% for c in p.cites -%}
-- {{ c.label }}{% if not c.has_note %} _(no note yet)_{% endif %}
-{% endfor %}
-{%- endif %}
-{%- if p.cited_by %}
-### Cited by
+{% if p.picture %}{{ picture(p) }}
 
-{% for n in p.cited_by -%}
-- {{ n.title }}
-{% endfor %}
-{%- endif %}
+{% endif -%}
+**Cites:** {% for c in p.cites %}{{ inline(c.label) }}{% if not c.has_note %} _(no note yet)_{% endif %}{% if not loop.last %}; {% endif %}{% else %}nothing{% endfor %}
+
+**Cited by:** {% for n in p.cited_by %}{{ inline(n.title) }}{% if not loop.last %}; {% endif %}{% else %}no paper of this vault{% endfor %}
+{% if p.mentioned_by %}
+**Mentioned in** (not papers): {% for n in p.mentioned_by %}{{ inline(n.title) }}{% if not loop.last %}; {% endif %}{% endfor %}
+{% endif %}
+{%- if p.bibtex %}
+### BibTeX
+
+```bibtex
+{{ fence(p.bibtex) }}
+```
+{% endif %}
 {% endfor %}
 """
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def render_summary(
@@ -201,20 +346,73 @@ def render_summary(
     *,
     vault_name: str = "vault",
     generated: str | None = None,
+    fmt: str = "md",
+    citations: Citations | None = None,
+    runs_dir: Path | str | None = None,
+    output_dir: Path | str | None = None,
+    dashboard: bool = True,
+    pictures: bool = True,
+    bibtex: bool = True,
+    rule: PaperRule = DEFAULT_RULE,
 ) -> str:
-    """Render the reading summary as Markdown."""
+    """The reading summary as Markdown (``fmt="md"``) or a standalone HTML page (``"html"``).
+
+    Pictures (the runs' plots and the neighbourhood drawing) are inlined: data URIs in
+    Markdown, ``<img>``/``<svg>`` in HTML. ``output_dir`` is where the file will live, so
+    that the links to run folders are relative to it."""
     import jinja2
 
-    papers = build(notes, statuses or {})
+    papers = build(notes, statuses or {}, citations=citations, runs_dir=runs_dir, pictures=pictures,
+                   bibtex=bibtex, rule=rule)
     totals: Counter = Counter()
     for p in papers:
         totals.update(p.status_counts)
     total_claims = sum(totals.values())
     status_line = ", ".join(f"{totals[s]} {s}" for s in STATUS_ORDER if totals[s])
     open_questions = sum(1 for p in papers for q in p.note.questions if not q.answered)
+    figures: list[str] = []  # HTML for each placeholder (html output)
+    html = fmt == "html"
+    out_dir = Path(output_dir) if output_dir is not None else None
+
+    def placeholder(markup: str) -> str:
+        figures.append(markup)
+        return f"PAPERKBFIGURE{len(figures) - 1}X"
+
+    def figure(plot: dict[str, Any]) -> str:
+        path: Path = plot["path"]
+        caption = f"run {plot['run_id']}: {plot['name']}"
+        try:
+            data = path.read_bytes() if path.stat().st_size <= PLOT_MAX_BYTES else None
+        except OSError:
+            data = None
+        if data is None or not data.startswith(b"\x89PNG"):
+            return f"_{_inline(caption)} (not inlined)_"
+        uri = _data_uri(data, "image/png")
+        if html:
+            return placeholder(f'<figure><img alt="{escape(caption)}" src="{uri}">'
+                               f"<figcaption>{escape(caption)}</figcaption></figure>")
+        return f"![{_cell(caption).replace(']', '')}]({uri})"
+
+    def picture(p: PaperSummary) -> str:
+        if html:
+            return placeholder(f'<figure class="neighbourhood">{p.picture}</figure>')
+        return f"![citation neighbourhood]({_data_uri(p.picture.encode('utf-8'), 'image/svg+xml')})"
+
+    def run_link(run_dir: Path) -> str:
+        target = run_dir
+        if out_dir is not None:
+            try:
+                target = Path(os.path.relpath(run_dir, out_dir))
+            except ValueError:
+                pass
+        from urllib.parse import quote
+
+        return quote(target.as_posix() + "/")
+
     env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
                              finalize=_no_html)
     env.filters["cell"] = _cell
+    env.filters["code_tag"] = lambda t: "`#" + str(t).replace("`", "") + "`"
     text = env.from_string(_TEMPLATE).render(
         papers=papers,
         vault_name=vault_name,
@@ -222,26 +420,102 @@ def render_summary(
         status_line=status_line,
         open_questions=open_questions,
         generated=generated or _dt.date.today().isoformat(),
+        dashboard=dashboard,
+        standalone=html,
+        marker=EXPORT_MARKER,
         cell=_cell,
+        inline=_inline,
+        code=lambda s: str(s).replace("`", ""),
+        fence=lambda s: str(s).replace("```", "'''"),
+        urlpart=lambda s: __import__("urllib.parse").parse.quote(str(s), safe="/:;()._-"),
         authors=_authors,
         plural=_plural,
+        figure=figure,
+        picture=picture,
+        run_link=run_link,
     )
-    return re.sub(r"\n{3,}", "\n\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    if not html:
+        return text
+    return _html_page(text, figures, vault_name)
 
 
-def write_summary(vault_root: Path | str, output: Path | str | None = None) -> str:
-    """Render the summary of the vault at ``vault_root``; write it to ``output`` if given."""
+def _html_page(markdown: str, figures: list[str], title: str) -> str:
+    """Markdown -> HTML with raw HTML off (note text cannot inject tags), then the
+    pictures we drew ourselves put in place of their placeholders."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable(["table"])
+    body = md.render(markdown.replace("<br>", " ⏎ "))
+    body = body.replace(" ⏎ ", "<br>")
+    for i, markup in enumerate(figures):
+        token = f"PAPERKBFIGURE{i}X"
+        body = body.replace(f"<p>{token}</p>", markup).replace(token, markup)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta name="generator" content="paperkb"><meta name="{EXPORT_MARKER}" content="summary">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'\">"
+        f"<title>Reading summary: {escape(title)}</title><style>{SUMMARY_CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )
+
+
+SUMMARY_CSS = """
+body{font:15px/1.5 system-ui,sans-serif;margin:0;background:#f8f9fa;color:#212529}
+main{max-width:980px;margin:0 auto;padding:1.5em;background:#fff}
+table{border-collapse:collapse;width:100%;font-size:13px}th,td{border:1px solid #dee2e6;padding:4px 6px;
+vertical-align:top;text-align:left}th{background:#f1f3f5}
+blockquote{border-left:4px solid #74c0fc;margin:0;padding:.2em 1em;background:#f1f8ff}
+img{max-width:100%}figure{margin:1em 0}svg.kb-graph{max-width:100%;height:auto;border:1px solid #eee}
+pre{background:#f1f3f5;padding:.8em;overflow:auto}h2{border-top:2px solid #dee2e6;padding-top:1em}
+"""
+
+
+def write_summary(
+    vault_root: Path | str,
+    output: Path | str | None = None,
+    *,
+    statuses: dict[str, dict[str, Any]] | None = None,
+    names: Iterable[str] = (),
+    query: str | None = None,
+    tag: str | None = None,
+    fmt: str = "md",
+    runs_dir: Path | str | None = None,
+    output_dir: Path | str | None = None,
+) -> str:
+    """Render the summary of the vault at ``vault_root`` (or of the notes picked by
+    ``names``, ``query`` or ``tag``); write it to ``output`` if given. ``statuses`` come
+    from the caller (``repro.status.claim_statuses``); ``runs_dir`` defaults to
+    ``<vault>/.paperkb/runs``."""
+    from kb.errors import PaperkbError
+    from kb.publish.papers import load_rule
+    from kb.publish.selection import light_notes, select_paths
     from kb.vault import Vault
 
+    if fmt not in ("md", "html"):
+        raise PaperkbError(f"unknown --format {fmt!r} (use md or html)", exit_code=2)
     vault = Vault(vault_root)
-    notes = vault.notes()
-    try:
-        from repro.status import claim_statuses
+    rule = load_rule(vault.root)
+    picked = select_paths(vault, names, query=query, tag=tag)
+    if picked is not None and len(picked) <= 200:
+        # a few notes: their neighbours are enough to know what they cite and who cites them
+        from kb.publish.selection import neighbourhood_paths
 
-        statuses = claim_statuses(vault.root)
-    except ImportError:
-        statuses = {}
-    text = render_summary(notes, statuses, vault_name=vault.root.name)
+        citations = Citations(light_notes(vault, neighbourhood_paths(vault, picked)), rule)
+    else:
+        citations = Citations(light_notes(vault), rule)
+    if picked is None:
+        notes = [vault.note_at(p) for p in sorted(citations.papers)] if len(citations.papers) < 2000 else vault.notes()
+    else:
+        notes = [vault.note_at(p) for p in picked]
+        not_papers = [p for p in picked if not citations.is_paper(p)]
+        if names and not_papers and len(not_papers) == len(picked):
+            raise PaperkbError(f"{not_papers[0]} is not a paper (no #paper tag, citekey or DOI)")
+    out_dir = Path(output).resolve().parent if output is not None else output_dir
+    runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
+    text = render_summary(notes, statuses or {}, vault_name=vault.root.name, fmt=fmt, citations=citations,
+                          runs_dir=runs, output_dir=out_dir, dashboard=picked is None or len(picked) > 1, rule=rule)
     if output is not None:
         Path(output).write_text(text, encoding="utf-8")
     return text

@@ -22,9 +22,7 @@ class PaperkbError(Exception):
 
     exit_code = 1
 
-    def __init__(
-        self, message: str, *, exit_code: int | None = None, suggestions: Iterable[str] = ()
-    ) -> None:
+    def __init__(self, message: str, *, exit_code: int | None = None, suggestions: Iterable[str] = ()) -> None:
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code

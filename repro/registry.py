@@ -362,6 +362,49 @@ def get(id: str) -> Experiment:
         raise RegistryError(f"unknown experiment {id!r}{hint}") from None
 
 
+def describe(exp: Experiment) -> dict[str, Any]:
+    """An experiment as plain data (``paperkb experiments --format json``): parameters,
+    presets with their scale and requirements, and its negative controls."""
+    presets = {}
+    for name, p in exp.presets.items():
+        r = p.requires
+        presets[name] = {
+            "params": p.params, "description": p.description, "timeout_s": p.timeout_s, "scale": exp.scale_of(name),
+            "requires": {"device": r.device, "min_gpu_memory_gb": r.min_gpu_memory_gb, "nproc": r.nproc,
+                         "triton": r.triton},
+        }
+    return {
+        "id": exp.id, "description": exp.description, "module": exp.module,
+        "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help,
+                    "choices": list(p.choices) if p.choices else None} for p in exp.params],
+        "presets": presets,
+        "controls": [{"name": c.name, "description": c.description} for c in exp.controls],
+    }
+
+
+def preset_summary(described: dict[str, Any]) -> str:
+    """``smoke (cpu), full (cuda, ≥40 GB)``: a :func:`describe` entry's presets in one line."""
+    out = []
+    for name, p in described["presets"].items():
+        req = p["requires"]
+        bits = [req["device"]]
+        if req["min_gpu_memory_gb"]:
+            bits.append(f"≥{req['min_gpu_memory_gb']:g} GB")
+        if req["nproc"] > 1:
+            bits.append(f"{req['nproc']} procs")
+        if req["triton"]:
+            bits.append("triton")
+        out.append(f"{name} ({', '.join(bits)})")
+    return ", ".join(out)
+
+
+def refusal(id: str) -> str | None:
+    """Why the registry refused experiment ``id`` (it declares no control), or None."""
+    load_all()
+    why = _REFUSED.get(id)
+    return "it declares no negative control" if why else None
+
+
 def ids() -> list[str]:
     return sorted(load_all())
 
@@ -492,7 +535,13 @@ class RunContext:
     # artifacts -------------------------------------------------------------------
     def artifact_path(self, name: str) -> Path:
         """A path inside the run's folder for a file the experiment writes (plot, table)."""
-        base = self.run_dir if self.run_dir is not None else Path.cwd() / ".paperkb-scratch"
+        if self.run_dir is None:
+            # Without a run folder (run_inline in tests and notebooks) the files go to a
+            # temporary folder, never into the working tree.
+            import tempfile
+
+            self.run_dir = Path(tempfile.mkdtemp(prefix="paperkb-scratch-"))
+        base = self.run_dir
         base.mkdir(parents=True, exist_ok=True)
         path = base / name
         self.artifacts.append(name)

@@ -105,10 +105,13 @@ def resolve_targets(
             for e in c.experiments:
                 if e in exps:
                     add(e, [c.id], claim_spec_of(c))
-                elif strict:
-                    raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) names unknown experiment {e!r}")
                 else:
-                    say(f"claim {c.id!r} ({c.note}:{c.line}) names unknown experiment {e!r}; skipped")
+                    why = registry.refusal(e)
+                    what = f"experiment {e!r}, which the registry refused ({why})" if why else \
+                        f"unknown experiment {e!r}"
+                    if strict:
+                        raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) names {what}")
+                    say(f"claim {c.id!r} ({c.note}:{c.line}) names {what}; skipped")
 
     if all_claims:
         add_claims(claims, strict=False)
@@ -764,17 +767,21 @@ def record_skipped(tracker: Tracker, skipped: list[Skipped], preset: str) -> lis
     return out
 
 
+RUN_ERROR_EXIT = 3  # some run ended in error, timeout or was interrupted
+
+
 def controls_exit_code(runs: list[Run]) -> int:
     """For ``run --controls``: 0 only when every control run ended contradicted (failed)."""
     return 0 if runs and all(r.status == FAILED for r in runs) else 1
 
 
 def exit_code(runs: list[Run]) -> int:
-    """0 when every run passed; 1 when some claim was contradicted (failed); 2 when some
-    run ended in error, timeout or interrupted."""
+    """0 when every run passed; 1 when some claim was contradicted (failed); 3 when some
+    run ended in error, timeout or interrupted. Never 2: that code means a malformed
+    command line, for ``run`` as for every other command."""
     statuses = {r.status for r in runs}
     if statuses & {ERROR, TIMEOUT, INTERRUPTED}:
-        return 2
+        return RUN_ERROR_EXIT
     if FAILED in statuses:
         return 1
     return 0

@@ -29,9 +29,10 @@ This module is torch-free: the query engine and ``paperkb status`` import it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from kb.claimspec import canonical_params
 from repro.tracker import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT, Run, Tracker, iso
@@ -75,9 +76,15 @@ def claims_of_notes(notes: Iterable[Any]) -> list[ClaimRef]:
         for c in getattr(note, "claims", None) or []:
             out.append(
                 ClaimRef(
-                    id=c.id, statement=c.statement, experiments=list(c.experiments), note=note.path,
-                    title=note.title or note.name, line=c.line, citekey=note.citekey,
-                    params=dict(getattr(c, "params", None) or {}), expect=list(getattr(c, "expect", None) or []),
+                    id=c.id,
+                    statement=c.statement,
+                    experiments=list(c.experiments),
+                    note=note.path,
+                    title=note.title or note.name,
+                    line=c.line,
+                    citekey=note.citekey,
+                    params=dict(getattr(c, "params", None) or {}),
+                    expect=list(getattr(c, "expect", None) or []),
                     needs=getattr(c, "needs", "") or "",
                 )
             )
@@ -95,9 +102,21 @@ def vault_claims(vault_root: Any, *, note_path: str | None = None, tag: str | No
     """The vault's claims, read from its index (see ``kb.claims.indexed_claims``)."""
     from kb.claims import indexed_claims
 
-    known = set(ClaimRef.__dataclass_fields__)
-    return [ClaimRef(**{k: v for k, v in c.items() if k in known})
-            for c in indexed_claims(vault_root, note_path=note_path, tag=tag)]
+    return [
+        ClaimRef(
+            c["id"],
+            c["statement"],
+            c["experiments"],
+            c["note"],
+            c["title"],
+            c["line"],
+            c["citekey"],
+            c["params"],
+            c["expect"],
+            c["needs"],
+        )
+        for c in indexed_claims(vault_root, note_path=note_path, tag=tag)
+    ]
 
 
 def _spec_matches(run: Run, claim: ClaimRef) -> bool:
@@ -130,14 +149,21 @@ def _run_word(run: Run) -> str:
 def _rank(word: str) -> int:
     if word.startswith(NEEDS + " "):
         return 2
-    return {CONTRADICTED: 0, STATUS_ERROR: 1, UNVERIFIED: 3, SMALL_SCALE_PROXY: 4, SMALL_SCALE: 5,
-            REPRODUCED: 6}.get(word, 3)
+    return {CONTRADICTED: 0, STATUS_ERROR: 1, UNVERIFIED: 3, SMALL_SCALE_PROXY: 4, SMALL_SCALE: 5, REPRODUCED: 6}.get(
+        word, 3
+    )
 
 
 def _control_entry(run: Run) -> dict[str, Any]:
     ok = run.status == FAILED
-    entry = {"experiment": run.experiment, "control": run.control, "run_id": run.id,
-             "verdict": run.verdict, "status": run.status, "ok": ok}
+    entry = {
+        "experiment": run.experiment,
+        "control": run.control,
+        "run_id": run.id,
+        "verdict": run.verdict,
+        "status": run.status,
+        "ok": ok,
+    }
     if run.status == PASSED:
         entry["error"] = CONTROL_CANNOT_FAIL
     elif not ok:
@@ -157,6 +183,9 @@ class RunIndex:
                     self.controls[(run.experiment, run.control)] = run
             elif run.status in _DECIDING or run.status == SKIPPED:
                 self.real.setdefault(run.experiment, []).append(run)
+        self._controls_of: dict[str, list[Run]] = {}
+        for (e, _), r in sorted(self.controls.items()):
+            self._controls_of.setdefault(e, []).append(r)
 
     def deciding(self, experiment: str, claim: ClaimRef) -> Run | None:
         """The newest finished run for the claim's configuration; a skipped attempt ("needs
@@ -170,11 +199,13 @@ class RunIndex:
         return skipped
 
     def controls_of(self, experiment: str) -> list[Run]:
-        return [r for (e, _), r in sorted(self.controls.items()) if e == experiment]
+        return self._controls_of.get(experiment, [])
 
 
 def roll_up(claim: ClaimRef, index: RunIndex) -> dict[str, Any]:
     """The status of one claim, the checks behind it and its experiments' controls."""
+    if not any(e in index.real or e in index._controls_of for e in claim.experiments):
+        return _empty(claim)  # nothing recorded for it: the common case in a large vault
     per_exp = {e: index.deciding(e, claim) for e in claim.experiments}
     words = {e: (_run_word(r) if r is not None else UNVERIFIED) for e, r in per_exp.items()}
     status = min(words.values(), key=_rank) if words else UNVERIFIED
@@ -190,11 +221,20 @@ def roll_up(claim: ClaimRef, index: RunIndex) -> dict[str, Any]:
         if r is None or r.status == SKIPPED:
             continue
         for c in r.checks:
-            checks.append({
-                "name": c.get("name"), "value": c.get("value"), "op": c.get("op"), "threshold": c.get("threshold"),
-                "scale": c.get("scale") or r.scale, "evidence": c.get("evidence", "direct"), "run_id": r.id,
-                "experiment": e, "passed": bool(c.get("passed")), "description": c.get("description", ""),
-            })
+            checks.append(
+                {
+                    "name": c.get("name"),
+                    "value": c.get("value"),
+                    "op": c.get("op"),
+                    "threshold": c.get("threshold"),
+                    "scale": c.get("scale") or r.scale,
+                    "evidence": c.get("evidence", "direct"),
+                    "run_id": r.id,
+                    "experiment": e,
+                    "passed": bool(c.get("passed")),
+                    "description": c.get("description", ""),
+                }
+            )
     controls = [_control_entry(r) for e in claim.experiments for r in index.controls_of(e)]
     return {
         "status": status,
@@ -206,8 +246,11 @@ def roll_up(claim: ClaimRef, index: RunIndex) -> dict[str, Any]:
         "checks": checks,
         "controls": controls,
         "experiments": {
-            e: ({"run_id": r.id, "status": r.status, "preset": r.preset, "scale": r.scale,
-                 "claim_status": words[e]} if r else None)
+            e: (
+                {"run_id": r.id, "status": r.status, "preset": r.preset, "scale": r.scale, "claim_status": words[e]}
+                if r
+                else None
+            )
             for e, r in per_exp.items()
         },
     }
@@ -224,8 +267,17 @@ def _as_ref(c: Any) -> ClaimRef:
 
 def _empty(claim: ClaimRef) -> dict[str, Any]:
     status = f"{NEEDS} {claim.needs}" if claim.needs else UNVERIFIED
-    return {"status": status, "run_id": None, "preset": None, "scale": None, "verdict": None, "ended": None,
-            "checks": [], "controls": [], "experiments": {e: None for e in claim.experiments}}
+    return {
+        "status": status,
+        "run_id": None,
+        "preset": None,
+        "scale": None,
+        "verdict": None,
+        "ended": None,
+        "checks": [],
+        "controls": [],
+        "experiments": {e: None for e in claim.experiments},
+    }
 
 
 def claim_statuses(vault_root: Path | str, claims: Iterable[Any] | None = None) -> dict[str, dict]:
@@ -267,9 +319,18 @@ def status_table(vault_root: Path | str, claims: Iterable[Any] | None = None) ->
     for c in claim_list:
         paper = papers.setdefault(c.note, {"note": c.note, "title": c.title, "citekey": c.citekey, "claims": []})
         st = statuses.get(c.id) or _empty(c)
-        paper["claims"].append({"id": c.id, "statement": c.statement, "params": c.params, "expect": c.expect,
-                                "needs": c.needs, **st, "experiments": list(c.experiments),
-                                "experiment_runs": st["experiments"]})
+        paper["claims"].append(
+            {
+                "id": c.id,
+                "statement": c.statement,
+                "params": c.params,
+                "expect": c.expect,
+                "needs": c.needs,
+                **st,
+                "experiments": list(c.experiments),
+                "experiment_runs": st["experiments"],
+            }
+        )
     return list(papers.values())
 
 
@@ -290,12 +351,18 @@ def normalise_status(text: str) -> str:
     return word
 
 
-def claim_rows(vault_root: Path | str, *, note_path: str | None = None, tag: str | None = None,
-               status: str | None = None) -> list[dict[str, Any]]:
+def _root(vault: Any) -> Path:
+    return Path(getattr(vault, "root", vault))
+
+
+def claim_rows(
+    vault: Any, *, note_path: str | None = None, tag: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
     """The claims of the vault (from its index) with their status, checks and controls, for
-    ``paperkb claims``; ``status`` is a word of CLAIM_STATUSES (see :func:`normalise_status`)."""
-    claims = vault_claims(vault_root, note_path=note_path, tag=tag)
-    statuses = claim_statuses(vault_root, claims)
+    ``paperkb claims``; ``status`` is a word of CLAIM_STATUSES (see :func:`normalise_status`).
+    ``vault`` is a folder or an open ``kb.vault.Vault`` (its index is then checked once)."""
+    claims = vault_claims(vault, note_path=note_path, tag=tag)
+    statuses = claim_statuses(_root(vault), claims)
     rows = []
     for c in claims:
         st = statuses.get(c.id) or _empty(c)
@@ -305,10 +372,11 @@ def claim_rows(vault_root: Path | str, *, note_path: str | None = None, tag: str
     return rows
 
 
-def filtered_status_table(vault_root: Path | str, *, note_path: str | None = None, tag: str | None = None,
-                          status: str | None = None) -> list[dict[str, Any]]:
+def filtered_status_table(
+    vault: Any, *, note_path: str | None = None, tag: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
     """:func:`status_table` for the claims that pass the filters (papers with none are left out)."""
-    papers = status_table(vault_root, vault_claims(vault_root, note_path=note_path, tag=tag))
+    papers = status_table(_root(vault), vault_claims(vault, note_path=note_path, tag=tag))
     if status:
         for paper in papers:
             paper["claims"] = [c for c in paper["claims"] if status_matches(c["status"], status)]
@@ -342,8 +410,9 @@ def controls_brief(entry: dict[str, Any]) -> str:
         return ""
     bad = [c for c in controls if not c.get("ok")]
     if bad:
-        return "; ".join(f"control {c['control']} of {c['experiment']}: {c.get('error', 'not contradicted')}"
-                         for c in bad)
+        return "; ".join(
+            f"control {c['control']} of {c['experiment']}: {c.get('error', 'not contradicted')}" for c in bad
+        )
     return f"{len(controls)} control{'s' if len(controls) != 1 else ''} contradicted"
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 from repro.processes import pid_alive as _pid_alive
 
 QUEUED, RUNNING = "queued", "running"
@@ -233,7 +233,7 @@ class Tracker:
                 where = getattr(exc, "filename", None) or self.db_path
                 reason = f"disk full while writing {where}"
                 self._fail_unfinished(reason)
-                raise PaperkbError(reason + "; free some space and run again", exit_code=2) from None
+                raise PaperkbError(reason + "; free some space and run again", exit_code=3) from None  # a run ended in error
         finally:
             self.close()
 

@@ -34,6 +34,7 @@ def _vault(tmp_path: Path) -> Path:
 
 # ---- vault discovery -------------------------------------------------------------------
 
+
 def test_vault_is_found_by_walking_up(tmp_path):
     root = _vault(tmp_path)
     assert find_vault_root(root / "papers") == root
@@ -70,7 +71,9 @@ def test_init_then_commands_find_the_vault_from_a_subfolder(tmp_path, monkeypatc
     monkeypatch.delenv("PAPERKB_VAULT", raising=False)
     (tmp_path / "sub").mkdir()
     (tmp_path / "N.md").write_text("---\ntags: [x]\n---\n# N\n", encoding="utf-8")
-    assert init_vault(tmp_path) == (tmp_path.resolve(), True)
+    result = runner.invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 0 and "made a paperkb vault" in result.stdout
+    assert init_vault(tmp_path) == (tmp_path.resolve(), False)  # already one
     monkeypatch.chdir(tmp_path / "sub")
     result = runner.invoke(app, ["tags", "-f", "json"])
     assert result.exit_code == 0, result.output
@@ -89,25 +92,35 @@ def test_vault_option_after_the_subcommand(tmp_path):
 # ---- output ----------------------------------------------------------------------------
 
 ROWS = [
-    {"id": "transformer-param-count", "status": "reproduced",
-     "statement": "The base model has about 65M parameters and the big one 213M, as in Table 3 of the paper"},
+    {
+        "id": "transformer-param-count",
+        "status": "reproduced",
+        "statement": "The base model has about 65M parameters and the big one 213M, as in Table 3 of the paper",
+    },
     {"id": "x", "status": None, "statement": "short"},
 ]
 
 
 @pytest.mark.parametrize("width", [120, 80, 72])
 def test_tables_fit_the_terminal_and_never_split_ids(width):
-    lines = table_lines(["id", "status", "statement"],
-                        [[str(r["id"]), r["status"] or "", r["statement"]] for r in ROWS], width, wrap="statement")
+    lines = table_lines(
+        ["id", "status", "statement"],
+        [[str(r["id"]), r["status"] or "", r["statement"]] for r in ROWS],
+        width,
+        wrap="statement",
+    )
     assert all(len(line) <= width for line in lines), lines
     assert any(line.startswith("transformer-param-count  reproduced") for line in lines)
 
 
 def test_narrow_terminals_get_one_block_per_row():
-    lines = table_lines(["id", "status", "statement"],
-                        [[r["id"], r["status"] or "", r["statement"]] for r in ROWS], 50)
+    lines = table_lines(["id", "status", "statement"], [[r["id"], r["status"] or "", r["statement"]] for r in ROWS], 50)
     assert lines[0] == "transformer-param-count" and lines[1].split() == ["status", "reproduced"]
     assert all(len(line) <= 50 for line in lines)
+    path = "papers/A folder with spaces/A rather long note name that goes on.md"
+    lines = table_lines(["n", "path", "title"], [["1", path, "a title " * 8]], 40, wrap="title", key="path")
+    assert lines[0] == path and lines[1].split() == ["n", "1"]  # heads the block, whole
+    assert lines[2].startswith("  title  a title") and len(lines) > 3
 
 
 def test_piped_tables_are_tab_separated_and_formats_agree():
@@ -132,8 +145,15 @@ def test_terminal_escapes_from_notes_are_cleaned():
 
 def test_every_listing_takes_the_formats_and_no_header(tmp_path):
     root = _vault(tmp_path)
-    for args in (["tags"], ["links", "A"], ["backlinks", "B"], ["questions"], ["check"], ["search", "see"],
-                 ["query", "LIST FROM #paper"]):
+    for args in (
+        ["tags"],
+        ["links", "A"],
+        ["backlinks", "B"],
+        ["questions"],
+        ["check"],
+        ["search", "see"],
+        ["query", "LIST FROM #paper"],
+    ):
         for fmt in ("tsv", "csv", "json", "jsonl"):
             result = runner.invoke(app, ["--vault", str(root), *args, "--format", fmt, "--no-header"])
             assert result.exit_code == 0, (args, fmt, result.output)
@@ -141,25 +161,51 @@ def test_every_listing_takes_the_formats_and_no_header(tmp_path):
     assert result.stdout == "1\tpaper\n"
 
 
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal():
+    from cli.output import Progress
+
+    piped, tty = io.StringIO(), _Tty()
+    for stream in (piped, tty):
+        with Progress("exporting", total=2, stream=stream) as progress:
+            progress.advance("a.md")
+            progress.advance("b.md")
+    assert piped.getvalue() == "" and "exporting 2/2 b.md" in tty.getvalue()
+
+
 # ---- errors and exit codes -------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ["search", "x", "--limit", "0"], ["search", "x", "--limit", "1e20"], ["tags", "--format", "xml"],
-    ["tags", "--bogus"], ["show"],
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "x", "--limit", "0"],
+        ["search", "x", "--limit", "1e20"],
+        ["tags", "--format", "xml"],
+        ["tags", "--bogus"],
+        ["show"],
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(tmp_path, args):
     result = runner.invoke(app, ["--vault", str(_vault(tmp_path)), *args])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: ") and result.output.strip().count("\n") == 0
 
 
-@pytest.mark.parametrize("exc,words", [
-    (MemoryError(), "out of memory"),
-    (OSError(28, "No space left on device", "/v/.paperkb/index.db"), "the disk is full"),
-    (sqlite3.OperationalError("database is locked"), "busy"),
-    (ModuleNotFoundError("No module named 'torch'", name="torch"), "pip install 'paperkb[repro]'"),
-    (ValueError("odd"), "unexpected problem: odd"),
-])
+@pytest.mark.parametrize(
+    "exc,words",
+    [
+        (MemoryError(), "out of memory"),
+        (OSError(28, "No space left on device", "/v/.paperkb/index.db"), "the disk is full"),
+        (sqlite3.OperationalError("database is locked"), "busy"),
+        (ModuleNotFoundError("No module named 'torch'", name="torch"), "pip install 'paperkb[repro]'"),
+        (ValueError("odd"), "unexpected problem: odd"),
+    ],
+)
 def test_no_exception_name_reaches_the_user(exc, words):
     message, status = error_line(exc)
     assert words in message and status == 1
@@ -180,12 +226,14 @@ def test_error_suggestions_are_a_field(tmp_path):
     assert exc.value.suggestions == ["Flash Attention"]
 
 
-def test_version():
+def test_version_and_completion():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("paperkb ")
+    assert "--install-completion" in runner.invoke(app, ["--help"], terminal_width=200).stdout
 
 
 # ---- layers ----------------------------------------------------------------------------
+
 
 def test_kb_never_imports_repro_or_anything_heavy():
     code = (
@@ -202,3 +250,21 @@ def test_cli_holds_no_sql():
     for path in (ROOT / "cli").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert ".execute(" not in text and "SELECT " not in text, path.name
+
+
+def test_science_modules_do_not_import_the_knowledge_base():
+    for folder in ("llama", "attention", "transformer"):
+        for path in (ROOT / "repro" / folder).glob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            assert "from kb" not in text and "import kb" not in text, path  # errors: paperkb.errors
+
+
+def test_query_gets_claim_statuses_from_the_cli(tmp_path, monkeypatch):
+    import repro.status
+
+    root = _vault(tmp_path)
+    (root / "N.md").write_text("# N\n\n> [!claim] It works\n> experiment:: e/x\n^c1\n", encoding="utf-8")
+    monkeypatch.setattr(repro.status, "claim_statuses", lambda vault_root: {"c1": {"status": "reproduced"}})
+    result = runner.invoke(app, ["--vault", str(root), "query", "-f", "json", 'TABLE claims.status FROM "N"'])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["claims.status"] == ["reproduced"]

@@ -112,15 +112,14 @@ _DATE_FIELDS = {
     "weeknumber": lambda d: d.isocalendar()[1], "quarter": lambda d: (d.month - 1) // 3 + 1,
     "ordinal": lambda d: d.timetuple().tm_yday, "ts": lambda d: int(d.timestamp() * 1000),
     "zonename": zone_name, "zone": zone_name,
-    "offset": lambda d: int(((d.utcoffset() if d.tzinfo else naive_offset(d)) or _dt.timedelta(0)).total_seconds() // 60),
+    "offset": lambda d: utc_offset_minutes(d),
 }
 
 
-def naive_offset(d: _dt.datetime) -> _dt.timedelta | None:
-    try:
-        return d.astimezone().utcoffset()
-    except (OverflowError, ValueError, OSError):
-        return None
+def utc_offset_minutes(d: _dt.datetime) -> int:
+    """Luxon's ``offset``: minutes east of UTC (the machine's offset for a local date)."""
+    off = d.utcoffset() if d.tzinfo is not None else d.astimezone().utcoffset()
+    return int((off or _dt.timedelta(0)).total_seconds() // 60)
 
 
 def get_field(obj: Any, name: str, ctx: "Context | None" = None) -> Any:
@@ -164,7 +163,9 @@ def get_field(obj: Any, name: str, ctx: "Context | None" = None) -> Any:
 
 @dataclass
 class Context:
-    """What an expression can see besides its row: the corpus, ``this`` and the clock."""
+    """What an expression can see besides its row: the corpus, ``this``, the clock, and the
+    budget of limits it runs under (made with the Context unless one is given: a Context is
+    meant for one query or one note's render, not to be kept for ever)."""
 
     corpus: Corpus | None = None
     this: Page | None = None
@@ -202,10 +203,8 @@ class Context:
             return get_field(self.eval(e.obj, row, scope), e.name, self)
         if t is ast.Binary:
             op = e.op
-            if op == "and":
-                return truthy(self.eval(e.left, row, scope)) and truthy(self.eval(e.right, row, scope))
-            if op == "or":
-                return truthy(self.eval(e.left, row, scope)) or truthy(self.eval(e.right, row, scope))
+            if op == "and" or op == "or":
+                return self.logical(e, row, scope)
             return self.binary(op, self.eval(e.left, row, scope), self.eval(e.right, row, scope))
         if t is ast.Call:
             return self.call(e, row, scope)
@@ -240,7 +239,6 @@ class Context:
         if t is ast.LambdaExpr:
             params, body = e.params, e.body
             outer = dict(scope or {})
-
             budget = self.budget
 
             def call(args: list[Any]) -> Any:
@@ -251,6 +249,27 @@ class Context:
 
             return Lambda(params, call)
         raise QueryError(f"cannot evaluate {type(e).__name__}")  # pragma: no cover
+
+    def logical(self, e: ast.Binary, row: Record | None, scope: dict[str, Any] | None) -> bool:
+        """``a or b or c ...`` (or ``and``): the parser nests a chain on the left, so walk it
+        in a loop; a 1,600-term OR then needs no deeper recursion than a 2-term one."""
+        op = e.op
+        if type(e.left) is not ast.Binary or e.left.op != op:
+            left = truthy(self.eval(e.left, row, scope))
+            if left is (op == "or"):
+                return left
+            return truthy(self.eval(e.right, row, scope))
+        operands = [e.right]
+        node: ast.Expr = e.left
+        while type(node) is ast.Binary and node.op == op:
+            operands.append(node.right)
+            node = node.left
+        operands.append(node)
+        stop = op == "or"  # the value that decides the whole chain
+        for x in reversed(operands):
+            if truthy(self.eval(x, row, scope)) is stop:
+                return stop
+        return not stop
 
     def index(self, obj: Any, idx: Any) -> Any:
         if obj is None or idx is None:
@@ -507,8 +526,9 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -
                 rows.sort(key=lambda r, k=key: sort_key(ctx.eval(k.expr, r)), reverse=key.descending)
         elif isinstance(cmd, ast.Limit):
             n = ctx.eval(cmd.expr, None)
-            if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0 or n != n:
-                raise QueryError(f"LIMIT needs a non-negative number, got {to_string(n) if typeof(n) == 'number' else typeof(n)}")
+            if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0 or math.isnan(n):
+                got = to_string(n) if typeof(n) == "number" else typeof(n)
+                raise QueryError(f"LIMIT needs a non-negative number, got {got}")
             rows = rows[: int(n)] if n < len(rows) else rows
         elif isinstance(cmd, ast.Flatten):
             out = []

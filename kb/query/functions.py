@@ -721,10 +721,9 @@ def _truncate(ctx, text, n, suffix="..."):
 
 # ---- utilities ----------------------------------------------------------------------------
 
-@fn("default", 2)
+@fn("default", 2, vector=(0, 1))
 def _default(ctx, value, fallback):
-    if isinstance(value, list):
-        return [fallback if v is None else v for v in value]
+    """Vectorised in both arguments, as Dataview documents (``ldefault`` is not)."""
     return fallback if value is None else value
 
 
@@ -856,10 +855,10 @@ def cyrb53(text: str, seed: int = 0) -> int:
     return 4294967296 * (2097151 & h2) + (h1 & mask)
 
 
-@fn("hash", 2, 3)
-def _hash(ctx, seed, text, variant=None):
-    """``hash(seed, text[, variant])`` or ``hash(seed, variant)``: a stable number per input,
-    equal to Dataview's for the same arguments."""
+@fn("hash", 1, 3)
+def _hash(ctx, seed, text="", variant=None):
+    """``hash(seed[, text][, variant])`` (as documented; ``hash(seed, variant)`` too): a
+    stable number per input, equal to Dataview's for the same arguments."""
     _need("hash", seed, "string")
     if variant is None and typeof(text) == "number":
         text, variant = "", text

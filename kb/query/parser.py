@@ -16,7 +16,7 @@ import regex
 
 from kb.query import ast
 from kb.query.errors import QueryError
-from kb.query.values import DURATION_RE, EMOJI, link_from_text, parse_date, parse_duration
+from kb.query.values import EMOJI, MAX_DURATION_CHARS, link_from_text, parse_date, parse_duration
 
 _WS = re.compile(r"(?:\s+|//[^\n]*)*")
 # a letter or an emoji first (as Dataview), then letters, digits, '_', '-' or emoji; a dash
@@ -26,7 +26,6 @@ _IDENT = regex.compile(_IDENT_BODY)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _TAG = re.compile(r"#[^\s,()#\"'\[\]!]+")
 _LAMBDA_HEAD = regex.compile(r"\(\s*((?:{i})(?:\s*,\s*{i})*)?\s*\)\s*=>".format(i=_IDENT_BODY))
-_DATE_INNER = re.compile(r"\s*([^()\"]*?)\s*\)")
 _COMPARE_OPS = ("!=", "<=", ">=", "==", "=", "<", ">")
 _COMMANDS = ("from", "where", "sort", "group", "flatten", "limit")
 _MAX_DEPTH = 200
@@ -435,10 +434,12 @@ class Parser:
         m = re.compile(r"\s*\(").match(self.text, after)
         if not m:
             return None
-        inner = _DATE_INNER.match(self.text, m.end())
-        if not inner:
+        # the text up to ")" (found with find: a regex would backtrack over long spaces)
+        close = self.text.find(")", m.end(), m.end() + MAX_DURATION_CHARS + 1)
+        raw = self.text[m.end():close] if close >= 0 else ""
+        if close < 0 or '"' in raw or "(" in raw or "'" in raw:
             return None
-        word = inner.group(1)
+        word = raw.strip()
         if kind == "date":
             if re.fullmatch(r"\d{4}-\d{2}(-\d{2})?(T[\d:.]+(Z|[+-][\d:]+)?(\[[\w/+-]+\])?)?", word):
                 value = parse_date(word)
@@ -448,16 +449,16 @@ class Parser:
                                   "eom", "soy", "eoy"):
                 # relative dates are computed when the query runs, not when it is parsed
                 e = ast.Call(ast.Variable("date"), [ast.Literal(word.lower())], pos=self.pos)
-                self.pos = inner.end()
+                self.pos = close + 1
                 return e
             else:
                 return None
         else:
-            if not DURATION_RE.fullmatch(word) or not word:
+            value = parse_duration(word) if word else None
+            if value is None:
                 return None
-            value = parse_duration(word)
         pos = self.pos
-        self.pos = inner.end()
+        self.pos = close + 1
         return ast.Literal(value, pos=pos)
 
     def object_pair(self) -> tuple[str, ast.Expr]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from kb.query.errors import QueryError
 from kb.query.evaluate import Result, ResultRow, execute
-from kb.query.values import Duration, Link, Record, to_json, to_string
+from kb.query.values import Duration, Link, Record, naive_local, to_json, to_string
 
 NULL_TEXT = "-"
 
@@ -25,6 +25,7 @@ def display(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, _dt.datetime):
+        v = naive_local(v)  # a date written in another zone shows in local time, as in Dataview
         text = v.strftime("%B %d, %Y").replace(" 0", " ")
         return text if v.time() == _dt.time(0, 0) else text + v.strftime(" %H:%M")
     if isinstance(v, Link):

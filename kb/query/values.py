@@ -63,6 +63,7 @@ for _names, _value in (
 _DUR_PART = r"(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_DUR_UNITS, key=len, reverse=True)) + r")(?![a-z])"
 DURATION_RE = re.compile(r"\s*" + _DUR_PART + r"(?:\s*(?:,|and)?\s*" + _DUR_PART + r")*\s*", re.I)
 _DUR_PART_RE = re.compile(_DUR_PART, re.I)
+MAX_DURATION_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ class Duration:
 
 def parse_duration(text: str) -> Duration | None:
     """``"2 days"``, ``"1 year, 3 months"``, ``"8 minutes and 4 seconds"`` -> Duration."""
+    if len(text) > MAX_DURATION_CHARS:  # the pattern backtracks on long runs of spaces
+        return None
     if not DURATION_RE.fullmatch(text):
         return None
     months, seconds = 0.0, 0.0
@@ -459,7 +462,9 @@ def _ordinal(n: int) -> str:
 
 
 def format_date(d: _dt.datetime) -> str:
-    """Dataview's default rendering: ``August 15th, 2021`` (plus time when there is one)."""
+    """Dataview's default rendering: ``August 15th, 2021`` (plus time when there is one);
+    a date written in another zone shows in local time, as Dataview shows it."""
+    d = naive_local(d)
     text = f"{d.strftime('%B')} {_ordinal(d.day)}, {d.year}"
     if d.time() != _dt.time(0, 0):
         text += d.strftime(" %H:%M") + (d.strftime(":%S") if d.second else "")
@@ -523,8 +528,9 @@ _FIELD_ATOM = re.compile(
     r'\s*(?:(?P<string>"(?:[^"\\\n]|\\.)*")'
     r"|(?P<link>!?\[\[(?:[^\]\n]|\](?!\]))*\]\])"
     r"|(?P<tag>#[^\u2000-\u206F\u2E00-\u2E7F'!\"#$%&()*+,.:;<=>?@^`{|}~\[\]\\\s]+)"
-    r"|(?P<word>[^,\"]+?))\s*(?=,|$)"
+    r"|(?P<word>[^,\"]+))"
 )
+_AFTER_ATOM = re.compile(r"\s*(?:,|$)")
 _MAX_FIELD_ATOMS = 1000
 
 
@@ -564,9 +570,9 @@ def parse_field_value(text: str) -> Any:
     s = text.strip()
     if s == "":
         return None
-    m = _FIELD_ATOM.fullmatch(s)
-    if m:
-        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup))
+    m = _FIELD_ATOM.match(s)
+    if m and m.end() == len(s):
+        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
         if ok:
             return value
     if "," not in s:
@@ -575,15 +581,15 @@ def parse_field_value(text: str) -> Any:
     pos, n = 0, len(s)
     while pos < n and len(values) <= _MAX_FIELD_ATOMS:
         m = _FIELD_ATOM.match(s, pos)
-        if not m:
+        after = _AFTER_ATOM.match(s, m.end()) if m else None
+        if not after:
             return s
-        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup))
+        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
         if not ok:
             return s
         values.append(value)
-        pos = m.end()
-        if pos < n:  # at a comma
-            pos += 1
+        pos = after.end()
+        if s[pos - 1:pos] == ",":
             if not s[pos:].strip():  # a trailing comma: still a list
                 break
     if len(values) > _MAX_FIELD_ATOMS:

@@ -18,7 +18,9 @@ if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before
 
 LINE_KEY_RE = re.compile(r"[ \t]*([^\s:*\[\]()`#>|][^:\n\[\]()`|]{0,100}?)[ \t]*")
 BRACKET_KEY_RE = re.compile(r"([^\s:\[\]()`][^:\n\[\]()`]{0,100}?)[ \t]*::[ \t]*")
-TRAILING_BLOCK_ID_RE = re.compile(r"\s+\^[A-Za-z0-9-]+\s*$")
+# the lookbehind lets only the first space of a run start a match: without it a long run
+# of spaces is tried from each of its positions (quadratic)
+TRAILING_BLOCK_ID_RE = re.compile(r"(?<!\s)\s+\^[A-Za-z0-9-]+\s*$")
 
 
 def line_field_rule(state: StateInline, silent: bool) -> bool:
@@ -80,12 +82,19 @@ def _make_wrapped_field(opener: str, closer: str, style: str):
         src, pos = state.src, state.pos
         if src[pos] != opener:
             return False
+        inner = pos  # the bracket that opens the field
         m = BRACKET_KEY_RE.match(src, pos + 1, state.posMax)
+        if not m and opener == "[" and src.startswith("[[[", pos):
+            # "[[[[key:: value]]": the field is in the innermost bracket, as Dataview finds
+            # it; the brackets before it go with the field (the wikilink rule declined them)
+            run = pos
+            while run < state.posMax and src[run] == "[" and run - pos < 64:
+                run += 1
+            inner = run - 1
+            m = BRACKET_KEY_RE.match(src, run, state.posMax)
         if not m:
-            if opener == "[" and src.startswith("[[", pos):
-                return _skip_to_innermost(state, silent)
             return False
-        end = _closing(state, pos, opener, closer)
+        end = _closing(state, inner, opener, closer)
         if end < 0 or end >= state.posMax:
             return False
         if not silent:
@@ -94,7 +103,7 @@ def _make_wrapped_field(opener: str, closer: str, style: str):
                 "key": m.group(1).strip(),
                 "value": src[m.end() : end].strip(),
                 "style": style,
-                "pos": pos,
+                "pos": inner,
             }
             token.markup = opener
             old_max = state.posMax
@@ -106,24 +115,6 @@ def _make_wrapped_field(opener: str, closer: str, style: str):
 
     rule.__name__ = f"_{style}_field"
     return rule
-
-
-def _skip_to_innermost(state: StateInline, silent: bool) -> bool:
-    """``[[[[key:: value]]``: the field is the innermost bracket, as Dataview finds it; the
-    brackets before it are text (the wikilink rule has declined them: they hold "[[")."""
-    src, pos = state.src, state.pos
-    run = pos
-    while run < state.posMax and src[run] == "[" and run - pos < 64:
-        run += 1
-    if run - pos < 3 or not BRACKET_KEY_RE.match(src, run, state.posMax):
-        return False
-    end = _closing(state, run - 1, "[", "]")
-    if end < 0 or end >= state.posMax:
-        return False
-    if not silent:
-        state.pending += src[pos:run - 1]
-    state.pos = run - 1
-    return True
 
 
 bracket_field_rule = _make_wrapped_field("[", "]", "bracket")

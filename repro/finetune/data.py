@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 from repro.finetune.losses import RATING_LEVELS
 
 MAX_LINE = 1 << 20  # a line longer than this is refused, not parsed

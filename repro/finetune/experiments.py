@@ -410,7 +410,7 @@ def ppo_kl(ctx):
                 ctx.log_metric(f"reward_beta{beta:g}", row["reward"], it)
                 ctx.log_metric(f"kl_beta{beta:g}", row["kl"], it)
                 ctx.log_metric(f"gold_beta{beta:g}", g, it)
-                ctx.progress(it + 1, cfg.iterations, f"β={beta:g} reward {row['reward']:.3f} KL {row['kl']:.2f}")
+                ctx.progress(it + 1, p["iterations"], f"β={beta:g} reward {row['reward']:.3f} KL {row['kl']:.2f}")
 
             hist = ppo_train(policy, sft, value, reward_fn, prompts, tok.eos_id, cfg,
                              OptimConfig(lr=1e-3, total_steps=cfg.iterations * cfg.epochs), on_iteration=on_it)
@@ -462,11 +462,11 @@ def ppo_kl(ctx):
     "finetune/ghost-attention",
     "After fine-tuning on Ghost Attention data, a small chat model still respects the first-turn "
     "system instruction at turn 20; trained on ordinary multi-turn data it has forgotten it (Table 30)",
-    params=[Param("dim", int, 64), Param("steps", int, 150, "SFT steps per model"),
+    params=[Param("dim", int, 64), Param("steps", int, 110, "SFT steps per model"),
             Param("max_turns", int, 20, "dialog length, trained and evaluated"),
-            Param("n_dialogs", int, 2000, "training dialogs"), Param("eval_dialogs", int, 60),
+            Param("n_dialogs", int, 2000, "training dialogs"), Param("eval_dialogs", int, 40),
             Param("threads", int, 1)],
-    presets={"smoke": Preset(description="two dim-64 models, 150 steps each, ~30 s"),
+    presets={"smoke": Preset(description="two dim-64 models, 110 steps each, ~15 s of CPU"),
              "full": Preset(params={"dim": 128, "steps": 600, "n_dialogs": 8000, "eval_dialogs": 300},
                             description="dim 128, 600 steps, 300 evaluation dialogs")},
     controls=[Control("no-concat", "GAtt without its first step: the sampler never sees the instruction after turn 1"),
@@ -544,13 +544,15 @@ def dpo(ctx):
         world, tok = _world(ctx)
         ref = _sft_policy(ctx, world, tok, p["sft_steps"], p["dim"])
         policy = copy.deepcopy(ref)
+        curve: list = []
         train_pairs = world.pairs(p["n_pairs"], random.Random(ctx.seed + 23))
         data = pair_examples(train_pairs, tok)
         train_dpo(policy, ref, data, DPOConfig(steps=p["steps"], batch_size=16, beta=p["beta"], seed=ctx.seed,
                                                swap=ctx.control == "swapped-pairs"),
                   OptimConfig(lr=1e-3, warmup_steps=5, total_steps=p["steps"]),
                   on_step=lambda s, m: (ctx.log_metric("dpo_loss", m["loss"], s),
-                                        ctx.log_metric("implicit_margin", m["implicit_margin"], s)))
+                                        ctx.log_metric("implicit_margin", m["implicit_margin"], s),
+                                        curve.append((s, m["loss"], m["implicit_margin"]))))
         policy.eval()
         prompts = _prompts(world, tok, 256, ctx.seed + 777)
         gen = torch.Generator().manual_seed(ctx.seed)
@@ -573,4 +575,7 @@ def dpo(ctx):
               "the true reward of sampled answers rises by at least half a standard deviation", evidence="proxy")
     ctx.check("implicit_reward_accuracy", acc, ">", 0.6,
               "the implicit reward β·log(π/π₀) orders held-out annotated pairs better than 60%", evidence="proxy")
+    _plot(ctx, "dpo_curves.png", {"DPO loss": ([c[0] for c in curve], [c[1] for c in curve]),
+                                  "implicit margin": ([c[0] for c in curve], [c[2] for c in curve])},
+          "step", "value", "DPO: loss and implicit reward margin (chosen - rejected)")
     return ctx.result(f"true reward {mb:.2f} -> {ma:.2f}; implicit-reward accuracy on held-out pairs {acc:.3f}")

@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 
 import torch
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 from repro.llama.model import ModelArgs, Transformer, build_on_meta
 
 INDEX_NAME = "model.safetensors.index.json"

@@ -409,8 +409,8 @@ def _attention_cost(ctx):
 @experiment(
     "transformer/copy-task",
     "A small encoder-decoder Transformer trained with the paper's recipe (Adam 0.9/0.98/1e-9, warmup "
-    "schedule, label smoothing 0.1) learns to copy (or reverse) random sequences to >= 99% token "
-    "accuracy with greedy decoding, on a CPU in under two minutes",
+    "schedule, label smoothing 0.1) learns to copy (or reverse) random sequences it never saw to >= 99% "
+    "token accuracy with greedy decoding (training time recorded, not judged: the machine may be shared)",
     params=[
         Param("task", str, "copy", "copy or reverse the source", choices=("copy", "reverse")),
         Param("n_symbols", int, 10), Param("seq_len", int, 10),
@@ -418,13 +418,12 @@ def _attention_cost(ctx):
         Param("steps", int, 320), Param("batch", int, 64), Param("warmup", int, 100),
         Param("lr_scale", float, 0.5, "multiplies the schedule (peak 0.5 / sqrt(64 * 100) = 6e-3)"),
         Param("eval_size", int, 500, "held-out sequences decoded greedily"),
-        Param("target_accuracy", float, 0.99), Param("time_limit_s", float, 120.0),
+        Param("target_accuracy", float, 0.99),
         Param("threads", int, 1, "CPU threads (0: torch's default)"),
     ],
     presets={"smoke": Preset(description="2 x 64-wide layers, 320 steps, about a minute", timeout_s=300),
              "full": Preset(params={"task": "reverse", "seq_len": 16, "n_symbols": 20, "d_model": 128,
-                                    "n_layers": 3, "d_ff": 256, "steps": 1500, "eval_size": 2000,
-                                    "time_limit_s": 600.0},
+                                    "n_layers": 3, "d_ff": 256, "steps": 1500, "eval_size": 2000},
                             description="reverse 16-symbol sequences, a larger model")},
     controls=[Control("no-target-shift", "the decoder is trained on the target itself instead of the target "
                                          "shifted right, so it learns to read the answer, not to produce it")],
@@ -489,6 +488,5 @@ def _copy_task(ctx):
     ctx.log_metric("seconds", elapsed)
     ctx.check("token_accuracy", acc, ">=", p["target_accuracy"],
               f"greedy decoding of {p['eval_size']} unseen sequences ({p['task']})")
-    ctx.check("seconds", elapsed, "<=", p["time_limit_s"], "training and evaluation time on this machine")
     return ctx.result(f"{p['task']}: {acc:.2%} token accuracy, {seq_acc:.1%} of sequences exact, "
                       f"in {elapsed:.0f} s")

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from kb.errors import PaperkbError
+from paperkb.errors import PaperkbError
 from repro.llama.chat import UnsafeTagError, check_no_tags
 from repro.llama.generation import chat_segments
 from repro.llama.tokenizer import ByteTokenizer
-from repro.llama.tokenizers_real import (HFTokenizer, SentencePieceTokenizer, load_tokenizer, train_bpe,
-                                         train_sentencepiece, vault_texts)
+from repro.llama.tokenizers_real import (
+    HFTokenizer,
+    SentencePieceTokenizer,
+    load_tokenizer,
+    train_bpe,
+    train_sentencepiece,
+    vault_texts,
+)
 
 DIALOG = [
     {"role": "system", "content": "Réponds en français.\nSois bref."},

@@ -50,7 +50,7 @@ def test_run_show_compare_claims_status(cli, vault):
     failed = cli("run", "c-ok", "--param", "target=0.01")
     assert failed.exit_code == 1, failed.output  # contradicted: exit 1
     crashed = cli("run", "test/raise", "--format", "json")
-    assert crashed.exit_code == 2
+    assert crashed.exit_code == 3
     [record] = json.loads(crashed.stdout)
     assert record["status"] == "error" and "boom from test/raise" in record["error"]
 

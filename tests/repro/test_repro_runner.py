@@ -137,7 +137,7 @@ def test_batch_records_pass_error_fail_and_keeps_going(repro_env, vault):
         runs = execute(planned, tracker, argv=["paperkb", "run", "test"])
         ok, raised, nocheck, drawn, failed = runs
         assert [r.status for r in runs] == [PASSED, ERROR, ERROR, PASSED, FAILED]
-        assert exit_code(runs) == 2 and exit_code([ok, failed]) == 1 and exit_code([ok]) == 0
+        assert exit_code(runs) == 3 and exit_code([ok, failed]) == 1 and exit_code([ok]) == 0
         # a pass: verdict, checks, metrics, seed, artifacts, environment
         assert ok.verdict == "supported" and ok.claims == ["c-ok"] and ok.summary == "final loss 0.125"
         assert ok.checks[0]["name"] == "final_loss" and ok.checks[0]["passed"]
@@ -211,7 +211,7 @@ def test_kill_9_of_the_experiment_is_recorded_interrupted(repro_env, vault):
     proc, run = _start_sleep_run(vault, repro_env)
     os.kill(run["child_pid"], signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2, (out, err)
+    assert proc.returncode == 3, (out, err)
     [rec] = rows(vault, "SELECT * FROM runs WHERE id=?", (run["id"],))
     assert rec["status"] == INTERRUPTED and "SIGKILL" in rec["error"]
     statuses = [r["status"] for r in rows(vault, "SELECT status FROM runs ORDER BY created")]

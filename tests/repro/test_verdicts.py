@@ -6,13 +6,21 @@ from __future__ import annotations
 import time
 
 import pytest
+from repro_testkit import repro_env  # noqa: F401  (a fixture)
 
 from kb.claimspec import ClaimSpecError, expectation_threshold, parse_expect, parse_params
 from repro import registry
 from repro.registry import Control, Param, Preset, RegistryError, RunContext
 from repro.status import (
-    CONTRADICTED, SMALL_SCALE, SMALL_SCALE_PROXY, STATUS_ERROR, UNVERIFIED, ClaimRef, claim_statuses,
-    normalise_status, status_matches,
+    CONTRADICTED,
+    SMALL_SCALE,
+    SMALL_SCALE_PROXY,
+    STATUS_ERROR,
+    UNVERIFIED,
+    ClaimRef,
+    claim_statuses,
+    normalise_status,
+    status_matches,
 )
 from repro.tracker import FAILED, PASSED, Tracker
 
@@ -22,8 +30,16 @@ def _claim(cid, *exps, **kw):
 
 
 def _check(passed=True, evidence="direct", scale="smoke", name="c"):
-    return {"name": name, "value": 1.0, "op": "<=", "threshold": 2.0, "passed": passed, "evidence": evidence,
-            "scale": scale, "description": ""}
+    return {
+        "name": name,
+        "value": 1.0,
+        "op": "<=",
+        "threshold": 2.0,
+        "passed": passed,
+        "evidence": evidence,
+        "scale": scale,
+        "description": "",
+    }
 
 
 def _run(t, exp, status, *, checks=None, scale="smoke", preset="smoke", **kw):
@@ -38,7 +54,13 @@ def _run(t, exp, status, *, checks=None, scale="smoke", preset="smoke", **kw):
 # ---- the claim's own fields, parsed as data ----------------------------------------------
 def test_params_and_expect_syntax():
     assert parse_params("d_model=768, n_layers=12, tied=true, name='a, b', sizes=[7B, 13B], lr=1e-4") == {
-        "d_model": 768, "n_layers": 12, "tied": True, "name": "a, b", "sizes": ["7B", "13B"], "lr": 1e-4}
+        "d_model": 768,
+        "n_layers": 12,
+        "tied": True,
+        "name": "a, b",
+        "sizes": ["7B", "13B"],
+        "lr": 1e-4,
+    }
     [e] = parse_expect("params_millions ≈ 110 ± 2%")
     assert expectation_threshold(e) == ("between", pytest.approx((107.8, 112.2)))
     a, b = parse_expect("loss < 2.5; acc ~= 0.9 +- 0.01")
@@ -59,7 +81,9 @@ def test_claim_fields_in_a_note_and_bad_ones_warn():
         "# N\n\n> [!claim] BERT-base has about 110M parameters.\n> experiment:: transformer/param-count\n"
         "> params:: d_model=768, n_layers=12\n> expect:: params_millions ≈ 110 ± 2%\n\n^bert\n\n"
         "> [!claim] BLEU 28.4.\n> needs:: the WMT14 data\n\n^bleu\n\n"
-        "> [!claim] Broken.\n> params:: d_model\n> expect:: x ≈ 3\n\n^broken\n", "N.md")
+        "> [!claim] Broken.\n> params:: d_model\n> expect:: x ≈ 3\n\n^broken\n",
+        "N.md",
+    )
     bert, bleu, broken = note.claims
     assert bert.params == {"d_model": 768, "n_layers": 12} and bert.expect[0]["metric"] == "params_millions"
     assert bleu.needs == "the WMT14 data" and bleu.experiments == []
@@ -96,18 +120,35 @@ def test_words_from_scale_evidence_controls_overrides_and_needs(tmp_path):
         _run(t, "e/gpu-elsewhere", PASSED)  # made on a machine with a GPU, then skipped here
         t.record_skipped("e/gpu-elsewhere", preset="smoke", needs="a CUDA GPU", reason="needs a CUDA GPU")
     claims = [
-        _claim("full", "e/full"), _claim("proxy", "e/proxy"), _claim("ref", "e/ref-fails"), _claim("ctl", "e/ctl"),
-        _claim("good", "e/good-ctl"), _claim("ctl-only", "e/ctl-only"), _claim("over", "e/over"),
-        _claim("spec", "e/spec", params={"d_model": 768}), _claim("plain-spec", "e/spec"),
-        _claim("gpu", "e/gpu"), _claim("bleu", needs="the WMT14 data"), _claim("mixed", "e/full", "e/gpu"),
+        _claim("full", "e/full"),
+        _claim("proxy", "e/proxy"),
+        _claim("ref", "e/ref-fails"),
+        _claim("ctl", "e/ctl"),
+        _claim("good", "e/good-ctl"),
+        _claim("ctl-only", "e/ctl-only"),
+        _claim("over", "e/over"),
+        _claim("spec", "e/spec", params={"d_model": 768}),
+        _claim("plain-spec", "e/spec"),
+        _claim("gpu", "e/gpu"),
+        _claim("bleu", needs="the WMT14 data"),
+        _claim("mixed", "e/full", "e/gpu"),
         _claim("elsewhere", "e/gpu-elsewhere"),
     ]
     st = claim_statuses(tmp_path, claims)
     assert {k: v["status"] for k, v in st.items()} == {
-        "full": SMALL_SCALE, "proxy": SMALL_SCALE_PROXY, "ref": SMALL_SCALE, "ctl": SMALL_SCALE,
-        "good": SMALL_SCALE, "ctl-only": UNVERIFIED, "over": SMALL_SCALE, "spec": SMALL_SCALE,
-        "plain-spec": CONTRADICTED, "gpu": "needs a CUDA GPU", "bleu": "needs the WMT14 data",
-        "mixed": "needs a CUDA GPU", "elsewhere": SMALL_SCALE,
+        "full": SMALL_SCALE,
+        "proxy": SMALL_SCALE_PROXY,
+        "ref": SMALL_SCALE,
+        "ctl": SMALL_SCALE,
+        "good": SMALL_SCALE,
+        "ctl-only": UNVERIFIED,
+        "over": SMALL_SCALE,
+        "spec": SMALL_SCALE,
+        "plain-spec": CONTRADICTED,
+        "gpu": "needs a CUDA GPU",
+        "bleu": "needs the WMT14 data",
+        "mixed": "needs a CUDA GPU",
+        "elsewhere": SMALL_SCALE,
     }
     assert st["ctl"]["run_id"] == ok and st["good"]["run_id"] == good and st["spec"]["run_id"] == spec
     [bad] = st["ctl"]["controls"]
@@ -140,9 +181,16 @@ def test_control_reaches_the_experiment_and_expectations_become_checks():
         ctx.check("positive", 1.0, ">", 0.0)
         return ctx.result()
 
-    registry.register(registry.Experiment(
-        "test/expect", "d", fn, params=(Param("extra", float, 0.0),),
-        presets={"smoke": Preset(), "full": Preset()}, controls=(Control("halve", "halves the count"),)))
+    registry.register(
+        registry.Experiment(
+            "test/expect",
+            "d",
+            fn,
+            params=(Param("extra", float, 0.0),),
+            presets={"smoke": Preset(), "full": Preset()},
+            controls=(Control("halve", "halves the count"),),
+        )
+    )
     expect = parse_expect("params_millions ≈ 110 ± 2%")
     assert registry.run_inline("test/expect", expect=expect).verdict == "contradicted"
     res = registry.run_inline("test/expect", expect=expect, extra=10)
@@ -155,16 +203,22 @@ def test_control_reaches_the_experiment_and_expectations_become_checks():
 
 
 # ---- the runner: targets per claim spec, control runs, exit codes -------------------------
-def test_targets_split_by_claim_spec_and_controls_expand(repro_env):
+@pytest.mark.usefixtures("repro_env")
+def test_targets_split_by_claim_spec_and_controls_expand():
     from kb.errors import PaperkbError
     from repro.runner import RunOptions, controls_exit_code, plan_runs, resolve_targets
     from repro.tracker import Run
 
-    claims = [_claim("a", "test/ok"), _claim("b", "test/ok"),
-              _claim("c", "test/ok", params={"steps": 3}, expect=parse_expect("loss < 1"))]
+    claims = [
+        _claim("a", "test/ok"),
+        _claim("b", "test/ok"),
+        _claim("c", "test/ok", params={"steps": 3}, expect=parse_expect("loss < 1")),
+    ]
     targets = resolve_targets([], all_claims=True, claims=claims)
     assert sorted((t.experiment, tuple(t.claims), bool(t.claim_spec)) for t in targets) == [
-        ("test/ok", ("a", "b"), False), ("test/ok", ("c",), True)]
+        ("test/ok", ("a", "b"), False),
+        ("test/ok", ("c",), True),
+    ]
     planned, _ = plan_runs(targets, RunOptions())
     by_claims = {tuple(p.claims): p for p in planned}
     assert by_claims[("c",)].params["steps"] == 3 and by_claims[("c",)].overrides == {}
@@ -181,9 +235,6 @@ def test_targets_split_by_claim_spec_and_controls_expand(repro_env):
     assert not planned and "nope" in skipped[0].reason and not skipped[0].needs
     runs = [Run("1", "e", "smoke", FAILED), Run("2", "e", "smoke", PASSED)]
     assert controls_exit_code(runs[:1]) == 0 and controls_exit_code(runs) == 1 and controls_exit_code([]) == 1
-
-
-from repro_testkit import repro_env  # noqa: E402,F401
 
 
 def test_registered_experiments_have_controls_and_only_paper_presets_reach_paper_scale():
@@ -226,3 +277,27 @@ def test_a_third_party_experiment_without_control_is_refused_and_its_siblings_lo
     exps = registry.load_all()
     assert "thirdparty/good" in exps and "thirdparty/bad" not in exps
     assert any(e.startswith("entry point thirdparty:") and "thirdparty/bad" in e for e in registry.load_errors())
+
+
+def test_claims_come_from_the_index_and_follow_edits(tmp_path):
+    from kb.claims import indexed_claims
+
+    (tmp_path / "P.md").write_text(
+        "---\ntags: [paper/llm]\ncitekey: p2024\n---\n# P\n\n> [!claim] P holds.\n"
+        "> experiment:: e/a\n> params:: n=3\n\n^p-holds\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "Q.md").write_text("# Q\n\n> [!claim] Q holds.\n> needs:: a GPU\n\n^q-holds\n", encoding="utf-8")
+    (tmp_path / "R.md").write_text("# R\n\nno claims\n", encoding="utf-8")
+    every = indexed_claims(tmp_path)
+    assert [(c["id"], c["note"], c["citekey"]) for c in every] == [
+        ("p-holds", "P.md", "p2024"),
+        ("q-holds", "Q.md", None),
+    ]
+    assert every[0]["params"] == {"n": 3} and every[1]["needs"] == "a GPU"
+    assert [c["id"] for c in indexed_claims(tmp_path, tag="paper")] == ["p-holds"]
+    assert [c["id"] for c in indexed_claims(tmp_path, note_path="Q.md")] == ["q-holds"]
+    (tmp_path / "Q.md").write_text("# Q\n\n> [!claim] Q changed.\n\n^q-changed\n", encoding="utf-8")
+    (tmp_path / "P.md").unlink()
+    (tmp_path / "R.md").write_text("# R\n\n> [!claim] R now holds.\n\n^r-holds\n", encoding="utf-8")
+    assert [c["id"] for c in indexed_claims(tmp_path)] == ["q-changed", "r-holds"]

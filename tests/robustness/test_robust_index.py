@@ -283,6 +283,29 @@ def test_unreadable_note_is_warned_not_deleted(tmp_path, monkeypatch):
         assert not [p for p in v.problems() if p.path == "n001.md" and p.severity == "error"]
 
 
+def test_folder_that_cannot_be_listed_keeps_its_notes(tmp_path, monkeypatch):
+    vault = make_notes(tmp_path / "v", 2)
+    (vault / "sub").mkdir()
+    (vault / "sub" / "inner.md").write_text("# Inner\n", encoding="utf-8")
+    (vault / "sub" / "fig.png").write_bytes(b"png")
+    with Vault(vault) as v:
+        v.index()
+    real = os.scandir
+
+    def refuse(path):
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(I.os, "scandir", refuse)
+    with Vault(vault) as v:
+        stats = v.index()
+        assert stats.deleted == 0 and "sub/inner.md" in v.paths() and v.attachments() == ["sub/fig.png"]
+    monkeypatch.setattr(I.os, "scandir", lambda path: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    with Vault(vault) as v, pytest.raises(VaultError, match="cannot read the vault folder .*: permission denied"):
+        v.index()
+
+
 def test_read_only_index_is_queried_when_complete(tmp_path, monkeypatch):
     vault = make_notes(tmp_path / "v", 4)
     with Vault(vault) as v:
@@ -343,3 +366,60 @@ def test_wal_is_checkpointed_after_an_update(tmp_path, monkeypatch):
 
         assert search(v, "note")  # the full-text tables are written too
         assert os.path.getsize(str(v.index_path) + "-wal") == 0
+
+
+def _can_mount_read_only() -> bool:
+    import shutil
+
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_read_only(), reason="needs root and mount namespaces (unshare)")
+def test_read_only_mount_of_the_vault(tmp_path):
+    vault = make_notes(tmp_path / "v", 3)
+    with Vault(vault) as v:
+        v.index()
+
+    def read_only_run() -> str:
+        script = f"""
+            set -e
+            mount --bind {vault} {vault}
+            mount -o remount,bind,ro {vault}
+            ! touch {vault}/probe 2>/dev/null
+            export XDG_CACHE_HOME={tmp_path}/cache PYTHONPATH={ROOT}
+            {sys.executable} -c "
+from kb.vault import Vault
+from kb.search import search
+v = Vault('{vault}')
+n, where = len(v.paths()), 'cache' if v.index_path.is_relative_to('{tmp_path}/cache') else 'vault'
+print(n, where, [h.path for h in search(v, 'late')])"
+        """
+        run = subprocess.run(["unshare", "--mount", "bash", "-c", textwrap.dedent(script)], capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout.split("\n")[-2]
+
+    assert read_only_run() == "3 vault []"  # complete: read in place (search moved to the cache)
+    (vault / "late.md").write_text("# Late\n", encoding="utf-8")  # now the index is stale
+    assert read_only_run() == "4 cache ['late.md']"
+
+
+def test_a_note_that_exhausts_memory_is_reported_in_words(tmp_path, monkeypatch):
+    import kb.parse
+
+    vault = make_notes(tmp_path / "v", 2)
+
+    def no_memory(data, path, **kw):
+        if path == "n001.md":
+            raise MemoryError
+        return real(data, path, **kw)
+
+    real = kb.parse.parse_note
+    monkeypatch.setattr(kb.parse, "parse_note", no_memory)
+    with Vault(vault) as v:
+        v.index(workers=1)
+        problems = [p.message for p in v.problems() if p.path == "n001.md"]
+    assert problems == ["could not parse: out of memory (the note is too large)"]

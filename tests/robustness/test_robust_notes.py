@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hostile_vault import build
 
-from hostile_vault import LATIN1_LINES, build
 from kb import index as I
 from kb.frontmatter import load_frontmatter
 from kb.parse import parse_note

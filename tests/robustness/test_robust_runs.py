@@ -26,7 +26,7 @@ def test_disk_full_during_a_run_is_recorded_as_error(tmp_path):
             tracker.add_metrics(run.id, [{"name": "loss", "value": float(i), "step": i} for i in range(20_000)])
     message = str(err.value)
     assert message.startswith("disk full while writing") and "runs.db" in message
-    assert "Error" not in message and err.value.exit_code == 2  # 1 would read "contradicted"
+    assert "Error" not in message and err.value.exit_code == 3  # the run code for "ended in error"; 1 would read "contradicted", 2 "bad usage"
     with Tracker(tmp_path) as tracker:
         final = tracker.get(run.id)
     assert final.status == ERROR and final.error.startswith("disk full while writing")

@@ -229,3 +229,19 @@ def test_link_compare_same_file_is_zero():
     """values.test.ts::Links General Comparisons Same File."""
     assert compare(Link("test"), Link("test")) == 0
     assert compare(Link("test", None, "abc", False, "header"), Link("test", None, "abc", False, "block")) != 0
+
+
+# ---- robustness of the value parser (notes are untrusted) -----------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('[]",#!|\\ 0123456789-:TZ.abtruefals🗓📷')), max_size=80))
+def test_field_values_never_raise(text):
+    """Any inline field value gives a value (never an exception), and a list only when the
+    text had a comma."""
+    value = parse_field_value(text)
+    if isinstance(value, list):
+        assert "," in text

@@ -166,6 +166,7 @@ def test_dataview_expression_rejected(origin, expression):
 V, D, I, C, L = ast.Variable, ast.Dot, ast.Index, ast.Call, ast.Literal
 TREES = [
     (f"{PE}::Parse Multiple Strings", '"" or "yes"', ast.Binary("or", L(""), L("yes"))),
+    (f"{PE}::Parse boolean literal#3 (fal is no boolean: a name)", "fal", V("fal")),
     (f"{PE}::Identifiers lma0", "lma0", V("lma0")),
     (f"{PE}::Identifiers 😊", "😊", V("😊")),
     (f"{PE}::Identifiers 📷", "📷", V("📷")),

@@ -1,0 +1,266 @@
+"""What is a paper, what it cites and who mentions it.
+
+A note is a paper when its frontmatter or tags say so: the ``#paper`` tag of the seed
+template, a citekey (frontmatter key or a citekey-shaped alias), a DOI, or a rule of the
+vault's own in ``.paperkb/papers.yaml``::
+
+    tags: [paper, article]          # any of these tags makes a paper
+    citekey: true                   # a citekey makes a paper
+    doi: true                       # a DOI makes a paper
+    exclude_tags: [journal, moc]    # never a paper, whatever else it has
+    types: [article, preprint]      # frontmatter `type:` values that make a paper
+
+Journal, reading-list and index notes carry none of these, so they are not papers.
+Files that paperkb exported itself carry ``paperkb-export`` in their frontmatter and are
+never read back as notes at all.
+
+Citations are the links in a paper's body wherever they stand (not only under a
+"References" heading): to another paper, or to a work without a note (a ghost). A link
+from a note that is not a paper is a mention, shown apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb.model import Note, tag_key
+
+EXPORT_MARKER = "paperkb-export"
+
+# Tags that name a note kind that is never a paper, whatever else it carries.
+_DEFAULT_EXCLUDE = ("journal", "daily", "weekly", "reading-list", "readinglist", "moc", "index")
+
+
+@dataclass(frozen=True)
+class PaperRule:
+    tags: tuple[str, ...] = ("paper",)
+    citekey: bool = True
+    doi: bool = True
+    exclude_tags: tuple[str, ...] = _DEFAULT_EXCLUDE
+    types: tuple[str, ...] = ()
+
+    def matches(self, note: Note) -> bool:
+        if is_export(note):
+            return False
+        keys = note.tag_keys
+        if keys & {tag_key(t) for t in self.exclude_tags}:
+            return False
+        if keys & {tag_key(t) for t in self.tags}:
+            return True
+        if self.citekey and note.citekey:
+            return True
+        if self.doi and note.doi:
+            return True
+        kind = note.frontmatter.get("type")
+        return bool(self.types) and isinstance(kind, str) and kind.strip().casefold() in {
+            t.casefold() for t in self.types
+        }
+
+
+DEFAULT_RULE = PaperRule()
+RULE_FILE = "papers.yaml"
+
+
+def load_rule(vault_root: Path | str) -> PaperRule:
+    """The vault's rule from ``.paperkb/papers.yaml`` (loaded safely), else the default.
+    A broken file is an error naming it, not a silent default."""
+    from kb.errors import PaperkbError
+
+    path = Path(vault_root) / ".paperkb" / RULE_FILE
+    if not path.is_file():
+        return DEFAULT_RULE
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace")[:100_000]) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise PaperkbError(f"{path}{line}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise PaperkbError(f"{path}: expected a mapping of rule keys")
+
+    def names(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = data.get(key, default)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise PaperkbError(f"{path}: '{key}' should be a list")
+        return tuple(str(v).lstrip("#") for v in value)
+
+    return PaperRule(
+        tags=names("tags", DEFAULT_RULE.tags),
+        citekey=bool(data.get("citekey", True)),
+        doi=bool(data.get("doi", True)),
+        exclude_tags=names("exclude_tags", DEFAULT_RULE.exclude_tags),
+        types=names("types", ()),
+    )
+
+
+def is_export(note: Note) -> bool:
+    """Whether paperkb wrote this file itself (its frontmatter carries the marker)."""
+    return EXPORT_MARKER in note.frontmatter
+
+
+def is_paper(note: Note, rule: PaperRule = DEFAULT_RULE) -> bool:
+    return rule.matches(note)
+
+
+@dataclass
+class Cite:
+    """One work a paper cites: a paper of the vault (``path``) or a ghost (``key`` only)."""
+
+    key: str
+    label: str
+    path: str | None = None
+
+
+@dataclass
+class Neighbours:
+    cites: list[Cite] = field(default_factory=list)
+    cited_by: list[str] = field(default_factory=list)  # paths of papers
+    mentioned_by: list[str] = field(default_factory=list)  # paths of other notes
+
+
+class Citations:
+    """Who cites whom among ``notes`` (their links resolved, as ``Vault.notes()`` gives)."""
+
+    def __init__(self, notes: Iterable[Note], rule: PaperRule = DEFAULT_RULE) -> None:
+        from kb.resolve import ghost_key
+        from kb.syntax import is_attachment
+
+        self.notes = {n.path: n for n in notes if not is_export(n)}
+        self.papers = {p for p, n in self.notes.items() if rule.matches(n)}
+        self._by: dict[str, Neighbours] = {p: Neighbours() for p in self.notes}
+        for path, note in self.notes.items():
+            paper = path in self.papers
+            seen: set[str] = set()
+            for link in note.links:
+                target = link.resolved
+                if target == path:
+                    continue
+                if target is not None:
+                    if target not in self.notes or target in seen:
+                        continue
+                    seen.add(target)
+                    if paper and target in self.papers:
+                        self._by[path].cites.append(Cite(target, self.notes[target].title or target, target))
+                        self._by[target].cited_by.append(path)
+                    elif not paper:
+                        self._by[target].mentioned_by.append(path)
+                elif paper and link.kind != "markdown" and link.target and not is_attachment(link.target):
+                    key = ghost_key(link)
+                    if key and ("ghost:" + key) not in seen:
+                        seen.add("ghost:" + key)
+                        self._by[path].cites.append(Cite(key, key, None))
+
+    def of(self, path: str) -> Neighbours:
+        return self._by.get(path) or Neighbours()
+
+    def is_paper(self, path: str) -> bool:
+        return path in self.papers
+
+    def graph(self, paths: Iterable[str] | None = None, depth: int = 1) -> CiteGraph:
+        """Papers (``kind="note"``) and ghosts (``kind="ghost"``) with their ``cites``
+        edges; around ``paths``, only what is within ``depth`` links either way."""
+        g = CiteGraph()
+        for p in sorted(self.papers):
+            n = self.notes[p]
+            g.add_node(p, kind="note", label=n.title or n.name, year=n.year)
+        for p in sorted(self.papers):
+            for c in self._by[p].cites:
+                node = c.path or "ghost:" + c.key
+                if node not in g:
+                    g.add_node(node, kind="ghost", label=c.label)
+                g.add_edge(p, node)
+        if paths is None:
+            return g
+        near = {p for p in paths if p in g}
+        frontier = set(near)
+        for _ in range(depth):
+            frontier = {m for n in frontier for m in g.neighbours(n)} - near
+            near |= frontier
+        return g.subgraph(near)
+
+
+class _NodeView:
+    """``g.nodes`` as networkx spells it: iterate, ``g.nodes[n]``, ``g.nodes(data="kind")``."""
+
+    def __init__(self, data: dict[str, dict]) -> None:
+        self._data = data
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, n: object) -> bool:
+        return n in self._data
+
+    def __getitem__(self, n: str) -> dict:
+        return self._data[n]
+
+    def __call__(self, data: str | bool = False):
+        if data is True:
+            return list(self._data.items())
+        if data:
+            return [(n, d.get(data)) for n, d in self._data.items()]
+        return list(self._data)
+
+
+class CiteGraph:
+    """A small directed graph with the part of networkx's API the pictures use; building
+    a picture of one paper's neighbourhood then needs neither networkx nor numpy."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, dict] = {}
+        self._out: dict[str, dict[str, None]] = {}
+        self._in: dict[str, dict[str, None]] = {}
+        self.nodes = _NodeView(self._nodes)
+
+    def add_node(self, n: str, **attrs) -> None:
+        self._nodes.setdefault(n, {}).update(attrs)
+        self._out.setdefault(n, {})
+        self._in.setdefault(n, {})
+
+    def add_edge(self, u: str, v: str, **_attrs) -> None:
+        for n in (u, v):
+            if n not in self._nodes:
+                self.add_node(n)
+        self._out[u][v] = None
+        self._in[v][u] = None
+
+    def __contains__(self, n: object) -> bool:
+        return n in self._nodes
+
+    def __iter__(self):
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(u, v) for u, vs in self._out.items() for v in vs]
+
+    def number_of_edges(self) -> int:
+        return sum(len(vs) for vs in self._out.values())
+
+    def degree(self) -> dict[str, int]:
+        return {n: len(self._out[n]) + len(self._in[n]) for n in self._nodes}
+
+    def neighbours(self, n: str) -> list[str]:
+        return [*self._out.get(n, ()), *self._in.get(n, ())]
+
+    def subgraph(self, keep: Iterable[str]) -> CiteGraph:
+        keep = set(keep)
+        h = CiteGraph()
+        for n in self._nodes:
+            if n in keep:
+                h.add_node(n, **self._nodes[n])
+        for u, v in self.edges():
+            if u in keep and v in keep:
+                h.add_edge(u, v)
+        return h

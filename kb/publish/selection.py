@@ -1,0 +1,117 @@
+"""Which notes an export is about, and the vault's notes in a light form for the citation
+graph (read from the index tables, so a one-note summary does not load 10,000 notes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kb.model import Note
+
+
+class LightLink:
+    """What the citation graph needs of a link (a full ``kb.model.Link`` costs more to build,
+    and a 10,000-note vault has 100,000 links)."""
+
+    __slots__ = ("target", "kind", "resolved", "is_citation")
+
+    def __init__(self, target: str, kind: str, resolved: str | None, is_citation: bool) -> None:
+        self.target, self.kind, self.resolved, self.is_citation = target, kind, resolved, is_citation
+
+
+def _chunks(items: list[str], n: int = 500):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
+    """Every note (or the notes at ``paths``) with only what the paper rule and the citation
+    graph need: path, title, citekey, DOI, year, tags, links (resolved) and of the
+    frontmatter only ``type`` and the export marker."""
+    from kb.publish.papers import EXPORT_MARKER
+
+    conn = vault._ensure()  # the index, brought up to date
+    if paths is None:
+        wheres: list[tuple[str, tuple]] = [("", ())]
+    else:
+        wheres = [(f" WHERE {{col}} IN ({','.join('?' * len(c))})", tuple(c)) for c in _chunks(sorted(set(paths)))]
+    tags: dict[str, list[str]] = {}
+    links: dict[str, list] = {}
+    rows = []
+    for where, args in wheres:
+        for path, tag in conn.execute(f"SELECT path, tag FROM tags{where.format(col='path')} ORDER BY rowid", args):
+            tags.setdefault(path, []).append(tag)
+        for src, kind, target, is_citation, resolved in conn.execute(
+            f"SELECT src, kind, target, is_citation, resolved FROM links{where.format(col='src')} ORDER BY src, idx",
+            args,
+        ):
+            links.setdefault(src, []).append(LightLink(target, kind, resolved, bool(is_citation)))
+        rows.extend(conn.execute(
+            "SELECT path, json_extract(data, '$.title'), json_extract(data, '$.citekey'), "
+            "json_extract(data, '$.doi'), json_extract(data, '$.year'), json_extract(data, '$.frontmatter.type'), "
+            f"json_type(data, '$.frontmatter.\"{EXPORT_MARKER}\"') FROM notes{where.format(col='path')}",
+            args,
+        ))
+    notes = []
+    for path, title, citekey, doi, year, kind, marker in sorted(rows):
+        frontmatter: dict = {}
+        if kind is not None:
+            frontmatter["type"] = kind
+        if marker is not None:
+            frontmatter[EXPORT_MARKER] = True
+        notes.append(Note(path=path, title=title or "", citekey=citekey, doi=doi,
+                          year=year if isinstance(year, int) else None, tags=tags.get(path, []),
+                          frontmatter=frontmatter, links=links.get(path, [])))
+    return notes
+
+
+def neighbourhood_paths(vault, paths: Iterable[str]) -> set[str]:
+    """``paths``, the notes they link to and the notes that link to them: enough to know
+    what the notes at ``paths`` cite and who cites or mentions them."""
+    conn = vault._ensure()
+    near = set(paths)
+    for chunk in _chunks(sorted(near)):
+        marks = ",".join("?" * len(chunk))
+        near.update(p for (p,) in conn.execute(
+            f"SELECT resolved FROM links WHERE src IN ({marks}) AND resolved IS NOT NULL", chunk))
+        near.update(p for (p,) in conn.execute(f"SELECT src FROM links WHERE resolved IN ({marks})", chunk))
+    return near
+
+
+def select_paths(vault, names: Iterable[str] = (), *, query: str | None = None,
+                 tag: str | None = None) -> list[str] | None:
+    """Paths of the notes named, matched by a DQL query, or carrying a tag (nested tags
+    included: ``ml`` picks ``ml/nlp``); None means the whole vault."""
+    from kb.errors import NoteNotFound, PaperkbError
+    from kb.model import tag_key
+
+    names = list(names)
+    if not names and query is None and tag is None:
+        return None
+    paths: list[str] = []
+    for name in names:
+        path = vault.find(name)
+        if path is None:
+            vault.note(name)  # raises NoteNotFound with close matches
+            raise NoteNotFound(f"no note named {name!r}")
+        paths.append(path)
+    if tag is not None:
+        key = tag_key(tag)
+        if not key:
+            raise PaperkbError("--tag needs a tag name", exit_code=2)
+        rows = vault._ensure().execute(
+            "SELECT DISTINCT path FROM tags WHERE key = ? OR key LIKE ? ESCAPE '\\'",
+            (key, key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"),
+        )
+        paths.extend(p for (p,) in rows)
+    if query is not None:
+        from kb.query import run_query
+
+        result = run_query(vault, query)
+        for row in result.rows:
+            if row.path:
+                paths.append(row.path)
+            for member in row.group or ():
+                if member.path:
+                    paths.append(member.path)
+    seen: set[str] = set()
+    return [p for p in paths if not (p in seen or seen.add(p))]

@@ -1,0 +1,691 @@
+"""``paperkb export site OUT/``: the vault as a static HTML site that works offline.
+
+A page per note (Obsidian Markdown rendered by :mod:`kb.publish.html`), an index with
+sortable, filterable tables of every paper and claim, a page per run (metrics, checks,
+plots), the citation graph drawn as SVG at export time (pan and zoom by a small
+hand-written script) and a search box over titles and text. Pages come from the Jinja2
+templates in ``site_files/templates``; CSS and JS are vendored in ``site_files/assets``:
+nothing is fetched from the network.
+
+Incremental: ``OUT/.paperkb-site.json`` records, for every file the export wrote, a
+fingerprint of what it was made from (the note's content hash, where its links resolve,
+who links to it, its claims' statuses, the code and templates). A page whose fingerprint
+did not change is not rendered again; files the export wrote before and no longer makes
+are removed; nothing else in OUT is ever touched. A non-empty OUT without that manifest
+is refused unless ``force``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kb.errors import PaperkbError
+from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
+
+MANIFEST = ".paperkb-site.json"
+HERE = Path(__file__).parent / "site_files"
+SEARCH_WORDS = 400  # distinct words of a note's text kept for the search box
+METRICS_MAX_BYTES = 5_000_000
+
+
+@dataclass
+class SiteReport:
+    out: Path
+    written: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    pages: int = 0
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _hash(*parts: Any) -> str:
+    """A fingerprint of plain data (str, numbers, None, lists/tuples of them; dicts are
+    sorted first). ``repr`` of such data is deterministic and much cheaper than JSON."""
+    h = hashlib.blake2b(digest_size=12)
+    for p in parts:
+        if isinstance(p, dict):
+            p = sorted((str(k), repr(v)) for k, v in p.items())
+        h.update(repr(p).encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _code_version() -> str:
+    parts = []
+    for path in sorted([*HERE.rglob("*"), *Path(__file__).parent.glob("*.py")]):
+        if path.is_file():
+            st = path.stat()
+            parts.append((path.name, st.st_size, st.st_mtime_ns))
+    return _hash(parts)
+
+
+@functools.cache
+def page_name(path: str) -> str:
+    """``folder/My Note.md`` -> ``my-note-1a2b3c4d.html`` (flat, safe, unique per path)."""
+    from kb.parse import slugify
+
+    stem = path.rsplit("/", 1)[-1]
+    stem = stem[:-3] if stem.lower().endswith(".md") else stem
+    slug = slugify(stem)[:60] or "note"
+    return f"{slug}-{hashlib.blake2b(path.encode('utf-8', 'replace'), digest_size=4).hexdigest()}.html"
+
+
+def _safe_id(text: str) -> str | None:
+    import re
+
+    return text if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}", text or "") else None
+
+
+def check_out_folder(out: Path, vault_root: Path, force: bool) -> dict[str, Any]:
+    """The previous manifest of ``out`` ({} when new); refuses a folder paperkb did not write."""
+    out_r = out.resolve()
+    if out_r == vault_root or vault_root.is_relative_to(out_r):
+        raise PaperkbError(f"{out} holds the vault: give an output folder of its own", exit_code=2)
+    if out.exists() and not out.is_dir():
+        raise PaperkbError(f"{out} is a file, not a folder", exit_code=2)
+    manifest_path = out / MANIFEST
+    if manifest_path.is_file():
+        try:
+            data = json.loads(manifest_path.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            if not force:
+                raise PaperkbError(f"{manifest_path} is damaged: use --force to export again") from None
+            return {}
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise PaperkbError(f"{out} is not empty and was not written by paperkb: use --force to write into it",
+                           exit_code=1)
+    return {}
+
+
+class _Writer:
+    """Writes files under ``out`` only, skipping those whose fingerprint is unchanged."""
+
+    def __init__(self, out: Path, old: dict[str, str], report: SiteReport) -> None:
+        self.out = out.resolve()
+        self.old = old
+        self.new: dict[str, str] = {}
+        self.extra: dict[str, Any] = {}  # more manifest entries (the search words cache)
+        self.old_extra: dict[str, Any] = {}
+        self.report = report
+
+    def target(self, rel: str) -> Path:
+        path = (self.out / rel).resolve()
+        if not path.is_relative_to(self.out):
+            raise PaperkbError(f"refusing to write {rel!r}: outside {self.out}")
+        return path
+
+    def fresh(self, rel: str, fingerprint: str) -> bool:
+        """Whether ``rel`` is already written from the same inputs (then it is kept)."""
+        if self.old.get(rel) == fingerprint and (self.out / rel).is_file():
+            self.new[rel] = fingerprint
+            self.report.unchanged += 1
+            return True
+        return False
+
+    def write(self, rel: str, fingerprint: str, data: str | bytes) -> None:
+        path = self.target(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        self.new[rel] = fingerprint
+        self.report.written += 1
+
+    def copy(self, rel: str, fingerprint: str, source: Path) -> None:
+        if self.fresh(rel, fingerprint):
+            return
+        path = self.target(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, path)
+        self.new[rel] = fingerprint
+        self.report.written += 1
+
+    def finish(self) -> None:
+        for rel in set(self.old) - set(self.new):
+            try:
+                path = self.target(rel)
+            except PaperkbError:
+                continue
+            if path.is_file():
+                path.unlink()
+                self.report.removed += 1
+        manifest = {"generator": "paperkb", "files": self.new, **self.extra}
+        (self.out / MANIFEST).write_text(json.dumps(manifest, indent=0, sort_keys=True), encoding="utf-8")
+
+
+# ---- the export ---------------------------------------------------------------------------
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    return env
+
+
+def _status_css(status: str) -> str:
+    from kb.summary import status_class
+
+    return status_class(status).split()[0]
+
+
+class _Site:
+    """Everything one export knows; pages are rendered from it (also in worker processes)."""
+
+    def __init__(self, vault, statuses: dict[str, dict], runs_dir: Path | None, generated: str) -> None:
+        from kb.publish.selection import light_notes
+
+        self.vault = vault
+        self.root = vault.root
+        self.statuses = statuses or {}
+        self.runs_dir = runs_dir
+        self.generated = generated
+        self.site_name = vault.root.name
+        self.rule = load_rule(vault.root)
+        notes = [n for n in light_notes(vault) if EXPORT_MARKER not in n.frontmatter]
+        self.light = {n.path: n for n in notes}
+        self.citations = Citations(notes, self.rule)
+        conn = vault.connect()
+        self.hashes = dict(conn.execute("SELECT path, hash FROM notes"))
+        self.attachments = [p for (p,) in conn.execute("SELECT path FROM files")]
+        self.by_name: dict[str, str] = {}
+        for p in sorted(self.light, key=lambda p: (p.count("/"), p)):
+            self.by_name.setdefault(p[:-3].casefold() if p.lower().endswith(".md") else p.casefold(), p)
+            stem = p.rsplit("/", 1)[-1]
+            self.by_name.setdefault((stem[:-3] if stem.lower().endswith(".md") else stem).casefold(), p)
+        self.files_by_name: dict[str, str] = {}
+        for p in sorted(self.attachments, key=lambda p: (p.count("/"), p)):
+            self.files_by_name.setdefault(p.casefold(), p)
+            self.files_by_name.setdefault(p.rsplit("/", 1)[-1].casefold(), p)
+        self.dataview = {p for (p,) in conn.execute(
+            "SELECT path FROM notes WHERE json_array_length(data, '$.dataview_blocks') > 0")}
+        self.backrefs: dict[str, list[str]] = {}
+        for n in notes:
+            for link in n.links:
+                if link.resolved and link.resolved != n.path and link.resolved in self.light:
+                    lst = self.backrefs.setdefault(link.resolved, [])
+                    if not lst or lst[-1] != n.path:
+                        lst.append(n.path)
+        self.runs = self._runs()
+        self.runs_stamp = _hash(sorted(self.runs))
+        self.claims: dict[str, list[dict]] = {}
+        for path, claims_json in conn.execute(
+                "SELECT path, json_extract(data, '$.claims') FROM notes WHERE json_array_length(data, '$.claims') > 0"):
+            try:
+                self.claims[path] = [c for c in json.loads(claims_json) if isinstance(c, dict)]
+            except ValueError:
+                continue
+        self.claim_ids = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
+        self.code = _code_version()
+        self.stamp = _hash(sorted(self.hashes.items())) if self.dataview else ""
+        self.env = _env()
+        self.attachment_uses: dict[str, str] = {}  # vault path -> site file (filled while rendering)
+
+    # -- runs
+    def _runs(self) -> dict[str, Path]:
+        runs: dict[str, Path] = {}
+        if self.runs_dir is None or not self.runs_dir.is_dir():
+            return runs
+        base = self.runs_dir.resolve()
+        for entry in sorted(self.runs_dir.iterdir()):
+            rid = _safe_id(entry.name)
+            if rid and entry.is_dir() and not entry.is_symlink() and entry.resolve().is_relative_to(base):
+                runs[rid] = entry
+        return runs
+
+    def run_href(self, run_id: Any, root: str) -> str | None:
+        rid = _safe_id(str(run_id)) if run_id else None
+        return f"{root}runs/{rid}.html" if rid and rid in self.runs else None
+
+    # -- links
+    def note_url(self, path: str, root: str) -> str:
+        return f"{root}notes/{page_name(path)}"
+
+    def resolve_name(self, target: str) -> str | None:
+        key = target.strip().replace("\\", "/")
+        key = key[:-3] if key.lower().endswith(".md") else key
+        return self.by_name.get(key.casefold()) or self.by_name.get(key.lstrip("@").casefold())
+
+    def file_for(self, target: str, source_path: str) -> Path | None:
+        """The attachment ``target`` names, only if it is a real file inside the vault."""
+        from urllib.parse import unquote
+
+        target = unquote(target.strip()).replace("\\", "/")
+        if not target or target.startswith("/") or "\x00" in target:
+            return None
+        rel = self.files_by_name.get(target.casefold()) or self.files_by_name.get(target.rsplit("/", 1)[-1].casefold())
+        if rel is None:
+            folder = source_path.rsplit("/", 1)[0] if "/" in source_path else ""
+            rel = f"{folder}/{target}" if folder else target
+        path = self.root / rel
+        try:
+            real = path.resolve()
+        except OSError:
+            return None
+        if not real.is_relative_to(self.root) or not real.is_file():
+            return None
+        return real
+
+    # -- fingerprints
+    def note_fingerprint(self, path: str) -> str:
+        n = self.light[path]
+        near = self.citations.of(path)
+        parts = [self.code, self.hashes.get(path) or "", "1" if path in self.citations.papers else "0",
+                 self.stamp if path in self.dataview else "", self.runs_stamp]
+        parts.extend(f"{link.target}\x01{link.resolved}" for link in n.links)
+        parts.append("\x02")
+        parts.extend(f"{p}\x01{self.light[p].title}" for p in self.backrefs.get(path, ()))
+        parts.append("\x02")
+        parts.extend(f"{c.key}\x01{c.path}" for c in near.cites)
+        if self.statuses and path in self.claim_ids:
+            parts.append(repr([(i, self.statuses.get(i)) for i in self.claim_ids[path]]))
+        return hashlib.blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+    # -- one note page
+    def render_note(self, path: str) -> tuple[str, list[str], list[tuple[str, Path]]]:
+        """(HTML, warnings, attachments used as (site path, file))."""
+        from markupsafe import Markup
+
+        from kb.frontmatter import split_frontmatter
+        from kb.publish import html as H
+        from kb.publish.bibtex import venue_of
+        from kb.summary import _authors, _checks, status_mark
+        from kb.text import decode_note
+
+        note = self.vault.note_at(path)
+        root = "../"
+        source = (self.root / path)
+        warnings: list[str] = []
+        files: list[tuple[str, Path]] = []
+        try:
+            real = source.resolve()
+            if not real.is_relative_to(self.root):
+                raise OSError("outside the vault")
+            text = decode_note(real.read_bytes()).text
+        except OSError as exc:
+            warnings.append(f"{path}: cannot read: {exc}")
+            text = ""
+        raw, body_line, offset = split_frontmatter(text)
+        body = text[offset:] if raw is not None else text
+        if path in self.dataview or "`=" in body:
+            body = self._render_queries(path, body)
+        links = {link.target: link.resolved for link in note.links}
+
+        def note_href(target: str, heading: str | None) -> str | None:
+            resolved = links.get(target) if target in links else None
+            resolved = resolved or self.resolve_name(target)
+            if resolved is None or resolved not in self.light:
+                return None
+            url = root + "notes/" + page_name(resolved)
+            return url + ("#" + H._anchor(heading) if heading else "")
+
+        def file_src(target: str) -> str | None:
+            real = self.file_for(target, path)
+            if real is None:
+                return None
+            rel = real.relative_to(self.root).as_posix()
+            site = f"files/{hashlib.blake2b(rel.encode(), digest_size=4).hexdigest()}-{_file_name(real.name)}"
+            files.append((site, real))
+            return root + site
+
+        def embed_html(target: str) -> str | None:
+            resolved = links.get(target) or self.resolve_name(target)
+            if resolved is None or resolved not in self.light or resolved == path:
+                return None
+            try:
+                real = (self.root / resolved).resolve()
+                if not real.is_relative_to(self.root):
+                    warnings.append(f"{path}: embed {target!r} refused: it leaves the vault")
+                    return None
+                inner = decode_note(real.read_bytes()).text
+            except OSError:
+                return None
+            raw_i, _, off = split_frontmatter(inner)
+            sub = H.LinkContext(note_href=note_href, file_src=file_src, warnings=warnings, embed_depth=1)
+            return H.render(inner[off:] if raw_i is not None else inner, sub)
+
+        ctx = H.LinkContext(note_href=note_href, file_src=file_src, embed_html=embed_html, warnings=warnings)
+        body_html = H.render(body, ctx)
+        paper = path in self.citations.papers
+        near = self.citations.of(path)
+        claims = []
+        for c in note.claims:
+            st = self.statuses.get(c.id) or {}
+            status = str(st.get("status") or "unverified")
+            claims.append({"id": c.id, "statement": c.statement, "status": status_mark(status),
+                           "css": _status_css(status), "checks": _checks(st), "run_id": st.get("run_id"),
+                           "run_href": self.run_href(st.get("run_id"), root)})
+        doi_url = None
+        if note.doi:
+            from urllib.parse import quote
+
+            doi_url = "https://doi.org/" + quote(note.doi, safe="/:;()._-")
+        properties = [(str(k), _prop(v)) for k, v in note.frontmatter.items()][:60]
+        page = self.env.get_template("note.html").render(
+            title=note.title or note.name, site_name=self.site_name, root=root, generated=self.generated,
+            note=note, paper=paper, authors=_authors(note) if note.authors else "", venue=venue_of(note),
+            doi_url=doi_url, claims=claims, properties=properties, body=Markup(body_html),
+            cites=[{"label": c.label, "href": self.note_url(c.path, root) if c.path else None} for c in near.cites],
+            cited_by=[{"label": self.light[p].title or p, "href": self.note_url(p, root)} for p in near.cited_by],
+            mentioned_by=[{"label": self.light[p].title or p, "href": self.note_url(p, root)}
+                          for p in near.mentioned_by],
+        )
+        return page, [w if w.startswith(path) else f"{path}: {w}" for w in warnings], files
+
+    def _render_queries(self, path: str, body: str) -> str:
+        try:
+            from kb.query import corpus_of
+            from kb.query.render import render_blocks
+
+            if not hasattr(self, "_corpus"):
+                self._corpus = corpus_of(self.vault, refresh=False)
+            return render_blocks(body, self._corpus, self._corpus.page(path))
+        except PaperkbError as exc:
+            return body + f"\n\n> [!warning] Dataview blocks not rendered: {exc}\n"
+
+    # -- run pages
+    def render_run(self, rid: str, folder: Path) -> tuple[str, list[tuple[str, Path]]]:
+        record: dict[str, Any] = {}
+        metrics_file = folder / "metrics.json"
+        try:
+            if metrics_file.is_file() and not metrics_file.is_symlink() and metrics_file.stat().st_size <= METRICS_MAX_BYTES:
+                loaded = json.loads(metrics_file.read_text(encoding="utf-8", errors="replace"))
+                record = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            record = {}
+        fields = [(k, _prop(record.get(k))) for k in ("experiment", "preset", "status", "verdict", "summary", "error")
+                  if record.get(k) not in (None, "")]
+        if isinstance(record.get("params"), dict):
+            fields.append(("params", _prop(record["params"])))
+        checks = [c for c in record.get("checks") or [] if isinstance(c, dict)]
+        claims = []
+        for cid, st in self.statuses.items():
+            if not isinstance(st, dict):
+                continue
+            if st.get("run_id") == rid:
+                claims.append({"id": cid, "status": str(st.get("status")), "css": _status_css(str(st.get("status")))})
+            if not checks:
+                checks.extend(c for c in st.get("checks") or [] if isinstance(c, dict) and c.get("run_id") == rid)
+        last: dict[str, dict] = {}
+        for m in record.get("metrics") or []:
+            if isinstance(m, dict) and "name" in m:
+                last[str(m["name"])] = m
+        plots = []
+        files: list[tuple[str, Path]] = []
+        for png in sorted(folder.glob("*.png"))[:20]:
+            if png.is_file() and not png.is_symlink():
+                site = f"runs/{rid}/{_file_name(png.name)}"
+                files.append((site, png))
+                plots.append({"src": f"{rid}/{_file_name(png.name)}", "name": png.name})
+        run = {
+            "id": rid, "fields": fields,
+            "claims": [{"href": "../index.html#claims", "paper": c["id"], "statement": "", "status": c["status"],
+                        "css": c["css"]} for c in claims],
+            "checks": [{k: _prop(c.get(k)) for k in ("name", "value", "op", "threshold", "passed", "evidence",
+                                                      "description")} for c in checks],
+            "metrics": [{"name": k, "value": _prop(v.get("value")), "step": _prop(v.get("step"))}
+                        for k, v in sorted(last.items())],
+            "plots": plots,
+        }
+        page = self.env.get_template("run.html").render(title=f"Run {rid}", site_name=self.site_name, root="../",
+                                                        generated=self.generated, run=run)
+        return page, files
+
+
+def _file_name(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:100] or "file"
+
+
+def _prop(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    return text if len(text) <= 2000 else text[:2000] + "…"
+
+
+# worker processes inherit the site through fork
+_SITE: _Site | None = None
+
+
+def _render_batch(paths: list[str]) -> list[tuple[str, str, list[str], list[tuple[str, str]]]]:
+    site = _SITE
+    assert site is not None
+    out = []
+    for path in paths:
+        try:
+            page, warnings, files = site.render_note(path)
+        except Exception as exc:  # one broken note must not stop the site
+            page = site.env.get_template("note.html").render(
+                title=path, site_name=site.site_name, root="../", generated=site.generated,
+                note=site.light[path], paper=False, authors="", venue="", doi_url=None, claims=[], properties=[],
+                body=f"(this note could not be rendered: {type(exc).__name__})", cites=[], cited_by=[],
+                mentioned_by=[])
+            warnings, files = [f"{path}: not rendered: {type(exc).__name__}: {exc}"], []
+        out.append((path, page, warnings, [(s, str(f)) for s, f in files]))
+    return out
+
+
+def export_site(
+    vault,
+    out: Path | str,
+    *,
+    statuses: dict[str, dict] | None = None,
+    runs_dir: Path | str | None = None,
+    force: bool = False,
+    workers: int | None = None,
+    generated: str | None = None,
+) -> SiteReport:
+    """Write (or bring up to date) the static site of ``vault`` in ``out``."""
+    import datetime as _dt
+
+    global _SITE
+    started = time.perf_counter()
+    out = Path(out)
+    old = check_out_folder(out, vault.root, force)
+    out.mkdir(parents=True, exist_ok=True)
+    report = SiteReport(out=out)
+    writer = _Writer(out, old.get("files") if isinstance(old.get("files"), dict) else {}, report)
+    writer.old_extra = old
+    vault._ensure()
+    runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
+    site = _Site(vault, statuses or {}, runs, generated or _dt.date.today().isoformat())
+    # the date is in every page's footer: a new day alone must not rewrite every page
+    site.generated = generated or _dt.date.today().isoformat()
+
+    # assets
+    for asset in sorted((HERE / "assets").iterdir()):
+        writer.copy(f"assets/{asset.name}", _hash(site.code, asset.name), asset)
+
+    # note pages: only those whose inputs changed
+    todo = []
+    for path in sorted(site.light):
+        fp = site.note_fingerprint(path)
+        rel = f"notes/{page_name(path)}"
+        if not writer.fresh(rel, fp):
+            todo.append((path, rel, fp))
+    report.pages = len(site.light)
+    results = _render_all(site, [p for p, _, _ in todo], workers)
+    fps = {p: (rel, fp) for p, rel, fp in todo}
+    for path, page, warnings, files in results:
+        rel, fp = fps[path]
+        writer.write(rel, fp, page)
+        report.warnings.extend(warnings)
+        for site_rel, source in files:
+            src = Path(source)
+            try:
+                st = src.stat()
+            except OSError:
+                continue
+            writer.copy(site_rel, _hash(str(src), st.st_size, st.st_mtime_ns), src)
+    # attachments used by unchanged pages stay: carry their entries over
+    for rel, fp in writer.old.items():
+        if rel.startswith("files/") and rel not in writer.new and (out / rel).is_file():
+            writer.new[rel] = fp
+
+    # run pages
+    for rid, folder in site.runs.items():
+        try:
+            stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())[:200]]
+        except OSError:
+            stamp = []
+        fp = _hash(site.code, stamp, {k: v for k, v in site.statuses.items() if isinstance(v, dict)
+                                      and v.get("run_id") == rid})
+        if writer.fresh(f"runs/{rid}.html", fp):
+            for rel, ofp in writer.old.items():
+                if rel.startswith(f"runs/{rid}/"):
+                    writer.new[rel] = ofp
+            continue
+        page, files = site.render_run(rid, folder)
+        writer.write(f"runs/{rid}.html", fp, page)
+        for site_rel, src in files:
+            st = src.stat()
+            writer.copy(site_rel, _hash(str(src), st.st_size, st.st_mtime_ns), src)
+
+    _write_global_pages(site, writer)
+    writer.finish()
+    report.seconds = time.perf_counter() - started
+    _SITE = None
+    return report
+
+
+def _render_all(site: _Site, paths: list[str], workers: int | None):
+    global _SITE
+    _SITE = site
+    from kb.index import available_cpus
+
+    n = workers if workers is not None else min(available_cpus(), 8)
+    if n <= 1 or len(paths) < 200:
+        return _render_batch(paths)
+    import multiprocessing as mp
+
+    from kb.publish.html import markdown
+
+    markdown()  # build the parser once, before forking
+    site.vault.close()  # each worker opens its own SQLite connection
+    chunks = [paths[i:i + 100] for i in range(0, len(paths), 100)]
+    ctx = mp.get_context("fork")
+    with ctx.Pool(n) as pool:
+        out = []
+        for batch in pool.imap(_render_batch, chunks):
+            out.extend(batch)
+    return out
+
+
+def _search_words(text: str) -> str:
+    import re
+
+    seen: dict[str, None] = {}
+    for w in re.findall(r"\w{3,}", text.casefold()):
+        if w not in seen:
+            seen[w] = None
+            if len(seen) >= SEARCH_WORDS:
+                break
+    return " ".join(seen)
+
+
+def _write_global_pages(site: _Site, writer: _Writer) -> None:
+    from kb.publish.graph_draw import layout, to_svg
+    from kb.summary import _authors, status_class, status_mark
+
+    conn = site.vault.connect()
+    root = ""
+    # index data
+    claims_by_path = site.claims
+    # the first few authors and how many there are: enough for "A, B, C et al. (n authors)"
+    authors_by_path: dict[str, list] = {}
+    for path, n, a0, a1, a2 in conn.execute(
+            "SELECT path, json_array_length(data, '$.authors'), json_extract(data, '$.authors[0]'), "
+            "json_extract(data, '$.authors[1]'), json_extract(data, '$.authors[2]') FROM notes"):
+        first = [a for a in (a0, a1, a2) if isinstance(a, str)]
+        authors_by_path[path] = first + [""] * max(0, (n or 0) - len(first))
+    papers, claims, others = [], [], []
+    totals: dict[str, int] = {}
+    for path in sorted(site.light, key=lambda p: (site.light[p].title or p).casefold()):
+        n = site.light[path]
+        href = site.note_url(path, root)
+        if path not in site.citations.papers:
+            others.append({"href": href, "title": n.title or path})
+            continue
+        words = []
+        for c in claims_by_path.get(path, []):
+            st = site.statuses.get(c.get("id")) or {}
+            status = str(st.get("status") or "unverified")
+            totals[status_class(status)] = totals.get(status_class(status), 0) + 1
+            words.append(status_class(status))
+            claims.append({"paper": n.title or path, "paper_href": href, "statement": c.get("statement") or c.get("id"),
+                           "status": status_mark(status), "css": _status_css(status), "run_id": st.get("run_id"),
+                           "run_href": site.run_href(st.get("run_id"), root)})
+        n.authors = [a for a in authors_by_path.get(path, []) if isinstance(a, str)]
+        papers.append({"href": href, "title": n.title or path, "year": n.year,
+                       "authors": _authors(n) if n.authors else "", "tags": " ".join("#" + t for t in n.tags),
+                       "claims": len(claims_by_path.get(path, [])),
+                       "statuses": ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words))})
+    status_line = ", ".join(f"{v} {k}" for k, v in sorted(totals.items())) or "none checked"
+    runs = [{"id": rid, "href": f"runs/{rid}.html", "label": ""} for rid in sorted(site.runs, reverse=True)[:500]]
+    env = site.env
+    fp = _hash(site.code, site.generated, papers, claims, others, status_line, runs)
+    if not writer.fresh("index.html", fp):
+        index = env.get_template("index.html").render(
+            title="Index", site_name=site.site_name, root=root, generated=site.generated, papers=papers,
+            claims=claims, others=others, other_count=len(others), status_line=status_line, runs=runs)
+        writer.write("index.html", fp, index)
+
+    # search index: titles and the distinct words of each note's text
+    # a note's words are kept in the manifest with its content hash: only changed notes are read again
+    old_words = writer.old_extra.get("search") if isinstance(writer.old_extra.get("search"), dict) else {}
+    words: dict[str, list[str]] = {}
+    todo = []
+    for path in site.light:
+        cached = old_words.get(path)
+        if isinstance(cached, list) and len(cached) == 2 and cached[0] == site.hashes.get(path):
+            words[path] = cached
+        else:
+            todo.append(path)
+    for chunk in [todo[i:i + 500] for i in range(0, len(todo), 500)]:
+        marks = ",".join("?" * len(chunk))
+        for path, body in conn.execute(
+                f"SELECT path, json_extract(data, '$.body_text') FROM notes WHERE path IN ({marks})", chunk):
+            words[path] = [site.hashes.get(path), _search_words((site.light[path].title or "") + " " + (body or ""))]
+    writer.extra["search"] = words
+    docs = []
+    for path in sorted(site.light):
+        n = site.light[path]
+        docs.append({"t": n.title or path, "u": site.note_url(path, root), "x": words.get(path, ["", ""])[1]})
+    search_js = "window.PAPERKB_SEARCH = " + json.dumps(docs, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c") + ";\n"
+    fp = _hash(search_js)
+    if not writer.fresh("search-index.js", fp):
+        writer.write("search-index.js", fp, search_js)
+
+    # graph: papers and ghosts, drawn once here; the layout is the slow part, so it is
+    # skipped when the graph itself did not change
+    cites = site.citations
+    structure = _hash([(p, site.light[p].title, [(c.key, c.path) for c in cites.of(p).cites])
+                       for p in sorted(cites.papers)])
+    fp = _hash(site.code, structure, site.generated)
+    if not writer.fresh("graph.html", fp):
+        g = cites.graph()
+        svg = to_svg(g, layout(g), href=lambda node: site.note_url(node, root) if node in site.light else None,
+                     width=1200, height=900)
+        ghosts = sum(1 for _, k in g.nodes(data="kind") if k == "ghost")
+        from markupsafe import Markup
+
+        page = env.get_template("graph.html").render(
+            title="Citation graph", site_name=site.site_name, root=root, generated=site.generated,
+            svg=Markup(svg), papers=len(site.citations.papers), ghosts=ghosts)
+        writer.write("graph.html", fp, page)

@@ -1,0 +1,40 @@
+"""Small vaults and fake runs for the export tests."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            p.write_bytes(text)
+        else:
+            p.write_text(text, encoding="utf-8")
+    return root
+
+
+def copy_bundled(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".paperkb"))
+    return dst
+
+
+def tiny_png(width: int = 4, height: int = 3) -> bytes:
+    """A valid PNG (a grey rectangle), made without any imaging library."""
+    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def paper(title: str, key: str, body: str = "", tags: str = "paper", year: int = 2020, extra: str = "") -> str:
+    return (f"---\ntags: [{tags}]\naliases: [{key}]\nyear: {year}\nname: \"{title}\"\nauthors: Ann Lee, Bo Chen\n"
+            f"{extra}---\n# {title}\n\n{body}\n")

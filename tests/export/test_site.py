@@ -1,0 +1,130 @@
+"""The static site: pages, index tables, run pages, graph, search, incremental re-export."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from exportkit import copy_bundled, paper, tiny_png, write
+
+from kb.errors import PaperkbError
+from kb.publish.site import MANIFEST, export_site, page_name
+from kb.vault import Vault
+
+STATUSES = {"llama2-param-counts": {"status": "reproduced", "run_id": "run-001", "preset": "full",
+                                    "checks": [{"name": "params_7b", "value": 6738415616, "op": "==",
+                                                "threshold": 6738415616, "passed": True, "run_id": "run-001"}]}}
+
+
+@pytest.fixture
+def vault_root(tmp_path, bundled_vault):
+    root = copy_bundled(bundled_vault, tmp_path / "vault")
+    write(root, {
+        ".paperkb/runs/run-001/loss.png": tiny_png(),
+        ".paperkb/runs/run-001/metrics.json": json.dumps({
+            "run_id": "run-001", "experiment": "llama/param-count", "preset": "full", "status": "passed",
+            "verdict": "reproduced", "checks": [{"name": "params_7b", "value": 6738415616, "op": "==",
+                                                 "threshold": 6738415616, "passed": True}],
+            "metrics": [{"name": "loss", "step": 1, "value": 2.5}, {"name": "loss", "step": 2, "value": 1.25}]}),
+        "Dashboard.md": "# Dashboard\n\n```dataview\nLIST FROM #paper SORT file.name\n```\n\n"
+                        "> [!tip]- Folded tip\n> hidden text $E = mc^2$\n\n![[figs/plot.png]]\n",
+        "figs/plot.png": tiny_png(),
+    })
+    return root
+
+
+def _page(out, vault_root, name):
+    return (out / "notes" / page_name(name)).read_text(encoding="utf-8")
+
+
+def test_site_pages_index_runs_graph_and_search(tmp_path, vault_root):
+    out = tmp_path / "site"
+    report = export_site(Vault(vault_root), out, statuses=STATUSES, workers=1)
+    assert report.pages == 4 and not report.warnings
+    for rel in ("index.html", "graph.html", "search-index.js", "assets/site.css", "assets/site.js", MANIFEST,
+                "runs/run-001.html", "runs/run-001/loss.png"):
+        assert (out / rel).is_file(), rel
+    llama = _page(out, vault_root, "Llama 2 - Open Foundation and Fine-Tuned Chat Models.md")
+    assert '<details class="callout callout-claim" open>' in llama
+    assert f'href="../notes/{page_name("Attention Is All You Need.md")}"' in llama  # wikilink -> page
+    assert '<span class="ghost"' in llama  # a cited work without a note
+    assert "✅ reproduced" in llama and 'href="../runs/run-001.html"' in llama
+    assert "Cited by" in llama
+    dash = _page(out, vault_root, "Dashboard.md")
+    assert "```dataview" not in dash and "Attention Is All You Need" in dash  # the query's result
+    assert re.search(r'<details class="callout callout-tip"><summary>', dash)  # folded: not open
+    assert '<code class="math">E = mc^2</code>' in dash
+    assert re.search(r'<img src="\.\./files/[0-9a-f]+-plot\.png"', dash)
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert 'id="papers-table" class="sortable"' in index and 'id="claims-table"' in index
+    papers = index[index.index('id="papers-table"'):]
+    papers = papers[:papers.index("</table>")]
+    assert papers.count("<tr><td><a href=\"notes/") == 3  # three papers; the dashboard is not one
+    assert '<input id="search"' in index and "https://" not in index.replace("https://doi.org", "")
+    graph = (out / "graph.html").read_text(encoding="utf-8")
+    assert graph.count('class="node paper') == 3 and graph.count('class="node ghost"') >= 5
+    run = (out / "runs" / "run-001.html").read_text(encoding="utf-8")
+    assert "llama/param-count" in run and "params_7b" in run and "1.25" in run and 'src="run-001/loss.png"' in run
+    search = (out / "search-index.js").read_text(encoding="utf-8")
+    assert search.startswith("window.PAPERKB_SEARCH = [") and "rotary" in search
+    for html_file in out.rglob("*.html"):  # offline: nothing loads from the network
+        text = html_file.read_text(encoding="utf-8")
+        assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', text), html_file
+
+
+def test_reexport_rewrites_only_what_changed(tmp_path, vault_root):
+    out = tmp_path / "site"
+    export_site(Vault(vault_root), out, workers=1)
+    again = export_site(Vault(vault_root), out, workers=1)
+    assert again.written == 0 and again.unchanged > 5
+    flash = vault_root / "FlashAttention - Fast and Memory-Efficient Exact Attention with IO-Awareness.md"
+    before = {p: p.stat().st_mtime_ns for p in (out / "notes").iterdir()}
+    time.sleep(0.01)
+    flash.write_text(flash.read_text(encoding="utf-8") + "\nOne more line about tiling.\n", encoding="utf-8")
+    third = export_site(Vault(vault_root), out, workers=1)
+    changed = [p.name for p in (out / "notes").iterdir() if p.stat().st_mtime_ns != before[p]]
+    # the page itself, and the pages with dataview blocks (their results may depend on any note)
+    assert sorted(changed) == sorted(page_name(n) for n in (flash.name, "Attention Is All You Need.md", "Dashboard.md"))
+    assert third.written <= 5  # those three, and the search index whose content changed
+    (vault_root / "Dashboard.md").unlink()
+    fourth = export_site(Vault(vault_root), out, workers=1)
+    assert fourth.removed >= 1 and not (out / "notes" / page_name("Dashboard.md")).exists()
+
+
+def test_refuses_a_folder_it_did_not_write_unless_forced(tmp_path, vault_root):
+    out = tmp_path / "mine"
+    write(out, {"thesis.tex": "precious"})
+    with pytest.raises(PaperkbError, match="not empty and was not written by paperkb"):
+        export_site(Vault(vault_root), out, workers=1)
+    export_site(Vault(vault_root), out, force=True, workers=1)
+    assert (out / "thesis.tex").read_text() == "precious"  # --force writes beside, never deletes
+    with pytest.raises(PaperkbError, match="holds the vault"):
+        export_site(Vault(vault_root), vault_root, workers=1)
+
+
+def test_site_cli_one_line_errors(tmp_path, vault_root):
+    cmd = [sys.executable, "-m", "cli.app", "--vault", str(vault_root), "export", "site"]
+    ok = subprocess.run(cmd + [str(tmp_path / "s")], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "note pages" in ok.stderr
+    write(tmp_path, {"busy/x.txt": "x"})
+    busy = subprocess.run(cmd + [str(tmp_path / "busy")], capture_output=True, text=True, timeout=60)
+    assert busy.returncode == 1 and busy.stderr.startswith("error: ") and "--force" in busy.stderr
+    assert "Traceback" not in busy.stderr
+
+
+def test_parallel_render_matches_serial(tmp_path):
+    root = tmp_path / "v"
+    write(root, {f"P{i:03d}.md": paper(f"Paper {i}", f"leeP{i:03d}{2000 + i % 20}", f"See [[P{(i + 1) % 210:03d}]].")
+                 for i in range(210)})
+    a = export_site(Vault(root), tmp_path / "a", workers=1, generated="x")
+    b = export_site(Vault(root), tmp_path / "b", workers=2, generated="x")
+    assert a.pages == b.pages == 210
+    for p in (tmp_path / "a" / "notes").iterdir():
+        assert p.read_bytes() == (tmp_path / "b" / "notes" / p.name).read_bytes()
+    assert os.path.getsize(tmp_path / "a" / "graph.html") == os.path.getsize(tmp_path / "b" / "graph.html")

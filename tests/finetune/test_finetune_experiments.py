@@ -1,0 +1,42 @@
+"""The finetune/* experiments: registered without torch, each supported at its smoke preset
+and each negative control contradicted at the smoke preset (so every check can fail)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from repro.registry import get, run_inline
+
+IDS = ["finetune/prompt-masking", "finetune/reward-margin", "finetune/rejection-sampling", "finetune/ppo-kl",
+       "finetune/ghost-attention", "finetune/dpo"]
+RUNS = [(i, None) for i in IDS] + [(i, c.name) for i in IDS for c in get(i).controls]
+
+
+def test_declarations_do_not_import_torch():
+    code = "import sys, repro.finetune.experiments; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_registered_with_presets_and_controls():
+    for exp_id in IDS:
+        exp = get(exp_id)
+        assert exp.controls, exp_id
+        for preset in ("smoke", "full"):
+            exp.resolve_params(preset)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # ~5-20 s of CPU each; the margin is for a loaded machine
+@pytest.mark.parametrize("exp_id,control", RUNS, ids=[f"{i.split('/')[1]}-{c or 'real'}" for i, c in RUNS])
+def test_smoke_verdict(exp_id, control, tmp_path):
+    pytest.importorskip("torch")
+    r = run_inline(exp_id, "smoke", control=control, run_dir=tmp_path)
+    expected = "contradicted" if control else "supported"
+    assert r.verdict == expected, [(c.name, c.value, c.passed) for c in r.checks]
+    assert all(c.evidence in ("direct", "proxy") for c in r.checks)
+    assert all(c.scale == "smoke" for c in r.checks)
+    if control is None and exp_id != "finetune/prompt-masking":
+        assert any(p.suffix == ".png" for p in tmp_path.iterdir())
