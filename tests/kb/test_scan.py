@@ -130,7 +130,7 @@ WORDS = ["word", "two words", "**b**", "*e*", "_u_", "__s__", "*", "_", "a_b", "
          ")", "[", "]", "!", "%%c%%", "x^y", "&", "=", "~", " ", "`c [[x]] #t`", "`", "``a`b``", "` s `"]  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(PIECES), max_size=30).map("".join))
 def test_same_note_on_random_markdown(text: str) -> None:
     slow, fast = both(text)
@@ -142,7 +142,7 @@ line = st.tuples(st.sampled_from(LINE_STARTS), st.lists(st.sampled_from(WORDS), 
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(line, max_size=14).map("\n".join))
 def test_same_note_on_generated_notes(text: str) -> None:
     slow, fast = both(text)
@@ -165,7 +165,7 @@ fm_entry = st.one_of(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(fm_entry, max_size=8).map("\n".join))
 def test_fast_frontmatter_equals_pyyaml(raw: str) -> None:
     from kb.frontmatter import load_frontmatter
@@ -189,8 +189,8 @@ def test_fast_frontmatter_takes_the_usual_shapes() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "[[a]] " * 20_000,  # many tokens in one paragraph
-        "x [[a]]\n" * 20_000,  # many lines in one paragraph
+        "[[a]] " * 10_000,  # many tokens in one paragraph
+        "x [[a]]\n" * 10_000,  # many lines in one paragraph
         "[a " * 20_000 + "[b]",  # many "[" the scanner reads as text
         "![a " * 20_000,
         "**b** _c_ d * e " * 10_000,
