@@ -152,6 +152,17 @@ def _checks(st: dict[str, Any]) -> list[dict[str, Any]]:
             "scale": c.get("scale") or "",
             "run_id": c.get("run_id"),
         })
+    # the negative controls: a sabotaged implementation that must end contradicted
+    for c in st.get("controls") or []:
+        if not isinstance(c, dict):
+            continue
+        ok = c.get("ok")
+        verdict = c.get("verdict") or c.get("error") or "not run"
+        out.append({
+            "name": f"control {c.get('control', '')}",
+            "text": f"negative control {c.get('control', '')} ({c.get('experiment', '')}): {verdict}",
+            "passed": ok, "mark": "✓" if ok else "✗", "evidence": "", "scale": "", "run_id": c.get("run_id"),
+        })
     return out
 
 
