@@ -132,7 +132,9 @@ def _number(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float):
-        return f"{value:.4g}"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))  # a count measured as a float: every digit matters
+        return f"{value:.6g}"
     return str(value)
 
 
