@@ -43,6 +43,7 @@ _STATUS_MARK = {
 AUTHORS_SHOWN = 3
 PLOT_MAX_BYTES = 3_000_000  # a plot larger than this is linked, not inlined
 PLOTS_PER_RUN = 6
+PICTURES_MAX_PAPERS = 500  # past this, a summary is a catalogue: no neighbourhood drawings
 
 
 def status_class(status: str) -> str:
@@ -211,6 +212,7 @@ def build(
     notes = [n for n in notes if citations.is_paper(n.path)]
     notes.sort(key=lambda n: (n.year or 0, n.title.casefold()))
     runs = Path(runs_dir) if runs_dir is not None else None
+    pictures = pictures and len(notes) <= PICTURES_MAX_PAPERS
     papers = []
     for n in notes:
         claims = []
