@@ -1,4 +1,4 @@
-"""Benchmark of the attention implementations (issue 5).
+"""Benchmark of the attention implementations (issues 5 and 15).
 
 CPU section (always): wall time and peak extra memory of tiled, naive and sdpa, forward,
 d = 64, one sequence of one head, torch on one thread. Target: tiled needs >= 20x less
@@ -8,10 +8,18 @@ GPU section (only when CUDA is present): forward, backward and forward+backward 
 of the Triton kernel, torch's sdpa pinned to its flash backend and the naive algorithm,
 N = 1k..16k, d = 64 and 128, causal and not, bf16, plus the bf16 matmul rate measured
 in the same run. Targets on an H100: triton forward >= 0.9x the flash backend at
-N = 4k-16k, d = 128 (aim >= 1.0x and >= 50% of the matmul rate), backward >= 0.7x.
+N = 4k-16k, d = 128 (aim >= 1.0x and >= 50% of the matmul rate), backward >= 0.7x. Also on
+the GPU: block-sparse forward+backward time against the fraction of non-zero blocks
+(target: exponent 1 +- 0.2), and decoding (one query against a long KV cache) through
+split-KV flash-decoding, the Triton forward kernel and torch's sdpa.
+
+Compile section (``--compile``, no GPU needed): every kernel built as the JIT specialises
+it for sm_90a and sm_80 at d = 64/128, fp16/bf16, causal or not: registers, stack
+(spill) bytes and shared memory. Target: no spill, <= 255 registers.
 
     .venv/bin/python bench/attention.py            # CPU (+ GPU when present)
     .venv/bin/python bench/attention.py --quick    # N up to 4k on CPU, fewer GPU sizes
+    .venv/bin/python bench/attention.py --compile-only --out /tmp/compile.md
     .venv/bin/python bench/attention.py --gpu-only --out bench/results/attention_gpu.md
 
 Prints markdown tables; ``--out`` also writes them to a file.
@@ -94,11 +102,98 @@ def gpu_section(ns: list[int], reps: int) -> tuple[str, list[str]]:
     return text, verdicts
 
 
+def block_sparse_section(n: int, reps: int) -> tuple[str, list[str]]:
+    import torch
+
+    from repro.attention import flash_attention
+    from repro.attention.io_model import random_block_mask
+    from repro.attention.speed import time_call
+
+    dens = [0.125, 0.25, 0.5, 1.0]
+    gen = torch.Generator().manual_seed(0)
+    q, k, v, do = (torch.randn(4, 16, n, 64, generator=gen).to("cuda", torch.bfloat16).requires_grad_()
+                   for _ in range(4))
+    lines = [f"Block-sparse Triton kernel, bf16, batch 4, 16 heads, N = {n}, d = 64, block 128, fwd + bwd", "",
+             "| density | ms | dense / sparse |", "|---|---|---|"]
+    times = []
+    for s_ in dens:
+        mask = random_block_mask(n // 128, n // 128, s_, 0).cuda()
+
+        def step():
+            flash_attention(q, k, v, block_mask=mask, block_size=128, impl="triton").backward(do)
+
+        times.append(time_call(step, "cuda", warmup=2, reps=reps))
+    for s_, t in zip(dens, times):
+        lines.append(f"| {s_} | {t * 1e3:.2f} | {times[-1] / t:.2f}x |")
+    import math
+
+    lx = [math.log(x) for x in dens]
+    ly = [math.log(t) for t in times]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    slope = sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+    verdict = "met" if 0.8 <= slope <= 1.2 else "MISSED"
+    return "\n".join(lines), [f"target block-sparse time exponent in density 1 +- 0.2: {slope:.2f} ({verdict})"]
+
+
+def decode_section(reps: int) -> tuple[str, list[str]]:
+    import torch
+
+    from repro.attention import flash_attention
+    from repro.attention.speed import time_call
+
+    lines = ["Decoding: 1 query per head against a KV cache, bf16, d = 128, 32 query heads / 8 KV heads", "",
+             "| batch | KV length | split-kv (us) | triton (us) | sdpa (us) | sdpa / split-kv |", "|---|---|---|---|---|---|"]
+    verdicts = []
+    for batch, n_k in ((1, 4096), (1, 16384), (8, 4096), (1, 65536)):
+        q = torch.randn(batch, 32, 1, 128, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(batch, 8, n_k, 128, device="cuda", dtype=torch.bfloat16)
+        with torch.no_grad():
+            t = {impl: time_call(lambda: flash_attention(q, k, k, causal=True, impl=impl), "cuda", warmup=3,
+                                 reps=reps) for impl in ("split-kv", "triton", "sdpa")}
+        lines.append(f"| {batch} | {n_k} | {t['split-kv'] * 1e6:.1f} | {t['triton'] * 1e6:.1f} | "
+                     f"{t['sdpa'] * 1e6:.1f} | {t['sdpa'] / t['split-kv']:.2f}x |")
+        if batch == 1 and n_k == 16384:
+            verdicts.append(f"split-kv decoding at batch 1, 16k keys: {t['triton'] / t['split-kv']:.1f}x the "
+                            f"one-program-per-head Triton forward, {t['sdpa'] / t['split-kv']:.2f}x sdpa")
+    return "\n".join(lines), verdicts
+
+
+def compile_section() -> tuple[str, list[str]]:
+    """Every kernel compiled for sm_90a and sm_80 in a child process (triton must not be
+    in interpreter mode)."""
+    import json
+    import os
+    import subprocess
+
+    from repro.attention.compile_check import markdown_table
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, TRITON_INTERPRET="0", TRITON_DEFAULT_FP_FUSION="1", PYTHONPATH=str(root))
+    rows = []
+    for arch in (90, 80):
+        out = subprocess.run([sys.executable, "-m", "repro.attention.compile_check", "--arch", str(arch)],
+                             capture_output=True, text=True, env=env, cwd=root, check=True).stdout
+        rows += [json.loads(x[4:]) for x in out.splitlines() if x.startswith("ROW ")]
+    import triton
+
+    bad = [r for r in rows if r["spills"] or r["registers"] > 255]
+    wide = [r for r in rows if r["i32_stride_products"]]
+    text = (f"Triton {triton.__version__}, bundled ptxas; kernels bound by Triton's own JIT binder (stride 1 constant, "
+            "divisibility 16), fallback tile configuration (first of the pruned autotuning space); registers per "
+            "thread and stack frame from the cubin's .nv.info, shared memory from the compiled metadata.\n\n"
+            + markdown_table(rows))
+    verdicts = [f"compile: {len(rows)} kernels, {len(bad)} with a spill or > 255 registers "
+                f"({'met' if not bad else 'MISSED'}); {len(wide)} with a 32-bit batch/head stride product"]
+    return text, verdicts
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes")
     ap.add_argument("--cpu-only", action="store_true")
     ap.add_argument("--gpu-only", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="also compile every kernel for sm_90a/sm_80 (no GPU)")
+    ap.add_argument("--compile-only", action="store_true", help="only the compile section")
     ap.add_argument("--reps", type=int, default=None, help="timed repetitions (median)")
     ap.add_argument("--out", type=Path, help="also write the markdown here")
     args = ap.parse_args(argv)
@@ -107,7 +202,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = [f"# Attention benchmark, {datetime.date.today().isoformat()}"]
     verdicts: list[str] = []
-    if not args.gpu_only:
+    if args.compile_only:
+        args.compile = args.cpu_only = True
+    if args.compile:
+        text, v = compile_section()
+        parts += ["## Compiled for sm_90a and sm_80 (no GPU)", text]
+        verdicts += v
+    if not args.gpu_only and not args.compile_only:
         ns = [1024, 4096] if args.quick else [1024, 2048, 4096, 8192, 16384]
         text, v = cpu_section(ns, 64, args.reps or (2 if args.quick else 3))
         parts += ["## CPU", text]
@@ -117,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
             ns = [1024, 4096] if args.quick else [1024, 2048, 4096, 8192, 16384]
             text, v = gpu_section(ns, args.reps or 10)
             parts += ["## GPU", text]
+            verdicts += v
+            text, v = block_sparse_section(4096 if args.quick else 16384, args.reps or 10)
+            parts += ["## GPU: block-sparse", text]
+            verdicts += v
+            text, v = decode_section(args.reps or 20)
+            parts += ["## GPU: decoding", text]
             verdicts += v
         else:
             parts += ["## GPU", "No CUDA device: GPU section not run."]

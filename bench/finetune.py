@@ -30,10 +30,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from repro.environment import cpu_model  # noqa: E402
-from repro.finetune.loop import OptimConfig, make_optimizer, make_scheduler, step_optimizer  # noqa: E402
-from repro.finetune.losses import IGNORE  # noqa: E402
-from repro.llama.model import ModelArgs, Transformer  # noqa: E402
+from repro.environment import cpu_model
+from repro.finetune.loop import OptimConfig, make_optimizer, make_scheduler, step_optimizer
+from repro.finetune.losses import IGNORE
+from repro.llama.model import ModelArgs, Transformer
 
 CONFIGS = {"full": dict(dim=256, n_layers=4, n_heads=4, vocab_size=2000, prompt=32, answer=96, batch=8),
            "quick": dict(dim=128, n_layers=2, n_heads=4, vocab_size=1000, prompt=16, answer=48, batch=8)}
@@ -141,7 +141,7 @@ def ours_dpo(cfg, steps):
     opt = make_optimizer(model, optim)
     sch = make_scheduler(opt, optim)
     ex = _examples(cfg, 512, 1)
-    lab = lambda p, a: (p + a, [IGNORE] * len(p) + a)  # noqa: E731
+    lab = lambda p, a: (p + a, [IGNORE] * len(p) + a)
     pairs = [(lab(*ex[2 * i]), lab(ex[2 * i][0], ex[2 * i + 1][1])) for i in range(256)]
 
     def step(s):
@@ -278,7 +278,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     cfg = CONFIGS["quick" if a.quick else "full"]
     load0 = _loadavg()
-    out = [f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    out = [f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
            f"- Machine: {os.cpu_count()}-core {cpu_model()}; torch {torch.__version__}; {a.threads} torch thread(s)",
            f"- Model: Llama 2 shape, dim {cfg['dim']}, {cfg['n_layers']} layers, {cfg['n_heads']} heads, vocabulary "
            f"{cfg['vocab_size']}; batch {cfg['batch']} of {cfg['prompt']} prompt + {cfg['answer']} answer tokens; "

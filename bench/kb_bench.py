@@ -301,6 +301,12 @@ def write_report(path: Path, n: int, res: dict, ot: dict | None, started: str,
         f"{ok(res['show'], TARGETS['show'])} |",
         f"| `paperkb backlinks` | {res['backlinks']:.3f} s | {res['backlinks_cpu']:.3f} s | "
         f"<= {TARGETS['backlinks']} s | {ok(res['backlinks'], TARGETS['backlinks'])} |",
+        *[f"| `paperkb {' '.join(used)}` | {wall:.3f} s | {cpu:.3f} s | <= {TARGETS['read']} s | "
+          f"{ok(wall, TARGETS['read'])} |" for label, used, wall, cpu in res["read"]],
+        f"| `paperkb export json -o FILE` (best of runs) | {res['export']:.2f} s | {res['export_cpu']:.2f} s | "
+        f"<= {TARGETS['export']:.0f} s | {ok(res['export'], TARGETS['export'])} |",
+        f"| peak RSS of `export json` | {res['export_mb']:.0f} MB | | <= {TARGETS['export_mb']:.0f} MB | "
+        f"{ok(res['export_mb'], TARGETS['export_mb'])} |",
         f"| (CLI start-up floor: `python -c 'import cli.app'`) | {res['baseline']:.3f} s | "
         f"{res['baseline_cpu']:.3f} s | | |",
         f"| peak RSS of cold index (main + workers) | {res['rss_mb']:.0f} MB | | <= {TARGETS['rss_mb']:.0f} MB | "

@@ -36,7 +36,7 @@ EXTRAS = {
 }
 # Commands that cannot start without an optional dependency: refused up front, in one
 # line, rather than failing inside a run (which would be recorded as a crashed run).
-NEEDS = {"run": "torch"}
+NEEDS = {"run": "torch", "chat": "torch"}
 
 
 def error_line(exc: BaseException) -> tuple[str, int]:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from cli.common import guard
 from cli.output import clean
+
 
 @guard
 def chat(
@@ -21,7 +22,7 @@ def chat(
                                       "written by repro.finetune; its tokenizer.json or tokenizer.model is used "
                                       "(none: the byte tokenizer)."),
     system: Optional[str] = typer.Option(None, "--system", "-s", help="System prompt (inside <<SYS>> tags)."),
-    message: Optional[List[str]] = typer.Option(None, "--message", "-m",
+    message: Optional[list[str]] = typer.Option(None, "--message", "-m",
                                                 help="A user turn; repeat for several. Without it, user turns are "
                                                      "read from stdin, one per line, until EOF or /exit."),
     temperature: float = typer.Option(0.6, "--temperature", "-t", min=0.0, help="0 = greedy."),

@@ -67,44 +67,42 @@ def export_json(vault) -> dict[str, Any]:
     }
 
 
-def _object(source: str, keys: tuple[str, ...]) -> str:
-    return "json_object(" + ", ".join(f"'{k}', {source} -> '$.{k}'" for k in keys) + ")"
-
-
-def _array_of_objects(field: str, keys: tuple[str, ...]) -> str:
-    return f"(SELECT json_group_array({_object('value', keys)}) FROM json_each(x.{field}))"
-
-
-# One note's export, built by SQLite's JSON functions from the stored note: the body text,
-# lists and headings that make up most of it are never decoded in Python. The inner query
-# parses each stored note once (SQLite caches the parse between the ``->``); the arrays to
-# reshape are then parsed again on their own, small. ``->`` keeps each value's JSON text
-# (true stays true, 1.50 stays 1.50); json() marks it as JSON again after the subquery.
-_NOTE_SQL = (
-    "SELECT json_object("
-    "'path', json(x.path), 'title', json(x.title), 'aliases', json(x.aliases), 'citekey', json(x.citekey), "
-    "'authors', json(x.authors), "
-    "'year', json(x.year), 'tags', (SELECT json_group_array(ltrim(value, '#')) FROM json_each(x.tags)), "
-    "'frontmatter', json(x.frontmatter), "
-    f"'links', {_array_of_objects('links', ('target', 'resolved', 'kind', 'heading', 'block', 'display', 'line'))}, "
-    f"'callouts', {_array_of_objects('callouts', ('type', 'title', 'fold', 'line'))}, "
-    f"'questions', {_array_of_objects('questions', ('text', 'answered', 'line'))}, "
-    f"'claims', {_array_of_objects('claims', ('id', 'statement', 'experiments', 'line'))}"
-    ") FROM (SELECT "
-    + ", ".join(f"data -> '$.{k}' AS {k}" for k in ("path", "title", "aliases", "citekey", "authors", "year", "tags",
-                                                    "frontmatter", "links", "callouts", "questions", "claims"))
-    + ", path AS sort_key FROM notes) AS x ORDER BY x.sort_key"
-)
-
-
-def _note_rows(vault) -> Iterator[str]:
-    """Each note's export as JSON text, sorted by path, one at a time."""
-    yield from (row for (row,) in vault._ensure().execute(_NOTE_SQL))
+_FIELDS = ("path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter", "links", "callouts",
+           "questions", "claims")
+# SQLite picks the exported fields out of each stored note in one pass (C code): the body
+# text, lists, headings and fields that make up most of a note are never decoded in Python.
+_NOTE_SQL = f"SELECT json_extract(data, {', '.join(repr('$.' + k) for k in _FIELDS)}) FROM notes ORDER BY path"
+_LINK_KEYS = ("target", "resolved", "kind", "heading", "block", "display", "line")
 
 
 def iter_note_json(vault) -> Iterator[dict[str, Any]]:
     """``note_json`` of every note, sorted by path, one at a time."""
-    return (json.loads(row) for row in _note_rows(vault))
+    loads = json.loads
+    for (row,) in vault._ensure().execute(_NOTE_SQL):
+        path, title, aliases, citekey, authors, year, tags, frontmatter, links, callouts, questions, claims = loads(row)
+        yield {
+            "path": path,
+            "title": title,
+            "aliases": aliases or [],
+            "citekey": citekey,
+            "authors": authors or [],
+            "year": year,
+            "tags": [t.lstrip("#") for t in tags or ()],
+            "frontmatter": frontmatter or {},
+            "links": [{k: link.get(k) for k in _LINK_KEYS} for link in links or ()],
+            "callouts": [{"type": c.get("type"), "title": c.get("title"), "fold": c.get("fold"), "line": c.get("line")}
+                         for c in callouts or ()],
+            "questions": [{"text": q.get("text"), "answered": q.get("answered"), "line": q.get("line")}
+                          for q in questions or ()],
+            "claims": [{"id": c.get("id"), "statement": c.get("statement"), "experiments": c.get("experiments"),
+                        "line": c.get("line")} for c in claims or ()],
+        }
+
+
+def _note_rows(vault) -> Iterator[str]:
+    """Each note's export as one line of JSON, sorted by path."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # the C encoder
+    return (dumps(note) for note in iter_note_json(vault))
 
 
 def write_json(vault, out: TextIO) -> None:
@@ -152,6 +150,9 @@ def write_json_file(vault, path) -> None:
     except OSError as exc:
         raise PaperkbError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
+        # mkstemp makes the file private: give it the mode a plain write would have
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         with open(fd, "w", encoding="utf-8") as out:
             write_json(vault, out)
         os.replace(tmp, path)
@@ -160,3 +161,11 @@ def write_json_file(vault, path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -44,7 +44,7 @@ from typing import Iterator
 
 from kb.errors import VaultError
 from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
-from kb.model import Claim, Note, Problem, json_safe
+from kb.model import Note, Problem, json_safe
 
 try:
     import fcntl
@@ -1155,45 +1155,3 @@ def _apply(
                 conn.execute(statement)
     return n_done
 
-
-# --------------------------------------------------------------------------------------
-# Read helpers
-# --------------------------------------------------------------------------------------
-@dataclass
-class ClaimRow:
-    """One claim with the note it is written in (see ``claims``)."""
-
-    path: str
-    title: str
-    tags: list[str]  # the note's tags, as written, without "#"
-    claim: Claim
-
-
-def claims(conn: sqlite3.Connection, *, path: str | None = None, tag: str | None = None) -> list[ClaimRow]:
-    """Every claim in the index, by note path then line; only the note at ``path`` and/or
-    the notes tagged ``tag`` (nested tags included: ``paper`` takes ``paper/llm``) when given.
-
-    Reads the claims out of the stored notes with SQLite's JSON functions (no note is
-    decoded in Python), and filters through the ``tags`` table's index, so a filtered
-    listing costs about the matching notes only."""
-    where = ["instr(n.data, '\"claims\": [{') > 0"]  # a cheap pre-filter: most notes have none
-    args: list[str] = []
-    if path is not None:
-        where.append("n.path = ?")
-        args.append(path)
-    if tag is not None:
-        key = tag.lstrip("#").casefold()
-        where.append("n.path IN (SELECT path FROM tags WHERE key = ? OR substr(key, 1, ?) = ?)")
-        args += [key, len(key) + 1, key + "/"]
-    rows = conn.execute(
-        "SELECT n.path, n.data -> '$.title', n.data -> '$.claims', "
-        "(SELECT json_group_array(t.tag) FROM tags t WHERE t.path = n.path) "
-        f"FROM notes n WHERE {' AND '.join(where)} ORDER BY n.path",
-        args,
-    )
-    out: list[ClaimRow] = []
-    for note_path, title, items, tags in rows:
-        title, tags = json.loads(title), json.loads(tags)
-        for item in sorted(json.loads(items), key=lambda c: c.get("line", 0)):
-            out.append(ClaimRow(note_path, title, tags, Claim(**item)))
-    return out

@@ -691,6 +691,10 @@ def scan_body(note: Note, source: str) -> ScanResult | None:
         return None
     except Exception:  # a scanner bug must not cost the note: markdown-it parses it
         return None
+    finally:
+        # scanner <-> its inline stand-in is a reference cycle; parse workers run with the
+        # cyclic collector paused, so break it here or every note's lines stay in memory
+        scanner.md.scanner = None
     note.headings = scanner.headings
     note.links = scanner.links
     note.callouts = scanner.callouts

@@ -1,4 +1,5 @@
-"""The one entry point: ``flash_attention(q, k, v, causal, softmax_scale, impl)``."""
+"""The one entry point: ``flash_attention(q, k, v, causal, softmax_scale, dropout_p,
+generator, block_mask, block_size, impl)``."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import torch.nn.functional as F
 
 from paperkb.errors import PaperkbError
 
-from .naive import causal_mask, naive_attention
+from .dropout import draw_seed, full_keep_mask
+from .naive import block_grid, causal_mask, naive_attention
 from .tiled import tiled_attention
 
-IMPLS = ("auto", "naive", "tiled", "triton", "sdpa")
+IMPLS = ("auto", "naive", "tiled", "triton", "split-kv", "sdpa")
+# impl="auto" decodes with split-KV (flash-decoding) on CUDA up to this many queries
+DECODE_MAX_QUERIES = 16
 _KERNEL_MODULE = "repro.attention.triton_kernel"
 
 
@@ -70,23 +74,68 @@ def _check_inputs(q, k, v, impl: str) -> None:
         raise PaperkbError(f"attention needs floating-point inputs; got {q.dtype}")
 
 
+def normalize_block_mask(block_mask, q: torch.Tensor, k: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Check ``block_mask`` and broadcast it to a contiguous bool (B, H, Nq/bs, Nk/bs)."""
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise PaperkbError(f"block_size must be a positive integer; got {block_size!r}")
+    if not isinstance(block_mask, torch.Tensor):
+        raise PaperkbError(f"block_mask must be a boolean tensor; got {type(block_mask).__name__}")
+    B, H, n_q, _ = q.shape
+    grid = (block_grid(n_q, block_size), block_grid(k.shape[2], block_size))
+    if block_mask.dim() < 2 or tuple(block_mask.shape[-2:]) != grid:
+        raise PaperkbError(f"block_mask must end in (Nq/block_size, Nk/block_size) = {grid} blocks "
+                           f"(block_size {block_size}); got shape {tuple(block_mask.shape)}")
+    try:
+        mask = torch.broadcast_to(block_mask.to(device=q.device, dtype=torch.bool), (B, H, *grid))
+    except RuntimeError:
+        raise PaperkbError(f"block_mask of shape {tuple(block_mask.shape)} does not broadcast over "
+                           f"batch {B} and heads {H}") from None
+    return mask.contiguous()
+
+
+def _pick_impl(q, k, v, dropout_p: float, block_mask) -> str:
+    """impl="auto": on CUDA with triton, split-KV for decoding (few queries, no grad),
+    else the Triton kernel; elsewhere torch's sdpa, or the tiled loops when dropout or a
+    block mask is asked for (sdpa's own dropout cannot share our counter-based mask)."""
+    if q.is_cuda and triton_available() and load_triton_kernels().supports(q):
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+        if q.shape[2] <= DECODE_MAX_QUERIES and not needs_grad and dropout_p == 0 and block_mask is None:
+            return "split-kv"
+        return "triton"
+    return "tiled" if dropout_p > 0 or block_mask is not None else "sdpa"
+
+
 def flash_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
     causal: bool = False,
     softmax_scale: float | None = None,
+    dropout_p: float = 0.0,
+    generator: torch.Generator | None = None,
+    block_mask: torch.Tensor | None = None,
+    block_size: int = 128,
     impl: str = "auto",
+    *,
+    sabotage: str | None = None,
 ) -> torch.Tensor:
     """Exact softmax attention. q: (B, H, Nq, d); k, v: (B, H_kv, Nk, d) with H a multiple
     of H_kv (MHA, GQA, MQA). Returns (B, H, Nq, d), differentiable.
 
     ``causal`` masks key j for query i when j > i + Nk - Nq (bottom-right, as
     flash-attention); a query that sees no key gets 0. ``softmax_scale`` defaults to
-    1/sqrt(d). ``impl``: naive (materialises N x N), tiled (Algorithm 1/4 in PyTorch),
-    triton (fused kernels; needs triton and a CUDA tensor, or the interpreter), sdpa
-    (torch's fused kernel), auto (triton for CUDA inputs it supports when triton is
-    installed, else sdpa: the fastest exact implementation available).
+    1/sqrt(d). ``dropout_p`` drops attention probabilities (Algorithm 2) with a
+    counter-based mask seeded from ``generator`` (torch's default generator when None),
+    which the backward regenerates. ``block_mask`` (bool, broadcastable to (B, H,
+    ceil(Nq/block_size), ceil(Nk/block_size))) keeps only the True blocks of keys for each
+    block of queries (block-sparse FlashAttention, Section 3.3); a query row whose blocks
+    are all False gets zeros.
+
+    ``impl``: naive (materialises N x N), tiled (Algorithms 1, 2, 4 in PyTorch), triton
+    (fused kernels; needs triton and a CUDA tensor, or the interpreter), split-kv
+    (flash-decoding for a few queries, forward only), sdpa (torch's fused kernel; no
+    dropout), auto (see ``_pick_impl``). ``sabotage`` runs a deliberately broken variant,
+    for negative controls only.
 
     >>> import torch
     >>> q = k = v = torch.randn(1, 2, 16, 32)
@@ -96,19 +145,45 @@ def flash_attention(
     _check_inputs(q, k, v, impl)
     if softmax_scale is not None and not (math.isfinite(softmax_scale) and softmax_scale > 0):
         raise PaperkbError(f"softmax_scale must be a positive finite number; got {softmax_scale!r}")
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
+        raise PaperkbError(f"dropout_p must be a number in [0, 1); got {dropout_p!r}")
+    dropout_p = float(dropout_p)
+    if block_mask is not None:
+        block_mask = normalize_block_mask(block_mask, q, k, block_size)
     if impl == "auto":
-        impl = "sdpa"
-        if q.is_cuda and triton_available() and load_triton_kernels().supports(q):
-            impl = "triton"
+        impl = _pick_impl(q, k, v, dropout_p, block_mask)
+    seed = draw_seed(generator) if dropout_p > 0 else 0
     if impl == "naive":
-        return naive_attention(q, k, v, causal, softmax_scale)
+        keep = full_keep_mask(seed, q.shape[0], q.shape[1], q.shape[2], k.shape[2], dropout_p, q.device) \
+            if dropout_p > 0 else None
+        return naive_attention(q, k, v, causal, softmax_scale, keep=keep, dropout_p=dropout_p,
+                               block_mask=block_mask, block_size=block_size)
     if impl == "tiled":
-        return tiled_attention(q, k, v, causal, softmax_scale)
+        if block_mask is not None:
+            return tiled_attention(q, k, v, causal, softmax_scale, block_size, block_size, dropout_p=dropout_p,
+                                   seed=seed, block_mask=block_mask, sabotage=sabotage)
+        return tiled_attention(q, k, v, causal, softmax_scale, dropout_p=dropout_p, seed=seed, sabotage=sabotage)
     if impl == "sdpa":
+        if dropout_p > 0:
+            raise PaperkbError("impl='sdpa' cannot apply the counter-based dropout; use tiled, triton or naive")
+        if block_mask is not None:
+            from .naive import expand_block_mask
+
+            allowed = expand_block_mask(block_mask, q.shape[2], k.shape[2], block_size)
+            if causal:
+                allowed = allowed & causal_mask(q.shape[2], k.shape[2], device=q.device)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=softmax_scale,
+                                                 enable_gqa=q.shape[1] != k.shape[1])
+            return out.masked_fill(~allowed.any(-1, keepdim=True), 0.0)
         return sdpa_attention(q, k, v, causal, softmax_scale)
     kernels = load_triton_kernels()
     if not (q.is_cuda or kernels.INTERPRETED):
         raise PaperkbError(
-            "impl='triton' needs CUDA tensors (or TRITON_INTERPRET=1 for Triton's CPU interpreter)"
+            f"impl={impl!r} needs CUDA tensors (or TRITON_INTERPRET=1 for Triton's CPU interpreter)"
         )
-    return kernels.triton_attention(q, k, v, causal, softmax_scale)
+    if impl == "split-kv":
+        if dropout_p > 0 or block_mask is not None:
+            raise PaperkbError("impl='split-kv' (decoding) takes neither dropout nor a block mask")
+        return kernels.split_kv_attention(q, k, v, causal, softmax_scale)
+    return kernels.triton_attention(q, k, v, causal, softmax_scale, dropout_p=dropout_p, seed=seed,
+                                    block_mask=block_mask, block_size=block_size, sabotage=sabotage)

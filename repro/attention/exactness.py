@@ -103,11 +103,15 @@ def compare(
     dout: torch.Tensor,
     causal: bool,
     backward: bool = True,
+    reference: Callable[..., torch.Tensor] | None = None,
 ) -> ErrorReport:
-    """Run ``fn(q, k, v, causal)`` and the two references; return their errors."""
+    """Run ``fn(q, k, v, causal)`` and the two references; return their errors.
+    ``reference(q, k, v, causal)`` replaces the standard algorithm (e.g. the standard
+    algorithm with a given dropout or block mask)."""
+    ref_fn = reference or (lambda a, b, c, m: naive_attention(a, b, c, m))
     ref_dt = reference_dtype(q.dtype)
-    ref = _run(lambda a, b, c, m: naive_attention(a, b, c, m), *(t.to(ref_dt) for t in (q, k, v, dout)), causal, backward)
-    same = _run(lambda a, b, c, m: naive_attention(a, b, c, m), q, k, v, dout, causal, backward)
+    ref = _run(ref_fn, *(t.to(ref_dt) for t in (q, k, v, dout)), causal, backward)
+    same = _run(ref_fn, q, k, v, dout, causal, backward)
     mine = _run(fn, q, k, v, dout, causal, backward)
 
     def err(x, name):

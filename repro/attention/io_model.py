@@ -10,6 +10,17 @@ algorithm whose traffic is counted really computes attention and its gradients.
 
 Theorem 2: standard attention moves Θ(Nd + N²) elements, FlashAttention Θ(N²d²/M) for
 d <= M <= Nd. Block sizes follow Algorithm 1: Bc = ceil(M / 4d), Br = min(Bc, d).
+
+Block-sparse FlashAttention (Section 3.3) takes a block mask over the (Br x Bc) tiles and
+skips the tiles it zeroes: Proposition 4 gives Θ(Nd + N²d²s/M) for a fraction s of
+non-zero blocks.
+
+The paper's measured GPT-2 medium figure (Figure 2 left: 40.3 GB standard against 4.4 GB
+FlashAttention) comes from a standard implementation that also masks (causal) and drops
+out, each an extra pass over an N x N matrix in HBM; ``standard_attention_io(...,
+masking=True, dropout=True)`` counts those passes as an unfused PyTorch implementation
+makes them (the dropout mask stored as one byte per element). FlashAttention fuses both,
+so its count does not change.
 """
 
 from __future__ import annotations
@@ -70,15 +81,22 @@ def _setup(n: int, d: int, q, k, v, do, elem_bytes: int):
 
 
 def standard_attention_io(n: int, d: int, *, q=None, k=None, v=None, do=None, backward: bool = False,
-                          elem_bytes: int = 2, row_block: int = 64) -> tuple[Hbm, dict]:
+                          elem_bytes: int = 2, row_block: int = 64, masking: bool = False,
+                          dropout: bool = False) -> tuple[Hbm, dict]:
     """Algorithm 0 (and Algorithm 3 when ``backward``): S, P (and dP, dS) go through HBM.
 
     Q, K, V (N x d) as tensors make it compute; otherwise it only counts. Returns the
-    counter and the results (O, and dQ, dK, dV when computed).
+    counter and the results (O, and dQ, dK, dV when computed). ``masking`` and
+    ``dropout`` add the extra N x N passes of an unfused implementation that masks and
+    drops out (counted only).
     """
     import torch
 
     hbm, compute = _setup(n, d, q, k, v, do, elem_bytes)
+    if compute and (masking or dropout):
+        raise ValueError("masking and dropout passes are counted only, not computed")
+    if masking or dropout:
+        return _standard_with_passes(hbm, n, d, backward, masking, dropout), {}
     if compute:
         for name in ("S", "P", "dP", "dS"):
             hbm.arrays[name] = torch.zeros(n, n, dtype=torch.float64)
@@ -119,14 +137,83 @@ def standard_attention_io(n: int, d: int, *, q=None, k=None, v=None, do=None, ba
     return hbm, results
 
 
+def _standard_with_passes(hbm: Hbm, n: int, d: int, backward: bool, masking: bool, dropout: bool) -> Hbm:
+    """Count an unfused standard attention with a causal mask and dropout: every step
+    reads its inputs from HBM and writes its output back."""
+    every = slice(0, n)
+    nn = [("K", d), ("Q", d)]
+    for name, width in nn:  # S = Q K^T
+        hbm.read(name, every, width)
+    hbm.write("S", every, n, None)
+    if masking:  # S' = mask(S)
+        hbm.read("S", every, n)
+        hbm.write("S", every, n, None)
+    hbm.read("S", every, n)  # P = softmax(S)
+    hbm.write("P", every, n, None)
+    z_bytes = Hbm(1)
+    if dropout:  # Pd = P * Z / (1 - p), Z kept for the backward
+        hbm.read("P", every, n)
+        hbm.write("Pd", every, n, None)
+        z_bytes.write("Z", every, n, None)
+    hbm.read("Pd" if dropout else "P", every, n)  # O = Pd V
+    hbm.read("V", every, d)
+    hbm.write("O", every, d, None)
+    if backward:
+        hbm.read("Pd" if dropout else "P", every, n)  # dV = Pd^T dO
+        hbm.read("dO", every, d)
+        hbm.write("dV", every, d, None)
+        hbm.read("dO", every, d)  # dPd = dO V^T
+        hbm.read("V", every, d)
+        hbm.write("dP", every, n, None)
+        if dropout:  # dP = dPd * Z / (1 - p)
+            hbm.read("dP", every, n)
+            z_bytes.read("Z", every, n)
+            hbm.write("dP", every, n, None)
+        hbm.read("P", every, n)  # dS = P * (dP - rowsum(dP * P))
+        hbm.read("dP", every, n)
+        hbm.write("dS", every, n, None)
+        if masking:  # the mask's backward zeroes dS where S was masked
+            hbm.read("dS", every, n)
+            hbm.write("dS", every, n, None)
+        for other in ("K", "Q"):  # dQ = dS K, dK = dS^T Q
+            hbm.read("dS", every, n)
+            hbm.read(other, every, d)
+            hbm.write("d" + other, every, d, None)
+    hbm.read_bytes += z_bytes.read_bytes
+    hbm.write_bytes += z_bytes.write_bytes
+    return hbm
+
+
+def random_block_mask(t_r: int, t_c: int, density: float, seed: int = 0):
+    """A (Tr, Tc) boolean mask with round(density * Tr * Tc) True blocks, at random."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    total = t_r * t_c
+    live = max(1, round(density * total))
+    flat = torch.zeros(total, dtype=torch.bool)
+    flat[torch.randperm(total, generator=gen)[:live]] = True
+    return flat.view(t_r, t_c)
+
+
 def flash_attention_io(n: int, d: int, m: int, *, q=None, k=None, v=None, do=None, backward: bool = False,
-                       elem_bytes: int = 2) -> tuple[Hbm, dict]:
+                       elem_bytes: int = 2, block_mask=None) -> tuple[Hbm, dict]:
     """Algorithm 1 (and Algorithm 4 without dropout when ``backward``) with an SRAM of
-    ``m`` elements. Same conventions as :func:`standard_attention_io`."""
+    ``m`` elements. Same conventions as :func:`standard_attention_io`. ``block_mask``
+    ((Tr, Tc) booleans over the Br x Bc tiles) makes it block-sparse FlashAttention:
+    zero tiles are neither read nor computed, and a key block with no non-zero tile is
+    not read at all."""
     import torch
 
     hbm, compute = _setup(n, d, q, k, v, do, elem_bytes)
     br, bc = block_sizes(m, d)
+
+    def live(r: slice, c: slice) -> bool:
+        return block_mask is None or bool(block_mask[r.start // br, c.start // bc])
+
+    def column_live(c: slice) -> bool:
+        return block_mask is None or bool(block_mask[:, c.start // bc].any())
+
     scale = 1.0 / math.sqrt(d)
     every = slice(0, n)
     # 2. O = 0, l = 0, m = -inf in HBM
@@ -137,8 +224,12 @@ def flash_attention_io(n: int, d: int, m: int, *, q=None, k=None, v=None, do=Non
     hbm.write("l", every, 1, None)
     hbm.write("m", every, 1, None)
     for c in _blocks(n, bc):  # 5
+        if not column_live(c):
+            continue
         k_j, v_j = hbm.read("K", c, d), hbm.read("V", c, d)  # 6
         for r in _blocks(n, br):  # 7
+            if not live(r, c):
+                continue
             q_i, o_i = hbm.read("Q", r, d), hbm.read("O", r, d)  # 8
             l_i, m_i = hbm.read("l", r, 1), hbm.read("m", r, 1)
             if compute:
@@ -165,12 +256,16 @@ def flash_attention_io(n: int, d: int, m: int, *, q=None, k=None, v=None, do=Non
     for name in ("dQ", "dK", "dV"):  # line 5: dQ, dK, dV = 0 in HBM
         hbm.write(name, every, d, None)
     for c in _blocks(n, bc):
+        if not column_live(c):
+            continue
         k_j, v_j = hbm.read("K", c, d), hbm.read("V", c, d)
         dk_j = dv_j = None
         if compute:
             dk_j = torch.zeros(c.stop - c.start, d, dtype=torch.float64)
             dv_j = torch.zeros_like(dk_j)
         for r in _blocks(n, br):
+            if not live(r, c):
+                continue
             q_i, o_i, do_i, dq_i = (hbm.read(x, r, d) for x in ("Q", "O", "dO", "dQ"))
             lse_i = hbm.read("L", r, 1)
             if compute:

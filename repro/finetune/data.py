@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 from paperkb.errors import PaperkbError
 from repro.finetune.losses import RATING_LEVELS

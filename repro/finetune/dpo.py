@@ -3,8 +3,9 @@ RLHF with a reward model, trained on the same preference pairs (beyond the paper
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 

@@ -410,7 +410,7 @@ def ppo_kl(ctx):
                 ctx.log_metric(f"reward_beta{beta:g}", row["reward"], it)
                 ctx.log_metric(f"kl_beta{beta:g}", row["kl"], it)
                 ctx.log_metric(f"gold_beta{beta:g}", g, it)
-                ctx.progress(it + 1, cfg.iterations, f"β={beta:g} reward {row['reward']:.3f} KL {row['kl']:.2f}")
+                ctx.progress(it + 1, p["iterations"], f"β={beta:g} reward {row['reward']:.3f} KL {row['kl']:.2f}")
 
             hist = ppo_train(policy, sft, value, reward_fn, prompts, tok.eos_id, cfg,
                              OptimConfig(lr=1e-3, total_steps=cfg.iterations * cfg.epochs), on_iteration=on_it)

@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from repro.finetune.data import ATTRIBUTES, ToyWorld, gatt_dialog, instruction
+from repro.finetune.data import ATTRIBUTES, DEFAULT_MARKER, ToyWorld, gatt_dialog, instruction
 from repro.finetune.sft import dialog_example
 from repro.llama.generation import chat_prompt_tokens, generate
 
@@ -62,9 +62,8 @@ def kept_rate_by_turn(model, tokenizer, world: ToyWorld, n_dialogs: int, n_turns
             text = tokenizer.decode([x for x in o if x != tokenizer.eos_id]).strip()
             first = text.split()[0] if text.split() else ""
             kept[t] += first == ATTRIBUTES[attrs[i]]
-            d.append({"role": "assistant", "content": text or DEFAULT_EMPTY})
+            # an empty answer would break the template; it counts as not keeping the instruction
+            d.append({"role": "assistant", "content": text or DEFAULT_MARKER})
     model.train()
     return [k / n_dialogs for k in kept]
 
-
-DEFAULT_EMPTY = "ok"

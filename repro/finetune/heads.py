@@ -44,3 +44,42 @@ def copy_backbone(model: Transformer) -> Transformer:
     clone = Transformer(model.params)
     clone.load_state_dict(model.state_dict())
     return clone.to(model.output.weight.device)
+
+
+HEAD_FILE = "score_head.safetensors"
+
+
+def save_scalar_head_model(model: ScalarHeadModel, directory, tokenizer=None):
+    """The backbone in the Hugging Face layout (with the tokenizer) plus ``score_head.safetensors``."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from repro.finetune.loop import export_for_chat
+
+    directory = Path(directory)
+    if tokenizer is not None:
+        export_for_chat(directory, model.backbone, tokenizer)
+    else:
+        from repro.llama.weights import save_hf
+
+        save_hf(model.backbone, directory)
+    save_file({k: v.detach().contiguous() for k, v in model.head.state_dict().items()}, str(directory / HEAD_FILE))
+    return directory
+
+
+def load_scalar_head_model(directory, device: str = "cpu") -> ScalarHeadModel:
+    """A reward model (or value head) written by :func:`save_scalar_head_model` or the trainer."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from paperkb.errors import PaperkbError
+    from repro.llama.weights import load_hf
+
+    directory = Path(directory)
+    if not (directory / HEAD_FILE).is_file():
+        raise PaperkbError(f"{directory}: no {HEAD_FILE}; not a reward-model checkpoint")
+    model = ScalarHeadModel(load_hf(directory, device=device))
+    model.head.load_state_dict(load_file(str(directory / HEAD_FILE)))
+    return model.eval()

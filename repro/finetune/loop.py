@@ -10,7 +10,7 @@ import json
 import math
 import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -123,6 +123,9 @@ def wrap(model: nn.Module, d: Dist, strategy: str = "ddp") -> nn.Module:
     if not d.on:
         return model
     if strategy == "fsdp":
+        if d.device == "cpu":
+            raise PaperkbError("FSDP needs GPUs (torch shards parameters over accelerator devices); "
+                               "use --strategy ddp on CPUs")
         from torch.distributed.fsdp import FullyShardedDataParallel
 
         return FullyShardedDataParallel(model)
@@ -143,10 +146,6 @@ def unwrap(model: nn.Module) -> nn.Module:
 STATE_FILE = "trainer_state.json"
 OPTIM_FILE = "optimizer.safetensors"
 MODEL_FILE = "trainer_model.safetensors"
-
-
-def rng_state() -> dict:
-    return {"python": random.getstate(), "torch": torch.get_rng_state()}
 
 
 def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, scheduler, step: int,
@@ -236,10 +235,6 @@ def export_for_chat(directory: str | Path, model, tokenizer) -> Path:
     save_hf(unwrap(model), directory)
     tokenizer.save(directory)
     return directory
-
-
-def config_dict(cfg) -> dict:
-    return asdict(cfg)
 
 
 def train_steps(model: nn.Module, step_loss, cfg: OptimConfig, steps: int, d: Optional[Dist] = None, *,

@@ -5,8 +5,8 @@ see another: each example restarts at position 0 and attends only to itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

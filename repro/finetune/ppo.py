@@ -4,8 +4,8 @@ head, generalised advantage estimation and the clipped objective (ε = 0.2)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import torch
 

@@ -6,7 +6,8 @@ the temperature sets how much diversity there is to select from."""
 from __future__ import annotations
 
 import statistics
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import torch
 

@@ -4,8 +4,9 @@ and evaluated per rating level (Table 8)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
@@ -84,7 +85,7 @@ def accuracy_by_level(model: ScalarHeadModel, data: Sequence[tuple[list[int], li
     model.train()
     out = {}
     for lv, name in enumerate(RATING_LEVELS):
-        sel = [g for g, l in zip(gaps, levels) if l == lv]
+        sel = [g for g, level in zip(gaps, levels) if level == lv]
         if sel:
             out[name] = {"accuracy": sum(g > 0 for g in sel) / len(sel), "mean_gap": sum(sel) / len(sel),
                          "n": len(sel)}

@@ -3,8 +3,9 @@ answer tokens, several examples packed into one sequence without seeing each oth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 

@@ -78,12 +78,19 @@ def _model_and_tokenizer(a, world):
 
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
-    import torch
 
     from paperkb.errors import PaperkbError
     from repro.finetune.data import ToyWorld, read_preferences, read_sft
-    from repro.finetune.loop import (OptimConfig, export_for_chat, init_distributed, load_checkpoint,
-                                     make_optimizer, make_scheduler, unwrap, wrap)
+    from repro.finetune.loop import (
+        OptimConfig,
+        export_for_chat,
+        init_distributed,
+        load_checkpoint,
+        make_optimizer,
+        make_scheduler,
+        unwrap,
+        wrap,
+    )
 
     try:
         d = init_distributed()
@@ -106,7 +113,7 @@ def main(argv=None) -> int:
             trained = model
             cfg = SFTConfig(steps=a.steps, batch_size=a.batch, seq_len=a.seq_len, seed=a.seed,
                             packing=not a.no_packing)
-            run = lambda m, **kw: train_sft(m, data, cfg, optim, d, on_step=on_step, **kw)  # noqa: E731
+            run = lambda m, **kw: train_sft(m, data, cfg, optim, d, on_step=on_step, **kw)
         elif a.step == "reward":
             from repro.finetune.heads import ScalarHeadModel
             from repro.finetune.reward import RewardConfig, pair_tokens, train_reward
@@ -115,7 +122,7 @@ def main(argv=None) -> int:
             data = pair_tokens(pairs, tok)
             trained = ScalarHeadModel(model)
             cfg = RewardConfig(steps=a.steps, batch_size=a.batch, margin=a.margin, seed=a.seed)
-            run = lambda m, **kw: train_reward(m, data, cfg, optim, d, on_step=on_step, **kw)  # noqa: E731
+            run = lambda m, **kw: train_reward(m, data, cfg, optim, d, on_step=on_step, **kw)
         else:
             import copy
 
@@ -126,7 +133,7 @@ def main(argv=None) -> int:
             ref = copy.deepcopy(model).eval()
             trained = model
             cfg = DPOConfig(steps=a.steps, batch_size=a.batch, beta=a.beta, seed=a.seed)
-            run = lambda m, **kw: train_dpo(m, ref, data, cfg, optim, d, on_step=on_step, **kw)  # noqa: E731
+            run = lambda m, **kw: train_dpo(m, ref, data, cfg, optim, d, on_step=on_step, **kw)
 
         trained = trained.to(d.device)
         wrapped = wrap(trained, d, a.strategy)
@@ -142,14 +149,12 @@ def main(argv=None) -> int:
         if d.rank == 0:
             a.out.mkdir(parents=True, exist_ok=True)
             (a.out / "losses.json").write_text(json.dumps(losses) + "\n")
-            backbone = unwrap(wrapped)
             if a.step == "reward":
-                from safetensors.torch import save_file
+                from repro.finetune.heads import save_scalar_head_model
 
-                save_file({k: v.contiguous() for k, v in backbone.head.state_dict().items()},
-                          str(a.out / "score_head.safetensors"))
-                backbone = backbone.backbone
-            export_for_chat(a.out, backbone, tok)
+                save_scalar_head_model(unwrap(wrapped), a.out, tok)
+            else:
+                export_for_chat(a.out, unwrap(wrapped), tok)
         if d.on:
             import torch.distributed as dist
 
@@ -161,6 +166,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # one line, as everywhere in paperkb, unless asked for the traceback
+        import os
+
+        if os.environ.get("PAPERKB_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (set PAPERKB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -93,15 +93,28 @@ def next_token(logits: torch.Tensor, temperature: float, top_p: float,
     return sample_top_p(probs, top_p, generator).squeeze(-1)
 
 
+def _flash_decoding_impl(model: Transformer, device: torch.device, wanted: Optional[bool]) -> Optional[str]:
+    """The attention impl for the cached one-token steps: "auto" (which picks split-KV
+    flash-decoding for a few queries on CUDA, repro.attention.api) when the model runs
+    torch's sdpa on a CUDA device and triton is installed; None to leave the model as is."""
+    if wanted is False or device.type != "cuda" or model.params.attn_impl not in ("sdpa", "auto"):
+        return None
+    from repro.attention.api import triton_available
+
+    return "auto" if triton_available() else None
+
+
 @torch.inference_mode()
 def generate(model: Transformer, prompt_tokens: Sequence[Sequence[int]], max_gen_len: int,
              temperature: float = 0.6, top_p: float = 0.9, eos_id: Optional[int] = None,
-             generator: Optional[torch.Generator] = None, use_cache: bool = True) -> list[list[int]]:
+             generator: Optional[torch.Generator] = None, use_cache: bool = True,
+             flash_decoding: Optional[bool] = None) -> list[list[int]]:
     """Continue each prompt by up to ``max_gen_len`` tokens; return the new tokens of each
     row, cut after its EOS. Rows of different lengths are decoded together, as in Meta's
     reference: decoding starts at the shortest prompt and a longer prompt's own tokens
     overwrite the samples until it runs out. ``use_cache=False`` recomputes the whole
-    prefix at each step (for checking the cache)."""
+    prefix at each step (for checking the cache). ``flash_decoding`` (default: on CUDA
+    with triton) runs the cached steps after the prompt through split-KV decoding."""
     bsz = len(prompt_tokens)
     if bsz == 0 or any(len(t) == 0 for t in prompt_tokens):
         raise ValueError("every prompt needs at least one token")
@@ -120,19 +133,27 @@ def generate(model: Transformer, prompt_tokens: Sequence[Sequence[int]], max_gen
     done = torch.zeros(bsz, dtype=torch.bool, device=device)
     cache = model.new_cache(bsz, total_len) if use_cache else None
     prev = 0
-    for cur in range(min_len, total_len):
-        if use_cache:
-            logits = model(tokens[:, prev:cur], prev, cache, last_only=True)[:, -1]
-            prev = cur
-        else:
-            logits = model(tokens[:, :cur], 0, None, last_only=True)[:, -1]
-        nxt = next_token(logits, temperature, top_p, generator)
-        nxt = torch.where(is_prompt[:, cur], tokens[:, cur], nxt)
-        tokens[:, cur] = nxt
-        if eos_id is not None:
-            done |= ~is_prompt[:, cur] & (nxt == eos_id)
-            if bool(done.all()):
-                break
+    decode_impl = _flash_decoding_impl(model, device, flash_decoding) if use_cache else None
+    own_impl = model.params.attn_impl
+    try:
+        for cur in range(min_len, total_len):
+            if use_cache:
+                logits = model(tokens[:, prev:cur], prev, cache, last_only=True)[:, -1]
+                if prev == 0 and decode_impl is not None:
+                    model.set_attn_impl(decode_impl)  # the prompt is in the cache: one token at a time now
+                prev = cur
+            else:
+                logits = model(tokens[:, :cur], 0, None, last_only=True)[:, -1]
+            nxt = next_token(logits, temperature, top_p, generator)
+            nxt = torch.where(is_prompt[:, cur], tokens[:, cur], nxt)
+            tokens[:, cur] = nxt
+            if eos_id is not None:
+                done |= ~is_prompt[:, cur] & (nxt == eos_id)
+                if bool(done.all()):
+                    break
+    finally:
+        if model.params.attn_impl != own_impl:
+            model.set_attn_impl(own_impl)
     out = []
     for i, t in enumerate(tokens.tolist()):
         start = len(prompt_tokens[i])

@@ -16,9 +16,9 @@ Every tokenizer here has ``bos_id``, ``eos_id``, ``pad_id``, ``n_words``,
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 from paperkb.errors import PaperkbError
 from repro.llama.tokenizer import BYTE_MARKER, ByteTokenizer

@@ -10,8 +10,18 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from repro.finetune.data import ToyWorld  # noqa: E402
-from repro.finetune.losses import (IGNORE, MARGINS, gae, gated_reward, lm_loss, logit, margins_for,  # noqa: E402
-                                   ppo_policy_loss, ppo_rewards, whiten)
+from repro.finetune.losses import (  # noqa: E402
+    IGNORE,
+    MARGINS,
+    gae,
+    gated_reward,
+    lm_loss,
+    logit,
+    margins_for,
+    ppo_policy_loss,
+    ppo_rewards,
+    whiten,
+)
 from repro.finetune.packing import document_mask, pack  # noqa: E402
 from repro.finetune.sft import dialog_example  # noqa: E402
 from repro.llama.model import ModelArgs, Transformer  # noqa: E402

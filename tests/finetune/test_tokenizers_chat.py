@@ -8,8 +8,14 @@ from paperkb.errors import PaperkbError
 from repro.llama.chat import UnsafeTagError, check_no_tags
 from repro.llama.generation import chat_segments
 from repro.llama.tokenizer import ByteTokenizer
-from repro.llama.tokenizers_real import (HFTokenizer, SentencePieceTokenizer, load_tokenizer, train_bpe,
-                                         train_sentencepiece, vault_texts)
+from repro.llama.tokenizers_real import (
+    HFTokenizer,
+    SentencePieceTokenizer,
+    load_tokenizer,
+    train_bpe,
+    train_sentencepiece,
+    vault_texts,
+)
 
 DIALOG = [
     {"role": "system", "content": "Réponds en français.\nSois bref."},

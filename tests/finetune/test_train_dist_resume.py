@@ -49,11 +49,12 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 
 def test_resumed_run_continues_the_same_loss_curve(tmp_path):
+    import random
+
     from repro.finetune.data import ToyWorld
     from repro.finetune.loop import OptimConfig, load_checkpoint, make_optimizer, make_scheduler
     from repro.finetune.sft import SFTConfig, dialog_example, train_sft
     from repro.llama.model import ModelArgs, Transformer
-    import random
 
     world = ToyWorld()
     tok = world.tokenizer(tmp_path / "tok")
@@ -111,3 +112,23 @@ def test_jsonl_readers(tmp_path):
         read_preferences(bad)
     with pytest.raises(PaperkbError, match="cannot read"):
         read_sft(tmp_path / "missing.jsonl")
+
+
+def test_reward_model_checkpoint_round_trips(tmp_path):
+    from repro.finetune.data import ToyWorld
+    from repro.finetune.heads import ScalarHeadModel, load_scalar_head_model, save_scalar_head_model
+    from repro.finetune.reward import encode_answer, score
+    from repro.llama.model import ModelArgs, Transformer
+
+    world = ToyWorld()
+    tok = world.tokenizer(tmp_path / "tok")
+    torch.manual_seed(0)
+    rm = ScalarHeadModel(Transformer(ModelArgs(dim=32, n_layers=1, n_heads=2, vocab_size=tok.n_words,
+                                               max_seq_len=32, multiple_of=32))).eval()
+    seqs = [encode_answer(tok, "rate w01 w02", "w03 w04 w05"), encode_answer(tok, "rate w01", "w00")]
+    save_scalar_head_model(rm, tmp_path / "rm", tok)
+    again = load_scalar_head_model(tmp_path / "rm")
+    with torch.no_grad():
+        assert (score(rm, seqs) - score(again, seqs)).abs().max().item() < 1e-6
+    with pytest.raises(PaperkbError, match="not a reward-model checkpoint"):
+        load_scalar_head_model(tmp_path / "tok")

@@ -44,7 +44,7 @@ def test_export_shape(tmp_path):
 def test_streamed_json_is_the_export(tmp_path):
     import io
 
-    from kb.export import note_json, write_json, write_json_file
+    from kb.export import _umask, note_json, write_json, write_json_file
 
     write(tmp_path, {
         "a/Ünïcode ✓.md": "---\nratio: 0.1\nbig: 12345678901234567890\nneg: -1.5e-7\nflag: true\nnothing:\n"
@@ -67,6 +67,9 @@ def test_streamed_json_is_the_export(tmp_path):
     write_json_file(vault, out)
     assert out.read_text(encoding="utf-8") == buf.getvalue()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    fresh = tmp_path / "fresh.json"
+    write_json_file(vault, fresh)
+    assert fresh.stat().st_mode & 0o777 == out.stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
 def test_streamed_json_of_an_empty_vault(tmp_path):
