@@ -64,7 +64,7 @@ def _capture_launches(tk, dtype: torch.dtype, head_dim: int, causal: bool, dropo
     """Run the launchers on CPU tensors, recording (kernel, kind, args, consts, cfg)."""
     launches = []
 
-    def capture(kernel, kind, grid_of, args, consts, device, block_d, dt, sparse_block):
+    def capture(kernel, kind, grid_of, args, consts, device, block_d, dt, sparse_block, length=0):
         space = tk.config_space("fwd" if kind == "fwd" else "bwd", _ARCH[0], block_d, dt, sparse_block,
                                 bool(consts.get("DROPOUT")))
         launches.append((kernel, kind, args, consts, space[0]))
