@@ -570,8 +570,9 @@ def config_space(kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_
                  dropout: bool = False) -> list[dict]:
     """The pruned list of tile configurations for ``kind`` ("fwd" or "bwd"); the first is
     the deterministic fallback. A block-sparse launch keeps only tiles that divide the
-    mask's block size; with dropout, the hash's registers push 128 x 128 forward tiles at
-    d >= 128 into spilling (sm_90a: 255 registers + 40 B of stack), so they are dropped."""
+    mask's block size; with dropout, the hash's registers push 128 x 128 forward tiles
+    into spilling (sm_90a: 255 registers + 88 B of stack at d = 64, + 40 B at d = 128), so
+    they are dropped."""
     if INTERPRETED:
         space = list(_INTERPRETER)
     elif dtype == torch.float32:
@@ -581,7 +582,7 @@ def config_space(kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_
     else:
         table = (_FWD_SPACE if kind == "fwd" else _BWD_SPACE)[_arch_key(arch)]
         space = list(table[64 if block_d <= 64 else 128 if block_d <= 128 else 256])
-    if dropout and kind == "fwd" and block_d >= 128:
+    if dropout and kind == "fwd":
         space = [c for c in space if c["BLOCK_M"] * c["BLOCK_N"] < 128 * 128] or space
     if sparse_block:
         fits = [c for c in space if sparse_block % c["BLOCK_M"] == 0 and sparse_block % c["BLOCK_N"] == 0]

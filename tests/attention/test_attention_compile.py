@@ -5,8 +5,8 @@ head stride (an offset that would wrap once a tensor has 2^31 elements).
 
 On sm_90a the forward is built for every (d in {64, 128}, fp16/bf16, causal or not), the
 backward and decode kernels for bf16 causal at both head dims (their fp16 code differs
-only in conversions), and the training kernels with dropout and with a block mask at
-d = 128; on sm_80 a bf16 subset (``compile_check.matrix``).
+only in conversions), and the training kernels with dropout and with a block mask; on
+sm_80 a bf16 subset (``compile_check.matrix``).
 ``bench/attention.py --compile`` builds every kernel in every configuration for both
 architectures and records registers, stack and shared memory in
 bench/results/attention.md.
