@@ -200,7 +200,10 @@ def _trl_args(cls, steps, cfg, out, **extra):
     return cls(output_dir=str(out), max_steps=steps + 2, per_device_train_batch_size=cfg["batch"],
                learning_rate=1e-4, lr_scheduler_type="cosine", weight_decay=0.1, adam_beta2=0.95, adam_epsilon=1e-5,
                max_grad_norm=1.0, logging_steps=1000, save_strategy="no", report_to=[], use_cpu=True,
-               dataloader_num_workers=0, seed=0, **extra)
+               dataloader_num_workers=0, seed=0,
+               # TRL 1.x defaults to bf16 autocast and gradient checkpointing; ours runs fp32 without
+               # recomputation, so both are turned off for a like-for-like step
+               bf16=False, gradient_checkpointing=False, **extra)
 
 
 def trl_sft(cfg, steps, tmp: Path):

@@ -221,8 +221,13 @@ def init_cmd(
 
 app.command("init")(init_cmd)
 
-COMMAND_MODULES = ("cli.kb_commands", "cli.query_commands", "cli.repro_commands", "cli.export_commands",
-                   "cli.finetune_commands")
+COMMAND_MODULES = (
+    "cli.kb_commands",
+    "cli.query_commands",
+    "cli.repro_commands",
+    "cli.export_commands",
+    "cli.finetune_commands",
+)
 
 for _name in COMMAND_MODULES:
     try:

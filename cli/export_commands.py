@@ -104,9 +104,11 @@ def export_summary_cmd(
     fmt: str = typer.Option("md", "--format", "-f", help="md (Markdown) or html (one standalone page)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
-    """A reading summary: per paper its authors, venue, DOI, tags, abstract, highlights, questions
-    (answered and open apart), claims with their status, checks and latest run, the runs' plots, its
-    citation neighbourhood as a picture and its BibTeX entry; the whole vault gets a dashboard on top.
+    """A reading summary of the papers (or of the notes named or picked), in Markdown or HTML.
+
+    Per paper: authors, venue, DOI, tags, abstract, highlights, questions (answered and open
+    apart), claims with their status, checks and latest run, the runs' plots, its citation
+    neighbourhood as a picture and its BibTeX entry; the whole vault gets a dashboard on top.
 
     Example: paperkb --vault notes export summary touvronLlamaOpenFoundation2023 --format html -o llama2.html
     """
@@ -132,9 +134,10 @@ def export_site_cmd(
     force: bool = typer.Option(False, "--force", help="Write into a non-empty folder paperkb did not write."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Render processes (default: CPUs)."),
 ) -> None:
-    """A static HTML site of the vault that works offline: a page per note, an index of papers and
-    claims, a page per run, an interactive citation graph and a search box. Exporting again rewrites
-    only what changed.
+    """A static HTML site of the vault that works offline.
+
+    A page per note, an index of papers and claims, a page per run, an interactive citation
+    graph and a search box. Exporting again rewrites only what changed.
 
     Example: paperkb --vault notes export site site/ && python -m http.server -d site
     """
@@ -158,8 +161,10 @@ def export_markdown_cmd(
     no_frontmatter: bool = typer.Option(False, "--no-frontmatter", help="Drop the YAML frontmatter."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty folder paperkb did not write."),
 ) -> None:
-    """The vault as plain CommonMark: wikilinks and embeds as relative links (or inlined), dataview
-    blocks as their result, callouts as blockquotes.
+    """The vault as plain CommonMark, for any other tool.
+
+    Wikilinks and embeds become relative links (or are inlined), dataview blocks their result,
+    callouts blockquotes.
 
     Example: paperkb --vault notes export markdown plain/ --no-frontmatter
     """
@@ -224,8 +229,9 @@ def import_bibtex_cmd(
     bib: Path = typer.Argument(..., help="The .bib file."),
     folder: str = typer.Option("", "--folder", help="Vault folder for the new notes (default: the vault root)."),
 ) -> None:
-    """Create a note in the seed's template for each entry that has no note yet (same citekey or
-    DOI). Existing notes are never touched.
+    """Create a note in the seed's template for each BibTeX entry that has none yet.
+
+    An entry has a note when a note has its citekey or DOI. Existing notes are never touched.
 
     Example: paperkb --vault notes import bibtex library.bib --folder papers
     """

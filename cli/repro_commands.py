@@ -449,7 +449,8 @@ def runs_cmd(
     experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment."),
     status: Optional[str] = typer.Option(None, "--status", "-s", help="Only runs with this status: queued, running, passed, failed, error, interrupted or timeout."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="At most this many (newest first)."),
-    fmt: str = _format_option(),
+    fmt: str = format_option(),
+    no_header: bool = no_header_option(),
 ) -> None:
     """List recorded runs, newest first.
 
@@ -460,7 +461,6 @@ def runs_cmd(
     from kb.errors import PaperkbError
     from repro.tracker import STATUSES
 
-    _check_format(fmt)
     if status is not None and status not in STATUSES:
         raise PaperkbError(f"--status must be one of {', '.join(STATUSES)}; got {status!r}", exit_code=2)
     if limit is not None and limit < 1:
@@ -481,20 +481,15 @@ def runs_cmd(
                 unique = {r.id: r for r in runs}
                 runs = sorted(unique.values(), key=lambda r: (r.created, r.id), reverse=True)
             runs = runs[:limit] if limit is not None else runs
-            if fmt == "json":
+            if fmt in ("json", "jsonl"):
                 finals = {r.id: tracker.final_metrics(r.id) for r in runs}
     if not runs:
         _refuse_unknown_filters(vault, claim, experiment)
-    if fmt == "json":
-        print_json([{**_brief(r), "metrics": finals.get(r.id, {})} for r in runs])
+    if fmt in ("json", "jsonl"):
+        emit([{**_brief(r), "metrics": finals.get(r.id, {})} for r in runs], [], fmt)
         return
-    from rich.table import Table
-
-    table = Table(title=_count(len(runs), "run"), title_justify="left")
-    for col in ("id", "experiment", "preset", "status", "verdict", "control / overrides", "claims", "started", "took"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("id", "status", "took"))
+    rows = []
     for r in runs:
-        took = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
         special = []
         if r.control:
             special.append(f"control {r.control}")
@@ -504,10 +499,12 @@ def runs_cmd(
             special.append("claim params: " + ", ".join(f"{k}={v}" for k, v in r.claim_spec["params"].items()))
         if r.needs:
             special.append(f"needs {r.needs}")
-        table.add_row(_esc(r.id), _esc(r.experiment), _esc(r.preset), _styled(r.status), _esc(r.verdict or ""),
-                      _esc("; ".join(special)), _esc(", ".join(r.claims)), _esc(_short_time(r.to_dict()["started"])),
-                      took)
-    _console().print(table)
+        rows.append({"id": r.id, "experiment": r.experiment, "preset": r.preset, "status": r.status,
+                     "verdict": r.verdict or "", "control / overrides": "; ".join(special), "claims": r.claims,
+                     "started": _short_time(r.to_dict()["started"]),
+                     "took": f"{r.duration_s:.1f}s" if r.duration_s is not None else ""})
+    emit(rows, ["id", "experiment", "preset", "status", "verdict", "control / overrides", "claims", "started", "took"],
+         fmt, no_header=no_header, wrap="control / overrides")
 
 
 def _refuse_unknown_filters(vault: Path, claim: Optional[str], experiment: Optional[str]) -> None:

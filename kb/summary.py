@@ -43,6 +43,7 @@ _STATUS_MARK = {
 AUTHORS_SHOWN = 3
 PLOT_MAX_BYTES = 3_000_000  # a plot larger than this is linked, not inlined
 PLOTS_PER_RUN = 6
+PICTURES_MAX_PAPERS = 500  # past this, a summary is a catalogue: no neighbourhood drawings
 
 
 def status_class(status: str) -> str:
@@ -132,7 +133,9 @@ def _number(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float):
-        return f"{value:.4g}"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))  # a count measured as a float: every digit matters
+        return f"{value:.6g}"
     return str(value)
 
 
@@ -151,6 +154,17 @@ def _checks(st: dict[str, Any]) -> list[dict[str, Any]]:
             "evidence": c.get("evidence") or "",
             "scale": c.get("scale") or "",
             "run_id": c.get("run_id"),
+        })
+    # the negative controls: a sabotaged implementation that must end contradicted
+    for c in st.get("controls") or []:
+        if not isinstance(c, dict):
+            continue
+        ok = c.get("ok")
+        verdict = c.get("verdict") or c.get("error") or "not run"
+        out.append({
+            "name": f"control {c.get('control', '')}",
+            "text": f"negative control {c.get('control', '')} ({c.get('experiment', '')}): {verdict}",
+            "passed": ok, "mark": "✓" if ok else "✗", "evidence": "", "scale": "", "run_id": c.get("run_id"),
         })
     return out
 
@@ -198,6 +212,7 @@ def build(
     notes = [n for n in notes if citations.is_paper(n.path)]
     notes.sort(key=lambda n: (n.year or 0, n.title.casefold()))
     runs = Path(runs_dir) if runs_dir is not None else None
+    pictures = pictures and len(notes) <= PICTURES_MAX_PAPERS
     papers = []
     for n in notes:
         claims = []

@@ -134,6 +134,7 @@ class Citations:
         self.notes = {n.path: n for n in notes if not is_export(n)}
         self.papers = {p for p, n in self.notes.items() if rule.matches(n)}
         self._by: dict[str, Neighbours] = {p: Neighbours() for p in self.notes}
+        self._ghosts: dict[str, list[str]] | None = None
         for path, note in self.notes.items():
             paper = path in self.papers
             seen: set[str] = set()
@@ -164,25 +165,46 @@ class Citations:
 
     def graph(self, paths: Iterable[str] | None = None, depth: int = 1) -> CiteGraph:
         """Papers (``kind="note"``) and ghosts (``kind="ghost"``) with their ``cites``
-        edges; around ``paths``, only what is within ``depth`` links either way."""
+        edges; around ``paths``, only what is within ``depth`` links either way (found by
+        walking the citation lists, so a neighbourhood costs what it holds, not the vault)."""
+        if paths is None:
+            keep = None
+        else:
+            keep = {p for p in paths if p in self.papers}
+            frontier = set(keep)
+            for _ in range(depth):
+                nxt: set[str] = set()
+                for n in frontier:
+                    if n.startswith("ghost:"):
+                        nxt.update(self._ghost_citers().get(n, ()))
+                    elif n in self._by:
+                        nxt.update(c.path or "ghost:" + c.key for c in self._by[n].cites)
+                        nxt.update(p for p in self._by[n].cited_by if p in self.papers)
+                frontier = nxt - keep
+                keep |= frontier
         g = CiteGraph()
-        for p in sorted(self.papers):
+        papers = sorted(self.papers if keep is None else (keep & self.papers))
+        for p in papers:
             n = self.notes[p]
             g.add_node(p, kind="note", label=n.title or n.name, year=n.year)
-        for p in sorted(self.papers):
+        for p in papers:
             for c in self._by[p].cites:
                 node = c.path or "ghost:" + c.key
+                if keep is not None and node not in keep:
+                    continue
                 if node not in g:
                     g.add_node(node, kind="ghost", label=c.label)
                 g.add_edge(p, node)
-        if paths is None:
-            return g
-        near = {p for p in paths if p in g}
-        frontier = set(near)
-        for _ in range(depth):
-            frontier = {m for n in frontier for m in g.neighbours(n)} - near
-            near |= frontier
-        return g.subgraph(near)
+        return g
+
+    def _ghost_citers(self) -> dict[str, list[str]]:
+        if self._ghosts is None:
+            self._ghosts = {}
+            for p in self.papers:
+                for c in self._by[p].cites:
+                    if c.path is None:
+                        self._ghosts.setdefault("ghost:" + c.key, []).append(p)
+        return self._ghosts
 
 
 class _NodeView:

@@ -395,6 +395,19 @@ class _Site:
             return body + f"\n\n> [!warning] Dataview blocks not rendered: {exc}\n"
 
     # -- run pages
+    def _run_claim(self, c: dict) -> dict:
+        """A claim a run checks, with its paper's page (found through the index's claims)."""
+        from kb.summary import status_mark
+
+        for path, claims in self.claims.items():
+            for claim in claims:
+                if claim.get("id") == c["id"]:
+                    return {"href": self.note_url(path, "../"), "paper": self.light[path].title or path
+                            if path in self.light else path, "statement": claim.get("statement") or c["id"],
+                            "status": status_mark(c["status"]), "css": c["css"]}
+        return {"href": "../index.html#claims", "paper": c["id"], "statement": c["id"],
+                "status": status_mark(c["status"]), "css": c["css"]}
+
     def render_run(self, rid: str, folder: Path) -> tuple[str, list[tuple[str, Path]]]:
         record: dict[str, Any] = {}
         metrics_file = folder / "metrics.json"
@@ -430,8 +443,7 @@ class _Site:
                 plots.append({"src": f"{rid}/{_file_name(png.name)}", "name": png.name})
         run = {
             "id": rid, "fields": fields,
-            "claims": [{"href": "../index.html#claims", "paper": c["id"], "statement": "", "status": c["status"],
-                        "css": c["css"]} for c in claims],
+            "claims": [self._run_claim(c) for c in claims],
             "checks": [{k: _prop(c.get(k)) for k in ("name", "value", "op", "threshold", "passed", "evidence",
                                                       "description")} for c in checks],
             "metrics": [{"name": k, "value": _prop(v.get("value")), "step": _prop(v.get("step"))}

@@ -64,7 +64,7 @@ def _capture_launches(tk, dtype: torch.dtype, head_dim: int, causal: bool, dropo
     """Run the launchers on CPU tensors, recording (kernel, kind, args, consts, cfg)."""
     launches = []
 
-    def capture(kernel, kind, grid_of, args, consts, device, block_d, dt, sparse_block):
+    def capture(kernel, kind, grid_of, args, consts, device, block_d, dt, sparse_block, length=0):
         space = tk.config_space("fwd" if kind == "fwd" else "bwd", _ARCH[0], block_d, dt, sparse_block,
                                 bool(consts.get("DROPOUT")))
         launches.append((kernel, kind, args, consts, space[0]))
@@ -263,7 +263,7 @@ def matrix(arch: int, scope: str = "all"):
     training kernels with dropout and with a block mask (bf16, causal): what the benchmark
     records. ``test``: what the test suite builds in its time budget: on sm_90a the forward
     for all eight configurations, the other kernels for bf16 causal, and dropout and
-    block-sparse variants at d = 128; on sm_80 the forward for bf16 (causal and not) and
+    block-sparse variants of the training kernels; on sm_80 the forward for bf16 (causal and not) and
     the other kernels for bf16 causal at d = 128."""
     for d in (64, 128):
         for dtype in (torch.bfloat16, torch.float16):
@@ -276,7 +276,7 @@ def matrix(arch: int, scope: str = "all"):
                         yield d, dtype, causal, TRAINING, 0.0, True
                 elif arch >= 90:
                     yield d, dtype, causal, (KERNELS if main_case else ("forward",)), 0.0, False
-                    if main_case and d == 128:
+                    if main_case:
                         yield d, dtype, causal, TRAINING, 0.1, False
                         yield d, dtype, causal, TRAINING, 0.0, True
                 elif dtype == torch.bfloat16:

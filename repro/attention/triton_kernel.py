@@ -30,7 +30,7 @@ to 256 (padded to a power of two with masked loads), fp16/bf16/fp32 (fp32 dot pr
 run in IEEE precision, not TF32, so fp32 stays exact to fp32 rounding), and lengths that
 are not multiples of the block sizes.
 
-Tile sizes come from ``triton.autotune`` over a config space pruned per architecture
+Tile sizes come from ``triton.autotune`` (per power-of-two length bucket) over a config space pruned per architecture
 (Hopper sm_90, Ampere sm_80), head dim and dtype; with autotuning off
 (``PAPERKB_TRITON_AUTOTUNE=0``, or in the interpreter) the first config of the pruned list
 is used, so a run is deterministic.
@@ -570,8 +570,9 @@ def config_space(kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_
                  dropout: bool = False) -> list[dict]:
     """The pruned list of tile configurations for ``kind`` ("fwd" or "bwd"); the first is
     the deterministic fallback. A block-sparse launch keeps only tiles that divide the
-    mask's block size; with dropout, the hash's registers push 128 x 128 forward tiles at
-    d >= 128 into spilling (sm_90a: 255 registers + 40 B of stack), so they are dropped."""
+    mask's block size; with dropout, the hash's registers push 128 x 128 forward tiles
+    into spilling (sm_90a: 255 registers + 88 B of stack at d = 64, + 40 B at d = 128), so
+    they are dropped."""
     if INTERPRETED:
         space = list(_INTERPRETER)
     elif dtype == torch.float32:
@@ -581,7 +582,7 @@ def config_space(kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_
     else:
         table = (_FWD_SPACE if kind == "fwd" else _BWD_SPACE)[_arch_key(arch)]
         space = list(table[64 if block_d <= 64 else 128 if block_d <= 128 else 256])
-    if dropout and kind == "fwd" and block_d >= 128:
+    if dropout and kind == "fwd":
         space = [c for c in space if c["BLOCK_M"] * c["BLOCK_N"] < 128 * 128] or space
     if sparse_block:
         fits = [c for c in space if sparse_block % c["BLOCK_M"] == 0 and sparse_block % c["BLOCK_N"] == 0]
@@ -602,26 +603,31 @@ def _current_arch(device: torch.device) -> int:
 _TUNED: dict = {}
 
 
-def _tuned(kernel, kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int, dropout: bool):
-    """The kernel wrapped in triton.autotune over its pruned space (one wrapper per
-    space, cached), keyed on the lengths and the compile-time switches."""
+def _tuned(kernel, kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int, dropout: bool,
+           bucket: int):
+    """The kernel wrapped in triton.autotune over its pruned space: one wrapper per space
+    and power-of-two length bucket (cached), so a new sequence length within a bucket
+    (every prompt of a generation) reuses the tuned configuration instead of tuning again."""
     space = config_space("fwd" if kind == "fwd" else "bwd", arch, block_d, dtype, sparse_block, dropout)
-    key = (id(kernel), kind, arch, block_d, dtype, sparse_block, dropout)
+    key = (id(kernel), kind, arch, block_d, dtype, sparse_block, dropout, bucket)
     if key not in _TUNED:
         configs = [triton.Config({"BLOCK_M": c["BLOCK_M"], "BLOCK_N": c["BLOCK_N"]}, num_warps=c["num_warps"],
                                  num_stages=c["num_stages"]) for c in space]
         reset = ["DQ"] if kind == "bwd_dq" else (["DK", "DV"] if kind == "bwd_dkdv" else [])
-        _TUNED[key] = triton.autotune(configs=configs, key=["N_Q", "N_K", "HEAD_DIM"], reset_to_zero=reset)(kernel)
+        _TUNED[key] = triton.autotune(configs=configs, key=["HEAD_DIM", "CAUSAL"], reset_to_zero=reset)(kernel)
     return _TUNED[key]
 
 
-def _launch(kernel, kind: str, grid_of, args, consts: dict, device, block_d: int, dtype, sparse_block: int):
-    """Launch with autotuning, or with the first config of the pruned space."""
+def _launch(kernel, kind: str, grid_of, args, consts: dict, device, block_d: int, dtype, sparse_block: int,
+            length: int = 0):
+    """Launch with autotuning (per power-of-two bucket of ``length``), or with the first
+    config of the pruned space."""
     arch = _current_arch(device)
     space_kind = "fwd" if kind == "fwd" else "bwd"
     dropout = bool(consts.get("DROPOUT"))
     if autotune_enabled():
-        tuned = _tuned(kernel, kind, arch, block_d, dtype, sparse_block, dropout)
+        tuned = _tuned(kernel, kind, arch, block_d, dtype, sparse_block, dropout,
+                       triton.next_power_of_2(max(int(length), 1)))
         tuned[lambda meta: grid_of(meta["BLOCK_M"], meta["BLOCK_N"])](*args, **consts)
         return
     cfg = config_space(space_kind, arch, block_d, dtype, sparse_block, dropout)[0]
@@ -685,7 +691,7 @@ def attention_forward(q, k, v, causal: bool, scale: float, dropout_p: float = 0.
     consts = dict(CAUSAL=causal, EVEN_D=block_d == d, DROPOUT=dropout_p > 0, SPARSE=sparse,
                   SPARSE_BLOCK=sparse_block, BLOCK_D=block_d, PRECISION=_precision(q.dtype))
     _launch(_fwd_kernel, "fwd", lambda bm, bn: (triton.cdiv(n_q, bm), B * H), args, consts, q.device, block_d,
-            q.dtype, sparse_block if sparse else 0)
+            q.dtype, sparse_block if sparse else 0, max(n_q, n_k))
     return out, lse
 
 
@@ -710,10 +716,10 @@ def attention_backward(do, q, k, v, out, lse, causal: bool, scale: float, dropou
     sb = sparse_block if sparse else 0
     _launch(_bwd_dkdv_kernel, "bwd_dkdv", lambda bm, bn: (triton.cdiv(n_k, bn), B * H),
             (q, k, v, do, lse, delta, dk, dv, mask, *q.stride(), *k.stride(), *v.stride(), *do.stride(),
-             *dk.stride(), *dv.stride(), *mstrides, *tail), consts, q.device, block_d, q.dtype, sb)
+             *dk.stride(), *dv.stride(), *mstrides, *tail), consts, q.device, block_d, q.dtype, sb, max(n_q, n_k))
     _launch(_bwd_dq_kernel, "bwd_dq", lambda bm, bn: (triton.cdiv(n_q, bm), B * H),
             (q, k, v, do, lse, delta, dq, mask, *q.stride(), *k.stride(), *v.stride(), *do.stride(),
-             *dq.stride(), *mstrides, *tail), consts, q.device, block_d, q.dtype, sb)
+             *dq.stride(), *mstrides, *tail), consts, q.device, block_d, q.dtype, sb, max(n_q, n_k))
     if group > 1:
         dk = dk.view(B, h_kv, group, n_k, d).sum(dim=2).to(k.dtype)
         dv = dv.view(B, h_kv, group, n_k, d).sum(dim=2).to(v.dtype)

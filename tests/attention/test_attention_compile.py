@@ -5,8 +5,8 @@ head stride (an offset that would wrap once a tensor has 2^31 elements).
 
 On sm_90a the forward is built for every (d in {64, 128}, fp16/bf16, causal or not), the
 backward and decode kernels for bf16 causal at both head dims (their fp16 code differs
-only in conversions), and the training kernels with dropout and with a block mask at
-d = 128; on sm_80 a bf16 subset (``compile_check.matrix``).
+only in conversions), and the training kernels with dropout and with a block mask; on
+sm_80 a bf16 subset (``compile_check.matrix``).
 ``bench/attention.py --compile`` builds every kernel in every configuration for both
 architectures and records registers, stack and shared memory in
 bench/results/attention.md.
@@ -113,3 +113,23 @@ def test_config_spaces_fallbacks_and_block_sparse_pruning(monkeypatch):
     assert not tk.autotune_enabled()
     monkeypatch.setenv("PAPERKB_TRITON_AUTOTUNE", "1")
     assert tk.autotune_enabled()
+
+
+def test_autotuners_are_built_per_space_and_length_bucket():
+    """The autotuning wrappers (run only on a GPU) are built over the pruned space, once
+    per (kernel, space, power-of-two length bucket)."""
+    import torch
+
+    from repro.attention.api import load_triton_kernels
+
+    tk = load_triton_kernels()
+    if tk.INTERPRETED:
+        pytest.skip("this process imported triton in interpreter mode")
+    a = tk._tuned(tk._fwd_kernel, "fwd", 90, 128, torch.bfloat16, 0, False, 1024)
+    assert a is tk._tuned(tk._fwd_kernel, "fwd", 90, 128, torch.bfloat16, 0, False, 1024)
+    assert a is not tk._tuned(tk._fwd_kernel, "fwd", 90, 128, torch.bfloat16, 0, False, 2048)
+    assert len(a.configs) == len(tk.config_space("fwd", 90, 128, torch.bfloat16))
+    dropout = tk._tuned(tk._fwd_kernel, "fwd", 90, 128, torch.bfloat16, 0, True, 1024)
+    assert all(c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] < 128 * 128 for c in dropout.configs)
+    dq = tk._tuned(tk._bwd_dq_kernel, "bwd_dq", 80, 64, torch.float16, 0, False, 1024)
+    assert list(dq.keys) == ["HEAD_DIM", "CAUSAL"]

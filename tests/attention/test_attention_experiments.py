@@ -77,13 +77,20 @@ def test_exact_control_triton_causal_off_is_contradicted(tmp_path):
     assert [c.name for c in result.checks if not c.passed] == ["triton_float32_worst_error_over_bound"]
 
 
+def _small_impl_params():
+    return dict(pairs=["113x203"], head_dims=[40], dtypes=["bfloat16"],
+                impls=["tiled", "triton"] if importlib.util.find_spec("triton") else ["tiled"])
+
+
 @pytest.mark.slow
-def test_dropout_and_block_sparse_smoke_are_supported(tmp_path):
-    small = dict(pairs=["113x203"], head_dims=[40], dtypes=["float32", "bfloat16"],
-                 impls=["tiled", "triton"] if importlib.util.find_spec("triton") else ["tiled"])
-    drop = run_inline("flash-attention/dropout", run_dir=tmp_path, **small)
+def test_dropout_smoke_is_supported(tmp_path):
+    drop = run_inline("flash-attention/dropout", run_dir=tmp_path, **_small_impl_params())
     assert drop.verdict == "supported", [c.to_dict() for c in drop.checks]
-    sparse = run_inline("flash-attention/block-sparse-io", run_dir=tmp_path, **small)
+
+
+@pytest.mark.slow
+def test_block_sparse_io_smoke_is_supported(tmp_path):
+    sparse = run_inline("flash-attention/block-sparse-io", run_dir=tmp_path, **_small_impl_params())
     assert sparse.verdict == "supported", [c.to_dict() for c in sparse.checks]
     slope = next(c for c in sparse.checks if c.name == "hbm_bytes_exponent_in_density")
     assert slope.evidence == "proxy" and 0.9 <= slope.value <= 1.1

@@ -82,6 +82,8 @@ LLAMA_STATUSES = {
         "checks": [{"name": "params_7b", "value": 6738415616, "op": "==", "threshold": 6738415616, "scale": "full",
                     "evidence": "direct", "run_id": "run-001", "experiment": "llama/param-count", "passed": True,
                     "description": "7B parameter count"}],
+        "controls": [{"experiment": "llama/param-count", "control": "wrong-ffn", "run_id": "run-003",
+                      "verdict": "contradicted", "ok": True}],
     },
     "llama2-kv-cache": {"status": "supported at small scale (proxy)", "run_id": "run-002", "preset": "smoke"},
     "llama2-training": {"status": "needs a CUDA GPU", "run_id": None},
@@ -115,6 +117,7 @@ def test_llama2_summary_holds_every_section(tmp_path, bundled_vault):
     row = next(line for line in text.splitlines() if "^llama2-param-counts" in line)
     assert "✅ reproduced (full)" in row and "✓ params_7b = 6738415616 == 6738415616" in row
     assert "[run-001](vault/.paperkb/runs/run-001/)" in row
+    assert "✓ negative control wrong-ffn (llama/param-count): contradicted" in row
     assert "🟡 supported at small scale (proxy)" in text and "⏸️ needs a CUDA GPU" in text
     # the run's plot, inlined
     assert re.search(r"!\[run run-001: loss\.png\]\(data:image/png;base64,[A-Za-z0-9+/=]+\)", text)
