@@ -488,6 +488,9 @@ def runs_cmd(
     if fmt in ("json", "jsonl"):
         emit([{**_brief(r), "metrics": finals.get(r.id, {})} for r in runs], [], fmt)
         return
+    if not runs and fmt == "table":
+        echo("0 runs")  # a real claim or experiment that never ran: say so rather than print a bare header
+        return
     rows = []
     for r in runs:
         special = []
