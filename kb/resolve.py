@@ -24,9 +24,10 @@ import posixpath
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 from urllib.parse import unquote
 
 from kb.model import Heading, Link, Note, Problem
@@ -163,7 +164,7 @@ class Resolver:
         self._memo: dict[str, tuple[str | None, list[str]]] = {}
 
     @classmethod
-    def from_tables(cls, tables: dict[str, NameTable], attachments: Iterable[str], anchors: AnchorLookup) -> "Resolver":
+    def from_tables(cls, tables: dict[str, NameTable], attachments: Iterable[str], anchors: AnchorLookup) -> Resolver:
         """A resolver over ready-made name tables (``{kind: NameTable}`` for path, name,
         alias and citekey), e.g. lazy views of the index for a small update."""
         resolver = cls((), attachments, anchors)
@@ -171,7 +172,7 @@ class Resolver:
         return resolver
 
     @classmethod
-    def from_notes(cls, notes: Iterable[Note], attachments: Iterable[str] = ()) -> "Resolver":
+    def from_notes(cls, notes: Iterable[Note], attachments: Iterable[str] = ()) -> Resolver:
         notes = list(notes)
         by_path = {n.path: n for n in notes}
         rows = [row for n in notes for row in name_rows(n)]
@@ -246,8 +247,11 @@ class Resolver:
         best, all_ = hit
         if len(all_) > 1:
             issues.append(
-                ("warning", f"ambiguous link {describe(link)}: {len(all_)} files match "
-                 f"({', '.join(all_[:4])}{', ...' if len(all_) > 4 else ''}); using {best}")
+                (
+                    "warning",
+                    f"ambiguous link {describe(link)}: {len(all_)} files match "
+                    f"({', '.join(all_[:4])}{', ...' if len(all_) > 4 else ''}); using {best}",
+                )
             )
         return best, issues
 
@@ -300,11 +304,16 @@ class Resolver:
         keys = [(heading_key(h.text), h.level) for h in anchors.headings]
         last = [i for i, (k, _) in enumerate(keys) if k == parts[-1]]
         if not last:
-            return ("warning", f"heading '{link.heading.split('#')[-1].strip()}' not found in {resolved} "
-                    f"(link {describe(link)})")
+            return (
+                "warning",
+                f"heading '{link.heading.split('#')[-1].strip()}' not found in {resolved} (link {describe(link)})",
+            )
         if len(parts) > 1 and not any(_nested(keys, i, parts) for i in last):
-            return ("info", f"heading path '{link.heading}' does not match the nesting of {resolved}; "
-                    f"linking to the heading '{link.heading.split('#')[-1].strip()}'")
+            return (
+                "info",
+                f"heading path '{link.heading}' does not match the nesting of {resolved}; "
+                f"linking to the heading '{link.heading.split('#')[-1].strip()}'",
+            )
         return None
 
     def resolve(self, note: Note) -> list[Problem]:
@@ -324,11 +333,13 @@ class Resolver:
                     if link.kind == "markdown" and _URL_SCHEME.match(link.target.strip().lstrip("<")):
                         continue
                     if link.is_citation:
-                        problems.append(Problem(path, link.line, "info",
-                                                f"cited work '{ghost_key(link)}' has no note yet (ghost node)"))
+                        problems.append(
+                            Problem(
+                                path, link.line, "info", f"cited work '{ghost_key(link)}' has no note yet (ghost node)"
+                            )
+                        )
                     else:
-                        problems.append(Problem(path, link.line, "warning",
-                                                f"unresolved link {describe(link)}"))
+                        problems.append(Problem(path, link.line, "warning", f"unresolved link {describe(link)}"))
                 continue
             anchor_issue = self.check_anchor(link, resolved)
             if anchor_issue:

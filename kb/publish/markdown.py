@@ -59,7 +59,7 @@ def _link_url(rel: str, heading: str | None = None) -> str:
 def _outside_code(line: str, fn) -> str:
     parts, last = [], 0
     for m in _CODE_SPAN.finditer(line):
-        parts.append(fn(line[last:m.start()]))
+        parts.append(fn(line[last : m.start()]))
         parts.append(m.group(0))
         last = m.end()
     parts.append(fn(line[last:]))
@@ -176,7 +176,12 @@ class _Converter:
             m = _FENCE.match(line)
             if fence is not None:
                 out.append(line)
-                if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not line.strip()[len(m.group(1)):]:
+                if (
+                    m
+                    and m.group(1)[0] == fence[0]
+                    and len(m.group(1)) >= len(fence)
+                    and not line.strip()[len(m.group(1)) :]
+                ):
                     fence = None
                 continue
             if m:
@@ -209,8 +214,11 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
     if out_r == vault.root or vault.root.is_relative_to(out_r):
         raise PaperkbError(f"{out} holds the vault: give an output folder of its own", exit_code=2)
     if out_r.is_relative_to(vault.root) and not frontmatter:
-        raise PaperkbError(f"{out} is inside the vault: without frontmatter the copies would be read back as "
-                           "notes (keep the frontmatter or write elsewhere)", exit_code=2)
+        raise PaperkbError(
+            f"{out} is inside the vault: without frontmatter the copies would be read back as "
+            "notes (keep the frontmatter or write elsewhere)",
+            exit_code=2,
+        )
     if out.exists() and not out.is_dir():
         raise PaperkbError(f"{out} is a file, not a folder", exit_code=2)
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file() and not force:
@@ -236,7 +244,11 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
                 except yaml.YAMLError:
                     props = {}
             props = {**props, EXPORT_MARKER: "markdown"}
-            head = "---\n" + yaml.safe_dump(props, sort_keys=False, allow_unicode=True, width=10_000, default_flow_style=False) + "---\n"
+            head = (
+                "---\n"
+                + yaml.safe_dump(props, sort_keys=False, allow_unicode=True, width=10_000, default_flow_style=False)
+                + "---\n"
+            )
         dest = (out / path).resolve()
         if not dest.is_relative_to(out_r):
             report.warnings.append(f"{path}: refused: outside {out}")
@@ -247,6 +259,7 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
     report.notes = len(written)
     report.files = len(conv.copied)
     report.warnings.extend(conv.warnings)
-    (out / MANIFEST).write_text(json.dumps({"generator": "paperkb", "notes": written, "files": sorted(conv.copied)}),
-                                encoding="utf-8")
+    (out / MANIFEST).write_text(
+        json.dumps({"generator": "paperkb", "notes": written, "files": sorted(conv.copied)}), encoding="utf-8"
+    )
     return report

@@ -54,9 +54,9 @@ class PaperRule:
         if self.doi and note.doi:
             return True
         kind = note.frontmatter.get("type")
-        return bool(self.types) and isinstance(kind, str) and kind.strip().casefold() in {
-            t.casefold() for t in self.types
-        }
+        return (
+            bool(self.types) and isinstance(kind, str) and kind.strip().casefold() in {t.casefold() for t in self.types}
+        )
 
 
 DEFAULT_RULE = PaperRule()

@@ -86,7 +86,7 @@ class Dist:
         if len(items) % self.world:
             raise PaperkbError(f"a global batch of {len(items)} does not split over {self.world} processes")
         n = len(items) // self.world
-        return items[self.rank * n:(self.rank + 1) * n]
+        return items[self.rank * n : (self.rank + 1) * n]
 
     def all_sum(self, x: torch.Tensor) -> torch.Tensor:
         if self.on:
@@ -124,8 +124,9 @@ def wrap(model: nn.Module, d: Dist, strategy: str = "ddp") -> nn.Module:
         return model
     if strategy == "fsdp":
         if d.device == "cpu":
-            raise PaperkbError("FSDP needs GPUs (torch shards parameters over accelerator devices); "
-                               "use --strategy ddp on CPUs")
+            raise PaperkbError(
+                "FSDP needs GPUs (torch shards parameters over accelerator devices); use --strategy ddp on CPUs"
+            )
         from torch.distributed.fsdp import FullyShardedDataParallel
 
         return FullyShardedDataParallel(model)
@@ -148,8 +149,15 @@ OPTIM_FILE = "optimizer.safetensors"
 MODEL_FILE = "trainer_model.safetensors"
 
 
-def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, scheduler, step: int,
-                    extra: Optional[dict] = None, generator: Optional[torch.Generator] = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: nn.Module,
+    optimizer,
+    scheduler,
+    step: int,
+    extra: Optional[dict] = None,
+    generator: Optional[torch.Generator] = None,
+) -> Path:
     """Everything needed to continue: the model's own state dict and the optimiser's
     tensors (safetensors), the scheduler, step, RNG states and ``extra`` (JSON)."""
     from safetensors.torch import save_file
@@ -157,8 +165,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, schedule
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = unwrap(model)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-              str(directory / MODEL_FILE))
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(directory / MODEL_FILE))
     opt = optimizer.state_dict()
     tensors, scalars = {}, {}
     for pid, st in opt["state"].items():
@@ -192,8 +199,9 @@ def _jsonable(x):
     raise TypeError(type(x).__name__)
 
 
-def load_checkpoint(directory: str | Path, model: nn.Module, optimizer, scheduler,
-                    generator: Optional[torch.Generator] = None) -> dict:
+def load_checkpoint(
+    directory: str | Path, model: nn.Module, optimizer, scheduler, generator: Optional[torch.Generator] = None
+) -> dict:
     """Restore what :func:`save_checkpoint` wrote, in place; returns the state (step, extra)."""
     from safetensors.torch import load_file
 
@@ -237,9 +245,19 @@ def export_for_chat(directory: str | Path, model, tokenizer) -> Path:
     return directory
 
 
-def train_steps(model: nn.Module, step_loss, cfg: OptimConfig, steps: int, d: Optional[Dist] = None, *,
-                start_step: int = 0, state: Optional[tuple] = None, on_step=None,
-                checkpoint_dir: Optional[str | Path] = None, checkpoint_at: Optional[int] = None) -> tuple:
+def train_steps(
+    model: nn.Module,
+    step_loss,
+    cfg: OptimConfig,
+    steps: int,
+    d: Optional[Dist] = None,
+    *,
+    start_step: int = 0,
+    state: Optional[tuple] = None,
+    on_step=None,
+    checkpoint_dir: Optional[str | Path] = None,
+    checkpoint_at: Optional[int] = None,
+) -> tuple:
     """The loop every gradient-based trainer uses. ``step_loss(model, step)`` returns (loss
     to backpropagate on this process, dict of global metrics); data for a step must depend
     only on the step number (so a resumed run sees the same batches). ``state`` is an

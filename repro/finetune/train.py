@@ -71,8 +71,14 @@ def _model_and_tokenizer(a, world):
 
         tok = ByteTokenizer()
     torch.manual_seed(a.seed)
-    args = ModelArgs(dim=a.dim, n_layers=a.layers, n_heads=max(2, a.dim // 16), vocab_size=tok.n_words,
-                     max_seq_len=max(a.seq_len, 64), multiple_of=32)
+    args = ModelArgs(
+        dim=a.dim,
+        n_layers=a.layers,
+        n_heads=max(2, a.dim // 16),
+        vocab_size=tok.n_words,
+        max_seq_len=max(a.seq_len, 64),
+        multiple_of=32,
+    )
     return Transformer(args), tok
 
 
@@ -111,8 +117,7 @@ def main(argv=None) -> int:
             dialogs = world.sft_dialogs(1000, rng) if world else read_sft(a.data)
             data = [dialog_example(x, tok) for x in dialogs]
             trained = model
-            cfg = SFTConfig(steps=a.steps, batch_size=a.batch, seq_len=a.seq_len, seed=a.seed,
-                            packing=not a.no_packing)
+            cfg = SFTConfig(steps=a.steps, batch_size=a.batch, seq_len=a.seq_len, seed=a.seed, packing=not a.no_packing)
             run = lambda m, **kw: train_sft(m, data, cfg, optim, d, on_step=on_step, **kw)
         elif a.step == "reward":
             from repro.finetune.heads import ScalarHeadModel

@@ -29,7 +29,7 @@ def check_no_tags(text: str, who: str = "user") -> str:
 
 
 def checkpoint_kind(directory: str | Path) -> str:
-    """"hf" (config.json + safetensors), "meta" (params.json + consolidated.*.pth)."""
+    """ "hf" (config.json + safetensors), "meta" (params.json + consolidated.*.pth)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise PaperkbError(f"{directory}: not a folder")
@@ -50,8 +50,9 @@ def load_checkpoint(directory: str | Path, device: str = "cpu"):
     model = load_hf(directory, device=device) if kind == "hf" else load_meta(directory, device=device)
     tokenizer = load_tokenizer(directory)
     if tokenizer.n_words > model.params.vocab_size:
-        raise PaperkbError(f"{directory}: the tokenizer has {tokenizer.n_words} tokens, "
-                           f"the model only {model.params.vocab_size}")
+        raise PaperkbError(
+            f"{directory}: the tokenizer has {tokenizer.n_words} tokens, the model only {model.params.vocab_size}"
+        )
     return model.eval(), tokenizer
 
 
@@ -85,10 +86,19 @@ class ChatSession:
         prompt = chat_prompt_tokens(self.dialog(user_text), self.tokenizer)
         room = self.model.params.max_seq_len - len(prompt)
         if room <= 0:
-            raise PaperkbError(f"the dialog ({len(prompt)} tokens) no longer fits the model's "
-                               f"{self.model.params.max_seq_len}-token context; start a new chat")
-        out = generate(self.model, [prompt], min(self.max_gen_len, room), self.temperature, self.top_p,
-                       eos_id=self.tokenizer.eos_id, generator=self.generator)[0]
+            raise PaperkbError(
+                f"the dialog ({len(prompt)} tokens) no longer fits the model's "
+                f"{self.model.params.max_seq_len}-token context; start a new chat"
+            )
+        out = generate(
+            self.model,
+            [prompt],
+            min(self.max_gen_len, room),
+            self.temperature,
+            self.top_p,
+            eos_id=self.tokenizer.eos_id,
+            generator=self.generator,
+        )[0]
         answer = self.tokenizer.decode([t for t in out if t != self.tokenizer.eos_id]).strip()
         self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": answer}]
         return answer
