@@ -110,7 +110,7 @@ def _loader_class() -> type:
                 super().__init__(stream)
                 self.duplicates: list[tuple[int, str]] = []
 
-            def construct_mapping(self, node, deep=False):  # PyYAML's signature
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:  # PyYAML's signature
                 if isinstance(node, yaml.MappingNode):
                     seen: set[str] = set()
                     for key_node, _ in node.value:

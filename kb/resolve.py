@@ -110,8 +110,8 @@ def describe(link: Link) -> str:
         sub = "#" + link.heading
     elif link.block:
         sub = "#^" + link.block
-    elif getattr(link, "subpath", None):
-        sub = "#" + link.subpath
+    elif subpath := getattr(link, "subpath", None):
+        sub = "#" + subpath
     if link.kind == "markdown":
         return f"({link.target}{sub})"
     return f"{'!' if link.kind == 'embed' else ''}[[{link.target}{sub}]]"
@@ -131,7 +131,8 @@ AnchorLookup = Callable[[str], "Anchors | None"]
 class NameTable(Protocol):
     """``key -> paths`` for one kind of name (a dict, or a lazy view of the index)."""
 
-    def get(self, key: str, default: list[str] | None = None) -> list[str] | None: ...
+    # the one call the resolver makes, positional as dict.get takes it
+    def get(self, key: str, /) -> list[str] | None: ...
 
 
 class Resolver:
@@ -148,11 +149,12 @@ class Resolver:
         attachments: Iterable[str],
         anchors: AnchorLookup,
     ) -> None:
-        self._by: dict[str, NameTable] = {k: defaultdict(list) for k in (PATH, NAME, ALIAS, CITEKEY)}
+        built: dict[str, defaultdict[str, list[str]]] = {k: defaultdict(list) for k in (PATH, NAME, ALIAS, CITEKEY)}
         for key, path, kind, *_ in rows:
-            table = self._by.get(kind)
+            table = built.get(kind)
             if table is not None:
                 table[key].append(path)
+        self._by: dict[str, NameTable] = dict(built)
         self._att_path: dict[str, str] = {}
         self._att_name: dict[str, list[str]] = defaultdict(list)
         for path in attachments:
@@ -194,6 +196,10 @@ class Resolver:
             unique.sort(key=lambda p: not same_spelling(p, target))
         return (unique[0] if unique else None), unique
 
+    def _names(self, kind: str, key: str) -> list[str]:
+        """The paths that have ``key`` as a name of this kind (none: an empty list)."""
+        return self._by[kind].get(key) or []
+
     def _by_name_or_path(self, target: str) -> list[str]:
         key = norm(strip_md(target.replace("\\", "/"))).strip("/")
         if not key:
@@ -202,10 +208,10 @@ class Resolver:
         if exact:
             return exact
         if "/" not in key:
-            return self._by[NAME].get(key, [])
+            return self._names(NAME, key)
         base = key.rsplit("/", 1)[-1]
         suffix = "/" + key
-        return [p for p in self._by[NAME].get(base, []) if norm(strip_md(p)).endswith(suffix)]
+        return [p for p in self._names(NAME, base) if norm(strip_md(p)).endswith(suffix)]
 
     def _attachment(self, target: str) -> list[str]:
         key = norm(target.replace("\\", "/")).strip("/")
@@ -222,14 +228,9 @@ class Resolver:
         t = target.strip()
         if t.startswith("@"):
             key = norm(t[1:])
-            return self._by_name_or_path(t) or self._by[CITEKEY].get(key, []) or self._by[ALIAS].get(key, [])
+            return self._by_name_or_path(t) or self._names(CITEKEY, key) or self._names(ALIAS, key)
         key = norm(t)
-        return (
-            self._by_name_or_path(t)
-            or self._by[ALIAS].get(key, [])
-            or self._by[CITEKEY].get(key, [])
-            or self._attachment(t)
-        )
+        return self._by_name_or_path(t) or self._names(ALIAS, key) or self._names(CITEKEY, key) or self._attachment(t)
 
     # ---- resolution ------------------------------------------------------------------
     def resolve_link(self, link: Link, source: str) -> tuple[str | None, list[tuple[str, str]]]:
@@ -298,7 +299,8 @@ class Resolver:
             if norm(link.block) not in anchors.blocks:
                 return ("warning", f"block ^{link.block} not found in {resolved} (link {describe(link)})")
             return None
-        parts = [heading_key(p) for p in link.heading.split("#") if p.strip()]
+        heading = link.heading or ""  # not empty: a link without a block has a heading here
+        parts = [heading_key(p) for p in heading.split("#") if p.strip()]
         if not parts:
             return None
         keys = [(heading_key(h.text), h.level) for h in anchors.headings]
@@ -306,13 +308,13 @@ class Resolver:
         if not last:
             return (
                 "warning",
-                f"heading '{link.heading.split('#')[-1].strip()}' not found in {resolved} (link {describe(link)})",
+                f"heading '{heading.split('#')[-1].strip()}' not found in {resolved} (link {describe(link)})",
             )
         if len(parts) > 1 and not any(_nested(keys, i, parts) for i in last):
             return (
                 "info",
-                f"heading path '{link.heading}' does not match the nesting of {resolved}; "
-                f"linking to the heading '{link.heading.split('#')[-1].strip()}'",
+                f"heading path '{heading}' does not match the nesting of {resolved}; "
+                f"linking to the heading '{heading.split('#')[-1].strip()}'",
             )
         return None
 

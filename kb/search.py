@@ -277,7 +277,8 @@ def search_conn(
     if limit < 1:
         raise SearchError(f"--limit must be at least 1, got {limit}")
     sync(conn)
-    where, args = ["search_fts MATCH ?"], [text]
+    where: list[str] = ["search_fts MATCH ?"]
+    args: list[str | int] = [text]
     if tag:
         where.append("instr(d.tags, ?) > 0")
         args.append(" " + tag.lstrip("#").casefold() + " ")

@@ -20,13 +20,18 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from kb.errors import PaperkbError
 from kb.publish.papers import EXPORT_MARKER
 
+if TYPE_CHECKING:
+    from kb.query.corpus import IndexCorpus
+
 MANIFEST = ".paperkb-markdown.json"
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+_QUOTE_PREFIX = re.compile(r"((?:[ \t]*>[ \t]?)*)")
 _CODE_SPAN = re.compile(r"(`+)(?:.*?[^`])?\1(?!`)")
 _WIKILINK = re.compile(r"(!?)\[\[([^\[\]\n]{1,500}?)\]\]")
 _CALLOUT = re.compile(r"^((?:[ \t]*>[ \t]?)+)\[!([^\]\n]+)\]([+-]?)[ \t]*(.*)$")
@@ -83,7 +88,7 @@ class _Converter:
             self.files.setdefault(p.rsplit("/", 1)[-1].casefold(), p)
         self.copied: set[str] = set()
         self.warnings: list[str] = []
-        self._corpus = None
+        self._corpus: IndexCorpus | None = None  # built on the first note with a query
 
     def resolve(self, target: str, links: dict[str, str | None]) -> str | None:
         r = links.get(target)
@@ -196,7 +201,8 @@ class _Converter:
             inlined.clear()
             line = _outside_code(line, lambda part: _WIKILINK.sub(wikilink, part))
             if inlined:
-                prefix = re.match(r"^((?:[ \t]*>[ \t]?)*)", line).group(1)
+                quote_marks = _QUOTE_PREFIX.match(line)
+                prefix = quote_marks.group(1) if quote_marks else ""
                 for k, note in enumerate(inlined):
                     _, inner = self.body(note, depth + 1)
                     quoted = "\n".join(f"{prefix}> {ln}".rstrip() for ln in inner.strip("\n").split("\n"))

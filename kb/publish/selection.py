@@ -129,5 +129,4 @@ def select_paths(
             for member in row.group or ():
                 if member.path:
                     paths.append(member.path)
-    seen: set[str] = set()
-    return [p for p in paths if not (p in seen or seen.add(p))]
+    return list(dict.fromkeys(paths))  # first occurrence of each, in order

@@ -230,7 +230,8 @@ class _Site:
                 self.claims[path] = [c for c in json.loads(claims_json) if isinstance(c, dict)]
             except ValueError:
                 continue
-        self.claim_ids = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
+        # ids as the notes wrote them (a YAML id may be a number; it then matches no status)
+        self.claim_ids: dict[str, list[Any]] = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
         self.code = _code_version()
         self.stamp = _hash(sorted(self.hashes.items())) if self.dataview else ""
         self.env = _env()
@@ -573,7 +574,8 @@ def export_site(
     old = check_out_folder(out, vault.root, force)
     out.mkdir(parents=True, exist_ok=True)
     report = SiteReport(out=out)
-    writer = _Writer(out, old.get("files") if isinstance(old.get("files"), dict) else {}, report)
+    old_files = old.get("files")
+    writer = _Writer(out, old_files if isinstance(old_files, dict) else {}, report)
     writer.old_extra = old
     vault._ensure()
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
@@ -699,7 +701,8 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
             continue
         words = []
         for c in claims_by_path.get(path, []):
-            st = site.statuses.get(c.get("id")) or {}
+            claim_id = c.get("id")
+            st = (site.statuses.get(claim_id) if isinstance(claim_id, str) else None) or {}
             status = str(st.get("status") or "unverified")
             totals[status_class(status)] = totals.get(status_class(status), 0) + 1
             words.append(status_class(status))
@@ -747,13 +750,14 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
 
     # search index: titles and the distinct words of each note's text
     # a note's words are kept in the manifest with its content hash: only changed notes are read again
-    old_words = writer.old_extra.get("search") if isinstance(writer.old_extra.get("search"), dict) else {}
-    words: dict[str, list[str]] = {}
+    old_search = writer.old_extra.get("search")
+    old_words: dict[str, Any] = old_search if isinstance(old_search, dict) else {}
+    search_words: dict[str, list[Any]] = {}  # path -> [content hash, its words]
     todo = []
     for path in site.light:
         cached = old_words.get(path)
         if isinstance(cached, list) and len(cached) == 2 and cached[0] == site.hashes.get(path):
-            words[path] = cached
+            search_words[path] = cached
         else:
             todo.append(path)
     for chunk in [todo[i : i + 500] for i in range(0, len(todo), 500)]:
@@ -761,12 +765,15 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
         for path, body in conn.execute(
             f"SELECT path, json_extract(data, '$.body_text') FROM notes WHERE path IN ({marks})", chunk
         ):
-            words[path] = [site.hashes.get(path), _search_words((site.light[path].title or "") + " " + (body or ""))]
-    writer.extra["search"] = words
+            search_words[path] = [
+                site.hashes.get(path),
+                _search_words((site.light[path].title or "") + " " + (body or "")),
+            ]
+    writer.extra["search"] = search_words
     docs = []
     for path in sorted(site.light):
         n = site.light[path]
-        docs.append({"t": n.title or path, "u": site.note_url(path, root), "x": words.get(path, ["", ""])[1]})
+        docs.append({"t": n.title or path, "u": site.note_url(path, root), "x": search_words.get(path, ["", ""])[1]})
     search_js = (
         "window.PAPERKB_SEARCH = "
         + json.dumps(docs, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")

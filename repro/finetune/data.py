@@ -40,8 +40,10 @@ def _lines(path: str | Path) -> Iterator[tuple[int, dict]]:
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise PaperkbError(f"{path}:{n}: not JSON ({exc.msg})") from None
+            except ValueError as exc:  # also raised for well-formed input, e.g. an integer too long to convert
+                raise PaperkbError(f"{path}:{n}: not JSON ({exc})") from None
             if not isinstance(obj, dict):
                 raise PaperkbError(f"{path}:{n}: expected a JSON object")
             yield n, obj

@@ -16,7 +16,7 @@ import torch
 
 from repro.finetune.data import ATTRIBUTES, DEFAULT_MARKER, ToyWorld, gatt_dialog, instruction
 from repro.finetune.sft import dialog_example
-from repro.llama.generation import chat_prompt_tokens, generate
+from repro.llama.generation import Message, chat_prompt_tokens, generate
 
 
 def gatt_examples(
@@ -58,7 +58,7 @@ def kept_rate_by_turn(
     rng = random.Random(seed)
     model.eval()
     attrs = [rng.choice(list(ATTRIBUTES)) for _ in range(n_dialogs)]
-    dialogs = [[{"role": "system", "content": instruction(a)}] for a in attrs]
+    dialogs: list[list[Message]] = [[{"role": "system", "content": instruction(a)}] for a in attrs]
     kept = [0] * n_turns
     gen = torch.Generator().manual_seed(seed)
     for t in range(n_turns):

@@ -12,12 +12,15 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import torch
 from torch import nn
 
 from paperkb.errors import PaperkbError
+
+if TYPE_CHECKING:
+    from repro.llama.model import Transformer
 
 
 @dataclass
@@ -38,12 +41,13 @@ class OptimConfig:
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW; matrices decay, gains and biases do not (usual practice)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, p in model.named_parameters():
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), eps=cfg.eps)
 
 
 def cosine_with_warmup(step: int, cfg: OptimConfig) -> float:
@@ -240,7 +244,7 @@ def export_for_chat(directory: str | Path, model, tokenizer) -> Path:
     from repro.llama.weights import save_hf
 
     directory = Path(directory)
-    save_hf(unwrap(model), directory)
+    save_hf(cast("Transformer", unwrap(model)), directory)  # the chat model: a Transformer once unwrapped
     tokenizer.save(directory)
     return directory
 

@@ -10,9 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Protocol
 
 from paperkb.errors import PaperkbError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from repro.llama.generation import Message, Tokenizer
+    from repro.llama.model import Transformer
+
+    class ChatTokenizer(Tokenizer, Protocol):
+        """A tokenizer that also decodes (every one in repro.llama.tokenizers_real does)."""
+
+        def decode(self, ids: Sequence[int]) -> str: ...
+
 
 SPECIAL_TAGS = ("[INST]", "[/INST]", "<<SYS>>", "<</SYS>>")
 
@@ -58,14 +70,14 @@ def load_checkpoint(directory: str | Path, device: str = "cpu"):
 
 @dataclass
 class ChatSession:
-    model: object
-    tokenizer: object
+    model: Transformer
+    tokenizer: ChatTokenizer
     system: Optional[str] = None
     temperature: float = 0.6
     top_p: float = 0.9
     max_gen_len: int = 64
     seed: int = 0
-    history: list = field(default_factory=list)
+    history: list[Message] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         import torch
@@ -74,8 +86,8 @@ class ChatSession:
             check_no_tags(self.system, "system")
         self.generator = torch.Generator().manual_seed(self.seed)
 
-    def dialog(self, user_text: str) -> list[dict]:
-        msgs = [{"role": "system", "content": self.system}] if self.system else []
+    def dialog(self, user_text: str) -> list[Message]:
+        msgs: list[Message] = [{"role": "system", "content": self.system}] if self.system else []
         return msgs + self.history + [{"role": "user", "content": user_text}]
 
     def reply(self, user_text: str) -> str:

@@ -400,7 +400,8 @@ def split_lines(text: str, held_out_fraction: float = 0.1, seed: int = 0) -> tup
     import hashlib
 
     seen: set[str] = set()
-    train, held = [], []
+    train: list[str] = []
+    held: list[str] = []
     for line in text.splitlines():
         key = " ".join(line.split())
         if not key or key in seen:

@@ -42,9 +42,8 @@ def chat_segments(dialog: Sequence[Message]) -> list[tuple[str, bool, bool]]:
     if dialog[0]["role"] == "system":
         if len(dialog) < 2:
             raise ValueError("a system prompt must be followed by a user message")
-        dialog = [
-            {"role": dialog[1]["role"], "content": B_SYS + dialog[0]["content"] + E_SYS + dialog[1]["content"]}
-        ] + dialog[2:]
+        first = Message(role=dialog[1]["role"], content=B_SYS + dialog[0]["content"] + E_SYS + dialog[1]["content"])
+        dialog = [first, *dialog[2:]]
     roles = [m["role"] for m in dialog]
     if roles[::2] != ["user"] * len(roles[::2]) or roles[1::2] != ["assistant"] * len(roles[1::2]):
         raise ValueError(

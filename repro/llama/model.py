@@ -62,6 +62,11 @@ class ModelArgs:
         return self.dim // self.n_heads
 
     @property
+    def kv_heads(self) -> int:
+        """``n_kv_heads`` with None read as n_heads (multi-head attention)."""
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
+    @property
     def hidden_dim(self) -> int:
         """SwiGLU width: 2/3 of 4·dim (three matrices instead of two keep the FLOPs of a
         4·dim MLP), times ``ffn_dim_multiplier``, rounded up to ``multiple_of``."""
@@ -135,6 +140,9 @@ class KVCache(nn.Module):
 
     A static cache (as in Meta's reference): decoding writes in place and never
     reallocates, so the per-token cost is one slice, and shapes stay fixed for compile."""
+
+    k: torch.Tensor  # buffers, registered in __init__
+    v: torch.Tensor
 
     def __init__(
         self, max_batch_size: int, max_seq_len: int, n_kv_heads: int, head_dim: int, dtype=torch.float32, device=None
@@ -218,7 +226,7 @@ class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.n_heads = args.n_heads
-        self.n_kv_heads = args.n_kv_heads
+        self.n_kv_heads = args.kv_heads
         self.head_dim = args.head_dim
         self.attn_impl = args.attn_impl
         self.wq = nn.Linear(args.dim, args.n_heads * self.head_dim, bias=False)
@@ -306,8 +314,9 @@ class Transformer(nn.Module):
 
     def set_attn_impl(self, impl: str) -> None:
         self.params = replace(self.params, attn_impl=impl)  # validates
-        for layer in self.layers:
-            layer.attention.attn_impl = impl
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.attn_impl = impl
 
     def new_cache(self, batch_size: int, max_seq_len: Optional[int] = None, dtype=None, device=None) -> list[KVCache]:
         """One preallocated KVCache per layer."""
@@ -315,7 +324,7 @@ class Transformer(nn.Module):
         dtype = dtype or self.output.weight.dtype
         device = device or self.output.weight.device
         n = max_seq_len or p.max_seq_len
-        return [KVCache(batch_size, n, p.n_kv_heads, p.head_dim, dtype=dtype, device=device) for _ in range(p.n_layers)]
+        return [KVCache(batch_size, n, p.kv_heads, p.head_dim, dtype=dtype, device=device) for _ in range(p.n_layers)]
 
     def forward(
         self,
