@@ -17,7 +17,7 @@ from cli.common import check_output, fail, guard, vault_of, write_output
 
 export_app = typer.Typer(
     help="Export the vault: summaries, a static site, Markdown, BibTeX, CSL-JSON, JSON.\n\n"
-         "Example: paperkb --vault notes export site site/",
+    "Example: paperkb --vault notes export site site/",
     no_args_is_help=True,
 )
 import_app = typer.Typer(
@@ -120,9 +120,17 @@ def export_summary_cmd(
 
     check_format(fmt, ("md", "html"))
     root = Vault(vault_of(ctx)).root
-    text = write_summary(root, None, statuses=_claim_statuses(root, queries=query is not None),
-                         names=_paths(ctx, notes), query=query, tag=tag,
-                         fmt=fmt, runs_dir=_runs_dir(root), output_dir=output.resolve().parent if output else None)
+    text = write_summary(
+        root,
+        None,
+        statuses=_claim_statuses(root, queries=query is not None),
+        names=_paths(ctx, notes),
+        query=query,
+        tag=tag,
+        fmt=fmt,
+        runs_dir=_runs_dir(root),
+        output_dir=output.resolve().parent if output else None,
+    )
     _emit(text, output)
 
 
@@ -145,12 +153,16 @@ def export_site_cmd(
     from kb.vault import Vault
 
     vault = Vault(vault_of(ctx))
-    report = export_site(vault, out, statuses=_claim_statuses(vault.root), runs_dir=_runs_dir(vault.root),
-                         force=force, workers=workers)
+    report = export_site(
+        vault, out, statuses=_claim_statuses(vault.root), runs_dir=_runs_dir(vault.root), force=force, workers=workers
+    )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"wrote {out}/index.html: {report.pages} note pages; {report.written} files written, "
-          f"{report.unchanged} unchanged, {report.removed} removed in {report.seconds:.1f} s", file=sys.stderr)
+    print(
+        f"wrote {out}/index.html: {report.pages} note pages; {report.written} files written, "
+        f"{report.unchanged} unchanged, {report.removed} removed in {report.seconds:.1f} s",
+        file=sys.stderr,
+    )
 
 
 @export_app.command("markdown")

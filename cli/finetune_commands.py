@@ -17,14 +17,21 @@ from cli.output import clean
 
 @guard
 def chat(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint folder: Hugging Face layout (config.json + "
-                                      "safetensors), Meta layout (params.json + consolidated.*.pth), or one "
-                                      "written by repro.finetune; its tokenizer.json or tokenizer.model is used "
-                                      "(none: the byte tokenizer)."),
+    checkpoint: Path = typer.Argument(
+        ...,
+        help="Checkpoint folder: Hugging Face layout (config.json + "
+        "safetensors), Meta layout (params.json + consolidated.*.pth), or one "
+        "written by repro.finetune; its tokenizer.json or tokenizer.model is used "
+        "(none: the byte tokenizer).",
+    ),
     system: Optional[str] = typer.Option(None, "--system", "-s", help="System prompt (inside <<SYS>> tags)."),
-    message: Optional[list[str]] = typer.Option(None, "--message", "-m",
-                                                help="A user turn; repeat for several. Without it, user turns are "
-                                                     "read from stdin, one per line, until EOF or /exit."),
+    message: Optional[list[str]] = typer.Option(
+        None,
+        "--message",
+        "-m",
+        help="A user turn; repeat for several. Without it, user turns are "
+        "read from stdin, one per line, until EOF or /exit.",
+    ),
     temperature: float = typer.Option(0.6, "--temperature", "-t", min=0.0, help="0 = greedy."),
     top_p: float = typer.Option(0.9, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
     max_gen_len: int = typer.Option(64, "--max-gen-len", min=1, help="Most tokens per answer."),
@@ -40,8 +47,9 @@ def chat(
     from repro.llama.chat import ChatSession, UnsafeTagError, load_checkpoint
 
     model, tokenizer = load_checkpoint(checkpoint)
-    session = ChatSession(model, tokenizer, system=system, temperature=temperature, top_p=top_p,
-                          max_gen_len=max_gen_len, seed=seed)
+    session = ChatSession(
+        model, tokenizer, system=system, temperature=temperature, top_p=top_p, max_gen_len=max_gen_len, seed=seed
+    )
     interactive = not message
     turns = iter(message) if message else _stdin_turns()
     for user in turns:

@@ -79,13 +79,15 @@ def load_frontmatter(raw: str, first_line: int = 2) -> tuple[dict[str, Any], str
         return {}, "yaml", [(line, "error", f"invalid YAML frontmatter: {what}")]
     except RecursionError:
         return {}, "yaml", [(first_line, "error", "invalid YAML frontmatter: nested too deeply")]
-    except Exception as exc:  # noqa: BLE001 - a loader bug must not stop the parse
+    except Exception as exc:  # any loader bug must not stop the parse
         return {}, "yaml", [(first_line, "error", f"invalid YAML frontmatter: {type(exc).__name__}")]
     finally:
         loader.dispose()
     props, fmt, issues = _as_mapping(value, "yaml", first_line)
-    issues.extend((first_line + line, "warning", f"duplicate property {key!r}: the last value is used")
-                  for line, key in loader.duplicates[:MAX_DUPLICATE_WARNINGS])
+    issues.extend(
+        (first_line + line, "warning", f"duplicate property {key!r}: the last value is used")
+        for line, key in loader.duplicates[:MAX_DUPLICATE_WARNINGS]
+    )
     return props, fmt, issues
 
 
@@ -108,7 +110,7 @@ def _loader_class() -> type:
                 super().__init__(stream)
                 self.duplicates: list[tuple[int, str]] = []
 
-            def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:  # PyYAML's signature
                 if isinstance(node, yaml.MappingNode):
                     seen: set[str] = set()
                     for key_node, _ in node.value:

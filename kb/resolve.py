@@ -24,9 +24,10 @@ import posixpath
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 from urllib.parse import unquote
 
 from kb.model import Heading, Link, Note, Problem
@@ -109,8 +110,8 @@ def describe(link: Link) -> str:
         sub = "#" + link.heading
     elif link.block:
         sub = "#^" + link.block
-    elif getattr(link, "subpath", None):
-        sub = "#" + link.subpath
+    elif subpath := getattr(link, "subpath", None):
+        sub = "#" + subpath
     if link.kind == "markdown":
         return f"({link.target}{sub})"
     return f"{'!' if link.kind == 'embed' else ''}[[{link.target}{sub}]]"
@@ -130,7 +131,8 @@ AnchorLookup = Callable[[str], "Anchors | None"]
 class NameTable(Protocol):
     """``key -> paths`` for one kind of name (a dict, or a lazy view of the index)."""
 
-    def get(self, key: str, default: list[str] | None = None) -> list[str] | None: ...
+    # the one call the resolver makes, positional as dict.get takes it
+    def get(self, key: str, /) -> list[str] | None: ...
 
 
 class Resolver:
@@ -147,11 +149,12 @@ class Resolver:
         attachments: Iterable[str],
         anchors: AnchorLookup,
     ) -> None:
-        self._by: dict[str, NameTable] = {k: defaultdict(list) for k in (PATH, NAME, ALIAS, CITEKEY)}
+        built: dict[str, defaultdict[str, list[str]]] = {k: defaultdict(list) for k in (PATH, NAME, ALIAS, CITEKEY)}
         for key, path, kind, *_ in rows:
-            table = self._by.get(kind)
+            table = built.get(kind)
             if table is not None:
                 table[key].append(path)
+        self._by: dict[str, NameTable] = dict(built)
         self._att_path: dict[str, str] = {}
         self._att_name: dict[str, list[str]] = defaultdict(list)
         for path in attachments:
@@ -163,7 +166,7 @@ class Resolver:
         self._memo: dict[str, tuple[str | None, list[str]]] = {}
 
     @classmethod
-    def from_tables(cls, tables: dict[str, NameTable], attachments: Iterable[str], anchors: AnchorLookup) -> "Resolver":
+    def from_tables(cls, tables: dict[str, NameTable], attachments: Iterable[str], anchors: AnchorLookup) -> Resolver:
         """A resolver over ready-made name tables (``{kind: NameTable}`` for path, name,
         alias and citekey), e.g. lazy views of the index for a small update."""
         resolver = cls((), attachments, anchors)
@@ -171,7 +174,7 @@ class Resolver:
         return resolver
 
     @classmethod
-    def from_notes(cls, notes: Iterable[Note], attachments: Iterable[str] = ()) -> "Resolver":
+    def from_notes(cls, notes: Iterable[Note], attachments: Iterable[str] = ()) -> Resolver:
         notes = list(notes)
         by_path = {n.path: n for n in notes}
         rows = [row for n in notes for row in name_rows(n)]
@@ -193,6 +196,10 @@ class Resolver:
             unique.sort(key=lambda p: not same_spelling(p, target))
         return (unique[0] if unique else None), unique
 
+    def _names(self, kind: str, key: str) -> list[str]:
+        """The paths that have ``key`` as a name of this kind (none: an empty list)."""
+        return self._by[kind].get(key) or []
+
     def _by_name_or_path(self, target: str) -> list[str]:
         key = norm(strip_md(target.replace("\\", "/"))).strip("/")
         if not key:
@@ -201,10 +208,10 @@ class Resolver:
         if exact:
             return exact
         if "/" not in key:
-            return self._by[NAME].get(key, [])
+            return self._names(NAME, key)
         base = key.rsplit("/", 1)[-1]
         suffix = "/" + key
-        return [p for p in self._by[NAME].get(base, []) if norm(strip_md(p)).endswith(suffix)]
+        return [p for p in self._names(NAME, base) if norm(strip_md(p)).endswith(suffix)]
 
     def _attachment(self, target: str) -> list[str]:
         key = norm(target.replace("\\", "/")).strip("/")
@@ -221,14 +228,9 @@ class Resolver:
         t = target.strip()
         if t.startswith("@"):
             key = norm(t[1:])
-            return self._by_name_or_path(t) or self._by[CITEKEY].get(key, []) or self._by[ALIAS].get(key, [])
+            return self._by_name_or_path(t) or self._names(CITEKEY, key) or self._names(ALIAS, key)
         key = norm(t)
-        return (
-            self._by_name_or_path(t)
-            or self._by[ALIAS].get(key, [])
-            or self._by[CITEKEY].get(key, [])
-            or self._attachment(t)
-        )
+        return self._by_name_or_path(t) or self._names(ALIAS, key) or self._names(CITEKEY, key) or self._attachment(t)
 
     # ---- resolution ------------------------------------------------------------------
     def resolve_link(self, link: Link, source: str) -> tuple[str | None, list[tuple[str, str]]]:
@@ -246,8 +248,11 @@ class Resolver:
         best, all_ = hit
         if len(all_) > 1:
             issues.append(
-                ("warning", f"ambiguous link {describe(link)}: {len(all_)} files match "
-                 f"({', '.join(all_[:4])}{', ...' if len(all_) > 4 else ''}); using {best}")
+                (
+                    "warning",
+                    f"ambiguous link {describe(link)}: {len(all_)} files match "
+                    f"({', '.join(all_[:4])}{', ...' if len(all_) > 4 else ''}); using {best}",
+                )
             )
         return best, issues
 
@@ -294,17 +299,23 @@ class Resolver:
             if norm(link.block) not in anchors.blocks:
                 return ("warning", f"block ^{link.block} not found in {resolved} (link {describe(link)})")
             return None
-        parts = [heading_key(p) for p in link.heading.split("#") if p.strip()]
+        heading = link.heading or ""  # not empty: a link without a block has a heading here
+        parts = [heading_key(p) for p in heading.split("#") if p.strip()]
         if not parts:
             return None
         keys = [(heading_key(h.text), h.level) for h in anchors.headings]
         last = [i for i, (k, _) in enumerate(keys) if k == parts[-1]]
         if not last:
-            return ("warning", f"heading '{link.heading.split('#')[-1].strip()}' not found in {resolved} "
-                    f"(link {describe(link)})")
+            return (
+                "warning",
+                f"heading '{heading.split('#')[-1].strip()}' not found in {resolved} (link {describe(link)})",
+            )
         if len(parts) > 1 and not any(_nested(keys, i, parts) for i in last):
-            return ("info", f"heading path '{link.heading}' does not match the nesting of {resolved}; "
-                    f"linking to the heading '{link.heading.split('#')[-1].strip()}'")
+            return (
+                "info",
+                f"heading path '{heading}' does not match the nesting of {resolved}; "
+                f"linking to the heading '{heading.split('#')[-1].strip()}'",
+            )
         return None
 
     def resolve(self, note: Note) -> list[Problem]:
@@ -324,11 +335,13 @@ class Resolver:
                     if link.kind == "markdown" and _URL_SCHEME.match(link.target.strip().lstrip("<")):
                         continue
                     if link.is_citation:
-                        problems.append(Problem(path, link.line, "info",
-                                                f"cited work '{ghost_key(link)}' has no note yet (ghost node)"))
+                        problems.append(
+                            Problem(
+                                path, link.line, "info", f"cited work '{ghost_key(link)}' has no note yet (ghost node)"
+                            )
+                        )
                     else:
-                        problems.append(Problem(path, link.line, "warning",
-                                                f"unresolved link {describe(link)}"))
+                        problems.append(Problem(path, link.line, "warning", f"unresolved link {describe(link)}"))
                 continue
             anchor_issue = self.check_anchor(link, resolved)
             if anchor_issue:

@@ -66,8 +66,13 @@ class SearchHit:
         return self.snippet.replace(HIT_START, start).replace(HIT_END, end)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "title": self.title, "year": self.year,
-                "score": round(-self.score, 4), "snippet": self.marked()}
+        return {
+            "path": self.path,
+            "title": self.title,
+            "year": self.year,
+            "score": round(-self.score, 4),
+            "snippet": self.marked(),
+        }
 
 
 def _tag_levels(tag: str) -> list[str]:
@@ -115,12 +120,21 @@ def _doc_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> list[tupl
     from kb.query.corpus import select_notes
 
     out = []
-    for path, h, title, aliases, citekey, authors, headings, year, fm_year, tags, body in \
-            select_notes(conn, _DOC_SQL, todo):
-        d = {"path": path, "title": title, "aliases": _loads(aliases), "citekey": citekey,
-             "authors": _loads(authors), "headings": _loads(headings), "year": _loads(year),
-             "frontmatter": {"year": _loads(fm_year)} if fm_year is not None else {},
-             "tags": _loads(tags), "body_text": body}
+    for path, h, title, aliases, citekey, authors, headings, year, fm_year, tags, body in select_notes(
+        conn, _DOC_SQL, todo
+    ):
+        d = {
+            "path": path,
+            "title": title,
+            "aliases": _loads(aliases),
+            "citekey": citekey,
+            "authors": _loads(authors),
+            "headings": _loads(headings),
+            "year": _loads(year),
+            "frontmatter": {"year": _loads(fm_year)} if fm_year is not None else {},
+            "tags": _loads(tags),
+            "body_text": body,
+        }
         out.append((path, h, _doc(d)))
     return out
 
@@ -174,8 +188,9 @@ def sync(conn: sqlite3.Connection) -> int:
     return n_changed
 
 
-def _write_docs(conn: sqlite3.Connection, known: dict, gone: list[str], changed: list[str],
-                current: dict[str, str]) -> None:
+def _write_docs(
+    conn: sqlite3.Connection, known: dict, gone: list[str], changed: list[str], current: dict[str, str]
+) -> None:
     old_ids = [(known[p][0],) for p in gone + changed if p in known]
     conn.executemany("DELETE FROM search_fts WHERE rowid = ?", old_ids)
     conn.executemany("DELETE FROM search_docs WHERE id = ?", old_ids)
@@ -187,11 +202,24 @@ def _write_docs(conn: sqlite3.Connection, known: dict, gone: list[str], changed:
     first = (conn.execute("SELECT max(id) FROM search_docs").fetchone()[0] or 0) + 1
     conn.executemany(
         "INSERT INTO search_docs(id, path, hash, title, year, tags, chars, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(first + i, path, h, doc[7], doc[5], doc[6], len(doc[4]),
-          doc[4][:SNIPPET_SCAN_CHARS] if len(doc[4]) > SNIPPET_FTS_MAX_CHARS else None)
-         for i, (path, h, doc) in enumerate(rows)])
-    conn.executemany("INSERT INTO search_fts(rowid, title, aliases, authors, headings, body) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", [(first + i, *doc[:5]) for i, (_, _, doc) in enumerate(rows)])
+        [
+            (
+                first + i,
+                path,
+                h,
+                doc[7],
+                doc[5],
+                doc[6],
+                len(doc[4]),
+                doc[4][:SNIPPET_SCAN_CHARS] if len(doc[4]) > SNIPPET_FTS_MAX_CHARS else None,
+            )
+            for i, (path, h, doc) in enumerate(rows)
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO search_fts(rowid, title, aliases, authors, headings, body) VALUES (?, ?, ?, ?, ?, ?)",
+        [(first + i, *doc[:5]) for i, (_, _, doc) in enumerate(rows)],
+    )
 
 
 def parse_years(year: str | int | None) -> tuple[int, int] | None:
@@ -234,15 +262,23 @@ def prepare_query(text: str) -> str:
     return " ".join(out)
 
 
-def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, year: Any = None,
-                limit: int = 20, snippet_words: int = 12) -> list[SearchHit]:
+def search_conn(
+    conn: sqlite3.Connection,
+    text: str,
+    *,
+    tag: str | None = None,
+    year: Any = None,
+    limit: int = 20,
+    snippet_words: int = 12,
+) -> list[SearchHit]:
     """Search the index database ``conn`` (the index's ``notes`` table must exist)."""
     if not text or not text.strip():
-        raise SearchError("empty search: give some words, a \"phrase\" or a prefix*")
+        raise SearchError('empty search: give some words, a "phrase" or a prefix*')
     if limit < 1:
         raise SearchError(f"--limit must be at least 1, got {limit}")
     sync(conn)
-    where, args = ["search_fts MATCH ?"], [text]
+    where: list[str] = ["search_fts MATCH ?"]
+    args: list[str | int] = [text]
     if tag:
         where.append("instr(d.tags, ?) > 0")
         args.append(" " + tag.lstrip("#").casefold() + " ")
@@ -270,8 +306,9 @@ def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, 
         marks = ",".join("?" * len(ids))
         # FTS5's snippet() re-reads and scores every match of the whole text: on a note of
         # some MB that is minutes. Large notes get a snippet cut from a bounded window.
-        previews = dict(conn.execute(
-            f"SELECT id, preview FROM search_docs WHERE id IN ({marks}) AND preview IS NOT NULL", ids))
+        previews = dict(
+            conn.execute(f"SELECT id, preview FROM search_docs WHERE id IN ({marks}) AND preview IS NOT NULL", ids)
+        )
         small = [i for i in ids if i not in previews]
         snippets: dict[int, str] = {}
         if small:
@@ -287,8 +324,9 @@ def search_conn(conn: sqlite3.Connection, text: str, *, tag: str | None = None, 
         return run(prepared)
     except sqlite3.OperationalError as exc:
         msg = str(exc).replace("fts5: ", "")
-        raise SearchError(f"bad search query {text!r}: {msg} (use words, \"a phrase\", prefix*, "
-                          "AND/OR/NOT and parentheses)") from None
+        raise SearchError(
+            f'bad search query {text!r}: {msg} (use words, "a phrase", prefix*, AND/OR/NOT and parentheses)'
+        ) from None
 
 
 _QUERY_WORD = re.compile(r"\w+\*?", re.UNICODE)
@@ -311,8 +349,11 @@ def _large_snippet(body: str, fts_query: str, n_words: int) -> str:
     words = query_words(fts_query)
     # FTS5 matches stems (porter): "training" finds "trained". The first letters of each
     # word (at least four) find the same places well enough for a preview.
-    stems = sorted({w.rstrip("*").casefold()[: max(4, len(w.rstrip("*")) - 3)] for w in words if w.rstrip("*")},
-                   key=len, reverse=True)
+    stems = sorted(
+        {w.rstrip("*").casefold()[: max(4, len(w.rstrip("*")) - 3)] for w in words if w.rstrip("*")},
+        key=len,
+        reverse=True,
+    )
     if not stems:
         return _cut(body, 0, n_words, None)
     pattern = re.compile(r"\b(?:" + "|".join(re.escape(s) for s in stems) + r")\w*", re.IGNORECASE)
@@ -323,14 +364,14 @@ def _large_snippet(body: str, fts_query: str, n_words: int) -> str:
 def _cut(body: str, at: int, n_words: int, pattern: re.Pattern[str] | None) -> str:
     """``n_words`` words of ``body`` from a little before offset ``at``, hits marked."""
     start = max(0, at - 200)
-    window = body[start: at + 40 * max(n_words, 1)]
+    window = body[start : at + 40 * max(n_words, 1)]
     spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", window)]
     if not spans:
         return ""
     first = next((k for k, (a, b) in enumerate(spans) if start + b > at), 0)
     first = max(0, first - max(1, n_words // 4))
-    chosen = spans[first: first + max(n_words, 1)]
-    text = window[chosen[0][0]: chosen[-1][1]]
+    chosen = spans[first : first + max(n_words, 1)]
+    text = window[chosen[0][0] : chosen[-1][1]]
     if pattern is not None:
         text = pattern.sub(lambda m: HIT_START + m.group() + HIT_END, text)
     lead = "…" if start + chosen[0][0] > 0 else ""
@@ -338,8 +379,9 @@ def _cut(body: str, at: int, n_words: int, pattern: re.Pattern[str] | None) -> s
     return lead + " ".join(text.split()) + tail
 
 
-def search(vault: Any, text: str, *, tag: str | None = None, year: Any = None, limit: int = 20,
-           refresh: bool = True) -> list[SearchHit]:
+def search(
+    vault: Any, text: str, *, tag: str | None = None, year: Any = None, limit: int = 20, refresh: bool = True
+) -> list[SearchHit]:
     """Search a :class:`kb.vault.Vault` (its index is brought up to date first)."""
     if refresh and getattr(vault, "refresh", True):
         vault.index()

@@ -145,27 +145,34 @@ def _checks(st: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(c, dict):
             continue
         passed = c.get("passed")
-        out.append({
-            "name": str(c.get("name", "")),
-            "text": f"{c.get('name', '')} = {_number(c.get('value'))} {c.get('op', '')} {_number(c.get('threshold'))}"
-                    .strip(),
-            "passed": passed,
-            "mark": "✓" if passed else ("✗" if passed is False else "?"),
-            "evidence": c.get("evidence") or "",
-            "scale": c.get("scale") or "",
-            "run_id": c.get("run_id"),
-        })
+        out.append(
+            {
+                "name": str(c.get("name", "")),
+                "text": f"{c.get('name', '')} = {_number(c.get('value'))} {c.get('op', '')} {_number(c.get('threshold'))}".strip(),
+                "passed": passed,
+                "mark": "✓" if passed else ("✗" if passed is False else "?"),
+                "evidence": c.get("evidence") or "",
+                "scale": c.get("scale") or "",
+                "run_id": c.get("run_id"),
+            }
+        )
     # the negative controls: a sabotaged implementation that must end contradicted
     for c in st.get("controls") or []:
         if not isinstance(c, dict):
             continue
         ok = c.get("ok")
         verdict = c.get("verdict") or c.get("error") or "not run"
-        out.append({
-            "name": f"control {c.get('control', '')}",
-            "text": f"negative control {c.get('control', '')} ({c.get('experiment', '')}): {verdict}",
-            "passed": ok, "mark": "✓" if ok else "✗", "evidence": "", "scale": "", "run_id": c.get("run_id"),
-        })
+        out.append(
+            {
+                "name": f"control {c.get('control', '')}",
+                "text": f"negative control {c.get('control', '')} ({c.get('experiment', '')}): {verdict}",
+                "passed": ok,
+                "mark": "✓" if ok else "✗",
+                "evidence": "",
+                "scale": "",
+                "run_id": c.get("run_id"),
+            }
+        )
     return out
 
 
@@ -225,12 +232,21 @@ def build(
             counts[status_class(status)] += 1
             run_id = st.get("run_id")
             run_dir = _safe_run_dir(runs, run_id)
-            claims.append({
-                "id": c.id, "statement": c.statement, "experiments": c.experiments,
-                "status": status, "mark": status_mark(status), "run_id": run_id,
-                "preset": st.get("preset"), "scale": st.get("scale"), "ended": st.get("ended"),
-                "checks": _checks(st), "run_dir": run_dir,
-            })
+            claims.append(
+                {
+                    "id": c.id,
+                    "statement": c.statement,
+                    "experiments": c.experiments,
+                    "status": status,
+                    "mark": status_mark(status),
+                    "run_id": run_id,
+                    "preset": st.get("preset"),
+                    "scale": st.get("scale"),
+                    "ended": st.get("ended"),
+                    "checks": _checks(st),
+                    "run_dir": run_dir,
+                }
+            )
             if run_id and isinstance(run_id, str) and run_id not in seen_runs:
                 seen_runs.add(run_id)
                 for png in run_plots(runs, run_id):
@@ -377,8 +393,9 @@ def render_summary(
     that the links to run folders are relative to it."""
     import jinja2
 
-    papers = build(notes, statuses or {}, citations=citations, runs_dir=runs_dir, pictures=pictures,
-                   bibtex=bibtex, rule=rule)
+    papers = build(
+        notes, statuses or {}, citations=citations, runs_dir=runs_dir, pictures=pictures, bibtex=bibtex, rule=rule
+    )
     totals: Counter = Counter()
     for p in papers:
         totals.update(p.status_counts)
@@ -404,8 +421,9 @@ def render_summary(
             return f"_{_inline(caption)} (not inlined)_"
         uri = _data_uri(data, "image/png")
         if html:
-            return placeholder(f'<figure><img alt="{escape(caption)}" src="{uri}">'
-                               f"<figcaption>{escape(caption)}</figcaption></figure>")
+            return placeholder(
+                f'<figure><img alt="{escape(caption)}" src="{uri}"><figcaption>{escape(caption)}</figcaption></figure>'
+            )
         return f"![{_cell(caption).replace(']', '')}]({uri})"
 
     def picture(p: PaperSummary) -> str:
@@ -424,8 +442,9 @@ def render_summary(
 
         return quote(target.as_posix() + "/")
 
-    env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
-                             finalize=_no_html)
+    env = jinja2.Environment(
+        autoescape=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined, finalize=_no_html
+    )
     env.filters["cell"] = _cell
     env.filters["code_tag"] = lambda t: "`#" + str(t).replace("`", "") + "`"
     text = env.from_string(_TEMPLATE).render(
@@ -467,9 +486,9 @@ def _html_page(markdown: str, figures: list[str], title: str) -> str:
         token = f"PAPERKBFIGURE{i}X"
         body = body.replace(f"<p>{token}</p>", markup).replace(token, markup)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="generator" content="paperkb"><meta name="{EXPORT_MARKER}" content="summary">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
         "style-src 'unsafe-inline'\">"
         f"<title>Reading summary: {escape(title)}</title><style>{SUMMARY_CSS}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
@@ -529,8 +548,17 @@ def write_summary(
             raise PaperkbError(f"{not_papers[0]} is not a paper (no #paper tag, citekey or DOI)")
     out_dir = Path(output).resolve().parent if output is not None else output_dir
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
-    text = render_summary(notes, statuses or {}, vault_name=vault.root.name, fmt=fmt, citations=citations,
-                          runs_dir=runs, output_dir=out_dir, dashboard=picked is None or len(picked) > 1, rule=rule)
+    text = render_summary(
+        notes,
+        statuses or {},
+        vault_name=vault.root.name,
+        fmt=fmt,
+        citations=citations,
+        runs_dir=runs,
+        output_dir=out_dir,
+        dashboard=picked is None or len(picked) > 1,
+        rule=rule,
+    )
     if output is not None:
         Path(output).write_text(text, encoding="utf-8")
     return text

@@ -24,23 +24,58 @@ from kb.model import Note
 
 # the template's `type:` (Zotero's item types, as the seed writes them) <-> BibTeX / CSL types
 _TO_BIBTEX = {
-    "journalarticle": "article", "article": "article", "conferencepaper": "inproceedings",
-    "inproceedings": "inproceedings", "preprint": "misc", "misc": "misc", "book": "book",
-    "booksection": "incollection", "thesis": "phdthesis", "report": "techreport", "webpage": "online",
+    "journalarticle": "article",
+    "article": "article",
+    "conferencepaper": "inproceedings",
+    "inproceedings": "inproceedings",
+    "preprint": "misc",
+    "misc": "misc",
+    "book": "book",
+    "booksection": "incollection",
+    "thesis": "phdthesis",
+    "report": "techreport",
+    "webpage": "online",
 }
 _FROM_BIBTEX = {
-    "article": "journalArticle", "inproceedings": "conferencePaper", "conference": "conferencePaper",
-    "misc": "preprint", "book": "book", "incollection": "bookSection", "phdthesis": "thesis",
-    "mastersthesis": "thesis", "techreport": "report", "online": "webpage",
+    "article": "journalArticle",
+    "inproceedings": "conferencePaper",
+    "conference": "conferencePaper",
+    "misc": "preprint",
+    "book": "book",
+    "incollection": "bookSection",
+    "phdthesis": "thesis",
+    "mastersthesis": "thesis",
+    "techreport": "report",
+    "online": "webpage",
 }
 _CSL_TYPE = {
-    "article": "article-journal", "inproceedings": "paper-conference", "misc": "article", "book": "book",
-    "incollection": "chapter", "phdthesis": "thesis", "techreport": "report", "online": "webpage",
+    "article": "article-journal",
+    "inproceedings": "paper-conference",
+    "misc": "article",
+    "book": "book",
+    "incollection": "chapter",
+    "phdthesis": "thesis",
+    "techreport": "report",
+    "online": "webpage",
 }
-_VENUE_FIELD = {"article": "journal", "inproceedings": "booktitle", "incollection": "booktitle",
-                "techreport": "institution", "book": "publisher", "phdthesis": "school"}
-_VENUE_KEYS = ("publication", "journal", "venue", "booktitle", "publicationTitle", "proceedingsTitle",
-               "conference", "container-title")
+_VENUE_FIELD = {
+    "article": "journal",
+    "inproceedings": "booktitle",
+    "incollection": "booktitle",
+    "techreport": "institution",
+    "book": "publisher",
+    "phdthesis": "school",
+}
+_VENUE_KEYS = (
+    "publication",
+    "journal",
+    "venue",
+    "booktitle",
+    "publicationTitle",
+    "proceedingsTitle",
+    "conference",
+    "container-title",
+)
 _URL_KEYS = ("url", "URL", "link")
 
 
@@ -95,8 +130,10 @@ def entry_of(note: Note) -> BibEntry:
     from kb.summary import abstract_of
 
     kind = _fm(note, "type", "itemType")
-    entry_type = _TO_BIBTEX.get(kind.replace(" ", "").casefold(), kind.lower() if re.fullmatch(r"[A-Za-z]+", kind)
-                                else "misc") or "misc"
+    entry_type = (
+        _TO_BIBTEX.get(kind.replace(" ", "").casefold(), kind.lower() if re.fullmatch(r"[A-Za-z]+", kind) else "misc")
+        or "misc"
+    )
     fields: dict[str, str] = {"title": note.title}
     if note.authors:
         fields["author"] = " and ".join(
@@ -170,7 +207,11 @@ def to_csl_json(entries: Iterable[BibEntry]) -> list[dict[str, Any]]:
     out = []
     for e in entries:
         f = e.fields
-        item: dict[str, Any] = {"id": e.key, "type": _CSL_TYPE.get(e.entry_type, "article"), "title": f.get("title", "")}
+        item: dict[str, Any] = {
+            "id": e.key,
+            "type": _CSL_TYPE.get(e.entry_type, "article"),
+            "title": f.get("title", ""),
+        }
         if f.get("author"):
             item["author"] = [
                 {"family": fam, "given": giv} if giv else {"literal": fam}
@@ -182,8 +223,10 @@ def to_csl_json(entries: Iterable[BibEntry]) -> list[dict[str, Any]]:
             item["DOI"] = f["doi"]
         if f.get("url"):
             item["URL"] = f["url"]
-        venue = next((f[k] for k in ("journal", "booktitle", "howpublished", "publisher", "institution", "school")
-                      if f.get(k)), None)
+        venue = next(
+            (f[k] for k in ("journal", "booktitle", "howpublished", "publisher", "institution", "school") if f.get(k)),
+            None,
+        )
         if venue:
             item["container-title"] = venue
         if f.get("abstract"):
@@ -198,8 +241,10 @@ def parse_bibtex(text: str, source: str = "<bib>") -> tuple[list[BibEntry], list
 
     logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)  # failed blocks are reported below
     lib = bibtexparser.parse_string(text)
-    warnings = [f"{source}:{getattr(b, 'start_line', 0) + 1}: skipped a block that is not valid BibTeX"
-                for b in lib.failed_blocks]
+    warnings = [
+        f"{source}:{getattr(b, 'start_line', 0) + 1}: skipped a block that is not valid BibTeX"
+        for b in lib.failed_blocks
+    ]
     entries = []
     for e in lib.entries:
         fields = {k.lower(): _unlatex(str(v.value)) for k, v in e.fields_dict.items()}
@@ -232,8 +277,9 @@ def note_text(entry: BibEntry, *, today: str | None = None) -> str:
         if fam:
             authors.append(f"{giv} {fam}".strip())
     year = re.search(r"\d{4}", f.get("year", ""))
-    venue = next((f[k] for k in ("journal", "booktitle", "howpublished", "publisher", "institution", "school")
-                  if f.get(k)), "")
+    venue = next(
+        (f[k] for k in ("journal", "booktitle", "howpublished", "publisher", "institution", "school") if f.get(k)), ""
+    )
     props: dict[str, Any] = {
         "tags": ["#paper"],
         "aliases": [entry.key],

@@ -35,8 +35,9 @@ def layout(g, seed: int = 7) -> dict[str, tuple[float, float]]:
     return {n: ((x - x0) / sx, (y - y0) / sy) for n, (x, y) in raw.items()}
 
 
-def _force_layout(nodes: list[str], edges: list[tuple[str, str]], seed: int,
-                  rounds: int = 60) -> dict[str, tuple[float, float]]:
+def _force_layout(
+    nodes: list[str], edges: list[tuple[str, str]], seed: int, rounds: int = 60
+) -> dict[str, tuple[float, float]]:
     """Fruchterman and Reingold's force-directed layout in plain Python (small graphs: a
     paper's neighbourhood must not pay for importing numpy): linked nodes attract, all
     nodes repel, and the step shrinks each round."""
@@ -175,16 +176,24 @@ def to_svg(
     return "\n".join(out) + "\n"
 
 
-def to_png(g, path, pos: dict[str, tuple[float, float]] | None = None, *, size: tuple[float, float] = (9, 6.4),
-           dpi: int = 100, highlight: str | None = None) -> None:
+def to_png(
+    g,
+    path,
+    pos: dict[str, tuple[float, float]] | None = None,
+    *,
+    size: tuple[float, float] = (9, 6.4),
+    dpi: int = 100,
+    highlight: str | None = None,
+) -> None:
     """The same picture as a PNG file, drawn with matplotlib (Agg: no display needed)."""
     try:
         import matplotlib
     except ImportError:
         from kb.errors import PaperkbError
 
-        raise PaperkbError("PNG pictures need matplotlib (pip install 'paperkb[repro]'); "
-                           "--format svg needs nothing more") from None
+        raise PaperkbError(
+            "PNG pictures need matplotlib (pip install 'paperkb[repro]'); --format svg needs nothing more"
+        ) from None
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -196,18 +205,34 @@ def to_png(g, path, pos: dict[str, tuple[float, float]] | None = None, *, size: 
         for u, v in g.edges():
             if u in pos and v in pos and u != v:
                 (x1, y1), (x2, y2) = pos[u], pos[v]
-                ax.annotate("", xy=(x2, 1 - y2), xytext=(x1, 1 - y1),
-                            arrowprops={"arrowstyle": "->", "color": "#bbbbbb", "lw": 0.8})
+                ax.annotate(
+                    "",
+                    xy=(x2, 1 - y2),
+                    xytext=(x1, 1 - y1),
+                    arrowprops={"arrowstyle": "->", "color": "#bbbbbb", "lw": 0.8},
+                )
         small = len(pos) <= LABEL_MAX_NODES
         for n, (x, y) in pos.items():
             ghost = g.nodes[n].get("kind") == "ghost"
-            ax.scatter([x], [1 - y], s=60 if small else 6, zorder=3,
-                       facecolors="none" if ghost else ("#d9480f" if n == highlight else "#1c7ed6"),
-                       edgecolors="#868e96" if ghost else "white", linestyle="--" if ghost else "-")
+            ax.scatter(
+                [x],
+                [1 - y],
+                s=60 if small else 6,
+                zorder=3,
+                facecolors="none" if ghost else ("#d9480f" if n == highlight else "#1c7ed6"),
+                edgecolors="#868e96" if ghost else "white",
+                linestyle="--" if ghost else "-",
+            )
             if small:
                 label = str(g.nodes[n].get("label") or n)
-                ax.text(x + 0.012, 1 - y, label if len(label) <= 40 else label[:39] + "…", fontsize=7,
-                        color="#868e96" if ghost else "#212529", va="center")
+                ax.text(
+                    x + 0.012,
+                    1 - y,
+                    label if len(label) <= 40 else label[:39] + "…",
+                    fontsize=7,
+                    color="#868e96" if ghost else "#212529",
+                    va="center",
+                )
         ax.set_xlim(-0.05, 1.35 if small else 1.05)
         ax.set_ylim(-0.05, 1.05)
         fig.savefig(path, format="png", bbox_inches="tight")

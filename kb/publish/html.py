@@ -89,9 +89,11 @@ def _blockquote_open(self, tokens, idx, options, env) -> str:
     title = re.sub(r"\s*\^[A-Za-z0-9-]+\s*$", "", title)
     title = re.sub(r"!?\[\[([^\]|]*)\|?([^\]]*)\]\]", lambda m: m.group(2) or m.group(1), title)
     opened = "" if info.get("fold") == "-" else " open"
-    return (f'<details class="callout callout-{kind}"{opened}><summary>'
-            f'<span class="callout-type">{escape(info["raw_type"])}</span> {escape(title)}</summary>\n'
-            '<div class="callout-body">\n')
+    return (
+        f'<details class="callout callout-{kind}"{opened}><summary>'
+        f'<span class="callout-type">{escape(info["raw_type"])}</span> {escape(title)}</summary>\n'
+        '<div class="callout-body">\n'
+    )
 
 
 def _blockquote_close(self, tokens, idx, options, env) -> str:
@@ -144,8 +146,11 @@ def _wikilink(self, tokens, idx, options, env) -> str:
         if href is None:
             return f'<span class="ghost" title="no note yet">{escape(target)}</span>'
         return f'<a class="internal embed-link" href="{escape(href, quote=True)}">{shown}</a>'
-    href = ctx.note_href(target, meta.get("heading")) if target else (
-        "#" + _anchor(meta.get("heading") or "") if meta.get("heading") else None)
+    href = (
+        ctx.note_href(target, meta.get("heading"))
+        if target
+        else ("#" + _anchor(meta.get("heading") or "") if meta.get("heading") else None)
+    )
     if href is None:
         return f'<span class="ghost" title="no note yet">{shown}</span>'
     return f'<a class="internal" href="{escape(href, quote=True)}">{shown}</a>'
@@ -170,8 +175,11 @@ def _link_open(self, tokens, idx, options, env) -> str:
         from urllib.parse import unquote
 
         dest, _, heading = unquote(href).partition("#")
-        final = ctx.note_href(dest, heading or None) if dest.lower().endswith(".md") or "." not in dest.rsplit("/", 1)[-1] \
+        final = (
+            ctx.note_href(dest, heading or None)
+            if dest.lower().endswith(".md") or "." not in dest.rsplit("/", 1)[-1]
             else ctx.file_src(dest)
+        )
     tok.meta = dict(tok.meta or {})
     tok.meta["paperkb_open"] = final is not None
     if final is None:
@@ -192,8 +200,11 @@ def _image(self, tokens, idx, options, env) -> str:
     src = tok.attrGet("src") or ""
     alt = tok.content or ""
     ctx = _ctx(env)
-    final = src if re.match(r"^https?:", src, re.I) else (
-        None if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", src) or src.startswith("//") else ctx.file_src(src))
+    final = (
+        src
+        if re.match(r"^https?:", src, re.I)
+        else (None if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", src) or src.startswith("//") else ctx.file_src(src))
+    )
     if final is None:
         if src:
             ctx.warnings.append(f"image {src!r} left out (not a file inside the vault)")

@@ -20,13 +20,18 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from kb.errors import PaperkbError
 from kb.publish.papers import EXPORT_MARKER
 
+if TYPE_CHECKING:
+    from kb.query.corpus import IndexCorpus
+
 MANIFEST = ".paperkb-markdown.json"
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+_QUOTE_PREFIX = re.compile(r"((?:[ \t]*>[ \t]?)*)")
 _CODE_SPAN = re.compile(r"(`+)(?:.*?[^`])?\1(?!`)")
 _WIKILINK = re.compile(r"(!?)\[\[([^\[\]\n]{1,500}?)\]\]")
 _CALLOUT = re.compile(r"^((?:[ \t]*>[ \t]?)+)\[!([^\]\n]+)\]([+-]?)[ \t]*(.*)$")
@@ -59,7 +64,7 @@ def _link_url(rel: str, heading: str | None = None) -> str:
 def _outside_code(line: str, fn) -> str:
     parts, last = [], 0
     for m in _CODE_SPAN.finditer(line):
-        parts.append(fn(line[last:m.start()]))
+        parts.append(fn(line[last : m.start()]))
         parts.append(m.group(0))
         last = m.end()
     parts.append(fn(line[last:]))
@@ -83,7 +88,7 @@ class _Converter:
             self.files.setdefault(p.rsplit("/", 1)[-1].casefold(), p)
         self.copied: set[str] = set()
         self.warnings: list[str] = []
-        self._corpus = None
+        self._corpus: IndexCorpus | None = None  # built on the first note with a query
 
     def resolve(self, target: str, links: dict[str, str | None]) -> str | None:
         r = links.get(target)
@@ -176,7 +181,12 @@ class _Converter:
             m = _FENCE.match(line)
             if fence is not None:
                 out.append(line)
-                if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not line.strip()[len(m.group(1)):]:
+                if (
+                    m
+                    and m.group(1)[0] == fence[0]
+                    and len(m.group(1)) >= len(fence)
+                    and not line.strip()[len(m.group(1)) :]
+                ):
                     fence = None
                 continue
             if m:
@@ -191,7 +201,8 @@ class _Converter:
             inlined.clear()
             line = _outside_code(line, lambda part: _WIKILINK.sub(wikilink, part))
             if inlined:
-                prefix = re.match(r"^((?:[ \t]*>[ \t]?)*)", line).group(1)
+                quote_marks = _QUOTE_PREFIX.match(line)
+                prefix = quote_marks.group(1) if quote_marks else ""
                 for k, note in enumerate(inlined):
                     _, inner = self.body(note, depth + 1)
                     quoted = "\n".join(f"{prefix}> {ln}".rstrip() for ln in inner.strip("\n").split("\n"))
@@ -209,8 +220,11 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
     if out_r == vault.root or vault.root.is_relative_to(out_r):
         raise PaperkbError(f"{out} holds the vault: give an output folder of its own", exit_code=2)
     if out_r.is_relative_to(vault.root) and not frontmatter:
-        raise PaperkbError(f"{out} is inside the vault: without frontmatter the copies would be read back as "
-                           "notes (keep the frontmatter or write elsewhere)", exit_code=2)
+        raise PaperkbError(
+            f"{out} is inside the vault: without frontmatter the copies would be read back as "
+            "notes (keep the frontmatter or write elsewhere)",
+            exit_code=2,
+        )
     if out.exists() and not out.is_dir():
         raise PaperkbError(f"{out} is a file, not a folder", exit_code=2)
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file() and not force:
@@ -236,7 +250,11 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
                 except yaml.YAMLError:
                     props = {}
             props = {**props, EXPORT_MARKER: "markdown"}
-            head = "---\n" + yaml.safe_dump(props, sort_keys=False, allow_unicode=True, width=10_000, default_flow_style=False) + "---\n"
+            head = (
+                "---\n"
+                + yaml.safe_dump(props, sort_keys=False, allow_unicode=True, width=10_000, default_flow_style=False)
+                + "---\n"
+            )
         dest = (out / path).resolve()
         if not dest.is_relative_to(out_r):
             report.warnings.append(f"{path}: refused: outside {out}")
@@ -247,6 +265,7 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
     report.notes = len(written)
     report.files = len(conv.copied)
     report.warnings.extend(conv.warnings)
-    (out / MANIFEST).write_text(json.dumps({"generator": "paperkb", "notes": written, "files": sorted(conv.copied)}),
-                                encoding="utf-8")
+    (out / MANIFEST).write_text(
+        json.dumps({"generator": "paperkb", "notes": written, "files": sorted(conv.copied)}), encoding="utf-8"
+    )
     return report

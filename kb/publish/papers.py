@@ -54,9 +54,9 @@ class PaperRule:
         if self.doi and note.doi:
             return True
         kind = note.frontmatter.get("type")
-        return bool(self.types) and isinstance(kind, str) and kind.strip().casefold() in {
-            t.casefold() for t in self.types
-        }
+        return (
+            bool(self.types) and isinstance(kind, str) and kind.strip().casefold() in {t.casefold() for t in self.types}
+        )
 
 
 DEFAULT_RULE = PaperRule()
@@ -185,8 +185,8 @@ class Citations:
         g = CiteGraph()
         papers = sorted(self.papers if keep is None else (keep & self.papers))
         for p in papers:
-            n = self.notes[p]
-            g.add_node(p, kind="note", label=n.title or n.name, year=n.year)
+            note = self.notes[p]
+            g.add_node(p, kind="note", label=note.title or note.name, year=note.year)
         for p in papers:
             for c in self._by[p].cites:
                 node = c.path or "ghost:" + c.key

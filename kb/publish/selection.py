@@ -20,7 +20,7 @@ class LightLink:
 
 def _chunks(items: list[str], n: int = 500):
     for i in range(0, len(items), n):
-        yield items[i:i + n]
+        yield items[i : i + n]
 
 
 def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
@@ -45,12 +45,14 @@ def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
             args,
         ):
             links.setdefault(src, []).append(LightLink(target, kind, resolved, bool(is_citation)))
-        rows.extend(conn.execute(
-            "SELECT path, json_extract(data, '$.title'), json_extract(data, '$.citekey'), "
-            "json_extract(data, '$.doi'), json_extract(data, '$.year'), json_extract(data, '$.frontmatter.type'), "
-            f"json_type(data, '$.frontmatter.\"{EXPORT_MARKER}\"') FROM notes{where.format(col='path')}",
-            args,
-        ))
+        rows.extend(
+            conn.execute(
+                "SELECT path, json_extract(data, '$.title'), json_extract(data, '$.citekey'), "
+                "json_extract(data, '$.doi'), json_extract(data, '$.year'), json_extract(data, '$.frontmatter.type'), "
+                f"json_type(data, '$.frontmatter.\"{EXPORT_MARKER}\"') FROM notes{where.format(col='path')}",
+                args,
+            )
+        )
     notes = []
     for path, title, citekey, doi, year, kind, marker in sorted(rows):
         frontmatter: dict = {}
@@ -58,9 +60,18 @@ def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
             frontmatter["type"] = kind
         if marker is not None:
             frontmatter[EXPORT_MARKER] = True
-        notes.append(Note(path=path, title=title or "", citekey=citekey, doi=doi,
-                          year=year if isinstance(year, int) else None, tags=tags.get(path, []),
-                          frontmatter=frontmatter, links=links.get(path, [])))
+        notes.append(
+            Note(
+                path=path,
+                title=title or "",
+                citekey=citekey,
+                doi=doi,
+                year=year if isinstance(year, int) else None,
+                tags=tags.get(path, []),
+                frontmatter=frontmatter,
+                links=links.get(path, []),
+            )
+        )
     return notes
 
 
@@ -71,14 +82,19 @@ def neighbourhood_paths(vault, paths: Iterable[str]) -> set[str]:
     near = set(paths)
     for chunk in _chunks(sorted(near)):
         marks = ",".join("?" * len(chunk))
-        near.update(p for (p,) in conn.execute(
-            f"SELECT resolved FROM links WHERE src IN ({marks}) AND resolved IS NOT NULL", chunk))
+        near.update(
+            p
+            for (p,) in conn.execute(
+                f"SELECT resolved FROM links WHERE src IN ({marks}) AND resolved IS NOT NULL", chunk
+            )
+        )
         near.update(p for (p,) in conn.execute(f"SELECT src FROM links WHERE resolved IN ({marks})", chunk))
     return near
 
 
-def select_paths(vault, names: Iterable[str] = (), *, query: str | None = None,
-                 tag: str | None = None) -> list[str] | None:
+def select_paths(
+    vault, names: Iterable[str] = (), *, query: str | None = None, tag: str | None = None
+) -> list[str] | None:
     """Paths of the notes named, matched by a DQL query, or carrying a tag (nested tags
     included: ``ml`` picks ``ml/nlp``); None means the whole vault."""
     from kb.errors import NoteNotFound, PaperkbError
@@ -113,5 +129,4 @@ def select_paths(vault, names: Iterable[str] = (), *, query: str | None = None,
             for member in row.group or ():
                 if member.path:
                     paths.append(member.path)
-    seen: set[str] = set()
-    return [p for p in paths if not (p in seen or seen.add(p))]
+    return list(dict.fromkeys(paths))  # first occurrence of each, in order

@@ -102,8 +102,9 @@ def check_out_folder(out: Path, vault_root: Path, force: bool) -> dict[str, Any]
                 raise PaperkbError(f"{manifest_path} is damaged: use --force to export again") from None
             return {}
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise PaperkbError(f"{out} is not empty and was not written by paperkb: use --force to write into it",
-                           exit_code=1)
+        raise PaperkbError(
+            f"{out} is not empty and was not written by paperkb: use --force to write into it", exit_code=1
+        )
     return {}
 
 
@@ -169,8 +170,9 @@ class _Writer:
 def _env():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     return env
 
 
@@ -208,8 +210,9 @@ class _Site:
         for p in sorted(self.attachments, key=lambda p: (p.count("/"), p)):
             self.files_by_name.setdefault(p.casefold(), p)
             self.files_by_name.setdefault(p.rsplit("/", 1)[-1].casefold(), p)
-        self.dataview = {p for (p,) in conn.execute(
-            "SELECT path FROM notes WHERE json_array_length(data, '$.dataview_blocks') > 0")}
+        self.dataview = {
+            p for (p,) in conn.execute("SELECT path FROM notes WHERE json_array_length(data, '$.dataview_blocks') > 0")
+        }
         self.backrefs: dict[str, list[str]] = {}
         for n in notes:
             for link in n.links:
@@ -221,12 +224,14 @@ class _Site:
         self.runs_stamp = _hash(sorted(self.runs))
         self.claims: dict[str, list[dict]] = {}
         for path, claims_json in conn.execute(
-                "SELECT path, json_extract(data, '$.claims') FROM notes WHERE json_array_length(data, '$.claims') > 0"):
+            "SELECT path, json_extract(data, '$.claims') FROM notes WHERE json_array_length(data, '$.claims') > 0"
+        ):
             try:
                 self.claims[path] = [c for c in json.loads(claims_json) if isinstance(c, dict)]
             except ValueError:
                 continue
-        self.claim_ids = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
+        # ids as the notes wrote them (a YAML id may be a number; it then matches no status)
+        self.claim_ids: dict[str, list[Any]] = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
         self.code = _code_version()
         self.stamp = _hash(sorted(self.hashes.items())) if self.dataview else ""
         self.env = _env()
@@ -281,8 +286,13 @@ class _Site:
     def note_fingerprint(self, path: str) -> str:
         n = self.light[path]
         near = self.citations.of(path)
-        parts = [self.code, self.hashes.get(path) or "", "1" if path in self.citations.papers else "0",
-                 self.stamp if path in self.dataview else "", self.runs_stamp]
+        parts = [
+            self.code,
+            self.hashes.get(path) or "",
+            "1" if path in self.citations.papers else "0",
+            self.stamp if path in self.dataview else "",
+            self.runs_stamp,
+        ]
         parts.extend(f"{link.target}\x01{link.resolved}" for link in n.links)
         parts.append("\x02")
         parts.extend(f"{p}\x01{self.light[p].title}" for p in self.backrefs.get(path, ()))
@@ -305,7 +315,7 @@ class _Site:
 
         note = self.vault.note_at(path)
         root = "../"
-        source = (self.root / path)
+        source = self.root / path
         warnings: list[str] = []
         files: list[tuple[str, Path]] = []
         try:
@@ -363,9 +373,17 @@ class _Site:
         for c in note.claims:
             st = self.statuses.get(c.id) or {}
             status = str(st.get("status") or "unverified")
-            claims.append({"id": c.id, "statement": c.statement, "status": status_mark(status),
-                           "css": _status_css(status), "checks": _checks(st), "run_id": st.get("run_id"),
-                           "run_href": self.run_href(st.get("run_id"), root)})
+            claims.append(
+                {
+                    "id": c.id,
+                    "statement": c.statement,
+                    "status": status_mark(status),
+                    "css": _status_css(status),
+                    "checks": _checks(st),
+                    "run_id": st.get("run_id"),
+                    "run_href": self.run_href(st.get("run_id"), root),
+                }
+            )
         doi_url = None
         if note.doi:
             from urllib.parse import quote
@@ -373,13 +391,23 @@ class _Site:
             doi_url = "https://doi.org/" + quote(note.doi, safe="/:;()._-")
         properties = [(str(k), _prop(v)) for k, v in note.frontmatter.items()][:60]
         page = self.env.get_template("note.html").render(
-            title=note.title or note.name, site_name=self.site_name, root=root, generated=self.generated,
-            note=note, paper=paper, authors=_authors(note) if note.authors else "", venue=venue_of(note),
-            doi_url=doi_url, claims=claims, properties=properties, body=Markup(body_html),
+            title=note.title or note.name,
+            site_name=self.site_name,
+            root=root,
+            generated=self.generated,
+            note=note,
+            paper=paper,
+            authors=_authors(note) if note.authors else "",
+            venue=venue_of(note),
+            doi_url=doi_url,
+            claims=claims,
+            properties=properties,
+            body=Markup(body_html),
             cites=[{"label": c.label, "href": self.note_url(c.path, root) if c.path else None} for c in near.cites],
             cited_by=[{"label": self.light[p].title or p, "href": self.note_url(p, root)} for p in near.cited_by],
-            mentioned_by=[{"label": self.light[p].title or p, "href": self.note_url(p, root)}
-                          for p in near.mentioned_by],
+            mentioned_by=[
+                {"label": self.light[p].title or p, "href": self.note_url(p, root)} for p in near.mentioned_by
+            ],
         )
         return page, [w if w.startswith(path) else f"{path}: {w}" for w in warnings], files
 
@@ -402,23 +430,39 @@ class _Site:
         for path, claims in self.claims.items():
             for claim in claims:
                 if claim.get("id") == c["id"]:
-                    return {"href": self.note_url(path, "../"), "paper": self.light[path].title or path
-                            if path in self.light else path, "statement": claim.get("statement") or c["id"],
-                            "status": status_mark(c["status"]), "css": c["css"]}
-        return {"href": "../index.html#claims", "paper": c["id"], "statement": c["id"],
-                "status": status_mark(c["status"]), "css": c["css"]}
+                    return {
+                        "href": self.note_url(path, "../"),
+                        "paper": self.light[path].title or path if path in self.light else path,
+                        "statement": claim.get("statement") or c["id"],
+                        "status": status_mark(c["status"]),
+                        "css": c["css"],
+                    }
+        return {
+            "href": "../index.html#claims",
+            "paper": c["id"],
+            "statement": c["id"],
+            "status": status_mark(c["status"]),
+            "css": c["css"],
+        }
 
     def render_run(self, rid: str, folder: Path) -> tuple[str, list[tuple[str, Path]]]:
         record: dict[str, Any] = {}
         metrics_file = folder / "metrics.json"
         try:
-            if metrics_file.is_file() and not metrics_file.is_symlink() and metrics_file.stat().st_size <= METRICS_MAX_BYTES:
+            if (
+                metrics_file.is_file()
+                and not metrics_file.is_symlink()
+                and metrics_file.stat().st_size <= METRICS_MAX_BYTES
+            ):
                 loaded = json.loads(metrics_file.read_text(encoding="utf-8", errors="replace"))
                 record = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError):
             record = {}
-        fields = [(k, _prop(record.get(k))) for k in ("experiment", "preset", "status", "verdict", "summary", "error")
-                  if record.get(k) not in (None, "")]
+        fields = [
+            (k, _prop(record.get(k)))
+            for k in ("experiment", "preset", "status", "verdict", "summary", "error")
+            if record.get(k) not in (None, "")
+        ]
         if isinstance(record.get("params"), dict):
             fields.append(("params", _prop(record["params"])))
         checks = [c for c in record.get("checks") or [] if isinstance(c, dict)]
@@ -442,16 +486,22 @@ class _Site:
                 files.append((site, png))
                 plots.append({"src": f"{rid}/{_file_name(png.name)}", "name": png.name})
         run = {
-            "id": rid, "fields": fields,
+            "id": rid,
+            "fields": fields,
             "claims": [self._run_claim(c) for c in claims],
-            "checks": [{k: _prop(c.get(k)) for k in ("name", "value", "op", "threshold", "passed", "evidence",
-                                                      "description")} for c in checks],
-            "metrics": [{"name": k, "value": _prop(v.get("value")), "step": _prop(v.get("step"))}
-                        for k, v in sorted(last.items())],
+            "checks": [
+                {k: _prop(c.get(k)) for k in ("name", "value", "op", "threshold", "passed", "evidence", "description")}
+                for c in checks
+            ],
+            "metrics": [
+                {"name": k, "value": _prop(v.get("value")), "step": _prop(v.get("step"))}
+                for k, v in sorted(last.items())
+            ],
             "plots": plots,
         }
-        page = self.env.get_template("run.html").render(title=f"Run {rid}", site_name=self.site_name, root="../",
-                                                        generated=self.generated, run=run)
+        page = self.env.get_template("run.html").render(
+            title=f"Run {rid}", site_name=self.site_name, root="../", generated=self.generated, run=run
+        )
         return page, files
 
 
@@ -484,10 +534,22 @@ def _render_batch(paths: list[str]) -> list[tuple[str, str, list[str], list[tupl
             page, warnings, files = site.render_note(path)
         except Exception as exc:  # one broken note must not stop the site
             page = site.env.get_template("note.html").render(
-                title=path, site_name=site.site_name, root="../", generated=site.generated,
-                note=site.light[path], paper=False, authors="", venue="", doi_url=None, claims=[], properties=[],
-                body=f"(this note could not be rendered: {type(exc).__name__})", cites=[], cited_by=[],
-                mentioned_by=[])
+                title=path,
+                site_name=site.site_name,
+                root="../",
+                generated=site.generated,
+                note=site.light[path],
+                paper=False,
+                authors="",
+                venue="",
+                doi_url=None,
+                claims=[],
+                properties=[],
+                body=f"(this note could not be rendered: {type(exc).__name__})",
+                cites=[],
+                cited_by=[],
+                mentioned_by=[],
+            )
             warnings, files = [f"{path}: not rendered: {type(exc).__name__}: {exc}"], []
         out.append((path, page, warnings, [(s, str(f)) for s, f in files]))
     return out
@@ -512,7 +574,8 @@ def export_site(
     old = check_out_folder(out, vault.root, force)
     out.mkdir(parents=True, exist_ok=True)
     report = SiteReport(out=out)
-    writer = _Writer(out, old.get("files") if isinstance(old.get("files"), dict) else {}, report)
+    old_files = old.get("files")
+    writer = _Writer(out, old_files if isinstance(old_files, dict) else {}, report)
     writer.old_extra = old
     vault._ensure()
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
@@ -556,8 +619,9 @@ def export_site(
             stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())[:200]]
         except OSError:
             stamp = []
-        fp = _hash(site.code, stamp, {k: v for k, v in site.statuses.items() if isinstance(v, dict)
-                                      and v.get("run_id") == rid})
+        fp = _hash(
+            site.code, stamp, {k: v for k, v in site.statuses.items() if isinstance(v, dict) and v.get("run_id") == rid}
+        )
         if writer.fresh(f"runs/{rid}.html", fp):
             for rel, ofp in writer.old.items():
                 if rel.startswith(f"runs/{rid}/"):
@@ -590,7 +654,7 @@ def _render_all(site: _Site, paths: list[str], workers: int | None):
 
     markdown()  # build the parser once, before forking
     site.vault.close()  # each worker opens its own SQLite connection
-    chunks = [paths[i:i + 100] for i in range(0, len(paths), 100)]
+    chunks = [paths[i : i + 100] for i in range(0, len(paths), 100)]
     ctx = mp.get_context("fork")
     with ctx.Pool(n) as pool:
         out = []
@@ -622,8 +686,9 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
     # the first few authors and how many there are: enough for "A, B, C et al. (n authors)"
     authors_by_path: dict[str, list] = {}
     for path, n, a0, a1, a2 in conn.execute(
-            "SELECT path, json_array_length(data, '$.authors'), json_extract(data, '$.authors[0]'), "
-            "json_extract(data, '$.authors[1]'), json_extract(data, '$.authors[2]') FROM notes"):
+        "SELECT path, json_array_length(data, '$.authors'), json_extract(data, '$.authors[0]'), "
+        "json_extract(data, '$.authors[1]'), json_extract(data, '$.authors[2]') FROM notes"
+    ):
         first = [a for a in (a0, a1, a2) if isinstance(a, str)]
         authors_by_path[path] = first + [""] * max(0, (n or 0) - len(first))
     papers, claims, others = [], [], []
@@ -636,50 +701,84 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
             continue
         words = []
         for c in claims_by_path.get(path, []):
-            st = site.statuses.get(c.get("id")) or {}
+            claim_id = c.get("id")
+            st = (site.statuses.get(claim_id) if isinstance(claim_id, str) else None) or {}
             status = str(st.get("status") or "unverified")
             totals[status_class(status)] = totals.get(status_class(status), 0) + 1
             words.append(status_class(status))
-            claims.append({"paper": n.title or path, "paper_href": href, "statement": c.get("statement") or c.get("id"),
-                           "status": status_mark(status), "css": _status_css(status), "run_id": st.get("run_id"),
-                           "run_href": site.run_href(st.get("run_id"), root)})
+            claims.append(
+                {
+                    "paper": n.title or path,
+                    "paper_href": href,
+                    "statement": c.get("statement") or c.get("id"),
+                    "status": status_mark(status),
+                    "css": _status_css(status),
+                    "run_id": st.get("run_id"),
+                    "run_href": site.run_href(st.get("run_id"), root),
+                }
+            )
         n.authors = [a for a in authors_by_path.get(path, []) if isinstance(a, str)]
-        papers.append({"href": href, "title": n.title or path, "year": n.year,
-                       "authors": _authors(n) if n.authors else "", "tags": " ".join("#" + t for t in n.tags),
-                       "claims": len(claims_by_path.get(path, [])),
-                       "statuses": ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words))})
+        papers.append(
+            {
+                "href": href,
+                "title": n.title or path,
+                "year": n.year,
+                "authors": _authors(n) if n.authors else "",
+                "tags": " ".join("#" + t for t in n.tags),
+                "claims": len(claims_by_path.get(path, [])),
+                "statuses": ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)),
+            }
+        )
     status_line = ", ".join(f"{v} {k}" for k, v in sorted(totals.items())) or "none checked"
     runs = [{"id": rid, "href": f"runs/{rid}.html", "label": ""} for rid in sorted(site.runs, reverse=True)[:500]]
     env = site.env
     fp = _hash(site.code, site.generated, papers, claims, others, status_line, runs)
     if not writer.fresh("index.html", fp):
         index = env.get_template("index.html").render(
-            title="Index", site_name=site.site_name, root=root, generated=site.generated, papers=papers,
-            claims=claims, others=others, other_count=len(others), status_line=status_line, runs=runs)
+            title="Index",
+            site_name=site.site_name,
+            root=root,
+            generated=site.generated,
+            papers=papers,
+            claims=claims,
+            others=others,
+            other_count=len(others),
+            status_line=status_line,
+            runs=runs,
+        )
         writer.write("index.html", fp, index)
 
     # search index: titles and the distinct words of each note's text
     # a note's words are kept in the manifest with its content hash: only changed notes are read again
-    old_words = writer.old_extra.get("search") if isinstance(writer.old_extra.get("search"), dict) else {}
-    words: dict[str, list[str]] = {}
+    old_search = writer.old_extra.get("search")
+    old_words: dict[str, Any] = old_search if isinstance(old_search, dict) else {}
+    search_words: dict[str, list[Any]] = {}  # path -> [content hash, its words]
     todo = []
     for path in site.light:
         cached = old_words.get(path)
         if isinstance(cached, list) and len(cached) == 2 and cached[0] == site.hashes.get(path):
-            words[path] = cached
+            search_words[path] = cached
         else:
             todo.append(path)
-    for chunk in [todo[i:i + 500] for i in range(0, len(todo), 500)]:
+    for chunk in [todo[i : i + 500] for i in range(0, len(todo), 500)]:
         marks = ",".join("?" * len(chunk))
         for path, body in conn.execute(
-                f"SELECT path, json_extract(data, '$.body_text') FROM notes WHERE path IN ({marks})", chunk):
-            words[path] = [site.hashes.get(path), _search_words((site.light[path].title or "") + " " + (body or ""))]
-    writer.extra["search"] = words
+            f"SELECT path, json_extract(data, '$.body_text') FROM notes WHERE path IN ({marks})", chunk
+        ):
+            search_words[path] = [
+                site.hashes.get(path),
+                _search_words((site.light[path].title or "") + " " + (body or "")),
+            ]
+    writer.extra["search"] = search_words
     docs = []
     for path in sorted(site.light):
         n = site.light[path]
-        docs.append({"t": n.title or path, "u": site.note_url(path, root), "x": words.get(path, ["", ""])[1]})
-    search_js = "window.PAPERKB_SEARCH = " + json.dumps(docs, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c") + ";\n"
+        docs.append({"t": n.title or path, "u": site.note_url(path, root), "x": search_words.get(path, ["", ""])[1]})
+    search_js = (
+        "window.PAPERKB_SEARCH = "
+        + json.dumps(docs, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
+        + ";\n"
+    )
     fp = _hash(search_js)
     if not writer.fresh("search-index.js", fp):
         writer.write("search-index.js", fp, search_js)
@@ -687,17 +786,29 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
     # graph: papers and ghosts, drawn once here; the layout is the slow part, so it is
     # skipped when the graph itself did not change
     cites = site.citations
-    structure = _hash([(p, site.light[p].title, [(c.key, c.path) for c in cites.of(p).cites])
-                       for p in sorted(cites.papers)])
+    structure = _hash(
+        [(p, site.light[p].title, [(c.key, c.path) for c in cites.of(p).cites]) for p in sorted(cites.papers)]
+    )
     fp = _hash(site.code, structure, site.generated)
     if not writer.fresh("graph.html", fp):
         g = cites.graph()
-        svg = to_svg(g, layout(g), href=lambda node: site.note_url(node, root) if node in site.light else None,
-                     width=1200, height=900)
+        svg = to_svg(
+            g,
+            layout(g),
+            href=lambda node: site.note_url(node, root) if node in site.light else None,
+            width=1200,
+            height=900,
+        )
         ghosts = sum(1 for _, k in g.nodes(data="kind") if k == "ghost")
         from markupsafe import Markup
 
         page = env.get_template("graph.html").render(
-            title="Citation graph", site_name=site.site_name, root=root, generated=site.generated,
-            svg=Markup(svg), papers=len(site.citations.papers), ghosts=ghosts)
+            title="Citation graph",
+            site_name=site.site_name,
+            root=root,
+            generated=site.generated,
+            svg=Markup(svg),
+            papers=len(site.citations.papers),
+            ghosts=ghosts,
+        )
         writer.write("graph.html", fp, page)

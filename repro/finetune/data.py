@@ -40,8 +40,10 @@ def _lines(path: str | Path) -> Iterator[tuple[int, dict]]:
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise PaperkbError(f"{path}:{n}: not JSON ({exc.msg})") from None
+            except ValueError as exc:  # also raised for well-formed input, e.g. an integer too long to convert
+                raise PaperkbError(f"{path}:{n}: not JSON ({exc})") from None
             if not isinstance(obj, dict):
                 raise PaperkbError(f"{path}:{n}: expected a JSON object")
             yield n, obj
@@ -62,16 +64,21 @@ def read_sft(path: str | Path) -> list[list[dict]]:
         if "messages" in obj:
             msgs = obj["messages"]
             if not isinstance(msgs, list) or not all(
-                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                    for m in msgs):
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in msgs
+            ):
                 raise PaperkbError(f"{where}: 'messages' must be a list of {{role, content}} objects")
             roles = [m["role"] for m in msgs if m["role"] != "system"]
             if not roles or roles[-1] != "assistant":
                 raise PaperkbError(f"{where}: the dialog must end with an assistant message")
             out.append([{"role": m["role"], "content": m["content"]} for m in msgs])
         else:
-            out.append([{"role": "user", "content": _text(obj, "prompt", where)},
-                        {"role": "assistant", "content": _text(obj, "completion", where)}])
+            out.append(
+                [
+                    {"role": "user", "content": _text(obj, "prompt", where)},
+                    {"role": "assistant", "content": _text(obj, "completion", where)},
+                ]
+            )
     return out
 
 
@@ -97,8 +104,7 @@ def read_preferences(path: str | Path) -> list[Pair]:
             level = rating
         else:
             raise PaperkbError(f"{where}: rating must be 0-3 or a level name")
-        out.append(Pair(_text(obj, "prompt", where), _text(obj, "chosen", where), _text(obj, "rejected", where),
-                        level))
+        out.append(Pair(_text(obj, "prompt", where), _text(obj, "chosen", where), _text(obj, "rejected", where), level))
     return out
 
 
@@ -155,7 +161,7 @@ class ToyWorld:
     def score(self, answer: str) -> float:
         """The hidden helpfulness rule; unknown words count 0, a wrong length is penalised."""
         toks = answer.split()
-        s = sum(self.weights.get(t, 0.0) for t in toks[:self.answer_len])
+        s = sum(self.weights.get(t, 0.0) for t in toks[: self.answer_len])
         return s - abs(len(toks) - self.answer_len)
 
     def level(self, gap: float) -> int:
@@ -181,8 +187,10 @@ class ToyWorld:
     def sft_dialogs(self, n: int, rng: random.Random) -> list[list[dict]]:
         """Demonstrations of the answer format (random words: the policy starts with no
         preference, so every reward gain later comes from RLHF)."""
-        return [[{"role": "user", "content": self.prompt(rng)},
-                 {"role": "assistant", "content": self.random_answer(rng)}] for _ in range(n)]
+        return [
+            [{"role": "user", "content": self.prompt(rng)}, {"role": "assistant", "content": self.random_answer(rng)}]
+            for _ in range(n)
+        ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -203,8 +211,14 @@ def oracle_reply(user_message: str) -> str:
     return f"{marker} {toks[-1]}"
 
 
-def gatt_dialog(world: ToyWorld, n_turns: int, rng: random.Random, attribute: str,
-                concat_instruction: bool = True, respond: Callable[[str], str] = oracle_reply) -> list[dict]:
+def gatt_dialog(
+    world: ToyWorld,
+    n_turns: int,
+    rng: random.Random,
+    attribute: str,
+    concat_instruction: bool = True,
+    respond: Callable[[str], str] = oracle_reply,
+) -> list[dict]:
     """Section 3.3: sample a multi-turn dialog with the instruction concatenated to every
     user turn (``concat_instruction``; without it, only the first turn carries it, through
     the system prompt), then keep the instruction in the first turn only."""

@@ -20,7 +20,7 @@ def completion_example(tokenizer, prompt: str, answer: str) -> tuple[list[int], 
     """(ids, labels) with labels on the answer only."""
     p = tokenizer.encode(f"[INST] {prompt.strip()} [/INST]", bos=True)
     full = encode_answer(tokenizer, prompt, answer)
-    return full, [IGNORE] * len(p) + full[len(p):]
+    return full, [IGNORE] * len(p) + full[len(p) :]
 
 
 def sequence_logprobs(model, examples: Sequence[tuple[list[int], list[int]]]) -> torch.Tensor:
@@ -42,12 +42,22 @@ class DPOConfig:
 
 
 def pair_examples(pairs: Sequence[Pair], tokenizer) -> list[tuple]:
-    return [(completion_example(tokenizer, p.prompt, p.chosen), completion_example(tokenizer, p.prompt, p.rejected))
-            for p in pairs]
+    return [
+        (completion_example(tokenizer, p.prompt, p.chosen), completion_example(tokenizer, p.prompt, p.rejected))
+        for p in pairs
+    ]
 
 
-def train_dpo(model, ref_model, data: Sequence[tuple], cfg: DPOConfig, optim: OptimConfig,
-              d: Optional[Dist] = None, on_step=None, **loop_kwargs):
+def train_dpo(
+    model,
+    ref_model,
+    data: Sequence[tuple],
+    cfg: DPOConfig,
+    optim: OptimConfig,
+    d: Optional[Dist] = None,
+    on_step=None,
+    **loop_kwargs,
+):
     d = d or Dist()
     ref_model.eval()
 
@@ -63,7 +73,9 @@ def train_dpo(model, ref_model, data: Sequence[tuple], cfg: DPOConfig, optim: Op
         n = len(batch)
         loss = dpo_loss(lp[:n], lp[n:], ref[:n], ref[n:], cfg.beta)
         margin = ((lp[:n] - ref[:n]) - (lp[n:] - ref[n:])).detach().mean()
-        return loss, {"loss": float(d.all_sum(loss.detach()) / d.world),
-                      "implicit_margin": float(d.all_sum(margin) / d.world)}
+        return loss, {
+            "loss": float(d.all_sum(loss.detach()) / d.world),
+            "implicit_margin": float(d.all_sum(margin) / d.world),
+        }
 
     return train_steps(model, step_loss, optim, cfg.steps, d, on_step=on_step, **loop_kwargs)

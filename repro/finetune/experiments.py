@@ -25,8 +25,9 @@ def _tiny(vocab: int, dim: int, n_layers: int, max_seq_len: int, seed: int):
 
     torch.manual_seed(seed)
     heads = max(2, dim // 16)
-    return Transformer(ModelArgs(dim=dim, n_layers=n_layers, n_heads=heads, vocab_size=vocab,
-                                 max_seq_len=max_seq_len, multiple_of=32))
+    return Transformer(
+        ModelArgs(dim=dim, n_layers=n_layers, n_heads=heads, vocab_size=vocab, max_seq_len=max_seq_len, multiple_of=32)
+    )
 
 
 def _world(ctx):
@@ -72,14 +73,27 @@ def _sft_policy(ctx, world, tok, steps: int, dim: int, prefix: str = "sft"):
     model = _tiny(tok.n_words, dim, 2, 64, ctx.seed)
     rng = random.Random(ctx.seed + 11)
     examples = [dialog_example(d, tok) for d in world.sft_dialogs(2000, rng)]
-    train_sft(model, examples, SFTConfig(steps=steps, batch_size=32, seq_len=64, seed=ctx.seed),
-              OptimConfig(lr=3e-3, warmup_steps=10, total_steps=steps),
-              on_step=lambda s, m: ctx.log_metric(f"{prefix}_loss", m["loss"], s) if s % 10 == 0 else None)
+    train_sft(
+        model,
+        examples,
+        SFTConfig(steps=steps, batch_size=32, seq_len=64, seed=ctx.seed),
+        OptimConfig(lr=3e-3, warmup_steps=10, total_steps=steps),
+        on_step=lambda s, m: ctx.log_metric(f"{prefix}_loss", m["loss"], s) if s % 10 == 0 else None,
+    )
     return model.eval()
 
 
-def _reward_model(ctx, world, tok, backbone, steps: int, margin: str = "small", margin_sign: float = 1.0,
-                  n_pairs: int = 4000, prefix: str = "rm"):
+def _reward_model(
+    ctx,
+    world,
+    tok,
+    backbone,
+    steps: int,
+    margin: str = "small",
+    margin_sign: float = 1.0,
+    n_pairs: int = 4000,
+    prefix: str = "rm",
+):
     import random
 
     from repro.finetune.heads import ScalarHeadModel, copy_backbone
@@ -93,10 +107,13 @@ def _reward_model(ctx, world, tok, backbone, steps: int, margin: str = "small", 
 
     torch.manual_seed(ctx.seed + 1)
     rm = ScalarHeadModel(copy_backbone(backbone))
-    train_reward(rm, data, RewardConfig(steps=steps, batch_size=32, margin=margin, margin_sign=margin_sign,
-                                        seed=ctx.seed),
-                 OptimConfig(lr=2e-3, warmup_steps=10, total_steps=steps),
-                 on_step=lambda s, m: ctx.log_metric(f"{prefix}_loss", m["loss"], s) if s % 10 == 0 else None)
+    train_reward(
+        rm,
+        data,
+        RewardConfig(steps=steps, batch_size=32, margin=margin, margin_sign=margin_sign, seed=ctx.seed),
+        OptimConfig(lr=2e-3, warmup_steps=10, total_steps=steps),
+        on_step=lambda s, m: ctx.log_metric(f"{prefix}_loss", m["loss"], s) if s % 10 == 0 else None,
+    )
     seen = {p.chosen for p in train_pairs} | {p.rejected for p in train_pairs}
     return rm.eval(), seen
 
@@ -119,13 +136,21 @@ def _gold(world, tok, answers) -> list[float]:
     "finetune/prompt-masking",
     "SFT zeroes the loss on prompt tokens (their logit gradients are exactly 0) and packs several "
     "examples per sequence without attention or positions crossing example boundaries",
-    params=[Param("dim", int, 32, "model width"), Param("n_layers", int, 2),
-            Param("n_examples", int, 4, "examples packed into one row")],
-    presets={"smoke": Preset(description="one packed row of 4 chat examples, dim 32, ~2 s"),
-             "full": Preset(params={"dim": 256, "n_layers": 4, "n_examples": 16},
-                            description="dim 256, 4 layers, 16 examples per row")},
-    controls=[Control("prompt-in-loss", "labels keep the prompt tokens (no masking)"),
-              Control("packing-leaks", "packed rows use one causal mask and running positions")],
+    params=[
+        Param("dim", int, 32, "model width"),
+        Param("n_layers", int, 2),
+        Param("n_examples", int, 4, "examples packed into one row"),
+    ],
+    presets={
+        "smoke": Preset(description="one packed row of 4 chat examples, dim 32, ~2 s"),
+        "full": Preset(
+            params={"dim": 256, "n_layers": 4, "n_examples": 16}, description="dim 256, 4 layers, 16 examples per row"
+        ),
+    },
+    controls=[
+        Control("prompt-in-loss", "labels keep the prompt tokens (no masking)"),
+        Control("packing-leaks", "packed rows use one causal mask and running positions"),
+    ],
 )
 def prompt_masking(ctx):
     import random
@@ -160,8 +185,13 @@ def prompt_masking(ctx):
         answer_grad = logits.grad[0, :-1][~is_prompt].abs().max().item()
         ctx.log_metric("prompt_logit_grad_max", prompt_grad)
         ctx.log_metric("answer_logit_grad_max", answer_grad)
-        ctx.check("prompt_logit_grad_max", prompt_grad, "==", 0.0,
-                  "gradient of the SFT loss w.r.t. the logits at prompt positions is exactly zero")
+        ctx.check(
+            "prompt_logit_grad_max",
+            prompt_grad,
+            "==",
+            0.0,
+            "gradient of the SFT loss w.r.t. the logits at prompt positions is exactly zero",
+        )
         ctx.check("answer_logit_grad_max", answer_grad, ">", 0.0, "answer positions do get a gradient")
 
         # (b) packing: each example's logits equal those it gets alone; no gradient crosses over
@@ -180,7 +210,7 @@ def prompt_masking(ctx):
         row, doc = 0, b.doc[0]
         for d in range(int(doc.max()) + 1):
             sel = doc == d
-            alone = model(b.tokens[row:row + 1, sel])
+            alone = model(b.tokens[row : row + 1, sel])
             worst = max(worst, (packed_logits[row, sel] - alone[0]).abs().max().item())
         last = int(doc.max())
         sel_last = doc == last
@@ -188,10 +218,20 @@ def prompt_masking(ctx):
         cross_grad = g[row, ~sel_last & (doc >= 0)].abs().max().item()
         ctx.log_metric("packed_vs_alone_max_abs", worst)
         ctx.log_metric("cross_example_grad_max", cross_grad)
-        ctx.check("packed_vs_alone_max_abs", worst, "<=", 1e-5,
-                  "an example's logits in a packed row equal its logits alone (fp32)")
-        ctx.check("cross_example_grad_max", cross_grad, "==", 0.0,
-                  "the last example's outputs have exactly zero gradient w.r.t. the other examples' inputs")
+        ctx.check(
+            "packed_vs_alone_max_abs",
+            worst,
+            "<=",
+            1e-5,
+            "an example's logits in a packed row equal its logits alone (fp32)",
+        )
+        ctx.check(
+            "cross_example_grad_max",
+            cross_grad,
+            "==",
+            0.0,
+            "the last example's outputs have exactly zero gradient w.r.t. the other examples' inputs",
+        )
     return ctx.result(f"prompt grad {prompt_grad:g}, packed-vs-alone {worst:.2e}, cross grad {cross_grad:g}")
 
 
@@ -203,13 +243,21 @@ def prompt_masking(ctx):
     "On preferences with rating levels, the margin term of the ranking loss separates the "
     "well-separated pairs more and does not lose accuracy on them (Table 28's direction); "
     "accuracy falls from 'significantly better' to 'negligibly better' pairs (Table 8's shape)",
-    params=[Param("dim", int, 32), Param("steps", int, 150, "reward-model steps per run"),
-            Param("margin", str, "large", "Table 27 margin table", choices=("small", "large")),
-            Param("n_pairs", int, 4000, "training pairs"), Param("n_test", int, 2000, "held-out pairs"),
-            Param("threads", int, 1)],
-    presets={"smoke": Preset(description="two reward models of dim 32, 150 steps each, ~20 s"),
-             "full": Preset(params={"dim": 64, "steps": 600, "n_pairs": 20000, "n_test": 5000},
-                            description="dim 64, 600 steps, 20k pairs")},
+    params=[
+        Param("dim", int, 32),
+        Param("steps", int, 150, "reward-model steps per run"),
+        Param("margin", str, "large", "Table 27 margin table", choices=("small", "large")),
+        Param("n_pairs", int, 4000, "training pairs"),
+        Param("n_test", int, 2000, "held-out pairs"),
+        Param("threads", int, 1),
+    ],
+    presets={
+        "smoke": Preset(description="two reward models of dim 32, 150 steps each, ~20 s"),
+        "full": Preset(
+            params={"dim": 64, "steps": 600, "n_pairs": 20000, "n_test": 5000},
+            description="dim 64, 600 steps, 20k pairs",
+        ),
+    },
     controls=[Control("margin-wrong-sign", "the margin is added instead of subtracted: -log σ(Δr + m)")],
 )
 def reward_margin(ctx):
@@ -235,26 +283,59 @@ def reward_margin(ctx):
             key = name.replace(" ", "_")
             ctx.log_metric(f"{label}_acc_{key}", v["accuracy"])
             ctx.log_metric(f"{label}_gap_{key}", v["mean_gap"])
-        ctx.log(f"{label}: " + ", ".join(f"{n} {v['accuracy']:.3f} (gap {v['mean_gap']:.2f}, n={v['n']})"
-                                         for n, v in levels.items()))
+        ctx.log(
+            f"{label}: "
+            + ", ".join(f"{n} {v['accuracy']:.3f} (gap {v['mean_gap']:.2f}, n={v['n']})" for n, v in levels.items())
+        )
     sig = "significantly better"
     neg = "negligibly better"
     m, n = table["margin"], table["no_margin"]
-    ctx.check("gap_sig_margin_minus_none", m[sig]["mean_gap"] - n[sig]["mean_gap"], ">", 0.0,
-              "the margin widens the reward gap of 'significantly better' pairs", evidence="proxy")
-    ctx.check("acc_sig_margin_minus_none", m[sig]["accuracy"] - n[sig]["accuracy"], ">=", 0.0,
-              "accuracy on 'significantly better' pairs with the margin is at least that without "
-              "(Table 28: the margin helps most on separable pairs)", evidence="proxy")
-    ctx.check("acc_sig_minus_negligible", m[sig]["accuracy"] - m[neg]["accuracy"], ">", 0.0,
-              "accuracy is higher on 'significantly better' than 'negligibly better' pairs (Table 8)",
-              evidence="proxy")
-    _plot(ctx, "accuracy_by_level.png",
-          {label: (list(range(4)), [levels.get(lv, {}).get("accuracy", float("nan")) for lv in
-                                    ("significantly better", "better", "slightly better", "negligibly better")])
-           for label, levels in table.items()},
-          "rating level (0 = significantly better)", "held-out accuracy", "Reward-model accuracy per rating level")
-    return ctx.result(f"sig-better accuracy {n[sig]['accuracy']:.3f} -> {m[sig]['accuracy']:.3f} with the "
-                      f"{p['margin']} margin; gap {n[sig]['mean_gap']:.2f} -> {m[sig]['mean_gap']:.2f}")
+    ctx.check(
+        "gap_sig_margin_minus_none",
+        m[sig]["mean_gap"] - n[sig]["mean_gap"],
+        ">",
+        0.0,
+        "the margin widens the reward gap of 'significantly better' pairs",
+        evidence="proxy",
+    )
+    ctx.check(
+        "acc_sig_margin_minus_none",
+        m[sig]["accuracy"] - n[sig]["accuracy"],
+        ">=",
+        0.0,
+        "accuracy on 'significantly better' pairs with the margin is at least that without "
+        "(Table 28: the margin helps most on separable pairs)",
+        evidence="proxy",
+    )
+    ctx.check(
+        "acc_sig_minus_negligible",
+        m[sig]["accuracy"] - m[neg]["accuracy"],
+        ">",
+        0.0,
+        "accuracy is higher on 'significantly better' than 'negligibly better' pairs (Table 8)",
+        evidence="proxy",
+    )
+    _plot(
+        ctx,
+        "accuracy_by_level.png",
+        {
+            label: (
+                list(range(4)),
+                [
+                    levels.get(lv, {}).get("accuracy", float("nan"))
+                    for lv in ("significantly better", "better", "slightly better", "negligibly better")
+                ],
+            )
+            for label, levels in table.items()
+        },
+        "rating level (0 = significantly better)",
+        "held-out accuracy",
+        "Reward-model accuracy per rating level",
+    )
+    return ctx.result(
+        f"sig-better accuracy {n[sig]['accuracy']:.3f} -> {m[sig]['accuracy']:.3f} with the "
+        f"{p['margin']} margin; gap {n[sig]['mean_gap']:.2f} -> {m[sig]['mean_gap']:.2f}"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,14 +346,23 @@ def reward_margin(ctx):
     "Best-of-K by the reward model: the maximum reward among K samples rises with K while the "
     "median stays flat, so the gap widens (Figure 7); fine-tuning on the best answers raises the "
     "policy's true reward",
-    params=[Param("dim", int, 32), Param("sft_steps", int, 60), Param("rm_steps", int, 150),
-            Param("prompts", int, 32, "prompts sampled"), Param("k_max", int, 32, "samples per prompt"),
-            Param("temperatures", list, [0.5, 1.0, 1.5], "Figure 8's sweep"),
-            Param("rs_steps", int, 60, "fine-tuning steps on the kept answers"), Param("threads", int, 1)],
-    presets={"smoke": Preset(description="dim 32, 32 prompts x 32 samples, ~30 s"),
-             "full": Preset(params={"dim": 64, "sft_steps": 200, "rm_steps": 600, "prompts": 128,
-                                    "k_max": 64, "rs_steps": 200},
-                            description="dim 64, 128 prompts x 64 samples")},
+    params=[
+        Param("dim", int, 32),
+        Param("sft_steps", int, 60),
+        Param("rm_steps", int, 150),
+        Param("prompts", int, 32, "prompts sampled"),
+        Param("k_max", int, 32, "samples per prompt"),
+        Param("temperatures", list, [0.5, 1.0, 1.5], "Figure 8's sweep"),
+        Param("rs_steps", int, 60, "fine-tuning steps on the kept answers"),
+        Param("threads", int, 1),
+    ],
+    presets={
+        "smoke": Preset(description="dim 32, 32 prompts x 32 samples, ~30 s"),
+        "full": Preset(
+            params={"dim": 64, "sft_steps": 200, "rm_steps": 600, "prompts": 128, "k_max": 64, "rs_steps": 200},
+            description="dim 64, 128 prompts x 64 samples",
+        ),
+    },
     controls=[Control("random-pick", "the kept answer is an arbitrary sample, not the reward model's best")],
 )
 def rejection_sampling(ctx):
@@ -296,8 +386,9 @@ def rejection_sampling(ctx):
         curves = {}
         kept_answers = None
         for temp in p["temperatures"]:
-            answers, rewards = sample_and_score(policy, rm, prompts, p["k_max"], world.answer_len + 2, float(temp),
-                                                tok.eos_id, gen)
+            answers, rewards = sample_and_score(
+                policy, rm, prompts, p["k_max"], world.answer_len + 2, float(temp), tok.eos_id, gen
+            )
             curves[float(temp)] = reward_vs_k(rewards, ks)
             if math.isclose(float(temp), 1.0):
                 kept_answers = select(answers, rewards, "random" if ctx.control == "random-pick" else "best", gen)
@@ -313,23 +404,36 @@ def rejection_sampling(ctx):
         rise_max = c[kn]["max"] - c[k1]["max"]
         drift_median = abs(c[kn]["median"] - c[k1]["median"])
         gaps = [c[k]["max"] - c[k]["median"] for k in ks]
-        ctx.check("max_reward_rise", rise_max, ">", 0.0, f"max reward among K rises from K={k1} to K={kn}",
-                  evidence="proxy")
-        ctx.check("median_drift_over_max_rise", drift_median / max(rise_max, 1e-9), "<", 0.25,
-                  "the median moves by less than a quarter of the maximum's rise (flat, Figure 7)",
-                  evidence="proxy")
+        ctx.check(
+            "max_reward_rise", rise_max, ">", 0.0, f"max reward among K rises from K={k1} to K={kn}", evidence="proxy"
+        )
+        ctx.check(
+            "median_drift_over_max_rise",
+            drift_median / max(rise_max, 1e-9),
+            "<",
+            0.25,
+            "the median moves by less than a quarter of the maximum's rise (flat, Figure 7)",
+            evidence="proxy",
+        )
         widening = sum(b > a for a, b in zip(gaps, gaps[1:])) / max(1, len(gaps) - 1)
-        ctx.check("gap_widens_fraction", widening, "==", 1.0, "max - median grows at every doubling of K",
-                  evidence="proxy")
+        ctx.check(
+            "gap_widens_fraction", widening, "==", 1.0, "max - median grows at every doubling of K", evidence="proxy"
+        )
 
         # one round of rejection-sampling fine-tuning on the kept answers
         from repro.finetune.losses import answer_only_labels
 
-        examples = [answer_only_labels(prompt_ids, ans if ans[-1:] == [tok.eos_id] else ans + [tok.eos_id])
-                    for prompt_ids, ans in zip(prompts, kept_answers)]
-        train_sft(policy, examples, SFTConfig(steps=p["rs_steps"], batch_size=16, seq_len=64, seed=ctx.seed + 3),
-                  OptimConfig(lr=1e-3, total_steps=p["rs_steps"]),
-                  on_step=lambda s, m: ctx.log_metric("rs_sft_loss", m["loss"], s) if s % 10 == 0 else None)
+        examples = [
+            answer_only_labels(prompt_ids, ans if ans[-1:] == [tok.eos_id] else ans + [tok.eos_id])
+            for prompt_ids, ans in zip(prompts, kept_answers)
+        ]
+        train_sft(
+            policy,
+            examples,
+            SFTConfig(steps=p["rs_steps"], batch_size=16, seq_len=64, seed=ctx.seed + 3),
+            OptimConfig(lr=1e-3, total_steps=p["rs_steps"]),
+            on_step=lambda s, m: ctx.log_metric("rs_sft_loss", m["loss"], s) if s % 10 == 0 else None,
+        )
         policy.eval()
         test_prompts = _prompts(world, tok, 256, ctx.seed + 777)
         with torch.no_grad():
@@ -339,17 +443,33 @@ def rejection_sampling(ctx):
         gold_after = sum(_gold(world, tok, after.answers)) / len(after.answers)
         ctx.log_metric("gold_reward_before", gold_before)
         ctx.log_metric("gold_reward_after", gold_after)
-        ctx.check("gold_rise_in_sd", (gold_after - gold_before) / max(std_before, 1e-9), ">=", 0.5,
-                  "one round of fine-tuning on the best of K raises the true (hidden-rule) reward by at least "
-                  "half a standard deviation of the SFT policy's rewards", evidence="proxy")
-    _plot(ctx, "reward_vs_k.png",
-          {**{f"max T={t:g}": (ks, [cv[k]["max"] for k in ks]) for t, cv in curves.items()},
-           "median T=1": (ks, [c[k]["median"] for k in ks])},
-          "K (samples per prompt)", "reward-model score", "Rejection sampling: reward vs K (Figures 7-8)", logx=True)
+        ctx.check(
+            "gold_rise_in_sd",
+            (gold_after - gold_before) / max(std_before, 1e-9),
+            ">=",
+            0.5,
+            "one round of fine-tuning on the best of K raises the true (hidden-rule) reward by at least "
+            "half a standard deviation of the SFT policy's rewards",
+            evidence="proxy",
+        )
+    _plot(
+        ctx,
+        "reward_vs_k.png",
+        {
+            **{f"max T={t:g}": (ks, [cv[k]["max"] for k in ks]) for t, cv in curves.items()},
+            "median T=1": (ks, [c[k]["median"] for k in ks]),
+        },
+        "K (samples per prompt)",
+        "reward-model score",
+        "Rejection sampling: reward vs K (Figures 7-8)",
+        logx=True,
+    )
     best_t = max(curves, key=lambda t: curves[t][kn]["max"])
-    return ctx.result(f"max reward {c[k1]['max']:.2f} -> {c[kn]['max']:.2f} (K {k1}->{kn}), median "
-                      f"{c[k1]['median']:.2f} -> {c[kn]['median']:.2f}; best temperature at K={kn}: {best_t:g}; "
-                      f"true reward {gold_before:.2f} -> {gold_after:.2f} after one RS round")
+    return ctx.result(
+        f"max reward {c[k1]['max']:.2f} -> {c[kn]['max']:.2f} (K {k1}->{kn}), median "
+        f"{c[k1]['median']:.2f} -> {c[kn]['median']:.2f}; best temperature at K={kn}: {best_t:g}; "
+        f"true reward {gold_before:.2f} -> {gold_after:.2f} after one RS round"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -359,15 +479,28 @@ def rejection_sampling(ctx):
     "finetune/ppo-kl",
     "PPO on R = whiten(logit(R_c)) - β·KL raises the reward while the KL to the initial policy stays "
     "bounded, and a smaller β lets the KL grow larger",
-    params=[Param("dim", int, 32), Param("sft_steps", int, 60), Param("rm_steps", int, 150),
-            Param("iterations", int, 25, "PPO iterations per β"), Param("batch", int, 32, "prompts per iteration"),
-            Param("betas", list, [0.2, 0.05],
-                  "the KL coefficients compared, larger first. The paper's 0.01/0.005 are for 7B-70B models; "
-                  "on this toy they give KLs within ~5% of each other (seed noise), so the default is a wider pair"),
-            Param("threads", int, 1)],
-    presets={"smoke": Preset(description="dim 32, 25 iterations of 32 prompts for two β, ~40 s"),
-             "full": Preset(params={"dim": 64, "sft_steps": 200, "rm_steps": 600, "iterations": 150, "batch": 64},
-                            description="dim 64, 150 iterations of 64 prompts")},
+    params=[
+        Param("dim", int, 32),
+        Param("sft_steps", int, 60),
+        Param("rm_steps", int, 150),
+        Param("iterations", int, 25, "PPO iterations per β"),
+        Param("batch", int, 32, "prompts per iteration"),
+        Param(
+            "betas",
+            list,
+            [0.2, 0.05],
+            "the KL coefficients compared, larger first. The paper's 0.01/0.005 are for 7B-70B models; "
+            "on this toy they give KLs within ~5% of each other (seed noise), so the default is a wider pair",
+        ),
+        Param("threads", int, 1),
+    ],
+    presets={
+        "smoke": Preset(description="dim 32, 25 iterations of 32 prompts for two β, ~40 s"),
+        "full": Preset(
+            params={"dim": 64, "sft_steps": 200, "rm_steps": 600, "iterations": 150, "batch": 64},
+            description="dim 64, 150 iterations of 64 prompts",
+        ),
+    },
     controls=[Control("kl-bonus", "the KL term is added to the reward instead of subtracted")],
 )
 def ppo_kl(ctx):
@@ -400,8 +533,14 @@ def ppo_kl(ctx):
             policy = copy.deepcopy(sft)
             torch.manual_seed(ctx.seed + 2)
             value = ScalarHeadModel(copy_backbone(sft))
-            cfg = PPOConfig(iterations=p["iterations"], batch_size=p["batch"], beta=beta, seed=ctx.seed,
-                            max_gen_len=world.answer_len + 2, kl_sign=-1.0 if ctx.control == "kl-bonus" else 1.0)
+            cfg = PPOConfig(
+                iterations=p["iterations"],
+                batch_size=p["batch"],
+                beta=beta,
+                seed=ctx.seed,
+                max_gen_len=world.answer_len + 2,
+                kl_sign=-1.0 if ctx.control == "kl-bonus" else 1.0,
+            )
             gold = []
 
             def on_it(it, row, r, beta=beta, gold=gold):
@@ -412,8 +551,17 @@ def ppo_kl(ctx):
                 ctx.log_metric(f"gold_beta{beta:g}", g, it)
                 ctx.progress(it + 1, p["iterations"], f"β={beta:g} reward {row['reward']:.3f} KL {row['kl']:.2f}")
 
-            hist = ppo_train(policy, sft, value, reward_fn, prompts, tok.eos_id, cfg,
-                             OptimConfig(lr=1e-3, total_steps=cfg.iterations * cfg.epochs), on_iteration=on_it)
+            hist = ppo_train(
+                policy,
+                sft,
+                value,
+                reward_fn,
+                prompts,
+                tok.eos_id,
+                cfg,
+                OptimConfig(lr=1e-3, total_steps=cfg.iterations * cfg.epochs),
+                on_iteration=on_it,
+            )
             runs[beta] = (hist, gold)
     tail = max(1, p["iterations"] // 5)
 
@@ -423,35 +571,64 @@ def ppo_kl(ctx):
     big, small = betas
     h_big, g_big = runs[big]
     h_small, g_small = runs[small]
+
     def early(xs):
         return sum(xs[:tail]) / tail
 
     r0 = early([h["reward"] for h in h_big])
     r_end = late([h["reward"] for h in h_big])
     half = len(h_big) // 2
-    kl_mid = sum(h["kl"] for h in h_big[half - tail:half]) / tail
+    kl_mid = sum(h["kl"] for h in h_big[half - tail : half]) / tail
     kl_big = late([h["kl"] for h in h_big])
     kl_small = late([h["kl"] for h in h_small])
     ctx.log_metric("reward_start", r0)
     ctx.log_metric("reward_end", r_end)
     ctx.log_metric("kl_end_large_beta", kl_big)
     ctx.log_metric("kl_end_small_beta", kl_small)
-    ctx.check("reward_rise", r_end - r0, ">", 0.0, f"mean R_c over the last {tail} iterations exceeds that "
-              f"over the first {tail} (β = {big:g})", evidence="proxy")
+    ctx.check(
+        "reward_rise",
+        r_end - r0,
+        ">",
+        0.0,
+        f"mean R_c over the last {tail} iterations exceeds that over the first {tail} (β = {big:g})",
+        evidence="proxy",
+    )
     # The true (hidden-rule) reward is logged, not judged: with a small reward model PPO can
     # also learn its blind spots (reward hacking), which is what the KL term limits.
     ctx.log_metric("gold_start", early(g_big))
     ctx.log_metric("gold_end", late(g_big))
-    ctx.check("kl_late_over_mid", kl_big / max(kl_mid, 1e-9), "<=", 1.5,
-              f"the KL levels off: over the second half of training it grows by at most 1.5x (β = {big:g})",
-              evidence="proxy")
-    ctx.check("kl_small_over_large", kl_small / max(kl_big, 1e-9), ">", 1.0,
-              f"KL with β = {small:g} ends larger than with β = {big:g}", evidence="proxy")
-    _plot(ctx, "ppo_kl.png", {f"KL β={b:g}": (list(range(len(h))), [x["kl"] for x in h]) for b, (h, _) in runs.items()},
-          "PPO iteration", "KL(π‖π₀) per answer (nats)", "PPO: KL to the initial policy")
-    _plot(ctx, "ppo_reward.png", {f"R_c β={b:g}": (list(range(len(h))), [x["reward"] for x in h])
-                                  for b, (h, _) in runs.items()},
-          "PPO iteration", "mean R_c", "PPO: reward")
+    ctx.check(
+        "kl_late_over_mid",
+        kl_big / max(kl_mid, 1e-9),
+        "<=",
+        1.5,
+        f"the KL levels off: over the second half of training it grows by at most 1.5x (β = {big:g})",
+        evidence="proxy",
+    )
+    ctx.check(
+        "kl_small_over_large",
+        kl_small / max(kl_big, 1e-9),
+        ">",
+        1.0,
+        f"KL with β = {small:g} ends larger than with β = {big:g}",
+        evidence="proxy",
+    )
+    _plot(
+        ctx,
+        "ppo_kl.png",
+        {f"KL β={b:g}": (list(range(len(h))), [x["kl"] for x in h]) for b, (h, _) in runs.items()},
+        "PPO iteration",
+        "KL(π‖π₀) per answer (nats)",
+        "PPO: KL to the initial policy",
+    )
+    _plot(
+        ctx,
+        "ppo_reward.png",
+        {f"R_c β={b:g}": (list(range(len(h))), [x["reward"] for x in h]) for b, (h, _) in runs.items()},
+        "PPO iteration",
+        "mean R_c",
+        "PPO: reward",
+    )
     return ctx.result(f"β={big:g}: reward {r0:.3f} -> {r_end:.3f}, KL {kl_big:.2f}; β={small:g}: KL {kl_small:.2f}")
 
 
@@ -462,15 +639,25 @@ def ppo_kl(ctx):
     "finetune/ghost-attention",
     "After fine-tuning on Ghost Attention data, a small chat model still respects the first-turn "
     "system instruction at turn 20; trained on ordinary multi-turn data it has forgotten it (Table 30)",
-    params=[Param("dim", int, 64), Param("steps", int, 110, "SFT steps per model"),
-            Param("max_turns", int, 20, "dialog length, trained and evaluated"),
-            Param("n_dialogs", int, 2000, "training dialogs"), Param("eval_dialogs", int, 40),
-            Param("threads", int, 1)],
-    presets={"smoke": Preset(description="two dim-64 models, 110 steps each, ~15 s of CPU"),
-             "full": Preset(params={"dim": 128, "steps": 600, "n_dialogs": 8000, "eval_dialogs": 300},
-                            description="dim 128, 600 steps, 300 evaluation dialogs")},
-    controls=[Control("no-concat", "GAtt without its first step: the sampler never sees the instruction after turn 1"),
-              Control("no-system-prompt", "the instruction is dropped from the first turn too")],
+    params=[
+        Param("dim", int, 64),
+        Param("steps", int, 110, "SFT steps per model"),
+        Param("max_turns", int, 20, "dialog length, trained and evaluated"),
+        Param("n_dialogs", int, 2000, "training dialogs"),
+        Param("eval_dialogs", int, 40),
+        Param("threads", int, 1),
+    ],
+    presets={
+        "smoke": Preset(description="two dim-64 models, 110 steps each, ~15 s of CPU"),
+        "full": Preset(
+            params={"dim": 128, "steps": 600, "n_dialogs": 8000, "eval_dialogs": 300},
+            description="dim 128, 600 steps, 300 evaluation dialogs",
+        ),
+    },
+    controls=[
+        Control("no-concat", "GAtt without its first step: the sampler never sees the instruction after turn 1"),
+        Control("no-system-prompt", "the instruction is dropped from the first turn too"),
+    ],
 )
 def ghost_attention(ctx):
     import random
@@ -490,29 +677,53 @@ def ghost_attention(ctx):
                 kwargs["concat_instruction"] = False
             if label == "gatt" and ctx.control == "no-system-prompt":
                 kwargs["keep_first_instruction"] = False
-            examples = gatt_examples(world, p["n_dialogs"], p["max_turns"], random.Random(ctx.seed + 1),
-                                     ghost=ghost, tokenizer=tok, **kwargs)
+            examples = gatt_examples(
+                world, p["n_dialogs"], p["max_turns"], random.Random(ctx.seed + 1), ghost=ghost, tokenizer=tok, **kwargs
+            )
             model = _tiny(tok.n_words, p["dim"], 2, seq_len, ctx.seed)
-            train_sft(model, examples, SFTConfig(steps=p["steps"], batch_size=16, seq_len=seq_len, seed=ctx.seed),
-                      OptimConfig(lr=3e-3, warmup_steps=10, total_steps=p["steps"]),
-                      on_step=lambda s, m, label=label: ctx.log_metric(f"{label}_loss", m["loss"], s)
-                      if s % 10 == 0 else None)
+            train_sft(
+                model,
+                examples,
+                SFTConfig(steps=p["steps"], batch_size=16, seq_len=seq_len, seed=ctx.seed),
+                OptimConfig(lr=3e-3, warmup_steps=10, total_steps=p["steps"]),
+                on_step=lambda s, m, label=label: (
+                    ctx.log_metric(f"{label}_loss", m["loss"], s) if s % 10 == 0 else None
+                ),
+            )
             rates[label] = kept_rate_by_turn(model, tok, world, p["eval_dialogs"], p["max_turns"], seed=ctx.seed + 7)
             for t, r in enumerate(rates[label], 1):
                 ctx.log_metric(f"{label}_kept", r, t)
     last = p["max_turns"]
     g, b = rates["gatt"][-1], rates["baseline"][-1]
-    ctx.check("gatt_kept_at_last_turn", g, ">=", 0.9,
-              f"with GAtt the instruction is respected at turn {last} in at least 90% of dialogs "
-              "(Table 30: 100% at turn 20)", evidence="proxy")
-    ctx.check("gatt_minus_baseline", g - b, ">=", 0.5,
-              f"at turn {last}, GAtt keeps the instruction at least 50 points more often than the baseline",
-              evidence="proxy")
+    ctx.check(
+        "gatt_kept_at_last_turn",
+        g,
+        ">=",
+        0.9,
+        f"with GAtt the instruction is respected at turn {last} in at least 90% of dialogs (Table 30: 100% at turn 20)",
+        evidence="proxy",
+    )
+    ctx.check(
+        "gatt_minus_baseline",
+        g - b,
+        ">=",
+        0.5,
+        f"at turn {last}, GAtt keeps the instruction at least 50 points more often than the baseline",
+        evidence="proxy",
+    )
     turns = list(range(1, last + 1))
-    _plot(ctx, "gatt_kept_by_turn.png", {label: (turns, r) for label, r in rates.items()},
-          "turn", "answers respecting the instruction", "Ghost Attention: instruction kept by turn (Table 30)")
-    return ctx.result(f"instruction kept at turn {last}: GAtt {g:.0%}, baseline {b:.0%} "
-                      f"(turn 2: {rates['gatt'][1]:.0%} vs {rates['baseline'][1]:.0%})")
+    _plot(
+        ctx,
+        "gatt_kept_by_turn.png",
+        {label: (turns, r) for label, r in rates.items()},
+        "turn",
+        "answers respecting the instruction",
+        "Ghost Attention: instruction kept by turn (Table 30)",
+    )
+    return ctx.result(
+        f"instruction kept at turn {last}: GAtt {g:.0%}, baseline {b:.0%} "
+        f"(turn 2: {rates['gatt'][1]:.0%} vs {rates['baseline'][1]:.0%})"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -522,11 +733,20 @@ def ghost_attention(ctx):
     "finetune/dpo",
     "DPO's sigmoid loss on the reward model's preference pairs raises the policy's true reward and "
     "its implicit reward ranks held-out pairs above chance (beyond the paper: the widely used successor)",
-    params=[Param("dim", int, 32), Param("sft_steps", int, 60), Param("steps", int, 80, "DPO steps"),
-            Param("beta", float, 0.1), Param("n_pairs", int, 4000), Param("threads", int, 1)],
-    presets={"smoke": Preset(description="dim 32, 80 DPO steps, ~25 s"),
-             "full": Preset(params={"dim": 64, "sft_steps": 200, "steps": 400, "n_pairs": 20000},
-                            description="dim 64, 400 DPO steps")},
+    params=[
+        Param("dim", int, 32),
+        Param("sft_steps", int, 60),
+        Param("steps", int, 80, "DPO steps"),
+        Param("beta", float, 0.1),
+        Param("n_pairs", int, 4000),
+        Param("threads", int, 1),
+    ],
+    presets={
+        "smoke": Preset(description="dim 32, 80 DPO steps, ~25 s"),
+        "full": Preset(
+            params={"dim": 64, "sft_steps": 200, "steps": 400, "n_pairs": 20000}, description="dim 64, 400 DPO steps"
+        ),
+    },
     controls=[Control("swapped-pairs", "chosen and rejected answers are swapped in the loss")],
 )
 def dpo(ctx):
@@ -547,12 +767,20 @@ def dpo(ctx):
         curve: list = []
         train_pairs = world.pairs(p["n_pairs"], random.Random(ctx.seed + 23))
         data = pair_examples(train_pairs, tok)
-        train_dpo(policy, ref, data, DPOConfig(steps=p["steps"], batch_size=16, beta=p["beta"], seed=ctx.seed,
-                                               swap=ctx.control == "swapped-pairs"),
-                  OptimConfig(lr=1e-3, warmup_steps=5, total_steps=p["steps"]),
-                  on_step=lambda s, m: (ctx.log_metric("dpo_loss", m["loss"], s),
-                                        ctx.log_metric("implicit_margin", m["implicit_margin"], s),
-                                        curve.append((s, m["loss"], m["implicit_margin"]))))
+        train_dpo(
+            policy,
+            ref,
+            data,
+            DPOConfig(
+                steps=p["steps"], batch_size=16, beta=p["beta"], seed=ctx.seed, swap=ctx.control == "swapped-pairs"
+            ),
+            OptimConfig(lr=1e-3, warmup_steps=5, total_steps=p["steps"]),
+            on_step=lambda s, m: (
+                ctx.log_metric("dpo_loss", m["loss"], s),
+                ctx.log_metric("implicit_margin", m["implicit_margin"], s),
+                curve.append((s, m["loss"], m["implicit_margin"])),
+            ),
+        )
         policy.eval()
         prompts = _prompts(world, tok, 256, ctx.seed + 777)
         gen = torch.Generator().manual_seed(ctx.seed)
@@ -571,11 +799,31 @@ def dpo(ctx):
     ctx.log_metric("gold_before", mb)
     ctx.log_metric("gold_after", ma)
     ctx.log_metric("implicit_reward_accuracy", acc)
-    ctx.check("gold_rise_in_sd", (ma - mb) / max(sd, 1e-9), ">=", 0.5,
-              "the true reward of sampled answers rises by at least half a standard deviation", evidence="proxy")
-    ctx.check("implicit_reward_accuracy", acc, ">", 0.6,
-              "the implicit reward β·log(π/π₀) orders held-out annotated pairs better than 60%", evidence="proxy")
-    _plot(ctx, "dpo_curves.png", {"DPO loss": ([c[0] for c in curve], [c[1] for c in curve]),
-                                  "implicit margin": ([c[0] for c in curve], [c[2] for c in curve])},
-          "step", "value", "DPO: loss and implicit reward margin (chosen - rejected)")
+    ctx.check(
+        "gold_rise_in_sd",
+        (ma - mb) / max(sd, 1e-9),
+        ">=",
+        0.5,
+        "the true reward of sampled answers rises by at least half a standard deviation",
+        evidence="proxy",
+    )
+    ctx.check(
+        "implicit_reward_accuracy",
+        acc,
+        ">",
+        0.6,
+        "the implicit reward β·log(π/π₀) orders held-out annotated pairs better than 60%",
+        evidence="proxy",
+    )
+    _plot(
+        ctx,
+        "dpo_curves.png",
+        {
+            "DPO loss": ([c[0] for c in curve], [c[1] for c in curve]),
+            "implicit margin": ([c[0] for c in curve], [c[2] for c in curve]),
+        },
+        "step",
+        "value",
+        "DPO: loss and implicit reward margin (chosen - rejected)",
+    )
     return ctx.result(f"true reward {mb:.2f} -> {ma:.2f}; implicit-reward accuracy on held-out pairs {acc:.3f}")

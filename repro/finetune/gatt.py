@@ -16,12 +16,20 @@ import torch
 
 from repro.finetune.data import ATTRIBUTES, DEFAULT_MARKER, ToyWorld, gatt_dialog, instruction
 from repro.finetune.sft import dialog_example
-from repro.llama.generation import chat_prompt_tokens, generate
+from repro.llama.generation import Message, chat_prompt_tokens, generate
 
 
-def gatt_examples(world: ToyWorld, n: int, max_turns: int, rng: random.Random, *, ghost: bool = True,
-                  concat_instruction: Optional[bool] = None, keep_first_instruction: bool = True,
-                  tokenizer=None) -> list[tuple[list[int], list[int]]]:
+def gatt_examples(
+    world: ToyWorld,
+    n: int,
+    max_turns: int,
+    rng: random.Random,
+    *,
+    ghost: bool = True,
+    concat_instruction: Optional[bool] = None,
+    keep_first_instruction: bool = True,
+    tokenizer=None,
+) -> list[tuple[list[int], list[int]]]:
     """Training examples of 1..max_turns turns.
 
     ``ghost=True``: Ghost Attention (instruction concatenated for sampling, loss on the last
@@ -42,22 +50,22 @@ def gatt_examples(world: ToyWorld, n: int, max_turns: int, rng: random.Random, *
 
 
 @torch.no_grad()
-def kept_rate_by_turn(model, tokenizer, world: ToyWorld, n_dialogs: int, n_turns: int, seed: int = 0,
-                      temperature: float = 0.0) -> list[float]:
+def kept_rate_by_turn(
+    model, tokenizer, world: ToyWorld, n_dialogs: int, n_turns: int, seed: int = 0, temperature: float = 0.0
+) -> list[float]:
     """Fraction of dialogs whose answer at turn t (1..n_turns) starts with the marker of the
     system instruction, the model answering every turn itself."""
     rng = random.Random(seed)
     model.eval()
     attrs = [rng.choice(list(ATTRIBUTES)) for _ in range(n_dialogs)]
-    dialogs = [[{"role": "system", "content": instruction(a)}] for a in attrs]
+    dialogs: list[list[Message]] = [[{"role": "system", "content": instruction(a)}] for a in attrs]
     kept = [0] * n_turns
     gen = torch.Generator().manual_seed(seed)
     for t in range(n_turns):
         for d in dialogs:
             d.append({"role": "user", "content": rng.choice(world.words)})
         prompts = [chat_prompt_tokens(d, tokenizer) for d in dialogs]
-        outs = generate(model, prompts, 3, temperature=temperature, top_p=1.0, eos_id=tokenizer.eos_id,
-                        generator=gen)
+        outs = generate(model, prompts, 3, temperature=temperature, top_p=1.0, eos_id=tokenizer.eos_id, generator=gen)
         for i, (d, o) in enumerate(zip(dialogs, outs)):
             text = tokenizer.decode([x for x in o if x != tokenizer.eos_id]).strip()
             first = text.split()[0] if text.split() else ""
@@ -66,4 +74,3 @@ def kept_rate_by_turn(model, tokenizer, world: ToyWorld, n_dialogs: int, n_turns
             d.append({"role": "assistant", "content": text or DEFAULT_MARKER})
     model.train()
     return [k / n_dialogs for k in kept]
-

@@ -26,8 +26,9 @@ class ScalarHeadModel(nn.Module):
     def params(self) -> ModelArgs:
         return self.backbone.params
 
-    def token_values(self, tokens: torch.Tensor, *, positions: Optional[torch.Tensor] = None,
-                     mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def token_values(
+        self, tokens: torch.Tensor, *, positions: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """A scalar at every position: tokens (B, N) -> (B, N)."""
         h = self.backbone(tokens, positions=positions, mask=mask, hidden=True)  # (B, N, dim)
         return self.head(h.float()).squeeze(-1)

@@ -12,12 +12,15 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import torch
 from torch import nn
 
 from paperkb.errors import PaperkbError
+
+if TYPE_CHECKING:
+    from repro.llama.model import Transformer
 
 
 @dataclass
@@ -38,12 +41,13 @@ class OptimConfig:
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW; matrices decay, gains and biases do not (usual practice)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, p in model.named_parameters():
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), eps=cfg.eps)
 
 
 def cosine_with_warmup(step: int, cfg: OptimConfig) -> float:
@@ -86,7 +90,7 @@ class Dist:
         if len(items) % self.world:
             raise PaperkbError(f"a global batch of {len(items)} does not split over {self.world} processes")
         n = len(items) // self.world
-        return items[self.rank * n:(self.rank + 1) * n]
+        return items[self.rank * n : (self.rank + 1) * n]
 
     def all_sum(self, x: torch.Tensor) -> torch.Tensor:
         if self.on:
@@ -124,8 +128,9 @@ def wrap(model: nn.Module, d: Dist, strategy: str = "ddp") -> nn.Module:
         return model
     if strategy == "fsdp":
         if d.device == "cpu":
-            raise PaperkbError("FSDP needs GPUs (torch shards parameters over accelerator devices); "
-                               "use --strategy ddp on CPUs")
+            raise PaperkbError(
+                "FSDP needs GPUs (torch shards parameters over accelerator devices); use --strategy ddp on CPUs"
+            )
         from torch.distributed.fsdp import FullyShardedDataParallel
 
         return FullyShardedDataParallel(model)
@@ -148,8 +153,15 @@ OPTIM_FILE = "optimizer.safetensors"
 MODEL_FILE = "trainer_model.safetensors"
 
 
-def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, scheduler, step: int,
-                    extra: Optional[dict] = None, generator: Optional[torch.Generator] = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: nn.Module,
+    optimizer,
+    scheduler,
+    step: int,
+    extra: Optional[dict] = None,
+    generator: Optional[torch.Generator] = None,
+) -> Path:
     """Everything needed to continue: the model's own state dict and the optimiser's
     tensors (safetensors), the scheduler, step, RNG states and ``extra`` (JSON)."""
     from safetensors.torch import save_file
@@ -157,8 +169,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, schedule
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = unwrap(model)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-              str(directory / MODEL_FILE))
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(directory / MODEL_FILE))
     opt = optimizer.state_dict()
     tensors, scalars = {}, {}
     for pid, st in opt["state"].items():
@@ -192,8 +203,9 @@ def _jsonable(x):
     raise TypeError(type(x).__name__)
 
 
-def load_checkpoint(directory: str | Path, model: nn.Module, optimizer, scheduler,
-                    generator: Optional[torch.Generator] = None) -> dict:
+def load_checkpoint(
+    directory: str | Path, model: nn.Module, optimizer, scheduler, generator: Optional[torch.Generator] = None
+) -> dict:
     """Restore what :func:`save_checkpoint` wrote, in place; returns the state (step, extra)."""
     from safetensors.torch import load_file
 
@@ -232,14 +244,24 @@ def export_for_chat(directory: str | Path, model, tokenizer) -> Path:
     from repro.llama.weights import save_hf
 
     directory = Path(directory)
-    save_hf(unwrap(model), directory)
+    save_hf(cast("Transformer", unwrap(model)), directory)  # the chat model: a Transformer once unwrapped
     tokenizer.save(directory)
     return directory
 
 
-def train_steps(model: nn.Module, step_loss, cfg: OptimConfig, steps: int, d: Optional[Dist] = None, *,
-                start_step: int = 0, state: Optional[tuple] = None, on_step=None,
-                checkpoint_dir: Optional[str | Path] = None, checkpoint_at: Optional[int] = None) -> tuple:
+def train_steps(
+    model: nn.Module,
+    step_loss,
+    cfg: OptimConfig,
+    steps: int,
+    d: Optional[Dist] = None,
+    *,
+    start_step: int = 0,
+    state: Optional[tuple] = None,
+    on_step=None,
+    checkpoint_dir: Optional[str | Path] = None,
+    checkpoint_at: Optional[int] = None,
+) -> tuple:
     """The loop every gradient-based trainer uses. ``step_loss(model, step)`` returns (loss
     to backpropagate on this process, dict of global metrics); data for a step must depend
     only on the step number (so a resumed run sees the same batches). ``state`` is an

@@ -69,8 +69,7 @@ def margins_for(levels: torch.Tensor, table: str = "small") -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32, device=levels.device)[levels.long()]
 
 
-def ranking_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
-                 margin: torch.Tensor | float = 0.0) -> torch.Tensor:
+def ranking_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | float = 0.0) -> torch.Tensor:
     """Equation 2: -log σ(r(x, y_c) - r(x, y_r) - m(r)), averaged over pairs."""
     return -F.logsigmoid(r_chosen - r_rejected - margin).mean()
 
@@ -78,8 +77,13 @@ def ranking_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
 # ---------------------------------------------------------------------------------------
 # DPO (Rafailov et al., 2023; beyond the paper)
 # ---------------------------------------------------------------------------------------
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+) -> torch.Tensor:
     """The sigmoid DPO loss on summed completion log-probabilities (B,) each:
     -log σ(β[(log π(y_c) - log π₀(y_c)) - (log π(y_r) - log π₀(y_r))])."""
     delta = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
@@ -89,8 +93,9 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
 # ---------------------------------------------------------------------------------------
 # PPO (3.2.3)
 # ---------------------------------------------------------------------------------------
-def gated_reward(r_helpful: torch.Tensor, r_safety: torch.Tensor, is_safety_prompt: torch.Tensor,
-                 gate: float = SAFETY_GATE) -> torch.Tensor:
+def gated_reward(
+    r_helpful: torch.Tensor, r_safety: torch.Tensor, is_safety_prompt: torch.Tensor, gate: float = SAFETY_GATE
+) -> torch.Tensor:
     """R_c: the safety score for prompts tagged unsafe or whose safety score is below the
     gate, else the helpfulness score. Scores are probabilities in (0, 1)."""
     use_safety = is_safety_prompt.bool() | (r_safety < gate)
@@ -107,8 +112,9 @@ def logit(p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return torch.log(p) - torch.log1p(-p)
 
 
-def ppo_rewards(r_c: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor,
-                beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def ppo_rewards(
+    r_c: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, beta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token rewards for a batch of sampled answers (B, T): the KL penalty -β(log π -
     log π₀) at every answer token, plus whiten(logit(R_c)) at each answer's last token.
     Returns (rewards (B, T), sequence KL estimate (B,))."""
@@ -121,8 +127,9 @@ def ppo_rewards(r_c: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, m
     return rewards, kl.sum(-1)
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
-        lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation (Schulman et al., 2016) over (B, T) answer tokens;
     positions where mask is 0 (after the answer) contribute nothing. Returns (advantages,
     returns)."""
@@ -137,16 +144,18 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return adv, adv + values
 
 
-def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-                    clip: float = 0.2) -> torch.Tensor:
+def ppo_policy_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, clip: float = 0.2
+) -> torch.Tensor:
     """The clipped surrogate objective (Schulman et al., 2017), as a loss, over (B, T)."""
     ratio = torch.exp(logp - old_logp)
     surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
     return -(surrogate * mask).sum() / mask.sum().clamp(min=1)
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               clip: float = 0.2) -> torch.Tensor:
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip: float = 0.2
+) -> torch.Tensor:
     clipped = old_values + (values - old_values).clamp(-clip, clip)
     err = torch.maximum((values - returns) ** 2, (clipped - returns) ** 2)
     return 0.5 * (err * mask).sum() / mask.sum().clamp(min=1)

@@ -48,12 +48,12 @@ def pack(examples: Sequence[tuple[Sequence[int], Sequence[int]]], seq_len: int) 
         at = 0
         for d, (ids, labels) in enumerate(row):
             n = len(ids)
-            tokens[r, at:at + n] = torch.tensor(ids)
-            lab[r, at:at + n] = torch.tensor(labels)
+            tokens[r, at : at + n] = torch.tensor(ids)
+            lab[r, at : at + n] = torch.tensor(labels)
             # the first label of an example is never predicted from the previous example
             lab[r, at] = IGNORE
-            pos[r, at:at + n] = torch.arange(n)
-            doc[r, at:at + n] = d
+            pos[r, at : at + n] = torch.arange(n)
+            doc[r, at : at + n] = d
             at += n
         pos[r, at:] = torch.arange(seq_len - at)
     return PackedBatch(tokens, lab, pos, doc)
@@ -73,5 +73,5 @@ def pad_right(seqs: Sequence[Sequence[int]], value: int = 0, length: int | None 
     out = torch.full((len(seqs), n), value, dtype=torch.long)
     for i, s in enumerate(seqs):
         s = list(s)[:n]
-        out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
     return out

@@ -36,10 +36,17 @@ def _values(value_model: ScalarHeadModel, r: Rollout) -> torch.Tensor:
     return value_model.token_values(r.tokens.to(device))[:, :-1] * r.action_mask.to(device)
 
 
-def ppo_train(policy, ref_policy, value_model: ScalarHeadModel,
-              reward_fn: Callable[[Rollout], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-              prompts: Sequence[Sequence[int]], eos_id: int, cfg: PPOConfig, optim: OptimConfig,
-              on_iteration=None) -> list[dict]:
+def ppo_train(
+    policy,
+    ref_policy,
+    value_model: ScalarHeadModel,
+    reward_fn: Callable[[Rollout], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    prompts: Sequence[Sequence[int]],
+    eos_id: int,
+    cfg: PPOConfig,
+    optim: OptimConfig,
+    on_iteration=None,
+) -> list[dict]:
     """Run ``cfg.iterations`` rounds of sample -> score -> GAE -> clipped updates.
     ``reward_fn(rollout)`` returns (helpfulness, safety, is_safety_prompt), scores in (0, 1)."""
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -71,8 +78,13 @@ def ppo_train(policy, ref_policy, value_model: ScalarHeadModel,
             loss_v = value_loss(_values(value_model, r), old_values, returns, mask, cfg.clip)
             loss_v.backward()
             step_optimizer(value_model, opt_v, sch_v, optim.clip)
-        row = {"iteration": it, "reward": float(r_c.mean()), "kl": float(kl.mean()),
-               "policy_loss": float(loss_p.detach()), "value_loss": float(loss_v.detach())}
+        row = {
+            "iteration": it,
+            "reward": float(r_c.mean()),
+            "kl": float(kl.mean()),
+            "policy_loss": float(loss_p.detach()),
+            "value_loss": float(loss_v.detach()),
+        }
         history.append(row)
         if on_iteration is not None:
             on_iteration(it, row, r)

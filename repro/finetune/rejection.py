@@ -16,16 +16,23 @@ from repro.finetune.rollout import sample
 
 
 @torch.no_grad()
-def sample_and_score(policy, reward_model: ScalarHeadModel, prompts: Sequence[Sequence[int]], k: int,
-                     max_gen_len: int, temperature: float, eos_id: int,
-                     generator: Optional[torch.Generator] = None) -> tuple[list[list[list[int]]], torch.Tensor]:
+def sample_and_score(
+    policy,
+    reward_model: ScalarHeadModel,
+    prompts: Sequence[Sequence[int]],
+    k: int,
+    max_gen_len: int,
+    temperature: float,
+    eos_id: int,
+    generator: Optional[torch.Generator] = None,
+) -> tuple[list[list[list[int]]], torch.Tensor]:
     """K answers per prompt and their rewards: (answers[P][K], rewards (P, K))."""
     policy.eval()
     reward_model.eval()
     flat_prompts = [p for p in prompts for _ in range(k)]
     r = sample(policy, flat_prompts, max_gen_len, temperature, eos_id, generator)
     scores = reward_model(r.tokens, r.lengths).float()
-    answers = [r.answers[i * k:(i + 1) * k] for i in range(len(prompts))]
+    answers = [r.answers[i * k : (i + 1) * k] for i in range(len(prompts))]
     return answers, scores.view(len(prompts), k)
 
 
@@ -35,13 +42,19 @@ def reward_vs_k(rewards: torch.Tensor, ks: Sequence[int]) -> dict[int, dict[str,
     out = {}
     for k in ks:
         first = rewards[:, :k]
-        out[int(k)] = {"max": float(first.max(1).values.mean()),
-                       "median": float(statistics.fmean(statistics.median(row) for row in first.tolist()))}
+        out[int(k)] = {
+            "max": float(first.max(1).values.mean()),
+            "median": float(statistics.fmean(statistics.median(row) for row in first.tolist())),
+        }
     return out
 
 
-def select(answers: Sequence[Sequence[Sequence[int]]], rewards: torch.Tensor, rule: str = "best",
-           generator: Optional[torch.Generator] = None) -> list[list[int]]:
+def select(
+    answers: Sequence[Sequence[Sequence[int]]],
+    rewards: torch.Tensor,
+    rule: str = "best",
+    generator: Optional[torch.Generator] = None,
+) -> list[list[int]]:
     """The kept answer per prompt: the highest reward (``best``), or (negative control)
     an arbitrary one (``random``)."""
     if rule == "best":

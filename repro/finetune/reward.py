@@ -18,9 +18,10 @@ from repro.finetune.packing import pad_right
 
 
 def encode_answer(tokenizer, prompt: str, answer: str) -> list[int]:
-    """"<s>[INST] prompt [/INST] answer </s>": the form a reward model scores."""
-    return tokenizer.encode(f"[INST] {prompt.strip()} [/INST]", bos=True) + \
-        tokenizer.encode(f" {answer.strip()} ", eos=True)
+    """ "<s>[INST] prompt [/INST] answer </s>": the form a reward model scores."""
+    return tokenizer.encode(f"[INST] {prompt.strip()} [/INST]", bos=True) + tokenizer.encode(
+        f" {answer.strip()} ", eos=True
+    )
 
 
 def score(model: ScalarHeadModel, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -41,8 +42,10 @@ class RewardConfig:
 
 
 def pair_tokens(pairs: Sequence[Pair], tokenizer) -> list[tuple[list[int], list[int], int]]:
-    return [(encode_answer(tokenizer, p.prompt, p.chosen), encode_answer(tokenizer, p.prompt, p.rejected), p.level)
-            for p in pairs]
+    return [
+        (encode_answer(tokenizer, p.prompt, p.chosen), encode_answer(tokenizer, p.prompt, p.rejected), p.level)
+        for p in pairs
+    ]
 
 
 def pair_loss(model, batch, cfg: RewardConfig, d: Dist) -> tuple[torch.Tensor, float]:
@@ -50,15 +53,22 @@ def pair_loss(model, batch, cfg: RewardConfig, d: Dist) -> tuple[torch.Tensor, f
     rejected = [b[1] for b in batch]
     levels = torch.tensor([b[2] for b in batch])
     r = score(model, chosen + rejected)
-    rc, rr = r[:len(batch)], r[len(batch):]
+    rc, rr = r[: len(batch)], r[len(batch) :]
     m = cfg.margin_sign * margins_for(levels, cfg.margin).to(r.device)
     loss = ranking_loss(rc, rr, m)
     g = d.all_sum(loss.detach()) / d.world
     return loss, float(g)
 
 
-def train_reward(model: ScalarHeadModel, data: Sequence[tuple[list[int], list[int], int]], cfg: RewardConfig,
-                 optim: OptimConfig, d: Optional[Dist] = None, on_step=None, **loop_kwargs):
+def train_reward(
+    model: ScalarHeadModel,
+    data: Sequence[tuple[list[int], list[int], int]],
+    cfg: RewardConfig,
+    optim: OptimConfig,
+    d: Optional[Dist] = None,
+    on_step=None,
+    **loop_kwargs,
+):
     d = d or Dist()
 
     def step_loss(m, step):
@@ -71,24 +81,27 @@ def train_reward(model: ScalarHeadModel, data: Sequence[tuple[list[int], list[in
 
 
 @torch.no_grad()
-def accuracy_by_level(model: ScalarHeadModel, data: Sequence[tuple[list[int], list[int], int]],
-                      batch_size: int = 256) -> dict:
+def accuracy_by_level(
+    model: ScalarHeadModel, data: Sequence[tuple[list[int], list[int], int]], batch_size: int = 256
+) -> dict:
     """Table 8's breakdown: accuracy (and mean score gap) per rating level, and overall."""
     model.eval()
     gaps: list[float] = []
     levels: list[int] = []
     for i in range(0, len(data), batch_size):
-        chunk = data[i:i + batch_size]
+        chunk = data[i : i + batch_size]
         r = score(model, [c[0] for c in chunk] + [c[1] for c in chunk])
-        gaps += (r[:len(chunk)] - r[len(chunk):]).tolist()
+        gaps += (r[: len(chunk)] - r[len(chunk) :]).tolist()
         levels += [c[2] for c in chunk]
     model.train()
     out = {}
     for lv, name in enumerate(RATING_LEVELS):
         sel = [g for g, level in zip(gaps, levels) if level == lv]
         if sel:
-            out[name] = {"accuracy": sum(g > 0 for g in sel) / len(sel), "mean_gap": sum(sel) / len(sel),
-                         "n": len(sel)}
-    out["all"] = {"accuracy": sum(g > 0 for g in gaps) / max(1, len(gaps)),
-                  "mean_gap": sum(gaps) / max(1, len(gaps)), "n": len(gaps)}
+            out[name] = {"accuracy": sum(g > 0 for g in sel) / len(sel), "mean_gap": sum(sel) / len(sel), "n": len(sel)}
+    out["all"] = {
+        "accuracy": sum(g > 0 for g in gaps) / max(1, len(gaps)),
+        "mean_gap": sum(gaps) / max(1, len(gaps)),
+        "n": len(gaps),
+    }
     return out

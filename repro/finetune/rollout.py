@@ -21,10 +21,18 @@ class Rollout:
     answers: list  # answer token ids per row
 
 
-def sample(policy, prompts: Sequence[Sequence[int]], max_gen_len: int, temperature: float, eos_id: int,
-           generator: Optional[torch.Generator] = None, top_p: float = 1.0) -> Rollout:
-    answers = generate(policy, prompts, max_gen_len, temperature=temperature, top_p=top_p, eos_id=eos_id,
-                       generator=generator)
+def sample(
+    policy,
+    prompts: Sequence[Sequence[int]],
+    max_gen_len: int,
+    temperature: float,
+    eos_id: int,
+    generator: Optional[torch.Generator] = None,
+    top_p: float = 1.0,
+) -> Rollout:
+    answers = generate(
+        policy, prompts, max_gen_len, temperature=temperature, top_p=top_p, eos_id=eos_id, generator=generator
+    )
     return make_rollout(prompts, answers)
 
 
@@ -34,7 +42,7 @@ def make_rollout(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[in
     n = tokens.shape[1]
     mask = torch.zeros(len(seqs), n - 1)
     for i, (p, a) in enumerate(zip(prompts, answers)):
-        mask[i, len(p) - 1:len(p) - 1 + len(a)] = 1.0
+        mask[i, len(p) - 1 : len(p) - 1 + len(a)] = 1.0
     return Rollout(tokens, torch.tensor([len(s) for s in seqs]), mask, [list(a) for a in answers])
 
 

@@ -16,8 +16,9 @@ from repro.llama.chat import check_no_tags
 from repro.llama.generation import B_INST, B_SYS, E_INST, E_SYS
 
 
-def dialog_example(dialog: Sequence[dict], tokenizer, loss_on: str = "all",
-                   check_tags: bool = True) -> tuple[list[int], list[int]]:
+def dialog_example(
+    dialog: Sequence[dict], tokenizer, loss_on: str = "all", check_tags: bool = True
+) -> tuple[list[int], list[int]]:
     """A dialog ending with an assistant turn, in the Llama 2-Chat template, as (ids,
     labels). Labels keep assistant tokens only: of every turn (``loss_on="all"``) or of the
     last one (``"last"``, Ghost Attention). Each turn is encoded as "<s>[INST] u [/INST]"
@@ -60,8 +61,9 @@ class SFTConfig:
     packing: bool = True
 
 
-def batch_loss(model, examples: Sequence[tuple[list[int], list[int]]], seq_len: int, d: Dist,
-               packing: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_loss(
+    model, examples: Sequence[tuple[list[int], list[int]]], seq_len: int, d: Dist, packing: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss to backpropagate on this process, global summed loss, global token count).
     The loss is this process's summed token loss over the GLOBAL token count, times the
     world size: DDP's gradient average then equals the gradient of the global mean."""
@@ -84,8 +86,15 @@ def batch_loss(model, examples: Sequence[tuple[list[int], list[int]]], seq_len: 
     return loss, g_total, g_count
 
 
-def train_sft(model, examples: Sequence[tuple[list[int], list[int]]], cfg: SFTConfig, optim: OptimConfig,
-              d: Optional[Dist] = None, on_step=None, **loop_kwargs):
+def train_sft(
+    model,
+    examples: Sequence[tuple[list[int], list[int]]],
+    cfg: SFTConfig,
+    optim: OptimConfig,
+    d: Optional[Dist] = None,
+    on_step=None,
+    **loop_kwargs,
+):
     """Train on (ids, labels) examples; each step draws ``batch_size`` of them (a function
     of the seed and step), this process taking its share."""
     d = d or Dist()

@@ -21,6 +21,10 @@ import random
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,8 +75,14 @@ def _model_and_tokenizer(a, world):
 
         tok = ByteTokenizer()
     torch.manual_seed(a.seed)
-    args = ModelArgs(dim=a.dim, n_layers=a.layers, n_heads=max(2, a.dim // 16), vocab_size=tok.n_words,
-                     max_seq_len=max(a.seq_len, 64), multiple_of=32)
+    args = ModelArgs(
+        dim=a.dim,
+        n_layers=a.layers,
+        n_heads=max(2, a.dim // 16),
+        vocab_size=tok.n_words,
+        max_seq_len=max(a.seq_len, 64),
+        multiple_of=32,
+    )
     return Transformer(args), tok
 
 
@@ -109,35 +119,36 @@ def main(argv=None) -> int:
             from repro.finetune.sft import SFTConfig, dialog_example, train_sft
 
             dialogs = world.sft_dialogs(1000, rng) if world else read_sft(a.data)
-            data = [dialog_example(x, tok) for x in dialogs]
-            trained = model
-            cfg = SFTConfig(steps=a.steps, batch_size=a.batch, seq_len=a.seq_len, seed=a.seed,
-                            packing=not a.no_packing)
-            run = lambda m, **kw: train_sft(m, data, cfg, optim, d, on_step=on_step, **kw)
+            sft_data = [dialog_example(x, tok) for x in dialogs]
+            trained: nn.Module = model
+            sft_cfg = SFTConfig(
+                steps=a.steps, batch_size=a.batch, seq_len=a.seq_len, seed=a.seed, packing=not a.no_packing
+            )
+            run = lambda m, **kw: train_sft(m, sft_data, sft_cfg, optim, d, on_step=on_step, **kw)
         elif a.step == "reward":
             from repro.finetune.heads import ScalarHeadModel
             from repro.finetune.reward import RewardConfig, pair_tokens, train_reward
 
             pairs = world.pairs(2000, rng) if world else read_preferences(a.data)
-            data = pair_tokens(pairs, tok)
+            reward_data = pair_tokens(pairs, tok)
             trained = ScalarHeadModel(model)
-            cfg = RewardConfig(steps=a.steps, batch_size=a.batch, margin=a.margin, seed=a.seed)
-            run = lambda m, **kw: train_reward(m, data, cfg, optim, d, on_step=on_step, **kw)
+            reward_cfg = RewardConfig(steps=a.steps, batch_size=a.batch, margin=a.margin, seed=a.seed)
+            run = lambda m, **kw: train_reward(m, reward_data, reward_cfg, optim, d, on_step=on_step, **kw)
         else:
             import copy
 
             from repro.finetune.dpo import DPOConfig, pair_examples, train_dpo
 
             pairs = world.pairs(2000, rng) if world else read_preferences(a.data)
-            data = pair_examples(pairs, tok)
+            dpo_data = pair_examples(pairs, tok)
             ref = copy.deepcopy(model).eval()
             trained = model
-            cfg = DPOConfig(steps=a.steps, batch_size=a.batch, beta=a.beta, seed=a.seed)
-            run = lambda m, **kw: train_dpo(m, ref, data, cfg, optim, d, on_step=on_step, **kw)
+            dpo_cfg = DPOConfig(steps=a.steps, batch_size=a.batch, beta=a.beta, seed=a.seed)
+            run = lambda m, **kw: train_dpo(m, ref, dpo_data, dpo_cfg, optim, d, on_step=on_step, **kw)
 
         trained = trained.to(d.device)
         wrapped = wrap(trained, d, a.strategy)
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if a.resume is not None:
             opt = make_optimizer(unwrap(wrapped), optim)
             sch = make_scheduler(opt, optim)
@@ -150,9 +161,10 @@ def main(argv=None) -> int:
             a.out.mkdir(parents=True, exist_ok=True)
             (a.out / "losses.json").write_text(json.dumps(losses) + "\n")
             if a.step == "reward":
-                from repro.finetune.heads import save_scalar_head_model
+                from repro.finetune.heads import ScalarHeadModel, save_scalar_head_model
 
-                save_scalar_head_model(unwrap(wrapped), a.out, tok)
+                # the reward step trains a ScalarHeadModel (built above), whatever wraps it
+                save_scalar_head_model(cast(ScalarHeadModel, unwrap(wrapped)), a.out, tok)
             else:
                 export_for_chat(a.out, unwrap(wrapped), tok)
         if d.on:

@@ -10,9 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Protocol
 
 from paperkb.errors import PaperkbError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from repro.llama.generation import Message, Tokenizer
+    from repro.llama.model import Transformer
+
+    class ChatTokenizer(Tokenizer, Protocol):
+        """A tokenizer that also decodes (every one in repro.llama.tokenizers_real does)."""
+
+        def decode(self, ids: Sequence[int]) -> str: ...
+
 
 SPECIAL_TAGS = ("[INST]", "[/INST]", "<<SYS>>", "<</SYS>>")
 
@@ -29,7 +41,7 @@ def check_no_tags(text: str, who: str = "user") -> str:
 
 
 def checkpoint_kind(directory: str | Path) -> str:
-    """"hf" (config.json + safetensors), "meta" (params.json + consolidated.*.pth)."""
+    """ "hf" (config.json + safetensors), "meta" (params.json + consolidated.*.pth)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise PaperkbError(f"{directory}: not a folder")
@@ -50,21 +62,22 @@ def load_checkpoint(directory: str | Path, device: str = "cpu"):
     model = load_hf(directory, device=device) if kind == "hf" else load_meta(directory, device=device)
     tokenizer = load_tokenizer(directory)
     if tokenizer.n_words > model.params.vocab_size:
-        raise PaperkbError(f"{directory}: the tokenizer has {tokenizer.n_words} tokens, "
-                           f"the model only {model.params.vocab_size}")
+        raise PaperkbError(
+            f"{directory}: the tokenizer has {tokenizer.n_words} tokens, the model only {model.params.vocab_size}"
+        )
     return model.eval(), tokenizer
 
 
 @dataclass
 class ChatSession:
-    model: object
-    tokenizer: object
+    model: Transformer
+    tokenizer: ChatTokenizer
     system: Optional[str] = None
     temperature: float = 0.6
     top_p: float = 0.9
     max_gen_len: int = 64
     seed: int = 0
-    history: list = field(default_factory=list)
+    history: list[Message] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         import torch
@@ -73,8 +86,8 @@ class ChatSession:
             check_no_tags(self.system, "system")
         self.generator = torch.Generator().manual_seed(self.seed)
 
-    def dialog(self, user_text: str) -> list[dict]:
-        msgs = [{"role": "system", "content": self.system}] if self.system else []
+    def dialog(self, user_text: str) -> list[Message]:
+        msgs: list[Message] = [{"role": "system", "content": self.system}] if self.system else []
         return msgs + self.history + [{"role": "user", "content": user_text}]
 
     def reply(self, user_text: str) -> str:
@@ -85,10 +98,19 @@ class ChatSession:
         prompt = chat_prompt_tokens(self.dialog(user_text), self.tokenizer)
         room = self.model.params.max_seq_len - len(prompt)
         if room <= 0:
-            raise PaperkbError(f"the dialog ({len(prompt)} tokens) no longer fits the model's "
-                               f"{self.model.params.max_seq_len}-token context; start a new chat")
-        out = generate(self.model, [prompt], min(self.max_gen_len, room), self.temperature, self.top_p,
-                       eos_id=self.tokenizer.eos_id, generator=self.generator)[0]
+            raise PaperkbError(
+                f"the dialog ({len(prompt)} tokens) no longer fits the model's "
+                f"{self.model.params.max_seq_len}-token context; start a new chat"
+            )
+        out = generate(
+            self.model,
+            [prompt],
+            min(self.max_gen_len, room),
+            self.temperature,
+            self.top_p,
+            eos_id=self.tokenizer.eos_id,
+            generator=self.generator,
+        )[0]
         answer = self.tokenizer.decode([t for t in out if t != self.tokenizer.eos_id]).strip()
         self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": answer}]
         return answer

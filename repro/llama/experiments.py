@@ -8,7 +8,6 @@ from __future__ import annotations
 from repro.registry import Control, Param, Preset, experiment
 from repro.threads import torch_threads
 
-
 # Table 1 of the paper rounds these; the exact totals are those of the released checkpoints.
 PUBLISHED_PARAMS = {"7B": 6_738_415_616, "13B": 13_015_864_320, "70B": 68_976_648_192}
 
@@ -18,11 +17,17 @@ PUBLISHED_PARAMS = {"7B": 6_738_415_616, "13B": 13_015_864_320, "70B": 68_976_64
     "Llama 2 7B/13B/70B parameter counts, from the published configs on the meta device, equal the "
     "released checkpoints' totals exactly",
     params=[Param("sizes", list, ["7B", "13B", "34B", "70B"], "presets to build (7B, 13B, 34B, 70B)")],
-    presets={"smoke": Preset(description="all four shapes, meta device: no memory, ~1 s"),
-             "full": Preset(description="same as smoke: counting needs no weights"),
-             "paper": Preset(description="the paper's own configurations: counting is exact at any scale")},
-    controls=[Control("swiglu-no-multiple-of",
-                      "the SwiGLU width 8·dim/3 (times ffn_dim_multiplier) without rounding up to multiple_of")],
+    presets={
+        "smoke": Preset(description="all four shapes, meta device: no memory, ~1 s"),
+        "full": Preset(description="same as smoke: counting needs no weights"),
+        "paper": Preset(description="the paper's own configurations: counting is exact at any scale"),
+    },
+    controls=[
+        Control(
+            "swiglu-no-multiple-of",
+            "the SwiGLU width 8·dim/3 (times ffn_dim_multiplier) without rounding up to multiple_of",
+        )
+    ],
 )
 def param_count(ctx):
     from dataclasses import replace
@@ -45,16 +50,28 @@ def param_count(ctx):
         ctx.log_metric(f"ffn_hidden_{name}", args.hidden_dim)
         ctx.log(f"Llama 2 {name}: {n:,} parameters (SwiGLU width {args.hidden_dim})")
         if name in PUBLISHED_PARAMS:
-            ctx.check(f"params_{name}", n, "==", PUBLISHED_PARAMS[name],
-                      f"{name} total equals the released checkpoint ({PUBLISHED_PARAMS[name]:,})")
+            ctx.check(
+                f"params_{name}",
+                n,
+                "==",
+                PUBLISHED_PARAMS[name],
+                f"{name} total equals the released checkpoint ({PUBLISHED_PARAMS[name]:,})",
+            )
     return ctx.result("parameter counts from ModelArgs presets built on the meta device")
 
 
 def _tiny_args(dim: int, n_layers: int, n_heads: int, n_kv_heads: int, vocab: int, max_seq_len: int):
     from repro.llama.model import ModelArgs
 
-    return ModelArgs(dim=dim, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab_size=vocab,
-                     max_seq_len=max_seq_len, multiple_of=32)
+    return ModelArgs(
+        dim=dim,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads,
+        vocab_size=vocab,
+        max_seq_len=max_seq_len,
+        multiple_of=32,
+    )
 
 
 class _DroppingCache:
@@ -69,7 +86,7 @@ class _DroppingCache:
     def update(self, start_pos, k, v):
         if k.shape[2] == 1:  # a decoding step: store nothing
             end = start_pos + 1
-            return self.inner.k[:k.shape[0], :, :end], self.inner.v[:k.shape[0], :, :end]
+            return self.inner.k[: k.shape[0], :, :end], self.inner.v[: k.shape[0], :, :end]
         return self.inner.update(start_pos, k, v)
 
     def __getattr__(self, name):
@@ -89,9 +106,9 @@ class _ExpandedCache:
     def update(self, start_pos, k, v):
         group = self.k.shape[1] // k.shape[1]
         end = start_pos + k.shape[2]
-        self.k[:k.shape[0], :, start_pos:end] = k.repeat_interleave(group, dim=1)
-        self.v[:k.shape[0], :, start_pos:end] = v.repeat_interleave(group, dim=1)
-        return self.k[:k.shape[0], :, :end], self.v[:k.shape[0], :, :end]
+        self.k[: k.shape[0], :, start_pos:end] = k.repeat_interleave(group, dim=1)
+        self.v[: k.shape[0], :, start_pos:end] = v.repeat_interleave(group, dim=1)
+        return self.k[: k.shape[0], :, :end], self.v[: k.shape[0], :, :end]
 
 
 def _allocated_bytes(cache) -> int:
@@ -116,14 +133,21 @@ def _allocated_bytes(cache) -> int:
         Param("n_kv_heads", int, 8, "KV heads of the GQA model (the 70B's 8)"),
         Param("head_dim", int, 8, "width of one head (128 in the 70B; smaller here)"),
         Param("n_layers", int, 2),
-        Param("prompt_len", int, 8), Param("decode_tokens", int, 32, "tokens decoded after the prompt"),
+        Param("prompt_len", int, 8),
+        Param("decode_tokens", int, 32, "tokens decoded after the prompt"),
         Param("tokens_70b", int, 4096, "positions of the 70B-shape figure (reference, on the meta device)"),
     ],
-    presets={"smoke": Preset(description="64/8 heads of width 8, 2 layers, 32 decoded tokens, ~3 s"),
-             "full": Preset(params={"head_dim": 32, "n_layers": 4, "decode_tokens": 256},
-                            description="heads of width 32, 4 layers, 256 decoded tokens")},
-    controls=[Control("drop-position", "a KV cache that loses the newest position at every decoding step"),
-              Control("expand-kv-heads", "a GQA cache that stores the keys and values repeated per query head")],
+    presets={
+        "smoke": Preset(description="64/8 heads of width 8, 2 layers, 32 decoded tokens, ~3 s"),
+        "full": Preset(
+            params={"head_dim": 32, "n_layers": 4, "decode_tokens": 256},
+            description="heads of width 32, 4 layers, 256 decoded tokens",
+        ),
+    },
+    controls=[
+        Control("drop-position", "a KV cache that loses the newest position at every decoding step"),
+        Control("expand-kv-heads", "a GQA cache that stores the keys and values repeated per query head"),
+    ],
 )
 def gqa_kv_cache(ctx):
     with torch_threads(1):
@@ -169,29 +193,42 @@ def _gqa_kv_cache(ctx):
         ctx.log_metric(f"kv_bytes_{label}", held[label])
         ctx.log_metric(f"decode_tokens_per_s_{label}", rate[label])
         ctx.log_metric(f"decode_max_abs_err_{label}", err)
-        ctx.log(f"{label.upper()} ({kv} KV heads): {held[label]:,} cache bytes allocated, "
-                f"{rate[label]:.0f} tokens/s, max |cached - recomputed| {err:.1e}")
-        ctx.check(f"decode_matches_recompute_{label}", err, "<=", 1e-4,
-                  f"{label.upper()}: cached decoding gives the logits of recomputing the whole sequence")
+        ctx.log(
+            f"{label.upper()} ({kv} KV heads): {held[label]:,} cache bytes allocated, "
+            f"{rate[label]:.0f} tokens/s, max |cached - recomputed| {err:.1e}"
+        )
+        ctx.check(
+            f"decode_matches_recompute_{label}",
+            err,
+            "<=",
+            1e-4,
+            f"{label.upper()}: cached decoding gives the logits of recomputing the whole sequence",
+        )
     ratio = held["mha"] / held["gqa"]
     ctx.log_metric("kv_bytes_ratio", ratio)
     ctx.log_metric("decode_speed_ratio_gqa_over_mha", rate["gqa"] / rate["mha"])
     expected = heads / kv_heads
     # The paper's claim is the 70B's ratio (64 / 8); a cache that stores anything per query
     # head, or pads, lands below it.
-    ctx.check("kv_bytes_ratio", ratio, ">=", expected,
-              f"allocated cache bytes, MHA over GQA, at least n_heads / n_kv_heads = {expected:g}",
-              evidence="direct" if (heads, kv_heads) == (64, 8) else "proxy")
+    ctx.check(
+        "kv_bytes_ratio",
+        ratio,
+        ">=",
+        expected,
+        f"allocated cache bytes, MHA over GQA, at least n_heads / n_kv_heads = {expected:g}",
+        evidence="direct" if (heads, kv_heads) == (64, 8) else "proxy",
+    )
     # The 70B shape itself, on the meta device: shapes only, recorded as a reference figure.
     sizes = {}
     for label, kv in (("gqa", 8), ("mha", 64)):
         meta = build_on_meta(preset("70B", n_kv_heads=kv))
-        sizes[label] = sum(c.nbytes() for c in meta.new_cache(1, p["tokens_70b"], dtype=torch.float16,
-                                                              device="meta"))
+        sizes[label] = sum(c.nbytes() for c in meta.new_cache(1, p["tokens_70b"], dtype=torch.float16, device="meta"))
         ctx.log_metric(f"kv_bytes_70b_{label}_fp16", sizes[label])
-    return ctx.result(f"{ratio:.2f}x fewer cache bytes with GQA ({held['gqa']:,} vs {held['mha']:,}); decode "
-                      f"{rate['gqa']:.0f} vs {rate['mha']:.0f} tokens/s; the 70B shape at {p['tokens_70b']} "
-                      f"tokens would hold {sizes['gqa'] / 2**30:.2f} vs {sizes['mha'] / 2**30:.2f} GiB in fp16")
+    return ctx.result(
+        f"{ratio:.2f}x fewer cache bytes with GQA ({held['gqa']:,} vs {held['mha']:,}); decode "
+        f"{rate['gqa']:.0f} vs {rate['mha']:.0f} tokens/s; the 70B shape at {p['tokens_70b']} "
+        f"tokens would hold {sizes['gqa'] / 2**30:.2f} vs {sizes['mha'] / 2**30:.2f} GiB in fp16"
+    )
 
 
 @experiment(
@@ -199,15 +236,22 @@ def _gqa_kv_cache(ctx):
     "With identical random weights our Llama 2 gives the logits of transformers' LlamaForCausalLM "
     "(fp32, max abs difference <= 1e-4), for an MHA and a GQA config",
     params=[
-        Param("dim", int, 64), Param("n_layers", int, 2), Param("n_heads", int, 4),
+        Param("dim", int, 64),
+        Param("n_layers", int, 2),
+        Param("n_heads", int, 4),
         Param("gqa_kv_heads", int, 2, "KV heads of the GQA config"),
-        Param("vocab_size", int, 512), Param("seq_len", int, 32), Param("batch", int, 2),
+        Param("vocab_size", int, 512),
+        Param("seq_len", int, 32),
+        Param("batch", int, 2),
         Param("tolerance", float, 1e-4, "max abs logit difference allowed"),
     ],
-    presets={"smoke": Preset(description="dim 64, 2 layers, ~3 s"),
-             "full": Preset(params={"dim": 512, "n_layers": 8, "n_heads": 8, "gqa_kv_heads": 2,
-                                    "vocab_size": 32000, "seq_len": 256},
-                            description="dim 512, 8 layers, the real vocabulary, 256 tokens")},
+    presets={
+        "smoke": Preset(description="dim 64, 2 layers, ~3 s"),
+        "full": Preset(
+            params={"dim": 512, "n_layers": 8, "n_heads": 8, "gqa_kv_heads": 2, "vocab_size": 32000, "seq_len": 256},
+            description="dim 512, 8 layers, the real vocabulary, 256 tokens",
+        ),
+    },
     controls=[Control("swapped-swiglu", "our SwiGLU with its gate and up projections swapped: silu(W3 x) * W1 x")],
 )
 def hf_parity(ctx):
@@ -219,8 +263,7 @@ def hf_parity(ctx):
     p = ctx.params
     for label, kv in (("mha", p["n_heads"]), ("gqa", p["gqa_kv_heads"])):
         torch.manual_seed(ctx.seed)
-        model = Transformer(_tiny_args(p["dim"], p["n_layers"], p["n_heads"], kv, p["vocab_size"],
-                                       p["seq_len"])).eval()
+        model = Transformer(_tiny_args(p["dim"], p["n_layers"], p["n_heads"], kv, p["vocab_size"], p["seq_len"])).eval()
         with torch.no_grad():
             for prm in model.parameters():
                 if prm.ndim == 1:  # norm weights away from 1, so a misplaced norm shows
@@ -236,23 +279,36 @@ def hf_parity(ctx):
             with torch.no_grad():
                 diff = (model(tokens) - hf(tokens).logits).abs().max().item()
             ctx.log_metric(f"max_abs_diff_{label}_{impl}", diff)
-            ctx.check(f"max_abs_diff_{label}_{impl}", diff, "<=", p["tolerance"],
-                      f"{label.upper()} ({kv} KV heads) vs transformers ({impl} attention)")
+            ctx.check(
+                f"max_abs_diff_{label}_{impl}",
+                diff,
+                "<=",
+                p["tolerance"],
+                f"{label.upper()} ({kv} KV heads) vs transformers ({impl} attention)",
+            )
     return ctx.result("random weights copied through the HF state-dict conversion (q/k permuted)")
 
 
 @experiment(
     "llama/kv-cache-decode",
-    "Decoding with the KV cache gives the logits of recomputing the whole sequence and costs less "
-    "time per token",
+    "Decoding with the KV cache gives the logits of recomputing the whole sequence and costs less time per token",
     params=[
-        Param("dim", int, 256), Param("n_layers", int, 4), Param("n_heads", int, 8), Param("n_kv_heads", int, 2),
-        Param("vocab_size", int, 1000), Param("prompt_len", int, 48), Param("new_tokens", int, 24),
+        Param("dim", int, 256),
+        Param("n_layers", int, 4),
+        Param("n_heads", int, 8),
+        Param("n_kv_heads", int, 2),
+        Param("vocab_size", int, 1000),
+        Param("prompt_len", int, 48),
+        Param("new_tokens", int, 24),
         Param("min_speedup", float, 1.0, "cached decoding must be at least this much faster"),
     ],
-    presets={"smoke": Preset(description="dim 256, 4 layers, 48 + 24 tokens, ~5 s"),
-             "full": Preset(params={"dim": 512, "n_layers": 8, "prompt_len": 512, "new_tokens": 256},
-                            description="dim 512, 8 layers, 512 + 256 tokens")},
+    presets={
+        "smoke": Preset(description="dim 256, 4 layers, 48 + 24 tokens, ~5 s"),
+        "full": Preset(
+            params={"dim": 512, "n_layers": 8, "prompt_len": 512, "new_tokens": 256},
+            description="dim 512, 8 layers, 512 + 256 tokens",
+        ),
+    },
     controls=[Control("drop-position", "a KV cache that loses the newest position at every decoding step")],
 )
 def kv_cache_decode(ctx):
@@ -270,8 +326,9 @@ def _kv_cache_decode(ctx):
     p = ctx.params
     torch.manual_seed(ctx.seed)
     total = p["prompt_len"] + p["new_tokens"]
-    model = Transformer(_tiny_args(p["dim"], p["n_layers"], p["n_heads"], p["n_kv_heads"], p["vocab_size"],
-                                   total)).eval()
+    model = Transformer(
+        _tiny_args(p["dim"], p["n_layers"], p["n_heads"], p["n_kv_heads"], p["vocab_size"], total)
+    ).eval()
     prompt = torch.randint(0, p["vocab_size"], (1, p["prompt_len"]))
     with torch.inference_mode():
         # cached: prefill once, then one token per step
@@ -305,8 +362,10 @@ def _kv_cache_decode(ctx):
     ctx.check("max_abs_diff", err, "<=", 1e-4, "cached logits equal recomputed logits (fp32)")
     ctx.check("same_greedy_tokens", float(same), "==", 1.0, "greedy choices identical at every step")
     ctx.check("speedup", speedup, ">", p["min_speedup"], "cached decoding is faster per token")
-    return ctx.result(f"{t_cached * 1e3:.2f} ms/token cached vs {t_full * 1e3:.2f} ms/token recomputed "
-                      f"({speedup:.1f}x) at {total} tokens")
+    return ctx.result(
+        f"{t_cached * 1e3:.2f} ms/token cached vs {t_full * 1e3:.2f} ms/token recomputed "
+        f"({speedup:.1f}x) at {total} tokens"
+    )
 
 
 def _corpus(vault: str) -> tuple[str, str]:
@@ -341,7 +400,8 @@ def split_lines(text: str, held_out_fraction: float = 0.1, seed: int = 0) -> tup
     import hashlib
 
     seen: set[str] = set()
-    train, held = [], []
+    train: list[str] = []
+    held: list[str] = []
     for line in text.splitlines():
         key = " ".join(line.split())
         if not key or key in seen:
@@ -365,19 +425,33 @@ def shared_lines(train: list[str], held: list[str]) -> int:
     "deduplicated notes lowers its loss on held-out lines it never saw, below the unigram baseline",
     params=[
         Param("vault", str, "", "folder of .md notes to train on (default: the bundled notes/)"),
-        Param("steps", int, 100), Param("batch", int, 12), Param("seq_len", int, 128),
-        Param("dim", int, 128), Param("n_layers", int, 4), Param("n_heads", int, 4), Param("n_kv_heads", int, 2),
+        Param("steps", int, 100),
+        Param("batch", int, 12),
+        Param("seq_len", int, 128),
+        Param("dim", int, 128),
+        Param("n_layers", int, 4),
+        Param("n_heads", int, 4),
+        Param("n_kv_heads", int, 2),
         Param("lr", float, 6e-3, "peak learning rate (cosine decay to 10%, as in section 2.2)"),
         Param("warmup", int, 10, "linear warmup steps (2000 in the paper, scaled down)"),
         Param("held_out_fraction", float, 0.15, "share of the distinct lines held out"),
         Param("threads", int, 1, "CPU threads (1 is fastest on a shared 2-core machine)"),
     ],
-    presets={"smoke": Preset(description="100 steps of 12 x 128 bytes, about 30 s on one CPU core"),
-             "full": Preset(params={"steps": 300, "batch": 16, "lr": 3e-3, "warmup": 30},
-                            description="300 steps of 16 x 128 bytes, a few minutes on one core (more "
-                                        "overfits the ~15 kB of bundled notes)")},
-    controls=[Control("leaky-split", "held-out text cut from the corpus without deduplication, so lines the "
-                                     "notes repeat (templates) sit on both sides")],
+    presets={
+        "smoke": Preset(description="100 steps of 12 x 128 bytes, about 30 s on one CPU core"),
+        "full": Preset(
+            params={"steps": 300, "batch": 16, "lr": 3e-3, "warmup": 30},
+            description="300 steps of 16 x 128 bytes, a few minutes on one core (more "
+            "overfits the ~15 kB of bundled notes)",
+        ),
+    },
+    controls=[
+        Control(
+            "leaky-split",
+            "held-out text cut from the corpus without deduplication, so lines the "
+            "notes repeat (templates) sit on both sides",
+        )
+    ],
 )
 def train_small(ctx):
     with torch_threads(ctx.params["threads"]):
@@ -414,8 +488,9 @@ def _train_small(ctx):
     overlap = shared_lines(train_lines, held_lines)
     ctx.log_metric("held_out_lines", len(held_lines))
     ctx.log_metric("held_out_lines_in_training", overlap)
-    ctx.check("held_out_lines_in_training", overlap, "==", 0,
-              "the held-out split shares no line with the training split")
+    ctx.check(
+        "held_out_lines_in_training", overlap, "==", 0, "the held-out split shares no line with the training split"
+    )
     if overlap:  # a loss on lines the model trained on says nothing about held-out text
         return ctx.result(f"{overlap} of {len(held_lines)} held-out lines also occur in training; not trained")
     train = torch.tensor(tok.encode("\n".join(train_lines)), dtype=torch.long)
@@ -423,8 +498,10 @@ def _train_small(ctx):
     seq = p["seq_len"]
     if len(val) < 4 * (seq + 1) or len(train) < 4 * (seq + 1):
         raise ValueError(f"corpus from {source} is too small ({len(train)} + {len(val)} bytes) for seq_len {seq}")
-    ctx.log(f"training on {source}: {len(train):,} bytes, held out {len(val):,} ({len(held_lines)} distinct "
-            f"lines, {overlap} of them also in training)")
+    ctx.log(
+        f"training on {source}: {len(train):,} bytes, held out {len(val):,} ({len(held_lines)} distinct "
+        f"lines, {overlap} of them also in training)"
+    )
 
     # baseline: a unigram model fitted on the training bytes, scored on the held-out bytes
     counts = torch.bincount(train, minlength=tok.n_words).double() + 1.0
@@ -438,8 +515,12 @@ def _train_small(ctx):
     decay = [q for q in model.parameters() if q.ndim >= 2]
     no_decay = [q for q in model.parameters() if q.ndim < 2]
     # Section 2.2: AdamW (β1 0.9, β2 0.95, ε 1e-5), weight decay 0.1, clip 1.0, cosine to 10%.
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=p["lr"], betas=(0.9, 0.95), eps=1e-5)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=p["lr"],
+        betas=(0.9, 0.95),
+        eps=1e-5,
+    )
     steps = p["steps"]
     warmup = max(1, min(p["warmup"], steps - 1))
 
@@ -452,8 +533,8 @@ def _train_small(ctx):
     def val_loss():
         model.eval()
         with torch.no_grad():
-            x = torch.stack([val[s:s + seq] for s in starts_val])
-            y = torch.stack([val[s + 1:s + seq + 1] for s in starts_val])
+            x = torch.stack([val[s : s + seq] for s in starts_val])
+            y = torch.stack([val[s + 1 : s + seq + 1] for s in starts_val])
             loss = F.cross_entropy(model(x).reshape(-1, tok.n_words), y.reshape(-1)).item()
         model.train()
         return loss
@@ -464,8 +545,8 @@ def _train_small(ctx):
     ctx.log_metric("val_loss", first_val, step=0)
     for step in range(steps):
         idx = torch.randint(0, len(train) - seq - 1, (p["batch"],), generator=gen)
-        x = torch.stack([train[i:i + seq] for i in idx])
-        y = torch.stack([train[i + 1:i + seq + 1] for i in idx])
+        x = torch.stack([train[i : i + seq] for i in idx])
+        y = torch.stack([train[i + 1 : i + seq + 1] for i in idx])
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         if (step + 1) % 10 == 0 or step + 1 == steps:
@@ -486,14 +567,36 @@ def _train_small(ctx):
     final = val_curve[-1][1]
     ctx.log_metric("final_val_loss", final)
     group = opt.param_groups[0]
-    ctx.check("adamw_betas", float(group["betas"] == (0.9, 0.95) and group["eps"] == 1e-5), "==", 1.0,
-              "AdamW with β1 = 0.9, β2 = 0.95, ε = 1e-5 (section 2.2)")
-    ctx.check("final_lr_fraction_of_peak", lr_at(steps - 1) / p["lr"], "between", (0.0999, 0.1001),
-              "the cosine schedule ends at 10% of the peak learning rate (section 2.2)")
-    ctx.check("held_out_loss_falls", final, "<", first_val,
-              f"held-out loss falls during training (from {first_val:.3f} nats/byte)", evidence="proxy")
-    ctx.check("beats_unigram", final, "<", unigram,
-              f"held-out loss below the unigram baseline ({unigram:.3f} nats/byte)", evidence="proxy")
+    ctx.check(
+        "adamw_betas",
+        float(group["betas"] == (0.9, 0.95) and group["eps"] == 1e-5),
+        "==",
+        1.0,
+        "AdamW with β1 = 0.9, β2 = 0.95, ε = 1e-5 (section 2.2)",
+    )
+    ctx.check(
+        "final_lr_fraction_of_peak",
+        lr_at(steps - 1) / p["lr"],
+        "between",
+        (0.0999, 0.1001),
+        "the cosine schedule ends at 10% of the peak learning rate (section 2.2)",
+    )
+    ctx.check(
+        "held_out_loss_falls",
+        final,
+        "<",
+        first_val,
+        f"held-out loss falls during training (from {first_val:.3f} nats/byte)",
+        evidence="proxy",
+    )
+    ctx.check(
+        "beats_unigram",
+        final,
+        "<",
+        unigram,
+        f"held-out loss below the unigram baseline ({unigram:.3f} nats/byte)",
+        evidence="proxy",
+    )
 
     import matplotlib
 
@@ -511,5 +614,6 @@ def _train_small(ctx):
     fig.tight_layout()
     fig.savefig(ctx.artifact_path("loss_curve.png"), dpi=100)
     plt.close(fig)
-    return ctx.result(f"held-out loss {final:.3f} nats/byte after {steps} steps "
-                      f"(unigram {unigram:.3f}, start {first_val:.3f})")
+    return ctx.result(
+        f"held-out loss {final:.3f} nats/byte after {steps} steps (unigram {unigram:.3f}, start {first_val:.3f})"
+    )

@@ -5,7 +5,8 @@ p = 0.9 as in Meta's ``generation.py``).
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence, TypedDict
+from collections.abc import Sequence
+from typing import Optional, Protocol, TypedDict
 
 import torch
 
@@ -41,12 +42,14 @@ def chat_segments(dialog: Sequence[Message]) -> list[tuple[str, bool, bool]]:
     if dialog[0]["role"] == "system":
         if len(dialog) < 2:
             raise ValueError("a system prompt must be followed by a user message")
-        dialog = [{"role": dialog[1]["role"],
-                   "content": B_SYS + dialog[0]["content"] + E_SYS + dialog[1]["content"]}] + dialog[2:]
+        first = Message(role=dialog[1]["role"], content=B_SYS + dialog[0]["content"] + E_SYS + dialog[1]["content"])
+        dialog = [first, *dialog[2:]]
     roles = [m["role"] for m in dialog]
     if roles[::2] != ["user"] * len(roles[::2]) or roles[1::2] != ["assistant"] * len(roles[1::2]):
-        raise ValueError("the dialog must alternate user and assistant turns, starting with the user "
-                         "(after an optional system prompt)")
+        raise ValueError(
+            "the dialog must alternate user and assistant turns, starting with the user "
+            "(after an optional system prompt)"
+        )
     if roles[-1] != "user":
         raise ValueError("the last message must come from the user")
     segments = [
@@ -84,8 +87,9 @@ def sample_top_p(probs: torch.Tensor, p: float, generator: Optional[torch.Genera
     return torch.gather(probs_idx, -1, choice)
 
 
-def next_token(logits: torch.Tensor, temperature: float, top_p: float,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def next_token(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
     """logits (B, V) -> tokens (B,); temperature 0 is greedy."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
@@ -105,10 +109,17 @@ def _flash_decoding_impl(model: Transformer, device: torch.device, wanted: Optio
 
 
 @torch.inference_mode()
-def generate(model: Transformer, prompt_tokens: Sequence[Sequence[int]], max_gen_len: int,
-             temperature: float = 0.6, top_p: float = 0.9, eos_id: Optional[int] = None,
-             generator: Optional[torch.Generator] = None, use_cache: bool = True,
-             flash_decoding: Optional[bool] = None) -> list[list[int]]:
+def generate(
+    model: Transformer,
+    prompt_tokens: Sequence[Sequence[int]],
+    max_gen_len: int,
+    temperature: float = 0.6,
+    top_p: float = 0.9,
+    eos_id: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    use_cache: bool = True,
+    flash_decoding: Optional[bool] = None,
+) -> list[list[int]]:
     """Continue each prompt by up to ``max_gen_len`` tokens; return the new tokens of each
     row, cut after its EOS. Rows of different lengths are decoded together, as in Meta's
     reference: decoding starts at the shortest prompt and a longer prompt's own tokens
@@ -157,7 +168,7 @@ def generate(model: Transformer, prompt_tokens: Sequence[Sequence[int]], max_gen
     out = []
     for i, t in enumerate(tokens.tolist()):
         start = len(prompt_tokens[i])
-        new = [x for x in t[start: start + max_gen_len] if x != pad]
+        new = [x for x in t[start : start + max_gen_len] if x != pad]
         if eos_id is not None and eos_id in new:
             new = new[: new.index(eos_id) + 1]
         out.append(new)

@@ -62,6 +62,11 @@ class ModelArgs:
         return self.dim // self.n_heads
 
     @property
+    def kv_heads(self) -> int:
+        """``n_kv_heads`` with None read as n_heads (multi-head attention)."""
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
+    @property
     def hidden_dim(self) -> int:
         """SwiGLU width: 2/3 of 4·dim (three matrices instead of two keep the FLOPs of a
         4·dim MLP), times ``ffn_dim_multiplier``, rounded up to ``multiple_of``."""
@@ -76,7 +81,7 @@ class ModelArgs:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelArgs":
+    def from_dict(cls, d: dict) -> ModelArgs:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -136,8 +141,12 @@ class KVCache(nn.Module):
     A static cache (as in Meta's reference): decoding writes in place and never
     reallocates, so the per-token cost is one slice, and shapes stay fixed for compile."""
 
-    def __init__(self, max_batch_size: int, max_seq_len: int, n_kv_heads: int, head_dim: int,
-                 dtype=torch.float32, device=None):
+    k: torch.Tensor  # buffers, registered in __init__
+    v: torch.Tensor
+
+    def __init__(
+        self, max_batch_size: int, max_seq_len: int, n_kv_heads: int, head_dim: int, dtype=torch.float32, device=None
+    ):
         super().__init__()
         shape = (max_batch_size, n_kv_heads, max_seq_len, head_dim)
         # Uninitialised: attention only ever reads positions already written.
@@ -150,8 +159,10 @@ class KVCache(nn.Module):
         bsz, _, seqlen, _ = k.shape
         end = start_pos + seqlen
         if end > self.k.shape[2] or bsz > self.k.shape[0]:
-            raise ValueError(f"KV cache holds {tuple(self.k.shape[:3:2])} (batch, positions); "
-                             f"asked for batch {bsz} up to position {end}")
+            raise ValueError(
+                f"KV cache holds {tuple(self.k.shape[:3:2])} (batch, positions); "
+                f"asked for batch {bsz} up to position {end}"
+            )
         self.k[:bsz, :, start_pos:end] = k
         self.v[:bsz, :, start_pos:end] = v
         return self.k[:bsz, :, :end], self.v[:bsz, :, :end]
@@ -160,8 +171,9 @@ class KVCache(nn.Module):
         return self.k.numel() * self.k.element_size() + self.v.numel() * self.v.element_size()
 
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str, scale: float,
-               mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def _attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str, scale: float, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """Causal attention, aligned bottom-right: query i (of Nq) sits at key position
     Nk - Nq + i. q (B, H, Nq, d); k, v (B, H_kv, Nk, d) with H a multiple of H_kv.
     ``mask`` (B, 1, Nq, Nk) bool, True = may attend, replaces the causal rule (packed
@@ -214,7 +226,7 @@ class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.n_heads = args.n_heads
-        self.n_kv_heads = args.n_kv_heads
+        self.n_kv_heads = args.kv_heads
         self.head_dim = args.head_dim
         self.attn_impl = args.attn_impl
         self.wq = nn.Linear(args.dim, args.n_heads * self.head_dim, bias=False)
@@ -222,8 +234,14 @@ class Attention(nn.Module):
         self.wv = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
         self.wo = nn.Linear(args.n_heads * self.head_dim, args.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, rope: torch.Tensor, start_pos: int = 0,
-                cache: Optional[KVCache] = None, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: torch.Tensor,
+        start_pos: int = 0,
+        cache: Optional[KVCache] = None,
+        mask: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         bsz, seqlen, _ = x.shape
         q = self.wq(x).view(bsz, seqlen, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, N, d)
         k = self.wk(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, N, d)
@@ -277,8 +295,9 @@ class Transformer(nn.Module):
         self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
         # A plain attribute, as in Meta's code, not a buffer: module.to(bfloat16) would
         # cast a complex buffer to real. Not saved; follows the activations' device.
-        self.freqs_cis = precompute_freqs_cis(params.head_dim, params.max_seq_len * 2, params.rope_theta,
-                                              device=self.output.weight.device)
+        self.freqs_cis = precompute_freqs_cis(
+            params.head_dim, params.max_seq_len * 2, params.rope_theta, device=self.output.weight.device
+        )
 
     def reset_rope(self, device=None) -> None:
         """Recompute the rotary table (e.g. on the real device after loading from meta)."""
@@ -295,23 +314,29 @@ class Transformer(nn.Module):
 
     def set_attn_impl(self, impl: str) -> None:
         self.params = replace(self.params, attn_impl=impl)  # validates
-        for layer in self.layers:
-            layer.attention.attn_impl = impl
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.attn_impl = impl
 
-    def new_cache(self, batch_size: int, max_seq_len: Optional[int] = None, dtype=None,
-                  device=None) -> list[KVCache]:
+    def new_cache(self, batch_size: int, max_seq_len: Optional[int] = None, dtype=None, device=None) -> list[KVCache]:
         """One preallocated KVCache per layer."""
         p = self.params
         dtype = dtype or self.output.weight.dtype
         device = device or self.output.weight.device
         n = max_seq_len or p.max_seq_len
-        return [KVCache(batch_size, n, p.n_kv_heads, p.head_dim, dtype=dtype, device=device)
-                for _ in range(p.n_layers)]
+        return [KVCache(batch_size, n, p.kv_heads, p.head_dim, dtype=dtype, device=device) for _ in range(p.n_layers)]
 
-    def forward(self, tokens: torch.Tensor, start_pos: int = 0,
-                cache: Optional[list[KVCache]] = None, last_only: bool = False, *,
-                positions: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
-                hidden: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        start_pos: int = 0,
+        cache: Optional[list[KVCache]] = None,
+        last_only: bool = False,
+        *,
+        positions: Optional[torch.Tensor] = None,
+        mask: Optional[torch.Tensor] = None,
+        hidden: bool = False,
+    ) -> torch.Tensor:
         """``positions`` (B, N) and ``mask`` (B, 1, N, N) serve packed sequences (each
         example restarts at position 0 and sees only itself); ``hidden=True`` returns the
         final normalised hidden states (B, N, dim) for a reward or value head."""
@@ -323,7 +348,7 @@ class Transformer(nn.Module):
         if positions is not None:
             rope = freqs[positions].unsqueeze(1)  # (B, 1, N, d/2): broadcast over heads
         else:
-            rope = freqs[start_pos:start_pos + seqlen]  # (N, d/2)
+            rope = freqs[start_pos : start_pos + seqlen]  # (N, d/2)
         for i, layer in enumerate(self.layers):
             h = layer(h, rope, start_pos, None if cache is None else cache[i], mask)
         if last_only:  # generation needs only the next-token distribution

@@ -110,8 +110,9 @@ def load_tokenizer(directory: str | Path, default_bytes: bool = True):
 # ---------------------------------------------------------------------------------------
 # Training small tokenizers offline
 # ---------------------------------------------------------------------------------------
-def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path,
-              extra_tokens: Sequence[str] = ()) -> HFTokenizer:
+def train_bpe(
+    texts: Iterable[str], vocab_size: int, out_dir: str | Path, extra_tokens: Sequence[str] = ()
+) -> HFTokenizer:
     """A byte-level BPE ``tokenizer.json`` (GPT-2 style pre-tokenisation, so any text
     round-trips) trained on ``texts``; ``extra_tokens`` become single added tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -119,8 +120,12 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path,
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[UNK, BOS, EOS],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[UNK, BOS, EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(list(texts), trainer=trainer)
     if extra_tokens:
         tok.add_tokens(list(extra_tokens))
@@ -149,8 +154,9 @@ def train_wordlevel(words: Iterable[str], out_dir: str | Path, extra_tokens: Seq
     return HFTokenizer(out_dir / HF_FILE)
 
 
-def train_sentencepiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path,
-                        model_type: str = "bpe") -> SentencePieceTokenizer:
+def train_sentencepiece(
+    texts: Iterable[str], vocab_size: int, out_dir: str | Path, model_type: str = "bpe"
+) -> SentencePieceTokenizer:
     """A SentencePiece model with Llama 2's settings (BPE, byte fallback, split digits,
     identity normalisation, <unk>=0 <s>=1 </s>=2), trained on ``texts``."""
     import io
@@ -161,11 +167,24 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, out_dir: str | Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter([t for t in texts if t.strip()]), model_writer=model,
-        vocab_size=vocab_size, model_type=model_type, byte_fallback=True, split_digits=True,
-        normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=True,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, character_coverage=1.0, hard_vocab_limit=False,
-        allow_whitespace_only_pieces=True, max_sentence_length=1 << 16, minloglevel=2,
+        sentence_iterator=iter([t for t in texts if t.strip()]),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type=model_type,
+        byte_fallback=True,
+        split_digits=True,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        add_dummy_prefix=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        allow_whitespace_only_pieces=True,
+        max_sentence_length=1 << 16,
+        minloglevel=2,
         num_threads=1,
     )
     path = out_dir / SP_FILE

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
 
@@ -118,10 +119,14 @@ def args_from_hf_config(cfg: dict, **overrides) -> ModelArgs:
         if cfg.get("tie_word_embeddings") or cfg.get("attention_bias") or cfg.get("mlp_bias"):
             raise PaperkbError("config.json describes tied embeddings or biases, which Llama 2 does not have")
         args = dict(
-            dim=cfg["hidden_size"], n_layers=cfg["num_hidden_layers"], n_heads=cfg["num_attention_heads"],
+            dim=cfg["hidden_size"],
+            n_layers=cfg["num_hidden_layers"],
+            n_heads=cfg["num_attention_heads"],
             n_kv_heads=cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
-            vocab_size=cfg["vocab_size"], ffn_hidden_dim=cfg["intermediate_size"],
-            norm_eps=cfg.get("rms_norm_eps", 1e-5), rope_theta=float(theta),
+            vocab_size=cfg["vocab_size"],
+            ffn_hidden_dim=cfg["intermediate_size"],
+            norm_eps=cfg.get("rms_norm_eps", 1e-5),
+            rope_theta=float(theta),
             max_seq_len=cfg.get("max_position_embeddings", 4096),
         )
     except KeyError as exc:
@@ -142,7 +147,7 @@ def to_hf_state_dict(state: dict[str, torch.Tensor], args: ModelArgs) -> dict[st
         if name.endswith("attention.wq.weight"):
             t = _to_half_split(t, args.n_heads)
         elif name.endswith("attention.wk.weight"):
-            t = _to_half_split(t, args.n_kv_heads)
+            t = _to_half_split(t, args.kv_heads)
         out[hf_name(name)] = t.contiguous()
     return out
 
@@ -159,7 +164,7 @@ def from_hf_state_dict(state: dict[str, torch.Tensor], args: ModelArgs) -> dict[
         if name.endswith("q_proj.weight"):
             t = _to_interleaved(t, args.n_heads)
         elif name.endswith("k_proj.weight"):
-            t = _to_interleaved(t, args.n_kv_heads)
+            t = _to_interleaved(t, args.kv_heads)
         out[ours] = t
     return out
 
@@ -169,8 +174,7 @@ def _adopt(model: Transformer, state: dict[str, torch.Tensor], source: str) -> T
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     if missing or extra:
-        raise PaperkbError(f"{source}: weights do not fit the config "
-                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
+        raise PaperkbError(f"{source}: weights do not fit the config (missing {missing[:3]}, unexpected {extra[:3]})")
     for k, shape in expected.items():
         if state[k].shape != shape:
             raise PaperkbError(f"{source}: {k} has shape {tuple(state[k].shape)}, config wants {tuple(shape)}")
@@ -182,8 +186,9 @@ def _adopt(model: Transformer, state: dict[str, torch.Tensor], source: str) -> T
 # ---------------------------------------------------------------------------------------
 # Hugging Face layout
 # ---------------------------------------------------------------------------------------
-def save_hf(model: Transformer, directory: str | Path, max_shard_bytes: int = 5 * 2**30,
-            dtype: Optional[torch.dtype] = None) -> Path:
+def save_hf(
+    model: Transformer, directory: str | Path, max_shard_bytes: int = 5 * 2**30, dtype: Optional[torch.dtype] = None
+) -> Path:
     """Write config.json and safetensors (sharded, with an index, above max_shard_bytes)."""
     from safetensors.torch import save_file
 
@@ -239,8 +244,9 @@ def _safetensors_files(directory: Path) -> list[Path]:
     raise PaperkbError(f"{directory}: no {SINGLE_NAME} or {INDEX_NAME}")
 
 
-def load_hf(directory: str | Path, device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None,
-            **overrides) -> Transformer:
+def load_hf(
+    directory: str | Path, device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None, **overrides
+) -> Transformer:
     """A Transformer from a local Hugging Face folder (config.json + safetensors)."""
     from safetensors import safe_open
 
@@ -291,8 +297,9 @@ def merge_shards(shards: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.T
     return merged
 
 
-def load_meta(directory: str | Path, device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None,
-              **overrides) -> Transformer:
+def load_meta(
+    directory: str | Path, device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None, **overrides
+) -> Transformer:
     """A Transformer from Meta's download folder: params.json + consolidated.NN.pth."""
     directory = Path(directory)
     params_path = directory / "params.json"
@@ -326,9 +333,18 @@ def save_meta(model: Transformer, directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     a = model.params
-    params = {"dim": a.dim, "n_layers": a.n_layers, "n_heads": a.n_heads, "n_kv_heads": a.n_kv_heads,
-              "multiple_of": a.multiple_of, "ffn_dim_multiplier": a.ffn_dim_multiplier, "norm_eps": a.norm_eps,
-              "rope_theta": a.rope_theta, "vocab_size": a.vocab_size, "max_seq_len": a.max_seq_len}
+    params = {
+        "dim": a.dim,
+        "n_layers": a.n_layers,
+        "n_heads": a.n_heads,
+        "n_kv_heads": a.n_kv_heads,
+        "multiple_of": a.multiple_of,
+        "ffn_dim_multiplier": a.ffn_dim_multiplier,
+        "norm_eps": a.norm_eps,
+        "rope_theta": a.rope_theta,
+        "vocab_size": a.vocab_size,
+        "max_seq_len": a.max_seq_len,
+    }
     if a.ffn_hidden_dim is not None:
         params["ffn_hidden_dim"] = a.ffn_hidden_dim
     (directory / "params.json").write_text(json.dumps(params) + "\n")
@@ -346,7 +362,8 @@ def to_transformers(model: Transformer, attn_implementation: str = "eager"):
     config = LlamaConfig(**cfg)
     config._attn_implementation = attn_implementation
     with torch.device(model.output.weight.device):
-        hf = LlamaForCausalLM(config)
+        # typed as a Module: transformers wraps its .to() in functools.wraps, which type checkers read unbound
+        hf: torch.nn.Module = LlamaForCausalLM(config)
     hf = hf.to(model.output.weight.dtype)
     state = to_hf_state_dict(model.state_dict(), model.params)
     hf.load_state_dict(state, strict=True)
