@@ -927,7 +927,7 @@ def _read_and_parse(
     stats.workers = n_workers
     n_batches = (len(todo) + BATCH_SIZE - 1) // BATCH_SIZE
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+                             initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         # map() submits every batch (and forks the workers) before the progress bar's
         # refresh thread starts: no thread is running when we fork.
         batches = pool.map(_parse_batch, [root] * n_batches, _batches(todo, BATCH_SIZE), [nonce] * n_batches)
@@ -939,6 +939,15 @@ def _read_and_parse(
 
 
 PARENT_POLL_S = 0.5
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Run in each parse worker as it starts. The worker is forked while the parent has the
+    cyclic collector paused (``gc_paused``); left that way for the worker's whole life, any
+    reference cycle made while parsing would pile up, so collection resumes here (each
+    batch still pauses it for its own burst)."""
+    gc.enable()
+    _die_with_parent(parent_pid)
 
 
 def _die_with_parent(parent_pid: int) -> None:
