@@ -488,8 +488,8 @@ def runs_cmd(
     if fmt in ("json", "jsonl"):
         emit([{**_brief(r), "metrics": finals.get(r.id, {})} for r in runs], [], fmt)
         return
-    if not runs and fmt == "table":
-        echo("0 runs")  # a real claim or experiment that never ran: say so rather than print a bare header
+    if not runs and fmt == "table" and on_terminal():
+        echo("0 runs")  # on a terminal, say so; piped, the header line alone
         return
     rows = []
     for r in runs:
