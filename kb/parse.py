@@ -87,7 +87,9 @@ def is_citekey(text: str) -> bool:
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _REFERENCES_RE = re.compile(r"references?\s+(?:and|&)\s+related\s+notes?\s*:?", re.I)
 _HIGHLIGHTS_RE = re.compile(r"highlights?\s*:?", re.I)
-_TRAILING_BLOCK_ID_RE = re.compile(r"\s+\^[A-Za-z0-9-]+\s*$")
+# The lookbehind starts a match only at the first blank of a run: without it a long run of
+# blanks is retried from each of its positions (quadratic), with the same matches otherwise.
+_TRAILING_BLOCK_ID_RE = re.compile(r"(?<!\s)\s+\^[A-Za-z0-9-]+\s*$")
 _WS_RE = re.compile(r"[ \t]*\n[ \t\n]*")
 _AUTHOR_SPLIT_RE = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*")
 _TAG_SPLIT_RE = re.compile(r"[,\s]+")
