@@ -305,19 +305,20 @@ class _Scanner:
         while True:
             line, text = items[i]
             m = _BULLET_RE.match(text)
-            rest = text[m.end():]
+            rest = text[m.end() :]
             _check_line(rest)
-            if rest[0] in "#>-*+_" and (_is_interrupt(rest) or rest.rstrip(" ") in ("-", "*", "+")
-                                       or rest[1:2] == " " and rest[0] in "-*+"):
+            if rest[0] in "#>-*+_" and (
+                _is_interrupt(rest) or rest.rstrip(" ") in ("-", "*", "+") or rest[1:2] == " " and rest[0] in "-*+"
+            ):
                 raise Unsupported("block inside a list item")
             end = self._paragraph_end(items, i)
-            content = (rest if end == i + 1 else "\n".join([rest] + [t for _, t in items[i + 1:end]])).strip()
+            content = (rest if end == i + 1 else "\n".join([rest] + [t for _, t in items[i + 1 : end]])).strip()
             status = None
             if content.startswith("["):
                 tm = TASK_RE.match(content)
                 if tm:
                     status = tm.group(1)
-                    content = content[tm.end():]
+                    content = content[tm.end() :]
             item = ListItem(text="", line=line, task=status is not None)
             self.lists.append(item)
             task = None
@@ -368,8 +369,9 @@ class _Scanner:
                 inner.append((line, rest))
                 last_empty = not rest or rest.isspace()
                 # a lazy line continues a paragraph (of the quote or of a list item in it)
-                in_paragraph = not last_empty and not (rest[0] in "#-*_" and
-                                                       (_HEADING_RE.match(rest) or _HR_RE.match(rest)))
+                in_paragraph = not last_empty and not (
+                    rest[0] in "#-*_" and (_HEADING_RE.match(rest) or _HR_RE.match(rest))
+                )
                 j += 1
                 continue
             if last_empty or _is_interrupt(text):
@@ -423,13 +425,20 @@ class _Scanner:
         return callout
 
     # -- inline
-    def inline(self, content: str, line: int, *, heading: bool = False, previous_sibling: int | None = None,
-               first_sibling: bool = False) -> list[str]:
+    def inline(
+        self,
+        content: str,
+        line: int,
+        *,
+        heading: bool = False,
+        previous_sibling: int | None = None,
+        first_sibling: bool = False,
+    ) -> list[str]:
         """Scan one inline token's content; record its facts and its readable text."""
         if self.callout_marker is not None:
             # the callout's first paragraph: markdown-it sees the title and the lines after it
             m = MARKER_RE.match(content)
-            content = m.group(3).strip() + content[m.end():]
+            content = m.group(3).strip() + content[m.end() :]
             self.callout_marker = None
         if _SPECIAL_RE.search(content) is None:  # plain text: one text token, no line break
             parts = [content]
@@ -466,9 +475,17 @@ class _Scanner:
                 parts.append("" if tok.meta.open is None else tok.content)
             elif ttype == "wikilink":
                 meta = tok.meta
-                self.links.append(Link(target=meta["target"], kind=meta["kind"], line=line + lines_before(meta["pos"]),
-                                       heading=meta["heading"], block=meta["block"], subpath=meta["subpath"],
-                                       display=meta["display"]))
+                self.links.append(
+                    Link(
+                        target=meta["target"],
+                        kind=meta["kind"],
+                        line=line + lines_before(meta["pos"]),
+                        heading=meta["heading"],
+                        block=meta["block"],
+                        subpath=meta["subpath"],
+                        display=meta["display"],
+                    )
+                )
                 parts.append(tok.content)
             elif ttype == "tag":
                 self.tags.append(tok.meta["tag"])
@@ -482,18 +499,20 @@ class _Scanner:
                     open_link = (link, len(parts))
             elif ttype == "link_close":
                 if open_link is not None:
-                    label = "".join(parts[open_link[1]:]).strip()
+                    label = "".join(parts[open_link[1] :]).strip()
                     open_link[0].display = label or None
                     open_link = None
             elif ttype == "inline_field":
                 meta = tok.meta
-                self.fields.append(InlineField(key=meta["key"], value=meta["value"],
-                                               line=line + lines_before(meta["pos"]), style=meta["style"]))
+                self.fields.append(
+                    InlineField(
+                        key=meta["key"], value=meta["value"], line=line + lines_before(meta["pos"]), style=meta["style"]
+                    )
+                )
             elif ttype == "block_id":
                 if heading:
                     raise Unsupported("block id in a heading")
-                self.block_id(tok.meta, content, line + lines_before(tok.meta["pos"]), previous_sibling,
-                              first_sibling)
+                self.block_id(tok.meta, content, line + lines_before(tok.meta["pos"]), previous_sibling, first_sibling)
             # "comment": hidden text, nothing to record
         text = "".join(parts)
         readable = (_WS_RE.sub("\n", text) if "\n" in text else text).strip()
@@ -502,8 +521,7 @@ class _Scanner:
             self.open_callout[1].append(readable)
         return parts
 
-    def block_id(self, meta: dict, content: str, line: int, previous_sibling: int | None,
-                 first_sibling: bool) -> None:
+    def block_id(self, meta: dict, content: str, line: int, previous_sibling: int | None, first_sibling: bool) -> None:
         block_line = self.paragraph_line
         if meta["alone"]:
             if content.strip() == "^" + meta["id"]:  # a paragraph of its own: names the block before
@@ -564,7 +582,7 @@ class _Scanner:
                 state.pos = j + 1
                 continue
             if ch == "&":
-                nxt = src[j + 1:j + 2]
+                nxt = src[j + 1 : j + 2]
                 if nxt == "#" or nxt.isalnum():
                     raise Unsupported("entity")
                 tokens.append("&")

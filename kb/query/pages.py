@@ -15,7 +15,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from kb.query.values import (
-    Link, Record, canonical_key, link_from_text, normalize_header, parse_date, parse_field_value,
+    Link,
+    Record,
+    canonical_key,
+    link_from_text,
+    normalize_header,
+    parse_date,
+    parse_field_value,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,9 +29,28 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _DAY_IN_NAME = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 _TAG_IN_TEXT = re.compile(r"(?<![\w#])#([^\s#,.;:!?()\[\]{}\"'`]+)")
-_FILE_KEYS = ("name", "path", "folder", "ext", "link", "size", "ctime", "mtime", "cday", "mday",
-              "tags", "etags", "inlinks", "outlinks", "aliases", "tasks", "lists", "frontmatter",
-              "day", "starred")
+_FILE_KEYS = (
+    "name",
+    "path",
+    "folder",
+    "ext",
+    "link",
+    "size",
+    "ctime",
+    "mtime",
+    "cday",
+    "mday",
+    "tags",
+    "etags",
+    "inlinks",
+    "outlinks",
+    "aliases",
+    "tasks",
+    "lists",
+    "frontmatter",
+    "day",
+    "starred",
+)
 
 
 def tag_levels(tag: str) -> list[str]:
@@ -74,7 +99,7 @@ class Page(Record):
 
     __slots__ = ("data", "corpus", "path", "_fields", "_values", "_file", "_full")
 
-    def __init__(self, data: dict[str, Any], corpus: "Corpus | None" = None, *, full: bool = True) -> None:
+    def __init__(self, data: dict[str, Any], corpus: Corpus | None = None, *, full: bool = True) -> None:
         self.data = data
         self.corpus = corpus
         self.path = data["path"]
@@ -100,7 +125,7 @@ class Page(Record):
         return Link(self.path)
 
     @property
-    def file(self) -> "FileRecord":
+    def file(self) -> FileRecord:
         if self._file is None:
             self._file = FileRecord(self)
         return self._file
@@ -305,8 +330,12 @@ class FileRecord(Record):
         }
         if task:
             status = t.get("status", " ")
-            item.update(status=status, completed=bool(t.get("completed")), checked=status != " ",
-                        fullyCompleted=bool(t.get("completed")))
+            item.update(
+                status=status,
+                completed=bool(t.get("completed")),
+                checked=status != " ",
+                fullyCompleted=bool(t.get("completed")),
+            )
         for key, value in re.findall(r"[\[(]([^\[\]():]+)::\s*([^\])]*)[\])]", text):
             item.setdefault(key.strip(), parse_field_value(value))
             item.setdefault(canonical_key(key), parse_field_value(value))

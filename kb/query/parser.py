@@ -10,7 +10,7 @@ and what was expected there.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import regex
 
@@ -21,11 +21,11 @@ from kb.query.values import EMOJI, MAX_DURATION_CHARS, link_from_text, parse_dat
 _WS = re.compile(r"(?:\s+|//[^\n]*)*")
 # a letter or an emoji first (as Dataview), then letters, digits, '_', '-' or emoji; a dash
 # never ends a name, so "a -b" and "a- b" still subtract
-_IDENT_BODY = r"(?:[^\W\d]|{e})(?:(?:[\w-]|{e})*(?:\w|{e}))?".format(e=EMOJI)
+_IDENT_BODY = rf"(?:[^\W\d]|{EMOJI})(?:(?:[\w-]|{EMOJI})*(?:\w|{EMOJI}))?"
 _IDENT = regex.compile(_IDENT_BODY)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _TAG = re.compile(r"#[^\s,()#\"'\[\]!]+")
-_LAMBDA_HEAD = regex.compile(r"\(\s*((?:{i})(?:\s*,\s*{i})*)?\s*\)\s*=>".format(i=_IDENT_BODY))
+_LAMBDA_HEAD = regex.compile(rf"\(\s*((?:{_IDENT_BODY})(?:\s*,\s*{_IDENT_BODY})*)?\s*\)\s*=>")
 _COMPARE_OPS = ("!=", "<=", ">=", "==", "=", "<", ">")
 _COMMANDS = ("from", "where", "sort", "group", "flatten", "limit")
 _MAX_DEPTH = 200
@@ -35,11 +35,36 @@ def _kw(word: str) -> re.Pattern[str]:
     return re.compile(word + r"(?![\w-])", re.I)
 
 
-_KW = {w: _kw(w) for w in (
-    "list", "table", "task", "calendar", "without", "id", "from", "where", "sort", "group", "by",
-    "flatten", "limit", "as", "and", "or", "asc", "ascending", "desc", "descending", "outgoing",
-    "true", "false", "null", "csv",
-)}
+_KW = {
+    w: _kw(w)
+    for w in (
+        "list",
+        "table",
+        "task",
+        "calendar",
+        "without",
+        "id",
+        "from",
+        "where",
+        "sort",
+        "group",
+        "by",
+        "flatten",
+        "limit",
+        "as",
+        "and",
+        "or",
+        "asc",
+        "ascending",
+        "desc",
+        "descending",
+        "outgoing",
+        "true",
+        "false",
+        "null",
+        "csv",
+    )
+}
 
 
 def line_col(text: str, pos: int) -> tuple[int, int]:
@@ -138,8 +163,10 @@ class Parser:
             q = ast.Query("task")
         elif self.peek_kw("calendar"):
             line, col = line_col(self.text, self.pos)
-            raise QueryError(f"line {line}, column {col}: CALENDAR queries are not supported "
-                             "(they need Obsidian's calendar view); use LIST or TABLE")
+            raise QueryError(
+                f"line {line}, column {col}: CALENDAR queries are not supported "
+                "(they need Obsidian's calendar view); use LIST or TABLE"
+            )
         else:
             raise self.error("a query type (LIST, TABLE or TASK)")
         while not self.at_end():
@@ -236,7 +263,7 @@ class Parser:
             return ast.FolderSource(self.string())
         if self.peek("[["):
             return ast.LinkSource(self.link_literal().target)
-        if self.peek_kw("csv") and regex.match(r"csv\s*\(", self.text[self.pos:self.pos + 40], regex.I):
+        if self.peek_kw("csv") and regex.match(r"csv\s*\(", self.text[self.pos : self.pos + 40], regex.I):
             self.take_kw("csv")
             self.expect("(")
             path = self.string()
@@ -298,7 +325,7 @@ class Parser:
         while True:
             self.ws()
             pos = self.pos
-            ch = self.text[self.pos:self.pos + 1]
+            ch = self.text[self.pos : self.pos + 1]
             if ch in ("+", "-") and ch:
                 self.pos += 1
                 left = ast.Binary(ch, left, self.mul_expr(), pos=pos)
@@ -310,7 +337,7 @@ class Parser:
         while True:
             self.ws()
             pos = self.pos
-            ch = self.text[self.pos:self.pos + 1]
+            ch = self.text[self.pos : self.pos + 1]
             if ch in ("*", "/", "%") and ch and not self.text.startswith("//", self.pos):
                 self.pos += 1
                 left = ast.Binary(ch, left, self.unary_expr(), pos=pos)
@@ -347,9 +374,10 @@ class Parser:
                 self.expect("]")
                 e = ast.Index(e, idx, pos=pos)
             elif self.text.startswith("(", self.pos) and (
-                    isinstance(e, (ast.Variable, ast.Dot, ast.LambdaExpr))
-                    # f(1)(2), m["f"](x): a call on a result only when the "(" touches it
-                    or (isinstance(e, (ast.Call, ast.Index)) and self.pos == self.last_end)):
+                isinstance(e, (ast.Variable, ast.Dot, ast.LambdaExpr))
+                # f(1)(2), m["f"](x): a call on a result only when the "(" touches it
+                or (isinstance(e, (ast.Call, ast.Index)) and self.pos == self.last_end)
+            ):
                 self.pos += 1
                 e = ast.Call(e, self.args(), pos=pos)
                 self.last_end = self.pos
@@ -436,7 +464,7 @@ class Parser:
             return None
         # the text up to ")" (found with find: a regex would backtrack over long spaces)
         close = self.text.find(")", m.end(), m.end() + MAX_DURATION_CHARS + 1)
-        raw = self.text[m.end():close] if close >= 0 else ""
+        raw = self.text[m.end() : close] if close >= 0 else ""
         if close < 0 or '"' in raw or "(" in raw or "'" in raw:
             return None
         word = raw.strip()
@@ -445,8 +473,7 @@ class Parser:
                 value = parse_date(word)
                 if value is None:
                     raise self.error("a valid date", m.end())
-            elif word.lower() in ("today", "now", "tomorrow", "yesterday", "sow", "eow", "som",
-                                  "eom", "soy", "eoy"):
+            elif word.lower() in ("today", "now", "tomorrow", "yesterday", "sow", "eow", "som", "eom", "soy", "eoy"):
                 # relative dates are computed when the query runs, not when it is parsed
                 e = ast.Call(ast.Variable("date"), [ast.Literal(word.lower())], pos=self.pos)
                 self.pos = close + 1
@@ -475,7 +502,7 @@ class Parser:
 
     def string(self) -> str:
         self.ws()
-        quote = self.text[self.pos:self.pos + 1]
+        quote = self.text[self.pos : self.pos + 1]
         if quote not in ("'", '"'):
             raise self.error("a string")
         start = self.pos
@@ -503,9 +530,9 @@ class Parser:
         if not self.take("[["):
             raise self.error("a link [[...]]")
         end = self.text.find("]]", self.pos)
-        if end < 0 or "\n" in self.text[self.pos:end]:
+        if end < 0 or "\n" in self.text[self.pos : end]:
             raise self.error("']]' closing the link", pos)
-        inner = self.text[self.pos:end]
+        inner = self.text[self.pos : end]
         self.pos = end + 2
         link = link_from_text(inner, embed=embed)
         return ast.LinkExpr(link.path, link.display, link.subpath, embed, link.type, pos=pos)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -67,8 +68,18 @@ INLINE_PREFIXES: dict[str, str] = {"footnote_ref": "[^", "footnote_inline": "^["
 # markdown-it modules whose rules log at debug level on every call
 _LOGGING_MODULES = [
     f"markdown_it.rules_block.{name}"
-    for name in ("blockquote", "code", "fence", "heading", "hr", "html_block", "lheading", "list", "paragraph",
-                 "reference")
+    for name in (
+        "blockquote",
+        "code",
+        "fence",
+        "heading",
+        "hr",
+        "html_block",
+        "lheading",
+        "list",
+        "paragraph",
+        "reference",
+    )
 ]
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before

@@ -14,8 +14,8 @@ in the reference (output and gradients); fp16/bf16 get no allowance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
