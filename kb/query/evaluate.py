@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,10 +207,9 @@ class Context:
 
     # ---- expressions --------------------------------------------------------------------
     def eval(self, e: ast.Expr, row: Record | None, scope: dict[str, Any] | None = None) -> Any:
-        t = type(e)
-        if t is ast.Literal:
+        if type(e) is ast.Literal:
             return e.value
-        if t is ast.Variable:
+        if type(e) is ast.Variable:
             name = e.name
             if scope and name in scope:
                 return scope[name]
@@ -221,16 +221,16 @@ class Context:
             if value is None and name == "row":  # row["Field With Spaces"]
                 return row
             return value
-        if t is ast.Dot:
+        if type(e) is ast.Dot:
             return get_field(self.eval(e.obj, row, scope), e.name, self)
-        if t is ast.Binary:
+        if type(e) is ast.Binary:
             op = e.op
             if op == "and" or op == "or":
                 return self.logical(e, row, scope)
             return self.binary(op, self.eval(e.left, row, scope), self.eval(e.right, row, scope))
-        if t is ast.Call:
+        if type(e) is ast.Call:
             return self.call(e, row, scope)
-        if t is ast.Unary:
+        if type(e) is ast.Unary:
             v = self.eval(e.operand, row, scope)
             if e.op == "!":
                 return not truthy(v)
@@ -241,15 +241,15 @@ class Context:
             if isinstance(v, Duration):
                 return -v
             raise QueryError(f"cannot negate a {typeof(v)}")
-        if t is ast.Index:
+        if type(e) is ast.Index:
             obj = self.eval(e.obj, row, scope)
             idx = self.eval(e.index, row, scope)
             return self.index(obj, idx)
-        if t is ast.ListExpr:
+        if type(e) is ast.ListExpr:
             return [self.eval(x, row, scope) for x in e.items]
-        if t is ast.ObjectExpr:
+        if type(e) is ast.ObjectExpr:
             return {k: self.eval(v, row, scope) for k, v in e.items}
-        if t is ast.LinkExpr:
+        if type(e) is ast.LinkExpr:
             if not e.target:
                 if self.this is None:
                     raise QueryError(
@@ -259,7 +259,7 @@ class Context:
             else:
                 path = (self.corpus.resolve(e.target) if self.corpus is not None else None) or e.target
             return Link(path, e.display, e.subpath, e.embed, e.type)
-        if t is ast.LambdaExpr:
+        if type(e) is ast.LambdaExpr:
             params, body = e.params, e.body
             outer = dict(scope or {})
             budget = self.budget
@@ -545,7 +545,7 @@ def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime 
     if isinstance(q.source, ast.CsvSource):
         if q.type == "task":
             raise QueryError("TASK cannot read a CSV file (its rows have no tasks)")
-        rows = [
+        rows: list[Row] = [
             Row(r)
             for r in read_csv_rows(
                 q.source.path, getattr(corpus, "root", None), this.path if this is not None else None, budget
@@ -554,10 +554,15 @@ def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime 
         return _run_commands(q, rows, ctx, budget)
     pages = corpus.pages(select_paths(q.source, corpus, ctx))
     if q.type == "task":
-        rows: list[Row] = [Row(TaskRecord(t, p)) for p in pages for t in p.file.get("tasks")]
+        rows = [Row(TaskRecord(t, p)) for p in pages for t in p.file.get("tasks")]
     else:
         rows = [Row(p) for p in pages]
     return _run_commands(q, rows, ctx, budget)
+
+
+def _row_sort_key(ctx: Context, expr: ast.Expr) -> Callable[[Row], Any]:
+    """The sort key of a row under one SORT key expression."""
+    return lambda r: sort_key(ctx.eval(expr, r))
 
 
 def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -> Result:
@@ -569,7 +574,7 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -
             rows = [r for r in rows if truthy(ctx.eval(cmd.expr, r))]
         elif isinstance(cmd, ast.Sort):
             for key in reversed(cmd.keys):
-                rows.sort(key=lambda r, k=key: sort_key(ctx.eval(k.expr, r)), reverse=key.descending)
+                rows.sort(key=_row_sort_key(ctx, key.expr), reverse=key.descending)
         elif isinstance(cmd, ast.Limit):
             n = ctx.eval(cmd.expr, None)
             if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0 or math.isnan(n):
@@ -577,7 +582,7 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -
                 raise QueryError(f"LIMIT needs a non-negative number, got {got}")
             rows = rows[: int(n)] if n < len(rows) else rows
         elif isinstance(cmd, ast.Flatten):
-            out = []
+            out: list[Row] = []
             for r in rows:
                 v = ctx.eval(cmd.expr, r)
                 values = v if isinstance(v, list) else [v]
@@ -602,7 +607,7 @@ def _shape(q: ast.Query, rows: list[Row], ctx: Context, group_name: str | None) 
     out: list[ResultRow] = []
     if q.type == "task":
         for r in rows:
-            if grouped:
+            if group_name is not None:
                 members = [
                     ResultRow(m.path, None, [], task=m.base.task if isinstance(m.base, TaskRecord) else None)
                     for m in r.bindings["rows"]
@@ -618,7 +623,7 @@ def _shape(q: ast.Query, rows: list[Row], ctx: Context, group_name: str | None) 
         headers = ["value"]
     for r in rows:
         values = [ctx.eval(c.expr, r) for c in q.columns]
-        if grouped:
+        if group_name is not None:
             members = [
                 ResultRow(m.path, Link(m.path) if m.path else None, [])
                 for m in r.bindings["rows"]

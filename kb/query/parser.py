@@ -9,6 +9,7 @@ and what was expected there.
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from collections.abc import Callable
 
@@ -16,7 +17,7 @@ import regex
 
 from kb.query import ast
 from kb.query.errors import QueryError
-from kb.query.values import EMOJI, MAX_DURATION_CHARS, link_from_text, parse_date, parse_duration
+from kb.query.values import EMOJI, MAX_DURATION_CHARS, Duration, link_from_text, parse_date, parse_duration
 
 _WS = re.compile(r"(?:\s+|//[^\n]*)*")
 # a letter or an emoji first (as Dataview), then letters, digits, '_', '-' or emoji; a dash
@@ -91,7 +92,8 @@ class Parser:
 
     def ws(self) -> None:
         start = self.pos
-        self.pos = _WS.match(self.text, self.pos).end()
+        m = _WS.match(self.text, start)  # (it always matches, if only the empty string)
+        self.pos = m.end() if m else start
         if self.pos != start:
             self.last_ws = (start, self.pos)
 
@@ -403,6 +405,8 @@ class Parser:
         ch = text[pos]
         if "0" <= ch <= "9":
             m = self.match(_NUMBER)
+            if m is None:  # (a digit always starts a number)
+                raise self.error("a number")
             s = m.group()
             # JavaScript numbers are doubles: a long integer literal is one too
             value = float(s) if any(c in s for c in ".eE") or len(s) > 15 else int(s)
@@ -468,6 +472,7 @@ class Parser:
         if close < 0 or '"' in raw or "(" in raw or "'" in raw:
             return None
         word = raw.strip()
+        value: _dt.datetime | Duration | None
         if kind == "date":
             if re.fullmatch(r"\d{4}-\d{2}(-\d{2})?(T[\d:.]+(Z|[+-][\d:]+)?(\[[\w/+-]+\])?)?", word):
                 value = parse_date(word)

@@ -271,7 +271,7 @@ def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None
 
     lines = text.split("\n")
     blocks = find_blocks(text)
-    in_block = set()
+    in_block: set[int] = set()
     for start, end, _ in blocks:
         in_block.update(range(start, end + 1))
     out: list[str] = []

@@ -567,6 +567,15 @@ def _field_atom(kind: str, text: str) -> tuple[bool, Any]:
     return False, None
 
 
+def _matched_atom(m: re.Match[str]) -> tuple[bool, Any]:
+    """``_field_atom`` of what ``_FIELD_ATOM`` matched (every alternative is a named
+    group, so a match always names one)."""
+    kind = m.lastgroup
+    if kind is None:
+        return False, None
+    return _field_atom(kind, m.group(kind).strip())
+
+
 def parse_field_value(text: str) -> Any:
     """Turn an inline-field or frontmatter string into the typed value Dataview would see.
 
@@ -579,19 +588,19 @@ def parse_field_value(text: str) -> Any:
         return None
     m = _FIELD_ATOM.match(s)
     if m and m.end() == len(s):
-        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
+        ok, value = _matched_atom(m)
         if ok:
             return value
     if "," not in s:
         return s
-    values = []
+    values: list[Any] = []
     pos, n = 0, len(s)
     while pos < n and len(values) <= _MAX_FIELD_ATOMS:
         m = _FIELD_ATOM.match(s, pos)
         after = _AFTER_ATOM.match(s, m.end()) if m else None
-        if not after:
+        if m is None or not after:
             return s
-        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
+        ok, value = _matched_atom(m)
         if not ok:
             return s
         values.append(value)

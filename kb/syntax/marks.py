@@ -23,7 +23,7 @@ def _closers(state: StateInline) -> list[int]:
     closers = getattr(state, "_paperkb_mark_closers", None)
     if closers is None:
         closers = [m.start() for m in _CLOSER_RE.finditer(state.src)]
-        state._paperkb_mark_closers = closers
+        state._paperkb_mark_closers = closers  # type: ignore[attr-defined]  # our per-paragraph cache on markdown-it's state
     return closers
 
 
