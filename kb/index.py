@@ -36,7 +36,7 @@ import sqlite3
 import stat as _stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -317,7 +317,7 @@ def _parse_batch(root: str, items: list[tuple[str, float, float, str | None]], n
 
 
 def _parse_batch_now(root: str, items: list[tuple[str, float, float, str | None]], nonce: str) -> list[tuple]:
-    out = []
+    out: list[tuple] = []
     for path, mtime, ctime, old_hash in items:
         try:
             data = read_regular_file(os.path.join(root, path))
@@ -778,7 +778,7 @@ class _Plan:
 
 
 def _plan(
-    conn: sqlite3.Connection, notes_on_disk: dict, files_on_disk: dict, force: bool, unlisted: list[str] = ()
+    conn: sqlite3.Connection, notes_on_disk: dict, files_on_disk: dict, force: bool, unlisted: Sequence[str] = ()
 ) -> _Plan:
     stored = {p: (s, m, h, c) for p, s, m, h, c in conn.execute("SELECT path, size, mtime, hash, ctime FROM notes")}
     stored_files = {p: (s, m) for p, s, m in conn.execute("SELECT path, size, mtime FROM files")}
@@ -1151,7 +1151,11 @@ def _apply(
     todo = [(p, True) for p in parsed] + [(p, False) for p in loaded]
     n_done = len(todo)
     for chunk in _batches(todo, 500):
-        note_rows, link_rows, problem_rows, tag_rows, updates = [], [], [], [], []
+        note_rows: list[tuple] = []
+        link_rows: list[tuple] = []
+        problem_rows: list[tuple] = []
+        tag_rows: list[tuple] = []
+        updates: list[tuple[str, str]] = []
         for path, is_new in chunk:
             # pop: a resolved, serialised note is not needed again (keeps memory flat)
             item: Parsed | Note = parsed.pop(path) if is_new else loaded.pop(path)
@@ -1175,7 +1179,7 @@ def _apply(
                 )
                 for i, ln in enumerate(item.links)
             )
-            if is_new:
+            if isinstance(item, Parsed):  # (is_new)
                 note_rows.append((path, *file_stat[path], item.finish(found)))
                 tag_rows.extend((path, tag, tag.casefold()) for tag in item.tags)
             else:

@@ -120,7 +120,7 @@ class _Tok:
 
     __slots__ = ("content", "markup", "meta", "pos", "type")
 
-    def __init__(self, ttype: str, content: str = "", meta: Any = None, pos: int = 0) -> None:
+    def __init__(self, ttype: str, content: str | None = "", meta: Any = None, pos: int = 0) -> None:
         self.type = ttype
         self.content = content
         self.meta = meta
@@ -185,7 +185,8 @@ class _Delim:
     __slots__ = ("char", "close", "index", "length", "open")
 
     def __init__(self, char: str, length: int, can_open: bool, can_close: bool, index: int) -> None:
-        self.char, self.length, self.open, self.close, self.index = char, length, can_open, can_close, index
+        self.char, self.length, self.close, self.index = char, length, can_close, index
+        self.open: bool | None = can_open  # None once matched: the delimiter vanishes from the text
 
 
 # characters at which an inline rule may fire (the rest is plain text)
@@ -286,6 +287,8 @@ class _Scanner:
 
     def heading(self, line: int, text: str) -> None:
         m = _HEADING_RE.match(text)
+        if m is None:  # (the caller saw a heading; markdown-it decides otherwise)
+            raise Unsupported("heading")
         level = len(m.group(1))
         content = (m.group(2) or "").strip()
         if content.endswith("#") or "\n" in content:
@@ -305,6 +308,8 @@ class _Scanner:
         while True:
             line, text = items[i]
             m = _BULLET_RE.match(text)
+            if m is None:  # (the caller saw a bullet; markdown-it decides otherwise)
+                raise Unsupported("list item")
             rest = text[m.end() :]
             _check_line(rest)
             if rest[0] in "#>-*+_" and (
@@ -396,6 +401,8 @@ class _Scanner:
         self.container(inner, top=False)
         self.stack.pop()
         if callout is not None:
+            if self.open_callout is None:  # (the callout's text was lost: markdown-it parses it)
+                raise Unsupported("callout")
             _, parts = self.open_callout
             self.callout_texts[id(callout)] = "\n".join(p for p in parts if p).strip()
             self.open_callout = None
@@ -438,6 +445,8 @@ class _Scanner:
         if self.callout_marker is not None:
             # the callout's first paragraph: markdown-it sees the title and the lines after it
             m = MARKER_RE.match(content)
+            if m is None:  # (the marker was seen on this paragraph's first line)
+                raise Unsupported("callout marker")
             content = m.group(3).strip() + content[m.end() :]
             self.callout_marker = None
         if _SPECIAL_RE.search(content) is None:  # plain text: one text token, no line break
@@ -569,7 +578,7 @@ class _Scanner:
                 self.delimiter_run(state, j, ch)
                 continue
             if ch == "`":
-                backtick(state, False)  # markdown-it's code span rule itself
+                backtick(state, False)  # type: ignore[arg-type]  # _State stands in for StateInline (duck-typed)
                 continue
             if ch in "\\<$":
                 raise Unsupported(f"inline {ch!r}")
@@ -588,7 +597,7 @@ class _Scanner:
                 tokens.append("&")
                 state.pos = j + 1
                 continue
-            if ch in _OBSIDIAN_CHARS and _obsidian_inline(state, False):
+            if ch in _OBSIDIAN_CHARS and _obsidian_inline(state, False):  # type: ignore[arg-type]  # as backtick
                 continue
             state.pos = j
             if ch == "[":
@@ -712,7 +721,7 @@ def scan_body(note: Note, source: str) -> ScanResult | None:
     finally:
         # scanner <-> its inline stand-in is a reference cycle; parse workers run with the
         # cyclic collector paused, so break it here or every note's lines stay in memory
-        scanner.md.scanner = None
+        del scanner.md.scanner
     note.headings = scanner.headings
     note.links = scanner.links
     note.callouts = scanner.callouts
@@ -738,7 +747,7 @@ _FM_DECIMAL_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _FM_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _STR_TAG = "tag:yaml.org,2002:str"
 _INT_TAG = "tag:yaml.org,2002:int"
-_resolver = None
+_resolver: tuple[Any, Any] | None = None  # PyYAML's implicit resolver and its ScalarNode class
 
 
 def _fm_scalar(text: str) -> Any:
@@ -760,9 +769,9 @@ def _fm_scalar(text: str) -> Any:
     if _resolver is None:
         import yaml
 
-        _resolver = yaml.resolver.Resolver()
-        _resolver.ScalarNode = yaml.ScalarNode
-    tag = _resolver.resolve(_resolver.ScalarNode, text, (True, False))
+        _resolver = (yaml.resolver.Resolver(), yaml.ScalarNode)
+    resolver, scalar_node = _resolver
+    tag = resolver.resolve(scalar_node, text, (True, False))
     if tag == _STR_TAG:
         return text
     if tag == _INT_TAG and _FM_DECIMAL_RE.fullmatch(text):
