@@ -24,6 +24,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
 
@@ -53,21 +55,24 @@ def _run_call(
     from .api import flash_attention
     from .tiled import tiled_attention
 
+    attention: Callable[..., Any] = flash_attention
     if impl == "tiled" and block:  # the tiled algorithm with Br = Bc = block
 
-        def flash_attention(q, k, v, causal, impl):
+        def tiled_blocks(q, k, v, causal, impl):
             return tiled_attention(q, k, v, causal, block_q=block, block_k=block)
+
+        attention = tiled_blocks
 
     dt = getattr(torch, dtype)
     q, k, v, dout = (torch.randn(batch, heads, n, d, device=device, dtype=dt) for _ in range(4))
     if backward:
         for t in (q, k, v):
             t.requires_grad_(True)
-        out = flash_attention(q, k, v, causal, impl=impl)
+        out = attention(q, k, v, causal, impl=impl)
         out.backward(dout)
     else:
         with torch.no_grad():
-            flash_attention(q, k, v, causal, impl=impl)
+            attention(q, k, v, causal, impl=impl)
 
 
 def _input_bytes(args: dict, elem: int) -> int:
@@ -113,7 +118,7 @@ def peak_extra_memory_sweep(
 ) -> list[int]:
     """Peak bytes one attention call needs beyond its inputs (and their gradients), for
     each sequence length in ``ns``. ``block`` sets the tiled algorithm's block sizes."""
-    args = dict(
+    args: dict[str, Any] = dict(
         impl=impl,
         n=0,
         d=d,
