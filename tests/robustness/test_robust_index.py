@@ -423,3 +423,50 @@ def test_a_note_that_exhausts_memory_is_reported_in_words(tmp_path, monkeypatch)
         v.index(workers=1)
         problems = [p.message for p in v.problems() if p.path == "n001.md"]
     assert problems == ["could not parse: out of memory (the note is too large)"]
+
+
+# ---- 9. a cold build writes through a rollback journal, and a kill undoes it -------------
+def test_cold_build_returns_to_wal(tmp_path, monkeypatch):
+    vault = make_notes(tmp_path / "v", 12)
+    monkeypatch.setattr(I, "PARALLEL_MIN_FILES", 4)
+    with Vault(vault) as v:
+        assert v.index(workers=1).parsed == 12
+    conn = sqlite3.connect(vault / ".paperkb" / "index.db")
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 12
+    finally:
+        conn.close()
+
+
+def test_kill_9_inside_a_cold_build_leaves_an_empty_index(tmp_path):
+    vault = make_notes(tmp_path / "v", 30)
+    code = """
+        import os, signal, sys
+        from kb import index as I
+        real = I._apply
+        def apply_then_die(conn, *args):
+            conn.execute("PRAGMA cache_size=2")  # spill the new pages into the file before the kill
+            real(conn, *args)
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+            os.kill(os.getpid(), signal.SIGKILL)  # rows written, not committed
+        I._apply = apply_then_die
+        I.PARALLEL_MIN_FILES = 4
+        from kb.vault import Vault
+        Vault(sys.argv[1]).index(workers=1)
+    """
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(vault)], env=env, timeout=120,
+                          capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    db = vault / ".paperkb" / "index.db"
+    assert Path(str(db) + "-journal").exists()  # the hot journal SQLite rolls back at the next open
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 0  # no half index
+    finally:
+        conn.close()
+    assert integrity(db) == "ok"
+    with Vault(vault) as v:
+        assert v.index().parsed == 30
+        assert len(v.notes()) == 30
