@@ -176,6 +176,12 @@ def claims_cmd(
 # --------------------------------------------------------------------------------------
 # run
 # --------------------------------------------------------------------------------------
+def run_label(run) -> str:
+    from repro.runner import run_label as label
+
+    return label(run)
+
+
 class _LiveMonitor:
     """A ``repro.runner.Monitor`` drawing one rich progress line per run (state, progress
     bar, latest metric) and printing a line per finished run."""
@@ -200,9 +206,9 @@ class _LiveMonitor:
         self.bars.stop()
 
     def queued(self, runs) -> None:
-        self.label_width = max((len(_run_label(r)) for r in runs), default=0)
+        self.label_width = max((len(run_label(r)) for r in runs), default=0)
         for r in runs:
-            label = _esc(_run_label(r))
+            label = _esc(run_label(r))
             # a still, empty bar while queued: only the running experiment's bar moves
             self.tasks[r.id] = self.bars.add_task("", total=1, start=False, label=label, info="[dim]queued[/]")
 
@@ -230,7 +236,7 @@ class _LiveMonitor:
         self.bars.stop_task(task)
         took = f"{run.duration_s:.1f}s" if run.duration_s is not None else "-"
         pad = " " * max(1, 12 - len(run.status))
-        label = _run_label(run).ljust(self.label_width)
+        label = run_label(run).ljust(self.label_width)
         line = f"{_styled(run.status)}{pad}{_esc(label)}  run {_esc(run.id)}  ({took})"
         if run.summary:
             line += f"  {_esc(run.summary)}"
@@ -251,11 +257,6 @@ class _LiveMonitor:
         elif run.error:
             last = [ln for ln in run.error.strip().splitlines() if ln.strip()]
             self.console.print(f"    [red]{_esc(last[-1] if last else run.error)}[/]  (paperkb runs show {run.id})")
-
-
-def _run_label(run) -> str:
-    label = f"{run.experiment} [{run.preset}]"
-    return f"{label} control {run.control}" if getattr(run, "control", None) else label
 
 
 class _stop_signals_interrupt:
@@ -335,79 +336,89 @@ def run_cmd(
 
     Example: paperkb run --all --controls --preset smoke
     """
-    from kb.errors import PaperkbError
     from repro.runner import (
-        RunOptions, controls_exit_code, execute, exit_code, plan_runs, record_skipped, resolve_targets,
+        RunOptions, batch_summary, exit_code, plan_runs, refuse_if_nothing_runs, resolve_targets,
     )
-    from repro.tracker import Tracker
 
     _check_format(fmt)
     vault = require_vault(vault_of(ctx))
-    names = list(targets or [])
-    if not names and not all_claims:
-        raise PaperkbError("name what to run: a claim id, an experiment id or a note (or --all)")
+    claims = _vault_claims(vault) if targets or all_claims else []
+    resolved = resolve_targets(
+        list(targets or []), all_claims=all_claims, claims=claims, notes_lookup=_note_lookup(vault), warn=_warn
+    )
     _reap(vault)
-    claims = _vault_claims(vault)
+    options = RunOptions(preset=preset, device=device, params=list(params or []), seed=seed, timeout_s=timeout,
+                         nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, control=control,
+                         controls=controls)
+    planned, skipped = plan_runs(resolved, options)
+    _record_skipped(vault, skipped, preset)
+    refuse_if_nothing_runs(planned, skipped)
+    console = _console(stderr=fmt == "json")
+    for s in skipped:
+        console.print(f"[yellow]skipped[/]     {_esc(s.reason)}", soft_wrap=True)
+    runs = _execute_live(vault, planned, console, fmt)
+    console.print(batch_summary(runs, skipped), soft_wrap=True)
+    code = _report_controls(runs, console) if control or controls else exit_code(runs)
+    if code:
+        raise typer.Exit(code)
 
+
+def _note_lookup(vault: Path):
     def lookup(name: str):
         from kb.vault import Vault
 
         return find_note(Vault(vault), name)
 
-    resolved = resolve_targets(names, all_claims=all_claims, claims=claims, notes_lookup=lookup, warn=_warn)
-    options = RunOptions(preset=preset, device=device, params=list(params or []), seed=seed, timeout_s=timeout,
-                         nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, control=control,
-                         controls=controls)
-    planned, skipped = plan_runs(resolved, options)
-    console = _console(stderr=fmt == "json")
+    return lookup
+
+
+def _record_skipped(vault: Path, skipped: list, preset: str) -> None:
+    from repro.runner import record_skipped
+    from repro.tracker import Tracker
+
     if skipped:
         with Tracker(vault) as tracker:
             record_skipped(tracker, skipped, preset)
-    if skipped and not planned:
-        if len(skipped) == 1:
-            raise PaperkbError(skipped[0].reason)
-        whys = {s.reason.removeprefix(f"{s.experiment}: ") for s in skipped}
-        if len(whys) == 1:
-            ids = [s.experiment for s in skipped]
-            shown = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
-            raise PaperkbError(f"nothing can run: {shown}: {whys.pop()}")
-        raise PaperkbError("nothing can run: " + "; ".join(s.reason for s in skipped))
-    for s in skipped:
-        console.print(f"[yellow]skipped[/]     {_esc(s.reason)}", soft_wrap=True)
+
+
+def _execute_live(vault: Path, planned: list, console, fmt: str) -> list:
+    """Run ``planned`` with live progress (plain lines on stderr when not on a terminal);
+    print the finished runs as JSON for ``--format json``."""
+    from repro.runner import LogMonitor, MonitorGroup, execute
+    from repro.tracker import Tracker
+
+    from cli.output import clean
+
     argv = ["paperkb", *sys.argv[1:]]
     with Tracker(vault) as tracker, _stop_signals_interrupt():
         live = _LiveMonitor(console)
+        monitor = live
+        if not console.is_terminal:  # no bar can be drawn: say when runs start, and how far they are
+            monitor = MonitorGroup(live, LogMonitor(sys.stderr, clean=clean, finish_lines=not console.stderr))
         try:
             with live:
-                runs = execute(planned, tracker, monitor=live, argv=argv)
+                runs = execute(planned, tracker, monitor=monitor, argv=argv)
         except KeyboardInterrupt:
             console.print("[magenta]interrupted[/]: the current run and the queued ones are recorded as interrupted")
             raise typer.Exit(130)
         if fmt == "json":
             print_json([{**_brief(r), "checks": r.checks, "error": r.error, "metrics": tracker.final_metrics(r.id),
                          "run_dir": str(tracker.run_dir(r.id))} for r in runs])
-    counts: dict[str, int] = {}
-    for r in runs:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    if skipped:
-        summary += f"; {len(skipped)} skipped (requirements not met)"
-    console.print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {summary}", soft_wrap=True)
-    if control or controls:
-        code = controls_exit_code(runs)
-        bad = [r for r in runs if r.status != "failed"]
-        if bad:
-            console.print(f"[red]{len(bad)} negative control{'s' if len(bad) != 1 else ''} did not end "
-                          "contradicted[/]: " + _esc(", ".join(f"{r.experiment} [{r.control}] {r.status}" for r in bad)),
-                          soft_wrap=True)
-        else:
-            console.print(f"every negative control ended contradicted ({len(runs)})", soft_wrap=True)
-        if code:
-            raise typer.Exit(code)
-        return
-    code = exit_code(runs)
-    if code:
-        raise typer.Exit(code)
+    return runs
+
+
+def _report_controls(runs: list, console) -> int:
+    """Say whether every negative control ended contradicted; the exit status for --controls."""
+    from repro.runner import controls_exit_code, controls_not_contradicted
+
+    bad = controls_not_contradicted(runs)
+    if bad:
+        console.print(f"[red]{_count(len(bad), 'negative control')} did not end "
+                      "contradicted[/]: " + _esc(", ".join(f"{r.experiment} [{r.control}] {r.status}" for r in bad)),
+                      soft_wrap=True)
+    else:
+        console.print(f"every negative control ended contradicted ({len(runs)})", soft_wrap=True)
+    return controls_exit_code(runs)
 
 
 # --------------------------------------------------------------------------------------
