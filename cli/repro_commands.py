@@ -8,13 +8,14 @@ first marks runs whose paperkb process died as ``interrupted`` (heartbeat).
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
 from cli.common import check_format, find_note, print_json, require_vault, vault_of
-from cli.output import echo, emit, format_option, no_header_option, on_terminal
+from cli.output import Progress, echo, emit, format_option, no_header_option, on_terminal
 
 FORMATS = ("table", "json")
 
@@ -755,15 +756,16 @@ def status_cmd(
 
     Example: paperkb status --note "Llama 2" --format json
     """
-    from repro.status import checks_brief, controls_brief, filtered_status_table, normalise_status
+    from kb.vault import Vault
+    from repro.status import STATUS_STAGES, checks_brief, controls_brief, filtered_status_table, normalise_status
 
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
-    from kb.vault import Vault
-
-    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
-        papers = filtered_status_table(kb_vault, note_path=_note_path(kb_vault, note), tag=tag, status=want)
+    with Vault(vault) as kb_vault, Progress("status:", total=len(STATUS_STAGES)) as progress:
+        # one index check for the note lookup and the claims
+        papers = filtered_status_table(kb_vault, note_path=_note_path(kb_vault, note), tag=tag, status=want,
+                                       stage=_shown_after(progress, LONG_WORK_S))
     if fmt == "json":
         print_json(papers)
         return
@@ -781,6 +783,22 @@ def status_cmd(
                          "behind": "; ".join(filter(None, [checks_brief(c), controls_brief(c)])),
                          "run": c["run_id"] or "", "ended": _short_time(c["ended"])})
     emit(rows, ["paper", "claim", "status", "behind", "run", "ended"], fmt, no_header=no_header, wrap="behind")
+
+
+LONG_WORK_S = 0.5  # status shows its progress only past this, so quick answers do not flicker
+
+
+def _shown_after(progress: Progress, delay_s: float, clock=time.monotonic):
+    """A stage callback for ``progress`` that draws nothing until ``delay_s`` have passed."""
+    start = clock()
+
+    def stage(name: str) -> None:
+        if clock() - start >= delay_s:
+            progress.advance(name)
+        else:
+            progress.done += 1  # counted, not drawn
+
+    return stage
 
 
 def register(app: typer.Typer) -> None:

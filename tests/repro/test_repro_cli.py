@@ -307,3 +307,24 @@ def test_a_claim_is_judged_on_its_own_params_and_expect_and_overrides_decide_not
         k: (v["status"], v["run_id"]) for k, v in before.items()}
     runs = json.loads(paperkb(vault, "runs", "--format", "json").communicate(timeout=60)[0])
     assert runs[0]["overrides"] == {"vocab_size": 32000}
+
+
+def test_status_progress_is_drawn_only_once_the_work_is_long():
+    import io
+
+    from cli.output import Progress
+    from cli.repro_commands import _shown_after
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    now = [0.0]
+    stream = Terminal()
+    with Progress("status:", total=2, stream=stream) as progress:
+        stage = _shown_after(progress, 0.5, clock=lambda: now[0])
+        stage("reading claims")
+        assert stream.getvalue() == ""  # quick so far: nothing drawn
+        now[0] = 2.0
+        stage("judging claims")
+        assert "status: 2/2 judging claims" in stream.getvalue()
