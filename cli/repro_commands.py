@@ -575,10 +575,29 @@ def runs_show_cmd(
     if fmt == "json":
         print_json({**run.to_dict(), "metrics": metrics, "artifacts": artifacts, "run_dir": str(run_dir)})
         return
+    con = _console()
+    _show_run_header(con, run, run_dir)
+    if run.checks:
+        _show_checks(con, run)
+    if metrics:
+        _show_metrics(con, metrics)
+    _show_environment(con, run.environment)
+    if artifacts:
+        con.print("[bold]artifacts[/]")
+        for a in artifacts:
+            con.print(f"  {_esc(a['path'])}  [dim]{_esc(a['kind'])}[/]")
+    if run.error:
+        con.print("[bold red]error[/]")
+        con.print(_esc(run.error.rstrip()))
+
+
+_RUN_FIELDS = ("claims", "scale", "control", "needs", "seed", "device", "nproc", "nnodes", "timeout_s", "created",
+               "started", "ended", "duration_s", "host", "batch")
+
+
+def _show_run_header(con, run, run_dir: Path) -> None:
     from rich.table import Table
 
-    con = _console()
-    d = run.to_dict()
     con.print(f"[bold]run {_esc(run.id)}[/]  {_esc(run.experiment)} [{_esc(run.preset)}]  {_styled(run.status)}"
               + (f"  verdict: {_esc(run.verdict)}" if run.verdict else ""))
     if run.summary:
@@ -586,8 +605,8 @@ def runs_show_cmd(
     info = Table(show_header=False, box=None, pad_edge=False)
     info.add_column(style="dim")
     info.add_column(overflow="fold")
-    for key in ("claims", "scale", "control", "needs", "seed", "device", "nproc", "nnodes", "timeout_s", "created",
-                "started", "ended", "duration_s", "host", "batch"):
+    d = run.to_dict()
+    for key in _RUN_FIELDS:
         value = d[key]
         if isinstance(value, list):
             value = ", ".join(value) or "-"
@@ -598,55 +617,46 @@ def runs_show_cmd(
     info.add_row("command", _esc(" ".join(run.command)))
     info.add_row("run folder", _esc(run_dir))
     con.print(info)
-    if run.checks:
-        t = Table(title="checks", title_justify="left")
-        for col in ("check", "value", "op", "threshold", "scale", "evidence", "passed"):
-            t.add_column(col, overflow="fold")
-        for c in run.checks:
-            t.add_row(_esc(c.get("name")), _esc(_fmt_num(c.get("value"))), _esc(c.get("op")), _esc(c.get("threshold")),
-                      _esc(c.get("scale") or run.scale or ""), _esc(c.get("evidence", "direct")),
-                      "[green]yes[/]" if c.get("passed") else "[red]no[/]")
-        con.print(t)
-    if metrics:
-        finals: dict[tuple[str, int], dict] = {}
-        counts: dict[tuple[str, int], int] = {}
-        for m in metrics:
-            key = (m["name"], m["rank"])
-            finals[key] = m
-            counts[key] = counts.get(key, 0) + 1
-        t = Table(title="metrics (last value)", title_justify="left")
-        for col in ("metric", "value", "step", "rank", "points"):
-            t.add_column(col)
-        for (name, rank), m in finals.items():
-            step = "" if m["step"] is None else f"{m['step']:g}"
-            t.add_row(_esc(name), _esc(_fmt_num(m["value"])), step, str(rank), str(counts[(name, rank)]))
-        con.print(t)
-    env = run.environment
-    git, machine, torch = env.get("git") or {}, env.get("machine") or {}, env.get("torch") or {}
-    devs = ", ".join(f"{x['name']} ({x['memory_bytes'] / 2**30:.0f} GiB)" for x in torch.get("devices", [])) or "cpu"
+
+
+def _show_checks(con, run) -> None:
+    from rich.table import Table
+
+    t = Table(title="checks", title_justify="left")
+    for col in ("check", "value", "op", "threshold", "scale", "evidence", "passed"):
+        t.add_column(col, overflow="fold")
+    for c in run.checks:
+        t.add_row(_esc(c.get("name")), _esc(_fmt_num(c.get("value"))), _esc(c.get("op")), _esc(c.get("threshold")),
+                  _esc(c.get("scale") or run.scale or ""), _esc(c.get("evidence", "direct")),
+                  "[green]yes[/]" if c.get("passed") else "[red]no[/]")
+    con.print(t)
+
+
+def _show_metrics(con, metrics: list[dict]) -> None:
+    from rich.table import Table
+
+    from repro.tracker import last_metric_values
+
+    t = Table(title="metrics (last value)", title_justify="left")
+    for col in ("metric", "value", "step", "rank", "points"):
+        t.add_column(col)
+    for m in last_metric_values(metrics):
+        step = "" if m["step"] is None else f"{m['step']:g}"
+        t.add_row(_esc(m["name"]), _esc(_fmt_num(m["value"])), step, str(m["rank"]), str(m["points"]))
+    con.print(t)
+
+
+def _show_environment(con, environment: dict) -> None:
+    from rich.table import Table
+
+    from repro.tracker import environment_summary
+
     t = Table(title="environment", title_justify="left", show_header=False)
     t.add_column(style="dim")
     t.add_column(overflow="fold")
-    ram = machine.get("ram_bytes")
-    for key, value in (
-        ("git commit", f"{git.get('commit') or '-'}{' (dirty)' if git.get('dirty') else ''}"),
-        ("python", (env.get("python") or {}).get("version")),
-        ("torch", f"{torch.get('version', '-')} cuda {torch.get('cuda') or '-'} cudnn {torch.get('cudnn') or '-'}"),
-        ("devices", devs),
-        ("cpu", f"{machine.get('cpu_model', '-')} x{machine.get('cpu_count', '-')}"),
-        ("ram", f"{ram / 2**30:.1f} GiB" if ram else "-"),
-        ("host", machine.get("host")),
-        ("packages", f"{len(env.get('packages') or {})} recorded (--format json lists them)"),
-    ):
+    for key, value in environment_summary(environment):
         t.add_row(key, _esc(value))
     con.print(t)
-    if artifacts:
-        con.print("[bold]artifacts[/]")
-        for a in artifacts:
-            con.print(f"  {_esc(a['path'])}  [dim]{_esc(a['kind'])}[/]")
-    if run.error:
-        con.print("[bold red]error[/]")
-        con.print(_esc(run.error.rstrip()))
 
 
 def _fmt_num(value: Any) -> str:

@@ -648,6 +648,39 @@ def execute(
 
 def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: Monitor) -> Run:
     run_dir = tracker.run_dir(run.id)
+    spec_path, events_path = _prepare_run_dir(p, run, tracker, diff, run_dir)
+    cmd = worker_command(spec_path, p, run.id)
+    tracker.update_environment(run.id, {"worker_command": cmd})
+    outcome = _Outcome()
+    with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
+        try:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=run_dir, env=_worker_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            tracker.mark_running(run.id, None)
+            tracker.finish(run.id, ERROR, error=f"could not start the experiment process: {exc}")
+            return _announce_finished(tracker, run, monitor)
+        tracker.mark_running(run.id, proc.pid)
+        monitor.started(tracker.get(run.id))
+        reader = _EventReader(events_path)
+        try:
+            ended = _watch(proc, p, run, tracker, monitor, reader, outcome)
+        except KeyboardInterrupt:
+            kill_tree(proc, grace_s=1.0)
+            _consume(reader.read(), run, tracker, monitor, outcome)
+            _finish(run, tracker, INTERRUPTED, "interrupted (Ctrl-C)", outcome, run_dir)
+            _announce_finished(tracker, run, monitor)
+            raise
+    status, reason = ended if ended is not None else _judge(proc.returncode, outcome, run_dir)
+    _finish(run, tracker, status, reason, outcome, run_dir)
+    return _announce_finished(tracker, run, monitor)
+
+
+def _prepare_run_dir(p: PlannedRun, run: Run, tracker: Tracker, diff: str, run_dir: Path) -> tuple[Path, Path]:
+    """Create the run folder with its ``git.diff`` and the ``spec.json`` the worker reads;
+    return the spec's path and that of the events file the worker will write."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if diff:
         _link_diff(tracker, diff, run_dir / "git.diff")
@@ -659,62 +692,46 @@ def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: Moni
     }
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2, default=str), encoding="utf-8")
-    cmd = worker_command(spec_path, p, run.id)
+    return spec_path, events_path
+
+
+def _worker_env() -> dict[str, str]:
+    from repro.environment import SOURCE_ROOT
+
     env = dict(os.environ)
     env[PARENT_PID_ENV] = str(os.getpid())
     env["PYTHONUNBUFFERED"] = "1"
     # The source tree first, so the child runs this checkout's repro even from the run folder.
-    from repro.environment import SOURCE_ROOT
-
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH", "")]))
-    tracker.update_environment(run.id, {"worker_command": cmd})
+    return env
 
-    outcome = _Outcome()
-    status: str | None = None
-    reason: str | None = None
-    with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
-        try:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=run_dir, env=env, start_new_session=True
-            )
-        except OSError as exc:
-            tracker.mark_running(run.id, None)
-            tracker.finish(run.id, ERROR, error=f"could not start the experiment process: {exc}")
-            final = tracker.get(run.id)
-            monitor.finished(final)
-            return final
-        tracker.mark_running(run.id, proc.pid)
-        monitor.started(tracker.get(run.id))
-        reader = _EventReader(events_path)
-        t0 = time.monotonic()
-        last_beat = t0
-        try:
-            while True:
-                rc = proc.poll()
-                _consume(reader.read(), run, tracker, monitor, outcome)
-                now = time.monotonic()
-                if now - last_beat >= HEARTBEAT_EVERY_S:
-                    tracker.beat(run.id)
-                    last_beat = now
-                if rc is not None:
-                    _end_leftovers(proc)
-                    _consume(reader.read(), run, tracker, monitor, outcome)
-                    break
-                if p.timeout_s is not None and now - t0 > p.timeout_s:
-                    kill_tree(proc)
-                    _consume(reader.read(), run, tracker, monitor, outcome)
-                    status, reason = TIMEOUT, f"timed out after {p.timeout_s:g} s; the process tree was ended"
-                    break
-                time.sleep(POLL_S)
-        except KeyboardInterrupt:
-            kill_tree(proc, grace_s=1.0)
+
+def _watch(
+    proc: subprocess.Popen, p: PlannedRun, run: Run, tracker: Tracker, monitor: Monitor, reader: _EventReader,
+    outcome: _Outcome,
+) -> tuple[str, str] | None:
+    """Follow the child until it exits (None: judge it by its outcome) or times out (the
+    status and reason to record), copying its events into the tracker and beating the heartbeat."""
+    t0 = last_beat = time.monotonic()
+    while True:
+        rc = proc.poll()
+        _consume(reader.read(), run, tracker, monitor, outcome)
+        now = time.monotonic()
+        if now - last_beat >= HEARTBEAT_EVERY_S:
+            tracker.beat(run.id)
+            last_beat = now
+        if rc is not None:
+            _end_leftovers(proc)
             _consume(reader.read(), run, tracker, monitor, outcome)
-            _finish(run, tracker, INTERRUPTED, "interrupted (Ctrl-C)", outcome, run_dir)
-            monitor.finished(tracker.get(run.id))
-            raise
-    if status is None:
-        status, reason = _judge(proc.returncode, outcome, run_dir)
-    _finish(run, tracker, status, reason, outcome, run_dir)
+            return None
+        if p.timeout_s is not None and now - t0 > p.timeout_s:
+            kill_tree(proc)
+            _consume(reader.read(), run, tracker, monitor, outcome)
+            return TIMEOUT, f"timed out after {p.timeout_s:g} s; the process tree was ended"
+        time.sleep(POLL_S)
+
+
+def _announce_finished(tracker: Tracker, run: Run, monitor: Monitor) -> Run:
     final = tracker.get(run.id)
     monitor.finished(final)
     return final

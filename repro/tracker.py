@@ -538,3 +538,31 @@ def _run_of(row: sqlite3.Row) -> Run:
         if key in d or key in ("environment", "command"):
             d[key] = json.loads(d[key]) if d.get(key) else ([] if key in ("claims", "checks", "command") else {})
     return Run(**d)
+
+
+def last_metric_values(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last value of each metric (per rank), with ``points``: how many were recorded."""
+    finals: dict[tuple[str, int], dict[str, Any]] = {}
+    counts: dict[tuple[str, int], int] = {}
+    for m in metrics:
+        key = (m["name"], m["rank"])
+        finals[key] = m
+        counts[key] = counts.get(key, 0) + 1
+    return [{**m, "points": counts[key]} for key, m in finals.items()]
+
+
+def environment_summary(env: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The few facts of a run's recorded environment worth a glance (``runs show``)."""
+    git, machine, torch = env.get("git") or {}, env.get("machine") or {}, env.get("torch") or {}
+    devs = ", ".join(f"{x['name']} ({x['memory_bytes'] / 2**30:.0f} GiB)" for x in torch.get("devices", [])) or "cpu"
+    ram = machine.get("ram_bytes")
+    return [
+        ("git commit", f"{git.get('commit') or '-'}{' (dirty)' if git.get('dirty') else ''}"),
+        ("python", (env.get("python") or {}).get("version")),
+        ("torch", f"{torch.get('version', '-')} cuda {torch.get('cuda') or '-'} cudnn {torch.get('cudnn') or '-'}"),
+        ("devices", devs),
+        ("cpu", f"{machine.get('cpu_model', '-')} x{machine.get('cpu_count', '-')}"),
+        ("ram", f"{ram / 2**30:.1f} GiB" if ram else "-"),
+        ("host", machine.get("host")),
+        ("packages", f"{len(env.get('packages') or {})} recorded (--format json lists them)"),
+    ]
