@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import typer
 
@@ -62,9 +62,19 @@ def _vault_claims(vault: Path) -> list:
 
 def _status_style(word: str | None) -> str:
     return {
-        "passed": "green", "reproduced": "green", "supported at small scale": "yellow", "supported": "green",
-        "failed": "red", "contradicted": "red", "error": "red", "timeout": "red", "interrupted": "magenta",
-        "running": "cyan", "queued": "dim", "unverified": "dim", "skipped": "dim",
+        "passed": "green",
+        "reproduced": "green",
+        "supported at small scale": "yellow",
+        "supported": "green",
+        "failed": "red",
+        "contradicted": "red",
+        "error": "red",
+        "timeout": "red",
+        "interrupted": "magenta",
+        "running": "cyan",
+        "queued": "dim",
+        "unverified": "dim",
+        "skipped": "dim",
         "supported at small scale (proxy)": "yellow",
     }.get(word or "", "magenta" if (word or "").startswith("needs ") else "")
 
@@ -121,8 +131,13 @@ def experiments_cmd(
         for r in rows:
             r["presets (requirements)"] = preset_summary(r)
             r["control names"] = [c["name"] for c in r["controls"]]
-    emit(rows, ["id", "description", "presets (requirements)", "control names", "claims"], fmt,
-         no_header=no_header, wrap="description")
+    emit(
+        rows,
+        ["id", "description", "presets (requirements)", "control names", "claims"],
+        fmt,
+        no_header=no_header,
+        wrap="description",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -135,15 +150,19 @@ def _note_path(vault, note: Optional[str]) -> Optional[str]:
     return find_note(vault, note).path
 
 
-_STATUS_HELP = ("Only claims with this status: unverified, needs (any 'needs ...'), 'supported at small scale' "
-                "(with its proxy form), proxy, reproduced, contradicted, error.")
+_STATUS_HELP = (
+    "Only claims with this status: unverified, needs (any 'needs ...'), 'supported at small scale' "
+    "(with its proxy form), proxy, reproduced, contradicted, error."
+)
 
 
 def claims_cmd(
     ctx: typer.Context,
     note: Optional[str] = typer.Argument(None, help="Only the claims of this note (name, alias, citekey, title)."),
     note_opt: Optional[str] = typer.Option(None, "--note", "-n", help="Same as the NOTE argument."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."),
+    tag: Optional[str] = typer.Option(
+        None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."
+    ),
     status: Optional[str] = typer.Option(None, "--status", "-s", help=_STATUS_HELP),
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
@@ -192,14 +211,19 @@ class _LiveMonitor:
 
         self.console = console
         self.bars = Progress(
-            SpinnerColumn(finished_text=" "), TextColumn("{task.fields[label]}"), BarColumn(bar_width=24),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+            SpinnerColumn(finished_text=" "),
+            TextColumn("{task.fields[label]}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
             disable=not console.is_terminal,  # in logs, the per-run lines below say it all
         )
         self.tasks: dict[str, Any] = {}
         self.label_width = 0  # the per-run lines line up in columns
 
-    def __enter__(self) -> "_LiveMonitor":
+    def __enter__(self) -> _LiveMonitor:
         self.bars.start()
         return self
 
@@ -267,7 +291,7 @@ class _stop_signals_interrupt:
 
     SIGNALS = ("SIGTERM", "SIGHUP")
 
-    def __enter__(self) -> "_stop_signals_interrupt":
+    def __enter__(self) -> _stop_signals_interrupt:
         import signal
         import threading
 
@@ -293,22 +317,40 @@ class _stop_signals_interrupt:
 
 def run_cmd(
     ctx: typer.Context,
-    targets: Optional[List[str]] = typer.Argument(
-        None, metavar="TARGET",
-        help="Claim ids, experiment ids or notes (a note runs all of its claims).", show_default=False
+    targets: Optional[list[str]] = typer.Argument(
+        None,
+        metavar="TARGET",
+        help="Claim ids, experiment ids or notes (a note runs all of its claims).",
+        show_default=False,
     ),
     all_claims: bool = typer.Option(False, "--all", help="Run the experiments of every claim of the vault."),
-    preset: str = typer.Option("smoke", "--preset", "-p", help="smoke (CPU, about a minute) or full (the paper's setting; may need a GPU)."),
+    preset: str = typer.Option(
+        "smoke", "--preset", "-p", help="smoke (CPU, about a minute) or full (the paper's setting; may need a GPU)."
+    ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu or cuda."),
-    params: Optional[List[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
+    params: Optional[list[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Random seed handed to the experiment."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds before a run is ended and recorded as timeout (default: the preset's limit, if any)."),
+    timeout: Optional[float] = typer.Option(
+        None,
+        "--timeout",
+        help="Seconds before a run is ended and recorded as timeout (default: the preset's limit, if any).",
+    ),
     nproc: Optional[int] = typer.Option(None, "--nproc", help="Processes per node (torchrun); default: the preset's."),
     nnodes: int = typer.Option(1, "--nnodes", help="Number of machines (torchrun)."),
-    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."),
-    control: Optional[str] = typer.Option(None, "--control", help="Run this negative control (a sabotaged implementation) instead of the real code; it must end contradicted."),
-    controls: bool = typer.Option(False, "--controls", help="Run every negative control of the targets' experiments instead of the real code."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table (live progress) or json (the finished runs, for scripts)."),
+    rdzv_endpoint: Optional[str] = typer.Option(
+        None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."
+    ),
+    control: Optional[str] = typer.Option(
+        None,
+        "--control",
+        help="Run this negative control (a sabotaged implementation) instead of the real code; it must end contradicted.",
+    ),
+    controls: bool = typer.Option(
+        False, "--controls", help="Run every negative control of the targets' experiments instead of the real code."
+    ),
+    fmt: str = typer.Option(
+        "table", "--format", "-f", help="table (live progress) or json (the finished runs, for scripts)."
+    ),
 ) -> None:
     """Run the experiments behind claims, each in its own process, and record the results.
 
@@ -338,7 +380,12 @@ def run_cmd(
     Example: paperkb run --all --controls --preset smoke
     """
     from repro.runner import (
-        RunOptions, batch_summary, exit_code, plan_runs, refuse_if_nothing_runs, resolve_targets,
+        RunOptions,
+        batch_summary,
+        exit_code,
+        plan_runs,
+        refuse_if_nothing_runs,
+        resolve_targets,
     )
 
     _check_format(fmt)
@@ -348,9 +395,18 @@ def run_cmd(
         list(targets or []), all_claims=all_claims, claims=claims, notes_lookup=_note_lookup(vault), warn=_warn
     )
     _reap(vault)
-    options = RunOptions(preset=preset, device=device, params=list(params or []), seed=seed, timeout_s=timeout,
-                         nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, control=control,
-                         controls=controls)
+    options = RunOptions(
+        preset=preset,
+        device=device,
+        params=list(params or []),
+        seed=seed,
+        timeout_s=timeout,
+        nproc=nproc,
+        nnodes=nnodes,
+        rdzv_endpoint=rdzv_endpoint,
+        control=control,
+        controls=controls,
+    )
     planned, skipped = plan_runs(resolved, options)
     _record_skipped(vault, skipped, preset)
     refuse_if_nothing_runs(planned, skipped)
@@ -385,15 +441,14 @@ def _record_skipped(vault: Path, skipped: list, preset: str) -> None:
 def _execute_live(vault: Path, planned: list, console, fmt: str) -> list:
     """Run ``planned`` with live progress (plain lines on stderr when not on a terminal);
     print the finished runs as JSON for ``--format json``."""
+    from cli.output import clean
     from repro.runner import LogMonitor, MonitorGroup, execute
     from repro.tracker import Tracker
-
-    from cli.output import clean
 
     argv = ["paperkb", *sys.argv[1:]]
     with Tracker(vault) as tracker, _stop_signals_interrupt():
         live = _LiveMonitor(console)
-        monitor = live
+        monitor: Any = live  # a repro.runner.Monitor in all but name (repro is imported lazily)
         if not console.is_terminal:  # no bar can be drawn: say when runs start, and how far they are
             monitor = MonitorGroup(live, LogMonitor(sys.stderr, clean=clean, finish_lines=not console.stderr))
         try:
@@ -401,10 +456,20 @@ def _execute_live(vault: Path, planned: list, console, fmt: str) -> list:
                 runs = execute(planned, tracker, monitor=monitor, argv=argv)
         except KeyboardInterrupt:
             console.print("[magenta]interrupted[/]: the current run and the queued ones are recorded as interrupted")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         if fmt == "json":
-            print_json([{**_brief(r), "checks": r.checks, "error": r.error, "metrics": tracker.final_metrics(r.id),
-                         "run_dir": str(tracker.run_dir(r.id))} for r in runs])
+            print_json(
+                [
+                    {
+                        **_brief(r),
+                        "checks": r.checks,
+                        "error": r.error,
+                        "metrics": tracker.final_metrics(r.id),
+                        "run_dir": str(tracker.run_dir(r.id)),
+                    }
+                    for r in runs
+                ]
+            )
     return runs
 
 
@@ -414,9 +479,11 @@ def _report_controls(runs: list, console) -> int:
 
     bad = controls_not_contradicted(runs)
     if bad:
-        console.print(f"[red]{_count(len(bad), 'negative control')} did not end "
-                      "contradicted[/]: " + _esc(", ".join(f"{r.experiment} [{r.control}] {r.status}" for r in bad)),
-                      soft_wrap=True)
+        console.print(
+            f"[red]{_count(len(bad), 'negative control')} did not end "
+            "contradicted[/]: " + _esc(", ".join(f"{r.experiment} [{r.control}] {r.status}" for r in bad)),
+            soft_wrap=True,
+        )
     else:
         console.print(f"every negative control ended contradicted ({len(runs)})", soft_wrap=True)
     return controls_exit_code(runs)
@@ -427,7 +494,7 @@ def _report_controls(runs: list, console) -> int:
 # --------------------------------------------------------------------------------------
 runs_app = typer.Typer(
     help="List recorded runs; `runs show ID` and `runs compare ID ID` for details.\n\n"
-         "Example: paperkb runs --experiment transformer/param-count --format json",
+    "Example: paperkb runs --experiment transformer/param-count --format json",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -459,7 +526,12 @@ def runs_cmd(
         None, "--claim", "-c", help="Only runs bearing on this claim (launched for it, or of an experiment it names)."
     ),
     experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment."),
-    status: Optional[str] = typer.Option(None, "--status", "-s", help="Only runs with this status: queued, running, passed, failed, error, interrupted or timeout."),
+    status: Optional[str] = typer.Option(
+        None,
+        "--status",
+        "-s",
+        help="Only runs with this status: queued, running, passed, failed, error, interrupted or timeout.",
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="At most this many (newest first)."),
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
@@ -514,12 +586,26 @@ def runs_cmd(
             special.append("claim params: " + ", ".join(f"{k}={v}" for k, v in r.claim_spec["params"].items()))
         if r.needs:
             special.append(f"needs {r.needs}")
-        rows.append({"id": r.id, "experiment": r.experiment, "preset": r.preset, "status": r.status,
-                     "verdict": r.verdict or "", "control / overrides": "; ".join(special), "claims": r.claims,
-                     "started": _short_time(r.to_dict()["started"]),
-                     "took": f"{r.duration_s:.1f}s" if r.duration_s is not None else ""})
-    emit(rows, ["id", "experiment", "preset", "status", "verdict", "control / overrides", "claims", "started", "took"],
-         fmt, no_header=no_header, wrap="control / overrides")
+        rows.append(
+            {
+                "id": r.id,
+                "experiment": r.experiment,
+                "preset": r.preset,
+                "status": r.status,
+                "verdict": r.verdict or "",
+                "control / overrides": "; ".join(special),
+                "claims": r.claims,
+                "started": _short_time(r.to_dict()["started"]),
+                "took": f"{r.duration_s:.1f}s" if r.duration_s is not None else "",
+            }
+        )
+    emit(
+        rows,
+        ["id", "experiment", "preset", "status", "verdict", "control / overrides", "claims", "started", "took"],
+        fmt,
+        no_header=no_header,
+        wrap="control / overrides",
+    )
 
 
 def _refuse_unknown_filters(vault: Path, claim: Optional[str], experiment: Optional[str]) -> None:
@@ -547,9 +633,31 @@ def _refuse_unknown_filters(vault: Path, claim: Optional[str], experiment: Optio
 
 def _brief(r) -> dict:
     d = r.to_dict()
-    return {k: d.get(k) for k in ("id", "experiment", "claims", "preset", "scale", "control", "params", "overrides",
-                                  "claim_spec", "seed", "device", "nproc", "status", "verdict", "needs", "summary",
-                                  "created", "started", "ended", "duration_s")}
+    return {
+        k: d.get(k)
+        for k in (
+            "id",
+            "experiment",
+            "claims",
+            "preset",
+            "scale",
+            "control",
+            "params",
+            "overrides",
+            "claim_spec",
+            "seed",
+            "device",
+            "nproc",
+            "status",
+            "verdict",
+            "needs",
+            "summary",
+            "created",
+            "started",
+            "ended",
+            "duration_s",
+        )
+    }
 
 
 @runs_app.command("show")
@@ -591,15 +699,32 @@ def runs_show_cmd(
         con.print(_esc(run.error.rstrip()))
 
 
-_RUN_FIELDS = ("claims", "scale", "control", "needs", "seed", "device", "nproc", "nnodes", "timeout_s", "created",
-               "started", "ended", "duration_s", "host", "batch")
+_RUN_FIELDS = (
+    "claims",
+    "scale",
+    "control",
+    "needs",
+    "seed",
+    "device",
+    "nproc",
+    "nnodes",
+    "timeout_s",
+    "created",
+    "started",
+    "ended",
+    "duration_s",
+    "host",
+    "batch",
+)
 
 
 def _show_run_header(con, run, run_dir: Path) -> None:
     from rich.table import Table
 
-    con.print(f"[bold]run {_esc(run.id)}[/]  {_esc(run.experiment)} [{_esc(run.preset)}]  {_styled(run.status)}"
-              + (f"  verdict: {_esc(run.verdict)}" if run.verdict else ""))
+    con.print(
+        f"[bold]run {_esc(run.id)}[/]  {_esc(run.experiment)} [{_esc(run.preset)}]  {_styled(run.status)}"
+        + (f"  verdict: {_esc(run.verdict)}" if run.verdict else "")
+    )
     if run.summary:
         con.print(_esc(run.summary))
     info = Table(show_header=False, box=None, pad_edge=False)
@@ -626,9 +751,15 @@ def _show_checks(con, run) -> None:
     for col in ("check", "value", "op", "threshold", "scale", "evidence", "passed"):
         t.add_column(col, overflow="fold")
     for c in run.checks:
-        t.add_row(_esc(c.get("name")), _esc(_fmt_num(c.get("value"))), _esc(c.get("op")), _esc(c.get("threshold")),
-                  _esc(c.get("scale") or run.scale or ""), _esc(c.get("evidence", "direct")),
-                  "[green]yes[/]" if c.get("passed") else "[red]no[/]")
+        t.add_row(
+            _esc(c.get("name")),
+            _esc(_fmt_num(c.get("value"))),
+            _esc(c.get("op")),
+            _esc(c.get("threshold")),
+            _esc(c.get("scale") or run.scale or ""),
+            _esc(c.get("evidence", "direct")),
+            "[green]yes[/]" if c.get("passed") else "[red]no[/]",
+        )
     con.print(t)
 
 
@@ -751,8 +882,12 @@ def runs_compare_cmd(
 # --------------------------------------------------------------------------------------
 def status_cmd(
     ctx: typer.Context,
-    note: Optional[str] = typer.Option(None, "--note", "-n", help="Only the claims of this note (name, alias, citekey, title)."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."),
+    note: Optional[str] = typer.Option(
+        None, "--note", "-n", help="Only the claims of this note (name, alias, citekey, title)."
+    ),
+    tag: Optional[str] = typer.Option(
+        None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."
+    ),
     status: Optional[str] = typer.Option(None, "--status", "-s", help=_STATUS_HELP),
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
@@ -774,8 +909,13 @@ def status_cmd(
     _reap(vault)
     with Vault(vault) as kb_vault, Progress("status:", total=len(STATUS_STAGES)) as progress:
         # one index check for the note lookup and the claims
-        papers = filtered_status_table(kb_vault, note_path=_note_path(kb_vault, note), tag=tag, status=want,
-                                       stage=_shown_after(progress, LONG_WORK_S))
+        papers = filtered_status_table(
+            kb_vault,
+            note_path=_note_path(kb_vault, note),
+            tag=tag,
+            status=want,
+            stage=_shown_after(progress, LONG_WORK_S),
+        )
     if fmt == "json":
         print_json(papers)
         return
@@ -783,15 +923,25 @@ def status_cmd(
         emit(papers, [], fmt)
         return
     if not papers and fmt == "table" and on_terminal():
-        echo("no claim matches these filters" if (note or tag or status) else
-             "no claims in this vault (write `> [!claim] ...` with `experiment:: <id>` in a note)")
+        echo(
+            "no claim matches these filters"
+            if (note or tag or status)
+            else "no claims in this vault (write `> [!claim] ...` with `experiment:: <id>` in a note)"
+        )
         return
     rows = []
     for paper in papers:
         for c in paper["claims"]:
-            rows.append({"paper": paper["title"], "claim": c["id"], "status": c["status"],
-                         "behind": "; ".join(filter(None, [checks_brief(c), controls_brief(c)])),
-                         "run": c["run_id"] or "", "ended": _short_time(c["ended"])})
+            rows.append(
+                {
+                    "paper": paper["title"],
+                    "claim": c["id"],
+                    "status": c["status"],
+                    "behind": "; ".join(filter(None, [checks_brief(c), controls_brief(c)])),
+                    "run": c["run_id"] or "",
+                    "ended": _short_time(c["ended"]),
+                }
+            )
     emit(rows, ["paper", "claim", "status", "behind", "run", "ended"], fmt, no_header=no_header, wrap="behind")
 
 

@@ -27,14 +27,22 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from paperkb.errors import NoteNotFound, PaperkbError, UsageError
 from repro import registry
 from repro.tracker import (
-    ERROR, FAILED, HEARTBEAT_EVERY_S, INTERRUPTED, PASSED, TIMEOUT, Run, Tracker,
+    ERROR,
+    FAILED,
+    HEARTBEAT_EVERY_S,
+    INTERRUPTED,
+    PASSED,
+    TIMEOUT,
+    Run,
+    Tracker,
 )
 from repro.worker import PARENT_PID_ENV, load_experiments
 
@@ -123,8 +131,12 @@ class _TargetResolver:
                 if e in self.exps:
                     self.add(e, [c.id], claim_spec_of(c))
                     continue
-                why = registry.refusal(e)
-                what = f"experiment {e!r}, which the registry refused ({why})" if why else f"unknown experiment {e!r}"
+                refused = registry.refusal(e)
+                what = (
+                    f"experiment {e!r}, which the registry refused ({refused})"
+                    if refused
+                    else f"unknown experiment {e!r}"
+                )
                 if strict:
                     raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) names {what}")
                 self.say(f"claim {c.id!r} ({c.note}:{c.line}) names {what}; skipped")
@@ -328,15 +340,22 @@ def _control_targets(targets: list[Target], exps: list[Any], options: RunOptions
     out_t: list[Target] = []
     out_e: list[Any] = []
     for exp, claims in by_exp.values():
-        names = [c.name for c in exp.controls] if options.controls else \
-            [options.control] if any(c.name == options.control for c in exp.controls) else []
+        names = (
+            [c.name for c in exp.controls]
+            if options.controls
+            else [options.control]
+            if any(c.name == options.control for c in exp.controls)
+            else []
+        )
         for name in names:
             out_t.append(_ControlTarget(exp.id, list(claims), {}, name))
             out_e.append(exp)
     if not out_t:
         known = sorted({c.name for _, (e, _) in by_exp.items() for c in e.controls})
-        raise UsageError(f"--control {options.control}: no experiment of this run has that control "
-                           f"(known: {', '.join(known) or 'none'})")
+        raise UsageError(
+            f"--control {options.control}: no experiment of this run has that control "
+            f"(known: {', '.join(known) or 'none'})"
+        )
     return out_t, out_e
 
 
@@ -368,14 +387,16 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
     if device == "cuda":
         count = machine.cuda["count"]
         if options.nnodes == 1 and nproc > count:
-            raise RequirementUnmet(f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}",
-                                   f"{nproc} GPUs")
+            raise RequirementUnmet(
+                f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}", f"{nproc} GPUs"
+            )
         if req.min_gpu_memory_gb:
             have = min(machine.cuda["memory_gb"][:nproc] or [0.0])
             if have < req.min_gpu_memory_gb:
                 raise RequirementUnmet(
                     f"{exp.id}: preset {options.preset!r} needs {req.min_gpu_memory_gb:g} GB of GPU memory; "
-                    f"the GPU has {have:.1f} GB", f"a GPU with {req.min_gpu_memory_gb:g} GB of memory"
+                    f"the GPU has {have:.1f} GB",
+                    f"a GPU with {req.min_gpu_memory_gb:g} GB of memory",
                 )
     if req.triton:
         from repro.environment import triton_available
@@ -383,7 +404,7 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
         if not triton_available():
             raise RequirementUnmet(
                 f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')",
-                "the triton package"
+                "the triton package",
             )
     return PlannedRun(
         experiment=exp.id,
@@ -627,10 +648,22 @@ def execute(
     batch = uuid.uuid4().hex[:12]
     runs = [
         tracker.create_run(
-            p.experiment, preset=p.preset, params=p.params, overrides=p.overrides, claims=p.claims,
-            seed=p.seed, device=p.device, nproc=p.nproc, nnodes=p.nnodes, timeout_s=p.timeout_s,
-            environment=environment, command=environment["command"], batch=batch,
-            control=p.control, scale=p.scale, claim_spec=p.claim_spec,
+            p.experiment,
+            preset=p.preset,
+            params=p.params,
+            overrides=p.overrides,
+            claims=p.claims,
+            seed=p.seed,
+            device=p.device,
+            nproc=p.nproc,
+            nnodes=p.nnodes,
+            timeout_s=p.timeout_s,
+            environment=environment,
+            command=environment["command"],
+            batch=batch,
+            control=p.control,
+            scale=p.scale,
+            claim_spec=p.claim_spec,
         )
         for p in planned
     ]
@@ -640,7 +673,7 @@ def execute(
         try:
             done.append(_run_one(p, run, tracker, diff, monitor))
         except KeyboardInterrupt:
-            for rest in runs[i + 1:]:
+            for rest in runs[i + 1 :]:
                 tracker.finish(rest.id, INTERRUPTED, error="interrupted before it started (Ctrl-C)")
             raise
     return done
@@ -655,7 +688,12 @@ def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: Moni
     with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
         try:
             proc = subprocess.Popen(
-                cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=run_dir, env=_worker_env(),
+                cmd,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=run_dir,
+                env=_worker_env(),
                 start_new_session=True,
             )
         except OSError as exc:
@@ -686,9 +724,17 @@ def _prepare_run_dir(p: PlannedRun, run: Run, tracker: Tracker, diff: str, run_d
         _link_diff(tracker, diff, run_dir / "git.diff")
     events_path = run_dir / "events.jsonl"
     spec = {
-        "run_id": run.id, "experiment": p.experiment, "params": p.params, "preset": p.preset,
-        "device": p.device, "seed": p.seed, "run_dir": str(run_dir), "events": str(events_path),
-        "control": p.control, "scale": p.scale, "expect": (p.claim_spec or {}).get("expect") or [],
+        "run_id": run.id,
+        "experiment": p.experiment,
+        "params": p.params,
+        "preset": p.preset,
+        "device": p.device,
+        "seed": p.seed,
+        "run_dir": str(run_dir),
+        "events": str(events_path),
+        "control": p.control,
+        "scale": p.scale,
+        "expect": (p.claim_spec or {}).get("expect") or [],
     }
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2, default=str), encoding="utf-8")
@@ -707,7 +753,12 @@ def _worker_env() -> dict[str, str]:
 
 
 def _watch(
-    proc: subprocess.Popen, p: PlannedRun, run: Run, tracker: Tracker, monitor: Monitor, reader: _EventReader,
+    proc: subprocess.Popen,
+    p: PlannedRun,
+    run: Run,
+    tracker: Tracker,
+    monitor: Monitor,
+    reader: _EventReader,
     outcome: _Outcome,
 ) -> tuple[str, str] | None:
     """Follow the child until it exits (None: judge it by its outcome) or times out (the
@@ -829,11 +880,16 @@ def _finish(run: Run, tracker: Tracker, status: str, reason: str | None, outcome
         reason = CONTROL_PASSED.format(control=run.control)
     metrics = tracker.metrics(run.id)
     record = {
-        "run_id": run.id, "experiment": run.experiment, "preset": run.preset, "status": status,
+        "run_id": run.id,
+        "experiment": run.experiment,
+        "preset": run.preset,
+        "status": status,
         "verdict": result.get("verdict") if result else None,
         "checks": result.get("checks") if result else [],
         "summary": result.get("summary") if result else None,
-        "params": run.params, "metrics": metrics, "error": reason,
+        "params": run.params,
+        "metrics": metrics,
+        "error": reason,
     }
     (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=str, allow_nan=True), encoding="utf-8")
     names = ["metrics.json", "spec.json", "events.jsonl", "stdout.log", "stderr.log", "git.diff"]
@@ -850,7 +906,8 @@ def _finish(run: Run, tracker: Tracker, status: str, reason: str | None, outcome
     for name in plots:
         tracker.add_artifact(run.id, name, "plot")
     tracker.finish(
-        run.id, status,
+        run.id,
+        status,
         verdict=result.get("verdict") if result else None,
         checks=result.get("checks") if result else None,
         summary=result.get("summary") if result else None,
@@ -858,8 +915,10 @@ def _finish(run: Run, tracker: Tracker, status: str, reason: str | None, outcome
     )
 
 
-CONTROL_PASSED = ("negative control {control!r} passed: this check cannot fail (an error of the experiment, "
-                  "not evidence for the claim)")
+CONTROL_PASSED = (
+    "negative control {control!r} passed: this check cannot fail (an error of the experiment, "
+    "not evidence for the claim)"
+)
 
 
 def record_skipped(tracker: Tracker, skipped: list[Skipped], preset: str) -> list[Run]:
@@ -873,8 +932,18 @@ def record_skipped(tracker: Tracker, skipped: list[Skipped], preset: str) -> lis
             scale = registry.get(s.experiment).scale_of(preset)
         except registry.RegistryError:
             scale = None
-        out.append(tracker.record_skipped(s.experiment, preset=preset, needs=s.needs, reason=s.reason,
-                                          claims=s.claims, scale=scale, claim_spec=s.claim_spec, control=s.control))
+        out.append(
+            tracker.record_skipped(
+                s.experiment,
+                preset=preset,
+                needs=s.needs,
+                reason=s.reason,
+                claims=s.claims,
+                scale=scale,
+                claim_spec=s.claim_spec,
+                control=s.control,
+            )
+        )
     return out
 
 
