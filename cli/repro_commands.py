@@ -442,13 +442,13 @@ def _execute_live(vault: Path, planned: list, console, fmt: str) -> list:
     """Run ``planned`` with live progress (plain lines on stderr when not on a terminal);
     print the finished runs as JSON for ``--format json``."""
     from cli.output import clean
-    from repro.runner import LogMonitor, MonitorGroup, execute
+    from repro.runner import LogMonitor, MonitorGroup, MonitorLike, execute
     from repro.tracker import Tracker
 
     argv = ["paperkb", *sys.argv[1:]]
     with Tracker(vault) as tracker, _stop_signals_interrupt():
         live = _LiveMonitor(console)
-        monitor: Any = live  # a repro.runner.Monitor in all but name (repro is imported lazily)
+        monitor: MonitorLike = live
         if not console.is_terminal:  # no bar can be drawn: say when runs start, and how far they are
             monitor = MonitorGroup(live, LogMonitor(sys.stderr, clean=clean, finish_lines=not console.stderr))
         try:

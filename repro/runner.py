@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from paperkb.errors import NoteNotFound, PaperkbError, UsageError
 from repro import registry
@@ -444,8 +444,23 @@ def _choose_device(exp_id: str, options: RunOptions, req: registry.Requirements,
 # --------------------------------------------------------------------------------------
 # 3. Execute
 # --------------------------------------------------------------------------------------
+class MonitorLike(Protocol):
+    """What :func:`execute` calls as runs go (a live display, a log): :class:`Monitor`'s methods."""
+
+    def queued(self, runs: list[Run]) -> None: ...
+
+    def started(self, run: Run) -> None: ...
+
+    def progress(self, run: Run, done: float, total: float, message: str) -> None: ...
+
+    def metric(self, run: Run, metric: dict[str, Any]) -> None: ...
+
+    def finished(self, run: Run) -> None: ...
+
+
 class Monitor:
-    """Callbacks for a live display; the default does nothing."""
+    """Callbacks for a live display; the default does nothing (subclass it, or write any
+    class with these methods)."""
 
     def queued(self, runs: list[Run]) -> None: ...
 
@@ -461,7 +476,7 @@ class Monitor:
 class MonitorGroup(Monitor):
     """Hands every callback to each of ``monitors`` (a live display and a log, say)."""
 
-    def __init__(self, *monitors: Monitor) -> None:
+    def __init__(self, *monitors: MonitorLike) -> None:
         self.monitors = monitors
 
     def queued(self, runs: list[Run]) -> None:
@@ -633,7 +648,7 @@ def execute(
     planned: list[PlannedRun],
     tracker: Tracker,
     *,
-    monitor: Monitor | None = None,
+    monitor: MonitorLike | None = None,
     argv: list[str] | None = None,
 ) -> list[Run]:
     """Run ``planned`` one after the other; return their final records.
@@ -679,7 +694,7 @@ def execute(
     return done
 
 
-def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: Monitor) -> Run:
+def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: MonitorLike) -> Run:
     run_dir = tracker.run_dir(run.id)
     spec_path, events_path = _prepare_run_dir(p, run, tracker, diff, run_dir)
     cmd = worker_command(spec_path, p, run.id)
@@ -757,7 +772,7 @@ def _watch(
     p: PlannedRun,
     run: Run,
     tracker: Tracker,
-    monitor: Monitor,
+    monitor: MonitorLike,
     reader: _EventReader,
     outcome: _Outcome,
 ) -> tuple[str, str] | None:
@@ -782,7 +797,7 @@ def _watch(
         time.sleep(POLL_S)
 
 
-def _announce_finished(tracker: Tracker, run: Run, monitor: Monitor) -> Run:
+def _announce_finished(tracker: Tracker, run: Run, monitor: MonitorLike) -> Run:
     final = tracker.get(run.id)
     monitor.finished(final)
     return final
@@ -816,7 +831,7 @@ def _end_leftovers(proc: subprocess.Popen) -> None:
         pass
 
 
-def _consume(events: list[dict[str, Any]], run: Run, tracker: Tracker, monitor: Monitor, outcome: _Outcome) -> None:
+def _consume(events: list[dict[str, Any]], run: Run, tracker: Tracker, monitor: MonitorLike, outcome: _Outcome) -> None:
     metrics = []
     for ev in events:
         kind = ev.get("type")
