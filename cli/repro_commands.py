@@ -370,7 +370,9 @@ def run_cmd(
 
     Exit status: 0 when every run passed (skipped ones do not count); 1 when a claim was
     contradicted (a run failed its thresholds) or nothing could run; 3 when a run ended in
-    error, timeout or interrupted (2 is kept for a malformed command line); 130 on Ctrl-C (the runs are recorded as interrupted).
+    error, timeout or interrupted; 2 for a malformed command line (a bad option value, an
+    unknown target, no target), refused before anything runs; 130 on Ctrl-C (the runs are
+    recorded as interrupted). Piped, each run's start, sparse progress and end go to stderr.
     With --control/--controls: 0 only when every control that ran ended contradicted, else 1.
 
     Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000
