@@ -149,13 +149,26 @@ def export_site_cmd(
 
     Example: paperkb --vault notes export site site/ && python -m http.server -d site
     """
+    from cli.output import Progress
     from kb.publish.site import export_site
     from kb.vault import Vault
 
     vault = Vault(vault_of(ctx))
-    report = export_site(
-        vault, out, statuses=_claim_statuses(vault.root), runs_dir=_runs_dir(vault.root), force=force, workers=workers
-    )
+    with Progress("rendering note pages") as bar:
+
+        def show(done: int, total: int) -> None:
+            bar.total = total
+            bar.advance(n=done - bar.done)
+
+        report = export_site(
+            vault,
+            out,
+            statuses=_claim_statuses(vault.root),
+            runs_dir=_runs_dir(vault.root),
+            force=force,
+            workers=workers,
+            progress=show,
+        )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(

@@ -61,14 +61,25 @@ def export_json(vault) -> dict[str, Any]:
     return {
         "notes": list(iter_note_json(vault)),
         "problems": [
-            {"path": p.path, "line": p.line, "severity": p.severity, "message": p.message}
-            for p in vault.problems()
+            {"path": p.path, "line": p.line, "severity": p.severity, "message": p.message} for p in vault.problems()
         ],
     }
 
 
-_FIELDS = ("path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter", "links", "callouts",
-           "questions", "claims")
+_FIELDS = (
+    "path",
+    "title",
+    "aliases",
+    "citekey",
+    "authors",
+    "year",
+    "tags",
+    "frontmatter",
+    "links",
+    "callouts",
+    "questions",
+    "claims",
+)
 # SQLite picks the exported fields out of each stored note in one pass (C code): the body
 # text, lists, headings and fields that make up most of a note are never decoded in Python.
 _NOTE_SQL = f"SELECT json_extract(data, {', '.join(repr('$.' + k) for k in _FIELDS)}) FROM notes ORDER BY path"
@@ -90,12 +101,22 @@ def iter_note_json(vault) -> Iterator[dict[str, Any]]:
             "tags": [t.lstrip("#") for t in tags or ()],
             "frontmatter": frontmatter or {},
             "links": [{k: link.get(k) for k in _LINK_KEYS} for link in links or ()],
-            "callouts": [{"type": c.get("type"), "title": c.get("title"), "fold": c.get("fold"), "line": c.get("line")}
-                         for c in callouts or ()],
-            "questions": [{"text": q.get("text"), "answered": q.get("answered"), "line": q.get("line")}
-                          for q in questions or ()],
-            "claims": [{"id": c.get("id"), "statement": c.get("statement"), "experiments": c.get("experiments"),
-                        "line": c.get("line")} for c in claims or ()],
+            "callouts": [
+                {"type": c.get("type"), "title": c.get("title"), "fold": c.get("fold"), "line": c.get("line")}
+                for c in callouts or ()
+            ],
+            "questions": [
+                {"text": q.get("text"), "answered": q.get("answered"), "line": q.get("line")} for q in questions or ()
+            ],
+            "claims": [
+                {
+                    "id": c.get("id"),
+                    "statement": c.get("statement"),
+                    "experiments": c.get("experiments"),
+                    "line": c.get("line"),
+                }
+                for c in claims or ()
+            ],
         }
 
 

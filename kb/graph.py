@@ -24,7 +24,8 @@ networkx is imported inside the functions: the ``show`` path never pays for it.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from kb.model import Note
 from kb.resolve import ghost_key
@@ -43,7 +44,7 @@ def edge_kind(link) -> str:
     return "cites" if link.is_citation else "mentions"
 
 
-def build_graph(notes: Iterable[Note]) -> "nx.MultiDiGraph":
+def build_graph(notes: Iterable[Note]) -> nx.MultiDiGraph:
     """The graph of ``notes`` (their links already resolved, as ``Vault.notes()`` gives)."""
     import networkx as nx
 
@@ -81,7 +82,7 @@ def build_graph(notes: Iterable[Note]) -> "nx.MultiDiGraph":
     return g
 
 
-def build_graph_from_index(conn) -> "nx.MultiDiGraph":
+def build_graph_from_index(conn) -> nx.MultiDiGraph:
     """The same graph as ``build_graph(vault.notes())``, read from the index tables
     (``links``, ``tags`` and a few JSON fields of ``notes``) without loading every note."""
     import json
@@ -100,8 +101,15 @@ def build_graph_from_index(conn) -> "nx.MultiDiGraph":
     for path, title, citekey, year, claims_json in rows:
         name = path.rsplit("/", 1)[-1]
         name = name[:-3] if name.lower().endswith(".md") else name
-        g.add_node(path, kind="note", label=title or name, title=title or "", citekey=citekey,
-                   year=year if isinstance(year, int) else None, tags=tags.get(path, []))
+        g.add_node(
+            path,
+            kind="note",
+            label=title or name,
+            title=title or "",
+            citekey=citekey,
+            year=year if isinstance(year, int) else None,
+            tags=tags.get(path, []),
+        )
         if claims_json and claims_json != "[]":
             claims.append((path, claims_json))
     for src, kind, is_citation, resolved, target, line in conn.execute(
@@ -126,8 +134,14 @@ def build_graph_from_index(conn) -> "nx.MultiDiGraph":
                 node = EXPERIMENT + exp
                 if node not in g:
                     g.add_node(node, kind="experiment", label=exp)
-                g.add_edge(path, node, key=f"claims:{claim.get('id')}", kind="claims", claim=claim.get("id"),
-                           line=claim.get("line"))
+                g.add_edge(
+                    path,
+                    node,
+                    key=f"claims:{claim.get('id')}",
+                    kind="claims",
+                    claim=claim.get("id"),
+                    line=claim.get("line"),
+                )
     return g
 
 
@@ -247,8 +261,7 @@ def summary(g, top: int = 5) -> dict[str, Any]:
         "experiments": kinds.get("experiment", 0),
         "edges": {k: edges.get(k, 0) for k in EDGE_KINDS},
         "components": components,
-        "most_cited": [{"node": n, "label": g.nodes[n].get("label", n), "citations": c}
-                       for n, c in most_cited(g, top)],
+        "most_cited": [{"node": n, "label": g.nodes[n].get("label", n), "citations": c} for n, c in most_cited(g, top)],
         "orphans": orphans(g),
     }
 
@@ -315,7 +328,11 @@ def to_dot(g) -> str:
 def _mermaid_label(text: str) -> str:
     # Mermaid has no escape for '"' inside a quoted label: use its HTML entity form.
     escaped = (
-        str(text).replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+        str(text)
+        .replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
         .replace("\n", " ")
     )
     return f'"{escaped}"'

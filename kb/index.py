@@ -36,11 +36,11 @@ import sqlite3
 import stat as _stat
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 from kb.errors import VaultError
 from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
@@ -317,7 +317,7 @@ def _parse_batch(root: str, items: list[tuple[str, float, float, str | None]], n
 
 
 def _parse_batch_now(root: str, items: list[tuple[str, float, float, str | None]], nonce: str) -> list[tuple]:
-    out = []
+    out: list[tuple] = []
     for path, mtime, ctime, old_hash in items:
         try:
             data = read_regular_file(os.path.join(root, path))
@@ -367,8 +367,7 @@ def _batches(items: list, size: int) -> Iterator[list]:
 # The index
 # --------------------------------------------------------------------------------------
 # kb modules whose code does not shape the index content (queries over it).
-_NOT_INDEXING = {"__init__.py", "errors.py", "graph.py", "vault.py", "check.py", "export.py", "search.py",
-                 "summary.py"}
+_NOT_INDEXING = {"__init__.py", "errors.py", "graph.py", "vault.py", "check.py", "export.py", "search.py", "summary.py"}
 
 
 def code_fingerprint() -> str:
@@ -505,7 +504,8 @@ def _acquire(path: str, wait_s: float) -> int | None:
             os.close(fd)
             raise VaultError(
                 f"another paperkb process has been updating the index of this vault for over {wait_s:.0f} s "
-                f"({_shown(path)}); try again when it has finished")
+                f"({_shown(path)}); try again when it has finished"
+            )
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
 
@@ -628,8 +628,7 @@ def open_readonly(db_path: Path) -> IndexConnection:
     for flags in ("mode=ro", "mode=ro&immutable=1"):
         uri = f"{db_path.resolve().as_uri()}?{flags}"
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   factory=IndexConnection)
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, factory=IndexConnection)
         except sqlite3.Error as exc:
             last = exc
             continue
@@ -716,8 +715,9 @@ def ensure_schema(conn: sqlite3.Connection) -> bool:
     if _stored_fingerprint(conn) == fingerprint:
         return False
     if getattr(conn, "readonly", False):
-        raise IndexReadOnly(f"{_shown(_db_path(conn))} was made by another version of paperkb and the "
-                            "folder is read-only")
+        raise IndexReadOnly(
+            f"{_shown(_db_path(conn))} was made by another version of paperkb and the folder is read-only"
+        )
     with writer_lock(_db_path(conn).parent):
         if _stored_fingerprint(conn) == fingerprint:  # another process rebuilt it while we waited
             return False
@@ -756,8 +756,9 @@ def update(
     except (sqlite3.Error, OSError) as exc:
         raise storage_error(exc, db_path) from None
     except MemoryError:
-        raise VaultError(f"out of memory while indexing {root}; a note may be too large "
-                         "(see `paperkb check`)") from None
+        raise VaultError(
+            f"out of memory while indexing {root}; a note may be too large (see `paperkb check`)"
+        ) from None
 
 
 @dataclass
@@ -776,8 +777,9 @@ class _Plan:
         return not self.todo and not self.deleted and not self.files_touched
 
 
-def _plan(conn: sqlite3.Connection, notes_on_disk: dict, files_on_disk: dict, force: bool,
-          unlisted: list[str] = ()) -> _Plan:
+def _plan(
+    conn: sqlite3.Connection, notes_on_disk: dict, files_on_disk: dict, force: bool, unlisted: Sequence[str] = ()
+) -> _Plan:
     stored = {p: (s, m, h, c) for p, s, m, h, c in conn.execute("SELECT path, size, mtime, hash, ctime FROM notes")}
     stored_files = {p: (s, m) for p, s, m in conn.execute("SELECT path, size, mtime FROM files")}
     if unlisted:
@@ -803,8 +805,7 @@ def _plan(conn: sqlite3.Connection, notes_on_disk: dict, files_on_disk: dict, fo
     return _Plan(stored, stored_files, todo, deleted, files_changed, files_touched)
 
 
-def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: int | None,
-            force: bool) -> IndexStats:
+def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: int | None, force: bool) -> IndexStats:
     start = time.perf_counter()
     stats = IndexStats()
     stats.rebuilt = ensure_schema(conn)
@@ -836,8 +837,17 @@ def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: in
     return stats
 
 
-def _write_update(root: Path, conn: sqlite3.Connection, plan: _Plan, notes_on_disk: dict, files_on_disk: dict,
-                  stats: IndexStats, *, progress: bool, workers: int | None) -> None:
+def _write_update(
+    root: Path,
+    conn: sqlite3.Connection,
+    plan: _Plan,
+    notes_on_disk: dict,
+    files_on_disk: dict,
+    stats: IndexStats,
+    *,
+    progress: bool,
+    workers: int | None,
+) -> None:
     import secrets  # only when something must be parsed (show's start-up stays lean)
 
     stored, stored_files, deleted = plan.stored, plan.stored_files, plan.deleted
@@ -876,8 +886,9 @@ def _write_update(root: Path, conn: sqlite3.Connection, plan: _Plan, notes_on_di
         if stat_only:
             conn.executemany("UPDATE notes SET size=?, mtime=?, ctime=?, hash=? WHERE path=?", stat_only)
         if parsed or deleted or plan.files_changed:
-            stats.resolved = _apply(conn, parsed, file_stat, deleted, files_on_disk, stored_files,
-                                    plan.files_changed, nonce)
+            stats.resolved = _apply(
+                conn, parsed, file_stat, deleted, files_on_disk, stored_files, plan.files_changed, nonce
+            )
         elif plan.files_touched:
             _write_files(conn, files_on_disk)
         conn.execute("COMMIT")
@@ -926,8 +937,12 @@ def _read_and_parse(
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     stats.workers = n_workers
     n_batches = (len(todo) + BATCH_SIZE - 1) // BATCH_SIZE
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
+    ) as pool:
         # map() submits every batch (and forks the workers) before the progress bar's
         # refresh thread starts: no thread is running when we fork.
         batches = pool.map(_parse_batch, [root] * n_batches, _batches(todo, BATCH_SIZE), [nonce] * n_batches)
@@ -981,7 +996,7 @@ class _Bar:
         self.progress = _progress_bar(total) if enabled else None
         self.total = total
 
-    def __enter__(self) -> "_Bar":
+    def __enter__(self) -> _Bar:
         if self.progress is not None:
             self.progress.start()
             self.task = self.progress.add_task("parsing notes", total=self.total)
@@ -1019,15 +1034,17 @@ class _SqlNames:
 
     def get(self, key: str, default: list[str] | None = None) -> list[str] | None:
         if key not in self.cache:
-            self.cache[key] = [p for (p,) in self.conn.execute(
-                "SELECT path FROM names WHERE key=? AND kind=?", (key, self.kind))]
+            self.cache[key] = [
+                p for (p,) in self.conn.execute("SELECT path FROM names WHERE key=? AND kind=?", (key, self.kind))
+            ]
         return self.cache[key] or default
 
 
 def _write_files(conn: sqlite3.Connection, files_on_disk: dict[str, tuple[int, float]]) -> None:
     conn.execute("DELETE FROM files")
-    conn.executemany("INSERT INTO files(path, size, mtime) VALUES (?, ?, ?)",
-                     [(p, s, m) for p, (s, m) in files_on_disk.items()])
+    conn.executemany(
+        "INSERT INTO files(path, size, mtime) VALUES (?, ?, ?)", [(p, s, m) for p, (s, m) in files_on_disk.items()]
+    )
 
 
 def _apply(
@@ -1117,8 +1134,9 @@ def _apply(
 
     if len(parsed) + len(loaded) <= LAZY_NAMES_MAX:
         # A small update: look names up in the index as needed instead of loading all.
-        resolver = R.Resolver.from_tables({k: _SqlNames(conn, k) for k in (R.PATH, R.NAME, R.ALIAS, R.CITEKEY)},
-                                          attachments, anchors)
+        resolver = R.Resolver.from_tables(
+            {k: _SqlNames(conn, k) for k in (R.PATH, R.NAME, R.ALIAS, R.CITEKEY)}, attachments, anchors
+        )
     else:
         resolver = R.Resolver(conn.execute("SELECT key, path, kind FROM names").fetchall(), attachments, anchors)
     if loaded:
@@ -1133,7 +1151,11 @@ def _apply(
     todo = [(p, True) for p in parsed] + [(p, False) for p in loaded]
     n_done = len(todo)
     for chunk in _batches(todo, 500):
-        note_rows, link_rows, problem_rows, tag_rows, updates = [], [], [], [], []
+        note_rows: list[tuple] = []
+        link_rows: list[tuple] = []
+        problem_rows: list[tuple] = []
+        tag_rows: list[tuple] = []
+        updates: list[tuple[str, str]] = []
         for path, is_new in chunk:
             # pop: a resolved, serialised note is not needed again (keeps memory flat)
             item: Parsed | Note = parsed.pop(path) if is_new else loaded.pop(path)
@@ -1142,18 +1164,28 @@ def _apply(
             problem_rows.extend((p.path, p.line, p.severity, p.message, "parse") for p in own)
             problem_rows.extend((p.path, p.line, p.severity, p.message, "resolve") for p in found)
             link_rows.extend(
-                (path, i, ln.line, ln.kind, ln.target, R.link_key(ln.target) if ln.target else "", ln.heading,
-                 ln.block, ln.display, int(bool(ln.is_citation)), ln.resolved)
+                (
+                    path,
+                    i,
+                    ln.line,
+                    ln.kind,
+                    ln.target,
+                    R.link_key(ln.target) if ln.target else "",
+                    ln.heading,
+                    ln.block,
+                    ln.display,
+                    int(bool(ln.is_citation)),
+                    ln.resolved,
+                )
                 for i, ln in enumerate(item.links)
             )
-            if is_new:
+            if isinstance(item, Parsed):  # (is_new)
                 note_rows.append((path, *file_stat[path], item.finish(found)))
                 tag_rows.extend((path, tag, tag.casefold()) for tag in item.tags)
             else:
                 item.problems = own + found
                 updates.append((json.dumps(note_dict(item), ensure_ascii=False), path))
-        conn.executemany("INSERT INTO notes(path, size, mtime, ctime, hash, data) VALUES (?, ?, ?, ?, ?, ?)",
-                         note_rows)
+        conn.executemany("INSERT INTO notes(path, size, mtime, ctime, hash, data) VALUES (?, ?, ?, ?, ?, ?)", note_rows)
         conn.executemany("UPDATE notes SET data=? WHERE path=?", updates)
         conn.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", link_rows)
         conn.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?)", problem_rows)
@@ -1163,4 +1195,3 @@ def _apply(
             if "CREATE INDEX" in statement:
                 conn.execute(statement)
     return n_done
-

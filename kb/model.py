@@ -182,7 +182,7 @@ class Note:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Note":
+    def from_dict(cls, d: dict[str, Any]) -> Note:
         kw = dict(d)
         for name, sub in _LIST_FIELDS.items():
             kw[name] = [sub(**x) for x in kw.get(name) or []]

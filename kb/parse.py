@@ -16,10 +16,10 @@ import re
 import unicodedata
 from bisect import bisect_left
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from kb.frontmatter import Properties, get_key, key_line, load_frontmatter, split_frontmatter
+from kb.frontmatter import Issue, Properties, get_key, key_line, load_frontmatter, split_frontmatter
 from kb.model import (
     BlockId,
     Callout,
@@ -36,6 +36,9 @@ from kb.model import (
 )
 from kb.syntax import CALLOUT_ALIASES, clean_tag, is_attachment, obsidian_markdown
 from kb.text import decode_note
+
+if TYPE_CHECKING:
+    from kb.scan import ScanResult
 
 __all__ = ["CALLOUT_ALIASES", "is_citekey", "parse_file", "parse_note", "prepare", "slugify"]
 
@@ -192,7 +195,7 @@ def _parse(data: bytes | str, path: str, mtime: float, ctime: float, fast: bool 
 
             props = scan_frontmatter(raw_fm)
         if props is not None:
-            fmt, issues = "yaml", []
+            fmt, issues = "yaml", list[Issue]()
         else:
             props, fmt, issues = load_frontmatter(raw_fm, 2)
         note.frontmatter, note.frontmatter_format = props, fmt
@@ -217,7 +220,7 @@ def _parse(data: bytes | str, path: str, mtime: float, ctime: float, fast: bool 
             )
         )
 
-    walk = None
+    walk: _Walk | ScanResult | None = None
     if fast and not rest:
         from kb.scan import scan_body
 
@@ -225,8 +228,9 @@ def _parse(data: bytes | str, path: str, mtime: float, ctime: float, fast: bool 
     if walk is None:
         env: dict[str, Any] = {}
         tokens = _markdown().parse(source, env)
-        walk = _Walk(note, source, env)
-        walk.run(tokens)
+        markdown_walk = _Walk(note, source, env)
+        markdown_walk.run(tokens)
+        walk = markdown_walk
     if rest:
         note.body_text += "\n" + rest
 
@@ -581,7 +585,7 @@ def _sections(note: Note) -> None:
         link.is_citation = any(start < link.line < end for start, end in ref_ranges)
 
 
-def _paper_model(note: Note, walk: _Walk, raw_fm: str) -> None:
+def _paper_model(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:
     props = Properties(note.frontmatter)
     title = _as_text(props.get("name", "title"))
     if title is None:
@@ -596,9 +600,7 @@ def _paper_model(note: Note, walk: _Walk, raw_fm: str) -> None:
         doi = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", doi, flags=re.I).strip() or None
     note.doi = doi
 
-    note.aliases = _dedupe(
-        [a.lstrip() for a in _string_list(props.get("aliases", "alias"), _ALIAS_SPLIT_RE)]
-    )
+    note.aliases = _dedupe([a.lstrip() for a in _string_list(props.get("aliases", "alias"), _ALIAS_SPLIT_RE)])
     citekey = _as_text(props.get("citekey", "citationkey", "citation-key", "citation key"))
     if citekey:
         citekey = citekey.lstrip("@").strip() or None
@@ -656,7 +658,7 @@ def _year(props: Properties) -> int | None:
     return None
 
 
-def _questions(note: Note, walk: _Walk) -> None:
+def _questions(note: Note, walk: _Walk | ScanResult) -> None:
     questions = [c for c in note.callouts if c.type == "question"]
     if not questions:
         return
@@ -681,7 +683,7 @@ def _questions(note: Note, walk: _Walk) -> None:
         note.questions.append(Question(text=text, answer=answer, answered=bool(answer), line=callout.line))
 
 
-def _claims(note: Note, walk: _Walk, raw_fm: str) -> None:
+def _claims(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:
     claims: list[Claim] = []
     for callout in note.callouts:
         if callout.type != "claim":
@@ -741,8 +743,7 @@ def _claims(note: Note, walk: _Walk, raw_fm: str) -> None:
             for key in _CLAIM_SPEC_KEYS:
                 value = get_key(entry, key)
                 if isinstance(value, dict) and key == "params":  # YAML mapping: name: value
-                    value = ", ".join(f"{k}={_as_text(v) if not isinstance(v, list) else v}"
-                                      for k, v in value.items())
+                    value = ", ".join(f"{k}={_as_text(v) if not isinstance(v, list) else v}" for k, v in value.items())
                 if isinstance(value, list):
                     value = ("; " if key == "expect" else ", ").join(str(v) for v in value)
                 if value is not None:

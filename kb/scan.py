@@ -120,7 +120,7 @@ class _Tok:
 
     __slots__ = ("content", "markup", "meta", "pos", "type")
 
-    def __init__(self, ttype: str, content: str = "", meta: Any = None, pos: int = 0) -> None:
+    def __init__(self, ttype: str, content: str | None = "", meta: Any = None, pos: int = 0) -> None:
         self.type = ttype
         self.content = content
         self.meta = meta
@@ -185,7 +185,8 @@ class _Delim:
     __slots__ = ("char", "close", "index", "length", "open")
 
     def __init__(self, char: str, length: int, can_open: bool, can_close: bool, index: int) -> None:
-        self.char, self.length, self.open, self.close, self.index = char, length, can_open, can_close, index
+        self.char, self.length, self.close, self.index = char, length, can_close, index
+        self.open: bool | None = can_open  # None once matched: the delimiter vanishes from the text
 
 
 # characters at which an inline rule may fire (the rest is plain text)
@@ -286,6 +287,8 @@ class _Scanner:
 
     def heading(self, line: int, text: str) -> None:
         m = _HEADING_RE.match(text)
+        if m is None:  # (the caller saw a heading; markdown-it decides otherwise)
+            raise Unsupported("heading")
         level = len(m.group(1))
         content = (m.group(2) or "").strip()
         if content.endswith("#") or "\n" in content:
@@ -305,19 +308,22 @@ class _Scanner:
         while True:
             line, text = items[i]
             m = _BULLET_RE.match(text)
-            rest = text[m.end():]
+            if m is None:  # (the caller saw a bullet; markdown-it decides otherwise)
+                raise Unsupported("list item")
+            rest = text[m.end() :]
             _check_line(rest)
-            if rest[0] in "#>-*+_" and (_is_interrupt(rest) or rest.rstrip(" ") in ("-", "*", "+")
-                                       or rest[1:2] == " " and rest[0] in "-*+"):
+            if rest[0] in "#>-*+_" and (
+                _is_interrupt(rest) or rest.rstrip(" ") in ("-", "*", "+") or rest[1:2] == " " and rest[0] in "-*+"
+            ):
                 raise Unsupported("block inside a list item")
             end = self._paragraph_end(items, i)
-            content = (rest if end == i + 1 else "\n".join([rest] + [t for _, t in items[i + 1:end]])).strip()
+            content = (rest if end == i + 1 else "\n".join([rest] + [t for _, t in items[i + 1 : end]])).strip()
             status = None
             if content.startswith("["):
                 tm = TASK_RE.match(content)
                 if tm:
                     status = tm.group(1)
-                    content = content[tm.end():]
+                    content = content[tm.end() :]
             item = ListItem(text="", line=line, task=status is not None)
             self.lists.append(item)
             task = None
@@ -368,8 +374,9 @@ class _Scanner:
                 inner.append((line, rest))
                 last_empty = not rest or rest.isspace()
                 # a lazy line continues a paragraph (of the quote or of a list item in it)
-                in_paragraph = not last_empty and not (rest[0] in "#-*_" and
-                                                       (_HEADING_RE.match(rest) or _HR_RE.match(rest)))
+                in_paragraph = not last_empty and not (
+                    rest[0] in "#-*_" and (_HEADING_RE.match(rest) or _HR_RE.match(rest))
+                )
                 j += 1
                 continue
             if last_empty or _is_interrupt(text):
@@ -394,6 +401,8 @@ class _Scanner:
         self.container(inner, top=False)
         self.stack.pop()
         if callout is not None:
+            if self.open_callout is None:  # (the callout's text was lost: markdown-it parses it)
+                raise Unsupported("callout")
             _, parts = self.open_callout
             self.callout_texts[id(callout)] = "\n".join(p for p in parts if p).strip()
             self.open_callout = None
@@ -423,13 +432,22 @@ class _Scanner:
         return callout
 
     # -- inline
-    def inline(self, content: str, line: int, *, heading: bool = False, previous_sibling: int | None = None,
-               first_sibling: bool = False) -> list[str]:
+    def inline(
+        self,
+        content: str,
+        line: int,
+        *,
+        heading: bool = False,
+        previous_sibling: int | None = None,
+        first_sibling: bool = False,
+    ) -> list[str]:
         """Scan one inline token's content; record its facts and its readable text."""
         if self.callout_marker is not None:
             # the callout's first paragraph: markdown-it sees the title and the lines after it
             m = MARKER_RE.match(content)
-            content = m.group(3).strip() + content[m.end():]
+            if m is None:  # (the marker was seen on this paragraph's first line)
+                raise Unsupported("callout marker")
+            content = m.group(3).strip() + content[m.end() :]
             self.callout_marker = None
         if _SPECIAL_RE.search(content) is None:  # plain text: one text token, no line break
             parts = [content]
@@ -466,9 +484,17 @@ class _Scanner:
                 parts.append("" if tok.meta.open is None else tok.content)
             elif ttype == "wikilink":
                 meta = tok.meta
-                self.links.append(Link(target=meta["target"], kind=meta["kind"], line=line + lines_before(meta["pos"]),
-                                       heading=meta["heading"], block=meta["block"], subpath=meta["subpath"],
-                                       display=meta["display"]))
+                self.links.append(
+                    Link(
+                        target=meta["target"],
+                        kind=meta["kind"],
+                        line=line + lines_before(meta["pos"]),
+                        heading=meta["heading"],
+                        block=meta["block"],
+                        subpath=meta["subpath"],
+                        display=meta["display"],
+                    )
+                )
                 parts.append(tok.content)
             elif ttype == "tag":
                 self.tags.append(tok.meta["tag"])
@@ -482,18 +508,20 @@ class _Scanner:
                     open_link = (link, len(parts))
             elif ttype == "link_close":
                 if open_link is not None:
-                    label = "".join(parts[open_link[1]:]).strip()
+                    label = "".join(parts[open_link[1] :]).strip()
                     open_link[0].display = label or None
                     open_link = None
             elif ttype == "inline_field":
                 meta = tok.meta
-                self.fields.append(InlineField(key=meta["key"], value=meta["value"],
-                                               line=line + lines_before(meta["pos"]), style=meta["style"]))
+                self.fields.append(
+                    InlineField(
+                        key=meta["key"], value=meta["value"], line=line + lines_before(meta["pos"]), style=meta["style"]
+                    )
+                )
             elif ttype == "block_id":
                 if heading:
                     raise Unsupported("block id in a heading")
-                self.block_id(tok.meta, content, line + lines_before(tok.meta["pos"]), previous_sibling,
-                              first_sibling)
+                self.block_id(tok.meta, content, line + lines_before(tok.meta["pos"]), previous_sibling, first_sibling)
             # "comment": hidden text, nothing to record
         text = "".join(parts)
         readable = (_WS_RE.sub("\n", text) if "\n" in text else text).strip()
@@ -502,8 +530,7 @@ class _Scanner:
             self.open_callout[1].append(readable)
         return parts
 
-    def block_id(self, meta: dict, content: str, line: int, previous_sibling: int | None,
-                 first_sibling: bool) -> None:
+    def block_id(self, meta: dict, content: str, line: int, previous_sibling: int | None, first_sibling: bool) -> None:
         block_line = self.paragraph_line
         if meta["alone"]:
             if content.strip() == "^" + meta["id"]:  # a paragraph of its own: names the block before
@@ -551,7 +578,7 @@ class _Scanner:
                 self.delimiter_run(state, j, ch)
                 continue
             if ch == "`":
-                backtick(state, False)  # markdown-it's code span rule itself
+                backtick(state, False)  # type: ignore[arg-type]  # _State stands in for StateInline (duck-typed)
                 continue
             if ch in "\\<$":
                 raise Unsupported(f"inline {ch!r}")
@@ -564,13 +591,13 @@ class _Scanner:
                 state.pos = j + 1
                 continue
             if ch == "&":
-                nxt = src[j + 1:j + 2]
+                nxt = src[j + 1 : j + 2]
                 if nxt == "#" or nxt.isalnum():
                     raise Unsupported("entity")
                 tokens.append("&")
                 state.pos = j + 1
                 continue
-            if ch in _OBSIDIAN_CHARS and _obsidian_inline(state, False):
+            if ch in _OBSIDIAN_CHARS and _obsidian_inline(state, False):  # type: ignore[arg-type]  # as backtick
                 continue
             state.pos = j
             if ch == "[":
@@ -694,7 +721,7 @@ def scan_body(note: Note, source: str) -> ScanResult | None:
     finally:
         # scanner <-> its inline stand-in is a reference cycle; parse workers run with the
         # cyclic collector paused, so break it here or every note's lines stay in memory
-        scanner.md.scanner = None
+        del scanner.md.scanner
     note.headings = scanner.headings
     note.links = scanner.links
     note.callouts = scanner.callouts
@@ -720,7 +747,7 @@ _FM_DECIMAL_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _FM_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _STR_TAG = "tag:yaml.org,2002:str"
 _INT_TAG = "tag:yaml.org,2002:int"
-_resolver = None
+_resolver: tuple[Any, Any] | None = None  # PyYAML's implicit resolver and its ScalarNode class
 
 
 def _fm_scalar(text: str) -> Any:
@@ -742,9 +769,9 @@ def _fm_scalar(text: str) -> Any:
     if _resolver is None:
         import yaml
 
-        _resolver = yaml.resolver.Resolver()
-        _resolver.ScalarNode = yaml.ScalarNode
-    tag = _resolver.resolve(_resolver.ScalarNode, text, (True, False))
+        _resolver = (yaml.resolver.Resolver(), yaml.ScalarNode)
+    resolver, scalar_node = _resolver
+    tag = resolver.resolve(scalar_node, text, (True, False))
     if tag == _STR_TAG:
         return text
     if tag == _INT_TAG and _FM_DECIMAL_RE.fullmatch(text):

@@ -67,9 +67,15 @@ class LinkRow:
 
     def to_dict(self) -> dict:
         return {
-            "source": self.src, "line": self.line, "kind": self.kind, "edge": self.edge,
-            "target": self.target, "heading": self.heading, "block": self.block,
-            "display": self.display, "resolved": self.resolved,
+            "source": self.src,
+            "line": self.line,
+            "kind": self.kind,
+            "edge": self.edge,
+            "target": self.target,
+            "heading": self.heading,
+            "block": self.block,
+            "display": self.display,
+            "resolved": self.resolved,
         }
 
 
@@ -119,7 +125,7 @@ class Vault:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> "Vault":
+    def __enter__(self) -> Vault:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -196,8 +202,11 @@ class Vault:
             key = norm(strip_md(raw)).strip("/")
             if "/" in key:
                 base = key.rsplit("/", 1)[-1]
-                cands = [p for (p,) in conn.execute("SELECT path FROM names WHERE key=? AND kind='name'", (base,))
-                         if norm(strip_md(p)).endswith("/" + key)]
+                cands = [
+                    p
+                    for (p,) in conn.execute("SELECT path FROM names WHERE key=? AND kind='name'", (base,))
+                    if norm(strip_md(p)).endswith("/" + key)
+                ]
                 if cands:
                     return sorted(cands, key=path_order)[0]
             return None

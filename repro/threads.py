@@ -14,7 +14,7 @@ class torch_threads:
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def __enter__(self) -> "torch_threads":
+    def __enter__(self) -> torch_threads:
         import torch
 
         self.old = torch.get_num_threads()

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -564,8 +565,10 @@ def export_site(
     force: bool = False,
     workers: int | None = None,
     generated: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SiteReport:
-    """Write (or bring up to date) the static site of ``vault`` in ``out``."""
+    """Write (or bring up to date) the static site of ``vault`` in ``out``. ``progress(done,
+    total)`` is called as note pages are rendered (for a progress line on long exports)."""
     import datetime as _dt
 
     global _SITE
@@ -595,7 +598,7 @@ def export_site(
         if not writer.fresh(rel, fp):
             todo.append((path, rel, fp))
     report.pages = len(site.light)
-    results = _render_all(site, [p for p, _, _ in todo], workers)
+    results = _render_all(site, [p for p, _, _ in todo], workers, progress)
     fps = {p: (rel, fp) for p, rel, fp in todo}
     for path, page, warnings, files in results:
         rel, fp = fps[path]
@@ -640,7 +643,7 @@ def export_site(
     return report
 
 
-def _render_all(site: _Site, paths: list[str], workers: int | None):
+def _render_all(site: _Site, paths: list[str], workers: int | None, progress: Callable[[int, int], None] | None = None):
     global _SITE
     _SITE = site
     from kb.index import available_cpus
@@ -660,6 +663,8 @@ def _render_all(site: _Site, paths: list[str], workers: int | None):
         out = []
         for batch in pool.imap(_render_batch, chunks):
             out.extend(batch)
+            if progress is not None:
+                progress(len(out), len(paths))
     return out
 
 

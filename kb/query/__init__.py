@@ -26,9 +26,27 @@ from kb.query.parser import parse_expression, parse_query
 from kb.query.render import find_blocks, render_blocks, to_csv, to_json_text, to_markdown, to_records
 
 __all__ = [
-    "Corpus", "IndexCorpus", "MemoryCorpus", "QueryError", "Context", "Result", "ResultRow", "Page", "Limits",
-    "execute", "parse_query", "parse_expression", "to_markdown", "to_records", "to_json_text", "to_csv",
-    "find_blocks", "render_blocks", "corpus_of", "run_query", "render_note",
+    "Corpus",
+    "IndexCorpus",
+    "MemoryCorpus",
+    "QueryError",
+    "Context",
+    "Result",
+    "ResultRow",
+    "Page",
+    "Limits",
+    "execute",
+    "parse_query",
+    "parse_expression",
+    "to_markdown",
+    "to_records",
+    "to_json_text",
+    "to_csv",
+    "find_blocks",
+    "render_blocks",
+    "corpus_of",
+    "run_query",
+    "render_note",
 ]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # ---- expressions ------------------------------------------------------------------------
+
 
 @dataclass
 class Expr:
@@ -93,6 +93,7 @@ def expr_key(e: Expr) -> str | None:
 
 # ---- sources (FROM) ---------------------------------------------------------------------
 
+
 @dataclass
 class Source:
     pass
@@ -137,6 +138,7 @@ class NotSource(Source):
 
 
 # ---- commands and the query ---------------------------------------------------------------
+
 
 @dataclass
 class Where:

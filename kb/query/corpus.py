@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from kb.query.pages import Page, tag_levels
 
@@ -183,8 +184,20 @@ class MemoryCorpus(Corpus):
 
 # the fields most queries read; the rest (links, tasks, lists, questions, claims) is loaded
 # from ``notes`` only for pages whose query touches it
-SLIM_KEYS = ("path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter",
-             "inline_fields", "size", "mtime", "ctime")
+SLIM_KEYS = (
+    "path",
+    "title",
+    "aliases",
+    "citekey",
+    "authors",
+    "year",
+    "tags",
+    "frontmatter",
+    "inline_fields",
+    "size",
+    "mtime",
+    "ctime",
+)
 HEAVY_KEYS = ("links", "tasks", "lists", "questions", "claims")
 
 # No index on query_tags(path) or query_links(path): only an incremental sync's DELETE and
@@ -212,12 +225,12 @@ _HELPER_TABLES = ("query_meta", "query_tags", "query_links", "query_names")
 _SLIM_SQL = "json_object('path', path, " + ", ".join(f"'{k}', data->'$.{k}'" for k in SLIM_KEYS[1:]) + ")"
 _HELPER_SQL = f"SELECT path, hash, {_SLIM_SQL}, data->'$.tags', data->'$.aliases', data->>'$.citekey' FROM notes"
 _LINKS_SQL = "SELECT src, target, resolved FROM links"
-_LINKS_JSON_SQL = ("SELECT n.path, j.value->>'target', j.value->>'resolved' "
-                   "FROM notes AS n, json_each(n.data, '$.links') AS j")
+_LINKS_JSON_SQL = (
+    "SELECT n.path, j.value->>'target', j.value->>'resolved' FROM notes AS n, json_each(n.data, '$.links') AS j"
+)
 
 
-def _create_tables(conn: sqlite3.Connection, *, drop: bool = False, tables: bool = True,
-                   indexes: bool = True) -> None:
+def _create_tables(conn: sqlite3.Connection, *, drop: bool = False, tables: bool = True, indexes: bool = True) -> None:
     """The helper tables and/or their indexes, inside the caller's transaction
     (``executescript`` would commit it)."""
     if drop:
@@ -286,8 +299,11 @@ def _helper_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> tuple[
     except sqlite3.OperationalError:  # an index without a links table
         pairs = select_notes(conn, _LINKS_JSON_SQL, todo, key="n.path")
     synced = {row[0] for row in meta}
-    targets = {(path, (resolved or target).casefold()) for path, target, resolved in pairs
-               if target and path in synced and not _is_external(target)}
+    targets = {
+        (path, (resolved or target).casefold())
+        for path, target, resolved in pairs
+        if target and path in synced and not _is_external(target)
+    }
     return meta, tags, names, list(targets)
 
 
@@ -451,8 +467,7 @@ class IndexCorpus(Corpus):
         targets = sorted({t.casefold() for t in self._targets_for(path)})
         for chunk in _chunks(targets, 500):
             marks = ",".join("?" * len(chunk))
-            out |= {r[0] for r in self.conn.execute(
-                f"SELECT path FROM query_links WHERE target IN ({marks})", chunk)}
+            out |= {r[0] for r in self.conn.execute(f"SELECT path FROM query_links WHERE target IN ({marks})", chunk)}
         return out
 
     def links_of(self, path: str) -> set[str]:
@@ -476,8 +491,8 @@ class IndexCorpus(Corpus):
 def unchanged(conn: sqlite3.Connection, table: str) -> bool:
     """Whether ``table`` (path, hash) already matches the index's notes, checked in SQL."""
     differs = conn.execute(
-        f"SELECT EXISTS(SELECT 1 FROM notes AS n LEFT JOIN {table} AS m ON m.path = n.path "
-        "WHERE m.hash IS NOT n.hash)").fetchone()[0]
+        f"SELECT EXISTS(SELECT 1 FROM notes AS n LEFT JOIN {table} AS m ON m.path = n.path WHERE m.hash IS NOT n.hash)"
+    ).fetchone()[0]
     if differs:
         return False
     return conn.execute(f"SELECT (SELECT count(*) FROM notes) = (SELECT count(*) FROM {table})").fetchone()[0] == 1
@@ -503,4 +518,4 @@ def state_set(conn: sqlite3.Connection, table: str, key: str, value: str) -> Non
 
 def _chunks(items: list, n: int) -> Iterable[list]:
     for i in range(0, len(items), n):
-        yield items[i:i + n]
+        yield items[i : i + n]

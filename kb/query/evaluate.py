@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +23,21 @@ from kb.query.limits import DEFAULT_LIMITS, Budget, Limits
 from kb.query.pages import Page
 from kb.query.parser import parse_query
 from kb.query.values import (
-    Duration, Lambda, Link, Record, SortKey, add_duration, compare, date_difference, naive_local,
-    relative_date, sort_key, to_string, truthy, typeof, zone_name,
+    Duration,
+    Lambda,
+    Link,
+    Record,
+    SortKey,
+    add_duration,
+    compare,
+    date_difference,
+    naive_local,
+    relative_date,
+    sort_key,
+    to_string,
+    truthy,
+    typeof,
+    zone_name,
 )
 
 
@@ -47,7 +61,7 @@ class Row(Record):
             if name in b:
                 return b[name]
             prefix = name + "."
-            nested = {k[len(prefix):]: v for k, v in b.items() if k.startswith(prefix)}
+            nested = {k[len(prefix) :]: v for k, v in b.items() if k.startswith(prefix)}
             if nested:
                 inner = self.base.get(name) if self.base is not None else None
                 return Overlay(inner, nested)
@@ -76,7 +90,7 @@ class Overlay(Record):
         if name in self.over:
             return self.over[name]
         prefix = name + "."
-        nested = {k[len(prefix):]: v for k, v in self.over.items() if k.startswith(prefix)}
+        nested = {k[len(prefix) :]: v for k, v in self.over.items() if k.startswith(prefix)}
         base = get_field(self.inner, name) if self.inner is not None else None
         return Overlay(base, nested) if nested else base
 
@@ -105,13 +119,22 @@ class TaskRecord(Record):
 
 
 _DATE_FIELDS = {
-    "year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
-    "hour": lambda d: d.hour, "minute": lambda d: d.minute, "second": lambda d: d.second,
-    "millisecond": lambda d: d.microsecond // 1000, "weekday": lambda d: d.isoweekday(),
-    "week": lambda d: d.isocalendar()[1], "weekyear": lambda d: d.isocalendar()[0],
-    "weeknumber": lambda d: d.isocalendar()[1], "quarter": lambda d: (d.month - 1) // 3 + 1,
-    "ordinal": lambda d: d.timetuple().tm_yday, "ts": lambda d: int(d.timestamp() * 1000),
-    "zonename": zone_name, "zone": zone_name,
+    "year": lambda d: d.year,
+    "month": lambda d: d.month,
+    "day": lambda d: d.day,
+    "hour": lambda d: d.hour,
+    "minute": lambda d: d.minute,
+    "second": lambda d: d.second,
+    "millisecond": lambda d: d.microsecond // 1000,
+    "weekday": lambda d: d.isoweekday(),
+    "week": lambda d: d.isocalendar()[1],
+    "weekyear": lambda d: d.isocalendar()[0],
+    "weeknumber": lambda d: d.isocalendar()[1],
+    "quarter": lambda d: (d.month - 1) // 3 + 1,
+    "ordinal": lambda d: d.timetuple().tm_yday,
+    "ts": lambda d: int(d.timestamp() * 1000),
+    "zonename": zone_name,
+    "zone": zone_name,
     "offset": lambda d: utc_offset_minutes(d),
 }
 
@@ -122,7 +145,7 @@ def utc_offset_minutes(d: _dt.datetime) -> int:
     return int((off or _dt.timedelta(0)).total_seconds() // 60)
 
 
-def get_field(obj: Any, name: str, ctx: "Context | None" = None) -> Any:
+def get_field(obj: Any, name: str, ctx: Context | None = None) -> Any:
     """``obj.name`` with Dataview's rules for each type (lists map over their elements)."""
     if obj is None:
         return None
@@ -184,10 +207,9 @@ class Context:
 
     # ---- expressions --------------------------------------------------------------------
     def eval(self, e: ast.Expr, row: Record | None, scope: dict[str, Any] | None = None) -> Any:
-        t = type(e)
-        if t is ast.Literal:
+        if type(e) is ast.Literal:
             return e.value
-        if t is ast.Variable:
+        if type(e) is ast.Variable:
             name = e.name
             if scope and name in scope:
                 return scope[name]
@@ -199,16 +221,16 @@ class Context:
             if value is None and name == "row":  # row["Field With Spaces"]
                 return row
             return value
-        if t is ast.Dot:
+        if type(e) is ast.Dot:
             return get_field(self.eval(e.obj, row, scope), e.name, self)
-        if t is ast.Binary:
+        if type(e) is ast.Binary:
             op = e.op
             if op == "and" or op == "or":
                 return self.logical(e, row, scope)
             return self.binary(op, self.eval(e.left, row, scope), self.eval(e.right, row, scope))
-        if t is ast.Call:
+        if type(e) is ast.Call:
             return self.call(e, row, scope)
-        if t is ast.Unary:
+        if type(e) is ast.Unary:
             v = self.eval(e.operand, row, scope)
             if e.op == "!":
                 return not truthy(v)
@@ -219,24 +241,25 @@ class Context:
             if isinstance(v, Duration):
                 return -v
             raise QueryError(f"cannot negate a {typeof(v)}")
-        if t is ast.Index:
+        if type(e) is ast.Index:
             obj = self.eval(e.obj, row, scope)
             idx = self.eval(e.index, row, scope)
             return self.index(obj, idx)
-        if t is ast.ListExpr:
+        if type(e) is ast.ListExpr:
             return [self.eval(x, row, scope) for x in e.items]
-        if t is ast.ObjectExpr:
+        if type(e) is ast.ObjectExpr:
             return {k: self.eval(v, row, scope) for k, v in e.items}
-        if t is ast.LinkExpr:
+        if type(e) is ast.LinkExpr:
             if not e.target:
                 if self.this is None:
-                    raise QueryError("[[]] means the current note, which only a note's query block "
-                                     "(or --this NOTE) has")
+                    raise QueryError(
+                        "[[]] means the current note, which only a note's query block (or --this NOTE) has"
+                    )
                 path = self.this.path
             else:
                 path = (self.corpus.resolve(e.target) if self.corpus is not None else None) or e.target
             return Link(path, e.display, e.subpath, e.embed, e.type)
-        if t is ast.LambdaExpr:
+        if type(e) is ast.LambdaExpr:
             params, body = e.params, e.body
             outer = dict(scope or {})
             budget = self.budget
@@ -295,8 +318,12 @@ class Context:
                 if isinstance(value, Lambda):
                     return value.call([self.eval(a, row, scope) for a in e.args])
                 raise QueryError(f"unknown function '{name}'")
-            if name.lower() == "date" and len(e.args) == 1 and isinstance(e.args[0], ast.Literal) \
-                    and isinstance(e.args[0].value, str):
+            if (
+                name.lower() == "date"
+                and len(e.args) == 1
+                and isinstance(e.args[0], ast.Literal)
+                and isinstance(e.args[0].value, str)
+            ):
                 rel = relative_date(e.args[0].value, self.now)
                 if rel is not None:
                     return rel
@@ -333,10 +360,19 @@ class Context:
                 if b == 0:
                     return None
                 r = a / b
-                return int(r) if isinstance(r, float) and r.is_integer() and isinstance(a, int) and isinstance(b, int) else r
+                return (
+                    int(r)
+                    if isinstance(r, float) and r.is_integer() and isinstance(a, int) and isinstance(b, int)
+                    else r
+                )
             if op == "%":
-                return None if b == 0 else math.fmod(a, b) if isinstance(a, float) or isinstance(b, float) else \
-                    int(math.fmod(a, b))
+                return (
+                    None
+                    if b == 0
+                    else math.fmod(a, b)
+                    if isinstance(a, float) or isinstance(b, float)
+                    else int(math.fmod(a, b))
+                )
         if op == "+":
             if ta == "string" or tb == "string":
                 left, right = to_string(a), to_string(b)
@@ -379,7 +415,7 @@ class Context:
 
 
 def _js_number(n: Any) -> Any:
-    if type(n) is int and not -(2 ** 53) <= n <= 2 ** 53:
+    if type(n) is int and not -(2**53) <= n <= 2**53:
         return float(n)
     return n
 
@@ -402,12 +438,13 @@ def guarded(run: Any) -> Any:
 
 # ---- running a query -------------------------------------------------------------------------
 
+
 @dataclass
 class ResultRow:
     path: str | None  # the note of a page row; None for a group
     id: Any  # file link, or the group key
     values: list[Any]  # one per column (TABLE), one or none (LIST)
-    group: list["ResultRow"] | None = None  # member rows of a GROUP BY row
+    group: list[ResultRow] | None = None  # member rows of a GROUP BY row
     task: dict[str, Any] | None = None
 
 
@@ -478,9 +515,15 @@ def _group_key(v: Any) -> Any:
     return (t, v)
 
 
-def execute(query: ast.Query | str, corpus: Corpus, *, this: Page | None = None,
-            now: _dt.datetime | None = None, limits: Limits | None = None,
-            budget: Budget | None = None) -> Result:
+def execute(
+    query: ast.Query | str,
+    corpus: Corpus,
+    *,
+    this: Page | None = None,
+    now: _dt.datetime | None = None,
+    limits: Limits | None = None,
+    budget: Budget | None = None,
+) -> Result:
     """Run ``query`` (text or parsed) over ``corpus``; ``this`` is the note holding the query.
 
     ``limits`` (or a shared ``budget``) bounds rows, sizes and time; past one, QueryError."""
@@ -497,21 +540,29 @@ def execute(query: ast.Query | str, corpus: Corpus, *, this: Page | None = None,
             gc.enable()
 
 
-def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime | None,
-             budget: Budget) -> Result:
+def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime | None, budget: Budget) -> Result:
     ctx = Context(corpus, this, now or _dt.datetime.now(), budget)
     if isinstance(q.source, ast.CsvSource):
         if q.type == "task":
             raise QueryError("TASK cannot read a CSV file (its rows have no tasks)")
-        rows = [Row(r) for r in read_csv_rows(q.source.path, getattr(corpus, "root", None),
-                                              this.path if this is not None else None, budget)]
+        rows: list[Row] = [
+            Row(r)
+            for r in read_csv_rows(
+                q.source.path, getattr(corpus, "root", None), this.path if this is not None else None, budget
+            )
+        ]
         return _run_commands(q, rows, ctx, budget)
     pages = corpus.pages(select_paths(q.source, corpus, ctx))
     if q.type == "task":
-        rows: list[Row] = [Row(TaskRecord(t, p)) for p in pages for t in p.file.get("tasks")]
+        rows = [Row(TaskRecord(t, p)) for p in pages for t in p.file.get("tasks")]
     else:
         rows = [Row(p) for p in pages]
     return _run_commands(q, rows, ctx, budget)
+
+
+def _row_sort_key(ctx: Context, expr: ast.Expr) -> Callable[[Row], Any]:
+    """The sort key of a row under one SORT key expression."""
+    return lambda r: sort_key(ctx.eval(expr, r))
 
 
 def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -> Result:
@@ -523,7 +574,7 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -
             rows = [r for r in rows if truthy(ctx.eval(cmd.expr, r))]
         elif isinstance(cmd, ast.Sort):
             for key in reversed(cmd.keys):
-                rows.sort(key=lambda r, k=key: sort_key(ctx.eval(k.expr, r)), reverse=key.descending)
+                rows.sort(key=_row_sort_key(ctx, key.expr), reverse=key.descending)
         elif isinstance(cmd, ast.Limit):
             n = ctx.eval(cmd.expr, None)
             if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0 or math.isnan(n):
@@ -531,7 +582,7 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -
                 raise QueryError(f"LIMIT needs a non-negative number, got {got}")
             rows = rows[: int(n)] if n < len(rows) else rows
         elif isinstance(cmd, ast.Flatten):
-            out = []
+            out: list[Row] = []
             for r in rows:
                 v = ctx.eval(cmd.expr, r)
                 values = v if isinstance(v, list) else [v]
@@ -556,9 +607,12 @@ def _shape(q: ast.Query, rows: list[Row], ctx: Context, group_name: str | None) 
     out: list[ResultRow] = []
     if q.type == "task":
         for r in rows:
-            if grouped:
-                members = [ResultRow(m.path, None, [], task=m.base.task if isinstance(m.base, TaskRecord) else None)
-                           for m in r.bindings["rows"] if isinstance(m, Row)]
+            if group_name is not None:
+                members = [
+                    ResultRow(m.path, None, [], task=m.base.task if isinstance(m.base, TaskRecord) else None)
+                    for m in r.bindings["rows"]
+                    if isinstance(m, Row)
+                ]
                 out.append(ResultRow(None, r.bindings[group_name], [], group=members))
             else:
                 task = r.base.task if isinstance(r.base, TaskRecord) else None
@@ -569,9 +623,12 @@ def _shape(q: ast.Query, rows: list[Row], ctx: Context, group_name: str | None) 
         headers = ["value"]
     for r in rows:
         values = [ctx.eval(c.expr, r) for c in q.columns]
-        if grouped:
-            members = [ResultRow(m.path, Link(m.path) if m.path else None, []) for m in r.bindings["rows"]
-                       if isinstance(m, Row)]
+        if group_name is not None:
+            members = [
+                ResultRow(m.path, Link(m.path) if m.path else None, [])
+                for m in r.bindings["rows"]
+                if isinstance(m, Row)
+            ]
             out.append(ResultRow(None, r.bindings[group_name], values, group=members))
         else:
             out.append(ResultRow(r.path, Link(r.path) if r.path else getattr(r.base, "id", None), values))

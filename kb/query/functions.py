@@ -11,15 +11,28 @@ import datetime as _dt
 import functools
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import regex as _regex
-from dataclasses import dataclass
-from typing import Any, Callable
 
 from kb.query.errors import QueryError
 from kb.query.values import (
-    Duration, Lambda, Link, Record, SortKey, compare, link_from_text, naive_local, parse_date,
-    parse_duration, relative_date, to_string, truthy, typeof,
+    Duration,
+    Lambda,
+    Link,
+    Record,
+    SortKey,
+    compare,
+    link_from_text,
+    naive_local,
+    parse_date,
+    parse_duration,
+    relative_date,
+    to_string,
+    truthy,
+    typeof,
 )
 
 
@@ -35,8 +48,9 @@ class Function:
 FUNCTIONS: dict[str, Function] = {}
 
 
-def fn(name: str, min_args: int, max_args: int | None = -1, vector: bool | tuple[int, ...] = False,
-       aliases: tuple = ()):
+def fn(
+    name: str, min_args: int, max_args: int | None = -1, vector: bool | tuple[int, ...] = False, aliases: tuple = ()
+):
     """Register a function; ``vector=True`` maps it over a list first argument, a tuple of
     positions over every list among those arguments, element by element (Dataview's
     ``vectorize``: ``replace(["a", "b"], ["a", "b"], "d")`` = ``["d", "d"]``)."""
@@ -47,6 +61,7 @@ def fn(name: str, min_args: int, max_args: int | None = -1, vector: bool | tuple
         for n in (name, *aliases):
             FUNCTIONS[n] = Function(n, impl, min_args, top, positions)
         return impl
+
     return deco
 
 
@@ -55,8 +70,13 @@ def call_function(name: str, args: list[Any], ctx: Any) -> Any:
     if f is None:
         raise QueryError(f"unknown function '{name}'")
     if len(args) < f.min_args or (f.max_args is not None and len(args) > f.max_args):
-        want = (f"{f.min_args}" if f.max_args == f.min_args else
-                f"{f.min_args} or more" if f.max_args is None else f"{f.min_args} to {f.max_args}")
+        want = (
+            f"{f.min_args}"
+            if f.max_args == f.min_args
+            else f"{f.min_args} or more"
+            if f.max_args is None
+            else f"{f.min_args} to {f.max_args}"
+        )
         raise QueryError(f"{name}() takes {want} argument{'s' if want != '1' else ''}, got {len(args)}")
     lists = [i for i in f.vector if i < len(args) and isinstance(args[i], list)]
     if lists:
@@ -99,6 +119,7 @@ def _listify(name: str, args: tuple) -> list[Any]:
 
 
 # ---- constructors -------------------------------------------------------------------------
+
 
 @fn("object", 0, None)
 def _object(ctx, *args):
@@ -209,6 +230,7 @@ def _typeof(ctx, value):
 
 
 # ---- numbers ------------------------------------------------------------------------------
+
 
 def _num(name, v):
     if not isinstance(v, (int, float)) or isinstance(v, bool):
@@ -343,6 +365,7 @@ def _maxby(ctx, values, func):
 
 
 # ---- containers ---------------------------------------------------------------------------
+
 
 def _contains(haystack, needle, *, fold: bool, exact: bool) -> bool:
     if haystack is None:
@@ -527,6 +550,7 @@ def _unique(ctx, values):
 
 # ---- strings ------------------------------------------------------------------------------
 
+
 def _str(name, v):
     if not isinstance(v, str):
         raise QueryError(f"{name}() expected string, got {typeof(v)}")
@@ -546,8 +570,10 @@ def _js_regex(name: str, pattern: str) -> Any:
     JavaScript forms that matter (``(?<name>...)``, character classes, lookbehind) and, unlike ``re``,
     can stop a search after a time limit (``(a+)+$`` on ``aaa...a!`` backtracks for ever)."""
     if len(pattern) > _MAX_PATTERN:
-        raise QueryError(f"{name}(): a regular expression of {len(pattern):,} characters is over the "
-                         f"{_MAX_PATTERN:,}-character limit")
+        raise QueryError(
+            f"{name}(): a regular expression of {len(pattern):,} characters is over the "
+            f"{_MAX_PATTERN:,}-character limit"
+        )
     try:
         return _compile_js(pattern)
     except _regex.error as exc:
@@ -560,8 +586,10 @@ def _timed(name: str, ctx: Any, run: Callable[[float], Any]) -> Any:
     try:
         return run(budget.regex_timeout())
     except TimeoutError:
-        raise QueryError(f"{name}(): the regular expression took longer than "
-                         f"{budget.limits.regex_time_s:g} s (catastrophic backtracking?)") from None
+        raise QueryError(
+            f"{name}(): the regular expression took longer than "
+            f"{budget.limits.regex_time_s:g} s (catastrophic backtracking?)"
+        ) from None
 
 
 @fn("regextest", 2, vector=(0, 1))
@@ -704,7 +732,7 @@ def _substring(ctx, text, start, end=None):
     if text is None:
         return None
     text = _str("substring", text)
-    return text[int(_num("substring", start)):(None if end is None else int(_num("substring", end)))]
+    return text[int(_num("substring", start)) : (None if end is None else int(_num("substring", end)))]
 
 
 @fn("truncate", 2, 3, vector=True)
@@ -720,6 +748,7 @@ def _truncate(ctx, text, n, suffix="..."):
 
 
 # ---- utilities ----------------------------------------------------------------------------
+
 
 @fn("default", 2, vector=(0, 1))
 def _default(ctx, value, fallback):
@@ -746,12 +775,39 @@ def _striptime(ctx, d):
 
 
 _LUXON = [
-    ("yyyy", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"), ("MM", "%m"), ("M", "%-m"),
-    ("dd", "%d"), ("d", "%-d"), ("HH", "%H"), ("H", "%-H"), ("hh", "%I"), ("h", "%-I"),
-    ("mm", "%M"), ("m", "%-M"), ("ss", "%S"), ("s", "%-S"), ("SSS", "%f"), ("a", "%p"),
-    ("EEEE", "%A"), ("EEE", "%a"), ("cccc", "%A"), ("ccc", "%a"), ("kkkk", "%G"), ("WW", "%V"),
-    ("ZZZZ", "%Z"), ("ZZ", "%z"), ("DDD", "%B %-d, %Y"), ("DD", "%b %-d, %Y"), ("D", "%-m/%-d/%Y"),
-    ("T", "%H:%M"), ("t", "%-I:%M %p"), ("ooo", "%j"), ("q", "%q"),
+    ("yyyy", "%Y"),
+    ("yy", "%y"),
+    ("MMMM", "%B"),
+    ("MMM", "%b"),
+    ("MM", "%m"),
+    ("M", "%-m"),
+    ("dd", "%d"),
+    ("d", "%-d"),
+    ("HH", "%H"),
+    ("H", "%-H"),
+    ("hh", "%I"),
+    ("h", "%-I"),
+    ("mm", "%M"),
+    ("m", "%-M"),
+    ("ss", "%S"),
+    ("s", "%-S"),
+    ("SSS", "%f"),
+    ("a", "%p"),
+    ("EEEE", "%A"),
+    ("EEE", "%a"),
+    ("cccc", "%A"),
+    ("ccc", "%a"),
+    ("kkkk", "%G"),
+    ("WW", "%V"),
+    ("ZZZZ", "%Z"),
+    ("ZZ", "%z"),
+    ("DDD", "%B %-d, %Y"),
+    ("DD", "%b %-d, %Y"),
+    ("D", "%-m/%-d/%Y"),
+    ("T", "%H:%M"),
+    ("t", "%-I:%M %p"),
+    ("ooo", "%j"),
+    ("q", "%q"),
 ]
 
 
@@ -763,7 +819,7 @@ def luxon_to_strftime(fmt: str) -> str:
         if fmt[i] == "'":
             j = fmt.find("'", i + 1)
             j = len(fmt) if j < 0 else j
-            out.append(fmt[i + 1:j].replace("%", "%%") or "'")
+            out.append(fmt[i + 1 : j].replace("%", "%%") or "'")
             i = j + 1
             continue
         for tok, rep in _LUXON:
@@ -833,8 +889,7 @@ def _durationformat(ctx, d, fmt):
 @fn("meta", 1)
 def _meta(ctx, link):
     _need("meta", link, "link")
-    return {"display": link.display, "embed": link.embed, "path": link.path,
-            "subpath": link.subpath, "type": link.type}
+    return {"display": link.display, "embed": link.embed, "path": link.path, "subpath": link.subpath, "type": link.type}
 
 
 def cyrb53(text: str, seed: int = 0) -> int:

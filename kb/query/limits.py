@@ -47,8 +47,10 @@ class Budget:
         if time.process_time() > self.deadline:
             raise QueryError(f"query took longer than its {self.limits.time_s:g} s limit")
         if time.monotonic() > self.wall_deadline:
-            raise QueryError(f"query took longer than {self.limits.time_s * self.limits.wall_factor:g} s "
-                             f"by the clock (the machine is busy; the limit is {self.limits.time_s:g} s of CPU)")
+            raise QueryError(
+                f"query took longer than {self.limits.time_s * self.limits.wall_factor:g} s "
+                f"by the clock (the machine is busy; the limit is {self.limits.time_s:g} s of CPU)"
+            )
 
     def tick(self) -> None:
         """Cheap enough for every lambda call: the clock is read one call in 256."""
@@ -63,8 +65,9 @@ class Budget:
 
     def string_size(self, n: int, what: str) -> None:
         if n > self.limits.max_string:
-            raise QueryError(f"{what}: a string of {n:,} characters is over the "
-                             f"{self.limits.max_string:,}-character limit")
+            raise QueryError(
+                f"{what}: a string of {n:,} characters is over the {self.limits.max_string:,}-character limit"
+            )
 
     def list_size(self, n: int, what: str) -> None:
         if n > self.limits.max_list:

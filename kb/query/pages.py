@@ -15,7 +15,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from kb.query.values import (
-    Link, Record, canonical_key, link_from_text, normalize_header, parse_date, parse_field_value,
+    Link,
+    Record,
+    canonical_key,
+    link_from_text,
+    normalize_header,
+    parse_date,
+    parse_field_value,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,9 +29,28 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _DAY_IN_NAME = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 _TAG_IN_TEXT = re.compile(r"(?<![\w#])#([^\s#,.;:!?()\[\]{}\"'`]+)")
-_FILE_KEYS = ("name", "path", "folder", "ext", "link", "size", "ctime", "mtime", "cday", "mday",
-              "tags", "etags", "inlinks", "outlinks", "aliases", "tasks", "lists", "frontmatter",
-              "day", "starred")
+_FILE_KEYS = (
+    "name",
+    "path",
+    "folder",
+    "ext",
+    "link",
+    "size",
+    "ctime",
+    "mtime",
+    "cday",
+    "mday",
+    "tags",
+    "etags",
+    "inlinks",
+    "outlinks",
+    "aliases",
+    "tasks",
+    "lists",
+    "frontmatter",
+    "day",
+    "starred",
+)
 
 
 def tag_levels(tag: str) -> list[str]:
@@ -74,10 +99,10 @@ class Page(Record):
 
     __slots__ = ("data", "corpus", "path", "_fields", "_values", "_file", "_full")
 
-    def __init__(self, data: dict[str, Any], corpus: "Corpus | None" = None, *, full: bool = True) -> None:
+    def __init__(self, data: dict[str, Any], corpus: Corpus | None = None, *, full: bool = True) -> None:
         self.data = data
         self.corpus = corpus
-        self.path = data["path"]
+        self.path: str = data["path"]
         self._fields: dict[str, tuple] | None = None
         self._values: dict[int, Any] | None = None
         self._file: FileRecord | None = None
@@ -85,7 +110,7 @@ class Page(Record):
 
     def heavy(self, key: str) -> list[dict[str, Any]]:
         """Links, tasks, lists, questions or claims: loaded with the whole note on first use."""
-        if not self._full:
+        if not self._full and self.corpus is not None:  # (no corpus: the data is already whole)
             full = self.corpus.full_data(self.path)
             for k, v in full.items():
                 self.data.setdefault(k, v)
@@ -100,7 +125,7 @@ class Page(Record):
         return Link(self.path)
 
     @property
-    def file(self) -> "FileRecord":
+    def file(self) -> FileRecord:
         if self._file is None:
             self._file = FileRecord(self)
         return self._file
@@ -133,14 +158,15 @@ class Page(Record):
         return self._fields
 
     def _entry(self, name: str) -> tuple | None:
-        entry = self.fields().get(name)
+        fields = self.fields()
+        entry = fields.get(name)
         if entry is None:
             fm = self.data.get("frontmatter")
             if fm:
                 key = _frontmatter_names(tuple(fm)).get(name)
                 if key is not None:
                     entry = ("fm", fm[key])
-                    self._fields[name] = entry
+                    fields[name] = entry
         return entry
 
     def field(self, name: str) -> Any:
@@ -153,7 +179,7 @@ class Page(Record):
         if key not in self._values:
             v = self._typed(entry)
             if self.corpus is not None and isinstance(v, (Link, list)):
-                v = self._resolve_links(v)
+                v = self._resolve_links(v, self.corpus)
             self._values[key] = v
         return self._values[key]
 
@@ -170,14 +196,14 @@ class Page(Record):
             v = (prev if isinstance(prev, list) else [prev]) + values
         return v
 
-    def _resolve_links(self, v: Any) -> Any:
+    def _resolve_links(self, v: Any, corpus: Corpus) -> Any:
         """Links written in fields point at vault paths once resolved (``[[Dune]]`` ->
         ``Books/Dune.md``), so they compare equal to ``file.link``."""
         if isinstance(v, Link):
-            path = self.corpus.resolve(v.path) if v.path else self.path
+            path = corpus.resolve(v.path) if v.path else self.path
             return Link(path, v.display, v.subpath, v.embed, v.type) if path and path != v.path else v
         if isinstance(v, list):
-            return [self._resolve_links(x) for x in v]
+            return [self._resolve_links(x, corpus) for x in v]
         return v
 
     def get(self, name: str) -> Any:
@@ -305,8 +331,12 @@ class FileRecord(Record):
         }
         if task:
             status = t.get("status", " ")
-            item.update(status=status, completed=bool(t.get("completed")), checked=status != " ",
-                        fullyCompleted=bool(t.get("completed")))
+            item.update(
+                status=status,
+                completed=bool(t.get("completed")),
+                checked=status != " ",
+                fullyCompleted=bool(t.get("completed")),
+            )
         for key, value in re.findall(r"[\[(]([^\[\]():]+)::\s*([^\])]*)[\])]", text):
             item.setdefault(key.strip(), parse_field_value(value))
             item.setdefault(canonical_key(key), parse_field_value(value))

@@ -9,23 +9,24 @@ and what was expected there.
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import regex
 
 from kb.query import ast
 from kb.query.errors import QueryError
-from kb.query.values import EMOJI, MAX_DURATION_CHARS, link_from_text, parse_date, parse_duration
+from kb.query.values import EMOJI, MAX_DURATION_CHARS, Duration, link_from_text, parse_date, parse_duration
 
 _WS = re.compile(r"(?:\s+|//[^\n]*)*")
 # a letter or an emoji first (as Dataview), then letters, digits, '_', '-' or emoji; a dash
 # never ends a name, so "a -b" and "a- b" still subtract
-_IDENT_BODY = r"(?:[^\W\d]|{e})(?:(?:[\w-]|{e})*(?:\w|{e}))?".format(e=EMOJI)
+_IDENT_BODY = rf"(?:[^\W\d]|{EMOJI})(?:(?:[\w-]|{EMOJI})*(?:\w|{EMOJI}))?"
 _IDENT = regex.compile(_IDENT_BODY)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _TAG = re.compile(r"#[^\s,()#\"'\[\]!]+")
-_LAMBDA_HEAD = regex.compile(r"\(\s*((?:{i})(?:\s*,\s*{i})*)?\s*\)\s*=>".format(i=_IDENT_BODY))
+_LAMBDA_HEAD = regex.compile(rf"\(\s*((?:{_IDENT_BODY})(?:\s*,\s*{_IDENT_BODY})*)?\s*\)\s*=>")
 _COMPARE_OPS = ("!=", "<=", ">=", "==", "=", "<", ">")
 _COMMANDS = ("from", "where", "sort", "group", "flatten", "limit")
 _MAX_DEPTH = 200
@@ -35,11 +36,36 @@ def _kw(word: str) -> re.Pattern[str]:
     return re.compile(word + r"(?![\w-])", re.I)
 
 
-_KW = {w: _kw(w) for w in (
-    "list", "table", "task", "calendar", "without", "id", "from", "where", "sort", "group", "by",
-    "flatten", "limit", "as", "and", "or", "asc", "ascending", "desc", "descending", "outgoing",
-    "true", "false", "null", "csv",
-)}
+_KW = {
+    w: _kw(w)
+    for w in (
+        "list",
+        "table",
+        "task",
+        "calendar",
+        "without",
+        "id",
+        "from",
+        "where",
+        "sort",
+        "group",
+        "by",
+        "flatten",
+        "limit",
+        "as",
+        "and",
+        "or",
+        "asc",
+        "ascending",
+        "desc",
+        "descending",
+        "outgoing",
+        "true",
+        "false",
+        "null",
+        "csv",
+    )
+}
 
 
 def line_col(text: str, pos: int) -> tuple[int, int]:
@@ -66,7 +92,8 @@ class Parser:
 
     def ws(self) -> None:
         start = self.pos
-        self.pos = _WS.match(self.text, self.pos).end()
+        m = _WS.match(self.text, start)  # (it always matches, if only the empty string)
+        self.pos = m.end() if m else start
         if self.pos != start:
             self.last_ws = (start, self.pos)
 
@@ -138,8 +165,10 @@ class Parser:
             q = ast.Query("task")
         elif self.peek_kw("calendar"):
             line, col = line_col(self.text, self.pos)
-            raise QueryError(f"line {line}, column {col}: CALENDAR queries are not supported "
-                             "(they need Obsidian's calendar view); use LIST or TABLE")
+            raise QueryError(
+                f"line {line}, column {col}: CALENDAR queries are not supported "
+                "(they need Obsidian's calendar view); use LIST or TABLE"
+            )
         else:
             raise self.error("a query type (LIST, TABLE or TASK)")
         while not self.at_end():
@@ -236,7 +265,7 @@ class Parser:
             return ast.FolderSource(self.string())
         if self.peek("[["):
             return ast.LinkSource(self.link_literal().target)
-        if self.peek_kw("csv") and regex.match(r"csv\s*\(", self.text[self.pos:self.pos + 40], regex.I):
+        if self.peek_kw("csv") and regex.match(r"csv\s*\(", self.text[self.pos : self.pos + 40], regex.I):
             self.take_kw("csv")
             self.expect("(")
             path = self.string()
@@ -298,7 +327,7 @@ class Parser:
         while True:
             self.ws()
             pos = self.pos
-            ch = self.text[self.pos:self.pos + 1]
+            ch = self.text[self.pos : self.pos + 1]
             if ch in ("+", "-") and ch:
                 self.pos += 1
                 left = ast.Binary(ch, left, self.mul_expr(), pos=pos)
@@ -310,7 +339,7 @@ class Parser:
         while True:
             self.ws()
             pos = self.pos
-            ch = self.text[self.pos:self.pos + 1]
+            ch = self.text[self.pos : self.pos + 1]
             if ch in ("*", "/", "%") and ch and not self.text.startswith("//", self.pos):
                 self.pos += 1
                 left = ast.Binary(ch, left, self.unary_expr(), pos=pos)
@@ -347,9 +376,10 @@ class Parser:
                 self.expect("]")
                 e = ast.Index(e, idx, pos=pos)
             elif self.text.startswith("(", self.pos) and (
-                    isinstance(e, (ast.Variable, ast.Dot, ast.LambdaExpr))
-                    # f(1)(2), m["f"](x): a call on a result only when the "(" touches it
-                    or (isinstance(e, (ast.Call, ast.Index)) and self.pos == self.last_end)):
+                isinstance(e, (ast.Variable, ast.Dot, ast.LambdaExpr))
+                # f(1)(2), m["f"](x): a call on a result only when the "(" touches it
+                or (isinstance(e, (ast.Call, ast.Index)) and self.pos == self.last_end)
+            ):
                 self.pos += 1
                 e = ast.Call(e, self.args(), pos=pos)
                 self.last_end = self.pos
@@ -375,6 +405,8 @@ class Parser:
         ch = text[pos]
         if "0" <= ch <= "9":
             m = self.match(_NUMBER)
+            if m is None:  # (a digit always starts a number)
+                raise self.error("a number")
             s = m.group()
             # JavaScript numbers are doubles: a long integer literal is one too
             value = float(s) if any(c in s for c in ".eE") or len(s) > 15 else int(s)
@@ -436,17 +468,17 @@ class Parser:
             return None
         # the text up to ")" (found with find: a regex would backtrack over long spaces)
         close = self.text.find(")", m.end(), m.end() + MAX_DURATION_CHARS + 1)
-        raw = self.text[m.end():close] if close >= 0 else ""
+        raw = self.text[m.end() : close] if close >= 0 else ""
         if close < 0 or '"' in raw or "(" in raw or "'" in raw:
             return None
         word = raw.strip()
+        value: _dt.datetime | Duration | None
         if kind == "date":
             if re.fullmatch(r"\d{4}-\d{2}(-\d{2})?(T[\d:.]+(Z|[+-][\d:]+)?(\[[\w/+-]+\])?)?", word):
                 value = parse_date(word)
                 if value is None:
                     raise self.error("a valid date", m.end())
-            elif word.lower() in ("today", "now", "tomorrow", "yesterday", "sow", "eow", "som",
-                                  "eom", "soy", "eoy"):
+            elif word.lower() in ("today", "now", "tomorrow", "yesterday", "sow", "eow", "som", "eom", "soy", "eoy"):
                 # relative dates are computed when the query runs, not when it is parsed
                 e = ast.Call(ast.Variable("date"), [ast.Literal(word.lower())], pos=self.pos)
                 self.pos = close + 1
@@ -475,7 +507,7 @@ class Parser:
 
     def string(self) -> str:
         self.ws()
-        quote = self.text[self.pos:self.pos + 1]
+        quote = self.text[self.pos : self.pos + 1]
         if quote not in ("'", '"'):
             raise self.error("a string")
         start = self.pos
@@ -503,9 +535,9 @@ class Parser:
         if not self.take("[["):
             raise self.error("a link [[...]]")
         end = self.text.find("]]", self.pos)
-        if end < 0 or "\n" in self.text[self.pos:end]:
+        if end < 0 or "\n" in self.text[self.pos : end]:
             raise self.error("']]' closing the link", pos)
-        inner = self.text[self.pos:end]
+        inner = self.text[self.pos : end]
         self.pos = end + 2
         link = link_from_text(inner, embed=embed)
         return ast.LinkExpr(link.path, link.display, link.subpath, embed, link.type, pos=pos)

@@ -64,14 +64,20 @@ def _task_line(task: dict[str, Any] | None) -> str:
 
 # ---- Markdown --------------------------------------------------------------------------
 
+
 def to_markdown(result: Result) -> str:
     if result.type == "table":
-        headers = ([f"{result.id_header} ({len(result.rows)})" if result.id_header == "File" else result.id_header]
-                   if result.id_header else []) + result.headers
+        headers = (
+            [f"{result.id_header} ({len(result.rows)})" if result.id_header == "File" else result.id_header]
+            if result.id_header
+            else []
+        ) + result.headers
         if not headers:
             headers = ["File"]
-        lines = ["| " + " | ".join(h.replace("|", "\\|") for h in headers) + " |",
-                 "| " + " | ".join("---" for _ in headers) + " |"]
+        lines = [
+            "| " + " | ".join(h.replace("|", "\\|") for h in headers) + " |",
+            "| " + " | ".join("---" for _ in headers) + " |",
+        ]
         for r in result.rows:
             cells = ([_cell(r.id)] if result.id_header else []) + [_cell(v) for v in r.values]
             lines.append("| " + " | ".join(cells or [_cell(r.id)]) + " |")
@@ -84,8 +90,11 @@ def to_markdown(result: Result) -> str:
                 continue
             # a group: its key, then its members (or the LIST expression's values)
             lines.append("- " + display(r.id))
-            items = [m.id for m in r.group] if not result.headers else (
-                r.values[0] if isinstance(r.values[0], list) else [r.values[0]])
+            items = (
+                [m.id for m in r.group]
+                if not result.headers
+                else (r.values[0] if isinstance(r.values[0], list) else [r.values[0]])
+            )
             lines += ["    - " + display(x) for x in items]
         return "\n".join(lines) + ("\n" if lines else "")
     # task
@@ -117,6 +126,7 @@ def _list_item(result: Result, r: ResultRow) -> str:
 
 
 # ---- JSON and CSV -----------------------------------------------------------------------
+
 
 def to_records(result: Result) -> list[dict[str, Any]]:
     """One JSON object per row: ``path`` plus one key per column (LIST: ``value``);
@@ -184,6 +194,7 @@ def _csv_cell(v: Any) -> str:
 
 # ---- terminal -----------------------------------------------------------------------------
 
+
 def print_rich(result: Result, console: Any = None) -> None:
     """A rich table (TABLE, and LIST/TASK as a one- or two-column table)."""
     from rich.console import Console
@@ -232,11 +243,13 @@ def find_blocks(text: str) -> list[tuple[int, int, str]]:
         if m:
             fence = m.group("fence")
             j = i + 1
-            while j < len(lines) and not (lines[j].strip().startswith(fence[0] * len(fence))
-                                          and lines[j].strip().strip(fence[0]) == ""):
+            while j < len(lines) and not (
+                lines[j].strip().startswith(fence[0] * len(fence)) and lines[j].strip().strip(fence[0]) == ""
+            ):
                 j += 1
-            query = "\n".join(ln[len(m.group("indent")):] if ln.startswith(m.group("indent")) else ln
-                              for ln in lines[i + 1:j])
+            query = "\n".join(
+                ln[len(m.group("indent")) :] if ln.startswith(m.group("indent")) else ln for ln in lines[i + 1 : j]
+            )
             out.append((i, min(j, len(lines) - 1), query))
             i = j + 1
             continue
@@ -244,8 +257,7 @@ def find_blocks(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
-def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None = None,
-                  limits: Any = None) -> str:
+def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None = None, limits: Any = None) -> str:
     """``text`` with each dataview block replaced by its result as Markdown and each inline
     query (`` `= expr` ``) by its value; a failing block becomes a one-line error callout.
 
@@ -259,7 +271,7 @@ def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None
 
     lines = text.split("\n")
     blocks = find_blocks(text)
-    in_block = set()
+    in_block: set[int] = set()
     for start, end, _ in blocks:
         in_block.update(range(start, end + 1))
     out: list[str] = []
@@ -281,11 +293,13 @@ def render_blocks(text: str, corpus: Any, this: Any, *, now: _dt.datetime | None
         if re.match(r"^\s*(```|~~~)", line):
             fenced = not fenced
         if not fenced and "`=" in line:
+
             def inline(m: re.Match[str]) -> str:
                 try:
                     return display(ctx.evaluate(parse_expression(m.group(1)), this))
                 except QueryError as exc:
                     return f"(query error: {exc})"
+
             line = _INLINE.sub(inline, line)
         out.append(line)
         i += 1

@@ -12,10 +12,11 @@ import datetime as _dt
 import functools
 import math
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import regex as _regex
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,13 @@ class Duration:
     def approx_seconds(self) -> float:
         return self.months * 30 * 86400.0 + self.seconds
 
-    def __neg__(self) -> "Duration":
+    def __neg__(self) -> Duration:
         return Duration(-self.months, -self.seconds)
 
-    def __add__(self, other: "Duration") -> "Duration":
+    def __add__(self, other: Duration) -> Duration:
         return Duration(self.months + other.months, self.seconds + other.seconds)
 
-    def scale(self, k: float) -> "Duration":
+    def scale(self, k: float) -> Duration:
         months = self.months * k
         whole = int(months)
         return Duration(whole, self.seconds * k + (months - whole) * 30 * 86400.0)
@@ -93,8 +94,7 @@ class Duration:
         days, rest = divmod(rest, 86400)
         hours, rest = divmod(rest, 3600)
         minutes, seconds = divmod(rest, 60)
-        return {"years": years, "months": months, "days": days, "hours": hours,
-                "minutes": minutes, "seconds": seconds}
+        return {"years": years, "months": months, "days": days, "hours": hours, "minutes": minutes, "seconds": seconds}
 
     def __str__(self) -> str:
         words = []
@@ -130,7 +130,7 @@ DATE_RE = re.compile(
 def _fixed_zone(text: str) -> _dt.tzinfo | None:
     """``Z``, ``+9``, ``-07:00``, ``+0630`` -> a fixed-offset zone."""
     if text == "Z":
-        return _dt.timezone.utc
+        return _dt.UTC
     sign = 1 if text[0] == "+" else -1
     digits = text[1:].replace(":", "")
     hours, minutes = (digits, "0") if len(digits) <= 2 else (digits[:-2], digits[-2:])
@@ -160,8 +160,9 @@ def parse_date(text: str) -> _dt.datetime | None:
         return None
     y, mo, d, h, mi, s, frac, offset, zone_name = m.groups()
     try:
-        value = _dt.datetime(int(y), int(mo), int(d or 1), int(h or 0), int(mi or 0), int(s or 0),
-                             int((frac or "0").ljust(6, "0")))
+        value = _dt.datetime(
+            int(y), int(mo), int(d or 1), int(h or 0), int(mi or 0), int(s or 0), int((frac or "0").ljust(6, "0"))
+        )
     except ValueError:
         return None
     if zone_name:
@@ -212,7 +213,7 @@ def zone_name(d: _dt.datetime) -> str | None:
     return f"UTC{sign}{hours}" + (f":{minutes:02d}" if minutes else "")
 
 
-def date_difference(a: _dt.datetime, b: _dt.datetime) -> "Duration":
+def date_difference(a: _dt.datetime, b: _dt.datetime) -> Duration:
     """``a - b`` as Luxon's ``diff`` in years, months, days ... : whole calendar months
     first (2021-05-04 - 1997-05-17 = 23 years, 11 months, 17 days), then the time left."""
     a, b = comparable_dates(a, b)
@@ -299,8 +300,10 @@ class Record:
 
 
 # an emoji: a pictograph with its variation selectors, skin tones and zero-width joins
-EMOJI = (r"(?:\p{Extended_Pictographic}[\uFE0F\u20E3\p{Emoji_Modifier}]*"
-         r"(?:\u200D\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*)*)")
+EMOJI = (
+    r"(?:\p{Extended_Pictographic}[\uFE0F\u20E3\p{Emoji_Modifier}]*"
+    r"(?:\u200D\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*)*)"
+)
 _KEY_PIECE = _regex.compile("(" + EMOJI + r")|([0-9\p{L}_-]+)|(\s+)|.", _regex.S)
 _HEADER_KEEP = _regex.compile(EMOJI + r"|[0-9\p{L}_-]+", _regex.S)
 
@@ -329,6 +332,7 @@ def normalize_header(header: str) -> str:
 
 
 # ---- types, truthiness, ordering, strings ----------------------------------------------
+
 
 def typeof(v: Any) -> str:
     if v is None:
@@ -449,7 +453,7 @@ class SortKey:
     def __init__(self, value: Any) -> None:
         self.value = value
 
-    def __lt__(self, other: "SortKey") -> bool:
+    def __lt__(self, other: SortKey) -> bool:
         return compare(self.value, other.value) < 0
 
     def __eq__(self, other: object) -> bool:
@@ -492,8 +496,11 @@ def to_string(v: Any, *, nested: bool = False) -> str:
     if isinstance(v, Link):
         return v.markdown()
     if isinstance(v, list):
-        return "[" + ", ".join(to_string(x, nested=True) for x in v) + "]" if nested else \
-            ", ".join(to_string(x, nested=True) for x in v)
+        return (
+            "[" + ", ".join(to_string(x, nested=True) for x in v) + "]"
+            if nested
+            else ", ".join(to_string(x, nested=True) for x in v)
+        )
     if isinstance(v, Record):
         if v.path:
             return Link(v.path).markdown()
@@ -542,7 +549,7 @@ def _field_atom(kind: str, text: str) -> tuple[bool, Any]:
         return True, re.sub(r"\\(.)", lambda m: m.group(1) if m.group(1) in '"\\' else m.group(0), body)
     if kind == "link":
         embed = text.startswith("!")
-        return True, link_from_text(text[3 if embed else 2:-2], embed=embed)
+        return True, link_from_text(text[3 if embed else 2 : -2], embed=embed)
     if kind == "tag":
         return True, text
     low = text.lower()
@@ -560,6 +567,15 @@ def _field_atom(kind: str, text: str) -> tuple[bool, Any]:
     return False, None
 
 
+def _matched_atom(m: re.Match[str]) -> tuple[bool, Any]:
+    """``_field_atom`` of what ``_FIELD_ATOM`` matched (every alternative is a named
+    group, so a match always names one)."""
+    kind = m.lastgroup
+    if kind is None:
+        return False, None
+    return _field_atom(kind, m.group(kind).strip())
+
+
 def parse_field_value(text: str) -> Any:
     """Turn an inline-field or frontmatter string into the typed value Dataview would see.
 
@@ -572,24 +588,24 @@ def parse_field_value(text: str) -> Any:
         return None
     m = _FIELD_ATOM.match(s)
     if m and m.end() == len(s):
-        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
+        ok, value = _matched_atom(m)
         if ok:
             return value
     if "," not in s:
         return s
-    values = []
+    values: list[Any] = []
     pos, n = 0, len(s)
     while pos < n and len(values) <= _MAX_FIELD_ATOMS:
         m = _FIELD_ATOM.match(s, pos)
         after = _AFTER_ATOM.match(s, m.end()) if m else None
-        if not after:
+        if m is None or not after:
             return s
-        ok, value = _field_atom(m.lastgroup, m.group(m.lastgroup).strip())
+        ok, value = _matched_atom(m)
         if not ok:
             return s
         values.append(value)
         pos = after.end()
-        if s[pos - 1:pos] == ",":
+        if s[pos - 1 : pos] == ",":
             if not s[pos:].strip():  # a trailing comma: still a list
                 break
     if len(values) > _MAX_FIELD_ATOMS:
@@ -607,7 +623,7 @@ def split_link_inner(inner: str) -> tuple[str, str | None]:
             return inner.replace("\\|", "|"), None
         if pipe > 0 and inner[pipe - 1] == "\\":
             continue
-        return inner[:pipe].replace("\\|", "|"), inner[pipe + 1:]
+        return inner[:pipe].replace("\\|", "|"), inner[pipe + 1 :]
 
 
 def link_from_text(inner: str, *, embed: bool = False) -> Link:

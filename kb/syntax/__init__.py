@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kb.syntax import block_ids, comments, inline_fields, marks, tags, wikilinks
-from kb.syntax.dispatch import dispatch_by_first_char
 from kb.syntax.callouts import BASE_TYPES, CALLOUT_ALIASES, callout_plugin, canonical_type
+from kb.syntax.dispatch import dispatch_by_first_char
 from kb.syntax.positions import position_plugin
 from kb.syntax.tags import clean_tag
 from kb.syntax.tasks import task_plugin

@@ -10,7 +10,6 @@ decided from the block structure by kb.parse.
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before

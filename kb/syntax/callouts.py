@@ -13,7 +13,6 @@ from the first paragraph, so only the title is parsed as inline text.
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before

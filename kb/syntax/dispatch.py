@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -67,8 +68,18 @@ INLINE_PREFIXES: dict[str, str] = {"footnote_ref": "[^", "footnote_inline": "^["
 # markdown-it modules whose rules log at debug level on every call
 _LOGGING_MODULES = [
     f"markdown_it.rules_block.{name}"
-    for name in ("blockquote", "code", "fence", "heading", "hr", "html_block", "lheading", "list", "paragraph",
-                 "reference")
+    for name in (
+        "blockquote",
+        "code",
+        "fence",
+        "heading",
+        "hr",
+        "html_block",
+        "lheading",
+        "list",
+        "paragraph",
+        "reference",
+    )
 ]
 
 
@@ -90,7 +101,7 @@ def silence_debug_logging() -> None:
     (only where debug logging is off: nothing that would be printed is lost)."""
     for name in _LOGGING_MODULES:
         try:
-            module = importlib.import_module(name)
+            module: Any = importlib.import_module(name)  # a third-party module: LOGGER is looked up by name
         except ImportError:
             continue
         logger = getattr(module, "LOGGER", None)
@@ -101,7 +112,7 @@ def silence_debug_logging() -> None:
 def restore_debug_logging() -> None:
     """Undo :func:`silence_debug_logging` (for benchmarks that compare the two)."""
     for name in _LOGGING_MODULES:
-        module = sys.modules.get(name)
+        module: Any = sys.modules.get(name)
         logger = getattr(module, "LOGGER", None)
         if isinstance(logger, _QuietLogger):
             module.LOGGER = logger._logger

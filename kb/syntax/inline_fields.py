@@ -9,7 +9,6 @@ value is still a link.
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before

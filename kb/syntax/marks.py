@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before
@@ -24,7 +23,7 @@ def _closers(state: StateInline) -> list[int]:
     closers = getattr(state, "_paperkb_mark_closers", None)
     if closers is None:
         closers = [m.start() for m in _CLOSER_RE.finditer(state.src)]
-        state._paperkb_mark_closers = closers
+        state._paperkb_mark_closers = closers  # type: ignore[attr-defined]  # our per-paragraph cache on markdown-it's state
     return closers
 
 

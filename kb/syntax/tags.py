@@ -9,7 +9,6 @@ whitespace or punctuation. Headings never reach this rule: ``# Title`` is a bloc
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before

@@ -8,7 +8,6 @@ item's text before inline parsing and kept in ``list_item_open.meta["task"]``.
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before

@@ -9,7 +9,7 @@ opens a PDF page). Whitespace around each part is trimmed. A wikilink never span
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # markdown-it is imported when a parser is built, not before
     from markdown_it import MarkdownIt
@@ -91,11 +91,10 @@ def wikilink_rule(state: StateInline, silent: bool) -> bool:
         return False
     if not silent:
         token = state.push("wikilink", "a", 0)
-        parts["kind"] = "embed" if embed else "wikilink"
-        parts["pos"] = pos
-        token.meta = parts
+        meta: dict[str, Any] = {**parts, "kind": "embed" if embed else "wikilink", "pos": pos}
+        token.meta = meta
         token.markup = "![[" if embed else "[["
-        token.content = parts["display"] or _shown(parts)
+        token.content = meta["display"] or _shown(meta)
     state.pos = end + 2
     return True
 

@@ -38,9 +38,7 @@ def load_triton_kernels():
     says which in ``INTERPRETED``.
     """
     if not triton_available():
-        raise PaperkbError(
-            "impl='triton' needs the optional triton package (pip install 'paperkb[gpu]')"
-        )
+        raise PaperkbError("impl='triton' needs the optional triton package (pip install 'paperkb[gpu]')")
     return importlib.import_module(_KERNEL_MODULE)
 
 
@@ -83,13 +81,16 @@ def normalize_block_mask(block_mask, q: torch.Tensor, k: torch.Tensor, block_siz
     B, H, n_q, _ = q.shape
     grid = (block_grid(n_q, block_size), block_grid(k.shape[2], block_size))
     if block_mask.dim() < 2 or tuple(block_mask.shape[-2:]) != grid:
-        raise PaperkbError(f"block_mask must end in (Nq/block_size, Nk/block_size) = {grid} blocks "
-                           f"(block_size {block_size}); got shape {tuple(block_mask.shape)}")
+        raise PaperkbError(
+            f"block_mask must end in (Nq/block_size, Nk/block_size) = {grid} blocks "
+            f"(block_size {block_size}); got shape {tuple(block_mask.shape)}"
+        )
     try:
         mask = torch.broadcast_to(block_mask.to(device=q.device, dtype=torch.bool), (B, H, *grid))
     except RuntimeError:
-        raise PaperkbError(f"block_mask of shape {tuple(block_mask.shape)} does not broadcast over "
-                           f"batch {B} and heads {H}") from None
+        raise PaperkbError(
+            f"block_mask of shape {tuple(block_mask.shape)} does not broadcast over batch {B} and heads {H}"
+        ) from None
     return mask.contiguous()
 
 
@@ -154,14 +155,29 @@ def flash_attention(
         impl = _pick_impl(q, k, v, dropout_p, block_mask)
     seed = draw_seed(generator) if dropout_p > 0 else 0
     if impl == "naive":
-        keep = full_keep_mask(seed, q.shape[0], q.shape[1], q.shape[2], k.shape[2], dropout_p, q.device) \
-            if dropout_p > 0 else None
-        return naive_attention(q, k, v, causal, softmax_scale, keep=keep, dropout_p=dropout_p,
-                               block_mask=block_mask, block_size=block_size)
+        keep = (
+            full_keep_mask(seed, q.shape[0], q.shape[1], q.shape[2], k.shape[2], dropout_p, q.device)
+            if dropout_p > 0
+            else None
+        )
+        return naive_attention(
+            q, k, v, causal, softmax_scale, keep=keep, dropout_p=dropout_p, block_mask=block_mask, block_size=block_size
+        )
     if impl == "tiled":
         if block_mask is not None:
-            return tiled_attention(q, k, v, causal, softmax_scale, block_size, block_size, dropout_p=dropout_p,
-                                   seed=seed, block_mask=block_mask, sabotage=sabotage)
+            return tiled_attention(
+                q,
+                k,
+                v,
+                causal,
+                softmax_scale,
+                block_size,
+                block_size,
+                dropout_p=dropout_p,
+                seed=seed,
+                block_mask=block_mask,
+                sabotage=sabotage,
+            )
         return tiled_attention(q, k, v, causal, softmax_scale, dropout_p=dropout_p, seed=seed, sabotage=sabotage)
     if impl == "sdpa":
         if dropout_p > 0:
@@ -172,18 +188,27 @@ def flash_attention(
             allowed = expand_block_mask(block_mask, q.shape[2], k.shape[2], block_size)
             if causal:
                 allowed = allowed & causal_mask(q.shape[2], k.shape[2], device=q.device)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=softmax_scale,
-                                                 enable_gqa=q.shape[1] != k.shape[1])
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed, scale=softmax_scale, enable_gqa=q.shape[1] != k.shape[1]
+            )
             return out.masked_fill(~allowed.any(-1, keepdim=True), 0.0)
         return sdpa_attention(q, k, v, causal, softmax_scale)
     kernels = load_triton_kernels()
     if not (q.is_cuda or kernels.INTERPRETED):
-        raise PaperkbError(
-            f"impl={impl!r} needs CUDA tensors (or TRITON_INTERPRET=1 for Triton's CPU interpreter)"
-        )
+        raise PaperkbError(f"impl={impl!r} needs CUDA tensors (or TRITON_INTERPRET=1 for Triton's CPU interpreter)")
     if impl == "split-kv":
         if dropout_p > 0 or block_mask is not None:
             raise PaperkbError("impl='split-kv' (decoding) takes neither dropout nor a block mask")
         return kernels.split_kv_attention(q, k, v, causal, softmax_scale)
-    return kernels.triton_attention(q, k, v, causal, softmax_scale, dropout_p=dropout_p, seed=seed,
-                                    block_mask=block_mask, block_size=block_size, sabotage=sabotage)
+    return kernels.triton_attention(
+        q,
+        k,
+        v,
+        causal,
+        softmax_scale,
+        dropout_p=dropout_p,
+        seed=seed,
+        block_mask=block_mask,
+        block_size=block_size,
+        sabotage=sabotage,
+    )

@@ -53,20 +53,40 @@ class CompiledKernel:
         return self.frame_bytes > 0 or bool(self.spill_stores) or bool(self.spill_loads)
 
     def row(self) -> dict:
-        return dict(kernel=self.name, arch=f"sm_{self.arch}{'a' if self.arch >= 90 else ''}", dtype=self.dtype,
-                    d=self.head_dim, causal=self.causal, tile=f"{self.config['BLOCK_M']}x{self.config['BLOCK_N']}",
-                    warps=self.config["num_warps"], stages=self.config["num_stages"], registers=self.registers,
-                    stack_bytes=self.frame_bytes, shared_kib=round(self.shared_bytes / 1024, 1))
+        return dict(
+            kernel=self.name,
+            arch=f"sm_{self.arch}{'a' if self.arch >= 90 else ''}",
+            dtype=self.dtype,
+            d=self.head_dim,
+            causal=self.causal,
+            tile=f"{self.config['BLOCK_M']}x{self.config['BLOCK_N']}",
+            warps=self.config["num_warps"],
+            stages=self.config["num_stages"],
+            registers=self.registers,
+            stack_bytes=self.frame_bytes,
+            shared_kib=round(self.shared_bytes / 1024, 1),
+        )
 
 
-def _capture_launches(tk, dtype: torch.dtype, head_dim: int, causal: bool, dropout_p: float, sparse: bool,
-                      n: int, batch: int, heads: int, heads_kv: int) -> list[tuple]:
+def _capture_launches(
+    tk,
+    dtype: torch.dtype,
+    head_dim: int,
+    causal: bool,
+    dropout_p: float,
+    sparse: bool,
+    n: int,
+    batch: int,
+    heads: int,
+    heads_kv: int,
+) -> list[tuple]:
     """Run the launchers on CPU tensors, recording (kernel, kind, args, consts, cfg)."""
     launches = []
 
     def capture(kernel, kind, grid_of, args, consts, device, block_d, dt, sparse_block, length=0):
-        space = tk.config_space("fwd" if kind == "fwd" else "bwd", _ARCH[0], block_d, dt, sparse_block,
-                                bool(consts.get("DROPOUT")))
+        space = tk.config_space(
+            "fwd" if kind == "fwd" else "bwd", _ARCH[0], block_d, dt, sparse_block, bool(consts.get("DROPOUT"))
+        )
         launches.append((kernel, kind, args, consts, space[0]))
 
     q = torch.zeros(batch, heads, n, head_dim, dtype=dtype)
@@ -100,6 +120,7 @@ def _decode_launch(tk, dtype, head_dim, causal, n, batch, heads, heads_kv):
             def run(*args, **kwargs):
                 cfg = {k: kwargs.pop(k) for k in ("BLOCK_M", "BLOCK_N", "num_warps", "num_stages")}
                 launches.append((tk._decode_kernel, "decode", args, kwargs, cfg))
+
             return run
 
     q = torch.zeros(batch, heads, 1, head_dim, dtype=dtype)
@@ -125,8 +146,14 @@ def _compile(fn, args, consts: dict, cfg: dict, arch: int):
     target = GPUTarget("cuda", arch, 32)
     backend = make_backend(target)
     binder = create_function_from_signature(fn.signature, fn.params, backend)
-    kwargs = dict(consts, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], num_warps=cfg["num_warps"],
-                  num_stages=cfg["num_stages"], debug=False)
+    kwargs = dict(
+        consts,
+        BLOCK_M=cfg["BLOCK_M"],
+        BLOCK_N=cfg["BLOCK_N"],
+        num_warps=cfg["num_warps"],
+        num_stages=cfg["num_stages"],
+        debug=False,
+    )
     bound_args, specialization, options = binder(*args, **kwargs)
     options, signature, constexprs, attrs = fn._pack_args(backend, kwargs, bound_args, specialization, options)
     src = ASTSource(fn, signature, constexprs, attrs)
@@ -155,14 +182,14 @@ _EIATTR_REGCOUNT, _EIATTR_FRAME_SIZE = 0x2F, 0x11
 
 def _elf_sections(blob: bytes) -> dict[str, bytes]:
     """Section name -> contents of a 64-bit little-endian ELF file (a cubin)."""
-    shoff, = struct.unpack_from("<Q", blob, 0x28)
+    (shoff,) = struct.unpack_from("<Q", blob, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", blob, 0x3A)
     heads = [struct.unpack_from("<IIQQQQ", blob, shoff + i * shentsize) for i in range(shnum)]
     str_off = heads[shstrndx][4]
     out = {}
     for name, _typ, _flags, _addr, off, size in heads:
         end = blob.index(b"\0", str_off + name)
-        out[blob[str_off + name:end].decode()] = blob[off:off + size]
+        out[blob[str_off + name : end].decode()] = blob[off : off + size]
     return out
 
 
@@ -178,7 +205,7 @@ def cubin_resources(cubin: bytes) -> dict:
         while i + 2 <= len(data):
             fmt, attr = data[i], data[i + 1]
             if fmt == 0x04:
-                size, = struct.unpack_from("<H", data, i + 2)
+                (size,) = struct.unpack_from("<H", data, i + 2)
                 if attr in (_EIATTR_REGCOUNT, _EIATTR_FRAME_SIZE) and size == 8:
                     value = struct.unpack_from("<I", data, i + 8)[0]
                     if attr == _EIATTR_REGCOUNT:
@@ -200,10 +227,19 @@ def cubin_resources(cubin: bytes) -> dict:
 BATCH_HEAD_STRIDES = re.compile(r"^stride_\w+?[bh]$")
 
 
-def compile_configuration(arch: int = 90, dtype: torch.dtype = torch.bfloat16, head_dim: int = 128,
-                          causal: bool = True, dropout_p: float = 0.0, sparse: bool = False,
-                          kernels: tuple[str, ...] = KERNELS, n: int = 1024, batch: int = 2, heads: int = 4,
-                          heads_kv: int = 4) -> list[CompiledKernel]:
+def compile_configuration(
+    arch: int = 90,
+    dtype: torch.dtype = torch.bfloat16,
+    head_dim: int = 128,
+    causal: bool = True,
+    dropout_p: float = 0.0,
+    sparse: bool = False,
+    kernels: tuple[str, ...] = KERNELS,
+    n: int = 1024,
+    batch: int = 2,
+    heads: int = 4,
+    heads_kv: int = 4,
+) -> list[CompiledKernel]:
     """Compile the chosen kernels for one (arch, dtype, head dim, causal) configuration."""
     from repro.attention.api import load_triton_kernels
 
@@ -223,13 +259,24 @@ def compile_configuration(arch: int = 90, dtype: torch.dtype = torch.bfloat16, h
         stats = dict(parse_ptxas_log(log), **cubin_resources(compiled.asm["cubin"]))
         names = list(fn.arg_names)
         strides = {a: f"%{a}" for a in names if BATCH_HEAD_STRIDES.match(a)}
-        results.append(CompiledKernel(
-            name=name, arch=arch, dtype=str(dtype).replace("torch.", ""), head_dim=head_dim, causal=causal,
-            config=dict(cfg), registers=stats["registers"], frame_bytes=stats["frame_bytes"],
-            spill_stores=stats["spill_stores"],
-            spill_loads=stats["spill_loads"], shared_bytes=int(compiled.metadata.shared),
-            ttgir=compiled.asm["ttgir"], ptx=compiled.asm["ptx"], stride_args=strides,
-        ))
+        results.append(
+            CompiledKernel(
+                name=name,
+                arch=arch,
+                dtype=str(dtype).replace("torch.", ""),
+                head_dim=head_dim,
+                causal=causal,
+                config=dict(cfg),
+                registers=stats["registers"],
+                frame_bytes=stats["frame_bytes"],
+                spill_stores=stats["spill_stores"],
+                spill_loads=stats["spill_loads"],
+                shared_bytes=int(compiled.metadata.shared),
+                ttgir=compiled.asm["ttgir"],
+                ptx=compiled.asm["ptx"],
+                stride_args=strides,
+            )
+        )
     return results
 
 
@@ -246,8 +293,20 @@ def i32_stride_products(kernel: CompiledKernel) -> list[str]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    cols = ["kernel", "variant", "arch", "dtype", "d", "causal", "tile", "warps", "stages", "registers",
-            "stack_bytes", "shared_kib"]
+    cols = [
+        "kernel",
+        "variant",
+        "arch",
+        "dtype",
+        "d",
+        "causal",
+        "tile",
+        "warps",
+        "stages",
+        "registers",
+        "stack_bytes",
+        "shared_kib",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
@@ -294,8 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scope", choices=("all", "test"), default="all", help="see matrix()")
     args = ap.parse_args(argv)
     for d, dtype, causal, kernels, dropout_p, sparse in matrix(args.arch, args.scope):
-        for k in compile_configuration(args.arch, dtype, d, causal, dropout_p=dropout_p, sparse=sparse,
-                                       kernels=kernels):
+        for k in compile_configuration(
+            args.arch, dtype, d, causal, dropout_p=dropout_p, sparse=sparse, kernels=kernels
+        ):
             row = k.row()
             row["variant"] = "dropout" if dropout_p else "block-sparse" if sparse else ""
             row["i32_stride_products"] = i32_stride_products(k)

@@ -14,8 +14,8 @@ in the reference (output and gradients); fp16/bf16 get no allowance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -44,6 +44,11 @@ def random_inputs(batch, heads, heads_kv, n_q, n_k, head_dim, dtype, seed, devic
     return q, k, v, dout
 
 
+# ErrorReport's ``torch`` field hides the module inside its class body (for type checkers)
+_TorchDtype = torch.dtype
+_FLOAT16 = torch.float16
+
+
 @dataclass
 class ErrorReport:
     """Max abs errors against the higher-precision reference, for the implementation
@@ -52,7 +57,7 @@ class ErrorReport:
     impl: dict[str, float]
     torch: dict[str, float]
     ref_scale: dict[str, float]  # max |reference| of each tensor, for relative errors
-    dtype: torch.dtype = torch.float16
+    dtype: _TorchDtype = _FLOAT16
 
     def ratio(self, name: str) -> float:
         """impl error / torch error (inf when torch is exact and impl is not)."""
@@ -110,7 +115,8 @@ def compare(
     algorithm with a given dropout or block mask)."""
     ref_fn = reference or (lambda a, b, c, m: naive_attention(a, b, c, m))
     ref_dt = reference_dtype(q.dtype)
-    ref = _run(ref_fn, *(t.to(ref_dt) for t in (q, k, v, dout)), causal, backward)
+    q_ref, k_ref, v_ref, dout_ref = (t.to(ref_dt) for t in (q, k, v, dout))
+    ref = _run(ref_fn, q_ref, k_ref, v_ref, dout_ref, causal, backward)
     same = _run(ref_fn, q, k, v, dout, causal, backward)
     mine = _run(fn, q, k, v, dout, causal, backward)
 

@@ -120,26 +120,41 @@ def _exactness_cases(spec: dict) -> list[dict]:
                 heads, heads_kv = _HEAD_CYCLE[n_case % 3]
                 n_case += 1
                 seed = spec["seed"] * 100003 + n_case
-                q, k, v, dout = random_inputs(spec["batch"], heads, heads_kv, n_q, n_k, d, dtype, seed,
-                                              device=spec["device"])
+                q, k, v, dout = random_inputs(
+                    spec["batch"], heads, heads_kv, n_q, n_k, d, dtype, seed, device=spec["device"]
+                )
                 keep, bmask = _case_masks(spec, spec["batch"], heads, n_q, n_k, seed)
                 keep = keep.to(spec["device"]) if keep is not None else None
 
                 def mine(a, b, c, m, seed=seed, bmask=bmask):
                     gen = torch.Generator().manual_seed(seed)
-                    return flash_attention(a, b, c, m, dropout_p=drop, generator=gen, block_mask=bmask,
-                                           block_size=bs, impl=spec["impl"], sabotage=spec.get("sabotage"))
+                    return flash_attention(
+                        a,
+                        b,
+                        c,
+                        m,
+                        dropout_p=drop,
+                        generator=gen,
+                        block_mask=bmask,
+                        block_size=bs,
+                        impl=spec["impl"],
+                        sabotage=spec.get("sabotage"),
+                    )
 
                 def reference(a, b, c, m, keep=keep, bmask=bmask):
                     return naive_attention(a, b, c, m, keep=keep, dropout_p=drop, block_mask=bmask, block_size=bs)
 
                 rep = compare(mine, q, k, v, dout, causal, reference=reference)
-                reports.append({
-                    "case": f"{n_q}x{n_k} d={d} H={heads}/{heads_kv} causal={int(causal)}",
-                    "impl": rep.impl, "torch": rep.torch, "bound": {n: rep.bound(n) for n in rep.impl},
-                    "relative": {n: rep.relative(n) for n in rep.impl},
-                    "keep_fraction": float(keep.float().mean()) if keep is not None else None,
-                })
+                reports.append(
+                    {
+                        "case": f"{n_q}x{n_k} d={d} H={heads}/{heads_kv} causal={int(causal)}",
+                        "impl": rep.impl,
+                        "torch": rep.torch,
+                        "bound": {n: rep.bound(n) for n in rep.impl},
+                        "relative": {n: rep.relative(n) for n in rep.impl},
+                        "keep_fraction": float(keep.float().mean()) if keep is not None else None,
+                    }
+                )
     return reports
 
 
@@ -170,31 +185,49 @@ def _judge_impls(ctx, p: dict, extra: dict, sabotage: dict, label: str) -> list[
         pairs = p["triton_cpu_pairs"] if interpret else p["pairs"]
         head_dims = p["triton_cpu_head_dims"] if interpret else p["head_dims"]
         for dtype in dtypes:
-            spec = dict(impl=impl, dtype=str(dtype), pairs=[str(x) for x in pairs],
-                        head_dims=[int(x) for x in head_dims], batch=p["batch"], device=device, seed=ctx.seed,
-                        sabotage=sabotage.get(impl), **extra)
+            spec = dict(
+                impl=impl,
+                dtype=str(dtype),
+                pairs=[str(x) for x in pairs],
+                head_dims=[int(x) for x in head_dims],
+                batch=p["batch"],
+                device=device,
+                seed=ctx.seed,
+                sabotage=sabotage.get(impl),
+                **extra,
+            )
             if interpret and "triton_cpu_block_size" in p:
                 spec["block_size"] = int(p["triton_cpu_block_size"])
             reports = _exactness_reports(spec, interpret)
             worst = _worst_over_bound(reports)
             tag = f"{impl}_{dtype}"
             ctx.log_metric(f"{tag}_worst_error_over_bound", worst)
-            ctx.log(f"{label} {tag}: {len(reports)} cases, worst error / allowed = {worst:.3f}"
-                    + (" (Triton CPU interpreter)" if interpret else ""))
-            ctx.check(f"{tag}_{label}_worst_error_over_bound", worst, "<=", 1.0,
-                      f"{impl} {label} in {dtype} over {len(reports)} cases: error <= 2x (output) / 3x (gradients) "
-                      "the same-dtype standard algorithm's, given the same masks")
+            ctx.log(
+                f"{label} {tag}: {len(reports)} cases, worst error / allowed = {worst:.3f}"
+                + (" (Triton CPU interpreter)" if interpret else "")
+            )
+            ctx.check(
+                f"{tag}_{label}_worst_error_over_bound",
+                worst,
+                "<=",
+                1.0,
+                f"{impl} {label} in {dtype} over {len(reports)} cases: error <= 2x (output) / 3x (gradients) "
+                "the same-dtype standard algorithm's, given the same masks",
+            )
     return notes
 
 
 def _exactness_reports(spec: dict, interpret: bool) -> list[dict]:
     if not interpret:
         return _exactness_json(spec)
-    code = ("import json, sys; from repro.attention.experiments import _exactness_json; "
-            "print(json.dumps(_exactness_json(json.loads(sys.argv[1]))))")
+    code = (
+        "import json, sys; from repro.attention.experiments import _exactness_json; "
+        "print(json.dumps(_exactness_json(json.loads(sys.argv[1]))))"
+    )
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True,
-                          env=env, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env, timeout=1800
+    )
     if proc.returncode != 0:
         raise RuntimeError("triton exactness run failed: " + proc.stderr.strip()[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -216,16 +249,22 @@ def _exactness_reports(spec: dict, interpret: bool) -> list[dict]:
     presets={
         "smoke": Preset(description="CPU; the Triton kernel runs in the interpreter at tiny shapes"),
         "full": Preset(
-            params={"dtypes": ["bfloat16", "float16"], "head_dims": [32, 40, 64, 96, 128], "batch": 2,
-                    "pairs": ["113x203", "128x217", "203x113", "1023x1024", "1024x1023", "2048x2048"]},
+            params={
+                "dtypes": ["bfloat16", "float16"],
+                "head_dims": [32, 40, 64, 96, 128],
+                "batch": 2,
+                "pairs": ["113x203", "128x217", "203x113", "1023x1024", "1024x1023", "2048x2048"],
+            },
             requires=Requirements(device="cuda", triton=True),
             description="H100-class GPU, flash-attention's test matrix in bf16 and fp16",
             timeout_s=1800,
         ),
     },
     controls=[
-        Control("tiled-no-rescale", "tiled attention that forgets to rescale its running sums when the running "
-                                    "maximum grows"),
+        Control(
+            "tiled-no-rescale",
+            "tiled attention that forgets to rescale its running sums when the running maximum grows",
+        ),
         Control("triton-causal-off", "the Triton kernel launched with its causal mask off"),
     ],
 )
@@ -246,7 +285,9 @@ def exact(ctx):
             if broken_impl == "triton":
                 from paperkb.errors import PaperkbError
 
-                raise PaperkbError("the triton-causal-off control needs the triton package (pip install 'paperkb[gpu]')")
+                raise PaperkbError(
+                    "the triton-causal-off control needs the triton package (pip install 'paperkb[gpu]')"
+                )
             notes.append("triton is not installed: the kernel was not judged")
             ctx.log("triton is not installed; skipping the kernel")
             continue
@@ -254,9 +295,16 @@ def exact(ctx):
         pairs = p["triton_cpu_pairs"] if interpret else p["pairs"]
         head_dims = p["triton_cpu_head_dims"] if interpret else p["head_dims"]
         for dtype in dtypes:
-            spec = dict(impl=impl, dtype=str(dtype), pairs=[str(x) for x in pairs], head_dims=[int(x) for x in head_dims],
-                        batch=p["batch"], device=device, seed=ctx.seed,
-                        sabotage=broken if impl == broken_impl else None)
+            spec = dict(
+                impl=impl,
+                dtype=str(dtype),
+                pairs=[str(x) for x in pairs],
+                head_dims=[int(x) for x in head_dims],
+                batch=p["batch"],
+                device=device,
+                seed=ctx.seed,
+                sabotage=broken if impl == broken_impl else None,
+            )
             reports = _exactness_reports(spec, interpret)
             tag = f"{impl}_{dtype}"
             worst = 0.0
@@ -269,11 +317,18 @@ def exact(ctx):
                 ctx.log_metric(f"{tag}_{name}_max_rel_err", max(rel))
                 ctx.log_metric(f"{tag}_{name}_torch_max_abs_err", max(r["torch"][name] for r in reports))
                 worst = max(worst, max(frac))
-            ctx.log(f"{tag}: {len(reports)} cases, worst error / allowed = {worst:.3f}"
-                    + (" (Triton CPU interpreter)" if interpret else ""))
-            ctx.check(f"{tag}_worst_error_over_bound", worst, "<=", 1.0,
-                      f"{impl} in {dtype} over {len(reports)} cases: error <= 2x (output) / 3x (gradients) "
-                      "the same-dtype PyTorch error against a higher-precision reference")
+            ctx.log(
+                f"{tag}: {len(reports)} cases, worst error / allowed = {worst:.3f}"
+                + (" (Triton CPU interpreter)" if interpret else "")
+            )
+            ctx.check(
+                f"{tag}_worst_error_over_bound",
+                worst,
+                "<=",
+                1.0,
+                f"{impl} in {dtype} over {len(reports)} cases: error <= 2x (output) / 3x (gradients) "
+                "the same-dtype PyTorch error against a higher-precision reference",
+            )
     return ctx.result("; ".join(notes))
 
 
@@ -284,9 +339,13 @@ def exact(ctx):
     "flash-attention/linear-memory",
     "peak extra memory of tiled attention grows ~N, the standard algorithm's ~N^2",
     params=[
-        Param("ns", list, [1024, 2048, 4096, 8192],
-              "sequence lengths (on the CPU keep N >= 1k: below, the extra memory is under 0.5 MiB and "
-              "malloc's granularity blurs the fit)"),
+        Param(
+            "ns",
+            list,
+            [1024, 2048, 4096, 8192],
+            "sequence lengths (on the CPU keep N >= 1k: below, the extra memory is under 0.5 MiB and "
+            "malloc's granularity blurs the fit)",
+        ),
         Param("d", int, 64, "head dimension"),
         Param("impls", list, ["tiled", "naive"], "implementations; naive is the quadratic baseline"),
         Param("batch", int, 1, "batch size"),
@@ -298,14 +357,23 @@ def exact(ctx):
     presets={
         "smoke": Preset(description="CPU, forward, N = 1k to 8k (a fresh process per implementation)"),
         "full": Preset(
-            params={"ns": [1024, 2048, 4096, 8192, 16384], "impls": ["tiled", "triton", "naive"], "heads": 8,
-                    "backward": True, "dtype": "bfloat16"},
+            params={
+                "ns": [1024, 2048, 4096, 8192, 16384],
+                "impls": ["tiled", "triton", "naive"],
+                "heads": 8,
+                "backward": True,
+                "dtype": "bfloat16",
+            },
             requires=Requirements(device="cuda", triton=True, min_gpu_memory_gb=40),
             description="GPU, forward + backward, N = 1k to 16k",
         ),
     },
-    controls=[Control("tiled-one-block", "tiled attention whose one block spans the whole sequence, so it holds "
-                                         "an N x N block of scores")],
+    controls=[
+        Control(
+            "tiled-one-block",
+            "tiled attention whose one block spans the whole sequence, so it holds an N x N block of scores",
+        )
+    ],
 )
 def linear_memory(ctx):
     import torch
@@ -320,9 +388,17 @@ def linear_memory(ctx):
     impls = [str(i) for i in p["impls"]]
     measured: dict[str, list[int]] = {}
     for impl in impls:
-        measured[impl] = peak_extra_memory_sweep(impl, ns, p["d"], batch=p["batch"], heads=p["heads"],
-                                                 backward=p["backward"], device=device, dtype=p["dtype"],
-                                                 block=p["tiled_block"])
+        measured[impl] = peak_extra_memory_sweep(
+            impl,
+            ns,
+            p["d"],
+            batch=p["batch"],
+            heads=p["heads"],
+            backward=p["backward"],
+            device=device,
+            dtype=p["dtype"],
+            block=p["tiled_block"],
+        )
         for n, extra in zip(ns, measured[impl]):
             ctx.log_metric(f"{impl}_peak_extra_mib", extra / 2**20, step=n)
             ctx.log(f"{impl:>6} N={n:>6}: {extra / 2**20:10.2f} MiB extra")
@@ -344,8 +420,13 @@ def linear_memory(ctx):
         slope = _slope(ns, measured[impl])
         ctx.log_metric(f"{impl}_memory_exponent", slope)
         if impl == "naive":
-            ctx.check("naive_memory_exponent", slope, ">", 1.7,
-                      "the standard algorithm materialises N x N matrices: exponent about 2")
+            ctx.check(
+                "naive_memory_exponent",
+                slope,
+                ">",
+                1.7,
+                "the standard algorithm materialises N x N matrices: exponent about 2",
+            )
         else:
             ctx.check(f"{impl}_memory_exponent", slope, "<", 1.3, f"{impl} needs memory linear in N: exponent about 1")
     if "naive" in impls:
@@ -353,8 +434,13 @@ def linear_memory(ctx):
             if impl != "naive":
                 ratio = measured["naive"][-1] / max(measured[impl][-1], 1)
                 ctx.log_metric(f"naive_over_{impl}_at_max_n", ratio)
-                ctx.check(f"naive_over_{impl}_at_N{ns[-1]}", ratio, ">=", 20.0,
-                          f"{impl} needs at least 20x less extra memory than naive at the largest N")
+                ctx.check(
+                    f"naive_over_{impl}_at_N{ns[-1]}",
+                    ratio,
+                    ">=",
+                    20.0,
+                    f"{impl} needs at least 20x less extra memory than naive at the largest N",
+                )
     return ctx.result()
 
 
@@ -375,9 +461,14 @@ def linear_memory(ctx):
     ],
     presets={
         "smoke": Preset(description="counted by running the instrumented loops (CPU, seconds)"),
-        "full": Preset(params={"n": 4096, "m_values": [4096, 8192, 16384, 32768, 65536, 131072],
-                               "n_values": [512, 1024, 2048, 4096, 8192]},
-                       description="larger N, CPU"),
+        "full": Preset(
+            params={
+                "n": 4096,
+                "m_values": [4096, 8192, 16384, 32768, 65536, 131072],
+                "n_values": [512, 1024, 2048, 4096, 8192],
+            },
+            description="larger N, CPU",
+        ),
     },
     controls=[Control("forgets-backward", "a traffic counter that forgets the backward pass of FlashAttention")],
 )
@@ -398,12 +489,19 @@ def io_complexity(ctx):
     out = naive_attention(qq[None, None], kk[None, None], vv[None, None])[0, 0]
     grads = dict(zip(("dQ", "dK", "dV"), torch.autograd.grad(out, (qq, kk, vv), do)), O=out.detach())
     err = 0.0
-    for run in (flash_attention_io(150, 32, 512, q=q, k=k, v=v, do=do, backward=True)[1],
-                standard_attention_io(150, 32, q=q, k=k, v=v, do=do, backward=True)[1]):
+    for run in (
+        flash_attention_io(150, 32, 512, q=q, k=k, v=v, do=do, backward=True)[1],
+        standard_attention_io(150, 32, q=q, k=k, v=v, do=do, backward=True)[1],
+    ):
         err = max(err, max((run[name] - grads[name]).abs().max().item() for name in grads))
     ctx.log_metric("counted_algorithms_max_abs_err", err)
-    ctx.check("counted_algorithms_max_abs_err", err, "<", 1e-9,
-              "the loops whose traffic is counted compute attention and its gradients exactly (fp64)")
+    ctx.check(
+        "counted_algorithms_max_abs_err",
+        err,
+        "<",
+        1e-9,
+        "the loops whose traffic is counted compute attention and its gradients exactly (fp64)",
+    )
 
     def flash_bytes(n_, d_, m_):
         return flash_attention_io(n_, d_, m_, backward=flash_backward)[0].total_bytes
@@ -422,20 +520,38 @@ def io_complexity(ctx):
     ctx.log_metric("standard_hbm_mib", std / 2**20)
     slope_m = _slope(ms, fl)
     ctx.log_metric("flash_bytes_exponent_in_M", slope_m)
-    ctx.check("flash_bytes_exponent_in_M", slope_m, "between", (-1.1, -0.85),
-              "counted HBM traffic falls as 1/M (follows from Algorithm 1's block sizes)", evidence="proxy")
+    ctx.check(
+        "flash_bytes_exponent_in_M",
+        slope_m,
+        "between",
+        (-1.1, -0.85),
+        "counted HBM traffic falls as 1/M (follows from Algorithm 1's block sizes)",
+        evidence="proxy",
+    )
     ds = [int(x) for x in p["d_values"]]
     slope_d = _slope(ds, [flash_bytes(n, x, ms[-1]) for x in ds])
     slope_d_std = _slope(ds, [standard_bytes(n, x) for x in ds])
     ctx.log_metric("flash_bytes_exponent_in_d", slope_d)
     ctx.log_metric("standard_bytes_exponent_in_d", slope_d_std)
-    ctx.check("flash_bytes_exponent_in_d", slope_d, "between", (1.7, 2.2), "counted HBM traffic grows as d^2",
-              evidence="proxy")
+    ctx.check(
+        "flash_bytes_exponent_in_d",
+        slope_d,
+        "between",
+        (1.7, 2.2),
+        "counted HBM traffic grows as d^2",
+        evidence="proxy",
+    )
     ns = [int(x) for x in p["n_values"]]
     slope_n = _slope(ns, [flash_bytes(x, d, 4096) for x in ns])
     ctx.log_metric("flash_bytes_exponent_in_N", slope_n)
-    ctx.check("flash_bytes_exponent_in_N", slope_n, "between", (1.8, 2.2), "counted HBM traffic grows as N^2",
-              evidence="proxy")
+    ctx.check(
+        "flash_bytes_exponent_in_N",
+        slope_n,
+        "between",
+        (1.8, 2.2),
+        "counted HBM traffic grows as N^2",
+        evidence="proxy",
+    )
     # 3. the paper's Figure 2 (left): GPT-2 medium, N = 1024, d = 64, 16 heads, batch 64,
     # fp16, forward + backward, measured on an A100: 40.3 GB standard, 4.4 GB FlashAttention
     heads_total = 16 * 64
@@ -443,23 +559,42 @@ def io_complexity(ctx):
     flash_gb = flash_attention_io(1024, 64, m_paper, backward=flash_backward)[0].total_bytes * heads_total / 1e9
     std_gb = standard_attention_io(1024, 64, backward=True)[0].total_bytes * heads_total / 1e9
     # the paper's standard implementation also masks and drops out, each an extra N x N pass
-    std_md_gb = standard_attention_io(1024, 64, backward=True, masking=True, dropout=True)[0].total_bytes \
-        * heads_total / 1e9
+    std_md_gb = (
+        standard_attention_io(1024, 64, backward=True, masking=True, dropout=True)[0].total_bytes * heads_total / 1e9
+    )
     ctx.log_metric("gpt2_medium_flash_hbm_gb", flash_gb)
     ctx.log_metric("gpt2_medium_standard_hbm_gb", std_gb)
     ctx.log_metric("gpt2_medium_standard_masked_dropout_hbm_gb", std_md_gb)
     ctx.log_metric("gpt2_medium_plain_standard_over_flash", std_gb / flash_gb)
-    ctx.check("gpt2_medium_flash_hbm_gb", flash_gb, "between", (4.4 * 0.75, 4.4 * 1.25),
-              "within 25% of the paper's 4.4 GB (Figure 2 left, forward + backward)")
-    ctx.check("gpt2_medium_standard_hbm_gb", std_md_gb, "between", (40.3 * 0.75, 40.3 * 1.25),
-              "standard attention with masking and dropout passes, within 25% of the paper's 40.3 GB")
-    ctx.check("gpt2_medium_standard_over_flash", std_md_gb / flash_gb, "between", (9.2 * 0.75, 9.2 * 1.25),
-              "within 25% of the paper's 40.3 / 4.4 = 9.2x (Figure 2 left)")
+    ctx.check(
+        "gpt2_medium_flash_hbm_gb",
+        flash_gb,
+        "between",
+        (4.4 * 0.75, 4.4 * 1.25),
+        "within 25% of the paper's 4.4 GB (Figure 2 left, forward + backward)",
+    )
+    ctx.check(
+        "gpt2_medium_standard_hbm_gb",
+        std_md_gb,
+        "between",
+        (40.3 * 0.75, 40.3 * 1.25),
+        "standard attention with masking and dropout passes, within 25% of the paper's 40.3 GB",
+    )
+    ctx.check(
+        "gpt2_medium_standard_over_flash",
+        std_md_gb / flash_gb,
+        "between",
+        (9.2 * 0.75, 9.2 * 1.25),
+        "within 25% of the paper's 40.3 / 4.4 = 9.2x (Figure 2 left)",
+    )
 
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    bars = left.bar(["Standard", "Standard\n+ mask, dropout", "FlashAttention"], [std_gb, std_md_gb, flash_gb],
-                    color=["tab:gray", "dimgray", "tab:orange"])
+    bars = left.bar(
+        ["Standard", "Standard\n+ mask, dropout", "FlashAttention"],
+        [std_gb, std_md_gb, flash_gb],
+        color=["tab:gray", "dimgray", "tab:orange"],
+    )
     left.bar_label(bars, fmt="%.1f GB")
     left.set_ylim(0, 1.2 * max(std_md_gb, flash_gb))
     left.set_ylabel("HBM reads + writes (GB)")
@@ -492,8 +627,11 @@ def _plot_speed(ctx, rows: list[dict], device: str) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
     for ax, (d, causal) in zip(axes[0], panels):
         for impl in dict.fromkeys(r["impl"] for r in rows):
-            pts = [(r["n"], r["tflops"]) for r in rows
-                   if (r["impl"], r["d"], r["causal"], r["mode"]) == (impl, d, causal, mode)]
+            pts = [
+                (r["n"], r["tflops"])
+                for r in rows
+                if (r["impl"], r["d"], r["causal"], r["mode"]) == (impl, d, causal, mode)
+            ]
             ax.plot([n for n, _ in pts], [t for _, t in pts], "o-", label=impl)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sequence length N")
@@ -509,8 +647,9 @@ def _plot_speed(ctx, rows: list[dict], device: str) -> None:
     "flash-attention/speed",
     "the Triton kernel against the standard algorithm (the paper's comparison) and torch's flash backend (TFLOP/s)",
     params=[
-        Param("impls", list, ["triton", "sdpa-flash", "naive"],
-              "implementations (sdpa-flash pins torch's flash backend)"),
+        Param(
+            "impls", list, ["triton", "sdpa-flash", "naive"], "implementations (sdpa-flash pins torch's flash backend)"
+        ),
         Param("ns", list, [1024, 2048, 4096], "sequence lengths"),
         Param("head_dims", list, [64, 128], "head dimensions"),
         Param("causal", list, [0, 1], "causal settings to time (0, 1)"),
@@ -522,13 +661,15 @@ def _plot_speed(ctx, rows: list[dict], device: str) -> None:
         Param("min_n_judged", int, 4096, "the targets are judged at N >= this"),
     ],
     presets={
-        "smoke": Preset(requires=Requirements(device="cuda", triton=True),
-                        description="any CUDA GPU, N = 1k-4k: there is nothing to time on a CPU"),
+        "smoke": Preset(
+            requires=Requirements(device="cuda", triton=True),
+            description="any CUDA GPU, N = 1k-4k: there is nothing to time on a CPU",
+        ),
         "full": Preset(
             params={"ns": [1024, 2048, 4096, 8192, 16384], "reps": 10},
             requires=Requirements(device="cuda", triton=True, min_gpu_memory_gb=40),
             description="H100/H200, bf16; targets: triton >= 2x the standard algorithm, fwd >= 0.9x and "
-                        "bwd >= 0.7x torch's flash backend at N = 4k-16k, d = 128",
+            "bwd >= 0.7x torch's flash backend at N = 4k-16k, d = 128",
             timeout_s=1800,
         ),
     },
@@ -548,9 +689,19 @@ def speed(ctx):
     dtype = getattr(torch, p["dtype"])
     impls = [str(i) for i in p["impls"]]
     timed = [i for i in impls if not (ctx.control == "triton-is-naive" and i == "triton")]
-    rows = speed_table(timed, [int(n) for n in p["ns"]], [int(d) for d in p["head_dims"]],
-                       [bool(int(c)) for c in p["causal"]], p["batch_tokens"], lambda d: max(1, p["model_dim"] // d),
-                       dtype, device, modes=tuple(p["modes"]), reps=p["reps"], log=ctx.log)
+    rows = speed_table(
+        timed,
+        [int(n) for n in p["ns"]],
+        [int(d) for d in p["head_dims"]],
+        [bool(int(c)) for c in p["causal"]],
+        p["batch_tokens"],
+        lambda d: max(1, p["model_dim"] // d),
+        dtype,
+        device,
+        modes=tuple(p["modes"]),
+        reps=p["reps"],
+        log=ctx.log,
+    )
     if ctx.control == "triton-is-naive":  # the sabotage: naive's figures stand for the kernel's
         rows += [dict(r, impl="triton") for r in rows if r["impl"] == "naive"]
     mm = matmul_tflops(device, dtype, size=8192)
@@ -582,21 +733,39 @@ def _speed_checks(ctx, rows: list[dict], p: dict, mm: float | None):
         tag = f"d{d}_causal{int(causal)}"
         for mode in [m for m in ("fwd", "fwd_bwd") if m in p["modes"]]:
             ratio = min(rate("triton", n, d, causal, mode) / rate("naive", n, d, causal, mode) for n in big)
-            ctx.check(f"triton_over_naive_{mode}_{tag}", ratio, ">=", 2.0,
-                      f"our Triton kernel {mode} >= 2x the standard algorithm at N >= {min(big)} (paper: 2-4x, "
-                      "Figure 3 left)")
+            ctx.check(
+                f"triton_over_naive_{mode}_{tag}",
+                ratio,
+                ">=",
+                2.0,
+                f"our Triton kernel {mode} >= 2x the standard algorithm at N >= {min(big)} (paper: 2-4x, "
+                "Figure 3 left)",
+            )
             ref = min(rate("sdpa-flash", n, d, causal, mode) / rate("naive", n, d, causal, mode) for n in big)
-            ctx.check(f"torch_flash_over_naive_{mode}_{tag}", ref, ">=", 2.0,
-                      "torch's flash backend against the standard algorithm: a reference figure", evidence="reference")
+            ctx.check(
+                f"torch_flash_over_naive_{mode}_{tag}",
+                ref,
+                ">=",
+                2.0,
+                "torch's flash backend against the standard algorithm: a reference figure",
+                evidence="reference",
+            )
         for mode, target in (("fwd", 0.9), ("bwd", 0.7)):
             if mode not in p["modes"]:
                 continue
             ratio = min(rate("triton", n, d, causal, mode) / rate("sdpa-flash", n, d, causal, mode) for n in big)
-            ctx.check(f"triton_over_flash_{mode}_{tag}", ratio, ">=", target,
-                      f"our Triton kernel {mode} >= {target}x torch's flash backend at N >= {min(big)}")
+            ctx.check(
+                f"triton_over_flash_{mode}_{tag}",
+                ratio,
+                ">=",
+                target,
+                f"our Triton kernel {mode} >= {target}x torch's flash backend at N >= {min(big)}",
+            )
         if mm and "fwd" in p["modes"]:
-            ctx.log_metric(f"triton_fwd_share_of_matmul_causal{int(causal)}",
-                           max(rate("triton", n, d, causal, "fwd") for n in big) / mm)
+            ctx.log_metric(
+                f"triton_fwd_share_of_matmul_causal{int(causal)}",
+                max(rate("triton", n, d, causal, "fwd") for n in big) / mm,
+            )
     return ctx.result(f"cuda: Triton kernel against the standard algorithm and torch's flash backend, d = {d}")
 
 
@@ -613,8 +782,12 @@ _IMPL_PARAMS = [
     Param("triton_cpu_head_dims", list, [32], "head dims for the interpreter"),
     Param("batch", int, 1, "batch size"),
 ]
-_IMPL_FULL = {"dtypes": ["bfloat16", "float16"], "head_dims": [64, 128], "batch": 2,
-              "pairs": ["113x203", "1023x1024", "2048x2048"]}
+_IMPL_FULL = {
+    "dtypes": ["bfloat16", "float16"],
+    "head_dims": [64, 128],
+    "batch": 2,
+    "pairs": ["113x203", "1023x1024", "2048x2048"],
+}
 
 
 @experiment(
@@ -624,11 +797,16 @@ _IMPL_FULL = {"dtypes": ["bfloat16", "float16"], "head_dims": [64, 128], "batch"
     params=_IMPL_PARAMS + [Param("dropout_p", float, 0.17, "dropout probability")],
     presets={
         "smoke": Preset(description="CPU; the Triton kernel in the interpreter at tiny shapes"),
-        "full": Preset(params=dict(_IMPL_FULL), requires=Requirements(device="cuda", triton=True),
-                       description="GPU, bf16/fp16", timeout_s=1800),
+        "full": Preset(
+            params=dict(_IMPL_FULL),
+            requires=Requirements(device="cuda", triton=True),
+            description="GPU, bf16/fp16",
+            timeout_s=1800,
+        ),
     },
-    controls=[Control("fresh-backward-mask", "the backward draws a fresh dropout mask instead of regenerating "
-                                             "the forward's")],
+    controls=[
+        Control("fresh-backward-mask", "the backward draws a fresh dropout mask instead of regenerating the forward's")
+    ],
 )
 def dropout(ctx):
     import math as _math
@@ -644,8 +822,13 @@ def dropout(ctx):
     frac = float(keep.float().mean())
     sigma = _math.sqrt(drop * (1 - drop) / keep.numel())
     ctx.log_metric("keep_fraction", frac)
-    ctx.check("keep_fraction_z_score", abs(frac - (1 - drop)) / sigma, "<=", 4.0,
-              f"the counter-based mask keeps a fraction 1 - p = {1 - drop:.2f} of the probabilities (|z| <= 4)")
+    ctx.check(
+        "keep_fraction_z_score",
+        abs(frac - (1 - drop)) / sigma,
+        "<=",
+        4.0,
+        f"the counter-based mask keeps a fraction 1 - p = {1 - drop:.2f} of the probabilities (|z| <= 4)",
+    )
     return ctx.result("; ".join(notes))
 
 
@@ -656,7 +839,8 @@ def dropout(ctx):
     "flash-attention/block-sparse-io",
     "block-sparse FlashAttention is exact and its HBM traffic scales with the fraction of non-zero blocks "
     "(Proposition 4)",
-    params=_IMPL_PARAMS + [
+    params=_IMPL_PARAMS
+    + [
         Param("n", int, 16384, "sequence length of the traffic count"),
         Param("d", int, 64, "head dimension of the traffic count"),
         Param("sram_kib", int, 192, "SRAM size (KiB of fp16) of the count: one A100 SM"),
@@ -666,10 +850,16 @@ def dropout(ctx):
         Param("triton_cpu_block_size", int, 16, "mask block size in the interpreter"),
     ],
     presets={
-        "smoke": Preset(description="CPU: traffic counted over the instrumented loops; exactness of the tiled "
-                                    "path and of the kernel in the interpreter"),
-        "full": Preset(params=dict(_IMPL_FULL, block_size=128), requires=Requirements(device="cuda", triton=True),
-                       description="GPU exactness in bf16/fp16; the same count", timeout_s=1800),
+        "smoke": Preset(
+            description="CPU: traffic counted over the instrumented loops; exactness of the tiled "
+            "path and of the kernel in the interpreter"
+        ),
+        "full": Preset(
+            params=dict(_IMPL_FULL, block_size=128),
+            requires=Requirements(device="cuda", triton=True),
+            description="GPU exactness in bf16/fp16; the same count",
+            timeout_s=1800,
+        ),
     },
     controls=[Control("ignores-mask", "a traffic counter that ignores the block mask (dense traffic)")],
 )
@@ -679,8 +869,9 @@ def block_sparse_io(ctx):
     from .io_model import block_sizes, flash_attention_io, random_block_mask
 
     p = ctx.params
-    notes = _judge_impls(ctx, p, {"density": float(p["density"]), "block_size": int(p["block_size"])}, {},
-                         "block_sparse")
+    notes = _judge_impls(
+        ctx, p, {"density": float(p["density"]), "block_size": int(p["block_size"])}, {}, "block_sparse"
+    )
     # the counted loops compute block-sparse attention exactly (fp64), zero rows included
     gen = torch.Generator().manual_seed(ctx.seed)
     n0, d0, m0 = 150, 32, 512
@@ -691,12 +882,17 @@ def block_sparse_io(ctx):
     _, got = flash_attention_io(n0, d0, m0, q=q, k=k, v=v, do=do, backward=True, block_mask=mask)
     allowed = mask.repeat_interleave(br, 0).repeat_interleave(bc, 1)[:n0, :n0]
     qq, kk, vv = (t.clone().requires_grad_(True) for t in (q, k, v))
-    s = (qq @ kk.T / d0 ** 0.5).masked_fill(~allowed, float("-inf"))
+    s = (qq @ kk.T / d0**0.5).masked_fill(~allowed, float("-inf"))
     out = torch.softmax(s, dim=-1).nan_to_num(0.0) @ vv
     want = dict(zip(("O", "dQ", "dK", "dV"), (out.detach(), *torch.autograd.grad(out, (qq, kk, vv), do))))
     err = max((got[name] - want[name]).abs().max().item() for name in want)
-    ctx.check("counted_block_sparse_max_abs_err", err, "<", 1e-9,
-              "the counted block-sparse loops compute attention and its gradients exactly (fp64)")
+    ctx.check(
+        "counted_block_sparse_max_abs_err",
+        err,
+        "<",
+        1e-9,
+        "the counted block-sparse loops compute attention and its gradients exactly (fp64)",
+    )
     # Proposition 4: traffic against the fraction s of non-zero blocks
     n, d = int(p["n"]), int(p["d"])
     m = int(p["sram_kib"]) * 1024 // 2
@@ -709,9 +905,15 @@ def block_sparse_io(ctx):
         ctx.log_metric("block_sparse_hbm_mib", counted[-1] / 2**20, step=s_)
     slope = _slope(dens, counted)
     ctx.log_metric("hbm_bytes_exponent_in_density", slope)
-    ctx.check("hbm_bytes_exponent_in_density", slope, "between", (0.9, 1.1),
-              f"counted HBM traffic (fwd + bwd, N = {n}, d = {d}, M = {p['sram_kib']} KiB) grows as s^1 for "
-              f"s in {dens[0]}..{dens[-1]}: a count in the IO model, not a GPU measurement", evidence="proxy")
+    ctx.check(
+        "hbm_bytes_exponent_in_density",
+        slope,
+        "between",
+        (0.9, 1.1),
+        f"counted HBM traffic (fwd + bwd, N = {n}, d = {d}, M = {p['sram_kib']} KiB) grows as s^1 for "
+        f"s in {dens[0]}..{dens[-1]}: a count in the IO model, not a GPU measurement",
+        evidence="proxy",
+    )
     return ctx.result("; ".join(notes))
 
 
@@ -730,10 +932,15 @@ def block_sparse_io(ctx):
         Param("dtype", str, "bfloat16", "input dtype", choices=("float16", "bfloat16")),
     ],
     presets={
-        "smoke": Preset(requires=Requirements(device="cuda", triton=True),
-                        description="any CUDA GPU, N = 4k: there is nothing to time on a CPU"),
-        "full": Preset(params={"n": 16384, "reps": 10}, requires=Requirements(device="cuda", triton=True),
-                       description="H100/H200, N = 16k"),
+        "smoke": Preset(
+            requires=Requirements(device="cuda", triton=True),
+            description="any CUDA GPU, N = 4k: there is nothing to time on a CPU",
+        ),
+        "full": Preset(
+            params={"n": 16384, "reps": 10},
+            requires=Requirements(device="cuda", triton=True),
+            description="H100/H200, N = 16k",
+        ),
     },
     controls=[Control("ignore-block-mask", "the Triton kernel launched without the block mask (dense)")],
 )
@@ -752,8 +959,9 @@ def block_sparse_speed(ctx):
     n, d, bs = int(p["n"]), int(p["d"]), int(p["block_size"])
     dtype = getattr(torch, p["dtype"])
     gen = torch.Generator().manual_seed(ctx.seed)
-    q, k, v, do = (torch.randn(p["batch"], p["heads"], n, d, generator=gen).to("cuda", dtype).requires_grad_()
-                   for _ in range(4))
+    q, k, v, do = (
+        torch.randn(p["batch"], p["heads"], n, d, generator=gen).to("cuda", dtype).requires_grad_() for _ in range(4)
+    )
     sabotage = "ignore-block-mask" if ctx.control == "ignore-block-mask" else None
     dens = [float(x) for x in p["densities"]]
     times = []
@@ -769,10 +977,20 @@ def block_sparse_speed(ctx):
         ctx.log(f"density {s_:.3f}: {times[-1] * 1e3:.2f} ms")
     slope = _slope(dens, times)
     ctx.log_metric("runtime_exponent_in_density", slope)
-    ctx.check("runtime_exponent_in_density", slope, "between", (0.8, 1.2),
-              f"fwd + bwd time of our block-sparse Triton kernel grows as s^1 (N = {n}, d = {d})")
-    ctx.check("dense_over_sparsest_speedup", times[-1] / times[0], ">=", 0.5 * dens[-1] / dens[0],
-              f"at density {dens[0]} it runs at least half as many times faster as it skips blocks")
+    ctx.check(
+        "runtime_exponent_in_density",
+        slope,
+        "between",
+        (0.8, 1.2),
+        f"fwd + bwd time of our block-sparse Triton kernel grows as s^1 (N = {n}, d = {d})",
+    )
+    ctx.check(
+        "dense_over_sparsest_speedup",
+        times[-1] / times[0],
+        ">=",
+        0.5 * dens[-1] / dens[0],
+        f"at density {dens[0]} it runs at least half as many times faster as it skips blocks",
+    )
     return ctx.result()
 
 
@@ -802,12 +1020,25 @@ def block_sparse_speed(ctx):
     presets={
         "smoke": Preset(description="CPU, a 2-layer GPT-2 at sequence 256 in fp32: equal losses only"),
         "full": Preset(
-            params={"n_layer": 12, "n_head": 12, "n_embd": 768, "vocab_size": 50304, "seq": 1024, "batch": 8,
-                    "steps": 30, "warmup_steps": 5, "lr": 3e-4, "impl": "triton", "dtype": "bfloat16",
-                    "loss_tolerance": 0.05, "compared_steps": 10, "min_speedup": 2.0},
+            params={
+                "n_layer": 12,
+                "n_head": 12,
+                "n_embd": 768,
+                "vocab_size": 50304,
+                "seq": 1024,
+                "batch": 8,
+                "steps": 30,
+                "warmup_steps": 5,
+                "lr": 3e-4,
+                "impl": "triton",
+                "dtype": "bfloat16",
+                "loss_tolerance": 0.05,
+                "compared_steps": 10,
+                "min_speedup": 2.0,
+            },
             requires=Requirements(device="cuda", triton=True, min_gpu_memory_gb=40),
             description="GPT-2 small (124M) at sequence 1024 in bf16 on a GPU: equal losses, >= 2x the tokens/s of "
-                        "the standard algorithm (the paper: 3.5x over Hugging Face)",
+            "the standard algorithm (the paper: 3.5x over Hugging Face)",
             timeout_s=3600,
         ),
     },
@@ -828,8 +1059,14 @@ def gpt2_end_to_end(ctx):
         raise PaperkbError("impl=triton trains on a CUDA GPU; use impl=tiled on a CPU")
     dtype = None if p["dtype"] == "float32" else getattr(torch, p["dtype"])
     torch.manual_seed(ctx.seed)
-    cfg = GPTConfig(block_size=p["seq"], vocab_size=p["vocab_size"], n_layer=p["n_layer"], n_head=p["n_head"],
-                    n_embd=p["n_embd"], attn_impl=p["baseline"])
+    cfg = GPTConfig(
+        block_size=p["seq"],
+        vocab_size=p["vocab_size"],
+        n_layer=p["n_layer"],
+        n_head=p["n_head"],
+        n_embd=p["n_embd"],
+        attn_impl=p["baseline"],
+    )
     base = GPT(cfg).to(device)
     other = copy.deepcopy(base)  # the same weights; its config object is its own (shared by its blocks)
     other.set_attention(p["impl"], "causal-off" if ctx.control == "impl-causal-off" else None)
@@ -838,17 +1075,24 @@ def gpt2_end_to_end(ctx):
         runs = {}
         for name, model in (("baseline", base), ("impl", other)):
             runs[name] = train(model, data, lr=p["lr"], device=device, dtype=dtype, warmup=p["warmup_steps"])
-            ctx.log(f"{name} ({model.cfg.attn_impl}): losses {[round(x, 4) for x in runs[name]['losses']]}, "
-                    f"{runs[name]['tokens_per_s']:.0f} tokens/s")
+            ctx.log(
+                f"{name} ({model.cfg.attn_impl}): losses {[round(x, 4) for x in runs[name]['losses']]}, "
+                f"{runs[name]['tokens_per_s']:.0f} tokens/s"
+            )
     for step, (a, b) in enumerate(zip(runs["baseline"]["losses"], runs["impl"]["losses"])):
         ctx.log_metric("baseline_loss", a, step=step)
         ctx.log_metric("impl_loss", b, step=step)
     compared = p["compared_steps"] or p["steps"]
     pairs = list(zip(runs["baseline"]["losses"], runs["impl"]["losses"]))[:compared]
     gap = max(abs(a - b) for a, b in pairs)
-    ctx.check("max_loss_difference", gap, "<=", p["loss_tolerance"],
-              f"{p['impl']} and {p['baseline']} attention give the same training losses over {len(pairs)} steps "
-              f"from the same weights and batches ({p['dtype']})")
+    ctx.check(
+        "max_loss_difference",
+        gap,
+        "<=",
+        p["loss_tolerance"],
+        f"{p['impl']} and {p['baseline']} attention give the same training losses over {len(pairs)} steps "
+        f"from the same weights and batches ({p['dtype']})",
+    )
     losses = runs["impl"]["losses"]
     ctx.check("impl_loss_decreases", losses[-1] / losses[0], "<", 1.0, "training makes progress")
     speedup = runs["impl"]["tokens_per_s"] / runs["baseline"]["tokens_per_s"]
@@ -856,8 +1100,15 @@ def gpt2_end_to_end(ctx):
     ctx.log_metric("tokens_per_s_baseline", runs["baseline"]["tokens_per_s"])
     ctx.log_metric("speedup", speedup)
     if p["min_speedup"] > 0 and device == "cuda":
-        ctx.check("tokens_per_s_speedup", speedup, ">=", p["min_speedup"],
-                  f"GPT-2 training through our {p['impl']} kernel is >= {p['min_speedup']}x the tokens/s of the "
-                  f"standard algorithm (paper: 3.5x over Hugging Face, Table 2)")
-    return ctx.result(f"{device}: {p['impl']} against {p['baseline']}; speedup {speedup:.2f}x"
-                      + ("" if device == "cuda" else " (CPU: not judged)"))
+        ctx.check(
+            "tokens_per_s_speedup",
+            speedup,
+            ">=",
+            p["min_speedup"],
+            f"GPT-2 training through our {p['impl']} kernel is >= {p['min_speedup']}x the tokens/s of the "
+            f"standard algorithm (paper: 3.5x over Hugging Face, Table 2)",
+        )
+    return ctx.result(
+        f"{device}: {p['impl']} against {p['baseline']}; speedup {speedup:.2f}x"
+        + ("" if device == "cuda" else " (CPU: not judged)")
+    )

@@ -53,8 +53,9 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, d)
         # the "causal-off" control lets every position see the future (a leaking model)
         leak = self.cfg.sabotage == "causal-off"
-        y = flash_attention(q, k, v, causal=not leak, impl=self.cfg.attn_impl,
-                            sabotage=None if leak else self.cfg.sabotage)
+        y = flash_attention(
+            q, k, v, causal=not leak, impl=self.cfg.attn_impl, sabotage=None if leak else self.cfg.sabotage
+        )
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -133,14 +134,15 @@ def batches(tokens: torch.Tensor, steps: int, batch: int, seq: int, seed: int):
     out = []
     for _ in range(steps):
         starts = torch.randint(0, len(tokens) - seq - 1, (batch,), generator=gen)
-        x = torch.stack([tokens[s: s + seq] for s in starts.tolist()])
-        y = torch.stack([tokens[s + 1: s + seq + 1] for s in starts.tolist()])
+        x = torch.stack([tokens[s : s + seq] for s in starts.tolist()])
+        y = torch.stack([tokens[s + 1 : s + seq + 1] for s in starts.tolist()])
         out.append((x, y))
     return out
 
 
-def train(model: GPT, data, lr: float = 3e-4, device: str = "cpu", dtype: torch.dtype | None = None,
-          warmup: int = 0) -> dict:
+def train(
+    model: GPT, data, lr: float = 3e-4, device: str = "cpu", dtype: torch.dtype | None = None, warmup: int = 0
+) -> dict:
     """AdamW steps over ``data``; returns the losses and tokens per second (timed after
     ``warmup`` steps, which the losses include)."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
@@ -154,8 +156,9 @@ def train(model: GPT, data, lr: float = 3e-4, device: str = "cpu", dtype: torch.
             t0 = time.perf_counter()
             tokens = 0
         x, y = x.to(device), y.to(device)
-        with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype,
-                            enabled=dtype is not None):
+        with torch.autocast(
+            device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype, enabled=dtype is not None
+        ):
             loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

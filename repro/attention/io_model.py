@@ -80,9 +80,20 @@ def _setup(n: int, d: int, q, k, v, do, elem_bytes: int):
     return hbm, compute
 
 
-def standard_attention_io(n: int, d: int, *, q=None, k=None, v=None, do=None, backward: bool = False,
-                          elem_bytes: int = 2, row_block: int = 64, masking: bool = False,
-                          dropout: bool = False) -> tuple[Hbm, dict]:
+def standard_attention_io(
+    n: int,
+    d: int,
+    *,
+    q=None,
+    k=None,
+    v=None,
+    do=None,
+    backward: bool = False,
+    elem_bytes: int = 2,
+    row_block: int = 64,
+    masking: bool = False,
+    dropout: bool = False,
+) -> tuple[Hbm, dict]:
     """Algorithm 0 (and Algorithm 3 when ``backward``): S, P (and dP, dS) go through HBM.
 
     Q, K, V (N x d) as tensors make it compute; otherwise it only counts. Returns the
@@ -196,8 +207,19 @@ def random_block_mask(t_r: int, t_c: int, density: float, seed: int = 0):
     return flat.view(t_r, t_c)
 
 
-def flash_attention_io(n: int, d: int, m: int, *, q=None, k=None, v=None, do=None, backward: bool = False,
-                       elem_bytes: int = 2, block_mask=None) -> tuple[Hbm, dict]:
+def flash_attention_io(
+    n: int,
+    d: int,
+    m: int,
+    *,
+    q=None,
+    k=None,
+    v=None,
+    do=None,
+    backward: bool = False,
+    elem_bytes: int = 2,
+    block_mask=None,
+) -> tuple[Hbm, dict]:
     """Algorithm 1 (and Algorithm 4 without dropout when ``backward``) with an SRAM of
     ``m`` elements. Same conventions as :func:`standard_attention_io`. ``block_mask``
     ((Tr, Tc) booleans over the Br x Bc tiles) makes it block-sparse FlashAttention:
@@ -239,7 +261,9 @@ def flash_attention_io(n: int, d: int, m: int, *, q=None, k=None, v=None, do=Non
                 l_ij = p.sum(-1)
                 m_new = torch.maximum(m_i, m_ij)  # 11
                 l_new = torch.exp(m_i - m_new) * l_i + torch.exp(m_ij - m_new) * l_ij
-                o_new = ((l_i * torch.exp(m_i - m_new))[:, None] * o_i + torch.exp(m_ij - m_new)[:, None] * (p @ v_j)) / l_new[:, None]
+                o_new = (
+                    (l_i * torch.exp(m_i - m_new))[:, None] * o_i + torch.exp(m_ij - m_new)[:, None] * (p @ v_j)
+                ) / l_new[:, None]
             else:
                 o_new = l_new = m_new = None
             hbm.write("O", r, d, o_new)  # 12

@@ -24,6 +24,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
 
@@ -36,27 +38,41 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _run_call(impl: str, n: int, d: int, batch: int, heads: int, causal: bool, backward: bool, device: str,
-              dtype: str, block: int | None = None) -> None:
+def _run_call(
+    impl: str,
+    n: int,
+    d: int,
+    batch: int,
+    heads: int,
+    causal: bool,
+    backward: bool,
+    device: str,
+    dtype: str,
+    block: int | None = None,
+) -> None:
     import torch
 
     from .api import flash_attention
     from .tiled import tiled_attention
 
+    attention: Callable[..., Any] = flash_attention
     if impl == "tiled" and block:  # the tiled algorithm with Br = Bc = block
-        def flash_attention(q, k, v, causal, impl):  # noqa: F811 - deliberately shadows the import
+
+        def tiled_blocks(q, k, v, causal, impl):
             return tiled_attention(q, k, v, causal, block_q=block, block_k=block)
+
+        attention = tiled_blocks
 
     dt = getattr(torch, dtype)
     q, k, v, dout = (torch.randn(batch, heads, n, d, device=device, dtype=dt) for _ in range(4))
     if backward:
         for t in (q, k, v):
             t.requires_grad_(True)
-        out = flash_attention(q, k, v, causal, impl=impl)
+        out = attention(q, k, v, causal, impl=impl)
         out.backward(dout)
     else:
         with torch.no_grad():
-            flash_attention(q, k, v, causal, impl=impl)
+            attention(q, k, v, causal, impl=impl)
 
 
 def _input_bytes(args: dict, elem: int) -> int:
@@ -86,13 +102,34 @@ def _child(args: dict, ns: list[int]) -> list[int]:
     return out
 
 
-def peak_extra_memory_sweep(impl: str, ns: list[int], d: int = 64, *, batch: int = 1, heads: int = 1,
-                            causal: bool = False, backward: bool = False, device: str = "cpu",
-                            dtype: str = "float32", block: int | None = None, timeout: float = 900) -> list[int]:
+def peak_extra_memory_sweep(
+    impl: str,
+    ns: list[int],
+    d: int = 64,
+    *,
+    batch: int = 1,
+    heads: int = 1,
+    causal: bool = False,
+    backward: bool = False,
+    device: str = "cpu",
+    dtype: str = "float32",
+    block: int | None = None,
+    timeout: float = 900,
+) -> list[int]:
     """Peak bytes one attention call needs beyond its inputs (and their gradients), for
     each sequence length in ``ns``. ``block`` sets the tiled algorithm's block sizes."""
-    args = dict(impl=impl, n=0, d=d, batch=batch, heads=heads, causal=causal, backward=backward, device=device,
-                dtype=dtype, block=block)
+    args: dict[str, Any] = dict(
+        impl=impl,
+        n=0,
+        d=d,
+        batch=batch,
+        heads=heads,
+        causal=causal,
+        backward=backward,
+        device=device,
+        dtype=dtype,
+        block=block,
+    )
     if device.startswith("cuda"):
         import torch
 
@@ -107,11 +144,18 @@ def peak_extra_memory_sweep(impl: str, ns: list[int], d: int = 64, *, batch: int
             torch.cuda.synchronize()
             out.append(max(0, torch.cuda.max_memory_allocated() - base - _input_bytes(dict(args, n=n), elem)))
         return out
-    code = ("import json, sys; from repro.attention.memory import _child; "
-            "print(json.dumps(_child(json.loads(sys.argv[1]), json.loads(sys.argv[2]))))")
+    code = (
+        "import json, sys; from repro.attention.memory import _child; "
+        "print(json.dumps(_child(json.loads(sys.argv[1]), json.loads(sys.argv[2]))))"
+    )
     env = dict(os.environ, **CHILD_ENV)
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args), json.dumps(sorted(ns))],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args), json.dumps(sorted(ns))],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"memory measurement of {impl} failed: {tail[0]}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 import torch
 
@@ -27,8 +27,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_call(fn: Callable[[], object], device: str = "cpu", warmup: int = 1, reps: int = 3,
-              min_time: float = 0.0) -> float:
+def time_call(
+    fn: Callable[[], object], device: str = "cpu", warmup: int = 1, reps: int = 3, min_time: float = 0.0
+) -> float:
     """Median wall seconds of ``fn()`` over ``reps`` runs (more if ``min_time`` demands)."""
     for _ in range(warmup):
         fn()
@@ -60,15 +61,29 @@ def sdpa_backend(name: str | None):
         return
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    backend = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-               "math": SDPBackend.MATH}[name]
+    backend = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "math": SDPBackend.MATH,
+    }[name]
     with sdpa_kernel(backend):
         yield
 
 
-def time_attention(impl: str, batch: int, heads: int, n: int, d: int, causal: bool, dtype: torch.dtype,
-                   device: str, mode: str = "fwd", reps: int = 3, sdpa_with: str | None = None,
-                   seed: int = 0) -> float:
+def time_attention(
+    impl: str,
+    batch: int,
+    heads: int,
+    n: int,
+    d: int,
+    causal: bool,
+    dtype: torch.dtype,
+    device: str,
+    mode: str = "fwd",
+    reps: int = 3,
+    sdpa_with: str | None = None,
+    seed: int = 0,
+) -> float:
     """Median seconds of one forward ("fwd"), backward ("bwd") or both ("fwd_bwd")."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
     q, k, v, dout = (torch.randn(batch, heads, n, d, generator=gen).to(device=device, dtype=dtype) for _ in range(4))
@@ -79,6 +94,7 @@ def time_attention(impl: str, batch: int, heads: int, n: int, d: int, causal: bo
         for t in (q, k, v):
             t.requires_grad_(True)
         if mode == "fwd_bwd":
+
             def step():
                 flash_attention(q, k, v, causal, impl=impl).backward(dout)
 
@@ -95,9 +111,19 @@ def matmul_tflops(device: str = "cuda", dtype: torch.dtype = torch.bfloat16, siz
     return 2.0 * size**3 / seconds / 1e12
 
 
-def speed_table(impls: list[str], ns: list[int], head_dims: list[int], causals: list[bool], batch_tokens: int,
-                heads_for_d: Callable[[int], int], dtype: torch.dtype, device: str, modes=("fwd", "fwd_bwd", "bwd"),
-                reps: int = 3, log=print) -> list[dict]:
+def speed_table(
+    impls: list[str],
+    ns: list[int],
+    head_dims: list[int],
+    causals: list[bool],
+    batch_tokens: int,
+    heads_for_d: Callable[[int], int],
+    dtype: torch.dtype,
+    device: str,
+    modes=("fwd", "fwd_bwd", "bwd"),
+    reps: int = 3,
+    log=print,
+) -> list[dict]:
     """Rows {impl, n, d, causal, mode, seconds, tflops}; batch = batch_tokens // n (at least 1).
 
     An implementation that runs out of memory at some size gets ``seconds = nan``.
@@ -114,19 +140,31 @@ def speed_table(impls: list[str], ns: list[int], head_dims: list[int], causals: 
                         if impl.startswith("sdpa-"):
                             name, with_backend = "sdpa", impl.split("-", 1)[1]
                         try:
-                            sec = time_attention(name, batch, heads, n, d, causal, dtype, device, mode, reps,
-                                                 sdpa_with=with_backend)
+                            sec = time_attention(
+                                name, batch, heads, n, d, causal, dtype, device, mode, reps, sdpa_with=with_backend
+                            )
                         except torch.OutOfMemoryError:
                             sec = float("nan")
                         finally:
                             if device.startswith("cuda"):
                                 torch.cuda.empty_cache()
                         flops = attention_flops(batch, heads, n, n, d, causal, mode)
-                        row = dict(impl=impl, n=n, d=d, causal=causal, mode=mode, batch=batch, heads=heads,
-                                   seconds=sec, tflops=flops / sec / 1e12)
+                        row = dict(
+                            impl=impl,
+                            n=n,
+                            d=d,
+                            causal=causal,
+                            mode=mode,
+                            batch=batch,
+                            heads=heads,
+                            seconds=sec,
+                            tflops=flops / sec / 1e12,
+                        )
                         rows.append(row)
-                        log(f"{impl:>10} N={n:>6} d={d:>3} causal={int(causal)} {mode:>7}: "
-                            f"{sec * 1e3:9.3f} ms {row['tflops']:8.2f} TFLOP/s")
+                        log(
+                            f"{impl:>10} N={n:>6} d={d:>3} causal={int(causal)} {mode:>7}: "
+                            f"{sec * 1e3:9.3f} ms {row['tflops']:8.2f} TFLOP/s"
+                        )
     return rows
 
 

@@ -219,10 +219,23 @@ class TiledAttention(torch.autograd.Function):
     (and the dropout seed) besides the inputs."""
 
     @staticmethod
-    def forward(ctx, q, k, v, causal: bool, scale: float, block_q: int, block_k: int, dropout_p: float,
-                seed: int, block_mask, sabotage):
-        out, lse = tiled_forward(q, k, v, causal, scale, block_q, block_k, dropout_p, seed, block_mask,
-                                 rescale=sabotage != "no-rescale")
+    def forward(
+        ctx,
+        q,
+        k,
+        v,
+        causal: bool,
+        scale: float,
+        block_q: int,
+        block_k: int,
+        dropout_p: float,
+        seed: int,
+        block_mask,
+        sabotage,
+    ):
+        out, lse = tiled_forward(
+            q, k, v, causal, scale, block_q, block_k, dropout_p, seed, block_mask, rescale=sabotage != "no-rescale"
+        )
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.causal, ctx.scale, ctx.block_q, ctx.block_k = causal, scale, block_q, block_k
         # the fresh-backward-mask control draws a different Z in the backward than in the forward
@@ -234,8 +247,19 @@ class TiledAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = tiled_backward(
-            grad_out, q, k, v, out, lse, ctx.causal, ctx.scale, ctx.block_q, ctx.block_k,
-            ctx.dropout_p, ctx.seed, ctx.block_mask,
+            grad_out,
+            q,
+            k,
+            v,
+            out,
+            lse,
+            ctx.causal,
+            ctx.scale,
+            ctx.block_q,
+            ctx.block_k,
+            ctx.dropout_p,
+            ctx.seed,
+            ctx.block_mask,
         )
         return dq, dk, dv, None, None, None, None, None, None, None, None
 
@@ -260,5 +284,6 @@ def tiled_attention(
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
     if block_mask is not None and block_q != block_k:
         raise ValueError("block-sparse tiled attention needs block_q == block_k == the mask's block size")
-    return TiledAttention.apply(q, k, v, causal, float(scale), int(block_q), int(block_k), float(dropout_p),
-                                int(seed), block_mask, sabotage)
+    return TiledAttention.apply(
+        q, k, v, causal, float(scale), int(block_q), int(block_k), float(dropout_p), int(seed), block_mask, sabotage
+    )

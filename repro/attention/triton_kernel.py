@@ -101,9 +101,32 @@ def _keep(seed, bh, rows2d, cols2d, dropout_p):
 # --------------------------------------------------------------------------------------
 @triton.jit
 def _fwd_step(
-    acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
-    rows, start_n, offs_n, offs_d, d_mask, N_K, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
+    acc,
+    l_i,
+    m_i,
+    q,
+    k_base,
+    v_base,
+    stride_kn,
+    stride_kd,
+    stride_vn,
+    stride_vd,
+    rows,
+    start_n,
+    offs_n,
+    offs_d,
+    d_mask,
+    N_K,
+    offset,
+    qk_scale,
+    seed,
+    bh,
+    dropout_p,
+    dropout_scale,
+    MASKED: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    DROPOUT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     cols = start_n + offs_n
@@ -138,38 +161,150 @@ def _fwd_step(
 
 @triton.jit
 def _fwd_inner(
-    acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
-    rows, offs_n, offs_d, d_mask, lo, hi, N_K, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-    mask_row, stride_mk,
-    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
-    SPARSE: tl.constexpr, SPARSE_BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
+    acc,
+    l_i,
+    m_i,
+    q,
+    k_base,
+    v_base,
+    stride_kn,
+    stride_kd,
+    stride_vn,
+    stride_vd,
+    rows,
+    offs_n,
+    offs_d,
+    d_mask,
+    lo,
+    hi,
+    N_K,
+    offset,
+    qk_scale,
+    seed,
+    bh,
+    dropout_p,
+    dropout_scale,
+    mask_row,
+    stride_mk,
+    MASKED: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr,
+    SPARSE_BLOCK: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     for start_n in range(lo, hi, BLOCK_N):
         if SPARSE:
             if tl.load(mask_row + (start_n // SPARSE_BLOCK) * stride_mk) != 0:
                 acc, l_i, m_i = _fwd_step(
-                    acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
-                    rows, start_n, offs_n, offs_d, d_mask, N_K, offset, qk_scale, seed, bh, dropout_p,
-                    dropout_scale, MASKED, CAUSAL, EVEN_D, DROPOUT, PRECISION)
+                    acc,
+                    l_i,
+                    m_i,
+                    q,
+                    k_base,
+                    v_base,
+                    stride_kn,
+                    stride_kd,
+                    stride_vn,
+                    stride_vd,
+                    rows,
+                    start_n,
+                    offs_n,
+                    offs_d,
+                    d_mask,
+                    N_K,
+                    offset,
+                    qk_scale,
+                    seed,
+                    bh,
+                    dropout_p,
+                    dropout_scale,
+                    MASKED,
+                    CAUSAL,
+                    EVEN_D,
+                    DROPOUT,
+                    PRECISION,
+                )
         else:
             acc, l_i, m_i = _fwd_step(
-                acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
-                rows, start_n, offs_n, offs_d, d_mask, N_K, offset, qk_scale, seed, bh, dropout_p,
-                dropout_scale, MASKED, CAUSAL, EVEN_D, DROPOUT, PRECISION)
+                acc,
+                l_i,
+                m_i,
+                q,
+                k_base,
+                v_base,
+                stride_kn,
+                stride_kd,
+                stride_vn,
+                stride_vd,
+                rows,
+                start_n,
+                offs_n,
+                offs_d,
+                d_mask,
+                N_K,
+                offset,
+                qk_scale,
+                seed,
+                bh,
+                dropout_p,
+                dropout_scale,
+                MASKED,
+                CAUSAL,
+                EVEN_D,
+                DROPOUT,
+                PRECISION,
+            )
     return acc, l_i, m_i
 
 
 @triton.jit(do_not_specialize=["seed"])  # a seed of 1 must not become a constant
 def _fwd_kernel(
-    Q, K, V, O, LSE, BLOCK_MASK,
-    stride_qb, stride_qh, stride_qm, stride_qd,
-    stride_kb, stride_kh, stride_kn, stride_kd,
-    stride_vb, stride_vh, stride_vn, stride_vd,
-    stride_ob, stride_oh, stride_om, stride_od,
-    stride_mb, stride_mh, stride_mq, stride_mk,
-    H, GROUP, N_Q, N_K, HEAD_DIM, qk_scale, dropout_p, dropout_scale, seed,
-    CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr, SPARSE: tl.constexpr,
-    SPARSE_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    Q,
+    K,
+    V,
+    Out,
+    LSE,
+    BLOCK_MASK,
+    stride_qb,
+    stride_qh,
+    stride_qm,
+    stride_qd,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_kd,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    stride_vd,
+    stride_ob,
+    stride_oh,
+    stride_om,
+    stride_od,
+    stride_mb,
+    stride_mh,
+    stride_mq,
+    stride_mk,
+    H,
+    GROUP,
+    N_Q,
+    N_K,
+    HEAD_DIM,
+    qk_scale,
+    dropout_p,
+    dropout_scale,
+    seed,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr,
+    SPARSE_BLOCK: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     start_m = tl.program_id(0) * BLOCK_M
@@ -204,21 +339,81 @@ def _fwd_kernel(
         hi = N_K
         full = n_even
     acc, l_i, m_i = _fwd_inner(
-        acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
-        rows, offs_n, offs_d, d_mask, 0, full, N_K, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-        mask_row, stride_mk, False, CAUSAL, EVEN_D, DROPOUT, SPARSE, SPARSE_BLOCK, BLOCK_N, PRECISION,
+        acc,
+        l_i,
+        m_i,
+        q,
+        k_base,
+        v_base,
+        stride_kn,
+        stride_kd,
+        stride_vn,
+        stride_vd,
+        rows,
+        offs_n,
+        offs_d,
+        d_mask,
+        0,
+        full,
+        N_K,
+        offset,
+        qk_scale,
+        seed,
+        bh,
+        dropout_p,
+        dropout_scale,
+        mask_row,
+        stride_mk,
+        False,
+        CAUSAL,
+        EVEN_D,
+        DROPOUT,
+        SPARSE,
+        SPARSE_BLOCK,
+        BLOCK_N,
+        PRECISION,
     )
     acc, l_i, m_i = _fwd_inner(
-        acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
-        rows, offs_n, offs_d, d_mask, full, hi, N_K, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-        mask_row, stride_mk, True, CAUSAL, EVEN_D, DROPOUT, SPARSE, SPARSE_BLOCK, BLOCK_N, PRECISION,
+        acc,
+        l_i,
+        m_i,
+        q,
+        k_base,
+        v_base,
+        stride_kn,
+        stride_kd,
+        stride_vn,
+        stride_vd,
+        rows,
+        offs_n,
+        offs_d,
+        d_mask,
+        full,
+        hi,
+        N_K,
+        offset,
+        qk_scale,
+        seed,
+        bh,
+        dropout_p,
+        dropout_scale,
+        mask_row,
+        stride_mk,
+        True,
+        CAUSAL,
+        EVEN_D,
+        DROPOUT,
+        SPARSE,
+        SPARSE_BLOCK,
+        BLOCK_N,
+        PRECISION,
     )
 
     empty = l_i == 0.0
     acc = acc / tl.where(empty, 1.0, l_i)[:, None]
     lse = tl.where(empty, float("inf"), (m_i + tl.math.log2(tl.where(empty, 1.0, l_i))) * 0.6931471805599453)
-    o_ptrs = O + b * stride_ob + h * stride_oh + rows[:, None] * stride_om + offs_d[None, :] * stride_od
-    tl.store(o_ptrs, acc.to(O.dtype.element_ty), mask=row_mask[:, None] & d_mask[None, :])
+    o_ptrs = Out + b * stride_ob + h * stride_oh + rows[:, None] * stride_om + offs_d[None, :] * stride_od
+    tl.store(o_ptrs, acc.to(Out.dtype.element_ty), mask=row_mask[:, None] & d_mask[None, :])
     tl.store(LSE + bh.to(tl.int64) * N_Q + rows, lse, mask=row_mask)
 
 
@@ -227,13 +422,37 @@ def _fwd_kernel(
 # --------------------------------------------------------------------------------------
 @triton.jit
 def _decode_kernel(
-    Q, K, V, O_PART, LSE_PART,
-    stride_qb, stride_qh, stride_qm, stride_qd,
-    stride_kb, stride_kh, stride_kn, stride_kd,
-    stride_vb, stride_vh, stride_vn, stride_vd,
-    H, GROUP, N_Q, N_K, HEAD_DIM, qk_scale, SPLIT_LEN, N_SPLITS,
-    CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+    Q,
+    K,
+    V,
+    O_PART,
+    LSE_PART,
+    stride_qb,
+    stride_qh,
+    stride_qm,
+    stride_qd,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_kd,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    stride_vd,
+    H,
+    GROUP,
+    N_Q,
+    N_K,
+    HEAD_DIM,
+    qk_scale,
+    SPLIT_LEN,
+    N_SPLITS,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """Program (split, b*H + h): the queries of one head against keys
     [split * SPLIT_LEN, (split + 1) * SPLIT_LEN). Writes the normalised partial output
@@ -248,8 +467,11 @@ def _decode_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     d_mask = offs_d < HEAD_DIM
     row_mask = rows < N_Q
-    q = tl.load(Q + b * stride_qb + h * stride_qh + rows[:, None] * stride_qm + offs_d[None, :] * stride_qd,
-                mask=row_mask[:, None] & d_mask[None, :], other=0.0)
+    q = tl.load(
+        Q + b * stride_qb + h * stride_qh + rows[:, None] * stride_qm + offs_d[None, :] * stride_qd,
+        mask=row_mask[:, None] & d_mask[None, :],
+        other=0.0,
+    )
     k_base = K + b * stride_kb + h_kv * stride_kh
     v_base = V + b * stride_vb + h_kv * stride_vh
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
@@ -259,16 +481,49 @@ def _decode_kernel(
     hi = tl.minimum(lo + SPLIT_LEN, N_K)
     # every tile masked: the key bound is the split's end, causality uses the true offset
     acc, l_i, m_i = _fwd_inner(
-        acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
-        rows, offs_n, offs_d, d_mask, lo, hi, hi, N_K - N_Q, qk_scale, 0, bh, 0.0, 1.0,
-        Q, 0, True, CAUSAL, EVEN_D, False, False, 1, BLOCK_N, PRECISION,
+        acc,
+        l_i,
+        m_i,
+        q,
+        k_base,
+        v_base,
+        stride_kn,
+        stride_kd,
+        stride_vn,
+        stride_vd,
+        rows,
+        offs_n,
+        offs_d,
+        d_mask,
+        lo,
+        hi,
+        hi,
+        N_K - N_Q,
+        qk_scale,
+        0,
+        bh,
+        0.0,
+        1.0,
+        Q,
+        0,
+        True,
+        CAUSAL,
+        EVEN_D,
+        False,
+        False,
+        1,
+        BLOCK_N,
+        PRECISION,
     )
     empty = l_i == 0.0
     acc = acc / tl.where(empty, 1.0, l_i)[:, None]
     lse2 = tl.where(empty, float("-inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
     part = bh.to(tl.int64) * N_SPLITS + split
-    tl.store(O_PART + (part * N_Q + rows[:, None]) * HEAD_DIM + offs_d[None, :], acc,
-             mask=row_mask[:, None] & d_mask[None, :])
+    tl.store(
+        O_PART + (part * N_Q + rows[:, None]) * HEAD_DIM + offs_d[None, :],
+        acc,
+        mask=row_mask[:, None] & d_mask[None, :],
+    )
     tl.store(LSE_PART + part * N_Q + rows, lse2, mask=row_mask)
 
 
@@ -277,9 +532,34 @@ def _decode_kernel(
 # --------------------------------------------------------------------------------------
 @triton.jit
 def _dkdv_step(
-    dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_m, offs_d, d_mask, cols,
-    stride_qm, stride_qd, stride_dom, stride_dod, N_Q, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
+    dk,
+    dv,
+    k,
+    v,
+    q_base,
+    do_base,
+    lse_base,
+    delta_base,
+    start_m,
+    offs_m,
+    offs_d,
+    d_mask,
+    cols,
+    stride_qm,
+    stride_qd,
+    stride_dom,
+    stride_dod,
+    N_Q,
+    offset,
+    qk_scale,
+    seed,
+    bh,
+    dropout_p,
+    dropout_scale,
+    MASKED: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    DROPOUT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     rows = start_m + offs_m
@@ -322,40 +602,168 @@ def _dkdv_step(
 
 @triton.jit
 def _dkdv_inner(
-    dk, dv, k, v, q_base, do_base, lse_base, delta_base, lo, hi, offs_m, offs_d, d_mask, cols,
-    stride_qm, stride_qd, stride_dom, stride_dod, N_Q, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-    mask_col, stride_mq,
-    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
-    SPARSE: tl.constexpr, SPARSE_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, PRECISION: tl.constexpr,
+    dk,
+    dv,
+    k,
+    v,
+    q_base,
+    do_base,
+    lse_base,
+    delta_base,
+    lo,
+    hi,
+    offs_m,
+    offs_d,
+    d_mask,
+    cols,
+    stride_qm,
+    stride_qd,
+    stride_dom,
+    stride_dod,
+    N_Q,
+    offset,
+    qk_scale,
+    seed,
+    bh,
+    dropout_p,
+    dropout_scale,
+    mask_col,
+    stride_mq,
+    MASKED: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr,
+    SPARSE_BLOCK: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     for start_m in range(lo, hi, BLOCK_M):
         if SPARSE:
             if tl.load(mask_col + (start_m // SPARSE_BLOCK) * stride_mq) != 0:
                 dk, dv = _dkdv_step(
-                    dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_m, offs_d, d_mask, cols,
-                    stride_qm, stride_qd, stride_dom, stride_dod, N_Q, offset, qk_scale, seed, bh, dropout_p,
-                    dropout_scale, MASKED, CAUSAL, EVEN_D, DROPOUT, PRECISION)
+                    dk,
+                    dv,
+                    k,
+                    v,
+                    q_base,
+                    do_base,
+                    lse_base,
+                    delta_base,
+                    start_m,
+                    offs_m,
+                    offs_d,
+                    d_mask,
+                    cols,
+                    stride_qm,
+                    stride_qd,
+                    stride_dom,
+                    stride_dod,
+                    N_Q,
+                    offset,
+                    qk_scale,
+                    seed,
+                    bh,
+                    dropout_p,
+                    dropout_scale,
+                    MASKED,
+                    CAUSAL,
+                    EVEN_D,
+                    DROPOUT,
+                    PRECISION,
+                )
         else:
             dk, dv = _dkdv_step(
-                dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_m, offs_d, d_mask, cols,
-                stride_qm, stride_qd, stride_dom, stride_dod, N_Q, offset, qk_scale, seed, bh, dropout_p,
-                dropout_scale, MASKED, CAUSAL, EVEN_D, DROPOUT, PRECISION)
+                dk,
+                dv,
+                k,
+                v,
+                q_base,
+                do_base,
+                lse_base,
+                delta_base,
+                start_m,
+                offs_m,
+                offs_d,
+                d_mask,
+                cols,
+                stride_qm,
+                stride_qd,
+                stride_dom,
+                stride_dod,
+                N_Q,
+                offset,
+                qk_scale,
+                seed,
+                bh,
+                dropout_p,
+                dropout_scale,
+                MASKED,
+                CAUSAL,
+                EVEN_D,
+                DROPOUT,
+                PRECISION,
+            )
     return dk, dv
 
 
 @triton.jit(do_not_specialize=["seed"])  # a seed of 1 must not become a constant
 def _bwd_dkdv_kernel(
-    Q, K, V, DO, LSE, DELTA, DK, DV, BLOCK_MASK,
-    stride_qb, stride_qh, stride_qm, stride_qd,
-    stride_kb, stride_kh, stride_kn, stride_kd,
-    stride_vb, stride_vh, stride_vn, stride_vd,
-    stride_dob, stride_doh, stride_dom, stride_dod,
-    stride_dkb, stride_dkh, stride_dkn, stride_dkd,
-    stride_dvb, stride_dvh, stride_dvn, stride_dvd,
-    stride_mb, stride_mh, stride_mq, stride_mk,
-    H, GROUP, N_Q, N_K, HEAD_DIM, sm_scale, qk_scale, dropout_p, dropout_scale, seed,
-    CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr, SPARSE: tl.constexpr,
-    SPARSE_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    Q,
+    K,
+    V,
+    DO,
+    LSE,
+    DELTA,
+    DK,
+    DV,
+    BLOCK_MASK,
+    stride_qb,
+    stride_qh,
+    stride_qm,
+    stride_qd,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_kd,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    stride_vd,
+    stride_dob,
+    stride_doh,
+    stride_dom,
+    stride_dod,
+    stride_dkb,
+    stride_dkh,
+    stride_dkn,
+    stride_dkd,
+    stride_dvb,
+    stride_dvh,
+    stride_dvn,
+    stride_dvd,
+    stride_mb,
+    stride_mh,
+    stride_mq,
+    stride_mk,
+    H,
+    GROUP,
+    N_Q,
+    N_K,
+    HEAD_DIM,
+    sm_scale,
+    qk_scale,
+    dropout_p,
+    dropout_scale,
+    seed,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr,
+    SPARSE_BLOCK: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     """Program (key block, b*H + h): dK, dV of one key block for query head h, stored
@@ -372,10 +780,16 @@ def _bwd_dkdv_kernel(
     d_mask = offs_d < HEAD_DIM
     kv_mask = (cols < N_K)[:, None] & d_mask[None, :]
 
-    k = tl.load(K + b * stride_kb + h_kv * stride_kh + cols[:, None] * stride_kn + offs_d[None, :] * stride_kd,
-                mask=kv_mask, other=0.0)
-    v = tl.load(V + b * stride_vb + h_kv * stride_vh + cols[:, None] * stride_vn + offs_d[None, :] * stride_vd,
-                mask=kv_mask, other=0.0)
+    k = tl.load(
+        K + b * stride_kb + h_kv * stride_kh + cols[:, None] * stride_kn + offs_d[None, :] * stride_kd,
+        mask=kv_mask,
+        other=0.0,
+    )
+    v = tl.load(
+        V + b * stride_vb + h_kv * stride_vh + cols[:, None] * stride_vn + offs_d[None, :] * stride_vd,
+        mask=kv_mask,
+        other=0.0,
+    )
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     q_base = Q + b * stride_qb + h * stride_qh
@@ -396,29 +810,158 @@ def _bwd_dkdv_kernel(
         mid = 0
     full_end = tl.maximum(mid, N_Q // BLOCK_M * BLOCK_M)
     dk, dv = _dkdv_inner(  # tiles crossing the diagonal
-        dk, dv, k, v, q_base, do_base, lse_base, delta_base, lo, mid, offs_m, offs_d, d_mask, cols,
-        stride_qm, stride_qd, stride_dom, stride_dod, N_Q, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-        mask_col, stride_mq, True, CAUSAL, EVEN_D, DROPOUT, SPARSE, SPARSE_BLOCK, BLOCK_M, PRECISION)
+        dk,
+        dv,
+        k,
+        v,
+        q_base,
+        do_base,
+        lse_base,
+        delta_base,
+        lo,
+        mid,
+        offs_m,
+        offs_d,
+        d_mask,
+        cols,
+        stride_qm,
+        stride_qd,
+        stride_dom,
+        stride_dod,
+        N_Q,
+        offset,
+        qk_scale,
+        seed,
+        bh,
+        dropout_p,
+        dropout_scale,
+        mask_col,
+        stride_mq,
+        True,
+        CAUSAL,
+        EVEN_D,
+        DROPOUT,
+        SPARSE,
+        SPARSE_BLOCK,
+        BLOCK_M,
+        PRECISION,
+    )
     dk, dv = _dkdv_inner(  # tiles every row of which sees every key: no mask
-        dk, dv, k, v, q_base, do_base, lse_base, delta_base, mid, full_end, offs_m, offs_d, d_mask, cols,
-        stride_qm, stride_qd, stride_dom, stride_dod, N_Q, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-        mask_col, stride_mq, False, CAUSAL, EVEN_D, DROPOUT, SPARSE, SPARSE_BLOCK, BLOCK_M, PRECISION)
+        dk,
+        dv,
+        k,
+        v,
+        q_base,
+        do_base,
+        lse_base,
+        delta_base,
+        mid,
+        full_end,
+        offs_m,
+        offs_d,
+        d_mask,
+        cols,
+        stride_qm,
+        stride_qd,
+        stride_dom,
+        stride_dod,
+        N_Q,
+        offset,
+        qk_scale,
+        seed,
+        bh,
+        dropout_p,
+        dropout_scale,
+        mask_col,
+        stride_mq,
+        False,
+        CAUSAL,
+        EVEN_D,
+        DROPOUT,
+        SPARSE,
+        SPARSE_BLOCK,
+        BLOCK_M,
+        PRECISION,
+    )
     dk, dv = _dkdv_inner(  # the ragged last query tile
-        dk, dv, k, v, q_base, do_base, lse_base, delta_base, full_end, m_end, offs_m, offs_d, d_mask, cols,
-        stride_qm, stride_qd, stride_dom, stride_dod, N_Q, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-        mask_col, stride_mq, True, CAUSAL, EVEN_D, DROPOUT, SPARSE, SPARSE_BLOCK, BLOCK_M, PRECISION)
+        dk,
+        dv,
+        k,
+        v,
+        q_base,
+        do_base,
+        lse_base,
+        delta_base,
+        full_end,
+        m_end,
+        offs_m,
+        offs_d,
+        d_mask,
+        cols,
+        stride_qm,
+        stride_qd,
+        stride_dom,
+        stride_dod,
+        N_Q,
+        offset,
+        qk_scale,
+        seed,
+        bh,
+        dropout_p,
+        dropout_scale,
+        mask_col,
+        stride_mq,
+        True,
+        CAUSAL,
+        EVEN_D,
+        DROPOUT,
+        SPARSE,
+        SPARSE_BLOCK,
+        BLOCK_M,
+        PRECISION,
+    )
     dk = dk * sm_scale
-    tl.store(DK + b * stride_dkb + h * stride_dkh + cols[:, None] * stride_dkn + offs_d[None, :] * stride_dkd,
-             dk.to(DK.dtype.element_ty), mask=kv_mask)
-    tl.store(DV + b * stride_dvb + h * stride_dvh + cols[:, None] * stride_dvn + offs_d[None, :] * stride_dvd,
-             dv.to(DV.dtype.element_ty), mask=kv_mask)
+    tl.store(
+        DK + b * stride_dkb + h * stride_dkh + cols[:, None] * stride_dkn + offs_d[None, :] * stride_dkd,
+        dk.to(DK.dtype.element_ty),
+        mask=kv_mask,
+    )
+    tl.store(
+        DV + b * stride_dvb + h * stride_dvh + cols[:, None] * stride_dvn + offs_d[None, :] * stride_dvd,
+        dv.to(DV.dtype.element_ty),
+        mask=kv_mask,
+    )
 
 
 @triton.jit
 def _dq_step(
-    dq, q, do, lse, delta, k_base, v_base, rows, start_n, offs_n, offs_d, d_mask,
-    stride_kn, stride_kd, stride_vn, stride_vd, N_K, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
+    dq,
+    q,
+    do,
+    lse,
+    delta,
+    k_base,
+    v_base,
+    rows,
+    start_n,
+    offs_n,
+    offs_d,
+    d_mask,
+    stride_kn,
+    stride_kd,
+    stride_vn,
+    stride_vd,
+    N_K,
+    offset,
+    qk_scale,
+    seed,
+    bh,
+    dropout_p,
+    dropout_scale,
+    MASKED: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    DROPOUT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     cols = start_n + offs_n
@@ -452,37 +995,160 @@ def _dq_step(
 
 @triton.jit
 def _dq_inner(
-    dq, q, do, lse, delta, k_base, v_base, rows, lo, hi, offs_n, offs_d, d_mask,
-    stride_kn, stride_kd, stride_vn, stride_vd, N_K, offset, qk_scale, seed, bh, dropout_p, dropout_scale,
-    mask_row, stride_mk,
-    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
-    SPARSE: tl.constexpr, SPARSE_BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
+    dq,
+    q,
+    do,
+    lse,
+    delta,
+    k_base,
+    v_base,
+    rows,
+    lo,
+    hi,
+    offs_n,
+    offs_d,
+    d_mask,
+    stride_kn,
+    stride_kd,
+    stride_vn,
+    stride_vd,
+    N_K,
+    offset,
+    qk_scale,
+    seed,
+    bh,
+    dropout_p,
+    dropout_scale,
+    mask_row,
+    stride_mk,
+    MASKED: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr,
+    SPARSE_BLOCK: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     for start_n in range(lo, hi, BLOCK_N):
         if SPARSE:
             if tl.load(mask_row + (start_n // SPARSE_BLOCK) * stride_mk) != 0:
-                dq = _dq_step(dq, q, do, lse, delta, k_base, v_base, rows, start_n, offs_n, offs_d, d_mask,
-                              stride_kn, stride_kd, stride_vn, stride_vd, N_K, offset, qk_scale, seed, bh,
-                              dropout_p, dropout_scale, MASKED, CAUSAL, EVEN_D, DROPOUT, PRECISION)
+                dq = _dq_step(
+                    dq,
+                    q,
+                    do,
+                    lse,
+                    delta,
+                    k_base,
+                    v_base,
+                    rows,
+                    start_n,
+                    offs_n,
+                    offs_d,
+                    d_mask,
+                    stride_kn,
+                    stride_kd,
+                    stride_vn,
+                    stride_vd,
+                    N_K,
+                    offset,
+                    qk_scale,
+                    seed,
+                    bh,
+                    dropout_p,
+                    dropout_scale,
+                    MASKED,
+                    CAUSAL,
+                    EVEN_D,
+                    DROPOUT,
+                    PRECISION,
+                )
         else:
-            dq = _dq_step(dq, q, do, lse, delta, k_base, v_base, rows, start_n, offs_n, offs_d, d_mask,
-                          stride_kn, stride_kd, stride_vn, stride_vd, N_K, offset, qk_scale, seed, bh,
-                          dropout_p, dropout_scale, MASKED, CAUSAL, EVEN_D, DROPOUT, PRECISION)
+            dq = _dq_step(
+                dq,
+                q,
+                do,
+                lse,
+                delta,
+                k_base,
+                v_base,
+                rows,
+                start_n,
+                offs_n,
+                offs_d,
+                d_mask,
+                stride_kn,
+                stride_kd,
+                stride_vn,
+                stride_vd,
+                N_K,
+                offset,
+                qk_scale,
+                seed,
+                bh,
+                dropout_p,
+                dropout_scale,
+                MASKED,
+                CAUSAL,
+                EVEN_D,
+                DROPOUT,
+                PRECISION,
+            )
     return dq
 
 
 @triton.jit(do_not_specialize=["seed"])  # a seed of 1 must not become a constant
 def _bwd_dq_kernel(
-    Q, K, V, DO, LSE, DELTA, DQ, BLOCK_MASK,
-    stride_qb, stride_qh, stride_qm, stride_qd,
-    stride_kb, stride_kh, stride_kn, stride_kd,
-    stride_vb, stride_vh, stride_vn, stride_vd,
-    stride_dob, stride_doh, stride_dom, stride_dod,
-    stride_dqb, stride_dqh, stride_dqm, stride_dqd,
-    stride_mb, stride_mh, stride_mq, stride_mk,
-    H, GROUP, N_Q, N_K, HEAD_DIM, sm_scale, qk_scale, dropout_p, dropout_scale, seed,
-    CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr, SPARSE: tl.constexpr,
-    SPARSE_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    Q,
+    K,
+    V,
+    DO,
+    LSE,
+    DELTA,
+    DQ,
+    BLOCK_MASK,
+    stride_qb,
+    stride_qh,
+    stride_qm,
+    stride_qd,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_kd,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    stride_vd,
+    stride_dob,
+    stride_doh,
+    stride_dom,
+    stride_dod,
+    stride_dqb,
+    stride_dqh,
+    stride_dqm,
+    stride_dqd,
+    stride_mb,
+    stride_mh,
+    stride_mq,
+    stride_mk,
+    H,
+    GROUP,
+    N_Q,
+    N_K,
+    HEAD_DIM,
+    sm_scale,
+    qk_scale,
+    dropout_p,
+    dropout_scale,
+    seed,
+    CAUSAL: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr,
+    SPARSE_BLOCK: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     start_m = tl.program_id(0) * BLOCK_M
@@ -497,10 +1163,16 @@ def _bwd_dq_kernel(
     row_mask = rows < N_Q
     qd_mask = row_mask[:, None] & d_mask[None, :]
 
-    q = tl.load(Q + b * stride_qb + h * stride_qh + rows[:, None] * stride_qm + offs_d[None, :] * stride_qd,
-                mask=qd_mask, other=0.0)
-    do = tl.load(DO + b * stride_dob + h * stride_doh + rows[:, None] * stride_dom + offs_d[None, :] * stride_dod,
-                 mask=qd_mask, other=0.0)
+    q = tl.load(
+        Q + b * stride_qb + h * stride_qh + rows[:, None] * stride_qm + offs_d[None, :] * stride_qd,
+        mask=qd_mask,
+        other=0.0,
+    )
+    do = tl.load(
+        DO + b * stride_dob + h * stride_doh + rows[:, None] * stride_dom + offs_d[None, :] * stride_dod,
+        mask=qd_mask,
+        other=0.0,
+    )
     lse = tl.load(LSE + bh.to(tl.int64) * N_Q + rows, mask=row_mask, other=float("inf")) * 1.4426950408889634
     delta = tl.load(DELTA + bh.to(tl.int64) * N_Q + rows, mask=row_mask, other=0.0)
     k_base = K + b * stride_kb + h_kv * stride_kh
@@ -516,17 +1188,84 @@ def _bwd_dq_kernel(
     else:
         hi = N_K
         full = n_even
-    dq = _dq_inner(dq, q, do, lse, delta, k_base, v_base, rows, 0, full, offs_n, offs_d, d_mask,
-                   stride_kn, stride_kd, stride_vn, stride_vd, N_K, offset, qk_scale, seed, bh, dropout_p,
-                   dropout_scale, mask_row, stride_mk, False, CAUSAL, EVEN_D, DROPOUT, SPARSE, SPARSE_BLOCK,
-                   BLOCK_N, PRECISION)
-    dq = _dq_inner(dq, q, do, lse, delta, k_base, v_base, rows, full, hi, offs_n, offs_d, d_mask,
-                   stride_kn, stride_kd, stride_vn, stride_vd, N_K, offset, qk_scale, seed, bh, dropout_p,
-                   dropout_scale, mask_row, stride_mk, True, CAUSAL, EVEN_D, DROPOUT, SPARSE, SPARSE_BLOCK,
-                   BLOCK_N, PRECISION)
+    dq = _dq_inner(
+        dq,
+        q,
+        do,
+        lse,
+        delta,
+        k_base,
+        v_base,
+        rows,
+        0,
+        full,
+        offs_n,
+        offs_d,
+        d_mask,
+        stride_kn,
+        stride_kd,
+        stride_vn,
+        stride_vd,
+        N_K,
+        offset,
+        qk_scale,
+        seed,
+        bh,
+        dropout_p,
+        dropout_scale,
+        mask_row,
+        stride_mk,
+        False,
+        CAUSAL,
+        EVEN_D,
+        DROPOUT,
+        SPARSE,
+        SPARSE_BLOCK,
+        BLOCK_N,
+        PRECISION,
+    )
+    dq = _dq_inner(
+        dq,
+        q,
+        do,
+        lse,
+        delta,
+        k_base,
+        v_base,
+        rows,
+        full,
+        hi,
+        offs_n,
+        offs_d,
+        d_mask,
+        stride_kn,
+        stride_kd,
+        stride_vn,
+        stride_vd,
+        N_K,
+        offset,
+        qk_scale,
+        seed,
+        bh,
+        dropout_p,
+        dropout_scale,
+        mask_row,
+        stride_mk,
+        True,
+        CAUSAL,
+        EVEN_D,
+        DROPOUT,
+        SPARSE,
+        SPARSE_BLOCK,
+        BLOCK_N,
+        PRECISION,
+    )
     dq = dq * sm_scale
-    tl.store(DQ + b * stride_dqb + h * stride_dqh + rows[:, None] * stride_dqm + offs_d[None, :] * stride_dqd,
-             dq.to(DQ.dtype.element_ty), mask=qd_mask)
+    tl.store(
+        DQ + b * stride_dqb + h * stride_dqh + rows[:, None] * stride_dqm + offs_d[None, :] * stride_dqd,
+        dq.to(DQ.dtype.element_ty),
+        mask=qd_mask,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -540,22 +1279,30 @@ def _cfg(bm, bn, warps, stages):
 # shared memory caps the stages. Every entry was compiled (repro.attention.compile_check)
 # without a spill at the head dims it is listed for; the first is the fallback.
 _FWD_SPACE = {
-    90: {64: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3), _cfg(128, 64, 4, 3), _cfg(64, 64, 4, 4)],
-         128: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3), _cfg(64, 64, 4, 4)],
-         256: [_cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2)]},
-    80: {64: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3), _cfg(128, 32, 4, 3)],
-         128: [_cfg(128, 64, 8, 3), _cfg(128, 32, 4, 3), _cfg(64, 64, 4, 3), _cfg(128, 128, 8, 2)],
-         256: [_cfg(64, 32, 4, 2)]},
+    90: {
+        64: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3), _cfg(128, 64, 4, 3), _cfg(64, 64, 4, 4)],
+        128: [_cfg(128, 128, 8, 3), _cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3), _cfg(64, 64, 4, 4)],
+        256: [_cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2)],
+    },
+    80: {
+        64: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3), _cfg(128, 32, 4, 3)],
+        128: [_cfg(128, 64, 8, 3), _cfg(128, 32, 4, 3), _cfg(64, 64, 4, 3), _cfg(128, 128, 8, 2)],
+        256: [_cfg(64, 32, 4, 2)],
+    },
 }
 # Backward (both kernels), fp16/bf16. The dK/dV kernel keeps k, v, dk, dv of BLOCK_N keys
 # on chip, so at d = 128 BLOCK_N stays at 32 (64 spills on sm_90: 255 registers + 280 B).
 _BWD_SPACE = {
-    90: {64: [_cfg(64, 64, 8, 2), _cfg(32, 128, 8, 2), _cfg(64, 32, 4, 2), _cfg(32, 64, 4, 2)],
-         128: [_cfg(64, 32, 4, 2), _cfg(64, 32, 4, 3), _cfg(128, 32, 8, 2), _cfg(64, 32, 8, 2), _cfg(32, 32, 4, 2)],
-         256: [_cfg(32, 32, 4, 1), _cfg(32, 64, 8, 1)]},
-    80: {64: [_cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2), _cfg(32, 32, 4, 2)],
-         128: [_cfg(32, 32, 4, 2), _cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2)],
-         256: [_cfg(32, 32, 4, 1)]},
+    90: {
+        64: [_cfg(64, 64, 8, 2), _cfg(32, 128, 8, 2), _cfg(64, 32, 4, 2), _cfg(32, 64, 4, 2)],
+        128: [_cfg(64, 32, 4, 2), _cfg(64, 32, 4, 3), _cfg(128, 32, 8, 2), _cfg(64, 32, 8, 2), _cfg(32, 32, 4, 2)],
+        256: [_cfg(32, 32, 4, 1), _cfg(32, 64, 8, 1)],
+    },
+    80: {
+        64: [_cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2), _cfg(32, 32, 4, 2)],
+        128: [_cfg(32, 32, 4, 2), _cfg(64, 32, 4, 2), _cfg(64, 64, 8, 2)],
+        256: [_cfg(32, 32, 4, 1)],
+    },
 }
 _FP32_FWD = [_cfg(64, 32, 4, 2), _cfg(32, 32, 4, 2)]
 _FP32_BWD = [_cfg(32, 32, 4, 1), _cfg(16, 32, 4, 1)]
@@ -566,8 +1313,9 @@ def _arch_key(arch: int) -> int:
     return 90 if arch >= 90 else 80
 
 
-def config_space(kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int = 0,
-                 dropout: bool = False) -> list[dict]:
+def config_space(
+    kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int = 0, dropout: bool = False
+) -> list[dict]:
     """The pruned list of tile configurations for ``kind`` ("fwd" or "bwd"); the first is
     the deterministic fallback. A block-sparse launch keeps only tiles that divide the
     mask's block size; with dropout, the hash's registers push 128 x 128 forward tiles
@@ -603,31 +1351,38 @@ def _current_arch(device: torch.device) -> int:
 _TUNED: dict = {}
 
 
-def _tuned(kernel, kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int, dropout: bool,
-           bucket: int):
+def _tuned(
+    kernel, kind: str, arch: int, block_d: int, dtype: torch.dtype, sparse_block: int, dropout: bool, bucket: int
+):
     """The kernel wrapped in triton.autotune over its pruned space: one wrapper per space
     and power-of-two length bucket (cached), so a new sequence length within a bucket
     (every prompt of a generation) reuses the tuned configuration instead of tuning again."""
     space = config_space("fwd" if kind == "fwd" else "bwd", arch, block_d, dtype, sparse_block, dropout)
     key = (id(kernel), kind, arch, block_d, dtype, sparse_block, dropout, bucket)
     if key not in _TUNED:
-        configs = [triton.Config({"BLOCK_M": c["BLOCK_M"], "BLOCK_N": c["BLOCK_N"]}, num_warps=c["num_warps"],
-                                 num_stages=c["num_stages"]) for c in space]
+        configs = [
+            triton.Config(
+                {"BLOCK_M": c["BLOCK_M"], "BLOCK_N": c["BLOCK_N"]}, num_warps=c["num_warps"], num_stages=c["num_stages"]
+            )
+            for c in space
+        ]
         reset = ["DQ"] if kind == "bwd_dq" else (["DK", "DV"] if kind == "bwd_dkdv" else [])
         _TUNED[key] = triton.autotune(configs=configs, key=["HEAD_DIM", "CAUSAL"], reset_to_zero=reset)(kernel)
     return _TUNED[key]
 
 
-def _launch(kernel, kind: str, grid_of, args, consts: dict, device, block_d: int, dtype, sparse_block: int,
-            length: int = 0):
+def _launch(
+    kernel, kind: str, grid_of, args, consts: dict, device, block_d: int, dtype, sparse_block: int, length: int = 0
+):
     """Launch with autotuning (per power-of-two bucket of ``length``), or with the first
     config of the pruned space."""
     arch = _current_arch(device)
     space_kind = "fwd" if kind == "fwd" else "bwd"
     dropout = bool(consts.get("DROPOUT"))
     if autotune_enabled():
-        tuned = _tuned(kernel, kind, arch, block_d, dtype, sparse_block, dropout,
-                       triton.next_power_of_2(max(int(length), 1)))
+        tuned = _tuned(
+            kernel, kind, arch, block_d, dtype, sparse_block, dropout, triton.next_power_of_2(max(int(length), 1))
+        )
         tuned[lambda meta: grid_of(meta["BLOCK_M"], meta["BLOCK_N"])](*args, **consts)
         return
     cfg = config_space(space_kind, arch, block_d, dtype, sparse_block, dropout)[0]
@@ -676,8 +1431,9 @@ def _sparse_args(block_mask: torch.Tensor | None, block_size: int, like: torch.T
     return m, m.stride(), True, block_size
 
 
-def attention_forward(q, k, v, causal: bool, scale: float, dropout_p: float = 0.0, seed: int = 0,
-                      block_mask=None, block_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+def attention_forward(
+    q, k, v, causal: bool, scale: float, dropout_p: float = 0.0, seed: int = 0, block_mask=None, block_size: int = 128
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the forward kernel. Returns O (B, H, Nq, d) and fp32 L (B, H, Nq)."""
     _check(q)
     B, H, n_q, d = q.shape
@@ -686,17 +1442,66 @@ def attention_forward(q, k, v, causal: bool, scale: float, dropout_p: float = 0.
     lse = _new((B, H, n_q), q, torch.float32)
     block_d = _block_d(d)
     mask, mstrides, sparse, sparse_block = _sparse_args(block_mask, block_size, q)
-    args = (q, k, v, out, lse, mask, *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mstrides,
-            H, H // h_kv, n_q, n_k, d, scale * LOG2E, float(dropout_p), 1.0 / (1.0 - dropout_p), int(seed))
-    consts = dict(CAUSAL=causal, EVEN_D=block_d == d, DROPOUT=dropout_p > 0, SPARSE=sparse,
-                  SPARSE_BLOCK=sparse_block, BLOCK_D=block_d, PRECISION=_precision(q.dtype))
-    _launch(_fwd_kernel, "fwd", lambda bm, bn: (triton.cdiv(n_q, bm), B * H), args, consts, q.device, block_d,
-            q.dtype, sparse_block if sparse else 0, max(n_q, n_k))
+    args = (
+        q,
+        k,
+        v,
+        out,
+        lse,
+        mask,
+        *q.stride(),
+        *k.stride(),
+        *v.stride(),
+        *out.stride(),
+        *mstrides,
+        H,
+        H // h_kv,
+        n_q,
+        n_k,
+        d,
+        scale * LOG2E,
+        float(dropout_p),
+        1.0 / (1.0 - dropout_p),
+        int(seed),
+    )
+    consts = dict(
+        CAUSAL=causal,
+        EVEN_D=block_d == d,
+        DROPOUT=dropout_p > 0,
+        SPARSE=sparse,
+        SPARSE_BLOCK=sparse_block,
+        BLOCK_D=block_d,
+        PRECISION=_precision(q.dtype),
+    )
+    _launch(
+        _fwd_kernel,
+        "fwd",
+        lambda bm, bn: (triton.cdiv(n_q, bm), B * H),
+        args,
+        consts,
+        q.device,
+        block_d,
+        q.dtype,
+        sparse_block if sparse else 0,
+        max(n_q, n_k),
+    )
     return out, lse
 
 
-def attention_backward(do, q, k, v, out, lse, causal: bool, scale: float, dropout_p: float = 0.0, seed: int = 0,
-                       block_mask=None, block_size: int = 128):
+def attention_backward(
+    do,
+    q,
+    k,
+    v,
+    out,
+    lse,
+    causal: bool,
+    scale: float,
+    dropout_p: float = 0.0,
+    seed: int = 0,
+    block_mask=None,
+    block_size: int = 128,
+):
     """Launch the backward kernels. Returns dQ, dK, dV in the input dtype."""
     B, H, n_q, d = q.shape
     h_kv, n_k = k.shape[1], k.shape[2]
@@ -711,15 +1516,74 @@ def attention_backward(do, q, k, v, out, lse, causal: bool, scale: float, dropou
     block_d = _block_d(d)
     mask, mstrides, sparse, sparse_block = _sparse_args(block_mask, block_size, q)
     tail = (H, group, n_q, n_k, d, scale, scale * LOG2E, float(dropout_p), 1.0 / (1.0 - dropout_p), int(seed))
-    consts = dict(CAUSAL=causal, EVEN_D=block_d == d, DROPOUT=dropout_p > 0, SPARSE=sparse,
-                  SPARSE_BLOCK=sparse_block, BLOCK_D=block_d, PRECISION=_precision(q.dtype))
+    consts = dict(
+        CAUSAL=causal,
+        EVEN_D=block_d == d,
+        DROPOUT=dropout_p > 0,
+        SPARSE=sparse,
+        SPARSE_BLOCK=sparse_block,
+        BLOCK_D=block_d,
+        PRECISION=_precision(q.dtype),
+    )
     sb = sparse_block if sparse else 0
-    _launch(_bwd_dkdv_kernel, "bwd_dkdv", lambda bm, bn: (triton.cdiv(n_k, bn), B * H),
-            (q, k, v, do, lse, delta, dk, dv, mask, *q.stride(), *k.stride(), *v.stride(), *do.stride(),
-             *dk.stride(), *dv.stride(), *mstrides, *tail), consts, q.device, block_d, q.dtype, sb, max(n_q, n_k))
-    _launch(_bwd_dq_kernel, "bwd_dq", lambda bm, bn: (triton.cdiv(n_q, bm), B * H),
-            (q, k, v, do, lse, delta, dq, mask, *q.stride(), *k.stride(), *v.stride(), *do.stride(),
-             *dq.stride(), *mstrides, *tail), consts, q.device, block_d, q.dtype, sb, max(n_q, n_k))
+    _launch(
+        _bwd_dkdv_kernel,
+        "bwd_dkdv",
+        lambda bm, bn: (triton.cdiv(n_k, bn), B * H),
+        (
+            q,
+            k,
+            v,
+            do,
+            lse,
+            delta,
+            dk,
+            dv,
+            mask,
+            *q.stride(),
+            *k.stride(),
+            *v.stride(),
+            *do.stride(),
+            *dk.stride(),
+            *dv.stride(),
+            *mstrides,
+            *tail,
+        ),
+        consts,
+        q.device,
+        block_d,
+        q.dtype,
+        sb,
+        max(n_q, n_k),
+    )
+    _launch(
+        _bwd_dq_kernel,
+        "bwd_dq",
+        lambda bm, bn: (triton.cdiv(n_q, bm), B * H),
+        (
+            q,
+            k,
+            v,
+            do,
+            lse,
+            delta,
+            dq,
+            mask,
+            *q.stride(),
+            *k.stride(),
+            *v.stride(),
+            *do.stride(),
+            *dq.stride(),
+            *mstrides,
+            *tail,
+        ),
+        consts,
+        q.device,
+        block_d,
+        q.dtype,
+        sb,
+        max(n_q, n_k),
+    )
     if group > 1:
         dk = dk.view(B, h_kv, group, n_k, d).sum(dim=2).to(k.dtype)
         dv = dv.view(B, h_kv, group, n_k, d).sum(dim=2).to(v.dtype)
@@ -728,8 +1592,9 @@ def attention_backward(do, q, k, v, out, lse, causal: bool, scale: float, dropou
 
 class TritonAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, causal: bool, scale: float, dropout_p: float, seed: int, block_mask,
-                block_size: int, sabotage):
+    def forward(
+        ctx, q, k, v, causal: bool, scale: float, dropout_p: float, seed: int, block_mask, block_size: int, sabotage
+    ):
         fwd_causal = causal and sabotage != "causal-off"
         fwd_mask = None if sabotage == "ignore-block-mask" else block_mask
         out, lse = attention_forward(q, k, v, fwd_causal, scale, dropout_p, seed, fwd_mask, block_size)
@@ -742,19 +1607,32 @@ class TritonAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = attention_backward(grad_out, q, k, v, out, lse, ctx.causal, ctx.scale, ctx.dropout_p,
-                                        ctx.seed, ctx.block_mask, ctx.block_size)
+        dq, dk, dv = attention_backward(
+            grad_out, q, k, v, out, lse, ctx.causal, ctx.scale, ctx.dropout_p, ctx.seed, ctx.block_mask, ctx.block_size
+        )
         return dq, dk, dv, None, None, None, None, None, None, None
 
 
-def triton_attention(q, k, v, causal: bool = False, softmax_scale: float | None = None, *, dropout_p: float = 0.0,
-                     seed: int = 0, block_mask=None, block_size: int = 128, sabotage: str | None = None):
+def triton_attention(
+    q,
+    k,
+    v,
+    causal: bool = False,
+    softmax_scale: float | None = None,
+    *,
+    dropout_p: float = 0.0,
+    seed: int = 0,
+    block_mask=None,
+    block_size: int = 128,
+    sabotage: str | None = None,
+):
     """Differentiable attention through the Triton kernels. ``block_mask``: bool (B, H,
     Nq/bs, Nk/bs) (see ``api.normalize_block_mask``); ``sabotage`` (one of
     ``SABOTAGES``) is for negative controls only."""
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
-    return TritonAttention.apply(q, k, v, bool(causal), float(scale), float(dropout_p), int(seed), block_mask,
-                                 int(block_size), sabotage)
+    return TritonAttention.apply(
+        q, k, v, bool(causal), float(scale), float(dropout_p), int(seed), block_mask, int(block_size), sabotage
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -775,8 +1653,9 @@ def _num_splits(bh: int, n_k: int, block_n: int, device: torch.device) -> int:
     return max(1, min(want, -(-n_k // (2 * block_n))))
 
 
-def split_kv_attention(q, k, v, causal: bool = False, softmax_scale: float | None = None,
-                       n_splits: int | None = None) -> torch.Tensor:
+def split_kv_attention(
+    q, k, v, causal: bool = False, softmax_scale: float | None = None, n_splits: int | None = None
+) -> torch.Tensor:
     """Flash-decoding: attention for Nq <= 16 queries with the keys split across
     programs; each split's output and log-sum-exp are combined exactly:
     O = sum_s exp(L_s - L) O_s with L = logsumexp_s L_s. Forward only."""
@@ -794,9 +1673,27 @@ def split_kv_attention(q, k, v, causal: bool = False, softmax_scale: float | Non
     o_part = _new((B * H, splits, n_q, d), q, torch.float32)
     lse_part = _new((B * H, splits, n_q), q, torch.float32)
     _decode_kernel[(splits, B * H)](
-        q, k, v, o_part, lse_part, *q.stride(), *k.stride(), *v.stride(),
-        H, H // h_kv, n_q, n_k, d, scale * LOG2E, split_len, splits,
-        CAUSAL=causal, EVEN_D=block_d == d, BLOCK_D=block_d, PRECISION=_precision(q.dtype), **cfg,
+        q,
+        k,
+        v,
+        o_part,
+        lse_part,
+        *q.stride(),
+        *k.stride(),
+        *v.stride(),
+        H,
+        H // h_kv,
+        n_q,
+        n_k,
+        d,
+        scale * LOG2E,
+        split_len,
+        splits,
+        CAUSAL=causal,
+        EVEN_D=block_d == d,
+        BLOCK_D=block_d,
+        PRECISION=_precision(q.dtype),
+        **cfg,
     )
     lse = lse_part * LN2  # (BH, S, Nq), natural log
     total = torch.logsumexp(lse, dim=1, keepdim=True)  # -inf where no split saw a key

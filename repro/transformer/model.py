@@ -12,8 +12,9 @@ beam search (beam 4, length penalty α = 0.6). ``CONFIGS`` holds Table 3's base 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -99,8 +100,7 @@ class MultiHeadAttention(nn.Module):
         q = self.w_q(x_q).view(bsz, nq, self.n_heads, self.d_k).transpose(1, 2)  # (B, H, Nq, d_k)
         k = self.w_k(x_kv).view(bsz, nk, self.n_heads, self.d_k).transpose(1, 2)  # (B, H, Nk, d_k)
         v = self.w_v(x_kv).view(bsz, nk, self.n_heads, self.d_k).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return self.w_o(out.transpose(1, 2).reshape(bsz, nq, -1))
 
 
@@ -158,7 +158,7 @@ class Transformer(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.register_buffer("pe", sinusoidal_positions(cfg.max_len, cfg.d_model), persistent=False)
         if not self.embed.weight.is_meta:
-            nn.init.normal_(self.embed.weight, std=cfg.d_model ** -0.5)
+            nn.init.normal_(self.embed.weight, std=cfg.d_model**-0.5)
             with torch.no_grad():
                 self.embed.weight[cfg.pad_id].zero_()
 
@@ -198,8 +198,9 @@ class Transformer(nn.Module):
 
 def label_smoothed_loss(logits, target, eps: float, ignore_index: int = -100):
     """Cross-entropy against (1 - ε)·one_hot + ε/V (uniform over all V classes)."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                           label_smoothing=eps, ignore_index=ignore_index)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), label_smoothing=eps, ignore_index=ignore_index
+    )
 
 
 def build_on_meta(cfg: TransformerConfig) -> Transformer:
@@ -214,7 +215,7 @@ def noam_lr(step: int, d_model: int, warmup_steps: int = 4000) -> float:
     """lrate = d_model^-0.5 · min(step^-0.5, step · warmup^-1.5) (equation 3): linear
     warmup, then decay with the inverse square root of the step."""
     step = max(step, 1)
-    return d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
+    return d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)
 
 
 def make_optimizer(model: nn.Module, cfg: TransformerConfig, scale: float = 1.0):
@@ -251,15 +252,21 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def beam_search(step_logprobs: Callable[[torch.Tensor], torch.Tensor], bos_id: int, eos_id: int,
-                max_len: int, beam_size: int = 4, alpha: float = 0.6) -> tuple[list[int], float]:
+def beam_search(
+    step_logprobs: Callable[[torch.Tensor], torch.Tensor],
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    beam_size: int = 4,
+    alpha: float = 0.6,
+) -> tuple[list[int], float]:
     """Beam search over one sequence. ``step_logprobs(prefixes (K, t)) -> (K, V)`` gives
     next-token log-probabilities. Returns the best hypothesis (without BOS, with EOS if it
     ended) and its length-normalised score log P / lp."""
     prefixes = torch.tensor([[bos_id]], dtype=torch.long)
     scores = torch.zeros(1)  # summed log-probabilities of the live beams
     finished: list[tuple[float, list[int]]] = []
-    for t in range(max_len):
+    for _step in range(max_len):
         logp = step_logprobs(prefixes)  # (K, V)
         vocab = logp.shape[-1]
         cand = (scores[:, None] + logp).reshape(-1)  # (K·V,)
@@ -291,8 +298,9 @@ def beam_search(step_logprobs: Callable[[torch.Tensor], torch.Tensor], bos_id: i
 
 
 @torch.no_grad()
-def beam_decode(model: Transformer, src: torch.Tensor, max_len: int, beam_size: int = 4,
-                alpha: float = 0.6) -> list[list[int]]:
+def beam_decode(
+    model: Transformer, src: torch.Tensor, max_len: int, beam_size: int = 4, alpha: float = 0.6
+) -> list[list[int]]:
     """Beam search for each source row of ``src`` (B, Ns)."""
     out = []
     for row in src:

@@ -123,8 +123,11 @@ def test_parallel_render_matches_serial(tmp_path):
     write(root, {f"P{i:03d}.md": paper(f"Paper {i}", f"leeP{i:03d}{2000 + i % 20}", f"See [[P{(i + 1) % 210:03d}]].")
                  for i in range(210)})
     a = export_site(Vault(root), tmp_path / "a", workers=1, generated="x")
-    b = export_site(Vault(root), tmp_path / "b", workers=2, generated="x")
+    seen: list[tuple[int, int]] = []
+    b = export_site(Vault(root), tmp_path / "b", workers=2, generated="x", progress=lambda d, t: seen.append((d, t)))
     assert a.pages == b.pages == 210
+    # the progress line of a long export: batches counted up to every page
+    assert seen and seen[-1] == (210, 210) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     for p in (tmp_path / "a" / "notes").iterdir():
         assert p.read_bytes() == (tmp_path / "b" / "notes" / p.name).read_bytes()
     assert os.path.getsize(tmp_path / "a" / "graph.html") == os.path.getsize(tmp_path / "b" / "graph.html")
