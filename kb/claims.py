@@ -26,6 +26,9 @@ _SCHEMA = (
     "claims TEXT NOT NULL)"
 )
 _FINGERPRINT_KEY = "claim_notes_fingerprint"
+# Bump when what this module stores changes: kb/claims.py is not part of the index's code
+# fingerprint (editing it must not re-parse the vault), so the table carries its own.
+_LAYOUT = "1"
 # The notes whose stored JSON has a non-empty claims list start their list like this
 # (``kb.index`` writes ``json.dumps`` output); others are not parsed at all.
 _HAS_CLAIMS = "instr(n.data, '\"claims\": [{') > 0"
@@ -35,7 +38,7 @@ def _sync(conn: sqlite3.Connection) -> None:
     """Bring ``claim_notes`` up to date with the index's ``notes`` table."""
     conn.execute(_SCHEMA)
     row = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
-    fingerprint = row[0] if row else ""
+    fingerprint = (row[0] if row else "") + ":" + _LAYOUT
     mine = conn.execute("SELECT value FROM meta WHERE key = ?", (_FINGERPRINT_KEY,)).fetchone()
     rebuild = mine is None or mine[0] != fingerprint
     if not rebuild:

@@ -367,7 +367,20 @@ def _batches(items: list, size: int) -> Iterator[list]:
 # The index
 # --------------------------------------------------------------------------------------
 # kb modules whose code does not shape the index content (queries over it).
-_NOT_INDEXING = {"__init__.py", "errors.py", "graph.py", "vault.py", "check.py", "export.py", "search.py", "summary.py"}
+# kb modules that read the index but do not fill it: changing them must not rebuild it
+_NOT_INDEXING = {
+    "__init__.py",
+    "errors.py",
+    "graph.py",
+    "vault.py",
+    "check.py",
+    "export.py",
+    "search.py",
+    "summary.py",
+    "claims.py",
+    "lookup.py",
+    "locate.py",
+}
 
 
 def code_fingerprint() -> str:
