@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.model import tag_key
+from kb.vault import SCAN_DIGEST_KEY
 
 _TABLE = "claim_notes"
 _SCHEMA = (
@@ -26,6 +27,7 @@ _SCHEMA = (
     "claims TEXT NOT NULL)"
 )
 _FINGERPRINT_KEY = "claim_notes_fingerprint"
+_SYNCED_WALK_KEY = "claim_notes_walk"
 # The notes whose stored JSON has a non-empty claims list start their list like this
 # (``kb.index`` writes ``json.dumps`` output); others are not parsed at all.
 _HAS_CLAIMS = "instr(n.data, '\"claims\": [{') > 0"
@@ -34,16 +36,27 @@ _HAS_CLAIMS = "instr(n.data, '\"claims\": [{') > 0"
 def _sync(conn: sqlite3.Connection) -> None:
     """Bring ``claim_notes`` up to date with the index's ``notes`` table."""
     conn.execute(_SCHEMA)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
-    fingerprint = row[0] if row else ""
-    mine = conn.execute("SELECT value FROM meta WHERE key = ?", (_FINGERPRINT_KEY,)).fetchone()
-    rebuild = mine is None or mine[0] != fingerprint
+    meta = dict(
+        conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('fingerprint', ?, ?, ?)",
+            (_FINGERPRINT_KEY, SCAN_DIGEST_KEY, _SYNCED_WALK_KEY),
+        ).fetchall()
+    )
+    fingerprint = meta.get("fingerprint", "")
+    rebuild = meta.get(_FINGERPRINT_KEY) != fingerprint
+    # The index deletes its walk digest whenever it changes (kb.vault): the same digest as
+    # at the last sync means the notes table has not changed since, and the comparison
+    # of every note's hash below can be skipped.
+    walk = meta.get(SCAN_DIGEST_KEY)
+    if not rebuild and walk is not None and meta.get(_SYNCED_WALK_KEY) == walk:
+        return
     if not rebuild:
         stale = conn.execute(
             f"SELECT 1 FROM notes n LEFT JOIN {_TABLE} c ON c.path = n.path WHERE c.hash IS NOT n.hash LIMIT 1"
         ).fetchone()
         gone = conn.execute(f"SELECT 1 FROM {_TABLE} c WHERE c.path NOT IN (SELECT path FROM notes) LIMIT 1").fetchone()
         if stale is None and gone is None:
+            _mark_synced(conn, walk)
             return
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -67,6 +80,17 @@ def _sync(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    _mark_synced(conn, walk)
+
+
+def _mark_synced(conn: sqlite3.Connection, walk: str | None) -> None:
+    """Record the index's walk digest (read before the sync) that ``claim_notes`` matches."""
+    if walk is None or getattr(conn, "readonly", False):
+        return
+    try:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_SYNCED_WALK_KEY, walk))
+    except sqlite3.Error:
+        pass  # only spares the next call a check
 
 
 def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:

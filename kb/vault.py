@@ -45,8 +45,9 @@ from kb.index import (
 from kb.model import Claim, Note, Problem, Question
 
 # The meta row holding the digest of the last walk of the vault that the index was found
-# (or brought) up to date with; see Vault._refresh.
-_SCAN_DIGEST_KEY = "scan_digest"
+# (or brought) up to date with; see Vault._refresh. Deleted whenever an update changes the
+# index, so other caches of the index (kb.claims) may key on it.
+SCAN_DIGEST_KEY = "scan_digest"
 
 # Which way of naming a note wins when a name matches several notes.
 _KIND_RANK = {"path": 0, "name": 1, "alias": 2, "citekey": 3, "title": 4}
@@ -153,6 +154,12 @@ class Vault:
                 if attempt == 2:
                     raise
                 self._recover(exc)
+        if (stats.changed or stats.rebuilt) and not getattr(self._conn, "readonly", False):
+            # the stored walk no longer describes the index; _refresh stores a new one
+            try:
+                self.connect().execute("DELETE FROM meta WHERE key=?", (SCAN_DIGEST_KEY,))
+            except sqlite3.Error:
+                pass
         self._fresh = True
         self.last_stats = stats
         return stats
@@ -202,7 +209,7 @@ class Vault:
             digest = hashlib.blake2b(
                 marshal.dumps((code_fingerprint(), notes, files, unlisted), 2), digest_size=16
             ).hexdigest()
-            row = conn.execute("SELECT value FROM meta WHERE key=?", (_SCAN_DIGEST_KEY,)).fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key=?", (SCAN_DIGEST_KEY,)).fetchone()
             if not rebuilt and row is not None and row[0] == digest:
                 self._fresh = True
                 return
@@ -212,7 +219,7 @@ class Vault:
         if digest is not None and not getattr(self._conn, "readonly", False):
             try:
                 self.connect().execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_SCAN_DIGEST_KEY, digest)
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (SCAN_DIGEST_KEY, digest)
                 )
             except sqlite3.Error:
                 pass  # only a cache of the check: the next command updates as before
