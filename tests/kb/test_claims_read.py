@@ -3,9 +3,10 @@ walk digest says nothing changed, and every edit is still seen."""
 
 from __future__ import annotations
 
+from vault_files import write
+
 from kb.claims import indexed_claims
 from kb.vault import Vault
-from vault_files import write
 
 
 def _claim(cid: str) -> str:

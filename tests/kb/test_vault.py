@@ -5,12 +5,10 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from vault_files import write
 
 from kb.errors import NoteNotFound, PaperkbError, VaultError
 from kb.vault import Vault
-from vault_files import write
-
-
 
 
 @pytest.fixture
