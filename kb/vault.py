@@ -45,7 +45,7 @@ from kb.index import (
 from kb.model import Claim, Note, Problem, Question
 
 # The meta row holding the digest of the last walk of the vault that the index was found
-# (or brought) up to date with; see Vault._refresh. Deleted whenever an update changes the
+# (or brought) up to date with; see Vault.refresh_index. Deleted whenever an update changes the
 # index, so other caches of the index (kb.claims) may key on it.
 SCAN_DIGEST_KEY = "scan_digest"
 
@@ -155,7 +155,7 @@ class Vault:
                     raise
                 self._recover(exc)
         if (stats.changed or stats.rebuilt) and not getattr(self._conn, "readonly", False):
-            # the stored walk no longer describes the index; _refresh stores a new one
+            # the stored walk no longer describes the index; refresh_index stores a new one
             try:
                 self.connect().execute("DELETE FROM meta WHERE key=?", (SCAN_DIGEST_KEY,))
             except sqlite3.Error:
@@ -168,7 +168,7 @@ class Vault:
         conn = self.connect()
         if not self._fresh:
             if self.refresh:
-                self._refresh()
+                self.refresh_index()
             else:
                 # Without refresh, still build the index if there is none or it was made
                 # by other code (the schema may differ).
@@ -189,7 +189,7 @@ class Vault:
                 self._fresh = True
         return self.connect()
 
-    def _refresh(self) -> None:
+    def refresh_index(self) -> None:
         """Bring the index up to date before a query, cheaply when nothing changed.
 
         The walk of the vault (a stat of every file: an edited note is always seen) is

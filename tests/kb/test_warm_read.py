@@ -1,11 +1,14 @@
-"""kb.claims on a warm index: the per-note comparison is skipped only while the index's
-walk digest says nothing changed, and every edit is still seen."""
+"""Read paths on a warm index (claims, DQL query, search): the per-note comparison of
+their helper tables with the index is skipped only while the index's walk digest says
+nothing changed, and every edit is still seen."""
 
 from __future__ import annotations
 
 from vault_files import write
 
 from kb.claims import indexed_claims
+from kb.query import run_query
+from kb.search import search
 from kb.vault import Vault
 
 
@@ -39,3 +42,26 @@ def test_claims_follow_an_explicit_index_read_without_refresh(tmp_path):
     Vault(tmp_path).index()  # `paperkb index`: the stored walk is dropped with the change
     stale_ok = Vault(tmp_path, refresh=False)
     assert [c["id"] for c in indexed_claims(stale_ok)] == ["a-two", "c-one"]
+
+
+def test_warm_query_and_search_skip_the_comparison_and_follow_edits(tmp_path):
+    write(tmp_path, {"A.md": "---\ntags: [gpu]\nyear: 2020\n---\n# A\nflash kernel\n", "B.md": "# B\n"})
+
+    def table(v: Vault) -> list:
+        return run_query(v, "TABLE year FROM #gpu").rows
+
+    def hits(v: Vault) -> list[str]:
+        return [h.path for h in search(v, "kernel")]
+
+    assert table(Vault(tmp_path)) and hits(Vault(tmp_path)) == ["A.md"]
+    v = Vault(tmp_path)
+    seen = _traced(v)
+    first = table(v)
+    assert hits(v) == ["A.md"]
+    assert not any("LEFT JOIN" in s for s in seen)  # nothing changed: no comparison
+    v.close()
+
+    write(tmp_path, {"A.md": "---\ntags: [gpu]\nyear: 2021\n---\n# A\nflash\n", "C.md": "# C\nkernel\n"})
+    v = Vault(tmp_path)
+    assert table(v) != first
+    assert hits(v) == ["C.md"]
