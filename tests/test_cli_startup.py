@@ -38,3 +38,12 @@ def test_narrowed_commands_still_run_and_unknown_ones_get_suggestions(monkeypatc
     assert code == 2 and "show" in err  # "did you mean" needs every command
     code, out, _ = _run_main(monkeypatch, capsys, ["--help"])
     assert code == 0 and "backlinks" in out and "export" in out
+
+
+def test_clean_passes_printable_text_through_and_still_cleans_the_rest():
+    from cli.output import clean
+
+    assert clean("Llama 2 — über ∑ 7B") == "Llama 2 — über ∑ 7B"
+    assert clean("a\x1b[31mred\x1b[0m\tb\nc") == "ared b c"
+    assert clean("x\u202ey\x85z\x00") == "x?y?z?"
+    assert clean("a\u00a0b") == "a\u00a0b"  # no-break space: not printable to Python, kept as is
