@@ -114,8 +114,9 @@ def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None 
             args.append(note_path)
         if tag is not None:
             key = tag_key(tag)
-            where += " AND path IN (SELECT path FROM tags WHERE key = ? OR substr(key, 1, ?) = ?)"
-            args += [key, len(key) + 1, key + "/"]
+            # "key/..." as a range of the tags_key index ('0' follows '/'), not a scan of all tags
+            where += " AND path IN (SELECT path FROM tags WHERE key = ? OR (key >= ? AND key < ?))"
+            args += [key, key + "/", key + "0"]
         # One JSON text for every matching note, decoded by one json.loads: far cheaper than
         # a decode per note.
         (text,) = conn.execute(
