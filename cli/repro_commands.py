@@ -8,13 +8,14 @@ first marks runs whose paperkb process died as ``interrupted`` (heartbeat).
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import typer
 
 from cli.common import check_format, find_note, print_json, require_vault, vault_of
-from cli.output import echo, emit, format_option, no_header_option, on_terminal
+from cli.output import Progress, echo, emit, format_option, no_header_option, on_terminal
 
 FORMATS = ("table", "json")
 
@@ -61,9 +62,19 @@ def _vault_claims(vault: Path) -> list:
 
 def _status_style(word: str | None) -> str:
     return {
-        "passed": "green", "reproduced": "green", "supported at small scale": "yellow", "supported": "green",
-        "failed": "red", "contradicted": "red", "error": "red", "timeout": "red", "interrupted": "magenta",
-        "running": "cyan", "queued": "dim", "unverified": "dim", "skipped": "dim",
+        "passed": "green",
+        "reproduced": "green",
+        "supported at small scale": "yellow",
+        "supported": "green",
+        "failed": "red",
+        "contradicted": "red",
+        "error": "red",
+        "timeout": "red",
+        "interrupted": "magenta",
+        "running": "cyan",
+        "queued": "dim",
+        "unverified": "dim",
+        "skipped": "dim",
         "supported at small scale (proxy)": "yellow",
     }.get(word or "", "magenta" if (word or "").startswith("needs ") else "")
 
@@ -120,8 +131,13 @@ def experiments_cmd(
         for r in rows:
             r["presets (requirements)"] = preset_summary(r)
             r["control names"] = [c["name"] for c in r["controls"]]
-    emit(rows, ["id", "description", "presets (requirements)", "control names", "claims"], fmt,
-         no_header=no_header, wrap="description")
+    emit(
+        rows,
+        ["id", "description", "presets (requirements)", "control names", "claims"],
+        fmt,
+        no_header=no_header,
+        wrap="description",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -134,15 +150,19 @@ def _note_path(vault, note: Optional[str]) -> Optional[str]:
     return find_note(vault, note).path
 
 
-_STATUS_HELP = ("Only claims with this status: unverified, needs (any 'needs ...'), 'supported at small scale' "
-                "(with its proxy form), proxy, reproduced, contradicted, error.")
+_STATUS_HELP = (
+    "Only claims with this status: unverified, needs (any 'needs ...'), 'supported at small scale' "
+    "(with its proxy form), proxy, reproduced, contradicted, error."
+)
 
 
 def claims_cmd(
     ctx: typer.Context,
     note: Optional[str] = typer.Argument(None, help="Only the claims of this note (name, alias, citekey, title)."),
     note_opt: Optional[str] = typer.Option(None, "--note", "-n", help="Same as the NOTE argument."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."),
+    tag: Optional[str] = typer.Option(
+        None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."
+    ),
     status: Optional[str] = typer.Option(None, "--status", "-s", help=_STATUS_HELP),
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
@@ -176,6 +196,12 @@ def claims_cmd(
 # --------------------------------------------------------------------------------------
 # run
 # --------------------------------------------------------------------------------------
+def run_label(run) -> str:
+    from repro.runner import run_label as label
+
+    return label(run)
+
+
 class _LiveMonitor:
     """A ``repro.runner.Monitor`` drawing one rich progress line per run (state, progress
     bar, latest metric) and printing a line per finished run."""
@@ -185,14 +211,19 @@ class _LiveMonitor:
 
         self.console = console
         self.bars = Progress(
-            SpinnerColumn(finished_text=" "), TextColumn("{task.fields[label]}"), BarColumn(bar_width=24),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+            SpinnerColumn(finished_text=" "),
+            TextColumn("{task.fields[label]}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
             disable=not console.is_terminal,  # in logs, the per-run lines below say it all
         )
         self.tasks: dict[str, Any] = {}
         self.label_width = 0  # the per-run lines line up in columns
 
-    def __enter__(self) -> "_LiveMonitor":
+    def __enter__(self) -> _LiveMonitor:
         self.bars.start()
         return self
 
@@ -200,9 +231,9 @@ class _LiveMonitor:
         self.bars.stop()
 
     def queued(self, runs) -> None:
-        self.label_width = max((len(_run_label(r)) for r in runs), default=0)
+        self.label_width = max((len(run_label(r)) for r in runs), default=0)
         for r in runs:
-            label = _esc(_run_label(r))
+            label = _esc(run_label(r))
             # a still, empty bar while queued: only the running experiment's bar moves
             self.tasks[r.id] = self.bars.add_task("", total=1, start=False, label=label, info="[dim]queued[/]")
 
@@ -230,7 +261,7 @@ class _LiveMonitor:
         self.bars.stop_task(task)
         took = f"{run.duration_s:.1f}s" if run.duration_s is not None else "-"
         pad = " " * max(1, 12 - len(run.status))
-        label = _run_label(run).ljust(self.label_width)
+        label = run_label(run).ljust(self.label_width)
         line = f"{_styled(run.status)}{pad}{_esc(label)}  run {_esc(run.id)}  ({took})"
         if run.summary:
             line += f"  {_esc(run.summary)}"
@@ -253,11 +284,6 @@ class _LiveMonitor:
             self.console.print(f"    [red]{_esc(last[-1] if last else run.error)}[/]  (paperkb runs show {run.id})")
 
 
-def _run_label(run) -> str:
-    label = f"{run.experiment} [{run.preset}]"
-    return f"{label} control {run.control}" if getattr(run, "control", None) else label
-
-
 class _stop_signals_interrupt:
     """While ``paperkb run`` runs, SIGTERM and SIGHUP (``kill``, a closed terminal or SSH
     session) take the Ctrl-C path: the child is ended and the current and queued runs are
@@ -265,7 +291,7 @@ class _stop_signals_interrupt:
 
     SIGNALS = ("SIGTERM", "SIGHUP")
 
-    def __enter__(self) -> "_stop_signals_interrupt":
+    def __enter__(self) -> _stop_signals_interrupt:
         import signal
         import threading
 
@@ -291,22 +317,40 @@ class _stop_signals_interrupt:
 
 def run_cmd(
     ctx: typer.Context,
-    targets: Optional[List[str]] = typer.Argument(
-        None, metavar="TARGET",
-        help="Claim ids, experiment ids or notes (a note runs all of its claims).", show_default=False
+    targets: Optional[list[str]] = typer.Argument(
+        None,
+        metavar="TARGET",
+        help="Claim ids, experiment ids or notes (a note runs all of its claims).",
+        show_default=False,
     ),
     all_claims: bool = typer.Option(False, "--all", help="Run the experiments of every claim of the vault."),
-    preset: str = typer.Option("smoke", "--preset", "-p", help="smoke (CPU, about a minute) or full (the paper's setting; may need a GPU)."),
+    preset: str = typer.Option(
+        "smoke", "--preset", "-p", help="smoke (CPU, about a minute) or full (the paper's setting; may need a GPU)."
+    ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu or cuda."),
-    params: Optional[List[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
+    params: Optional[list[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Random seed handed to the experiment."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds before a run is ended and recorded as timeout (default: the preset's limit, if any)."),
+    timeout: Optional[float] = typer.Option(
+        None,
+        "--timeout",
+        help="Seconds before a run is ended and recorded as timeout (default: the preset's limit, if any).",
+    ),
     nproc: Optional[int] = typer.Option(None, "--nproc", help="Processes per node (torchrun); default: the preset's."),
     nnodes: int = typer.Option(1, "--nnodes", help="Number of machines (torchrun)."),
-    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."),
-    control: Optional[str] = typer.Option(None, "--control", help="Run this negative control (a sabotaged implementation) instead of the real code; it must end contradicted."),
-    controls: bool = typer.Option(False, "--controls", help="Run every negative control of the targets' experiments instead of the real code."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table (live progress) or json (the finished runs, for scripts)."),
+    rdzv_endpoint: Optional[str] = typer.Option(
+        None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."
+    ),
+    control: Optional[str] = typer.Option(
+        None,
+        "--control",
+        help="Run this negative control (a sabotaged implementation) instead of the real code; it must end contradicted.",
+    ),
+    controls: bool = typer.Option(
+        False, "--controls", help="Run every negative control of the targets' experiments instead of the real code."
+    ),
+    fmt: str = typer.Option(
+        "table", "--format", "-f", help="table (live progress) or json (the finished runs, for scripts)."
+    ),
 ) -> None:
     """Run the experiments behind claims, each in its own process, and record the results.
 
@@ -326,7 +370,9 @@ def run_cmd(
 
     Exit status: 0 when every run passed (skipped ones do not count); 1 when a claim was
     contradicted (a run failed its thresholds) or nothing could run; 3 when a run ended in
-    error, timeout or interrupted (2 is kept for a malformed command line); 130 on Ctrl-C (the runs are recorded as interrupted).
+    error, timeout or interrupted; 2 for a malformed command line (a bad option value, an
+    unknown target, no target), refused before anything runs; 130 on Ctrl-C (the runs are
+    recorded as interrupted). Piped, each run's start, sparse progress and end go to stderr.
     With --control/--controls: 0 only when every control that ran ended contradicted, else 1.
 
     Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000
@@ -335,79 +381,114 @@ def run_cmd(
 
     Example: paperkb run --all --controls --preset smoke
     """
-    from kb.errors import PaperkbError
     from repro.runner import (
-        RunOptions, controls_exit_code, execute, exit_code, plan_runs, record_skipped, resolve_targets,
+        RunOptions,
+        batch_summary,
+        exit_code,
+        plan_runs,
+        refuse_if_nothing_runs,
+        resolve_targets,
     )
-    from repro.tracker import Tracker
 
     _check_format(fmt)
     vault = require_vault(vault_of(ctx))
-    names = list(targets or [])
-    if not names and not all_claims:
-        raise PaperkbError("name what to run: a claim id, an experiment id or a note (or --all)")
+    claims = _vault_claims(vault) if targets or all_claims else []
+    resolved = resolve_targets(
+        list(targets or []), all_claims=all_claims, claims=claims, notes_lookup=_note_lookup(vault), warn=_warn
+    )
     _reap(vault)
-    claims = _vault_claims(vault)
+    options = RunOptions(
+        preset=preset,
+        device=device,
+        params=list(params or []),
+        seed=seed,
+        timeout_s=timeout,
+        nproc=nproc,
+        nnodes=nnodes,
+        rdzv_endpoint=rdzv_endpoint,
+        control=control,
+        controls=controls,
+    )
+    planned, skipped = plan_runs(resolved, options)
+    _record_skipped(vault, skipped, preset)
+    refuse_if_nothing_runs(planned, skipped)
+    console = _console(stderr=fmt == "json")
+    for s in skipped:
+        console.print(f"[yellow]skipped[/]     {_esc(s.reason)}", soft_wrap=True)
+    runs = _execute_live(vault, planned, console, fmt)
+    console.print(batch_summary(runs, skipped), soft_wrap=True)
+    code = _report_controls(runs, console) if control or controls else exit_code(runs)
+    if code:
+        raise typer.Exit(code)
 
+
+def _note_lookup(vault: Path):
     def lookup(name: str):
         from kb.vault import Vault
 
         return find_note(Vault(vault), name)
 
-    resolved = resolve_targets(names, all_claims=all_claims, claims=claims, notes_lookup=lookup, warn=_warn)
-    options = RunOptions(preset=preset, device=device, params=list(params or []), seed=seed, timeout_s=timeout,
-                         nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, control=control,
-                         controls=controls)
-    planned, skipped = plan_runs(resolved, options)
-    console = _console(stderr=fmt == "json")
+    return lookup
+
+
+def _record_skipped(vault: Path, skipped: list, preset: str) -> None:
+    from repro.runner import record_skipped
+    from repro.tracker import Tracker
+
     if skipped:
         with Tracker(vault) as tracker:
             record_skipped(tracker, skipped, preset)
-    if skipped and not planned:
-        if len(skipped) == 1:
-            raise PaperkbError(skipped[0].reason)
-        whys = {s.reason.removeprefix(f"{s.experiment}: ") for s in skipped}
-        if len(whys) == 1:
-            ids = [s.experiment for s in skipped]
-            shown = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
-            raise PaperkbError(f"nothing can run: {shown}: {whys.pop()}")
-        raise PaperkbError("nothing can run: " + "; ".join(s.reason for s in skipped))
-    for s in skipped:
-        console.print(f"[yellow]skipped[/]     {_esc(s.reason)}", soft_wrap=True)
+
+
+def _execute_live(vault: Path, planned: list, console, fmt: str) -> list:
+    """Run ``planned`` with live progress (plain lines on stderr when not on a terminal);
+    print the finished runs as JSON for ``--format json``."""
+    from cli.output import clean
+    from repro.runner import LogMonitor, MonitorGroup, MonitorLike, execute
+    from repro.tracker import Tracker
+
     argv = ["paperkb", *sys.argv[1:]]
     with Tracker(vault) as tracker, _stop_signals_interrupt():
         live = _LiveMonitor(console)
+        monitor: MonitorLike = live
+        if not console.is_terminal:  # no bar can be drawn: say when runs start, and how far they are
+            monitor = MonitorGroup(live, LogMonitor(sys.stderr, clean=clean, finish_lines=not console.stderr))
         try:
             with live:
-                runs = execute(planned, tracker, monitor=live, argv=argv)
+                runs = execute(planned, tracker, monitor=monitor, argv=argv)
         except KeyboardInterrupt:
             console.print("[magenta]interrupted[/]: the current run and the queued ones are recorded as interrupted")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         if fmt == "json":
-            print_json([{**_brief(r), "checks": r.checks, "error": r.error, "metrics": tracker.final_metrics(r.id),
-                         "run_dir": str(tracker.run_dir(r.id))} for r in runs])
-    counts: dict[str, int] = {}
-    for r in runs:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    if skipped:
-        summary += f"; {len(skipped)} skipped (requirements not met)"
-    console.print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {summary}", soft_wrap=True)
-    if control or controls:
-        code = controls_exit_code(runs)
-        bad = [r for r in runs if r.status != "failed"]
-        if bad:
-            console.print(f"[red]{len(bad)} negative control{'s' if len(bad) != 1 else ''} did not end "
-                          "contradicted[/]: " + _esc(", ".join(f"{r.experiment} [{r.control}] {r.status}" for r in bad)),
-                          soft_wrap=True)
-        else:
-            console.print(f"every negative control ended contradicted ({len(runs)})", soft_wrap=True)
-        if code:
-            raise typer.Exit(code)
-        return
-    code = exit_code(runs)
-    if code:
-        raise typer.Exit(code)
+            print_json(
+                [
+                    {
+                        **_brief(r),
+                        "checks": r.checks,
+                        "error": r.error,
+                        "metrics": tracker.final_metrics(r.id),
+                        "run_dir": str(tracker.run_dir(r.id)),
+                    }
+                    for r in runs
+                ]
+            )
+    return runs
+
+
+def _report_controls(runs: list, console) -> int:
+    """Say whether every negative control ended contradicted; the exit status for --controls."""
+    from repro.runner import controls_exit_code, controls_not_contradicted
+
+    bad = controls_not_contradicted(runs)
+    if bad:
+        console.print(
+            f"[red]{_count(len(bad), 'negative control')} did not end "
+            "contradicted[/]: " + _esc(", ".join(f"{r.experiment} [{r.control}] {r.status}" for r in bad)),
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"every negative control ended contradicted ({len(runs)})", soft_wrap=True)
+    return controls_exit_code(runs)
 
 
 # --------------------------------------------------------------------------------------
@@ -415,7 +496,7 @@ def run_cmd(
 # --------------------------------------------------------------------------------------
 runs_app = typer.Typer(
     help="List recorded runs; `runs show ID` and `runs compare ID ID` for details.\n\n"
-         "Example: paperkb runs --experiment transformer/param-count --format json",
+    "Example: paperkb runs --experiment transformer/param-count --format json",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -447,7 +528,12 @@ def runs_cmd(
         None, "--claim", "-c", help="Only runs bearing on this claim (launched for it, or of an experiment it names)."
     ),
     experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment."),
-    status: Optional[str] = typer.Option(None, "--status", "-s", help="Only runs with this status: queued, running, passed, failed, error, interrupted or timeout."),
+    status: Optional[str] = typer.Option(
+        None,
+        "--status",
+        "-s",
+        help="Only runs with this status: queued, running, passed, failed, error, interrupted or timeout.",
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="At most this many (newest first)."),
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
@@ -502,12 +588,26 @@ def runs_cmd(
             special.append("claim params: " + ", ".join(f"{k}={v}" for k, v in r.claim_spec["params"].items()))
         if r.needs:
             special.append(f"needs {r.needs}")
-        rows.append({"id": r.id, "experiment": r.experiment, "preset": r.preset, "status": r.status,
-                     "verdict": r.verdict or "", "control / overrides": "; ".join(special), "claims": r.claims,
-                     "started": _short_time(r.to_dict()["started"]),
-                     "took": f"{r.duration_s:.1f}s" if r.duration_s is not None else ""})
-    emit(rows, ["id", "experiment", "preset", "status", "verdict", "control / overrides", "claims", "started", "took"],
-         fmt, no_header=no_header, wrap="control / overrides")
+        rows.append(
+            {
+                "id": r.id,
+                "experiment": r.experiment,
+                "preset": r.preset,
+                "status": r.status,
+                "verdict": r.verdict or "",
+                "control / overrides": "; ".join(special),
+                "claims": r.claims,
+                "started": _short_time(r.to_dict()["started"]),
+                "took": f"{r.duration_s:.1f}s" if r.duration_s is not None else "",
+            }
+        )
+    emit(
+        rows,
+        ["id", "experiment", "preset", "status", "verdict", "control / overrides", "claims", "started", "took"],
+        fmt,
+        no_header=no_header,
+        wrap="control / overrides",
+    )
 
 
 def _refuse_unknown_filters(vault: Path, claim: Optional[str], experiment: Optional[str]) -> None:
@@ -535,9 +635,31 @@ def _refuse_unknown_filters(vault: Path, claim: Optional[str], experiment: Optio
 
 def _brief(r) -> dict:
     d = r.to_dict()
-    return {k: d.get(k) for k in ("id", "experiment", "claims", "preset", "scale", "control", "params", "overrides",
-                                  "claim_spec", "seed", "device", "nproc", "status", "verdict", "needs", "summary",
-                                  "created", "started", "ended", "duration_s")}
+    return {
+        k: d.get(k)
+        for k in (
+            "id",
+            "experiment",
+            "claims",
+            "preset",
+            "scale",
+            "control",
+            "params",
+            "overrides",
+            "claim_spec",
+            "seed",
+            "device",
+            "nproc",
+            "status",
+            "verdict",
+            "needs",
+            "summary",
+            "created",
+            "started",
+            "ended",
+            "duration_s",
+        )
+    }
 
 
 @runs_app.command("show")
@@ -563,19 +685,55 @@ def runs_show_cmd(
     if fmt == "json":
         print_json({**run.to_dict(), "metrics": metrics, "artifacts": artifacts, "run_dir": str(run_dir)})
         return
+    con = _console()
+    _show_run_header(con, run, run_dir)
+    if run.checks:
+        _show_checks(con, run)
+    if metrics:
+        _show_metrics(con, metrics)
+    _show_environment(con, run.environment)
+    if artifacts:
+        con.print("[bold]artifacts[/]")
+        for a in artifacts:
+            con.print(f"  {_esc(a['path'])}  [dim]{_esc(a['kind'])}[/]")
+    if run.error:
+        con.print("[bold red]error[/]")
+        con.print(_esc(run.error.rstrip()))
+
+
+_RUN_FIELDS = (
+    "claims",
+    "scale",
+    "control",
+    "needs",
+    "seed",
+    "device",
+    "nproc",
+    "nnodes",
+    "timeout_s",
+    "created",
+    "started",
+    "ended",
+    "duration_s",
+    "host",
+    "batch",
+)
+
+
+def _show_run_header(con, run, run_dir: Path) -> None:
     from rich.table import Table
 
-    con = _console()
-    d = run.to_dict()
-    con.print(f"[bold]run {_esc(run.id)}[/]  {_esc(run.experiment)} [{_esc(run.preset)}]  {_styled(run.status)}"
-              + (f"  verdict: {_esc(run.verdict)}" if run.verdict else ""))
+    con.print(
+        f"[bold]run {_esc(run.id)}[/]  {_esc(run.experiment)} [{_esc(run.preset)}]  {_styled(run.status)}"
+        + (f"  verdict: {_esc(run.verdict)}" if run.verdict else "")
+    )
     if run.summary:
         con.print(_esc(run.summary))
     info = Table(show_header=False, box=None, pad_edge=False)
     info.add_column(style="dim")
     info.add_column(overflow="fold")
-    for key in ("claims", "scale", "control", "needs", "seed", "device", "nproc", "nnodes", "timeout_s", "created",
-                "started", "ended", "duration_s", "host", "batch"):
+    d = run.to_dict()
+    for key in _RUN_FIELDS:
         value = d[key]
         if isinstance(value, list):
             value = ", ".join(value) or "-"
@@ -586,55 +744,52 @@ def runs_show_cmd(
     info.add_row("command", _esc(" ".join(run.command)))
     info.add_row("run folder", _esc(run_dir))
     con.print(info)
-    if run.checks:
-        t = Table(title="checks", title_justify="left")
-        for col in ("check", "value", "op", "threshold", "scale", "evidence", "passed"):
-            t.add_column(col, overflow="fold")
-        for c in run.checks:
-            t.add_row(_esc(c.get("name")), _esc(_fmt_num(c.get("value"))), _esc(c.get("op")), _esc(c.get("threshold")),
-                      _esc(c.get("scale") or run.scale or ""), _esc(c.get("evidence", "direct")),
-                      "[green]yes[/]" if c.get("passed") else "[red]no[/]")
-        con.print(t)
-    if metrics:
-        finals: dict[tuple[str, int], dict] = {}
-        counts: dict[tuple[str, int], int] = {}
-        for m in metrics:
-            key = (m["name"], m["rank"])
-            finals[key] = m
-            counts[key] = counts.get(key, 0) + 1
-        t = Table(title="metrics (last value)", title_justify="left")
-        for col in ("metric", "value", "step", "rank", "points"):
-            t.add_column(col)
-        for (name, rank), m in finals.items():
-            step = "" if m["step"] is None else f"{m['step']:g}"
-            t.add_row(_esc(name), _esc(_fmt_num(m["value"])), step, str(rank), str(counts[(name, rank)]))
-        con.print(t)
-    env = run.environment
-    git, machine, torch = env.get("git") or {}, env.get("machine") or {}, env.get("torch") or {}
-    devs = ", ".join(f"{x['name']} ({x['memory_bytes'] / 2**30:.0f} GiB)" for x in torch.get("devices", [])) or "cpu"
+
+
+def _show_checks(con, run) -> None:
+    from rich.table import Table
+
+    t = Table(title="checks", title_justify="left")
+    for col in ("check", "value", "op", "threshold", "scale", "evidence", "passed"):
+        t.add_column(col, overflow="fold")
+    for c in run.checks:
+        t.add_row(
+            _esc(c.get("name")),
+            _esc(_fmt_num(c.get("value"))),
+            _esc(c.get("op")),
+            _esc(c.get("threshold")),
+            _esc(c.get("scale") or run.scale or ""),
+            _esc(c.get("evidence", "direct")),
+            "[green]yes[/]" if c.get("passed") else "[red]no[/]",
+        )
+    con.print(t)
+
+
+def _show_metrics(con, metrics: list[dict]) -> None:
+    from rich.table import Table
+
+    from repro.tracker import last_metric_values
+
+    t = Table(title="metrics (last value)", title_justify="left")
+    for col in ("metric", "value", "step", "rank", "points"):
+        t.add_column(col)
+    for m in last_metric_values(metrics):
+        step = "" if m["step"] is None else f"{m['step']:g}"
+        t.add_row(_esc(m["name"]), _esc(_fmt_num(m["value"])), step, str(m["rank"]), str(m["points"]))
+    con.print(t)
+
+
+def _show_environment(con, environment: dict) -> None:
+    from rich.table import Table
+
+    from repro.tracker import environment_summary
+
     t = Table(title="environment", title_justify="left", show_header=False)
     t.add_column(style="dim")
     t.add_column(overflow="fold")
-    ram = machine.get("ram_bytes")
-    for key, value in (
-        ("git commit", f"{git.get('commit') or '-'}{' (dirty)' if git.get('dirty') else ''}"),
-        ("python", (env.get("python") or {}).get("version")),
-        ("torch", f"{torch.get('version', '-')} cuda {torch.get('cuda') or '-'} cudnn {torch.get('cudnn') or '-'}"),
-        ("devices", devs),
-        ("cpu", f"{machine.get('cpu_model', '-')} x{machine.get('cpu_count', '-')}"),
-        ("ram", f"{ram / 2**30:.1f} GiB" if ram else "-"),
-        ("host", machine.get("host")),
-        ("packages", f"{len(env.get('packages') or {})} recorded (--format json lists them)"),
-    ):
+    for key, value in environment_summary(environment):
         t.add_row(key, _esc(value))
     con.print(t)
-    if artifacts:
-        con.print("[bold]artifacts[/]")
-        for a in artifacts:
-            con.print(f"  {_esc(a['path'])}  [dim]{_esc(a['kind'])}[/]")
-    if run.error:
-        con.print("[bold red]error[/]")
-        con.print(_esc(run.error.rstrip()))
 
 
 def _fmt_num(value: Any) -> str:
@@ -729,8 +884,12 @@ def runs_compare_cmd(
 # --------------------------------------------------------------------------------------
 def status_cmd(
     ctx: typer.Context,
-    note: Optional[str] = typer.Option(None, "--note", "-n", help="Only the claims of this note (name, alias, citekey, title)."),
-    tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."),
+    note: Optional[str] = typer.Option(
+        None, "--note", "-n", help="Only the claims of this note (name, alias, citekey, title)."
+    ),
+    tag: Optional[str] = typer.Option(
+        None, "--tag", "-t", help="Only claims of notes with this tag (or one below it)."
+    ),
     status: Optional[str] = typer.Option(None, "--status", "-s", help=_STATUS_HELP),
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
@@ -744,15 +903,21 @@ def status_cmd(
 
     Example: paperkb status --note "Llama 2" --format json
     """
-    from repro.status import checks_brief, controls_brief, filtered_status_table, normalise_status
+    from kb.vault import Vault
+    from repro.status import STATUS_STAGES, checks_brief, controls_brief, filtered_status_table, normalise_status
 
     vault = require_vault(vault_of(ctx))
     want = normalise_status(status) if status else None
     _reap(vault)
-    from kb.vault import Vault
-
-    with Vault(vault) as kb_vault:  # one index check for the note lookup and the claims
-        papers = filtered_status_table(kb_vault, note_path=_note_path(kb_vault, note), tag=tag, status=want)
+    with Vault(vault) as kb_vault, Progress("status:", total=len(STATUS_STAGES)) as progress:
+        # one index check for the note lookup and the claims
+        papers = filtered_status_table(
+            kb_vault,
+            note_path=_note_path(kb_vault, note),
+            tag=tag,
+            status=want,
+            stage=_shown_after(progress, LONG_WORK_S),
+        )
     if fmt == "json":
         print_json(papers)
         return
@@ -760,16 +925,42 @@ def status_cmd(
         emit(papers, [], fmt)
         return
     if not papers and fmt == "table" and on_terminal():
-        echo("no claim matches these filters" if (note or tag or status) else
-             "no claims in this vault (write `> [!claim] ...` with `experiment:: <id>` in a note)")
+        echo(
+            "no claim matches these filters"
+            if (note or tag or status)
+            else "no claims in this vault (write `> [!claim] ...` with `experiment:: <id>` in a note)"
+        )
         return
     rows = []
     for paper in papers:
         for c in paper["claims"]:
-            rows.append({"paper": paper["title"], "claim": c["id"], "status": c["status"],
-                         "behind": "; ".join(filter(None, [checks_brief(c), controls_brief(c)])),
-                         "run": c["run_id"] or "", "ended": _short_time(c["ended"])})
+            rows.append(
+                {
+                    "paper": paper["title"],
+                    "claim": c["id"],
+                    "status": c["status"],
+                    "behind": "; ".join(filter(None, [checks_brief(c), controls_brief(c)])),
+                    "run": c["run_id"] or "",
+                    "ended": _short_time(c["ended"]),
+                }
+            )
     emit(rows, ["paper", "claim", "status", "behind", "run", "ended"], fmt, no_header=no_header, wrap="behind")
+
+
+LONG_WORK_S = 0.5  # status shows its progress only past this, so quick answers do not flicker
+
+
+def _shown_after(progress: Progress, delay_s: float, clock=time.monotonic):
+    """A stage callback for ``progress`` that draws nothing until ``delay_s`` have passed."""
+    start = clock()
+
+    def stage(name: str) -> None:
+        if clock() - start >= delay_s:
+            progress.advance(name)
+        else:
+            progress.done += 1  # counted, not drawn
+
+    return stage
 
 
 def register(app: typer.Typer) -> None:

@@ -28,7 +28,11 @@ _UNTRACKED_MAX_BYTES = 2_000_000
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
         out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, timeout=20, check=False,
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            timeout=20,
+            check=False,
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
         )
     except (OSError, subprocess.SubprocessError):
@@ -50,8 +54,7 @@ def git_state(root: Path = SOURCE_ROOT) -> tuple[dict[str, Any], str]:
     others = _git(["ls-files", "--others", "--exclude-standard", "-z"], top_path) or ""
     untracked = sorted(p for p in others.split("\0") if p)
     diff += _untracked_patch(top_path, untracked)
-    info = {"commit": commit, "branch": branch, "dirty": bool(diff.strip()) or bool(untracked),
-            "untracked": untracked}
+    info = {"commit": commit, "branch": branch, "dirty": bool(diff.strip()) or bool(untracked), "untracked": untracked}
     return info, diff
 
 
@@ -131,8 +134,11 @@ def capture(argv: list[str] | None = None, source_root: Path = SOURCE_ROOT) -> t
     git, diff = git_state(source_root)
     env = {
         "git": git,
-        "python": {"version": sys.version.split()[0], "implementation": platform.python_implementation(),
-                   "executable": sys.executable},
+        "python": {
+            "version": sys.version.split()[0],
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
         "packages": installed_packages(),
         "machine": machine(),
         "command": list(sys.argv if argv is None else argv),
@@ -164,10 +170,14 @@ def torch_environment() -> dict[str, Any]:
             info["cuda_available"] = True
             for i in range(torch.cuda.device_count()):
                 p = torch.cuda.get_device_properties(i)
-                info["devices"].append({
-                    "index": i, "name": p.name, "memory_bytes": int(p.total_memory),
-                    "capability": f"{p.major}.{p.minor}",
-                })
+                info["devices"].append(
+                    {
+                        "index": i,
+                        "name": p.name,
+                        "memory_bytes": int(p.total_memory),
+                        "capability": f"{p.major}.{p.minor}",
+                    }
+                )
             info["driver"] = _nvidia_driver()
     except Exception as exc:
         info["cuda_error"] = f"{type(exc).__name__}: {exc}"

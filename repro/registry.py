@@ -43,9 +43,10 @@ from __future__ import annotations
 import importlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ENTRY_POINT_GROUP = "paperkb.experiments"
 
@@ -107,9 +108,7 @@ class Param:
             else:
                 value = self.type(text)
         except (TypeError, ValueError):
-            raise RegistryError(
-                f"parameter {self.name!r} expects {self.type.__name__}, got {text!r}"
-            ) from None
+            raise RegistryError(f"parameter {self.name!r} expects {self.type.__name__}, got {text!r}") from None
         self.validate(value)
         return value
 
@@ -129,8 +128,13 @@ class Param:
         else:
             ok = False
         if not ok:
-            text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() \
-                if isinstance(value, bool) else str(value)
+            text = (
+                ",".join(map(str, value))
+                if isinstance(value, list)
+                else str(value).lower()
+                if isinstance(value, bool)
+                else str(value)
+            )
             return self.parse(text)
         self.validate(value)
         return value
@@ -190,7 +194,7 @@ class Control:
 class Experiment:
     id: str
     description: str
-    fn: Callable[["RunContext"], "Result"]
+    fn: Callable[[RunContext], Result]
     params: tuple[Param, ...] = ()
     presets: dict[str, Preset] = field(default_factory=dict)
     module: str = ""
@@ -199,7 +203,7 @@ class Experiment:
     def scale_of(self, preset: str) -> str:
         """The scale (one of SCALES) a run at ``preset`` is made at."""
         p = self.presets.get(preset)
-        return (p.scale if p is not None and p.scale else preset)
+        return p.scale if p is not None and p.scale else preset
 
     def control(self, name: str) -> Control:
         for c in self.controls:
@@ -219,9 +223,7 @@ class Experiment:
         """Defaults, then the preset's values, then ``overrides`` (typed values, strings from
         ``--param`` or values read from a note's ``params::``)."""
         if preset not in self.presets:
-            raise RegistryError(
-                f"experiment {self.id!r} has no preset {preset!r} (has: {', '.join(self.presets)})"
-            )
+            raise RegistryError(f"experiment {self.id!r} has no preset {preset!r} (has: {', '.join(self.presets)})")
         values = {p.name: p.default for p in self.params}
         values.update(self.presets[preset].params)
         for name, value in (overrides or {}).items():
@@ -272,8 +274,10 @@ def experiment(
     return decorate
 
 
-NO_CONTROL = ("declares no negative control (controls=[Control(...)]); refused: a check that was never "
-              "shown to fail on a sabotaged implementation cannot support a claim")
+NO_CONTROL = (
+    "declares no negative control (controls=[Control(...)]); refused: a check that was never "
+    "shown to fail on a sabotaged implementation cannot support a claim"
+)
 
 
 def _refuse(module: str, message: str) -> None:
@@ -301,7 +305,9 @@ def register(exp: Experiment) -> Experiment:
     for pname, preset in exp.presets.items():
         scale = preset.scale or pname
         if scale not in SCALES:
-            raise RegistryError(f"preset {pname!r} of {exp.id!r} has unknown scale {scale!r} (one of {', '.join(SCALES)})")
+            raise RegistryError(
+                f"preset {pname!r} of {exp.id!r} has unknown scale {scale!r} (one of {', '.join(SCALES)})"
+            )
     control_names = [c.name for c in exp.controls]
     if len(set(control_names)) != len(control_names):
         raise RegistryError(f"experiment {exp.id!r} declares a control twice")
@@ -369,14 +375,31 @@ def describe(exp: Experiment) -> dict[str, Any]:
     for name, p in exp.presets.items():
         r = p.requires
         presets[name] = {
-            "params": p.params, "description": p.description, "timeout_s": p.timeout_s, "scale": exp.scale_of(name),
-            "requires": {"device": r.device, "min_gpu_memory_gb": r.min_gpu_memory_gb, "nproc": r.nproc,
-                         "triton": r.triton},
+            "params": p.params,
+            "description": p.description,
+            "timeout_s": p.timeout_s,
+            "scale": exp.scale_of(name),
+            "requires": {
+                "device": r.device,
+                "min_gpu_memory_gb": r.min_gpu_memory_gb,
+                "nproc": r.nproc,
+                "triton": r.triton,
+            },
         }
     return {
-        "id": exp.id, "description": exp.description, "module": exp.module,
-        "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help,
-                    "choices": list(p.choices) if p.choices else None} for p in exp.params],
+        "id": exp.id,
+        "description": exp.description,
+        "module": exp.module,
+        "params": [
+            {
+                "name": p.name,
+                "type": p.type.__name__,
+                "default": p.default,
+                "help": p.help,
+                "choices": list(p.choices) if p.choices else None,
+            }
+            for p in exp.params
+        ],
         "presets": presets,
         "controls": [{"name": c.name, "description": c.description} for c in exp.controls],
     }
@@ -548,8 +571,9 @@ class RunContext:
         return path
 
     # verdict ---------------------------------------------------------------------
-    def check(self, name: str, value: float, op: str, threshold: Any, description: str = "", *,
-              evidence: str = "direct") -> bool:
+    def check(
+        self, name: str, value: float, op: str, threshold: Any, description: str = "", *, evidence: str = "direct"
+    ) -> bool:
         """State a threshold and record whether ``value`` meets it. Returns ``passed``.
 
         ``evidence``: ``direct`` (our code, measuring what the claim states), ``proxy`` (our
@@ -597,17 +621,35 @@ def apply_expectations(result: Result, expectations: list[dict[str, Any]], scale
         value = last_metric(result.metrics, e["metric"])
         if value is None:
             known = ", ".join(sorted({m.name for m in result.metrics})) or "none"
-            raise RegistryError(f"the claim expects metric {e['metric']!r}, which this run did not record "
-                                f"(it records: {known})")
+            raise RegistryError(
+                f"the claim expects metric {e['metric']!r}, which this run did not record (it records: {known})"
+            )
         op, threshold = expectation_threshold(e)
-        checks.append(Check(f"expect {e['metric']}", float(value), op, threshold,
-                            f"the claim's own expectation: {e.get('text') or e['metric']}", "direct", scale))
+        checks.append(
+            Check(
+                f"expect {e['metric']}",
+                float(value),
+                op,
+                threshold,
+                f"the claim's own expectation: {e.get('text') or e['metric']}",
+                "direct",
+                scale,
+            )
+        )
     return judge(checks, result.metrics, result.summary)
 
 
-def run_inline(exp_id: str, preset: str = "smoke", *, seed: int = 0, device: str = "cpu",
-               run_dir: Path | str | None = None, control: str | None = None,
-               expect: list[dict[str, Any]] | None = None, **overrides: Any) -> Result:
+def run_inline(
+    exp_id: str,
+    preset: str = "smoke",
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    run_dir: Path | str | None = None,
+    control: str | None = None,
+    expect: list[dict[str, Any]] | None = None,
+    **overrides: Any,
+) -> Result:
     """Run an experiment in this process (for tests and notebooks; the CLI uses a child
     process through ``repro.runner``). ``control`` runs one of its negative controls;
     ``expect`` adds a claim's expectations (``kb.claimspec.parse_expect``) as checks."""
@@ -616,8 +658,7 @@ def run_inline(exp_id: str, preset: str = "smoke", *, seed: int = 0, device: str
         exp.control(control)  # refuse an unknown name before running anything
     params = exp.resolve_params(preset, overrides)
     scale = exp.scale_of(preset)
-    ctx = RunContext(params, preset=preset, device=device, seed=seed, run_dir=run_dir, control=control,
-                     scale=scale)
+    ctx = RunContext(params, preset=preset, device=device, seed=seed, run_dir=run_dir, control=control, scale=scale)
     result = exp.fn(ctx)
     if expect:
         result = apply_expectations(result, expect, scale)

@@ -27,14 +27,22 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Protocol
 
-from kb.errors import PaperkbError
+from paperkb.errors import NoteNotFound, PaperkbError, UsageError
 from repro import registry
 from repro.tracker import (
-    ERROR, FAILED, HEARTBEAT_EVERY_S, INTERRUPTED, PASSED, TIMEOUT, Run, Tracker,
+    ERROR,
+    FAILED,
+    HEARTBEAT_EVERY_S,
+    INTERRUPTED,
+    PASSED,
+    TIMEOUT,
+    Run,
+    Tracker,
 )
 from repro.worker import PARENT_PID_ENV, load_experiments
 
@@ -80,80 +88,100 @@ def resolve_targets(
     """Experiments to run for ``names`` (experiment ids, claim ids or notes).
 
     ``claims`` are the vault's ``repro.status.ClaimRef`` s; ``notes_lookup(name)`` finds a
-    note (raising ``kb.errors.NoteNotFound``). Claims naming an unknown experiment are
+    note (raising ``paperkb.errors.NoteNotFound``). Claims naming an unknown experiment are
     skipped with a warning when a whole note or vault is run, refused when named alone.
+    A name that is none of these, or no name at all, is a usage error (exit status 2).
     """
-    exps = load_experiments()
-    claims = list(claims or [])
-    by_id: dict[str, list[Any]] = {}
-    for c in claims:
-        by_id.setdefault(c.id, []).append(c)
-    say = warn or (lambda msg: None)
-    targets: dict[str, Target] = {}
-
-    def add(exp_id: str, claim_ids: list[str], spec: dict[str, Any] | None = None) -> None:
-        spec = spec or {}
-        key = exp_id if not spec else f"{exp_id} {_spec_key(spec)}"
-        t = targets.setdefault(key, Target(exp_id, claim_spec=spec))
-        t.claims.extend(c for c in claim_ids if c not in t.claims)
-
-    def add_claims(cs: list[Any], strict: bool) -> None:
-        for c in cs:
-            if not c.experiments:
-                why = f" (needs {c.needs})" if getattr(c, "needs", "") else ""
-                say(f"claim {c.id!r} ({c.note}:{c.line}) names no experiment{why}; skipped")
-            for e in c.experiments:
-                if e in exps:
-                    add(e, [c.id], claim_spec_of(c))
-                else:
-                    why = registry.refusal(e)
-                    what = f"experiment {e!r}, which the registry refused ({why})" if why else \
-                        f"unknown experiment {e!r}"
-                    if strict:
-                        raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) names {what}")
-                    say(f"claim {c.id!r} ({c.note}:{c.line}) names {what}; skipped")
-
+    if not names and not all_claims:
+        raise UsageError("name what to run: a claim id, an experiment id or a note (or --all)")
+    resolver = _TargetResolver(load_experiments(), list(claims or []), warn or (lambda msg: None))
     if all_claims:
-        add_claims(claims, strict=False)
-        if not targets:
+        resolver.add_claims(resolver.claims, strict=False)
+        if not resolver.targets:
             raise PaperkbError("no claim of this vault names a registered experiment")
     for name in names:
-        if name in exps:  # the experiment as declared: for the claims that set no params/expect
-            add(name, [c.id for c in claims if name in c.experiments and not claim_spec_of(c)])
-        elif name in by_id:
-            add_claims(by_id[name], strict=True)
-        else:
-            note = None
-            close_notes: list[str] = []
-            if notes_lookup is not None:
-                from kb.errors import NoteNotFound
+        resolver.add_name(name, notes_lookup)
+    return list(resolver.targets.values())
 
-                try:
-                    note = notes_lookup(name)
-                except NoteNotFound as exc:  # keep the notes it suggests
-                    suggested = str(exc).partition("did you mean: ")[2].rstrip("?")
-                    close_notes = [f"the note {suggested}"] if suggested else []
-            if note is None:
-                import difflib
 
-                hint = ""
-                close = sorted(e for e in exps if name.split("/")[-1] in e)
-                close += [m for m in difflib.get_close_matches(name, [*exps, *by_id], n=3, cutoff=0.6)
-                          if m not in close]
-                close = close[:3] + close_notes
-                if close:
-                    hint = f" (did you mean {', '.join(close)}?)"
-                raise PaperkbError(
-                    f"{name!r} is not an experiment id, a claim id or a note{hint}; "
-                    "see `paperkb experiments` and `paperkb claims`"
+class _TargetResolver:
+    """Collects targets for :func:`resolve_targets`, one per experiment and claim spec."""
+
+    def __init__(self, exps: dict[str, Any], claims: list[Any], say: Callable[[str], None]) -> None:
+        self.exps = exps
+        self.claims = claims
+        self.say = say
+        self.by_id: dict[str, list[Any]] = {}
+        for c in claims:
+            self.by_id.setdefault(c.id, []).append(c)
+        self.targets: dict[str, Target] = {}
+
+    def add(self, exp_id: str, claim_ids: list[str], spec: dict[str, Any] | None = None) -> None:
+        spec = spec or {}
+        key = exp_id if not spec else f"{exp_id} {_spec_key(spec)}"
+        t = self.targets.setdefault(key, Target(exp_id, claim_spec=spec))
+        t.claims.extend(c for c in claim_ids if c not in t.claims)
+
+    def add_claims(self, claims: list[Any], strict: bool) -> None:
+        for c in claims:
+            if not c.experiments:
+                why = f" (needs {c.needs})" if getattr(c, "needs", "") else ""
+                self.say(f"claim {c.id!r} ({c.note}:{c.line}) names no experiment{why}; skipped")
+            for e in c.experiments:
+                if e in self.exps:
+                    self.add(e, [c.id], claim_spec_of(c))
+                    continue
+                refused = registry.refusal(e)
+                what = (
+                    f"experiment {e!r}, which the registry refused ({refused})"
+                    if refused
+                    else f"unknown experiment {e!r}"
                 )
-            mine = [c for c in claims if c.note == note.path]
-            if not mine:
-                raise PaperkbError(f"note {note.path!r} has no claims to run")
-            add_claims(mine, strict=False)
-            if not any(t.claims and set(t.claims) & {c.id for c in mine} for t in targets.values()):
-                raise PaperkbError(f"no claim of {note.path!r} names a registered experiment")
-    return list(targets.values())
+                if strict:
+                    raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) names {what}")
+                self.say(f"claim {c.id!r} ({c.note}:{c.line}) names {what}; skipped")
+
+    def add_name(self, name: str, notes_lookup: Callable[[str], Any] | None) -> None:
+        if name in self.exps:  # the experiment as declared: for the claims that set no params/expect
+            self.add(name, [c.id for c in self.claims if name in c.experiments and not claim_spec_of(c)])
+        elif name in self.by_id:
+            self.add_claims(self.by_id[name], strict=True)
+        else:
+            self.add_note(self._find_note(name, notes_lookup))
+
+    def _find_note(self, name: str, notes_lookup: Callable[[str], Any] | None) -> Any:
+        close_notes: list[str] = []
+        if notes_lookup is not None:
+            try:
+                return notes_lookup(name)
+            except NoteNotFound as exc:
+                close_notes = [f"the note {n}" for n in exc.suggestions]
+        close = self.close_ids(name)
+        suggestions = close + close_notes
+        hint = f" (did you mean {', '.join(suggestions)}?)" if suggestions else ""
+        raise UsageError(
+            f"{name!r} is not an experiment id, a claim id or a note{hint}; see `paperkb experiments` and `paperkb claims`",
+            suggestions=close + [n.removeprefix("the note ") for n in close_notes],
+        )
+
+    def close_ids(self, name: str) -> list[str]:
+        """Up to three experiment or claim ids close to ``name``."""
+        import difflib
+
+        close = sorted(e for e in self.exps if name.split("/")[-1] in e)
+        close += [
+            m for m in difflib.get_close_matches(name, [*self.exps, *self.by_id], n=3, cutoff=0.6) if m not in close
+        ]
+        return close[:3]
+
+    def add_note(self, note: Any) -> None:
+        mine = [c for c in self.claims if c.note == note.path]
+        if not mine:
+            raise PaperkbError(f"note {note.path!r} has no claims to run")
+        self.add_claims(mine, strict=False)
+        ids = {c.id for c in mine}
+        if not any(t.claims and set(t.claims) & ids for t in self.targets.values()):
+            raise PaperkbError(f"no claim of {note.path!r} names a registered experiment")
 
 
 # --------------------------------------------------------------------------------------
@@ -196,7 +224,7 @@ def parse_param_args(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise PaperkbError(f"--param expects NAME=VALUE, got {item!r}")
+            raise UsageError(f"--param expects NAME=VALUE, got {item!r}")
         out[name.strip()] = value.strip()
     return out
 
@@ -258,21 +286,21 @@ def plan_runs(
     CPU experiments and says which GPU ones it left out.
     """
     if options.preset not in registry.PRESET_NAMES:
-        raise PaperkbError(f"--preset must be one of {', '.join(registry.PRESET_NAMES)}; got {options.preset!r}")
+        raise UsageError(f"--preset must be one of {', '.join(registry.PRESET_NAMES)}; got {options.preset!r}")
     if options.device not in ("auto", "cpu", "cuda"):
-        raise PaperkbError(f"--device must be auto, cpu or cuda; got {options.device!r}")
+        raise UsageError(f"--device must be auto, cpu or cuda; got {options.device!r}")
     if options.nproc is not None and options.nproc < 1:
-        raise PaperkbError(f"--nproc must be at least 1; got {options.nproc}")
+        raise UsageError(f"--nproc must be at least 1; got {options.nproc}")
     if options.nnodes < 1:
-        raise PaperkbError(f"--nnodes must be at least 1; got {options.nnodes}")
+        raise UsageError(f"--nnodes must be at least 1; got {options.nnodes}")
     if options.nnodes > 1 and not options.rdzv_endpoint:
-        raise PaperkbError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
+        raise UsageError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
     if options.rdzv_endpoint and ":" not in options.rdzv_endpoint:
-        raise PaperkbError(f"--rdzv-endpoint expects HOST:PORT; got {options.rdzv_endpoint!r}")
+        raise UsageError(f"--rdzv-endpoint expects HOST:PORT; got {options.rdzv_endpoint!r}")
     if options.timeout_s is not None and not (0 < options.timeout_s < float("inf")):  # nan fails too
-        raise PaperkbError(f"--timeout must be a positive number of seconds; got {options.timeout_s:g}")
+        raise UsageError(f"--timeout must be a positive number of seconds; got {options.timeout_s:g}")
     if options.control is not None and options.controls:
-        raise PaperkbError("give --control NAME or --controls, not both")
+        raise UsageError("give --control NAME or --controls, not both")
     machine = machine or _Machine()
     raw = parse_param_args(options.params)
     exps = [registry.get(t.experiment) for t in targets]
@@ -281,7 +309,7 @@ def plan_runs(
     for name in raw:
         if not any(name in {p.name for p in e.params} for e in exps):
             known = sorted({p.name for e in exps for p in e.params})
-            raise PaperkbError(
+            raise UsageError(
                 f"--param {name}: no experiment of this run has that parameter (known: {', '.join(known) or 'none'})"
             )
     planned: list[PlannedRun] = []
@@ -312,15 +340,22 @@ def _control_targets(targets: list[Target], exps: list[Any], options: RunOptions
     out_t: list[Target] = []
     out_e: list[Any] = []
     for exp, claims in by_exp.values():
-        names = [c.name for c in exp.controls] if options.controls else \
-            [options.control] if any(c.name == options.control for c in exp.controls) else []
+        names = (
+            [c.name for c in exp.controls]
+            if options.controls
+            else [options.control]
+            if any(c.name == options.control for c in exp.controls)
+            else []
+        )
         for name in names:
             out_t.append(_ControlTarget(exp.id, list(claims), {}, name))
             out_e.append(exp)
     if not out_t:
         known = sorted({c.name for _, (e, _) in by_exp.items() for c in e.controls})
-        raise PaperkbError(f"--control {options.control}: no experiment of this run has that control "
-                           f"(known: {', '.join(known) or 'none'})")
+        raise UsageError(
+            f"--control {options.control}: no experiment of this run has that control "
+            f"(known: {', '.join(known) or 'none'})"
+        )
     return out_t, out_e
 
 
@@ -338,8 +373,8 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
             if name in {p.name for p in exp.params}:
                 overrides[name] = exp.param(name).parse(text)
         params = exp.resolve_params(options.preset, overrides)
-    except registry.RegistryError as exc:
-        raise PaperkbError(f"{exp.id}: {exc}") from None
+    except registry.RegistryError as exc:  # a --param value of the wrong type
+        raise UsageError(f"{exp.id}: {exc}") from None
     if claim_params:
         # The claim's own parameters come before --param: both are recorded apart (the run's
         # ``claim_spec`` and ``overrides``), and only the claim's decide its status.
@@ -352,14 +387,16 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
     if device == "cuda":
         count = machine.cuda["count"]
         if options.nnodes == 1 and nproc > count:
-            raise RequirementUnmet(f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}",
-                                   f"{nproc} GPUs")
+            raise RequirementUnmet(
+                f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}", f"{nproc} GPUs"
+            )
         if req.min_gpu_memory_gb:
             have = min(machine.cuda["memory_gb"][:nproc] or [0.0])
             if have < req.min_gpu_memory_gb:
                 raise RequirementUnmet(
                     f"{exp.id}: preset {options.preset!r} needs {req.min_gpu_memory_gb:g} GB of GPU memory; "
-                    f"the GPU has {have:.1f} GB", f"a GPU with {req.min_gpu_memory_gb:g} GB of memory"
+                    f"the GPU has {have:.1f} GB",
+                    f"a GPU with {req.min_gpu_memory_gb:g} GB of memory",
                 )
     if req.triton:
         from repro.environment import triton_available
@@ -367,7 +404,7 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
         if not triton_available():
             raise RequirementUnmet(
                 f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')",
-                "the triton package"
+                "the triton package",
             )
     return PlannedRun(
         experiment=exp.id,
@@ -407,8 +444,8 @@ def _choose_device(exp_id: str, options: RunOptions, req: registry.Requirements,
 # --------------------------------------------------------------------------------------
 # 3. Execute
 # --------------------------------------------------------------------------------------
-class Monitor:
-    """Callbacks for a live display; the default does nothing."""
+class MonitorLike(Protocol):
+    """What :func:`execute` calls as runs go (a live display, a log): :class:`Monitor`'s methods."""
 
     def queued(self, runs: list[Run]) -> None: ...
 
@@ -419,6 +456,99 @@ class Monitor:
     def metric(self, run: Run, metric: dict[str, Any]) -> None: ...
 
     def finished(self, run: Run) -> None: ...
+
+
+class Monitor:
+    """Callbacks for a live display; the default does nothing (subclass it, or write any
+    class with these methods)."""
+
+    def queued(self, runs: list[Run]) -> None: ...
+
+    def started(self, run: Run) -> None: ...
+
+    def progress(self, run: Run, done: float, total: float, message: str) -> None: ...
+
+    def metric(self, run: Run, metric: dict[str, Any]) -> None: ...
+
+    def finished(self, run: Run) -> None: ...
+
+
+class MonitorGroup(Monitor):
+    """Hands every callback to each of ``monitors`` (a live display and a log, say)."""
+
+    def __init__(self, *monitors: MonitorLike) -> None:
+        self.monitors = monitors
+
+    def queued(self, runs: list[Run]) -> None:
+        for m in self.monitors:
+            m.queued(runs)
+
+    def started(self, run: Run) -> None:
+        for m in self.monitors:
+            m.started(run)
+
+    def progress(self, run: Run, done: float, total: float, message: str) -> None:
+        for m in self.monitors:
+            m.progress(run, done, total, message)
+
+    def metric(self, run: Run, metric: dict[str, Any]) -> None:
+        for m in self.monitors:
+            m.metric(run, metric)
+
+    def finished(self, run: Run) -> None:
+        for m in self.monitors:
+            m.finished(run)
+
+
+class LogMonitor(Monitor):
+    """Plain lines for a log or a pipe, where a live progress bar cannot be drawn: one when
+    a run starts, one when it ends, and a progress line at most every ``every_s`` seconds
+    (so that ``paperkb run ... 2>run.log`` shows where a long run stands). Each line is
+    flushed at once. ``clean`` makes a line safe to print (the CLI drops terminal escapes)."""
+
+    def __init__(
+        self,
+        stream: Any,
+        every_s: float = 30.0,
+        *,
+        clean: Callable[[str], str] = str,
+        clock: Callable[[], float] = time.monotonic,
+        finish_lines: bool = True,
+    ) -> None:
+        self.stream = stream
+        self.clean = clean
+        self.finish_lines = finish_lines
+        self.every_s = every_s
+        self.clock = clock
+        self.last_progress: dict[str, float] = {}
+
+    def _line(self, text: str) -> None:
+        self.stream.write(self.clean(text) + "\n")
+        self.stream.flush()
+
+    def started(self, run: Run) -> None:
+        self.last_progress[run.id] = self.clock()
+        self._line(f"started  {run_label(run)}  run {run.id}")
+
+    def progress(self, run: Run, done: float, total: float, message: str) -> None:
+        now = self.clock()
+        if now - self.last_progress.get(run.id, now) < self.every_s:
+            return
+        self.last_progress[run.id] = now
+        share = f"{done:g}/{total:g}" if total else f"{done:g}"
+        self._line(f"progress {run_label(run)}  {share}" + (f"  {message}" if message else ""))
+
+    def finished(self, run: Run) -> None:
+        if not self.finish_lines:
+            return
+        took = f"{run.duration_s:.1f}s" if run.duration_s is not None else "-"
+        self._line(f"finished {run_label(run)}  run {run.id}  {run.status} ({took})")
+
+
+def run_label(run: Any) -> str:
+    """``experiment [preset]``, with the negative control when the run is one."""
+    label = f"{run.experiment} [{run.preset}]"
+    return f"{label} control {run.control}" if getattr(run, "control", None) else label
 
 
 class _EventReader:
@@ -518,7 +648,7 @@ def execute(
     planned: list[PlannedRun],
     tracker: Tracker,
     *,
-    monitor: Monitor | None = None,
+    monitor: MonitorLike | None = None,
     argv: list[str] | None = None,
 ) -> list[Run]:
     """Run ``planned`` one after the other; return their final records.
@@ -533,10 +663,22 @@ def execute(
     batch = uuid.uuid4().hex[:12]
     runs = [
         tracker.create_run(
-            p.experiment, preset=p.preset, params=p.params, overrides=p.overrides, claims=p.claims,
-            seed=p.seed, device=p.device, nproc=p.nproc, nnodes=p.nnodes, timeout_s=p.timeout_s,
-            environment=environment, command=environment["command"], batch=batch,
-            control=p.control, scale=p.scale, claim_spec=p.claim_spec,
+            p.experiment,
+            preset=p.preset,
+            params=p.params,
+            overrides=p.overrides,
+            claims=p.claims,
+            seed=p.seed,
+            device=p.device,
+            nproc=p.nproc,
+            nnodes=p.nnodes,
+            timeout_s=p.timeout_s,
+            environment=environment,
+            command=environment["command"],
+            batch=batch,
+            control=p.control,
+            scale=p.scale,
+            claim_spec=p.claim_spec,
         )
         for p in planned
     ]
@@ -546,81 +688,116 @@ def execute(
         try:
             done.append(_run_one(p, run, tracker, diff, monitor))
         except KeyboardInterrupt:
-            for rest in runs[i + 1:]:
+            for rest in runs[i + 1 :]:
                 tracker.finish(rest.id, INTERRUPTED, error="interrupted before it started (Ctrl-C)")
             raise
     return done
 
 
-def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: Monitor) -> Run:
+def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: MonitorLike) -> Run:
     run_dir = tracker.run_dir(run.id)
+    spec_path, events_path = _prepare_run_dir(p, run, tracker, diff, run_dir)
+    cmd = worker_command(spec_path, p, run.id)
+    tracker.update_environment(run.id, {"worker_command": cmd})
+    outcome = _Outcome()
+    with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=run_dir,
+                env=_worker_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            tracker.mark_running(run.id, None)
+            tracker.finish(run.id, ERROR, error=f"could not start the experiment process: {exc}")
+            return _announce_finished(tracker, run, monitor)
+        tracker.mark_running(run.id, proc.pid)
+        monitor.started(tracker.get(run.id))
+        reader = _EventReader(events_path)
+        try:
+            ended = _watch(proc, p, run, tracker, monitor, reader, outcome)
+        except KeyboardInterrupt:
+            kill_tree(proc, grace_s=1.0)
+            _consume(reader.read(), run, tracker, monitor, outcome)
+            _finish(run, tracker, INTERRUPTED, "interrupted (Ctrl-C)", outcome, run_dir)
+            _announce_finished(tracker, run, monitor)
+            raise
+    status, reason = ended if ended is not None else _judge(proc.returncode, outcome, run_dir)
+    _finish(run, tracker, status, reason, outcome, run_dir)
+    return _announce_finished(tracker, run, monitor)
+
+
+def _prepare_run_dir(p: PlannedRun, run: Run, tracker: Tracker, diff: str, run_dir: Path) -> tuple[Path, Path]:
+    """Create the run folder with its ``git.diff`` and the ``spec.json`` the worker reads;
+    return the spec's path and that of the events file the worker will write."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if diff:
         _link_diff(tracker, diff, run_dir / "git.diff")
     events_path = run_dir / "events.jsonl"
     spec = {
-        "run_id": run.id, "experiment": p.experiment, "params": p.params, "preset": p.preset,
-        "device": p.device, "seed": p.seed, "run_dir": str(run_dir), "events": str(events_path),
-        "control": p.control, "scale": p.scale, "expect": (p.claim_spec or {}).get("expect") or [],
+        "run_id": run.id,
+        "experiment": p.experiment,
+        "params": p.params,
+        "preset": p.preset,
+        "device": p.device,
+        "seed": p.seed,
+        "run_dir": str(run_dir),
+        "events": str(events_path),
+        "control": p.control,
+        "scale": p.scale,
+        "expect": (p.claim_spec or {}).get("expect") or [],
     }
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2, default=str), encoding="utf-8")
-    cmd = worker_command(spec_path, p, run.id)
+    return spec_path, events_path
+
+
+def _worker_env() -> dict[str, str]:
+    from repro.environment import SOURCE_ROOT
+
     env = dict(os.environ)
     env[PARENT_PID_ENV] = str(os.getpid())
     env["PYTHONUNBUFFERED"] = "1"
     # The source tree first, so the child runs this checkout's repro even from the run folder.
-    from repro.environment import SOURCE_ROOT
-
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH", "")]))
-    tracker.update_environment(run.id, {"worker_command": cmd})
+    return env
 
-    outcome = _Outcome()
-    status: str | None = None
-    reason: str | None = None
-    with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
-        try:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=run_dir, env=env, start_new_session=True
-            )
-        except OSError as exc:
-            tracker.mark_running(run.id, None)
-            tracker.finish(run.id, ERROR, error=f"could not start the experiment process: {exc}")
-            final = tracker.get(run.id)
-            monitor.finished(final)
-            return final
-        tracker.mark_running(run.id, proc.pid)
-        monitor.started(tracker.get(run.id))
-        reader = _EventReader(events_path)
-        t0 = time.monotonic()
-        last_beat = t0
-        try:
-            while True:
-                rc = proc.poll()
-                _consume(reader.read(), run, tracker, monitor, outcome)
-                now = time.monotonic()
-                if now - last_beat >= HEARTBEAT_EVERY_S:
-                    tracker.beat(run.id)
-                    last_beat = now
-                if rc is not None:
-                    _end_leftovers(proc)
-                    _consume(reader.read(), run, tracker, monitor, outcome)
-                    break
-                if p.timeout_s is not None and now - t0 > p.timeout_s:
-                    kill_tree(proc)
-                    _consume(reader.read(), run, tracker, monitor, outcome)
-                    status, reason = TIMEOUT, f"timed out after {p.timeout_s:g} s; the process tree was ended"
-                    break
-                time.sleep(POLL_S)
-        except KeyboardInterrupt:
-            kill_tree(proc, grace_s=1.0)
+
+def _watch(
+    proc: subprocess.Popen,
+    p: PlannedRun,
+    run: Run,
+    tracker: Tracker,
+    monitor: MonitorLike,
+    reader: _EventReader,
+    outcome: _Outcome,
+) -> tuple[str, str] | None:
+    """Follow the child until it exits (None: judge it by its outcome) or times out (the
+    status and reason to record), copying its events into the tracker and beating the heartbeat."""
+    t0 = last_beat = time.monotonic()
+    while True:
+        rc = proc.poll()
+        _consume(reader.read(), run, tracker, monitor, outcome)
+        now = time.monotonic()
+        if now - last_beat >= HEARTBEAT_EVERY_S:
+            tracker.beat(run.id)
+            last_beat = now
+        if rc is not None:
+            _end_leftovers(proc)
             _consume(reader.read(), run, tracker, monitor, outcome)
-            _finish(run, tracker, INTERRUPTED, "interrupted (Ctrl-C)", outcome, run_dir)
-            monitor.finished(tracker.get(run.id))
-            raise
-    if status is None:
-        status, reason = _judge(proc.returncode, outcome, run_dir)
-    _finish(run, tracker, status, reason, outcome, run_dir)
+            return None
+        if p.timeout_s is not None and now - t0 > p.timeout_s:
+            kill_tree(proc)
+            _consume(reader.read(), run, tracker, monitor, outcome)
+            return TIMEOUT, f"timed out after {p.timeout_s:g} s; the process tree was ended"
+        time.sleep(POLL_S)
+
+
+def _announce_finished(tracker: Tracker, run: Run, monitor: MonitorLike) -> Run:
     final = tracker.get(run.id)
     monitor.finished(final)
     return final
@@ -654,7 +831,7 @@ def _end_leftovers(proc: subprocess.Popen) -> None:
         pass
 
 
-def _consume(events: list[dict[str, Any]], run: Run, tracker: Tracker, monitor: Monitor, outcome: _Outcome) -> None:
+def _consume(events: list[dict[str, Any]], run: Run, tracker: Tracker, monitor: MonitorLike, outcome: _Outcome) -> None:
     metrics = []
     for ev in events:
         kind = ev.get("type")
@@ -718,11 +895,16 @@ def _finish(run: Run, tracker: Tracker, status: str, reason: str | None, outcome
         reason = CONTROL_PASSED.format(control=run.control)
     metrics = tracker.metrics(run.id)
     record = {
-        "run_id": run.id, "experiment": run.experiment, "preset": run.preset, "status": status,
+        "run_id": run.id,
+        "experiment": run.experiment,
+        "preset": run.preset,
+        "status": status,
         "verdict": result.get("verdict") if result else None,
         "checks": result.get("checks") if result else [],
         "summary": result.get("summary") if result else None,
-        "params": run.params, "metrics": metrics, "error": reason,
+        "params": run.params,
+        "metrics": metrics,
+        "error": reason,
     }
     (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=str, allow_nan=True), encoding="utf-8")
     names = ["metrics.json", "spec.json", "events.jsonl", "stdout.log", "stderr.log", "git.diff"]
@@ -739,7 +921,8 @@ def _finish(run: Run, tracker: Tracker, status: str, reason: str | None, outcome
     for name in plots:
         tracker.add_artifact(run.id, name, "plot")
     tracker.finish(
-        run.id, status,
+        run.id,
+        status,
         verdict=result.get("verdict") if result else None,
         checks=result.get("checks") if result else None,
         summary=result.get("summary") if result else None,
@@ -747,8 +930,10 @@ def _finish(run: Run, tracker: Tracker, status: str, reason: str | None, outcome
     )
 
 
-CONTROL_PASSED = ("negative control {control!r} passed: this check cannot fail (an error of the experiment, "
-                  "not evidence for the claim)")
+CONTROL_PASSED = (
+    "negative control {control!r} passed: this check cannot fail (an error of the experiment, "
+    "not evidence for the claim)"
+)
 
 
 def record_skipped(tracker: Tracker, skipped: list[Skipped], preset: str) -> list[Run]:
@@ -762,9 +947,50 @@ def record_skipped(tracker: Tracker, skipped: list[Skipped], preset: str) -> lis
             scale = registry.get(s.experiment).scale_of(preset)
         except registry.RegistryError:
             scale = None
-        out.append(tracker.record_skipped(s.experiment, preset=preset, needs=s.needs, reason=s.reason,
-                                          claims=s.claims, scale=scale, claim_spec=s.claim_spec, control=s.control))
+        out.append(
+            tracker.record_skipped(
+                s.experiment,
+                preset=preset,
+                needs=s.needs,
+                reason=s.reason,
+                claims=s.claims,
+                scale=scale,
+                claim_spec=s.claim_spec,
+                control=s.control,
+            )
+        )
     return out
+
+
+def refuse_if_nothing_runs(planned: list[PlannedRun], skipped: list[Skipped]) -> None:
+    """Raise one line saying why nothing can run when every target was left out (exit 1:
+    the machine lacks something, the command line is fine)."""
+    if planned or not skipped:
+        return
+    if len(skipped) == 1:
+        raise PaperkbError(skipped[0].reason)
+    whys = {s.reason.removeprefix(f"{s.experiment}: ") for s in skipped}
+    if len(whys) == 1:
+        ids = [s.experiment for s in skipped]
+        shown = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+        raise PaperkbError(f"nothing can run: {shown}: {whys.pop()}")
+    raise PaperkbError("nothing can run: " + "; ".join(s.reason for s in skipped))
+
+
+def batch_summary(runs: list[Run], skipped: list[Skipped]) -> str:
+    """``3 runs: 2 passed, 1 failed; 1 skipped (requirements not met)``."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    if skipped:
+        summary += f"; {len(skipped)} skipped (requirements not met)"
+    return f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {summary}"
+
+
+def controls_not_contradicted(runs: list[Run]) -> list[Run]:
+    """The control runs that did not end contradicted (each one an error of its experiment)."""
+    return [r for r in runs if r.status != FAILED]
 
 
 RUN_ERROR_EXIT = 3  # some run ended in error, timeout or was interrupted

@@ -29,7 +29,7 @@ This module is torch-free: the query engine and ``paperkb status`` import it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -372,11 +372,26 @@ def claim_rows(
     return rows
 
 
+STATUS_STAGES = ("reading claims", "judging claims")
+
+
 def filtered_status_table(
-    vault: Any, *, note_path: str | None = None, tag: str | None = None, status: str | None = None
+    vault: Any,
+    *,
+    note_path: str | None = None,
+    tag: str | None = None,
+    status: str | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`status_table` for the claims that pass the filters (papers with none are left out)."""
-    papers = status_table(_root(vault), vault_claims(vault, note_path=note_path, tag=tag))
+    """:func:`status_table` for the claims that pass the filters (papers with none are left out).
+
+    ``stage(name)`` is called as each of STATUS_STAGES begins (for a progress display): reading
+    the claims may index the vault, judging them reads every recorded run."""
+    say = stage or (lambda name: None)
+    say(STATUS_STAGES[0])
+    claims = vault_claims(vault, note_path=note_path, tag=tag)
+    say(STATUS_STAGES[1])
+    papers = status_table(_root(vault), claims)
     if status:
         for paper in papers:
             paper["claims"] = [c for c in paper["claims"] if status_matches(c["status"], status)]

@@ -26,9 +26,10 @@ import secrets
 import socket
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from paperkb.errors import PaperkbError
 from repro.processes import pid_alive as _pid_alive
@@ -108,7 +109,7 @@ def iso(ts: float | None) -> str | None:
     """Epoch seconds as an ISO-8601 UTC string (what JSON output shows)."""
     if ts is None:
         return None
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds")
 
 
 def new_run_id() -> str:
@@ -184,7 +185,7 @@ class Tracker:
             raise PaperkbError(f"cannot open the run tracker at {self.db_path}: {exc}") from None
 
     @classmethod
-    def open_existing(cls, vault_root: Path | str) -> "Tracker | None":
+    def open_existing(cls, vault_root: Path | str) -> Tracker | None:
         """The tracker if ``runs.db`` exists, else ``None`` (nothing is created)."""
         if not (Path(vault_root) / ".paperkb" / "runs.db").is_file():
             return None
@@ -217,14 +218,15 @@ class Tracker:
                 for c in missing:
                     if c not in cols:
                         conn.execute(f"ALTER TABLE runs ADD COLUMN {c} {_ADDED_COLUMNS[c]}")
-                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-                             (str(SCHEMA_VERSION),))
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
         return conn
 
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -233,7 +235,9 @@ class Tracker:
                 where = getattr(exc, "filename", None) or self.db_path
                 reason = f"disk full while writing {where}"
                 self._fail_unfinished(reason)
-                raise PaperkbError(reason + "; free some space and run again", exit_code=3) from None  # a run ended in error
+                raise PaperkbError(
+                    reason + "; free some space and run again", exit_code=3
+                ) from None  # a run ended in error
         finally:
             self.close()
 
@@ -312,16 +316,35 @@ class Tracker:
         self.run_dir(run.id).mkdir(parents=True, exist_ok=True)
         return run
 
-    def record_skipped(self, experiment: str, *, preset: str, needs: str, reason: str, claims: Iterable[str] = (),
-                       scale: str | None = None, claim_spec: dict[str, Any] | None = None,
-                       control: str | None = None, batch: str | None = None) -> Run:
+    def record_skipped(
+        self,
+        experiment: str,
+        *,
+        preset: str,
+        needs: str,
+        reason: str,
+        claims: Iterable[str] = (),
+        scale: str | None = None,
+        claim_spec: dict[str, Any] | None = None,
+        control: str | None = None,
+        batch: str | None = None,
+    ) -> Run:
         """A run that did not start because the machine lacks ``needs`` (e.g. "a CUDA GPU")."""
-        run = self.create_run(experiment, preset=preset, params={}, claims=claims, scale=scale,
-                              claim_spec=claim_spec, control=control, batch=batch)
+        run = self.create_run(
+            experiment,
+            preset=preset,
+            params={},
+            claims=claims,
+            scale=scale,
+            claim_spec=claim_spec,
+            control=control,
+            batch=batch,
+        )
         now = time.time()
         with _transaction(self.conn):
-            self.conn.execute("UPDATE runs SET status=?, needs=?, error=?, ended=? WHERE id=?",
-                              (SKIPPED, needs, reason, now, run.id))
+            self.conn.execute(
+                "UPDATE runs SET status=?, needs=?, error=?, ended=? WHERE id=?", (SKIPPED, needs, reason, now, run.id)
+            )
         return self.get(run.id)
 
     def mark_running(self, run_id: str, child_pid: int | None) -> None:
@@ -339,8 +362,14 @@ class Tracker:
     def add_metrics(self, run_id: str, metrics: Iterable[dict[str, Any]]) -> int:
         """Record metrics (dicts with name, value, step, time, rank) and beat, in one transaction."""
         rows = [
-            (run_id, str(m["name"]), _num(m.get("value")), _num(m.get("step")), _num(m.get("time")),
-             int(m.get("rank") or 0))
+            (
+                run_id,
+                str(m["name"]),
+                _num(m.get("value")),
+                _num(m.get("step")),
+                _num(m.get("time")),
+                int(m.get("rank") or 0),
+            )
             for m in metrics
         ]
         with _transaction(self.conn):
@@ -425,8 +454,9 @@ class Tracker:
         row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None and run_id:
             like = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            rows = self.conn.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6",
-                                     (like,)).fetchall()
+            rows = self.conn.execute(
+                "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6", (like,)
+            ).fetchall()
             if len(rows) > 1:
                 shown = ", ".join(r["id"] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
                 raise PaperkbError(f"run id {run_id!r} is ambiguous: {shown} (give more of it)")
@@ -461,7 +491,9 @@ class Tracker:
             where.append("batch = ?")
             args.append(batch)
         if light:
-            cols = [r[1] for r in self.conn.execute("PRAGMA table_info(runs)") if r[1] not in ("environment", "command")]
+            cols = [
+                r[1] for r in self.conn.execute("PRAGMA table_info(runs)") if r[1] not in ("environment", "command")
+            ]
             sql = f"SELECT {', '.join(cols)} FROM runs"
         else:
             sql = "SELECT * FROM runs"
@@ -538,3 +570,31 @@ def _run_of(row: sqlite3.Row) -> Run:
         if key in d or key in ("environment", "command"):
             d[key] = json.loads(d[key]) if d.get(key) else ([] if key in ("claims", "checks", "command") else {})
     return Run(**d)
+
+
+def last_metric_values(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last value of each metric (per rank), with ``points``: how many were recorded."""
+    finals: dict[tuple[str, int], dict[str, Any]] = {}
+    counts: dict[tuple[str, int], int] = {}
+    for m in metrics:
+        key = (m["name"], m["rank"])
+        finals[key] = m
+        counts[key] = counts.get(key, 0) + 1
+    return [{**m, "points": counts[key]} for key, m in finals.items()]
+
+
+def environment_summary(env: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The few facts of a run's recorded environment worth a glance (``runs show``)."""
+    git, machine, torch = env.get("git") or {}, env.get("machine") or {}, env.get("torch") or {}
+    devs = ", ".join(f"{x['name']} ({x['memory_bytes'] / 2**30:.0f} GiB)" for x in torch.get("devices", [])) or "cpu"
+    ram = machine.get("ram_bytes")
+    return [
+        ("git commit", f"{git.get('commit') or '-'}{' (dirty)' if git.get('dirty') else ''}"),
+        ("python", (env.get("python") or {}).get("version")),
+        ("torch", f"{torch.get('version', '-')} cuda {torch.get('cuda') or '-'} cudnn {torch.get('cudnn') or '-'}"),
+        ("devices", devs),
+        ("cpu", f"{machine.get('cpu_model', '-')} x{machine.get('cpu_count', '-')}"),
+        ("ram", f"{ram / 2**30:.1f} GiB" if ram else "-"),
+        ("host", machine.get("host")),
+        ("packages", f"{len(env.get('packages') or {})} recorded (--format json lists them)"),
+    ]

@@ -34,12 +34,13 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from repro import registry
-from repro.registry import Metric, Result, RunContext
 from repro.processes import pid_alive as _pid_alive
+from repro.registry import Metric, Result, RunContext
 
 PARENT_PID_ENV = "PAPERKB_PARENT_PID"
 EXTRA_MODULES_ENV = "PAPERKB_EXTRA_EXPERIMENT_MODULES"
@@ -187,7 +188,7 @@ def run(spec: dict[str, Any]) -> int:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     writer = EventWriter(spec["events"])
     stream = local_rank == 0  # one streaming writer per node
-    dist = None
+    dist: Any = None  # torch.distributed, once a process group is started
     try:
         load_experiments()
         exp = registry.get(spec["experiment"])
@@ -245,7 +246,7 @@ def run(spec: dict[str, Any]) -> int:
             writer.emit("environment", environment=_environment())
             writer.emit("result", result=payload)
         return 0
-    except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             writer.emit("error", traceback="interrupted (SIGINT)", rank=rank)
             return 130

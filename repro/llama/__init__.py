@@ -10,12 +10,25 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "ModelArgs": "model", "PRESETS": "model", "preset": "model", "Transformer": "model",
-    "KVCache": "model", "count_parameters": "model", "build_on_meta": "model",
-    "generate": "generation", "sample_top_p": "generation", "format_chat": "generation",
+    "ModelArgs": "model",
+    "PRESETS": "model",
+    "preset": "model",
+    "Transformer": "model",
+    "KVCache": "model",
+    "count_parameters": "model",
+    "build_on_meta": "model",
+    "generate": "generation",
+    "sample_top_p": "generation",
+    "format_chat": "generation",
     "chat_prompt_tokens": "generation",
-    "save_hf": "weights", "load_hf": "weights", "load_meta": "weights", "to_hf_state_dict": "weights",
-    "from_hf_state_dict": "weights", "hf_config": "weights", "save_meta": "weights", "to_transformers": "weights",
+    "save_hf": "weights",
+    "load_hf": "weights",
+    "load_meta": "weights",
+    "to_hf_state_dict": "weights",
+    "from_hf_state_dict": "weights",
+    "hf_config": "weights",
+    "save_meta": "weights",
+    "to_transformers": "weights",
     "ByteTokenizer": "tokenizer",
 }
 

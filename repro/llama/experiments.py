@@ -470,7 +470,6 @@ def cosine_lr(step: int, peak: float, warmup: int, total: int, floor: float = 0.
 
 def _train_small(ctx):
     import torch
-    import torch.nn.functional as F
 
     from repro.llama.model import Transformer, count_parameters
     from repro.llama.tokenizer import ByteTokenizer
@@ -479,12 +478,7 @@ def _train_small(ctx):
     torch.manual_seed(ctx.seed)
     text, source = _corpus(p["vault"])
     tok = ByteTokenizer()
-    if ctx.control == "leaky-split":
-        cut = int((1 - p["held_out_fraction"]) * len(text))
-        cut = text.rfind("\n", 0, cut) + 1
-        train_lines, held_lines = text[:cut].splitlines(), text[cut:].splitlines()
-    else:
-        train_lines, held_lines = split_lines(text, p["held_out_fraction"], ctx.seed)
+    train_lines, held_lines = _held_out_split(ctx, text)
     overlap = shared_lines(train_lines, held_lines)
     ctx.log_metric("held_out_lines", len(held_lines))
     ctx.log_metric("held_out_lines_in_training", overlap)
@@ -502,40 +496,75 @@ def _train_small(ctx):
         f"training on {source}: {len(train):,} bytes, held out {len(val):,} ({len(held_lines)} distinct "
         f"lines, {overlap} of them also in training)"
     )
-
-    # baseline: a unigram model fitted on the training bytes, scored on the held-out bytes
-    counts = torch.bincount(train, minlength=tok.n_words).double() + 1.0
-    logp = (counts / counts.sum()).log()
-    unigram = -logp[val].mean().item()
+    unigram = _unigram_loss(train, val, tok.n_words)
     ctx.log_metric("unigram_val_loss", unigram)
 
-    args = _tiny_args(p["dim"], p["n_layers"], p["n_heads"], p["n_kv_heads"], tok.n_words, seq)
-    model = Transformer(args)
+    model = Transformer(_tiny_args(p["dim"], p["n_layers"], p["n_heads"], p["n_kv_heads"], tok.n_words, seq))
     ctx.log_metric("n_params", count_parameters(model))
+    opt = _llama2_adamw(model, p["lr"])
+    steps = p["steps"]
+    warmup = max(1, min(p["warmup"], steps - 1))
+    curve, val_curve = _train_loop(ctx, model, opt, train, val, lambda step: cosine_lr(step, p["lr"], warmup, steps))
+    first_val, final = val_curve[0][1], val_curve[-1][1]
+    ctx.log_metric("final_val_loss", final)
+    _check_training(ctx, opt, cosine_lr(steps - 1, p["lr"], warmup, steps) / p["lr"], first_val, final, unigram)
+    _plot_loss_curves(ctx.artifact_path("loss_curve.png"), curve, val_curve, unigram)
+    return ctx.result(
+        f"held-out loss {final:.3f} nats/byte after {steps} steps (unigram {unigram:.3f}, start {first_val:.3f})"
+    )
+
+
+def _held_out_split(ctx, text: str) -> tuple[list[str], list[str]]:
+    """Training and held-out lines; the ``leaky-split`` control cuts the text in two without
+    removing repeated lines, so held-out lines also occur in training."""
+    fraction = ctx.params["held_out_fraction"]
+    if ctx.control == "leaky-split":
+        cut = int((1 - fraction) * len(text))
+        cut = text.rfind("\n", 0, cut) + 1
+        return text[:cut].splitlines(), text[cut:].splitlines()
+    return split_lines(text, fraction, ctx.seed)
+
+
+def _unigram_loss(train, val, n_words: int) -> float:
+    """Baseline: a unigram model fitted on the training bytes (add-one), scored on the held-out bytes."""
+    import torch
+
+    counts = torch.bincount(train, minlength=n_words).double() + 1.0
+    logp = (counts / counts.sum()).log()
+    return -logp[val].mean().item()
+
+
+def _llama2_adamw(model, lr: float):
+    """Section 2.2: AdamW (β1 0.9, β2 0.95, ε 1e-5), weight decay 0.1 on matrices only."""
+    import torch
+
     decay = [q for q in model.parameters() if q.ndim >= 2]
     no_decay = [q for q in model.parameters() if q.ndim < 2]
-    # Section 2.2: AdamW (β1 0.9, β2 0.95, ε 1e-5), weight decay 0.1, clip 1.0, cosine to 10%.
-    opt = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=p["lr"],
+        lr=lr,
         betas=(0.9, 0.95),
         eps=1e-5,
     )
-    steps = p["steps"]
-    warmup = max(1, min(p["warmup"], steps - 1))
 
-    def lr_at(step):
-        return cosine_lr(step, p["lr"], warmup, steps)
 
+def _train_loop(ctx, model, opt, train, val, lr_at):
+    """Train on random windows of ``train`` with gradients clipped to 1.0 (section 2.2);
+    return the training curve and the held-out curve (which starts at step 0)."""
+    import torch
+    import torch.nn.functional as F
+
+    p = ctx.params
+    seq, steps, n_words = p["seq_len"], p["steps"], model.params.vocab_size
     gen = torch.Generator().manual_seed(ctx.seed)
     starts_val = torch.arange(0, len(val) - seq - 1, max(1, (len(val) - seq - 1) // 16))[:16]
 
     def val_loss():
         model.eval()
         with torch.no_grad():
-            x = torch.stack([val[s : s + seq] for s in starts_val])
+            x = torch.stack([val[s : s + seq] for s in starts_val])  # (16, N)
             y = torch.stack([val[s + 1 : s + seq + 1] for s in starts_val])
-            loss = F.cross_entropy(model(x).reshape(-1, tok.n_words), y.reshape(-1)).item()
+            loss = F.cross_entropy(model(x).reshape(-1, n_words), y.reshape(-1)).item()
         model.train()
         return loss
 
@@ -545,13 +574,13 @@ def _train_small(ctx):
     ctx.log_metric("val_loss", first_val, step=0)
     for step in range(steps):
         idx = torch.randint(0, len(train) - seq - 1, (p["batch"],), generator=gen)
-        x = torch.stack([train[i : i + seq] for i in idx])
+        x = torch.stack([train[i : i + seq] for i in idx])  # (B, N)
         y = torch.stack([train[i + 1 : i + seq + 1] for i in idx])
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         if (step + 1) % 10 == 0 or step + 1 == steps:
             ctx.log_metric("lr", lr_at(step), step=step + 1)
-        loss = F.cross_entropy(model(x).reshape(-1, tok.n_words), y.reshape(-1))
+        loss = F.cross_entropy(model(x).reshape(-1, n_words), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -564,8 +593,10 @@ def _train_small(ctx):
             v = val_loss()
             val_curve.append((step + 1, v))
             ctx.log_metric("val_loss", v, step=step + 1)
-    final = val_curve[-1][1]
-    ctx.log_metric("final_val_loss", final)
+    return curve, val_curve
+
+
+def _check_training(ctx, opt, final_lr_fraction: float, first_val: float, final: float, unigram: float) -> None:
     group = opt.param_groups[0]
     ctx.check(
         "adamw_betas",
@@ -576,7 +607,7 @@ def _train_small(ctx):
     )
     ctx.check(
         "final_lr_fraction_of_peak",
-        lr_at(steps - 1) / p["lr"],
+        final_lr_fraction,
         "between",
         (0.0999, 0.1001),
         "the cosine schedule ends at 10% of the peak learning rate (section 2.2)",
@@ -598,6 +629,8 @@ def _train_small(ctx):
         evidence="proxy",
     )
 
+
+def _plot_loss_curves(path, curve, val_curve, unigram: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -612,8 +645,5 @@ def _train_small(ctx):
     ax.set_title("Small Llama 2 on the vault's notes")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(ctx.artifact_path("loss_curve.png"), dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return ctx.result(
-        f"held-out loss {final:.3f} nats/byte after {steps} steps (unigram {unigram:.3f}, start {first_val:.3f})"
-    )

@@ -11,10 +11,22 @@ import importlib
 _EXPORTS = {
     name: "model"
     for name in (
-        "TransformerConfig", "CONFIGS", "config", "Transformer", "MultiHeadAttention",
-        "sinusoidal_positions", "scaled_dot_product_attention", "label_smoothed_loss", "noam_lr",
-        "make_optimizer", "greedy_decode", "beam_search", "beam_decode", "length_penalty",
-        "count_parameters", "build_on_meta",
+        "TransformerConfig",
+        "CONFIGS",
+        "config",
+        "Transformer",
+        "MultiHeadAttention",
+        "sinusoidal_positions",
+        "scaled_dot_product_attention",
+        "label_smoothed_loss",
+        "noam_lr",
+        "make_optimizer",
+        "greedy_decode",
+        "beam_search",
+        "beam_decode",
+        "length_penalty",
+        "count_parameters",
+        "build_on_meta",
     )
 }
 

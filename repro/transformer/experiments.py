@@ -12,9 +12,20 @@ PAPER_PARAMS_M = {"base": 65.0, "big": 213.0}  # Table 3, printed to the nearest
 PAPER_VOCAB = 37000  # section 5.1: "a shared source-target vocabulary of about 37000 tokens"
 
 
-def closed_form_count(vocab: int, d_model: int, encoder_layers: int, decoder_layers: int, d_ff: int, *,
-                      learned_positions: int = 0, token_types: int = 0, embedding_norm: bool = False,
-                      pooler: bool = False, tied_output: bool = True, cross_attention: bool = True) -> int:
+def closed_form_count(
+    vocab: int,
+    d_model: int,
+    encoder_layers: int,
+    decoder_layers: int,
+    d_ff: int,
+    *,
+    learned_positions: int = 0,
+    token_types: int = 0,
+    embedding_norm: bool = False,
+    pooler: bool = False,
+    tied_output: bool = True,
+    cross_attention: bool = True,
+) -> int:
     """Parameters of a post-norm Transformer stack, counted by hand: one token embedding
     (shared by encoder, decoder and, when ``tied_output``, the pre-softmax projection, as in
     section 3.4), attention blocks of four d x d projections with biases, FFNs of d x d_ff
@@ -44,8 +55,9 @@ def _custom_model_on_meta(p):
     from repro.transformer.model import DecoderLayer, EncoderLayer, TransformerConfig
 
     d = p["d_model"]
-    cfg = TransformerConfig(vocab_size=p["vocab_size"], d_model=d, n_layers=p["n_layers"], n_heads=p["n_heads"],
-                            d_ff=p["d_ff"] or 4 * d)
+    cfg = TransformerConfig(
+        vocab_size=p["vocab_size"], d_model=d, n_layers=p["n_layers"], n_heads=p["n_heads"], d_ff=p["d_ff"] or 4 * d
+    )
     with torch.device("meta"):
         parts = nn.ModuleDict({"embed": nn.Embedding(cfg.vocab_size, d)})
         if p["learned_positions"]:
@@ -71,8 +83,12 @@ def _custom_model_on_meta(p):
     "stack of the same layers is counted instead (e.g. BERT-base), for a claim's own expect::",
     params=[
         Param("vocab_size", int, PAPER_VOCAB, "token vocabulary (shared source/target and output)"),
-        Param("vocab_precision", int, 500, "how far 'about 37000' may be from the true vocabulary (half of "
-                                           "its rounding unit)"),
+        Param(
+            "vocab_precision",
+            int,
+            500,
+            "how far 'about 37000' may be from the true vocabulary (half of its rounding unit)",
+        ),
         Param("d_model", int, 0, "0: the paper's base and big; else the width of a stack to count"),
         Param("n_layers", int, 6, "encoder layers of the stack"),
         Param("decoder_layers", int, 0, "decoder layers of the stack (0: an encoder only)"),
@@ -84,8 +100,10 @@ def _custom_model_on_meta(p):
         Param("pooler", bool, False, "a d x d pooler on the first token, as in BERT"),
         Param("tied_output", bool, True, "the output projection is the token embedding"),
     ],
-    presets={"smoke": Preset(description="meta device, no memory, ~1 s"),
-             "full": Preset(description="same as smoke: counting needs no weights")},
+    presets={
+        "smoke": Preset(description="meta device, no memory, ~1 s"),
+        "full": Preset(description="same as smoke: counting needs no weights"),
+    },
     controls=[Control("forget-cross-attention", "a counter that forgets the decoder's cross-attention blocks")],
 )
 def param_count(ctx):
@@ -96,20 +114,38 @@ def param_count(ctx):
     if p["d_model"]:
         d_ff = p["d_ff"] or 4 * p["d_model"]
         n_built = count_parameters(_custom_model_on_meta(p))
-        n = closed_form_count(p["vocab_size"], p["d_model"], p["n_layers"], p["decoder_layers"], d_ff,
-                              learned_positions=p["learned_positions"], token_types=p["token_types"],
-                              embedding_norm=p["embedding_norm"], pooler=p["pooler"],
-                              tied_output=p["tied_output"], cross_attention=not forget)
+        n = closed_form_count(
+            p["vocab_size"],
+            p["d_model"],
+            p["n_layers"],
+            p["decoder_layers"],
+            d_ff,
+            learned_positions=p["learned_positions"],
+            token_types=p["token_types"],
+            embedding_norm=p["embedding_norm"],
+            pooler=p["pooler"],
+            tied_output=p["tied_output"],
+            cross_attention=not forget,
+        )
         ctx.log_metric("params", n)
         ctx.log_metric("params_millions", n / 1e6)
-        ctx.log(f"d_model {p['d_model']}, {p['n_layers']} encoder + {p['decoder_layers']} decoder layers, "
-                f"d_ff {d_ff}, vocabulary {p['vocab_size']}: {n:,} parameters ({n / 1e6:.2f}M)")
-        ctx.check("closed_form_equals_built_model", n, "==", n_built,
-                  "the hand count equals the parameters of the layers built on the meta device")
+        ctx.log(
+            f"d_model {p['d_model']}, {p['n_layers']} encoder + {p['decoder_layers']} decoder layers, "
+            f"d_ff {d_ff}, vocabulary {p['vocab_size']}: {n:,} parameters ({n / 1e6:.2f}M)"
+        )
+        ctx.check(
+            "closed_form_equals_built_model",
+            n,
+            "==",
+            n_built,
+            "the hand count equals the parameters of the layers built on the meta device",
+        )
         return ctx.result(f"{n / 1e6:.2f}M parameters for the configuration given")
     vocab, slack = p["vocab_size"], p["vocab_precision"]
-    ctx.log(f"convention: one {vocab}-token vocabulary shared by source, target and the output projection "
-            "(section 3.4); biases in every projection; post-norm, no final LayerNorm; sinusoidal positions")
+    ctx.log(
+        f"convention: one {vocab}-token vocabulary shared by source, target and the output projection "
+        "(section 3.4); biases in every projection; post-norm, no final LayerNorm; sinusoidal positions"
+    )
     counts = {}
     for name, paper in PAPER_PARAMS_M.items():
         cfg = config(name, vocab_size=vocab)
@@ -118,17 +154,29 @@ def param_count(ctx):
         counts[name] = n
         ctx.log_metric(f"params_{name}", n)
         ctx.log_metric(f"params_{name}_millions", n / 1e6)
-        ctx.check(f"closed_form_equals_built_{name}", n, "==", n_built,
-                  f"{name}: the hand count equals our model's parameters (built on the meta device)")
+        ctx.check(
+            f"closed_form_equals_built_{name}",
+            n,
+            "==",
+            n_built,
+            f"{name}: the hand count equals our model's parameters (built on the meta device)",
+        )
         # The paper prints whole millions and an approximate vocabulary: the band is that
         # rounding (±0.5M) plus what ±vocab_precision tokens of embedding weigh.
         band = 0.5 + slack * cfg.d_model / 1e6
-        ctx.check(f"params_{name}_millions", n / 1e6, "between", (paper - band, paper + band),
-                  f"{name}: the paper's {paper:.0f}M at its printed precision (±{band:.2f}M: rounding to the "
-                  f"million and a vocabulary of {vocab} ± {slack})")
+        ctx.check(
+            f"params_{name}_millions",
+            n / 1e6,
+            "between",
+            (paper - band, paper + band),
+            f"{name}: the paper's {paper:.0f}M at its printed precision (±{band:.2f}M: rounding to the "
+            f"million and a vocabulary of {vocab} ± {slack})",
+        )
         ctx.log(f"{name}: {n:,} parameters ({n / 1e6:.2f}M; paper: {paper:.0f}M ± {band:.2f}M)")
-    return ctx.result(f"base {counts['base'] / 1e6:.2f}M, big {counts['big'] / 1e6:.2f}M with a {vocab}-token "
-                      "shared vocabulary (paper: 65M, 213M)")
+    return ctx.result(
+        f"base {counts['base'] / 1e6:.2f}M, big {counts['big'] / 1e6:.2f}M with a {vocab}-token "
+        "shared vocabulary (paper: 65M, 213M)"
+    )
 
 
 @experiment(
@@ -136,16 +184,25 @@ def param_count(ctx):
     "Sinusoidal positions (section 3.5): for each fixed offset k, PE(pos + k) is a linear function of "
     "PE(pos); a least-squares fit leaves no residual, while random position vectors leave a large one",
     params=[
-        Param("d_model", int, 512), Param("n_positions", int, 2048, "positions used in the fit"),
+        Param("d_model", int, 512),
+        Param("n_positions", int, 2048, "positions used in the fit"),
         Param("offsets", list, [1, 5, 17, 100, 400], "the offsets k to fit"),
         Param("tolerance", float, 1e-6, "largest relative residual accepted for the sinusoids"),
     ],
-    presets={"smoke": Preset(params={"d_model": 256, "n_positions": 640},
-                             description="d_model 256, 640 positions, five offsets, a few seconds"),
-             "full": Preset(params={"d_model": 1024, "n_positions": 4096,
-                                    "offsets": [1, 2, 5, 17, 50, 100, 400, 1000]})},
-    controls=[Control("nonlinear-phase", "positions encoded as sin/cos of pos^1.5 · ω_i: the phase is not "
-                                         "linear in the position, so no fixed matrix maps PE(pos) to PE(pos + k)")],
+    presets={
+        "smoke": Preset(
+            params={"d_model": 256, "n_positions": 640},
+            description="d_model 256, 640 positions, five offsets, a few seconds",
+        ),
+        "full": Preset(params={"d_model": 1024, "n_positions": 4096, "offsets": [1, 2, 5, 17, 50, 100, 400, 1000]}),
+    },
+    controls=[
+        Control(
+            "nonlinear-phase",
+            "positions encoded as sin/cos of pos^1.5 · ω_i: the phase is not "
+            "linear in the position, so no fixed matrix maps PE(pos) to PE(pos + k)",
+        )
+    ],
 )
 def sinusoid_linear(ctx):
     with torch_threads(1):
@@ -170,7 +227,7 @@ def _sinusoid_linear(ctx):
     inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d, 2, dtype=torch.float64) / d)
 
     def fit(table, k):
-        x, y = table[:n], table[k:k + n]
+        x, y = table[:n], table[k : k + n]
         # SVD-based solver: the low-frequency columns are nearly collinear (rank-deficient x)
         m = torch.linalg.lstsq(x, y, driver="gelsd").solution  # y ≈ x @ m
         return m, ((x @ m - y).norm() / y.norm()).item()
@@ -187,23 +244,35 @@ def _sinusoid_linear(ctx):
         analytic[i, i], analytic[i + 1, i] = c, s
         analytic[i, i + 1], analytic[i + 1, i + 1] = -s, c
         x = pe[:n]
-        dev = ((x @ analytic - pe[k:k + n]).norm() / pe[k:k + n].norm()).item()
+        dev = ((x @ analytic - pe[k : k + n]).norm() / pe[k : k + n].norm()).item()
         ctx.log_metric("residual", resid, step=k)
         ctx.log_metric("residual_random_positions", resid_control, step=k)
         ctx.log_metric("residual_closed_form_rotation", dev, step=k)
-        ctx.log(f"k={k}: relative residual {resid:.2e} (random positions: {resid_control:.2f}; "
-                f"closed-form rotation: {dev:.2e})")
+        ctx.log(
+            f"k={k}: relative residual {resid:.2e} (random positions: {resid_control:.2f}; "
+            f"closed-form rotation: {dev:.2e})"
+        )
         worst = max(worst, resid)
         worst_control = min(worst_control, resid_control)
         worst_analytic = max(worst_analytic, dev)
-    ctx.check("max_relative_residual", worst, "<=", p["tolerance"],
-              "PE(pos+k) = PE(pos) M_k fits exactly for every offset")
-    ctx.check("random_positions_residual", worst_control, ">=", 0.1,
-              "control: the same fit fails for random position vectors (the test can tell)")
-    ctx.check("closed_form_rotation_residual", worst_analytic, "<=", p["tolerance"],
-              "M_k is the rotation by k·ω_i of each (sin, cos) pair")
-    return ctx.result(f"largest residual {worst:.1e} over offsets {p['offsets']} (random vectors: "
-                      f"{worst_control:.2f})")
+    ctx.check(
+        "max_relative_residual", worst, "<=", p["tolerance"], "PE(pos+k) = PE(pos) M_k fits exactly for every offset"
+    )
+    ctx.check(
+        "random_positions_residual",
+        worst_control,
+        ">=",
+        0.1,
+        "control: the same fit fails for random position vectors (the test can tell)",
+    )
+    ctx.check(
+        "closed_form_rotation_residual",
+        worst_analytic,
+        "<=",
+        p["tolerance"],
+        "M_k is the rotation by k·ω_i of each (sin, cos) pair",
+    )
+    return ctx.result(f"largest residual {worst:.1e} over offsets {p['offsets']} (random vectors: {worst_control:.2f})")
 
 
 @experiment(
@@ -212,11 +281,13 @@ def _sinusoid_linear(ctx):
     "and gradient norm collapse); with it both stay put",
     params=[
         Param("d_k", list, [4, 16, 64, 256, 1024, 4096], "key dimensions to sweep"),
-        Param("n_keys", int, 64, "keys per query"), Param("n_queries", int, 512, "queries averaged over"),
+        Param("n_keys", int, 64, "keys per query"),
+        Param("n_queries", int, 512, "queries averaged over"),
     ],
-    presets={"smoke": Preset(description="six d_k values, ~2 s"),
-             "full": Preset(params={"d_k": [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192],
-                                    "n_queries": 4096})},
+    presets={
+        "smoke": Preset(description="six d_k values, ~2 s"),
+        "full": Preset(params={"d_k": [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192], "n_queries": 4096}),
+    },
     controls=[Control("no-scaling", "the 'scaled' attention forgets the 1/sqrt(d_k) factor")],
 )
 def scaled_dot_product(ctx):
@@ -249,17 +320,34 @@ def scaled_dot_product(ctx):
     u_ent = [r[0] for r in rows["unscaled"]]
     u_grad = [r[1] for r in rows["unscaled"]]
     s_grad = [r[1] for r in rows["scaled"]]
-    ctx.log(f"entropy (max {h_max:.2f}) unscaled: {[round(e, 3) for e in u_ent]}; scaled: {[round(e, 3) for e in s_ent]}")
-    ctx.check("unscaled_entropy_fraction_at_max_dk", u_ent[-1] / h_max, "<", 0.1,
-              f"unscaled softmax nearly one-hot at d_k={dks[-1]}")
-    ctx.check("unscaled_grad_vs_peak", u_grad[-1] / max(u_grad), "<", 0.3,
-              "unscaled gradient norm collapses as d_k grows (last over peak)")
-    ctx.check("unscaled_vs_scaled_grad_at_max_dk", u_grad[-1] / s_grad[-1], "<", 0.5,
-              f"at d_k={dks[-1]} the unscaled softmax passes back under half the scaled gradient")
-    ctx.check("scaled_entropy_spread", max(s_ent) / min(s_ent), "<", 1.25,
-              "scaled entropy roughly independent of d_k")
-    ctx.check("scaled_grad_spread", max(s_grad) / min(s_grad), "<", 2.0,
-              "scaled gradient norm roughly independent of d_k")
+    ctx.log(
+        f"entropy (max {h_max:.2f}) unscaled: {[round(e, 3) for e in u_ent]}; scaled: {[round(e, 3) for e in s_ent]}"
+    )
+    ctx.check(
+        "unscaled_entropy_fraction_at_max_dk",
+        u_ent[-1] / h_max,
+        "<",
+        0.1,
+        f"unscaled softmax nearly one-hot at d_k={dks[-1]}",
+    )
+    ctx.check(
+        "unscaled_grad_vs_peak",
+        u_grad[-1] / max(u_grad),
+        "<",
+        0.3,
+        "unscaled gradient norm collapses as d_k grows (last over peak)",
+    )
+    ctx.check(
+        "unscaled_vs_scaled_grad_at_max_dk",
+        u_grad[-1] / s_grad[-1],
+        "<",
+        0.5,
+        f"at d_k={dks[-1]} the unscaled softmax passes back under half the scaled gradient",
+    )
+    ctx.check("scaled_entropy_spread", max(s_ent) / min(s_ent), "<", 1.25, "scaled entropy roughly independent of d_k")
+    ctx.check(
+        "scaled_grad_spread", max(s_grad) / min(s_grad), "<", 2.0, "scaled gradient norm roughly independent of d_k"
+    )
 
     import matplotlib
 
@@ -282,8 +370,9 @@ def scaled_dot_product(ctx):
     fig.tight_layout()
     fig.savefig(ctx.artifact_path("softmax_saturation.png"), dpi=100)
     plt.close(fig)
-    return ctx.result(f"at d_k={dks[-1]}: entropy {u_ent[-1]:.3f} unscaled vs {s_ent[-1]:.3f} scaled "
-                      f"(uniform {h_max:.2f})")
+    return ctx.result(
+        f"at d_k={dks[-1]}: entropy {u_ent[-1]:.3f} unscaled vs {s_ent[-1]:.3f} scaled (uniform {h_max:.2f})"
+    )
 
 
 def _fit_exponent(xs, ys) -> float:
@@ -303,15 +392,31 @@ def _fit_exponent(xs, ys) -> float:
     params=[
         Param("ns", list, [32, 64, 128, 256], "sequence lengths (d fixed at d_fixed)"),
         Param("ds", list, [32, 64, 128, 256], "model widths (n fixed at n_fixed)"),
-        Param("d_fixed", int, 64), Param("n_fixed", int, 32), Param("batch", int, 4),
+        Param("d_fixed", int, 64),
+        Param("n_fixed", int, 32),
+        Param("batch", int, 4),
         Param("repeats", int, 3, "timing repetitions (the best is kept)"),
         Param("check_time", bool, False, "also judge the time exponents (comparatively; noisy on small sizes)"),
     ],
-    presets={"smoke": Preset(description="FLOPs counted exactly, times reported, ~10 s"),
-             "full": Preset(params={"ns": [128, 256, 512, 1024, 2048], "ds": [128, 256, 512, 1024, 2048],
-                                    "d_fixed": 128, "n_fixed": 128, "repeats": 5, "check_time": True})},
-    controls=[Control("attention-query-loop", "self-attention computed one query at a time: n dependent "
-                                              "steps, as a recurrent layer takes")],
+    presets={
+        "smoke": Preset(description="FLOPs counted exactly, times reported, ~10 s"),
+        "full": Preset(
+            params={
+                "ns": [128, 256, 512, 1024, 2048],
+                "ds": [128, 256, 512, 1024, 2048],
+                "d_fixed": 128,
+                "n_fixed": 128,
+                "repeats": 5,
+                "check_time": True,
+            }
+        ),
+    },
+    controls=[
+        Control(
+            "attention-query-loop",
+            "self-attention computed one query at a time: n dependent steps, as a recurrent layer takes",
+        )
+    ],
 )
 def attention_cost(ctx):
     with torch_threads(1):
@@ -333,7 +438,7 @@ def _attention_cost(ctx):
         if ctx.control == "attention-query-loop":
             rows = []
             for t in range(x.shape[1]):
-                s_t = x[:, t:t + 1] @ x.transpose(-2, -1) / x.shape[-1] ** 0.5  # (B, 1, n)
+                s_t = x[:, t : t + 1] @ x.transpose(-2, -1) / x.shape[-1] ** 0.5  # (B, 1, n)
                 rows.append(torch.softmax(s_t, dim=-1) @ x)
             return torch.cat(rows, dim=1)
         scores = x @ x.transpose(-2, -1) / x.shape[-1] ** 0.5  # (B, n, n): n^2 d
@@ -347,7 +452,7 @@ def _attention_cost(ctx):
 
     def measure(n, d):
         x = torch.randn(bsz, n, d)
-        w_h, w_x = torch.randn(d, d) / d ** 0.5, torch.randn(d, d) / d ** 0.5
+        w_h, w_x = torch.randn(d, d) / d**0.5, torch.randn(d, d) / d**0.5
         out = {}
         for label, fn in (("attention", lambda: self_attention(x)), ("recurrent", lambda: recurrent(x, w_h, w_x))):
             with FlopCounterMode(display=False) as counter:
@@ -376,18 +481,31 @@ def _attention_cost(ctx):
             ctx.log_metric(f"{label}_time_exponent_{axis}", e_time)
             ctx.log(f"{label}: cost ~ {axis}^{e_flops:.2f} in FLOPs, {axis}^{e_time:.2f} in time")
             expected = {"attention": {"n": 2, "d": 1}, "recurrent": {"n": 1, "d": 2}}[label][axis]
-            ctx.check(f"{label}_flops_exponent_{axis}", e_flops, "between", (expected - 0.15, expected + 0.15),
-                      f"{label} FLOPs grow as {axis}^{expected}")
+            ctx.check(
+                f"{label}_flops_exponent_{axis}",
+                e_flops,
+                "between",
+                (expected - 0.15, expected + 0.15),
+                f"{label} FLOPs grow as {axis}^{expected}",
+            )
             time_exp[(label, axis)] = e_time
     if p["check_time"]:
         # Wall time is not FLOPs (caches, memory traffic, per-step overhead), so the time
         # checks are comparative: which layer's cost grows faster along each axis.
-        ctx.check("time_exponent_n_attention_minus_recurrent",
-                  time_exp[("attention", "n")] - time_exp[("recurrent", "n")], ">", 0.3,
-                  "time grows faster with n for self-attention than for the recurrent layer")
-        ctx.check("time_exponent_d_recurrent_minus_attention",
-                  time_exp[("recurrent", "d")] - time_exp[("attention", "d")], ">", 0.3,
-                  "time grows faster with d for the recurrent layer than for self-attention")
+        ctx.check(
+            "time_exponent_n_attention_minus_recurrent",
+            time_exp[("attention", "n")] - time_exp[("recurrent", "n")],
+            ">",
+            0.3,
+            "time grows faster with n for self-attention than for the recurrent layer",
+        )
+        ctx.check(
+            "time_exponent_d_recurrent_minus_attention",
+            time_exp[("recurrent", "d")] - time_exp[("attention", "d")],
+            ">",
+            0.3,
+            "time grows faster with d for the recurrent layer than for self-attention",
+        )
     # Sequential operations: one batched product for attention, n dependent steps for the RNN.
     n = int(p["ns"][-1])
     x = torch.randn(1, n, p["d_fixed"])
@@ -398,12 +516,17 @@ def _attention_cost(ctx):
             fn()
         seq_ops[label] = sum(e.count for e in prof.key_averages() if e.key in ("aten::bmm", "aten::mm"))
         ctx.log_metric(f"{label}_matmul_calls_n{n}", seq_ops[label])
-    ctx.check("recurrent_sequential_steps_per_position", seq_ops["recurrent"] / n, "between", (1.0, 3.0),
-              "the recurrent layer needs O(n) dependent matrix products")
-    ctx.check("attention_matmul_calls", seq_ops["attention"], "<=", 2,
-              "self-attention needs O(1) matrix products, whatever n")
-    return ctx.result("FLOPs counted with torch.utils.flop_counter; times are the best of "
-                      f"{p['repeats']} runs")
+    ctx.check(
+        "recurrent_sequential_steps_per_position",
+        seq_ops["recurrent"] / n,
+        "between",
+        (1.0, 3.0),
+        "the recurrent layer needs O(n) dependent matrix products",
+    )
+    ctx.check(
+        "attention_matmul_calls", seq_ops["attention"], "<=", 2, "self-attention needs O(1) matrix products, whatever n"
+    )
+    return ctx.result(f"FLOPs counted with torch.utils.flop_counter; times are the best of {p['repeats']} runs")
 
 
 @experiment(
@@ -413,20 +536,43 @@ def _attention_cost(ctx):
     "token accuracy with greedy decoding (training time recorded, not judged: the machine may be shared)",
     params=[
         Param("task", str, "copy", "copy or reverse the source", choices=("copy", "reverse")),
-        Param("n_symbols", int, 10), Param("seq_len", int, 10),
-        Param("d_model", int, 64), Param("n_layers", int, 2), Param("n_heads", int, 4), Param("d_ff", int, 128),
-        Param("steps", int, 320), Param("batch", int, 64), Param("warmup", int, 100),
+        Param("n_symbols", int, 10),
+        Param("seq_len", int, 10),
+        Param("d_model", int, 64),
+        Param("n_layers", int, 2),
+        Param("n_heads", int, 4),
+        Param("d_ff", int, 128),
+        Param("steps", int, 320),
+        Param("batch", int, 64),
+        Param("warmup", int, 100),
         Param("lr_scale", float, 0.5, "multiplies the schedule (peak 0.5 / sqrt(64 * 100) = 6e-3)"),
         Param("eval_size", int, 500, "held-out sequences decoded greedily"),
         Param("target_accuracy", float, 0.99),
         Param("threads", int, 1, "CPU threads (0: torch's default)"),
     ],
-    presets={"smoke": Preset(description="2 x 64-wide layers, 320 steps, about a minute", timeout_s=300),
-             "full": Preset(params={"task": "reverse", "seq_len": 16, "n_symbols": 20, "d_model": 128,
-                                    "n_layers": 3, "d_ff": 256, "steps": 1500, "eval_size": 2000},
-                            description="reverse 16-symbol sequences, a larger model")},
-    controls=[Control("no-target-shift", "the decoder is trained on the target itself instead of the target "
-                                         "shifted right, so it learns to read the answer, not to produce it")],
+    presets={
+        "smoke": Preset(description="2 x 64-wide layers, 320 steps, about a minute", timeout_s=300),
+        "full": Preset(
+            params={
+                "task": "reverse",
+                "seq_len": 16,
+                "n_symbols": 20,
+                "d_model": 128,
+                "n_layers": 3,
+                "d_ff": 256,
+                "steps": 1500,
+                "eval_size": 2000,
+            },
+            description="reverse 16-symbol sequences, a larger model",
+        ),
+    },
+    controls=[
+        Control(
+            "no-target-shift",
+            "the decoder is trained on the target itself instead of the target "
+            "shifted right, so it learns to read the answer, not to produce it",
+        )
+    ],
 )
 def copy_task(ctx):
     with torch_threads(ctx.params["threads"]):
@@ -443,9 +589,16 @@ def _copy_task(ctx):
     p = ctx.params
     t_start = time.perf_counter()
     torch.manual_seed(ctx.seed)
-    cfg = TransformerConfig(vocab_size=3 + p["n_symbols"], d_model=p["d_model"], n_layers=p["n_layers"],
-                            n_heads=p["n_heads"], d_ff=p["d_ff"], dropout=0.1, warmup_steps=p["warmup"],
-                            max_len=p["seq_len"] + 2)
+    cfg = TransformerConfig(
+        vocab_size=3 + p["n_symbols"],
+        d_model=p["d_model"],
+        n_layers=p["n_layers"],
+        n_heads=p["n_heads"],
+        d_ff=p["d_ff"],
+        dropout=0.1,
+        warmup_steps=p["warmup"],
+        max_len=p["seq_len"] + 2,
+    )
     gen = torch.Generator().manual_seed(ctx.seed)
 
     def batch(n):
@@ -486,7 +639,11 @@ def _copy_task(ctx):
     ctx.log_metric("sequence_accuracy", seq_acc)
     ctx.log_metric("beam_sequence_accuracy_20", beam_acc)
     ctx.log_metric("seconds", elapsed)
-    ctx.check("token_accuracy", acc, ">=", p["target_accuracy"],
-              f"greedy decoding of {p['eval_size']} unseen sequences ({p['task']})")
-    return ctx.result(f"{p['task']}: {acc:.2%} token accuracy, {seq_acc:.1%} of sequences exact, "
-                      f"in {elapsed:.0f} s")
+    ctx.check(
+        "token_accuracy",
+        acc,
+        ">=",
+        p["target_accuracy"],
+        f"greedy decoding of {p['eval_size']} unseen sequences ({p['task']})",
+    )
+    return ctx.result(f"{p['task']}: {acc:.2%} token accuracy, {seq_acc:.1%} of sequences exact, in {elapsed:.0f} s")

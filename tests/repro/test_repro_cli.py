@@ -116,16 +116,24 @@ def test_run_show_compare_claims_status(cli, vault):
 
 
 def test_refusals_print_one_line_and_record_nothing(repro_env, vault):
-    for args, message in [
-        (["run", "test/ok", "--param", "steps=many"], "error: test/ok: parameter 'steps' expects int, got 'many'"),
-        (["run", "test/ok", "--param", "colour=red"], "error: --param colour: no experiment of this run has"),
-        (["run", "no/such-thing"], "error: 'no/such-thing' is not an experiment id, a claim id or a note"),
-        (["run"], "error: name what to run"),
-        (["runs", "show", "nope"], "error: no runs recorded"),
+    # A malformed command line exits 2 (never 1, the code of "contradicted"); a missing
+    # record is no usage error and exits 1.
+    for args, message, code in [
+        (["run", "test/ok", "--param", "steps=many"], "error: test/ok: parameter 'steps' expects int, got 'many'", 2),
+        (["run", "test/ok", "--param", "colour=red"], "error: --param colour: no experiment of this run has", 2),
+        (["run", "test/ok", "--param", "garbage"], "error: --param expects NAME=VALUE, got 'garbage'", 2),
+        (["run", "test/ok", "--preset", "huge"], "error: --preset must be one of smoke, full; got 'huge'", 2),
+        (["run", "test/ok", "--timeout", "-5"], "error: --timeout must be a positive number of seconds", 2),
+        (["run", "test/ok", "--device", "tpu"], "error: --device must be auto, cpu or cuda; got 'tpu'", 2),
+        (["run", "test/ok", "--control", "nope"], "error: --control nope: no experiment of this run has", 2),
+        (["run", "no/such-thing"], "error: 'no/such-thing' is not an experiment id, a claim id or a note", 2),
+        (["run", "test/okk"], "error: 'test/okk' is not an experiment id, a claim id or a note (did you mean", 2),
+        (["run"], "error: name what to run", 2),
+        (["runs", "show", "nope"], "error: no runs recorded", 1),
     ]:
         proc = paperkb(vault, *args, env=repro_env)
         out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 1, (args, out, err)
+        assert proc.returncode == code, (args, out, err)
         assert err.startswith(message) and len(err.strip().splitlines()) == 1, (args, err)
     assert not (vault / ".paperkb" / "runs.db").exists()
     # A machine that lacks what a preset needs is no usage error: the skip is recorded, so
@@ -135,6 +143,18 @@ def test_refusals_print_one_line_and_record_nothing(repro_env, vault):
     assert proc.returncode == 1 and err.startswith("error: test/needs-gpu: preset 'full' needs a CUDA GPU")
     [skip] = rows(vault, "SELECT status, needs FROM runs")
     assert skip == {"status": "skipped", "needs": "a CUDA GPU"}
+
+
+def test_a_piped_run_reports_its_progress_on_stderr_as_it_goes(repro_env, vault):
+    proc = paperkb(vault, "run", "test/ok", "test/raise", env=repro_env)
+    first = proc.stderr.readline()  # arrives while the batch runs, not at its end
+    out, err = proc.communicate(timeout=120)
+    assert first.startswith("started  test/ok [smoke]  run "), first
+    lines = (first + err).splitlines()
+    assert any(ln.startswith("finished test/ok [smoke]  run ") and "passed" in ln for ln in lines), lines
+    assert any(ln.startswith("started  test/raise [smoke]") for ln in lines), lines
+    assert "\x1b" not in first + err + out and proc.returncode == 3
+    assert "2 runs: 1 error, 1 passed" in out
 
 
 def test_listing_commands_do_not_import_torch(repro_env, vault):
@@ -287,3 +307,24 @@ def test_a_claim_is_judged_on_its_own_params_and_expect_and_overrides_decide_not
         k: (v["status"], v["run_id"]) for k, v in before.items()}
     runs = json.loads(paperkb(vault, "runs", "--format", "json").communicate(timeout=60)[0])
     assert runs[0]["overrides"] == {"vocab_size": 32000}
+
+
+def test_status_progress_is_drawn_only_once_the_work_is_long():
+    import io
+
+    from cli.output import Progress
+    from cli.repro_commands import _shown_after
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    now = [0.0]
+    stream = Terminal()
+    with Progress("status:", total=2, stream=stream) as progress:
+        stage = _shown_after(progress, 0.5, clock=lambda: now[0])
+        stage("reading claims")
+        assert stream.getvalue() == ""  # quick so far: nothing drawn
+        now[0] = 2.0
+        stage("judging claims")
+        assert "status: 2/2 judging claims" in stream.getvalue()

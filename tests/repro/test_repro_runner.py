@@ -10,7 +10,7 @@ import time
 import pytest
 from repro_testkit import paperkb, pid_alive, repro_env, rows, vault, wait_for  # noqa: F401
 
-from kb.errors import NoteNotFound, PaperkbError
+from kb.errors import NoteNotFound, PaperkbError, UsageError
 from repro.runner import RunOptions, Target, execute, exit_code, plan, resolve_targets
 from repro.status import ClaimRef
 from repro.tracker import ERROR, FAILED, INTERRUPTED, PASSED, TIMEOUT, Tracker
@@ -40,7 +40,8 @@ class _Note:
 def _lookup(name):
     notes = {"A": _Note("papers/A.md"), "B": _Note("papers/B.md")}
     if name not in notes:
-        raise NoteNotFound(f"no note {name!r}")
+        # the message words its hint unlike the runner expects: suggestions come from the field
+        raise NoteNotFound(f"no note {name!r}", suggestions=[n for n in notes if n.lower() == name.lower()])
     return notes[name]
 
 
@@ -68,6 +69,20 @@ def test_bad_targets_are_refused(repro_env):
         resolve_targets(["nothing-like-this"], claims=claims, notes_lookup=_lookup)
     with pytest.raises(PaperkbError, match="no claim of 'papers/B.md' names a registered experiment"):
         resolve_targets(["B"], claims=claims, notes_lookup=_lookup)
+
+
+def test_unknown_or_missing_targets_are_usage_errors_with_suggestions(repro_env):
+    claims = _claims()
+    with pytest.raises(UsageError, match="name what to run") as bare:
+        resolve_targets([], claims=claims)
+    assert bare.value.exit_code == 2
+    with pytest.raises(UsageError) as unknown:
+        resolve_targets(["a"], claims=claims, notes_lookup=_lookup)
+    assert unknown.value.exit_code == 2
+    assert "A" in unknown.value.suggestions and "the note A" in str(unknown.value)
+    with pytest.raises(UsageError) as close:
+        resolve_targets(["c-okk"], claims=claims, notes_lookup=_lookup)
+    assert close.value.suggestions[0] == "c-ok"
 
 
 # ---- plan: refusals before anything runs ----------------------------------------------
@@ -101,8 +116,32 @@ def test_plan_resolves_params_and_presets(repro_env):
     ],
 )
 def test_plan_refuses_bad_options(repro_env, kw, message):
-    with pytest.raises(PaperkbError, match=message.replace("(", r"\(").replace("'", "'")):
+    with pytest.raises(PaperkbError, match=message.replace("(", r"\(").replace("'", "'")) as refusal:
         _plan(**kw)
+    # a bad command line exits 2; a machine lacking a GPU is no usage error
+    assert refusal.value.exit_code == (1 if kw == {"device": "cuda"} else 2)
+
+
+def test_log_monitor_prints_starts_finishes_and_sparse_progress():
+    import io
+    from types import SimpleNamespace
+
+    from repro.runner import LogMonitor
+
+    now = [0.0]
+    out = io.StringIO()
+    log = LogMonitor(out, every_s=10, clock=lambda: now[0])
+    run = SimpleNamespace(id="r1", experiment="test/ok", preset="smoke", control=None, status="passed",
+                          duration_s=12.5)
+    log.started(run)
+    for t in range(1, 26):  # 25 s of progress events, one a second
+        now[0] = float(t)
+        log.progress(run, t, 25, "training")
+    log.finished(run)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "started  test/ok [smoke]  run r1"
+    assert lines[1:-1] == ["progress test/ok [smoke]  10/25  training", "progress test/ok [smoke]  20/25  training"]
+    assert lines[-1] == "finished test/ok [smoke]  run r1  passed (12.5s)"
 
 
 def test_full_preset_needing_a_gpu_is_refused(repro_env):

@@ -142,3 +142,16 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
         for r in runs:
             assert [m["value"] for m in t.metrics(r.id)] == [float(i) for i in range(150)]
         assert t.integrity_check() == "ok"
+
+
+def test_last_metric_values_keeps_the_last_point_of_each_metric_and_rank():
+    from repro.tracker import last_metric_values
+
+    metrics = [
+        {"name": "loss", "value": 3.0, "step": 0, "rank": 0},
+        {"name": "loss", "value": 2.0, "step": 1, "rank": 0},
+        {"name": "loss", "value": 2.5, "step": 1, "rank": 1},
+    ]
+    assert [(m["name"], m["rank"], m["value"], m["points"]) for m in last_metric_values(metrics)] == [
+        ("loss", 0, 2.0, 2), ("loss", 1, 2.5, 1)
+    ]
