@@ -61,6 +61,10 @@ def clean(text: Any) -> str:
     """``text`` as one printable line: escape sequences dropped, other control characters
     shown as ``?``, tabs and line breaks as spaces."""
     s = "" if text is None else str(text)
+    if s.isprintable():
+        # the common case, answered in C: every character cleaned below (controls, escape,
+        # tab, line breaks, bidi overrides) is in a category isprintable() refuses
+        return s
     s = _ESCAPE_SEQ.sub("", s)
     return " ".join(s.translate(_CONTROL).split()) if ("\n" in s or "\t" in s or "\r" in s) else s.translate(_CONTROL)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.model import tag_key
+from kb.vault import SCAN_DIGEST_KEY
 
 _TABLE = "claim_notes"
 _SCHEMA = (
@@ -29,6 +30,7 @@ _FINGERPRINT_KEY = "claim_notes_fingerprint"
 # Bump when what this module stores changes: kb/claims.py is not part of the index's code
 # fingerprint (editing it must not re-parse the vault), so the table carries its own.
 _LAYOUT = "1"
+_SYNCED_WALK_KEY = "claim_notes_walk"
 # The notes whose stored JSON has a non-empty claims list start their list like this
 # (``kb.index`` writes ``json.dumps`` output); others are not parsed at all.
 _HAS_CLAIMS = "instr(n.data, '\"claims\": [{') > 0"
@@ -37,16 +39,27 @@ _HAS_CLAIMS = "instr(n.data, '\"claims\": [{') > 0"
 def _sync(conn: sqlite3.Connection) -> None:
     """Bring ``claim_notes`` up to date with the index's ``notes`` table."""
     conn.execute(_SCHEMA)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
-    fingerprint = (row[0] if row else "") + ":" + _LAYOUT
-    mine = conn.execute("SELECT value FROM meta WHERE key = ?", (_FINGERPRINT_KEY,)).fetchone()
-    rebuild = mine is None or mine[0] != fingerprint
+    meta = dict(
+        conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('fingerprint', ?, ?, ?)",
+            (_FINGERPRINT_KEY, SCAN_DIGEST_KEY, _SYNCED_WALK_KEY),
+        ).fetchall()
+    )
+    fingerprint = meta.get("fingerprint", "") + ":" + _LAYOUT
+    rebuild = meta.get(_FINGERPRINT_KEY) != fingerprint
+    # The index deletes its walk digest whenever it changes (kb.vault): the same digest as
+    # at the last sync means the notes table has not changed since, and the comparison
+    # of every note's hash below can be skipped.
+    walk = meta.get(SCAN_DIGEST_KEY)
+    if not rebuild and walk is not None and meta.get(_SYNCED_WALK_KEY) == walk:
+        return
     if not rebuild:
         stale = conn.execute(
             f"SELECT 1 FROM notes n LEFT JOIN {_TABLE} c ON c.path = n.path WHERE c.hash IS NOT n.hash LIMIT 1"
         ).fetchone()
         gone = conn.execute(f"SELECT 1 FROM {_TABLE} c WHERE c.path NOT IN (SELECT path FROM notes) LIMIT 1").fetchone()
         if stale is None and gone is None:
+            _mark_synced(conn, walk)
             return
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -70,6 +83,17 @@ def _sync(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    _mark_synced(conn, walk)
+
+
+def _mark_synced(conn: sqlite3.Connection, walk: str | None) -> None:
+    """Record the index's walk digest (read before the sync) that ``claim_notes`` matches."""
+    if walk is None or getattr(conn, "readonly", False):
+        return
+    try:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_SYNCED_WALK_KEY, walk))
+    except sqlite3.Error:
+        pass  # only spares the next call a check
 
 
 def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
@@ -93,8 +117,9 @@ def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None 
             args.append(note_path)
         if tag is not None:
             key = tag_key(tag)
-            where += " AND path IN (SELECT path FROM tags WHERE key = ? OR substr(key, 1, ?) = ?)"
-            args += [key, len(key) + 1, key + "/"]
+            # "key/..." as a range of the tags_key index ('0' follows '/'), not a scan of all tags
+            where += " AND path IN (SELECT path FROM tags WHERE key = ? OR (key >= ? AND key < ?))"
+            args += [key, key + "/", key + "0"]
         # One JSON text for every matching note, decoded by one json.loads: far cheaper than
         # a decode per note.
         (text,) = conn.execute(

@@ -158,16 +158,30 @@ def _create_tables(conn: sqlite3.Connection, *, drop: bool = False) -> None:
 
 def sync(conn: sqlite3.Connection) -> int:
     """Bring the search tables in line with ``notes``; returns how many notes changed."""
-    from kb.query.corpus import index_stamp, state_get, state_set, unchanged, write_transaction
+    from kb.query.corpus import (
+        index_stamp,
+        index_walk,
+        remember_walk,
+        state_get,
+        state_set,
+        synced_at,
+        unchanged,
+        write_transaction,
+    )
 
     conn.execute("CREATE TABLE IF NOT EXISTS search_state(key TEXT PRIMARY KEY, value TEXT)")
     stamp = f"{index_stamp(conn)}/search{TABLES_VERSION}"
     fresh = stamp != state_get(conn, "search_state", "index")  # the index was rebuilt: redo all
+    walk = index_walk(conn)
     if not fresh:
+        if synced_at(conn, "search_state", walk):  # the index has not changed since the last sync
+            return 0
         conn.executescript(_SCHEMA)
         if unchanged(conn, "search_docs"):
+            remember_walk(conn, "search_state", walk)
             return 0
     with write_transaction(conn):  # compared and written at once: another process may sync too
+        remember_walk(conn, "search_state", walk)  # inside the transaction: kept with the rows
         if fresh:
             _create_tables(conn, drop=True)
             state_set(conn, "search_state", "index", stamp)
@@ -384,7 +398,7 @@ def search(
 ) -> list[SearchHit]:
     """Search a :class:`kb.vault.Vault` (its index is brought up to date first)."""
     if refresh and getattr(vault, "refresh", True):
-        vault.index()
+        vault.refresh_index()
     conn = vault.connect()
     try:
         return search_conn(conn, text, tag=tag, year=year, limit=limit)

@@ -19,7 +19,9 @@ Nothing here imports markdown-it or networkx unless a file must be parsed.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import marshal
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +33,21 @@ from kb.index import (
     IndexCorrupt,
     IndexReadOnly,
     IndexStats,
+    code_fingerprint,
     connect,
     ensure_schema,
     open_index,
     rebuild,
+    scan,
     update,
     user_cache_path,
 )
 from kb.model import Claim, Note, Problem, Question
+
+# The meta row holding the digest of the last walk of the vault that the index was found
+# (or brought) up to date with; see Vault.refresh_index. Deleted whenever an update changes the
+# index, so other caches of the index (kb.claims) may key on it.
+SCAN_DIGEST_KEY = "scan_digest"
 
 # Which way of naming a note wins when a name matches several notes.
 _KIND_RANK = {"path": 0, "name": 1, "alias": 2, "citekey": 3, "title": 4}
@@ -145,6 +154,12 @@ class Vault:
                 if attempt == 2:
                     raise
                 self._recover(exc)
+        if (stats.changed or stats.rebuilt) and not getattr(self._conn, "readonly", False):
+            # the stored walk no longer describes the index; refresh_index stores a new one
+            try:
+                self.connect().execute("DELETE FROM meta WHERE key=?", (SCAN_DIGEST_KEY,))
+            except sqlite3.Error:
+                pass
         self._fresh = True
         self.last_stats = stats
         return stats
@@ -153,7 +168,7 @@ class Vault:
         conn = self.connect()
         if not self._fresh:
             if self.refresh:
-                self.index()
+                self.refresh_index()
             else:
                 # Without refresh, still build the index if there is none or it was made
                 # by other code (the schema may differ).
@@ -173,6 +188,41 @@ class Vault:
                     self.index()
                 self._fresh = True
         return self.connect()
+
+    def refresh_index(self) -> None:
+        """Bring the index up to date before a query, cheaply when nothing changed.
+
+        The walk of the vault (a stat of every file: an edited note is always seen) is
+        digested together with the indexing code's fingerprint and compared with the
+        digest stored after the last refresh; when they match, no stored row needs to be
+        read. Otherwise :meth:`index` runs as usual and the digest of the walk taken
+        *before* it is stored: the index then reflects at least that state. A stale
+        digest can only cost an extra update, never hide a change: any edit, creation
+        or deletion moves a size, time or path, and a ctime never goes back."""
+        digest = None
+        try:
+            conn = self.connect()
+            rebuilt = ensure_schema(conn)
+            unlisted: list[str] = []
+            notes, files = scan(self.root, unlisted)
+            # marshal format 2: no back-references, so equal walks give equal bytes
+            digest = hashlib.blake2b(
+                marshal.dumps((code_fingerprint(), notes, files, unlisted), 2), digest_size=16
+            ).hexdigest()
+            row = conn.execute("SELECT value FROM meta WHERE key=?", (SCAN_DIGEST_KEY,)).fetchone()
+            if not rebuilt and row is not None and row[0] == digest:
+                self._fresh = True
+                return
+        except (VaultError, sqlite3.Error, OSError):
+            digest = None  # the full update below meets the same problem and words it
+        self.index()
+        if digest is not None and not getattr(self._conn, "readonly", False):
+            try:
+                self.connect().execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (SCAN_DIGEST_KEY, digest)
+                )
+            except sqlite3.Error:
+                pass  # only a cache of the check: the next command updates as before
 
     # ---- notes -----------------------------------------------------------------------
     def notes(self) -> list[Note]:

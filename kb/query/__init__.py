@@ -53,7 +53,7 @@ __all__ = [
 def corpus_of(vault: Any, *, refresh: bool = True) -> IndexCorpus:
     """The index corpus of a :class:`kb.vault.Vault` (the index brought up to date first)."""
     if refresh and getattr(vault, "refresh", True):
-        vault.index()
+        vault.refresh_index()
     return IndexCorpus(vault.connect(), vault.root)
 
 

@@ -339,10 +339,15 @@ class IndexCorpus(Corpus):
         # made by an older paperkb, or the index was rebuilt (parser changed: the same file
         # hash may now give other data): every derived row is redone
         fresh = bool(cols and "slim" not in cols) or stamp != state_get(c, "query_state", "index")
+        walk = index_walk(c)
         if not fresh:
+            if synced_at(c, "query_state", walk):  # the index has not changed since the last sync
+                self._paths = None
+                return 0
             c.executescript(_HELPER_SCHEMA)
             if unchanged(c, "query_meta"):
                 self._paths = None  # read on first use
+                remember_walk(c, "query_state", walk)
                 return 0
         # compared inside the write transaction: another process syncing at the same time
         # has either finished (nothing left to do) or not started
@@ -355,6 +360,7 @@ class IndexCorpus(Corpus):
             gone = [p for p in known if p not in current]
             changed = [p for p, h in current.items() if known.get(p, object()) != h]
             self._paths = list(current)
+            remember_walk(c, "query_state", walk)  # inside the transaction: kept with the rows
             if not gone and not changed:
                 return 0
             # After a (re)build every note is new: fill empty tables, then build their
@@ -505,6 +511,35 @@ def index_stamp(conn: sqlite3.Connection) -> str:
     except sqlite3.OperationalError:
         return ""
     return f"{rows.get('schema_version', '')}:{rows.get('fingerprint', '')}"
+
+
+def index_walk(conn: sqlite3.Connection) -> str | None:
+    """The digest of the vault walk the index was last found up to date with (see
+    ``kb.vault.Vault.refresh_index``), or None. The index drops it whenever it changes, so a
+    helper table synced at this digest still matches the index while it is the same."""
+    from kb.vault import SCAN_DIGEST_KEY
+
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (SCAN_DIGEST_KEY,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def synced_at(conn: sqlite3.Connection, table: str, walk: str | None) -> bool:
+    """Whether the helper tables whose state is kept in ``table`` were last synced at ``walk``."""
+    return walk is not None and state_get(conn, table, "walk") == walk
+
+
+def remember_walk(conn: sqlite3.Connection, table: str, walk: str | None) -> None:
+    """Record that the helper tables of ``table`` match the index at ``walk`` (read before
+    they were compared or synced)."""
+    if walk is None:
+        return
+    try:
+        state_set(conn, table, "walk", walk)
+    except sqlite3.Error:
+        pass  # a read-only index: the next call compares the tables again
 
 
 def state_get(conn: sqlite3.Connection, table: str, key: str) -> str | None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from vault_files import write
 
 from kb.errors import NoteNotFound, PaperkbError, VaultError
 from kb.vault import Vault
-from vault_files import write
-
-
 
 
 @pytest.fixture
@@ -100,3 +98,45 @@ def test_no_refresh_still_builds_a_missing_or_outdated_index(tmp_path):
     conn.execute("UPDATE meta SET value='old' WHERE key='fingerprint'")
     write(tmp_path, {"B.md": "# B\n"})
     assert Vault(tmp_path, refresh=False).paths() == ["A.md", "B.md"]
+
+
+def test_warm_check_sees_every_edit_after_a_stored_walk(tmp_path, monkeypatch):
+    """The cheap freshness check (a stored digest of the last walk) must still see an
+    in-place edit of the same size, a new note, a deleted note, and a parser change."""
+    import os
+
+    import kb.vault as kv
+
+    write(tmp_path, {"A.md": "# A\nfirst\n", "B.md": "# B\n"})
+    assert Vault(tmp_path).paths() == ["A.md", "B.md"]  # stores the digest
+    calls = []
+    real_update = kv.update
+    monkeypatch.setattr(kv, "update", lambda *a, **k: calls.append(1) or real_update(*a, **k))
+    assert Vault(tmp_path).paths() == ["A.md", "B.md"]
+    assert calls == []  # nothing changed: no full update
+    st = os.stat(tmp_path / "A.md")
+    (tmp_path / "A.md").write_text("# A\nFIRST\n")  # same size, times put back: ctime moves
+    os.utime(tmp_path / "A.md", ns=(st.st_atime_ns, st.st_mtime_ns))
+    Vault(tmp_path).paths()
+    row = Vault(tmp_path, refresh=False).connect().execute("SELECT data FROM notes WHERE path='A.md'").fetchone()
+    assert "FIRST" in row[0]
+    assert calls, "an edit must bring the full update"
+    calls.clear()
+    write(tmp_path, {"C.md": "# C\n"})
+    (tmp_path / "B.md").unlink()
+    assert Vault(tmp_path).paths() == ["A.md", "C.md"]
+    assert calls
+    calls.clear()
+    conn = Vault(tmp_path).connect()
+    conn.execute("UPDATE meta SET value='old' WHERE key='fingerprint'")  # another parser version
+    monkeypatch.setattr(kv, "code_fingerprint", lambda: "other code")
+    Vault(tmp_path).paths()
+    assert calls
+
+
+def test_warm_check_sees_an_in_place_edit_by_content(tmp_path):
+    write(tmp_path, {"A.md": "# A\n[[B]]\n", "B.md": "# B\n"})
+    assert [r.resolved for r in Vault(tmp_path).outgoing("A")] == ["B.md"]
+    assert [r.resolved for r in Vault(tmp_path).outgoing("A")] == ["B.md"]  # warm, digest matches
+    (tmp_path / "A.md").write_text("# A\n[[C]]\n")
+    assert [r.target for r in Vault(tmp_path).outgoing("A")] == ["C"]
