@@ -30,7 +30,9 @@ from typing import Any
 from kb.model import Note
 from kb.publish.papers import DEFAULT_RULE, EXPORT_MARKER, Citations, PaperRule
 
-STATUS_ORDER = ("reproduced", "supported at small scale", "contradicted", "error", "unverified")
+STATUS_ORDER = ("reproduced", "supported at small scale", "contradicted", "error", "needs", "unverified")
+# How a dashboard column reads in a sentence ("needs a CUDA GPU" and its kin share one column).
+STATUS_LABEL = {"needs": "need what this machine lacks"}
 _STATUS_MARK = {
     "reproduced": "✅",
     "supported at small scale": "🟡",
@@ -280,12 +282,12 @@ _TEMPLATE = """\
 {{ plural(papers|length, "paper") }}, {{ plural(total_claims, "claim") }}\
 {% if total_claims %}: {{ status_line }}{% endif %}. {{ plural(open_questions, "open question") }}. Generated {{ generated }} by paperkb.
 {% if dashboard %}
-| Paper | Year | Claims | Reproduced | Small scale | Contradicted / error | Unverified | Open questions |
-|---|---|---|---|---|---|---|---|
+| Paper | Year | Claims | Reproduced | Small scale | Contradicted / error | Needs … | Unverified | Open questions |
+|---|---|---|---|---|---|---|---|---|
 {% for p in papers -%}
 | {{ cell(p.note.title) }} | {{ p.note.year or "" }} | {{ p.claims|length }} | {{ p.status_counts["reproduced"] }} | \
 {{ p.status_counts["supported at small scale"] }} | {{ p.status_counts["contradicted"] + p.status_counts["error"] }} | \
-{{ p.status_counts["unverified"] }} | {{ p.note.questions|rejectattr("answered")|list|length }} |
+{{ p.status_counts["needs"] }} | {{ p.status_counts["unverified"] }} | {{ p.note.questions|rejectattr("answered")|list|length }} |
 {% endfor %}
 {% endif %}
 {% for p in papers %}
@@ -400,7 +402,7 @@ def render_summary(
     for p in papers:
         totals.update(p.status_counts)
     total_claims = sum(totals.values())
-    status_line = ", ".join(f"{totals[s]} {s}" for s in STATUS_ORDER if totals[s])
+    status_line = ", ".join(f"{totals[s]} {STATUS_LABEL.get(s, s)}" for s in STATUS_ORDER if totals[s])
     open_questions = sum(1 for p in papers for q in p.note.questions if not q.answered)
     figures: list[str] = []  # HTML for each placeholder (html output)
     html = fmt == "html"

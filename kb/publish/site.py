@@ -682,7 +682,7 @@ def _search_words(text: str) -> str:
 
 def _write_global_pages(site: _Site, writer: _Writer) -> None:
     from kb.publish.graph_draw import layout, to_svg
-    from kb.summary import _authors, status_class, status_mark
+    from kb.summary import STATUS_LABEL, _authors, status_class, status_mark
 
     conn = site.vault.connect()
     root = ""
@@ -734,7 +734,7 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
                 "statuses": ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)),
             }
         )
-    status_line = ", ".join(f"{v} {k}" for k, v in sorted(totals.items())) or "none checked"
+    status_line = ", ".join(f"{v} {STATUS_LABEL.get(k, k)}" for k, v in sorted(totals.items())) or "none checked"
     runs = [{"id": rid, "href": f"runs/{rid}.html", "label": ""} for rid in sorted(site.runs, reverse=True)[:500]]
     env = site.env
     fp = _hash(site.code, site.generated, papers, claims, others, status_line, runs)

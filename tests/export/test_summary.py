@@ -33,7 +33,7 @@ def test_summary_lists_papers_claims_statuses_and_questions():
     assert "2 papers, 2 claims: 1 reproduced, 1 contradicted. 1 open question." in text
     # papers in year order, the pipe in the title escaped inside the table
     assert text.index("## Paper A") < text.index("## Paper B")
-    assert "| Paper A \\| with a pipe | 2017 | 2 | 1 | 0 | 1 | 0 | 1 |" in text
+    assert "| Paper A \\| with a pipe | 2017 | 2 | 1 | 0 | 1 | 0 | 0 | 1 |" in text
     assert "> We study A." in text
     assert "Ann One, Bob Two, Cy Three et al. (4 authors)" in text
     assert "| ✅ reproduced | - | r1 (full) |" in text and "| ❌ contradicted | - | r2 (smoke) |" in text
@@ -169,3 +169,12 @@ def test_run_ids_cannot_reach_outside_the_runs_folder(tmp_path, bundled_vault):
     text = write_summary(root, statuses=statuses, names=["touvronLlamaOpenFoundation2023"])
     assert "### Plots" not in text and "](../" not in text and "](/etc" not in text
     assert "| ../../../elsewhere |" in text  # shown as text, not linked
+
+
+def test_needs_words_have_their_own_dashboard_column():
+    from kb.summary import status_class
+
+    assert status_class("needs a CUDA GPU") == "needs"
+    assert status_class("needs the WMT14 English-German data") == "needs"
+    assert status_class("supported at small scale (proxy)") == "supported at small scale"
+    assert status_class("something new") == "unverified"
