@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -97,6 +97,16 @@ def _say(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def _end_with(exc: Exception) -> NoReturn:
+    """End the process on an error nothing more specific caught: its one line and exit
+    status from :func:`error_line`, or the traceback when ``PAPERKB_DEBUG`` is set."""
+    if os.environ.get("PAPERKB_DEBUG"):
+        raise exc
+    message, status = error_line(exc)
+    _say(message)
+    sys.exit(status)
+
+
 def hoist_vault(args: list[str]) -> list[str]:
     """Move ``--vault X`` / ``-V X`` / ``--vault=X`` written after the subcommand to the
     front, where the root group reads it (``paperkb index --vault notes``)."""
@@ -149,11 +159,7 @@ class OneLineErrors(TyperGroup):
         except BrokenPipeError:
             _reader_gone()
         except Exception as exc:
-            if os.environ.get("PAPERKB_DEBUG"):
-                raise
-            message, status = error_line(exc)
-            _say(message)
-            sys.exit(status)
+            _end_with(exc)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -295,11 +301,7 @@ def main() -> None:
     except BrokenPipeError:
         _reader_gone()
     except Exception as exc:
-        if os.environ.get("PAPERKB_DEBUG"):
-            raise
-        message, status = error_line(exc)
-        _say(message)
-        sys.exit(status)
+        _end_with(exc)
 
 
 if __name__ == "__main__":
