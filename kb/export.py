@@ -125,9 +125,16 @@ class _ExportNote(msgspec.Struct, gc=False):
     claims: list[_Claim] = []
 
 
-# A float is kept as the literal the index stored (Python's own repr, written by
-# json.dumps), not re-formatted: msgspec would write 1e-07 as 1e-7.
-_decode_note = msgspec.json.Decoder(_ExportNote, float_hook=msgspec.Raw).decode
+
+
+def _python_float(literal: str) -> msgspec.Raw:
+    """A float written as ``json.dumps`` writes it (``1e-07``, ``1e+16``), whoever stored it:
+    msgspec and orjson would write ``1e-7`` and ``1e16``. Same value either way; this keeps
+    the export's bytes what they always were."""
+    return msgspec.Raw(repr(float(literal)).encode())
+
+
+_decode_note = msgspec.json.Decoder(_ExportNote, float_hook=_python_float).decode
 _encode = msgspec.json.Encoder().encode
 
 
