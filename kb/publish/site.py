@@ -194,7 +194,9 @@ class _Writer:
                 path.unlink()
                 self.report.removed += 1
         manifest = {"generator": "paperkb", "files": self.new, **self.extra}
-        (self.out / MANIFEST).write_text(json.dumps(manifest, indent=0, sort_keys=True), encoding="utf-8")
+        # no indent: json's C encoder (10,000 pages' words are ~30 MB of manifest)
+        text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))  # ASCII: any path survives
+        (self.out / MANIFEST).write_text(text, encoding="utf-8")
 
 
 # ---- the export ---------------------------------------------------------------------------
@@ -729,6 +731,10 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
 
     conn = site.vault.connect()
     root = ""
+    # a handful of distinct statuses among 10,000s of claims: label each once
+    status_class = functools.lru_cache(maxsize=None)(status_class)
+    status_mark = functools.lru_cache(maxsize=None)(status_mark)
+    status_css = functools.lru_cache(maxsize=None)(_status_css)
     # index data
     claims_by_path = site.claims
     # the first few authors and how many there are: enough for "A, B, C et al. (n authors)"
@@ -760,7 +766,7 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
                     "paper_href": href,
                     "statement": c.get("statement") or c.get("id"),
                     "status": status_mark(status),
-                    "css": _status_css(status),
+                    "css": status_css(status),
                     "run_id": st.get("run_id"),
                     "run_href": site.run_href(st.get("run_id"), root),
                 }
