@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from kb.errors import PaperkbError
 from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
 
@@ -243,9 +245,6 @@ class _Site:
         for p in sorted(self.attachments, key=lambda p: (p.count("/"), p)):
             self.files_by_name.setdefault(p.casefold(), p)
             self.files_by_name.setdefault(p.rsplit("/", 1)[-1].casefold(), p)
-        self.dataview = {
-            p for (p,) in conn.execute("SELECT path FROM notes WHERE json_array_length(data, '$.dataview_blocks') > 0")
-        }
         self.backrefs: dict[str, list[str]] = {}
         for n in notes:
             for link in n.links:
@@ -255,14 +254,25 @@ class _Site:
                         lst.append(n.path)
         self.runs = self._runs()
         self.runs_stamp = _hash(sorted(self.runs))
+        # one pass over the stored notes: SQLite parses each note's JSON once for both fields
+        self.dataview: set[str] = set()
         self.claims: dict[str, list[dict]] = {}
-        for path, claims_json in conn.execute(
-            "SELECT path, json_extract(data, '$.claims') FROM notes WHERE json_array_length(data, '$.claims') > 0"
+        decode = msgspec.json.decode
+        for path, claims_json, dataview_blocks in conn.execute(
+            "SELECT path, json_extract(data, '$.claims'), json_array_length(data, '$.dataview_blocks') FROM notes"
         ):
-            try:
-                self.claims[path] = [c for c in json.loads(claims_json) if isinstance(c, dict)]
-            except ValueError:
-                continue
+            if dataview_blocks:
+                self.dataview.add(path)
+            if claims_json and claims_json != "[]":
+                try:
+                    claims = decode(claims_json)
+                except msgspec.DecodeError:  # not strict JSON (NaN): Python's parser takes it
+                    try:
+                        claims = json.loads(claims_json)
+                    except ValueError:
+                        continue
+                if isinstance(claims, list) and claims:
+                    self.claims[path] = [c for c in claims if isinstance(c, dict)]
         # ids as the notes wrote them (a YAML id may be a number; it then matches no status)
         self.claim_ids: dict[str, list[Any]] = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
         self.code = _code_version()
