@@ -1321,6 +1321,7 @@ class _BackgroundWriter:
         self.conn = conn
         self.jobs: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
+        self.cancelled = False
         self.thread = threading.Thread(target=self._run, name="paperkb-index-writer", daemon=True)
         self.thread.start()
 
@@ -1329,8 +1330,8 @@ class _BackgroundWriter:
             job = self.jobs.get()
             if job is None:
                 return
-            if self.error is not None:
-                continue  # drain: the caller raises the first error
+            if self.error is not None or self.cancelled:
+                continue  # drain: the caller raises the first error, or rolls back
             try:
                 for sql, rows in job:
                     if rows:
@@ -1345,7 +1346,9 @@ class _BackgroundWriter:
 
     def close(self, *, raise_error: bool = True) -> None:
         """Wait for every batch to be written (or, after an error, skipped); then raise the
-        first error, if any and if asked."""
+        first error, if any and if asked. Without ``raise_error`` (the caller failed and will
+        roll back) the batches not yet started are skipped."""
+        self.cancelled = not raise_error
         self.jobs.put(None)
         self.thread.join()
         if raise_error and self.error is not None:

@@ -52,6 +52,7 @@ from kb.parse import (
 from kb.syntax import _obsidian_inline
 from kb.syntax.callouts import MARKER_RE, canonical_type
 from kb.syntax.tasks import TASK_RE
+from kb.syntax.wikilinks import wikilink_rule
 
 __all__ = ["MAX_SCAN_CHARS", "scan_body"]
 
@@ -179,6 +180,15 @@ class _State:
         tok = _Tok(ttype)
         self.tokens.append(tok)
         return tok
+
+
+# Tokens of short inline contents already scanned (in this process). Notes written from
+# one template repeat many lines (headings, questions, labels): their tokens depend on the
+# content alone and are only read afterwards, so they are scanned once. Bounded: cleared
+# when full.
+_TOKENS_SEEN: dict[str, list] = {}
+_TOKENS_SEEN_MAX = 4096
+_TOKENS_SEEN_CHARS = 200
 
 
 class _Delim:
@@ -465,11 +475,17 @@ class _Scanner:
             if self.open_callout is not None:
                 self.open_callout[1].append(readable)
             return parts
-        state = _State(content, self.md)
-        self.tokenize(state)
-        tokens = state.tokens
-        if state.delims:
-            _match_emphasis(state.delims)
+        tokens = _TOKENS_SEEN.get(content)
+        if tokens is None:
+            state = _State(content, self.md)
+            self.tokenize(state)
+            tokens = state.tokens
+            if state.delims:
+                _match_emphasis(state.delims)
+            if len(content) <= _TOKENS_SEEN_CHARS:
+                if len(_TOKENS_SEEN) >= _TOKENS_SEEN_MAX:
+                    _TOKENS_SEEN.clear()
+                _TOKENS_SEEN[content] = tokens
         parts = []
         open_link: tuple[Link, int] | None = None
         newlines: list[int] | None = None
@@ -606,6 +622,8 @@ class _Scanner:
                 tokens.append("&")
                 state.pos = j + 1
                 continue
+            if ch == "[" and src.startswith("[[", j) and wikilink_rule(state, False):  # type: ignore[arg-type]
+                continue  # the common case first: the dispatcher would try this rule first too
             if ch in _OBSIDIAN_CHARS and _obsidian_inline(state, False):  # type: ignore[arg-type]  # as backtick
                 continue
             state.pos = j
