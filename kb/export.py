@@ -125,8 +125,6 @@ class _ExportNote(msgspec.Struct, gc=False):
     claims: list[_Claim] = []
 
 
-
-
 def _python_float(literal: str) -> msgspec.Raw:
     """A float written as ``json.dumps`` writes it (``1e-07``, ``1e+16``), whoever stored it:
     msgspec and orjson would write ``1e-7`` and ``1e16``. Same value either way; this keeps

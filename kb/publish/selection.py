@@ -50,8 +50,13 @@ def _light_fields(data: bytes) -> tuple[Any, Any, Any, Any, Any, bool]:
 
         d = json.loads(data)
         front = d.get("frontmatter") if isinstance(d.get("frontmatter"), dict) else {}
-        light = _Light(d.get("title"), d.get("citekey"), d.get("doi"), d.get("year"),
-                       _Front(front.get("type"), front.get("paperkb-export", msgspec.UNSET)))
+        light = _Light(
+            d.get("title"),
+            d.get("citekey"),
+            d.get("doi"),
+            d.get("year"),
+            _Front(front.get("type"), front.get("paperkb-export", msgspec.UNSET)),
+        )
     front = light.frontmatter or _Front()
     return (
         _sql_value(light.title),

@@ -28,7 +28,7 @@ def test_export_shape(tmp_path):
     assert p["tags"] == ["paper", "ml"] and p["citekey"] == "pKey2020" and p["year"] == 2020
     assert p["authors"] == ["Ann Lee", "Bo Chen"]
     assert p["frontmatter"]["when"] == "2020-01-02"
-    assert [list(l) for l in p["links"]] == [["target", "resolved", "kind", "heading", "block", "display", "line"]] * 2
+    assert [list(link) for link in p["links"]] == [["target", "resolved", "kind", "heading", "block", "display", "line"]] * 2
     wiki, embed = p["links"]
     assert (wiki["target"], wiki["resolved"], wiki["kind"], wiki["heading"], wiki["display"], wiki["line"]) == \
         ("Q", "Q.md", "wikilink", "Top", "q", 16)
