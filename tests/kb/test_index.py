@@ -215,23 +215,6 @@ def test_corrupt_index_file_is_rebuilt(vault):
     assert Vault(vault).index().parsed == 3
 
 
-def test_background_writer_keeps_order_and_hands_back_errors():
-    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    conn.execute("CREATE TABLE t(i INTEGER PRIMARY KEY, v TEXT)")
-    writer = I._BackgroundWriter(conn)
-    for start in range(0, 50, 10):
-        writer.write([("INSERT INTO t VALUES (?, ?)", [(i, str(i)) for i in range(start, start + 10)])])
-    writer.close()
-    assert [r[0] for r in conn.execute("SELECT i FROM t ORDER BY rowid")] == list(range(50))
-
-    writer = I._BackgroundWriter(conn)
-    writer.write([("INSERT INTO t VALUES (?, ?)", [(0, "again")])])  # a duplicate key: fails
-    writer.write([("INSERT INTO t VALUES (?, ?)", [(99, "after the error")])])
-    with pytest.raises(sqlite3.IntegrityError):
-        writer.close()
-    assert conn.execute("SELECT COUNT(*) FROM t WHERE i = 99").fetchone()[0] == 0  # skipped after the error
-
-
 def test_notes_are_stored_as_compact_json(vault):
     Vault(vault).index()
     conn = sqlite3.connect(vault / ".paperkb" / "index.db")
