@@ -1063,6 +1063,9 @@ class _Bar:
     """A rich progress bar on stderr, or nothing."""
 
     def __init__(self, enabled: bool, total: int) -> None:
+        # rich draws nothing where stderr is no terminal: do not import it or start its
+        # refresh thread there (a piped or scripted index)
+        enabled = enabled and _stderr_is_terminal()
         self.progress = _progress_bar(total) if enabled else None
         self.total = total
 
@@ -1079,6 +1082,13 @@ class _Bar:
     def __exit__(self, *exc) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
 
 
 def _progress_bar(total: int):

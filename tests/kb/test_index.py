@@ -188,6 +188,13 @@ def test_progress_bar_on_stderr(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    monkeypatch.setattr(I, "_stderr_is_terminal", lambda: False)
+    assert I._Bar(True, 10).progress is None  # piped: rich not even started
+    monkeypatch.setattr(I, "_stderr_is_terminal", lambda: True)
+    assert I._Bar(True, 10).progress is not None and I._Bar(False, 10).progress is None
+
+
 def test_prepared_json_equals_full_serialisation():
     from kb.model import Link, Problem
     from kb.parse import parse_note
