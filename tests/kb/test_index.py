@@ -227,3 +227,13 @@ def test_notes_are_stored_as_compact_json(vault):
     conn = sqlite3.connect(vault / ".paperkb" / "index.db")
     data = conn.execute("SELECT data FROM notes ORDER BY path LIMIT 1").fetchone()[0]
     assert json.loads(data)["path"] and '": ' not in data.split('"body_text"')[0]
+
+
+def test_note_json_falls_back_for_what_orjson_refuses(tmp_path):
+    # an integer past 64 bits: orjson refuses it, json writes it (same compact form)
+    write(tmp_path, {"a.md": "---\nbig: 123456789012345678901234567890\n---\n# A\n[[b]]\n", "b.md": "# B\n"})
+    Vault(tmp_path).index()
+    conn = sqlite3.connect(tmp_path / ".paperkb" / "index.db")
+    data = conn.execute("SELECT data FROM notes WHERE path = 'a.md'").fetchone()[0]
+    assert json.loads(data)["frontmatter"]["big"] == 123456789012345678901234567890
+    assert json.loads(data)["links"][0]["resolved"] == "b.md" and '": ' not in data
