@@ -640,15 +640,7 @@ def _quick_check(conn: sqlite3.Connection) -> bool:
 
 
 def _open(db_path: Path) -> IndexConnection:
-    # check_same_thread=False: a cold build writes from a second thread (_BackgroundWriter);
-    # SQLite itself serialises the calls (threadsafety 3)
-    conn = sqlite3.connect(
-        str(db_path),
-        timeout=BUSY_TIMEOUT_S,
-        isolation_level=None,
-        factory=IndexConnection,
-        check_same_thread=False,
-    )
+    conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None, factory=IndexConnection)
     conn.db_path = db_path
     try:
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
@@ -1071,6 +1063,9 @@ class _Bar:
     """A rich progress bar on stderr, or nothing."""
 
     def __init__(self, enabled: bool, total: int) -> None:
+        # rich draws nothing where stderr is no terminal: do not import it or start its
+        # refresh thread there (a piped or scripted index)
+        enabled = enabled and _stderr_is_terminal()
         self.progress = _progress_bar(total) if enabled else None
         self.total = total
 
@@ -1087,6 +1082,13 @@ class _Bar:
     def __exit__(self, *exc) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
 
 
 def _progress_bar(total: int):
@@ -1228,37 +1230,6 @@ def _apply(
 
     todo = [(p, True) for p in parsed] + [(p, False) for p in loaded]
     n_done = len(todo)
-    # A cold build writes on a second thread while this one resolves the next chunk: the
-    # inserts run in SQLite's C code (the GIL released), on the core the parse workers
-    # left idle. Nothing else uses the connection meanwhile: every anchor is in memory.
-    writer = _BackgroundWriter(conn) if cold else None
-    try:
-        _write_chunks(conn, writer, todo, parsed, loaded, parse_problems, resolver, file_stat)
-    except BaseException:
-        if writer is not None:
-            writer.close(raise_error=False)  # stopped before the caller rolls back
-        raise
-    if writer is not None:
-        writer.close()
-    if cold:
-        for statement in _SCHEMA.split(";"):
-            if "CREATE INDEX" in statement:
-                conn.execute(statement)
-    return n_done
-
-
-def _write_chunks(
-    conn: sqlite3.Connection,
-    writer: _BackgroundWriter | None,
-    todo: list[tuple[str, bool]],
-    parsed: dict[str, Parsed],
-    loaded: dict[str, Note],
-    parse_problems: dict[str, list[Problem]],
-    resolver,
-    file_stat: dict[str, tuple[int, float, float, str]],
-) -> None:
-    from kb import resolve as R
-
     for chunk in _batches(todo, 500):
         note_rows: list[tuple] = []
         link_rows: list[tuple] = []
@@ -1294,62 +1265,13 @@ def _write_chunks(
             else:
                 item.problems = own + found
                 updates.append((note_json(item), path))
-        job = [
-            ("INSERT INTO notes(path, size, mtime, ctime, hash, data) VALUES (?, ?, ?, ?, ?, ?)", note_rows),
-            ("UPDATE notes SET data=? WHERE path=?", updates),
-            ("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", link_rows),
-            ("INSERT INTO problems VALUES (?, ?, ?, ?, ?)", problem_rows),
-            ("INSERT INTO tags VALUES (?, ?, ?)", tag_rows),
-        ]
-        if writer is not None:
-            writer.write(job)
-        else:
-            for sql, rows in job:
-                if rows:
-                    conn.executemany(sql, rows)
-
-
-class _BackgroundWriter:
-    """Runs batches of ``executemany`` on one thread, in order, at most two batches behind.
-
-    The first error stops it; ``write`` and ``close`` raise it in the caller's thread, so
-    the transaction is rolled back there as for an error of a direct write."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        import queue
-
-        self.conn = conn
-        self.jobs: queue.Queue = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.cancelled = False
-        self.thread = threading.Thread(target=self._run, name="paperkb-index-writer", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            if self.error is not None or self.cancelled:
-                continue  # drain: the caller raises the first error, or rolls back
-            try:
-                for sql, rows in job:
-                    if rows:
-                        self.conn.executemany(sql, rows)
-            except BaseException as exc:  # handed to the caller's thread
-                self.error = exc
-
-    def write(self, job: list[tuple[str, list]]) -> None:
-        if self.error is not None:
-            raise self.error
-        self.jobs.put(job)
-
-    def close(self, *, raise_error: bool = True) -> None:
-        """Wait for every batch to be written (or, after an error, skipped); then raise the
-        first error, if any and if asked. Without ``raise_error`` (the caller failed and will
-        roll back) the batches not yet started are skipped."""
-        self.cancelled = not raise_error
-        self.jobs.put(None)
-        self.thread.join()
-        if raise_error and self.error is not None:
-            raise self.error
+        conn.executemany("INSERT INTO notes(path, size, mtime, ctime, hash, data) VALUES (?, ?, ?, ?, ?, ?)", note_rows)
+        conn.executemany("UPDATE notes SET data=? WHERE path=?", updates)
+        conn.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", link_rows)
+        conn.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?)", problem_rows)
+        conn.executemany("INSERT INTO tags VALUES (?, ?, ?)", tag_rows)
+    if cold:
+        for statement in _SCHEMA.split(";"):
+            if "CREATE INDEX" in statement:
+                conn.execute(statement)
+    return n_done

@@ -188,6 +188,13 @@ def test_progress_bar_on_stderr(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    monkeypatch.setattr(I, "_stderr_is_terminal", lambda: False)
+    assert I._Bar(True, 10).progress is None  # piped: rich not even started
+    monkeypatch.setattr(I, "_stderr_is_terminal", lambda: True)
+    assert I._Bar(True, 10).progress is not None and I._Bar(False, 10).progress is None
+
+
 def test_prepared_json_equals_full_serialisation():
     from kb.model import Link, Problem
     from kb.parse import parse_note
@@ -215,25 +222,18 @@ def test_corrupt_index_file_is_rebuilt(vault):
     assert Vault(vault).index().parsed == 3
 
 
-def test_background_writer_keeps_order_and_hands_back_errors():
-    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    conn.execute("CREATE TABLE t(i INTEGER PRIMARY KEY, v TEXT)")
-    writer = I._BackgroundWriter(conn)
-    for start in range(0, 50, 10):
-        writer.write([("INSERT INTO t VALUES (?, ?)", [(i, str(i)) for i in range(start, start + 10)])])
-    writer.close()
-    assert [r[0] for r in conn.execute("SELECT i FROM t ORDER BY rowid")] == list(range(50))
-
-    writer = I._BackgroundWriter(conn)
-    writer.write([("INSERT INTO t VALUES (?, ?)", [(0, "again")])])  # a duplicate key: fails
-    writer.write([("INSERT INTO t VALUES (?, ?)", [(99, "after the error")])])
-    with pytest.raises(sqlite3.IntegrityError):
-        writer.close()
-    assert conn.execute("SELECT COUNT(*) FROM t WHERE i = 99").fetchone()[0] == 0  # skipped after the error
-
-
 def test_notes_are_stored_as_compact_json(vault):
     Vault(vault).index()
     conn = sqlite3.connect(vault / ".paperkb" / "index.db")
     data = conn.execute("SELECT data FROM notes ORDER BY path LIMIT 1").fetchone()[0]
     assert json.loads(data)["path"] and '": ' not in data.split('"body_text"')[0]
+
+
+def test_note_json_falls_back_for_what_orjson_refuses(tmp_path):
+    # an integer past 64 bits: orjson refuses it, json writes it (same compact form)
+    write(tmp_path, {"a.md": "---\nbig: 123456789012345678901234567890\n---\n# A\n[[b]]\n", "b.md": "# B\n"})
+    Vault(tmp_path).index()
+    conn = sqlite3.connect(tmp_path / ".paperkb" / "index.db")
+    data = conn.execute("SELECT data FROM notes WHERE path = 'a.md'").fetchone()[0]
+    assert json.loads(data)["frontmatter"]["big"] == 123456789012345678901234567890
+    assert json.loads(data)["links"][0]["resolved"] == "b.md" and '": ' not in data
