@@ -42,10 +42,10 @@ def _paths(ctx: typer.Context, names) -> list[str]:
     return [find_path(vault, name) for name in names]
 
 
-def _claim_statuses(root: Path, queries: bool = True) -> dict:
-    """Every claim's status from the run tracker; {} when there are no runs or no
-    reproduction side installed. With ``queries``, also hands the statuses to the query
-    engine (dataview blocks and --query may ask for a claim's status)."""
+def _claim_statuses(root: Path, queries: bool = True, claims: list | None = None) -> dict:
+    """Every claim's status (or those of ``claims``) from the run tracker; {} when there
+    are no runs or no reproduction side installed. With ``queries``, also hands the
+    statuses to the query engine (dataview blocks and --query may ask for a claim's status)."""
     if queries:
         from cli.common import hand_in_claim_statuses
 
@@ -54,7 +54,7 @@ def _claim_statuses(root: Path, queries: bool = True) -> dict:
         from repro.status import claim_statuses
     except ImportError:
         return {}
-    return claim_statuses(root)
+    return claim_statuses(root, claims)
 
 
 def _runs_dir(root: Path) -> Path:
@@ -163,7 +163,7 @@ def export_site_cmd(
         report = export_site(
             vault,
             out,
-            statuses=_claim_statuses(vault.root),
+            status_of=lambda claims: _claim_statuses(vault.root, claims=claims),
             runs_dir=_runs_dir(vault.root),
             force=force,
             workers=workers,

@@ -40,23 +40,84 @@ class _Light(msgspec.Struct, gc=False):
 _decode_light = msgspec.json.Decoder(_Light).decode
 
 
-def _light_fields(data: bytes) -> tuple[Any, Any, Any, Any, Any, bool]:
-    """(title, citekey, doi, year, frontmatter type, export marker present) of a stored note,
-    as SQLite's json_extract would give them (an object or list as its JSON text, true as 1)."""
+class _SiteFields(_Light, gc=False):
+    """A light note's fields plus what the site's index page needs of a stored note, so
+    one decode of each ~10 KB document serves both (three SQLite json_extract passes
+    parsed every document three times)."""
+
+    claims: Any = None
+    dataview_blocks: msgspec.Raw = msgspec.Raw(b"null")
+    authors: Any = None
+
+
+_decode_site = msgspec.json.Decoder(_SiteFields).decode
+
+
+class SiteExtra(msgspec.Struct, gc=False):
+    """Of a stored note: its claims (the dicts the index holds), whether it has dataview
+    blocks, and its first three authors padded with "" to the number of authors."""
+
+    claims: list
+    dataview: bool
+    authors: list
+
+
+def _site_extra(data: bytes) -> tuple[_Light, SiteExtra]:
+    """The light fields and the site's extra fields of one stored note, with the values
+    SQLite's json_extract / json_array_length gave for them."""
     try:
-        light = _decode_light(data)
-    except msgspec.MsgspecError:  # not what the model writes: the general parser
+        d = _decode_site(data)
+        claims, blocks, authors = d.claims, d.dataview_blocks, d.authors
+        has_blocks = bool(blocks) and bytes(blocks) not in (b"null", b"[]") and _nonempty_list(blocks)
+    except msgspec.MsgspecError:  # not strict JSON (NaN) or not what the model writes
         import json
 
-        d = json.loads(data)
-        front = d.get("frontmatter") if isinstance(d.get("frontmatter"), dict) else {}
-        light = _Light(
-            d.get("title"),
-            d.get("citekey"),
-            d.get("doi"),
-            d.get("year"),
+        raw = json.loads(data)
+        raw = raw if isinstance(raw, dict) else {}
+        front = raw.get("frontmatter") if isinstance(raw.get("frontmatter"), dict) else {}
+        d = _Light(
+            raw.get("title"),
+            raw.get("citekey"),
+            raw.get("doi"),
+            raw.get("year"),
             _Front(front.get("type"), front.get("paperkb-export", msgspec.UNSET)),
         )
+        claims, authors = raw.get("claims"), raw.get("authors")
+        has_blocks = isinstance(raw.get("dataview_blocks"), list) and bool(raw["dataview_blocks"])
+    claims = [c for c in claims if isinstance(c, dict)] if isinstance(claims, list) else []
+    first: list = []
+    if isinstance(authors, list):
+        first = [a for a in (_sql_value(a) for a in authors[:3]) if isinstance(a, str)]
+        first += [""] * max(0, len(authors) - len(first))
+    return d, SiteExtra(claims, has_blocks, first)
+
+
+def _nonempty_list(raw: msgspec.Raw) -> bool:
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.MsgspecError:
+        return False
+    return isinstance(value, list) and bool(value)
+
+
+def _light_fields(data: bytes, light: _Light | None = None) -> tuple[Any, Any, Any, Any, Any, bool]:
+    """(title, citekey, doi, year, frontmatter type, export marker present) of a stored note,
+    as SQLite's json_extract would give them (an object or list as its JSON text, true as 1)."""
+    if light is None:
+        try:
+            light = _decode_light(data)
+        except msgspec.MsgspecError:  # not what the model writes: the general parser
+            import json
+
+            d = json.loads(data)
+            front = d.get("frontmatter") if isinstance(d.get("frontmatter"), dict) else {}
+            light = _Light(
+                d.get("title"),
+                d.get("citekey"),
+                d.get("doi"),
+                d.get("year"),
+                _Front(front.get("type"), front.get("paperkb-export", msgspec.UNSET)),
+            )
     front = light.frontmatter or _Front()
     return (
         _sql_value(light.title),
@@ -81,10 +142,13 @@ def _chunks(items: list[str], n: int = 500):
         yield items[i : i + n]
 
 
-def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
+def light_notes(
+    vault, paths: Iterable[str] | None = None, *, extra: dict[str, SiteExtra] | None = None
+) -> list[Note]:
     """Every note (or the notes at ``paths``) with only what the paper rule and the citation
     graph need: path, title, citekey, DOI, year, tags, links (resolved) and of the
-    frontmatter only ``type`` and the export marker."""
+    frontmatter only ``type`` and the export marker. ``extra``, when given, is filled with
+    each note's :class:`SiteExtra` from the same read of the stored notes."""
     from kb.publish.papers import EXPORT_MARKER
 
     conn = vault._ensure()  # the index, brought up to date
@@ -106,7 +170,11 @@ def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
         rows.extend(conn.execute(f"SELECT path, CAST(data AS BLOB) FROM notes{where.format(col='path')}", args))
     notes = []
     for path, data in sorted(rows):
-        title, citekey, doi, year, kind, marker = _light_fields(data)
+        if extra is None:
+            title, citekey, doi, year, kind, marker = _light_fields(data)
+        else:
+            light, extra[path] = _site_extra(data)
+            title, citekey, doi, year, kind, marker = _light_fields(data, light)
         frontmatter: dict = {}
         if kind is not None:
             frontmatter["type"] = kind

@@ -221,7 +221,7 @@ class _Site:
     """Everything one export knows; pages are rendered from it (also in worker processes)."""
 
     def __init__(self, vault, statuses: dict[str, dict], runs_dir: Path | None, generated: str) -> None:
-        from kb.publish.selection import light_notes
+        from kb.publish.selection import SiteExtra, light_notes
 
         self.vault = vault
         self.root = vault.root
@@ -230,7 +230,8 @@ class _Site:
         self.generated = generated
         self.site_name = vault.root.name
         self.rule = load_rule(vault.root)
-        notes = [n for n in light_notes(vault) if EXPORT_MARKER not in n.frontmatter]
+        self.extra: dict[str, SiteExtra] = {}
+        notes = [n for n in light_notes(vault, extra=self.extra) if EXPORT_MARKER not in n.frontmatter]
         self.light = {n.path: n for n in notes}
         self.citations = Citations(notes, self.rule)
         conn = vault.connect()
@@ -254,25 +255,9 @@ class _Site:
                         lst.append(n.path)
         self.runs = self._runs()
         self.runs_stamp = _hash(sorted(self.runs))
-        # one pass over the stored notes: SQLite parses each note's JSON once for both fields
-        self.dataview: set[str] = set()
-        self.claims: dict[str, list[dict]] = {}
-        decode = msgspec.json.decode
-        for path, claims_json, dataview_blocks in conn.execute(
-            "SELECT path, json_extract(data, '$.claims'), json_array_length(data, '$.dataview_blocks') FROM notes"
-        ):
-            if dataview_blocks:
-                self.dataview.add(path)
-            if claims_json and claims_json != "[]":
-                try:
-                    claims = decode(claims_json)
-                except msgspec.DecodeError:  # not strict JSON (NaN): Python's parser takes it
-                    try:
-                        claims = json.loads(claims_json)
-                    except ValueError:
-                        continue
-                if isinstance(claims, list) and claims:
-                    self.claims[path] = [c for c in claims if isinstance(c, dict)]
+        # claims, dataview blocks and authors came with the light notes: one read of the stored notes
+        self.dataview: set[str] = {p for p, e in self.extra.items() if e.dataview}
+        self.claims: dict[str, list[dict]] = {p: e.claims for p, e in self.extra.items() if e.claims}
         # ids as the notes wrote them (a YAML id may be a number; it then matches no status)
         self.claim_ids: dict[str, list[Any]] = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
         self.code = _code_version()
@@ -281,6 +266,38 @@ class _Site:
         self.attachment_uses: dict[str, str] = {}  # vault path -> site file (filled while rendering)
         self.out: Path | None = None  # the (resolved) output folder, where render workers write pages
         self.words: dict[str, str] = {}  # path -> search words, of the pages rendered this time
+
+    def claim_list(self) -> list[dict[str, Any]]:
+        """Every claim with an id, in path and line order, as ``kb.claims.indexed_claims``
+        lists them."""
+        out: list[dict[str, Any]] = []
+        for path in sorted(self.claims):
+            light = self.light.get(path)
+            title = light.title if light is not None else None
+            if not title:
+                name = path.rsplit("/", 1)[-1]
+                title = name[:-3] if name.lower().endswith(".md") else name
+            claims = self.claims[path]
+            if len(claims) > 1:
+                claims = sorted(claims, key=lambda c: c.get("line", 0))
+            for c in claims:
+                if "id" not in c:
+                    continue
+                out.append(
+                    {
+                        "id": c["id"],
+                        "statement": c.get("statement", ""),
+                        "experiments": c.get("experiments") or [],
+                        "line": c.get("line", 0),
+                        "params": c.get("params") or {},
+                        "expect": c.get("expect") or [],
+                        "needs": c.get("needs") or "",
+                        "note": path,
+                        "title": title,
+                        "citekey": light.citekey if light is not None else None,
+                    }
+                )
+        return out
 
     # -- runs
     def _runs(self) -> dict[str, Path]:
@@ -615,9 +632,15 @@ def export_site(
     workers: int | None = None,
     generated: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    status_of: Callable[[list[dict]], dict[str, dict]] | None = None,
 ) -> SiteReport:
     """Write (or bring up to date) the static site of ``vault`` in ``out``. ``progress(done,
-    total)`` is called as note pages are rendered (for a progress line on long exports)."""
+    total)`` is called as note pages are rendered (for a progress line on long exports).
+
+    Claim statuses are ``statuses`` (claim id -> status dict) or, with ``status_of``, what
+    it returns for the vault's claims (dicts with ``id, statement, experiments, note, title,
+    line, citekey, params, expect, needs``, in path and line order): the site has read the
+    claims already, so the caller need not read them again."""
     import datetime as _dt
 
     global _SITE
@@ -633,6 +656,8 @@ def export_site(
     vault._ensure()
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
     site = _Site(vault, statuses or {}, runs, generated or _dt.date.today().isoformat())
+    if status_of is not None:
+        site.statuses = status_of(site.claim_list()) or {}
     # the date is in every page's footer: a new day alone must not rewrite every page
     site.generated = generated or _dt.date.today().isoformat()
 
@@ -650,12 +675,17 @@ def export_site(
     report.pages = len(site.light)
     site.out = writer.out
     fps = {p: (rel, fp) for p, rel, fp in todo}
+    # which attachment files each page uses: those of a deleted note's page go with it
+    old_uses = old.get("uses") if isinstance(old.get("uses"), dict) else None
+    uses: dict[str, list[str]] = {}
     for path, warnings, files, words in _render_all(site, [p for p, _, _ in todo], workers, progress):
         rel, fp = fps[path]
         writer.written(rel, fp)
         if words is not None:
             site.words[path] = words
         report.warnings.extend(warnings)
+        if files:
+            uses[path] = sorted({site_rel for site_rel, _ in files})
         for site_rel, source in files:
             src = Path(source)
             try:
@@ -663,10 +693,21 @@ def export_site(
             except OSError:
                 continue
             writer.copy(site_rel, _hash(str(src), st.st_size, st.st_mtime_ns), src)
-    # attachments used by unchanged pages stay: carry their entries over
-    for rel, fp in writer.old.items():
-        if rel.startswith("files/") and rel not in writer.new and (out / rel).is_file():
+    # attachments used by unchanged pages stay: carry their entries over (a manifest
+    # written before uses were recorded: every attachment it lists)
+    if old_uses is None:
+        kept = {rel for rel in writer.old if rel.startswith("files/")}
+    else:
+        kept = set()
+        for path in site.light:
+            if path not in fps and isinstance(old_uses.get(path), list):
+                uses[path] = old_uses[path]
+                kept.update(old_uses[path])
+    for rel in kept:
+        fp = writer.old.get(rel)
+        if isinstance(rel, str) and fp is not None and rel not in writer.new and (out / rel).is_file():
             writer.new[rel] = fp
+    writer.extra["uses"] = uses
 
     # run pages
     for rid, folder in site.runs.items():
@@ -748,13 +789,7 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
     # index data
     claims_by_path = site.claims
     # the first few authors and how many there are: enough for "A, B, C et al. (n authors)"
-    authors_by_path: dict[str, list] = {}
-    for path, n, a0, a1, a2 in conn.execute(
-        "SELECT path, json_array_length(data, '$.authors'), json_extract(data, '$.authors[0]'), "
-        "json_extract(data, '$.authors[1]'), json_extract(data, '$.authors[2]') FROM notes"
-    ):
-        first = [a for a in (a0, a1, a2) if isinstance(a, str)]
-        authors_by_path[path] = first + [""] * max(0, (n or 0) - len(first))
+    authors_by_path = {p: e.authors for p, e in site.extra.items()}
     papers, claims, others = [], [], []
     totals: dict[str, int] = {}
     for path in sorted(site.light, key=lambda p: (site.light[p].title or p).casefold()):

@@ -164,3 +164,43 @@ def test_site_writes_nothing_through_links_planted_in_the_output(tmp_path, vault
     with pytest.raises(PaperkbError, match="outside"):
         export_site(Vault(vault_root), out, workers=1, generated="x")
     assert list(outside.iterdir()) == []
+
+
+def _files(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST}
+
+
+def test_incremental_export_equals_a_fresh_export(tmp_path, vault_root):
+    """After each change (a note's text, a new note its link now resolves to, a claim's
+    status, a deleted note) the re-exported site is byte for byte a from-scratch export."""
+    site = tmp_path / "site"
+    export_site(Vault(vault_root), site, statuses=STATUSES, workers=1, generated="x")
+    flash = vault_root / "FlashAttention - Fast and Memory-Efficient Exact Attention with IO-Awareness.md"
+    reproduced = {k: dict(v, status="contradicted") for k, v in STATUSES.items()}
+
+    def one_line(): flash.write_text(flash.read_text(encoding="utf-8") + "\nTiling, see [[Newer Paper]].\n", "utf-8")
+    def new_note(): write(vault_root, {"Newer Paper.md": paper("Newer Paper", "newer2024", "Cites [[FlashAttention]].")})
+    def dashboard_gone(): (vault_root / "Dashboard.md").unlink()
+
+    steps = [(one_line, STATUSES), (new_note, STATUSES), (lambda: None, reproduced), (dashboard_gone, reproduced)]
+    for k, (change, statuses) in enumerate(steps):
+        time.sleep(0.01)
+        change()
+        report = export_site(Vault(vault_root), site, statuses=statuses, workers=1, generated="x")
+        fresh = tmp_path / f"fresh-{k}"
+        export_site(Vault(vault_root), fresh, statuses=statuses, workers=1, generated="x")
+        assert _files(site) == _files(fresh), k
+        assert report.unchanged > 0, k  # and it was incremental
+
+
+def test_status_of_gets_the_claims_kb_claims_lists(tmp_path, vault_root):
+    from kb.claims import indexed_claims
+
+    seen = []
+    export_site(Vault(vault_root), tmp_path / "s", workers=1, generated="x",
+                status_of=lambda claims: seen.extend(claims) or STATUSES)
+    keys = ("id", "statement", "experiments", "line", "params", "expect", "needs", "note", "title", "citekey")
+    assert seen and seen == [{k: c[k] for k in keys} for c in indexed_claims(Vault(vault_root))]
+    via_dict = tmp_path / "d"
+    export_site(Vault(vault_root), via_dict, statuses=STATUSES, workers=1, generated="x")
+    assert _files(tmp_path / "s") == _files(via_dict)
