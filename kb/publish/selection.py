@@ -142,13 +142,10 @@ def _chunks(items: list[str], n: int = 500):
         yield items[i : i + n]
 
 
-def light_notes(
-    vault, paths: Iterable[str] | None = None, *, extra: dict[str, SiteExtra] | None = None
-) -> list[Note]:
+def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
     """Every note (or the notes at ``paths``) with only what the paper rule and the citation
     graph need: path, title, citekey, DOI, year, tags, links (resolved) and of the
-    frontmatter only ``type`` and the export marker. ``extra``, when given, is filled with
-    each note's :class:`SiteExtra` from the same read of the stored notes."""
+    frontmatter only ``type`` and the export marker."""
     from kb.publish.papers import EXPORT_MARKER
 
     conn = vault._ensure()  # the index, brought up to date
@@ -170,11 +167,7 @@ def light_notes(
         rows.extend(conn.execute(f"SELECT path, CAST(data AS BLOB) FROM notes{where.format(col='path')}", args))
     notes = []
     for path, data in sorted(rows):
-        if extra is None:
-            title, citekey, doi, year, kind, marker = _light_fields(data)
-        else:
-            light, extra[path] = _site_extra(data)
-            title, citekey, doi, year, kind, marker = _light_fields(data, light)
+        title, citekey, doi, year, kind, marker = _light_fields(data)
         frontmatter: dict = {}
         if kind is not None:
             frontmatter["type"] = kind
@@ -193,6 +186,90 @@ def light_notes(
             )
         )
     return notes
+
+
+_CACHE_FIELDS = 11  # hash, title, citekey, doi, year, type, export marker, tags, claims, dataview, authors
+
+
+def _cached(entry: Any, content_hash: Any) -> bool:
+    return (
+        isinstance(entry, list)
+        and len(entry) == _CACHE_FIELDS
+        and content_hash is not None
+        and entry[0] == content_hash
+        and isinstance(entry[7], list)
+        and isinstance(entry[8], list)
+        and isinstance(entry[10], list)
+    )
+
+
+def site_notes(vault, cache: Any = None) -> tuple[list[Note], dict[str, SiteExtra], dict[str, Any]]:
+    """``light_notes(vault)`` and every note's :class:`SiteExtra`, for the static site.
+
+    What a note's content alone decides (title, citekey, DOI, year, type, export marker,
+    tags, claims, dataview blocks, authors) is taken from ``cache`` (what the last call
+    returned, kept by the caller) for every note whose content hash is unchanged: after one
+    note changed, one stored note is read instead of 10,000. Links are always read from the
+    index, since where they resolve depends on the other notes. Returns (notes, extra, the
+    new cache)."""
+    from kb.publish.papers import EXPORT_MARKER
+
+    conn = vault._ensure()  # the index, brought up to date
+    row = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
+    index_version = row[0] if row else ""
+    old: dict = {}
+    if isinstance(cache, dict) and cache.get("index") == index_version and isinstance(cache.get("notes"), dict):
+        old = cache["notes"]
+    entries: dict[str, list] = {}
+    todo: list[str] = []
+    for path, content_hash in conn.execute("SELECT path, hash FROM notes"):
+        entry = old.get(path)
+        if _cached(entry, content_hash):
+            entries[path] = entry
+        else:
+            todo.append(path)
+    for chunk in _chunks(sorted(todo)):
+        marks = ",".join("?" * len(chunk))
+        tags: dict[str, list[str]] = {}
+        for path, tag in conn.execute(f"SELECT path, tag FROM tags WHERE path IN ({marks}) ORDER BY rowid", chunk):
+            tags.setdefault(path, []).append(tag)
+        for path, content_hash, data in conn.execute(
+            f"SELECT path, hash, CAST(data AS BLOB) FROM notes WHERE path IN ({marks})", chunk
+        ):
+            light, more = _site_extra(data)
+            title, citekey, doi, year, kind, marker = _light_fields(data, light)
+            entries[path] = [
+                content_hash, title, citekey, doi, year, kind, marker,
+                tags.get(path, []), more.claims, more.dataview, more.authors,
+            ]  # fmt: skip
+    links: dict[str, list] = {}
+    for src, kind, target, is_citation, resolved in conn.execute(
+        "SELECT src, kind, target, is_citation, resolved FROM links ORDER BY src, idx"
+    ):
+        links.setdefault(src, []).append(LightLink(target, kind, resolved, bool(is_citation)))
+    notes: list[Note] = []
+    extra: dict[str, SiteExtra] = {}
+    for path in sorted(entries):
+        _, title, citekey, doi, year, kind, marker, tag_list, claims, dataview, authors = entries[path]
+        frontmatter: dict = {}
+        if kind is not None:
+            frontmatter["type"] = kind
+        if marker:
+            frontmatter[EXPORT_MARKER] = True
+        notes.append(
+            Note(
+                path=path,
+                title=title or "",
+                citekey=citekey,
+                doi=doi,
+                year=year if isinstance(year, int) else None,
+                tags=list(tag_list),
+                frontmatter=frontmatter,
+                links=links.get(path, []),
+            )
+        )
+        extra[path] = SiteExtra(claims, bool(dataview), authors)
+    return notes, extra, {"index": index_version, "notes": entries}
 
 
 def neighbourhood_paths(vault, paths: Iterable[str]) -> set[str]:

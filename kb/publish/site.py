@@ -34,6 +34,8 @@ from kb.errors import PaperkbError
 from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
 
 MANIFEST = ".paperkb-site.json"
+# what each note's content alone decides, kept between exports (kb.publish.selection.site_notes)
+NOTES_CACHE = ".paperkb-site-notes.msgpack"
 HERE = Path(__file__).parent / "site_files"
 SEARCH_WORDS = 400  # distinct words of a note's text kept for the search box
 METRICS_MAX_BYTES = 5_000_000
@@ -220,8 +222,10 @@ def _status_css(status: str) -> str:
 class _Site:
     """Everything one export knows; pages are rendered from it (also in worker processes)."""
 
-    def __init__(self, vault, statuses: dict[str, dict], runs_dir: Path | None, generated: str) -> None:
-        from kb.publish.selection import SiteExtra, light_notes
+    def __init__(
+        self, vault, statuses: dict[str, dict], runs_dir: Path | None, generated: str, cache: Any = None
+    ) -> None:
+        from kb.publish.selection import site_notes
 
         self.vault = vault
         self.root = vault.root
@@ -230,12 +234,12 @@ class _Site:
         self.generated = generated
         self.site_name = vault.root.name
         self.rule = load_rule(vault.root)
-        self.extra: dict[str, SiteExtra] = {}
-        notes = [n for n in light_notes(vault, extra=self.extra) if EXPORT_MARKER not in n.frontmatter]
+        every, self.extra, self.cache = site_notes(vault, cache)
+        notes = [n for n in every if EXPORT_MARKER not in n.frontmatter]
         self.light = {n.path: n for n in notes}
         self.citations = Citations(notes, self.rule)
         conn = vault.connect()
-        self.hashes = dict(conn.execute("SELECT path, hash FROM notes"))
+        self.hashes = {p: entry[0] for p, entry in self.cache["notes"].items()}
         self.attachments = [p for (p,) in conn.execute("SELECT path FROM files")]
         self.by_name: dict[str, str] = {}
         for p in sorted(self.light, key=lambda p: (p.count("/"), p)):
@@ -655,7 +659,7 @@ def export_site(
     writer.old_extra = old
     vault._ensure()
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
-    site = _Site(vault, statuses or {}, runs, generated or _dt.date.today().isoformat())
+    site = _Site(vault, statuses or {}, runs, generated or _dt.date.today().isoformat(), _read_cache(out, old))
     if status_of is not None:
         site.statuses = status_of(site.claim_list()) or {}
     # the date is in every page's footer: a new day alone must not rewrite every page
@@ -730,10 +734,37 @@ def export_site(
             writer.copy(site_rel, _hash(str(src), st.st_size, st.st_mtime_ns), src)
 
     _write_global_pages(site, writer)
+    _write_cache(writer.out, site.cache)
     writer.finish()
     report.seconds = time.perf_counter() - started
     _SITE = None
     return report
+
+
+def _read_cache(out: Path, manifest: dict[str, Any]) -> Any:
+    """The notes cache of the last export into ``out`` (None when there is none, it is
+    damaged, or the folder has no manifest: then nothing in it is trusted)."""
+    if not manifest:
+        return None
+    try:
+        return msgspec.msgpack.decode((out / NOTES_CACHE).read_bytes())
+    except (OSError, msgspec.MsgspecError):
+        return None
+
+
+def _write_cache(out: Path, cache: dict[str, Any]) -> None:
+    try:
+        data = msgspec.msgpack.encode(cache)
+    except (msgspec.MsgspecError, OverflowError, TypeError):  # a value msgpack cannot hold (a huge int)
+        kept = {}
+        for path, entry in cache["notes"].items():
+            try:
+                msgspec.msgpack.encode(entry)
+            except (msgspec.MsgspecError, OverflowError, TypeError):
+                continue
+            kept[path] = entry
+        data = msgspec.msgpack.encode({**cache, "notes": kept})
+    _write_file(out, NOTES_CACHE, data)
 
 
 def _render_all(site: _Site, paths: list[str], workers: int | None, progress: Callable[[int, int], None] | None = None):

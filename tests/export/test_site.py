@@ -13,7 +13,7 @@ import pytest
 from exportkit import copy_bundled, paper, tiny_png, write
 
 from kb.errors import PaperkbError
-from kb.publish.site import MANIFEST, export_site, page_name
+from kb.publish.site import MANIFEST, NOTES_CACHE, export_site, page_name
 from kb.vault import Vault
 
 STATUSES = {"llama2-param-counts": {"status": "reproduced", "run_id": "run-001", "preset": "full",
@@ -167,7 +167,9 @@ def test_site_writes_nothing_through_links_planted_in_the_output(tmp_path, vault
 
 
 def _files(out):
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST}
+    """The site's files (not the manifest and cache the export keeps for itself)."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*")
+            if p.is_file() and p.name not in (MANIFEST, NOTES_CACHE)}
 
 
 def test_incremental_export_equals_a_fresh_export(tmp_path, vault_root):
