@@ -66,6 +66,17 @@ def _hash(*parts: Any) -> str:
     return h.hexdigest()
 
 
+def _hash_tables(*parts: Any) -> str:
+    """``_hash`` of large JSON-like tables (the index's 10,000 rows of papers and claims):
+    msgspec's encoder does in C what ``repr`` does for each value in turn; data it cannot
+    encode falls back to ``_hash``."""
+    try:
+        data = msgspec.json.encode(parts)
+    except (msgspec.MsgspecError, TypeError, ValueError, OverflowError):  # ValueError: a lone surrogate
+        return _hash(*parts)
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
 def _code_version() -> str:
     parts = []
     for path in sorted([*HERE.rglob("*"), *Path(__file__).parent.glob("*.py")]):
@@ -297,7 +308,7 @@ class _Site:
         # ids as the notes wrote them (a YAML id may be a number; it then matches no status)
         self.claim_ids: dict[str, list[Any]] = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
         self.code = _code_version()
-        self.stamp = _hash(sorted(self.hashes.items())) if self.dataview else ""
+        self.stamp = _hash_tables(sorted(self.hashes.items())) if self.dataview else ""
         self.env = _env()
         self.attachment_uses: dict[str, str] = {}  # vault path -> site file (filled while rendering)
         self.out: Path | None = None  # the (resolved) output folder, where render workers write pages
@@ -812,8 +823,11 @@ def _render_all(site: _Site, paths: list[str], workers: int | None, progress: Ca
 
     n = workers if workers is not None else min(available_cpus(), 8)
     if n <= 1 or len(paths) < 200:
+        # a whole site rendered here makes much cyclic garbage: collect it (a few pages'
+        # worth is left to the end of the export)
         was_paused = not gc.isenabled()
-        gc.enable()  # rendering makes cyclic garbage (a whole site's worth with one worker)
+        if len(paths) >= 200:
+            gc.enable()
         try:
             yield from _render_batch(paths)
         finally:
@@ -904,7 +918,7 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
     status_line = ", ".join(f"{v} {STATUS_LABEL.get(k, k)}" for k, v in sorted(totals.items())) or "none checked"
     runs = [{"id": rid, "href": f"runs/{rid}.html", "label": ""} for rid in sorted(site.runs, reverse=True)[:500]]
     env = site.env
-    fp = _hash(site.code, site.generated, papers, claims, others, status_line, runs)
+    fp = _hash_tables(site.code, site.generated, papers, claims, others, status_line, runs)
     if not writer.fresh("index.html", fp):
         index = env.get_template("index.html").render(
             title="Index",
@@ -953,14 +967,14 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
         + json.dumps(docs, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
         + ";\n"
     )
-    fp = _hash(search_js)
+    fp = hashlib.blake2b(search_js.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
     if not writer.fresh("search-index.js", fp):
         writer.write("search-index.js", fp, search_js)
 
     # graph: papers and ghosts, drawn once here; the layout is the slow part, so it is
     # skipped when the graph itself did not change
     cites = site.citations
-    structure = _hash(
+    structure = _hash_tables(
         [(p, site.light[p].title, [(c.key, c.path) for c in cites.of(p).cites]) for p in sorted(cites.papers)]
     )
     fp = _hash(site.code, structure, site.generated)
