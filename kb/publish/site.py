@@ -12,7 +12,10 @@ fingerprint of what it was made from (the note's content hash, where its links r
 who links to it, its claims' statuses, the code and templates). A page whose fingerprint
 did not change is not rendered again; files the export wrote before and no longer makes
 are removed; nothing else in OUT is ever touched. A non-empty OUT without that manifest
-is refused unless ``force``.
+is refused unless ``force``. ``OUT/.paperkb-site-notes.msgpack`` keeps what each note's
+content alone decides (title, tags, claims, authors...) by content hash, so a re-export
+reads from the index only the notes that changed (and every note's links: where they
+resolve depends on the others).
 """
 
 from __future__ import annotations

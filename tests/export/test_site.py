@@ -206,3 +206,24 @@ def test_status_of_gets_the_claims_kb_claims_lists(tmp_path, vault_root):
     via_dict = tmp_path / "d"
     export_site(Vault(vault_root), via_dict, statuses=STATUSES, workers=1, generated="x")
     assert _files(tmp_path / "s") == _files(via_dict)
+
+
+def test_a_damaged_or_stale_notes_cache_is_read_again_from_the_index(tmp_path, vault_root):
+    site = tmp_path / "site"
+    export_site(Vault(vault_root), site, statuses=STATUSES, workers=1, generated="x")
+    first = _files(site)
+    (site / NOTES_CACHE).write_bytes(b"\xc1 not msgpack")
+    flash = vault_root / "FlashAttention - Fast and Memory-Efficient Exact Attention with IO-Awareness.md"
+    flash.write_text(flash.read_text(encoding="utf-8").replace("FlashAttention", "FlashAttn", 1), "utf-8")
+    export_site(Vault(vault_root), site, statuses=STATUSES, workers=1, generated="x")
+    fresh = tmp_path / "fresh"
+    export_site(Vault(vault_root), fresh, statuses=STATUSES, workers=1, generated="x")
+    assert _files(site) == _files(fresh) != first
+    import msgspec  # a cache entry whose hash no longer matches its note is not used
+
+    cache = msgspec.msgpack.decode((site / NOTES_CACHE).read_bytes())
+    cache["notes"][flash.name][1] = "A title from a stale cache"
+    (site / NOTES_CACHE).write_bytes(msgspec.msgpack.encode(cache))
+    flash.write_text(flash.read_text(encoding="utf-8") + "\nOne more line.\n", "utf-8")
+    export_site(Vault(vault_root), site, statuses=STATUSES, workers=1, generated="x")
+    assert "A title from a stale cache" not in (site / "index.html").read_text(encoding="utf-8")
