@@ -200,6 +200,8 @@ def _cached(entry: Any, content_hash: Any) -> bool:
         and isinstance(entry[7], list)
         and isinstance(entry[8], list)
         and isinstance(entry[10], list)
+        and all(isinstance(c, dict) for c in entry[8])
+        and all(isinstance(t, str) for t in entry[7])
     )
 
 

@@ -321,9 +321,9 @@ class _Site:
         """Every claim with an id, in path and line order, as ``kb.claims.indexed_claims``
         lists them."""
         out: list[dict[str, Any]] = []
+        entries = self.cache["notes"]  # every note's, paperkb's own exports included
         for path in sorted(self.claims):
-            light = self.light.get(path)
-            title = light.title if light is not None else None
+            title, citekey = entries[path][1], entries[path][2]
             if not title:
                 name = path.rsplit("/", 1)[-1]
                 title = name[:-3] if name.lower().endswith(".md") else name
@@ -344,7 +344,7 @@ class _Site:
                         "needs": c.get("needs") or "",
                         "note": path,
                         "title": title,
-                        "citekey": light.citekey if light is not None else None,
+                        "citekey": citekey,
                     }
                 )
         return out
