@@ -227,3 +227,30 @@ def test_a_damaged_or_stale_notes_cache_is_read_again_from_the_index(tmp_path, v
     flash.write_text(flash.read_text(encoding="utf-8") + "\nOne more line.\n", "utf-8")
     export_site(Vault(vault_root), site, statuses=STATUSES, workers=1, generated="x")
     assert "A title from a stale cache" not in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_cli_site_shows_the_statuses_the_tracker_gives(tmp_path, bundled_vault):
+    """``paperkb export site`` hands the claims it read to repro.status: the words on the
+    pages are those ``claim_statuses`` gives when it reads the claims itself."""
+    from repro.status import claim_statuses
+    from repro.tracker import Tracker
+
+    root = copy_bundled(bundled_vault, tmp_path / "vault")
+    with Tracker(root) as t:
+        run = t.create_run("llama/param-count", preset="full", params={}, overrides={}, scale="full")
+        t.mark_running(run.id, None)
+        t.finish(run.id, "failed", verdict="contradicted", checks=[
+            {"name": "params_7b", "value": 1.0, "op": "==", "threshold": 2.0, "passed": False,
+             "evidence": "direct", "scale": "full", "description": "d"}])
+    expected = claim_statuses(root)
+    assert expected["llama2-param-counts"]["status"] == "contradicted"
+    cmd = [sys.executable, "-m", "cli.app", "--vault", str(root), "export", "site", str(tmp_path / "s")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    index = (tmp_path / "s" / "index.html").read_text(encoding="utf-8")
+    from markupsafe import escape
+
+    for st in expected.values():
+        assert str(escape(st["status"])) in index
+    llama = (tmp_path / "s" / "notes" / page_name("Llama 2 - Open Foundation and Fine-Tuned Chat Models.md"))
+    assert "❌ contradicted" in llama.read_text(encoding="utf-8")
