@@ -117,10 +117,16 @@ _DOC_SQL = (
 def _loads(text: str | None) -> Any:
     if text is None:
         return None
-    try:
-        return orjson.loads(text)  # a few times faster than json: 60,000 of these on a first sync
-    except orjson.JSONDecodeError:  # what orjson refuses (an integer past 64 bits, NaN) json reads
-        return json.loads(text)
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)  # a few times faster than json: 60,000 of these on a first sync
+        except orjson.JSONDecodeError:  # what orjson refuses (NaN) json reads
+            pass
+    return json.loads(text)
+
+
+# orjson reads an integer past 64 bits as a float: such numbers are left to json
+_LONG_DIGITS = re.compile(r"\d{19}")
 
 
 def _doc_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> list[tuple]:
