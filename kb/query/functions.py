@@ -15,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import regex as _regex
-
 from kb.query.errors import QueryError
 from kb.query.values import (
+    LazyModule,
     Duration,
     Lambda,
     Link,
@@ -34,6 +33,8 @@ from kb.query.values import (
     truthy,
     typeof,
 )
+
+_regex = LazyModule("regex")  # JavaScript-style patterns; imported when a query uses one
 
 
 @dataclass

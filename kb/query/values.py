@@ -16,7 +16,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import regex as _regex
+
+
+class LazyModule:
+    """A module imported on first attribute use: ``regex`` takes ~15 ms to import, and
+    most queries (ASCII field names and identifiers) never need it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
+_regex = LazyModule("regex")
 
 
 @dataclass(frozen=True)
@@ -304,16 +319,33 @@ EMOJI = (
     r"(?:\p{Extended_Pictographic}[\uFE0F\u20E3\p{Emoji_Modifier}]*"
     r"(?:\u200D\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*)*)"
 )
-_KEY_PIECE = _regex.compile("(" + EMOJI + r")|([0-9\p{L}_-]+)|(\s+)|.", _regex.S)
-_HEADER_KEEP = _regex.compile(EMOJI + r"|[0-9\p{L}_-]+", _regex.S)
+
+
+@functools.lru_cache(maxsize=1)
+def _key_piece() -> Any:
+    return _regex.compile("(" + EMOJI + r")|([0-9\p{L}_-]+)|(\s+)|.", _regex.S)
+
+
+@functools.lru_cache(maxsize=1)
+def _header_keep() -> Any:
+    return _regex.compile(EMOJI + r"|[0-9\p{L}_-]+", _regex.S)
+
+
+# Names made of ASCII letters, digits, '_', '-' and spaces only: no emoji, no other letter
+# or space, so the result is plain string work (the usual frontmatter key).
+_PLAIN_NAME = re.compile(r"[0-9A-Za-z_ -]*")
+_SPACES = re.compile(" +")
 
 
 @functools.lru_cache(maxsize=4096)
 def canonical_key(name: str) -> str:
     """Dataview's sanitised field name (``canonicalizeVarName``): letters, digits, ``_``
     and ``-`` lowercased, emoji kept, each run of spaces one dash, anything else dropped."""
+    stripped = name.strip()
+    if _PLAIN_NAME.fullmatch(stripped):
+        return _SPACES.sub("-", stripped).lower()
     out = []
-    for m in _KEY_PIECE.finditer(name.strip()):
+    for m in _key_piece().finditer(stripped):
         emoji, word, space = m.groups()
         if emoji is not None:
             out.append(emoji)
@@ -328,7 +360,7 @@ def canonical_key(name: str) -> str:
 def normalize_header(header: str) -> str:
     """A heading as a link target (Dataview's ``normalizeHeaderForLink``): markup, links and
     punctuation become spaces, runs of spaces one space: ``**Header** *Value`` -> ``Header Value``."""
-    return " ".join(m.group() for m in _HEADER_KEEP.finditer(header))
+    return " ".join(m.group() for m in _header_keep().finditer(header))
 
 
 # ---- types, truthiness, ordering, strings ----------------------------------------------
