@@ -10,6 +10,7 @@ a query decodes only the notes its FROM selects.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -101,6 +102,11 @@ class Corpus:
     def full_data(self, path: str) -> dict[str, Any]:
         """The whole note (for pages loaded slim)."""
         return {}
+
+    def scalar_fields(self, paths: list[str], names: list[str]) -> dict[str, dict[str, Any]] | None:
+        """``{path: {name: value}}`` for the pages whose fields ``names`` are all plain
+        values (see :class:`kb.query.pages.ScalarPage`); None when this corpus keeps none."""
+        return None
 
     def page(self, path: str) -> Page | None:
         found = self.pages([path])
@@ -203,7 +209,11 @@ HEAVY_KEYS = ("links", "tasks", "lists", "questions", "claims")
 # No index on query_tags(path) or query_links(path): only an incremental sync's DELETE and
 # outgoing() (once per query) look rows up by path, and a scan costs them a few ms, while
 # building those indexes cost a fifth of the first sync after an index build.
-_HELPER_SCHEMA = """
+_SCALARS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS query_scalars("
+    "path TEXT, name TEXT, hash TEXT, kind TEXT, value, PRIMARY KEY (path, name)) WITHOUT ROWID"
+)
+_HELPER_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS query_state(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS query_meta(path TEXT PRIMARY KEY, hash TEXT, slim TEXT);
 CREATE TABLE IF NOT EXISTS query_tags(path TEXT, tag TEXT);
@@ -213,10 +223,39 @@ CREATE INDEX IF NOT EXISTS query_links_target ON query_links(target);
 CREATE TABLE IF NOT EXISTS query_names(path TEXT, name TEXT);
 CREATE INDEX IF NOT EXISTS query_names_name ON query_names(name);
 CREATE INDEX IF NOT EXISTS query_names_path ON query_names(path);
+{_SCALARS_SCHEMA};
 """
 
 
-_HELPER_TABLES = ("query_meta", "query_tags", "query_links", "query_names")
+_HELPER_TABLES = ("query_meta", "query_tags", "query_links", "query_names", "query_scalars")
+
+# query_scalars.kind: how ``value`` stores what Page.field gave ("x": not a plain value,
+# the page must be decoded). Filled on demand, per field name a query reads; a row counts
+# only while its hash is the note's current one, so a concurrent update can never leave a
+# stale value in use.
+_NONE, _BOOL, _INT, _FLOAT, _STR, _OTHER = "n", "b", "i", "f", "s", "x"
+
+
+def _scalar_row(value: Any) -> tuple[str, Any]:
+    """(kind, stored value) of a field value."""
+    if value is None:
+        return _NONE, None
+    if value is True or value is False:
+        return _BOOL, int(value)
+    t = type(value)
+    if t is int and -(2**63) <= value < 2**63:
+        return _INT, value
+    if t is float and math.isfinite(value):  # a REAL holds any finite double exactly
+        return _FLOAT, value
+    if t is str:
+        return _STR, value
+    return _OTHER, None
+
+
+def _scalar_value(kind: str, value: Any) -> Any:
+    if kind == _BOOL:
+        return bool(value)
+    return value  # None, int, float and str come back as they went in
 
 # What the helper tables need, cut out of each note's JSON by SQLite (in C, without
 # building Python objects for the whole note): the slim page as JSON text, tags, aliases
@@ -443,6 +482,67 @@ class IndexCorpus(Corpus):
             return json.loads(row[0]) if row else {}
         except (TypeError, ValueError):
             return {}
+
+    def scalar_fields(self, paths: list[str], names: list[str]) -> dict[str, dict[str, Any]] | None:
+        """Fields ``names`` of the pages at ``paths`` whose values are all plain (see
+        :class:`~kb.query.pages.ScalarPage`), from ``query_scalars``; a page not yet there is
+        decoded once and its values kept for the next query (unless the index is read-only)."""
+        try:
+            return self._scalar_fields(paths, names)
+        except sqlite3.Error:  # a table made by other code, JSON SQLite cannot read: decode pages
+            return None
+
+    def _scalar_fields(self, paths: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+        c = self.conn
+        c.execute(_SCALARS_SCHEMA)  # in an index whose helper tables older code made
+        values: dict[str, dict[str, Any]] = {p: {} for p in paths}
+        other: set[str] = set()
+        step = self._max_vars() - 1
+        for name in names:
+            for chunk in _chunks(paths, step):
+                marks = ",".join("?" * len(chunk))
+                rows = c.execute(
+                    "SELECT s.path, s.kind, s.value FROM query_scalars AS s "
+                    "JOIN query_meta AS m ON m.path = s.path AND m.hash = s.hash "
+                    f"WHERE s.name = ? AND s.path IN ({marks})",
+                    [name, *chunk],
+                )
+                for path, kind, value in rows:
+                    if kind == _OTHER:
+                        other.add(path)
+                    else:
+                        values[path][name] = _scalar_value(kind, value)
+        todo = [p for p, v in values.items() if p not in other and len(v) < len(names)]
+        if todo:
+            from kb.query.pages import Page
+
+            fresh: list[tuple] = []
+            for chunk in _chunks(todo, step):
+                marks = ",".join("?" * len(chunk))
+                for path, h, blob in c.execute(
+                    f"SELECT path, hash, slim FROM query_meta WHERE path IN ({marks})", chunk
+                ).fetchall():
+                    try:
+                        data = json.loads(blob)
+                    except (TypeError, ValueError):
+                        other.add(path)
+                        continue
+                    data["path"] = path
+                    page = Page(data, None)  # no corpus: only links are resolved with one, never plain values
+                    for name in names:
+                        kind, stored = _scalar_row(page.field(name))
+                        fresh.append((path, name, h, kind, stored))
+                        if kind == _OTHER:
+                            other.add(path)
+                        else:
+                            values[path][name] = _scalar_value(kind, stored)
+            try:
+                with write_transaction(c):
+                    c.executemany("INSERT OR REPLACE INTO query_scalars VALUES (?, ?, ?, ?, ?)", fresh)
+            except sqlite3.Error:
+                pass  # a read-only index: the values are used this time only
+        # a page missing from query_meta (gone) has no values: it is left to the slow path too
+        return {p: v for p, v in values.items() if p not in other and len(v) == len(names)}
 
     def _load(self, paths: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}

@@ -20,7 +20,7 @@ from kb.query.csvsource import read_csv_rows
 from kb.query.errors import QueryError
 from kb.query.functions import FUNCTIONS, call_function
 from kb.query.limits import DEFAULT_LIMITS, Budget, Limits
-from kb.query.pages import Page
+from kb.query.pages import Page, ScalarPage
 from kb.query.parser import parse_query
 from kb.query.values import (
     Duration,
@@ -552,7 +552,14 @@ def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime 
             )
         ]
         return _run_commands(q, rows, ctx, budget)
-    pages = corpus.pages(select_paths(q.source, corpus, ctx))
+    paths = select_paths(q.source, corpus, ctx)
+    names = scalar_names(q) if len(paths) >= SCALAR_MIN_PAGES else None
+    known = corpus.scalar_fields(paths, sorted(names)) if names is not None else None
+    if known:
+        full = {p.path: p for p in corpus.pages([p for p in paths if p not in known])}
+        rows = [Row(ScalarPage(p, known[p], corpus)) if p in known else Row(full[p]) for p in paths if p in known or p in full]
+        return _run_commands(q, rows, ctx, budget, corpus)
+    pages = corpus.pages(paths)
     if q.type == "task":
         rows = [Row(TaskRecord(t, p)) for p in pages for t in p.file.get("tasks")]
     else:
@@ -560,12 +567,83 @@ def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime 
     return _run_commands(q, rows, ctx, budget)
 
 
+# From this many pages on, a query whose WHERE and SORT read only plain fields runs them
+# over ScalarPages (values kept in the index) instead of decoding every note; below it,
+# decoding costs less than the look-up.
+SCALAR_MIN_PAGES = 200
+# file.* fields a ScalarPage answers (from its path alone)
+_PATH_FIELDS = frozenset({"name", "path", "folder", "ext", "link"})
+# row names that are not page fields, or that Page.get answers other than by Page.field
+_NOT_FIELDS = frozenset({"file", "row", "rows", "questions", "claims"})
+
+
+def scalar_names(q: ast.Query) -> set[str] | None:
+    """The page fields read by a LIST or TABLE query whose commands are only WHERE, SORT
+    and LIMIT and whose expressions there read nothing else of a row than those fields,
+    ``file.name/path/folder/ext/link`` and ``this``; else None (the query runs on whole
+    pages). Columns are not looked at: they are computed on the real pages."""
+    if q.type not in ("list", "table"):
+        return None
+    names: set[str] = set()
+    for cmd in q.commands:
+        if isinstance(cmd, ast.Where):
+            exprs = [cmd.expr]
+        elif isinstance(cmd, ast.Sort):
+            exprs = [k.expr for k in cmd.keys]
+        elif isinstance(cmd, ast.Limit):
+            continue  # evaluated without a row
+        else:
+            return None
+        if not all(_plain_reads(e, names) for e in exprs):
+            return None
+    return names
+
+
+def _plain_reads(e: ast.Expr, names: set[str]) -> bool:
+    """Add the row fields ``e`` reads to ``names``; False if it reads a row any other way."""
+    t = type(e)
+    if t is ast.Literal or t is ast.LinkExpr:
+        return True
+    if t is ast.Variable:
+        if e.name == "this":
+            return True
+        if e.name in _NOT_FIELDS:
+            return False
+        names.add(e.name)
+        return True
+    if t is ast.Dot:
+        if type(e.obj) is ast.Variable and e.obj.name == "file":
+            return e.name in _PATH_FIELDS
+        return _plain_reads(e.obj, names)
+    if t is ast.Binary:
+        return _plain_reads(e.left, names) and _plain_reads(e.right, names)
+    if t is ast.Unary:
+        return _plain_reads(e.operand, names)
+    if t is ast.Index:
+        return _plain_reads(e.obj, names) and _plain_reads(e.index, names)
+    if t is ast.Call:
+        # a built-in function sees its arguments only; any other name may be a row's lambda
+        func = e.func
+        if type(func) is not ast.Variable or func.name.lower() not in FUNCTIONS:
+            return False
+        return all(_plain_reads(a, names) for a in e.args)
+    if t is ast.ListExpr:
+        return all(_plain_reads(x, names) for x in e.items)
+    if t is ast.ObjectExpr:
+        return all(_plain_reads(x, names) for _, x in e.items)
+    return False  # a lambda (its parameters shadow fields), or a node added later
+
+
 def _row_sort_key(ctx: Context, expr: ast.Expr) -> Callable[[Row], Any]:
     """The sort key of a row under one SORT key expression."""
     return lambda r: sort_key(ctx.eval(expr, r))
 
 
-def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -> Result:
+def _run_commands(
+    q: ast.Query, rows: list[Row], ctx: Context, budget: Budget, corpus: Corpus | None = None
+) -> Result:
+    """Run the commands over ``rows``, then compute the columns; ``corpus`` is where the
+    real pages of any ScalarPage rows left come from, before the columns."""
     budget.rows(len(rows), q.type.upper())
     group_name: str | None = None
     for cmd in q.commands:
@@ -599,6 +677,11 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -
             ordered = sorted(groups.values(), key=lambda kv: SortKey(kv[0]))
             rows = [Row(None, {cmd.name: k, "rows": members}) for k, members in ordered]
             group_name = cmd.name
+    if corpus is not None:
+        stand_ins = [r.path for r in rows if isinstance(r.base, ScalarPage)]
+        if stand_ins:
+            real = {p.path: p for p in corpus.pages(stand_ins)}
+            rows = [Row(real[r.path], r.bindings) if isinstance(r.base, ScalarPage) else r for r in rows]
     return _shape(q, rows, ctx, group_name)
 
 
