@@ -127,6 +127,13 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+def _cell(value: Any) -> str:
+    """``clean(cell_text(value))``, with printable strings (most cells) answered at once."""
+    if type(value) is str and value.isprintable():
+        return value
+    return clean(cell_text(value))
+
+
 def emit(
     rows: Iterable[dict[str, Any]],
     columns: Sequence[str],
@@ -154,7 +161,7 @@ def emit(
             out.write(to_json(row) + "\n")
         return
     header = list(columns)
-    cells = [[clean(cell_text(row.get(c))) for c in columns] for row in rows]
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
