@@ -25,8 +25,8 @@ import marshal
 import os
 import sqlite3
 from dataclasses import dataclass
-from stat import S_ISDIR, S_ISLNK
 from pathlib import Path
+from stat import S_ISDIR, S_ISLNK
 
 from kb.errors import NoteNotFound, VaultError
 from kb.index import (
@@ -49,7 +49,6 @@ from kb.model import Claim, Note, Problem, Question
 # (or brought) up to date with; see Vault.refresh_index. Deleted whenever an update changes the
 # index, so other caches of the index (kb.claims) may key on it.
 SCAN_DIGEST_KEY = "scan_digest"
-
 
 
 def stat_walk(root: Path) -> list:

@@ -16,8 +16,9 @@ _MISSING: Any = object()
 class _Field:
     __slots__ = ("name", "default", "default_factory", "compare", "kw_only")
 
-    def __init__(self, default: Any = _MISSING, *, default_factory: Any = _MISSING, compare: bool = True,
-                 kw_only: bool = False) -> None:
+    def __init__(
+        self, default: Any = _MISSING, *, default_factory: Any = _MISSING, compare: bool = True, kw_only: bool = False
+    ) -> None:
         self.name = ""
         self.default = default
         self.default_factory = default_factory
@@ -87,6 +88,7 @@ def dataclass(cls: type) -> type:
     cls.__match_args__ = tuple(f.name for f in positional)  # type: ignore[attr-defined]
     cls.__node_fields__ = found  # type: ignore[attr-defined]
     return cls
+
 
 # ---- expressions ------------------------------------------------------------------------
 

@@ -557,7 +557,11 @@ def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime 
     known = corpus.scalar_fields(paths, sorted(names)) if names is not None else None
     if known:
         full = {p.path: p for p in corpus.pages([p for p in paths if p not in known])}
-        rows = [Row(ScalarPage(p, known[p], corpus)) if p in known else Row(full[p]) for p in paths if p in known or p in full]
+        rows = [
+            Row(ScalarPage(p, known[p], corpus)) if p in known else Row(full[p])
+            for p in paths
+            if p in known or p in full
+        ]
         return _run_commands(q, rows, ctx, budget, corpus)
     pages = corpus.pages(paths)
     if q.type == "task":
@@ -639,9 +643,7 @@ def _row_sort_key(ctx: Context, expr: ast.Expr) -> Callable[[Row], Any]:
     return lambda r: sort_key(ctx.eval(expr, r))
 
 
-def _run_commands(
-    q: ast.Query, rows: list[Row], ctx: Context, budget: Budget, corpus: Corpus | None = None
-) -> Result:
+def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget, corpus: Corpus | None = None) -> Result:
     """Run the commands over ``rows``, then compute the columns; ``corpus`` is where the
     real pages of any ScalarPage rows left come from, before the columns."""
     budget.rows(len(rows), q.type.upper())

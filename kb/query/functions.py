@@ -17,9 +17,9 @@ from typing import Any
 
 from kb.query.errors import QueryError
 from kb.query.values import (
-    LazyModule,
     Duration,
     Lambda,
+    LazyModule,
     Link,
     Record,
     SortKey,

@@ -78,9 +78,7 @@ class _LambdaHead(_Pattern):
         return self.full().match(text, pos)
 
 
-_LAMBDA_HEAD = _LambdaHead(
-    rf"\(\s*((?:{_IDENT_BODY})(?:\s*,\s*{_IDENT_BODY})*)?\s*\)\s*=>", r"(?!)", lambda *_: False
-)
+_LAMBDA_HEAD = _LambdaHead(rf"\(\s*((?:{_IDENT_BODY})(?:\s*,\s*{_IDENT_BODY})*)?\s*\)\s*=>", r"(?!)", lambda *_: False)
 _COMPARE_OPS = ("!=", "<=", ">=", "==", "=", "<", ">")
 _COMMANDS = ("from", "where", "sort", "group", "flatten", "limit")
 _MAX_DEPTH = 200

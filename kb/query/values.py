@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 
-
 class LazyModule:
     """A module imported on first attribute use: ``regex`` takes ~15 ms to import, and
     most queries (ASCII field names and identifiers) never need it."""

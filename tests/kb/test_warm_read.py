@@ -68,11 +68,14 @@ def test_warm_query_and_search_skip_the_comparison_and_follow_edits(tmp_path):
 
 
 def test_claims_by_tag_take_the_tag_and_those_below_it_only(tmp_path):
-    write(tmp_path, {
-        "A.md": "---\ntags: [ml/gpu]\n---\n" + _claim("a"),
-        "B.md": "---\ntags: [ml/gpu/kernels]\n---\n" + _claim("b"),
-        "C.md": "---\ntags: [ml/gpu0, ml/gpux, ml]\n---\n" + _claim("c"),
-    })
+    write(
+        tmp_path,
+        {
+            "A.md": "---\ntags: [ml/gpu]\n---\n" + _claim("a"),
+            "B.md": "---\ntags: [ml/gpu/kernels]\n---\n" + _claim("b"),
+            "C.md": "---\ntags: [ml/gpu0, ml/gpux, ml]\n---\n" + _claim("c"),
+        },
+    )
     assert [c["id"] for c in indexed_claims(tmp_path, tag="ml/gpu")] == ["a", "b"]
     assert [c["id"] for c in indexed_claims(tmp_path, tag="ml")] == ["a", "b", "c"]
     assert [c["id"] for c in indexed_claims(tmp_path, tag="ml/gp")] == []

@@ -12,28 +12,28 @@ NOTES = {
     "a/Alpha.md": "---\ntags: [gpu]\nyear: 2019\nvenue: NeurIPS\nscore: 0.5\n---\n# Alpha\n",
     "a/Beta.md": "---\ntags: [gpu]\nyear: 2021\nvenue: ICML\nflag: true\n---\n# Beta\nrating:: 4\n",
     "b/Gamma.md": "---\ntags: [gpu]\nYear: 2015\n---\n# Gamma\n",  # found through its canonical name
-    "b/Delta.md": "---\ntags: [gpu]\nyear: \"2022-05-01\"\n---\n# Delta\n",  # a date, not a plain value
+    "b/Delta.md": '---\ntags: [gpu]\nyear: "2022-05-01"\n---\n# Delta\n',  # a date, not a plain value
     "b/Eps.md": "---\ntags: [gpu]\n---\n# Eps\nyear:: 2018\nyear:: 2020\n",  # two inline values: a list
     "c/Zeta.md": "---\ntags: [gpu, other]\nyear: 2023\nvenue: [[Alpha]]\nflag: false\n---\n# Zeta\n",
     "c/Eta.md": "---\ntags: [gpu]\nyear: 2019\nvenue: neurips\nscore: .nan\n---\n# Eta\n",
     "c/Theta.md": "---\ntags: [gpu]\nyear: 12345678901234567890123\n---\n# Theta\n",
     "c/Iota.md": "---\ntags: [gpu]\n---\n# Iota\n",
-    "d/Kappa.md": "---\ntags: [gpu]\nyear: 2017\n\"date of note\": 2020-01-02\n---\n# Kappa\nrating:: 5\n",
+    "d/Kappa.md": '---\ntags: [gpu]\nyear: 2017\n"date of note": 2020-01-02\n---\n# Kappa\nrating:: 5\n',
 }
 
 QUERIES = [
     "TABLE year, venue FROM #gpu WHERE year >= 2019 SORT year DESC, file.name LIMIT 20",
-    "LIST FROM #gpu WHERE venue = \"NeurIPS\" OR flag SORT file.name",
+    'LIST FROM #gpu WHERE venue = "NeurIPS" OR flag SORT file.name',
     "TABLE rating FROM #gpu WHERE rating > 3 SORT rating DESC",
     "TABLE score FROM #gpu WHERE score < 1 SORT score",
     "TABLE year FROM #gpu WHERE !flag SORT file.path DESC LIMIT 5",
-    "TABLE year FROM #gpu WHERE contains(lower(venue), \"neur\") SORT year",
+    'TABLE year FROM #gpu WHERE contains(lower(venue), "neur") SORT year',
     "TABLE year FROM #gpu SORT year, file.folder LIMIT 4",
     "TABLE year FROM #gpu WHERE year = null",
     "TABLE year FROM #gpu WHERE date-of-note SORT file.name",
     "TABLE year FROM #gpu WHERE file.link = [[Alpha]] OR year > 2020",
     "TABLE year FROM #gpu WHERE venue = [[Alpha]]",
-    "TABLE year FROM #gpu WHERE venue != \"ICML\" SORT venue, year DESC",
+    'TABLE year FROM #gpu WHERE venue != "ICML" SORT venue, year DESC',
 ]
 
 
