@@ -640,7 +640,52 @@ def _plain_reads(e: ast.Expr, names: set[str]) -> bool:
 
 def _row_sort_key(ctx: Context, expr: ast.Expr) -> Callable[[Row], Any]:
     """The sort key of a row under one SORT key expression."""
-    return lambda r: sort_key(ctx.eval(expr, r))
+    value = row_function(ctx, expr)
+    return lambda r: sort_key(value(r))
+
+
+def row_function(ctx: Context, e: ast.Expr) -> Callable[[Any], Any]:
+    """``lambda row: ctx.eval(e, row)``, with the tree walked once instead of once per row:
+    literals, fields, ``.``, operators and ``and``/``or`` become closures over the same
+    helpers ``eval`` calls, so they give the same values and errors; anything else
+    (function calls, lists, indexing, links, lambdas) is handed to ``eval`` whole."""
+    t = type(e)
+    if t is ast.Literal:
+        value = e.value
+        return lambda row: value
+    if t is ast.Variable:
+        name = e.name
+        if name == "this":
+            return lambda row: ctx.this
+        if name == "row":  # row["Field With Spaces"]: eval knows the fallback
+            return lambda row: ctx.eval(e, row)
+        return lambda row: None if row is None else row.get(name)
+    if t is ast.Dot:
+        obj, field_name = row_function(ctx, e.obj), e.name
+        return lambda row: get_field(obj(row), field_name, ctx)
+    if t is ast.Binary:
+        op = e.op
+        if op == "and" or op == "or":
+            # a chain nests on the left (Context.logical): gather it without recursion
+            operands = [e.right]
+            node: ast.Expr = e.left
+            while type(node) is ast.Binary and node.op == op:
+                operands.append(node.right)
+                node = node.left
+            operands.append(node)
+            parts = [row_function(ctx, x) for x in reversed(operands)]
+            stop = op == "or"  # the value that decides the whole chain
+
+            def chain(row: Any) -> bool:
+                for part in parts:
+                    if truthy(part(row)) is stop:
+                        return stop
+                return not stop
+
+            return chain
+        left, right, binary = row_function(ctx, e.left), row_function(ctx, e.right), ctx.binary
+        return lambda row: binary(op, left(row), right(row))
+    return lambda row: ctx.eval(e, row)
 
 
 def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget, corpus: Corpus | None = None) -> Result:
@@ -651,7 +696,8 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget, c
     for cmd in q.commands:
         budget.check_time()
         if isinstance(cmd, ast.Where):
-            rows = [r for r in rows if truthy(ctx.eval(cmd.expr, r))]
+            keep = row_function(ctx, cmd.expr)
+            rows = [r for r in rows if truthy(keep(r))]
         elif isinstance(cmd, ast.Sort):
             for key in reversed(cmd.keys):
                 rows.sort(key=_row_sort_key(ctx, key.expr), reverse=key.descending)

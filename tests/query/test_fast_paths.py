@@ -99,3 +99,57 @@ def test_canonical_key_examples():
     assert values.canonical_key("Date of Note") == "date-of-note"
     assert values.canonical_key("  Time  Spent ") == "time-spent"
     assert values.canonical_key("Ünïcode Key") == "ünïcode-key"
+
+
+def test_row_functions_equal_eval():
+    """row_function gives what Context.eval gives, value or error, on every row."""
+    import datetime as dt
+
+    from kb.query import MemoryCorpus, QueryError, parse_expression
+    from kb.query.evaluate import Context, Row, row_function
+
+    notes = [
+        {"path": "a.md", "frontmatter": {"year": 2020, "x": "b", "n": None, "l": [1, 2], "d": "2021-01-02"}},
+        {"path": "b.md", "frontmatter": {"year": "2019", "x": 3, "flag": True, "o": {"k": 1}}},
+        {"path": "c/d.md", "frontmatter": {}},
+    ]
+    corpus = MemoryCorpus(notes)
+    ctx = Context(corpus, corpus.page("a.md"), dt.datetime(2024, 1, 1))
+    rows = [Row(p) for p in corpus.pages(["a.md", "b.md", "c/d.md"])] + [Row(None)]
+    exprs = [
+        "year",
+        "year >= 2015",
+        "year > 1 and x",
+        "x or flag or n or year",
+        "!flag",
+        "-year",
+        "file.name",
+        'file.folder = "c"',
+        "this.year = year",
+        "year + 1",
+        "x * 2",
+        "o.k",
+        "l[0]",
+        "d > date(2020-01-01)",
+        "a and b and c and d",
+        "n = null",
+        "row.year",
+        'row["x"]',
+        "length(l) > 1",
+        "year - x",
+        "file.link",
+        "[[a]] = file.link",
+        "-x",
+    ]
+
+    def outcome(fn, row):
+        try:
+            return ("value", repr(fn(row)))
+        except (QueryError, TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
+            return ("error", type(exc).__name__, str(exc))
+
+    for text in exprs:
+        e = parse_expression(text)
+        compiled = row_function(ctx, e)
+        for row in rows:
+            assert outcome(compiled, row) == outcome(lambda r: ctx.eval(e, r), row), (text, row)
