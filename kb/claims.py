@@ -122,13 +122,19 @@ def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None 
             args += [key, key + "/", key + "0"]
         # One JSON text for every matching note, decoded by one json.loads: far cheaper than
         # a decode per note.
+        # (claims is stored as JSON text already: spliced in as it is, not parsed again)
         (text,) = conn.execute(
-            f"SELECT '[' || coalesce(group_concat(json_array(path, title, citekey, json(claims)), ','), '') || ']' "
+            "SELECT '[' || coalesce(group_concat('[' || json_quote(path) || ',' || json_quote(title) || ',' "
+            "|| json_quote(citekey) || ',' || claims || ']', ','), '') || ']' "
             f"FROM (SELECT path, title, citekey, claims FROM {_TABLE} WHERE {where} ORDER BY path)",
             args,
         ).fetchone()
+        try:
+            records = json.loads(text)
+        except ValueError:  # a damaged table: worded as SQLite's own JSON check would be
+            raise sqlite3.DatabaseError("malformed JSON") from None
         out: list[dict[str, Any]] = []
-        for path, title, citekey, claims in json.loads(text):
+        for path, title, citekey, claims in records:
             if not title:
                 name = path.rsplit("/", 1)[-1]
                 title = name[:-3] if name.lower().endswith(".md") else name
