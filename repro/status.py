@@ -100,22 +100,22 @@ def vault_notes(vault_root: Path | str) -> list[Any]:
 
 def vault_claims(vault_root: Any, *, note_path: str | None = None, tag: str | None = None) -> list[ClaimRef]:
     """The vault's claims, read from its index (see ``kb.claims.indexed_claims``)."""
-    from kb.claims import indexed_claims
+    from kb.claims import claim_records
 
     return [
         ClaimRef(
             c["id"],
-            c["statement"],
-            c["experiments"],
-            c["note"],
-            c["title"],
-            c["line"],
-            c["citekey"],
-            c["params"],
-            c["expect"],
-            c["needs"],
+            c.get("statement", ""),
+            c.get("experiments") or [],
+            path,
+            title,
+            c.get("line", 0),
+            citekey,
+            c.get("params") or {},
+            c.get("expect") or [],
+            c.get("needs") or "",
         )
-        for c in indexed_claims(vault_root, note_path=note_path, tag=tag)
+        for path, title, citekey, c in claim_records(vault_root, note_path=note_path, tag=tag)
     ]
 
 
