@@ -33,7 +33,6 @@ and handles them before calling :func:`emit`. An unknown ``--format`` is a usage
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -163,6 +162,8 @@ def emit(
     header = list(columns)
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     if fmt == "csv":
+        import csv  # only for this form: most commands print tables or TSV
+
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         if not no_header:
