@@ -317,7 +317,9 @@ def status_table(vault_root: Path | str, claims: Iterable[Any] | None = None) ->
     statuses = claim_statuses(vault_root, claim_list)
     papers: dict[str, dict[str, Any]] = {}
     for c in claim_list:
-        paper = papers.setdefault(c.note, {"note": c.note, "title": c.title, "citekey": c.citekey, "claims": []})
+        paper = papers.get(c.note)
+        if paper is None:  # (not setdefault: that builds the dict for every claim)
+            paper = papers[c.note] = {"note": c.note, "title": c.title, "citekey": c.citekey, "claims": []}
         st = statuses.get(c.id) or _empty(c)
         paper["claims"].append(
             {

@@ -483,8 +483,8 @@ class IndexCorpus(Corpus):
                 for path, kind, value in rows:
                     if kind == _OTHER:
                         other.add(path)
-                    else:
-                        values[path][name] = _scalar_value(kind, value)
+                    else:  # _scalar_value, inlined: this loop runs once per page
+                        values[path][name] = bool(value) if kind == _BOOL else value
         todo = [p for p, v in values.items() if p not in other and len(v) < len(names)]
         if todo:
             from kb.query.pages import Page
