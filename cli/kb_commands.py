@@ -47,9 +47,8 @@ def index_cmd(
     stats = vault.index(progress=not quiet, workers=workers, force=force)
     if quiet:
         return
-    problems = vault.problems()
-    errors = sum(1 for p in problems if p.severity == "error")
-    warnings = sum(1 for p in problems if p.severity == "warning")
+    counts = vault.problem_counts()
+    errors, warnings = counts.get("error", 0), counts.get("warning", 0)
     print(
         f"{stats.notes} notes, {stats.attachments} attachments in {vault.root} "
         f"(parsed {stats.parsed}, unchanged {stats.notes - stats.parsed}, deleted {stats.deleted}) "

@@ -32,8 +32,8 @@ _FINGERPRINT_KEY = "claim_notes_fingerprint"
 _LAYOUT = "1"
 _SYNCED_WALK_KEY = "claim_notes_walk"
 # The notes whose stored JSON has a non-empty claims list start their list like this
-# (``kb.index`` writes ``json.dumps`` output); others are not parsed at all.
-_HAS_CLAIMS = "instr(n.data, '\"claims\": [{') > 0"
+# (``kb.index.note_json`` writes compact JSON); others are not parsed at all.
+_HAS_CLAIMS = "instr(n.data, '\"claims\":[{') > 0"
 
 
 def _sync(conn: sqlite3.Connection) -> None:

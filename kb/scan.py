@@ -52,6 +52,7 @@ from kb.parse import (
 from kb.syntax import _obsidian_inline
 from kb.syntax.callouts import MARKER_RE, canonical_type
 from kb.syntax.tasks import TASK_RE
+from kb.syntax.wikilinks import wikilink_rule
 
 __all__ = ["MAX_SCAN_CHARS", "scan_body"]
 
@@ -181,6 +182,15 @@ class _State:
         return tok
 
 
+# Tokens of short inline contents already scanned (in this process). Notes written from
+# one template repeat many lines (headings, questions, labels): their tokens depend on the
+# content alone and are only read afterwards, so they are scanned once. Bounded: cleared
+# when full.
+_TOKENS_SEEN: dict[str, list] = {}
+_TOKENS_SEEN_MAX = 4096
+_TOKENS_SEEN_CHARS = 200
+
+
 class _Delim:
     __slots__ = ("char", "close", "index", "length", "open")
 
@@ -189,11 +199,20 @@ class _Delim:
         self.open: bool | None = can_open  # None once matched: the delimiter vanishes from the text
 
 
-# characters at which an inline rule may fire (the rest is plain text)
-_SPECIAL_RE = re.compile(r"[\n\[!%(:#^=*_`\\<&$~]")
+# where an inline rule may fire (the rest is plain text). The Obsidian rules' characters
+# only where their rule could take them ("::", "%%", "==", "![", a "(" before "::" on its
+# line, "#" after whitespace, "^" after a space or before "["): elsewhere each rule would
+# decline and the character be text, so skipping them changes nothing but the time.
+# Every branch starts with a literal character, so that the regex engine skips ahead to
+# one of them (a branch starting with a class or a lookbehind makes it try each position).
+_SPECIAL_RE = re.compile(
+    r"\n|\[|\*|_|`|\\|<|&|\$|~"
+    r"|:(?=:)|%(?=%)|=(?==)|!(?=\[)|\((?=[^\n()]*::)|#(?<!\S#)|\^(?:(?<![^ \t\n]\^)|(?=\[))"
+)
 _SIMPLE_LINK_RE = re.compile(r"\[([^\[\]\\`<>*_!&$~%=^(){}|\n#:]*)\]\(([^\s()<>\\&\x00-\x1f\x7f]+)\)")
 _OBSIDIAN_CHARS = frozenset("[!%(:#^=")
 _BAD_SCHEMES = frozenset(("vbscript", "javascript", "file", "data"))  # markdown-it's validateLink
+_NEVER_VALID_SCHEMES = frozenset(("vbscript", "javascript", "file"))  # "data:image/..." may pass
 
 
 class _Scanner:
@@ -456,11 +475,17 @@ class _Scanner:
             if self.open_callout is not None:
                 self.open_callout[1].append(readable)
             return parts
-        state = _State(content, self.md)
-        self.tokenize(state)
-        tokens = state.tokens
-        if state.delims:
-            _match_emphasis(state.delims)
+        tokens = _TOKENS_SEEN.get(content)
+        if tokens is None:
+            state = _State(content, self.md)
+            self.tokenize(state)
+            tokens = state.tokens
+            if state.delims:
+                _match_emphasis(state.delims)
+            if len(content) <= _TOKENS_SEEN_CHARS:
+                if len(_TOKENS_SEEN) >= _TOKENS_SEEN_MAX:
+                    _TOKENS_SEEN.clear()
+                _TOKENS_SEEN[content] = tokens
         parts = []
         open_link: tuple[Link, int] | None = None
         newlines: list[int] | None = None
@@ -597,6 +622,8 @@ class _Scanner:
                 tokens.append("&")
                 state.pos = j + 1
                 continue
+            if ch == "[" and src.startswith("[[", j) and wikilink_rule(state, False):  # type: ignore[arg-type]
+                continue  # the common case first: the dispatcher would try this rule first too
             if ch in _OBSIDIAN_CHARS and _obsidian_inline(state, False):  # type: ignore[arg-type]  # as backtick
                 continue
             state.pos = j
@@ -621,7 +648,10 @@ class _Scanner:
             return False
         dest = m.group(2)
         scheme = _SCHEME_RE.match(dest)
-        if scheme is not None and scheme.group()[:-1].lower() not in _BAD_SCHEMES:
+        scheme_name = scheme.group()[:-1].lower() if scheme is not None else None
+        if scheme_name in _NEVER_VALID_SCHEMES:
+            return False  # what validateLink says of it after normalizeLink (which keeps the scheme)
+        if scheme_name is not None and scheme_name not in _BAD_SCHEMES:
             # a URL: markdown-it keeps its scheme through normalizeLink and accepts it, and
             # kb.parse records no link for it; only its label counts (saves mdurl's parse)
             href = None
@@ -639,11 +669,14 @@ class _Scanner:
     def delimiter_run(self, state: _State, start: int, marker: str) -> None:
         """markdown-it's emphasis rule: a run of ``*`` or ``_`` and whether it can open or close."""
         src, maximum = state.src, state.posMax
-        pos = start
+        pos = start + 1
         while pos < maximum and src[pos] == marker:
             pos += 1
-        last_ws, last_punct = _char_class(src[start - 1] if start > 0 else " ")
-        next_ws, next_punct = _char_class(src[pos] if pos < maximum else " ")
+        classes = _CHAR_CLASS
+        before = src[start - 1] if start > 0 else " "
+        after = src[pos] if pos < maximum else " "
+        last_ws, last_punct = classes.get(before) or _char_class(before)
+        next_ws, next_punct = classes.get(after) or _char_class(after)
         left = not (next_ws or (next_punct and not (last_ws or last_punct)))
         right = not (last_ws or (last_punct and not (next_ws or next_punct)))
         split = marker == "*"
@@ -748,6 +781,10 @@ _FM_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _STR_TAG = "tag:yaml.org,2002:str"
 _INT_TAG = "tag:yaml.org,2002:int"
 _resolver: tuple[Any, Any] | None = None  # PyYAML's implicit resolver and its ScalarNode class
+# The first characters for which PyYAML's implicit resolvers try a type (its
+# ``yaml_implicit_resolvers`` keys: bool, int, float, null, timestamp, merge, value); a
+# plain scalar starting with any other character resolves to a string without trying one.
+_IMPLICIT_FIRST = frozenset("yYnNtTfFoO-+0123456789.~<=")
 
 
 def _fm_scalar(text: str) -> Any:
@@ -765,6 +802,8 @@ def _fm_scalar(text: str) -> Any:
         raise Unsupported("single-quoted scalar")
     if c in _FM_INDICATORS or ": " in text or " #" in text or text[-1] == ":":
         raise Unsupported("plain scalar with an indicator")
+    if c not in _IMPLICIT_FIRST:
+        return text  # no implicit type (bool, number, null, date...) starts with it: a string
     global _resolver
     if _resolver is None:
         import yaml

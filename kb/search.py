@@ -26,6 +26,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from kb.errors import PaperkbError
 
 HIT_START, HIT_END = "\x02", "\x03"  # marks around matched words in snippets
@@ -113,7 +115,12 @@ _DOC_SQL = (
 
 
 def _loads(text: str | None) -> Any:
-    return json.loads(text) if text is not None else None
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)  # a few times faster than json: 60,000 of these on a first sync
+    except orjson.JSONDecodeError:  # what orjson refuses (an integer past 64 bits, NaN) json reads
+        return json.loads(text)
 
 
 def _doc_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> list[tuple]:

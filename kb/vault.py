@@ -392,6 +392,11 @@ class Vault:
         problems.sort(key=lambda p: (p.path, p.line, order.get(p.severity, 3), p.message))
         return problems
 
+    def problem_counts(self) -> dict[str, int]:
+        """How many problems of each severity (``{"error": 2, "warning": 5, ...}``)."""
+        conn = self._ensure()
+        return dict(conn.execute("SELECT severity, COUNT(*) FROM problems GROUP BY severity").fetchall())
+
     def _json_field(self, field: str) -> list[tuple[str, list]]:
         """``(path, value)`` of one list field of every note where it is not empty, read
         with SQLite's JSON functions instead of loading whole notes."""

@@ -188,6 +188,13 @@ def test_progress_bar_on_stderr(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    monkeypatch.setattr(I, "_stderr_is_terminal", lambda: False)
+    assert I._Bar(True, 10).progress is None  # piped: rich not even started
+    monkeypatch.setattr(I, "_stderr_is_terminal", lambda: True)
+    assert I._Bar(True, 10).progress is not None and I._Bar(False, 10).progress is None
+
+
 def test_prepared_json_equals_full_serialisation():
     from kb.model import Link, Problem
     from kb.parse import parse_note
@@ -213,3 +220,20 @@ def test_corrupt_index_file_is_rebuilt(vault):
     db.parent.mkdir()
     db.write_bytes(b"this is not a database" * 100)
     assert Vault(vault).index().parsed == 3
+
+
+def test_notes_are_stored_as_compact_json(vault):
+    Vault(vault).index()
+    conn = sqlite3.connect(vault / ".paperkb" / "index.db")
+    data = conn.execute("SELECT data FROM notes ORDER BY path LIMIT 1").fetchone()[0]
+    assert json.loads(data)["path"] and '": ' not in data.split('"body_text"')[0]
+
+
+def test_note_json_falls_back_for_what_orjson_refuses(tmp_path):
+    # an integer past 64 bits: orjson refuses it, json writes it (same compact form)
+    write(tmp_path, {"a.md": "---\nbig: 123456789012345678901234567890\n---\n# A\n[[b]]\n", "b.md": "# B\n"})
+    Vault(tmp_path).index()
+    conn = sqlite3.connect(tmp_path / ".paperkb" / "index.db")
+    data = conn.execute("SELECT data FROM notes WHERE path = 'a.md'").fetchone()[0]
+    assert json.loads(data)["frontmatter"]["big"] == 123456789012345678901234567890
+    assert json.loads(data)["links"][0]["resolved"] == "b.md" and '": ' not in data

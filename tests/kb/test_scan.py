@@ -120,6 +120,8 @@ PIECES = [
     "[[Note#H|shown]]", "![[img.png|100]]", "[", "]", "(", ")", "[x](My%20Note.md)", "[x]: /url", "[^1]", "[^1]: n",
     "^[inline]", "^id", " ^block-1\n", "#tag", "#1984", "key:: v", "[k:: v]", "(k:: v)", "<div>\n", "<b>", "&amp;",
     "<http://x.org>", "\\", "\\|", "*", "_", "**b**", "_e_", "| a | b |\n|---|---|\n| 1 | 2 |\n", "!", ":", "&",
+    "::", "a:b", "a#b", "a^b", "(a (k:: v))", "(k::", "![", "![x](i.png)", "a==b", "a%b", "[u](file:///x.pdf)",
+    "[u](JavaScript:x)", "[u](data:image/png;x)",
 ]  # fmt: skip
 
 # Lines of the shapes the scanner accepts, so that most generated notes reach it.
@@ -224,3 +226,14 @@ def test_scanning_leaves_no_reference_cycles() -> None:
     finally:
         gc.enable()
     assert grown < 500, grown
+
+
+def test_implicit_first_characters_cover_pyyaml_resolvers() -> None:
+    """The frontmatter scanner skips PyYAML's resolver for plain scalars whose first
+    character no implicit resolver is registered for: that set must cover PyYAML's."""
+    import yaml
+
+    from kb.scan import _FM_INDICATORS, _IMPLICIT_FIRST
+
+    keys = set(yaml.resolver.Resolver.yaml_implicit_resolvers) - {""}
+    assert keys <= _IMPLICIT_FIRST | _FM_INDICATORS
