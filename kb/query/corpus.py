@@ -509,11 +509,17 @@ class IndexCorpus(Corpus):
                             other.add(path)
                         else:
                             values[path][name] = _scalar_value(kind, stored)
+            # only a cache: kept when the index can be written at once, never waited for (a
+            # long `paperkb index` holding the write lock must not hold up a query)
+            waits = c.execute("PRAGMA busy_timeout").fetchone()[0]
             try:
+                c.execute("PRAGMA busy_timeout=0")
                 with write_transaction(c):
                     c.executemany("INSERT OR REPLACE INTO query_scalars VALUES (?, ?, ?, ?, ?)", fresh)
             except sqlite3.Error:
-                pass  # a read-only index: the values are used this time only
+                pass  # read-only or busy: the values are used this time only
+            finally:
+                c.execute(f"PRAGMA busy_timeout={int(waits)}")
         # a page missing from query_meta (gone) has no values: it is left to the slow path too
         return {p: v for p, v in values.items() if p not in other and len(v) == len(names)}
 

@@ -102,3 +102,25 @@ def test_which_queries_run_on_scalar_pages(q, plain):
     from kb.query import parse_query
 
     assert evaluate.scalar_names(parse_query(q)) == plain
+
+
+def test_scalar_values_are_not_waited_for_when_another_process_writes(tmp_path, monkeypatch):
+    import sqlite3
+    import time
+
+    _write(tmp_path, NOTES)
+    monkeypatch.setattr(evaluate, "SCALAR_MIN_PAGES", 0)
+    q = "TABLE year FROM #gpu WHERE year >= 2021 SORT year DESC"
+    with Vault(tmp_path) as v:
+        run_query(v, "LIST FROM #gpu")  # index and helper tables ready
+        other = sqlite3.connect(v.index_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        try:
+            start = time.monotonic()
+            rows = [r.path for r in run_query(v, q).rows]
+            assert time.monotonic() - start < 5
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert rows == ["c/Theta.md", "c/Zeta.md", "a/Beta.md"]
+        assert v.connect().execute("PRAGMA busy_timeout").fetchone()[0] > 0  # put back
