@@ -4,7 +4,9 @@ The index corpus keeps small helper tables (``query_meta``, ``query_tags``,
 ``query_links``, ``query_names``) next to the index's ``notes`` table and brings them up to
 date lazily, at query time, by comparing ``(path, hash)`` with ``notes``: only changed
 notes are decoded. ``FROM #tag``, ``FROM [[note]]`` and link look-ups then run in SQL, and
-a query decodes only the notes its FROM selects.
+a query decodes only the notes its FROM selects. A fifth, ``query_scalars``, keeps the plain
+field values WHERE and SORT read (:meth:`IndexCorpus.scalar_fields`), so that such a query
+decodes only the notes left after LIMIT.
 """
 
 from __future__ import annotations
