@@ -174,8 +174,10 @@ def emit(
     if terminal is None:
         terminal = on_terminal(out)
     if fmt == "tsv" or not terminal:
-        for fields in ([] if no_header else [header]) + cells:
-            out.write("\t".join(fields) + "\n")
+        lines = ["\t".join(fields) + "\n" for fields in ([] if no_header else [header]) + cells]
+        # a few large writes, not one per line (an unbuffered stdout makes each a system call)
+        for start in range(0, len(lines), 1000):
+            out.write("".join(lines[start : start + 1000]))
         return
     for line in table_lines(header, cells, width or terminal_width(), wrap=wrap, no_header=no_header, key=key):
         out.write(line + "\n")
