@@ -108,8 +108,8 @@ def _end_with(exc: Exception) -> NoReturn:
 
 
 def hoist_vault(args: list[str]) -> list[str]:
-    """Move ``--vault X`` / ``-V X`` / ``--vault=X`` written after the subcommand to the
-    front, where the root group reads it (``paperkb index --vault notes``)."""
+    """Move ``--vault X`` / ``-V X`` / ``--vault=X`` and ``--no-pager`` written after the
+    subcommand to the front, where the root group reads them (``paperkb index --vault notes``)."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -122,7 +122,7 @@ def hoist_vault(args: list[str]) -> list[str]:
             front += [arg, args[i + 1]]
             i += 2
             continue
-        if arg.startswith("--vault="):
+        if arg.startswith("--vault=") or arg == "--no-pager":
             front.append(arg)
         else:
             rest.append(arg)
@@ -200,8 +200,15 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print paperkb's version and exit."
     ),
+    no_pager: bool = typer.Option(
+        False, "--no-pager", help="Write long tables straight to the terminal (else $PAGER or less pages them)."
+    ),
 ) -> None:
     ctx.obj = State(vault_option=vault)
+    if no_pager:
+        from cli import pager
+
+        pager.disable()
     module = NEEDS.get(ctx.invoked_subcommand or "")
     if module is not None and "--help" not in sys.argv and "-h" not in sys.argv:
         import importlib.util
@@ -267,7 +274,7 @@ def only_invoked_command(args: list[str]) -> None:
     if any(key.endswith("_COMPLETE") for key in os.environ):
         return
     rest = hoist_vault(args)
-    while rest and (rest[0] in ("--vault", "-V") or rest[0].startswith("--vault=")):
+    while rest and (rest[0] in ("--vault", "-V", "--no-pager") or rest[0].startswith("--vault=")):
         rest = rest[2:] if rest[0] in ("--vault", "-V") else rest[1:]
     if not rest or rest[0].startswith("-"):
         return

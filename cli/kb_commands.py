@@ -45,6 +45,8 @@ def index_cmd(
     """
     vault = _vault(ctx)
     stats = vault.index(progress=not quiet, workers=workers, force=force)
+    for name in stats.bad_names:
+        echo(f"warning: {name}: left out: its name is not valid UTF-8 (rename the file)", err=True)
     if quiet:
         return
     counts = vault.problem_counts()

@@ -16,6 +16,7 @@ import typer
 
 from cli.common import check_format, find_note, print_json, require_vault, vault_of
 from cli.output import Progress, echo, emit, format_option, no_header_option, on_terminal
+from cli.pager import is_paging, paged
 
 FORMATS = ("table", "json")
 
@@ -190,7 +191,16 @@ def claims_cmd(
             r["where"] = f"{r['title']}:{r['line']}"
             r["behind"] = "; ".join(filter(None, [checks_brief(r), controls_brief(r)]))
             r["run"] = r["run_id"] or ""
-    emit(rows, ["id", "status", "experiments", "where", "behind", "run"], fmt, no_header=no_header, wrap="behind")
+    with paged(fmt) as out:  # a long table goes through the pager on a terminal
+        emit(
+            rows,
+            ["id", "status", "experiments", "where", "behind", "run"],
+            fmt,
+            no_header=no_header,
+            wrap="behind",
+            out=out,
+            terminal=True if is_paging(out) else None,
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -944,7 +954,16 @@ def status_cmd(
                     "ended": _short_time(c["ended"]),
                 }
             )
-    emit(rows, ["paper", "claim", "status", "behind", "run", "ended"], fmt, no_header=no_header, wrap="behind")
+    with paged(fmt) as out:  # a long table goes through the pager on a terminal
+        emit(
+            rows,
+            ["paper", "claim", "status", "behind", "run", "ended"],
+            fmt,
+            no_header=no_header,
+            wrap="behind",
+            out=out,
+            terminal=True if is_paging(out) else None,
+        )
 
 
 LONG_WORK_S = 0.5  # status shows its progress only past this, so quick answers do not flicker

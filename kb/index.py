@@ -106,6 +106,8 @@ class IndexStats:
     rebuilt: bool = False  # the index was (re)created from scratch
     changed_paths: list[str] = field(default_factory=list)  # parsed notes (new or changed)
     deleted_paths: list[str] = field(default_factory=list)
+    # files left out because their names are not valid UTF-8 (shown with \x escapes)
+    bad_names: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -115,12 +117,26 @@ class IndexStats:
 # --------------------------------------------------------------------------------------
 # Scanning
 # --------------------------------------------------------------------------------------
+def _utf8(name: str) -> bool:
+    """Whether a name from the file system is valid UTF-8 (Python hands undecodable bytes
+    over as lone surrogates, which neither SQLite nor JSON can hold)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown_name(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def is_note_file(name: str) -> bool:
     return name.lower().endswith(".md")
 
 
 def scan(
-    root: Path, unlisted: list[str] | None = None
+    root: Path, unlisted: list[str] | None = None, bad_names: list[str] | None = None
 ) -> tuple[dict[str, tuple[int, float, float]], dict[str, tuple[int, float]]]:
     """Every note ``{path: (size, mtime, ctime)}`` and attachment ``{path: (size, mtime)}``.
 
@@ -128,6 +144,8 @@ def scan(
     symlinks that lead outside the vault, and anything but regular files (a FIFO or a
     device would block a reader); symlinked folders are not followed (no loops).
     Folders that cannot be listed are appended to ``unlisted`` (as ``"sub/folder/"``).
+    A file or folder whose name is not valid UTF-8 cannot be stored or linked to: it is
+    left out and its name (undecodable bytes as ``\\xNN``) appended to ``bad_names``.
     """
     notes: dict[str, tuple[int, float, float]] = {}
     files: dict[str, tuple[int, float]] = {}
@@ -146,6 +164,10 @@ def scan(
         for entry in entries:
             name = entry.name
             if name[0] == ".":
+                continue
+            if not name.isascii() and not _utf8(name):
+                if bad_names is not None:
+                    bad_names.append(_shown_name(prefix + name))
                 continue
             try:
                 # the common case first: a regular file (its type comes with the
@@ -845,7 +867,7 @@ def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: in
     stats = IndexStats()
     stats.rebuilt = ensure_schema(conn)
     unlisted: list[str] = []
-    notes_on_disk, files_on_disk = scan(root, unlisted)
+    notes_on_disk, files_on_disk = scan(root, unlisted, stats.bad_names)
     plan = _plan(conn, notes_on_disk, files_on_disk, force, unlisted)
     if plan.empty and not force:
         stats.notes, stats.attachments = len(plan.stored), len(plan.stored_files)

@@ -84,6 +84,7 @@ def test_vault_option_after_the_subcommand(tmp_path):
     root = _vault(tmp_path)
     assert hoist_vault(["index", "--vault", "n", "-q"]) == ["--vault", "n", "index", "-q"]
     assert hoist_vault(["query", "--", "--vault"]) == ["query", "--", "--vault"]
+    assert hoist_vault(["status", "--no-pager", "-f", "tsv"]) == ["--no-pager", "status", "-f", "tsv"]
     result = runner.invoke(app, ["tags", "--format", "json", "--vault", str(root)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [{"tag": "paper", "notes": 1}]

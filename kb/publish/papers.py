@@ -21,6 +21,7 @@ from a note that is not a paper is a mention, shown apart.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,18 +46,29 @@ class PaperRule:
         if is_export(note):
             return False
         keys = note.tag_keys
-        if keys & {tag_key(t) for t in self.exclude_tags}:
+        if not keys.isdisjoint(self._exclude_keys):
             return False
-        if keys & {tag_key(t) for t in self.tags}:
+        if not keys.isdisjoint(self._tag_keys):
             return True
         if self.citekey and note.citekey:
             return True
         if self.doi and note.doi:
             return True
         kind = note.frontmatter.get("type")
-        return (
-            bool(self.types) and isinstance(kind, str) and kind.strip().casefold() in {t.casefold() for t in self.types}
-        )
+        return bool(self.types) and isinstance(kind, str) and kind.strip().casefold() in self._type_keys
+
+    # the rule's names, normalised once (matches runs for every note of a vault)
+    @functools.cached_property
+    def _exclude_keys(self) -> frozenset[str]:
+        return frozenset(tag_key(t) for t in self.exclude_tags)
+
+    @functools.cached_property
+    def _tag_keys(self) -> frozenset[str]:
+        return frozenset(tag_key(t) for t in self.tags)
+
+    @functools.cached_property
+    def _type_keys(self) -> frozenset[str]:
+        return frozenset(t.casefold() for t in self.types)
 
 
 DEFAULT_RULE = PaperRule()

@@ -4,6 +4,9 @@ graph (read from the index tables, so a one-note summary does not load 10,000 no
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+import msgspec
 
 from kb.model import Note
 
@@ -16,6 +19,61 @@ class LightLink:
 
     def __init__(self, target: str, kind: str, resolved: str | None, is_citation: bool) -> None:
         self.target, self.kind, self.resolved, self.is_citation = target, kind, resolved, is_citation
+
+
+class _Front(msgspec.Struct, gc=False):
+    type: Any = None
+    marker: Any = msgspec.field(default=msgspec.UNSET, name="paperkb-export")  # kb.publish.papers.EXPORT_MARKER
+
+
+class _Light(msgspec.Struct, gc=False):
+    """The fields of a stored note (``notes.data``) a light note keeps; msgspec skips the
+    rest of the ~10 KB unread (SQLite's json_extract parsed all of it)."""
+
+    title: Any = None
+    citekey: Any = None
+    doi: Any = None
+    year: Any = None
+    frontmatter: _Front | None = None
+
+
+_decode_light = msgspec.json.Decoder(_Light).decode
+
+
+def _light_fields(data: bytes) -> tuple[Any, Any, Any, Any, Any, bool]:
+    """(title, citekey, doi, year, frontmatter type, export marker present) of a stored note,
+    as SQLite's json_extract would give them (an object or list as its JSON text, true as 1)."""
+    try:
+        light = _decode_light(data)
+    except msgspec.MsgspecError:  # not what the model writes: the general parser
+        import json
+
+        d = json.loads(data)
+        front = d.get("frontmatter") if isinstance(d.get("frontmatter"), dict) else {}
+        light = _Light(
+            d.get("title"),
+            d.get("citekey"),
+            d.get("doi"),
+            d.get("year"),
+            _Front(front.get("type"), front.get("paperkb-export", msgspec.UNSET)),
+        )
+    front = light.frontmatter or _Front()
+    return (
+        _sql_value(light.title),
+        _sql_value(light.citekey),
+        _sql_value(light.doi),
+        _sql_value(light.year),
+        _sql_value(front.type),
+        front.marker is not msgspec.UNSET,
+    )
+
+
+def _sql_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dict, list)):
+        return msgspec.json.encode(value).decode()
+    return value
 
 
 def _chunks(items: list[str], n: int = 500):
@@ -45,20 +103,14 @@ def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
             args,
         ):
             links.setdefault(src, []).append(LightLink(target, kind, resolved, bool(is_citation)))
-        rows.extend(
-            conn.execute(
-                "SELECT path, json_extract(data, '$.title'), json_extract(data, '$.citekey'), "
-                "json_extract(data, '$.doi'), json_extract(data, '$.year'), json_extract(data, '$.frontmatter.type'), "
-                f"json_type(data, '$.frontmatter.\"{EXPORT_MARKER}\"') FROM notes{where.format(col='path')}",
-                args,
-            )
-        )
+        rows.extend(conn.execute(f"SELECT path, CAST(data AS BLOB) FROM notes{where.format(col='path')}", args))
     notes = []
-    for path, title, citekey, doi, year, kind, marker in sorted(rows):
+    for path, data in sorted(rows):
+        title, citekey, doi, year, kind, marker = _light_fields(data)
         frontmatter: dict = {}
         if kind is not None:
             frontmatter["type"] = kind
-        if marker is not None:
+        if marker:
             frontmatter[EXPORT_MARKER] = True
         notes.append(
             Note(

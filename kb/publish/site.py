@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from kb.errors import PaperkbError
 from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
 
@@ -109,6 +111,41 @@ def check_out_folder(out: Path, vault_root: Path, force: bool) -> dict[str, Any]
     return {}
 
 
+@functools.lru_cache(maxsize=256)
+def _real_folder(out: Path, folder: str) -> Path:
+    """``out/folder`` with links resolved, checked to be inside ``out`` (cached for the
+    length of one export: a site has a handful of folders and 10,000 files in them)."""
+    path = (out / folder).resolve() if folder else out
+    if not path.is_relative_to(out):
+        raise PaperkbError(f"refusing to write into {folder!r}: outside {out}")
+    return path
+
+
+def _target(out: Path, rel: str) -> Path:
+    """Where ``rel`` is written under the (resolved) folder ``out``; refuses anything that
+    would land outside it."""
+    folder, _, name = rel.rpartition("/")
+    if name in ("", ".", "..") or "\x00" in rel:
+        raise PaperkbError(f"refusing to write {rel!r}: not a file name")
+    path = _real_folder(out, folder) / name
+    if path.is_symlink():  # a link planted in the output folder: follow it only inside
+        real = path.resolve()
+        if not real.is_relative_to(out):
+            raise PaperkbError(f"refusing to write {rel!r}: outside {out}")
+    return path
+
+
+def _write_file(out: Path, rel: str, data: str | bytes) -> None:
+    """Write ``rel`` under ``out`` whole or not at all (a temporary file, then a rename)."""
+    path = _target(out, rel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 class _Writer:
     """Writes files under ``out`` only, skipping those whose fingerprint is unchanged."""
 
@@ -121,10 +158,7 @@ class _Writer:
         self.report = report
 
     def target(self, rel: str) -> Path:
-        path = (self.out / rel).resolve()
-        if not path.is_relative_to(self.out):
-            raise PaperkbError(f"refusing to write {rel!r}: outside {self.out}")
-        return path
+        return _target(self.out, rel)
 
     def fresh(self, rel: str, fingerprint: str) -> bool:
         """Whether ``rel`` is already written from the same inputs (then it is kept)."""
@@ -135,13 +169,11 @@ class _Writer:
         return False
 
     def write(self, rel: str, fingerprint: str, data: str | bytes) -> None:
-        path = self.target(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        _write_file(self.out, rel, data)
+        self.written(rel, fingerprint)
+
+    def written(self, rel: str, fingerprint: str) -> None:
+        """Record ``rel`` as written (by ``write`` or by a render worker)."""
         self.new[rel] = fingerprint
         self.report.written += 1
 
@@ -164,7 +196,9 @@ class _Writer:
                 path.unlink()
                 self.report.removed += 1
         manifest = {"generator": "paperkb", "files": self.new, **self.extra}
-        (self.out / MANIFEST).write_text(json.dumps(manifest, indent=0, sort_keys=True), encoding="utf-8")
+        # no indent: json's C encoder (10,000 pages' words are ~30 MB of manifest)
+        text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))  # ASCII: any path survives
+        (self.out / MANIFEST).write_text(text, encoding="utf-8")
 
 
 # ---- the export ---------------------------------------------------------------------------
@@ -211,9 +245,6 @@ class _Site:
         for p in sorted(self.attachments, key=lambda p: (p.count("/"), p)):
             self.files_by_name.setdefault(p.casefold(), p)
             self.files_by_name.setdefault(p.rsplit("/", 1)[-1].casefold(), p)
-        self.dataview = {
-            p for (p,) in conn.execute("SELECT path FROM notes WHERE json_array_length(data, '$.dataview_blocks') > 0")
-        }
         self.backrefs: dict[str, list[str]] = {}
         for n in notes:
             for link in n.links:
@@ -223,20 +254,33 @@ class _Site:
                         lst.append(n.path)
         self.runs = self._runs()
         self.runs_stamp = _hash(sorted(self.runs))
+        # one pass over the stored notes: SQLite parses each note's JSON once for both fields
+        self.dataview: set[str] = set()
         self.claims: dict[str, list[dict]] = {}
-        for path, claims_json in conn.execute(
-            "SELECT path, json_extract(data, '$.claims') FROM notes WHERE json_array_length(data, '$.claims') > 0"
+        decode = msgspec.json.decode
+        for path, claims_json, dataview_blocks in conn.execute(
+            "SELECT path, json_extract(data, '$.claims'), json_array_length(data, '$.dataview_blocks') FROM notes"
         ):
-            try:
-                self.claims[path] = [c for c in json.loads(claims_json) if isinstance(c, dict)]
-            except ValueError:
-                continue
+            if dataview_blocks:
+                self.dataview.add(path)
+            if claims_json and claims_json != "[]":
+                try:
+                    claims = decode(claims_json)
+                except msgspec.DecodeError:  # not strict JSON (NaN): Python's parser takes it
+                    try:
+                        claims = json.loads(claims_json)
+                    except ValueError:
+                        continue
+                if isinstance(claims, list) and claims:
+                    self.claims[path] = [c for c in claims if isinstance(c, dict)]
         # ids as the notes wrote them (a YAML id may be a number; it then matches no status)
         self.claim_ids: dict[str, list[Any]] = {p: [c.get("id") for c in cs] for p, cs in self.claims.items()}
         self.code = _code_version()
         self.stamp = _hash(sorted(self.hashes.items())) if self.dataview else ""
         self.env = _env()
         self.attachment_uses: dict[str, str] = {}  # vault path -> site file (filled while rendering)
+        self.out: Path | None = None  # the (resolved) output folder, where render workers write pages
+        self.words: dict[str, str] = {}  # path -> search words, of the pages rendered this time
 
     # -- runs
     def _runs(self) -> dict[str, Path]:
@@ -304,8 +348,8 @@ class _Site:
         return hashlib.blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
     # -- one note page
-    def render_note(self, path: str) -> tuple[str, list[str], list[tuple[str, Path]]]:
-        """(HTML, warnings, attachments used as (site path, file))."""
+    def render_note(self, path: str) -> tuple[str, list[str], list[tuple[str, Path]], str]:
+        """(HTML, warnings, attachments used as (site path, file), the note's search words)."""
         from markupsafe import Markup
 
         from kb.frontmatter import split_frontmatter
@@ -410,7 +454,8 @@ class _Site:
                 {"label": self.light[p].title or p, "href": self.note_url(p, root)} for p in near.mentioned_by
             ],
         )
-        return page, [w if w.startswith(path) else f"{path}: {w}" for w in warnings], files
+        words = _search_words((self.light[path].title or "") + " " + (note.body_text or ""))
+        return page, [w if w.startswith(path) else f"{path}: {w}" for w in warnings], files, words
 
     def _render_queries(self, path: str, body: str) -> str:
         try:
@@ -526,13 +571,16 @@ def _prop(value: Any) -> str:
 _SITE: _Site | None = None
 
 
-def _render_batch(paths: list[str]) -> list[tuple[str, str, list[str], list[tuple[str, str]]]]:
+def _render_batch(paths: list[str]) -> list[tuple[str, list[str], list[tuple[str, str]], str | None]]:
+    """Render and write the pages of ``paths`` (in a worker: the pages never travel back
+    to the main process); (path, warnings, attachments, search words or None) of each."""
     site = _SITE
-    assert site is not None
+    assert site is not None and site.out is not None
     out = []
     for path in paths:
+        words = None
         try:
-            page, warnings, files = site.render_note(path)
+            page, warnings, files, words = site.render_note(path)
         except Exception as exc:  # one broken note must not stop the site
             page = site.env.get_template("note.html").render(
                 title=path,
@@ -552,7 +600,8 @@ def _render_batch(paths: list[str]) -> list[tuple[str, str, list[str], list[tupl
                 mentioned_by=[],
             )
             warnings, files = [f"{path}: not rendered: {type(exc).__name__}: {exc}"], []
-        out.append((path, page, warnings, [(s, str(f)) for s, f in files]))
+        _write_file(site.out, f"notes/{page_name(path)}", page)
+        out.append((path, warnings, [(s, str(f)) for s, f in files], words))
     return out
 
 
@@ -574,6 +623,7 @@ def export_site(
     global _SITE
     started = time.perf_counter()
     out = Path(out)
+    _real_folder.cache_clear()  # folders are checked again by each export
     old = check_out_folder(out, vault.root, force)
     out.mkdir(parents=True, exist_ok=True)
     report = SiteReport(out=out)
@@ -598,11 +648,13 @@ def export_site(
         if not writer.fresh(rel, fp):
             todo.append((path, rel, fp))
     report.pages = len(site.light)
-    results = _render_all(site, [p for p, _, _ in todo], workers, progress)
+    site.out = writer.out
     fps = {p: (rel, fp) for p, rel, fp in todo}
-    for path, page, warnings, files in results:
+    for path, warnings, files, words in _render_all(site, [p for p, _, _ in todo], workers, progress):
         rel, fp = fps[path]
-        writer.write(rel, fp, page)
+        writer.written(rel, fp)
+        if words is not None:
+            site.words[path] = words
         report.warnings.extend(warnings)
         for site_rel, source in files:
             src = Path(source)
@@ -644,13 +696,16 @@ def export_site(
 
 
 def _render_all(site: _Site, paths: list[str], workers: int | None, progress: Callable[[int, int], None] | None = None):
+    """``_render_batch`` of ``paths``, in worker processes when there are many; the results
+    come as the batches finish."""
     global _SITE
     _SITE = site
     from kb.index import available_cpus
 
     n = workers if workers is not None else min(available_cpus(), 8)
     if n <= 1 or len(paths) < 200:
-        return _render_batch(paths)
+        yield from _render_batch(paths)
+        return
     import multiprocessing as mp
 
     from kb.publish.html import markdown
@@ -660,12 +715,12 @@ def _render_all(site: _Site, paths: list[str], workers: int | None, progress: Ca
     chunks = [paths[i : i + 100] for i in range(0, len(paths), 100)]
     ctx = mp.get_context("fork")
     with ctx.Pool(n) as pool:
-        out = []
+        done = 0
         for batch in pool.imap(_render_batch, chunks):
-            out.extend(batch)
+            yield from batch
+            done += len(batch)
             if progress is not None:
-                progress(len(out), len(paths))
-    return out
+                progress(done, len(paths))
 
 
 def _search_words(text: str) -> str:
@@ -686,6 +741,10 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
 
     conn = site.vault.connect()
     root = ""
+    # a handful of distinct statuses among 10,000s of claims: label each once
+    status_class = functools.lru_cache(maxsize=None)(status_class)
+    status_mark = functools.lru_cache(maxsize=None)(status_mark)
+    status_css = functools.lru_cache(maxsize=None)(_status_css)
     # index data
     claims_by_path = site.claims
     # the first few authors and how many there are: enough for "A, B, C et al. (n authors)"
@@ -717,7 +776,7 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
                     "paper_href": href,
                     "statement": c.get("statement") or c.get("id"),
                     "status": status_mark(status),
-                    "css": _status_css(status),
+                    "css": status_css(status),
                     "run_id": st.get("run_id"),
                     "run_href": site.run_href(st.get("run_id"), root),
                 }
@@ -761,7 +820,9 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
     todo = []
     for path in site.light:
         cached = old_words.get(path)
-        if isinstance(cached, list) and len(cached) == 2 and cached[0] == site.hashes.get(path):
+        if path in site.words:  # the page was rendered just now: its worker read the words
+            search_words[path] = [site.hashes.get(path), site.words[path]]
+        elif isinstance(cached, list) and len(cached) == 2 and cached[0] == site.hashes.get(path):
             search_words[path] = cached
         else:
             todo.append(path)

@@ -131,3 +131,36 @@ def test_parallel_render_matches_serial(tmp_path):
     for p in (tmp_path / "a" / "notes").iterdir():
         assert p.read_bytes() == (tmp_path / "b" / "notes" / p.name).read_bytes()
     assert os.path.getsize(tmp_path / "a" / "graph.html") == os.path.getsize(tmp_path / "b" / "graph.html")
+
+
+def test_search_words_from_the_render_workers_equal_those_read_from_the_index(tmp_path, vault_root):
+    """A rendered page hands its note's search words back; a page kept as it was gets them
+    from the manifest, or from the index when the manifest has none: all three agree."""
+    out = tmp_path / "s"
+    export_site(Vault(vault_root), out, workers=1, generated="x")
+    first = (out / "search-index.js").read_bytes()
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["search"]
+    del manifest["search"]
+    (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    again = export_site(Vault(vault_root), out, workers=1, generated="x")
+    assert again.written == 0 and (out / "search-index.js").read_bytes() == first
+
+
+def test_site_writes_nothing_through_links_planted_in_the_output(tmp_path, vault_root):
+    out = tmp_path / "s"
+    export_site(Vault(vault_root), out, workers=1, generated="x")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    page = out / "notes" / page_name("Dashboard.md")
+    page.unlink()
+    page.symlink_to(outside / "stolen.html")
+    with pytest.raises(PaperkbError, match="outside"):
+        export_site(Vault(vault_root), out, workers=1, generated="x")
+    assert not (outside / "stolen.html").exists()
+    page.unlink()
+    (out / "notes").rename(tmp_path / "old-notes")
+    (out / "notes").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PaperkbError, match="outside"):
+        export_site(Vault(vault_root), out, workers=1, generated="x")
+    assert list(outside.iterdir()) == []

@@ -237,3 +237,13 @@ def test_note_json_falls_back_for_what_orjson_refuses(tmp_path):
     data = conn.execute("SELECT data FROM notes WHERE path = 'a.md'").fetchone()[0]
     assert json.loads(data)["frontmatter"]["big"] == 123456789012345678901234567890
     assert json.loads(data)["links"][0]["resolved"] == "b.md" and '": ' not in data
+
+
+def test_names_that_are_not_utf8_are_left_out_and_reported(tmp_path):
+    write(tmp_path, {"A.md": "# A\n[[B]]\n", "B.md": "# B\n"})
+    (tmp_path / os.fsdecode(b"bad\xff name.md")).write_bytes(b"# bad\n")
+    (tmp_path / os.fsdecode(b"dir\xfe")).mkdir()
+    (tmp_path / os.fsdecode(b"dir\xfe") / "C.md").write_text("# C\n")
+    stats = Vault(tmp_path).index()
+    assert stats.notes == 2 and sorted(stats.bad_names) == ["bad\\xff name.md", "dir\\xfe"]
+    assert sorted(n.path for n in Vault(tmp_path).notes()) == ["A.md", "B.md"]
