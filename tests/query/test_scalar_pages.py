@@ -124,3 +124,17 @@ def test_scalar_values_are_not_waited_for_when_another_process_writes(tmp_path, 
             other.close()
         assert rows == ["c/Theta.md", "c/Zeta.md", "a/Beta.md"]
         assert v.connect().execute("PRAGMA busy_timeout").fetchone()[0] > 0  # put back
+
+
+def test_scalar_tables_are_made_in_an_index_synced_by_older_code(tmp_path, monkeypatch):
+    _write(tmp_path, NOTES)
+    monkeypatch.setattr(evaluate, "SCALAR_MIN_PAGES", 0)
+    q = "TABLE year FROM #gpu WHERE year >= 2021 SORT year DESC"
+    with Vault(tmp_path) as v:
+        first = [r.path for r in run_query(v, q).rows]
+        v.connect().execute("DROP INDEX query_meta_hash")
+        v.connect().execute("DROP TABLE query_scalars")
+    with Vault(tmp_path) as v:
+        assert [r.path for r in run_query(v, q).rows] == first
+        names = {r[0] for r in v.connect().execute("SELECT name FROM sqlite_master")}
+        assert {"query_scalars", "query_meta_hash"} <= names
