@@ -16,7 +16,6 @@ from typing import Any
 
 from kb.query import ast
 from kb.query.corpus import Corpus
-from kb.query.csvsource import read_csv_rows
 from kb.query.errors import QueryError
 from kb.query.functions import FUNCTIONS, call_function
 from kb.query.limits import DEFAULT_LIMITS, Budget, Limits
@@ -543,6 +542,8 @@ def execute(
 def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime | None, budget: Budget) -> Result:
     ctx = Context(corpus, this, now or _dt.datetime.now(), budget)
     if isinstance(q.source, ast.CsvSource):
+        from kb.query.csvsource import read_csv_rows  # FROM csv(): rare, and its module loads csv
+
         if q.type == "task":
             raise QueryError("TASK cannot read a CSV file (its rows have no tasks)")
         rows: list[Row] = [
