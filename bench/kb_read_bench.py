@@ -72,7 +72,7 @@ def main() -> None:
                     walls[name].append(wall)
                     cpus[name].append(cpu)
         cells = [f"{statistics.median(walls[t]):.3f} s / {statistics.median(cpus[t]):.3f} s" for t in trees]
-        same = "yes" if len(set(outs.values())) == 1 else "**no**"
+        same = "-" if len(trees) == 1 else "yes" if len(set(outs.values())) == 1 else "**no**"
         lines.append(f"| `paperkb {' '.join(cmd)}` | " + " | ".join(cells) + f" | {same} |")
         print(lines[-1], file=sys.stderr, flush=True)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
