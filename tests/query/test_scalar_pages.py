@@ -138,3 +138,11 @@ def test_scalar_tables_are_made_in_an_index_synced_by_older_code(tmp_path, monke
         assert [r.path for r in run_query(v, q).rows] == first
         names = {r[0] for r in v.connect().execute("SELECT name FROM sqlite_master")}
         assert {"query_scalars", "query_meta_hash"} <= names
+
+
+def test_a_long_or_chain_runs_on_scalar_pages(tmp_path, monkeypatch):
+    _write(tmp_path, NOTES)
+    chain = " OR ".join(f"year = {1000 + i}" for i in range(1600)) + " OR year = 2023"
+    q = f"LIST FROM #gpu WHERE {chain}"
+    fast, slow = _both(tmp_path, q, monkeypatch)
+    assert fast == slow and "Zeta" in fast
