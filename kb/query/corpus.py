@@ -277,9 +277,18 @@ def _scalar_row(value: Any) -> tuple[str, Any]:
         return _INT, value
     if t is float and math.isfinite(value):  # a REAL holds any finite double exactly
         return _FLOAT, value
-    if t is str:
+    if t is str and (value.isascii() or _utf8_ok(value)):
         return _STR, value
     return _OTHER, None
+
+
+def _utf8_ok(text: str) -> bool:
+    """Whether SQLite can store ``text`` (a lone surrogate cannot be written as UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _scalar_value(kind: str, value: Any) -> Any:
@@ -538,7 +547,7 @@ class IndexCorpus(Corpus):
             try:
                 with _no_waiting(c), write_transaction(c):
                     c.executemany("INSERT OR REPLACE INTO query_scalars VALUES (?, ?, ?, ?, ?)", fresh)
-            except sqlite3.Error:
+            except (sqlite3.Error, ValueError):
                 pass  # read-only or busy: the values are used this time only
         # a page missing from query_meta (gone) has no values: it is left to the slow path too
         return {p: v for p, v in values.items() if p not in other and len(v) == len(names)}

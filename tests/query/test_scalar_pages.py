@@ -146,3 +146,14 @@ def test_a_long_or_chain_runs_on_scalar_pages(tmp_path, monkeypatch):
     q = f"LIST FROM #gpu WHERE {chain}"
     fast, slow = _both(tmp_path, q, monkeypatch)
     assert fast == slow and "Zeta" in fast
+
+
+def test_what_is_kept_as_a_plain_value():
+    from kb.query.corpus import _scalar_row, _scalar_value
+
+    for value in (None, True, False, 0, -(2**63), 2**63 - 1, 1.5, -0.0, "", "é", "a\x00b"):
+        kind, stored = _scalar_row(value)
+        assert kind != "x" and _scalar_value(kind, stored) == value
+        assert type(_scalar_value(kind, stored)) is type(value)
+    for value in (2**63, float("nan"), float("inf"), "\ud800", [1], {"a": 1}):
+        assert _scalar_row(value)[0] == "x"
