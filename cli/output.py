@@ -127,10 +127,16 @@ def cell_text(value: Any) -> str:
 
 
 def _cell(value: Any) -> str:
-    """``clean(cell_text(value))``, with printable strings (most cells) answered at once."""
-    if type(value) is str and value.isprintable():
-        return value
-    return clean(cell_text(value))
+    """``clean(cell_text(value))``, with printable strings and lists of strings (most cells)
+    answered at once."""
+    t = type(value)
+    if t is str:
+        text = value
+    elif t is list and all(type(v) is str for v in value):
+        text = ", ".join(value)  # what cell_text gives a list of strings
+    else:
+        return clean(cell_text(value))
+    return text if text.isprintable() else clean(text)
 
 
 def emit(
