@@ -130,7 +130,7 @@ _LONG_DIGITS = re.compile(r"\d{19}")
 
 
 def _doc_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> list[tuple]:
-    from kb.query.corpus import select_notes
+    from kb.query.tables import select_notes
 
     out = []
     for path, h, title, aliases, citekey, authors, headings, year, fm_year, tags, body in select_notes(
@@ -153,7 +153,7 @@ def _doc_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> list[tupl
 
 
 def _doc_rows_python(conn: sqlite3.Connection, todo: list[str] | None) -> list[tuple]:
-    from kb.query.corpus import note_dicts
+    from kb.query.tables import note_dicts
 
     return [(path, h, _doc(d)) for path, h, d in note_dicts(conn, todo)]
 
@@ -171,7 +171,7 @@ def _create_tables(conn: sqlite3.Connection, *, drop: bool = False) -> None:
 
 def sync(conn: sqlite3.Connection) -> int:
     """Bring the search tables in line with ``notes``; returns how many notes changed."""
-    from kb.query.corpus import (
+    from kb.query.tables import (
         index_stamp,
         index_walk,
         remember_walk,
