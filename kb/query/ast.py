@@ -8,7 +8,7 @@ their methods from closures: the standard decorator compiles source text for eve
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
 
 _MISSING: Any = object()
 
@@ -26,12 +26,18 @@ class _Field:
         self.kw_only = kw_only
 
 
-def field(**options: Any) -> Any:
+def field(
+    *, default: Any = _MISSING, default_factory: Any = _MISSING, compare: bool = True, kw_only: bool = False
+) -> Any:
     """Like ``dataclasses.field`` (``default``, ``default_factory``, ``compare``, ``kw_only``)."""
-    return _Field(**options)
+    return _Field(default, default_factory=default_factory, compare=compare, kw_only=kw_only)
 
 
-def dataclass(cls: type) -> type:
+_T = TypeVar("_T")
+
+
+@dataclass_transform(field_specifiers=(field,))  # type checkers read the classes as dataclasses
+def dataclass(cls: type[_T]) -> type[_T]:
     """Give ``cls`` a dataclass's ``__init__``, ``__eq__`` and ``__repr__`` (fields of
     base classes first, keyword-only ones after the others in ``__init__``)."""
     found: dict[str, _Field] = dict(getattr(cls, "__node_fields__", {}))
@@ -81,11 +87,11 @@ def dataclass(cls: type) -> type:
     def __repr__(self: Any) -> str:
         return f"{type(self).__qualname__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
 
-    cls.__init__ = __init__  # type: ignore[misc]
+    cls.__init__ = __init__  # type: ignore[misc,method-assign]
     cls.__eq__ = __eq__  # type: ignore[method-assign]
     cls.__repr__ = __repr__  # type: ignore[method-assign]
     cls.__hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as a dataclass
-    cls.__match_args__ = tuple(f.name for f in positional)  # type: ignore[attr-defined]
+    cls.__match_args__ = tuple(f.name for f in positional)  # type: ignore[attr-defined,misc]
     cls.__node_fields__ = found  # type: ignore[attr-defined]
     return cls
 

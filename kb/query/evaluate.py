@@ -604,10 +604,10 @@ def scalar_names(q: ast.Query) -> set[str] | None:
     return names
 
 
-def _plain_reads(e: ast.Expr, names: set[str]) -> bool:
+def _plain_reads(e: Any, names: set[str]) -> bool:
     """Add the row fields ``e`` reads to ``names``; False if it reads a row any other way.
     Walked with a stack, not recursion: a chain of 1,600 ORs is a valid query."""
-    stack = [e]
+    stack: list[Any] = [e]  # Any: the checks below are on type(e), which mypy does not narrow
     while stack:
         e = stack.pop()
         t = type(e)
@@ -652,7 +652,7 @@ def _row_sort_key(ctx: Context, expr: ast.Expr) -> Callable[[Row], Any]:
     return lambda r: sort_key(value(r))
 
 
-def row_function(ctx: Context, e: ast.Expr) -> Callable[[Any], Any]:
+def row_function(ctx: Context, e: Any) -> Callable[[Any], Any]:
     """``lambda row: ctx.eval(e, row)``, with the tree walked once instead of once per row:
     literals, fields, ``.``, operators and ``and``/``or`` become closures over the same
     helpers ``eval`` calls, so they give the same values and errors; anything else
@@ -676,7 +676,7 @@ def row_function(ctx: Context, e: ast.Expr) -> Callable[[Any], Any]:
         if op == "and" or op == "or":
             # a chain nests on the left (Context.logical): gather it without recursion
             operands = [e.right]
-            node: ast.Expr = e.left
+            node: Any = e.left
             while type(node) is ast.Binary and node.op == op:
                 operands.append(node.right)
                 node = node.left
@@ -734,10 +734,10 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget, c
             rows = [Row(None, {cmd.name: k, "rows": members}) for k, members in ordered]
             group_name = cmd.name
     if corpus is not None:
-        stand_ins = [r.path for r in rows if isinstance(r.base, ScalarPage)]
+        stand_ins = [r.base.path for r in rows if isinstance(r.base, ScalarPage)]
         if stand_ins:
             real = {p.path: p for p in corpus.pages(stand_ins)}
-            rows = [Row(real[r.path], r.bindings) if isinstance(r.base, ScalarPage) else r for r in rows]
+            rows = [Row(real[r.base.path], r.bindings) if isinstance(r.base, ScalarPage) else r for r in rows]
     return _shape(q, rows, ctx, group_name)
 
 

@@ -140,8 +140,8 @@ def parse_duration(text: str) -> Duration | None:
         m, s = _DUR_UNITS[unit.lower()]
         months += float(number) * m
         seconds += float(number) * s
-    whole = int(months)
-    return Duration(whole, seconds + (months - whole) * 30 * 86400.0)
+    whole_months = int(months)
+    return Duration(whole_months, seconds + (months - whole_months) * 30 * 86400.0)
 
 
 DATE_RE = re.compile(
