@@ -33,7 +33,6 @@ and handles them before calling :func:`emit`. An unknown ``--format`` is a usage
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -127,6 +126,19 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+def _cell(value: Any) -> str:
+    """``clean(cell_text(value))``, with printable strings and lists of strings (most cells)
+    answered at once."""
+    t = type(value)
+    if t is str:
+        text = value
+    elif t is list and all(type(v) is str for v in value):
+        text = ", ".join(value)  # what cell_text gives a list of strings
+    else:
+        return clean(cell_text(value))
+    return text if text.isprintable() else clean(text)
+
+
 def emit(
     rows: Iterable[dict[str, Any]],
     columns: Sequence[str],
@@ -154,8 +166,10 @@ def emit(
             out.write(to_json(row) + "\n")
         return
     header = list(columns)
-    cells = [[clean(cell_text(row.get(c))) for c in columns] for row in rows]
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     if fmt == "csv":
+        import csv  # only for this form: most commands print tables or TSV
+
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         if not no_header:
@@ -166,8 +180,10 @@ def emit(
     if terminal is None:
         terminal = on_terminal(out)
     if fmt == "tsv" or not terminal:
-        for fields in ([] if no_header else [header]) + cells:
-            out.write("\t".join(fields) + "\n")
+        lines = ["\t".join(fields) + "\n" for fields in ([] if no_header else [header]) + cells]
+        # a few large writes, not one per line (an unbuffered stdout makes each a system call)
+        for start in range(0, len(lines), 1000):
+            out.write("".join(lines[start : start + 1000]))
         return
     for line in table_lines(header, cells, width or terminal_width(), wrap=wrap, no_header=no_header, key=key):
         out.write(line + "\n")

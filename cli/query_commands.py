@@ -131,8 +131,10 @@ def search_cmd(
     Example: paperkb search '"fine-tuned chat" llama*' --tag paper --year 2023 --limit 5
     """
     from kb.search import search
+    from kb.vault import Vault
 
-    hits = search(_vault(ctx), text, tag=tag, year=year, limit=limit)
+    # no query runs here: claim statuses (and the query engine) are not needed
+    hits = search(Vault(vault_of(ctx)), text, tag=tag, year=year, limit=limit)
     if fmt in ("json", "jsonl"):
         emit([h.to_dict() for h in hits], [], fmt)
         return

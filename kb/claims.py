@@ -103,6 +103,29 @@ def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None 
     (vault path), title, citekey``. ``note_path`` keeps one note's claims; ``tag`` keeps the
     notes carrying that tag or one below it (``paper`` matches ``paper/ml``).
     """
+    return [
+        {
+            "id": c["id"],
+            "statement": c.get("statement", ""),
+            "experiments": c.get("experiments") or [],
+            "line": c.get("line", 0),
+            "source": c.get("source", "callout"),
+            "params": c.get("params") or {},
+            "expect": c.get("expect") or [],
+            "needs": c.get("needs") or "",
+            "note": path,
+            "title": title,
+            "citekey": citekey,
+        }
+        for path, title, citekey, c in claim_records(vault, note_path=note_path, tag=tag)
+    ]
+
+
+def claim_records(
+    vault: Any, *, note_path: str | None = None, tag: str | None = None
+) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    """:func:`indexed_claims` as ``(note path, title, citekey, claim as stored)``, for callers
+    that build their own records (``repro.status``) without an intermediate dict per claim."""
     from kb.vault import Vault
 
     own = not isinstance(vault, Vault)
@@ -121,35 +144,25 @@ def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None 
             where += " AND path IN (SELECT path FROM tags WHERE key = ? OR (key >= ? AND key < ?))"
             args += [key, key + "/", key + "0"]
         # One JSON text for every matching note, decoded by one json.loads: far cheaper than
-        # a decode per note.
+        # a decode per note (claims is stored as JSON text already: spliced in as it is).
         (text,) = conn.execute(
-            f"SELECT '[' || coalesce(group_concat(json_array(path, title, citekey, json(claims)), ','), '') || ']' "
+            "SELECT '[' || coalesce(group_concat('[' || json_quote(path) || ',' || json_quote(title) || ',' "
+            "|| json_quote(citekey) || ',' || claims || ']', ','), '') || ']' "
             f"FROM (SELECT path, title, citekey, claims FROM {_TABLE} WHERE {where} ORDER BY path)",
             args,
         ).fetchone()
-        out: list[dict[str, Any]] = []
-        for path, title, citekey, claims in json.loads(text):
+        try:
+            records = json.loads(text)
+        except ValueError:  # a damaged table: worded as SQLite's own JSON check would be
+            raise sqlite3.DatabaseError("malformed JSON") from None
+        out: list[tuple[str, str, str | None, dict[str, Any]]] = []
+        for path, title, citekey, claims in records:
             if not title:
                 name = path.rsplit("/", 1)[-1]
                 title = name[:-3] if name.lower().endswith(".md") else name
             if len(claims) > 1:
                 claims.sort(key=lambda c: c.get("line", 0))
-            for c in claims:
-                out.append(
-                    {
-                        "id": c["id"],
-                        "statement": c.get("statement", ""),
-                        "experiments": c.get("experiments") or [],
-                        "line": c.get("line", 0),
-                        "source": c.get("source", "callout"),
-                        "params": c.get("params") or {},
-                        "expect": c.get("expect") or [],
-                        "needs": c.get("needs") or "",
-                        "note": path,
-                        "title": title,
-                        "citekey": citekey,
-                    }
-                )
+            out += [(path, title, citekey, c) for c in claims]
         return out
     finally:
         if own:

@@ -117,14 +117,20 @@ _DOC_SQL = (
 def _loads(text: str | None) -> Any:
     if text is None:
         return None
-    try:
-        return orjson.loads(text)  # a few times faster than json: 60,000 of these on a first sync
-    except orjson.JSONDecodeError:  # what orjson refuses (an integer past 64 bits, NaN) json reads
-        return json.loads(text)
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)  # a few times faster than json: 60,000 of these on a first sync
+        except orjson.JSONDecodeError:  # what orjson refuses (NaN) json reads
+            pass
+    return json.loads(text)
+
+
+# orjson reads an integer past 64 bits as a float: such numbers are left to json
+_LONG_DIGITS = re.compile(r"\d{19}")
 
 
 def _doc_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> list[tuple]:
-    from kb.query.corpus import select_notes
+    from kb.query.tables import select_notes
 
     out = []
     for path, h, title, aliases, citekey, authors, headings, year, fm_year, tags, body in select_notes(
@@ -147,7 +153,7 @@ def _doc_rows_sql(conn: sqlite3.Connection, todo: list[str] | None) -> list[tupl
 
 
 def _doc_rows_python(conn: sqlite3.Connection, todo: list[str] | None) -> list[tuple]:
-    from kb.query.corpus import note_dicts
+    from kb.query.tables import note_dicts
 
     return [(path, h, _doc(d)) for path, h, d in note_dicts(conn, todo)]
 
@@ -165,7 +171,7 @@ def _create_tables(conn: sqlite3.Connection, *, drop: bool = False) -> None:
 
 def sync(conn: sqlite3.Connection) -> int:
     """Bring the search tables in line with ``notes``; returns how many notes changed."""
-    from kb.query.corpus import (
+    from kb.query.tables import (
         index_stamp,
         index_walk,
         remember_walk,

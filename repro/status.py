@@ -100,22 +100,22 @@ def vault_notes(vault_root: Path | str) -> list[Any]:
 
 def vault_claims(vault_root: Any, *, note_path: str | None = None, tag: str | None = None) -> list[ClaimRef]:
     """The vault's claims, read from its index (see ``kb.claims.indexed_claims``)."""
-    from kb.claims import indexed_claims
+    from kb.claims import claim_records
 
     return [
         ClaimRef(
             c["id"],
-            c["statement"],
-            c["experiments"],
-            c["note"],
-            c["title"],
-            c["line"],
-            c["citekey"],
-            c["params"],
-            c["expect"],
-            c["needs"],
+            c.get("statement", ""),
+            c.get("experiments") or [],
+            path,
+            title,
+            c.get("line", 0),
+            citekey,
+            c.get("params") or {},
+            c.get("expect") or [],
+            c.get("needs") or "",
         )
-        for c in indexed_claims(vault_root, note_path=note_path, tag=tag)
+        for path, title, citekey, c in claim_records(vault_root, note_path=note_path, tag=tag)
     ]
 
 
@@ -317,7 +317,9 @@ def status_table(vault_root: Path | str, claims: Iterable[Any] | None = None) ->
     statuses = claim_statuses(vault_root, claim_list)
     papers: dict[str, dict[str, Any]] = {}
     for c in claim_list:
-        paper = papers.setdefault(c.note, {"note": c.note, "title": c.title, "citekey": c.citekey, "claims": []})
+        paper = papers.get(c.note)
+        if paper is None:  # (not setdefault: that builds the dict for every claim)
+            paper = papers[c.note] = {"note": c.note, "title": c.title, "citekey": c.citekey, "claims": []}
         st = statuses.get(c.id) or _empty(c)
         paper["claims"].append(
             {

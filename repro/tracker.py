@@ -22,8 +22,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import secrets
-import socket
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -114,7 +112,15 @@ def iso(ts: float | None) -> str | None:
 
 def new_run_id() -> str:
     """Sortable by start time and unique across processes: ``20261126-151230-3fa9c1``."""
+    import secrets  # here, not at the top: `paperkb status` and `claims` read runs, never make one
+
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def _hostname() -> str:
+    import socket  # only where a run is recorded: reading runs (status, claims) skips it
+
+    return socket.gethostname()
 
 
 @dataclass
@@ -298,7 +304,7 @@ class Tracker:
             timeout_s=timeout_s,
             environment=dict(environment or {}),
             command=list(command or []),
-            host=socket.gethostname(),
+            host=_hostname(),
             pid=os.getpid(),
             batch=batch,
             created=time.time(),
@@ -352,7 +358,7 @@ class Tracker:
         with _transaction(self.conn):
             self.conn.execute(
                 "UPDATE runs SET status=?, started=?, heartbeat=?, child_pid=?, pid=?, host=? WHERE id=?",
-                (RUNNING, now, now, child_pid, os.getpid(), socket.gethostname(), run_id),
+                (RUNNING, now, now, child_pid, os.getpid(), _hostname(), run_id),
             )
 
     def beat(self, run_id: str) -> None:
@@ -423,7 +429,7 @@ class Tracker:
         than ``stale_after_s``. Returns the ids marked. If the watcher was only paused and
         comes back, its own ``finish`` overwrites the mark with the real outcome.
         """
-        host = socket.gethostname()
+        host = _hostname()
         now = time.time()
         rows = self.conn.execute(
             "SELECT id, host, pid, heartbeat, created, status FROM runs WHERE status IN (?, ?)", (RUNNING, QUEUED)

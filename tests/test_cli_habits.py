@@ -269,3 +269,25 @@ def test_query_gets_claim_statuses_from_the_cli(tmp_path, monkeypatch):
     result = runner.invoke(app, ["--vault", str(root), "query", "-f", "json", 'TABLE claims.status FROM "N"'])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["claims.status"] == ["reproduced"]
+
+
+def test_table_cells_fast_path_equals_cell_text():
+    from cli.output import _cell, cell_text, clean
+
+    for value in [
+        "plain",
+        "tab\there",
+        "\x1b[31mred",
+        ["a", "b"],
+        ["a", "\x1b]0;t\x07"],
+        [],
+        ["x", 1],
+        None,
+        False,
+        True,
+        1.5,
+        3,
+        [None, "y"],
+        ("a", "b"),
+    ]:
+        assert _cell(value) == clean(cell_text(value)), value

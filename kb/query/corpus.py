@@ -4,12 +4,15 @@ The index corpus keeps small helper tables (``query_meta``, ``query_tags``,
 ``query_links``, ``query_names``) next to the index's ``notes`` table and brings them up to
 date lazily, at query time, by comparing ``(path, hash)`` with ``notes``: only changed
 notes are decoded. ``FROM #tag``, ``FROM [[note]]`` and link look-ups then run in SQL, and
-a query decodes only the notes its FROM selects.
+a query decodes only the notes its FROM selects. A fifth, ``query_scalars``, keeps the plain
+field values WHERE and SORT read (:meth:`IndexCorpus.scalar_fields`), so that such a query
+decodes only the notes left after LIMIT.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from kb.query.pages import Page, tag_levels
+from kb.query.tables import (
+    _chunks,
+    index_stamp,
+    index_walk,
+    note_dicts,
+    remember_walk,
+    select_notes,
+    state_get,
+    state_set,
+    synced_at,
+    unchanged,
+    write_transaction,
+)
 
 
 def _is_external(target: str) -> bool:
@@ -101,6 +117,11 @@ class Corpus:
     def full_data(self, path: str) -> dict[str, Any]:
         """The whole note (for pages loaded slim)."""
         return {}
+
+    def scalar_fields(self, paths: list[str], names: list[str]) -> dict[str, dict[str, Any]] | None:
+        """``{path: {name: value}}`` for the pages whose fields ``names`` are all plain
+        values (see :class:`kb.query.pages.ScalarPage`); None when this corpus keeps none."""
+        return None
 
     def page(self, path: str) -> Page | None:
         found = self.pages([path])
@@ -203,7 +224,13 @@ HEAVY_KEYS = ("links", "tasks", "lists", "questions", "claims")
 # No index on query_tags(path) or query_links(path): only an incremental sync's DELETE and
 # outgoing() (once per query) look rows up by path, and a scan costs them a few ms, while
 # building those indexes cost a fifth of the first sync after an index build.
-_HELPER_SCHEMA = """
+# (path, hash) of query_meta without its rows: what a kept scalar value is checked against
+_META_HASH_INDEX = "CREATE INDEX IF NOT EXISTS query_meta_hash ON query_meta(path, hash)"
+_SCALARS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS query_scalars("
+    "path TEXT, name TEXT, hash TEXT, kind TEXT, value, PRIMARY KEY (path, name)) WITHOUT ROWID"
+)
+_HELPER_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS query_state(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS query_meta(path TEXT PRIMARY KEY, hash TEXT, slim TEXT);
 CREATE TABLE IF NOT EXISTS query_tags(path TEXT, tag TEXT);
@@ -213,10 +240,62 @@ CREATE INDEX IF NOT EXISTS query_links_target ON query_links(target);
 CREATE TABLE IF NOT EXISTS query_names(path TEXT, name TEXT);
 CREATE INDEX IF NOT EXISTS query_names_name ON query_names(name);
 CREATE INDEX IF NOT EXISTS query_names_path ON query_names(path);
+{_META_HASH_INDEX};
+{_SCALARS_SCHEMA};
 """
 
 
-_HELPER_TABLES = ("query_meta", "query_tags", "query_links", "query_names")
+_HELPER_TABLES = ("query_meta", "query_tags", "query_links", "query_names", "query_scalars")
+
+# query_scalars.kind: how ``value`` stores what Page.field gave ("x": not a plain value,
+# the page must be decoded). Filled on demand, per field name a query reads; a row counts
+# only while its hash is the note's current one, so a concurrent update can never leave a
+# stale value in use.
+_NONE, _BOOL, _INT, _FLOAT, _STR, _OTHER = "n", "b", "i", "f", "s", "x"
+
+
+@contextmanager
+def _no_waiting(conn: sqlite3.Connection) -> Iterator[None]:
+    """Writes to query_scalars are only a cache: made when the index can be written at once,
+    never waited for (a long `paperkb index` holding the write lock must not hold up a query)."""
+    waits = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(waits)}")
+
+
+def _scalar_row(value: Any) -> tuple[str, Any]:
+    """(kind, stored value) of a field value."""
+    if value is None:
+        return _NONE, None
+    if value is True or value is False:
+        return _BOOL, int(value)
+    t = type(value)
+    if t is int and -(2**63) <= value < 2**63:
+        return _INT, value
+    if t is float and math.isfinite(value):  # a REAL holds any finite double exactly
+        return _FLOAT, value
+    if t is str and (value.isascii() or _utf8_ok(value)):
+        return _STR, value
+    return _OTHER, None
+
+
+def _utf8_ok(text: str) -> bool:
+    """Whether SQLite can store ``text`` (a lone surrogate cannot be written as UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _scalar_value(kind: str, value: Any) -> Any:
+    if kind == _BOOL:
+        return bool(value)
+    return value  # None, int, float and str come back as they went in
+
 
 # What the helper tables need, cut out of each note's JSON by SQLite (in C, without
 # building Python objects for the whole note): the slim page as JSON text, tags, aliases
@@ -240,46 +319,6 @@ def _create_tables(conn: sqlite3.Connection, *, drop: bool = False, tables: bool
         is_index = "CREATE INDEX" in statement
         if statement.strip() and (indexes if is_index else tables):
             conn.execute(statement)
-
-
-@contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One explicit transaction (the index connection runs in autocommit mode, where each
-    row of an ``executemany`` would otherwise be committed on its own)."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    if conn.in_transaction:
-        conn.execute("COMMIT")
-
-
-def select_notes(conn: sqlite3.Connection, sql: str, todo: list[str] | None, key: str = "path") -> list[tuple]:
-    """Rows of ``sql`` (a SELECT without WHERE) for every note, or those whose ``key`` is in ``todo``."""
-    if todo is None:
-        return conn.execute(sql).fetchall()
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS paperkb_todo(path TEXT PRIMARY KEY)")
-    conn.execute("DELETE FROM temp.paperkb_todo")
-    conn.executemany("INSERT OR IGNORE INTO temp.paperkb_todo VALUES (?)", [(p,) for p in todo])
-    return conn.execute(f"{sql} WHERE {key} IN (SELECT path FROM temp.paperkb_todo)").fetchall()
-
-
-def note_dicts(conn: sqlite3.Connection, todo: list[str] | None):
-    """``(path, hash, note dict)`` for every note (or those in ``todo``), decoded in Python;
-    notes whose JSON does not decode are passed over."""
-    for path, h, blob in select_notes(conn, "SELECT path, hash, data FROM notes", todo):
-        try:
-            d = json.loads(blob)
-        except (TypeError, ValueError):
-            continue
-        d["path"] = path
-        yield path, h, d
 
 
 def _json_list(text: str | None) -> list:
@@ -444,6 +483,75 @@ class IndexCorpus(Corpus):
         except (TypeError, ValueError):
             return {}
 
+    def scalar_fields(self, paths: list[str], names: list[str]) -> dict[str, dict[str, Any]] | None:
+        """Fields ``names`` of the pages at ``paths`` whose values are all plain (see
+        :class:`~kb.query.pages.ScalarPage`), from ``query_scalars``; a page not yet there is
+        decoded once and its values kept for the next query (unless the index is read-only)."""
+        try:
+            return self._scalar_fields(paths, names)
+        except sqlite3.Error:  # a table made by other code, JSON SQLite cannot read: decode pages
+            return None
+
+    def _scalar_fields(self, paths: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+        c = self.conn
+        have = c.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('query_scalars', 'query_meta_hash')"
+        ).fetchone()[0]
+        if have < 2:  # an index whose helper tables older code made
+            with _no_waiting(c):
+                c.execute(_SCALARS_SCHEMA)
+                c.execute(_META_HASH_INDEX)
+        values: dict[str, dict[str, Any]] = {p: {} for p in paths}
+        other: set[str] = set()
+        step = self._max_vars() - 1
+        for name in names:
+            for chunk in _chunks(paths, step):
+                marks = ",".join("?" * len(chunk))
+                # (the planner would look the hash up through the primary key and the row: the
+                # covering index answers it alone, in half the time)
+                rows = c.execute(
+                    "SELECT s.path, s.kind, s.value FROM query_scalars AS s "
+                    "JOIN query_meta AS m INDEXED BY query_meta_hash ON m.path = s.path AND m.hash = s.hash "
+                    f"WHERE s.name = ? AND s.path IN ({marks})",
+                    [name, *chunk],
+                )
+                for path, kind, value in rows:
+                    if kind == _OTHER:
+                        other.add(path)
+                    else:  # _scalar_value, inlined: this loop runs once per page
+                        values[path][name] = bool(value) if kind == _BOOL else value
+        todo = [p for p, v in values.items() if p not in other and len(v) < len(names)]
+        if todo:
+            from kb.query.pages import Page
+
+            fresh: list[tuple] = []
+            for chunk in _chunks(todo, step):
+                marks = ",".join("?" * len(chunk))
+                for path, h, blob in c.execute(
+                    f"SELECT path, hash, slim FROM query_meta WHERE path IN ({marks})", chunk
+                ).fetchall():
+                    try:
+                        data = json.loads(blob)
+                    except (TypeError, ValueError):
+                        other.add(path)
+                        continue
+                    data["path"] = path
+                    page = Page(data, None)  # no corpus: only links are resolved with one, never plain values
+                    for name in names:
+                        kind, stored = _scalar_row(page.field(name))
+                        fresh.append((path, name, h, kind, stored))
+                        if kind == _OTHER:
+                            other.add(path)
+                        else:
+                            values[path][name] = _scalar_value(kind, stored)
+            try:
+                with _no_waiting(c), write_transaction(c):
+                    c.executemany("INSERT OR REPLACE INTO query_scalars VALUES (?, ?, ?, ?, ?)", fresh)
+            except (sqlite3.Error, ValueError):
+                pass  # read-only or busy: the values are used this time only
+        # a page missing from query_meta (gone) has no values: it is left to the slow path too
+        return {p: v for p, v in values.items() if p not in other and len(v) == len(names)}
+
     def _load(self, paths: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         rows: list = []
@@ -492,65 +600,3 @@ class IndexCorpus(Corpus):
         if not rows:
             return None
         return min(rows, key=lambda p: (p.count("/"), len(p), p))
-
-
-def unchanged(conn: sqlite3.Connection, table: str) -> bool:
-    """Whether ``table`` (path, hash) already matches the index's notes, checked in SQL."""
-    differs = conn.execute(
-        f"SELECT EXISTS(SELECT 1 FROM notes AS n LEFT JOIN {table} AS m ON m.path = n.path WHERE m.hash IS NOT n.hash)"
-    ).fetchone()[0]
-    if differs:
-        return False
-    return conn.execute(f"SELECT (SELECT count(*) FROM notes) = (SELECT count(*) FROM {table})").fetchone()[0] == 1
-
-
-def index_stamp(conn: sqlite3.Connection) -> str:
-    """The index's schema version and code fingerprint (its ``meta`` table), if any."""
-    try:
-        rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('schema_version', 'fingerprint')"))
-    except sqlite3.OperationalError:
-        return ""
-    return f"{rows.get('schema_version', '')}:{rows.get('fingerprint', '')}"
-
-
-def index_walk(conn: sqlite3.Connection) -> str | None:
-    """The digest of the vault walk the index was last found up to date with (see
-    ``kb.vault.Vault.refresh_index``), or None. The index drops it whenever it changes, so a
-    helper table synced at this digest still matches the index while it is the same."""
-    from kb.vault import SCAN_DIGEST_KEY
-
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = ?", (SCAN_DIGEST_KEY,)).fetchone()
-    except sqlite3.Error:
-        return None
-    return row[0] if row else None
-
-
-def synced_at(conn: sqlite3.Connection, table: str, walk: str | None) -> bool:
-    """Whether the helper tables whose state is kept in ``table`` were last synced at ``walk``."""
-    return walk is not None and state_get(conn, table, "walk") == walk
-
-
-def remember_walk(conn: sqlite3.Connection, table: str, walk: str | None) -> None:
-    """Record that the helper tables of ``table`` match the index at ``walk`` (read before
-    they were compared or synced)."""
-    if walk is None:
-        return
-    try:
-        state_set(conn, table, "walk", walk)
-    except sqlite3.Error:
-        pass  # a read-only index: the next call compares the tables again
-
-
-def state_get(conn: sqlite3.Connection, table: str, key: str) -> str | None:
-    row = conn.execute(f"SELECT value FROM {table} WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else None
-
-
-def state_set(conn: sqlite3.Connection, table: str, key: str, value: str) -> None:
-    conn.execute(f"INSERT OR REPLACE INTO {table}(key, value) VALUES (?, ?)", (key, value))
-
-
-def _chunks(items: list, n: int) -> Iterable[list]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]

@@ -16,11 +16,10 @@ from typing import Any
 
 from kb.query import ast
 from kb.query.corpus import Corpus
-from kb.query.csvsource import read_csv_rows
 from kb.query.errors import QueryError
 from kb.query.functions import FUNCTIONS, call_function
 from kb.query.limits import DEFAULT_LIMITS, Budget, Limits
-from kb.query.pages import Page
+from kb.query.pages import Page, ScalarPage
 from kb.query.parser import parse_query
 from kb.query.values import (
     Duration,
@@ -543,6 +542,8 @@ def execute(
 def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime | None, budget: Budget) -> Result:
     ctx = Context(corpus, this, now or _dt.datetime.now(), budget)
     if isinstance(q.source, ast.CsvSource):
+        from kb.query.csvsource import read_csv_rows  # FROM csv(): rare, and its module loads csv
+
         if q.type == "task":
             raise QueryError("TASK cannot read a CSV file (its rows have no tasks)")
         rows: list[Row] = [
@@ -552,7 +553,18 @@ def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime 
             )
         ]
         return _run_commands(q, rows, ctx, budget)
-    pages = corpus.pages(select_paths(q.source, corpus, ctx))
+    paths = select_paths(q.source, corpus, ctx)
+    names = scalar_names(q) if len(paths) >= SCALAR_MIN_PAGES else None
+    known = corpus.scalar_fields(paths, sorted(names)) if names is not None else None
+    if known:
+        full = {p.path: p for p in corpus.pages([p for p in paths if p not in known])}
+        rows = [
+            Row(ScalarPage(p, known[p], corpus)) if p in known else Row(full[p])
+            for p in paths
+            if p in known or p in full
+        ]
+        return _run_commands(q, rows, ctx, budget, corpus)
+    pages = corpus.pages(paths)
     if q.type == "task":
         rows = [Row(TaskRecord(t, p)) for p in pages for t in p.file.get("tasks")]
     else:
@@ -560,18 +572,140 @@ def _execute(q: ast.Query, corpus: Corpus, this: Page | None, now: _dt.datetime 
     return _run_commands(q, rows, ctx, budget)
 
 
+# From this many pages on, a query whose WHERE and SORT read only plain fields runs them
+# over ScalarPages (values kept in the index) instead of decoding every note; below it,
+# decoding costs less than the look-up.
+SCALAR_MIN_PAGES = 200
+# file.* fields a ScalarPage answers (from its path alone)
+_PATH_FIELDS = frozenset({"name", "path", "folder", "ext", "link"})
+# row names that are not page fields, or that Page.get answers other than by Page.field
+_NOT_FIELDS = frozenset({"file", "row", "rows", "questions", "claims"})
+
+
+def scalar_names(q: ast.Query) -> set[str] | None:
+    """The page fields read by a LIST or TABLE query whose commands are only WHERE, SORT
+    and LIMIT and whose expressions there read nothing else of a row than those fields,
+    ``file.name/path/folder/ext/link`` and ``this``; else None (the query runs on whole
+    pages). Columns are not looked at: they are computed on the real pages."""
+    if q.type not in ("list", "table"):
+        return None
+    names: set[str] = set()
+    for cmd in q.commands:
+        if isinstance(cmd, ast.Where):
+            exprs = [cmd.expr]
+        elif isinstance(cmd, ast.Sort):
+            exprs = [k.expr for k in cmd.keys]
+        elif isinstance(cmd, ast.Limit):
+            continue  # evaluated without a row
+        else:
+            return None
+        if not all(_plain_reads(e, names) for e in exprs):
+            return None
+    return names
+
+
+def _plain_reads(e: Any, names: set[str]) -> bool:
+    """Add the row fields ``e`` reads to ``names``; False if it reads a row any other way.
+    Walked with a stack, not recursion: a chain of 1,600 ORs is a valid query."""
+    stack: list[Any] = [e]  # Any: the checks below are on type(e), which mypy does not narrow
+    while stack:
+        e = stack.pop()
+        t = type(e)
+        if t is ast.Literal or t is ast.LinkExpr:
+            continue
+        if t is ast.Variable:
+            if e.name == "this":
+                continue
+            if e.name in _NOT_FIELDS:
+                return False
+            names.add(e.name)
+        elif t is ast.Dot:
+            if type(e.obj) is ast.Variable and e.obj.name == "file":
+                if e.name not in _PATH_FIELDS:
+                    return False
+            else:
+                stack.append(e.obj)
+        elif t is ast.Binary:
+            stack += [e.left, e.right]
+        elif t is ast.Unary:
+            stack.append(e.operand)
+        elif t is ast.Index:
+            stack += [e.obj, e.index]
+        elif t is ast.Call:
+            # a built-in function sees its arguments only; any other name may be a row's lambda
+            func = e.func
+            if type(func) is not ast.Variable or func.name.lower() not in FUNCTIONS:
+                return False
+            stack += e.args
+        elif t is ast.ListExpr:
+            stack += e.items
+        elif t is ast.ObjectExpr:
+            stack += [x for _, x in e.items]
+        else:
+            return False  # a lambda (its parameters shadow fields), or a node added later
+    return True
+
+
 def _row_sort_key(ctx: Context, expr: ast.Expr) -> Callable[[Row], Any]:
     """The sort key of a row under one SORT key expression."""
-    return lambda r: sort_key(ctx.eval(expr, r))
+    value = row_function(ctx, expr)
+    return lambda r: sort_key(value(r))
 
 
-def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -> Result:
+def row_function(ctx: Context, e: Any) -> Callable[[Any], Any]:
+    """``lambda row: ctx.eval(e, row)``, with the tree walked once instead of once per row:
+    literals, fields, ``.``, operators and ``and``/``or`` become closures over the same
+    helpers ``eval`` calls, so they give the same values and errors; anything else
+    (function calls, lists, indexing, links, lambdas) is handed to ``eval`` whole."""
+    t = type(e)
+    if t is ast.Literal:
+        value = e.value
+        return lambda row: value
+    if t is ast.Variable:
+        name = e.name
+        if name == "this":
+            return lambda row: ctx.this
+        if name == "row":  # row["Field With Spaces"]: eval knows the fallback
+            return lambda row: ctx.eval(e, row)
+        return lambda row: None if row is None else row.get(name)
+    if t is ast.Dot:
+        obj, field_name = row_function(ctx, e.obj), e.name
+        return lambda row: get_field(obj(row), field_name, ctx)
+    if t is ast.Binary:
+        op = e.op
+        if op == "and" or op == "or":
+            # a chain nests on the left (Context.logical): gather it without recursion
+            operands = [e.right]
+            node: Any = e.left
+            while type(node) is ast.Binary and node.op == op:
+                operands.append(node.right)
+                node = node.left
+            operands.append(node)
+            parts = [row_function(ctx, x) for x in reversed(operands)]
+            stop = op == "or"  # the value that decides the whole chain
+
+            def chain(row: Any) -> bool:
+                for part in parts:
+                    if truthy(part(row)) is stop:
+                        return stop
+                return not stop
+
+            return chain
+        left, right, binary = row_function(ctx, e.left), row_function(ctx, e.right), ctx.binary
+        return lambda row: binary(op, left(row), right(row))
+    return lambda row: ctx.eval(e, row)
+
+
+def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget, corpus: Corpus | None = None) -> Result:
+    """Run the commands over ``rows``, then compute the columns; ``corpus`` is where the
+    real pages of any ScalarPage rows left come from, before the columns."""
     budget.rows(len(rows), q.type.upper())
     group_name: str | None = None
     for cmd in q.commands:
         budget.check_time()
         if isinstance(cmd, ast.Where):
-            rows = [r for r in rows if truthy(ctx.eval(cmd.expr, r))]
+            keep = row_function(ctx, cmd.expr)
+            rows = [r for r in rows if truthy(keep(r))]
         elif isinstance(cmd, ast.Sort):
             for key in reversed(cmd.keys):
                 rows.sort(key=_row_sort_key(ctx, key.expr), reverse=key.descending)
@@ -599,6 +733,11 @@ def _run_commands(q: ast.Query, rows: list[Row], ctx: Context, budget: Budget) -
             ordered = sorted(groups.values(), key=lambda kv: SortKey(kv[0]))
             rows = [Row(None, {cmd.name: k, "rows": members}) for k, members in ordered]
             group_name = cmd.name
+    if corpus is not None:
+        stand_ins = [r.base.path for r in rows if isinstance(r.base, ScalarPage)]
+        if stand_ins:
+            real = {p.path: p for p in corpus.pages(stand_ins)}
+            rows = [Row(real[r.base.path], r.bindings) if isinstance(r.base, ScalarPage) else r for r in rows]
     return _shape(q, rows, ctx, group_name)
 
 

@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import regex as _regex
-
 from kb.query.errors import QueryError
 from kb.query.values import (
     Duration,
     Lambda,
+    LazyModule,
     Link,
     Record,
     SortKey,
@@ -34,6 +33,8 @@ from kb.query.values import (
     truthy,
     typeof,
 )
+
+_regex = LazyModule("regex")  # JavaScript-style patterns; imported when a query uses one
 
 
 @dataclass

@@ -232,6 +232,29 @@ class Page(Record):
         return {k: self.get(k) for k in self.keys() if k != "file"}
 
 
+class ScalarPage(Page):
+    """A page standing in for a note while WHERE and SORT run, when every field they read
+    is a plain value (null, boolean, number or string) that ``Page.field`` gave for this
+    note's current content and the index kept (:meth:`IndexCorpus.scalar_fields`): the
+    note's JSON is then not decoded at all. Only ``file.name``, ``path``, ``folder``,
+    ``ext`` and ``link`` (all from the path) can be asked of its ``file``; the query
+    engine swaps in the real page before the columns are computed."""
+
+    __slots__ = ("scalars",)
+
+    def __init__(self, path: str, scalars: dict[str, Any], corpus: Corpus | None) -> None:
+        super().__init__({"path": path}, corpus, full=True)
+        self.scalars = scalars
+
+    def field(self, name: str) -> Any:
+        return self.scalars.get(name)
+
+    def get(self, name: str) -> Any:
+        if name == "file":
+            return self.file
+        return self.scalars.get(name)
+
+
 class FileRecord(Record):
     """The ``file`` object of a page."""
 

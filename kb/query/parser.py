@@ -12,21 +12,73 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Callable
-
-import regex
+from typing import Any
 
 from kb.query import ast
 from kb.query.errors import QueryError
-from kb.query.values import EMOJI, MAX_DURATION_CHARS, Duration, link_from_text, parse_date, parse_duration
+from kb.query.values import (
+    EMOJI,
+    MAX_DURATION_CHARS,
+    Duration,
+    LazyModule,
+    link_from_text,
+    parse_date,
+    parse_duration,
+)
+
+regex = LazyModule("regex")  # emoji and Unicode letters in names; see _Pattern
 
 _WS = re.compile(r"(?:\s+|//[^\n]*)*")
 # a letter or an emoji first (as Dataview), then letters, digits, '_', '-' or emoji; a dash
 # never ends a name, so "a -b" and "a- b" still subtract
 _IDENT_BODY = rf"(?:[^\W\d]|{EMOJI})(?:(?:[\w-]|{EMOJI})*(?:\w|{EMOJI}))?"
-_IDENT = regex.compile(_IDENT_BODY)
+
+
+class _Pattern:
+    """A ``regex`` pattern compiled on first use, tried first as a stdlib ``re`` pattern
+    that covers the usual case: ``plain`` gives the same match wherever it matches text
+    that ``settled`` accepts (the match and the character after it are ones where the two
+    patterns cannot differ); anywhere else the full pattern decides."""
+
+    def __init__(self, source: str, plain: str, settled: Callable[[str, int, int], bool]) -> None:
+        self.source = source
+        self.plain = re.compile(plain)
+        self.settled = settled
+        self._full: Any = None
+
+    def full(self) -> Any:
+        if self._full is None:
+            self._full = regex.compile(self.source)
+        return self._full
+
+    def match(self, text: str, pos: int = 0) -> Any:
+        m = self.plain.match(text, pos)
+        if m is not None and self.settled(text, m.start(), m.end()):
+            return m
+        return self.full().match(text, pos)
+
+
+def _ascii_word_ends(text: str, start: int, end: int) -> bool:
+    """An ASCII name not followed by '-' or a non-ASCII character: there the full
+    pattern (letters of any script, emoji, dashes inside) matches exactly the same text."""
+    return text[start:end].isascii() and (end == len(text) or (text[end] < "\x80" and text[end] != "-"))
+
+
+_IDENT = _Pattern(_IDENT_BODY, r"[A-Za-z_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?", _ascii_word_ends)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _TAG = re.compile(r"#[^\s,()#\"'\[\]!]+")
-_LAMBDA_HEAD = regex.compile(rf"\(\s*((?:{_IDENT_BODY})(?:\s*,\s*{_IDENT_BODY})*)?\s*\)\s*=>")
+
+
+class _LambdaHead(_Pattern):
+    """A lambda's head ``(a, b) =>``: where no "=>" follows there is nothing to match."""
+
+    def match(self, text: str, pos: int = 0) -> Any:
+        if text.find("=>", pos) < 0:
+            return None
+        return self.full().match(text, pos)
+
+
+_LAMBDA_HEAD = _LambdaHead(rf"\(\s*((?:{_IDENT_BODY})(?:\s*,\s*{_IDENT_BODY})*)?\s*\)\s*=>", r"(?!)", lambda *_: False)
 _COMPARE_OPS = ("!=", "<=", ">=", "==", "=", "<", ">")
 _COMMANDS = ("from", "where", "sort", "group", "flatten", "limit")
 _MAX_DEPTH = 200

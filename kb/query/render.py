@@ -4,7 +4,6 @@ JSON, CSV and a rich terminal table; and rendering a note with its query blocks 
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import io
 import json
@@ -173,6 +172,8 @@ def to_csv(result: Result) -> str:
         for k in rec:
             if k not in headers:
                 headers.append(k)
+    import csv  # only for this form
+
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(headers)
     for rec in records:

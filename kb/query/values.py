@@ -16,7 +16,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import regex as _regex
+
+class LazyModule:
+    """A module imported on first attribute use: ``regex`` takes ~15 ms to import, and
+    most queries (ASCII field names and identifiers) never need it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
+_regex = LazyModule("regex")
 
 
 @dataclass(frozen=True)
@@ -62,8 +76,16 @@ for _names, _value in (
         _DUR_UNITS[_n] = _value
 
 _DUR_PART = r"(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_DUR_UNITS, key=len, reverse=True)) + r")(?![a-z])"
-DURATION_RE = re.compile(r"\s*" + _DUR_PART + r"(?:\s*(?:,|and)?\s*" + _DUR_PART + r")*\s*", re.I)
-_DUR_PART_RE = re.compile(_DUR_PART, re.I)
+
+
+@functools.lru_cache(maxsize=1)
+def _duration_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The whole-duration and one-part patterns, compiled on first use (~3 ms, and most
+    queries hold no duration)."""
+    whole = re.compile(r"\s*" + _DUR_PART + r"(?:\s*(?:,|and)?\s*" + _DUR_PART + r")*\s*", re.I)
+    return whole, re.compile(_DUR_PART, re.I)
+
+
 MAX_DURATION_CHARS = 200
 
 
@@ -110,15 +132,16 @@ def parse_duration(text: str) -> Duration | None:
     """``"2 days"``, ``"1 year, 3 months"``, ``"8 minutes and 4 seconds"`` -> Duration."""
     if len(text) > MAX_DURATION_CHARS:  # the pattern backtracks on long runs of spaces
         return None
-    if not DURATION_RE.fullmatch(text):
+    whole, part = _duration_patterns()
+    if not whole.fullmatch(text):
         return None
     months, seconds = 0.0, 0.0
-    for number, unit in _DUR_PART_RE.findall(text):
+    for number, unit in part.findall(text):
         m, s = _DUR_UNITS[unit.lower()]
         months += float(number) * m
         seconds += float(number) * s
-    whole = int(months)
-    return Duration(whole, seconds + (months - whole) * 30 * 86400.0)
+    whole_months = int(months)
+    return Duration(whole_months, seconds + (months - whole_months) * 30 * 86400.0)
 
 
 DATE_RE = re.compile(
@@ -304,16 +327,33 @@ EMOJI = (
     r"(?:\p{Extended_Pictographic}[\uFE0F\u20E3\p{Emoji_Modifier}]*"
     r"(?:\u200D\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*)*)"
 )
-_KEY_PIECE = _regex.compile("(" + EMOJI + r")|([0-9\p{L}_-]+)|(\s+)|.", _regex.S)
-_HEADER_KEEP = _regex.compile(EMOJI + r"|[0-9\p{L}_-]+", _regex.S)
+
+
+@functools.lru_cache(maxsize=1)
+def _key_piece() -> Any:
+    return _regex.compile("(" + EMOJI + r")|([0-9\p{L}_-]+)|(\s+)|.", _regex.S)
+
+
+@functools.lru_cache(maxsize=1)
+def _header_keep() -> Any:
+    return _regex.compile(EMOJI + r"|[0-9\p{L}_-]+", _regex.S)
+
+
+# Names made of ASCII letters, digits, '_', '-' and spaces only: no emoji, no other letter
+# or space, so the result is plain string work (the usual frontmatter key).
+_PLAIN_NAME = re.compile(r"[0-9A-Za-z_ -]*")
+_SPACES = re.compile(" +")
 
 
 @functools.lru_cache(maxsize=4096)
 def canonical_key(name: str) -> str:
     """Dataview's sanitised field name (``canonicalizeVarName``): letters, digits, ``_``
     and ``-`` lowercased, emoji kept, each run of spaces one dash, anything else dropped."""
+    stripped = name.strip()
+    if _PLAIN_NAME.fullmatch(stripped):
+        return _SPACES.sub("-", stripped).lower()
     out = []
-    for m in _KEY_PIECE.finditer(name.strip()):
+    for m in _key_piece().finditer(stripped):
         emoji, word, space = m.groups()
         if emoji is not None:
             out.append(emoji)
@@ -328,7 +368,7 @@ def canonical_key(name: str) -> str:
 def normalize_header(header: str) -> str:
     """A heading as a link target (Dataview's ``normalizeHeaderForLink``): markup, links and
     punctuation become spaces, runs of spaces one space: ``**Header** *Value`` -> ``Header Value``."""
-    return " ".join(m.group() for m in _HEADER_KEEP.finditer(header))
+    return " ".join(m.group() for m in _header_keep().finditer(header))
 
 
 # ---- types, truthiness, ordering, strings ----------------------------------------------

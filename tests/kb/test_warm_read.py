@@ -68,11 +68,36 @@ def test_warm_query_and_search_skip_the_comparison_and_follow_edits(tmp_path):
 
 
 def test_claims_by_tag_take_the_tag_and_those_below_it_only(tmp_path):
-    write(tmp_path, {
-        "A.md": "---\ntags: [ml/gpu]\n---\n" + _claim("a"),
-        "B.md": "---\ntags: [ml/gpu/kernels]\n---\n" + _claim("b"),
-        "C.md": "---\ntags: [ml/gpu0, ml/gpux, ml]\n---\n" + _claim("c"),
-    })
+    write(
+        tmp_path,
+        {
+            "A.md": "---\ntags: [ml/gpu]\n---\n" + _claim("a"),
+            "B.md": "---\ntags: [ml/gpu/kernels]\n---\n" + _claim("b"),
+            "C.md": "---\ntags: [ml/gpu0, ml/gpux, ml]\n---\n" + _claim("c"),
+        },
+    )
     assert [c["id"] for c in indexed_claims(tmp_path, tag="ml/gpu")] == ["a", "b"]
     assert [c["id"] for c in indexed_claims(tmp_path, tag="ml")] == ["a", "b", "c"]
     assert [c["id"] for c in indexed_claims(tmp_path, tag="ml/gp")] == []
+
+
+def test_refresh_sees_edits_to_a_linked_note_and_in_a_subfolder(tmp_path):
+    import os
+    import time
+
+    vault = tmp_path / "vault"
+    write(vault, {"A.md": "# A\n", "sub/deep/B.md": "---\nyear: 2020\n---\n# B\n"})
+    (vault / "real.md").write_text("---\nyear: 1999\n---\n# Real\n", encoding="utf-8")
+    os.symlink(vault / "real.md", vault / "Link.md")
+
+    def years(v: Vault) -> list:
+        return [r.values[0] for r in run_query(v, "TABLE year SORT file.name").rows]
+
+    assert years(Vault(vault)) == [None, 2020, 1999, 1999]
+    assert years(Vault(vault)) == [None, 2020, 1999, 1999]  # warm: nothing changed
+    time.sleep(0.01)
+    (vault / "real.md").write_text("---\nyear: 2001\n---\n# Real\n", encoding="utf-8")  # seen through the link too
+    (vault / "sub/deep/B.md").write_text("---\nyear: 2021\n---\n# B\n", encoding="utf-8")
+    assert years(Vault(vault)) == [None, 2021, 2001, 2001]
+    (vault / "sub/deep/B.md").unlink()
+    assert years(Vault(vault)) == [None, 2001, 2001]

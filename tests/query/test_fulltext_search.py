@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -194,3 +195,10 @@ def test_links_read_from_the_note_json_without_the_index_links_table(vault, tmp_
     links = "SELECT path, target FROM query_links ORDER BY 1, 2"
     assert copy.execute(links).fetchall() == conn.execute(links).fetchall()
     assert ("e/Links.md", "b/chinchilla.md") in conn.execute(links).fetchall()
+
+
+def test_stored_values_decode_as_json_does():
+    from kb.search import _loads
+
+    for text in ("18446744073709551616", "[-9223372036854775809, 1]", "NaN", '{"a": "é"}', "null", "2023"):
+        assert repr(_loads(text)) == repr(json.loads(text))
