@@ -65,6 +65,7 @@ class SiteExtra(msgspec.Struct, gc=False):
 def _site_extra(data: bytes) -> tuple[_Light, SiteExtra]:
     """The light fields and the site's extra fields of one stored note, with the values
     SQLite's json_extract / json_array_length gave for them."""
+    d: Any
     try:
         d = _decode_site(data)
         claims, blocks, authors = d.claims, d.dataview_blocks, d.authors
@@ -74,7 +75,7 @@ def _site_extra(data: bytes) -> tuple[_Light, SiteExtra]:
 
         raw = json.loads(data)
         raw = raw if isinstance(raw, dict) else {}
-        front = raw.get("frontmatter") if isinstance(raw.get("frontmatter"), dict) else {}
+        front: dict = raw["frontmatter"] if isinstance(raw.get("frontmatter"), dict) else {}
         d = _Light(
             raw.get("title"),
             raw.get("citekey"),
@@ -226,7 +227,7 @@ def site_notes(vault, cache: Any = None) -> tuple[list[Note], dict[str, SiteExtr
     todo: list[str] = []
     for path, content_hash in conn.execute("SELECT path, hash FROM notes"):
         entry = old.get(path)
-        if _cached(entry, content_hash):
+        if isinstance(entry, list) and _cached(entry, content_hash):
             entries[path] = entry
         else:
             todo.append(path)

@@ -758,9 +758,9 @@ def _export_site(vault, out: Path, statuses, runs_dir, force, workers, generated
                 uses[path] = old_uses[path]
                 kept.update(old_uses[path])
     for rel in kept:
-        fp = writer.old.get(rel)
-        if isinstance(rel, str) and fp is not None and rel not in writer.new and (out / rel).is_file():
-            writer.new[rel] = fp
+        kept_fp = writer.old.get(rel)
+        if isinstance(rel, str) and kept_fp is not None and rel not in writer.new and (out / rel).is_file():
+            writer.new[rel] = kept_fp
     writer.extra["uses"] = uses
 
     # run pages
