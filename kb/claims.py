@@ -36,7 +36,7 @@ _SYNCED_WALK_KEY = "claim_notes_walk"
 _HAS_CLAIMS = "instr(n.data, '\"claims\":[{') > 0"
 
 
-def _sync(conn: sqlite3.Connection) -> None:
+def sync(conn: sqlite3.Connection) -> None:
     """Bring ``claim_notes`` up to date with the index's ``notes`` table."""
     conn.execute(_SCHEMA)
     meta = dict(
@@ -132,7 +132,7 @@ def claim_records(
     v = Vault(Path(vault)) if own else vault
     try:
         conn = v._ensure()
-        _sync(conn)
+        sync(conn)
         where = "claims != '[]'"
         args: list[Any] = []
         if note_path is not None:

@@ -24,6 +24,7 @@ import json
 import marshal
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK
@@ -215,6 +216,31 @@ class Vault:
         self._fresh = True
         self.last_stats = stats
         return stats
+
+    def prepare_reads(self, stage: Callable[[str], None] | None = None) -> float:
+        """Build what read commands keep beside the index (the query engine's tables, the
+        full-text search index, the claims table) now. Each is otherwise built by its
+        first reader after the index changed: 1-3 s each after a cold index of 10,000
+        notes, where an up-to-date one answers in a tenth of a second. Nothing to do for
+        an index that cannot be written. Returns the seconds it took."""
+        import time
+
+        start = time.perf_counter()
+        conn = self._ensure()
+        if getattr(conn, "readonly", False):
+            return 0.0
+        from kb import claims, search
+        from kb.query.corpus import IndexCorpus
+
+        for name, build in (
+            ("query tables", lambda: IndexCorpus(conn, self.root)),  # the corpus syncs its tables
+            ("search index", lambda: search.sync(conn)),
+            ("claims table", lambda: claims.sync(conn)),
+        ):
+            if stage is not None:
+                stage(name)
+            build()
+        return time.perf_counter() - start
 
     def _ensure(self) -> sqlite3.Connection:
         conn = self.connect()

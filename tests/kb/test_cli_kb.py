@@ -153,3 +153,23 @@ def test_show_path_imports_nothing_heavy(vault):
     )
     out = subprocess.run([sys.executable, "-c", code, str(vault)], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def _read_tables(vault) -> set[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(vault / ".paperkb" / "index.db")
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return {t for t in ("query_meta", "search_docs", "claim_notes") if t in tables}
+    finally:
+        conn.close()
+
+
+def test_index_prepares_the_tables_read_commands_use(vault):
+    result = runner.invoke(app, ["--vault", str(vault), "index", "--index-only"])
+    assert result.exit_code == 0, result.output
+    assert _read_tables(vault) == set()  # left to their first reader
+    result = runner.invoke(app, ["--vault", str(vault), "index"])
+    assert result.exit_code == 0, result.output
+    assert _read_tables(vault) == {"query_meta", "search_docs", "claim_notes"}
