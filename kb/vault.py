@@ -226,7 +226,10 @@ class Vault:
         import time
 
         start = time.perf_counter()
-        conn = self._ensure()
+        # store the walk digest now (an index that changed dropped it): the tables below
+        # record it, and the next command finds both current without a walk and compare
+        self.refresh_index()
+        conn = self.connect()
         if getattr(conn, "readonly", False):
             return 0.0
         from kb import claims, search
