@@ -54,7 +54,7 @@ def index_cmd(
     prepared_s = 0.0
     if not index_only:
         with Progress("preparing", total=3) as progress:
-            prepared_s = vault.prepare_reads(stage=None if quiet else progress.advance)
+            prepared_s = vault.prepare_reads(stage=None if quiet else progress.advance, after=stats)
     for name in stats.bad_names:
         echo(f"warning: {name}: left out: its name is not valid UTF-8 (rename the file)", err=True)
     if quiet:

@@ -102,6 +102,10 @@ def stat_walk(root: Path) -> list:
 _LIST_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
 
 
+# `paperkb index` prepares the read commands' tables after an update this large (see
+# Vault.prepare_reads); smaller ones are left to the readers' own incremental syncs.
+PREPARE_MIN_CHANGES = 200
+
 # Which way of naming a note wins when a name matches several notes.
 _KIND_RANK = {"path": 0, "name": 1, "alias": 2, "citekey": 3, "title": 4}
 
@@ -217,14 +221,20 @@ class Vault:
         self.last_stats = stats
         return stats
 
-    def prepare_reads(self, stage: Callable[[str], None] | None = None) -> float:
+    def prepare_reads(self, stage: Callable[[str], None] | None = None, *, after: IndexStats | None = None) -> float:
         """Build what read commands keep beside the index (the query engine's tables, the
         full-text search index, the claims table) now. Each is otherwise built by its
         first reader after the index changed: 1-3 s each after a cold index of 10,000
         notes, where an up-to-date one answers in a tenth of a second. Nothing to do for
-        an index that cannot be written. Returns the seconds it took."""
+        an index that cannot be written. Returns the seconds it took.
+
+        ``after`` (the update just made): only when it rebuilt the index or changed at
+        least ``PREPARE_MIN_CHANGES`` notes; a reader brings the tables up to date with a
+        few changed notes in milliseconds, and the walk and checks here would cost more."""
         import time
 
+        if after is not None and not after.rebuilt and after.parsed + after.deleted < PREPARE_MIN_CHANGES:
+            return 0.0
         start = time.perf_counter()
         # store the walk digest now (an index that changed dropped it): the tables below
         # record it, and the next command finds both current without a walk and compare

@@ -167,9 +167,16 @@ def _read_tables(vault) -> set[str]:
 
 
 def test_index_prepares_the_tables_read_commands_use(vault):
+    import shutil
+
     result = runner.invoke(app, ["--vault", str(vault), "index", "--index-only"])
     assert result.exit_code == 0, result.output
     assert _read_tables(vault) == set()  # left to their first reader
+    (vault / "papers" / "Flash.md").write_text("# Flash\nchanged\n", encoding="utf-8")
     result = runner.invoke(app, ["--vault", str(vault), "index"])
+    assert result.exit_code == 0, result.output
+    assert _read_tables(vault) == set()  # one changed note: the readers' own syncs are cheaper
+    shutil.rmtree(vault / ".paperkb")
+    result = runner.invoke(app, ["--vault", str(vault), "index"])  # a new index: prepared
     assert result.exit_code == 0, result.output
     assert _read_tables(vault) == {"query_meta", "search_docs", "claim_notes"}
