@@ -17,9 +17,9 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
 _disabled = False
 
@@ -98,3 +98,11 @@ class _PagerBuffer(io.StringIO):
 
 def is_paging(stream: IO[str]) -> bool:
     return isinstance(stream, _PagerBuffer)
+
+
+def emit_paged(rows: Any, columns: Sequence[str], fmt: str, **options: Any) -> None:
+    """:func:`cli.output.emit`, a long table on a terminal going through the pager."""
+    from cli.output import emit
+
+    with paged(fmt) as out:
+        emit(rows, columns, fmt, out=out, terminal=True if is_paging(out) else None, **options)

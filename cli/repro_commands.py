@@ -16,7 +16,7 @@ import typer
 
 from cli.common import check_format, find_note, print_json, require_vault, vault_of
 from cli.output import Progress, echo, emit, format_option, no_header_option, on_terminal
-from cli.pager import is_paging, paged
+from cli.pager import emit_paged
 
 FORMATS = ("table", "json")
 
@@ -191,16 +191,7 @@ def claims_cmd(
             r["where"] = f"{r['title']}:{r['line']}"
             r["behind"] = "; ".join(filter(None, [checks_brief(r), controls_brief(r)]))
             r["run"] = r["run_id"] or ""
-    with paged(fmt) as out:  # a long table goes through the pager on a terminal
-        emit(
-            rows,
-            ["id", "status", "experiments", "where", "behind", "run"],
-            fmt,
-            no_header=no_header,
-            wrap="behind",
-            out=out,
-            terminal=True if is_paging(out) else None,
-        )
+    emit_paged(rows, ["id", "status", "experiments", "where", "behind", "run"], fmt, no_header=no_header, wrap="behind")
 
 
 # --------------------------------------------------------------------------------------
@@ -954,16 +945,7 @@ def status_cmd(
                     "ended": _short_time(c["ended"]),
                 }
             )
-    with paged(fmt) as out:  # a long table goes through the pager on a terminal
-        emit(
-            rows,
-            ["paper", "claim", "status", "behind", "run", "ended"],
-            fmt,
-            no_header=no_header,
-            wrap="behind",
-            out=out,
-            terminal=True if is_paging(out) else None,
-        )
+    emit_paged(rows, ["paper", "claim", "status", "behind", "run", "ended"], fmt, no_header=no_header, wrap="behind")
 
 
 LONG_WORK_S = 0.5  # status shows its progress only past this, so quick answers do not flicker

@@ -104,21 +104,26 @@ def indexed_claims(vault: Any, *, note_path: str | None = None, tag: str | None 
     notes carrying that tag or one below it (``paper`` matches ``paper/ml``).
     """
     return [
-        {
-            "id": c["id"],
-            "statement": c.get("statement", ""),
-            "experiments": c.get("experiments") or [],
-            "line": c.get("line", 0),
-            "source": c.get("source", "callout"),
-            "params": c.get("params") or {},
-            "expect": c.get("expect") or [],
-            "needs": c.get("needs") or "",
-            "note": path,
-            "title": title,
-            "citekey": citekey,
-        }
+        claim_entry(c, path, title, citekey)
         for path, title, citekey, c in claim_records(vault, note_path=note_path, tag=tag)
     ]
+
+
+def claim_entry(c: dict[str, Any], path: str, title: str, citekey: str | None) -> dict[str, Any]:
+    """One claim as :func:`indexed_claims` lists it, from its stored dict and its note."""
+    return {
+        "id": c["id"],
+        "statement": c.get("statement", ""),
+        "experiments": c.get("experiments") or [],
+        "line": c.get("line", 0),
+        "source": c.get("source", "callout"),
+        "params": c.get("params") or {},
+        "expect": c.get("expect") or [],
+        "needs": c.get("needs") or "",
+        "note": path,
+        "title": title,
+        "citekey": citekey,
+    }
 
 
 def claim_records(

@@ -147,8 +147,6 @@ def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
     """Every note (or the notes at ``paths``) with only what the paper rule and the citation
     graph need: path, title, citekey, DOI, year, tags, links (resolved) and of the
     frontmatter only ``type`` and the export marker."""
-    from kb.publish.papers import EXPORT_MARKER
-
     conn = vault._ensure()  # the index, brought up to date
     if paths is None:
         wheres: list[tuple[str, tuple]] = [("", ())]
@@ -169,24 +167,29 @@ def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
     notes = []
     for path, data in sorted(rows):
         title, citekey, doi, year, kind, marker = _light_fields(data)
-        frontmatter: dict = {}
-        if kind is not None:
-            frontmatter["type"] = kind
-        if marker:
-            frontmatter[EXPORT_MARKER] = True
-        notes.append(
-            Note(
-                path=path,
-                title=title or "",
-                citekey=citekey,
-                doi=doi,
-                year=year if isinstance(year, int) else None,
-                tags=tags.get(path, []),
-                frontmatter=frontmatter,
-                links=links.get(path, []),
-            )
-        )
+        notes.append(_light_note(path, title, citekey, doi, year, kind, marker, tags.get(path, []), links))
     return notes
+
+
+def _light_note(path: str, title, citekey, doi, year, kind, marker, tag_list: list, links: dict) -> Note:
+    """A note holding only what the paper rule and the citation graph read."""
+    from kb.publish.papers import EXPORT_MARKER
+
+    frontmatter: dict = {}
+    if kind is not None:
+        frontmatter["type"] = kind
+    if marker:
+        frontmatter[EXPORT_MARKER] = True
+    return Note(
+        path=path,
+        title=title or "",
+        citekey=citekey,
+        doi=doi,
+        year=year if isinstance(year, int) else None,
+        tags=tag_list,
+        frontmatter=frontmatter,
+        links=links.get(path, []),
+    )
 
 
 _CACHE_FIELDS = 11  # hash, title, citekey, doi, year, type, export marker, tags, claims, dataview, authors
@@ -215,8 +218,6 @@ def site_notes(vault, cache: Any = None) -> tuple[list[Note], dict[str, SiteExtr
     note changed, one stored note is read instead of 10,000. Links are always read from the
     index, since where they resolve depends on the other notes. Returns (notes, extra, the
     new cache)."""
-    from kb.publish.papers import EXPORT_MARKER
-
     conn = vault._ensure()  # the index, brought up to date
     row = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
     index_version = row[0] if row else ""
@@ -254,23 +255,7 @@ def site_notes(vault, cache: Any = None) -> tuple[list[Note], dict[str, SiteExtr
     extra: dict[str, SiteExtra] = {}
     for path in sorted(entries):
         _, title, citekey, doi, year, kind, marker, tag_list, claims, dataview, authors = entries[path]
-        frontmatter: dict = {}
-        if kind is not None:
-            frontmatter["type"] = kind
-        if marker:
-            frontmatter[EXPORT_MARKER] = True
-        notes.append(
-            Note(
-                path=path,
-                title=title or "",
-                citekey=citekey,
-                doi=doi,
-                year=year if isinstance(year, int) else None,
-                tags=list(tag_list),
-                frontmatter=frontmatter,
-                links=links.get(path, []),
-            )
-        )
+        notes.append(_light_note(path, title, citekey, doi, year, kind, marker, list(tag_list), links))
         extra[path] = SiteExtra(claims, bool(dataview), authors)
     return notes, extra, {"index": index_version, "notes": entries}
 

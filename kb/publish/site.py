@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from kb.claims import claim_entry
 from kb.errors import PaperkbError
 from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
 
@@ -333,20 +334,7 @@ class _Site:
             for c in claims:
                 if "id" not in c:
                     continue
-                out.append(
-                    {
-                        "id": c["id"],
-                        "statement": c.get("statement", ""),
-                        "experiments": c.get("experiments") or [],
-                        "line": c.get("line", 0),
-                        "params": c.get("params") or {},
-                        "expect": c.get("expect") or [],
-                        "needs": c.get("needs") or "",
-                        "note": path,
-                        "title": title,
-                        "citekey": citekey,
-                    }
-                )
+                out.append(claim_entry(c, path, title, citekey))
         return out
 
     # -- runs
