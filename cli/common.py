@@ -93,6 +93,10 @@ def require_vault(vault: Path) -> Path:
     return vault
 
 
+# ``-o/--output FILE`` of the commands that print a document (stdout when not given)
+OUTPUT_OPT = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout.")
+
+
 def check_output(path: Optional[Path]) -> Optional[Path]:
     """Refuse an ``--output`` path that cannot be written, before any work is done."""
     from paperkb.errors import UsageError

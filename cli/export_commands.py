@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import check_output, fail, guard, vault_of, write_output
+from cli.common import OUTPUT_OPT, check_output, fail, guard, vault_of, write_output
 
 export_app = typer.Typer(
     help="Export the vault: summaries, a static site, Markdown, BibTeX, CSL-JSON, JSON.\n\n"
@@ -72,7 +72,7 @@ def _emit(text: str, output: Optional[Path]) -> None:
 @guard
 def export_json_cmd(
     ctx: typer.Context,
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Path | None = OUTPUT_OPT,
 ) -> None:
     """Print every note (metadata, links, callouts, questions, claims) and every problem as one JSON object.
 
@@ -102,7 +102,7 @@ def export_summary_cmd(
     query: Optional[str] = QUERY_OPT,
     tag: Optional[str] = TAG_OPT,
     fmt: str = typer.Option("md", "--format", "-f", help="md (Markdown) or html (one standalone page)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Optional[Path] = OUTPUT_OPT,
 ) -> None:
     """A reading summary of the papers (or of the notes named or picked), in Markdown or HTML.
 
@@ -216,7 +216,7 @@ def export_bibtex_cmd(
     notes: Optional[list[str]] = NOTES_ARG,
     query: Optional[str] = QUERY_OPT,
     tag: Optional[str] = TAG_OPT,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Optional[Path] = OUTPUT_OPT,
 ) -> None:
     """BibTeX entries of the papers (or of the notes named or picked), keyed by citekey.
 
@@ -235,7 +235,7 @@ def export_csl_cmd(
     notes: Optional[list[str]] = NOTES_ARG,
     query: Optional[str] = QUERY_OPT,
     tag: Optional[str] = TAG_OPT,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Optional[Path] = OUTPUT_OPT,
 ) -> None:
     """CSL-JSON items of the papers (or of the notes named or picked), for Pandoc and Zotero.
 

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import check_output, declared_experiments, find_note, find_path, print_json, vault_of
+from cli.common import OUTPUT_OPT, check_output, declared_experiments, find_note, find_path, print_json, vault_of
 from cli.output import Progress, clean, clean_text, echo, emit, format_option, no_header_option, on_terminal
 
 
@@ -53,7 +53,9 @@ def index_cmd(
     # would build its own (seconds on a large vault)
     prepared_s = 0.0
     if not index_only:
-        with Progress("preparing", total=3) as progress:
+        from kb.vault import READ_TABLES
+
+        with Progress("preparing", total=len(READ_TABLES)) as progress:
             prepared_s = vault.prepare_reads(stage=None if quiet else progress.advance, after=stats)
     for name in stats.bad_names:
         echo(f"warning: {name}: left out: its name is not valid UTF-8 (rename the file)", err=True)
@@ -263,7 +265,7 @@ GRAPH_FORMATS = ("summary", "graphml", "gexf", "json", "mermaid", "dot", "svg", 
 def graph_cmd(
     ctx: typer.Context,
     fmt: str = format_option(default="summary", only=GRAPH_FORMATS),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Optional[Path] = OUTPUT_OPT,
     around: Optional[str] = typer.Option(None, "--around", help="svg/png: only this note's neighbourhood."),
     depth: int = typer.Option(1, "--depth", min=0, help="svg/png with --around: how many links away."),
 ) -> None:

@@ -449,18 +449,7 @@ class _Walk:
         (its label is the text up to ``link_close``)."""
         ctype = child.type
         if ctype == "wikilink":
-            meta = child.meta
-            self._link(
-                Link(
-                    target=meta["target"],
-                    kind=meta["kind"],
-                    line=line_at(meta),
-                    heading=meta["heading"],
-                    block=meta["block"],
-                    subpath=meta["subpath"],
-                    display=meta["display"],
-                )
-            )
+            self._link(_wikilink(child.meta, line_at(child.meta)))
             parts.append(child.content)
         elif ctype == "link_open":
             link = _markdown_link(child.attrGet("href"), line_at(child.meta or {}))
@@ -543,6 +532,19 @@ class _Walk:
 
 def _strip_emphasis(text: str) -> str:
     return text.replace("*", "").replace("_", " ").strip() if ("*" in text or "_" in text) else text.strip()
+
+
+def _wikilink(meta: dict, line: int) -> Link:
+    """The Link of a wikilink or embed token (its ``meta`` as kb.syntax.wikilinks sets it)."""
+    return Link(
+        target=meta["target"],
+        kind=meta["kind"],
+        line=line,
+        heading=meta["heading"],
+        block=meta["block"],
+        subpath=meta["subpath"],
+        display=meta["display"],
+    )
 
 
 def _markdown_link(href: str | None, line: int) -> Link | None:

@@ -48,11 +48,11 @@ from kb.parse import (
     _WS_RE,
     _markdown_link,
     _strip_emphasis,
+    _wikilink,
 )
 from kb.syntax import _obsidian_inline
 from kb.syntax.callouts import MARKER_RE, canonical_type
 from kb.syntax.tasks import TASK_RE
-from kb.syntax.wikilinks import wikilink_rule
 
 __all__ = ["MAX_SCAN_CHARS", "scan_body"]
 
@@ -508,18 +508,7 @@ class _Scanner:
             if ttype == "delim":
                 parts.append("" if tok.meta.open is None else tok.content)
             elif ttype == "wikilink":
-                meta = tok.meta
-                self.links.append(
-                    Link(
-                        target=meta["target"],
-                        kind=meta["kind"],
-                        line=line + lines_before(meta["pos"]),
-                        heading=meta["heading"],
-                        block=meta["block"],
-                        subpath=meta["subpath"],
-                        display=meta["display"],
-                    )
-                )
+                self.links.append(_wikilink(tok.meta, line + lines_before(tok.meta["pos"])))
                 parts.append(tok.content)
             elif ttype == "tag":
                 self.tags.append(tok.meta["tag"])
@@ -622,8 +611,6 @@ class _Scanner:
                 tokens.append("&")
                 state.pos = j + 1
                 continue
-            if ch == "[" and src.startswith("[[", j) and wikilink_rule(state, False):  # type: ignore[arg-type]
-                continue  # the common case first: the dispatcher would try this rule first too
             if ch in _OBSIDIAN_CHARS and _obsidian_inline(state, False):  # type: ignore[arg-type]  # as backtick
                 continue
             state.pos = j

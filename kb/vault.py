@@ -105,6 +105,7 @@ _LIST_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
 # `paperkb index` prepares the read commands' tables after an update this large (see
 # Vault.prepare_reads); smaller ones are left to the readers' own incremental syncs.
 PREPARE_MIN_CHANGES = 200
+READ_TABLES = ("query tables", "search index", "claims table")  # what prepare_reads builds, in order
 
 # Which way of naming a note wins when a name matches several notes.
 _KIND_RANK = {"path": 0, "name": 1, "alias": 2, "citekey": 3, "title": 4}
@@ -245,11 +246,8 @@ class Vault:
         from kb import claims, search
         from kb.query.corpus import IndexCorpus
 
-        for name, build in (
-            ("query tables", lambda: IndexCorpus(conn, self.root)),  # the corpus syncs its tables
-            ("search index", lambda: search.sync(conn)),
-            ("claims table", lambda: claims.sync(conn)),
-        ):
+        builders = (lambda: IndexCorpus(conn, self.root), lambda: search.sync(conn), lambda: claims.sync(conn))
+        for name, build in zip(READ_TABLES, builders):  # (the corpus syncs its tables when made)
             if stage is not None:
                 stage(name)
             build()

@@ -75,14 +75,7 @@ def _site_extra(data: bytes) -> tuple[_Light, SiteExtra]:
 
         raw = json.loads(data)
         raw = raw if isinstance(raw, dict) else {}
-        front: dict = raw["frontmatter"] if isinstance(raw.get("frontmatter"), dict) else {}
-        d = _Light(
-            raw.get("title"),
-            raw.get("citekey"),
-            raw.get("doi"),
-            raw.get("year"),
-            _Front(front.get("type"), front.get("paperkb-export", msgspec.UNSET)),
-        )
+        d = _light_from_dict(raw)
         claims, authors = raw.get("claims"), raw.get("authors")
         has_blocks = isinstance(raw.get("dataview_blocks"), list) and bool(raw["dataview_blocks"])
     claims = [c for c in claims if isinstance(c, dict)] if isinstance(claims, list) else []
@@ -91,6 +84,19 @@ def _site_extra(data: bytes) -> tuple[_Light, SiteExtra]:
         first = [a for a in (_sql_value(a) for a in authors[:3]) if isinstance(a, str)]
         first += [""] * max(0, len(authors) - len(first))
     return d, SiteExtra(claims, has_blocks, first)
+
+
+def _light_from_dict(d: Any) -> _Light:
+    """The light fields of a stored note decoded by ``json`` (what msgspec refused)."""
+    d = d if isinstance(d, dict) else {}
+    front = d["frontmatter"] if isinstance(d.get("frontmatter"), dict) else {}
+    return _Light(
+        d.get("title"),
+        d.get("citekey"),
+        d.get("doi"),
+        d.get("year"),
+        _Front(front.get("type"), front.get("paperkb-export", msgspec.UNSET)),
+    )
 
 
 def _nonempty_list(raw: msgspec.Raw) -> bool:
@@ -110,15 +116,7 @@ def _light_fields(data: bytes, light: _Light | None = None) -> tuple[Any, Any, A
         except msgspec.MsgspecError:  # not what the model writes: the general parser
             import json
 
-            d = json.loads(data)
-            front = d.get("frontmatter") if isinstance(d.get("frontmatter"), dict) else {}
-            light = _Light(
-                d.get("title"),
-                d.get("citekey"),
-                d.get("doi"),
-                d.get("year"),
-                _Front(front.get("type"), front.get("paperkb-export", msgspec.UNSET)),
-            )
+            light = _light_from_dict(json.loads(data))
     front = light.frontmatter or _Front()
     return (
         _sql_value(light.title),

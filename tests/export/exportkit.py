@@ -7,16 +7,7 @@ import struct
 import zlib
 from pathlib import Path
 
-
-def write(root: Path, files: dict[str, str | bytes]) -> Path:
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            p.write_bytes(text)
-        else:
-            p.write_text(text, encoding="utf-8")
-    return root
+from vaultkit import write as write  # re-exported: the export tests import it from here
 
 
 def copy_bundled(src: Path, dst: Path) -> Path:
