@@ -12,7 +12,8 @@ before the parse workers fork, and the workers only look their result up (copyin
 lists, as a native scanner would have to build them). Everything else, reading, hashing,
 the frontmatter, the paper model, serialising, link resolution and SQLite, is the real
 code. Prints a Markdown table: the whole index (``Vault.index``), its parallel parse
-phase and its serial tail (``_apply``: resolution and the database).
+phase and its serial tail (``_apply``: resolution and the database), and checks that both
+variants wrote the same rows (else the comparison would be void).
 """
 
 from __future__ import annotations
@@ -82,19 +83,26 @@ shutil.rmtree(root / ".paperkb", ignore_errors=True)
 start = time.perf_counter()
 Vault(root).index()
 total = time.perf_counter() - start
-print(f"RESULT {total:.3f} {phase['_read_and_parse']:.3f} {phase['_apply']:.3f}")
+import hashlib, sqlite3
+digest = hashlib.blake2b(digest_size=8)
+with sqlite3.connect(root / ".paperkb" / "index.db") as db:  # what was built, to compare the variants
+    for table in ("notes", "links", "names", "tags", "problems"):
+        for row in sorted(repr(r) for r in db.execute(f"SELECT * FROM {table}")):
+            digest.update(row.encode())
+print(f"RESULT {total:.3f} {phase['_read_and_parse']:.3f} {phase['_apply']:.3f} {digest.hexdigest()}")
 """
 
 
-def run(vault: str, mode: str) -> tuple[float, float, float]:
+def run(vault: str, mode: str) -> tuple[float, float, float, str]:
+    """Seconds of the index, its parse phase and its tail, and a digest of the rows it wrote."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, vault, mode], env=env, capture_output=True, text=True, check=True
     ).stdout
-    m = re.search(r"RESULT (\S+) (\S+) (\S+)", out)
+    m = re.search(r"RESULT (\S+) (\S+) (\S+) (\S+)", out)
     if m is None:
         raise SystemExit(f"no result from the {mode} run:\n{out[-2000:]}")
-    return float(m.group(1)), float(m.group(2)), float(m.group(3))
+    return float(m.group(1)), float(m.group(2)), float(m.group(3)), m.group(4)
 
 
 def main() -> None:
@@ -103,7 +111,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     modes = {"real": "the real index", "free-scan": "body scan looked up (a native scanner's best case)"}
-    seen: dict[str, list[tuple[float, float, float]]] = {m: [] for m in modes}
+    seen: dict[str, list[tuple[float, float, float, str]]] = {m: [] for m in modes}
     for _ in range(args.rounds):
         for mode in modes:
             seen[mode].append(run(args.vault, mode))
@@ -116,6 +124,10 @@ def main() -> None:
     for mode, label in modes.items():
         cols = [" / ".join(f"{r[i]:.2f}" for r in seen[mode]) for i in range(3)]
         print(f"| {label} | {' | '.join(cols)} |")
+    digests = {r[3] for rows in seen.values() for r in rows}
+    if len(digests) != 1:  # the looked-up scans must give the very index the real ones do
+        raise SystemExit(f"the variants built different indexes ({sorted(digests)}): the comparison is void")
+    print("\nboth variants wrote the same rows (notes, links, names, tags, problems)")
     best = min(r[0] for r in seen["free-scan"])
     print(
         f"\nbest case with a native scanner: {best:.2f} s; median {statistics.median(r[0] for r in seen['free-scan']):.2f} s"
