@@ -352,6 +352,11 @@ def canonical_key(name: str) -> str:
     stripped = name.strip()
     if _PLAIN_NAME.fullmatch(stripped):
         return _SPACES.sub("-", stripped).lower()
+    return _canonical_pieces(stripped)
+
+
+def _canonical_pieces(stripped: str) -> str:
+    """``canonical_key`` of any stripped name, piece by piece (the fast path's oracle)."""
     out = []
     for m in _key_piece().finditer(stripped):
         emoji, word, space = m.groups()
