@@ -24,11 +24,15 @@ import re
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from kb.index import scan  # noqa: E402
 
 _CHILD = r"""
-import copy, os, shutil, sys, time
+import copy, shutil, sys, time
 from pathlib import Path
 root, mode = Path(sys.argv[1]), sys.argv[2]
 from kb import index as I, parse as P, scan as S
@@ -47,12 +51,8 @@ if mode == "free-scan":
         return result
 
     S.scan_body = record
-    for d, dirs, files in os.walk(root):
-        dirs[:] = [x for x in dirs if not x.startswith(".")]
-        for f in files:
-            if f.endswith(".md"):
-                path = os.path.join(d, f)
-                P.parse_note(Path(path).read_bytes(), os.path.relpath(path, root), fast=True)
+    for path in I.scan(root)[0]:  # the notes the index will parse
+        P.parse_note((root / path).read_bytes(), path, fast=True)
 
     def looked_up(note, source):
         hit = recorded.get(source)
@@ -116,7 +116,7 @@ def main() -> None:
         for mode in modes:
             seen[mode].append(run(args.vault, mode))
             print(mode, *seen[mode][-1], file=sys.stderr)
-    n = sum(1 for d, _dirs, files in os.walk(args.vault) if "/." not in d for f in files if f.endswith(".md"))
+    n = len(scan(Path(args.vault))[0])
     print(f"{n} notes, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.rounds} rounds interleaved")
     print()
     print("| variant | index (s) | parse phase (s) | serial tail (s) |")
