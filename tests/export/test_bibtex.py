@@ -50,7 +50,7 @@ def test_import_then_export_round_trip(tmp_path):
     report = import_bibtex(Vault(root), bib, folder="papers", today="2026-12-01")
     assert sorted(report.created) == ["papers/Deep Nets & Their Friends.md",
                                       "papers/Fast Attention - Quoted words, colons - and more.md"]
-    assert report.skipped == [("existingKey2020", "a note has this citekey or DOI")]
+    assert report.skipped == [("existingKey2020", "a note has this citekey, DOI or arXiv id")]
     assert len(report.warnings) == 1 and "lib.bib" in report.warnings[0]
     assert (root / "Already Here.md").read_bytes() == before  # never touched
     # the new note follows the seed's template
