@@ -331,10 +331,15 @@ def entry_of(note: Note) -> BibEntry:
         fields["author"] = " and ".join(parse_person(a).bibtex for a in note.authors)
     if note.year:
         fields["year"] = str(note.year)
-    if note.doi:
-        fields["doi"] = note.doi
+    doi = _fm(note, "DOI") or note.doi  # as the note writes it (note.doi drops a https://doi.org/)
+    if doi:
+        fields["doi"] = doi
     if venue:
-        fields[_VENUE_FIELD.get(entry_type, "journal" if entry_type == "article" else "howpublished")] = venue
+        # a venue kept under a BibTeX field of its own (a @misc's `journal`) stays there
+        venue_key = next((k for k in _VENUE_KEYS if _fm(note, k)), "")
+        if venue_key not in STANDARD_FIELDS:
+            venue_key = _VENUE_FIELD.get(entry_type, "journal" if entry_type == "article" else "howpublished")
+        fields[venue_key] = venue
     if url:
         fields["url"] = url
     for name in sorted(STANDARD_FIELDS - _TEMPLATE_FIELDS - set(_PROPERTY_OF)):
@@ -388,15 +393,23 @@ def _encoder():
     return UnicodeToLatexEncoder(conversion_rules=[keep_math, quote, "defaults"])
 
 
+# ASCII text without these characters is its own LaTeX (the encoder maps characters one by one)
+_PLAIN_ASCII = re.compile(r"[^#$%&<>\\^_{}~]*")
+
+
 def _encode_all(texts: list[str], encoding) -> list[str]:
     """LaTeX for each of ``texts``, through bibtexparser's ``LatexEncodingMiddleware``."""
     from bibtexparser.model import Entry, Field
 
-    block = encoding.transform_entry(Entry("x", "x", [Field(f"v{i}", t) for i, t in enumerate(texts)]), None)
-    if not isinstance(block, Entry):
-        return texts
-    values = {f.key: f.value for f in block.fields}
-    return [str(values.get(f"v{i}", t)) for i, t in enumerate(texts)]
+    todo = [i for i, t in enumerate(texts) if not (t.isascii() and _PLAIN_ASCII.fullmatch(t))]
+    out = list(texts)
+    if not todo:
+        return out
+    block = encoding.transform_entry(Entry("x", "x", [Field(f"v{i}", texts[i]) for i in todo]), None)
+    if isinstance(block, Entry):
+        for f in block.fields:
+            out[int(f.key[1:])] = str(f.value)
+    return out
 
 
 def _encode_names(value: str, encoding) -> str:
@@ -489,12 +502,31 @@ def _decoded(text: str) -> str:
     return " ".join(text.replace("\xa0", " ").split())
 
 
+# text without any of these reads the same before and after LaTeX decoding: it skips the decoder
+_LATEX_MARKUP = re.compile(r"[\\{}$~%&#^_`]|--|''")
+
+
+def _decode_all(texts: list[str], decoding) -> list[str]:
+    """Unicode for each LaTeX text, through bibtexparser's ``LatexDecodingMiddleware``
+    (one block per call; a text with no LaTeX markup is returned as it is)."""
+    from bibtexparser.model import Entry, Field
+
+    todo = [i for i, t in enumerate(texts) if _LATEX_MARKUP.search(t)]
+    if not todo:
+        return list(texts)
+    block = decoding.transform_entry(Entry("x", "x", [Field(f"v{i}", texts[i]) for i in todo]), None)
+    out = list(texts)
+    if isinstance(block, Entry):
+        for f in block.fields:
+            out[int(f.key[1:])] = str(f.value)
+    return out
+
+
 def parse_bibtex(text: str, source: str = "<bib>") -> tuple[list[BibEntry], list[str]]:
     """Entries of a .bib text (LaTeX decoded to Unicode, names split as BibTeX splits them)
     and one warning per block that could not be read."""
     import bibtexparser
     from bibtexparser.middlewares import LatexDecodingMiddleware, SeparateCoAuthors
-    from bibtexparser.model import Entry, Field
 
     logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)  # failed blocks are reported below
     lib = bibtexparser.parse_string(text, append_middleware=[SeparateCoAuthors()])
@@ -506,20 +538,15 @@ def parse_bibtex(text: str, source: str = "<bib>") -> tuple[list[BibEntry], list
     entries = []
     for e in lib.entries:
         raw = {k.lower(): v.value for k, v in e.fields_dict.items()}
-        latex = [Field(k, v) for k, v in raw.items() if isinstance(v, str) and _is_latex_field(k)]
-        decoded_block = decoding.transform_entry(Entry(e.entry_type, e.key, latex), lib)
-        if not isinstance(decoded_block, Entry):
-            warnings.append(f"{source}:{e.start_line + 1}: {e.key}: LaTeX left as it is (cannot decode it)")
-            decoded = {f.key: f.value for f in latex}
-        else:
-            decoded = {f.key: f.value for f in decoded_block.fields}
+        latex = [k for k, v in raw.items() if isinstance(v, str) and _is_latex_field(k)]
+        decoded = dict(zip(latex, _decode_all([raw[k] for k in latex], decoding)))
         fields: dict[str, str] = {}
         for k, v in raw.items():
             if k in _NAME_FIELDS:
-                names = v if isinstance(v, list) else [str(v)]
-                fields[k] = " and ".join(_decode_person(n, decoding).bibtex for n in names if n.strip())
+                names = [n for n in (v if isinstance(v, list) else [str(v)]) if n.strip()]
+                fields[k] = " and ".join(p.bibtex for p in _decode_persons(names, decoding))
             elif k in decoded:
-                fields[k] = _decoded(str(decoded[k]))
+                fields[k] = _decoded(decoded[k])
             elif k == "pages":
                 fields[k] = re.sub(r"\s*(--|\u2013|-)\s*", "-", _decoded(_unbrace(str(v))))
             else:
@@ -528,30 +555,31 @@ def parse_bibtex(text: str, source: str = "<bib>") -> tuple[list[BibEntry], list
     return entries, warnings
 
 
-def _decode_person(name: str, decoding) -> Person:
-    """Split first (on the LaTeX, where braces still group words), then decode each word
-    with the same middleware; a braced group of several words keeps its braces."""
+def _decode_persons(names: list[str], decoding) -> list[Person]:
+    """Split each name first (on the LaTeX, where braces still group words), then decode
+    every word at once; a braced group of several words keeps its braces."""
     from bibtexparser.middlewares.names import InvalidNameError, parse_single_name_into_parts
-    from bibtexparser.model import Entry, Field
 
-    try:
-        raw = parse_single_name_into_parts(name, strict=False)
-        groups = [raw.first, raw.von, raw.last, raw.jr]
-    except (InvalidNameError, ValueError, IndexError):
-        groups = [[], [], name.split(), []]
-    words = [w for g in groups for w in g]
-    block = decoding.transform_entry(Entry("name", "name", [Field(f"w{i}", w) for i, w in enumerate(words)]), None)
-    text = {f.key: f.value for f in block.fields} if isinstance(block, Entry) else {}
-    out: list[str] = []
-    i = 0
-    for group in groups:
-        decoded = []
-        for word in group:
-            value = _decoded(str(text.get(f"w{i}", word)))
-            decoded.append("{" + value + "}" if word.startswith("{") and " " in value else value)
-            i += 1
-        out.append(" ".join(decoded))
-    return Person(*out)
+    split: list[list[list[str]]] = []
+    for name in names:
+        try:
+            raw = parse_single_name_into_parts(name, strict=False)
+            split.append([raw.first, raw.von, raw.last, raw.jr])
+        except (InvalidNameError, ValueError, IndexError):
+            split.append([[], [], name.split(), []])
+    words = [w for groups in split for g in groups for w in g]
+    decoded = iter(_decode_all(words, decoding))
+    people = []
+    for groups in split:
+        parts = []
+        for group in groups:
+            out = []
+            for word in group:
+                value = _decoded(next(decoded))
+                out.append("{" + value + "}" if word.startswith("{") and " " in value else value)
+            parts.append(" ".join(out))
+        people.append(Person(*parts))
+    return people
 
 
 # --- importing into the vault's template (else the seed's) -----------------------------
