@@ -221,17 +221,26 @@ def _root(
 
 def init_cmd(
     folder: Path = typer.Argument(Path("."), help="The folder to make a vault (default: the current one)."),
+    template: bool = typer.Option(
+        False, "--template", help="Also write the default note template to .paperkb/templates/paper.md to edit."
+    ),
 ) -> None:
     """Make a folder a paperkb vault (creates .paperkb/), so that commands run inside it find it.
 
-    An Obsidian vault (with .obsidian/) is found without this.
+    An Obsidian vault (with .obsidian/) is found without this. With --template, imported
+    notes (import bibtex, import zotero) follow your copy of the template (docs/templates.md).
 
-    Example: paperkb init ~/papers && cd ~/papers && paperkb index
+    Example: paperkb init ~/papers --template && cd ~/papers && paperkb index
     """
     from kb.locate import init_vault
 
     root, created = init_vault(folder)
     print(f"{'made' if created else 'already'} a paperkb vault: {root}")
+    if template:
+        from kb.publish.notetemplate import write_default_template
+
+        path, written = write_default_template(root)
+        print(f"{'wrote' if written else 'kept the template already at'} {path}")
 
 
 app.command("init")(init_cmd)

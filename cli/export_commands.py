@@ -1,4 +1,4 @@
-"""``paperkb export ...`` and ``paperkb import bibtex``: the vault for people and other tools.
+"""``paperkb export ...`` and ``paperkb import bibtex|zotero``: the vault for people and other tools.
 
 A thin layer: each command maps its options onto one library call in ``kb.export`` or
 ``kb.publish``. Claim statuses come from ``repro.status`` here (kb never imports repro).
@@ -21,7 +21,7 @@ export_app = typer.Typer(
     no_args_is_help=True,
 )
 import_app = typer.Typer(
-    help="Import notes from other tools.\n\nExample: paperkb --vault notes import bibtex library.bib",
+    help="Import notes from other tools (BibTeX, Zotero).\n\nExample: paperkb --vault notes import bibtex library.bib",
     no_args_is_help=True,
 )
 
@@ -271,6 +271,60 @@ def import_bibtex_cmd(
     for key, why in report.skipped:
         print(f"skipped {key}: {why}", file=sys.stderr)
     print(f"{len(report.created)} notes created, {len(report.skipped)} entries skipped", file=sys.stderr)
+
+
+@import_app.command("zotero")
+@guard
+def import_zotero_cmd(
+    ctx: typer.Context,
+    data_dir: Optional[Path] = typer.Argument(
+        None, help="Zotero's data directory, the folder of zotero.sqlite (default: ~/Zotero)."
+    ),
+    folder: str = typer.Option("", "--folder", help="Vault folder for the new notes (default: the vault root)."),
+    collection: Optional[str] = typer.Option(
+        None, "--collection", help="Only items in this collection (a name or a path A/B; subcollections included)."
+    ),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Only items with this Zotero tag."),
+    since: Optional[str] = typer.Option(
+        None, "--since", help="Only items added or changed since this date (2026-12-01 or 2026-12-01T09:30)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the notes that would be made; write nothing."),
+    update: bool = typer.Option(
+        False, "--update", help="Also rewrite notes paperkb made from Zotero that nobody changed since (new annotations)."
+    ),
+) -> None:
+    """Create a note (from the vault's template, else the seed's) for each Zotero item that has none.
+
+    Zotero's database is read read-only and immutable, so a running Zotero is not disturbed.
+    An item has a note when a note has its citekey, DOI or arXiv id. docs/zotero.md says more.
+
+    Example: paperkb --vault notes import zotero ~/Zotero --collection "To read" --dry-run
+    """
+    from kb.publish.zotero import import_zotero
+    from kb.vault import Vault
+
+    report = import_zotero(
+        Vault(vault_of(ctx)),
+        data_dir,
+        folder=folder,
+        collection=collection,
+        tag=tag,
+        since=since,
+        dry_run=dry_run,
+        update=update,
+    )
+    verb = "would create" if dry_run else "created"
+    for path in report.created:
+        print(f"{verb} {path}")
+    for path in report.updated:
+        print(f"{'would update' if dry_run else 'updated'} {path}")
+    for key, why in report.skipped:
+        if why not in ("has a note", "up to date"):
+            print(f"skipped {key}: {why}", file=sys.stderr)
+    print(
+        f"{len(report.created)} notes {verb}, {len(report.updated)} updated, {len(report.skipped)} items skipped",
+        file=sys.stderr,
+    )
 
 
 def register(app: typer.Typer) -> None:

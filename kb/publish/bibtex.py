@@ -643,12 +643,14 @@ def item_context(
         venue = f.get(venue_field, "")
     if keywords is None:
         keywords = [k.strip() for k in re.split(r"[,;]", f.get("keywords", "")) if k.strip()]
+    if pdf is None and f.get("file"):
+        pdf = _pdf_of_file_field(f["file"])
     properties: dict[str, Any] = {}
     extra: dict[str, str] = {}
     if entry_type_of(kind, venue, eprint=f.get("eprint", "")) != entry.entry_type:
         extra["entrytype"] = entry.entry_type
     for name, value in f.items():
-        if name in _TEMPLATE_FIELDS or name == venue_field:
+        if name in _TEMPLATE_FIELDS or name == venue_field or (name == "file" and pdf is not None):
             continue
         if name == "pages":
             value = re.sub(r"\s*(--|\u2013|-)\s*", "-", value)
@@ -688,6 +690,17 @@ def item_context(
         "annotations": list(annotations or []),
         "today": today or _dt.date.today().isoformat(),
     }
+
+
+def _pdf_of_file_field(value: str) -> dict[str, str] | None:
+    """The first PDF of a ``file`` field as Zotero and Better BibTeX write it
+    (``Description:/path/to/file.pdf:application/pdf;...``, ``\\:`` for a colon in the path)."""
+    for part in re.split(r"(?<!\\);", value):
+        m = re.fullmatch(r"(?:[^:]*):(.+):application/pdf", part.strip())
+        if m:
+            path = Path(m.group(1).replace("\\:", ":").replace("\\\\", "\\"))
+            return {"path": str(path), "uri": path.as_uri() if path.is_absolute() else ""}
+    return None
 
 
 def note_text(entry: BibEntry, *, today: str | None = None, template=None, **context: Any) -> str:
