@@ -290,7 +290,9 @@ def import_zotero_cmd(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the notes that would be made; write nothing."),
     update: bool = typer.Option(
-        False, "--update", help="Also rewrite notes paperkb made from Zotero that nobody changed since (new annotations)."
+        False,
+        "--update",
+        help="Also rewrite notes paperkb made from Zotero that nobody changed since (new annotations).",
     ),
 ) -> None:
     """Create a note (from the vault's template, else the seed's) for each Zotero item that has none.

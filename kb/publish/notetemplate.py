@@ -84,6 +84,8 @@ class NoteTemplate:
                 chunks.append(chunk)
         except TemplateError:
             raise
+        except _OverBudget as exc:
+            raise TemplateError(f"{self.name}: {exc}") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"{self.name}:{_template_line(exc)}: {exc.message or exc}") from None
         except (TypeError, ValueError, AttributeError, KeyError, IndexError, ZeroDivisionError, OverflowError) as exc:
@@ -95,6 +97,10 @@ class NoteTemplate:
         return text
 
 
+class _OverBudget(Exception):
+    pass
+
+
 class _Budget:
     def __init__(self) -> None:
         self.steps = 0
@@ -102,7 +108,7 @@ class _Budget:
 
     def check(self) -> None:
         if time.monotonic() > self.deadline:
-            raise TemplateError(f"rendering took longer than {MAX_SECONDS:g} s")
+            raise _OverBudget(f"rendering took longer than {MAX_SECONDS:g} s")
 
     def range(self, *args: int):
         from jinja2.sandbox import safe_range
@@ -110,7 +116,7 @@ class _Budget:
         for value in safe_range(*args):
             self.steps += 1
             if self.steps > MAX_STEPS:
-                raise TemplateError(f"the template's loops took more than {MAX_STEPS} steps")
+                raise _OverBudget(f"the template's loops took more than {MAX_STEPS} steps")
             if self.steps % 1000 == 0:
                 self.check()
             yield value

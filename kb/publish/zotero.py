@@ -301,9 +301,10 @@ def _person(first: str, last: str, mode: int | None) -> Person:
 
 
 def _collection_paths(db: sqlite3.Connection) -> dict[int, str]:
-    rows = {cid: (name, parent) for cid, name, parent in db.execute(
-        "SELECT collectionID, collectionName, parentCollectionID FROM collections"
-    )}
+    rows = {
+        cid: (name, parent)
+        for cid, name, parent in db.execute("SELECT collectionID, collectionName, parentCollectionID FROM collections")
+    }
     paths: dict[int, str] = {}
     for cid in rows:
         parts, seen, cur = [], set(), cid
@@ -461,9 +462,9 @@ def entry_of_item(item: ZoteroItem) -> BibEntry:
             fields["month"] = _MONTHS[int(month.group(1)) - 1]
     venue = f.get("publicationTitle", "")
     if venue:
-        fields[{"article": "journal", "inproceedings": "booktitle", "incollection": "booktitle"}.get(kind, "journal")] = (
-            venue
-        )
+        fields[
+            {"article": "journal", "inproceedings": "booktitle", "incollection": "booktitle"}.get(kind, "journal")
+        ] = venue
     if f.get("issue") or (f.get("number") and kind != "misc"):
         fields["number"] = f.get("issue") or f.get("number", "")
     if f.get("publisher"):
@@ -649,8 +650,12 @@ def import_zotero(
             except OSError as exc:
                 report.skipped.append((item.citekey, f"cannot write {rel}: {exc.strerror or exc}"))
                 continue
-            state[rel] = {"item": item_id, "citekey": item.citekey, "sha256": _sha256(text.encode("utf-8")),
-                          "today": context["today"]}
+            state[rel] = {
+                "item": item_id,
+                "citekey": item.citekey,
+                "sha256": _sha256(text.encode("utf-8")),
+                "today": context["today"],
+            }
             changed = True
             report.created.append(rel)
         keys.add(item.citekey.casefold())
@@ -663,8 +668,9 @@ def import_zotero(
     return report
 
 
-def _update_note(root: Path, rel: str, record: dict[str, Any], item: ZoteroItem, template, today, report,
-                 dry_run: bool) -> bool:
+def _update_note(
+    root: Path, rel: str, record: dict[str, Any], item: ZoteroItem, template, today, report, dry_run: bool
+) -> bool:
     path = root / rel
     if path.is_symlink() or not path.is_file():
         report.skipped.append((item.citekey, f"{rel} is gone or is not a plain file: left alone"))
@@ -677,7 +683,7 @@ def _update_note(root: Path, rel: str, record: dict[str, Any], item: ZoteroItem,
     if _sha256(current) != record.get("sha256"):
         report.skipped.append((item.citekey, f"{rel} was changed since paperkb wrote it: left alone"))
         return False
-    text = template.render(context_of(item, today=str(record.get("today") or today or "")) )
+    text = template.render(context_of(item, today=str(record.get("today") or today or "")))
     if text.encode("utf-8") == current:
         report.skipped.append((item.citekey, "up to date"))
         return False
@@ -699,12 +705,14 @@ def _since(text: str) -> str:
     except ValueError:
         raise ZoteroError(f"--since {text!r}: not a date (write 2026-12-01 or 2026-12-01T09:30)", exit_code=2) from None
     if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(_dt.UTC).replace(tzinfo=None)
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def describe(items: Iterable[ZoteroItem]) -> list[dict[str, Any]]:
-    return [{"citekey": i.citekey, "key": i.key, "type": i.item_type, "title": i.fields.get("title", "")} for i in items]
+    return [
+        {"citekey": i.citekey, "key": i.key, "type": i.item_type, "title": i.fields.get("title", "")} for i in items
+    ]
 
 
 __all__ = ["ZoteroError", "ZoteroItem", "default_data_dir", "read_library", "entry_of_item", "import_zotero"]

@@ -95,8 +95,11 @@ def test_names_latex_and_fields(tmp_path):
     # names split as BibTeX does (von / last / jr / first)
     people = persons(chinchilla.fields["author"])
     assert [(p.first, p.von, p.last, p.jr) for p in people[2:]] == [
-        ("Diego", "de", "Las Casas", ""), ("George", "van den", "Driessche", ""),
-        ("Martin Luther", "", "King", "Jr."), ("", "", "{Google DeepMind}", "")]
+        ("Diego", "de", "Las Casas", ""),
+        ("George", "van den", "Driessche", ""),
+        ("Martin Luther", "", "King", "Jr."),
+        ("", "", "{Google DeepMind}", ""),
+    ]
     # LaTeX decoded to Unicode on import
     assert kaiser.fields["author"].startswith("Kaiser, Łukasz and Müller, Klaus-Robert and {van Rossum}, Mark C.W.")
     assert kaiser.fields["title"].endswith("in München") and kaiser.fields["note"] == "50% faster & smaller"
@@ -106,15 +109,25 @@ def test_names_latex_and_fields(tmp_path):
     report = import_bibtex(Vault(root), bib, folder="papers", today="2026-12-07")
     assert len(report.created) == 4 and report.warnings == []
     note = parse_file(root, "papers/Training Compute-Optimal Large Language Models.md")
-    assert note.authors == ["Jordan Hoffmann", "Sebastian Borgeaud", "Diego de Las Casas", "George van den Driessche",
-                            "Martin Luther King Jr.", "{Google DeepMind}"]
+    assert note.authors == [
+        "Jordan Hoffmann",
+        "Sebastian Borgeaud",
+        "Diego de Las Casas",
+        "George van den Driessche",
+        "Martin Luther King Jr.",
+        "{Google DeepMind}",
+    ]
     assert note.frontmatter["type"] == "preprint" and note.frontmatter["eprint"] == "2203.15556"
     assert note.frontmatter["keywords"] == ["Computer Science - Computation and Language", "scaling laws"]
     text = (root / "papers/Training Compute-Optimal Large Language Models.md").read_text()
     assert "> - **Tags:** #Computer-Science---Computation-and-Language, #scaling-laws" in text
     kaiser_note = parse_file(root, next(p for p in report.created if "Depthwise" in p))
-    assert kaiser_note.authors == ["Łukasz Kaiser", "Klaus-Robert Müller", "Mark C.W. {van Rossum}",
-                                   "Filipa {Campos Viola}"]
+    assert kaiser_note.authors == [
+        "Łukasz Kaiser",
+        "Klaus-Robert Müller",
+        "Mark C.W. {van Rossum}",
+        "Filipa {Campos Viola}",
+    ]
     fm = kaiser_note.frontmatter
     assert (fm["volume"], fm["number"], fm["pages"], fm["month"]) == ("18", "4", "171-179", "jul")
     assert fm["bibtex"] == {"custom-field": "kept as it is"}
@@ -122,7 +135,10 @@ def test_names_latex_and_fields(tmp_path):
     # export: LaTeX encoded, names as "von Last, Jr, First", types from type and venue
     exported = to_bibtex(entries_for(Vault(root)))
     assert r"author = {Kaiser, {\L}ukasz and M\"uller, Klaus-Robert and {van Rossum}, Mark C.W." in exported
-    assert "de Las Casas, Diego and van den Driessche, George and King, Jr., Martin Luther and {Google DeepMind}" in exported
+    assert (
+        "de Las Casas, Diego and van den Driessche, George and King, Jr., Martin Luther and {Google DeepMind}"
+        in exported
+    )
     assert "\\textbackslash" not in exported and r"note = {50\% faster \& smaller}" in exported
     assert "@misc{hoffmannTrainingComputeOptimalLarge2022" in exported and "archiveprefix = {arXiv}" in exported
     assert "@inproceedings{vaswaniAttentionAllYou2017" in exported and "@article{kaiserDepthwise2017" in exported

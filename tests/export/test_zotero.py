@@ -20,8 +20,10 @@ from kb.publish.zotero import ZoteroError, import_zotero, read_library
 from kb.vault import Vault
 
 ROOT = Path(__file__).resolve().parents[2]
-ABSTRACT = ("The dominant sequence transduction models are based on complex recurrent or convolutional neural "
-            "networks.\nWe propose a new simple network architecture, the Transformer.")
+ABSTRACT = (
+    "The dominant sequence transduction models are based on complex recurrent or convolutional neural "
+    "networks.\nWe propose a new simple network architecture, the Transformer."
+)
 
 
 def _library(data_dir: Path):
@@ -31,39 +33,73 @@ def _library(data_dir: Path):
     reading = lib.collection("To read")
     attention_id, attention_key = lib.item(
         "journalArticle",
-        {"title": "Attention Is All You Need", "abstractNote": ABSTRACT,
-         "publicationTitle": "Advances in Neural Information Processing Systems", "volume": "30",
-         "pages": "5998-6008", "date": multipart_date("2017", "2017-00-00"), "DOI": "10.5555/3295222.3295349",
-         "url": "https://papers.nips.cc/paper/7181-attention-is-all-you-need",
-         "accessDate": "2026-11-01 08:00:00", "language": "en"},
+        {
+            "title": "Attention Is All You Need",
+            "abstractNote": ABSTRACT,
+            "publicationTitle": "Advances in Neural Information Processing Systems",
+            "volume": "30",
+            "pages": "5998-6008",
+            "date": multipart_date("2017", "2017-00-00"),
+            "DOI": "10.5555/3295222.3295349",
+            "url": "https://papers.nips.cc/paper/7181-attention-is-all-you-need",
+            "accessDate": "2026-11-01 08:00:00",
+            "language": "en",
+        },
         creators=[("author", "Ashish", "Vaswani"), ("author", "Noam", "Shazeer"), ("author", "Łukasz", "Kaiser")],
         tags=["Computer Science - Computation and Language", "transformers"],
-        parent_collections=[transformers])
+        parent_collections=[transformers],
+    )
     att_id, att_key = lib.pdf(attention_id, "Vaswani et al. - 2017 - Attention Is All You Need.pdf")
-    lib.annotation(att_id, text="multi-head attention allows the model to jointly attend", comment="the key idea",
-                   color="#ffd400", page="4", position=10)
-    lib.annotation(att_id, text="We trained on the WMT 2014 <English-German> dataset", color="#ff6666", page="7",
-                   kind=5)
+    lib.annotation(
+        att_id,
+        text="multi-head attention allows the model to jointly attend",
+        comment="the key idea",
+        color="#ffd400",
+        page="4",
+        position=10,
+    )
+    lib.annotation(
+        att_id, text="We trained on the WMT 2014 <English-German> dataset", color="#ff6666", page="7", kind=5
+    )
     chinchilla_id, chinchilla_key = lib.item(
         "preprint",
-        {"title": "Training Compute-Optimal Large Language Models", "archiveID": "arXiv:2203.15556",
-         "repository": "arXiv", "date": multipart_date("2022-03-29", "2022-03-29"),
-         "DOI": "10.48550/arXiv.2203.15556", "citationKey": "hoffmann2022chinchilla"},
-        creators=[("author", "Jordan", "Hoffmann"), ("author", "Diego", "de Las Casas"),
-                  ("author", "George", "van den Driessche"), ("author", None, "Google DeepMind")],
-        tags=["scaling"], parent_collections=[reading], added="2026-11-20 12:00:00")
+        {
+            "title": "Training Compute-Optimal Large Language Models",
+            "archiveID": "arXiv:2203.15556",
+            "repository": "arXiv",
+            "date": multipart_date("2022-03-29", "2022-03-29"),
+            "DOI": "10.48550/arXiv.2203.15556",
+            "citationKey": "hoffmann2022chinchilla",
+        },
+        creators=[
+            ("author", "Jordan", "Hoffmann"),
+            ("author", "Diego", "de Las Casas"),
+            ("author", "George", "van den Driessche"),
+            ("author", None, "Google DeepMind"),
+        ],
+        tags=["scaling"],
+        parent_collections=[reading],
+        added="2026-11-20 12:00:00",
+    )
     flash_id, flash_key = lib.item(
         "conferencePaper",
-        {"title": "FlashAttention: Fast and Memory-Efficient Exact Attention with IO-Awareness",
-         "proceedingsTitle": "Advances in Neural Information Processing Systems",
-         "date": multipart_date("2022", "2022-00-00")},
-        creators=[("author", "Tri", "Dao")], parent_collections=[transformers])
+        {
+            "title": "FlashAttention: Fast and Memory-Efficient Exact Attention with IO-Awareness",
+            "proceedingsTitle": "Advances in Neural Information Processing Systems",
+            "date": multipart_date("2022", "2022-00-00"),
+        },
+        creators=[("author", "Tri", "Dao")],
+        parent_collections=[transformers],
+    )
     trashed_id, _ = lib.item("journalArticle", {"title": "A Trashed Paper"}, creators=[("author", "Ann", "Lee")])
     lib.trash(trashed_id)
     lib.item("note", {})  # a standalone note: not a paper
     better_bibtex_database(data_dir, [(flash_id, flash_key, "dao2022flash")])
-    return lib, {"attention": (attention_id, attention_key, att_id, att_key), "chinchilla": chinchilla_key,
-                 "flash": flash_key}
+    return lib, {
+        "attention": (attention_id, attention_key, att_id, att_key),
+        "chinchilla": chinchilla_key,
+        "flash": flash_key,
+    }
 
 
 def test_import_notes_from_a_zotero_library(tmp_path):
@@ -84,14 +120,18 @@ def test_import_notes_from_a_zotero_library(tmp_path):
     assert sorted(report.created) == [
         "papers/Attention Is All You Need.md",
         "papers/FlashAttention - Fast and Memory-Efficient Exact Attention with IO-Awareness.md",
-        "papers/Training Compute-Optimal Large Language Models.md"]
+        "papers/Training Compute-Optimal Large Language Models.md",
+    ]
     attention = parse_file(root, "papers/Attention Is All You Need.md")
     # no citationKey, no Better BibTeX key: Better BibTeX's default form, as the bundled vault's
     assert attention.citekey == "vaswaniAttentionAllYou2017" and attention.year == 2017
     assert attention.authors == ["Ashish Vaswani", "Noam Shazeer", "Łukasz Kaiser"]
     fm = attention.frontmatter
-    assert (fm["type"], fm["publication"], fm["DOI"]) == ("journalArticle", "Advances in Neural Information "
-                                                          "Processing Systems", "10.5555/3295222.3295349")
+    assert (fm["type"], fm["publication"], fm["DOI"]) == (
+        "journalArticle",
+        "Advances in Neural Information Processing Systems",
+        "10.5555/3295222.3295349",
+    )
     assert (fm["volume"], fm["pages"], fm["urldate"], fm["language"]) == ("30", "5998-6008", "2026-11-01", "en")
     assert fm["keywords"] == ["Computer Science - Computation and Language", "transformers"]
     assert fm["collections"] == ["Machine Learning/Transformers"]
@@ -103,18 +143,26 @@ def test_import_notes_from_a_zotero_library(tmp_path):
     assert "> - **Abstract:** The dominant sequence transduction models are based on complex recurrent" in text
     assert "#Computer-Science---Computation-and-Language, #transformers" in text
     highlights = [line for line in text.splitlines() if line.startswith(">- ")]
-    assert highlights[0] == ('>- <mark style="background: #ffd400">multi-head attention allows the model to jointly '
-                             f'attend</mark> the key idea ([p. 4](zotero://open-pdf/library/items/{att_key}?page=4'
-                             f'&annotation={highlights[0].split("annotation=")[1][:-2]}))')
-    assert '<mark style="background: #ff6666">We trained on the WMT 2014 &lt;English-German&gt; dataset</mark>' in (
-        highlights[1])
+    assert highlights[0] == (
+        '>- <mark style="background: #ffd400">multi-head attention allows the model to jointly '
+        f"attend</mark> the key idea ([p. 4](zotero://open-pdf/library/items/{att_key}?page=4"
+        f"&annotation={highlights[0].split('annotation=')[1][:-2]}))"
+    )
+    assert (
+        '<mark style="background: #ff6666">We trained on the WMT 2014 &lt;English-German&gt; dataset</mark>'
+        in (highlights[1])
+    )
     assert [h for h in attention.highlights if "multi-head" in h]
     assert len(attention.questions) == 5 and not [p for p in attention.problems if p.severity == "error"]
     # Zotero 7's citation-key field, particles and an institution as Zotero stores them
     chinchilla = parse_file(root, "papers/Training Compute-Optimal Large Language Models.md")
     assert chinchilla.citekey == "hoffmann2022chinchilla" and chinchilla.frontmatter["type"] == "preprint"
-    assert chinchilla.authors == ["Jordan Hoffmann", "Diego de Las Casas", "George van den Driessche",
-                                  "{Google DeepMind}"]
+    assert chinchilla.authors == [
+        "Jordan Hoffmann",
+        "Diego de Las Casas",
+        "George van den Driessche",
+        "{Google DeepMind}",
+    ]
     assert chinchilla.frontmatter["eprint"] == "2203.15556" and chinchilla.frontmatter["collections"] == ["To read"]
     # Better BibTeX's database
     flash = parse_file(root, next(p for p in report.created if "FlashAttention" in p))
@@ -128,12 +176,15 @@ def test_filters_dry_run_matching_and_update(tmp_path):
     data = tmp_path / "Zotero"
     lib, keys = _library(data)
     # a note of the user's own for Chinchilla (matched by its arXiv id, not by citekey)
-    root = write(tmp_path / "vault", {"chinchilla.md": "---\ntags: [paper]\nurl: https://arxiv.org/abs/2203.15556v2\n"
-                                                      "---\n# my notes\n"})
+    root = write(
+        tmp_path / "vault",
+        {"chinchilla.md": "---\ntags: [paper]\nurl: https://arxiv.org/abs/2203.15556v2\n---\n# my notes\n"},
+    )
     vault = Vault(root)
     assert import_zotero(vault, data, collection="Machine Learning", dry_run=True).created == [
-        "Attention Is All You Need.md", "FlashAttention - Fast and Memory-Efficient Exact Attention with "
-                                        "IO-Awareness.md"]
+        "Attention Is All You Need.md",
+        "FlashAttention - Fast and Memory-Efficient Exact Attention with IO-Awareness.md",
+    ]
     assert not (root / "Attention Is All You Need.md").exists()  # a dry run writes nothing
     assert not (root / ".paperkb" / "zotero-imports.json").exists()
     assert import_zotero(vault, data, tag="TRANSFORMERS", dry_run=True).created == ["Attention Is All You Need.md"]
@@ -142,13 +193,14 @@ def test_filters_dry_run_matching_and_update(tmp_path):
         import_zotero(vault, data, collection="Nope")
 
     report = import_zotero(vault, data, today="2026-12-07")
-    assert sorted(report.created) == ["Attention Is All You Need.md",
-                                      "FlashAttention - Fast and Memory-Efficient Exact Attention with IO-Awareness.md"]
+    assert sorted(report.created) == [
+        "Attention Is All You Need.md",
+        "FlashAttention - Fast and Memory-Efficient Exact Attention with IO-Awareness.md",
+    ]
     assert ("hoffmann2022chinchilla", "has a note") in report.skipped
     # the user reads on: a new annotation in Zotero; the user edits the FlashAttention note
     att_id = keys["attention"][2]
-    lib.annotation(att_id, text="Attention Is All You Need, a new highlight", color="#5fb236", page="9",
-                   position=99)
+    lib.annotation(att_id, text="Attention Is All You Need, a new highlight", color="#5fb236", page="9", position=99)
     lib.item("journalArticle", {"title": "Unrelated"}, creators=[("author", "Bo", "Chen")])  # not in the filter
     lib.db.close()
     flash_rel = next(p for p in report.created if "FlashAttention" in p)
@@ -177,20 +229,22 @@ def test_better_bibtex_export_imports_to_the_same_note(tmp_path):
     lib.db.close()
     _, key, _, att_key = keys["attention"]
     pdf = data / "storage" / att_key / "Vaswani et al. - 2017 - Attention Is All You Need.pdf"
-    bbt = ("@article{vaswaniAttentionAllYou2017,\n"
-           "  title = {Attention Is All You Need},\n"
-           "  author = {Vaswani, Ashish and Shazeer, Noam and Kaiser, {\\L}ukasz},\n"
-           "  year = {2017},\n"
-           "  journal = {Advances in Neural Information Processing Systems},\n"
-           "  volume = {30},\n  pages = {5998--6008},\n"
-           "  doi = {10.5555/3295222.3295349},\n"
-           "  url = {https://papers.nips.cc/paper/7181-attention-is-all-you-need},\n"
-           "  urldate = {2026-11-01},\n"
-           "  abstract = {The dominant sequence transduction models are based on complex recurrent or convolutional"
-           " neural networks.\nWe propose a new simple network architecture, the Transformer.},\n"
-           "  language = {en},\n"
-           "  keywords = {Computer Science - Computation and Language,transformers},\n"
-           f"  file = {{Full Text PDF:{pdf}:application/pdf}}\n}}\n")
+    bbt = (
+        "@article{vaswaniAttentionAllYou2017,\n"
+        "  title = {Attention Is All You Need},\n"
+        "  author = {Vaswani, Ashish and Shazeer, Noam and Kaiser, {\\L}ukasz},\n"
+        "  year = {2017},\n"
+        "  journal = {Advances in Neural Information Processing Systems},\n"
+        "  volume = {30},\n  pages = {5998--6008},\n"
+        "  doi = {10.5555/3295222.3295349},\n"
+        "  url = {https://papers.nips.cc/paper/7181-attention-is-all-you-need},\n"
+        "  urldate = {2026-11-01},\n"
+        "  abstract = {The dominant sequence transduction models are based on complex recurrent or convolutional"
+        " neural networks.\nWe propose a new simple network architecture, the Transformer.},\n"
+        "  language = {en},\n"
+        "  keywords = {Computer Science - Computation and Language,transformers},\n"
+        f"  file = {{Full Text PDF:{pdf}:application/pdf}}\n}}\n"
+    )
     from_zotero = write(tmp_path / "a", {".paperkb/keep": ""})
     from_bib = write(tmp_path / "b", {".paperkb/keep": ""})
     import_zotero(Vault(from_zotero), data, tag="transformers", today="2026-12-07")
@@ -231,16 +285,23 @@ def test_cli_import_zotero(tmp_path):
     lib.db.close()
     root = write(tmp_path / "vault", {".paperkb/keep": ""})
     cmd = [sys.executable, "-m", "cli.app", "--vault", str(root), "import", "zotero"]
-    dry = subprocess.run(cmd + [str(data), "--dry-run", "--collection", "Transformers"], capture_output=True,
-                         text=True, timeout=60, cwd=ROOT)
+    dry = subprocess.run(
+        cmd + [str(data), "--dry-run", "--collection", "Transformers"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.splitlines() == ["would create Attention Is All You Need.md",
-                                       "would create FlashAttention - Fast and Memory-Efficient Exact Attention with "
-                                       "IO-Awareness.md"]
+    assert dry.stdout.splitlines() == [
+        "would create Attention Is All You Need.md",
+        "would create FlashAttention - Fast and Memory-Efficient Exact Attention with IO-Awareness.md",
+    ]
     assert list(root.glob("*.md")) == []
     missing = subprocess.run(cmd + [str(tmp_path / "nope")], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert missing.returncode == 1 and missing.stderr.startswith("error: no Zotero database at")
     assert "Traceback" not in missing.stderr
-    bad_since = subprocess.run(cmd + [str(data), "--since", "last week"], capture_output=True, text=True, timeout=60,
-                               cwd=ROOT)
+    bad_since = subprocess.run(
+        cmd + [str(data), "--since", "last week"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert bad_since.returncode == 2 and "--since 'last week'" in bad_since.stderr
