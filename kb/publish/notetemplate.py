@@ -179,6 +179,14 @@ def _hashtag(value: Any) -> str:
     return "#" + text if text and not text.isdigit() else ""
 
 
+_LINK_SYNTAX = re.compile(r"[\[\]|#^\n\r]+")
+
+
+def _linktarget(value: Any) -> str:
+    """Text safe inside ``[[...]]``: no brackets, pipes, ``#`` or ``^`` to end or redirect the link."""
+    return _LINK_SYNTAX.sub("", str(value if value is not None else "")).strip()
+
+
 def _is_web_url(value: Any) -> bool:
     return isinstance(value, str) and re.match(r"https?://[^\s<>]+$", value) is not None
 
@@ -190,7 +198,7 @@ def _environment():
     env = ImmutableSandboxedEnvironment(
         autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=False
     )
-    env.filters.update(yaml=_yaml, oneline=_oneline, hashtag=_hashtag)
+    env.filters.update(yaml=_yaml, oneline=_oneline, hashtag=_hashtag, linktarget=_linktarget)
     env.tests["web_url"] = _is_web_url
     return env
 

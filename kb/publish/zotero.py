@@ -114,6 +114,7 @@ class Annotation:
     page: str
     sort_index: str
     attachment_key: str
+    modified: str = ""
 
 
 @dataclass
@@ -135,9 +136,13 @@ class ZoteroItem:
     annotations: list[Annotation] = field(default_factory=list)
 
     @property
+    def library_path(self) -> str:
+        """How zotero:// links name the library: ``library`` (yours) or ``groups/ID``."""
+        return f"groups/{self.group_id}" if self.group_id else "library"
+
+    @property
     def select_uri(self) -> str:
-        where = f"groups/{self.group_id}" if self.group_id else "library"
-        return f"zotero://select/{where}/items/{self.key}"
+        return f"zotero://select/{self.library_path}/items/{self.key}"
 
 
 # --- reading the database -----------------------------------------------------------------
@@ -257,9 +262,10 @@ def _read(db: sqlite3.Connection, data_dir: Path, *, collection, tag, since) -> 
             continue
         if tag and tag.casefold() not in {t.casefold() for t in item_tags}:
             continue
-        if since and max(str(added), str(modified)) < since:
-            continue
         pdf = pdfs.get(item_id)
+        item_annotations = annotations.get(pdf[2], []) if pdf else []
+        if since and max([str(added), str(modified)] + [a.modified for a in item_annotations]) < since:
+            continue  # neither the item nor its annotations changed since
         item = ZoteroItem(
             item_id=item_id,
             key=str(key),
@@ -274,7 +280,7 @@ def _read(db: sqlite3.Connection, data_dir: Path, *, collection, tag, since) -> 
             date_modified=str(modified),
             pdf=pdf[1] if pdf else None,
             pdf_key=pdf[0] if pdf else "",
-            annotations=annotations.get(pdf[2], []) if pdf else [],
+            annotations=item_annotations,
         )
         items.append(item)
     _assign_citekeys(db, data_dir, items)
@@ -351,8 +357,9 @@ def _annotations(db: sqlite3.Connection) -> dict[int, list[Annotation]]:
         return {}
     out: dict[int, list[Annotation]] = {}
     deleted = "WHERE a.itemID NOT IN (SELECT itemID FROM deletedItems)" if _has_table(db, "deletedItems") else ""
-    for parent, key, kind, text, comment, color, page, sort_index, att_key in db.execute(
-        "SELECT a.parentItemID, i.key, a.type, a.text, a.comment, a.color, a.pageLabel, a.sortIndex, p.key "
+    for parent, key, kind, text, comment, color, page, sort_index, att_key, modified in db.execute(
+        "SELECT a.parentItemID, i.key, a.type, a.text, a.comment, a.color, a.pageLabel, a.sortIndex, p.key, "
+        "i.dateModified "
         "FROM itemAnnotations a JOIN items i ON i.itemID = a.itemID JOIN items p ON p.itemID = a.parentItemID "
         f"{deleted} ORDER BY a.parentItemID, a.sortIndex"
     ):
@@ -366,6 +373,7 @@ def _annotations(db: sqlite3.Connection) -> dict[int, list[Annotation]]:
                 page=str(page or ""),
                 sort_index=str(sort_index or ""),
                 attachment_key=str(att_key),
+                modified=str(modified or ""),
             )
         )
     return out
@@ -488,12 +496,11 @@ def entry_of_item(item: ZoteroItem) -> BibEntry:
     return BibEntry(item.citekey, kind, fields)
 
 
-def _annotation_context(a: Annotation) -> dict[str, Any]:
+def _annotation_context(a: Annotation, library: str = "library") -> dict[str, Any]:
     color = a.color.lower()
     page = re.sub(r"\s+", " ", a.page).strip()
-    uri = f"zotero://open-pdf/library/items/{a.attachment_key}?annotation={a.key}"
-    if page.isdigit():
-        uri = f"zotero://open-pdf/library/items/{a.attachment_key}?page={page}&annotation={a.key}"
+    query = f"page={page}&annotation={a.key}" if page.isdigit() else f"annotation={a.key}"
+    uri = f"zotero://open-pdf/{library}/items/{a.attachment_key}?{query}"
     return {
         "key": a.key,
         "type": a.kind,
@@ -532,7 +539,7 @@ def context_of(item: ZoteroItem, *, today: str | None = None) -> dict[str, Any]:
             "fields": dict(item.fields),
         },
         pdf=pdf_context(item.pdf),
-        annotations=[_annotation_context(a) for a in item.annotations],
+        annotations=[_annotation_context(a, item.library_path) for a in item.annotations],
         today=today,
     )
     return context

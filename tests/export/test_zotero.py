@@ -200,7 +200,14 @@ def test_filters_dry_run_matching_and_update(tmp_path):
     assert ("hoffmann2022chinchilla", "has a note") in report.skipped
     # the user reads on: a new annotation in Zotero; the user edits the FlashAttention note
     att_id = keys["attention"][2]
-    lib.annotation(att_id, text="Attention Is All You Need, a new highlight", color="#5fb236", page="9", position=99)
+    lib.annotation(
+        att_id,
+        text="Attention Is All You Need, a new highlight",
+        color="#5fb236",
+        page="9",
+        position=99,
+        modified="2026-12-05 08:00:00",
+    )
     lib.item("journalArticle", {"title": "Unrelated"}, creators=[("author", "Bo", "Chen")])  # not in the filter
     lib.db.close()
     flash_rel = next(p for p in report.created if "FlashAttention" in p)
@@ -209,6 +216,10 @@ def test_filters_dry_run_matching_and_update(tmp_path):
     flash_before = flash_path.read_bytes()
     attention_before = (root / "Attention Is All You Need.md").read_text(encoding="utf-8")
 
+    # --since: the item itself is older, its new annotation is not
+    assert import_zotero(Vault(root), data, since="2026-12-01", update=True, dry_run=True).updated == [
+        "Attention Is All You Need.md"
+    ]
     updated = import_zotero(Vault(root), data, collection="Transformers", update=True, today="2026-12-09")
     assert updated.updated == ["Attention Is All You Need.md"] and updated.created == []
     assert ("dao2022flash", f"{flash_rel} was changed since paperkb wrote it: left alone") in updated.skipped
@@ -259,6 +270,38 @@ def test_better_bibtex_export_imports_to_the_same_note(tmp_path):
 
     assert without_zotero_only(zotero_text) == without_zotero_only(bib_text)
     assert f"[pdf](<{pdf.as_uri()}>)" in bib_text
+
+
+def test_hostile_item_stays_inside_its_note(tmp_path):
+    """Zotero data is untrusted: a title, abstract, tag or annotation cannot add properties,
+    callouts, questions or links to the note, nor escape the vault with the file name."""
+    data = tmp_path / "Zotero"
+    lib = new_library(data)
+    item_id, _ = lib.item(
+        "journalArticle",
+        {
+            "title": "../../Evil\n---\nname: pwned\n]] [[Other]] <script>x</script>",
+            "abstractNote": "Text\n>[!question]\n>Injected question?\n---\n# Heading",
+            "date": multipart_date("2020", "2020-00-00"),
+            "citationKey": "evil]]key|x",
+        },
+        creators=[("author", "Eve", "Mallory\nauthors: x")],
+        tags=["a\nb: c", "#tag]]"],
+    )
+    att_id, _ = lib.pdf(item_id, "x.pdf")
+    lib.annotation(att_id, text="<img src=x onerror=alert(1)>\n> [!claim] fake", comment="\n# not a heading", page="1")
+    lib.db.close()
+    root = write(tmp_path / "vault", {".paperkb/keep": ""})
+    report = import_zotero(Vault(root), data, folder="papers", today="2026-12-07")
+    assert len(report.created) == 1 and report.created[0].startswith("papers/")
+    [path] = list((root / "papers").iterdir())
+    assert path.parent == root / "papers"
+    note = parse_file(root, report.created[0])
+    assert not [p for p in note.problems if p.severity == "error"]
+    assert note.frontmatter["name"].startswith("../../Evil") and "pwned" not in str(note.frontmatter.get("authors"))
+    assert note.citekey == "evil]]key|x" and len(note.questions) == 5 and not note.claims
+    body = path.read_text(encoding="utf-8").split("# Descriptions", 1)[1]
+    assert "<img" not in body and "<script>" not in body  # HTML in the body arrives as text
 
 
 def test_bad_data_dirs_give_one_line(tmp_path):
