@@ -616,9 +616,32 @@ def import_zotero(
         raise ZoteroError(f"folder {folder!r} is outside the vault", exit_code=2)
     template = NoteTemplate.for_vault(root)
     state = load_state(root)
-    by_item = {str(v.get("item")): p for p, v in state.items()}
     keys, dois, arxivs = known_ids(vault.notes())
     report = ImportReport()
+    before = json.dumps(state, sort_keys=True)
+    try:
+        _import_items(
+            items,
+            root,
+            target,
+            template,
+            state,
+            keys,
+            dois,
+            arxivs,
+            report,
+            dry_run=dry_run,
+            update=update,
+            today=today,
+        )
+    finally:  # a template error halfway still records the notes already written
+        if not dry_run and json.dumps(state, sort_keys=True) != before:
+            save_state(root, state)
+    return report
+
+
+def _import_items(items, root, target, template, state, keys, dois, arxivs, report, *, dry_run, update, today) -> bool:
+    by_item = {str(v.get("item")): p for p, v in state.items()}
     changed = False
     for item in items:
         item_id = f"{item.library_id}/{item.key}"
@@ -670,9 +693,7 @@ def import_zotero(
             dois.add(doi)
         if arxiv:
             arxivs.add(arxiv)
-    if changed and not dry_run:
-        save_state(root, state)
-    return report
+    return changed
 
 
 def _update_note(

@@ -180,3 +180,17 @@ def test_real_world_bibliography_round_trip(tmp_path):
     assert _differences(original, again, skip=malformed) == []
     for key in malformed:
         assert [d[1] for d in _differences([e for e in original if e.key == key], again)] == ["author"]
+
+
+def test_better_bibtex_default_keys():
+    """auth.lower + shorttitle(3,3) + year: the keys of the bundled vault and the seed."""
+    from kb.publish.bibtex import bbt_citekey
+
+    assert bbt_citekey("Vaswani", "Attention Is All You Need", 2017) == "vaswaniAttentionAllYou2017"
+    assert bbt_citekey("Touvron", "Llama 2: Open Foundation and Fine-Tuned Chat Models", "2023") == (
+        "touvronLlamaOpenFoundation2023"
+    )
+    assert bbt_citekey("Dao", "FlashAttention: Fast and Memory-Efficient Exact Attention with IO-Awareness", 2022) == (
+        "daoFlashAttentionFastMemoryEfficient2022"
+    )
+    assert bbt_citekey("de Las Casas", "Über {die} Größe", None) == "casasUberGrosse"

@@ -16,6 +16,7 @@ from zoterokit import better_bibtex_database, multipart_date, new_library
 
 from kb.parse import parse_file
 from kb.publish.bibtex import import_bibtex
+from kb.publish.notetemplate import TemplateError
 from kb.publish.zotero import ZoteroError, import_zotero, read_library
 from kb.vault import Vault
 
@@ -302,6 +303,29 @@ def test_hostile_item_stays_inside_its_note(tmp_path):
     assert note.citekey == "evil]]key|x" and len(note.questions) == 5 and not note.claims
     body = path.read_text(encoding="utf-8").split("# Descriptions", 1)[1]
     assert "<img" not in body and "<script>" not in body  # HTML in the body arrives as text
+
+
+def test_a_template_failing_halfway_keeps_the_record(tmp_path):
+    """Notes written before a template fails on a later item are recorded for --update."""
+    import json
+
+    data = tmp_path / "Zotero"
+    lib, _ = _library(data)
+    lib.db.close()
+    template = (
+        "---\nname: {{ title | yaml }}\ncitekey: {{ citekey | yaml }}\n---\n"
+        "{% if item_type == 'preprint' %}{{ fields.nosuchfield }}{% endif %}\n"
+    )
+    root = write(tmp_path / "vault", {".paperkb/templates/paper.md": template})
+    with pytest.raises(TemplateError, match="paper.md"):
+        import_zotero(Vault(root), data)  # the second item (the preprint) fails
+    state = json.loads((root / ".paperkb" / "zotero-imports.json").read_text(encoding="utf-8"))
+    assert sorted(state["notes"]) == ["Attention Is All You Need.md"]
+    (root / ".paperkb/templates/paper.md").write_text(template.replace("fields.nosuchfield", "arxiv"), encoding="utf-8")
+    report = import_zotero(Vault(root), data)
+    assert len(report.created) == 2 and "Attention Is All You Need.md" not in report.created
+    state = json.loads((root / ".paperkb" / "zotero-imports.json").read_text(encoding="utf-8"))
+    assert len(state["notes"]) == 3
 
 
 def test_bad_data_dirs_give_one_line(tmp_path):
