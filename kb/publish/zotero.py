@@ -22,6 +22,7 @@ text a user wrote is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -615,29 +616,49 @@ def import_zotero(
     if not target.is_relative_to(root.resolve()):
         raise ZoteroError(f"folder {folder!r} is outside the vault", exit_code=2)
     template = NoteTemplate.for_vault(root)
-    state = load_state(root)
-    keys, dois, arxivs = known_ids(vault.notes())
     report = ImportReport()
-    before = json.dumps(state, sort_keys=True)
-    try:
-        _import_items(
-            items,
-            root,
-            target,
-            template,
-            state,
-            keys,
-            dois,
-            arxivs,
-            report,
-            dry_run=dry_run,
-            update=update,
-            today=today,
-        )
-    finally:  # a template error halfway still records the notes already written
-        if not dry_run and json.dumps(state, sort_keys=True) != before:
-            save_state(root, state)
+    with _import_lock(root, dry_run):  # two imports at once: one after the other, no record lost
+        state = load_state(root)
+        keys, dois, arxivs = known_ids(vault.notes())
+        before = json.dumps(state, sort_keys=True)
+        try:
+            _import_items(
+                items,
+                root,
+                target,
+                template,
+                state,
+                keys,
+                dois,
+                arxivs,
+                report,
+                dry_run=dry_run,
+                update=update,
+                today=today,
+            )
+        finally:  # a template error halfway still records the notes already written
+            if not dry_run and json.dumps(state, sort_keys=True) != before:
+                save_state(root, state)
     return report
+
+
+@contextlib.contextmanager
+def _import_lock(root: Path, dry_run: bool):
+    """An exclusive lock on ``.paperkb/zotero-imports.lock`` (POSIX ``flock``; the kernel
+    drops it when the process dies, so a kill -9 leaves no stale lock)."""
+    if dry_run or os.name != "posix":
+        yield
+        return
+    import fcntl
+
+    path = root / ".paperkb" / "zotero-imports.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _import_items(items, root, target, template, state, keys, dois, arxivs, report, *, dry_run, update, today) -> bool:
