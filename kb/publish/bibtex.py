@@ -123,7 +123,7 @@ _TEMPLATE_FIELDS = frozenset({"title", "author", "year", "doi", "url", "abstract
 # a BibTeX field that would clash with a property of the template gets another name
 _PROPERTY_OF = {"type": "bibtex type"}
 _FIELD_OF = {v: k for k, v in _PROPERTY_OF.items()}
-_JR = re.compile(r"(?i)^(jr|sr)\.?$|^(ii|iii|iv|v)$")
+_JR = re.compile(r"(?i)^(jr|sr)\.?$|^(ii|iii|iv)$")  # not "V": an initial
 ARXIV_ID = re.compile(r"(?i)(?:arxiv[.:/ ]\s*|arxiv\.org/(?:abs|pdf)/)(\d{4}\.\d{4,5}|[a-z-]+(?:\.[a-z]{2})?/\d{7})")
 
 

@@ -328,6 +328,43 @@ def test_a_template_failing_halfway_keeps_the_record(tmp_path):
     assert len(state["notes"]) == 3
 
 
+def test_citekeys_from_extra_and_older_better_bibtex(tmp_path):
+    """A key pinned in Extra (older Better BibTeX), the JSON store of Better BibTeX before its
+    citationkey table, and generated keys that clash (a, b after the key, as BBT does)."""
+    import json
+
+    data = tmp_path / "Zotero"
+    lib = new_library(data)
+    lib.item(
+        "journalArticle",
+        {"title": "Pinned", "extra": "tex.x: y\nCitation Key: smith2020pinned"},
+        creators=[("author", "Ann", "Smith")],
+    )
+    _, legacy_key = lib.item("journalArticle", {"title": "Legacy"}, creators=[("author", "Bo", "Chen")])
+    for _ in range(2):
+        lib.item(
+            "journalArticle",
+            {"title": "Same Title Here", "date": multipart_date("2020", "2020-00-00")},
+            creators=[("author", "Cy", "Lee")],
+        )
+    lib.db.close()
+    bbt = sqlite3.connect(data / "better-bibtex.sqlite")
+    bbt.execute('CREATE TABLE "better-bibtex" (name TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL)')
+    store = {
+        "name": "citekey",
+        "data": [{"itemID": 2, "itemKey": legacy_key, "libraryID": 1, "citekey": "chen2019legacy", "pinned": False}],
+    }
+    bbt.execute("INSERT INTO \"better-bibtex\" VALUES ('better-bibtex.citekey', ?)", (json.dumps(store),))
+    bbt.commit()
+    bbt.close()
+    assert [i.citekey for i in read_library(data)] == [
+        "smith2020pinned",
+        "chen2019legacy",
+        "leeSameTitleHere2020",
+        "leeSameTitleHere2020a",
+    ]
+
+
 def test_bad_data_dirs_give_one_line(tmp_path):
     root = write(tmp_path / "vault", {".paperkb/keep": ""})
     with pytest.raises(ZoteroError, match="no Zotero database at"):
