@@ -64,7 +64,7 @@ class Link:
     subpath: str | None = None
     display: str | None = None
     section: str | None = None  # text of the heading the link sits under, if any
-    is_citation: bool = False  # inside a "Reference(s) and Related Notes" section
+    is_citation: bool = False  # a citation under the vault's rule (kb.citing): a References section by default
     resolved: str | None = None  # vault path of the target, filled by kb.resolve
 
 

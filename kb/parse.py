@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from kb.citing import DEFAULT_CITATION_RULE, CitationRule, load_citation_rule
 from kb.frontmatter import Issue, Properties, get_key, key_line, load_frontmatter, split_frontmatter
 from kb.model import (
     BlockId,
@@ -88,7 +89,7 @@ def is_citekey(text: str) -> bool:
 
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
-_REFERENCES_RE = re.compile(r"references?\s+(?:and|&)\s+related\s+notes?\s*:?", re.I)
+
 _HIGHLIGHTS_RE = re.compile(r"highlights?\s*:?", re.I)
 # The lookbehind starts a match only at the first blank of a run: without it a long run of
 # blanks is retried from each of its positions (quadratic), with the same matches otherwise.
@@ -144,7 +145,7 @@ def _dedupe(items: list[str]) -> list[str]:
 
 
 # --- public entry points ----------------------------------------------------------------
-def parse_file(root: Path, relpath: str) -> Note:
+def parse_file(root: Path, relpath: str, citations: CitationRule | None = None) -> Note:
     """Read ``root/relpath`` and parse it; an unreadable file gives a note with an error."""
     path = Path(root) / relpath
     rel = relpath.replace(os.sep, "/")
@@ -156,16 +157,27 @@ def parse_file(root: Path, relpath: str) -> Note:
         note.title = note.name
         note.problems.append(Problem(rel, 1, "error", f"cannot read note: {exc.strerror or exc}"))
         return note
-    return parse_note(data, rel, mtime=st.st_mtime, ctime=getattr(st, "st_birthtime", st.st_ctime))
+    if citations is None:
+        citations = load_citation_rule(root)
+    return parse_note(data, rel, mtime=st.st_mtime, ctime=getattr(st, "st_birthtime", st.st_ctime), citations=citations)
 
 
-def parse_note(data: bytes | str, path: str, *, mtime: float = 0.0, ctime: float = 0.0, fast: bool = False) -> Note:
+def parse_note(
+    data: bytes | str,
+    path: str,
+    *,
+    mtime: float = 0.0,
+    ctime: float = 0.0,
+    fast: bool = False,
+    citations: CitationRule = DEFAULT_CITATION_RULE,
+) -> Note:
     """Parse a note's bytes (or text); ``path`` is vault-relative with ``/``. Never raises.
 
     ``fast``: try kb.scan's scanner first (same Note, several times faster on the notes it
-    accepts; the others go to markdown-it). The index uses it."""
+    accepts; the others go to markdown-it). The index uses it. ``citations``: the vault's
+    rule for which links are citations (``kb.citing``)."""
     try:
-        return _parse(data, path, mtime, ctime, fast)
+        return _parse(data, path, mtime, ctime, fast, citations)
     except Exception as exc:  # a bug must not stop indexing the rest of the vault
         note = Note(path=path, mtime=mtime, ctime=ctime)
         note.title = note.name
@@ -173,7 +185,14 @@ def parse_note(data: bytes | str, path: str, *, mtime: float = 0.0, ctime: float
         return note
 
 
-def _parse(data: bytes | str, path: str, mtime: float, ctime: float, fast: bool = False) -> Note:
+def _parse(
+    data: bytes | str,
+    path: str,
+    mtime: float,
+    ctime: float,
+    fast: bool = False,
+    citations: CitationRule = DEFAULT_CITATION_RULE,
+) -> Note:
     if isinstance(data, str):
         size = len(data.encode("utf-8", "surrogatepass"))
     else:
@@ -234,7 +253,7 @@ def _parse(data: bytes | str, path: str, mtime: float, ctime: float, fast: bool 
     if rest:
         note.body_text += "\n" + rest
 
-    _sections(note)
+    _sections(note, citations)
     _paper_model(note, walk, raw_fm or "")
     _questions(note, walk)
     _claims(note, walk, raw_fm or "")
@@ -567,24 +586,30 @@ def _markdown_link(href: str | None, line: int) -> Link | None:
 
 
 # --- the paper model --------------------------------------------------------------------
-def _sections(note: Note) -> None:
-    """Each link's section (the heading above it) and whether it is a citation: inside a
-    "Reference(s) and Related Notes" section, which runs to the next heading of the same
-    or a higher level. Done by line, so footnote text (moved to the end of markdown-it's
-    token stream) still lands in the right section."""
+def _sections(note: Note, rule: CitationRule = DEFAULT_CITATION_RULE) -> None:
+    """Each link's section (the heading above it) and whether it is a citation under the
+    vault's rule (``kb.citing``): anywhere, or inside a section whose heading the rule
+    names, which runs to the next heading of the same or a higher level. Done by line, so
+    footnote text (moved to the end of markdown-it's token stream) still lands in the
+    right section."""
     headings = note.headings
-    if not headings or not note.links:
+    if not note.links:
+        return
+    if not headings:
+        for link in note.links:
+            link.is_citation = rule.anywhere
         return
     lines = [h.line for h in headings]
     ref_ranges = []
-    for k, h in enumerate(headings):
-        if _REFERENCES_RE.fullmatch(_strip_emphasis(h.text)):
-            end = next((o.line for o in headings[k + 1 :] if o.level <= h.level), float("inf"))
-            ref_ranges.append((h.line, end))
+    if not rule.anywhere:
+        for k, h in enumerate(headings):
+            if rule.is_citing_heading(_strip_emphasis(h.text)):
+                end = next((o.line for o in headings[k + 1 :] if o.level <= h.level), float("inf"))
+                ref_ranges.append((h.line, end))
     for link in note.links:
         k = bisect_left(lines, link.line) - 1  # the last heading strictly above the link
         link.section = headings[k].text if k >= 0 else None
-        link.is_citation = any(start < link.line < end for start, end in ref_ranges)
+        link.is_citation = rule.anywhere or any(start < link.line < end for start, end in ref_ranges)
 
 
 def _paper_model(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:

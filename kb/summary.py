@@ -78,6 +78,7 @@ class PaperSummary:
     plots: list[dict[str, Any]] = field(default_factory=list)
     picture: str = ""  # SVG of the citation neighbourhood
     bibtex: str = ""
+    mentions: list[dict[str, Any]] = field(default_factory=list)  # links out that are not citations
     venue: str = ""
 
 
@@ -258,6 +259,7 @@ def build(
         by = [citations.notes[p] for p in near.cited_by if p in citations.notes]
         mentioned = [citations.notes[p] for p in near.mentioned_by if p in citations.notes]
         summary = PaperSummary(n, abstract_of(n), claims, cites, by, mentioned, counts, plots)
+        summary.mentions = [{"label": c.label, "path": c.path} for c in near.mentions]
         from kb.publish.bibtex import entry_of, to_bibtex, venue_of
 
         summary.venue = venue_of(n)
@@ -355,8 +357,11 @@ _TEMPLATE = """\
 **Cites:** {% for c in p.cites %}{{ inline(c.label) }}{% if not c.has_note %} _(no note yet)_{% endif %}{% if not loop.last %}; {% endif %}{% else %}nothing{% endfor %}
 
 **Cited by:** {% for n in p.cited_by %}{{ inline(n.title) }}{% if not loop.last %}; {% endif %}{% else %}no paper of this vault{% endfor %}
-{% if p.mentioned_by %}
-**Mentioned in** (not papers): {% for n in p.mentioned_by %}{{ inline(n.title) }}{% if not loop.last %}; {% endif %}{% endfor %}
+{% if p.mentions %}
+**Mentions** (links outside its references): {% for c in p.mentions %}{{ inline(c.label) }}{% if not loop.last %}; {% endif %}{% endfor %}
+{% endif %}
+{%- if p.mentioned_by %}
+**Mentioned in:** {% for n in p.mentioned_by %}{{ inline(n.title) }}{% if not loop.last %}; {% endif %}{% endfor %}
 {% endif %}
 {%- if p.bibtex %}
 ### BibTeX

@@ -262,7 +262,9 @@ class Vault:
                 # Without refresh, still build the index if there is none or it was made
                 # by other code (the schema may differ).
                 try:
-                    stale = ensure_schema(conn) or conn.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is None
+                    stale = (
+                        ensure_schema(conn, self.root) or conn.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is None
+                    )
                 except (IndexCorrupt, IndexReadOnly) as exc:
                     self._recover(exc)
                     stale = True
@@ -291,7 +293,7 @@ class Vault:
         digest = None
         try:
             conn = self.connect()
-            rebuilt = ensure_schema(conn)
+            rebuilt = ensure_schema(conn, self.root)
             # marshal format 2: no back-references, so equal walks give equal bytes
             digest = hashlib.blake2b(
                 marshal.dumps((code_fingerprint(), stat_walk(self.root)), 2), digest_size=16
