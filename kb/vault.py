@@ -408,6 +408,16 @@ class Vault:
         path = self._path_or_raise(name)
         return self._link_rows("resolved=? AND src != ?", (path, path))
 
+    def ghost_backlinks(self, name: str) -> list[LinkRow]:
+        """The unresolved links to ``name``: a work with no note yet (a ghost) that other
+        notes link to by that name, citekey (``[[@key]]`` and ``[[key]]`` alike) or title."""
+        from kb.resolve import link_key
+
+        key = link_key(name.strip())
+        if not key:
+            return []
+        return self._link_rows("resolved IS NULL AND key=?", (key,))
+
     def _path_or_raise(self, name: str) -> str:
         path = self.find(name)
         if path is None:
