@@ -108,6 +108,7 @@ def show_cmd(
         return
     unresolved = sum(1 for link in n.links if link.resolved is None)
     answered = sum(1 for q in n.questions if q.answered)
+    prompts = sum(1 for q in n.questions if q.prompt)
     lines = [clean(n.title or n.name)]
     rows = [
         ("path", n.path),
@@ -119,14 +120,20 @@ def show_cmd(
         ("tags", ", ".join(t.lstrip("#") for t in n.tags) if n.tags else None),
         ("links", f"{len(n.links)} out ({unresolved} unresolved), {n_back} notes link here"),
         ("callouts", len(n.callouts)),
-        ("questions", f"{len(n.questions)} ({answered} answered)"),
+        (
+            "questions",
+            f"{len(n.questions)} ({answered} answered" + (f", {prompts} empty template prompts)" if prompts else ")"),
+        ),
         ("claims", len(n.claims)),
         ("problems", len(n.problems)),
     ]
     lines += [f"  {key:<10}{clean(value)}" for key, value in rows if value not in (None, "")]
     if n.questions:
         lines += ["", "Questions"]
-        lines += [f"  {n.path}:{q.line}  [{'x' if q.answered else ' '}] {_one_line(q.text)}" for q in n.questions]
+        lines += [
+            f"  {n.path}:{q.line}  [{'x' if q.answered else ('-' if q.prompt else ' ')}] {_one_line(q.text)}"
+            for q in n.questions
+        ]
     if n.claims:
         lines += ["", "Claims"]
         for c in n.claims:
@@ -268,16 +275,29 @@ def tags_cmd(
 
 def questions_cmd(
     ctx: typer.Context,
-    open_only: bool = typer.Option(False, "--open", help="Only questions without an answer."),
+    open_only: bool = typer.Option(
+        False, "--open", help="Only questions without an answer (a template's empty prompts are not open)."
+    ),
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
 ) -> None:
     """List the question callouts of every note, answered or not.
 
+    An answer is an `Answer:` line (or `answer::` field) in the callout, or the text below
+    it. A template's question left empty by an import is a prompt (done column: "prompt"),
+    not an open question.
+
     Example: paperkb --vault notes questions --open
     """
     rows = [
-        {"path": path, "line": q.line, "answered": q.answered, "text": q.text, "answer": q.answer}
+        {
+            "path": path,
+            "line": q.line,
+            "answered": q.answered,
+            "prompt": q.prompt,
+            "text": q.text,
+            "answer": q.answer,
+        }
         for path, q in _vault(ctx).questions(open_only=open_only)
     ]
     if not rows and fmt == "table":
@@ -288,7 +308,11 @@ def questions_cmd(
         return
     emit(
         [
-            {"where": f"{r['path']}:{r['line']}", "done": "x" if r["answered"] else "", "question": r["text"]}
+            {
+                "where": f"{r['path']}:{r['line']}",
+                "done": "x" if r["answered"] else ("prompt" if r["prompt"] else ""),
+                "question": r["text"],
+            }
             for r in rows
         ],
         ["where", "done", "question"],

@@ -83,9 +83,15 @@ class Callout:
 @dataclass
 class Question:
     text: str  # the question as written in the callout (title and body)
-    answer: str  # text between the callout and the next callout or heading
+    answer: str  # an Answer: line or answer:: field in the callout, else the text below it
     answered: bool
     line: int
+    prompt: bool = False  # a template's question left unanswered (kb.prompts): not an open question
+
+    @property
+    def open(self) -> bool:
+        """Asked by the user and not answered yet."""
+        return not self.answered and not self.prompt
 
 
 @dataclass

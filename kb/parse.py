@@ -35,6 +35,7 @@ from kb.model import (
     Task,
     tag_key,
 )
+from kb.prompts import DEFAULT_PROMPTS, prompt_key
 from kb.syntax import CALLOUT_ALIASES, clean_tag, is_attachment, obsidian_markdown
 from kb.text import decode_note
 
@@ -170,14 +171,16 @@ def parse_note(
     ctime: float = 0.0,
     fast: bool = False,
     citations: CitationRule = DEFAULT_CITATION_RULE,
+    prompts: frozenset[str] = DEFAULT_PROMPTS,
 ) -> Note:
     """Parse a note's bytes (or text); ``path`` is vault-relative with ``/``. Never raises.
 
     ``fast``: try kb.scan's scanner first (same Note, several times faster on the notes it
     accepts; the others go to markdown-it). The index uses it. ``citations``: the vault's
-    rule for which links are citations (``kb.citing``)."""
+    rule for which links are citations (``kb.citing``); ``prompts``: the template's
+    questions, which are no open questions while unanswered (``kb.prompts``)."""
     try:
-        return _parse(data, path, mtime, ctime, fast, citations)
+        return _parse(data, path, mtime, ctime, fast, citations, prompts)
     except Exception as exc:  # a bug must not stop indexing the rest of the vault
         note = Note(path=path, mtime=mtime, ctime=ctime)
         note.title = note.name
@@ -192,6 +195,7 @@ def _parse(
     ctime: float,
     fast: bool = False,
     citations: CitationRule = DEFAULT_CITATION_RULE,
+    prompts: frozenset[str] = DEFAULT_PROMPTS,
 ) -> Note:
     if isinstance(data, str):
         size = len(data.encode("utf-8", "surrogatepass"))
@@ -255,7 +259,7 @@ def _parse(
 
     _sections(note, citations)
     _paper_model(note, walk, raw_fm or "")
-    _questions(note, walk)
+    _questions(note, walk, prompts)
     _claims(note, walk, raw_fm or "")
     problems.sort(key=lambda p: p.line)
     return note
@@ -685,7 +689,26 @@ def _year(props: Properties) -> int | None:
     return None
 
 
-def _questions(note: Note, walk: _Walk | ScanResult) -> None:
+_ANSWER_LABEL_RE = re.compile(r"\s*answer\s*::?\s*", re.I)
+
+
+def _split_answer(text: str) -> tuple[str, str | None]:
+    """``(question, answer)`` of a callout's text: an ``Answer:`` line (emphasis already
+    gone from ``**Answer:**``) starts the answer, which runs to the end; None without one."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        m = _ANSWER_LABEL_RE.match(line)
+        if m:
+            return "\n".join(lines[:i]).strip(), "\n".join([line[m.end() :], *lines[i + 1 :]]).strip()
+    return text, None
+
+
+def _questions(note: Note, walk: _Walk | ScanResult, prompts: frozenset[str] = DEFAULT_PROMPTS) -> None:
+    """Each question callout, its answer and whether it is a template prompt left empty.
+
+    The answer is, in this order: an ``answer::`` inline field or an ``Answer:`` line inside
+    the callout (the rest of the callout), else the text below the callout up to the next
+    callout or heading (an ``Answer:`` label there is dropped: the label alone is no answer)."""
     questions = [c for c in note.callouts if c.type == "question"]
     if not questions:
         return
@@ -693,21 +716,43 @@ def _questions(note: Note, walk: _Walk | ScanResult) -> None:
     blocks = sorted(walk.blocks, key=lambda b: b[0])
     block_lines = [b[0] for b in blocks]
     for callout in questions:
-        k = bisect_left(stops, callout.end_line + 1)
-        stop = stops[k] if k < len(stops) else float("inf")
-        lo = bisect_left(block_lines, callout.end_line + 1)
-        answer_parts = []
-        for line, text in blocks[lo:]:
-            if line >= stop:
-                break
-            if text:
-                answer_parts.append(text)
-        answer = "\n".join(answer_parts).strip()
         body = walk.callout_texts.get(id(callout), "")
         text = body or callout.title
-        if callout.title and not body.startswith(callout.title):
+        # (the body is rendered text: a title with *emphasis* opens it without the marks)
+        if callout.title and not prompt_key(body).startswith(prompt_key(callout.title)):
             text = f"{callout.title}\n{body}".strip()
-        note.questions.append(Question(text=text, answer=answer, answered=bool(answer), line=callout.line))
+        field = next(
+            (
+                f
+                for f in note.inline_fields
+                if callout.line <= f.line <= callout.end_line and f.key.strip().casefold() == "answer"
+            ),
+            None,
+        )
+        answer: str | None = None
+        if field is not None:
+            answer = field.value.strip()
+            shown = f"{field.key} {field.value}".strip()  # how the field reads in the callout's text
+            text = "\n".join(ln for ln in text.split("\n") if ln.strip() != shown and ln.strip() != field.key).strip()
+        else:
+            text, answer = _split_answer(text)
+        if not answer:
+            k = bisect_left(stops, callout.end_line + 1)
+            stop = stops[k] if k < len(stops) else float("inf")
+            lo = bisect_left(block_lines, callout.end_line + 1)
+            answer_parts = []
+            for line, block in blocks[lo:]:
+                if line >= stop:
+                    break
+                if block:
+                    answer_parts.append(block)
+            below = "\n".join(answer_parts).strip()
+            m = _ANSWER_LABEL_RE.match(below)
+            answer = below[m.end() :].strip() if m else below
+        prompt = not answer and prompt_key(text) in prompts
+        note.questions.append(
+            Question(text=text, answer=answer, answered=bool(answer), line=callout.line, prompt=prompt)
+        )
 
 
 def _claims(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:

@@ -289,7 +289,7 @@ _TEMPLATE = """\
 {% for p in papers -%}
 | {{ cell(p.note.title) }} | {{ p.note.year or "" }} | {{ p.claims|length }} | {{ p.status_counts["reproduced"] }} | \
 {{ p.status_counts["supported at small scale"] }} | {{ p.status_counts["contradicted"] + p.status_counts["error"] }} | \
-{{ p.status_counts["needs"] }} | {{ p.status_counts["unverified"] }} | {{ p.note.questions|rejectattr("answered")|list|length }} |
+{{ p.status_counts["needs"] }} | {{ p.status_counts["unverified"] }} | {{ p.note.questions|selectattr("open")|list|length }} |
 {% endfor %}
 {% endif %}
 {% for p in papers %}
@@ -343,7 +343,7 @@ _TEMPLATE = """\
 {% endfor %}
 ### Open questions
 
-{% for q in p.note.questions if not q.answered -%}
+{% for q in p.note.questions if q.open -%}
 - **{{ inline(q.text) }}** _(open)_
 {% else -%}
 - none
@@ -408,7 +408,7 @@ def render_summary(
         totals.update(p.status_counts)
     total_claims = sum(totals.values())
     status_line = ", ".join(f"{totals[s]} {STATUS_LABEL.get(s, s)}" for s in STATUS_ORDER if totals[s])
-    open_questions = sum(1 for p in papers for q in p.note.questions if not q.answered)
+    open_questions = sum(1 for p in papers for q in p.note.questions if q.open)
     figures: list[str] = []  # HTML for each placeholder (html output)
     html = fmt == "html"
     out_dir = Path(output_dir) if output_dir is not None else None

@@ -457,12 +457,13 @@ class Vault:
         return [(path, json.loads(value)) for path, value in rows]
 
     def questions(self, *, open_only: bool = False) -> list[tuple[str, Question]]:
-        """``(path, question)`` for every question callout, in path and line order."""
+        """``(path, question)`` for every question callout, in path and line order;
+        ``open_only``: the unanswered ones the user asked (not a template's empty prompts)."""
         out = []
         for path, items in self._json_field("questions"):
             for q in items:
                 question = Question(**q)
-                if not (open_only and question.answered):
+                if not open_only or question.open:
                     out.append((path, question))
         return out
 
