@@ -995,7 +995,9 @@ def _shown_after(progress: Progress, delay_s: float, clock=time.monotonic):
 
 
 def register(app: typer.Typer) -> None:
-    app.command("experiments")(experiments_cmd)
+    from cli.experiment_commands import experiments_app
+
+    app.add_typer(experiments_app, name="experiments")
     app.command("claims")(claims_cmd)
     app.command("run")(run_cmd)
     app.add_typer(runs_app, name="runs")
