@@ -24,8 +24,14 @@ def frequencies(dim: int, base: float = 10000.0) -> torch.Tensor:
     return base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
 
 
-def rotate(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0, *, layout: str = "interleaved",
-           sabotage: str | None = None) -> torch.Tensor:
+def rotate(
+    x: torch.Tensor,
+    positions: torch.Tensor,
+    base: float = 10000.0,
+    *,
+    layout: str = "interleaved",
+    sabotage: str | None = None,
+) -> torch.Tensor:
     """Rotate ``x`` (N, d) at ``positions`` (N,); d even. ``layout``: which channels form a
     pair, ``interleaved`` (2i, 2i+1) or ``half`` (i, i + d/2)."""
     n, d = x.shape
@@ -44,9 +50,12 @@ def rotate(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0, *, l
     return torch.cat((out1, out2), dim=-1)
 
 
-def apply_rope(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, base: float = 10000.0,
-               sabotage: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def apply_rope(
+    q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, base: float = 10000.0, sabotage: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Queries and keys (N, d) rotated at their positions (N,), as attention uses them."""
     key_layout = "half" if sabotage == "layout-mismatch" else "interleaved"
-    return (rotate(q, positions, base, sabotage=sabotage),
-            rotate(k, positions, base, layout=key_layout, sabotage=sabotage))
+    return (
+        rotate(q, positions, base, sabotage=sabotage),
+        rotate(k, positions, base, layout=key_layout, sabotage=sabotage),
+    )
