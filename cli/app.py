@@ -251,6 +251,7 @@ COMMAND_MODULES = (
     "cli.repro_commands",
     "cli.export_commands",
     "cli.finetune_commands",
+    "cli.watch_commands",
 )
 
 for _name in COMMAND_MODULES:

@@ -131,6 +131,27 @@ def find_path(vault: Any, name: str) -> str:
     return find_unique(vault, name)
 
 
+def find_path_or_ghost(vault: Any, name: str) -> tuple[str | None, list[Any]]:
+    """``(path, [])`` for a note; ``(None, links)`` for a work without a note that other
+    notes link to (a ghost); NoteNotFound when ``name`` is neither."""
+    from kb.errors import NoteNotFound
+
+    try:
+        return find_path(vault, name), []
+    except NoteNotFound:
+        ghost = vault.ghost_backlinks(name)
+        if not ghost:
+            raise
+        return None, ghost
+
+
+def ghost_line(name: str, rows: list[Any]) -> str:
+    """The one line that says ``name`` is a ghost and who links to it."""
+    sources = sorted({r.src for r in rows})
+    noun = "note links" if len(sources) == 1 else "notes link"
+    return f"{name!r}: no note yet; {len(sources)} {noun} to it"
+
+
 def find_note(vault: Any, name: str) -> Any:
     """The ``kb.model.Note`` that ``name`` names (see :func:`find_path`)."""
     return vault.note_at(find_path(vault, name))

@@ -12,7 +12,16 @@ from typing import Optional
 
 import typer
 
-from cli.common import OUTPUT_OPT, check_output, declared_experiments, find_note, find_path, print_json, vault_of
+from cli.common import (
+    OUTPUT_OPT,
+    check_output,
+    declared_experiments,
+    find_path,
+    find_path_or_ghost,
+    ghost_line,
+    print_json,
+    vault_of,
+)
 from cli.output import Progress, clean, clean_text, echo, emit, format_option, no_header_option, on_terminal
 
 
@@ -85,7 +94,11 @@ def show_cmd(
     from kb.lookup import backlink_count
 
     vault = _vault(ctx)
-    n = find_note(vault, note)
+    path, ghost = find_path_or_ghost(vault, note)
+    if path is None:
+        _show_ghost(note, ghost, fmt)
+        return
+    n = vault.note_at(path)
     n_back = backlink_count(vault.connect(), n.path)
     if fmt == "json":
         data = n.to_dict()
@@ -95,6 +108,7 @@ def show_cmd(
         return
     unresolved = sum(1 for link in n.links if link.resolved is None)
     answered = sum(1 for q in n.questions if q.answered)
+    prompts = sum(1 for q in n.questions if q.prompt)
     lines = [clean(n.title or n.name)]
     rows = [
         ("path", n.path),
@@ -106,14 +120,20 @@ def show_cmd(
         ("tags", ", ".join(t.lstrip("#") for t in n.tags) if n.tags else None),
         ("links", f"{len(n.links)} out ({unresolved} unresolved), {n_back} notes link here"),
         ("callouts", len(n.callouts)),
-        ("questions", f"{len(n.questions)} ({answered} answered)"),
+        (
+            "questions",
+            f"{len(n.questions)} ({answered} answered" + (f", {prompts} empty template prompts)" if prompts else ")"),
+        ),
         ("claims", len(n.claims)),
         ("problems", len(n.problems)),
     ]
     lines += [f"  {key:<10}{clean(value)}" for key, value in rows if value not in (None, "")]
     if n.questions:
         lines += ["", "Questions"]
-        lines += [f"  {n.path}:{q.line}  [{'x' if q.answered else ' '}] {_one_line(q.text)}" for q in n.questions]
+        lines += [
+            f"  {n.path}:{q.line}  [{'x' if q.answered else ('-' if q.prompt else ' ')}] {_one_line(q.text)}"
+            for q in n.questions
+        ]
     if n.claims:
         lines += ["", "Claims"]
         for c in n.claims:
@@ -125,9 +145,28 @@ def show_cmd(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def _show_ghost(name: str, rows: list, fmt: str) -> None:
+    """``show`` of a work that has no note: who links to it, and how."""
+    sources = sorted({r.src for r in rows})
+    if fmt == "json":
+        print_json({"name": name, "note": None, "ghost": True, "backlinks": len(sources), "linked_from": sources})
+        return
+    lines = [clean(name), f"  {'note':<10}no note yet (a work other notes link to)"]
+    lines += [f"  {'links':<10}{len(sources)} notes link here"]
+    lines += ["", "Linked from"]
+    lines += [f"  {clean(r.src)}:{r.line}  {r.edge}  {clean(_link_label(r))}" for r in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def _one_line(text: str, width: int = 100) -> str:
     text = clean(text)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _quoted(name: str) -> str:
+    import shlex
+
+    return shlex.quote(name)
 
 
 def _link_label(row) -> str:
@@ -147,7 +186,10 @@ def links_cmd(
     Example: paperkb --vault notes links touvronLlamaOpenFoundation2023 --format tsv
     """
     vault = _vault(ctx)
-    rows = vault.outgoing(find_path(vault, note))
+    path, ghost = find_path_or_ghost(vault, note)
+    if path is None:  # a ghost has no links of its own: say so, list nothing
+        echo(ghost_line(note, ghost) + f" (paperkb backlinks {_quoted(note)})", err=True)
+    rows = vault.outgoing(path) if path is not None else []
     if fmt in ("json", "jsonl"):
         emit([r.to_dict() for r in rows], [], fmt)
         return
@@ -169,12 +211,16 @@ def backlinks_cmd(
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
 ) -> None:
-    """List the notes that link to a note.
+    """List the notes that link to a note, or to a work that has no note yet (a ghost).
 
     Example: paperkb --vault notes backlinks vaswaniAttentionAllYou2017
     """
     vault = _vault(ctx)
-    rows = vault.backlinks(find_path(vault, note))
+    path, rows = find_path_or_ghost(vault, note)
+    if path is None:
+        echo(ghost_line(note, rows), err=True)
+    else:
+        rows = vault.backlinks(path)
     if fmt in ("json", "jsonl"):
         emit([r.to_dict() for r in rows], [], fmt)
         return
@@ -229,16 +275,29 @@ def tags_cmd(
 
 def questions_cmd(
     ctx: typer.Context,
-    open_only: bool = typer.Option(False, "--open", help="Only questions without an answer."),
+    open_only: bool = typer.Option(
+        False, "--open", help="Only questions without an answer (a template's empty prompts are not open)."
+    ),
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
 ) -> None:
     """List the question callouts of every note, answered or not.
 
+    An answer is an `Answer:` line (or `answer::` field) in the callout, or the text below
+    it. A template's question left empty by an import is a prompt (done column: "prompt"),
+    not an open question.
+
     Example: paperkb --vault notes questions --open
     """
     rows = [
-        {"path": path, "line": q.line, "answered": q.answered, "text": q.text, "answer": q.answer}
+        {
+            "path": path,
+            "line": q.line,
+            "answered": q.answered,
+            "prompt": q.prompt,
+            "text": q.text,
+            "answer": q.answer,
+        }
         for path, q in _vault(ctx).questions(open_only=open_only)
     ]
     if not rows and fmt == "table":
@@ -249,7 +308,11 @@ def questions_cmd(
         return
     emit(
         [
-            {"where": f"{r['path']}:{r['line']}", "done": "x" if r["answered"] else "", "question": r["text"]}
+            {
+                "where": f"{r['path']}:{r['line']}",
+                "done": "x" if r["answered"] else ("prompt" if r["prompt"] else ""),
+                "question": r["text"],
+            }
             for r in rows
         ],
         ["where", "done", "question"],

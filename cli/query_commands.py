@@ -119,7 +119,10 @@ def render_cmd(
 
 def search_cmd(
     ctx: typer.Context,
-    text: str = typer.Argument(..., help='Words, "a phrase", prefix*, AND/OR/NOT, title:word.'),
+    text: str = typer.Argument(
+        ...,
+        help='Words, "a phrase", prefix*, AND/OR/NOT; fields title:, author:, citekey:, heading:, body:, tag:, year:.',
+    ),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Only notes with this tag (subtags included)."),
     year: Optional[str] = typer.Option(None, "--year", "-y", help="A year (2023) or a range (2020-2023, 2020-)."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=1_000_000_000, help="At most this many results."),
@@ -129,6 +132,8 @@ def search_cmd(
     """Full-text search over titles, aliases, authors, headings and bodies (bm25 ranking).
 
     Example: paperkb search '"fine-tuned chat" llama*' --tag paper --year 2023 --limit 5
+
+    Example: paperkb search 'author:Hoffmann compute tag:paper year:2020-'
     """
     from kb.search import search
     from kb.vault import Vault

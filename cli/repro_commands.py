@@ -894,8 +894,16 @@ def status_cmd(
     status: Optional[str] = typer.Option(None, "--status", "-s", help=_STATUS_HELP),
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
+    write_notes: bool = typer.Option(
+        False, "--write-notes", help="Also write each claim's status into its callout as `status::` (for Dataview)."
+    ),
+    remove: bool = typer.Option(False, "--remove", help="With --write-notes: take every `status::` field out."),
 ) -> None:
     """Each paper's claims, their reproduction status and the checks behind it.
+
+    --write-notes puts `status:: <word> · run <id> · <date>` inside each claim callout and
+    changes no other byte; a note edited meanwhile is left alone and named on stderr.
+    See docs/verdicts.md.
 
     JSON gives one entry per paper (note) with its claims, each with its status, checks
     and controls.
@@ -903,11 +911,19 @@ def status_cmd(
     Example: paperkb status --status contradicted
 
     Example: paperkb status --note "Llama 2" --format json
+
+    Example: paperkb status --write-notes
     """
     from kb.vault import Vault
     from repro.status import STATUS_STAGES, checks_brief, controls_brief, filtered_status_table, normalise_status
 
     vault = require_vault(vault_of(ctx))
+    if remove and not write_notes:
+        raise typer.BadParameter("--remove goes with --write-notes", param_hint="--remove")
+    if write_notes:
+        _write_notes(vault, remove)
+        if remove:
+            return
     want = normalise_status(status) if status else None
     _reap(vault)
     with Vault(vault) as kb_vault, Progress("status:", total=len(STATUS_STAGES)) as progress:
@@ -948,6 +964,20 @@ def status_cmd(
     emit_paged(rows, ["paper", "claim", "status", "behind", "run", "ended"], fmt, no_header=no_header, wrap="behind")
 
 
+def _write_notes(vault: Path, remove: bool) -> None:
+    """``status --write-notes``: the report on stderr, one line per note left alone."""
+    from kb.vault import Vault
+    from repro.notestatus import write_status_notes
+
+    with Vault(vault) as kb_vault:
+        report = write_status_notes(kb_vault, remove=remove)
+    done = "took" if remove else "wrote"
+    where = "out of" if remove else "into"
+    echo(f"{done} {report.fields} status:: fields {where} {len(report.written)} notes", err=True)
+    for path, why in report.skipped:
+        echo(f"{path}: {why}", err=True)
+
+
 LONG_WORK_S = 0.5  # status shows its progress only past this, so quick answers do not flicker
 
 
@@ -965,7 +995,9 @@ def _shown_after(progress: Progress, delay_s: float, clock=time.monotonic):
 
 
 def register(app: typer.Typer) -> None:
-    app.command("experiments")(experiments_cmd)
+    from cli.experiment_commands import experiments_app
+
+    app.add_typer(experiments_app, name="experiments")
     app.command("claims")(claims_cmd)
     app.command("run")(run_cmd)
     app.add_typer(runs_app, name="runs")

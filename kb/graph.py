@@ -3,14 +3,15 @@
 Nodes:
 
 * one per note, keyed by its vault path (``kind="note"``);
-* ``ghost:<citekey>`` for a work cited in a references section that has no note yet
+* ``ghost:<citekey>`` for a cited work that has no note yet
   (``kind="ghost"``);
 * ``experiment:<id>`` for each experiment a claim names (``kind="experiment"``).
 
 Edges (``kind`` attribute, also the multigraph key; repeated links of one kind between
 two notes make one edge):
 
-* ``cites``: a link in a "Reference(s) and Related Notes" section;
+* ``cites``: a link the vault's citation rule marks (``kb.citing``: by default, under a
+  heading starting with References, Bibliography, Related, Cites ...);
 * ``mentions``: any other link to a note;
 * ``embeds``: ``![[Note]]``;
 * ``claims``: note -> experiment named by one of its claims (``claim`` = claim id; the

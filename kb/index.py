@@ -44,9 +44,11 @@ from pathlib import Path
 
 import orjson
 
+from kb.citing import DEFAULT_CITATION_RULE, CitationRule, load_citation_rule
 from kb.errors import VaultError
 from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
 from kb.model import Note, Problem, json_safe
+from kb.prompts import DEFAULT_PROMPTS, load_prompts, prompts_fingerprint
 
 try:
     import fcntl
@@ -228,11 +230,18 @@ def content_hash(data: bytes) -> str:
 # --------------------------------------------------------------------------------------
 # Parsing (runs in worker processes for a cold vault)
 # --------------------------------------------------------------------------------------
-def _parse_bytes(data: bytes, path: str, mtime: float, ctime: float) -> Note:
+def _parse_bytes(
+    data: bytes,
+    path: str,
+    mtime: float,
+    ctime: float,
+    citations: CitationRule = DEFAULT_CITATION_RULE,
+    prompts: frozenset[str] = DEFAULT_PROMPTS,
+) -> Note:
     from kb.parse import parse_note
 
     try:
-        note = parse_note(data, path, mtime=mtime, ctime=ctime, fast=True)
+        note = parse_note(data, path, mtime=mtime, ctime=ctime, fast=True, citations=citations, prompts=prompts)
     except Exception as exc:  # the parser promises not to raise; a bug must not stop indexing
         note = Note(path=path, title=path.rsplit("/", 1)[-1][:-3], size=len(data), mtime=mtime, ctime=ctime)
         note.problems.append(Problem(path, 1, "error", f"could not parse: {_parse_failure(exc)}"))
@@ -362,6 +371,8 @@ def _parse_batch(root: str, items: list[tuple[str, float, float, str | None]], n
 
 def _parse_batch_now(root: str, items: list[tuple[str, float, float, str | None]], nonce: str) -> list[tuple]:
     out: list[tuple] = []
+    # the vault's rules (read once per change of their files: cached by their stat)
+    citations, prompts = load_citation_rule(root), load_prompts(root)
     for path, mtime, ctime, old_hash in items:
         try:
             data = read_regular_file(os.path.join(root, path))
@@ -378,7 +389,15 @@ def _parse_batch_now(root: str, items: list[tuple[str, float, float, str | None]
         if digest == old_hash:
             out.append((path, len(data), mtime, digest, None))
         else:
-            out.append((path, len(data), mtime, digest, prepare(_parse_bytes(data, path, mtime, ctime), nonce)))
+            out.append(
+                (
+                    path,
+                    len(data),
+                    mtime,
+                    digest,
+                    prepare(_parse_bytes(data, path, mtime, ctime, citations, prompts), nonce),
+                )
+            )
     return out
 
 
@@ -766,9 +785,18 @@ def _stored_fingerprint(conn: sqlite3.Connection) -> str | None:
     return row[0] if row else None
 
 
-def ensure_schema(conn: sqlite3.Connection) -> bool:
-    """Create the tables; rebuild them when the version differs. True if (re)built."""
+def ensure_schema(conn: sqlite3.Connection, root: Path | str | None = None) -> bool:
+    """Create the tables; rebuild them when the version differs. True if (re)built.
+    With ``root``, the vault's citation rule (``kb.citing``) and template prompts
+    (``kb.prompts``) are part of the version: changing either re-reads every note."""
     fingerprint = code_fingerprint()
+    if root is not None:
+        rule = load_citation_rule(root)
+        if rule != DEFAULT_CITATION_RULE:
+            fingerprint += ":" + rule.fingerprint()
+        prompts = load_prompts(root)
+        if prompts != DEFAULT_PROMPTS:
+            fingerprint += ":p" + prompts_fingerprint(prompts)
     if _stored_fingerprint(conn) == fingerprint:
         return False
     if getattr(conn, "readonly", False):
@@ -865,7 +893,7 @@ def _plan(
 def _update(root: Path, conn: sqlite3.Connection, *, progress: bool, workers: int | None, force: bool) -> IndexStats:
     start = time.perf_counter()
     stats = IndexStats()
-    stats.rebuilt = ensure_schema(conn)
+    stats.rebuilt = ensure_schema(conn, root)
     unlisted: list[str] = []
     notes_on_disk, files_on_disk = scan(root, unlisted, stats.bad_names)
     plan = _plan(conn, notes_on_disk, files_on_disk, force, unlisted)

@@ -64,7 +64,7 @@ class Link:
     subpath: str | None = None
     display: str | None = None
     section: str | None = None  # text of the heading the link sits under, if any
-    is_citation: bool = False  # inside a "Reference(s) and Related Notes" section
+    is_citation: bool = False  # a citation under the vault's rule (kb.citing): a References section by default
     resolved: str | None = None  # vault path of the target, filled by kb.resolve
 
 
@@ -83,9 +83,15 @@ class Callout:
 @dataclass
 class Question:
     text: str  # the question as written in the callout (title and body)
-    answer: str  # text between the callout and the next callout or heading
+    answer: str  # an Answer: line or answer:: field in the callout, else the text below it
     answered: bool
     line: int
+    prompt: bool = False  # a template's question left unanswered (kb.prompts): not an open question
+
+    @property
+    def open(self) -> bool:
+        """Asked by the user and not answered yet."""
+        return not self.answered and not self.prompt
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from kb.citing import DEFAULT_CITATION_RULE, CitationRule, load_citation_rule
 from kb.frontmatter import Issue, Properties, get_key, key_line, load_frontmatter, split_frontmatter
 from kb.model import (
     BlockId,
@@ -34,6 +35,7 @@ from kb.model import (
     Task,
     tag_key,
 )
+from kb.prompts import DEFAULT_PROMPTS, prompt_key
 from kb.syntax import CALLOUT_ALIASES, clean_tag, is_attachment, obsidian_markdown
 from kb.text import decode_note
 
@@ -88,7 +90,7 @@ def is_citekey(text: str) -> bool:
 
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
-_REFERENCES_RE = re.compile(r"references?\s+(?:and|&)\s+related\s+notes?\s*:?", re.I)
+
 _HIGHLIGHTS_RE = re.compile(r"highlights?\s*:?", re.I)
 # The lookbehind starts a match only at the first blank of a run: without it a long run of
 # blanks is retried from each of its positions (quadratic), with the same matches otherwise.
@@ -144,7 +146,7 @@ def _dedupe(items: list[str]) -> list[str]:
 
 
 # --- public entry points ----------------------------------------------------------------
-def parse_file(root: Path, relpath: str) -> Note:
+def parse_file(root: Path, relpath: str, citations: CitationRule | None = None) -> Note:
     """Read ``root/relpath`` and parse it; an unreadable file gives a note with an error."""
     path = Path(root) / relpath
     rel = relpath.replace(os.sep, "/")
@@ -156,16 +158,29 @@ def parse_file(root: Path, relpath: str) -> Note:
         note.title = note.name
         note.problems.append(Problem(rel, 1, "error", f"cannot read note: {exc.strerror or exc}"))
         return note
-    return parse_note(data, rel, mtime=st.st_mtime, ctime=getattr(st, "st_birthtime", st.st_ctime))
+    if citations is None:
+        citations = load_citation_rule(root)
+    return parse_note(data, rel, mtime=st.st_mtime, ctime=getattr(st, "st_birthtime", st.st_ctime), citations=citations)
 
 
-def parse_note(data: bytes | str, path: str, *, mtime: float = 0.0, ctime: float = 0.0, fast: bool = False) -> Note:
+def parse_note(
+    data: bytes | str,
+    path: str,
+    *,
+    mtime: float = 0.0,
+    ctime: float = 0.0,
+    fast: bool = False,
+    citations: CitationRule = DEFAULT_CITATION_RULE,
+    prompts: frozenset[str] = DEFAULT_PROMPTS,
+) -> Note:
     """Parse a note's bytes (or text); ``path`` is vault-relative with ``/``. Never raises.
 
     ``fast``: try kb.scan's scanner first (same Note, several times faster on the notes it
-    accepts; the others go to markdown-it). The index uses it."""
+    accepts; the others go to markdown-it). The index uses it. ``citations``: the vault's
+    rule for which links are citations (``kb.citing``); ``prompts``: the template's
+    questions, which are no open questions while unanswered (``kb.prompts``)."""
     try:
-        return _parse(data, path, mtime, ctime, fast)
+        return _parse(data, path, mtime, ctime, fast, citations, prompts)
     except Exception as exc:  # a bug must not stop indexing the rest of the vault
         note = Note(path=path, mtime=mtime, ctime=ctime)
         note.title = note.name
@@ -173,7 +188,15 @@ def parse_note(data: bytes | str, path: str, *, mtime: float = 0.0, ctime: float
         return note
 
 
-def _parse(data: bytes | str, path: str, mtime: float, ctime: float, fast: bool = False) -> Note:
+def _parse(
+    data: bytes | str,
+    path: str,
+    mtime: float,
+    ctime: float,
+    fast: bool = False,
+    citations: CitationRule = DEFAULT_CITATION_RULE,
+    prompts: frozenset[str] = DEFAULT_PROMPTS,
+) -> Note:
     if isinstance(data, str):
         size = len(data.encode("utf-8", "surrogatepass"))
     else:
@@ -234,9 +257,9 @@ def _parse(data: bytes | str, path: str, mtime: float, ctime: float, fast: bool 
     if rest:
         note.body_text += "\n" + rest
 
-    _sections(note)
+    _sections(note, citations)
     _paper_model(note, walk, raw_fm or "")
-    _questions(note, walk)
+    _questions(note, walk, prompts)
     _claims(note, walk, raw_fm or "")
     problems.sort(key=lambda p: p.line)
     return note
@@ -567,24 +590,30 @@ def _markdown_link(href: str | None, line: int) -> Link | None:
 
 
 # --- the paper model --------------------------------------------------------------------
-def _sections(note: Note) -> None:
-    """Each link's section (the heading above it) and whether it is a citation: inside a
-    "Reference(s) and Related Notes" section, which runs to the next heading of the same
-    or a higher level. Done by line, so footnote text (moved to the end of markdown-it's
-    token stream) still lands in the right section."""
+def _sections(note: Note, rule: CitationRule = DEFAULT_CITATION_RULE) -> None:
+    """Each link's section (the heading above it) and whether it is a citation under the
+    vault's rule (``kb.citing``): anywhere, or inside a section whose heading the rule
+    names, which runs to the next heading of the same or a higher level. Done by line, so
+    footnote text (moved to the end of markdown-it's token stream) still lands in the
+    right section."""
     headings = note.headings
-    if not headings or not note.links:
+    if not note.links:
+        return
+    if not headings:
+        for link in note.links:
+            link.is_citation = rule.anywhere
         return
     lines = [h.line for h in headings]
     ref_ranges = []
-    for k, h in enumerate(headings):
-        if _REFERENCES_RE.fullmatch(_strip_emphasis(h.text)):
-            end = next((o.line for o in headings[k + 1 :] if o.level <= h.level), float("inf"))
-            ref_ranges.append((h.line, end))
+    if not rule.anywhere:
+        for k, h in enumerate(headings):
+            if rule.is_citing_heading(_strip_emphasis(h.text)):
+                end = next((o.line for o in headings[k + 1 :] if o.level <= h.level), float("inf"))
+                ref_ranges.append((h.line, end))
     for link in note.links:
         k = bisect_left(lines, link.line) - 1  # the last heading strictly above the link
         link.section = headings[k].text if k >= 0 else None
-        link.is_citation = any(start < link.line < end for start, end in ref_ranges)
+        link.is_citation = rule.anywhere or any(start < link.line < end for start, end in ref_ranges)
 
 
 def _paper_model(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:
@@ -660,7 +689,26 @@ def _year(props: Properties) -> int | None:
     return None
 
 
-def _questions(note: Note, walk: _Walk | ScanResult) -> None:
+_ANSWER_LABEL_RE = re.compile(r"\s*answer\s*::?\s*", re.I)
+
+
+def _split_answer(text: str) -> tuple[str, str | None]:
+    """``(question, answer)`` of a callout's text: an ``Answer:`` line (emphasis already
+    gone from ``**Answer:**``) starts the answer, which runs to the end; None without one."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        m = _ANSWER_LABEL_RE.match(line)
+        if m:
+            return "\n".join(lines[:i]).strip(), "\n".join([line[m.end() :], *lines[i + 1 :]]).strip()
+    return text, None
+
+
+def _questions(note: Note, walk: _Walk | ScanResult, prompts: frozenset[str] = DEFAULT_PROMPTS) -> None:
+    """Each question callout, its answer and whether it is a template prompt left empty.
+
+    The answer is, in this order: an ``answer::`` inline field or an ``Answer:`` line inside
+    the callout (the rest of the callout), else the text below the callout up to the next
+    callout or heading (an ``Answer:`` label there is dropped: the label alone is no answer)."""
     questions = [c for c in note.callouts if c.type == "question"]
     if not questions:
         return
@@ -668,21 +716,43 @@ def _questions(note: Note, walk: _Walk | ScanResult) -> None:
     blocks = sorted(walk.blocks, key=lambda b: b[0])
     block_lines = [b[0] for b in blocks]
     for callout in questions:
-        k = bisect_left(stops, callout.end_line + 1)
-        stop = stops[k] if k < len(stops) else float("inf")
-        lo = bisect_left(block_lines, callout.end_line + 1)
-        answer_parts = []
-        for line, text in blocks[lo:]:
-            if line >= stop:
-                break
-            if text:
-                answer_parts.append(text)
-        answer = "\n".join(answer_parts).strip()
         body = walk.callout_texts.get(id(callout), "")
         text = body or callout.title
-        if callout.title and not body.startswith(callout.title):
+        # (the body is rendered text: a title with *emphasis* opens it without the marks)
+        if callout.title and not prompt_key(body).startswith(prompt_key(callout.title)):
             text = f"{callout.title}\n{body}".strip()
-        note.questions.append(Question(text=text, answer=answer, answered=bool(answer), line=callout.line))
+        field = next(
+            (
+                f
+                for f in note.inline_fields
+                if callout.line <= f.line <= callout.end_line and f.key.strip().casefold() == "answer"
+            ),
+            None,
+        )
+        answer: str | None = None
+        if field is not None:
+            answer = field.value.strip()
+            shown = f"{field.key} {field.value}".strip()  # how the field reads in the callout's text
+            text = "\n".join(ln for ln in text.split("\n") if ln.strip() != shown and ln.strip() != field.key).strip()
+        else:
+            text, answer = _split_answer(text)
+        if not answer:
+            k = bisect_left(stops, callout.end_line + 1)
+            stop = stops[k] if k < len(stops) else float("inf")
+            lo = bisect_left(block_lines, callout.end_line + 1)
+            answer_parts = []
+            for line, block in blocks[lo:]:
+                if line >= stop:
+                    break
+                if block:
+                    answer_parts.append(block)
+            below = "\n".join(answer_parts).strip()
+            m = _ANSWER_LABEL_RE.match(below)
+            answer = below[m.end() :].strip() if m else below
+        prompt = not answer and prompt_key(text) in prompts
+        note.questions.append(
+            Question(text=text, answer=answer, answered=bool(answer), line=callout.line, prompt=prompt)
+        )
 
 
 def _claims(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:

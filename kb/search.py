@@ -3,7 +3,9 @@
 What is searched: titles, aliases, authors, headings and body text, ranked by bm25 with
 the title weighted most. The query uses FTS5 syntax: words (all must match), ``"a
 phrase"``, ``prefix*``, ``AND`` / ``OR`` / ``NOT``, parentheses, ``NEAR(a b, 5)`` and
-column filters such as ``title:llama``. Plain text that is not valid FTS5 (``Llama-2``)
+fields as a user types them (``author:hoffmann``, ``title:``, ``citekey:``, ``heading:``,
+``body:``; ``tag:`` and ``year:`` filter like ``--tag``/``--year``; see ``FIELDS``; an
+unknown field is an error listing the known ones). Plain text that is not valid FTS5 (``Llama-2``)
 is searched as quoted words instead of failing.
 
 The ``search_*`` tables are kept in step with the index's ``notes`` table lazily: each
@@ -264,28 +266,108 @@ def parse_years(year: str | int | None) -> tuple[int, int] | None:
     return lo, hi
 
 
-_TOKEN = re.compile(r'"[^"]*"?|[(),]|[^\s(),"]+')
+_TOKEN = re.compile(r'"[^"]*"?|[(),]|\{[^{}"()]*\}:|[^\s(),"]+')
 _BARE = re.compile(r"\w+\*?", re.UNICODE)
 _COLUMN = re.compile(r"(-?\{?[\w ]+\}?:|-?\w+:)(.*)", re.UNICODE)
 
+# The fields a query may name (``author:hoffmann``), as a user would type them, and the
+# full-text column each searches. ``tag:`` and ``year:`` are filters (like --tag, --year).
+FIELDS: dict[str, str] = {
+    "title": "title",
+    "author": "authors",
+    "authors": "authors",
+    "alias": "aliases",
+    "aliases": "aliases",
+    "citekey": "aliases",
+    "heading": "headings",
+    "headings": "headings",
+    "body": "body",
+    "text": "body",
+}
+FILTER_FIELDS = ("tag", "year")
+KNOWN_FIELDS = "title, author(s), alias(es), citekey, heading(s), body (or text), tag, year"
 
-def prepare_query(text: str) -> str:
-    """FTS5 syntax kept; any other word with punctuation (``Llama-2``, ``GPT-4o``) quoted,
-    so plain text never trips FTS5's tokenizer rules (``-`` and ``.`` are syntax there)."""
-    out = []
+
+def _field_column(name: str, text: str) -> str:
+    """The full-text column a field name of the query searches; SearchError when unknown."""
+    column = FIELDS.get(name.casefold())
+    if column is None:
+        raise SearchError(f"bad search query {text!r}: unknown field {name!r} (known: {KNOWN_FIELDS})")
+    return column
+
+
+def split_filters(text: str) -> tuple[str, list[str], list[str]]:
+    """``(query, tags, years)``: the ``tag:X`` and ``year:2020-2023`` filters taken out of
+    a query; they hold for the whole search, so only at its top level (not inside
+    parentheses, nor after OR or NOT)."""
+    kept: list[str] = []
+    tags: list[str] = []
+    years: list[str] = []
+    depth = 0
     for tok in _TOKEN.findall(text):
+        depth += tok == "("
+        depth -= tok == ")"
+        m = re.fullmatch(r"(tag|year):(.*)", tok, re.I)
+        if m is None:
+            kept.append(tok)
+            continue
+        field, value = m.group(1).casefold(), m.group(2).strip()
+        if not value:
+            raise SearchError(f"bad search query {text!r}: {field}: needs a value ({field}:{_EXAMPLE[field]})")
+        if depth > 0 or (kept and kept[-1] in ("OR", "NOT")):
+            raise SearchError(
+                f"bad search query {text!r}: {field}: filters the whole search; "
+                "it cannot stand inside parentheses or after OR/NOT"
+            )
+        if kept and kept[-1] == "AND":
+            kept.pop()
+        (tags if field == "tag" else years).append(value)
+    return " ".join(kept), tags, years
+
+
+_EXAMPLE = {"tag": "paper", "year": "2020-2023"}
+
+
+def _columns(spec: str, text: str) -> str:
+    """``author:`` -> ``authors:``, ``{title author}:`` -> ``{title authors}:``, ``-body:`` kept."""
+    neg = "-" if spec.startswith("-") else ""
+    inner = spec.lstrip("-").rstrip(":")
+    if inner.startswith("{"):
+        names = inner.strip("{}").split()
+        if not names:
+            raise SearchError(f"bad search query {text!r}: an empty {{}}: names no field (known: {KNOWN_FIELDS})")
+        return neg + "{" + " ".join(dict.fromkeys(_field_column(n, text) for n in names)) + "}:"
+    return neg + _field_column(inner, text) + ":"
+
+
+def prepare_query(text: str, whole: str | None = None) -> str:
+    """FTS5 syntax kept; any other word with punctuation (``Llama-2``, ``GPT-4o``) quoted,
+    so plain text never trips FTS5's tokenizer rules (``-`` and ``.`` are syntax there).
+    Field names are the ones users type (``author:``), mapped onto the columns; an
+    unknown one is a SearchError naming the known ones."""
+    whole = text if whole is None else whole
+    out: list[str] = []
+    glue = ""  # a field name waiting for what it applies to: `author:"Jordan Hoffmann"`, `title:(a OR b)`
+    for tok in _TOKEN.findall(text):
+        piece: str | None
         if tok.startswith('"') or tok in ("(", ")", ",", "AND", "OR", "NOT", "NEAR") or _BARE.fullmatch(tok):
-            out.append(tok)
-            continue
-        m = _COLUMN.fullmatch(tok)
-        if m and m.group(2):
-            out.append(m.group(1) + prepare_query(m.group(2)))
-            continue
-        star = tok.endswith("*")
-        word = tok.rstrip("*")
-        if word and not re.search(r"\w", word):
-            continue  # punctuation alone ("-", "+") carries no words
-        out.append('"' + word.replace('"', '""') + '"' + ("*" if star else ""))
+            piece = tok
+        elif m := _COLUMN.fullmatch(tok):
+            column = _columns(m.group(1), whole)
+            if not m.group(2):
+                glue += column
+                continue
+            piece = column + prepare_query(m.group(2), whole)
+        else:
+            star = tok.endswith("*")
+            word = tok.rstrip("*")
+            if word and not re.search(r"\w", word):
+                continue  # punctuation alone ("-", "+") carries no words
+            piece = '"' + word.replace('"', '""') + '"' + ("*" if star else "")
+        out.append(glue + piece)
+        glue = ""
+    if glue:
+        raise SearchError(f"bad search query {text!r}: {glue} is followed by nothing to look for")
     return " ".join(out)
 
 
@@ -303,16 +385,22 @@ def search_conn(
         raise SearchError('empty search: give some words, a "phrase" or a prefix*')
     if limit < 1:
         raise SearchError(f"--limit must be at least 1, got {limit}")
+    typed = text
+    text, tags, years_typed = split_filters(text)
+    prepared = prepare_query(text, typed)
+    if not prepared.strip():
+        raise SearchError(f"bad search query {typed!r}: it has no words to look for")
     sync(conn)
     where: list[str] = ["search_fts MATCH ?"]
     args: list[str | int] = [text]
-    if tag:
+    for t in [tag, *tags] if tag else tags:
         where.append("instr(d.tags, ?) > 0")
-        args.append(" " + tag.lstrip("#").casefold() + " ")
-    years = parse_years(year)
-    if years:
-        where.append("d.year BETWEEN ? AND ?")
-        args += list(years)
+        args.append(" " + t.lstrip("#").casefold() + " ")
+    for y in [year, *years_typed] if year not in (None, "") else years_typed:
+        years = parse_years(y)
+        if years:
+            where.append("d.year BETWEEN ? AND ?")
+            args += list(years)
     weights = ", ".join(str(w) for w in WEIGHTS)
     # rank without snippets, then build snippets only for the rows kept
     rank_sql = (
@@ -344,15 +432,12 @@ def search_conn(
             snippets[i] = _large_snippet(preview, q, int(snippet_words))
         return [SearchHit(p, t, y, s, snippets.get(i, "")) for i, p, t, y, s in rows]
 
-    prepared = prepare_query(text)
-    if not prepared.strip():
-        raise SearchError(f"bad search query {text!r}: it has no words to look for")
     try:
         return run(prepared)
     except sqlite3.OperationalError as exc:
         msg = str(exc).replace("fts5: ", "")
         raise SearchError(
-            f'bad search query {text!r}: {msg} (use words, "a phrase", prefix*, AND/OR/NOT and parentheses)'
+            f'bad search query {typed!r}: {msg} (use words, "a phrase", prefix*, AND/OR/NOT and parentheses)'
         ) from None
 
 

@@ -78,6 +78,7 @@ class PaperSummary:
     plots: list[dict[str, Any]] = field(default_factory=list)
     picture: str = ""  # SVG of the citation neighbourhood
     bibtex: str = ""
+    mentions: list[dict[str, Any]] = field(default_factory=list)  # links out that are not citations
     venue: str = ""
 
 
@@ -258,6 +259,7 @@ def build(
         by = [citations.notes[p] for p in near.cited_by if p in citations.notes]
         mentioned = [citations.notes[p] for p in near.mentioned_by if p in citations.notes]
         summary = PaperSummary(n, abstract_of(n), claims, cites, by, mentioned, counts, plots)
+        summary.mentions = [{"label": c.label, "path": c.path} for c in near.mentions]
         from kb.publish.bibtex import entry_of, to_bibtex, venue_of
 
         summary.venue = venue_of(n)
@@ -287,7 +289,7 @@ _TEMPLATE = """\
 {% for p in papers -%}
 | {{ cell(p.note.title) }} | {{ p.note.year or "" }} | {{ p.claims|length }} | {{ p.status_counts["reproduced"] }} | \
 {{ p.status_counts["supported at small scale"] }} | {{ p.status_counts["contradicted"] + p.status_counts["error"] }} | \
-{{ p.status_counts["needs"] }} | {{ p.status_counts["unverified"] }} | {{ p.note.questions|rejectattr("answered")|list|length }} |
+{{ p.status_counts["needs"] }} | {{ p.status_counts["unverified"] }} | {{ p.note.questions|selectattr("open")|list|length }} |
 {% endfor %}
 {% endif %}
 {% for p in papers %}
@@ -341,7 +343,7 @@ _TEMPLATE = """\
 {% endfor %}
 ### Open questions
 
-{% for q in p.note.questions if not q.answered -%}
+{% for q in p.note.questions if q.open -%}
 - **{{ inline(q.text) }}** _(open)_
 {% else -%}
 - none
@@ -355,8 +357,11 @@ _TEMPLATE = """\
 **Cites:** {% for c in p.cites %}{{ inline(c.label) }}{% if not c.has_note %} _(no note yet)_{% endif %}{% if not loop.last %}; {% endif %}{% else %}nothing{% endfor %}
 
 **Cited by:** {% for n in p.cited_by %}{{ inline(n.title) }}{% if not loop.last %}; {% endif %}{% else %}no paper of this vault{% endfor %}
-{% if p.mentioned_by %}
-**Mentioned in** (not papers): {% for n in p.mentioned_by %}{{ inline(n.title) }}{% if not loop.last %}; {% endif %}{% endfor %}
+{% if p.mentions %}
+**Mentions** (links outside its references): {% for c in p.mentions %}{{ inline(c.label) }}{% if not loop.last %}; {% endif %}{% endfor %}
+{% endif %}
+{%- if p.mentioned_by %}
+**Mentioned in:** {% for n in p.mentioned_by %}{{ inline(n.title) }}{% if not loop.last %}; {% endif %}{% endfor %}
 {% endif %}
 {%- if p.bibtex %}
 ### BibTeX
@@ -403,7 +408,7 @@ def render_summary(
         totals.update(p.status_counts)
     total_claims = sum(totals.values())
     status_line = ", ".join(f"{totals[s]} {STATUS_LABEL.get(s, s)}" for s in STATUS_ORDER if totals[s])
-    open_questions = sum(1 for p in papers for q in p.note.questions if not q.answered)
+    open_questions = sum(1 for p in papers for q in p.note.questions if q.open)
     figures: list[str] = []  # HTML for each placeholder (html output)
     html = fmt == "html"
     out_dir = Path(output_dir) if output_dir is not None else None

@@ -262,7 +262,9 @@ class Vault:
                 # Without refresh, still build the index if there is none or it was made
                 # by other code (the schema may differ).
                 try:
-                    stale = ensure_schema(conn) or conn.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is None
+                    stale = (
+                        ensure_schema(conn, self.root) or conn.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is None
+                    )
                 except (IndexCorrupt, IndexReadOnly) as exc:
                     self._recover(exc)
                     stale = True
@@ -291,7 +293,7 @@ class Vault:
         digest = None
         try:
             conn = self.connect()
-            rebuilt = ensure_schema(conn)
+            rebuilt = ensure_schema(conn, self.root)
             # marshal format 2: no back-references, so equal walks give equal bytes
             digest = hashlib.blake2b(
                 marshal.dumps((code_fingerprint(), stat_walk(self.root)), 2), digest_size=16
@@ -406,6 +408,16 @@ class Vault:
         path = self._path_or_raise(name)
         return self._link_rows("resolved=? AND src != ?", (path, path))
 
+    def ghost_backlinks(self, name: str) -> list[LinkRow]:
+        """The unresolved links to ``name``: a work with no note yet (a ghost) that other
+        notes link to by that name, citekey (``[[@key]]`` and ``[[key]]`` alike) or title."""
+        from kb.resolve import link_key
+
+        key = link_key(name.strip())
+        if not key:
+            return []
+        return self._link_rows("resolved IS NULL AND key=?", (key,))
+
     def _path_or_raise(self, name: str) -> str:
         path = self.find(name)
         if path is None:
@@ -445,12 +457,13 @@ class Vault:
         return [(path, json.loads(value)) for path, value in rows]
 
     def questions(self, *, open_only: bool = False) -> list[tuple[str, Question]]:
-        """``(path, question)`` for every question callout, in path and line order."""
+        """``(path, question)`` for every question callout, in path and line order;
+        ``open_only``: the unanswered ones the user asked (not a template's empty prompts)."""
         out = []
         for path, items in self._json_field("questions"):
             for q in items:
                 question = Question(**q)
-                if not (open_only and question.answered):
+                if not open_only or question.open:
                     out.append((path, question))
         return out
 

@@ -644,6 +644,12 @@ class _Outcome:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _with_source(environment: dict, source: dict | None) -> dict:
+    """The environment plus where a third-party experiment's code comes from (its package,
+    version and git checkout: ``repro.provenance``); paperkb's own experiments add nothing."""
+    return environment if source is None else {**environment, "experiment_source": source}
+
+
 def execute(
     planned: list[PlannedRun],
     tracker: Tracker,
@@ -657,6 +663,7 @@ def execute(
     ``interrupted`` and is raised again.
     """
     from repro.environment import capture
+    from repro.provenance import experiment_source
 
     monitor = monitor or Monitor()
     environment, diff = capture(argv)
@@ -673,7 +680,7 @@ def execute(
             nproc=p.nproc,
             nnodes=p.nnodes,
             timeout_s=p.timeout_s,
-            environment=environment,
+            environment=_with_source(environment, experiment_source(p.experiment)),
             command=environment["command"],
             batch=batch,
             control=p.control,

@@ -589,6 +589,15 @@ def last_metric_values(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**m, "points": counts[key]} for key, m in finals.items()]
 
 
+def source_summary(src: dict[str, Any]) -> str:
+    """``rope-example 0.1.0 (folder), git 1a2b3c4d (dirty)``: a third-party experiment's code."""
+    name = f"{src.get('package') or src.get('module')} {src.get('version') or ''}".strip()
+    kind = (src.get("install") or {}).get("kind")
+    git = src.get("git") or {}
+    commit = f", git {str(git['commit'])[:12]}{' (dirty)' if git.get('dirty') else ''}" if git.get("commit") else ""
+    return f"{name}{f' ({kind})' if kind else ''}{commit}"
+
+
 def environment_summary(env: dict[str, Any]) -> list[tuple[str, Any]]:
     """The few facts of a run's recorded environment worth a glance (``runs show``)."""
     git, machine, torch = env.get("git") or {}, env.get("machine") or {}, env.get("torch") or {}
@@ -603,4 +612,4 @@ def environment_summary(env: dict[str, Any]) -> list[tuple[str, Any]]:
         ("ram", f"{ram / 2**30:.1f} GiB" if ram else "-"),
         ("host", machine.get("host")),
         ("packages", f"{len(env.get('packages') or {})} recorded (--format json lists them)"),
-    ]
+    ] + ([("experiment code", source_summary(env["experiment_source"]))] if env.get("experiment_source") else [])

@@ -14,9 +14,12 @@ Journal, reading-list and index notes carry none of these, so they are not paper
 Files that paperkb exported itself carry ``paperkb-export`` in their frontmatter and are
 never read back as notes at all.
 
-Citations are the links in a paper's body wherever they stand (not only under a
-"References" heading): to another paper, or to a work without a note (a ghost). A link
-from a note that is not a paper is a mention, shown apart.
+A paper's citations are its links that the vault's citation rule (``kb.citing``, the
+``citations:`` part of the same file) marks as citations: by default, the links under a
+heading starting with References, Bibliography, Related, Cites, Citations or Works Cited.
+They go to another note or to a work without a note (a ghost). Every other link, and
+every link from a note that is not a paper, is a mention, shown apart. The graph and
+``paperkb links`` read the same mark.
 """
 
 from __future__ import annotations
@@ -133,7 +136,8 @@ class Cite:
 class Neighbours:
     cites: list[Cite] = field(default_factory=list)
     cited_by: list[str] = field(default_factory=list)  # paths of papers
-    mentioned_by: list[str] = field(default_factory=list)  # paths of other notes
+    mentioned_by: list[str] = field(default_factory=list)  # paths of notes linking here, not as a citation
+    mentions: list[Cite] = field(default_factory=list)  # notes this one links to, not as a citation
 
 
 class Citations:
@@ -149,25 +153,34 @@ class Citations:
         self._ghosts: dict[str, list[str]] | None = None
         for path, note in self.notes.items():
             paper = path in self.papers
-            seen: set[str] = set()
+            seen: set[tuple[bool, str]] = set()
             for link in note.links:
                 target = link.resolved
                 if target == path:
                     continue
+                cites = paper and link.is_citation
                 if target is not None:
-                    if target not in self.notes or target in seen:
+                    if target not in self.notes or (cites, target) in seen:
                         continue
-                    seen.add(target)
-                    if paper and target in self.papers:
+                    seen.add((cites, target))
+                    if cites:
                         self._by[path].cites.append(Cite(target, self.notes[target].title or target, target))
                         self._by[target].cited_by.append(path)
-                    elif not paper:
+                    else:
                         self._by[target].mentioned_by.append(path)
-                elif paper and link.kind != "markdown" and link.target and not is_attachment(link.target):
+                        self._by[path].mentions.append(Cite(target, self.notes[target].title or target, target))
+                elif cites and link.kind != "markdown" and link.target and not is_attachment(link.target):
                     key = ghost_key(link)
-                    if key and ("ghost:" + key) not in seen:
-                        seen.add("ghost:" + key)
+                    if key and (True, "ghost:" + key) not in seen:
+                        seen.add((True, "ghost:" + key))
                         self._by[path].cites.append(Cite(key, key, None))
+            # a note that one paper both cites and mentions is listed once, as cited
+            cited = {c.path for c in self._by[path].cites if c.path is not None}
+            if cited and self._by[path].mentions:
+                self._by[path].mentions = [m for m in self._by[path].mentions if m.path not in cited]
+                for target in cited:
+                    if path in self._by[target].mentioned_by:
+                        self._by[target].mentioned_by.remove(path)
 
     def of(self, path: str) -> Neighbours:
         return self._by.get(path) or Neighbours()

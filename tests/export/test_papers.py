@@ -1,4 +1,4 @@
-"""What is a paper, what it cites (wherever the link stands) and who merely mentions it."""
+"""What is a paper, what it cites (under the vault's citation rule) and who merely mentions it."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_rule_file_is_read_safely_and_errors_name_the_file(tmp_path):
         load_rule(tmp_path)
 
 
-def test_citations_anywhere_in_a_paper_and_mentions_apart(tmp_path):
+def test_citations_follow_the_vault_rule_and_mentions_apart(tmp_path):
     write(tmp_path, {
         "A.md": paper("Paper A", "leeA2020", "We build on [[B]] in the text, and on [[ghostKey2019]].\n\n"
                       "## References\n- [[C]]\n- ![[figure.png]]"),
@@ -49,11 +49,26 @@ def test_citations_anywhere_in_a_paper_and_mentions_apart(tmp_path):
     vault = Vault(tmp_path)
     c = Citations(light_notes(vault))
     assert c.papers == {"A.md", "B.md", "C.md"}
+    # the default rule: only the links under the References heading cite
+    assert [(x.key, x.path) for x in c.of("A.md").cites] == [("C.md", "C.md")]
+    assert [x.path for x in c.of("A.md").mentions] == ["B.md"]
+    assert c.of("C.md").cited_by == ["A.md"] and c.of("B.md").cited_by == []
+    assert sorted(c.of("B.md").mentioned_by) == ["A.md", "Journal 2026-11-30.md"]
+    assert sorted(c.of("A.md").mentioned_by) == ["Journal 2026-11-30.md", "Reading list.md"]
+    assert "summary.md" not in c.notes  # our own export is never read back
+    # the graph and `links` read the same mark
+    assert {(u, v, k) for u, v, k in vault.graph().out_edges("A.md", keys=True)} >= {
+        ("A.md", "C.md", "cites"), ("A.md", "B.md", "mentions")}
+
+    # the user says every link of a paper cites: the index re-reads the notes by itself
+    write(tmp_path, {".paperkb/papers.yaml": "citations:\n  anywhere: true\n"})
+    vault = Vault(tmp_path)
+    c = Citations(light_notes(vault))
     cites = c.of("A.md").cites
     assert [(x.key, x.path) for x in cites] == [("B.md", "B.md"), ("ghostKey2019", None), ("C.md", "C.md")]
     assert c.of("B.md").cited_by == ["A.md"]
     assert sorted(c.of("A.md").mentioned_by) == ["Journal 2026-11-30.md", "Reading list.md"]
-    assert "summary.md" not in c.notes  # our own export is never read back
+    assert "ghost:ghostKey2019" in vault.graph()
     g = c.graph(["B.md"], depth=1)
     assert set(g) == {"A.md", "B.md"}
 

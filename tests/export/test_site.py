@@ -54,7 +54,11 @@ def test_site_pages_index_runs_graph_and_search(tmp_path, vault_root):
     assert f'href="../notes/{page_name("Attention Is All You Need.md")}"' in llama  # wikilink -> page
     assert '<span class="ghost"' in llama  # a cited work without a note
     assert "✅ reproduced" in llama and 'href="../runs/run-001.html"' in llama
-    assert "Cited by" in llama
+    # the citation rule of the graph and the summary: the other papers only mention Llama 2
+    backlinks = llama[llama.index('<section class="backlinks">'):]
+    assert "Cited by" not in backlinks and "Mentioned in" in backlinks
+    attention = _page(out, vault_root, "Attention Is All You Need.md")
+    assert "<h2>Cited by</h2>" in attention
     dash = _page(out, vault_root, "Dashboard.md")
     assert "```dataview" not in dash and "Attention Is All You Need" in dash  # the query's result
     assert re.search(r'<details class="callout callout-tip"><summary>', dash)  # folded: not open
