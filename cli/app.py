@@ -242,6 +242,7 @@ COMMAND_MODULES = (
     "cli.repro_commands",
     "cli.export_commands",
     "cli.finetune_commands",
+    "cli.inputs_commands",
 )
 
 for _name in COMMAND_MODULES:
