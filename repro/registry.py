@@ -57,6 +57,7 @@ BUILTIN_MODULES = (
     "repro.attention.experiments",
     "repro.finetune.experiments",
     "repro.evaluation.experiments",
+    "repro.paper_settings",  # paper presets of the modules above (after them)
 )
 
 PRESET_NAMES = ("smoke", "full")  # every experiment has these; "paper" is optional
