@@ -116,20 +116,6 @@ declare_input(
     "write task YAMLs with dataset_path: json and local data_files (the benchmark data fetched beforehand)",
     pattern="*.yaml",
 )
-declare_input(
-    "wmt14-en-de-test",
-    "data",
-    "the newstest2014 English-German test set: plain-text files, one sentence a line",
-    "sacrebleu -t wmt14/full -l en-de --echo src/ref, run where a network is allowed",
-    pattern="*",
-)
-declare_input(
-    "transformer-big-en-de",
-    "data",
-    "a Transformer (big) English-German checkpoint trained by `paperkb run transformer/...` on a cluster",
-    "train it with the cluster preset of the WMT experiment",
-    pattern="*",
-)
 
 
 # --------------------------------------------------------------------------------------
