@@ -51,7 +51,7 @@ def _has_cuda() -> bool:
 @pytest.mark.skipif(_has_cuda(), reason="on a GPU machine the script would run the presets for real")
 def test_on_a_cpu_it_records_the_presets_as_skipped_and_runs_nothing(tmp_path):
     vault = tmp_path / "notes"
-    shutil.copytree(ROOT / "notes", vault)
+    shutil.copytree(ROOT / "notes", vault, ignore=shutil.ignore_patterns(".paperkb"))
     out = tmp_path / "gpu_paper.md"
     cmd = [sys.executable, str(ROOT / "bench" / "gpu_paper.py"), "--vault", str(vault), "--out", str(out)]
     dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=120)

@@ -152,7 +152,7 @@ def test_cli_param_counts_reproduced_and_inputs_listing(tmp_path):
     import shutil
 
     vault = tmp_path / "notes"
-    shutil.copytree(ROOT / "notes", vault)
+    shutil.copytree(ROOT / "notes", vault, ignore=shutil.ignore_patterns(".paperkb"))
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     cmd = [sys.executable, "-m", "cli.app", "--vault", str(vault)]
     run = subprocess.run(
