@@ -46,14 +46,8 @@ def test_toy_task_follows_its_rule():
 
 
 @pytest.mark.slow
-def test_harness_scores_ours_like_transformers_and_the_control_fails(toy, tmp_path):
-    result = run_inline("llama/lm-eval", "smoke", inputs=toy, run_dir=tmp_path / "run")
-    metrics = {m.name: m.value for m in result.metrics}
-    assert result.verdict == "supported", result.summary
-    # the model learned the rule: every question right, through both implementations
-    assert metrics["acc"] == 1.0 and metrics["acc_reference"] == 1.0
-    assert metrics["max_abs_loglikelihood_diff"] < 1e-4 and metrics["documents"] == 50
-    broken = run_inline("llama/lm-eval", "smoke", inputs=toy, control="no-rope", run_dir=tmp_path / "ctl")
+def test_the_control_without_rotary_embeddings_is_contradicted(toy, tmp_path):
+    broken = run_inline("llama/lm-eval", "smoke", inputs=toy, control="no-rope", run_dir=tmp_path / "ctl", limit=10)
     assert broken.verdict == "contradicted"
     assert {m.name: m.value for m in broken.metrics}["max_abs_loglikelihood_diff"] > 0.1
 
@@ -94,7 +88,12 @@ def test_claims_on_the_toy_task_are_decided_through_inputs_yaml(toy, tmp_path):
         text=True,
         timeout=60,
     )
-    recorded = json.loads(shown.stdout)["environment"]["inputs"]["eval-checkpoint"]
+    record = json.loads(shown.stdout)
+    metrics = {m["name"]: m["value"] for m in record["metrics"]}
+    # the model learned the rule: every question right, through ours and through transformers'
+    assert metrics["acc"] == 1.0 and metrics["acc_reference"] == 1.0 and metrics["documents"] == 20
+    assert metrics["max_abs_loglikelihood_diff"] < 1e-4
+    recorded = record["environment"]["inputs"]["eval-checkpoint"]
     assert recorded["path"] == toy["eval-checkpoint"] and len(recorded["sha256"]) == 64 and recorded["bytes"] > 0
     listing = subprocess.run([*cmd, "inputs", "--format", "json"], env=env, capture_output=True, text=True, timeout=60)
     rows = {r["name"]: r for r in json.loads(listing.stdout)}
