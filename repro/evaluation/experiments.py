@@ -59,6 +59,13 @@ def lm_eval_benchmark(ctx):
     p = ctx.params
     checkpoint = ctx.inputs.get("llama-2-7b") or ctx.inputs["eval-checkpoint"]
     tasks = ctx.inputs["lm-eval-tasks"]
+    if not (Path(checkpoint) / "config.json").is_file():
+        from paperkb.errors import PaperkbError
+
+        raise PaperkbError(
+            f"{checkpoint}: transformers' reference needs the Hugging Face layout (config.json + safetensors); "
+            "convert Meta's layout with transformers' convert_llama_weights_to_hf script"
+        )
     limit = p["limit"] or None
     cache = Path(ctx.run_dir) / "hf-datasets-cache" if ctx.run_dir is not None else None
     model, tokenizer = load_checkpoint(checkpoint, device=ctx.device)
