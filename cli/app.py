@@ -252,6 +252,7 @@ COMMAND_MODULES = (
     "cli.export_commands",
     "cli.finetune_commands",
     "cli.watch_commands",
+    "cli.inputs_commands",
 )
 
 for _name in COMMAND_MODULES:

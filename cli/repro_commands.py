@@ -326,7 +326,15 @@ def run_cmd(
     ),
     all_claims: bool = typer.Option(False, "--all", help="Run the experiments of every claim of the vault."),
     preset: str = typer.Option(
-        "smoke", "--preset", "-p", help="smoke (CPU, about a minute) or full (the paper's setting; may need a GPU)."
+        "smoke",
+        "--preset",
+        "-p",
+        help="smoke (CPU, about a minute), full (this machine's largest) or paper (the paper's setting and hardware).",
+    ),
+    input_items: Optional[list[str]] = typer.Option(
+        None,
+        "--input",
+        help="A named input for this run: NAME=PATH (repeatable; overrides .paperkb/inputs.yaml; see `paperkb inputs`).",
     ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu or cuda."),
     params: Optional[list[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
@@ -381,7 +389,10 @@ def run_cmd(
     Example: paperkb run --all --preset full   (on a CPU-only machine: the CPU experiments)
 
     Example: paperkb run --all --controls --preset smoke
+
+    Example: paperkb run llama2-kv-cache --preset paper --input llama-2-7b=/models/Llama-2-7b-hf
     """
+    from repro.inputs import load_inputs
     from repro.runner import (
         RunOptions,
         batch_summary,
@@ -409,6 +420,7 @@ def run_cmd(
         rdzv_endpoint=rdzv_endpoint,
         control=control,
         controls=controls,
+        inputs=load_inputs(vault, input_items or []),
     )
     planned, skipped = plan_runs(resolved, options)
     _record_skipped(vault, skipped, preset)

@@ -56,6 +56,8 @@ BUILTIN_MODULES = (
     "repro.llama.experiments",
     "repro.attention.experiments",
     "repro.finetune.experiments",
+    "repro.evaluation.experiments",
+    "repro.paper_settings",  # paper presets of the modules above (after them)
 )
 
 PRESET_NAMES = ("smoke", "full")  # every experiment has these; "paper" is optional
@@ -164,6 +166,7 @@ class Requirements:
     min_gpu_memory_gb: float = 0.0
     nproc: int = 1  # number of processes (torchrun) the preset is written for
     triton: bool = False  # needs the optional triton package
+    inputs: tuple[str, ...] = ()  # named inputs (checkpoints, data sets: see repro.inputs)
 
 
 @dataclass(frozen=True)
@@ -384,6 +387,7 @@ def describe(exp: Experiment) -> dict[str, Any]:
                 "min_gpu_memory_gb": r.min_gpu_memory_gb,
                 "nproc": r.nproc,
                 "triton": r.triton,
+                "inputs": list(r.inputs),
             },
         }
     return {
@@ -417,6 +421,7 @@ def preset_summary(described: dict[str, Any]) -> str:
             bits.append(f"{req['nproc']} procs")
         if req["triton"]:
             bits.append("triton")
+        bits.extend(req.get("inputs") or ())
         out.append(f"{name} ({', '.join(bits)})")
     return ", ".join(out)
 
@@ -520,8 +525,11 @@ class RunContext:
         world_size: int = 1,
         control: str | None = None,
         scale: str | None = None,
+        inputs: dict[str, str] | None = None,
     ) -> None:
         self.params = dict(params)
+        # Named inputs of the preset (``repro.inputs``): name -> a validated local path.
+        self.inputs = dict(inputs or {})
         self.preset = preset
         # The negative control being run (a Control's name), or None for the real code.
         self.control = control
@@ -648,6 +656,7 @@ def run_inline(
     run_dir: Path | str | None = None,
     control: str | None = None,
     expect: list[dict[str, Any]] | None = None,
+    inputs: dict[str, str] | None = None,
     **overrides: Any,
 ) -> Result:
     """Run an experiment in this process (for tests and notebooks; the CLI uses a child
@@ -658,7 +667,16 @@ def run_inline(
         exp.control(control)  # refuse an unknown name before running anything
     params = exp.resolve_params(preset, overrides)
     scale = exp.scale_of(preset)
-    ctx = RunContext(params, preset=preset, device=device, seed=seed, run_dir=run_dir, control=control, scale=scale)
+    ctx = RunContext(
+        params,
+        preset=preset,
+        device=device,
+        seed=seed,
+        run_dir=run_dir,
+        control=control,
+        scale=scale,
+        inputs=inputs,
+    )
     result = exp.fn(ctx)
     if expect:
         result = apply_expectations(result, expect, scale)

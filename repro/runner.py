@@ -199,6 +199,7 @@ class RunOptions:
     rdzv_endpoint: str | None = None
     control: str | None = None  # run this negative control of each experiment (--control NAME)
     controls: bool = False  # run every negative control of each experiment (--controls)
+    inputs: dict[str, str] = field(default_factory=dict)  # name -> path (repro.inputs.load_inputs)
 
 
 @dataclass
@@ -217,6 +218,7 @@ class PlannedRun:
     control: str | None = None
     scale: str = "smoke"
     claim_spec: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)  # the preset's named inputs: name -> path
 
 
 def parse_param_args(items: list[str]) -> dict[str, str]:
@@ -285,8 +287,8 @@ def plan_runs(
     second list with the reason, so that ``run --all --preset full`` on a laptop runs the
     CPU experiments and says which GPU ones it left out.
     """
-    if options.preset not in registry.PRESET_NAMES:
-        raise UsageError(f"--preset must be one of {', '.join(registry.PRESET_NAMES)}; got {options.preset!r}")
+    if options.preset not in registry.SCALES:
+        raise UsageError(f"--preset must be one of {', '.join(registry.SCALES)}; got {options.preset!r}")
     if options.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"--device must be auto, cpu or cuda; got {options.device!r}")
     if options.nproc is not None and options.nproc < 1:
@@ -364,6 +366,11 @@ class _BadClaimSpec(PaperkbError):
 
 
 def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], machine: Any) -> PlannedRun:
+    if options.preset not in exp.presets:  # only "paper" is optional
+        from repro.paper import paper_needs
+
+        needs = paper_needs(exp.id)
+        raise RequirementUnmet(f"{exp.id}: no {options.preset!r} preset: it needs {needs}", needs)
     preset = exp.presets[options.preset]
     req = preset.requires
     overrides: dict[str, Any] = {}
@@ -382,30 +389,58 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
             params = exp.resolve_params(options.preset, {**claim_params, **overrides})
         except registry.RegistryError as exc:
             raise _BadClaimSpec(f"claim {', '.join(t.claims)}: params:: for {exp.id}: {exc}") from None
-    device = _choose_device(exp.id, options, req, machine)
+    # Every requirement is checked, so that "needs ..." names all that is missing at once.
+    unmet: list[RequirementUnmet] = []
+    device = "cpu"
+    try:
+        device = _choose_device(exp.id, options, req, machine)
+    except RequirementUnmet as exc:
+        unmet.append(exc)
     nproc = options.nproc if options.nproc is not None else max(1, req.nproc)
     if device == "cuda":
         count = machine.cuda["count"]
         if options.nnodes == 1 and nproc > count:
-            raise RequirementUnmet(
-                f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}", f"{nproc} GPUs"
+            unmet.append(
+                RequirementUnmet(
+                    f"{exp.id}: --nproc {nproc} needs {nproc} GPUs; this machine has {count}", f"{nproc} GPUs"
+                )
             )
-        if req.min_gpu_memory_gb:
+        elif req.min_gpu_memory_gb:
             have = min(machine.cuda["memory_gb"][:nproc] or [0.0])
             if have < req.min_gpu_memory_gb:
-                raise RequirementUnmet(
-                    f"{exp.id}: preset {options.preset!r} needs {req.min_gpu_memory_gb:g} GB of GPU memory; "
-                    f"the GPU has {have:.1f} GB",
-                    f"a GPU with {req.min_gpu_memory_gb:g} GB of memory",
+                unmet.append(
+                    RequirementUnmet(
+                        f"{exp.id}: preset {options.preset!r} needs {req.min_gpu_memory_gb:g} GB of GPU memory; "
+                        f"the GPU has {have:.1f} GB",
+                        f"a GPU with {req.min_gpu_memory_gb:g} GB of memory",
+                    )
                 )
+    elif req.device == "cuda" and unmet and unmet[-1].needs == "a CUDA GPU":
+        # name the whole requirement: "a CUDA GPU with 16 GB of memory", "4 CUDA GPUs"
+        gpus = f"{req.nproc} CUDA GPUs" if req.nproc > 1 else "a CUDA GPU"
+        memory = f" with {req.min_gpu_memory_gb:g} GB of memory" if req.min_gpu_memory_gb else ""
+        unmet[-1].needs = f"{gpus}{memory}"
     if req.triton:
         from repro.environment import triton_available
 
         if not triton_available():
-            raise RequirementUnmet(
-                f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')",
-                "the triton package",
+            unmet.append(
+                RequirementUnmet(
+                    f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')",
+                    "the triton package",
+                )
             )
+    inputs = {}
+    for exc_or_path in _check_inputs(exp.id, options, req):
+        if isinstance(exc_or_path, RequirementUnmet):
+            unmet.append(exc_or_path)
+        else:
+            inputs[exc_or_path[0]] = exc_or_path[1]
+    if unmet:
+        if len(unmet) == 1:
+            raise unmet[0]
+        reasons = [unmet[0].args[0]] + [str(u.args[0]).removeprefix(f"{exp.id}: ") for u in unmet[1:]]
+        raise RequirementUnmet("; ".join(reasons), " and ".join(u.needs for u in unmet if u.needs))
     return PlannedRun(
         experiment=exp.id,
         claims=list(t.claims),
@@ -421,7 +456,41 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
         control=getattr(t, "control", None),
         scale=exp.scale_of(options.preset),
         claim_spec=dict(t.claim_spec or {}),
+        inputs=inputs,
     )
+
+
+def _check_inputs(exp_id: str, options: RunOptions, req: registry.Requirements) -> list[Any]:
+    """For each named input of the preset: ``(name, path)`` when it is given and holds what
+    its form asks for, else a RequirementUnmet naming what to get or what is wrong."""
+    if not req.inputs:
+        return []
+    from repro.inputs import InputProblem, declared, validate
+
+    specs = declared()
+    out: list[Any] = []
+    for name in req.inputs:
+        spec = specs.get(name)
+        if spec is None:
+            out.append(RequirementUnmet(f"{exp_id}: needs the undeclared input {name!r}", f"the input {name}"))
+            continue
+        path = options.inputs.get(name)
+        if path is None:
+            out.append(
+                RequirementUnmet(
+                    f"{exp_id}: preset {options.preset!r} needs the input {name} ({spec.description}); "
+                    f"name its path in .paperkb/inputs.yaml or with --input {name}=PATH",
+                    spec.needs(),
+                )
+            )
+            continue
+        try:
+            validate(spec, path)
+        except InputProblem as exc:
+            out.append(RequirementUnmet(f"{exp_id}: {exc}", f"a valid input {name} ({exc})"))
+            continue
+        out.append((name, path))
+    return out
 
 
 def _choose_device(exp_id: str, options: RunOptions, req: registry.Requirements, machine: Any) -> str:
@@ -666,6 +735,7 @@ def execute(
     from repro.provenance import experiment_source
 
     monitor = monitor or Monitor()
+    inputs = _fingerprint_inputs(planned, tracker)  # before any run is recorded: a vanished file stops here
     environment, diff = capture(argv)
     batch = uuid.uuid4().hex[:12]
     runs = [
@@ -689,6 +759,9 @@ def execute(
         )
         for p in planned
     ]
+    for run, recorded in zip(runs, inputs):
+        if recorded:
+            tracker.update_environment(run.id, {"inputs": recorded})
     monitor.queued(runs)
     done: list[Run] = []
     for i, (p, run) in enumerate(zip(planned, runs)):
@@ -699,6 +772,26 @@ def execute(
                 tracker.finish(rest.id, INTERRUPTED, error="interrupted before it started (Ctrl-C)")
             raise
     return done
+
+
+def _fingerprint_inputs(planned: list[PlannedRun], tracker: Tracker) -> list[dict[str, Any]]:
+    """Each planned run's inputs with their fingerprints (hashed once, then cached), so that
+    two runs on different weights never look alike."""
+    from repro.inputs import InputProblem, record
+
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    out = []
+    for p in planned:
+        recorded = {}
+        for name, path in p.inputs.items():
+            if (name, path) not in done:
+                try:
+                    done[(name, path)] = record([name], {name: path}, tracker.home)[name]
+                except (InputProblem, OSError) as exc:
+                    raise PaperkbError(f"{p.experiment}: input {name}: {exc}") from None
+            recorded[name] = done[(name, path)]
+        out.append(recorded)
+    return out
 
 
 def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: MonitorLike) -> Run:
@@ -757,6 +850,7 @@ def _prepare_run_dir(p: PlannedRun, run: Run, tracker: Tracker, diff: str, run_d
         "control": p.control,
         "scale": p.scale,
         "expect": (p.claim_spec or {}).get("expect") or [],
+        "inputs": p.inputs,
     }
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2, default=str), encoding="utf-8")

@@ -221,6 +221,7 @@ def run(spec: dict[str, Any]) -> int:
             world_size=world,
             control=control,
             scale=scale,
+            inputs=spec.get("inputs") or {},
         )
         result = exp.fn(ctx)
         if not isinstance(result, Result):

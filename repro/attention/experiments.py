@@ -1011,7 +1011,13 @@ def block_sparse_speed(ctx):
         Param("warmup_steps", int, 1, "steps not timed"),
         Param("lr", float, 1e-3, "AdamW learning rate"),
         Param("impl", str, "tiled", "FlashAttention implementation", choices=("tiled", "triton")),
-        Param("baseline", str, "naive", "standard attention", choices=("naive", "sdpa")),
+        Param(
+            "baseline",
+            str,
+            "naive",
+            "standard attention: ours (naive, sdpa) or Hugging Face's GPT-2 (hf, the paper's baseline)",
+            choices=("naive", "sdpa", "hf"),
+        ),
         Param("dtype", str, "float32", "training dtype (autocast)", choices=("float32", "bfloat16")),
         Param("loss_tolerance", float, 1e-4, "largest allowed |loss difference| at any compared step"),
         Param("compared_steps", int, 0, "steps whose losses are compared (0: all); bf16 runs drift apart slowly"),
@@ -1065,11 +1071,15 @@ def gpt2_end_to_end(ctx):
         n_layer=p["n_layer"],
         n_head=p["n_head"],
         n_embd=p["n_embd"],
-        attn_impl=p["baseline"],
+        attn_impl="naive" if p["baseline"] == "hf" else p["baseline"],
     )
     base = GPT(cfg).to(device)
     other = copy.deepcopy(base)  # the same weights; its config object is its own (shared by its blocks)
     other.set_attention(p["impl"], "causal-off" if ctx.control == "impl-causal-off" else None)
+    if p["baseline"] == "hf":  # transformers' GPT-2 with the same weights
+        from .hf_gpt2 import HFGPT2
+
+        base = HFGPT2(base)
     data = batches(vault_bytes(), p["steps"], p["batch"], p["seq"], ctx.seed)
     with torch_threads(1 if device == "cpu" else 0):
         runs = {}

@@ -322,14 +322,18 @@ def _kv_cache_decode(ctx):
     import torch
 
     from repro.llama.model import Transformer
+    from repro.llama.paper import checkpoint_model, synchronize
 
     p = ctx.params
     torch.manual_seed(ctx.seed)
     total = p["prompt_len"] + p["new_tokens"]
-    model = Transformer(
-        _tiny_args(p["dim"], p["n_layers"], p["n_heads"], p["n_kv_heads"], p["vocab_size"], total)
-    ).eval()
-    prompt = torch.randint(0, p["vocab_size"], (1, p["prompt_len"]))
+    model = checkpoint_model(ctx)  # the paper preset: Meta's 7B weights in our model
+    if model is None:
+        model = Transformer(
+            _tiny_args(p["dim"], p["n_layers"], p["n_heads"], p["n_kv_heads"], p["vocab_size"], total)
+        ).eval()
+    device = next(model.parameters()).device
+    prompt = torch.randint(0, model.params.vocab_size, (1, p["prompt_len"]), device=device)
     with torch.inference_mode():
         # cached: prefill once, then one token per step
         cache = model.new_cache(1, total)
@@ -344,12 +348,14 @@ def _kv_cache_decode(ctx):
             tokens = torch.cat([tokens, nxt], dim=1)
             logits = model(nxt, pos, cache)[:, -1]
             cached_logits.append(logits)
+        synchronize(device)
         t_cached = (time.perf_counter() - t0) / max(1, p["new_tokens"] - 1)
         # recompute: the same tokens, the whole prefix through the model at every step
         recomputed = []
         t0 = time.perf_counter()
         for cur in range(p["prompt_len"], total):
             recomputed.append(model(tokens[:, :cur], 0, None, last_only=True)[:, -1])
+        synchronize(device)
         t_full = (time.perf_counter() - t0) / p["new_tokens"]
     a, b = torch.cat(cached_logits), torch.cat(recomputed)
     err = (a - b).abs().max().item()

@@ -1,0 +1,131 @@
+"""Benchmark claims through lm-evaluation-harness, with our Llama as the harness's model.
+
+``llama/lm-eval`` runs one lm-eval task (a local task folder: input ``lm-eval-tasks``) on
+a checkpoint twice: through our implementation (:class:`repro.evaluation.lm.PaperkbLlama`)
+and through transformers' ``LlamaForCausalLM`` (lm-eval's own ``hf`` model, the reference).
+The harness builds the prompts and computes the metrics; the check is that our model
+gives the same log-likelihood to every answer choice as the reference (so the score is
+our implementation's), and a claim's ``expect::`` judges the score itself (``acc``,
+``acc_norm``, ``exact_match`` ... as the harness names them). The paper's setting (Llama 2
+Table 3: MMLU 5-shot, ...) is the ``paper`` preset on Meta's 7B weights; the task and
+shot count come from the claim's ``params::``.
+
+Declaration module: no torch or lm-eval import at module level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repro.registry import Control, Param, Preset, Requirements, experiment
+
+
+@experiment(
+    "llama/lm-eval",
+    "a benchmark task through lm-evaluation-harness on a local checkpoint: our Llama's log-likelihoods equal "
+    "transformers' on every answer choice, and the harness's score is recorded for the claim's expectation",
+    params=[
+        Param("task", str, "paperkb_letters", "lm-eval task name, from the lm-eval-tasks folder"),
+        Param("num_fewshot", int, 0, "few-shot examples (the paper's: MMLU 5, ARC 0, ...)"),
+        Param("limit", int, 0, "documents to evaluate (0: all)"),
+        Param("batch_size", int, 8, "requests per forward pass"),
+        Param("tolerance", float, 1e-3, "largest |log-likelihood difference| allowed between ours and transformers'"),
+    ],
+    presets={
+        "smoke": Preset(
+            requires=Requirements(inputs=("eval-checkpoint", "lm-eval-tasks")),
+            description="any small HF Llama checkpoint on the CPU (a toy one will do)",
+        ),
+        "full": Preset(
+            requires=Requirements(inputs=("eval-checkpoint", "lm-eval-tasks")),
+            description="as smoke: the scale is the checkpoint's",
+        ),
+        "paper": Preset(
+            requires=Requirements(device="cuda", min_gpu_memory_gb=40, inputs=("llama-2-7b", "lm-eval-tasks")),
+            description="Meta's Llama 2 7B weights in fp32 on one GPU (ours, then transformers'), the claim's task "
+            "and shot count",
+            timeout_s=6 * 3600,
+        ),
+    },
+    controls=[Control("no-rope", "our model with its rotary position embeddings switched off")],
+)
+def lm_eval_benchmark(ctx):
+    import torch
+
+    from repro.evaluation.harness import evaluate
+    from repro.evaluation.lm import PaperkbLlama
+    from repro.llama.chat import load_checkpoint
+
+    p = ctx.params
+    checkpoint = ctx.inputs.get("llama-2-7b") or ctx.inputs["eval-checkpoint"]
+    tasks = ctx.inputs["lm-eval-tasks"]
+    if not (Path(checkpoint) / "config.json").is_file():
+        from paperkb.errors import PaperkbError
+
+        raise PaperkbError(
+            f"{checkpoint}: transformers' reference needs the Hugging Face layout (config.json + safetensors); "
+            "convert Meta's layout with transformers' convert_llama_weights_to_hf script"
+        )
+    limit = p["limit"] or None
+    cache = Path(ctx.run_dir) / "hf-datasets-cache" if ctx.run_dir is not None else None
+    model, tokenizer = load_checkpoint(checkpoint, device=ctx.device)
+    model = model.float().eval()
+    if ctx.control == "no-rope":
+        model.freqs_cis = torch.ones_like(model._freqs(next(model.parameters()).device))
+    ours, our_lls = evaluate(
+        PaperkbLlama(model, tokenizer, batch_size=p["batch_size"]),
+        p["task"],
+        tasks,
+        num_fewshot=p["num_fewshot"],
+        limit=limit,
+        seed=ctx.seed,
+        cache_dir=cache,
+    )
+    del model
+    for name, value in ours.items():
+        if name != "sample_len":
+            ctx.log_metric(name, value)
+    ctx.log_metric("documents", len(our_lls))
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in ours.items() if k != "sample_len")
+    from lm_eval.models.huggingface import HFLM
+
+    if ctx.device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    reference = HFLM(pretrained=str(checkpoint), device=ctx.device, dtype="float32", batch_size=p["batch_size"])
+    theirs, ref_lls = evaluate(
+        reference, p["task"], tasks, num_fewshot=p["num_fewshot"], limit=limit, seed=ctx.seed, cache_dir=cache
+    )
+    for name, value in theirs.items():
+        if name != "sample_len":
+            ctx.log_metric(f"{name}_reference", value)
+    diff = _largest_difference(our_lls, ref_lls)
+    ctx.log_metric("max_abs_loglikelihood_diff", diff)
+    ctx.check(
+        "max_abs_loglikelihood_diff",
+        diff,
+        "<=",
+        p["tolerance"],
+        "our Llama gives every answer choice the log-likelihood transformers' gives it, under the same harness",
+    )
+    for name in sorted(set(ours) & set(theirs) - {"sample_len"}):
+        ctx.check(
+            f"{name}_reference",
+            theirs[name],
+            ">=",
+            0.0,
+            f"transformers' {name} on the same checkpoint (a reference figure)",
+            evidence="reference",
+        )
+    return ctx.result(f"{p['task']} ({p['num_fewshot']}-shot): {summary}; largest log-likelihood gap {diff:.2e}")
+
+
+def _largest_difference(ours: list[list[float]], theirs: list[list[float]]) -> float:
+    """max |ours - theirs| over every document and choice; inf when they do not line up."""
+    if len(ours) != len(theirs) or not ours:
+        return float("inf")
+    worst = 0.0
+    for a, b in zip(ours, theirs):
+        if len(a) != len(b):
+            return float("inf")
+        worst = max([worst, *(abs(x - y) for x, y in zip(a, b))])
+    return worst
