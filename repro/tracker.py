@@ -36,8 +36,10 @@ QUEUED, RUNNING = "queued", "running"
 PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT = "passed", "failed", "error", "interrupted", "timeout"
 # Not run: the preset needs what this machine lacks; ``needs`` says what (e.g. "a CUDA GPU").
 SKIPPED = "skipped"
-STATUSES = (QUEUED, RUNNING, PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED)
-FINISHED = frozenset({PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED})
+# Ended on purpose before it finished (``paperkb runs cancel``: a cluster job cancelled with scancel).
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, RUNNING, PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED, CANCELLED)
+FINISHED = frozenset({PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED, CANCELLED})
 
 BUSY_TIMEOUT_MS = 60_000
 HEARTBEAT_EVERY_S = 2.0
@@ -431,8 +433,11 @@ class Tracker:
         """
         host = _hostname()
         now = time.time()
+        # A run submitted to Slurm (repro.slurm) lives without a watcher: Slurm's own state decides it.
         rows = self.conn.execute(
-            "SELECT id, host, pid, heartbeat, created, status FROM runs WHERE status IN (?, ?)", (RUNNING, QUEUED)
+            "SELECT id, host, pid, heartbeat, created, status FROM runs WHERE status IN (?, ?)"
+            " AND json_extract(environment, '$.slurm.job_id') IS NULL",
+            (RUNNING, QUEUED),
         ).fetchall()
         reaped = []
         for r in rows:
