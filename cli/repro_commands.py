@@ -463,8 +463,15 @@ def _run_on_slurm(vault: Path, resolved: list, options, launch, fmt: str, contro
     (or return at once with --detach). Ctrl-C stops following; the jobs keep running."""
     from cli.output import clean
     from repro import slurm
-    from repro.runner import LogMonitor, MonitorGroup, MonitorLike, batch_summary, exit_code, plan_runs
-    from repro.runner import refuse_if_nothing_runs
+    from repro.runner import (
+        LogMonitor,
+        MonitorGroup,
+        MonitorLike,
+        batch_summary,
+        exit_code,
+        plan_runs,
+        refuse_if_nothing_runs,
+    )
     from repro.tracker import Tracker
 
     profiles = slurm.load_profiles(vault)
@@ -475,7 +482,9 @@ def _run_on_slurm(vault: Path, resolved: list, options, launch, fmt: str, contro
     refuse_if_nothing_runs(planned, skipped)
     console = _console(stderr=fmt == "json")
     for s in skipped:
-        console.print(f"[yellow]skipped[/]     {_esc(s.reason)} (--on slurm: ask for GPUs with --gpus N)", soft_wrap=True)
+        console.print(
+            f"[yellow]skipped[/]     {_esc(s.reason)} (--on slurm: ask for GPUs with --gpus N)", soft_wrap=True
+        )
     with Tracker(vault) as tracker:
         runs = slurm.submit(planned, tracker, chosen, launch, argv=["paperkb", *sys.argv[1:]])
         for r in runs:

@@ -52,8 +52,10 @@ FORGOTTEN_GRACE_S = 60.0  # a job Slurm does not know yet (or any more) and that
 # Slurm job states (squeue/scontrol/sacct), and what a run records for each final one.
 WAITING_STATES = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "RESIZING", "SUSPENDED"}
 ACTIVE_STATES = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "STOPPED"}
+# A job cancelled outside paperkb (scancel by hand or by an administrator, a signal sent to
+# it) was interrupted: `cancelled` is what `paperkb runs cancel` records itself.
 _ENDED_AS = {
-    "CANCELLED": CANCELLED,
+    "CANCELLED": INTERRUPTED,
     "TIMEOUT": TIMEOUT,
     "NODE_FAIL": INTERRUPTED,
     "PREEMPTED": INTERRUPTED,
@@ -272,7 +274,9 @@ def time_minutes(text: str) -> int:
     else:
         m = _TIME.match(t)
         if not m:
-            raise UsageError(f"time limit {text!r}: give minutes, HH:MM:SS or D-HH:MM:SS (e.g. 90, 1:30:00, 2-00:00:00)")
+            raise UsageError(
+                f"time limit {text!r}: give minutes, HH:MM:SS or D-HH:MM:SS (e.g. 90, 1:30:00, 2-00:00:00)"
+            )
         days, a, b, c = (int(x) if x else None for x in m.groups())
         if b is None and days is None:  # "90": minutes, as sbatch reads it
             minutes = a or 0
@@ -451,7 +455,9 @@ def _scontrol(job_id: str) -> JobInfo | None:
 
 def _sacct(job_id: str) -> JobInfo | None:
     """The accounting record (needs slurmdbd); None where accounting is off."""
-    out = _call(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State,Reason,NodeList,ExitCode,Submit,Start,End"])
+    out = _call(
+        ["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State,Reason,NodeList,ExitCode,Submit,Start,End"]
+    )
     for line in (out or "").splitlines():
         parts = line.split("|")
         if len(parts) == 8 and parts[0] == job_id:
@@ -522,11 +528,14 @@ def submit(
         preset = registry.get(p.experiment).presets[p.preset]
         params = job_parameters(p, profile, options, preset_timeout_s=p.timeout_s or preset.timeout_s)
         spec_path, _ = _prepare_run_dir(p, run, tracker, diff, tracker.run_dir(run.id))
-        groups.setdefault(json.dumps(params, sort_keys=True), []).append((spec_path, run, params))
+        key = json.dumps({k: v for k, v in params.items() if k != "job_name"}, sort_keys=True)
+        groups.setdefault(key, []).append((spec_path, run, params))
     parallel = options.max_parallel or profile.max_parallel
     folder = tracker.home / "slurm" / "%j"
     for members in groups.values():
         params = dict(members[0][2])
+        if len(members) > 1:
+            params["job_name"] = "paperkb-array"
         if parallel:
             params["array_parallelism"] = parallel
         executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES, python=profile.python)
@@ -755,7 +764,9 @@ def follow(
                 continue
             for ev in readers[run_id].read():
                 if ev.get("type") == "progress":
-                    watcher.progress(run, float(ev.get("done") or 0), float(ev.get("total") or 0), str(ev.get("message") or ""))
+                    watcher.progress(
+                        run, float(ev.get("done") or 0), float(ev.get("total") or 0), str(ev.get("message") or "")
+                    )
                 elif ev.get("type") == "metric" and ev.get("name") is not None:
                     watcher.metric(run, {k: ev.get(k) for k in ("name", "value", "step", "time", "rank")})
         if left:
