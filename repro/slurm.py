@@ -492,11 +492,14 @@ def submit(
     Slurm job id under ``environment["slurm"]``). Runs that ask for the same resources go
     into one job array, at most ``--max-parallel`` (or the profile's) of them at once.
     A refusal by sbatch marks the runs ``error`` and raises one line."""
-    import submitit
+    try:
+        import submitit
 
+        from repro.slurm_job import ClusterJob
+    except ImportError:
+        raise PaperkbError("--on slurm needs submitit: pip install 'paperkb[cluster]'") from None
     from repro.environment import capture
     from repro.runner import _prepare_run_dir
-    from repro.slurm_job import ClusterJob
 
     if not slurm_available():
         raise PaperkbError("--on slurm: sbatch and squeue are not on PATH (is this a Slurm login node?)")
@@ -709,7 +712,7 @@ def _status_of(info: JobInfo, outcome: Any, run_dir: Path) -> tuple[str, str | N
     if status is None:
         status = ERROR
     signal_no = _exit_signal(info.exit_code)
-    if status == ERROR and signal_no:
+    if info.state == "FAILED" and signal_no:  # a signal, not the experiment, ended it
         status = INTERRUPTED
         said += f", killed by signal {signal_no}"
     detail = outcome.error or ""

@@ -37,7 +37,8 @@ title: A Paper
 ^paper-raise
 """
 
-pytestmark = pytest.mark.slow
+# one worker runs them all (CI: pytest -n 2 --dist loadgroup), on one cluster
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 
 def paperkb(vault: Path, *args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
