@@ -820,6 +820,8 @@ def describe(run: Run) -> str:
         text += f" pending ({s['reason']})"
     elif s.get("nodes"):
         text += f" on {s['nodes']}"
+    if run.started is not None and s.get("submitted"):
+        text += f", queued {max(0.0, run.started - float(s['submitted'])):.0f}s"
     restarts = int(s.get("restarts") or 0)
     if restarts:
         text += f", {restarts + 1} attempts"

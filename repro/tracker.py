@@ -608,4 +608,19 @@ def environment_summary(env: dict[str, Any]) -> list[tuple[str, Any]]:
         ("ram", f"{ram / 2**30:.1f} GiB" if ram else "-"),
         ("host", machine.get("host")),
         ("packages", f"{len(env.get('packages') or {})} recorded (--format json lists them)"),
+    ] + _slurm_summary(env.get("slurm"))
+
+
+def _slurm_summary(slurm: Any) -> list[tuple[str, Any]]:
+    """A cluster run's job (``repro.slurm``): cluster, job id, nodes, state, attempts."""
+    if not isinstance(slurm, dict) or not slurm.get("job_id"):
+        return []
+    attempts = len(slurm.get("attempts") or []) or 1
+    where = f" on {slurm['nodes']}" if slurm.get("nodes") else ""
+    return [
+        (
+            "slurm",
+            f"job {slurm['job_id']} ({slurm.get('cluster') or '-'}){where}, {slurm.get('state', '-')}, "
+            f"{attempts} attempt{'s' if attempts != 1 else ''}",
+        )
     ]

@@ -30,15 +30,18 @@ install_missing() {
 stop_cluster() {
     local dir=$1
     [[ -f $dir/pids ]] || return 0
-    # slurmd first (it ends the job steps it runs), then the controller, then munge.
-    for name in slurmd slurmctld munged; do
-        local pid
-        pid=$(awk -v n="$name" '$1 == n {print $2}' "$dir/pids")
-        [[ -n $pid ]] || continue
-        kill "$pid" 2>/dev/null || continue
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
+    # only the pids this script wrote (munged, slurmctld, slurmd), all at once; SIGKILL after 5 s
+    local pids=() pid
+    for pid in $(awk '{print $2}' "$dir/pids"); do
+        kill "$pid" 2>/dev/null && pids+=("$pid")
     done
+    for _ in $(seq 50); do
+        local alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     rm -f "$dir/pids"
 }
 

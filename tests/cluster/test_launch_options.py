@@ -11,7 +11,7 @@ import pytest
 from paperkb.errors import PaperkbError, UsageError
 from repro import slurm
 from repro.runner import PlannedRun, RunOptions, Target, _Outcome, plan_runs
-from repro.tracker import ERROR, INTERRUPTED, PASSED, QUEUED, TIMEOUT, Tracker
+from repro.tracker import ERROR, INTERRUPTED, PASSED, QUEUED, TIMEOUT, Tracker, environment_summary
 
 LAUNCH = """\
 default: gpu
@@ -226,6 +226,9 @@ def test_a_submitted_run_is_not_reaped_and_a_local_one_cannot_be_cancelled(tmp_p
         assert tracker.reap_stale() == [local.id]
         assert tracker.get(queued.id).status == QUEUED
         assert slurm.describe(tracker.get(queued.id)) == "slurm 17"
+        tracker.update_environment(queued.id, {"slurm": {"job_id": "17", "cluster": "c", "nodes": "n1", "state": "X"}})
+        assert ("slurm", "job 17 (c) on n1, X, 1 attempt") in environment_summary(tracker.get(queued.id).environment)
+        assert not [k for k, _ in environment_summary(tracker.get(local.id).environment) if k == "slurm"]
         with pytest.raises(PaperkbError, match="did not run on Slurm"):
             slurm.cancel(tracker, [local.id])
 
