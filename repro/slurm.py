@@ -664,7 +664,24 @@ def _has_result(tracker: Tracker, run: Run) -> bool:
 
 def ingest(tracker: Tracker, run: Run, info: JobInfo, *, status: str | None = None, reason: str | None = None) -> Run:
     """Record a run whose job ended: its metrics, artifacts and result from the run folder,
-    its status from the worker's result and Slurm's final state, each attempt."""
+    its status from the worker's result and Slurm's final state, each attempt.
+
+    Once only: a ``run --on slurm`` that waits and a ``paperkb runs`` in another shell may
+    both see the job end; a lock on the run folder lets the first record it and the other
+    find it recorded."""
+    import fcntl
+
+    run_dir = tracker.run_dir(run.id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".ingest.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = tracker.get(run.id)
+        if current.finished:
+            return current
+        return _ingest(tracker, current, info, status, reason)
+
+
+def _ingest(tracker: Tracker, run: Run, info: JobInfo, status: str | None, reason: str | None) -> Run:
     from repro.runner import Monitor, _consume, _EventReader, _finish, _Outcome
 
     run_dir = tracker.run_dir(run.id)

@@ -248,3 +248,24 @@ def test_cli_refuses_bad_launch_options_before_anything_runs(tmp_path):
         result = runner.invoke(app, ["--vault", str(tmp_path), "run", "transformer/param-count", *args])
         assert result.exit_code == 2 and words in result.output, result.output
     assert not (Path(tmp_path) / ".paperkb" / "runs.db").exists()
+
+
+def test_a_finished_job_is_ingested_once(tmp_path):
+    import json
+
+    with Tracker(tmp_path) as tracker:
+        run = tracker.create_run("x", preset="smoke", params={})
+        tracker.update_environment(run.id, {"slurm": {"job_id": "5", "submitted": 0}})
+        events = [
+            {"type": "attempt", "attempt": 1, "slurm": {"job_id": "5", "cluster": "c", "nodes": "n1"}},
+            {"type": "metric", "name": "loss", "value": 0.5, "step": 1},
+            {"type": "result", "result": {"verdict": "supported", "checks": [], "summary": "ok"}},
+        ]
+        (tracker.run_dir(run.id) / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        info = slurm.JobInfo("5", "COMPLETED", nodes="n1", exit_code="0:0")
+        first = slurm.ingest(tracker, tracker.get(run.id), info)
+        again = slurm.ingest(tracker, tracker.get(run.id), info)  # e.g. `paperkb runs` in another shell
+        assert first.status == again.status == PASSED and first.summary == "ok"
+        assert [m["value"] for m in tracker.metrics(run.id)] == [0.5]
+        env = tracker.get(run.id).environment["slurm"]
+        assert env["cluster"] == "c" and env["attempts"][0]["nodes"] == "n1" and env["state"] == "COMPLETED"
