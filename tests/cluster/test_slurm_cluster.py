@@ -26,8 +26,8 @@ title: A Paper
 
 ^paper-loss
 
-> [!claim] The sum over ranks is right.
-> experiment:: test/allreduce
+> [!claim] Data-parallel training follows the one-process loss curve.
+> experiment:: test/ddp-loss
 
 ^paper-sum
 
@@ -121,7 +121,7 @@ def test_all_claims_as_one_throttled_array_with_two_processes_job(slurm_env, vau
     runs = {r["experiment"]: r for r in json.loads(done.stdout)}
     assert {e: r["status"] for e, r in runs.items()} == {
         "test/ok": "passed",
-        "test/allreduce": "passed",
+        "test/ddp-loss": "passed",
         "test/raise": "error",
     }
     # the two one-process runs ask for the same resources: one array, throttled to 2 at once
@@ -130,12 +130,19 @@ def test_all_claims_as_one_throttled_array_with_two_processes_job(slurm_env, vau
     assert runs["test/ok"]["slurm"]["array_parallelism"] == 2
     shown = subprocess.run(["scontrol", "show", "job", ok], capture_output=True, text=True).stdout
     assert "ArrayTaskThrottle=2" in shown
-    # the two-process run: two srun tasks, torch.distributed's variables from Slurm, gloo
-    dist = runs["test/allreduce"]
-    assert dist["slurm"]["resources"]["ntasks_per_node"] == 2
+    # the two-process run: two srun tasks, torch.distributed's variables from Slurm, gloo; its
+    # loss curve is the one of a single process (run here, locally)
+    dist = runs["test/ddp-loss"]
+    assert dist["slurm"]["resources"]["ntasks_per_node"] == 2 and "2 processes" in dist["summary"]
     _, metrics = tracker_run(vault, dist["id"])
-    assert sorted(m["value"] for m in metrics if m["name"] == "rank_value") == [1.0, 2.0]
-    assert {m["value"] for m in metrics if m["name"] == "sum"} == {3.0}
+    two = [m["value"] for m in metrics if m["name"] == "loss" and m["rank"] == 0]
+    assert [m["value"] for m in metrics if m["name"] == "loss" and m["rank"] == 1] == pytest.approx(two, abs=1e-6)
+    local = paperkb(vault, "run", "test/ddp-loss", "--nproc", "1", "--format", "json", env=slurm_env)
+    assert local.returncode == 0, local.stderr
+    (one,) = json.loads(local.stdout)
+    assert "1 processes" in one["summary"]
+    _, metrics = tracker_run(vault, one["id"])
+    assert len(two) == 6 and [m["value"] for m in metrics if m["name"] == "loss"] == pytest.approx(two, rel=1e-5)
     assert "boom from test/raise" in (runs["test/raise"]["error"] or "")
 
 
