@@ -22,6 +22,8 @@ Resources come, in this order, from the command line (``--partition --gpus --nod
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -543,15 +545,17 @@ def submit(
             params["array_parallelism"] = parallel
         executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES, python=profile.python)
         executor.update_parameters(**params)
+        said = io.StringIO()  # submitit copies sbatch's stderr there; a refusal is said once, below
         try:
-            if len(members) == 1:
-                jobs = [executor.submit(ClusterJob(str(members[0][0])))]
-            else:
-                with executor.batch():
-                    pending = [executor.submit(ClusterJob(str(spec))) for spec, _, _ in members]
-                jobs = pending
+            with contextlib.redirect_stderr(said):
+                if len(members) == 1:
+                    jobs = [executor.submit(ClusterJob(str(members[0][0])))]
+                else:
+                    with executor.batch():
+                        pending = [executor.submit(ClusterJob(str(spec))) for spec, _, _ in members]
+                    jobs = pending
         except Exception as exc:  # sbatch's refusal (bad partition, account, time limit ...)
-            why = _sbatch_refusal(exc)
+            why = _sbatch_refusal(exc, said.getvalue())
             for _, run, _ in members:
                 tracker.finish(run.id, ERROR, error=f"sbatch refused the job: {why}")
             raise PaperkbError(f"sbatch refused the job: {why}") from None
@@ -572,13 +576,16 @@ def submit(
     return [tracker.get(r.id) for r in runs]
 
 
-def _sbatch_refusal(exc: BaseException) -> str:
-    text = str(getattr(exc, "stderr", "") or getattr(exc, "output", "") or exc)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    return (errors or lines or [type(exc).__name__])[-1][:300]
+def _sbatch_refusal(exc: BaseException, said: str = "") -> str:
+    """sbatch's own words (``invalid partition specified: gpu``), else the exception's."""
+    lines = [ln.strip() for ln in (said + "\n" + str(exc)).splitlines() if ln.strip()]
+    errors: list[str] = []
+    for ln in lines:
+        if "error" in ln.lower():
+            ln = ln.removeprefix("sbatch: error: ").removeprefix("sbatch: error:")
+            if ln not in errors:
+                errors.append(ln)
+    return "; ".join(errors or lines[-1:] or [type(exc).__name__])[:300]
 
 
 _CLUSTER: list[str | None] = []

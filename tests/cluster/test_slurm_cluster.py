@@ -229,3 +229,12 @@ def test_a_preempted_job_requeues_and_resumes_from_its_checkpoint(slurm_env, vau
     assert len(steps) <= 13  # at most the one step logged before its checkpoint was written
     assert "2 attempts" in paperkb(vault, "runs", env=slurm_env).stdout
     assert os.path.getsize(vault / ".paperkb" / "runs" / final[0]["id"] / "metrics.json") > 0
+
+
+def test_a_job_sbatch_refuses_is_one_line_and_recorded(slurm_env, vault):
+    done = paperkb(vault, "run", "test/ok", "--on", "slurm", "--partition", "nosuch", env=slurm_env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: sbatch refused the job:") and "partition" in line.lower()
+    (run,) = runs_json(vault, slurm_env)
+    assert run["status"] == "error" and run["slurm_job_id"] is None
