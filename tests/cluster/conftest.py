@@ -1,8 +1,9 @@
 """A real one-node Slurm for the cluster tests, started once per test session.
 
-``start_cluster.sh`` installs slurm-wlm and munge when they are missing (root and apt
-needed), starts munged, slurmctld and slurmd under a temporary folder on ports of their
-own, and stops exactly those daemons at the end. Where Slurm cannot be installed the
+``start_cluster.sh`` installs slurm-wlm and munge (and slurmdbd with MariaDB, for sacct)
+when they are missing (root and apt needed), starts munged, MariaDB, slurmdbd, slurmctld
+and slurmd under a temporary folder on ports of their own, and stops exactly those daemons
+at the end. Where Slurm cannot be installed the
 tests that need it are skipped with the reason; the unit tests of the sbatch options run
 everywhere.
 """
@@ -24,17 +25,25 @@ SCRIPT = HERE / "start_cluster.sh"
 EXPERIMENT_MODULES = "paperkb_test_experiments,cluster_test_experiments"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free now (all held open while chosen, so none repeats)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @pytest.fixture(scope="session")
 def slurm_conf(tmp_path_factory) -> Path:
     """Start the cluster (once); its slurm.conf. Skips when Slurm cannot be installed."""
     folder = tmp_path_factory.mktemp("slurm")
-    env = dict(os.environ, PAPERKB_SLURMCTLD_PORT=str(_free_port()), PAPERKB_SLURMD_PORT=str(_free_port()))
+    names = ("PAPERKB_SLURMCTLD_PORT", "PAPERKB_SLURMD_PORT", "PAPERKB_SLURMDBD_PORT", "PAPERKB_MARIADB_PORT")
+    ports = {name: str(port) for name, port in zip(names, _free_ports(len(names)))}
+    env = dict(os.environ, **ports)
     t0 = time.monotonic()
     done = subprocess.run(
         ["bash", str(SCRIPT), "start", str(folder)], capture_output=True, text=True, timeout=600, env=env

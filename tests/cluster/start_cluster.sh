@@ -1,30 +1,48 @@
 #!/usr/bin/env bash
 # A one-node Slurm for paperkb's cluster tests (and for trying `paperkb run --on slurm` here).
 #
-#   tests/cluster/start_cluster.sh start [DIR]   install what is missing (Debian: slurm-wlm, munge),
-#                                                write DIR/slurm.conf, start munged, slurmctld and slurmd,
-#                                                wait until the node is idle; print `export SLURM_CONF=...`
+#   tests/cluster/start_cluster.sh start [DIR]   install what is missing (Debian: slurm-wlm, munge; slurmdbd
+#                                                and mariadb-server for sacct), write DIR/slurm.conf, start
+#                                                munged, MariaDB, slurmdbd, slurmctld and slurmd, wait until
+#                                                the node is idle; print `export SLURM_CONF=...`
 #   tests/cluster/start_cluster.sh stop DIR      stop exactly the daemons that `start DIR` started (by pid)
 #
 # Everything lives under DIR (default: a new folder under /tmp): configuration, munge key and socket,
-# state, spool, logs and DIR/pids. The node offers this machine's real CPU count and memory.
+# database, state, spool, logs and DIR/pids. The node offers this machine's real CPU count and memory.
 # In a container there are no cgroups to use: ProctrackType=proctrack/linuxproc, TaskPlugin=task/none.
+# Accounting is optional (PAPERKB_SLURM_ACCOUNTING=0 leaves it out; without slurmdbd or MariaDB the
+# cluster starts without it, with a warning). Ports: PAPERKB_SLURMCTLD_PORT, PAPERKB_SLURMD_PORT,
+# PAPERKB_SLURMDBD_PORT, PAPERKB_MARIADB_PORT (defaults 16817-16820).
 # Needs root (munged --force and slurmd run as root). Use it as:
 #   eval "$(tests/cluster/start_cluster.sh start /tmp/paperkb-slurm)"
 set -euo pipefail
 
 die() { echo "start_cluster: $*" >&2; exit 1; }
 
+apt_install() {
+    [[ $(id -u) == 0 ]] || return 1
+    echo "start_cluster: installing $*" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 install_missing() {
-    local need=()
+    local need=() extra=()
     command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld)
     command -v slurmd >/dev/null 2>&1 || need+=(slurmd slurm-client)
     command -v munged >/dev/null 2>&1 || need+=(munge)
-    ((${#need[@]} == 0)) && return 0
-    [[ $(id -u) == 0 ]] || die "missing ${need[*]} and not root to install them"
-    echo "start_cluster: installing ${need[*]}" >&2
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null) ||
-        die "could not install ${need[*]}"
+    if ((${#need[@]})); then
+        [[ $(id -u) == 0 ]] || die "missing ${need[*]} and not root to install them"
+        apt_install "${need[@]}" || die "could not install ${need[*]}"
+    fi
+    # accounting (sacct) is optional: without it the cluster runs on squeue and scontrol alone
+    if [[ ${PAPERKB_SLURM_ACCOUNTING:-1} == 1 ]]; then
+        command -v slurmdbd >/dev/null 2>&1 || extra+=(slurmdbd)
+        command -v mariadbd >/dev/null 2>&1 || extra+=(mariadb-server)
+        if ((${#extra[@]})); then
+            apt_install "${extra[@]}" || echo "start_cluster: warning: could not install ${extra[*]}" >&2
+        fi
+    fi
+    return 0
 }
 
 stop_cluster() {
@@ -54,6 +72,50 @@ wait_for() {  # wait_for SECONDS what command...
     done
 }
 
+start_accounting() {  # start_accounting DIR DB_PORT DBD_PORT: MariaDB + slurmdbd, so that sacct answers
+    local dir=$1 db_port=$2 dbd_port=$3
+    command -v slurmdbd >/dev/null 2>&1 && command -v mariadbd >/dev/null 2>&1 || return 1
+    mkdir -p "$dir/db"
+    if [[ ! -d $dir/db/data/mysql ]]; then
+        mariadb-install-db --no-defaults --datadir="$dir/db/data" --user=root --skip-test-db \
+            >"$dir/log/mariadb-install.log" 2>&1 || return 1
+    fi
+    mariadbd --no-defaults --datadir="$dir/db/data" --socket="$dir/db/mariadb.sock" --port="$db_port" \
+        --bind-address=127.0.0.1 --user=root --pid-file="$dir/db/mariadb.pid" --log-error="$dir/log/mariadb.log" \
+        --skip-log-bin --innodb-buffer-pool-size=32M --innodb-log-file-size=8M </dev/null >/dev/null 2>&1 &
+    echo "mariadbd $!" >>"$dir/pids"
+    wait_for 60 mariadb mariadb --no-defaults --socket="$dir/db/mariadb.sock" -e "SELECT 1" || return 1
+    local password
+    password=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+    mariadb --no-defaults --socket="$dir/db/mariadb.sock" -e "
+        CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$password';
+        ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$password';
+        GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';" || return 1
+    (
+        umask 077
+        cat >"$dir/slurmdbd.conf" <<EOF
+AuthType=auth/munge
+AuthInfo=socket=$dir/munge/munge.socket
+DbdHost=localhost
+DbdPort=$dbd_port
+SlurmUser=root
+PidFile=$dir/slurmdbd.pid
+LogFile=$dir/log/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$db_port
+StorageUser=slurm
+StoragePass=$password
+StorageLoc=slurm_acct_db
+EOF
+    )
+    slurmdbd -D </dev/null >>"$dir/log/slurmdbd.out" 2>&1 &
+    echo "slurmdbd $!" >>"$dir/pids"
+    wait_for 30 slurmdbd sacctmgr -i list cluster || return 1  # sacctmgr talks to slurmdbd alone
+    sacctmgr -i add cluster paperkb-test >/dev/null 2>&1 || true
+    return 0
+}
+
 start_cluster() {
     local dir=$1
     install_missing
@@ -71,6 +133,7 @@ start_cluster() {
     mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
     # Ports of our own, so that a system Slurm (or another test cluster) does not answer.
     local ctld_port=${PAPERKB_SLURMCTLD_PORT:-16817} slurmd_port=${PAPERKB_SLURMD_PORT:-16818}
+    local dbd_port=${PAPERKB_SLURMDBD_PORT:-16819} db_port=${PAPERKB_MARIADB_PORT:-16820}
     cat >"$dir/slurm.conf" <<EOF
 # written by paperkb's tests/cluster/start_cluster.sh
 ClusterName=paperkb-test
@@ -92,7 +155,11 @@ SlurmdLogFile=$dir/log/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=$dbd_port
+# for the slurmdbd plugin this "password" is the munge socket to use
+AccountingStoragePass=$dir/munge/munge.socket
 JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/log/jobcomp.txt
 SchedulerType=sched/backfill
@@ -119,6 +186,14 @@ EOF
         </dev/null >/dev/null 2>>"$dir/log/munged.err" &
     echo "munged $!" >>"$dir/pids"
     wait_for 10 munge test -S "$dir/munge/munge.socket" || die "munged did not start (see $dir/log/munged.log)"
+    # Accounting (sacct) where slurmdbd and MariaDB are installed; without them, squeue and scontrol only.
+    local accounting="sacct through slurmdbd and MariaDB"
+    if [[ ${PAPERKB_SLURM_ACCOUNTING:-1} != 1 ]] || ! start_accounting "$dir" "$db_port" "$dbd_port"; then
+        accounting="no accounting"
+        [[ ${PAPERKB_SLURM_ACCOUNTING:-1} == 1 ]] && echo "start_cluster: warning: no accounting (see $dir/log)" >&2
+        sed -i -e 's|^AccountingStorageType=.*|AccountingStorageType=accounting_storage/none|' \
+            -e '/^AccountingStorage\(Host\|Port\|Pass\)=/d' "$dir/slurm.conf"
+    fi
     slurmctld -D -i -f "$dir/slurm.conf" </dev/null >>"$dir/log/slurmctld.out" 2>&1 &
     echo "slurmctld $!" >>"$dir/pids"
     wait_for 20 slurmctld scontrol ping || die "slurmctld did not answer (see $dir/log/slurmctld.log)"
@@ -128,7 +203,7 @@ EOF
     wait_for 30 slurmd idle || die "the node did not become idle (see $dir/log/slurmd.log): $(sinfo -h -N -o '%t %E')"
     local t1
     t1=$(date +%s.%N)
-    echo "start_cluster: one-node Slurm up in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s ($cpus CPUs, $mem_mb MB) under $dir" >&2
+    echo "start_cluster: one-node Slurm up in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s ($cpus CPUs, $mem_mb MB) under $dir, $accounting" >&2
     echo "export SLURM_CONF=$dir/slurm.conf"
 }
 

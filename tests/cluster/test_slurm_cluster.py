@@ -101,6 +101,12 @@ def test_smoke_run_passes_with_its_job_id_and_the_local_word(slurm_env, vault, t
     assert [a["attempt"] for a in slurm["attempts"]] == [1] and slurm["attempts"][0]["job_id"] == run["slurm_job_id"]
     assert [m["value"] for m in metrics if m["name"] == "loss"] == [2.0, 1.0, 0.5, 0.25, 0.125]
     assert (vault / ".paperkb" / "runs" / run["id"] / "metrics.json").is_file()
+    if "accounting_storage/slurmdbd" in Path(os.environ["SLURM_CONF"]).read_text():
+        # the accounting record (what refresh reads for jobs the controller has forgotten)
+        from repro.slurm import _sacct
+
+        record = wait_for("sacct to know the job", lambda: _sacct(run["slurm_job_id"]), 30)
+        assert record.state == "COMPLETED" and record.exit_code == "0:0" and record.nodes == slurm["nodes"]
     # the claim's word is the word of a local run of the same claim
     local = tmp_path / "local"
     local.mkdir()
