@@ -404,15 +404,18 @@ def _call(cmd: list[str]) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
-def job_states(job_ids: list[str]) -> dict[str, JobInfo]:
+def job_states(job_ids: list[str]) -> dict[str, JobInfo] | None:
     """Where Slurm says each job stands, by job id (``123`` or ``123_4`` for an array task).
-    A job Slurm no longer knows at all is left out."""
+    A job Slurm no longer knows at all is left out. None when the controller does not
+    answer (slurmctld down or restarting): nothing can be said about any job then."""
     wanted = set(job_ids)
     found: dict[str, JobInfo] = {}
     if not wanted:
         return found
     out = _call(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r|%N|%V|%S|%e"])
-    for line in (out or "").splitlines():
+    if out is None:
+        return None
+    for line in out.splitlines():
         parts = line.strip().split("|")
         if len(parts) == 7 and parts[0] in wanted:
             jid, st, reason, nodes, sub, start, end = parts
@@ -634,6 +637,8 @@ def refresh(
         return []
     watcher = watcher or Watcher()
     infos = job_states([slurm_of(r)["job_id"] for r in runs])
+    if infos is None:  # the controller does not answer: ask again later, decide nothing now
+        return []
     ended = []
     now = time.time() if now is None else now
     for run in runs:
