@@ -269,3 +269,16 @@ def test_a_finished_job_is_ingested_once(tmp_path):
         assert [m["value"] for m in tracker.metrics(run.id)] == [0.5]
         env = tracker.get(run.id).environment["slurm"]
         assert env["cluster"] == "c" and env["attempts"][0]["nodes"] == "n1" and env["state"] == "COMPLETED"
+
+
+@pytest.mark.skipif(not slurm.slurm_available(), reason="Slurm's commands are not installed")
+def test_when_squeue_fails_nothing_is_decided(tmp_path, monkeypatch):
+    conf = tmp_path / "slurm.conf"  # squeue refuses it at once, as it fails when slurmctld is down
+    conf.write_text("ClusterName=gone\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    with Tracker(tmp_path / "vault") as tracker:
+        run = tracker.create_run("x", preset="smoke", params={})
+        tracker.update_environment(run.id, {"slurm": {"job_id": "99", "submitted": 0}})  # long ago
+        assert slurm.job_states(["99"]) is None
+        assert slurm.refresh(tracker) == []
+        assert tracker.get(run.id).status == QUEUED  # not "forgotten": Slurm could not be asked
