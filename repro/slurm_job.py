@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -89,5 +90,20 @@ class ClusterJob(submitit.helpers.Checkpointable):
             )
         cmd = [sys.executable, "-m", "repro.worker", self.spec_path]
         with open(run_dir / "stdout.log", "ab") as out, open(run_dir / "stderr.log", "ab") as err:
-            proc = subprocess.run(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=run_dir, env=child_env)
+            proc = subprocess.run(
+                cmd,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=run_dir,
+                env=child_env,
+                preexec_fn=_ignore_requeue_signal,
+            )
         return proc.returncode
+
+
+def _ignore_requeue_signal() -> None:
+    """In the worker: Slurm sends SIGUSR2 to every process of the job before a time limit or
+    a preemption. It is submitit's cue (in this process) to requeue; the experiment goes on
+    until the requeue ends it, instead of dying half-way through writing a checkpoint."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
