@@ -156,7 +156,7 @@ def test_detach_then_runs_picks_up_the_result(slurm_env, vault):
     t0 = time.monotonic()
     done = paperkb(vault, "run", "test/ok", "--on", "slurm", "--detach", env=slurm_env)
     assert done.returncode == 0, done.stderr
-    assert "submitted" in done.stdout and time.monotonic() - t0 < 30
+    assert "submitted" in done.stdout and time.monotonic() - t0 < 60  # it did not wait for the job
     (run,) = runs_json(vault, slurm_env)
     assert run["status"] in ("queued", "running") and run["slurm_job_id"]
     # the submitting process is gone; a later `paperkb runs` asks Slurm and ingests the folder
