@@ -45,7 +45,8 @@ def _warn(message: str) -> None:
 
 
 def _reap(vault: Path) -> None:
-    """Mark orphaned runs interrupted, if this vault has a tracker at all."""
+    """Mark orphaned runs interrupted, if this vault has a tracker at all; bring runs
+    submitted to Slurm up to date (and record those that ended)."""
     from repro.tracker import Tracker
 
     tracker = Tracker.open_existing(vault)
@@ -53,6 +54,10 @@ def _reap(vault: Path) -> None:
         with tracker:
             for run_id in tracker.reap_stale():
                 _warn(f"run {run_id} was left running by a paperkb process that is gone; marked interrupted")
+            from repro.slurm import refresh, submitted_runs
+
+            if submitted_runs(tracker):
+                refresh(tracker)
 
 
 def _vault_claims(vault: Path) -> list:
@@ -72,6 +77,7 @@ def _status_style(word: str | None) -> str:
         "error": "red",
         "timeout": "red",
         "interrupted": "magenta",
+        "cancelled": "magenta",
         "running": "cyan",
         "queued": "dim",
         "unverified": "dim",
@@ -360,6 +366,18 @@ def run_cmd(
     fmt: str = typer.Option(
         "table", "--format", "-f", help="table (live progress) or json (the finished runs, for scripts)."
     ),
+    on: str = typer.Option("local", "--on", help="Where to run: local (this machine) or slurm (see docs/cluster.md)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="--on slurm: a profile of .paperkb/launch.yaml."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="--on slurm: the Slurm partition."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="--on slurm: GPUs per node (default: the preset's)."),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="--on slurm: nodes per job."),
+    time_limit: Optional[str] = typer.Option(
+        None, "--time", help="--on slurm: the job's time limit (minutes, HH:MM:SS or D-HH:MM:SS)."
+    ),
+    max_parallel: Optional[int] = typer.Option(
+        None, "--max-parallel", help="--on slurm: at most this many jobs of the array at once."
+    ),
+    detach: bool = typer.Option(False, "--detach", help="--on slurm: return after submitting; `paperkb runs` follows."),
 ) -> None:
     """Run the experiments behind claims, each in its own process, and record the results.
 
@@ -391,6 +409,8 @@ def run_cmd(
     Example: paperkb run --all --controls --preset smoke
 
     Example: paperkb run llama2-kv-cache --preset paper --input llama-2-7b=/models/Llama-2-7b-hf
+
+    Example: paperkb run --all --on slurm --preset smoke --max-parallel 2 --detach
     """
     from repro.inputs import load_inputs
     from repro.runner import (
@@ -422,6 +442,10 @@ def run_cmd(
         controls=controls,
         inputs=load_inputs(vault, input_items or []),
     )
+    if on != "local":
+        launch = _launch_options(on, profile, partition, gpus, nodes, time_limit, max_parallel, detach)
+        _run_on_slurm(vault, resolved, options, launch, fmt, controls=bool(control or controls))
+        return
     planned, skipped = plan_runs(resolved, options)
     _record_skipped(vault, skipped, preset)
     refuse_if_nothing_runs(planned, skipped)
@@ -431,6 +455,72 @@ def run_cmd(
     runs = _execute_live(vault, planned, console, fmt)
     console.print(batch_summary(runs, skipped), soft_wrap=True)
     code = _report_controls(runs, console) if control or controls else exit_code(runs)
+    if code:
+        raise typer.Exit(code)
+
+
+def _launch_options(on, profile, partition, gpus, nodes, time_limit, max_parallel, detach):
+    from kb.errors import UsageError
+    from repro.slurm import LaunchOptions, check_options
+
+    if on != "slurm":
+        raise UsageError(f"--on must be local or slurm; got {on!r}")
+    launch = LaunchOptions(profile, partition, gpus, nodes, time_limit, max_parallel, detach)
+    check_options(launch)
+    return launch
+
+
+def _run_on_slurm(vault: Path, resolved: list, options, launch, fmt: str, controls: bool) -> None:
+    """``run --on slurm``: plan against the job's resources, submit, then follow the jobs
+    (or return at once with --detach). Ctrl-C stops following; the jobs keep running."""
+    from cli.output import clean
+    from repro import slurm
+    from repro.runner import (
+        LogMonitor,
+        MonitorGroup,
+        MonitorLike,
+        batch_summary,
+        exit_code,
+        plan_runs,
+        refuse_if_nothing_runs,
+    )
+    from repro.tracker import Tracker
+
+    profiles = slurm.load_profiles(vault)
+    chosen = slurm.choose_profile(profiles, launch.profile, str(slurm.launch_file(vault)))
+    gpus = launch.gpus if launch.gpus is not None else chosen.gpus_per_node
+    planned, skipped = plan_runs(resolved, options, machine=slurm.ClusterMachine(gpus))
+    _record_skipped(vault, skipped, options.preset)
+    refuse_if_nothing_runs(planned, skipped)
+    console = _console(stderr=fmt == "json")
+    for s in skipped:
+        console.print(
+            f"[yellow]skipped[/]     {_esc(s.reason)} (--on slurm: ask for GPUs with --gpus N)", soft_wrap=True
+        )
+    with Tracker(vault) as tracker:
+        runs = slurm.submit(planned, tracker, chosen, launch, argv=["paperkb", *sys.argv[1:]])
+        for r in runs:
+            console.print(f"submitted   {_esc(run_label(r))}  run {r.id}  {_esc(slurm.describe(r))}", soft_wrap=True)
+        if launch.detach:
+            if fmt == "json":
+                print_json([{**_brief(r), "slurm": slurm.slurm_of(r)} for r in runs])
+            console.print(f"{_count(len(runs), 'run')} submitted; `paperkb runs` follows them", soft_wrap=True)
+            return
+        live = _LiveMonitor(console)
+        monitor: MonitorLike = live
+        if not console.is_terminal:
+            monitor = MonitorGroup(live, LogMonitor(sys.stderr, clean=clean, finish_lines=not console.stderr))
+        try:
+            with live:
+                live.queued(runs)
+                runs = slurm.follow(tracker, runs, monitor)
+        except KeyboardInterrupt:
+            console.print("stopped following; the jobs keep running (`paperkb runs` picks up their results)")
+            raise typer.Exit(130) from None
+        if fmt == "json":
+            print_json([{**_brief(r), "error": r.error, "slurm": slurm.slurm_of(r)} for r in runs])
+    console.print(batch_summary(runs, skipped), soft_wrap=True)
+    code = _report_controls(runs, console) if controls else exit_code(runs)
     if code:
         raise typer.Exit(code)
 
@@ -558,6 +648,7 @@ def runs_cmd(
     if ctx.invoked_subcommand is not None:
         return
     from kb.errors import PaperkbError
+    from repro.slurm import describe as slurm_describe
     from repro.tracker import STATUSES
 
     if status is not None and status not in STATUSES:
@@ -601,6 +692,8 @@ def runs_cmd(
             special.append("claim params: " + ", ".join(f"{k}={v}" for k, v in r.claim_spec["params"].items()))
         if r.needs:
             special.append(f"needs {r.needs}")
+        if on_slurm := slurm_describe(r):
+            special.append(on_slurm)
         rows.append(
             {
                 "id": r.id,
@@ -672,7 +765,7 @@ def _brief(r) -> dict:
             "ended",
             "duration_s",
         )
-    }
+    } | {"slurm_job_id": ((d.get("environment") or {}).get("slurm") or {}).get("job_id")}
 
 
 @runs_app.command("show")
@@ -1013,4 +1106,23 @@ def register(app: typer.Typer) -> None:
     app.command("claims")(claims_cmd)
     app.command("run")(run_cmd)
     app.add_typer(runs_app, name="runs")
+    runs_app.command("cancel")(runs_cancel_cmd)
     app.command("status")(status_cmd)
+
+
+def runs_cancel_cmd(
+    ctx: typer.Context,
+    run_ids: list[str] = typer.Argument(..., metavar="RUN", help="Run ids (or unambiguous prefixes) to cancel."),
+) -> None:
+    """Cancel runs submitted to Slurm (scancel) and record them as cancelled.
+
+    Queued and running jobs alike; what a running job wrote so far (metrics, logs) is kept.
+
+    Example: paperkb runs cancel 20261207-131500-3fa9c1
+    """
+    from repro.slurm import cancel
+
+    tracker = _recorded_runs(ctx)
+    with tracker:
+        for run in cancel(tracker, run_ids):
+            print(f"cancelled   {run.id}  {run_label(run)}  (Slurm job {run.environment['slurm']['job_id']})")

@@ -36,8 +36,10 @@ QUEUED, RUNNING = "queued", "running"
 PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT = "passed", "failed", "error", "interrupted", "timeout"
 # Not run: the preset needs what this machine lacks; ``needs`` says what (e.g. "a CUDA GPU").
 SKIPPED = "skipped"
-STATUSES = (QUEUED, RUNNING, PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED)
-FINISHED = frozenset({PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED})
+# Ended on purpose before it finished (``paperkb runs cancel``: a cluster job cancelled with scancel).
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, RUNNING, PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED, CANCELLED)
+FINISHED = frozenset({PASSED, FAILED, ERROR, INTERRUPTED, TIMEOUT, SKIPPED, CANCELLED})
 
 BUSY_TIMEOUT_MS = 60_000
 HEARTBEAT_EVERY_S = 2.0
@@ -431,8 +433,11 @@ class Tracker:
         """
         host = _hostname()
         now = time.time()
+        # A run submitted to Slurm (repro.slurm) lives without a watcher: Slurm's own state decides it.
         rows = self.conn.execute(
-            "SELECT id, host, pid, heartbeat, created, status FROM runs WHERE status IN (?, ?)", (RUNNING, QUEUED)
+            "SELECT id, host, pid, heartbeat, created, status FROM runs WHERE status IN (?, ?)"
+            " AND json_extract(environment, '$.slurm.job_id') IS NULL",
+            (RUNNING, QUEUED),
         ).fetchall()
         reaped = []
         for r in rows:
@@ -603,7 +608,7 @@ def environment_summary(env: dict[str, Any]) -> list[tuple[str, Any]]:
     git, machine, torch = env.get("git") or {}, env.get("machine") or {}, env.get("torch") or {}
     devs = ", ".join(f"{x['name']} ({x['memory_bytes'] / 2**30:.0f} GiB)" for x in torch.get("devices", [])) or "cpu"
     ram = machine.get("ram_bytes")
-    return [
+    rows: list[tuple[str, Any]] = [
         ("git commit", f"{git.get('commit') or '-'}{' (dirty)' if git.get('dirty') else ''}"),
         ("python", (env.get("python") or {}).get("version")),
         ("torch", f"{torch.get('version', '-')} cuda {torch.get('cuda') or '-'} cudnn {torch.get('cudnn') or '-'}"),
@@ -612,4 +617,21 @@ def environment_summary(env: dict[str, Any]) -> list[tuple[str, Any]]:
         ("ram", f"{ram / 2**30:.1f} GiB" if ram else "-"),
         ("host", machine.get("host")),
         ("packages", f"{len(env.get('packages') or {})} recorded (--format json lists them)"),
-    ] + ([("experiment code", source_summary(env["experiment_source"]))] if env.get("experiment_source") else [])
+    ]
+    source = env.get("experiment_source")
+    return rows + ([("experiment code", source_summary(source))] if source else []) + _slurm_summary(env.get("slurm"))
+
+
+def _slurm_summary(slurm: Any) -> list[tuple[str, Any]]:
+    """A cluster run's job (``repro.slurm``): cluster, job id, nodes, state, attempts."""
+    if not isinstance(slurm, dict) or not slurm.get("job_id"):
+        return []
+    attempts = len(slurm.get("attempts") or []) or 1
+    where = f" on {slurm['nodes']}" if slurm.get("nodes") else ""
+    return [
+        (
+            "slurm",
+            f"job {slurm['job_id']} ({slurm.get('cluster') or '-'}){where}, {slurm.get('state', '-')}, "
+            f"{attempts} attempt{'s' if attempts != 1 else ''}",
+        )
+    ]
