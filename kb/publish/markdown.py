@@ -9,7 +9,9 @@ exactly as written. The frontmatter is kept (with a ``paperkb-export`` marker, s
 paperkb never reads the copy back as notes) or dropped.
 
 The folder layout of the vault is kept. As with the site, OUT must be empty or an earlier
-export (``.paperkb-markdown.json``), unless ``force``.
+export (``.paperkb-markdown.json``), unless ``force``; it is never the vault or inside it,
+and only files the manifest lists with unchanged bytes are replaced or removed
+(:mod:`kb.publish.outdir`).
 """
 
 from __future__ import annotations
@@ -17,19 +19,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from kb.errors import PaperkbError
+from kb.publish.outdir import check_export_folder, in_the_way, owned_hashes, remove_owned, write_owned
 from kb.publish.papers import EXPORT_MARKER
+from paperkb.files import read_regular, replace_file
 
 if TYPE_CHECKING:
     from kb.query.corpus import IndexCorpus
 
 MANIFEST = ".paperkb-markdown.json"
+ATTACHMENT_MAX_BYTES = 200_000_000  # a vault file larger than this is not copied
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _QUOTE_PREFIX = re.compile(r"((?:[ \t]*>[ \t]?)*)")
 _CODE_SPAN = re.compile(r"(`+)(?:.*?[^`])?\1(?!`)")
@@ -45,6 +49,7 @@ class MarkdownReport:
     notes: int = 0
     files: int = 0
     warnings: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # files in the way that paperkb did not write
 
 
 def _rel(from_path: str, to_path: str) -> str:
@@ -87,6 +92,9 @@ class _Converter:
         for p in list(self.files.values()):
             self.files.setdefault(p.rsplit("/", 1)[-1].casefold(), p)
         self.copied: set[str] = set()
+        self.owned: dict[str, str] = {}  # what the last export wrote (rel -> hash): all it may replace
+        self.hashes: dict[str, str] = {}  # what this export wrote
+        self.left: list[str] = []  # files in the way that paperkb did not write
         self.warnings: list[str] = []
         self._corpus: IndexCorpus | None = None  # built on the first note with a query
 
@@ -107,11 +115,16 @@ class _Converter:
             self.warnings.append(f"{src}: embed {target!r} refused: it leaves the vault")
             return None
         if rel not in self.copied:
-            dest = (self.out / rel).resolve()
-            if not dest.is_relative_to(self.out.resolve()):
+            try:
+                digest = write_owned(self.out, rel, read_regular(real, ATTACHMENT_MAX_BYTES), self.owned)
+            except PaperkbError as exc:
+                self.warnings.append(f"{src}: embed {target!r} not copied: {exc}")
                 return None
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(real, dest)
+            if digest is None:
+                self.warnings.append(in_the_way(rel, self.out))
+                self.left.append(rel)
+                return None
+            self.hashes[rel] = digest
             self.copied.add(rel)
         return rel
 
@@ -216,22 +229,13 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
     import yaml
 
     out = Path(out)
-    out_r = out.resolve()
-    if out_r == vault.root or vault.root.is_relative_to(out_r):
-        raise PaperkbError(f"{out} holds the vault: give an output folder of its own", exit_code=2)
-    if out_r.is_relative_to(vault.root) and not frontmatter:
-        raise PaperkbError(
-            f"{out} is inside the vault: without frontmatter the copies would be read back as "
-            "notes (keep the frontmatter or write elsewhere)",
-            exit_code=2,
-        )
-    if out.exists() and not out.is_dir():
-        raise PaperkbError(f"{out} is a file, not a folder", exit_code=2)
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file() and not force:
-        raise PaperkbError(f"{out} is not empty and was not written by paperkb: use --force to write into it")
+    old = check_export_folder(out, vault.root, MANIFEST, force)
     out.mkdir(parents=True, exist_ok=True)
+    out_r = out.resolve()
     vault._ensure()
     conv = _Converter(vault, out)
+    listed = [*(old.get("notes") or ()), *(old.get("files") or ())]
+    conv.owned = owned_hashes(old, [p for p in listed if isinstance(p, str)])
     report = MarkdownReport(out=out)
     written: list[str] = []
     for path in sorted(conv.light):
@@ -259,13 +263,21 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
         if not dest.is_relative_to(out_r):
             report.warnings.append(f"{path}: refused: outside {out}")
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(head + body.lstrip("\n"), encoding="utf-8")
+        digest = write_owned(out_r, path, head + body.lstrip("\n"), conv.owned)
+        if digest is None:
+            report.warnings.append(in_the_way(path, out))
+            report.left.append(path)
+            continue
+        conv.hashes[path] = digest
         written.append(path)
     report.notes = len(written)
     report.files = len(conv.copied)
     report.warnings.extend(conv.warnings)
-    (out / MANIFEST).write_text(
-        json.dumps({"generator": "paperkb", "notes": written, "files": sorted(conv.copied)}), encoding="utf-8"
-    )
+    report.left.extend(conv.left)
+    for rel in sorted(set(conv.owned) - set(conv.hashes)):  # what the last export wrote and this one did not
+        if not remove_owned(out_r, rel, conv.owned) and os.path.lexists(out_r / rel):
+            report.warnings.append(in_the_way(rel, out))
+            report.left.append(rel)
+    manifest = {"generator": "paperkb", "notes": written, "files": sorted(conv.copied), "hashes": conv.hashes}
+    replace_file(out_r, out_r / MANIFEST, json.dumps(manifest))
     return report

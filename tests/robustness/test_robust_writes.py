@@ -147,3 +147,86 @@ def test_import_bibtex_reads_only_regular_files(tmp_path, source):
     result = cli("--vault", str(vault), "import", "bibtex", source)
     assert result.exit_code == 1 and "not a regular file" in result.output
     assert "Traceback" not in result.output
+
+
+# ---- 3, 4. exports replace only their own files, never through a link ------------------
+def small_vault(root: Path) -> Path:
+    from vaultkit import write
+
+    return write(root, {
+        "A.md": "---\ntags: [paper]\ncitekey: a2020\n---\n# A\n\nSee [[B]] and ![[pic.png]].\n",
+        "B.md": "# B\n\nBack to [[A]].\n",
+        "pic.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 16,
+        "sub/Inside.md": "# Inside\n",
+    })
+
+
+@pytest.fixture
+def vault(tmp_path):
+    return small_vault(tmp_path / "vault")
+
+
+@pytest.mark.parametrize("kind", ["site", "markdown"])
+def test_force_never_replaces_a_users_files(tmp_path, vault, kind):
+    out = tmp_path / "out"
+    mine = {"index.html": "my page", "assets/site.css": "my css", "A.md": "my A", "pic.png": "my pic"}
+    for rel, text in mine.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    result = cli("--vault", str(vault), "export", kind, str(out))
+    assert result.exit_code == 1 and "not empty" in result.output
+    result = cli("--vault", str(vault), "export", kind, str(out), "--force")
+    assert result.exit_code == 1 and "left as they are" in result.output, result.output
+    assert {rel: (out / rel).read_text() for rel in mine} == mine
+    again = cli("--vault", str(vault), "export", kind, str(out), "--force")  # nor on a second run
+    assert again.exit_code == 1 and {rel: (out / rel).read_text() for rel in mine} == mine
+
+
+@pytest.mark.parametrize("kind", ["site", "markdown"])
+def test_reexport_keeps_files_added_or_edited_since(tmp_path, vault, kind):
+    out = tmp_path / "out"
+    assert cli("--vault", str(vault), "export", kind, str(out)).exit_code == 0
+    page = next(p for p in out.rglob("*") if p.is_file() and p.suffix in (".md", ".html") and "B" in p.name.upper())
+    page.write_text("edited by hand")
+    (out / "New.md").write_text("added by the user")
+    (vault / "B.md").write_text("# B\n\nChanged, back to [[A]].\n")
+    (vault / "A.md").unlink()  # its page is stale: removed only if untouched
+    result = cli("--vault", str(vault), "export", kind, str(out))
+    assert result.exit_code == 1, result.output
+    assert page.read_text() == "edited by hand" and (out / "New.md").read_text() == "added by the user"
+    page.unlink()
+    assert cli("--vault", str(vault), "export", kind, str(out)).exit_code == 0
+    assert "Changed" in page.read_text()
+    assert not [p for p in out.rglob("*") if p.suffix in (".md", ".html") and p.name.lower().startswith("a")]
+
+
+@pytest.mark.parametrize("kind", ["site", "markdown"])
+def test_no_export_into_the_vault(tmp_path, vault, kind):
+    before = {p: p.read_bytes() for p in vault.rglob("*.md")}
+    for out in (vault, vault / "sub", vault / "new-folder", vault.parent):
+        result = cli("--vault", str(vault), "export", kind, str(out), "--force")
+        assert result.exit_code == 2 and "vault" in result.output, (out, result.output)
+    assert {p: p.read_bytes() for p in vault.rglob("*.md")} == before
+    assert not (vault / "new-folder").exists()
+
+
+@pytest.mark.parametrize("kind", ["site", "markdown"])
+def test_links_planted_in_the_output_are_never_written_through(tmp_path, vault, kind):
+    out = tmp_path / "out"
+    assert cli("--vault", str(vault), "export", kind, str(out)).exit_code == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    manifest = out / (".paperkb-site.json" if kind == "site" else ".paperkb-markdown.json")
+    written = [p for p in out.rglob("*") if p.is_file() and p != manifest and not p.name.startswith(".")]
+    for p in written:  # a temporary's old name, and every page, made into a link to the victim
+        Path(str(p) + ".tmp").symlink_to(victim)
+        p.unlink()
+        p.symlink_to(victim)
+    (vault / "B.md").write_text("# B\n\nChanged.\n")
+    cli("--vault", str(vault), "export", kind, str(out))
+    assert victim.read_text() == "precious"
+    manifest.unlink()
+    manifest.symlink_to(victim)
+    result = cli("--vault", str(vault), "export", kind, str(out), "--force")
+    assert result.exit_code == 1 and "is a link" in result.output
+    assert victim.read_text() == "precious" and manifest.is_symlink()
