@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from kb.errors import PaperkbError
-from kb.publish.outdir import check_export_folder, in_the_way, owned_hashes, remove_owned, write_owned
+from kb.publish.outdir import check_export_folder, in_the_way, owned_hashes, publishable, remove_owned, write_owned
 from kb.publish.papers import EXPORT_MARKER
 from paperkb.files import read_regular, replace_file
 
@@ -113,6 +113,9 @@ class _Converter:
         real = (self.root / rel).resolve()
         if not real.is_relative_to(self.root) or not real.is_file():
             self.warnings.append(f"{src}: embed {target!r} refused: it leaves the vault")
+            return None
+        if not (publishable(rel, image=True) and publishable(real.relative_to(self.root).as_posix(), image=True)):
+            self.warnings.append(f"{src}: embed {target!r} not copied: not a type of file an export publishes")
             return None
         if rel not in self.copied:
             try:

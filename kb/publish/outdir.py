@@ -29,6 +29,22 @@ MAX_MANIFEST_BYTES = 200_000_000  # a 10,000-note site's manifest (search words 
 UNCHECKED = ""
 
 
+# what an export publishes of a vault's files: images, PDF, plain data. Never HTML,
+# scripts or anything a browser would run as a page; SVG only inside an <img>.
+IMAGE_TYPES = frozenset({"png", "jpg", "jpeg", "gif", "webp", "avif", "bmp", "ico"})
+PUBLISHED = IMAGE_TYPES | {"pdf", "csv", "tsv", "txt", "json"}
+
+
+def publishable(rel: str, image: bool = False) -> bool:
+    """Whether the vault file ``rel`` (relative, ``/``-separated) may be copied into the
+    site: an allowed type, no part of its path a dot-file or dot-folder."""
+    parts = rel.split("/")
+    if any(not part or part.startswith(".") for part in parts):
+        return False
+    ext = parts[-1].rsplit(".", 1)[-1].lower() if "." in parts[-1] else ""
+    return ext in PUBLISHED or (image and ext == "svg")
+
+
 def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 

@@ -39,7 +39,15 @@ import msgspec
 
 from kb.claims import claim_entry
 from kb.errors import PaperkbError
-from kb.publish.outdir import UNCHECKED, check_export_folder, in_the_way, owned_hashes, remove_owned, write_owned
+from kb.publish.outdir import (
+    UNCHECKED,
+    check_export_folder,
+    in_the_way,
+    owned_hashes,
+    publishable,
+    remove_owned,
+    write_owned,
+)
 from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
 from paperkb.files import read_regular, replace_file
 
@@ -364,12 +372,17 @@ class _Site:
         key = key[:-3] if key.lower().endswith(".md") else key
         return self.by_name.get(key.casefold()) or self.by_name.get(key.lstrip("@").casefold())
 
-    def file_for(self, target: str, source_path: str) -> Path | None:
-        """The attachment ``target`` names, only if it is a real file inside the vault."""
+    def file_for(self, target: str, source_path: str, image: bool = False) -> Path | None:
+        """The attachment ``target`` names, only if the site may publish it: a real file
+        inside the vault, of a type a reading site needs (``PUBLISHED``), in no dot-folder
+        (``.paperkb/``, ``.obsidian/``) and no dot-file; an SVG only as an ``<img>`` (where
+        its scripts never run), never as a page of its own."""
         from urllib.parse import unquote
 
         target = unquote(target.strip()).replace("\\", "/")
         if not target or target.startswith("/") or "\x00" in target:
+            return None
+        if not publishable(target, image):
             return None
         rel = self.files_by_name.get(target.casefold()) or self.files_by_name.get(target.rsplit("/", 1)[-1].casefold())
         if rel is None:
@@ -381,6 +394,8 @@ class _Site:
         except OSError:
             return None
         if not real.is_relative_to(self.root) or not real.is_file():
+            return None
+        if not publishable(real.relative_to(self.root).as_posix(), image):  # a link to a dot-file, or to an .html
             return None
         return real
 
@@ -442,8 +457,8 @@ class _Site:
             url = root + "notes/" + page_name(resolved)
             return url + ("#" + H._anchor(heading) if heading else "")
 
-        def file_src(target: str) -> str | None:
-            real = self.file_for(target, path)
+        def file_src(target: str, image: bool = False) -> str | None:
+            real = self.file_for(target, path, image)
             if real is None:
                 return None
             rel = real.relative_to(self.root).as_posix()

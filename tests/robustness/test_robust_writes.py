@@ -230,3 +230,63 @@ def test_links_planted_in_the_output_are_never_written_through(tmp_path, vault, 
     result = cli("--vault", str(vault), "export", kind, str(out), "--force")
     assert result.exit_code == 1 and "is a link" in result.output
     assert victim.read_text() == "precious" and manifest.is_symlink()
+
+
+# ---- 2, 6. the site publishes only what a reading site needs, fetches nothing -------------
+HOSTILE_LINKS = """# Links
+
+[h](evil.html) [s](evil.svg) [e](.env) [db](.paperkb/runs.db) [o](.obsidian/app.json) [x](../outside.png)
+![[evil.html]] ![[.env]] ![shown](evil.svg) ![[evil.svg]] ![[pic.png]] [pdf](paper.pdf) [d](data.csv)
+![p](https://tracker.invalid/p.png) ![q](//tracker.invalid/q.png)
+
+```dataview
+LIST FROM "Links"
+```
+"""
+
+
+def hostile_links_vault(root: Path) -> Path:
+    from vaultkit import write
+
+    vault = write(root, {
+        "Links.md": HOSTILE_LINKS,
+        "evil.html": "<script>alert(1)</script>",
+        "evil.svg": '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+        ".env": "SECRET=1",
+        ".obsidian/app.json": "{}",
+        "pic.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 16,
+        "paper.pdf": b"%PDF-1.4\n",
+        "data.csv": "a,b\n1,2\n",
+    })
+    (vault / ".paperkb").mkdir(exist_ok=True)
+    (vault / ".paperkb" / "runs.db").write_bytes(b"SQLite format 3\x00 host=secret")
+    (root.parent / "outside.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return vault
+
+
+def test_site_publishes_only_allowed_attachments(tmp_path):
+    from kb.publish.site import export_site, page_name
+    from kb.vault import Vault
+
+    vault = hostile_links_vault(tmp_path / "vault")
+    out = tmp_path / "site"
+    export_site(Vault(vault), out, workers=1, generated="x")
+    published = sorted(p.name.split("-", 1)[1] for p in (out / "files").iterdir())
+    assert published == ["data.csv", "evil.svg", "paper.pdf", "pic.png"]
+    page = (out / "notes" / page_name("Links.md")).read_text()
+    svg_uses = [line for line in page.split("<") if "evil.svg" in line and ("href=" in line or "src=" in line)]
+    assert svg_uses and all(u.startswith("img ") for u in svg_uses), svg_uses  # an <img>, never a link
+    assert "tracker.invalid" in page and 'src="https://tracker.invalid' not in page and 'src="//' not in page
+    assert '<a class="remote-image" href="https://tracker.invalid/p.png"' in page
+    assert "img-src 'self' data:" in page
+
+
+def test_markdown_export_copies_no_dot_files_or_html(tmp_path):
+    from kb.publish.markdown import export_markdown
+    from kb.vault import Vault
+
+    vault = hostile_links_vault(tmp_path / "vault")
+    out = tmp_path / "plain"
+    export_markdown(Vault(vault), out)
+    copied = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.suffix != ".md")
+    assert copied == [".paperkb-markdown.json", "evil.svg", "pic.png"]
