@@ -1,0 +1,57 @@
+"""Issue 23: CSV cells, bounded inputs and command lines (items 7, 9-14)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from paperkb.csvsafe import spreadsheet_safe
+
+runner = CliRunner()
+
+
+def cli(*args: str):
+    return runner.invoke(app, list(args))
+
+
+# ---- 7. CSV formula injection ------------------------------------------------------------
+FORMULAS = ['=HYPERLINK("http://x.invalid","click")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\t=1+1", "\r=1+1"]
+
+
+@pytest.mark.parametrize("cell", FORMULAS)
+def test_spreadsheet_safe_defuses_formulas(cell):
+    assert spreadsheet_safe(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["-5", "+1.5e3", "plain", "", "a=b", "3-2"])
+def test_spreadsheet_safe_leaves_numbers_and_text(cell):
+    assert spreadsheet_safe(cell) == cell
+
+
+def test_query_csv_and_csv_function_cells_are_defused(tmp_path):
+    from vaultkit import write
+
+    vault = write(
+        tmp_path / "v",
+        {
+            "P.md": "---\ntags: [paper]\nnote: '=HYPERLINK(\"http://x.invalid\")'\nyear: -5\n---\n# =cmd|x\n",
+            "data.csv": 'name,value\n"=HYPERLINK(""http://x.invalid"",""c"")",@SUM(A1)\nok,-3\n',
+            "Q.md": "# Q\n",
+        },
+    )
+    for fmt, extra in (("csv", []), ("csv", ["--no-header"])):
+        result = cli("--vault", str(vault), "query", "TABLE note, year FROM #paper", "-f", fmt, *extra)
+        assert result.exit_code == 0, result.output
+        cells = [c for row in csv.reader(io.StringIO(result.stdout)) for c in row]
+        assert not [c for c in cells if c[:1] in "=+@" or (c[:1] == "-" and c != "-5")], cells
+        assert '\'=HYPERLINK("http://x.invalid")' in cells and "-5" in cells
+    result = cli("--vault", str(vault), "query", 'TABLE WITHOUT ID name, value FROM csv("data.csv")', "-f", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[1][-2:] == ['\'=HYPERLINK("http://x.invalid","c")', "'@SUM(A1)"] and rows[2][-2:] == ["ok", "-3"]
