@@ -769,7 +769,8 @@ def _claims(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:
 
 
 def _claim_spec(note: Note, claim: Claim, spec: dict[str, list[tuple[str, int]]]) -> None:
-    """Fill a claim's params / expect / needs from its fields; a bad one is a warning."""
+    """Fill a claim's params / expect / needs from its fields; a bad one is a warning on its
+    line (anything unexpected an error there), and the rest of the note stays."""
     from kb.claimspec import ClaimSpecError, parse_expect, parse_params
 
     for value, line in spec.get("params", []):
@@ -780,11 +781,15 @@ def _claim_spec(note: Note, claim: Claim, spec: dict[str, list[tuple[str, int]]]
                 claim.params[name] = v
         except ClaimSpecError as exc:
             note.problems.append(Problem(note.path, line, "warning", f"claim '{claim.id}': {exc}"))
+        except Exception as exc:  # one bad field never drops the rest of the note (issue 23)
+            note.problems.append(Problem(note.path, line, "error", f"claim '{claim.id}': params:: not read: {exc!r}"))
     for value, line in spec.get("expect", []):
         try:
             claim.expect.extend(parse_expect(value))
         except ClaimSpecError as exc:
             note.problems.append(Problem(note.path, line, "warning", f"claim '{claim.id}': {exc}"))
+        except Exception as exc:
+            note.problems.append(Problem(note.path, line, "error", f"claim '{claim.id}': expect:: not read: {exc!r}"))
     needs = " ".join(v.strip() for v, _ in spec.get("needs", []) if v.strip())
     claim.needs = needs[:300]
 

@@ -55,3 +55,27 @@ def test_query_csv_and_csv_function_cells_are_defused(tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[1][-2:] == ['\'=HYPERLINK("http://x.invalid","c")', "'@SUM(A1)"] and rows[2][-2:] == ["ok", "-3"]
+
+
+# ---- 10. a deep params:: value is an error on its line; the note keeps the rest ----------
+@pytest.mark.parametrize("depth", [9, 500, 5000])
+def test_deep_params_is_an_error_and_the_note_keeps_its_claims_and_links(tmp_path, depth):
+    from kb.vault import Vault
+    from vaultkit import write
+
+    deep = "[" * depth + "1" + "]" * depth
+    vault = write(
+        tmp_path / "v",
+        {
+            "P.md": f"# P\n\nSee [[Other]].\n\n> [!claim] first ^c1\n> params:: x={deep}\n\n"
+            "> [!claim] second ^c2\n> params:: n=[[1, 2], [3]]\n",
+            "Other.md": "# Other\n",
+        },
+    )
+    with Vault(vault) as v:
+        note = v.note_at("P.md")
+        assert [c.id for c in note.claims] == ["first", "second"] and note.claims[1].params == {"n": [[1, 2], [3]]}
+        assert "Other.md" in {link.resolved for link in note.links}
+        errors = [(p.line, p.message) for p in v.problems() if p.line == 6 and "params" in p.message]
+    why = "is longer than 2000 characters" if depth > 999 else "nests lists more than 8 deep"
+    assert errors == [(6, f"claim 'first': params:: {why}")]
