@@ -231,6 +231,8 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
     """Write every note of ``vault`` as CommonMark under ``out``."""
     import yaml
 
+    from kb.frontmatter import load_frontmatter
+
     out = Path(out)
     old = check_export_folder(out, vault.root, MANIFEST, force)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,11 +252,13 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
         head = ""
         if frontmatter:
             props = {}
-            if raw is not None:
+            # read first with note frontmatter's limits (aliases, depth, size): a block
+            # they refuse is dropped, not expanded; one they accept is loaded as it was written
+            if raw is not None and not any(sev == "error" for _, sev, _ in load_frontmatter(raw)[2]):
                 try:
                     loaded = yaml.safe_load(raw)
                     props = loaded if isinstance(loaded, dict) else {}
-                except yaml.YAMLError:
+                except (yaml.YAMLError, RecursionError):
                     props = {}
             props = {**props, EXPORT_MARKER: "markdown"}
             head = (

@@ -71,7 +71,7 @@ def check_export_folder(out: Path, vault_root: Path, manifest: str, force: bool)
         try:
             with open(manifest_path, "rb") as fh:
                 data = json.loads(fh.read(MAX_MANIFEST_BYTES + 1))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             data = None
         if isinstance(data, dict) and data.get("generator") == "paperkb":
             return data

@@ -79,3 +79,72 @@ def test_deep_params_is_an_error_and_the_note_keeps_its_claims_and_links(tmp_pat
         errors = [(p.line, p.message) for p in v.problems() if p.line == 6 and "params" in p.message]
     why = "is longer than 2000 characters" if depth > 999 else "nests lists more than 8 deep"
     assert errors == [(6, f"claim 'first': params:: {why}")]
+
+
+# ---- 11. configuration YAML has frontmatter's limits --------------------------------------
+LAUGHS = (
+    "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+    + "tags: *i\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        (LAUGHS, "too large or recursive"),
+        ("tags: " + "- " * 20_000 + "x\n", "nested too deeply"),
+        ("tags: " + "[" * 20_000 + "]" * 20_000 + "\n", "nested too deeply"),
+        ("x" * 200_000, "over the 100,000-byte limit"),
+    ],
+)
+def test_papers_yaml_bombs_are_one_line_errors(tmp_path, text, why):
+    import resource
+
+    from kb.publish.papers import load_rule
+    from paperkb.errors import PaperkbError
+
+    (tmp_path / ".paperkb").mkdir()
+    (tmp_path / ".paperkb" / "papers.yaml").write_text(text)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(PaperkbError) as err:
+        load_rule(tmp_path)
+    assert "papers.yaml" in str(err.value) and (why in str(err.value) or "not valid YAML" in str(err.value))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: no blow-up
+
+
+def test_export_summary_with_a_bomb_in_papers_yaml_fails_in_one_line(tmp_path):
+    from vaultkit import write
+
+    vault = write(tmp_path / "v", {"P.md": "---\ntags: [paper]\n---\n# P\n", ".paperkb/papers.yaml": LAUGHS})
+    result = cli("--vault", str(vault), "export", "summary")
+    assert result.exit_code == 1 and "papers.yaml" in result.output and "Traceback" not in result.output
+
+
+def test_markdown_export_does_not_expand_a_bomb_in_frontmatter(tmp_path):
+    from kb.publish.markdown import export_markdown
+    from kb.vault import Vault
+    from vaultkit import write
+
+    vault = write(tmp_path / "v", {"Bomb.md": "---\n" + LAUGHS + "---\n# Bomb\n"})
+    export_markdown(Vault(vault), tmp_path / "out")
+    text = (tmp_path / "out" / "Bomb.md").read_text()
+    assert len(text) < 1000 and "paperkb-export: markdown" in text
+
+
+# ---- 12. every input is a regular file of bounded size ------------------------------------
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_config_and_csv_inputs_that_are_fifos_or_devices_fail_fast(tmp_path):
+    from vaultkit import write
+
+    vault = write(tmp_path / "v", {"P.md": "---\ntags: [paper]\n---\n# P\n"})
+    (vault / ".paperkb").mkdir(exist_ok=True)
+    os.mkfifo(vault / ".paperkb" / "papers.yaml")
+    result = cli("--vault", str(vault), "export", "summary")
+    assert result.exit_code == 1 and "not a regular file" in result.output
+    (vault / ".paperkb" / "papers.yaml").unlink()
+    os.symlink("/dev/zero", vault / "zero.csv")
+    os.mkfifo(vault / "fifo.csv")
+    for name, why in (("zero.csv", "outside the vault"), ("fifo.csv", "not a regular file")):
+        result = cli("--vault", str(vault), "query", f'TABLE WITHOUT ID x FROM csv("{name}")')
+        assert result.exit_code == 1 and why in result.output
