@@ -330,13 +330,15 @@ def run_cmd(
     ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu or cuda."),
     params: Optional[list[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed handed to the experiment."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Random seed handed to the experiment."),
     timeout: Optional[float] = typer.Option(
         None,
         "--timeout",
         help="Seconds before a run is ended and recorded as timeout (default: the preset's limit, if any).",
     ),
-    nproc: Optional[int] = typer.Option(None, "--nproc", help="Processes per node (torchrun); default: the preset's."),
+    nproc: Optional[int] = typer.Option(
+        None, "--nproc", help="Processes per node (torchrun), at most this machine's CPUs; default: the preset's."
+    ),
     nnodes: int = typer.Option(1, "--nnodes", help="Number of machines (torchrun)."),
     rdzv_endpoint: Optional[str] = typer.Option(
         None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."
@@ -392,6 +394,10 @@ def run_cmd(
     )
 
     _check_format(fmt)
+    if nproc is not None:
+        from paperkb.limits import check_nproc
+
+        check_nproc(nproc)  # a worker per CPU at most: 100,000 workers would exhaust the machine
     vault = require_vault(vault_of(ctx))
     claims = _vault_claims(vault) if targets or all_claims else []
     resolved = resolve_targets(

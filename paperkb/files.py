@@ -20,7 +20,7 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from paperkb.errors import PaperkbError, UsageError
+from paperkb.errors import PaperkbError
 
 # characters no file name built from untrusted text may keep: path separators, the
 # characters Windows, Obsidian or a shell treat specially, and every control character
@@ -173,14 +173,6 @@ def read_regular(path: Path | str, limit: int = DEFAULT_READ_LIMIT, what: str = 
         os.close(fd)
 
 
-def check_nproc(nproc: int, option: str = "--nproc") -> int:
-    """``nproc`` if it is from 1 to this machine's CPU count; else a usage error."""
-    cpus = os.cpu_count() or 1
-    if not 1 <= nproc <= cpus:
-        raise UsageError(f"{option} must be from 1 to {cpus} (this machine's CPUs), not {nproc}")
-    return nproc
-
-
 __all__ = [
     "safe_component",
     "inside",
@@ -188,6 +180,5 @@ __all__ = [
     "replace_file",
     "copy_file",
     "read_regular",
-    "check_nproc",
     "DEFAULT_READ_LIMIT",
 ]

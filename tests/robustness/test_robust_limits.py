@@ -148,3 +148,30 @@ def test_config_and_csv_inputs_that_are_fifos_or_devices_fail_fast(tmp_path):
     for name, why in (("zero.csv", "outside the vault"), ("fifo.csv", "not a regular file")):
         result = cli("--vault", str(vault), "query", f'TABLE WITHOUT ID x FROM csv("{name}")')
         assert result.exit_code == 1 and why in result.output
+
+
+# ---- 9, 14. command-line values beyond the machine are usage errors -------------------------
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["run", "fa-linear-memory", "--nproc", "100000"], "--nproc must be from 1 to"),
+        (["run", "fa-linear-memory", "--nproc", "0"], "--nproc must be from 1 to"),
+        (["run", "fa-linear-memory", "--seed", "99999999999999999999999999"], "--seed"),
+        (["run", "fa-linear-memory", "--seed", "-1"], "--seed"),
+    ],
+)
+def test_out_of_range_options_exit_2_before_anything_starts(tmp_path, args, words):
+    from vaultkit import write
+
+    vault = write(tmp_path / "v", {"P.md": "# P\n"})
+    result = runner.invoke(app, ["--vault", str(vault), *args])
+    assert result.exit_code == 2 and words in result.stderr and "Traceback" not in result.output
+    assert not (vault / ".paperkb" / "runs").exists()
+
+
+def test_a_missing_vault_given_on_the_command_line_is_a_usage_error(tmp_path, monkeypatch):
+    assert cli("--vault", str(tmp_path / "nonexistent"), "status").exit_code == 2
+    (tmp_path / "file").write_text("x")
+    assert cli("--vault", str(tmp_path / "file"), "tags").exit_code == 2
+    monkeypatch.setenv("PAPERKB_VAULT", str(tmp_path / "nonexistent"))
+    assert cli("tags").exit_code == 2
