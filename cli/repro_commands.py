@@ -340,6 +340,11 @@ def run_cmd(
         None, "--nproc", help="Processes per node (torchrun), at most this machine's CPUs; default: the preset's."
     ),
     nnodes: int = typer.Option(1, "--nnodes", help="Number of machines (torchrun)."),
+    max_memory: Optional[str] = typer.Option(
+        None,
+        "--max-memory",
+        help="Refuse runs whose parameters need more memory than this (e.g. 8G); default: the machine's.",
+    ),
     rdzv_endpoint: Optional[str] = typer.Option(
         None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."
     ),
@@ -398,6 +403,8 @@ def run_cmd(
         from paperkb.limits import check_nproc
 
         check_nproc(nproc)  # a worker per CPU at most: 100,000 workers would exhaust the machine
+    from paperkb.limits import parse_memory
+
     vault = require_vault(vault_of(ctx))
     claims = _vault_claims(vault) if targets or all_claims else []
     resolved = resolve_targets(
@@ -415,6 +422,7 @@ def run_cmd(
         rdzv_endpoint=rdzv_endpoint,
         control=control,
         controls=controls,
+        max_memory=parse_memory(max_memory) if max_memory is not None else None,
     )
     planned, skipped = plan_runs(resolved, options)
     _record_skipped(vault, skipped, preset)

@@ -199,6 +199,7 @@ class RunOptions:
     rdzv_endpoint: str | None = None
     control: str | None = None  # run this negative control of each experiment (--control NAME)
     controls: bool = False  # run every negative control of each experiment (--controls)
+    max_memory: int | None = None  # bytes a run may need (--max-memory); None: this machine's memory
 
 
 @dataclass
@@ -398,6 +399,11 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
                     f"the GPU has {have:.1f} GB",
                     f"a GPU with {req.min_gpu_memory_gb:g} GB of memory",
                 )
+    from repro.budget import memory_refusal, preset_timeout
+
+    why = memory_refusal(exp.id, params, device, options.max_memory)  # before anything is allocated
+    if why is not None:
+        raise RequirementUnmet(f"{exp.id}: {why}", "more memory")
     if req.triton:
         from repro.environment import triton_available
 
@@ -417,7 +423,9 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
         nproc=nproc,
         nnodes=options.nnodes,
         rdzv_endpoint=options.rdzv_endpoint,
-        timeout_s=options.timeout_s if options.timeout_s is not None else preset.timeout_s,
+        timeout_s=options.timeout_s
+        if options.timeout_s is not None
+        else preset_timeout(preset, exp.scale_of(options.preset)),
         control=getattr(t, "control", None),
         scale=exp.scale_of(options.preset),
         claim_spec=dict(t.claim_spec or {}),

@@ -175,3 +175,52 @@ def test_a_missing_vault_given_on_the_command_line_is_a_usage_error(tmp_path, mo
     assert cli("--vault", str(tmp_path / "file"), "tags").exit_code == 2
     monkeypatch.setenv("PAPERKB_VAULT", str(tmp_path / "nonexistent"))
     assert cli("tags").exit_code == 2
+
+
+# ---- 8. a run's memory is estimated before it starts; every preset has a time limit --------
+HUNGRY = """# Hungry
+
+> [!claim] quadratic attention at sixty thousand tokens
+> experiment:: flash-attention/linear-memory
+> params:: ns=[60000], impls=["naive"]
+
+> [!claim] twenty thousand layers
+> experiment:: transformer/copy-task
+> params:: d_model=512, n_layers=20000
+"""
+
+
+@pytest.mark.parametrize("claim", ["quadratic-attention-at-sixty-thousand-tokens", "twenty-thousand-layers"])
+def test_claim_params_beyond_the_machine_are_refused_before_starting(tmp_path, claim, monkeypatch):
+    import repro.budget
+    from vaultkit import write
+
+    monkeypatch.setattr(repro.budget, "machine_memory", lambda: 16 << 30)  # the same on any machine
+    vault = write(tmp_path / "v", {"Hungry.md": HUNGRY})
+    result = runner.invoke(app, ["--vault", str(vault), "run", claim])
+    assert result.exit_code == 1 and "refused before starting" in result.stderr, result.output
+    assert "more than this machine has (16.0 GiB)" in result.stderr
+
+
+def test_max_memory_option(tmp_path):
+    from vaultkit import write
+
+    vault = write(tmp_path / "v", {"P.md": "# P\n"})
+    result = runner.invoke(app, ["--vault", str(vault), "run", "flash-attention/linear-memory", "--max-memory", "1M"])
+    assert result.exit_code == 1 and "more than --max-memory (1.0 MiB)" in result.stderr
+    result = runner.invoke(app, ["--vault", str(vault), "run", "flash-attention/linear-memory", "--max-memory", "x"])
+    assert result.exit_code == 2 and "--max-memory takes a size" in result.stderr
+
+
+def test_every_shipped_preset_fits_and_has_a_time_limit():
+    from repro import registry
+    from repro.budget import estimate_bytes, memory_refusal, preset_timeout
+
+    for exp in registry.load_all().values():
+        for name, preset in exp.presets.items():
+            params = exp.resolve_params(name)
+            if preset.requires.device == "cpu":
+                assert memory_refusal(exp.id, params, "cpu", None) is None, (exp.id, name)
+            assert 0 < preset_timeout(preset, exp.scale_of(name)) < float("inf")
+    big = registry.get("flash-attention/linear-memory").resolve_params("smoke", {"ns": [60000], "impls": ["naive"]})
+    assert estimate_bytes("flash-attention/linear-memory", big) >= 2 * 60000**2 * 4  # scores and probabilities
