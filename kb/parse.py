@@ -165,12 +165,41 @@ def parse_note(data: bytes | str, path: str, *, mtime: float = 0.0, ctime: float
     ``fast``: try kb.scan's scanner first (same Note, several times faster on the notes it
     accepts; the others go to markdown-it). The index uses it."""
     try:
-        return _parse(data, path, mtime, ctime, fast)
+        note = _parse(data, path, mtime, ctime, fast)
     except Exception as exc:  # a bug must not stop indexing the rest of the vault
         note = Note(path=path, mtime=mtime, ctime=ctime)
         note.title = note.name
         note.problems.append(Problem(path, 1, "error", f"parser failed: {type(exc).__name__}: {exc}"))
         return note
+    if EXPORT_MARKER in note.frontmatter or _head(data).startswith(EXPORT_COMMENT):
+        return _inert(note)
+    return note
+
+
+# what paperkb writes into every Markdown file it exports (kb.publish.papers.EXPORT_MARKER):
+# a frontmatter key, or (``--no-frontmatter``) a first-line HTML comment no renderer shows
+EXPORT_MARKER = "paperkb-export"
+EXPORT_COMMENT = "<!-- paperkb-export"
+
+
+def _head(data: bytes | str) -> str:
+    head = data[:64]
+    return (head.decode("utf-8", "replace") if isinstance(head, bytes) else head).lstrip("\ufeff")
+
+
+def _inert(note: Note) -> Note:
+    """A file paperkb exported (a summary, a Markdown copy) read back as nothing: no title,
+    names, links, claims, tags or problems of its own, so that a copy lying in the vault
+    never doubles a note, a citation or a warning. Only its path and the marker remain."""
+    marker = note.frontmatter.get(EXPORT_MARKER, "markdown")
+    return Note(
+        path=note.path,
+        size=note.size,
+        mtime=note.mtime,
+        ctime=note.ctime,
+        title=note.name,
+        frontmatter={EXPORT_MARKER: marker if isinstance(marker, (str, bool)) else True},
+    )
 
 
 def _parse(data: bytes | str, path: str, mtime: float, ctime: float, fast: bool = False) -> Note:

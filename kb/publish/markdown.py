@@ -249,7 +249,7 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
         except OSError as exc:
             report.warnings.append(f"{path}: cannot read: {exc.strerror or exc}")
             continue
-        head = ""
+        head = "<!-- paperkb-export: markdown -->\n"  # no frontmatter: this (unseen) line marks the copy
         if frontmatter:
             props = {}
             # read first with note frontmatter's limits (aliases, depth, size): a block

@@ -153,12 +153,15 @@ def test_import_bibtex_reads_only_regular_files(tmp_path, source):
 def small_vault(root: Path) -> Path:
     from vaultkit import write
 
-    return write(root, {
-        "A.md": "---\ntags: [paper]\ncitekey: a2020\n---\n# A\n\nSee [[B]] and ![[pic.png]].\n",
-        "B.md": "# B\n\nBack to [[A]].\n",
-        "pic.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 16,
-        "sub/Inside.md": "# Inside\n",
-    })
+    return write(
+        root,
+        {
+            "A.md": "---\ntags: [paper]\ncitekey: a2020\n---\n# A\n\nSee [[B]] and ![[pic.png]].\n",
+            "B.md": "# B\n\nBack to [[A]].\n",
+            "pic.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 16,
+            "sub/Inside.md": "# Inside\n",
+        },
+    )
 
 
 @pytest.fixture
@@ -248,16 +251,19 @@ LIST FROM "Links"
 def hostile_links_vault(root: Path) -> Path:
     from vaultkit import write
 
-    vault = write(root, {
-        "Links.md": HOSTILE_LINKS,
-        "evil.html": "<script>alert(1)</script>",
-        "evil.svg": '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
-        ".env": "SECRET=1",
-        ".obsidian/app.json": "{}",
-        "pic.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 16,
-        "paper.pdf": b"%PDF-1.4\n",
-        "data.csv": "a,b\n1,2\n",
-    })
+    vault = write(
+        root,
+        {
+            "Links.md": HOSTILE_LINKS,
+            "evil.html": "<script>alert(1)</script>",
+            "evil.svg": '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            ".env": "SECRET=1",
+            ".obsidian/app.json": "{}",
+            "pic.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 16,
+            "paper.pdf": b"%PDF-1.4\n",
+            "data.csv": "a,b\n1,2\n",
+        },
+    )
     (vault / ".paperkb").mkdir(exist_ok=True)
     (vault / ".paperkb" / "runs.db").write_bytes(b"SQLite format 3\x00 host=secret")
     (root.parent / "outside.png").write_bytes(b"\x89PNG\r\n\x1a\n")
@@ -290,3 +296,42 @@ def test_markdown_export_copies_no_dot_files_or_html(tmp_path):
     export_markdown(Vault(vault), out)
     copied = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.suffix != ".md")
     assert copied == [".paperkb-markdown.json", "evil.svg", "pic.png"]
+
+
+# ---- exports never come back as notes ------------------------------------------------------
+def test_whatever_paperkb_exports_is_skipped_by_the_index_wherever_it_lands(tmp_path, bundled_vault):
+    """The README tour run from inside the vault: a summary written into it, and Markdown
+    exports (with and without frontmatter) and a site copied into it, add no note name, no
+    paper, no citation and no warning."""
+    import shutil
+
+    vault = tmp_path / "notes"
+    shutil.copytree(bundled_vault, vault, ignore=shutil.ignore_patterns(".paperkb"))
+
+    def state() -> tuple:
+        from kb.vault import Vault
+
+        with Vault(vault) as v:
+            names = cli("--vault", str(vault), "show", "vaswaniAttentionAllYou2017")
+            papers = cli("--vault", str(vault), "query", "LIST FROM #paper", "-f", "tsv").stdout
+            graph = cli("--vault", str(vault), "graph", "--format", "json").stdout
+            return names.exit_code, papers, len(graph), sorted((p.path, p.message) for p in v.problems())
+
+    before = state()
+    assert before[0] == 0
+    for args in (
+        ["export", "markdown", str(tmp_path / "plain")],
+        ["export", "markdown", str(tmp_path / "bare"), "--no-frontmatter"],
+        ["export", "site", str(tmp_path / "site")],
+        ["export", "summary", "-o", str(vault / "reading-summary.md")],
+    ):
+        result = cli("--vault", str(vault), *args)
+        assert result.exit_code == 0, (args, result.output)
+    shutil.copytree(tmp_path / "plain", vault / "plain")  # a user moves the exports into the vault
+    shutil.copytree(tmp_path / "site", vault / "site")
+    (vault / "loose").mkdir()
+    for md in (tmp_path / "bare").rglob("*.md"):  # and loose copies, without their manifest
+        shutil.copy(md, vault / "loose" / md.name)
+    for md in list((tmp_path / "plain").rglob("*.md"))[:3]:
+        shutil.copy(md, vault / "loose" / ("fm-" + md.name))
+    assert state() == before
