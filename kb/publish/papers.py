@@ -94,7 +94,7 @@ def load_rule(vault_root: Path | str) -> PaperRule:
     errors = [(line, message) for line, severity, message in issues if severity == "error"]
     if errors:
         line, message = errors[0]
-        message = message.replace("invalid YAML frontmatter", "not valid YAML")
+        message = message.replace("invalid YAML frontmatter", "not valid YAML").replace("frontmatter too", "too")
         message = message.replace("frontmatter is a", "expected a mapping of rule keys, not a").replace(
             ", not a set of properties", ""
         )
