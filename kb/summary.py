@@ -123,8 +123,10 @@ def _no_html(value: Any) -> Any:
 
 
 def _code(text: Any) -> _Md:
-    """Text for the inside of the template's own code spans (literal there): no backticks."""
-    return _Md(str(text).replace("`", ""))
+    """Text for the inside of the template's own code spans and fences (literal there): no
+    backticks; and, as everywhere, no raw ``<`` from a note, for renderers that are not
+    CommonMark's (the summary holds none, in code or out)."""
+    return _Md(str(text).replace("`", "").replace("<", "&lt;"))
 
 
 def _plural(n: int, noun: str) -> str:
@@ -481,7 +483,7 @@ def render_summary(
         cell=_cell,
         inline=_inline,
         code=_code,
-        fence=lambda s: _Md(re.sub(r"`{3,}|~{3,}", lambda m: "'" * len(m.group(0)), str(s))),
+        fence=lambda s: _Md(re.sub(r"`{3,}|~{3,}", lambda m: "'" * len(m.group(0)), str(s)).replace("<", "&lt;")),
         tags=tags,
         urlpart=lambda s: _Md(__import__("urllib.parse").parse.quote(str(s), safe="/:;()._-")),
         authors=_authors,

@@ -17,8 +17,10 @@ def check_nproc(nproc: int, option: str = "--nproc") -> int:
     """``nproc`` if it is from 1 to this machine's CPU count (each worker is a process);
     else a usage error."""
     cpus = os.cpu_count() or 1
-    if not 1 <= nproc <= cpus:
-        raise UsageError(f"{option} must be from 1 to {cpus} (this machine's CPUs), not {nproc}")
+    if nproc < 1:
+        raise UsageError(f"{option} must be at least 1, not {nproc}")
+    if nproc > cpus:
+        raise UsageError(f"{option} must be at most {cpus} (this machine's CPUs), not {nproc}")
     return nproc
 
 

@@ -204,7 +204,30 @@ def check_index(index: dict[str, Any], path: Path) -> dict[str, str]:
     return weight_map
 
 
+MAX_TOKENIZER_BYTES = 100_000_000
+
+
+def check_tokenizer_files(folder: Path, names: tuple[str, ...] = ("tokenizer.json", "tokenizer.model")) -> None:
+    """The tokenizer files of ``folder`` (those present) are regular files inside it, of
+    bounded size: the tokenizer libraries read them whole."""
+    import os
+    import stat
+
+    for name in names:
+        path = folder / name
+        if not os.path.lexists(path):
+            continue
+        if path.resolve().parent != folder.resolve():
+            raise PaperkbError(f"{path}: outside the checkpoint folder")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise PaperkbError(f"{path}: not a regular file")
+        if info.st_size > MAX_TOKENIZER_BYTES:
+            raise PaperkbError(f"{path}: {info.st_size:,} bytes is over the {MAX_TOKENIZER_BYTES:,}-byte limit")
+
+
 __all__ = [
+    "check_tokenizer_files",
     "read_json_object",
     "check_hf_config",
     "check_meta_params",

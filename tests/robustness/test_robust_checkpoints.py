@@ -164,3 +164,20 @@ def test_chat_command_with_a_hostile_config_is_one_line(tiny, tmp_path):
     result = CliRunner().invoke(app, ["chat", str(folder)], input="hi\n")
     assert result.exit_code == 1 and "num_hidden_layers 200000 is outside" in result.stderr
     assert "Traceback" not in result.output and "unexpected problem" not in result.output
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs")
+def test_tokenizer_files_that_are_fifos_or_lead_out_are_refused(tiny, tmp_path):
+    import os
+
+    from repro.llama.chat import load_checkpoint
+
+    folder = variant(tiny, tmp_path)
+    os.mkfifo(folder / "tokenizer.json")
+    with pytest.raises(PaperkbError, match="not a regular file"):
+        load_checkpoint(folder)
+    (folder / "tokenizer.json").unlink()
+    (tmp_path / "far.json").write_text("{}")
+    (folder / "tokenizer.json").symlink_to(tmp_path / "far.json")
+    with pytest.raises(PaperkbError, match="outside the checkpoint folder"):
+        load_checkpoint(folder)
