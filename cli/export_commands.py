@@ -139,7 +139,11 @@ def export_summary_cmd(
 def export_site_cmd(
     ctx: typer.Context,
     out: Path = typer.Argument(..., help="The folder to write the site to (created if missing)."),
-    force: bool = typer.Option(False, "--force", help="Write into a non-empty folder paperkb did not write."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Write into a non-empty folder, beside its files (never over a file paperkb did not write).",
+    ),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Render processes (default: CPUs)."),
 ) -> None:
     """A static HTML site of the vault that works offline.
@@ -176,6 +180,7 @@ def export_site_cmd(
         f"{report.unchanged} unchanged, {report.removed} removed in {report.seconds:.1f} s",
         file=sys.stderr,
     )
+    _left_alone(report.left, out)
 
 
 @export_app.command("markdown")
@@ -184,7 +189,11 @@ def export_markdown_cmd(
     ctx: typer.Context,
     out: Path = typer.Argument(..., help="The folder to write the notes to (created if missing)."),
     no_frontmatter: bool = typer.Option(False, "--no-frontmatter", help="Drop the YAML frontmatter."),
-    force: bool = typer.Option(False, "--force", help="Write into a non-empty folder paperkb did not write."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Write into a non-empty folder, beside its files (never over a file paperkb did not write).",
+    ),
 ) -> None:
     """The vault as plain CommonMark, for any other tool.
 
@@ -200,6 +209,13 @@ def export_markdown_cmd(
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {report.notes} notes and {report.files} attachments to {out}", file=sys.stderr)
+    _left_alone(report.left, out)
+
+
+def _left_alone(left: list[str], out: Path) -> None:
+    """Exit 1 when files paperkb did not write stood in the export's way (kept as they are)."""
+    if left:
+        raise fail(f"{len(left)} file(s) in {out} were not written by paperkb and were left as they are")
 
 
 def _entries(ctx: typer.Context, notes, query, tag):

@@ -35,7 +35,7 @@ def chat(
     temperature: float = typer.Option(0.6, "--temperature", "-t", min=0.0, help="0 = greedy."),
     top_p: float = typer.Option(0.9, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
     max_gen_len: int = typer.Option(64, "--max-gen-len", min=1, help="Most tokens per answer."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Sampling seed."),
 ) -> None:
     """Multi-turn chat with a local checkpoint, in the Llama 2-Chat template.
 

@@ -170,11 +170,13 @@ def emit(
     if fmt == "csv":
         import csv  # only for this form: most commands print tables or TSV
 
+        from paperkb.csvsafe import spreadsheet_safe
+
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         if not no_header:
-            writer.writerow(header)
-        writer.writerows(cells)
+            writer.writerow([spreadsheet_safe(h) for h in header])
+        writer.writerows([spreadsheet_safe(c) for c in row] for row in cells)
         out.write(buf.getvalue())
         return
     if terminal is None:

@@ -344,14 +344,21 @@ def run_cmd(
     ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu or cuda."),
     params: Optional[list[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed handed to the experiment."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Random seed handed to the experiment."),
     timeout: Optional[float] = typer.Option(
         None,
         "--timeout",
         help="Seconds before a run is ended and recorded as timeout (default: the preset's limit, if any).",
     ),
-    nproc: Optional[int] = typer.Option(None, "--nproc", help="Processes per node (torchrun); default: the preset's."),
+    nproc: Optional[int] = typer.Option(
+        None, "--nproc", help="Processes per node (torchrun), at most this machine's CPUs; default: the preset's."
+    ),
     nnodes: int = typer.Option(1, "--nnodes", help="Number of machines (torchrun)."),
+    max_memory: Optional[str] = typer.Option(
+        None,
+        "--max-memory",
+        help="Refuse runs whose parameters need more memory than this (e.g. 8G); default: the machine's.",
+    ),
     rdzv_endpoint: Optional[str] = typer.Option(
         None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1."
     ),
@@ -423,6 +430,12 @@ def run_cmd(
     )
 
     _check_format(fmt)
+    if nproc is not None:
+        from paperkb.limits import check_nproc
+
+        check_nproc(nproc)  # a worker per CPU at most: 100,000 workers would exhaust the machine
+    from paperkb.limits import parse_memory
+
     vault = require_vault(vault_of(ctx))
     claims = _vault_claims(vault) if targets or all_claims else []
     resolved = resolve_targets(
@@ -441,6 +454,7 @@ def run_cmd(
         control=control,
         controls=controls,
         inputs=load_inputs(vault, input_items or []),
+        max_memory=parse_memory(max_memory) if max_memory is not None else None,
     )
     if on != "local":
         launch = _launch_options(on, profile, partition, gpus, nodes, time_limit, max_parallel, detach)

@@ -59,13 +59,18 @@ def _split_top_level(text: str, sep: str = ",") -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def parse_value(text: str) -> Any:
+MAX_NESTING = 8  # lists in lists in a params:: value (no experiment takes more than two)
+
+
+def parse_value(text: str, depth: int = 0) -> Any:
     """A literal: int, float, bool, quoted string, [list] or bare string (never code)."""
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         return text[1:-1]
     if text.startswith("[") and text.endswith("]"):
-        return [parse_value(x) for x in _split_top_level(text[1:-1])]
+        if depth >= MAX_NESTING:
+            raise ClaimSpecError(f"params:: nests lists more than {MAX_NESTING} deep")
+        return [parse_value(x, depth + 1) for x in _split_top_level(text[1:-1])]
     low = text.lower()
     if low in ("true", "yes", "on"):
         return True

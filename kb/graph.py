@@ -49,7 +49,7 @@ def build_graph(notes: Iterable[Note]) -> nx.MultiDiGraph:
     """The graph of ``notes`` (their links already resolved, as ``Vault.notes()`` gives)."""
     import networkx as nx
 
-    notes = list(notes)
+    notes = [n for n in notes if "paperkb-export" not in n.frontmatter]  # paperkb's own exports: no nodes
     g = nx.MultiDiGraph()
     for note in notes:
         g.add_node(
@@ -97,7 +97,8 @@ def build_graph_from_index(conn) -> nx.MultiDiGraph:
     claims: list[tuple[str, str]] = []
     rows = conn.execute(
         "SELECT path, json_extract(data, '$.title'), json_extract(data, '$.citekey'), "
-        "json_extract(data, '$.year'), json_extract(data, '$.claims') FROM notes ORDER BY path"
+        "json_extract(data, '$.year'), json_extract(data, '$.claims') FROM notes "
+        "WHERE json_extract(data, '$.frontmatter.\"paperkb-export\"') IS NULL ORDER BY path"  # not exports
     )
     for path, title, citekey, year, claims_json in rows:
         name = path.rsplit("/", 1)[-1]

@@ -133,6 +133,10 @@ def _shown_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+# the manifests kb.publish.site and kb.publish.markdown keep in a folder they export to
+EXPORT_MANIFESTS = frozenset({".paperkb-site.json", ".paperkb-markdown.json"})
+
+
 def is_note_file(name: str) -> bool:
     return name.lower().endswith(".md")
 
@@ -143,6 +147,7 @@ def scan(
     """Every note ``{path: (size, mtime, ctime)}`` and attachment ``{path: (size, mtime)}``.
 
     Skips dot-folders and dot-files (``.paperkb``, ``.obsidian``, ``.trash``, ``.git``),
+    folders holding a paperkb export (a site or Markdown manifest: ``EXPORT_MANIFESTS``),
     symlinks that lead outside the vault, and anything but regular files (a FIFO or a
     device would block a reader); symlinked folders are not followed (no loops).
     Folders that cannot be listed are appended to ``unlisted`` (as ``"sub/folder/"``).
@@ -163,6 +168,8 @@ def scan(
             if unlisted is not None:
                 unlisted.append(prefix)
             continue
+        if prefix and any(entry.name in EXPORT_MANIFESTS for entry in entries):
+            continue  # a site or Markdown export paperkb wrote: its copies are not notes
         for entry in entries:
             name = entry.name
             if name[0] == ".":

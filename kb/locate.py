@@ -34,10 +34,10 @@ def find_vault_root(start: Path | str) -> Path | None:
 
 def _existing_folder(path: Path, how: str) -> Path:
     path = path.expanduser()
-    if not path.exists():
-        raise VaultError(f"vault folder not found: {path} (from {how})")
+    if not path.exists():  # a bad --vault or $PAPERKB_VAULT is a usage error (exit status 2)
+        raise VaultError(f"vault folder not found: {path} (from {how})", exit_code=2)
     if not path.is_dir():
-        raise VaultError(f"vault is not a folder: {path} (from {how})")
+        raise VaultError(f"vault is not a folder: {path} (from {how})", exit_code=2)
     return path.resolve()
 
 

@@ -180,12 +180,41 @@ def parse_note(
     rule for which links are citations (``kb.citing``); ``prompts``: the template's
     questions, which are no open questions while unanswered (``kb.prompts``)."""
     try:
-        return _parse(data, path, mtime, ctime, fast, citations, prompts)
+        note = _parse(data, path, mtime, ctime, fast, citations, prompts)
     except Exception as exc:  # a bug must not stop indexing the rest of the vault
         note = Note(path=path, mtime=mtime, ctime=ctime)
         note.title = note.name
         note.problems.append(Problem(path, 1, "error", f"parser failed: {type(exc).__name__}: {exc}"))
         return note
+    if EXPORT_MARKER in note.frontmatter or _head(data).startswith(EXPORT_COMMENT):
+        return _inert(note)
+    return note
+
+
+# what paperkb writes into every Markdown file it exports (kb.publish.papers.EXPORT_MARKER):
+# a frontmatter key, or (``--no-frontmatter``) a first-line HTML comment no renderer shows
+EXPORT_MARKER = "paperkb-export"
+EXPORT_COMMENT = "<!-- paperkb-export"
+
+
+def _head(data: bytes | str) -> str:
+    head = data[:64]
+    return (head.decode("utf-8", "replace") if isinstance(head, bytes) else head).lstrip("\ufeff")
+
+
+def _inert(note: Note) -> Note:
+    """A file paperkb exported (a summary, a Markdown copy) read back as nothing: no title,
+    names, links, claims, tags or problems of its own, so that a copy lying in the vault
+    never doubles a note, a citation or a warning. Only its path and the marker remain."""
+    marker = note.frontmatter.get(EXPORT_MARKER, "markdown")
+    return Note(
+        path=note.path,
+        size=note.size,
+        mtime=note.mtime,
+        ctime=note.ctime,
+        title=note.name,
+        frontmatter={EXPORT_MARKER: marker if isinstance(marker, (str, bool)) else True},
+    )
 
 
 def _parse(
@@ -839,7 +868,8 @@ def _claims(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:
 
 
 def _claim_spec(note: Note, claim: Claim, spec: dict[str, list[tuple[str, int]]]) -> None:
-    """Fill a claim's params / expect / needs from its fields; a bad one is a warning."""
+    """Fill a claim's params / expect / needs from its fields; a bad one is a warning on its
+    line (anything unexpected an error there), and the rest of the note stays."""
     from kb.claimspec import ClaimSpecError, parse_expect, parse_params
 
     for value, line in spec.get("params", []):
@@ -850,11 +880,15 @@ def _claim_spec(note: Note, claim: Claim, spec: dict[str, list[tuple[str, int]]]
                 claim.params[name] = v
         except ClaimSpecError as exc:
             note.problems.append(Problem(note.path, line, "warning", f"claim '{claim.id}': {exc}"))
+        except Exception as exc:  # one bad field never drops the rest of the note (issue 23)
+            note.problems.append(Problem(note.path, line, "error", f"claim '{claim.id}': params:: not read: {exc!r}"))
     for value, line in spec.get("expect", []):
         try:
             claim.expect.extend(parse_expect(value))
         except ClaimSpecError as exc:
             note.problems.append(Problem(note.path, line, "warning", f"claim '{claim.id}': {exc}"))
+        except Exception as exc:
+            note.problems.append(Problem(note.path, line, "error", f"claim '{claim.id}': expect:: not read: {exc!r}"))
     needs = " ".join(v.strip() for v, _ in spec.get("needs", []) if v.strip())
     claim.needs = needs[:300]
 

@@ -75,6 +75,8 @@ def name_rows(note: Note) -> list[tuple[str, str, str, str]]:
     ``label`` is the name as written, for messages."""
     base = note.path.rsplit("/", 1)[-1]
     rows = [(norm(strip_md(note.path)), note.path, PATH, note.path), (norm(note.name), note.path, NAME, strip_md(base))]
+    if "paperkb-export" in note.frontmatter:  # paperkb's own export (kb.parse._inert): found by its path only
+        return rows[:1]
     for alias in note.aliases:
         if isinstance(alias, str) and alias.strip():
             rows.append((norm(alias), note.path, ALIAS, alias.strip()))

@@ -96,17 +96,38 @@ def abstract_of(note: Note) -> str:
     return str(value).strip() if value else ""
 
 
-def _no_html(value: Any) -> Any:
-    """Every value printed into the Markdown: ``<`` outside code spans becomes ``&lt;``.
+class _Md(str):
+    """Markdown this module built itself from escaped text (a table cell, a code span
+    whose content has no backtick, a figure): printed as it is."""
 
-    Notes are untrusted; the summary is Markdown that renderers turn into HTML, and a
-    ``<script>`` or ``<img onerror=...>`` in a title or claim must arrive as text. Inside
-    backtick code spans ``<`` is already literal, so it is left alone there.
-    """
-    if not isinstance(value, str) or "<" not in value:
+
+# ``<`` opens raw HTML and autolinks, a backtick opens a code span (which could swallow the
+# template's own backticks and turn a code span's content back into live text), and a
+# backslash could escape the entity after it. As character references they are text.
+_TEXT_ESCAPES = str.maketrans({"<": "&lt;", "`": "&#96;", "\\": "&#92;"})
+
+
+def _md_text(value: Any) -> str:
+    """Untrusted text as Markdown that renders as exactly that text's characters (for HTML's
+    sake: no tag, no code span, no escape can come out of it, whatever the renderer's
+    HTML setting)."""
+    return str(value).translate(_TEXT_ESCAPES)
+
+
+def _no_html(value: Any) -> Any:
+    """Every value printed into the Markdown goes through :func:`_md_text` unless this
+    module built it (``_Md``). One rule for every value, with no exception for what looks
+    like a code span: a note's ``T `<img onerror=...>` end`` arrives as text."""
+    if isinstance(value, _Md) or not isinstance(value, str):
         return value
-    parts = re.split(r"(`+[^`]*`+)", value)
-    return "".join(part if part.startswith("`") else part.replace("<", "&lt;") for part in parts)
+    return _md_text(value)
+
+
+def _code(text: Any) -> _Md:
+    """Text for the inside of the template's own code spans and fences (literal there): no
+    backticks; and, as everywhere, no raw ``<`` from a note, for renderers that are not
+    CommonMark's (the summary holds none, in code or out)."""
+    return _Md(str(text).replace("`", "").replace("<", "&lt;"))
 
 
 def _plural(n: int, noun: str) -> str:
@@ -115,13 +136,13 @@ def _plural(n: int, noun: str) -> str:
 
 def _cell(text: Any) -> str:
     """Make text safe inside a Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return _Md(_md_text(" ".join(str(text).split())).replace("|", "\\|"))
 
 
 def _inline(text: Any) -> str:
     """One line of note text: no line breaks, no Markdown link syntax that could point
     elsewhere (``[x](javascript:...)`` stays text)."""
-    return " ".join(str(text).split()).replace("](", "]\u200b(")
+    return _Md(_md_text(" ".join(str(text).split()).replace("](", "]\u200b(")))
 
 
 def _authors(note: Note, limit: int = AUTHORS_SHOWN) -> str:
@@ -300,7 +321,7 @@ _TEMPLATE = """\
 {% if p.note.doi %} · **DOI:** [{{ inline(p.note.doi) }}](https://doi.org/{{ urlpart(p.note.doi) }}){% endif %}\
 {% if p.note.citekey %} · `{{ code(p.note.citekey) }}`{% endif %}
 {% if p.note.tags %}
-**Tags:** {{ p.note.tags|map("code_tag")|join(" ") }}
+**Tags:** {{ tags(p.note.tags) }}
 {% endif %}
 {% if p.abstract %}
 ### Abstract
@@ -425,18 +446,18 @@ def render_summary(
         except OSError:
             data = None
         if data is None or not data.startswith(b"\x89PNG"):
-            return f"_{_inline(caption)} (not inlined)_"
+            return _Md(f"_{_inline(caption)} (not inlined)_")
         uri = _data_uri(data, "image/png")
         if html:
             return placeholder(
                 f'<figure><img alt="{escape(caption)}" src="{uri}"><figcaption>{escape(caption)}</figcaption></figure>'
             )
-        return f"![{_cell(caption).replace(']', '')}]({uri})"
+        return _Md(f"![{_cell(caption).replace(']', '')}]({uri})")
 
     def picture(p: PaperSummary) -> str:
         if html:
             return placeholder(f'<figure class="neighbourhood">{p.picture}</figure>')
-        return f"![citation neighbourhood]({_data_uri(p.picture.encode('utf-8'), 'image/svg+xml')})"
+        return _Md(f"![citation neighbourhood]({_data_uri(p.picture.encode('utf-8'), 'image/svg+xml')})")
 
     def run_link(run_dir: Path) -> str:
         target = run_dir
@@ -447,13 +468,13 @@ def render_summary(
                 pass
         from urllib.parse import quote
 
-        return quote(target.as_posix() + "/")
+        return _Md(quote(target.as_posix() + "/"))
 
     env = jinja2.Environment(
         autoescape=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined, finalize=_no_html
     )
     env.filters["cell"] = _cell
-    env.filters["code_tag"] = lambda t: "`#" + str(t).replace("`", "") + "`"
+    tags = lambda ts: _Md(" ".join("`#" + _code(t) + "`" for t in ts))
     text = env.from_string(_TEMPLATE).render(
         papers=papers,
         vault_name=vault_name,
@@ -466,9 +487,10 @@ def render_summary(
         marker=EXPORT_MARKER,
         cell=_cell,
         inline=_inline,
-        code=lambda s: str(s).replace("`", ""),
-        fence=lambda s: str(s).replace("```", "'''"),
-        urlpart=lambda s: __import__("urllib.parse").parse.quote(str(s), safe="/:;()._-"),
+        code=_code,
+        fence=lambda s: _Md(re.sub(r"`{3,}|~{3,}", lambda m: "'" * len(m.group(0)), str(s)).replace("<", "&lt;")),
+        tags=tags,
+        urlpart=lambda s: _Md(__import__("urllib.parse").parse.quote(str(s), safe="/:;()._-")),
         authors=_authors,
         plural=_plural,
         figure=figure,

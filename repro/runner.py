@@ -200,6 +200,7 @@ class RunOptions:
     control: str | None = None  # run this negative control of each experiment (--control NAME)
     controls: bool = False  # run every negative control of each experiment (--controls)
     inputs: dict[str, str] = field(default_factory=dict)  # name -> path (repro.inputs.load_inputs)
+    max_memory: int | None = None  # bytes a run may need (--max-memory); None: this machine's memory
 
 
 @dataclass
@@ -436,6 +437,12 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
             unmet.append(exc_or_path)
         else:
             inputs[exc_or_path[0]] = exc_or_path[1]
+    from repro.budget import memory_refusal, preset_timeout
+
+    if not unmet:  # before anything is allocated; a run that cannot start here anyway says why not first
+        why = memory_refusal(exp.id, params, device, options.max_memory)
+        if why is not None:
+            unmet.append(RequirementUnmet(f"{exp.id}: {why}", "more memory"))
     if unmet:
         if len(unmet) == 1:
             raise unmet[0]
@@ -452,7 +459,9 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
         nproc=nproc,
         nnodes=options.nnodes,
         rdzv_endpoint=options.rdzv_endpoint,
-        timeout_s=options.timeout_s if options.timeout_s is not None else preset.timeout_s,
+        timeout_s=options.timeout_s
+        if options.timeout_s is not None
+        else preset_timeout(preset, exp.scale_of(options.preset)),
         control=getattr(t, "control", None),
         scale=exp.scale_of(options.preset),
         claim_spec=dict(t.claim_spec or {}),

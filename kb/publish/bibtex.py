@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ _TO_BIBTEX = {
     "dataset": "misc",
     "document": "misc",
 }
+MAX_BIB_BYTES = 50_000_000  # a .bib larger than this is refused, not read
+
 _FROM_BIBTEX = {
     "article": "journalArticle",
     "inproceedings": "conferencePaper",
@@ -583,16 +586,12 @@ def _decode_persons(names: list[str], decoding) -> list[Person]:
 
 
 # --- importing into the vault's template (else the seed's) -----------------------------
-_UNSAFE_NAME = re.compile(r'[*?"<>|#^\[\]\x00-\x1f]+')
-
-
 def note_file_name(title: str, key: str) -> str:
-    """A file name Obsidian accepts: ``A: B`` -> ``A - B`` (as the seed's notes are named)."""
-    name = re.sub(r"\s*:\s*", " - ", title)
-    name = re.sub(r"[\\/]+", "-", name)
-    name = _UNSAFE_NAME.sub("", name).strip(" .-")
-    name = " ".join(name.split())[:120].rstrip(" .-")
-    return (name or key) + ".md"
+    """A file name Obsidian accepts: ``A: B`` -> ``A - B`` (as the seed's notes are named).
+    Title and key are untrusted: both go through :func:`paperkb.files.safe_component`."""
+    from paperkb.files import safe_component
+
+    return safe_component(" ".join(title.split())[:120], safe_component(key, "untitled")) + ".md"
 
 
 def item_type_of(entry: BibEntry) -> str:
@@ -743,12 +742,10 @@ def import_bibtex(vault, bib_path: Path | str, *, folder: str = "", today: str |
     are never written; ``folder`` is inside the vault."""
     from kb.errors import PaperkbError
     from kb.publish.notetemplate import NoteTemplate
+    from paperkb.files import read_regular, safe_component, write_new
 
     bib_path = Path(bib_path)
-    try:
-        raw = bib_path.read_bytes()
-    except OSError as exc:
-        raise PaperkbError(f"cannot read {bib_path}: {exc.strerror or exc}") from None
+    raw = read_regular(bib_path, MAX_BIB_BYTES)
     text = raw.decode("utf-8", "replace")
     entries, warnings = parse_bibtex(text, str(bib_path))
     report = ImportReport(warnings=warnings)
@@ -767,15 +764,20 @@ def import_bibtex(vault, bib_path: Path | str, *, folder: str = "", today: str |
         target.mkdir(parents=True, exist_ok=True)
         name = note_file_name(entry.fields.get("title", ""), entry.key)
         path = target / name
-        if path.exists():
-            path = target / f"{name[:-3]} ({entry.key}).md"
-        if path.exists():
+        if os.path.lexists(path):
+            path = target / f"{name[:-3]} ({safe_component(entry.key)}).md"
+        if os.path.lexists(path):
             report.skipped.append((entry.key, f"{path.name} exists"))
             continue
         text = note_text(entry, today=today, template=template)
-        try:
-            with open(path, "x", encoding="utf-8") as fh:  # "x": never replace a file
-                fh.write(text)
+        try:  # a new file only, checked to land inside the vault, never through a link
+            path = write_new(root, path, text)
+        except FileExistsError:
+            report.skipped.append((entry.key, f"{path.name} exists"))
+            continue
+        except PaperkbError as exc:
+            report.skipped.append((entry.key, str(exc)))
+            continue
         except OSError as exc:
             report.skipped.append((entry.key, f"cannot write {path}: {exc.strerror or exc}"))
             continue
@@ -784,5 +786,5 @@ def import_bibtex(vault, bib_path: Path | str, *, folder: str = "", today: str |
             dois.add(doi)
         if arxiv:
             arxivs.add(arxiv)
-        report.created.append(path.relative_to(root).as_posix())
+        report.created.append(path.relative_to(root.resolve()).as_posix())
     return report

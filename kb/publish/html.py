@@ -31,7 +31,8 @@ class LinkContext:
     """How one page links out. Every callback returns None when it has no answer."""
 
     note_href: Callable[[str, str | None], str | None] = lambda target, heading: None  # [[target#heading]]
-    file_src: Callable[[str], str | None] = lambda target: None  # an attachment's URL
+    # an attachment's URL; ``image``: it is shown by an <img> (an SVG is published only so)
+    file_src: Callable[..., str | None] = lambda target, image=False: None
     embed_html: Callable[[str], str | None] = lambda target: None  # ![[Note]] inlined
     warnings: list[str] = field(default_factory=list)
     embed_depth: int = 0
@@ -129,11 +130,12 @@ def _wikilink(self, tokens, idx, options, env) -> str:
         from kb.syntax import is_attachment
 
         if is_attachment(target):
-            src = ctx.file_src(target)
+            image = bool(re.search(r"\.(png|jpe?g|gif|webp|svg|bmp|avif)$", target, re.I))
+            src = ctx.file_src(target, image=image)
             if src is None:
-                ctx.warnings.append(f"embed {target!r} left out (not a file inside the vault)")
+                ctx.warnings.append(f"embed {target!r} left out (not a publishable file inside the vault)")
                 return f'<span class="missing-embed">{escape(target)}</span>'
-            if re.search(r"\.(png|jpe?g|gif|webp|svg|bmp|avif)$", target, re.I):
+            if image:
                 width = meta.get("display") or ""
                 size = f' width="{int(width.split("x")[0])}"' if re.fullmatch(r"\d{1,4}(x\d{1,4})?", width) else ""
                 return f'<img src="{escape(src, quote=True)}" alt="{escape(target, quote=True)}"{size}>'
@@ -200,10 +202,13 @@ def _image(self, tokens, idx, options, env) -> str:
     src = tok.attrGet("src") or ""
     alt = tok.content or ""
     ctx = _ctx(env)
+    if re.match(r"^https?:", src, re.I):  # nothing is fetched from the network: a remote image is a link
+        return (
+            f'<a class="remote-image" href="{escape(src, quote=True)}" rel="noopener noreferrer">'
+            f"{escape(alt or src)}</a>"
+        )
     final = (
-        src
-        if re.match(r"^https?:", src, re.I)
-        else (None if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", src) or src.startswith("//") else ctx.file_src(src))
+        None if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", src) or src.startswith("//") else ctx.file_src(src, image=True)
     )
     if final is None:
         if src:

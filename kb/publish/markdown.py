@@ -9,7 +9,9 @@ exactly as written. The frontmatter is kept (with a ``paperkb-export`` marker, s
 paperkb never reads the copy back as notes) or dropped.
 
 The folder layout of the vault is kept. As with the site, OUT must be empty or an earlier
-export (``.paperkb-markdown.json``), unless ``force``.
+export (``.paperkb-markdown.json``), unless ``force``; it is never the vault or inside it,
+and only files the manifest lists with unchanged bytes are replaced or removed
+(:mod:`kb.publish.outdir`).
 """
 
 from __future__ import annotations
@@ -17,24 +19,28 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from kb.errors import PaperkbError
+from kb.publish.outdir import check_export_folder, in_the_way, owned_hashes, publishable, remove_owned, write_owned
 from kb.publish.papers import EXPORT_MARKER
+from paperkb.files import read_regular, replace_file
 
 if TYPE_CHECKING:
     from kb.query.corpus import IndexCorpus
 
 MANIFEST = ".paperkb-markdown.json"
+ATTACHMENT_MAX_BYTES = 200_000_000  # a vault file larger than this is not copied
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _QUOTE_PREFIX = re.compile(r"((?:[ \t]*>[ \t]?)*)")
 _CODE_SPAN = re.compile(r"(`+)(?:.*?[^`])?\1(?!`)")
 _WIKILINK = re.compile(r"(!?)\[\[([^\[\]\n]{1,500}?)\]\]")
-_CALLOUT = re.compile(r"^((?:[ \t]*>[ \t]?)+)\[!([^\]\n]+)\]([+-]?)[ \t]*(.*)$")
+# the quote marks as ``(spaces, >)`` runs, one way only: ``(?:[ \t]*>[ \t]?)+`` split a run of
+# "> > > ..." in exponentially many ways before failing (minutes on a line of 2,000 marks)
+_CALLOUT = re.compile(r"^((?:[ \t]*>)+[ \t]?)\[!([^\]\n]+)\]([+-]?)[ \t]*(.*)$")
 _COMMENT = re.compile(r"%%.*?%%", re.S)
 _BLOCK_ID = re.compile(r"[ \t]+\^[A-Za-z0-9-]+[ \t]*$|^\^[A-Za-z0-9-]+[ \t]*$")
 
@@ -45,6 +51,7 @@ class MarkdownReport:
     notes: int = 0
     files: int = 0
     warnings: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # files in the way that paperkb did not write
 
 
 def _rel(from_path: str, to_path: str) -> str:
@@ -87,6 +94,9 @@ class _Converter:
         for p in list(self.files.values()):
             self.files.setdefault(p.rsplit("/", 1)[-1].casefold(), p)
         self.copied: set[str] = set()
+        self.owned: dict[str, str] = {}  # what the last export wrote (rel -> hash): all it may replace
+        self.hashes: dict[str, str] = {}  # what this export wrote
+        self.left: list[str] = []  # files in the way that paperkb did not write
         self.warnings: list[str] = []
         self._corpus: IndexCorpus | None = None  # built on the first note with a query
 
@@ -106,12 +116,20 @@ class _Converter:
         if not real.is_relative_to(self.root) or not real.is_file():
             self.warnings.append(f"{src}: embed {target!r} refused: it leaves the vault")
             return None
+        if not (publishable(rel, image=True) and publishable(real.relative_to(self.root).as_posix(), image=True)):
+            self.warnings.append(f"{src}: embed {target!r} not copied: not a type of file an export publishes")
+            return None
         if rel not in self.copied:
-            dest = (self.out / rel).resolve()
-            if not dest.is_relative_to(self.out.resolve()):
+            try:
+                digest = write_owned(self.out, rel, read_regular(real, ATTACHMENT_MAX_BYTES), self.owned)
+            except PaperkbError as exc:
+                self.warnings.append(f"{src}: embed {target!r} not copied: {exc}")
                 return None
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(real, dest)
+            if digest is None:
+                self.warnings.append(in_the_way(rel, self.out))
+                self.left.append(rel)
+                return None
+            self.hashes[rel] = digest
             self.copied.add(rel)
         return rel
 
@@ -215,23 +233,16 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
     """Write every note of ``vault`` as CommonMark under ``out``."""
     import yaml
 
+    from kb.frontmatter import load_frontmatter
+
     out = Path(out)
-    out_r = out.resolve()
-    if out_r == vault.root or vault.root.is_relative_to(out_r):
-        raise PaperkbError(f"{out} holds the vault: give an output folder of its own", exit_code=2)
-    if out_r.is_relative_to(vault.root) and not frontmatter:
-        raise PaperkbError(
-            f"{out} is inside the vault: without frontmatter the copies would be read back as "
-            "notes (keep the frontmatter or write elsewhere)",
-            exit_code=2,
-        )
-    if out.exists() and not out.is_dir():
-        raise PaperkbError(f"{out} is a file, not a folder", exit_code=2)
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file() and not force:
-        raise PaperkbError(f"{out} is not empty and was not written by paperkb: use --force to write into it")
+    old = check_export_folder(out, vault.root, MANIFEST, force)
     out.mkdir(parents=True, exist_ok=True)
+    out_r = out.resolve()
     vault._ensure()
     conv = _Converter(vault, out)
+    listed = [*(old.get("notes") or ()), *(old.get("files") or ())]
+    conv.owned = owned_hashes(old, [p for p in listed if isinstance(p, str)])
     report = MarkdownReport(out=out)
     written: list[str] = []
     for path in sorted(conv.light):
@@ -240,14 +251,16 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
         except OSError as exc:
             report.warnings.append(f"{path}: cannot read: {exc.strerror or exc}")
             continue
-        head = ""
+        head = "<!-- paperkb-export: markdown -->\n"  # no frontmatter: this (unseen) line marks the copy
         if frontmatter:
             props = {}
-            if raw is not None:
+            # read first with note frontmatter's limits (aliases, depth, size): a block
+            # they refuse is dropped, not expanded; one they accept is loaded as it was written
+            if raw is not None and not any(sev == "error" for _, sev, _ in load_frontmatter(raw)[2]):
                 try:
                     loaded = yaml.safe_load(raw)
                     props = loaded if isinstance(loaded, dict) else {}
-                except yaml.YAMLError:
+                except (yaml.YAMLError, RecursionError):
                     props = {}
             props = {**props, EXPORT_MARKER: "markdown"}
             head = (
@@ -259,13 +272,21 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
         if not dest.is_relative_to(out_r):
             report.warnings.append(f"{path}: refused: outside {out}")
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(head + body.lstrip("\n"), encoding="utf-8")
+        digest = write_owned(out_r, path, head + body.lstrip("\n"), conv.owned)
+        if digest is None:
+            report.warnings.append(in_the_way(path, out))
+            report.left.append(path)
+            continue
+        conv.hashes[path] = digest
         written.append(path)
     report.notes = len(written)
     report.files = len(conv.copied)
     report.warnings.extend(conv.warnings)
-    (out / MANIFEST).write_text(
-        json.dumps({"generator": "paperkb", "notes": written, "files": sorted(conv.copied)}), encoding="utf-8"
-    )
+    report.left.extend(conv.left)
+    for rel in sorted(set(conv.owned) - set(conv.hashes)):  # what the last export wrote and this one did not
+        if not remove_owned(out_r, rel, conv.owned) and os.path.lexists(out_r / rel):
+            report.warnings.append(in_the_way(rel, out))
+            report.left.append(rel)
+    manifest = {"generator": "paperkb", "notes": written, "files": sorted(conv.copied), "hashes": conv.hashes}
+    replace_file(out_r, out_r / MANIFEST, json.dumps(manifest))
     return report

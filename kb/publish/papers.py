@@ -76,26 +76,32 @@ class PaperRule:
 
 DEFAULT_RULE = PaperRule()
 RULE_FILE = "papers.yaml"
+RULE_MAX_BYTES = 100_000
 
 
 def load_rule(vault_root: Path | str) -> PaperRule:
     """The vault's rule from ``.paperkb/papers.yaml`` (loaded safely), else the default.
     A broken file is an error naming it, not a silent default."""
     from kb.errors import PaperkbError
+    from kb.frontmatter import load_frontmatter
+    from paperkb.files import read_regular
 
     path = Path(vault_root) / ".paperkb" / RULE_FILE
-    if not path.is_file():
+    if not path.exists():  # (a FIFO or a device there is an error below, not the default)
         return DEFAULT_RULE
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace")[:100_000]) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise PaperkbError(f"{path}{line}: not valid YAML") from None
-    if not isinstance(data, dict):
-        raise PaperkbError(f"{path}: expected a mapping of rule keys")
+    # configuration YAML gets note frontmatter's limits: size, aliases, depth (issue 23)
+    text = read_regular(path, RULE_MAX_BYTES).decode("utf-8", "replace")
+    if not text.strip():
+        return DEFAULT_RULE
+    data, _, issues = load_frontmatter(text, first_line=1)
+    errors = [(line, message) for line, severity, message in issues if severity == "error"]
+    if errors:
+        line, message = errors[0]
+        message = message.replace("invalid YAML frontmatter", "not valid YAML").replace("frontmatter too", "too")
+        message = message.replace("frontmatter is a", "expected a mapping of rule keys, not a").replace(
+            ", not a set of properties", ""
+        )
+        raise PaperkbError(f"{path}:{line}: {message}")
 
     def names(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = data.get(key, default)

@@ -11,8 +11,11 @@ Incremental: ``OUT/.paperkb-site.json`` records, for every file the export wrote
 fingerprint of what it was made from (the note's content hash, where its links resolve,
 who links to it, its claims' statuses, the code and templates). A page whose fingerprint
 did not change is not rendered again; files the export wrote before and no longer makes
-are removed; nothing else in OUT is ever touched. A non-empty OUT without that manifest
-is refused unless ``force``. ``OUT/.paperkb-site-notes.msgpack`` keeps what each note's
+are removed; nothing else in OUT is ever touched: the manifest keeps a hash of each file
+written, and a file that is not listed, or changed since, or a link, is never replaced or
+removed (:mod:`kb.publish.outdir`). A non-empty OUT without that manifest is refused
+unless ``force`` (which writes beside its files, never over them); OUT inside the vault is
+refused. ``OUT/.paperkb-site-notes.msgpack`` keeps what each note's
 content alone decides (title, tags, claims, authors...) by content hash, so a re-export
 reads from the index only the notes that changed (and every note's links: where they
 resolve depends on the others).
@@ -26,7 +29,6 @@ import gc
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +39,17 @@ import msgspec
 
 from kb.claims import claim_entry
 from kb.errors import PaperkbError
+from kb.publish.outdir import (
+    UNCHECKED,
+    check_export_folder,
+    in_the_way,
+    owned_hashes,
+    publishable,
+    remove_owned,
+    write_owned,
+)
 from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
+from paperkb.files import read_regular, replace_file
 
 MANIFEST = ".paperkb-site.json"
 # what each note's content alone decides, kept between exports (kb.publish.selection.site_notes)
@@ -45,6 +57,7 @@ NOTES_CACHE = ".paperkb-site-notes.msgpack"
 HERE = Path(__file__).parent / "site_files"
 SEARCH_WORDS = 400  # distinct words of a note's text kept for the search box
 METRICS_MAX_BYTES = 5_000_000
+ATTACHMENT_MAX_BYTES = 200_000_000  # a vault file larger than this is not published
 
 
 @dataclass
@@ -55,6 +68,7 @@ class SiteReport:
     removed: int = 0
     pages: int = 0
     warnings: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # files in the way that paperkb did not write
     seconds: float = 0.0
 
 
@@ -122,26 +136,9 @@ def _safe_id(text: str) -> str | None:
 
 
 def check_out_folder(out: Path, vault_root: Path, force: bool) -> dict[str, Any]:
-    """The previous manifest of ``out`` ({} when new); refuses a folder paperkb did not write."""
-    out_r = out.resolve()
-    if out_r == vault_root or vault_root.is_relative_to(out_r):
-        raise PaperkbError(f"{out} holds the vault: give an output folder of its own", exit_code=2)
-    if out.exists() and not out.is_dir():
-        raise PaperkbError(f"{out} is a file, not a folder", exit_code=2)
-    manifest_path = out / MANIFEST
-    if manifest_path.is_file():
-        try:
-            data = json.loads(manifest_path.read_text(encoding="utf-8"))
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            if not force:
-                raise PaperkbError(f"{manifest_path} is damaged: use --force to export again") from None
-            return {}
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise PaperkbError(
-            f"{out} is not empty and was not written by paperkb: use --force to write into it", exit_code=1
-        )
-    return {}
+    """The previous manifest of ``out`` ({} when new); refuses a folder paperkb did not
+    write, the vault and any folder inside it (see :mod:`kb.publish.outdir`)."""
+    return check_export_folder(out, vault_root, MANIFEST, force)
 
 
 @functools.lru_cache(maxsize=256)
@@ -156,34 +153,29 @@ def _real_folder(out: Path, folder: str) -> Path:
 
 def _target(out: Path, rel: str) -> Path:
     """Where ``rel`` is written under the (resolved) folder ``out``; refuses anything that
-    would land outside it."""
+    would land outside it. A link at the file itself is never followed: it is replaced
+    only if paperkb put it there, which it never does (see ``write_owned``)."""
     folder, _, name = rel.rpartition("/")
     if name in ("", ".", "..") or "\x00" in rel:
         raise PaperkbError(f"refusing to write {rel!r}: not a file name")
-    path = _real_folder(out, folder) / name
-    if path.is_symlink():  # a link planted in the output folder: follow it only inside
-        real = path.resolve()
-        if not real.is_relative_to(out):
-            raise PaperkbError(f"refusing to write {rel!r}: outside {out}")
-    return path
+    return _real_folder(out, folder) / name
 
 
-def _write_file(out: Path, rel: str, data: str | bytes) -> None:
-    """Write ``rel`` under ``out`` whole or not at all (a temporary file, then a rename)."""
-    path = _target(out, rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _write_file(out: Path, rel: str, data: str | bytes, owned: dict[str, str]) -> str | None:
+    """Write ``rel`` under ``out`` whole or not at all (an ``O_EXCL`` temporary, then a
+    rename), only over a file the last export wrote; its hash, or None when a file
+    paperkb did not write is in the way."""
+    _target(out, rel)
+    return write_owned(out, rel, data, owned)
 
 
 class _Writer:
     """Writes files under ``out`` only, skipping those whose fingerprint is unchanged."""
 
-    def __init__(self, out: Path, old: dict[str, str], report: SiteReport) -> None:
+    def __init__(self, out: Path, old: dict[str, str], report: SiteReport, owned: dict[str, str]) -> None:
         self.out = out.resolve()
+        self.owned = owned  # rel -> the hash the last export wrote it with
+        self.hashes: dict[str, str] = {}  # rel -> the hash this export wrote it with
         self.listing: dict[str, set[str]] = {}  # folder -> its files, as the export found them
         self.old = old
         self.new: dict[str, str] = {}
@@ -197,7 +189,7 @@ class _Writer:
     def fresh(self, rel: str, fingerprint: str) -> bool:
         """Whether ``rel`` is already written from the same inputs (then it is kept)."""
         if self.old.get(rel) == fingerprint and self._found(rel):
-            self.new[rel] = fingerprint
+            self.keep(rel, fingerprint)
             self.report.unchanged += 1
             return True
         return False
@@ -212,42 +204,59 @@ class _Writer:
             with contextlib.suppress(OSError), os.scandir(self.out / folder) as entries:
                 for entry in entries:
                     with contextlib.suppress(OSError):
-                        if entry.is_file():
+                        if entry.is_file(follow_symlinks=False):
                             names.add(entry.name)
             self.listing[folder] = names
         return name in names
 
     def write(self, rel: str, fingerprint: str, data: str | bytes) -> None:
-        _write_file(self.out, rel, data)
-        self.written(rel, fingerprint)
+        self.written(rel, fingerprint, _write_file(self.out, rel, data, self.owned))
 
-    def written(self, rel: str, fingerprint: str) -> None:
-        """Record ``rel`` as written (by ``write`` or by a render worker)."""
+    def written(self, rel: str, fingerprint: str, digest: str | None) -> None:
+        """Record ``rel`` as written (by ``write`` or by a render worker) with the hash of
+        its bytes; None: a file paperkb did not write was in the way and is left alone."""
+        if digest is None:
+            self.report.warnings.append(in_the_way(rel, self.out))
+            self.report.left.append(rel)
+            return
         self.new[rel] = fingerprint
+        self.hashes[rel] = digest
         self.report.written += 1
+
+    def keep(self, rel: str, fingerprint: str) -> None:
+        """Carry ``rel`` over from the last export, unwritten."""
+        self.new[rel] = fingerprint
+        if rel in self.owned:
+            self.hashes[rel] = self.owned[rel]
 
     def copy(self, rel: str, fingerprint: str, source: Path) -> None:
         if self.fresh(rel, fingerprint):
             return
-        path = self.target(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, path)
-        self.new[rel] = fingerprint
-        self.report.written += 1
+        try:
+            data = read_regular(source, ATTACHMENT_MAX_BYTES)
+        except PaperkbError as exc:
+            self.report.warnings.append(str(exc))
+            return
+        self.written(rel, fingerprint, _write_file(self.out, rel, data, self.owned))
 
     def finish(self) -> None:
         for rel in set(self.old) - set(self.new):
             try:
-                path = self.target(rel)
+                self.target(rel)
             except PaperkbError:
                 continue
-            if path.is_file():
-                path.unlink()
+            if remove_owned(self.out, rel, self.owned):
                 self.report.removed += 1
-        manifest = {"generator": "paperkb", "files": self.new, **self.extra}
+            elif os.path.lexists(self.out / rel):
+                self.report.warnings.append(in_the_way(rel, self.out))
+                self.report.left.append(rel)
+        for rel in self.new:
+            if rel not in self.hashes and rel in self.owned:
+                self.hashes[rel] = self.owned[rel]
+        manifest = {"generator": "paperkb", **self.extra, "files": self.new, "hashes": self.hashes}
         # no indent: json's C encoder (10,000 pages' words are ~30 MB of manifest)
         text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))  # ASCII: any path survives
-        (self.out / MANIFEST).write_text(text, encoding="utf-8")
+        replace_file(self.out, self.out / MANIFEST, text)
 
 
 # ---- the export ---------------------------------------------------------------------------
@@ -316,6 +325,7 @@ class _Site:
         self.env = _env()
         self.attachment_uses: dict[str, str] = {}  # vault path -> site file (filled while rendering)
         self.out: Path | None = None  # the (resolved) output folder, where render workers write pages
+        self.owned: dict[str, str] = {}  # what the last export wrote there (rel -> hash): all it may replace
         self.words: dict[str, str] = {}  # path -> search words, of the pages rendered this time
 
     def claim_list(self) -> list[dict[str, Any]]:
@@ -362,12 +372,17 @@ class _Site:
         key = key[:-3] if key.lower().endswith(".md") else key
         return self.by_name.get(key.casefold()) or self.by_name.get(key.lstrip("@").casefold())
 
-    def file_for(self, target: str, source_path: str) -> Path | None:
-        """The attachment ``target`` names, only if it is a real file inside the vault."""
+    def file_for(self, target: str, source_path: str, image: bool = False) -> Path | None:
+        """The attachment ``target`` names, only if the site may publish it: a real file
+        inside the vault, of a type a reading site needs (``PUBLISHED``), in no dot-folder
+        (``.paperkb/``, ``.obsidian/``) and no dot-file; an SVG only as an ``<img>`` (where
+        its scripts never run), never as a page of its own."""
         from urllib.parse import unquote
 
         target = unquote(target.strip()).replace("\\", "/")
         if not target or target.startswith("/") or "\x00" in target:
+            return None
+        if not publishable(target, image):
             return None
         rel = self.files_by_name.get(target.casefold()) or self.files_by_name.get(target.rsplit("/", 1)[-1].casefold())
         if rel is None:
@@ -379,6 +394,8 @@ class _Site:
         except OSError:
             return None
         if not real.is_relative_to(self.root) or not real.is_file():
+            return None
+        if not publishable(real.relative_to(self.root).as_posix(), image):  # a link to a dot-file, or to an .html
             return None
         return real
 
@@ -440,8 +457,8 @@ class _Site:
             url = root + "notes/" + page_name(resolved)
             return url + ("#" + H._anchor(heading) if heading else "")
 
-        def file_src(target: str) -> str | None:
-            real = self.file_for(target, path)
+        def file_src(target: str, image: bool = False) -> str | None:
+            real = self.file_for(target, path, image)
             if real is None:
                 return None
             rel = real.relative_to(self.root).as_posix()
@@ -626,9 +643,10 @@ def _prop(value: Any) -> str:
 _SITE: _Site | None = None
 
 
-def _render_batch(paths: list[str]) -> list[tuple[str, list[str], list[tuple[str, str]], str | None]]:
+def _render_batch(paths: list[str]) -> list[tuple[str, list[str], list[tuple[str, str]], str | None, str | None]]:
     """Render and write the pages of ``paths`` (in a worker: the pages never travel back
-    to the main process); (path, warnings, attachments, search words or None) of each."""
+    to the main process); (path, warnings, attachments, search words or None, the page's
+    hash or None when a file paperkb did not write was in its way) of each."""
     site = _SITE
     assert site is not None and site.out is not None
     out = []
@@ -655,8 +673,8 @@ def _render_batch(paths: list[str]) -> list[tuple[str, list[str], list[tuple[str
                 mentioned_by=[],
             )
             warnings, files = [f"{path}: not rendered: {type(exc).__name__}: {exc}"], []
-        _write_file(site.out, f"notes/{page_name(path)}", page)
-        out.append((path, warnings, [(s, str(f)) for s, f in files], words))
+        digest = _write_file(site.out, f"notes/{page_name(path)}", page, site.owned)
+        out.append((path, warnings, [(s, str(f)) for s, f in files], words, digest))
     return out
 
 
@@ -693,7 +711,11 @@ def _export_site(vault, out: Path, statuses, runs_dir, force, workers, generated
     out.mkdir(parents=True, exist_ok=True)
     report = SiteReport(out=out)
     old_files = old.get("files")
-    writer = _Writer(out, old_files if isinstance(old_files, dict) else {}, report)
+    old_files = old_files if isinstance(old_files, dict) else {}
+    owned = owned_hashes(old, old_files)
+    if old:  # the cache is paperkb's own, damaged or not, in a folder with paperkb's manifest
+        owned[NOTES_CACHE] = UNCHECKED
+    writer = _Writer(out, old_files, report, owned)
     writer.old_extra = old
     vault._ensure()
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
@@ -716,13 +738,14 @@ def _export_site(vault, out: Path, statuses, runs_dir, force, workers, generated
             todo.append((path, rel, fp))
     report.pages = len(site.light)
     site.out = writer.out
+    site.owned = writer.owned
     fps = {p: (rel, fp) for p, rel, fp in todo}
     # which attachment files each page uses: those of a deleted note's page go with it
     old_uses = old.get("uses") if isinstance(old.get("uses"), dict) else None
     uses: dict[str, list[str]] = {}
-    for path, warnings, files, words in _render_all(site, [p for p, _, _ in todo], workers, progress):
+    for path, warnings, files, words, digest in _render_all(site, [p for p, _, _ in todo], workers, progress):
         rel, fp = fps[path]
-        writer.written(rel, fp)
+        writer.written(rel, fp, digest)
         if words is not None:
             site.words[path] = words
         report.warnings.extend(warnings)
@@ -748,7 +771,7 @@ def _export_site(vault, out: Path, statuses, runs_dir, force, workers, generated
     for rel in kept:
         kept_fp = writer.old.get(rel)
         if isinstance(rel, str) and kept_fp is not None and rel not in writer.new and (out / rel).is_file():
-            writer.new[rel] = kept_fp
+            writer.keep(rel, kept_fp)
     writer.extra["uses"] = uses
 
     # run pages
@@ -763,7 +786,7 @@ def _export_site(vault, out: Path, statuses, runs_dir, force, workers, generated
         if writer.fresh(f"runs/{rid}.html", fp):
             for rel, ofp in writer.old.items():
                 if rel.startswith(f"runs/{rid}/"):
-                    writer.new[rel] = ofp
+                    writer.keep(rel, ofp)
             continue
         page, files = site.render_run(rid, folder)
         writer.write(f"runs/{rid}.html", fp, page)
@@ -772,7 +795,7 @@ def _export_site(vault, out: Path, statuses, runs_dir, force, workers, generated
             writer.copy(site_rel, _hash(str(src), st.st_size, st.st_mtime_ns), src)
 
     _write_global_pages(site, writer)
-    _write_cache(writer.out, site.cache)
+    _write_cache(writer.out, site.cache, writer.owned)
     writer.finish()
     report.seconds = time.perf_counter() - started
     _SITE = None
@@ -790,7 +813,7 @@ def _read_cache(out: Path, manifest: dict[str, Any]) -> Any:
         return None
 
 
-def _write_cache(out: Path, cache: dict[str, Any]) -> None:
+def _write_cache(out: Path, cache: dict[str, Any], owned: dict[str, str]) -> str | None:
     try:
         data = msgspec.msgpack.encode(cache)
     except (msgspec.MsgspecError, OverflowError, TypeError):  # a value msgpack cannot hold (a huge int)
@@ -802,7 +825,7 @@ def _write_cache(out: Path, cache: dict[str, Any]) -> None:
                 continue
             kept[path] = entry
         data = msgspec.msgpack.encode({**cache, "notes": kept})
-    _write_file(out, NOTES_CACHE, data)
+    return _write_file(out, NOTES_CACHE, data, owned)
 
 
 def _render_all(site: _Site, paths: list[str], workers: int | None, progress: Callable[[int, int], None] | None = None):

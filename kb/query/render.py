@@ -174,10 +174,12 @@ def to_csv(result: Result) -> str:
                 headers.append(k)
     import csv  # only for this form
 
+    from paperkb.csvsafe import spreadsheet_safe
+
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(headers)
-    for rec in records:
-        w.writerow([_csv_cell(rec.get(h)) for h in headers])
+    w.writerow([spreadsheet_safe(h) for h in headers])
+    for rec in records:  # a cell of note text that a spreadsheet would run as a formula gets a "'"
+        w.writerow([spreadsheet_safe(_csv_cell(rec.get(h))) for h in headers])
     return buf.getvalue()
 
 

@@ -59,6 +59,9 @@ def load_checkpoint(directory: str | Path, device: str = "cpu"):
 
     directory = Path(directory)
     kind = checkpoint_kind(directory)
+    from repro.llama.checkpoint_check import check_tokenizer_files
+
+    check_tokenizer_files(directory)  # before the model: all of the folder is checked first
     model = load_hf(directory, device=device) if kind == "hf" else load_meta(directory, device=device)
     tokenizer = load_tokenizer(directory)
     if tokenizer.n_words > model.params.vocab_size:

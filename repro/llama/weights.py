@@ -225,12 +225,11 @@ def save_hf(
 
 
 def _safetensors_files(directory: Path) -> list[Path]:
+    from repro.llama.checkpoint_check import MAX_INDEX_BYTES, check_index, read_json_object
+
     index = directory / INDEX_NAME
     if index.exists():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (ValueError, KeyError):
-            raise PaperkbError(f"{index}: not a safetensors index (no weight_map)") from None
+        weight_map = check_index(read_json_object(index, MAX_INDEX_BYTES), index)
         files = []
         for fname in dict.fromkeys(weight_map.values()):
             path = (directory / fname).resolve()
@@ -245,25 +244,36 @@ def _safetensors_files(directory: Path) -> list[Path]:
 
 
 def load_hf(
-    directory: str | Path, device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None, **overrides
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: Optional[torch.dtype] = None,
+    max_memory: Optional[int] = None,
+    **overrides,
 ) -> Transformer:
-    """A Transformer from a local Hugging Face folder (config.json + safetensors)."""
+    """A Transformer from a local Hugging Face folder (config.json + safetensors); refused
+    (one line) when the config is malformed or the model would not fit ``max_memory``
+    (default: this machine's memory)."""
     from safetensors import safe_open
+
+    from repro.llama.checkpoint_check import check_hf_config, check_model_memory, check_safetensors, read_json_object
 
     directory = Path(directory)
     cfg_path = directory / "config.json"
     if not cfg_path.exists():
         raise PaperkbError(f"{directory}: no config.json")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except ValueError as exc:
-        raise PaperkbError(f"{cfg_path}: bad JSON ({exc})") from None
+    # untrusted: checked (types, ranges, consistency, memory) before anything is built
+    cfg = read_json_object(cfg_path)
+    check_hf_config(cfg, cfg_path)
     args = args_from_hf_config(cfg, **overrides)
-    model = build_on_meta(args)
-    hf_state: dict[str, torch.Tensor] = {}
-    for path in _safetensors_files(directory):
+    check_model_memory(args, f"the model of {cfg_path}", max_memory)
+    files = _safetensors_files(directory)
+    for path in files:
         if not path.exists():
             raise PaperkbError(f"{path}: missing shard")
+        check_safetensors(path, directory)
+    model = build_on_meta(args)
+    hf_state: dict[str, torch.Tensor] = {}
+    for path in files:
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             for name in f.keys():
                 t = f.get_tensor(name)
@@ -274,6 +284,18 @@ def load_hf(
 # ---------------------------------------------------------------------------------------
 # Meta's consolidated.*.pth
 # ---------------------------------------------------------------------------------------
+_META_ARGS = (
+    "dim",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "vocab_size",
+    "multiple_of",
+    "ffn_dim_multiplier",
+    "ffn_hidden_dim",
+    "max_seq_len",
+)
+
 # How Meta's model-parallel shards split each weight (fairscale layers): column-parallel
 # layers along the output rows, row-parallel ones and the embedding along the columns.
 _CONCAT_DIM = {"wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "output": 0, "wo": 1, "w2": 1, "tok_embeddings": 1}
@@ -298,18 +320,28 @@ def merge_shards(shards: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.T
 
 
 def load_meta(
-    directory: str | Path, device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None, **overrides
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: Optional[torch.dtype] = None,
+    max_memory: Optional[int] = None,
+    **overrides,
 ) -> Transformer:
-    """A Transformer from Meta's download folder: params.json + consolidated.NN.pth."""
+    """A Transformer from Meta's download folder: params.json + consolidated.NN.pth
+    (checked as ``load_hf`` checks config.json)."""
+    from repro.llama.checkpoint_check import check_meta_params, check_model_memory, read_json_object
+
     directory = Path(directory)
     params_path = directory / "params.json"
     shard_paths = sorted(directory.glob("consolidated.*.pth"))
     if not params_path.exists() or not shard_paths:
         raise PaperkbError(f"{directory}: expected params.json and consolidated.*.pth")
+    params = read_json_object(params_path)
+    check_meta_params(params, params_path)
+    sized = {k: v for k, v in params.items() if k in _META_ARGS and v not in (None, -1)}
     try:
-        params = json.loads(params_path.read_text())
-    except ValueError as exc:
-        raise PaperkbError(f"{params_path}: bad JSON ({exc})") from None
+        check_model_memory(ModelArgs(**sized), f"the model of {params_path}", max_memory)
+    except (TypeError, ValueError) as exc:
+        raise PaperkbError(f"{params_path}: {exc}") from None
     shards = []
     for p in shard_paths:
         try:

@@ -39,7 +39,8 @@ def test_refusals(tmp_path):
     write(tmp_path, {"busy/x.txt": "x"})
     with pytest.raises(PaperkbError, match="not empty"):
         export_markdown(Vault(root), tmp_path / "busy")
-    with pytest.raises(PaperkbError, match="read back as notes"):
-        export_markdown(Vault(root), root / "export", frontmatter=False)
+    for frontmatter in (False, True):  # issue 23: never into the vault, with or without frontmatter
+        with pytest.raises(PaperkbError, match="inside the vault"):
+            export_markdown(Vault(root), root / "export", frontmatter=frontmatter)
     export_markdown(Vault(root), tmp_path / "plain")
     export_markdown(Vault(root), tmp_path / "plain")  # its own earlier export: fine

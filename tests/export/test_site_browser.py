@@ -168,3 +168,54 @@ def test_graph_click_and_search_in_chromium(served_site, tmp_path):
         (ARTIFACTS / "site-search.png").write_bytes(base64.b64decode(shot["data"]))
     finally:
         browser.close()
+
+
+HOSTILE_NOTE = """# Links
+
+[h](evil.html) [s](evil.svg) [e](.env) [db](.paperkb/runs.db)
+![[evil.svg]] ![[evil.html]] ![[pic.png]]
+![p](https://tracker.invalid/p.png) ![q](http://127.0.0.1:9/q.png)
+"""
+
+
+@pytest.mark.timeout(180)
+def test_hostile_attachments_and_remote_images_in_chromium(tmp_path):
+    """Issue 23: a note's links to HTML, SVG, dot-files and .paperkb/ publish nothing a
+    browser runs, the SVG shows only as an <img> (its script never runs), and a remote
+    image is a link: loading the page requests nothing outside the site."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "Links.md").write_text(HOSTILE_NOTE, encoding="utf-8")
+    (vault / "evil.html").write_text("<script>alert('html')</script>", encoding="utf-8")
+    (vault / "evil.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+                                    "<script>alert('svg')</script><rect width='10' height='10'/></svg>")
+    (vault / ".env").write_text("SECRET=1")
+    (vault / ".paperkb").mkdir()
+    (vault / ".paperkb" / "runs.db").write_bytes(b"SQLite format 3\x00host=secret")
+    (vault / "pic.png").write_bytes(base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="))
+    out = tmp_path / "site"
+    export_site(Vault(vault), out, workers=1)
+    assert sorted(p.name.split("-", 1)[1] for p in (out / "files").iterdir()) == ["evil.svg", "pic.png"]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    site = f"http://127.0.0.1:{server.server_address[1]}/"
+    browser = Browser(tmp_path / "profile")
+    try:
+        browser.call("Network.enable")
+        browser.goto(site + "notes/" + page_name("Links.md"))
+        time.sleep(0.5)
+        requested = [e["params"]["request"]["url"] for e in browser.events
+                     if e.get("method") == "Network.requestWillBeSent"]
+        assert requested and all(url.startswith(site) for url in requested), requested
+        assert not [e for e in browser.events if e.get("method") == "Page.javascriptDialogOpening"]
+        assert browser.eval("Array.from(document.querySelectorAll('a[href]')).filter("
+                            "a => /evil|\\.env|\\.paperkb|runs\\.db/.test(a.getAttribute('href'))).length") == 0
+        assert browser.eval("document.querySelectorAll('img[src*=\"evil.svg\"]').length") == 1
+        assert browser.eval("document.querySelector('img[src*=\"evil.svg\"]').complete")  # shown as an image
+        assert browser.eval("document.querySelectorAll('a.remote-image').length") == 2
+        assert browser.eval("document.querySelectorAll('img[src^=\"http\"]').length") == 0
+    finally:
+        browser.close()
+        server.shutdown()
+        server.server_close()

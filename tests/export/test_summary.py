@@ -62,7 +62,7 @@ def test_html_in_notes_arrives_as_text():
     text = render_summary([evil], {}, generated="x")
     assert "<script>" not in text and "<img" not in text and "<b>" not in text
     assert "## Evil &lt;script>alert(1)&lt;/script>" in text
-    assert "`a<b` in code" in text  # code spans keep their text
+    assert "&#96;a&lt;b&#96; in code" in text  # shown as written, backticks and all (issue 23)
     assert "1 paper, 1 claim: 1 unverified. 1 open question." in text
 
 

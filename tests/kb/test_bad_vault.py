@@ -95,5 +95,5 @@ def test_check_reports_every_problem_with_path_and_line(tmp_path):
 
 def test_missing_vault_one_line(tmp_path):
     result = CliRunner().invoke(app, ["--vault", str(tmp_path / "absent"), "index"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error (issue 23)
     assert result.output.count("\n") == 1 and result.output.startswith("error: vault folder not found")

@@ -65,7 +65,7 @@ def test_show_unknown_note_is_one_line_error(vault):
 
 def test_missing_vault_is_one_line_error(tmp_path):
     result = run(tmp_path / "nope", "show", "x")
-    assert result.exit_code == 1 and result.output.startswith("error: vault folder not found")
+    assert result.exit_code == 2 and result.output.startswith("error: vault folder not found")
 
 
 def test_links_backlinks(vault):

@@ -29,6 +29,15 @@ def build(root: Path) -> Path:
         "deep.md": b"---\nx: " + b"[" * 5000 + b"\n---\n" + b"> " * 2000 + b"quote\n",
         "long-line.md": b"# Long\n\n" + b"word " * 200_000 + b"\n",
         "python-tag.md": b"---\nx: !!python/object/apply:os.system ['echo PWNED']\n---\n",
+        # issue 23: links to what a site must not publish, a remote image, a summary-escape title,
+        # a CSV formula, params nested past the limit, an export copied back into the vault
+        "publish.md": b"# T `<img src=x onerror=alert(1)>` end\n\n[h](evil.html) [s](evil.svg) [e](.env) "
+                      b"![[evil.svg]] ![p](https://tracker.invalid/p.png)\nnote:: =HYPERLINK(\"http://x.invalid\")\n\n"
+                      b"> [!claim] deep params\n> params:: x=" + b"[" * 500 + b"]" * 500 + b"\n",
+        "evil.html": b"<script>alert(1)</script>",
+        "evil.svg": b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+        ".env": b"SECRET=1",
+        "exported.md": b"---\naliases: [Note]\npaperkb-export: markdown\n---\n# Note\n\n[[Missing Two]]\n",
     }
     for rel, data in files.items():
         (root / rel).write_bytes(data)

@@ -164,8 +164,34 @@ def test_hostile_vault_indexes_and_answers_every_query(tmp_path):
     assert any("too large or recursive" in m for _, m in problems("bomb.md"))
     assert any("python/object" in m or "could not determine a constructor" in m or "invalid YAML" in m
                for _, m in problems("python-tag.md"))
+    # issue 23: a deep params:: is a problem on its line, the note keeps its links; the export
+    # copy adds no name ("Note" still finds Note.md), no link and no problem
+    assert any("nests lists" in m or "longer than" in m for _, m in problems("publish.md"))
+    assert problems("exported.md") == []
     db = vault / ".paperkb" / "index.db"
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM links WHERE src = 'exported.md'").fetchone()[0] == 0
     conn.close()
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_hostile_vault_exports_publish_nothing_unsafe(tmp_path):
+    """Issue 23 on the hostile vault: site and Markdown exports write only inside OUT, copy
+    no HTML or dot-file, and load nothing from the network."""
+    from kb.publish.markdown import export_markdown
+    from kb.publish.site import export_site
+
+    vault = build(tmp_path / "hostile")
+    before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(vault / ".paperkb")}
+    with Vault(vault) as v:
+        export_site(v, tmp_path / "site", workers=1, generated="x")
+        export_markdown(v, tmp_path / "plain")
+    after = {p for p in tmp_path.rglob("*") if not p.is_relative_to(vault / ".paperkb")}
+    assert all(p.is_relative_to(tmp_path / "site") or p.is_relative_to(tmp_path / "plain") for p in after - before)
+    published = {p.name for p in (tmp_path / "site").rglob("*") if p.is_file()}
+    assert not [n for n in published if n.endswith((".html",)) and "evil" in n] and ".env" not in published
+    from kb.publish.site import page_name
+
+    text = (tmp_path / "site" / "notes" / page_name("publish.md")).read_text()
+    assert 'src="https://' not in text and "<img src=x" not in text and "onerror=alert(1)>" not in text
