@@ -206,20 +206,22 @@ MIN_SEEDS = 3
 @dataclass(frozen=True)
 class SeedRule:
     """How the runs of a stochastic experiment's declared seeds decide a claim: supported
-    when at least ``min_pass`` of them passed (None: every one), contradicted otherwise; a
-    seed that ended in error makes the whole set error. ``why`` says where the rule comes
-    from (e.g. a binomial bound: with a per-seed pass rate of 0.9, 4 of 5 ...)."""
+    when at least ``ceil(min_fraction * n)`` of the ``n`` seeds passed (1.0: every one),
+    contradicted otherwise; a seed whose run ended in error makes the whole set error. ``why``
+    says where the rule comes from (e.g. a binomial bound: if the code is right each seed
+    passes with probability >= 0.9, so 4 or more of 5 pass with probability >= 0.92)."""
 
-    min_pass: int | None = None
+    min_fraction: float = 1.0
     why: str = ""
 
     def needed(self, n_seeds: int) -> int:
-        return n_seeds if self.min_pass is None else min(self.min_pass, n_seeds)
+        return max(1, min(n_seeds, math.ceil(self.min_fraction * n_seeds - 1e-9)))
 
     def text(self, n_seeds: int) -> str:
-        if self.min_pass is None or self.min_pass >= n_seeds:
+        need = self.needed(n_seeds)
+        if need >= n_seeds:
             return f"every one of {n_seeds} seeds passes"
-        return f"at least {self.min_pass} of {n_seeds} seeds pass"
+        return f"at least {need} of {n_seeds} seeds pass"
 
 
 @dataclass(frozen=True)
@@ -243,9 +245,6 @@ class Preset:
     description: str = ""
     timeout_s: float | None = None  # a sensible default timeout for this preset
     scale: str = ""  # one of SCALES; "" = the preset's own name
-    # The seeds whose runs decide a claim at this preset (stochastic experiments; at least
-    # MIN_SEEDS). () = DEFAULT_SEEDS for a stochastic experiment, (0,) for a deterministic one.
-    seeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,14 +270,15 @@ class Experiment:
     controls: tuple[Control, ...] = ()
     metrics: tuple[Metric, ...] = ()  # what it records (ctx.log_metric), for claims' expect::
     stochastic: bool = False  # its verdict depends on the seed: decided over seeds_for(preset)
+    seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # preset -> its deciding seeds
     seed_rule: SeedRule = field(default_factory=SeedRule)
     scope: str = ""  # what it models (and leaves out), named in a claim's verdict line
 
     def seeds_for(self, preset: str) -> tuple[int, ...]:
-        """The seeds whose runs decide a claim at ``preset``."""
-        p = self.presets.get(preset)
-        if p is not None and p.seeds:
-            return tuple(p.seeds)
+        """The seeds whose runs decide a claim at ``preset``: the declared ones, else
+        DEFAULT_SEEDS for a stochastic experiment and (0,) for a deterministic one."""
+        if self.seeds.get(preset):
+            return tuple(int(s) for s in self.seeds[preset])
         return DEFAULT_SEEDS if self.stochastic else (0,)
 
     def rule_text(self, preset: str) -> str:
@@ -366,6 +366,7 @@ def experiment(
     controls: list[Control] | tuple[Control, ...] = (),
     metrics: list[Metric] | tuple[Metric, ...] = (),
     stochastic: bool = False,
+    seeds: dict[str, tuple[int, ...]] | None = None,
     seed_rule: SeedRule | None = None,
     scope: str = "",
 ) -> Callable[[Callable], Callable]:
@@ -373,8 +374,9 @@ def experiment(
 
     ``metrics``: what it records (``Metric(name, unit, meaning)``); a claim's ``expect::`` may
     name only these. ``stochastic``: its verdict depends on the seed, so a claim is decided over
-    each preset's ``seeds`` (at least three) by ``seed_rule``. ``scope``: what it models, shown
-    in a claim's verdict line."""
+    the preset's ``seeds`` (``{"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)}``; at least three,
+    DEFAULT_SEEDS where a preset names none) by ``seed_rule`` (default: every seed passes).
+    ``scope``: what it models (and leaves out), shown in a claim's verdict line."""
 
     def decorate(fn: Callable) -> Callable:
         exp = Experiment(
@@ -387,6 +389,7 @@ def experiment(
             controls=tuple(controls),
             metrics=tuple(metrics),
             stochastic=stochastic,
+            seeds={k: tuple(v) for k, v in (seeds or {}).items()},
             seed_rule=seed_rule or SeedRule(),
             scope=scope,
         )
@@ -431,6 +434,12 @@ def register(exp: Experiment) -> Experiment:
         if unknown:
             raise RegistryError(f"preset {pname!r} of {exp.id!r} sets unknown parameters {sorted(unknown)}")
     for pname, preset in exp.presets.items():
+        for name, value in preset.params.items():
+            try:
+                exp.param(name).validate(value)
+            except RegistryError as exc:
+                raise RegistryError(f"preset {pname!r} of {exp.id!r}: {exc}") from None
+    for pname, preset in exp.presets.items():
         scale = preset.scale or pname
         if scale not in SCALES:
             raise RegistryError(
@@ -442,6 +451,9 @@ def register(exp: Experiment) -> Experiment:
     metric_names = [m.name for m in exp.metrics]
     if len(set(metric_names)) != len(metric_names) or not all(isinstance(m, Metric) for m in exp.metrics):
         raise RegistryError(f"experiment {exp.id!r}: metrics must be distinct Metric(name, unit, meaning)")
+    unknown_seeds = set(exp.seeds) - set(exp.presets)
+    if unknown_seeds:
+        raise RegistryError(f"experiment {exp.id!r} declares seeds for unknown presets {sorted(unknown_seeds)}")
     for pname in exp.presets:
         seeds = exp.seeds_for(pname)
         if len(set(seeds)) != len(seeds):
@@ -452,8 +464,8 @@ def register(exp: Experiment) -> Experiment:
             )
         if not exp.stochastic and len(seeds) != 1:
             raise RegistryError(f"preset {pname!r} of {exp.id!r} names several seeds but it is not stochastic=True")
-    if exp.seed_rule.min_pass is not None and exp.seed_rule.min_pass < 1:
-        raise RegistryError(f"experiment {exp.id!r}: SeedRule.min_pass must be at least 1")
+    if not 0.0 < exp.seed_rule.min_fraction <= 1.0:
+        raise RegistryError(f"experiment {exp.id!r}: SeedRule.min_fraction must be in (0, 1]")
     old = _REGISTRY.get(exp.id)
     if old is not None and (old.module, old.fn.__qualname__) != (exp.module, exp.fn.__qualname__):
         raise RegistryError(f"experiment id {exp.id!r} declared twice ({old.module} and {exp.module})")
@@ -549,7 +561,7 @@ def describe(exp: Experiment) -> dict[str, Any]:
         "metrics": [{"name": m.name, "unit": m.unit, "meaning": m.meaning} for m in exp.metrics],
         "stochastic": exp.stochastic,
         "seed_rule": {
-            "min_pass": exp.seed_rule.min_pass,
+            "min_fraction": exp.seed_rule.min_fraction,
             "why": exp.seed_rule.why,
             "text": {name: exp.rule_text(name) for name in exp.presets},
         },

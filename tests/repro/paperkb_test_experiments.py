@@ -124,15 +124,16 @@ def needs_triton(ctx):
 
 @experiment(
     "test/coin",
-    "passes unless its seed is one of fail_seeds: a stand-in for a seed-dependent training run",
+    "passes unless its seed is one of fail_seeds or 100 or more: a stand-in for a seed-dependent training run",
     params=[Param("fail_seeds", list, [], "seeds whose run fails")],
-    presets={"smoke": Preset(), "full": Preset(seeds=(0, 1, 2, 3, 4))},
+    presets={"smoke": Preset(), "full": Preset()},
+    seeds={"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
     controls=[Control("always-fail", "every seed fails")],
     metrics=[Metric("draw", "", "1 when the seed passed")],
     stochastic=True,
-    seed_rule=SeedRule(min_pass=2, why="a test rule: 2 of 3"))
+    seed_rule=SeedRule(min_fraction=0.6, why="a test rule: 2 of 3, 3 of 5"))
 def coin(ctx):
-    ok = ctx.seed not in [int(s) for s in ctx.params["fail_seeds"]] and ctx.control is None
+    ok = ctx.seed not in [int(s) for s in ctx.params["fail_seeds"]] and ctx.seed < 100 and ctx.control is None
     ctx.log_metric("draw", float(ok))
     ctx.check("seed_passes", float(ok), "==", 1.0)
     return ctx.result()
