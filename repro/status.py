@@ -11,18 +11,22 @@ The status words (docs/verdicts.md tells the whole story):
   ``(proxy)`` when some check measured a stand-in for the claim's setting;
 * ``reproduced`` — only from a ``paper``-scale run whose checks are all direct evidence;
 * ``contradicted`` — a deciding run failed a check of our code;
-* ``error`` — a deciding run crashed or timed out.
+* ``error`` — a deciding run crashed or timed out, the claim cannot be judged as written
+  (``repro.claimcheck``), or one of its own negative controls did not end contradicted
+  ("this check cannot fail here").
 
 Which runs decide a claim: for each experiment the claim names, the newest finished run
-of the real code (never a negative control's) whose parameters are the claim's own: no
-``--param`` override unless the claim's ``params::`` name those values, and the claim's
-``expect::`` applied. An ``interrupted`` run says nothing and is skipped. Checks with
-evidence ``reference`` are shown but support nothing. Precedence when a claim names several
-experiments: contradicted, error, needs, unverified, small scale (proxy), small scale,
-reproduced.
+of the real code (never a negative control's, never one made with ``--seed N``) whose
+parameters are the claim's own: no ``--param`` override unless the claim's ``params::``
+name those values, and the claim's ``expect::`` applied. A stochastic experiment decides by
+the newest complete set of its declared seeds' runs, under its stated rule; a lone run of it
+never decides. An ``interrupted`` run says nothing and is skipped. Checks with evidence
+``reference`` (or ``counts: false``) are shown but support nothing. Precedence when a claim
+names several experiments: contradicted, error, needs, unverified, small scale (proxy), small
+scale, reproduced.
 
-The latest run of each negative control is listed beside the claim; one that passed is an
-error of the experiment ("this check cannot fail") but does not change the claim's word.
+Each control's newest decision made under the claim's own params::/expect:: is listed beside
+the claim.
 
 This module is torch-free: the query engine and ``paperkb status`` import it.
 """

@@ -70,7 +70,7 @@ def test_roll_up_words(tmp_path):
     assert st["none"]["run_id"] is None and st["none"]["experiments"] == {"e/never": None}
     [check] = st["paper"]["checks"]
     assert set(check) == {"name", "value", "op", "threshold", "scale", "evidence", "run_id", "experiment", "passed",
-                          "description"}
+                          "description", "counts", "seed"}
     assert check["run_id"] == paper and check["scale"] == "paper" and check["evidence"] == "direct"
     assert set(st["paper"]) >= {"status", "run_id", "preset", "scale", "ended", "checks", "controls", "experiments"}
 
