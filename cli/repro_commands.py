@@ -111,7 +111,10 @@ def experiments_cmd(
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
 ) -> None:
-    """List the registered experiments: id, description, presets, requirements, controls, citing claims.
+    """List the registered experiments: id, description, presets, requirements, controls, seeds, citing claims.
+
+    JSON adds each experiment's parameters (with thresholds and bounds), declared metrics
+    (name, unit, meaning), seeds per preset with the rule they decide by, and scope.
 
     Example: paperkb experiments --format json
     """
@@ -132,9 +135,15 @@ def experiments_cmd(
         for r in rows:
             r["presets (requirements)"] = preset_summary(r)
             r["control names"] = [c["name"] for c in r["controls"]]
+            r["seeds"] = (
+                "; ".join(f"{name} {len(p['seeds'])}" for name, p in r["presets"].items())
+                + f" ({r['seed_rule']['text'].get('smoke', '')})"
+                if r["stochastic"]
+                else ""
+            )
     emit(
         rows,
-        ["id", "description", "presets (requirements)", "control names", "claims"],
+        ["id", "description", "presets (requirements)", "control names", "seeds", "claims"],
         fmt,
         no_header=no_header,
         wrap="description",

@@ -320,3 +320,18 @@ def test_run_help_keeps_full_and_paper_apart():
     text = " ".join(result.output.replace("│", " ").split())
     assert "the largest setting this machine can run" in text and "the paper's setting; may need" not in text
     assert "Neither is the paper's setting" in text and "--seed" in text and "decides no claim" in text
+
+
+@pytest.mark.usefixtures("repro_env")
+def test_plans_run_each_declared_seed_and_an_explicit_seed_once():
+    from repro.runner import RunOptions, Target, plan_runs
+
+    smoke, _ = plan_runs([Target("test/coin")], RunOptions())
+    assert [p.seed for p in smoke] == [0, 1, 2] and len({p.seed_set["group"] for p in smoke}) == 1
+    assert smoke[0].seed_set["need"] == 2 and smoke[0].seed_set["rule"] == "at least 2 of 3 seeds pass"
+    full, _ = plan_runs([Target("test/coin")], RunOptions(preset="full"))
+    assert [p.seed for p in full] == [0, 1, 2, 3, 4] and full[0].seed_set["need"] == 3
+    [explicit] = plan_runs([Target("test/coin")], RunOptions(seed=7))[0]
+    assert explicit.seed == 7 and explicit.seed_set == {"explicit": True}
+    [plain] = plan_runs([Target("test/ok")], RunOptions())[0]
+    assert plain.seed == 0 and plain.seed_set["seeds"] == [0]
