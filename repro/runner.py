@@ -1080,16 +1080,32 @@ def batch_summary(runs: list[Run], skipped: list[Skipped]) -> str:
 
 
 def controls_not_contradicted(runs: list[Run]) -> list[Run]:
-    """The control runs that did not end contradicted (each one an error of its experiment)."""
-    return [r for r in runs if r.status != FAILED]
+    """The control runs whose decision did not end contradicted (each an error of the claims it
+    ran for): a lone run that did not fail, or every run of a seed set that, under its rule,
+    did not end contradicted."""
+    from repro.status import CONTRADICTED, seed_set_word
+
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.seed_set or {}).get("group") or r.id, []).append(r)
+    bad: list[Run] = []
+    for members in groups.values():
+        if len(members) == 1:
+            ok = members[0].status == FAILED
+        else:
+            need = int((members[0].seed_set or {}).get("need") or len(members))
+            ok = seed_set_word(members, need)[0] == CONTRADICTED
+        if not ok:
+            bad.extend(members)
+    return bad
 
 
 RUN_ERROR_EXIT = 3  # some run ended in error, timeout or was interrupted
 
 
 def controls_exit_code(runs: list[Run]) -> int:
-    """For ``run --controls``: 0 only when every control run ended contradicted (failed)."""
-    return 0 if runs and all(r.status == FAILED for r in runs) else 1
+    """For ``run --controls``: 0 only when every control (over its seed set) ended contradicted."""
+    return 0 if runs and not controls_not_contradicted(runs) else 1
 
 
 def exit_code(runs: list[Run]) -> int:

@@ -186,7 +186,7 @@ class Decision:
         return f"seeds {','.join(map(str, self.seeds))}: {self.passed}/{len(self.seeds)} passed ({self.rule})"
 
 
-def _seed_group_word(members: list[Run], need: int) -> tuple[str, int]:
+def seed_set_word(members: list[Run], need: int) -> tuple[str, int]:
     """The word of a complete seed set: error if any seed's run errored, else supported (the
     weakest word of the passing runs) when at least ``need`` passed, else contradicted."""
     passed = [r for r in members if r.status == PASSED]
@@ -275,7 +275,7 @@ class RunIndex:
                 continue  # a seed is missing (interrupted, still running): an older set decides
             members = [by_seed[s] for s in seeds]
             need = int(seed_set.get("need") or len(seeds))
-            word, passed = _seed_group_word(members, need)
+            word, passed = seed_set_word(members, need)
             return Decision(members, word, seeds, passed, str(seed_set.get("rule") or ""))
         return Decision([skipped], _run_word(skipped)) if skipped is not None else None
 

@@ -289,6 +289,8 @@ def test_seed_sets_controls_under_the_claims_params_and_deciding_runs_end_to_end
     # the weak claim: supported by its own run, but its own control cannot fail -> error, exit 1
     assert cli("run", "c-weak").exit_code == 0
     assert words()["c-weak"]["status"] == SMALL_SCALE and words()["c-weak"]["controls"] == []
+    # the verdict line names what the experiment counted, since the claim sets its own params::
+    assert "counted: a halving curve from 4.0" in cli("claims", "--format", "tsv").output
     assert cli("run", "c-weak", "--controls").exit_code == 1
     weak = words()["c-weak"]
     assert weak["status"] == STATUS_ERROR and weak["reason"].startswith("this check cannot fail here: control break")
@@ -335,3 +337,29 @@ def test_plans_run_each_declared_seed_and_an_explicit_seed_once():
     assert explicit.seed == 7 and explicit.seed_set == {"explicit": True}
     [plain] = plan_runs([Target("test/ok")], RunOptions())[0]
     assert plain.seed == 0 and plain.seed_set["seeds"] == [0]
+
+
+def test_a_control_over_seeds_is_judged_by_the_seed_rule():
+    from repro.runner import controls_exit_code, controls_not_contradicted
+    from repro.tracker import Run
+
+    def group(name, *statuses, need=3):
+        seeds = list(range(len(statuses)))
+        return [
+            Run(
+                f"{name}{i}",
+                "e",
+                "smoke",
+                st,
+                seed=i,
+                control="c",
+                seed_set={"group": name, "seeds": seeds, "need": need},
+            )
+            for i, st in enumerate(statuses)
+        ]
+
+    one_seed_fails = group("a", FAILED, PASSED, PASSED)  # every seed must pass: the set is contradicted
+    assert controls_exit_code(one_seed_fails) == 0
+    lenient = group("b", FAILED, PASSED, PASSED, need=2)  # 2 of 3 passed: the sabotage passes the rule
+    assert controls_not_contradicted(lenient) == lenient and controls_exit_code(one_seed_fails + lenient) == 1
+    assert controls_exit_code([Run("x", "e", "smoke", PASSED, control="c")]) == 1 and controls_exit_code([]) == 1
