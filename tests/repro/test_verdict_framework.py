@@ -363,3 +363,31 @@ def test_a_control_over_seeds_is_judged_by_the_seed_rule():
     lenient = group("b", FAILED, PASSED, PASSED, need=2)  # 2 of 3 passed: the sabotage passes the rule
     assert controls_not_contradicted(lenient) == lenient and controls_exit_code(one_seed_fails + lenient) == 1
     assert controls_exit_code([Run("x", "e", "smoke", PASSED, control="c")]) == 1 and controls_exit_code([]) == 1
+
+
+def test_every_metric_name_the_experiment_modules_log_is_declared_there():
+    """Read from the source (no experiment runs): each ``ctx.log_metric("name", ...)`` of a
+    declaration module, an f-string standing for its family, must match a metric that one of the
+    module's experiments declares, so a claim's expect:: can name it and check can refuse others."""
+    import ast
+    import importlib
+    import inspect
+
+    exps = registry.load_all()
+    missing = []
+    for module in registry.BUILTIN_MODULES:
+        mine = [e for e in exps.values() if e.module == module]
+        tree = ast.parse(inspect.getsource(importlib.import_module(module)))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "log_metric" and node.args):
+                continue
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                name = arg.value
+            elif isinstance(arg, ast.JoinedStr):  # each {value} stands for a piece such as "x_y"
+                name = "".join(v.value if isinstance(v, ast.Constant) else "x_y" for v in arg.values)
+            else:
+                continue
+            if not any(e.declares_metric(name) for e in mine):
+                missing.append(f"{module}:{node.lineno} {name}")
+    assert missing == []
