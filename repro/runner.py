@@ -1109,12 +1109,23 @@ def controls_exit_code(runs: list[Run]) -> int:
 
 
 def exit_code(runs: list[Run]) -> int:
-    """0 when every run passed; 1 when some claim was contradicted (failed); 3 when some
-    run ended in error, timeout or interrupted. Never 2: that code means a malformed
-    command line, for ``run`` as for every other command."""
+    """0 when every run passed (a stochastic experiment's seed set: when it met its rule); 1
+    when some claim was contradicted (failed); 3 when some run ended in error, timeout or
+    interrupted. Never 2: that code means a malformed command line, for ``run`` as for every
+    other command."""
+    from repro.status import CONTRADICTED, seed_set_word
+
     statuses = {r.status for r in runs}
     if statuses & {ERROR, TIMEOUT, INTERRUPTED}:
         return RUN_ERROR_EXIT
-    if FAILED in statuses:
-        return 1
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.seed_set or {}).get("group") or r.id, []).append(r)
+    for members in groups.values():
+        need = int((members[0].seed_set or {}).get("need") or len(members))
+        if len(members) > 1 and len(members) == len((members[0].seed_set or {}).get("seeds") or []):
+            if seed_set_word(members, need)[0] == CONTRADICTED:  # the seed set fails its rule
+                return 1
+        elif any(m.status == FAILED for m in members):
+            return 1
     return 0

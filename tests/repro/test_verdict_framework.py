@@ -391,3 +391,20 @@ def test_every_metric_name_the_experiment_modules_log_is_declared_there():
             if not any(e.declares_metric(name) for e in mine):
                 missing.append(f"{module}:{node.lineno} {name}")
     assert missing == []
+
+
+def test_the_exit_status_of_a_seed_set_follows_its_rule():
+    from repro.runner import exit_code
+    from repro.tracker import Run
+
+    def group(name, *statuses, need):
+        seeds = list(range(len(statuses)))
+        return [
+            Run(f"{name}{i}", "e", "smoke", st, seed=i, seed_set={"group": name, "seeds": seeds, "need": need})
+            for i, st in enumerate(statuses)
+        ]
+
+    assert exit_code(group("a", PASSED, FAILED, PASSED, need=2)) == 0  # 2 of 3 is the rule: supported
+    assert exit_code(group("b", PASSED, FAILED, PASSED, need=3)) == 1
+    assert exit_code(group("c", PASSED, ERROR, PASSED, need=2)) == 3
+    assert exit_code([Run("x", "e", "smoke", FAILED, seed_set={"explicit": True})]) == 1
