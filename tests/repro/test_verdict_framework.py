@@ -408,3 +408,14 @@ def test_the_exit_status_of_a_seed_set_follows_its_rule():
     assert exit_code(group("b", PASSED, FAILED, PASSED, need=3)) == 1
     assert exit_code(group("c", PASSED, ERROR, PASSED, need=2)) == 3
     assert exit_code([Run("x", "e", "smoke", FAILED, seed_set={"explicit": True})]) == 1
+
+
+def test_the_bert_500m_claim_is_contradicted_and_the_110m_one_supported():
+    from kb.claimspec import parse_params
+
+    params = parse_params(BERT)
+    wrong = registry.run_inline("transformer/param-count", expect=parse_expect("params_millions ≈ 500 ± 2%"), **params)
+    assert wrong.verdict == "contradicted" and wrong.checks[-1].name == "expect params_millions"
+    right = registry.run_inline("transformer/param-count", expect=parse_expect("params_millions ≈ 110 ± 2%"), **params)
+    assert right.verdict == "supported" and round(right.checks[-1].value, 2) == 109.48
+    assert not right.undeclared_metrics
