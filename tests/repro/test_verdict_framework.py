@@ -410,6 +410,7 @@ def test_the_exit_status_of_a_seed_set_follows_its_rule():
     assert exit_code([Run("x", "e", "smoke", FAILED, seed_set={"explicit": True})]) == 1
 
 
+@pytest.mark.slow  # imports torch: ~25 s on a loaded 2-core machine
 def test_the_bert_500m_claim_is_contradicted_and_the_110m_one_supported():
     from kb.claimspec import parse_params
 
