@@ -7,9 +7,11 @@ Three steps, so that every refusal happens before anything runs:
 2. :func:`plan` checks parameters and requirements (``--param`` names and types, a CUDA
    GPU for presets that need one, GPU memory, triton, process count) and raises
    :class:`~kb.errors.PaperkbError` with one clear line if anything is wrong;
-3. :func:`execute` records each planned run as ``queued``, then runs them one after the
-   other, each in a child process (``python -m repro.worker``, or torchrun for several
-   processes) in its own session. A crash, an out-of-memory kill, a ``kill -9`` or a
+3. :func:`execute` records each planned run as ``queued``, then runs them, up to ``jobs``
+   side by side (one at a time by default), each in a child process (``python -m
+   repro.worker``, or torchrun for several processes) in its own session. A stochastic
+   experiment is planned once per declared seed; the runs share a seed set and decide a
+   claim together (``repro.status``); ``--seed N`` plans one run that decides nothing. A crash, an out-of-memory kill, a ``kill -9`` or a
    timeout of the child is recorded in the tracker and never takes paperkb down; the
    other runs of the batch still run. A timeout ends the child's whole process tree.
 
