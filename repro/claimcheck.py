@@ -53,10 +53,4 @@ def claim_errors(claim: Any, exps: Mapping[str, registry.Experiment] | None = No
     return errors
 
 
-def declared_claim_checker(exps: Mapping[str, registry.Experiment] | None = None) -> Any:
-    """``claim -> list of errors`` for ``kb.check.experiment_problems``."""
-    loaded = experiments() if exps is None else dict(exps)
-    return lambda claim: claim_errors(claim, loaded)
-
-
-__all__ = ["claim_errors", "declared_claim_checker", "experiments", "unknown_experiment"]
+__all__ = ["claim_errors", "experiments", "unknown_experiment"]
