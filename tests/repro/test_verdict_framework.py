@@ -422,3 +422,15 @@ def test_the_bert_500m_claim_is_contradicted_and_the_110m_one_supported():
     right = registry.run_inline("transformer/param-count", expect=parse_expect("params_millions ≈ 110 ± 2%"), **params)
     assert right.verdict == "supported" and round(right.checks[-1].value, 2) == 109.48
     assert not right.undeclared_metrics
+
+
+def test_experiments_json_lists_metrics_thresholds_bounds_and_seeds():
+    described = registry.describe(registry.get("transformer/param-count"))
+    params = {p["name"]: p for p in described["params"]}
+    assert params["vocab_precision"]["threshold"] and params["n_layers"]["bounds"] == [0, 1000]
+    assert {"name": "params_millions", "unit": "M", "meaning": "the counted stack, in millions"} in described["metrics"]
+    assert described["scope"].startswith("token embeddings") and not described["stochastic"]
+    copy = registry.describe(registry.get("transformer/copy-task"))
+    assert copy["stochastic"] and copy["presets"]["smoke"]["seeds"] == [0, 1, 2]
+    assert copy["presets"]["full"]["seeds"] == [0, 1, 2, 3, 4]
+    assert copy["seed_rule"]["text"]["full"] == "every one of 5 seeds passes"
