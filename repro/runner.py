@@ -722,6 +722,8 @@ def execute(
     done: dict[str, Run] = {}
     width = resolve_jobs(jobs)
     queue = list(zip(planned, runs))
+    if width > 1:  # side by side: the longest first, so that no long run is left alone at the end
+        queue = longest_first(queue, tracker)
     active: list[_Child] = []
     try:
         while queue or active:
@@ -746,6 +748,19 @@ def execute(
             tracker.finish(rest.id, INTERRUPTED, error="interrupted before it started (Ctrl-C)")
         raise
     return [done[r.id] for r in runs if r.id in done]
+
+
+def longest_first(queue: list[tuple[PlannedRun, Run]], tracker: Tracker) -> list[tuple[PlannedRun, Run]]:
+    """``queue`` ordered by how long the same experiment, preset and control took last time
+    (a run never timed before goes first); ties keep their order."""
+    took: dict[tuple[str, str, str | None], float] = {}
+    for r in tracker.runs(light=True):  # newest first: keep each key's latest duration
+        key = (r.experiment, r.preset, r.control)
+        if key not in took and r.status in (PASSED, FAILED) and r.duration_s is not None:
+            took[key] = r.duration_s
+    return sorted(
+        queue, key=lambda item: -took.get((item[0].experiment, item[0].preset, item[0].control), float("inf"))
+    )
 
 
 def resolve_jobs(jobs: int) -> int:

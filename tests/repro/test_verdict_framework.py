@@ -434,3 +434,18 @@ def test_experiments_json_lists_metrics_thresholds_bounds_and_seeds():
     assert copy["stochastic"] and copy["presets"]["smoke"]["seeds"] == [0, 1, 2]
     assert copy["presets"]["full"]["seeds"] == [0, 1, 2, 3, 4]
     assert copy["seed_rule"]["text"]["full"] == "every one of 5 seeds passes"
+
+
+def test_side_by_side_runs_start_with_the_longest_last_time(tmp_path):
+    from repro.runner import PlannedRun, longest_first
+
+    def planned(exp):
+        return PlannedRun(exp, [], "smoke", {}, {}, "cpu", 0, 1, 1, None, None)
+
+    with Tracker(tmp_path) as t:
+        for exp, took in (("e/short", 1.0), ("e/long", 30.0)):
+            run = t.create_run(exp, preset="smoke", params={})
+            t.finish(run.id, PASSED)
+            t.conn.execute("UPDATE runs SET started = ended - ? WHERE id = ?", (took, run.id))
+        queue = [(planned(e), None) for e in ("e/short", "e/long", "e/new")]
+        assert [p.experiment for p, _ in longest_first(queue, t)] == ["e/new", "e/long", "e/short"]
