@@ -117,7 +117,10 @@ def experiments_cmd(
     fmt: str = format_option(),
     no_header: bool = no_header_option(),
 ) -> None:
-    """List the registered experiments: id, description, presets, requirements, controls, citing claims.
+    """List the registered experiments: id, description, presets, requirements, controls, seeds, citing claims.
+
+    JSON adds each experiment's parameters (with thresholds and bounds), declared metrics
+    (name, unit, meaning), seeds per preset with the rule they decide by, and scope.
 
     Example: paperkb experiments --format json
     """
@@ -138,9 +141,15 @@ def experiments_cmd(
         for r in rows:
             r["presets (requirements)"] = preset_summary(r)
             r["control names"] = [c["name"] for c in r["controls"]]
+            r["seeds"] = (
+                "; ".join(f"{name} {len(p['seeds'])}" for name, p in r["presets"].items())
+                + f" ({r['seed_rule']['text'].get('smoke', '')})"
+                if r["stochastic"]
+                else ""
+            )
     emit(
         rows,
-        ["id", "description", "presets (requirements)", "control names", "claims"],
+        ["id", "description", "presets (requirements)", "control names", "seeds", "claims"],
         fmt,
         no_header=no_header,
         wrap="description",
@@ -176,8 +185,10 @@ def claims_cmd(
 ) -> None:
     """List claims with the experiments they name, their status and the checks behind it.
 
-    JSON gives each claim its status, its checks (name, value, op, threshold, scale,
-    evidence, run_id) and its experiments' negative controls.
+    JSON gives each claim its status (with "reason" when it reads error), deciding_runs
+    (the ids of the runs the word rests on: several for a stochastic experiment's seeds),
+    its checks (name, value, op, threshold, scale, evidence, run_id, seed) and the negative
+    controls run under its own parameters.
 
     Example: paperkb claims "Attention Is All You Need" --status unverified
 
@@ -196,8 +207,17 @@ def claims_cmd(
         for r in rows:
             r["where"] = f"{r['title']}:{r['line']}"
             r["behind"] = "; ".join(filter(None, [checks_brief(r), controls_brief(r)]))
-            r["run"] = r["run_id"] or ""
+            r["run"] = _deciding_brief(r)
     emit_paged(rows, ["id", "status", "experiments", "where", "behind", "run"], fmt, no_header=no_header, wrap="behind")
+
+
+def _deciding_brief(entry: dict) -> str:
+    """The runs a claim's word rests on: the newest one's id, with how many more."""
+    ids = entry.get("deciding_runs") or []
+    if not ids:
+        return entry.get("run_id") or ""
+    newest = entry.get("run_id") or ids[-1]
+    return newest + (f" +{len(ids) - 1}" if len(ids) > 1 else "")
 
 
 # --------------------------------------------------------------------------------------
@@ -335,7 +355,8 @@ def run_cmd(
         "smoke",
         "--preset",
         "-p",
-        help="smoke (CPU, about a minute), full (this machine's largest) or paper (the paper's setting and hardware).",
+        help="smoke (reduced, about a minute on a CPU), full (the largest setting this machine can run; may need a "
+        "GPU) or paper (the paper's own setting and hardware: the only scale that can make a claim 'reproduced').",
     ),
     input_items: Optional[list[str]] = typer.Option(
         None,
@@ -344,7 +365,20 @@ def run_cmd(
     ),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu or cuda."),
     params: Optional[list[str]] = typer.Option(None, "--param", help="Override a parameter: NAME=VALUE (repeatable)."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Random seed handed to the experiment."),
+    seed: Optional[int] = typer.Option(
+        None,
+        "--seed",
+        min=0,
+        max=2**63 - 1,
+        help="Run once at this seed: recorded and shown, but it decides no claim. Without it each experiment "
+        "runs at its declared seeds (several for a stochastic one), and those runs decide together.",
+    ),
+    jobs: Optional[int] = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        help="Runs side by side at most (default: one per CPU with --all, else 1). GPU and multi-process runs go alone.",
+    ),
     timeout: Optional[float] = typer.Option(
         None,
         "--timeout",
@@ -394,13 +428,16 @@ def run_cmd(
     triton) is skipped with one line saying why, and the others still run; when every
     experiment is skipped, nothing runs and the exit status is 1.
 
-    A run with --param overrides is recorded and listed, but decides no claim's status
-    unless the claim names those values itself (params:: in the note). A claim's own
-    params:: and expect:: are applied when it is run by claim id, note or --all.
+    A run with --param overrides, or with --seed N, is recorded and listed, but decides no
+    claim's status (unless the claim's own params:: name exactly those values). A claim's own
+    params:: and expect:: are applied when it is run by claim id, note or --all; a claim that
+    cannot be judged as written (see `paperkb check`) is refused. A stochastic experiment runs
+    once per declared seed, and the claim is decided over those runs by its stated rule.
 
     --control NAME / --controls run the experiments' negative controls (sabotaged
-    implementations); each must end contradicted. A control that passes is an error of
-    the experiment ("this check cannot fail"), shown beside its claims.
+    implementations) under each claim's own params:: and expect::; each must end
+    contradicted. A control that does not is an error of that claim ("this check cannot
+    fail here"). See docs/verdicts.md.
 
     Exit status: 0 when every run passed (skipped ones do not count); 1 when a claim was
     contradicted (a run failed its thresholds) or nothing could run; 3 when a run ended in
@@ -419,6 +456,7 @@ def run_cmd(
 
     Example: paperkb run --all --on slurm --preset smoke --max-parallel 2 --detach
     """
+    from kb.errors import PaperkbError
     from repro.inputs import load_inputs
     from repro.runner import (
         RunOptions,
@@ -455,7 +493,10 @@ def run_cmd(
         controls=controls,
         inputs=load_inputs(vault, input_items or []),
         max_memory=parse_memory(max_memory) if max_memory is not None else None,
+        jobs=jobs if jobs is not None else (0 if all_claims else 1),
     )
+    if options.jobs < 0:
+        raise PaperkbError(f"--jobs must be 0 (one per CPU) or more; got {options.jobs}", exit_code=2)
     if on != "local":
         launch = _launch_options(on, profile, partition, gpus, nodes, time_limit, max_parallel, detach)
         _run_on_slurm(vault, resolved, options, launch, fmt, controls=bool(control or controls))
@@ -466,7 +507,7 @@ def run_cmd(
     console = _console(stderr=fmt == "json")
     for s in skipped:
         console.print(f"[yellow]skipped[/]     {_esc(s.reason)}", soft_wrap=True)
-    runs = _execute_live(vault, planned, console, fmt)
+    runs = _execute_live(vault, planned, console, fmt, options.jobs)
     console.print(batch_summary(runs, skipped), soft_wrap=True)
     code = _report_controls(runs, console) if control or controls else exit_code(runs)
     if code:
@@ -557,7 +598,7 @@ def _record_skipped(vault: Path, skipped: list, preset: str) -> None:
             record_skipped(tracker, skipped, preset)
 
 
-def _execute_live(vault: Path, planned: list, console, fmt: str) -> list:
+def _execute_live(vault: Path, planned: list, console, fmt: str, jobs: int = 1) -> list:
     """Run ``planned`` with live progress (plain lines on stderr when not on a terminal);
     print the finished runs as JSON for ``--format json``."""
     from cli.output import clean
@@ -572,7 +613,7 @@ def _execute_live(vault: Path, planned: list, console, fmt: str) -> list:
             monitor = MonitorGroup(live, LogMonitor(sys.stderr, clean=clean, finish_lines=not console.stderr))
         try:
             with live:
-                runs = execute(planned, tracker, monitor=monitor, argv=argv)
+                runs = execute(planned, tracker, monitor=monitor, argv=argv, jobs=jobs)
         except KeyboardInterrupt:
             console.print("[magenta]interrupted[/]: the current run and the queued ones are recorded as interrupted")
             raise typer.Exit(130) from None
@@ -708,6 +749,10 @@ def runs_cmd(
             special.append(f"needs {r.needs}")
         if on_slurm := slurm_describe(r):
             special.append(on_slurm)
+        if (r.seed_set or {}).get("explicit"):
+            special.append(f"--seed {r.seed}: decides nothing")
+        elif len((r.seed_set or {}).get("seeds") or []) > 1:
+            special.append(f"seed {r.seed} of {','.join(map(str, r.seed_set['seeds']))}")
         rows.append(
             {
                 "id": r.id,
@@ -768,6 +813,7 @@ def _brief(r) -> dict:
             "overrides",
             "claim_spec",
             "seed",
+            "seed_set",
             "device",
             "nproc",
             "status",
@@ -1076,7 +1122,7 @@ def status_cmd(
                     "claim": c["id"],
                     "status": c["status"],
                     "behind": "; ".join(filter(None, [checks_brief(c), controls_brief(c)])),
-                    "run": c["run_id"] or "",
+                    "run": _deciding_brief(c),
                     "ended": _short_time(c["ended"]),
                 }
             )

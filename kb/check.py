@@ -3,8 +3,12 @@
 Besides parse and link problems (from the index), reports
 
 * a ```dataview block that does not parse (warning, at the block's fence line);
-* a claim naming an experiment id that is not declared (warning: the experiment may
-  simply not be written yet);
+* a claim that cannot be judged as written (errors, so that nothing runs on it and it reads
+  ``error``): an experiment id that is not declared (the known ids listed), ``params::``
+  without ``expect::``, and, through each experiment's ``claim_errors``, a parameter the
+  experiment does not have or keeps as a threshold, a value of the wrong type or out of
+  bounds, a metric it does not record (a ``params::``/``expect::`` line that does not parse
+  is reported by the parser, at its line);
 * a claim naming no experiment, and one claim id used in two notes (warnings: runs and
   statuses are kept per claim id, so the two claims would share them);
 * an experiments module that failed to load (warning, at that module);
@@ -18,20 +22,26 @@ load errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from kb.claimspec import PARAMS_WITHOUT_EXPECT
 from kb.model import Claim, Note, Problem
 
 
 @dataclass(frozen=True)
 class DeclaredExperiment:
-    """An experiment id and where it is declared (for a clickable ``path:line``)."""
+    """An experiment id and where it is declared (for a clickable ``path:line``).
+    ``claim_errors(params, expect)`` says why a claim's own params::/expect:: do not fit it
+    (its declared parameters, thresholds and metrics); None: not checked."""
 
     id: str
     path: str = "repro/registry.py"
     line: int = 1
+    claim_errors: Callable[[dict[str, Any], list[dict[str, Any]]], list[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 def experiment_problems(
@@ -73,12 +83,28 @@ def experiment_problems(
                     path, claim.line, "warning", f"claim '{claim.id}' names no experiment (add 'experiment:: <id>')"
                 )
             )
+        if (
+            getattr(claim, "params", None)
+            and not getattr(claim, "expect", None)
+            and not getattr(claim, "spec_errors", None)
+        ):
+            problems.append(Problem(path, claim.line, "error", f"claim '{claim.id}': {PARAMS_WITHOUT_EXPECT}"))
         for exp in claim.experiments:
             named.add(exp)
-            if exp not in declared:
+            decl = declared.get(exp)
+            if decl is None:
+                known = ", ".join(sorted(declared)) or "none"
                 problems.append(
-                    Problem(path, claim.line, "warning", f"claim '{claim.id}' names unknown experiment '{exp}'")
+                    Problem(
+                        path,
+                        claim.line,
+                        "error",
+                        f"claim '{claim.id}' names unknown experiment '{exp}' (known: {known})",
+                    )
                 )
+            elif decl.claim_errors is not None and (claim.params or claim.expect):
+                for why in decl.claim_errors(dict(claim.params), list(claim.expect)):
+                    problems.append(Problem(path, claim.line, "error", f"claim '{claim.id}': {why}"))
     if unnamed:
         for exp_id in sorted(set(declared) - named):
             e = declared[exp_id]

@@ -14,7 +14,10 @@ is one or more ``metric OP number`` separated by ``;`` with OP one of ``<  <=  >
 or ``≈`` (also ``~=``) followed by a tolerance ``± 2%`` or ``± 0.5`` (``+-`` works too).
 
 Nothing here evaluates code: both are read by two small regular expressions on text of
-bounded length, and a bad entry becomes one warning with the note's line.
+bounded length. A bad entry is an error with the note's line, and the claim reads ``error``
+(:func:`spec_errors`): nothing malformed in a note is dropped to leave a verdict on the rest.
+A claim that sets ``params::`` is judged on its ``expect::`` only, so ``params::`` without
+``expect::`` is an error too.
 """
 
 from __future__ import annotations
@@ -37,6 +40,19 @@ _APPROX = ("≈", "~=", "≃", "~")
 
 class ClaimSpecError(ValueError):
     """A ``params::`` or ``expect::`` value that does not follow the syntax."""
+
+
+PARAMS_WITHOUT_EXPECT = "params:: given but no expect:: to judge them"
+
+
+def spec_errors(claim: Any) -> list[str]:
+    """What is wrong with a claim's own fields, whatever experiment it names: a line that did
+    not parse (``claim.spec_errors``, kept by the parser), or ``params::`` with no ``expect::``
+    (the experiment's own checks judge its default configuration, not the claim's)."""
+    errors = list(getattr(claim, "spec_errors", None) or [])
+    if getattr(claim, "params", None) and not getattr(claim, "expect", None):
+        errors.append(PARAMS_WITHOUT_EXPECT)
+    return errors
 
 
 def _split_top_level(text: str, sep: str = ",") -> list[str]:

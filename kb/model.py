@@ -109,6 +109,9 @@ class Claim:
     params: dict[str, Any] = field(default_factory=dict)
     expect: list[dict[str, Any]] = field(default_factory=list)
     needs: str = ""
+    # A params:: / expect:: line that did not parse: the claim then reads "error" (never
+    # judged on what is left of it).
+    spec_errors: list[str] = field(default_factory=list)
 
 
 @dataclass

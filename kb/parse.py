@@ -868,8 +868,9 @@ def _claims(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:
 
 
 def _claim_spec(note: Note, claim: Claim, spec: dict[str, list[tuple[str, int]]]) -> None:
-    """Fill a claim's params / expect / needs from its fields; a bad one is a warning on its
-    line (anything unexpected an error there), and the rest of the note stays."""
+    """Fill a claim's params / expect / needs from its fields. A bad one is an error of the
+    note and is kept on the claim (``spec_errors``): the claim reads "error", never a verdict
+    on what is left of it."""
     from kb.claimspec import ClaimSpecError, parse_expect, parse_params
 
     for value, line in spec.get("params", []):
@@ -879,15 +880,19 @@ def _claim_spec(note: Note, claim: Claim, spec: dict[str, list[tuple[str, int]]]
                     raise ClaimSpecError(f"params:: sets {name!r} twice")
                 claim.params[name] = v
         except ClaimSpecError as exc:
-            note.problems.append(Problem(note.path, line, "warning", f"claim '{claim.id}': {exc}"))
+            claim.spec_errors.append(f"line {line}: {exc}")
+            note.problems.append(Problem(note.path, line, "error", f"claim '{claim.id}': {exc}"))
         except Exception as exc:  # one bad field never drops the rest of the note (issue 23)
+            claim.spec_errors.append(f"line {line}: params:: not read")
             note.problems.append(Problem(note.path, line, "error", f"claim '{claim.id}': params:: not read: {exc!r}"))
     for value, line in spec.get("expect", []):
         try:
             claim.expect.extend(parse_expect(value))
         except ClaimSpecError as exc:
-            note.problems.append(Problem(note.path, line, "warning", f"claim '{claim.id}': {exc}"))
-        except Exception as exc:
+            claim.spec_errors.append(f"line {line}: {exc}")
+            note.problems.append(Problem(note.path, line, "error", f"claim '{claim.id}': {exc}"))
+        except Exception as exc:  # one bad field never drops the rest of the note (issue 23)
+            claim.spec_errors.append(f"line {line}: expect:: not read")
             note.problems.append(Problem(note.path, line, "error", f"claim '{claim.id}': expect:: not read: {exc!r}"))
     needs = " ".join(v.strip() for v, _ in spec.get("needs", []) if v.strip())
     claim.needs = needs[:300]

@@ -23,16 +23,17 @@ def _project_relative(filename: str) -> str:
 def declared_experiments() -> list[DeclaredExperiment]:
     """Every registered experiment, located at its declaring function."""
     from repro import registry
+    from repro.worker import load_experiments
 
     out = []
-    for exp_id in registry.ids():
+    for exp_id in sorted(load_experiments()):
         path, line = "repro/registry.py", 1
         try:
             code = inspect.unwrap(registry.get(exp_id).fn).__code__
             path, line = _project_relative(code.co_filename), code.co_firstlineno
         except Exception:  # an odd declaration must not break the check
             pass
-        out.append(DeclaredExperiment(exp_id, path, line))
+        out.append(DeclaredExperiment(exp_id, path, line, registry.get(exp_id).claim_errors))
     return out
 
 

@@ -89,6 +89,12 @@ class Param:
     default: Any
     help: str = ""
     choices: tuple | None = None
+    # A threshold the experiment is judged against (a tolerance, a target): a preset (code)
+    # may set it, a claim's params:: may not; a claim states its own expect:: instead.
+    threshold: bool = False
+    # (low, high) for a numeric size knob, either end None: a value outside is refused
+    # (for a list parameter, every number in it). Keeps a note from asking for a 10^12-token run.
+    bounds: tuple[float | None, float | None] | None = None
 
     def parse(self, text: str) -> Any:
         """Convert a command-line string (``--param name=text``) to this parameter's type."""
@@ -146,6 +152,20 @@ class Param:
             raise RegistryError(
                 f"parameter {self.name!r} must be one of {', '.join(map(str, self.choices))}; got {value!r}"
             )
+        if self.bounds is not None:
+            low, high = self.bounds
+            items = value if isinstance(value, list) else [value]
+            for v in items:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                if (low is not None and v < low) or (high is not None and v > high):
+                    raise RegistryError(
+                        f"parameter {self.name!r} must lie in [{_bound(low)}, {_bound(high)}]; got {v!r}"
+                    )
+
+
+def _bound(x: float | None) -> str:
+    return "-inf" if x is None else f"{x:g}"
 
 
 def _auto(text: str) -> Any:
@@ -156,6 +176,54 @@ def _auto(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric an experiment records (``ctx.log_metric``), declared so that ``paperkb check``
+    can refuse a claim's ``expect::`` on a metric that does not exist. ``name`` may hold
+    ``{placeholders}`` for a family (``params_{size}`` covers ``params_7B``, ``params_70B``)."""
+
+    name: str
+    unit: str = ""
+    meaning: str = ""
+
+    def matches(self, name: str) -> bool:
+        if "{" not in self.name:
+            return name == self.name
+        return _metric_pattern(self.name).fullmatch(name) is not None
+
+
+def _metric_pattern(declared: str) -> Any:
+    import re
+
+    parts = re.split(r"\{[^{}]*\}", declared)
+    return re.compile(r"[A-Za-z0-9_.+\-]+?".join(re.escape(p) for p in parts))
+
+
+DEFAULT_SEEDS = (0, 1, 2)  # a stochastic experiment's seeds at a preset that names none
+MIN_SEEDS = 3
+
+
+@dataclass(frozen=True)
+class SeedRule:
+    """How the runs of a stochastic experiment's declared seeds decide a claim: supported
+    when at least ``ceil(min_fraction * n)`` of the ``n`` seeds passed (1.0: every one),
+    contradicted otherwise; a seed whose run ended in error makes the whole set error. ``why``
+    says where the rule comes from (e.g. a binomial bound: if the code is right each seed
+    passes with probability >= 0.9, so 4 or more of 5 pass with probability >= 0.92)."""
+
+    min_fraction: float = 1.0
+    why: str = ""
+
+    def needed(self, n_seeds: int) -> int:
+        return max(1, min(n_seeds, math.ceil(self.min_fraction * n_seeds - 1e-9)))
+
+    def text(self, n_seeds: int) -> str:
+        need = self.needed(n_seeds)
+        if need >= n_seeds:
+            return f"every one of {n_seeds} seeds passes"
+        return f"at least {need} of {n_seeds} seeds pass"
 
 
 @dataclass(frozen=True)
@@ -187,7 +255,8 @@ class Control:
     """A negative control: a deliberately broken variant of the implementation an experiment
     judges (e.g. tiled attention without the running-max rescale). Run with it
     (``ctx.control == name``), the experiment must end "contradicted"; if it passes, the
-    check cannot fail and that is an error of the experiment."""
+    check cannot fail and that is an error of the experiment. It runs with the parameters of
+    the claim it is run for, so it shows that the claim's own configuration can fail."""
 
     name: str
     description: str
@@ -202,6 +271,52 @@ class Experiment:
     presets: dict[str, Preset] = field(default_factory=dict)
     module: str = ""
     controls: tuple[Control, ...] = ()
+    metrics: tuple[Metric, ...] = ()  # what it records (ctx.log_metric), for claims' expect::
+    stochastic: bool = False  # its verdict depends on the seed: decided over seeds_for(preset)
+    seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # preset -> its deciding seeds
+    seed_rule: SeedRule = field(default_factory=SeedRule)
+    scope: str = ""  # what it models (and leaves out), named in a claim's verdict line
+
+    def seeds_for(self, preset: str) -> tuple[int, ...]:
+        """The seeds whose runs decide a claim at ``preset``: the declared ones, else
+        DEFAULT_SEEDS for a stochastic experiment and (0,) for a deterministic one."""
+        if self.seeds.get(preset):
+            return tuple(int(s) for s in self.seeds[preset])
+        return DEFAULT_SEEDS if self.stochastic else (0,)
+
+    def rule_text(self, preset: str) -> str:
+        """The stated rule its seeds decide by, e.g. "every one of 3 seeds passes"."""
+        return self.seed_rule.text(len(self.seeds_for(preset)))
+
+    def declares_metric(self, name: str) -> bool:
+        return any(m.matches(name) for m in self.metrics)
+
+    def claim_errors(self, params: dict[str, Any], expect: list[dict[str, Any]]) -> list[str]:
+        """Why a claim's ``params::`` / ``expect::`` do not fit this experiment (empty: they do):
+        an unknown or threshold parameter, a value of the wrong type or out of bounds, a metric
+        it does not record. Each names what is known."""
+        errors = []
+        names = [p.name for p in self.params]
+        for name, value in params.items():
+            if name not in names:
+                errors.append(f"{self.id} has no parameter {name!r} (known: {', '.join(names) or 'none'})")
+                continue
+            p = self.param(name)
+            if p.threshold:
+                errors.append(
+                    f"params:: cannot set {name!r}: it is a threshold of {self.id} (state the claim's own expect:: instead)"
+                )
+                continue
+            try:
+                p.parse(value) if isinstance(value, str) and p.type is not str else p.coerce(value)
+            except RegistryError as exc:
+                errors.append(f"{self.id}: {exc}")
+        for e in expect:
+            metric = str(e.get("metric"))
+            if not self.declares_metric(metric):
+                known = ", ".join(m.name for m in self.metrics) or "none"
+                errors.append(f"{self.id} records no metric {metric!r} (known: {known})")
+        return errors
 
     def scale_of(self, preset: str) -> str:
         """The scale (one of SCALES) a run at ``preset`` is made at."""
@@ -252,8 +367,19 @@ def experiment(
     params: list[Param] | tuple[Param, ...] = (),
     presets: dict[str, Preset] | None = None,
     controls: list[Control] | tuple[Control, ...] = (),
+    metrics: list[Metric] | tuple[Metric, ...] = (),
+    stochastic: bool = False,
+    seeds: dict[str, tuple[int, ...]] | None = None,
+    seed_rule: SeedRule | None = None,
+    scope: str = "",
 ) -> Callable[[Callable], Callable]:
-    """Decorator that registers ``fn`` as experiment ``id``."""
+    """Decorator that registers ``fn`` as experiment ``id``.
+
+    ``metrics``: what it records (``Metric(name, unit, meaning)``); a claim's ``expect::`` may
+    name only these. ``stochastic``: its verdict depends on the seed, so a claim is decided over
+    the preset's ``seeds`` (``{"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)}``; at least three,
+    DEFAULT_SEEDS where a preset names none) by ``seed_rule`` (default: every seed passes).
+    ``scope``: what it models (and leaves out), shown in a claim's verdict line."""
 
     def decorate(fn: Callable) -> Callable:
         exp = Experiment(
@@ -264,6 +390,11 @@ def experiment(
             presets=dict(presets or {"smoke": Preset(), "full": Preset()}),
             module=fn.__module__,
             controls=tuple(controls),
+            metrics=tuple(metrics),
+            stochastic=stochastic,
+            seeds={k: tuple(v) for k, v in (seeds or {}).items()},
+            seed_rule=seed_rule or SeedRule(),
+            scope=scope,
         )
         if not exp.controls:
             # Refused, but as a load error (listed by `paperkb check`): the module's other
@@ -306,6 +437,12 @@ def register(exp: Experiment) -> Experiment:
         if unknown:
             raise RegistryError(f"preset {pname!r} of {exp.id!r} sets unknown parameters {sorted(unknown)}")
     for pname, preset in exp.presets.items():
+        for name, value in preset.params.items():
+            try:
+                exp.param(name).validate(value)
+            except RegistryError as exc:
+                raise RegistryError(f"preset {pname!r} of {exp.id!r}: {exc}") from None
+    for pname, preset in exp.presets.items():
         scale = preset.scale or pname
         if scale not in SCALES:
             raise RegistryError(
@@ -314,6 +451,24 @@ def register(exp: Experiment) -> Experiment:
     control_names = [c.name for c in exp.controls]
     if len(set(control_names)) != len(control_names):
         raise RegistryError(f"experiment {exp.id!r} declares a control twice")
+    metric_names = [m.name for m in exp.metrics]
+    if len(set(metric_names)) != len(metric_names) or not all(isinstance(m, Metric) for m in exp.metrics):
+        raise RegistryError(f"experiment {exp.id!r}: metrics must be distinct Metric(name, unit, meaning)")
+    unknown_seeds = set(exp.seeds) - set(exp.presets)
+    if unknown_seeds:
+        raise RegistryError(f"experiment {exp.id!r} declares seeds for unknown presets {sorted(unknown_seeds)}")
+    for pname in exp.presets:
+        seeds = exp.seeds_for(pname)
+        if len(set(seeds)) != len(seeds):
+            raise RegistryError(f"preset {pname!r} of {exp.id!r} names a seed twice")
+        if exp.stochastic and len(seeds) < MIN_SEEDS:
+            raise RegistryError(
+                f"preset {pname!r} of stochastic {exp.id!r} has {len(seeds)} seeds; at least {MIN_SEEDS} decide a claim"
+            )
+        if not exp.stochastic and len(seeds) != 1:
+            raise RegistryError(f"preset {pname!r} of {exp.id!r} names several seeds but it is not stochastic=True")
+    if not 0.0 < exp.seed_rule.min_fraction <= 1.0:
+        raise RegistryError(f"experiment {exp.id!r}: SeedRule.min_fraction must be in (0, 1]")
     old = _REGISTRY.get(exp.id)
     if old is not None and (old.module, old.fn.__qualname__) != (exp.module, exp.fn.__qualname__):
         raise RegistryError(f"experiment id {exp.id!r} declared twice ({old.module} and {exp.module})")
@@ -382,6 +537,7 @@ def describe(exp: Experiment) -> dict[str, Any]:
             "description": p.description,
             "timeout_s": p.timeout_s,
             "scale": exp.scale_of(name),
+            "seeds": list(exp.seeds_for(name)),
             "requires": {
                 "device": r.device,
                 "min_gpu_memory_gb": r.min_gpu_memory_gb,
@@ -401,9 +557,19 @@ def describe(exp: Experiment) -> dict[str, Any]:
                 "default": p.default,
                 "help": p.help,
                 "choices": list(p.choices) if p.choices else None,
+                "threshold": p.threshold,
+                "bounds": list(p.bounds) if p.bounds else None,
             }
             for p in exp.params
         ],
+        "metrics": [{"name": m.name, "unit": m.unit, "meaning": m.meaning} for m in exp.metrics],
+        "stochastic": exp.stochastic,
+        "seed_rule": {
+            "min_fraction": exp.seed_rule.min_fraction,
+            "why": exp.seed_rule.why,
+            "text": {name: exp.rule_text(name) for name in exp.presets},
+        },
+        "scope": exp.scope,
         "presets": presets,
         "controls": [{"name": c.name, "description": c.description} for c in exp.controls],
     }
@@ -461,6 +627,9 @@ class Check:
     description: str = ""
     evidence: str = "direct"  # one of EVIDENCE_KINDS
     scale: str = "smoke"  # one of SCALES: the scale of the run that made it
+    # False: recorded but not judged, e.g. the experiment's own thresholds in a run made for a
+    # claim's params::, which is judged on its expect:: alone (see apply_expectations).
+    counts: bool = True
 
     @property
     def passed(self) -> bool:
@@ -482,11 +651,14 @@ class Check:
             "passed": self.passed,
             "evidence": self.evidence,
             "scale": self.scale,
+            "counts": self.counts,
         }
 
 
 @dataclass
-class Metric:
+class MetricPoint:
+    """One value an experiment logged (``ctx.log_metric``) at a step and time."""
+
     name: str
     value: float
     step: float | None = None
@@ -497,8 +669,9 @@ class Metric:
 class Result:
     verdict: str  # "supported" | "contradicted"
     checks: list[Check]
-    metrics: list[Metric]
+    metrics: list[MetricPoint]
     summary: str = ""
+    undeclared_metrics: list[str] = field(default_factory=list)  # logged but not in metrics=[...]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -506,6 +679,7 @@ class Result:
             "checks": [c.to_dict() for c in self.checks],
             "metrics": [m.__dict__ for m in self.metrics],
             "summary": self.summary,
+            "undeclared_metrics": list(self.undeclared_metrics),
         }
 
 
@@ -526,10 +700,15 @@ class RunContext:
         control: str | None = None,
         scale: str | None = None,
         inputs: dict[str, str] | None = None,
+        declared_metrics: tuple[Metric, ...] | None = None,
     ) -> None:
         self.params = dict(params)
         # Named inputs of the preset (``repro.inputs``): name -> a validated local path.
         self.inputs = dict(inputs or {})
+        # What the experiment declares it records (None: not known, e.g. a bare context in a
+        # test); a name logged outside it is listed in the result, so declarations stay true.
+        self.declared_metrics = declared_metrics
+        self.undeclared_metrics: list[str] = []
         self.preset = preset
         # The negative control being run (a Control's name), or None for the real code.
         self.control = control
@@ -539,18 +718,24 @@ class RunContext:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.rank = rank
         self.world_size = world_size
-        self.metrics: list[Metric] = []
+        self.metrics: list[MetricPoint] = []
         self.checks: list[Check] = []
         self.artifacts: list[str] = []
         self._t0 = time.time()
 
     # metrics ---------------------------------------------------------------------
     def log_metric(self, name: str, value: float, step: float | None = None) -> None:
-        m = Metric(name, float(value), None if step is None else float(step), time.time() - self._t0)
+        m = MetricPoint(name, float(value), None if step is None else float(step), time.time() - self._t0)
         self.metrics.append(m)
+        if (
+            self.declared_metrics is not None
+            and name not in self.undeclared_metrics
+            and not any(d.matches(name) for d in self.declared_metrics)
+        ):
+            self.undeclared_metrics.append(name)
         self._on_metric(m)
 
-    def _on_metric(self, m: Metric) -> None:  # the runner overrides this
+    def _on_metric(self, m: MetricPoint) -> None:  # the runner overrides this
         pass
 
     def progress(self, done: float, total: float, message: str = "") -> None:
@@ -598,12 +783,15 @@ class RunContext:
         return c.passed
 
     def result(self, summary: str = "") -> Result:
-        return judge(list(self.checks), list(self.metrics), summary)
+        result = judge(list(self.checks), list(self.metrics), summary)
+        result.undeclared_metrics = list(self.undeclared_metrics)
+        return result
 
 
-def judge(checks: list[Check], metrics: list[Metric], summary: str = "") -> Result:
-    """The verdict of a run from its checks: reference checks never count."""
-    evidence = [c for c in checks if c.evidence != "reference"]
+def judge(checks: list[Check], metrics: list[MetricPoint], summary: str = "") -> Result:
+    """The verdict of a run from its checks: reference checks never count, nor checks
+    marked ``counts=False``."""
+    evidence = [c for c in checks if c.evidence != "reference" and c.counts]
     if not evidence:
         what = "only reference checks (figures of a third-party library alone)" if checks else "no check"
         raise RegistryError(f"the experiment stated {what}, so it cannot support or contradict a claim")
@@ -611,7 +799,7 @@ def judge(checks: list[Check], metrics: list[Metric], summary: str = "") -> Resu
     return Result(verdict, checks, metrics, summary)
 
 
-def last_metric(metrics: list[Metric], name: str) -> float | None:
+def last_metric(metrics: list[MetricPoint], name: str) -> float | None:
     value = None
     for m in metrics:
         if m.name == name:
@@ -619,12 +807,18 @@ def last_metric(metrics: list[Metric], name: str) -> float | None:
     return value
 
 
-def apply_expectations(result: Result, expectations: list[dict[str, Any]], scale: str) -> Result:
+def apply_expectations(result: Result, expectations: list[dict[str, Any]], scale: str, *, only: bool = False) -> Result:
     """Add a claim's ``expect::`` thresholds (see ``kb.claimspec``) as direct checks on the
-    metrics the run recorded, and judge again. A metric the run does not record is an error."""
+    metrics the run recorded, and judge again. A metric the run does not record is an error.
+
+    ``only``: the claim sets its own ``params::``, so it is judged on its expectations alone;
+    the experiment's own checks (thresholds about the paper's configuration) are kept in the
+    record with ``counts=False``."""
+    from dataclasses import replace
+
     from kb.claimspec import expectation_threshold
 
-    checks = list(result.checks)
+    checks = [replace(c, counts=False) for c in result.checks] if only else list(result.checks)
     for e in expectations:
         value = last_metric(result.metrics, e["metric"])
         if value is None:
@@ -644,7 +838,9 @@ def apply_expectations(result: Result, expectations: list[dict[str, Any]], scale
                 scale,
             )
         )
-    return judge(checks, result.metrics, result.summary)
+    judged = judge(checks, result.metrics, result.summary)
+    judged.undeclared_metrics = list(result.undeclared_metrics)
+    return judged
 
 
 def run_inline(
@@ -676,8 +872,9 @@ def run_inline(
         control=control,
         scale=scale,
         inputs=inputs,
+        declared_metrics=exp.metrics,
     )
     result = exp.fn(ctx)
     if expect:
-        result = apply_expectations(result, expect, scale)
+        result = apply_expectations(result, expect, scale, only=bool(overrides))
     return result

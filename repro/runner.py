@@ -7,9 +7,11 @@ Three steps, so that every refusal happens before anything runs:
 2. :func:`plan` checks parameters and requirements (``--param`` names and types, a CUDA
    GPU for presets that need one, GPU memory, triton, process count) and raises
    :class:`~kb.errors.PaperkbError` with one clear line if anything is wrong;
-3. :func:`execute` records each planned run as ``queued``, then runs them one after the
-   other, each in a child process (``python -m repro.worker``, or torchrun for several
-   processes) in its own session. A crash, an out-of-memory kill, a ``kill -9`` or a
+3. :func:`execute` records each planned run as ``queued``, then runs them, up to ``jobs``
+   side by side (one at a time by default), each in a child process (``python -m
+   repro.worker``, or torchrun for several processes) in its own session. A stochastic
+   experiment is planned once per declared seed; the runs share a seed set and decide a
+   claim together (``repro.status``); ``--seed N`` plans one run that decides nothing. A crash, an out-of-memory kill, a ``kill -9`` or a
    timeout of the child is recorded in the tracker and never takes paperkb down; the
    other runs of the batch still run. A timeout ends the child's whole process tree.
 
@@ -34,6 +36,7 @@ from typing import Any, Protocol
 
 from paperkb.errors import NoteNotFound, PaperkbError, UsageError
 from repro import registry
+from repro.claimcheck import claim_errors
 from repro.tracker import (
     ERROR,
     FAILED,
@@ -127,6 +130,13 @@ class _TargetResolver:
             if not c.experiments:
                 why = f" (needs {c.needs})" if getattr(c, "needs", "") else ""
                 self.say(f"claim {c.id!r} ({c.note}:{c.line}) names no experiment{why}; skipped")
+            errors = claim_errors(c, self.exps)
+            if errors:
+                why = errors[0] + (f" (and {len(errors) - 1} more; see `paperkb check`)" if len(errors) > 1 else "")
+                if strict:
+                    raise PaperkbError(f"claim {c.id!r} ({c.note}:{c.line}) cannot be judged as written: {why}")
+                self.say(f"claim {c.id!r} ({c.note}:{c.line}) reads error: {why}; skipped")
+                continue
             for e in c.experiments:
                 if e in self.exps:
                     self.add(e, [c.id], claim_spec_of(c))
@@ -192,7 +202,9 @@ class RunOptions:
     preset: str = "smoke"
     device: str = "auto"  # auto | cpu | cuda
     params: list[str] = field(default_factory=list)  # "name=value" strings from --param
-    seed: int = 0
+    # None: the experiment's declared seeds for the preset (one run each; they decide claims
+    # together). A number (--seed N): one run at that seed, recorded but deciding nothing.
+    seed: int | None = None
     timeout_s: float | None = None
     nproc: int | None = None  # None: what the preset asks for
     nnodes: int = 1
@@ -201,6 +213,7 @@ class RunOptions:
     controls: bool = False  # run every negative control of each experiment (--controls)
     inputs: dict[str, str] = field(default_factory=dict)  # name -> path (repro.inputs.load_inputs)
     max_memory: int | None = None  # bytes a run may need (--max-memory); None: this machine's memory
+    jobs: int = 1  # runs side by side at most (see execute); 0: as many as this machine's CPUs
 
 
 @dataclass
@@ -220,6 +233,7 @@ class PlannedRun:
     scale: str = "smoke"
     claim_spec: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)  # the preset's named inputs: name -> path
+    seed_set: dict[str, Any] = field(default_factory=dict)  # see repro.tracker: which runs decide together
 
 
 def parse_param_args(items: list[str]) -> dict[str, str]:
@@ -320,12 +334,31 @@ def plan_runs(
     for t, exp in zip(targets, exps):
         control = getattr(t, "control", None)
         try:
-            planned.append(_plan_one(t, exp, options, raw, machine))
+            planned.extend(_seed_runs(_plan_one(t, exp, options, raw, machine), exp, options))
         except RequirementUnmet as exc:
             skipped.append(Skipped(exp.id, list(t.claims), str(exc), exc.needs, dict(t.claim_spec), control))
         except _BadClaimSpec as exc:
             skipped.append(Skipped(exp.id, list(t.claims), str(exc), "", dict(t.claim_spec), control))
     return planned, skipped
+
+
+def _seed_runs(run: PlannedRun, exp: Any, options: RunOptions) -> list[PlannedRun]:
+    """``run`` at each of the experiment's declared seeds for the preset, sharing one seed set
+    (they decide a claim together, by the experiment's rule); with ``--seed N`` one run at N,
+    marked explicit: recorded and shown, never deciding."""
+    from dataclasses import replace
+
+    if options.seed is not None:
+        return [replace(run, seed=options.seed, seed_set={"explicit": True})]
+    seeds = list(exp.seeds_for(options.preset))
+    group = uuid.uuid4().hex[:16]
+    seed_set = {
+        "group": group,
+        "seeds": seeds,
+        "need": exp.seed_rule.needed(len(seeds)),
+        "rule": exp.rule_text(options.preset),
+    }
+    return [replace(run, seed=s, seed_set=dict(seed_set)) for s in seeds]
 
 
 @dataclass
@@ -334,15 +367,12 @@ class _ControlTarget(Target):
 
 
 def _control_targets(targets: list[Target], exps: list[Any], options: RunOptions) -> tuple[list, list]:
-    """The control runs for ``targets``: each experiment once per control (claims' own
-    params do not apply: a control judges the experiment's check, not a configuration)."""
-    by_exp: dict[str, tuple[Any, list[str]]] = {}
-    for t, exp in zip(targets, exps):
-        entry = by_exp.setdefault(exp.id, (exp, []))
-        entry[1].extend(c for c in t.claims if c not in entry[1])
+    """The control runs for ``targets``: each target (an experiment under one claim spec)
+    once per control, with that spec's own params:: and expect::, so that a control shows
+    that the configuration the claim is judged on can fail."""
     out_t: list[Target] = []
     out_e: list[Any] = []
-    for exp, claims in by_exp.values():
+    for t, exp in zip(targets, exps):
         names = (
             [c.name for c in exp.controls]
             if options.controls
@@ -351,10 +381,10 @@ def _control_targets(targets: list[Target], exps: list[Any], options: RunOptions
             else []
         )
         for name in names:
-            out_t.append(_ControlTarget(exp.id, list(claims), {}, name))
+            out_t.append(_ControlTarget(exp.id, list(t.claims), dict(t.claim_spec or {}), name))
             out_e.append(exp)
     if not out_t:
-        known = sorted({c.name for _, (e, _) in by_exp.items() for c in e.controls})
+        known = sorted({c.name for e in exps for c in e.controls})
         raise UsageError(
             f"--control {options.control}: no experiment of this run has that control "
             f"(known: {', '.join(known) or 'none'})"
@@ -455,7 +485,7 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
         params=params,
         overrides=overrides,
         device=device,
-        seed=options.seed,
+        seed=options.seed if options.seed is not None else 0,
         nproc=nproc,
         nnodes=options.nnodes,
         rdzv_endpoint=options.rdzv_endpoint,
@@ -734,10 +764,15 @@ def execute(
     *,
     monitor: MonitorLike | None = None,
     argv: list[str] | None = None,
+    jobs: int = 1,
 ) -> list[Run]:
-    """Run ``planned`` one after the other; return their final records.
+    """Run ``planned``, up to ``jobs`` side by side (0: one per CPU this process may use);
+    return their final records in planned order. Runs are independent (each its own process,
+    folder and tracker rows), so only the machine bounds how many go at once: a run on a GPU
+    or with several processes runs alone, and side-by-side children get an equal share of the
+    CPUs as their thread count (``OMP_NUM_THREADS``).
 
-    KeyboardInterrupt ends the current child, marks it and the remaining queued runs
+    KeyboardInterrupt ends the running children, marks them and the remaining queued runs
     ``interrupted`` and is raised again.
     """
     from repro.environment import capture
@@ -765,6 +800,7 @@ def execute(
             control=p.control,
             scale=p.scale,
             claim_spec=p.claim_spec,
+            seed_set=p.seed_set,
         )
         for p in planned
     ]
@@ -772,15 +808,35 @@ def execute(
         if recorded:
             tracker.update_environment(run.id, {"inputs": recorded})
     monitor.queued(runs)
-    done: list[Run] = []
-    for i, (p, run) in enumerate(zip(planned, runs)):
-        try:
-            done.append(_run_one(p, run, tracker, diff, monitor))
-        except KeyboardInterrupt:
-            for rest in runs[i + 1 :]:
-                tracker.finish(rest.id, INTERRUPTED, error="interrupted before it started (Ctrl-C)")
-            raise
-    return done
+    done: dict[str, Run] = {}
+    width = resolve_jobs(jobs)
+    queue = list(zip(planned, runs))
+    if width > 1:  # side by side: the longest first, so that no long run is left alone at the end
+        queue = longest_first(queue, tracker)
+    active: list[_Child] = []
+    try:
+        while queue or active:
+            while queue and _may_start(queue[0][0], active, width):
+                p, run = queue.pop(0)
+                child = _start(p, run, tracker, diff, monitor, width)
+                if isinstance(child, Run):
+                    done[run.id] = child
+                else:
+                    active.append(child)
+            for child in list(active):
+                final = child.step(tracker, monitor)
+                if final is not None:
+                    done[child.run.id] = final
+                    active.remove(child)
+            if active:
+                time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        for child in active:
+            child.interrupt(tracker, monitor)
+        for _, rest in queue:
+            tracker.finish(rest.id, INTERRUPTED, error="interrupted before it started (Ctrl-C)")
+        raise
+    return [done[r.id] for r in runs if r.id in done]
 
 
 def _fingerprint_inputs(planned: list[PlannedRun], tracker: Tracker) -> list[dict[str, Any]]:
@@ -803,41 +859,118 @@ def _fingerprint_inputs(planned: list[PlannedRun], tracker: Tracker) -> list[dic
     return out
 
 
-def _run_one(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: MonitorLike) -> Run:
+def longest_first(queue: list[tuple[PlannedRun, Run]], tracker: Tracker) -> list[tuple[PlannedRun, Run]]:
+    """``queue`` ordered by how long the same experiment, preset and control took last time
+    (a run never timed before goes first); ties keep their order."""
+    took: dict[tuple[str, str, str | None], float] = {}
+    for r in tracker.runs(light=True):  # newest first: keep each key's latest duration
+        key = (r.experiment, r.preset, r.control)
+        if key not in took and r.status in (PASSED, FAILED) and r.duration_s is not None:
+            took[key] = r.duration_s
+    return sorted(
+        queue, key=lambda item: -took.get((item[0].experiment, item[0].preset, item[0].control), float("inf"))
+    )
+
+
+def resolve_jobs(jobs: int) -> int:
+    """How many runs may go side by side: ``jobs``, or (0) the CPUs this process may use."""
+    if jobs and jobs > 0:
+        return jobs
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _may_start(p: PlannedRun, active: list[_Child], width: int) -> bool:
+    """A run starts when a slot is free; one that needs the whole machine (a GPU, several
+    processes) runs alone."""
+    if not active:
+        return True
+    alone = p.device != "cpu" or p.nproc > 1 or p.nnodes > 1
+    if alone or any(c.alone for c in active):
+        return False
+    return len(active) < width
+
+
+class _Child:
+    """One started experiment process being watched: its events copied into the tracker,
+    its heartbeat beaten, its timeout enforced."""
+
+    def __init__(self, p: PlannedRun, run: Run, proc: subprocess.Popen, run_dir: Path, events: Path, files: list):
+        self.p, self.run, self.proc, self.run_dir, self.files = p, run, proc, run_dir, files
+        self.reader = _EventReader(events)
+        self.outcome = _Outcome()
+        self.t0 = self.last_beat = time.monotonic()
+        self.alone = p.device != "cpu" or p.nproc > 1 or p.nnodes > 1
+
+    def step(self, tracker: Tracker, monitor: MonitorLike) -> Run | None:
+        """Copy what the child reported; its final record once it has ended, else None."""
+        rc = self.proc.poll()
+        _consume(self.reader.read(), self.run, tracker, monitor, self.outcome)
+        now = time.monotonic()
+        if now - self.last_beat >= HEARTBEAT_EVERY_S:
+            tracker.beat(self.run.id)
+            self.last_beat = now
+        ended: tuple[str, str | None] | None = None
+        if rc is not None:
+            _end_leftovers(self.proc)
+            _consume(self.reader.read(), self.run, tracker, monitor, self.outcome)
+            ended = _judge(self.proc.returncode, self.outcome, self.run_dir)
+        elif self.p.timeout_s is not None and now - self.t0 > self.p.timeout_s:
+            kill_tree(self.proc)
+            _consume(self.reader.read(), self.run, tracker, monitor, self.outcome)
+            ended = TIMEOUT, f"timed out after {self.p.timeout_s:g} s; the process tree was ended"
+        if ended is None:
+            return None
+        self._close()
+        _finish(self.run, tracker, ended[0], ended[1], self.outcome, self.run_dir)
+        return _announce_finished(tracker, self.run, monitor)
+
+    def interrupt(self, tracker: Tracker, monitor: MonitorLike) -> None:
+        kill_tree(self.proc, grace_s=1.0)
+        _consume(self.reader.read(), self.run, tracker, monitor, self.outcome)
+        self._close()
+        _finish(self.run, tracker, INTERRUPTED, "interrupted (Ctrl-C)", self.outcome, self.run_dir)
+        _announce_finished(tracker, self.run, monitor)
+
+    def _close(self) -> None:
+        for fh in self.files:
+            fh.close()
+
+
+def _start(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: MonitorLike, width: int) -> _Child | Run:
+    """Start ``run``'s child process; its final record when it could not start."""
     run_dir = tracker.run_dir(run.id)
     spec_path, events_path = _prepare_run_dir(p, run, tracker, diff, run_dir)
     cmd = worker_command(spec_path, p, run.id)
     tracker.update_environment(run.id, {"worker_command": cmd})
-    outcome = _Outcome()
-    with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                cwd=run_dir,
-                env=_worker_env(),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            tracker.mark_running(run.id, None)
-            tracker.finish(run.id, ERROR, error=f"could not start the experiment process: {exc}")
-            return _announce_finished(tracker, run, monitor)
-        tracker.mark_running(run.id, proc.pid)
-        monitor.started(tracker.get(run.id))
-        reader = _EventReader(events_path)
-        try:
-            ended = _watch(proc, p, run, tracker, monitor, reader, outcome)
-        except KeyboardInterrupt:
-            kill_tree(proc, grace_s=1.0)
-            _consume(reader.read(), run, tracker, monitor, outcome)
-            _finish(run, tracker, INTERRUPTED, "interrupted (Ctrl-C)", outcome, run_dir)
-            _announce_finished(tracker, run, monitor)
-            raise
-    status, reason = ended if ended is not None else _judge(proc.returncode, outcome, run_dir)
-    _finish(run, tracker, status, reason, outcome, run_dir)
-    return _announce_finished(tracker, run, monitor)
+    out = open(run_dir / "stdout.log", "wb")
+    err = open(run_dir / "stderr.log", "wb")
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=run_dir,
+            env=_worker_env(threads=_threads_each(width) if width > 1 else None),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        out.close()
+        err.close()
+        tracker.mark_running(run.id, None)
+        tracker.finish(run.id, ERROR, error=f"could not start the experiment process: {exc}")
+        return _announce_finished(tracker, run, monitor)
+    tracker.mark_running(run.id, proc.pid)
+    monitor.started(tracker.get(run.id))
+    return _Child(p, run, proc, run_dir, events_path, [out, err])
+
+
+def _threads_each(width: int) -> int:
+    """CPU threads for each of ``width`` side-by-side runs, so together they fit the CPUs."""
+    return max(1, resolve_jobs(0) // width)
 
 
 def _prepare_run_dir(p: PlannedRun, run: Run, tracker: Tracker, diff: str, run_dir: Path) -> tuple[Path, Path]:
@@ -860,51 +993,26 @@ def _prepare_run_dir(p: PlannedRun, run: Run, tracker: Tracker, diff: str, run_d
         "scale": p.scale,
         "expect": (p.claim_spec or {}).get("expect") or [],
         "inputs": p.inputs,
+        # a claim that sets params:: is judged on its expect:: alone
+        "expect_only": bool((p.claim_spec or {}).get("params")),
     }
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2, default=str), encoding="utf-8")
     return spec_path, events_path
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(threads: int | None = None) -> dict[str, str]:
     from repro.environment import SOURCE_ROOT
 
     env = dict(os.environ)
+    if threads is not None:  # side by side: each child its share of the CPUs
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = str(threads)
     env[PARENT_PID_ENV] = str(os.getpid())
     env["PYTHONUNBUFFERED"] = "1"
     # The source tree first, so the child runs this checkout's repro even from the run folder.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH", "")]))
     return env
-
-
-def _watch(
-    proc: subprocess.Popen,
-    p: PlannedRun,
-    run: Run,
-    tracker: Tracker,
-    monitor: MonitorLike,
-    reader: _EventReader,
-    outcome: _Outcome,
-) -> tuple[str, str] | None:
-    """Follow the child until it exits (None: judge it by its outcome) or times out (the
-    status and reason to record), copying its events into the tracker and beating the heartbeat."""
-    t0 = last_beat = time.monotonic()
-    while True:
-        rc = proc.poll()
-        _consume(reader.read(), run, tracker, monitor, outcome)
-        now = time.monotonic()
-        if now - last_beat >= HEARTBEAT_EVERY_S:
-            tracker.beat(run.id)
-            last_beat = now
-        if rc is not None:
-            _end_leftovers(proc)
-            _consume(reader.read(), run, tracker, monitor, outcome)
-            return None
-        if p.timeout_s is not None and now - t0 > p.timeout_s:
-            kill_tree(proc)
-            _consume(reader.read(), run, tracker, monitor, outcome)
-            return TIMEOUT, f"timed out after {p.timeout_s:g} s; the process tree was ended"
-        time.sleep(POLL_S)
 
 
 def _announce_finished(tracker: Tracker, run: Run, monitor: MonitorLike) -> Run:
@@ -1099,25 +1207,52 @@ def batch_summary(runs: list[Run], skipped: list[Skipped]) -> str:
 
 
 def controls_not_contradicted(runs: list[Run]) -> list[Run]:
-    """The control runs that did not end contradicted (each one an error of its experiment)."""
-    return [r for r in runs if r.status != FAILED]
+    """The control runs whose decision did not end contradicted (each an error of the claims it
+    ran for): a lone run that did not fail, or every run of a seed set that, under its rule,
+    did not end contradicted."""
+    from repro.status import CONTRADICTED, seed_set_word
+
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.seed_set or {}).get("group") or r.id, []).append(r)
+    bad: list[Run] = []
+    for members in groups.values():
+        if len(members) == 1:
+            ok = members[0].status == FAILED
+        else:
+            need = int((members[0].seed_set or {}).get("need") or len(members))
+            ok = seed_set_word(members, need)[0] == CONTRADICTED
+        if not ok:
+            bad.extend(members)
+    return bad
 
 
 RUN_ERROR_EXIT = 3  # some run ended in error, timeout or was interrupted
 
 
 def controls_exit_code(runs: list[Run]) -> int:
-    """For ``run --controls``: 0 only when every control run ended contradicted (failed)."""
-    return 0 if runs and all(r.status == FAILED for r in runs) else 1
+    """For ``run --controls``: 0 only when every control (over its seed set) ended contradicted."""
+    return 0 if runs and not controls_not_contradicted(runs) else 1
 
 
 def exit_code(runs: list[Run]) -> int:
-    """0 when every run passed; 1 when some claim was contradicted (failed); 3 when some
-    run ended in error, timeout or interrupted. Never 2: that code means a malformed
-    command line, for ``run`` as for every other command."""
+    """0 when every run passed (a stochastic experiment's seed set: when it met its rule); 1
+    when some claim was contradicted (failed); 3 when some run ended in error, timeout or
+    interrupted. Never 2: that code means a malformed command line, for ``run`` as for every
+    other command."""
+    from repro.status import CONTRADICTED, seed_set_word
+
     statuses = {r.status for r in runs}
     if statuses & {ERROR, TIMEOUT, INTERRUPTED}:
         return RUN_ERROR_EXIT
-    if FAILED in statuses:
-        return 1
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.seed_set or {}).get("group") or r.id, []).append(r)
+    for members in groups.values():
+        need = int((members[0].seed_set or {}).get("need") or len(members))
+        if len(members) > 1 and len(members) == len((members[0].seed_set or {}).get("seeds") or []):
+            if seed_set_word(members, need)[0] == CONTRADICTED:  # the seed set fails its rule
+                return 1
+        elif any(m.status == FAILED for m in members):
+            return 1
     return 0

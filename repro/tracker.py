@@ -78,7 +78,8 @@ CREATE TABLE IF NOT EXISTS runs (
     control     TEXT,                        -- the negative control run (NULL: the real code)
     scale       TEXT,                        -- smoke | full | paper (see repro.registry.SCALES)
     claim_spec  TEXT NOT NULL DEFAULT '{}',  -- JSON {"params", "expect"}: a claim's own params:: / expect::
-    needs       TEXT                         -- for a skipped run: what the machine lacks
+    needs       TEXT,                        -- for a skipped run: what the machine lacks
+    seed_set    TEXT NOT NULL DEFAULT '{}'   -- JSON: the declared seed set the run belongs to (see below)
 );
 CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment, created);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
@@ -100,9 +101,19 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 
-_JSON_COLUMNS = ("claims", "params", "overrides", "checks", "environment", "command", "claim_spec")
+_JSON_COLUMNS = ("claims", "params", "overrides", "checks", "environment", "command", "claim_spec", "seed_set")
 # Columns added after schema 1, with their declarations (an older runs.db gains them on open).
-_ADDED_COLUMNS = {"control": "TEXT", "scale": "TEXT", "claim_spec": "TEXT NOT NULL DEFAULT '{}'", "needs": "TEXT"}
+_ADDED_COLUMNS = {
+    "control": "TEXT",
+    "scale": "TEXT",
+    "claim_spec": "TEXT NOT NULL DEFAULT '{}'",
+    "needs": "TEXT",
+    "seed_set": "TEXT NOT NULL DEFAULT '{}'",
+}
+# ``seed_set`` of a run: ``{"group", "seeds", "need", "rule"}`` when it is one of the runs of
+# an experiment's declared seeds, planned together (they decide a claim together, see
+# repro.status); ``{"explicit": true}`` when made with ``--seed N`` (recorded, never decides);
+# ``{}`` for a run recorded before seed sets existed.
 
 
 def iso(ts: float | None) -> str | None:
@@ -157,6 +168,7 @@ class Run:
     scale: str | None = None
     claim_spec: dict[str, Any] = field(default_factory=dict)
     needs: str | None = None
+    seed_set: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float | None:
@@ -290,6 +302,7 @@ class Tracker:
         control: str | None = None,
         scale: str | None = None,
         claim_spec: dict[str, Any] | None = None,
+        seed_set: dict[str, Any] | None = None,
     ) -> Run:
         run = Run(
             id=new_run_id(),
@@ -313,6 +326,7 @@ class Tracker:
             control=control,
             scale=scale,
             claim_spec=dict(claim_spec or {}),
+            seed_set=dict(seed_set or {}),
         )
         row = {k: v for k, v in run.__dict__.items()}
         for key in _JSON_COLUMNS:
@@ -336,6 +350,7 @@ class Tracker:
         claim_spec: dict[str, Any] | None = None,
         control: str | None = None,
         batch: str | None = None,
+        seed_set: dict[str, Any] | None = None,
     ) -> Run:
         """A run that did not start because the machine lacks ``needs`` (e.g. "a CUDA GPU")."""
         run = self.create_run(
@@ -347,6 +362,7 @@ class Tracker:
             claim_spec=claim_spec,
             control=control,
             batch=batch,
+            seed_set=seed_set,
         )
         now = time.time()
         with _transaction(self.conn):

@@ -40,7 +40,7 @@ from typing import Any
 
 from repro import registry
 from repro.processes import pid_alive as _pid_alive
-from repro.registry import Metric, Result, RunContext
+from repro.registry import MetricPoint, Result, RunContext
 
 PARENT_PID_ENV = "PAPERKB_PARENT_PID"
 EXTRA_MODULES_ENV = "PAPERKB_EXTRA_EXPERIMENT_MODULES"
@@ -86,7 +86,7 @@ class WorkerContext(RunContext):
         self._writer = writer
         self._last_progress = 0.0
 
-    def _on_metric(self, m: Metric) -> None:
+    def _on_metric(self, m: MetricPoint) -> None:
         if self._writer is not None:
             self._writer.emit("metric", name=m.name, value=m.value, step=m.step, time=m.time, rank=self.rank)
 
@@ -222,12 +222,14 @@ def run(spec: dict[str, Any]) -> int:
             control=control,
             scale=scale,
             inputs=spec.get("inputs") or {},
+            declared_metrics=exp.metrics,
         )
         result = exp.fn(ctx)
         if not isinstance(result, Result):
             raise TypeError(f"experiment {exp.id!r} returned {type(result).__name__}, not ctx.result()")
-        if spec.get("expect") and control is None:
-            result = registry.apply_expectations(result, list(spec["expect"]), scale)
+        if spec.get("expect"):  # a control is judged as the claim it runs for
+            only = bool(spec.get("expect_only"))  # the claim sets params:: and is judged on expect:: alone
+            result = registry.apply_expectations(result, list(spec["expect"]), scale, only=only)
         payload = result.to_dict()
         if dist is not None:
             # Ranks report through rank 0: gather every other rank's metrics (rank 0 has

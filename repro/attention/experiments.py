@@ -30,7 +30,7 @@ import os
 import subprocess
 import sys
 
-from repro.registry import Control, Param, Preset, Requirements, experiment
+from repro.registry import Control, Metric, Param, Preset, Requirements, experiment
 from repro.threads import torch_threads
 
 _HEAD_CYCLE = ((4, 4), (4, 2), (4, 1))  # MHA, GQA, MQA
@@ -240,11 +240,11 @@ def _exactness_reports(spec: dict, interpret: bool) -> list[dict]:
         Param("impls", list, ["tiled", "triton"], "implementations to judge"),
         Param("dtypes", list, ["float32", "bfloat16"], "input dtypes"),
         Param("pairs", list, ["113x203", "203x113", "1023x1024"], "NqxNk sequence pairs"),
-        Param("head_dims", list, [40, 128], "head dimensions"),
+        Param("head_dims", list, [40, 128], "head dimensions", bounds=(1, 512)),
         Param("triton_cpu_pairs", list, ["17x33", "33x17"], "pairs for the kernel in Triton's CPU interpreter"),
         Param("triton_cpu_dtypes", list, ["float32", "float16"], "dtypes for the interpreter (it cannot do bf16)"),
-        Param("triton_cpu_head_dims", list, [32, 40], "head dims for the interpreter"),
-        Param("batch", int, 1, "batch size"),
+        Param("triton_cpu_head_dims", list, [32, 40], "head dims for the interpreter", bounds=(1, 512)),
+        Param("batch", int, 1, "batch size", bounds=(1, 64)),
     ],
     presets={
         "smoke": Preset(description="CPU; the Triton kernel runs in the interpreter at tiny shapes"),
@@ -266,6 +266,11 @@ def _exactness_reports(spec: dict, interpret: bool) -> list[dict]:
             "tiled attention that forgets to rescale its running sums when the running maximum grows",
         ),
         Control("triton-causal-off", "the Triton kernel launched with its causal mask off"),
+    ],
+    metrics=[
+        Metric("{impl}_{dtype}_{tensor}_max_abs_err", "abs", "largest error of out/dq/dk/dv against fp64"),
+        Metric("{impl}_{dtype}_{tensor}_max_rel_err", "relative", "largest relative error"),
+        Metric("{impl}_{dtype}_{tensor}_torch_max_abs_err", "abs", "torch's own error in the same case (reference)"),
     ],
 )
 def exact(ctx):
@@ -345,14 +350,15 @@ def exact(ctx):
             [1024, 2048, 4096, 8192],
             "sequence lengths (on the CPU keep N >= 1k: below, the extra memory is under 0.5 MiB and "
             "malloc's granularity blurs the fit)",
+            bounds=(16, 1048576),
         ),
-        Param("d", int, 64, "head dimension"),
+        Param("d", int, 64, "head dimension", bounds=(1, 512)),
         Param("impls", list, ["tiled", "naive"], "implementations; naive is the quadratic baseline"),
-        Param("batch", int, 1, "batch size"),
-        Param("heads", int, 1, "heads"),
+        Param("batch", int, 1, "batch size", bounds=(1, 1024)),
+        Param("heads", int, 1, "heads", bounds=(1, 1024)),
         Param("backward", bool, False, "measure forward + backward instead of forward"),
         Param("dtype", str, "float32", "input dtype", choices=("float32", "float16", "bfloat16")),
-        Param("tiled_block", int, 128, "block sizes Br = Bc of the tiled algorithm"),
+        Param("tiled_block", int, 128, "block sizes Br = Bc of the tiled algorithm", bounds=(1, 4096)),
     ],
     presets={
         "smoke": Preset(description="CPU, forward, N = 1k to 8k (a fresh process per implementation)"),
@@ -373,6 +379,11 @@ def exact(ctx):
             "tiled-one-block",
             "tiled attention whose one block spans the whole sequence, so it holds an N x N block of scores",
         )
+    ],
+    metrics=[
+        Metric("{impl}_peak_extra_mib", "MiB", "peak memory beyond the inputs, per N"),
+        Metric("{impl}_memory_exponent", "", "fitted exponent of that memory in N"),
+        Metric("naive_over_{impl}_at_max_n", "x", "the standard algorithm's memory over ours at the largest N"),
     ],
 )
 def linear_memory(ctx):
@@ -452,12 +463,14 @@ def linear_memory(ctx):
     "HBM bytes of Algorithm 1 fall as N^2 d^2 / M, the standard algorithm's are Θ(Nd + N^2) (Theorem 2); "
     "GPT-2 medium's traffic against the paper's Figure 2",
     params=[
-        Param("n", int, 1024, "sequence length of the SRAM-size and head-dim sweeps"),
-        Param("d", int, 64, "head dimension of the SRAM-size and N sweeps"),
-        Param("m_values", list, [2048, 4096, 8192, 16384, 32768], "SRAM sizes M (elements) to sweep"),
-        Param("d_values", list, [32, 64, 128], "head dims to sweep at M = max(m_values)"),
-        Param("n_values", list, [256, 512, 1024, 2048], "sequence lengths to sweep at M = 4096"),
-        Param("sram_kib", int, 192, "SRAM of one A100 SM for the GPT-2 medium point (KiB)"),
+        Param("n", int, 1024, "sequence length of the SRAM-size and head-dim sweeps", bounds=(16, 1048576)),
+        Param("d", int, 64, "head dimension of the SRAM-size and N sweeps", bounds=(1, 512)),
+        Param(
+            "m_values", list, [2048, 4096, 8192, 16384, 32768], "SRAM sizes M (elements) to sweep", bounds=(64, 1048576)
+        ),
+        Param("d_values", list, [32, 64, 128], "head dims to sweep at M = max(m_values)", bounds=(1, 512)),
+        Param("n_values", list, [256, 512, 1024, 2048], "sequence lengths to sweep at M = 4096", bounds=(16, 1048576)),
+        Param("sram_kib", int, 192, "SRAM of one A100 SM for the GPT-2 medium point (KiB)", bounds=(1, 65536)),
     ],
     presets={
         "smoke": Preset(description="counted by running the instrumented loops (CPU, seconds)"),
@@ -471,6 +484,19 @@ def linear_memory(ctx):
         ),
     },
     controls=[Control("forgets-backward", "a traffic counter that forgets the backward pass of FlashAttention")],
+    metrics=[
+        Metric("counted_algorithms_max_abs_err", "abs", "the counted algorithms' outputs against standard attention"),
+        Metric("flash_hbm_mib_vs_M", "MiB", "counted FlashAttention HBM traffic per SRAM size M"),
+        Metric("standard_hbm_mib", "MiB", "counted standard-attention HBM traffic"),
+        Metric("flash_bytes_exponent_in_M", "", "fitted exponent of the traffic in M"),
+        Metric("flash_bytes_exponent_in_d", "", "fitted exponent in the head dimension"),
+        Metric("standard_bytes_exponent_in_d", "", "the standard algorithm's exponent in d"),
+        Metric("flash_bytes_exponent_in_N", "", "fitted exponent in the sequence length"),
+        Metric("gpt2_medium_flash_hbm_gb", "GB", "counted FlashAttention traffic, GPT-2 medium fwd+bwd"),
+        Metric("gpt2_medium_standard_hbm_gb", "GB", "counted standard traffic, GPT-2 medium fwd+bwd"),
+        Metric("gpt2_medium_standard_masked_dropout_hbm_gb", "GB", "the same with masking and dropout passes"),
+        Metric("gpt2_medium_plain_standard_over_flash", "x", "plain standard traffic over FlashAttention's"),
+    ],
 )
 def io_complexity(ctx):
     import torch
@@ -650,15 +676,15 @@ def _plot_speed(ctx, rows: list[dict], device: str) -> None:
         Param(
             "impls", list, ["triton", "sdpa-flash", "naive"], "implementations (sdpa-flash pins torch's flash backend)"
         ),
-        Param("ns", list, [1024, 2048, 4096], "sequence lengths"),
-        Param("head_dims", list, [64, 128], "head dimensions"),
+        Param("ns", list, [1024, 2048, 4096], "sequence lengths", bounds=(16, 1048576)),
+        Param("head_dims", list, [64, 128], "head dimensions", bounds=(1, 512)),
         Param("causal", list, [0, 1], "causal settings to time (0, 1)"),
         Param("dtype", str, "bfloat16", "input dtype", choices=("float32", "float16", "bfloat16")),
-        Param("batch_tokens", int, 16384, "batch = batch_tokens / N"),
-        Param("model_dim", int, 2048, "heads = model_dim / d"),
+        Param("batch_tokens", int, 16384, "batch = batch_tokens / N", bounds=(1, 1073741824)),
+        Param("model_dim", int, 2048, "heads = model_dim / d", bounds=(1, 65536)),
         Param("modes", list, ["fwd", "bwd", "fwd_bwd"], "passes to time: fwd, bwd, fwd_bwd"),
-        Param("reps", int, 5, "timed repetitions (median)"),
-        Param("min_n_judged", int, 4096, "the targets are judged at N >= this"),
+        Param("reps", int, 5, "timed repetitions (median)", bounds=(1, 1000)),
+        Param("min_n_judged", int, 4096, "the targets are judged at N >= this", threshold=True),
     ],
     presets={
         "smoke": Preset(
@@ -674,6 +700,11 @@ def _plot_speed(ctx, rows: list[dict], device: str) -> None:
         ),
     },
     controls=[Control("triton-is-naive", "the standard algorithm timed in place of the Triton kernel")],
+    metrics=[
+        Metric("{impl}_{mode}_d{d}_causal{causal}_tflops", "TFLOP/s", "attention throughput per N"),
+        Metric("matmul_tflops", "TFLOP/s", "the GPU's bf16 matmul rate in the same run"),
+        Metric("triton_fwd_share_of_matmul_causal{causal}", "fraction", "our forward's rate over the matmul rate"),
+    ],
 )
 def speed(ctx):
     import torch
@@ -776,11 +807,11 @@ _IMPL_PARAMS = [
     Param("impls", list, ["tiled", "triton"], "implementations to judge"),
     Param("dtypes", list, ["float32", "bfloat16"], "input dtypes"),
     Param("pairs", list, ["113x203", "203x113"], "NqxNk sequence pairs"),
-    Param("head_dims", list, [40, 64], "head dimensions"),
+    Param("head_dims", list, [40, 64], "head dimensions", bounds=(1, 512)),
     Param("triton_cpu_pairs", list, ["17x33"], "pairs for the kernel in Triton's CPU interpreter"),
     Param("triton_cpu_dtypes", list, ["float32"], "dtypes for the interpreter (it cannot do bf16)"),
-    Param("triton_cpu_head_dims", list, [32], "head dims for the interpreter"),
-    Param("batch", int, 1, "batch size"),
+    Param("triton_cpu_head_dims", list, [32], "head dims for the interpreter", bounds=(1, 512)),
+    Param("batch", int, 1, "batch size", bounds=(1, 64)),
 ]
 _IMPL_FULL = {
     "dtypes": ["bfloat16", "float16"],
@@ -794,7 +825,7 @@ _IMPL_FULL = {
     "flash-attention/dropout",
     "dropout inside the fused attention (Algorithm 2), regenerated in the backward from the seed, gives the "
     "standard algorithm's output and gradients under the same mask",
-    params=_IMPL_PARAMS + [Param("dropout_p", float, 0.17, "dropout probability")],
+    params=_IMPL_PARAMS + [Param("dropout_p", float, 0.17, "dropout probability", bounds=(0.0, 0.99))],
     presets={
         "smoke": Preset(description="CPU; the Triton kernel in the interpreter at tiny shapes"),
         "full": Preset(
@@ -806,6 +837,10 @@ _IMPL_FULL = {
     },
     controls=[
         Control("fresh-backward-mask", "the backward draws a fresh dropout mask instead of regenerating the forward's")
+    ],
+    metrics=[
+        Metric("keep_fraction", "fraction", "share of attention weights the dropout mask keeps"),
+        Metric("{impl}_{dtype}_worst_error_over_bound", "", "largest error over the allowed bound (<= 1 passes)"),
     ],
 )
 def dropout(ctx):
@@ -841,13 +876,13 @@ def dropout(ctx):
     "(Proposition 4)",
     params=_IMPL_PARAMS
     + [
-        Param("n", int, 16384, "sequence length of the traffic count"),
-        Param("d", int, 64, "head dimension of the traffic count"),
-        Param("sram_kib", int, 192, "SRAM size (KiB of fp16) of the count: one A100 SM"),
-        Param("densities", list, [0.125, 0.25, 0.5, 1.0], "fractions s of non-zero blocks"),
-        Param("density", float, 0.5, "fraction of non-zero blocks in the exactness cases"),
-        Param("block_size", int, 32, "mask block size of the exactness cases"),
-        Param("triton_cpu_block_size", int, 16, "mask block size in the interpreter"),
+        Param("n", int, 16384, "sequence length of the traffic count", bounds=(16, 1048576)),
+        Param("d", int, 64, "head dimension of the traffic count", bounds=(1, 512)),
+        Param("sram_kib", int, 192, "SRAM size (KiB of fp16) of the count: one A100 SM", bounds=(1, 65536)),
+        Param("densities", list, [0.125, 0.25, 0.5, 1.0], "fractions s of non-zero blocks", bounds=(0.0, 1.0)),
+        Param("density", float, 0.5, "fraction of non-zero blocks in the exactness cases", bounds=(0.0, 1.0)),
+        Param("block_size", int, 32, "mask block size of the exactness cases", bounds=(1, 4096)),
+        Param("triton_cpu_block_size", int, 16, "mask block size in the interpreter", bounds=(1, 4096)),
     ],
     presets={
         "smoke": Preset(
@@ -862,6 +897,11 @@ def dropout(ctx):
         ),
     },
     controls=[Control("ignores-mask", "a traffic counter that ignores the block mask (dense traffic)")],
+    metrics=[
+        Metric("block_sparse_hbm_mib", "MiB", "counted HBM traffic per block density s"),
+        Metric("hbm_bytes_exponent_in_density", "", "fitted exponent of the traffic in s"),
+        Metric("{impl}_{dtype}_worst_error_over_bound", "", "largest error over the allowed bound (<= 1 passes)"),
+    ],
 )
 def block_sparse_io(ctx):
     import torch
@@ -922,13 +962,13 @@ def block_sparse_io(ctx):
     "block-sparse FlashAttention's runtime on a GPU falls in proportion to the fraction of non-zero blocks "
     "(Figure 2 right)",
     params=[
-        Param("n", int, 4096, "sequence length"),
-        Param("d", int, 64, "head dimension"),
-        Param("batch", int, 4, "batch size"),
-        Param("heads", int, 16, "heads"),
-        Param("densities", list, [0.125, 0.25, 0.5, 1.0], "fractions of non-zero blocks"),
-        Param("block_size", int, 128, "mask block size"),
-        Param("reps", int, 5, "timed repetitions (median)"),
+        Param("n", int, 4096, "sequence length", bounds=(16, 1048576)),
+        Param("d", int, 64, "head dimension", bounds=(1, 512)),
+        Param("batch", int, 4, "batch size", bounds=(1, 1024)),
+        Param("heads", int, 16, "heads", bounds=(1, 1024)),
+        Param("densities", list, [0.125, 0.25, 0.5, 1.0], "fractions of non-zero blocks", bounds=(0.0, 1.0)),
+        Param("block_size", int, 128, "mask block size", bounds=(1, 4096)),
+        Param("reps", int, 5, "timed repetitions (median)", bounds=(1, 1000)),
         Param("dtype", str, "bfloat16", "input dtype", choices=("float16", "bfloat16")),
     ],
     presets={
@@ -943,6 +983,10 @@ def block_sparse_io(ctx):
         ),
     },
     controls=[Control("ignore-block-mask", "the Triton kernel launched without the block mask (dense)")],
+    metrics=[
+        Metric("fwd_bwd_ms", "ms", "forward + backward time per block density"),
+        Metric("runtime_exponent_in_density", "", "fitted exponent of the time in the density"),
+    ],
 )
 def block_sparse_speed(ctx):
     import torch
@@ -1001,15 +1045,15 @@ def block_sparse_speed(ctx):
     "flash-attention/gpt2-end-to-end",
     "GPT-2 trains to the same losses through FlashAttention as through the standard algorithm, and faster on a GPU",
     params=[
-        Param("n_layer", int, 2, "layers"),
-        Param("n_head", int, 2, "heads"),
-        Param("n_embd", int, 64, "model width"),
-        Param("vocab_size", int, 256, "vocabulary (byte tokens)"),
-        Param("seq", int, 256, "sequence length (> the tiled block of 128, so blocks meet)"),
-        Param("batch", int, 4, "sequences per step"),
-        Param("steps", int, 6, "training steps"),
-        Param("warmup_steps", int, 1, "steps not timed"),
-        Param("lr", float, 1e-3, "AdamW learning rate"),
+        Param("n_layer", int, 2, "layers", bounds=(1, 96)),
+        Param("n_head", int, 2, "heads", bounds=(1, 128)),
+        Param("n_embd", int, 64, "model width", bounds=(1, 16384)),
+        Param("vocab_size", int, 256, "vocabulary (byte tokens)", bounds=(2, 1000000)),
+        Param("seq", int, 256, "sequence length (> the tiled block of 128, so blocks meet)", bounds=(1, 1048576)),
+        Param("batch", int, 4, "sequences per step", bounds=(1, 4096)),
+        Param("steps", int, 6, "training steps", bounds=(1, 1000000)),
+        Param("warmup_steps", int, 1, "steps not timed", bounds=(0, 1000000)),
+        Param("lr", float, 1e-3, "AdamW learning rate", bounds=(0.0, 1.0)),
         Param("impl", str, "tiled", "FlashAttention implementation", choices=("tiled", "triton")),
         Param(
             "baseline",
@@ -1019,9 +1063,15 @@ def block_sparse_speed(ctx):
             choices=("naive", "sdpa", "hf"),
         ),
         Param("dtype", str, "float32", "training dtype (autocast)", choices=("float32", "bfloat16")),
-        Param("loss_tolerance", float, 1e-4, "largest allowed |loss difference| at any compared step"),
-        Param("compared_steps", int, 0, "steps whose losses are compared (0: all); bf16 runs drift apart slowly"),
-        Param("min_speedup", float, 0.0, "tokens/s of impl over baseline to reach (0: not judged)"),
+        Param("loss_tolerance", float, 1e-4, "largest allowed |loss difference| at any compared step", threshold=True),
+        Param(
+            "compared_steps",
+            int,
+            0,
+            "steps whose losses are compared (0: all); bf16 runs drift apart slowly",
+            threshold=True,
+        ),
+        Param("min_speedup", float, 0.0, "tokens/s of impl over baseline to reach (0: not judged)", threshold=True),
     ],
     presets={
         "smoke": Preset(description="CPU, a 2-layer GPT-2 at sequence 256 in fp32: equal losses only"),
@@ -1049,6 +1099,13 @@ def block_sparse_speed(ctx):
         ),
     },
     controls=[Control("impl-causal-off", "the implementation under test attends to future tokens")],
+    metrics=[
+        Metric("baseline_loss", "nats/token", "training loss with standard attention, per step"),
+        Metric("impl_loss", "nats/token", "training loss with our FlashAttention, per step"),
+        Metric("tokens_per_s_impl", "tokens/s", "training rate with ours"),
+        Metric("tokens_per_s_baseline", "tokens/s", "training rate with the baseline"),
+        Metric("speedup", "x", "ours over the baseline"),
+    ],
 )
 def gpt2_end_to_end(ctx):
     import copy

@@ -11,7 +11,7 @@ No torch at module level: ``paperkb experiments`` imports this file to list the 
 
 from __future__ import annotations
 
-from repro.registry import Control, Param, Preset, experiment
+from repro.registry import Control, Metric, Param, Preset, experiment
 from repro.threads import torch_threads
 
 
@@ -137,9 +137,9 @@ def _gold(world, tok, answers) -> list[float]:
     "SFT zeroes the loss on prompt tokens (their logit gradients are exactly 0) and packs several "
     "examples per sequence without attention or positions crossing example boundaries",
     params=[
-        Param("dim", int, 32, "model width"),
-        Param("n_layers", int, 2),
-        Param("n_examples", int, 4, "examples packed into one row"),
+        Param("dim", int, 32, "model width", bounds=(1, 4096)),
+        Param("n_layers", int, 2, bounds=(1, 64)),
+        Param("n_examples", int, 4, "examples packed into one row", bounds=(1, 1024)),
     ],
     presets={
         "smoke": Preset(description="one packed row of 4 chat examples, dim 32, ~2 s"),
@@ -150,6 +150,12 @@ def _gold(world, tok, answers) -> list[float]:
     controls=[
         Control("prompt-in-loss", "labels keep the prompt tokens (no masking)"),
         Control("packing-leaks", "packed rows use one causal mask and running positions"),
+    ],
+    metrics=[
+        Metric("prompt_logit_grad_max", "abs", "largest loss gradient on a prompt token's logits (must be 0)"),
+        Metric("answer_logit_grad_max", "abs", "largest loss gradient on an answer token's logits"),
+        Metric("packed_vs_alone_max_abs", "abs", "packed examples' logits against each example alone"),
+        Metric("cross_example_grad_max", "abs", "gradient reaching one example from another's loss"),
     ],
 )
 def prompt_masking(ctx):
@@ -244,12 +250,12 @@ def prompt_masking(ctx):
     "well-separated pairs more and does not lose accuracy on them (Table 28's direction); "
     "accuracy falls from 'significantly better' to 'negligibly better' pairs (Table 8's shape)",
     params=[
-        Param("dim", int, 32),
-        Param("steps", int, 150, "reward-model steps per run"),
+        Param("dim", int, 32, bounds=(1, 4096)),
+        Param("steps", int, 150, "reward-model steps per run", bounds=(1, 1000000)),
         Param("margin", str, "large", "Table 27 margin table", choices=("small", "large")),
-        Param("n_pairs", int, 4000, "training pairs"),
-        Param("n_test", int, 2000, "held-out pairs"),
-        Param("threads", int, 1),
+        Param("n_pairs", int, 4000, "training pairs", bounds=(1, 10000000)),
+        Param("n_test", int, 2000, "held-out pairs", bounds=(1, 10000000)),
+        Param("threads", int, 1, bounds=(0, 1024)),
     ],
     presets={
         "smoke": Preset(description="two reward models of dim 32, 150 steps each, ~20 s"),
@@ -259,6 +265,13 @@ def prompt_masking(ctx):
         ),
     },
     controls=[Control("margin-wrong-sign", "the margin is added instead of subtracted: -log σ(Δr + m)")],
+    metrics=[
+        Metric("{model}_acc_{level}", "fraction", "held-out pair accuracy per preference level"),
+        Metric("{model}_gap_{level}", "reward", "mean reward gap per preference level"),
+        Metric("{stage}_loss", "nats/token", "training loss of a stage (sft, rm, ...), every 10 steps"),
+    ],
+    stochastic=True,
+    seeds={"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
 )
 def reward_margin(ctx):
     import random
@@ -347,14 +360,14 @@ def reward_margin(ctx):
     "median stays flat, so the gap widens (Figure 7); fine-tuning on the best answers raises the "
     "policy's true reward",
     params=[
-        Param("dim", int, 32),
-        Param("sft_steps", int, 60),
-        Param("rm_steps", int, 150),
-        Param("prompts", int, 32, "prompts sampled"),
-        Param("k_max", int, 32, "samples per prompt"),
-        Param("temperatures", list, [0.5, 1.0, 1.5], "Figure 8's sweep"),
-        Param("rs_steps", int, 60, "fine-tuning steps on the kept answers"),
-        Param("threads", int, 1),
+        Param("dim", int, 32, bounds=(1, 4096)),
+        Param("sft_steps", int, 60, bounds=(1, 1000000)),
+        Param("rm_steps", int, 150, bounds=(1, 1000000)),
+        Param("prompts", int, 32, "prompts sampled", bounds=(1, 100000)),
+        Param("k_max", int, 32, "samples per prompt", bounds=(1, 10000)),
+        Param("temperatures", list, [0.5, 1.0, 1.5], "Figure 8's sweep", bounds=(0.0, 100.0)),
+        Param("rs_steps", int, 60, "fine-tuning steps on the kept answers", bounds=(1, 1000000)),
+        Param("threads", int, 1, bounds=(0, 1024)),
     ],
     presets={
         "smoke": Preset(description="dim 32, 32 prompts x 32 samples, ~30 s"),
@@ -364,6 +377,16 @@ def reward_margin(ctx):
         ),
     },
     controls=[Control("random-pick", "the kept answer is an arbitrary sample, not the reward model's best")],
+    metrics=[
+        Metric("max_reward_T{temperature}", "reward", "best-of-k reward per k at a temperature"),
+        Metric("median_reward_T{temperature}", "reward", "median reward per k at a temperature"),
+        Metric("rs_sft_loss", "nats/token", "fine-tuning loss on the kept answers"),
+        Metric("gold_reward_before", "reward", "gold reward of the policy before rejection-sampling fine-tuning"),
+        Metric("gold_reward_after", "reward", "the same after"),
+        Metric("{stage}_loss", "nats/token", "training loss of a stage (sft, rm, ...), every 10 steps"),
+    ],
+    stochastic=True,
+    seeds={"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
 )
 def rejection_sampling(ctx):
     import math
@@ -480,19 +503,20 @@ def rejection_sampling(ctx):
     "PPO on R = whiten(logit(R_c)) - β·KL raises the reward while the KL to the initial policy stays "
     "bounded, and a smaller β lets the KL grow larger",
     params=[
-        Param("dim", int, 32),
-        Param("sft_steps", int, 60),
-        Param("rm_steps", int, 150),
-        Param("iterations", int, 25, "PPO iterations per β"),
-        Param("batch", int, 32, "prompts per iteration"),
+        Param("dim", int, 32, bounds=(1, 4096)),
+        Param("sft_steps", int, 60, bounds=(1, 1000000)),
+        Param("rm_steps", int, 150, bounds=(1, 1000000)),
+        Param("iterations", int, 25, "PPO iterations per β", bounds=(1, 100000)),
+        Param("batch", int, 32, "prompts per iteration", bounds=(1, 65536)),
         Param(
             "betas",
             list,
             [0.2, 0.05],
             "the KL coefficients compared, larger first. The paper's 0.01/0.005 are for 7B-70B models; "
             "on this toy they give KLs within ~5% of each other (seed noise), so the default is a wider pair",
+            bounds=(0.0, 100.0),
         ),
-        Param("threads", int, 1),
+        Param("threads", int, 1, bounds=(0, 1024)),
     ],
     presets={
         "smoke": Preset(description="dim 32, 25 iterations of 32 prompts for two β, ~40 s"),
@@ -502,6 +526,20 @@ def rejection_sampling(ctx):
         ),
     },
     controls=[Control("kl-bonus", "the KL term is added to the reward instead of subtracted")],
+    metrics=[
+        Metric("reward_beta{beta}", "reward", "reward-model score per PPO iteration at a KL coefficient"),
+        Metric("kl_beta{beta}", "nats", "KL to the reference policy per iteration"),
+        Metric("gold_beta{beta}", "reward", "gold reward per iteration"),
+        Metric("reward_start", "reward", "early reward"),
+        Metric("reward_end", "reward", "late reward"),
+        Metric("kl_end_large_beta", "nats", "late KL at the larger β"),
+        Metric("kl_end_small_beta", "nats", "late KL at the smaller β"),
+        Metric("gold_start", "reward", "early gold reward"),
+        Metric("gold_end", "reward", "late gold reward"),
+        Metric("{stage}_loss", "nats/token", "training loss of a stage (sft, rm, ...), every 10 steps"),
+    ],
+    stochastic=True,
+    seeds={"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
 )
 def ppo_kl(ctx):
     import copy
@@ -640,12 +678,12 @@ def ppo_kl(ctx):
     "After fine-tuning on Ghost Attention data, a small chat model still respects the first-turn "
     "system instruction at turn 20; trained on ordinary multi-turn data it has forgotten it (Table 30)",
     params=[
-        Param("dim", int, 64),
-        Param("steps", int, 110, "SFT steps per model"),
-        Param("max_turns", int, 20, "dialog length, trained and evaluated"),
-        Param("n_dialogs", int, 2000, "training dialogs"),
-        Param("eval_dialogs", int, 40),
-        Param("threads", int, 1),
+        Param("dim", int, 64, bounds=(1, 4096)),
+        Param("steps", int, 110, "SFT steps per model", bounds=(1, 1000000)),
+        Param("max_turns", int, 20, "dialog length, trained and evaluated", bounds=(1, 1000)),
+        Param("n_dialogs", int, 2000, "training dialogs", bounds=(1, 10000000)),
+        Param("eval_dialogs", int, 40, bounds=(1, 1000000)),
+        Param("threads", int, 1, bounds=(0, 1024)),
     ],
     presets={
         "smoke": Preset(description="two dim-64 models, 110 steps each, ~15 s of CPU"),
@@ -658,6 +696,12 @@ def ppo_kl(ctx):
         Control("no-concat", "GAtt without its first step: the sampler never sees the instruction after turn 1"),
         Control("no-system-prompt", "the instruction is dropped from the first turn too"),
     ],
+    metrics=[
+        Metric("{model}_loss", "nats/token", "SFT loss of the baseline / GAtt model every 10 steps"),
+        Metric("{model}_kept", "fraction", "dialogues still following the instruction, per turn"),
+    ],
+    stochastic=True,
+    seeds={"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
 )
 def ghost_attention(ctx):
     import random
@@ -734,12 +778,12 @@ def ghost_attention(ctx):
     "DPO's sigmoid loss on the reward model's preference pairs raises the policy's true reward and "
     "its implicit reward ranks held-out pairs above chance (beyond the paper: the widely used successor)",
     params=[
-        Param("dim", int, 32),
-        Param("sft_steps", int, 60),
-        Param("steps", int, 80, "DPO steps"),
-        Param("beta", float, 0.1),
-        Param("n_pairs", int, 4000),
-        Param("threads", int, 1),
+        Param("dim", int, 32, bounds=(1, 4096)),
+        Param("sft_steps", int, 60, bounds=(1, 1000000)),
+        Param("steps", int, 80, "DPO steps", bounds=(1, 1000000)),
+        Param("beta", float, 0.1, bounds=(0.0, 100.0)),
+        Param("n_pairs", int, 4000, bounds=(1, 10000000)),
+        Param("threads", int, 1, bounds=(0, 1024)),
     ],
     presets={
         "smoke": Preset(description="dim 32, 80 DPO steps, ~25 s"),
@@ -748,6 +792,16 @@ def ghost_attention(ctx):
         ),
     },
     controls=[Control("swapped-pairs", "chosen and rejected answers are swapped in the loss")],
+    metrics=[
+        Metric("dpo_loss", "nats", "DPO loss per step"),
+        Metric("implicit_margin", "nats", "implicit reward margin per step"),
+        Metric("gold_before", "reward", "gold reward before DPO"),
+        Metric("gold_after", "reward", "gold reward after DPO"),
+        Metric("implicit_reward_accuracy", "fraction", "held-out pairs the implicit reward orders right"),
+        Metric("{stage}_loss", "nats/token", "training loss of a stage (sft, rm, ...), every 10 steps"),
+    ],
+    stochastic=True,
+    seeds={"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
 )
 def dpo(ctx):
     import copy

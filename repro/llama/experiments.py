@@ -5,7 +5,7 @@ No torch at module level: ``paperkb experiments`` imports this file to list the 
 
 from __future__ import annotations
 
-from repro.registry import Control, Param, Preset, experiment
+from repro.registry import Control, Metric, Param, Preset, experiment
 from repro.threads import torch_threads
 
 # Table 1 of the paper rounds these; the exact totals are those of the released checkpoints.
@@ -28,6 +28,13 @@ PUBLISHED_PARAMS = {"7B": 6_738_415_616, "13B": 13_015_864_320, "70B": 68_976_64
             "the SwiGLU width 8·dim/3 (times ffn_dim_multiplier) without rounding up to multiple_of",
         )
     ],
+    metrics=[
+        Metric("params_{size}", "parameters", "the counted model of a size (7B, 13B, 34B, 70B)"),
+        Metric("ffn_hidden_{size}", "units", "its SwiGLU hidden width"),
+    ],
+    scope=(
+        "the published Llama 2 configurations: token embeddings, RMSNorms, attention (grouped-query for 34B and 70B), SwiGLU FFN rounded to multiple_of, untied output"
+    ),
 )
 def param_count(ctx):
     from dataclasses import replace
@@ -129,13 +136,19 @@ def _allocated_bytes(cache) -> int:
     "that decodes correctly allocates an 8x smaller KV cache than multi-head attention, measured "
     "from the cache's storage, with decode throughput recorded",
     params=[
-        Param("n_heads", int, 64, "query heads (the 70B's 64)"),
-        Param("n_kv_heads", int, 8, "KV heads of the GQA model (the 70B's 8)"),
-        Param("head_dim", int, 8, "width of one head (128 in the 70B; smaller here)"),
-        Param("n_layers", int, 2),
-        Param("prompt_len", int, 8),
-        Param("decode_tokens", int, 32, "tokens decoded after the prompt"),
-        Param("tokens_70b", int, 4096, "positions of the 70B-shape figure (reference, on the meta device)"),
+        Param("n_heads", int, 64, "query heads (the 70B's 64)", bounds=(1, 1024)),
+        Param("n_kv_heads", int, 8, "KV heads of the GQA model (the 70B's 8)", bounds=(1, 1024)),
+        Param("head_dim", int, 8, "width of one head (128 in the 70B; smaller here)", bounds=(1, 1024)),
+        Param("n_layers", int, 2, bounds=(1, 256)),
+        Param("prompt_len", int, 8, bounds=(1, 100000)),
+        Param("decode_tokens", int, 32, "tokens decoded after the prompt", bounds=(1, 100000)),
+        Param(
+            "tokens_70b",
+            int,
+            4096,
+            "positions of the 70B-shape figure (reference, on the meta device)",
+            bounds=(1, 10000000),
+        ),
     ],
     presets={
         "smoke": Preset(description="64/8 heads of width 8, 2 layers, 32 decoded tokens, ~3 s"),
@@ -147,6 +160,14 @@ def _allocated_bytes(cache) -> int:
     controls=[
         Control("drop-position", "a KV cache that loses the newest position at every decoding step"),
         Control("expand-kv-heads", "a GQA cache that stores the keys and values repeated per query head"),
+    ],
+    metrics=[
+        Metric("kv_bytes_{variant}", "bytes", "KV cache held after decoding (mha / gqa / mqa)"),
+        Metric("decode_tokens_per_s_{variant}", "tokens/s", "decoding rate (recorded)"),
+        Metric("decode_max_abs_err_{variant}", "abs", "cached logits against recomputed ones"),
+        Metric("kv_bytes_ratio", "", "MHA cache over GQA cache"),
+        Metric("decode_speed_ratio_gqa_over_mha", "", "GQA decoding rate over MHA's (recorded)"),
+        Metric("kv_bytes_70b_{variant}_fp16", "bytes", "KV cache of the 70B shape (meta device)"),
     ],
 )
 def gqa_kv_cache(ctx):
@@ -236,14 +257,14 @@ def _gqa_kv_cache(ctx):
     "With identical random weights our Llama 2 gives the logits of transformers' LlamaForCausalLM "
     "(fp32, max abs difference <= 1e-4), for an MHA and a GQA config",
     params=[
-        Param("dim", int, 64),
-        Param("n_layers", int, 2),
-        Param("n_heads", int, 4),
-        Param("gqa_kv_heads", int, 2, "KV heads of the GQA config"),
-        Param("vocab_size", int, 512),
-        Param("seq_len", int, 32),
-        Param("batch", int, 2),
-        Param("tolerance", float, 1e-4, "max abs logit difference allowed"),
+        Param("dim", int, 64, bounds=(1, 16384)),
+        Param("n_layers", int, 2, bounds=(1, 128)),
+        Param("n_heads", int, 4, bounds=(1, 256)),
+        Param("gqa_kv_heads", int, 2, "KV heads of the GQA config", bounds=(1, 256)),
+        Param("vocab_size", int, 512, bounds=(2, 1000000)),
+        Param("seq_len", int, 32, bounds=(1, 100000)),
+        Param("batch", int, 2, bounds=(1, 1024)),
+        Param("tolerance", float, 1e-4, "max abs logit difference allowed", threshold=True),
     ],
     presets={
         "smoke": Preset(description="dim 64, 2 layers, ~3 s"),
@@ -253,6 +274,9 @@ def _gqa_kv_cache(ctx):
         ),
     },
     controls=[Control("swapped-swiglu", "our SwiGLU with its gate and up projections swapped: silu(W3 x) * W1 x")],
+    metrics=[
+        Metric("max_abs_diff_{config}_{impl}", "abs", "largest logit difference against transformers' Llama"),
+    ],
 )
 def hf_parity(ctx):
     import torch
@@ -293,14 +317,14 @@ def hf_parity(ctx):
     "llama/kv-cache-decode",
     "Decoding with the KV cache gives the logits of recomputing the whole sequence and costs less time per token",
     params=[
-        Param("dim", int, 256),
-        Param("n_layers", int, 4),
-        Param("n_heads", int, 8),
-        Param("n_kv_heads", int, 2),
-        Param("vocab_size", int, 1000),
-        Param("prompt_len", int, 48),
-        Param("new_tokens", int, 24),
-        Param("min_speedup", float, 1.0, "cached decoding must be at least this much faster"),
+        Param("dim", int, 256, bounds=(1, 16384)),
+        Param("n_layers", int, 4, bounds=(1, 128)),
+        Param("n_heads", int, 8, bounds=(1, 256)),
+        Param("n_kv_heads", int, 2, bounds=(1, 256)),
+        Param("vocab_size", int, 1000, bounds=(2, 1000000)),
+        Param("prompt_len", int, 48, bounds=(1, 100000)),
+        Param("new_tokens", int, 24, bounds=(1, 100000)),
+        Param("min_speedup", float, 1.0, "cached decoding must be at least this much faster", threshold=True),
     ],
     presets={
         "smoke": Preset(description="dim 256, 4 layers, 48 + 24 tokens, ~5 s"),
@@ -310,6 +334,12 @@ def hf_parity(ctx):
         ),
     },
     controls=[Control("drop-position", "a KV cache that loses the newest position at every decoding step")],
+    metrics=[
+        Metric("max_abs_diff", "abs", "cached logits against recomputing the whole sequence"),
+        Metric("ms_per_token_cached", "ms", "decoding time per token with the cache"),
+        Metric("ms_per_token_recompute", "ms", "the same, recomputing everything"),
+        Metric("speedup", "x", "recompute time over cached time"),
+    ],
 )
 def kv_cache_decode(ctx):
     with torch_threads(1):
@@ -431,17 +461,17 @@ def shared_lines(train: list[str], held: list[str]) -> int:
     "deduplicated notes lowers its loss on held-out lines it never saw, below the unigram baseline",
     params=[
         Param("vault", str, "", "folder of .md notes to train on (default: the bundled notes/)"),
-        Param("steps", int, 100),
-        Param("batch", int, 12),
-        Param("seq_len", int, 128),
-        Param("dim", int, 128),
-        Param("n_layers", int, 4),
-        Param("n_heads", int, 4),
-        Param("n_kv_heads", int, 2),
-        Param("lr", float, 6e-3, "peak learning rate (cosine decay to 10%, as in section 2.2)"),
-        Param("warmup", int, 10, "linear warmup steps (2000 in the paper, scaled down)"),
-        Param("held_out_fraction", float, 0.15, "share of the distinct lines held out"),
-        Param("threads", int, 1, "CPU threads (1 is fastest on a shared 2-core machine)"),
+        Param("steps", int, 100, bounds=(1, 1000000)),
+        Param("batch", int, 12, bounds=(1, 4096)),
+        Param("seq_len", int, 128, bounds=(8, 65536)),
+        Param("dim", int, 128, bounds=(8, 16384)),
+        Param("n_layers", int, 4, bounds=(1, 128)),
+        Param("n_heads", int, 4, bounds=(1, 256)),
+        Param("n_kv_heads", int, 2, bounds=(1, 256)),
+        Param("lr", float, 6e-3, "peak learning rate (cosine decay to 10%, as in section 2.2)", bounds=(0.0, 1.0)),
+        Param("warmup", int, 10, "linear warmup steps (2000 in the paper, scaled down)", bounds=(0, 1000000)),
+        Param("held_out_fraction", float, 0.15, "share of the distinct lines held out", bounds=(0.01, 0.9)),
+        Param("threads", int, 1, "CPU threads (1 is fastest on a shared 2-core machine)", bounds=(0, 1024)),
     ],
     presets={
         "smoke": Preset(description="100 steps of 12 x 128 bytes, about 30 s on one CPU core"),
@@ -458,6 +488,18 @@ def shared_lines(train: list[str], held: list[str]) -> int:
             "notes repeat (templates) sit on both sides",
         )
     ],
+    metrics=[
+        Metric("held_out_lines", "lines", "distinct lines held out"),
+        Metric("held_out_lines_in_training", "lines", "held-out lines also in the training text (must be 0)"),
+        Metric("unigram_val_loss", "nats/byte", "held-out loss of the unigram baseline"),
+        Metric("n_params", "parameters", "the trained model"),
+        Metric("final_val_loss", "nats/byte", "held-out loss after training"),
+        Metric("val_loss", "nats/byte", "held-out loss during training"),
+        Metric("lr", "", "learning rate per step"),
+        Metric("train_loss", "nats/byte", "training loss per step"),
+    ],
+    stochastic=True,
+    seeds={"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
 )
 def train_small(ctx):
     with torch_threads(ctx.params["threads"]):

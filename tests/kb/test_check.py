@@ -27,9 +27,11 @@ def test_unknown_and_unused_experiments(fake_registry):
     notes = [Note("p.md", claims=[Claim("c1", "s", ["test/known", "test/missing"], 7), Claim("c2", "t", [], 9)])]
     problems = experiment_problems(notes, catalog.declared_experiments(), catalog.load_errors(), unnamed=True)
     text = [p.format() for p in problems]
-    assert "p.md:7: warning: claim 'c1' names unknown experiment 'test/missing'" in text
+    [unknown] = [t for t in text if "unknown experiment" in t]
+    assert unknown.startswith("p.md:7: error: claim 'c1' names unknown experiment 'test/missing' (known: ")
+    assert "test/known" in unknown and "test/unused" in unknown  # the known ids are listed
     assert any(t.startswith("p.md:9: warning: claim 'c2' names no experiment") for t in text)
-    unused = [p for p in problems if "test/unused" in p.message]
+    unused = [p for p in problems if "'test/unused' is named by no claim" in p.message]
     assert len(unused) == 1 and unused[0].path == "tests/kb/test_check.py"
     assert unused[0].line == _declared_here.__code__.co_firstlineno
     assert not any("'test/known' is named by no claim" in t for t in text)
@@ -52,8 +54,10 @@ def test_check_vault_sorted_and_errors(tmp_path, fake_registry):
 
 
 def test_claim_id_shared_by_two_notes(fake_registry):
-    notes = [Note("a.md", claims=[Claim("same", "s", ["test/known"], 3)]),
-             Note("b.md", claims=[Claim("same", "t", ["test/known"], 8)])]
+    notes = [
+        Note("a.md", claims=[Claim("same", "s", ["test/known"], 3)]),
+        Note("b.md", claims=[Claim("same", "t", ["test/known"], 8)]),
+    ]
     text = [p.format() for p in experiment_problems(notes, [DeclaredExperiment("test/known")])]
     assert any(t.startswith("b.md:8: warning: claim id 'same' is also used at a.md:3") for t in text), text
 

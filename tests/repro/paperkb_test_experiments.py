@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from repro.registry import Control, Param, Preset, Requirements, experiment
+from repro.registry import Control, Metric, Param, Preset, Requirements, SeedRule, experiment
 
 # Every experiment must declare a negative control; these test ones share one.
 _CONTROLS = [Control("break", "the sabotaged variant: its checks must fail")]
@@ -20,8 +20,11 @@ _CONTROLS = [Control("break", "the sabotaged variant: its checks must fail")]
 @experiment(
     "test/ok",
     "a loss curve that falls below a threshold",
-    params=[Param("steps", int, 5, "points on the curve"), Param("target", float, 1.0, "the loss to beat")],
-    presets={"smoke": Preset(), "full": Preset(params={"steps": 8})}, controls=_CONTROLS)
+    params=[Param("steps", int, 5, "points on the curve", bounds=(1, 10_000)),
+            Param("target", float, 1.0, "the loss to beat", threshold=True)],
+    presets={"smoke": Preset(), "full": Preset(params={"steps": 8})}, controls=_CONTROLS,
+    metrics=[Metric("loss", "", "the falling curve"), Metric("seed", "", "the seed handed in")],
+    scope="a halving curve from 4.0")
 def ok(ctx):
     loss = 4.0
     for step in range(ctx.params["steps"]):
@@ -116,4 +119,21 @@ def draws(ctx):
     presets={"smoke": Preset(), "full": Preset(requires=Requirements(triton=True))}, controls=_CONTROLS)
 def needs_triton(ctx):
     ctx.check("ran", 1.0, "==", 1.0)
+    return ctx.result()
+
+
+@experiment(
+    "test/coin",
+    "passes unless its seed is one of fail_seeds or 100 or more: a stand-in for a seed-dependent training run",
+    params=[Param("fail_seeds", list, [], "seeds whose run fails")],
+    presets={"smoke": Preset(), "full": Preset()},
+    seeds={"smoke": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
+    controls=[Control("always-fail", "every seed fails")],
+    metrics=[Metric("draw", "", "1 when the seed passed")],
+    stochastic=True,
+    seed_rule=SeedRule(min_fraction=0.6, why="a test rule: 2 of 3, 3 of 5"))
+def coin(ctx):
+    ok = ctx.seed not in [int(s) for s in ctx.params["fail_seeds"]] and ctx.seed < 100 and ctx.control is None
+    ctx.log_metric("draw", float(ok))
+    ctx.check("seed_passes", float(ok), "==", 1.0)
     return ctx.result()

@@ -48,8 +48,13 @@ def paperkb(vault: Path, *args: str, env=None, **kw) -> subprocess.Popen:
     user's terminal would, even when the test suite itself ignores it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "cli.app", "--vault", str(vault), *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_default_sigint, **kw,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+        **kw,
     )
 
 
@@ -91,3 +96,27 @@ def metric_rows(vault: Path, run_id: str) -> list[dict]:
 
 def load_json(text: str):
     return json.loads(text)
+
+
+def fake_experiments(claims, stochastic=()) -> dict:
+    """Registry entries for the made-up experiment ids ``claims`` name (tests of the status
+    roll-up record runs of experiments that exist nowhere): deterministic unless listed in
+    ``stochastic``, recording any metric."""
+    from repro import registry
+
+    def fn(ctx):  # never run: the tests record the runs themselves
+        raise AssertionError("not run")
+
+    out = {}
+    for c in claims:
+        for e in c.experiments:
+            out[e] = registry.Experiment(
+                e,
+                "made up",
+                fn,
+                presets={"smoke": registry.Preset(), "full": registry.Preset()},
+                controls=(registry.Control("sabotage", "broken"),),
+                stochastic=e in stochastic,
+                metrics=(registry.Metric("{any}"),),
+            )
+    return out

@@ -9,6 +9,7 @@ from repro.status import (
     CONTRADICTED, REPRODUCED, SMALL_SCALE, STATUS_ERROR, UNVERIFIED, ClaimRef, claim_statuses, claims_of_notes,
     status_table,
 )
+from repro_testkit import fake_experiments
 from repro.tracker import ERROR, FAILED, INTERRUPTED, PASSED, TIMEOUT, Tracker
 
 
@@ -30,7 +31,7 @@ def _record(t: Tracker, exp: str, status: str, preset="smoke", overrides=None, s
 
 
 def test_no_tracker_means_unverified_and_nothing_created(tmp_path):
-    st = claim_statuses(tmp_path, [_claim("c", "e")])
+    st = claim_statuses(tmp_path, [_claim("c", "e")], experiments=fake_experiments([_claim("c", "e")]))
     assert st["c"]["status"] == UNVERIFIED and st["c"]["checks"] == [] and st["c"]["controls"] == []
     assert not (tmp_path / ".paperkb").exists()
 
@@ -55,7 +56,7 @@ def test_roll_up_words(tmp_path):
         _claim("mixed-fail", "e/full", "e/fail", "e/err"), _claim("mixed-err", "e/full", "e/crash"),
         _claim("mixed-missing", "e/full", "e/never"), _claim("mixed-ok", "e/paper", "e/smoke"),
     ]
-    st = claim_statuses(tmp_path, claims)
+    st = claim_statuses(tmp_path, claims, experiments=fake_experiments(claims))
     words = {k: v["status"] for k, v in st.items()}
     assert words == {
         "paper": REPRODUCED, "full": SMALL_SCALE, "smoke": SMALL_SCALE, "override": UNVERIFIED,
@@ -69,7 +70,7 @@ def test_roll_up_words(tmp_path):
     assert st["none"]["run_id"] is None and st["none"]["experiments"] == {"e/never": None}
     [check] = st["paper"]["checks"]
     assert set(check) == {"name", "value", "op", "threshold", "scale", "evidence", "run_id", "experiment", "passed",
-                          "description"}
+                          "description", "counts", "seed"}
     assert check["run_id"] == paper and check["scale"] == "paper" and check["evidence"] == "direct"
     assert set(st["paper"]) >= {"status", "run_id", "preset", "scale", "ended", "checks", "controls", "experiments"}
 
@@ -86,7 +87,7 @@ def test_claims_of_hand_built_notes_and_status_table(tmp_path):
         ("a1", "papers/A.md", "Paper A"), ("a2", "papers/A.md", "Paper A"), ("b1", "papers/B.md", "B")]
     with Tracker(tmp_path) as t:
         _record(t, "e/ok", PASSED, preset="full")
-    table = status_table(tmp_path, refs)
+    table = status_table(tmp_path, refs, experiments=fake_experiments(refs))
     assert [p["note"] for p in table] == ["papers/A.md", "papers/B.md"]
     assert [c["status"] for c in table[0]["claims"]] == [SMALL_SCALE, UNVERIFIED]
     assert table[1]["claims"][0]["status"] == UNVERIFIED  # e/other never ran

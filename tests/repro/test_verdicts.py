@@ -22,6 +22,7 @@ from repro.status import (
     normalise_status,
     status_matches,
 )
+from repro_testkit import fake_experiments
 from repro.tracker import FAILED, PASSED, Tracker
 
 
@@ -74,7 +75,7 @@ def test_params_and_expect_syntax():
             parse_params(bad)
 
 
-def test_claim_fields_in_a_note_and_bad_ones_warn():
+def test_claim_fields_in_a_note_and_bad_ones_are_errors_kept_on_the_claim():
     from kb.parse import parse_note
 
     note = parse_note(
@@ -88,7 +89,8 @@ def test_claim_fields_in_a_note_and_bad_ones_warn():
     assert bert.params == {"d_model": 768, "n_layers": 12} and bert.expect[0]["metric"] == "params_millions"
     assert bleu.needs == "the WMT14 data" and bleu.experiments == []
     assert broken.params == {} and broken.expect == []
-    assert [(p.line, p.severity) for p in note.problems] == [(16, "warning"), (17, "warning")]
+    assert [(p.line, p.severity) for p in note.problems] == [(16, "error"), (17, "error")]
+    assert [e.split(":")[0] for e in broken.spec_errors] == ["line 16", "line 17"] and not bert.spec_errors
 
 
 # ---- evidence and scale ------------------------------------------------------------------
@@ -134,16 +136,16 @@ def test_words_from_scale_evidence_controls_overrides_and_needs(tmp_path):
         _claim("mixed", "e/full", "e/gpu"),
         _claim("elsewhere", "e/gpu-elsewhere"),
     ]
-    st = claim_statuses(tmp_path, claims)
+    st = claim_statuses(tmp_path, claims, experiments=fake_experiments(claims))
     assert {k: v["status"] for k, v in st.items()} == {
         "full": SMALL_SCALE,
         "proxy": SMALL_SCALE_PROXY,
         "ref": SMALL_SCALE,
-        "ctl": SMALL_SCALE,
+        "ctl": STATUS_ERROR,  # its own control passed: this check cannot fail here
         "good": SMALL_SCALE,
         "ctl-only": UNVERIFIED,
         "over": SMALL_SCALE,
-        "spec": SMALL_SCALE,
+        "spec": STATUS_ERROR,  # params:: given but no expect:: to judge them
         "plain-spec": CONTRADICTED,
         "gpu": "needs a CUDA GPU",
         "bleu": "needs the WMT14 data",
@@ -151,6 +153,8 @@ def test_words_from_scale_evidence_controls_overrides_and_needs(tmp_path):
         "elsewhere": SMALL_SCALE,
     }
     assert st["ctl"]["run_id"] == ok and st["good"]["run_id"] == good and st["spec"]["run_id"] == spec
+    assert st["spec"]["reason"].startswith("params:: given but no expect:: to judge them; e/spec has no parameter")
+    assert st["ctl"]["reason"].startswith("this check cannot fail here: control sabotage of e/ctl passed")
     [bad] = st["ctl"]["controls"]
     assert bad["ok"] is False and "cannot fail" in bad["error"] and bad["control"] == "sabotage"
     assert [c["ok"] for c in st["good"]["controls"]] == [True]
@@ -227,12 +231,20 @@ def test_targets_split_by_claim_spec_and_controls_expand():
     [t] = resolve_targets(["test/ok"], claims=claims)
     assert t.claims == ["a", "b"] and not t.claim_spec
     planned, _ = plan_runs(targets, RunOptions(controls=True))
-    assert [(p.experiment, p.control, p.claim_spec) for p in planned] == [("test/ok", "break", {})]
+    # a control runs once per claim spec, under that spec's own params:: and expect::
+    got = sorted((p.experiment, p.control, tuple(p.claims), p.params["steps"]) for p in planned)
+    assert got == [("test/ok", "break", ("a", "b"), 5), ("test/ok", "break", ("c",), 3)]
+    assert {bool(p.claim_spec) for p in planned} == {True, False}
     with pytest.raises(PaperkbError, match="no experiment of this run has that control"):
         plan_runs(targets, RunOptions(control="nope"))
-    bad = resolve_targets([], all_claims=True, claims=[_claim("d", "test/ok", params={"nope": 1})])
-    planned, skipped = plan_runs(bad, RunOptions())
-    assert not planned and "nope" in skipped[0].reason and not skipped[0].needs
+    # a claim that cannot be judged as written never becomes a target: refused by id, skipped with --all
+    said = []
+    bad = _claim("d", "test/ok", params={"nope": 1}, expect=parse_expect("loss < 1"))
+    with pytest.raises(PaperkbError, match="no claim of this vault names"):
+        resolve_targets([], all_claims=True, claims=[bad], warn=said.append)
+    assert "test/ok has no parameter 'nope' (known: steps, target)" in said[0]
+    with pytest.raises(PaperkbError, match="cannot be judged as written"):
+        resolve_targets(["d"], claims=[bad])
     runs = [Run("1", "e", "smoke", FAILED), Run("2", "e", "smoke", PASSED)]
     assert controls_exit_code(runs[:1]) == 0 and controls_exit_code(runs) == 1 and controls_exit_code([]) == 1
 
