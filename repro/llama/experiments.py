@@ -603,14 +603,18 @@ def _check_training(ctx, opt, final_lr_fraction: float, first_val: float, final:
         float(group["betas"] == (0.9, 0.95) and group["eps"] == 1e-5),
         "==",
         1.0,
-        "AdamW with β1 = 0.9, β2 = 0.95, ε = 1e-5 (section 2.2)",
+        "AdamW with β1 = 0.9, β2 = 0.95, ε = 1e-5 (section 2.2): a constant the code set, re-read; "
+        "recorded for the reader, evidence of nothing",
+        evidence="reference",
     )
     ctx.check(
         "final_lr_fraction_of_peak",
         final_lr_fraction,
         "between",
         (0.0999, 0.1001),
-        "the cosine schedule ends at 10% of the peak learning rate (section 2.2)",
+        "the cosine schedule ends at 10% of the peak learning rate (section 2.2): the schedule's own "
+        "arithmetic, re-read; recorded, evidence of nothing",
+        evidence="reference",
     )
     ctx.check(
         "held_out_loss_falls",

@@ -40,3 +40,18 @@ def test_smoke_verdict(exp_id, control, tmp_path):
     assert all(c.scale == "smoke" for c in r.checks)
     if control is None and exp_id != "finetune/prompt-masking":
         assert any(p.suffix == ".png" for p in tmp_path.iterdir())
+
+
+def test_kl_levelling_check_can_fail():
+    from repro.finetune.experiments import kl_slope_ratio
+
+    # a KL that keeps growing at its early rate does not level off: the ratio is about 1 (> 0.5)
+    assert kl_slope_ratio([0.1 * i for i in range(25)]) == pytest.approx(1.0)
+    # one that rises, then stays flat around a level, does (seed 3's noisy curve at smoke, which
+    # the old five-iteration ratio read as 1.94, passes)
+    seed3 = [0.0, 0.1024, 0.1533, 0.1344, 0.4221, 0.1057, 0.546, 0.308, 0.3698, 0.3361, 0.5916, 0.2546, 0.5927,
+             0.6913, 0.8848, 0.7256, 0.5432, 0.6705, 0.8909, 0.6448, 0.4714, 0.7932, 0.6968, 0.6139, 1.0425]
+    assert kl_slope_ratio(seed3) <= 0.5
+    assert kl_slope_ratio([1 - 0.7**i for i in range(25)]) < 0.05
+    # a KL that never grew cannot be said to level off
+    assert kl_slope_ratio([0.0] * 25) == float("inf")

@@ -119,6 +119,9 @@ def test_train_small_core(tmp_path):
     checks = {c.name: c for c in r.checks}
     assert checks["held_out_lines_in_training"].value == 0 and checks["final_lr_fraction_of_peak"].passed
     assert checks["beats_unigram"].evidence == "proxy"
+    # constants the code set are re-read, not measured: recorded as reference, never evidence
+    assert checks["adamw_betas"].evidence == "reference"
+    assert checks["final_lr_fraction_of_peak"].evidence == "reference"
 
 
 @pytest.mark.parametrize("exp_id, control, overrides", [
