@@ -1094,7 +1094,8 @@ def block_sparse_speed(ctx):
 # --------------------------------------------------------------------------------------
 @experiment(
     "flash-attention/gpt2-end-to-end",
-    "GPT-2 trains to the same losses through FlashAttention as through the standard algorithm, and faster on a GPU",
+    "GPT-2 trains to the same losses through FlashAttention as through the standard algorithm (the speed half "
+    "of the claim is flash-attention/gpt2-speed, on a GPU)",
     params=[
         Param("n_layer", int, 2, "layers"),
         Param("n_head", int, 2, "heads"),
@@ -1110,7 +1111,6 @@ def block_sparse_speed(ctx):
         Param("dtype", str, "float32", "training dtype (autocast)", choices=("float32", "bfloat16")),
         Param("loss_tolerance", float, 1e-4, "largest allowed |loss difference| at any compared step"),
         Param("compared_steps", int, 0, "steps whose losses are compared (0: all); bf16 runs drift apart slowly"),
-        Param("min_speedup", float, 0.0, "tokens/s of impl over baseline to reach (0: not judged)"),
     ],
     presets={
         "smoke": Preset(description="CPU, a 2-layer GPT-2 at sequence 256 in fp32: equal losses only"),
@@ -1129,11 +1129,10 @@ def block_sparse_speed(ctx):
                 "dtype": "bfloat16",
                 "loss_tolerance": 0.05,
                 "compared_steps": 10,
-                "min_speedup": 2.0,
             },
             requires=Requirements(device="cuda", triton=True, min_gpu_memory_gb=40),
-            description="GPT-2 small (124M) at sequence 1024 in bf16 on a GPU: equal losses, >= 2x the tokens/s of "
-            "the standard algorithm (the paper: 3.5x over Hugging Face)",
+            description="GPT-2 small (124M) at sequence 1024 in bf16 on a GPU: equal losses (the speed is "
+            "flash-attention/gpt2-speed's)",
             timeout_s=3600,
         ),
     },
@@ -1180,30 +1179,141 @@ def gpt2_end_to_end(ctx):
     compared = p["compared_steps"] or p["steps"]
     pairs = list(zip(runs["baseline"]["losses"], runs["impl"]["losses"]))[:compared]
     gap = max(abs(a - b) for a, b in pairs)
+    # A model of the paper's size trained for a few steps at most (not Table 2's full run to
+    # a perplexity): proxy evidence, on a CPU and on a GPU alike.
+    scale_note = (
+        "GPT-2 small" if (p["n_layer"], p["n_embd"], p["seq"]) == (12, 768, 1024) else "a reduced GPT-2"
+    ) + f", {p['steps']} steps, not the paper's full training run"
     ctx.check(
         "max_loss_difference",
         gap,
         "<=",
         p["loss_tolerance"],
         f"{p['impl']} and {p['baseline']} attention give the same training losses over {len(pairs)} steps "
-        f"from the same weights and batches ({p['dtype']})",
+        f"from the same weights and batches ({p['dtype']}; {scale_note})",
+        evidence="proxy",
     )
     losses = runs["impl"]["losses"]
-    ctx.check("impl_loss_decreases", losses[-1] / losses[0], "<", 1.0, "training makes progress")
+    ctx.check(
+        "impl_loss_decreases",
+        losses[-1] / losses[0],
+        "<",
+        1.0,
+        f"training makes progress ({scale_note})",
+        evidence="proxy",
+    )
     speedup = runs["impl"]["tokens_per_s"] / runs["baseline"]["tokens_per_s"]
     ctx.log_metric("tokens_per_s_impl", runs["impl"]["tokens_per_s"])
     ctx.log_metric("tokens_per_s_baseline", runs["baseline"]["tokens_per_s"])
-    ctx.log_metric("speedup", speedup)
-    if p["min_speedup"] > 0 and device == "cuda":
-        ctx.check(
-            "tokens_per_s_speedup",
-            speedup,
-            ">=",
-            p["min_speedup"],
-            f"GPT-2 training through our {p['impl']} kernel is >= {p['min_speedup']}x the tokens/s of the "
-            f"standard algorithm (paper: 3.5x over Hugging Face, Table 2)",
-        )
+    ctx.log_metric("speedup_over_baseline_attention", speedup)
     return ctx.result(
-        f"{device}: {p['impl']} against {p['baseline']}; speedup {speedup:.2f}x"
-        + ("" if device == "cuda" else " (CPU: not judged)")
+        f"{device}: {p['impl']} against {p['baseline']} attention, equal losses judged; speed recorded, not "
+        "judged here (flash-attention/gpt2-speed judges it against Hugging Face's GPT-2 on a GPU)"
     )
+
+
+class _HFGPT2Loss:
+    """Hugging Face's GPT-2 (eager attention, the paper's Table 2 baseline) behind our
+    ``train`` loop's interface: ``model(idx, targets)`` returns the mean cross-entropy."""
+
+    def __init__(self, cfg, device: str):
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        hf_cfg = GPT2Config(
+            vocab_size=cfg.vocab_size,
+            n_positions=cfg.block_size,
+            n_embd=cfg.n_embd,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+        hf_cfg._attn_implementation = "eager"
+        self.model = GPT2LMHeadModel(hf_cfg).to(device)
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def __call__(self, idx, targets):
+        import torch.nn.functional as F
+
+        logits = self.model(idx).logits
+        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+@experiment(
+    "flash-attention/gpt2-speed",
+    "GPT-2 small trains faster through our FlashAttention kernel than Hugging Face's GPT-2 (Table 2: 3.5x, "
+    "9.5 against 2.7 days); timed on a CUDA GPU only",
+    params=[
+        Param("n_layer", int, 12, "layers"),
+        Param("n_head", int, 12, "heads"),
+        Param("n_embd", int, 768, "model width"),
+        Param("vocab_size", int, 50304, "vocabulary"),
+        Param("seq", int, 1024, "sequence length (Table 2: 1K)"),
+        Param("batch", int, 8, "sequences per step"),
+        Param("steps", int, 20, "training steps"),
+        Param("warmup_steps", int, 5, "steps not timed"),
+        Param("dtype", str, "bfloat16", "training dtype (autocast)", choices=("float16", "bfloat16")),
+    ],
+    presets={
+        "smoke": Preset(
+            params={"steps": 12, "warmup_steps": 4},
+            requires=Requirements(device="cuda", triton=True),
+            description="any CUDA GPU: GPT-2 small at sequence 1024; there is nothing to time on a CPU",
+        ),
+        "full": Preset(
+            params={"steps": 40, "warmup_steps": 10},
+            requires=Requirements(device="cuda", triton=True, min_gpu_memory_gb=40),
+            description="H100/H200: GPT-2 small at sequence 1024, 30 timed steps",
+            timeout_s=1800,
+        ),
+    },
+    controls=[Control("triton-is-naive", "our GPT-2 timed with the standard algorithm in place of the kernel")],
+)
+def gpt2_speed(ctx):
+    import torch
+
+    from paperkb.errors import PaperkbError
+
+    from .gpt2 import GPT, GPTConfig, batches, train, vault_bytes
+
+    if not (ctx.device.startswith("cuda") and torch.cuda.is_available()):
+        raise PaperkbError("flash-attention/gpt2-speed needs a CUDA GPU: its claim is about GPU training speed")
+    p = ctx.params
+    device = "cuda"
+    dtype = getattr(torch, p["dtype"])
+    torch.manual_seed(ctx.seed)
+    impl = "naive" if ctx.control == "triton-is-naive" else "triton"
+    cfg = GPTConfig(
+        block_size=p["seq"],
+        vocab_size=p["vocab_size"],
+        n_layer=p["n_layer"],
+        n_head=p["n_head"],
+        n_embd=p["n_embd"],
+        attn_impl=impl,
+    )
+    data = batches(vault_bytes(), p["steps"], p["batch"], p["seq"], ctx.seed)
+    ours = train(GPT(cfg).to(device), data, device=device, dtype=dtype, warmup=p["warmup_steps"])
+    torch.cuda.empty_cache()
+    hf = train(_HFGPT2Loss(cfg, device), data, device=device, dtype=dtype, warmup=p["warmup_steps"])
+    speedup = ours["tokens_per_s"] / hf["tokens_per_s"]
+    ctx.log_metric("tokens_per_s_ours", ours["tokens_per_s"])
+    ctx.log_metric("tokens_per_s_huggingface", hf["tokens_per_s"])
+    ctx.log_metric("speedup_over_huggingface", speedup)
+    ctx.log(
+        f"GPT-2 ({p['n_layer']} layers, width {p['n_embd']}, sequence {p['seq']}, {p['dtype']}): ours with "
+        f"{impl} attention {ours['tokens_per_s']:.0f} tokens/s, Hugging Face (eager) {hf['tokens_per_s']:.0f}"
+    )
+    # Table 2 prints 9.5 and 2.7 days: with each rounded to 0.1 day the speed-up is at least
+    # 9.45 / 2.75 = 3.44x, the paper's own uncertainty.
+    ctx.check(
+        "speedup_over_huggingface",
+        speedup,
+        ">=",
+        9.45 / 2.75,
+        f"GPT-2 training through our {impl} attention reaches >= 3.44x Hugging Face's tokens/s (Table 2: "
+        "9.5 / 2.7 days = 3.5x, each figure rounded to 0.1 day; on the paper's A100s)",
+    )
+    return ctx.result(f"{speedup:.2f}x Hugging Face's GPT-2 ({p['dtype']}, {torch.cuda.get_device_name()})")

@@ -10,7 +10,7 @@ import pytest
 from repro.registry import RunContext, get, run_inline
 
 LLAMA_IDS = ["llama/param-count", "llama/gqa-kv-cache", "llama/hf-parity", "llama/kv-cache-decode",
-             "llama/train-small"]
+             "llama/train-small", "llama/flash-attention-parity"]
 
 
 
@@ -63,6 +63,14 @@ def test_hf_parity(tmp_path):
     r = run_inline("llama/hf-parity", run_dir=tmp_path)
     assert r.verdict == "supported" and len(r.checks) == 4
     assert all(c.value <= 1e-4 for c in r.checks)
+
+
+def test_flash_attention_inside_the_model_matches_transformers(tmp_path):
+    # our tiled FlashAttention runs inside the Llama model over several 128-wide blocks
+    r = run_inline("llama/flash-attention-parity", run_dir=tmp_path, seq_len=256, n_layers=1)
+    assert r.verdict == "supported"
+    assert [c.name for c in r.checks] == ["max_abs_diff_tiled_vs_transformers"]
+    assert r.checks[0].value <= 1e-4 and r.checks[0].evidence == "direct"
 
 
 def test_kv_cache_decode(tmp_path):
@@ -131,6 +139,7 @@ def test_train_small_core(tmp_path):
     ("llama/hf-parity", "swapped-swiglu", {}),
     ("llama/kv-cache-decode", "drop-position", {}),
     ("llama/train-small", "leaky-split", {}),
+    ("llama/flash-attention-parity", "tiled-no-rescale", {"n_layers": 1}),
 ])
 def test_every_control_ends_contradicted_at_smoke(exp_id, control, overrides, tmp_path):
     assert control in {c.name for c in get(exp_id).controls}

@@ -83,11 +83,29 @@ def test_scaled_dot_product(tmp_path):
 
 
 def test_attention_cost(tmp_path):
-    r = run_inline("transformer/attention-cost", run_dir=tmp_path, ns=[16, 32, 64], ds=[16, 32, 64],
-                   n_fixed=16, d_fixed=16, repeats=1)
+    r = run_inline("transformer/attention-cost", run_dir=tmp_path, ns=[8, 16, 32, 64, 128], ds=[8, 16, 32, 64, 128],
+                   n_fixed=32, d_fixed=32, repeats=1)
     assert r.verdict == "supported"
     m = {x.name: x.value for x in r.metrics}
-    assert abs(m["attention_flops_exponent_n"] - 2) < 0.05 and abs(m["recurrent_flops_exponent_d"] - 2) < 0.05
+    # Table 1: self-attention and the recurrent layer cost the same where n = d
+    assert m["flops_crossover_n"] == pytest.approx(32, rel=0.05)
+    assert m["flops_crossover_d"] == pytest.approx(32, rel=0.05)
+    assert {c.name for c in r.checks} >= {"flops_crossover_n_log2_off_d", "flops_crossover_d_log2_off_n"}
+
+
+def test_crossover_is_found_only_where_the_costs_cross():
+    from repro.transformer.experiments import crossover
+
+    assert crossover([16, 32, 64, 128], [1, 2, 4, 8], [4, 4, 4, 4]) == pytest.approx(64)
+    assert crossover([16, 32, 64], [1, 2, 3], [9, 9, 9]) != crossover([16, 32, 64], [1, 2, 3], [9, 9, 9])  # NaN
+
+
+def test_attention_cost_with_unsplit_heads_is_contradicted(tmp_path):
+    # a layer whose heads each span the full width costs h times more: the crossover moves to d / h
+    r = run_inline("transformer/attention-cost", run_dir=tmp_path, control="heads-full-width", ns=[8, 16, 32, 64],
+                   ds=[8, 16, 32, 64], n_fixed=16, d_fixed=16, n_heads=4, repeats=1)
+    failed = {c.name for c in r.checks if not c.passed}
+    assert "flops_crossover_n_log2_off_d" in failed and r.verdict == "contradicted"
 
 
 def test_copy_task_undertrained_fails(tmp_path):
