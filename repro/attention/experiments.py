@@ -1217,6 +1217,7 @@ class _HFGPT2Loss:
     ``train`` loop's interface: ``model(idx, targets)`` returns the mean cross-entropy."""
 
     def __init__(self, cfg, device: str):
+        import torch
         from transformers import GPT2Config, GPT2LMHeadModel
 
         hf_cfg = GPT2Config(
@@ -1230,7 +1231,10 @@ class _HFGPT2Loss:
             attn_pdrop=0.0,
         )
         hf_cfg._attn_implementation = "eager"
-        self.model = GPT2LMHeadModel(hf_cfg).to(device)
+        model = GPT2LMHeadModel(hf_cfg)
+        # typed as a Module: transformers wraps its .to() in functools.wraps, which type checkers read unbound
+        module: torch.nn.Module = model
+        self.model = module.to(device)
 
     def parameters(self):
         return self.model.parameters()
@@ -1277,10 +1281,10 @@ def gpt2_speed(ctx):
 
     from paperkb.errors import PaperkbError
 
-    from .gpt2 import GPT, GPTConfig, batches, train, vault_bytes
-
     if not (ctx.device.startswith("cuda") and torch.cuda.is_available()):
         raise PaperkbError("flash-attention/gpt2-speed needs a CUDA GPU: its claim is about GPU training speed")
+    from .gpt2 import GPT, GPTConfig, batches, train, vault_bytes
+
     p = ctx.params
     device = "cuda"
     dtype = getattr(torch, p["dtype"])

@@ -139,6 +139,7 @@ def test_gpt2_smoke_gives_equal_losses(tmp_path):
     assert not any("speed" in c.name for c in result.checks)
 
 
+@pytest.mark.slow
 def test_gpt2_speed_baseline_is_hugging_face_gpt2():
     # the speed claim's baseline is transformers' GPT-2 (eager attention), trained by the same loop
     import torch

@@ -65,6 +65,7 @@ def test_hf_parity(tmp_path):
     assert all(c.value <= 1e-4 for c in r.checks)
 
 
+@pytest.mark.slow
 def test_flash_attention_inside_the_model_matches_transformers(tmp_path):
     # our tiled FlashAttention runs inside the Llama model over several 128-wide blocks
     r = run_inline("llama/flash-attention-parity", run_dir=tmp_path, seq_len=256, n_layers=1)
