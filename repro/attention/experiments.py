@@ -870,8 +870,9 @@ def dropout(ctx):
     ],
     presets={
         "smoke": Preset(
-            description="CPU: traffic counted over the instrumented loops; exactness of the tiled "
-            "path and of the kernel in the interpreter"
+            params={"n": 8192},
+            description="CPU: traffic counted over the instrumented loops at N = 8k and 4k; exactness of "
+            "the tiled path and of the kernel in the interpreter",
         ),
         "full": Preset(
             params=dict(_IMPL_FULL, block_size=128),
