@@ -361,7 +361,11 @@ def exact(ctx):
         Param("tiled_block", int, 128, "block sizes Br = Bc of the tiled algorithm", bounds=(1, 4096)),
     ],
     presets={
-        "smoke": Preset(description="CPU, forward, N = 1k to 8k (a fresh process per implementation)"),
+        "smoke": Preset(
+            params={"backward": True},
+            description="CPU, forward + backward (the backward's recomputation is what the claims judge), "
+            "N = 1k to 8k (a fresh process per implementation)",
+        ),
         "full": Preset(
             params={
                 "ns": [1024, 2048, 4096, 8192, 16384],
@@ -579,52 +583,67 @@ def io_complexity(ctx):
         evidence="proxy",
     )
     # 3. the paper's Figure 2 (left): GPT-2 medium, N = 1024, d = 64, 16 heads, batch 64,
-    # fp16, forward + backward, measured on an A100: 40.3 GB standard, 4.4 GB FlashAttention
+    # fp16, forward + backward, measured on an A100: 40.3 GB standard, 4.4 GB FlashAttention.
+    # Our figures are counts in the two-level memory model, not hardware counters: proxy
+    # evidence. The paper's standard implementation (Megatron-style, unfused) also masks and
+    # drops out, each an extra N x N read and write in both passes, so the count judged
+    # against 40.3 GB includes those passes; the plain count (S, P, dP, dS only) is recorded
+    # under its own name and never judged.
     heads_total = 16 * 64
     m_paper = p["sram_kib"] * 1024 // 2  # fp16 elements
     flash_gb = flash_attention_io(1024, 64, m_paper, backward=flash_backward)[0].total_bytes * heads_total / 1e9
-    std_gb = standard_attention_io(1024, 64, backward=True)[0].total_bytes * heads_total / 1e9
-    # the paper's standard implementation also masks and drops out, each an extra N x N pass
+    plain_gb = standard_attention_io(1024, 64, backward=True)[0].total_bytes * heads_total / 1e9
     std_md_gb = (
         standard_attention_io(1024, 64, backward=True, masking=True, dropout=True)[0].total_bytes * heads_total / 1e9
     )
     ctx.log_metric("gpt2_medium_flash_hbm_gb", flash_gb)
-    ctx.log_metric("gpt2_medium_standard_hbm_gb", std_gb)
+    ctx.log_metric("gpt2_medium_standard_plain_hbm_gb", plain_gb)
     ctx.log_metric("gpt2_medium_standard_masked_dropout_hbm_gb", std_md_gb)
-    ctx.log_metric("gpt2_medium_plain_standard_over_flash", std_gb / flash_gb)
+    ctx.log_metric("gpt2_medium_standard_plain_over_flash", plain_gb / flash_gb)
+    ctx.log_metric("gpt2_medium_standard_masked_dropout_over_flash", std_md_gb / flash_gb)
+    ctx.log(
+        f"GPT-2 medium, counted: FlashAttention {flash_gb:.2f} GB; standard {plain_gb:.2f} GB plain, "
+        f"{std_md_gb:.2f} GB with the masking and dropout passes (paper, A100: 4.4 and 40.3 GB)"
+    )
     ctx.check(
         "gpt2_medium_flash_hbm_gb",
         flash_gb,
         "between",
         (4.4 * 0.75, 4.4 * 1.25),
-        "within 25% of the paper's 4.4 GB (Figure 2 left, forward + backward)",
+        "counted in the IO model (not measured on a GPU): within 25% of the paper's 4.4 GB "
+        "(Figure 2 left, forward + backward)",
+        evidence="proxy",
     )
     ctx.check(
-        "gpt2_medium_standard_hbm_gb",
+        "gpt2_medium_standard_masked_dropout_hbm_gb",
         std_md_gb,
         "between",
         (40.3 * 0.75, 40.3 * 1.25),
-        "standard attention with masking and dropout passes, within 25% of the paper's 40.3 GB",
+        "counted in the IO model, standard attention with its masking and dropout passes (the paper's "
+        "baseline does both): within 25% of the paper's 40.3 GB",
+        evidence="proxy",
     )
     ctx.check(
-        "gpt2_medium_standard_over_flash",
+        "gpt2_medium_standard_masked_dropout_over_flash",
         std_md_gb / flash_gb,
         "between",
         (9.2 * 0.75, 9.2 * 1.25),
-        "within 25% of the paper's 40.3 / 4.4 = 9.2x (Figure 2 left)",
+        "counted, with masking and dropout passes in the standard count: within 25% of the paper's "
+        "40.3 / 4.4 = 9.2x (Figure 2 left)",
+        evidence="proxy",
     )
 
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     bars = left.bar(
         ["Standard", "Standard\n+ mask, dropout", "FlashAttention"],
-        [std_gb, std_md_gb, flash_gb],
+        [plain_gb, std_md_gb, flash_gb],
         color=["tab:gray", "dimgray", "tab:orange"],
     )
     left.bar_label(bars, fmt="%.1f GB")
     left.set_ylim(0, 1.2 * max(std_md_gb, flash_gb))
     left.set_ylabel("HBM reads + writes (GB)")
-    left.set_title("GPT-2 medium attention, fwd + bwd\n(paper, measured on A100: 40.3 vs 4.4 GB)")
+    left.set_title("GPT-2 medium attention, fwd + bwd, counted\n(paper, measured on A100: 40.3 vs 4.4 GB)")
     right.loglog(ms, [b / 2**20 for b in fl], "o-", color="tab:orange", label="FlashAttention (counted)")
     ref = [fl[0] * ms[0] / m / 2**20 for m in ms]
     right.loglog(ms, ref, "--", color="black", label="∝ N²d²/M")
@@ -886,8 +905,9 @@ def dropout(ctx):
     ],
     presets={
         "smoke": Preset(
-            description="CPU: traffic counted over the instrumented loops; exactness of the tiled "
-            "path and of the kernel in the interpreter"
+            params={"n": 8192},
+            description="CPU: traffic counted over the instrumented loops at N = 8k and 4k; exactness of "
+            "the tiled path and of the kernel in the interpreter",
         ),
         "full": Preset(
             params=dict(_IMPL_FULL, block_size=128),
@@ -896,7 +916,12 @@ def dropout(ctx):
             timeout_s=1800,
         ),
     },
-    controls=[Control("ignores-mask", "a traffic counter that ignores the block mask (dense traffic)")],
+    controls=[
+        Control(
+            "no-block-skipping",
+            "a block-sparse kernel that computes only the non-zero tiles (still exact) but loads and stores every tile",
+        )
+    ],
     metrics=[
         Metric("block_sparse_hbm_mib", "MiB", "counted HBM traffic per block density s"),
         Metric("hbm_bytes_exponent_in_density", "", "fitted exponent of the traffic in s"),
@@ -933,25 +958,96 @@ def block_sparse_io(ctx):
         1e-9,
         "the counted block-sparse loops compute attention and its gradients exactly (fp64)",
     )
-    # Proposition 4: traffic against the fraction s of non-zero blocks
+    # Proposition 4: Θ(Nd + N²d²M⁻¹s) HBM accesses. Fit bytes = a + b·s over the densities
+    # at three settings, (N, M), (N/2, M) and (N/2, M/2): b must carry the N²d²/M term
+    # (x4 when N doubles, x2 when M halves) and a the Θ(Nd) term (x2 when N doubles, the
+    # same whatever M). Counts of our loops in the two-level memory model: proxy evidence.
+    skip = ctx.control != "no-block-skipping"
     n, d = int(p["n"]), int(p["d"])
     m = int(p["sram_kib"]) * 1024 // 2
-    br, bc = block_sizes(m, d)
     dens = [float(x) for x in p["densities"]]
-    counted = []
-    for s_ in dens:
-        bm = None if ctx.control == "ignores-mask" else random_block_mask(-(-n // br), -(-n // bc), s_, ctx.seed)
-        counted.append(flash_attention_io(n, d, m, backward=True, block_mask=bm)[0].total_bytes)
-        ctx.log_metric("block_sparse_hbm_mib", counted[-1] / 2**20, step=s_)
-    slope = _slope(dens, counted)
-    ctx.log_metric("hbm_bytes_exponent_in_density", slope)
+
+    def fit(n_, m_):
+        br_, bc_ = block_sizes(m_, d)
+        counted = []
+        for s_ in dens:
+            bm = random_block_mask(-(-n_ // br_), -(-n_ // bc_), s_, ctx.seed)
+            counted.append(
+                flash_attention_io(n_, d, m_, backward=True, block_mask=bm, skip_zero_blocks=skip)[0].total_bytes
+            )
+        ms_ = sum(dens) / len(dens)
+        mc_ = sum(counted) / len(counted)
+        b_ = sum((x - ms_) * (y - mc_) for x, y in zip(dens, counted)) / sum((x - ms_) ** 2 for x in dens)
+        a_ = mc_ - b_ * ms_
+        resid = max(abs(a_ + b_ * x - y) / y for x, y in zip(dens, counted))
+        return a_, b_, resid, counted
+
+    a, b, resid, counted = fit(n, m)
+    a_half_n, b_half_n, resid_half_n, _ = fit(n // 2, m)
+    a_half_nm, b_half_nm, resid_half_nm, _ = fit(n // 2, m // 2)
+    for s_, c in zip(dens, counted):
+        ctx.log_metric("block_sparse_hbm_mib", c / 2**20, step=s_)
+    ctx.log_metric("hbm_bytes_exponent_in_density", _slope(dens, counted))
+    ctx.log_metric("fit_a_mib", a / 2**20)
+    ctx.log_metric("fit_b_mib", b / 2**20)
+    ctx.log_metric("fit_a_bytes_per_nd", a / (n * d))
+    ctx.log_metric("fit_b_bytes_per_n2d2_over_m", b / (n * n * d * d / m))
+    ctx.log(
+        f"N={n}, d={d}, M={m}: bytes = {a / 2**20:.1f} MiB + {b / 2**20:.1f} MiB x s "
+        f"(a = {a / (n * d):.1f} Nd bytes, b = {b / (n * n * d * d / m):.2f} N²d²/M bytes)"
+    )
+    worst_resid = max(resid, resid_half_n, resid_half_nm)
+    ctx.log_metric("fit_max_relative_residual", worst_resid)
     ctx.check(
-        "hbm_bytes_exponent_in_density",
-        slope,
+        "fit_max_relative_residual",
+        worst_resid,
+        "<=",
+        0.02,
+        f"counted traffic (fwd + bwd) is a + b·s over s in {dens[0]}..{dens[-1]}: no count off the line by "
+        "more than 2%",
+        evidence="proxy",
+    )
+    b_ratio_n = b / b_half_n if b_half_n > 0 else float("nan")
+    b_ratio_m = b_half_nm / b_half_n if b_half_n > 0 else float("nan")
+    a_ratio_n = a / a_half_n if a_half_n > 0 else float("nan")
+    a_ratio_m = a_half_nm / a_half_n if a_half_n > 0 else float("nan")
+    for name, value in (
+        ("fit_b_ratio_when_n_doubles", b_ratio_n),
+        ("fit_b_ratio_when_m_halves", b_ratio_m),
+        ("fit_a_ratio_when_n_doubles", a_ratio_n),
+        ("fit_a_ratio_when_m_halves", a_ratio_m),
+    ):
+        ctx.log_metric(name, value)
+    ctx.check(
+        "fit_b_ratio_when_n_doubles",
+        b_ratio_n,
+        "between",
+        (3.6, 4.4),
+        f"the density term b grows as N² (x4 from N = {n // 2} to {n}; Proposition 4's N²d²s/M)",
+        evidence="proxy",
+    )
+    ctx.check(
+        "fit_b_ratio_when_m_halves",
+        b_ratio_m,
+        "between",
+        (1.8, 2.2),
+        "the density term b grows as 1/M (x2 when the SRAM halves)",
+        evidence="proxy",
+    )
+    ctx.check(
+        "fit_a_ratio_when_n_doubles",
+        a_ratio_n,
+        "between",
+        (1.8, 2.2),
+        f"the fixed term a grows as N (x2 from N = {n // 2} to {n}; Proposition 4's Θ(Nd))",
+        evidence="proxy",
+    )
+    ctx.check(
+        "fit_a_ratio_when_m_halves",
+        a_ratio_m,
         "between",
         (0.9, 1.1),
-        f"counted HBM traffic (fwd + bwd, N = {n}, d = {d}, M = {p['sram_kib']} KiB) grows as s^1 for "
-        f"s in {dens[0]}..{dens[-1]}: a count in the IO model, not a GPU measurement",
+        "the fixed term a does not depend on the SRAM size",
         evidence="proxy",
     )
     return ctx.result("; ".join(notes))
@@ -1043,7 +1139,8 @@ def block_sparse_speed(ctx):
 # --------------------------------------------------------------------------------------
 @experiment(
     "flash-attention/gpt2-end-to-end",
-    "GPT-2 trains to the same losses through FlashAttention as through the standard algorithm, and faster on a GPU",
+    "GPT-2 trains to the same losses through FlashAttention as through the standard algorithm (the speed half "
+    "of the claim is flash-attention/gpt2-speed, on a GPU)",
     params=[
         Param("n_layer", int, 2, "layers", bounds=(1, 96)),
         Param("n_head", int, 2, "heads", bounds=(1, 128)),
@@ -1071,7 +1168,6 @@ def block_sparse_speed(ctx):
             "steps whose losses are compared (0: all); bf16 runs drift apart slowly",
             threshold=True,
         ),
-        Param("min_speedup", float, 0.0, "tokens/s of impl over baseline to reach (0: not judged)", threshold=True),
     ],
     presets={
         "smoke": Preset(description="CPU, a 2-layer GPT-2 at sequence 256 in fp32: equal losses only"),
@@ -1090,11 +1186,10 @@ def block_sparse_speed(ctx):
                 "dtype": "bfloat16",
                 "loss_tolerance": 0.05,
                 "compared_steps": 10,
-                "min_speedup": 2.0,
             },
             requires=Requirements(device="cuda", triton=True, min_gpu_memory_gb=40),
-            description="GPT-2 small (124M) at sequence 1024 in bf16 on a GPU: equal losses, >= 2x the tokens/s of "
-            "the standard algorithm (the paper: 3.5x over Hugging Face)",
+            description="GPT-2 small (124M) at sequence 1024 in bf16 on a GPU: equal losses (the speed is "
+            "flash-attention/gpt2-speed's)",
             timeout_s=3600,
         ),
     },
@@ -1152,30 +1247,145 @@ def gpt2_end_to_end(ctx):
     compared = p["compared_steps"] or p["steps"]
     pairs = list(zip(runs["baseline"]["losses"], runs["impl"]["losses"]))[:compared]
     gap = max(abs(a - b) for a, b in pairs)
+    # A model of the paper's size trained for a few steps at most (not Table 2's full run to
+    # a perplexity): proxy evidence, on a CPU and on a GPU alike.
+    scale_note = (
+        "GPT-2 small" if (p["n_layer"], p["n_embd"], p["seq"]) == (12, 768, 1024) else "a reduced GPT-2"
+    ) + f", {p['steps']} steps, not the paper's full training run"
     ctx.check(
         "max_loss_difference",
         gap,
         "<=",
         p["loss_tolerance"],
         f"{p['impl']} and {p['baseline']} attention give the same training losses over {len(pairs)} steps "
-        f"from the same weights and batches ({p['dtype']})",
+        f"from the same weights and batches ({p['dtype']}; {scale_note})",
+        evidence="proxy",
     )
     losses = runs["impl"]["losses"]
-    ctx.check("impl_loss_decreases", losses[-1] / losses[0], "<", 1.0, "training makes progress")
+    ctx.check(
+        "impl_loss_decreases",
+        losses[-1] / losses[0],
+        "<",
+        1.0,
+        f"training makes progress ({scale_note})",
+        evidence="proxy",
+    )
     speedup = runs["impl"]["tokens_per_s"] / runs["baseline"]["tokens_per_s"]
     ctx.log_metric("tokens_per_s_impl", runs["impl"]["tokens_per_s"])
     ctx.log_metric("tokens_per_s_baseline", runs["baseline"]["tokens_per_s"])
-    ctx.log_metric("speedup", speedup)
-    if p["min_speedup"] > 0 and device == "cuda":
-        ctx.check(
-            "tokens_per_s_speedup",
-            speedup,
-            ">=",
-            p["min_speedup"],
-            f"GPT-2 training through our {p['impl']} kernel is >= {p['min_speedup']}x the tokens/s of the "
-            f"standard algorithm (paper: 3.5x over Hugging Face, Table 2)",
-        )
+    ctx.log_metric("speedup_over_baseline_attention", speedup)
     return ctx.result(
-        f"{device}: {p['impl']} against {p['baseline']}; speedup {speedup:.2f}x"
-        + ("" if device == "cuda" else " (CPU: not judged)")
+        f"{device}: {p['impl']} against {p['baseline']} attention, equal losses judged; speed recorded, not "
+        "judged here (flash-attention/gpt2-speed judges it against Hugging Face's GPT-2 on a GPU)"
     )
+
+
+class _HFGPT2Loss:
+    """Hugging Face's GPT-2 (eager attention, the paper's Table 2 baseline) behind our
+    ``train`` loop's interface: ``model(idx, targets)`` returns the mean cross-entropy."""
+
+    def __init__(self, cfg, device: str):
+        import torch
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        hf_cfg = GPT2Config(
+            vocab_size=cfg.vocab_size,
+            n_positions=cfg.block_size,
+            n_embd=cfg.n_embd,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+        hf_cfg._attn_implementation = "eager"
+        model = GPT2LMHeadModel(hf_cfg)
+        # typed as a Module: transformers wraps its .to() in functools.wraps, which type checkers read unbound
+        module: torch.nn.Module = model
+        self.model = module.to(device)
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def __call__(self, idx, targets):
+        import torch.nn.functional as F
+
+        logits = self.model(idx).logits
+        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+@experiment(
+    "flash-attention/gpt2-speed",
+    "GPT-2 small trains faster through our FlashAttention kernel than Hugging Face's GPT-2 (Table 2: 3.5x, "
+    "9.5 against 2.7 days); timed on a CUDA GPU only",
+    params=[
+        Param("n_layer", int, 12, "layers"),
+        Param("n_head", int, 12, "heads"),
+        Param("n_embd", int, 768, "model width"),
+        Param("vocab_size", int, 50304, "vocabulary"),
+        Param("seq", int, 1024, "sequence length (Table 2: 1K)"),
+        Param("batch", int, 8, "sequences per step"),
+        Param("steps", int, 20, "training steps"),
+        Param("warmup_steps", int, 5, "steps not timed"),
+        Param("dtype", str, "bfloat16", "training dtype (autocast)", choices=("float16", "bfloat16")),
+    ],
+    presets={
+        "smoke": Preset(
+            params={"steps": 12, "warmup_steps": 4},
+            requires=Requirements(device="cuda", triton=True),
+            description="any CUDA GPU: GPT-2 small at sequence 1024; there is nothing to time on a CPU",
+        ),
+        "full": Preset(
+            params={"steps": 40, "warmup_steps": 10},
+            requires=Requirements(device="cuda", triton=True, min_gpu_memory_gb=40),
+            description="H100/H200: GPT-2 small at sequence 1024, 30 timed steps",
+            timeout_s=1800,
+        ),
+    },
+    controls=[Control("triton-is-naive", "our GPT-2 timed with the standard algorithm in place of the kernel")],
+)
+def gpt2_speed(ctx):
+    import torch
+
+    from paperkb.errors import PaperkbError
+
+    if not (ctx.device.startswith("cuda") and torch.cuda.is_available()):
+        raise PaperkbError("flash-attention/gpt2-speed needs a CUDA GPU: its claim is about GPU training speed")
+    from .gpt2 import GPT, GPTConfig, batches, train, vault_bytes
+
+    p = ctx.params
+    device = "cuda"
+    dtype = getattr(torch, p["dtype"])
+    torch.manual_seed(ctx.seed)
+    impl = "naive" if ctx.control == "triton-is-naive" else "triton"
+    cfg = GPTConfig(
+        block_size=p["seq"],
+        vocab_size=p["vocab_size"],
+        n_layer=p["n_layer"],
+        n_head=p["n_head"],
+        n_embd=p["n_embd"],
+        attn_impl=impl,
+    )
+    data = batches(vault_bytes(), p["steps"], p["batch"], p["seq"], ctx.seed)
+    ours = train(GPT(cfg).to(device), data, device=device, dtype=dtype, warmup=p["warmup_steps"])
+    torch.cuda.empty_cache()
+    hf = train(_HFGPT2Loss(cfg, device), data, device=device, dtype=dtype, warmup=p["warmup_steps"])
+    speedup = ours["tokens_per_s"] / hf["tokens_per_s"]
+    ctx.log_metric("tokens_per_s_ours", ours["tokens_per_s"])
+    ctx.log_metric("tokens_per_s_huggingface", hf["tokens_per_s"])
+    ctx.log_metric("speedup_over_huggingface", speedup)
+    ctx.log(
+        f"GPT-2 ({p['n_layer']} layers, width {p['n_embd']}, sequence {p['seq']}, {p['dtype']}): ours with "
+        f"{impl} attention {ours['tokens_per_s']:.0f} tokens/s, Hugging Face (eager) {hf['tokens_per_s']:.0f}"
+    )
+    # Table 2 prints 9.5 and 2.7 days: with each rounded to 0.1 day the speed-up is at least
+    # 9.45 / 2.75 = 3.44x, the paper's own uncertainty.
+    ctx.check(
+        "speedup_over_huggingface",
+        speedup,
+        ">=",
+        9.45 / 2.75,
+        f"GPT-2 training through our {impl} attention reaches >= 3.44x Hugging Face's tokens/s (Table 2: "
+        "9.5 / 2.7 days = 3.5x, each figure rounded to 0.1 day; on the paper's A100s)",
+    )
+    return ctx.result(f"{speedup:.2f}x Hugging Face's GPT-2 ({p['dtype']}, {torch.cuda.get_device_name()})")

@@ -219,22 +219,27 @@ def flash_attention_io(
     backward: bool = False,
     elem_bytes: int = 2,
     block_mask=None,
+    skip_zero_blocks: bool = True,
 ) -> tuple[Hbm, dict]:
     """Algorithm 1 (and Algorithm 4 without dropout when ``backward``) with an SRAM of
     ``m`` elements. Same conventions as :func:`standard_attention_io`. ``block_mask``
     ((Tr, Tc) booleans over the Br x Bc tiles) makes it block-sparse FlashAttention:
     zero tiles are neither read nor computed, and a key block with no non-zero tile is
-    not read at all."""
+    not read at all. ``skip_zero_blocks=False`` is a broken kernel (a negative control):
+    it still computes only the non-zero tiles, exactly, but loads and stores every tile."""
     import torch
 
     hbm, compute = _setup(n, d, q, k, v, do, elem_bytes)
     br, bc = block_sizes(m, d)
 
-    def live(r: slice, c: slice) -> bool:
+    def tile_live(r: slice, c: slice) -> bool:
         return block_mask is None or bool(block_mask[r.start // br, c.start // bc])
 
+    def live(r: slice, c: slice) -> bool:
+        return tile_live(r, c) or not skip_zero_blocks
+
     def column_live(c: slice) -> bool:
-        return block_mask is None or bool(block_mask[:, c.start // bc].any())
+        return block_mask is None or not skip_zero_blocks or bool(block_mask[:, c.start // bc].any())
 
     scale = 1.0 / math.sqrt(d)
     every = slice(0, n)
@@ -254,7 +259,9 @@ def flash_attention_io(
                 continue
             q_i, o_i = hbm.read("Q", r, d), hbm.read("O", r, d)  # 8
             l_i, m_i = hbm.read("l", r, 1), hbm.read("m", r, 1)
-            if compute:
+            if compute and not tile_live(r, c):  # loaded for nothing (the broken kernel)
+                o_new, l_new, m_new = o_i, l_i, m_i
+            elif compute:
                 s = q_i @ k_j.T * scale  # 9
                 m_ij = s.amax(-1)  # 10
                 p = torch.exp(s - m_ij[:, None])
@@ -292,7 +299,7 @@ def flash_attention_io(
                 continue
             q_i, o_i, do_i, dq_i = (hbm.read(x, r, d) for x in ("Q", "O", "dO", "dQ"))
             lse_i = hbm.read("L", r, 1)
-            if compute:
+            if compute and tile_live(r, c):
                 s = q_i @ k_j.T * scale
                 p = torch.exp(s - lse_i[:, None])
                 dv_j += p.T @ do_i

@@ -218,14 +218,18 @@ def gatt_dialog(
     attribute: str,
     concat_instruction: bool = True,
     respond: Callable[[str], str] = oracle_reply,
+    keep_every_turn: bool = False,
 ) -> list[dict]:
     """Section 3.3: sample a multi-turn dialog with the instruction concatenated to every
     user turn (``concat_instruction``; without it, only the first turn carries it, through
-    the system prompt), then keep the instruction in the first turn only."""
+    the system prompt), then keep the instruction in the first turn only. With
+    ``keep_every_turn`` the dialog is returned as it was sampled (the instruction in every
+    user turn): the data of ordinary multi-turn fine-tuning, the baseline GAtt is set against."""
     inst = instruction(attribute)
     dialog = [{"role": "system", "content": inst}]
     for t in range(n_turns):
         user = rng.choice(world.words)
         seen = f"{inst} {user}" if (concat_instruction or t == 0) else user
-        dialog += [{"role": "user", "content": user}, {"role": "assistant", "content": respond(seen)}]
+        shown = seen if keep_every_turn and t > 0 else user
+        dialog += [{"role": "user", "content": shown}, {"role": "assistant", "content": respond(seen)}]
     return dialog

@@ -30,12 +30,12 @@ def _tiny(vocab: int, dim: int, n_layers: int, max_seq_len: int, seed: int):
     )
 
 
-def _world(ctx):
+def _world(ctx, **world_args):
     import tempfile
 
     from repro.finetune.data import ToyWorld
 
-    world = ToyWorld(seed=ctx.seed)
+    world = ToyWorld(seed=ctx.seed, **world_args)
     tok = world.tokenizer(tempfile.mkdtemp(prefix="paperkb-toy-tok-"))
     return world, tok
 
@@ -244,6 +244,17 @@ def prompt_masking(ctx):
 # ---------------------------------------------------------------------------------------
 # 2. Reward-model margin (3.2.2, Tables 8, 27, 28)
 # ---------------------------------------------------------------------------------------
+def accuracy_difference_z(acc_a: float, n_a: int, acc_b: float, n_b: int) -> float:
+    """z of the difference of two accuracies measured on n_a and n_b pairs (binomial
+    standard errors; each proportion taken as (k + 0.5) / (n + 1), so an accuracy of 1.0 still
+    has a spread). Negative when a is below b."""
+    se2 = 0.0
+    for acc, n in ((acc_a, n_a), (acc_b, n_b)):
+        q = (acc * n + 0.5) / (n + 1)
+        se2 += q * (1 - q) / n
+    return (acc_a - acc_b) / se2**0.5
+
+
 @experiment(
     "finetune/reward-margin",
     "On preferences with rating levels, the margin term of the ranking loss separates the "
@@ -251,14 +262,22 @@ def prompt_masking(ctx):
     "accuracy falls from 'significantly better' to 'negligibly better' pairs (Table 8's shape)",
     params=[
         Param("dim", int, 32, bounds=(1, 4096)),
-        Param("steps", int, 150, "reward-model steps per run", bounds=(1, 1000000)),
+        Param("steps", int, 60, "reward-model steps per run", bounds=(1, 1000000)),
+        Param(
+            "n_words",
+            int,
+            96,
+            "content words of the toy world: with 24 a reward model learns the rule to the annotators' own "
+            "noise (0.993 on every level it can reach); 96 keeps the levels off that ceiling",
+            bounds=(2, 100000),
+        ),
         Param("margin", str, "large", "Table 27 margin table", choices=("small", "large")),
         Param("n_pairs", int, 4000, "training pairs", bounds=(1, 10000000)),
         Param("n_test", int, 2000, "held-out pairs", bounds=(1, 10000000)),
         Param("threads", int, 1, bounds=(0, 1024)),
     ],
     presets={
-        "smoke": Preset(description="two reward models of dim 32, 150 steps each, ~20 s"),
+        "smoke": Preset(description="two reward models of dim 32, 60 steps each, ~15 s"),
         "full": Preset(
             params={"dim": 64, "steps": 600, "n_pairs": 20000, "n_test": 5000},
             description="dim 64, 600 steps, 20k pairs",
@@ -280,7 +299,7 @@ def reward_margin(ctx):
 
     p = ctx.params
     with torch_threads(p["threads"]):
-        world, tok = _world(ctx)
+        world, tok = _world(ctx, n_words=p["n_words"])
         base = _tiny(tok.n_words, p["dim"], 2, 64, ctx.seed)
         sign = -1.0 if ctx.control == "margin-wrong-sign" else 1.0
         results = {}
@@ -311,13 +330,17 @@ def reward_margin(ctx):
         "the margin widens the reward gap of 'significantly better' pairs",
         evidence="proxy",
     )
+    ctx.log_metric("acc_sig_margin_minus_none", m[sig]["accuracy"] - n[sig]["accuracy"])
+    z = accuracy_difference_z(m[sig]["accuracy"], m[sig]["n"], n[sig]["accuracy"], n[sig]["n"])
+    ctx.log_metric("acc_sig_margin_minus_none_z", z)
     ctx.check(
-        "acc_sig_margin_minus_none",
-        m[sig]["accuracy"] - n[sig]["accuracy"],
+        "acc_sig_margin_minus_none_z",
+        z,
         ">=",
-        0.0,
-        "accuracy on 'significantly better' pairs with the margin is at least that without "
-        "(Table 28: the margin helps most on separable pairs)",
+        -1.96,
+        f"the margin loses no accuracy on 'significantly better' pairs beyond binomial noise: "
+        f"{n[sig]['accuracy']:.3f} -> {m[sig]['accuracy']:.3f} over {m[sig]['n']} held-out pairs, z of the "
+        "difference >= -1.96 (one-sided 2.5%; Table 28: the margin helps most on separable pairs)",
         evidence="proxy",
     )
     ctx.check(
@@ -376,7 +399,13 @@ def reward_margin(ctx):
             description="dim 64, 128 prompts x 64 samples",
         ),
     },
-    controls=[Control("random-pick", "the kept answer is an arbitrary sample, not the reward model's best")],
+    controls=[
+        Control("random-pick", "the kept answer is an arbitrary sample, not the reward model's best"),
+        Control(
+            "shuffled-rm",
+            "an uninformative reward model: each prompt's scores permuted at random among its answers",
+        ),
+    ],
     metrics=[
         Metric("max_reward_T{temperature}", "reward", "best-of-k reward per k at a temperature"),
         Metric("median_reward_T{temperature}", "reward", "median reward per k at a temperature"),
@@ -394,7 +423,14 @@ def rejection_sampling(ctx):
     import torch
 
     from repro.finetune.loop import OptimConfig
-    from repro.finetune.rejection import reward_vs_k, sample_and_score, select
+    from repro.finetune.rejection import (
+        gain_over_uninformative,
+        gold_of_best,
+        reward_vs_k,
+        sample_and_score,
+        select,
+        shuffle_within_prompts,
+    )
     from repro.finetune.rollout import sample
     from repro.finetune.sft import SFTConfig, train_sft
 
@@ -412,10 +448,13 @@ def rejection_sampling(ctx):
             answers, rewards = sample_and_score(
                 policy, rm, prompts, p["k_max"], world.answer_len + 2, float(temp), tok.eos_id, gen
             )
+            if ctx.control == "shuffled-rm":
+                rewards = shuffle_within_prompts(rewards, gen)
             curves[float(temp)] = reward_vs_k(rewards, ks)
             if math.isclose(float(temp), 1.0):
                 kept_answers = select(answers, rewards, "random" if ctx.control == "random-pick" else "best", gen)
                 gold_all = _gold(world, tok, [a for row in answers for a in row])
+                rewards_t1 = rewards
         if kept_answers is None:
             raise ValueError("the temperature sweep must include 1.0 (the sampling temperature of the RS round)")
         for temp, curve in curves.items():
@@ -427,20 +466,54 @@ def rejection_sampling(ctx):
         rise_max = c[kn]["max"] - c[k1]["max"]
         drift_median = abs(c[kn]["median"] - c[k1]["median"])
         gaps = [c[k]["max"] - c[k]["median"] for k in ks]
+        # Figure 7's shape in reward-model scores. Any scores with a spread have it (pure
+        # N(0, 1) noise passes these three in 197 of 200 seeds), so they are recorded as
+        # reference figures, never evidence.
+        noise = "; holds for any scores with a spread, pure noise included: recorded, not evidence"
         ctx.check(
-            "max_reward_rise", rise_max, ">", 0.0, f"max reward among K rises from K={k1} to K={kn}", evidence="proxy"
+            "max_reward_rise",
+            rise_max,
+            ">",
+            0.0,
+            f"max reward among K rises from K={k1} to K={kn}" + noise,
+            evidence="reference",
         )
         ctx.check(
             "median_drift_over_max_rise",
             drift_median / max(rise_max, 1e-9),
             "<",
             0.25,
-            "the median moves by less than a quarter of the maximum's rise (flat, Figure 7)",
-            evidence="proxy",
+            "the median moves by less than a quarter of the maximum's rise (flat, Figure 7)" + noise,
+            evidence="reference",
         )
         widening = sum(b > a for a, b in zip(gaps, gaps[1:])) / max(1, len(gaps) - 1)
         ctx.check(
-            "gap_widens_fraction", widening, "==", 1.0, "max - median grows at every doubling of K", evidence="proxy"
+            "gap_widens_fraction",
+            widening,
+            "==",
+            1.0,
+            "max - median grows at every doubling of K" + noise,
+            evidence="reference",
+        )
+        # What the rise is worth: the true reward of the reward model's pick against an
+        # uninformative (shuffled) reward model's, whose expected pick is the mean of the K.
+        gold_t1 = torch.tensor(gold_all, dtype=torch.float64).view(len(prompts), p["k_max"])
+        picked = gold_of_best(rewards_t1.double(), gold_t1, ks)
+        for k in ks:
+            ctx.log_metric("gold_of_best_of_k", float(picked[k].mean()), k)
+            ctx.log_metric("gold_of_shuffled_rm_pick", float(gold_t1[:, :k].mean()), k)
+        gain, z = gain_over_uninformative(rewards_t1.double(), gold_t1, kn)
+        ctx.log_metric("gold_gain_over_shuffled_rm", gain)
+        ctx.log_metric("gold_gain_over_shuffled_rm_z", z)
+        ctx.check(
+            "gold_gain_over_shuffled_rm_z",
+            z,
+            ">=",
+            3.0,
+            f"best-of-{kn} by the reward model picks answers of higher true reward than an uninformative "
+            f"(shuffled) reward model would (mean gain {gain:.3f} over {len(prompts)} prompts; z >= 3, "
+            "one-sided p < 0.002: a reward model unrelated to the truth passes about 1 time in 400)",
+            evidence="proxy",
         )
 
         # one round of rejection-sampling fine-tuning on the kept answers
@@ -498,6 +571,24 @@ def rejection_sampling(ctx):
 # ---------------------------------------------------------------------------------------
 # 4. PPO with a KL penalty (3.2.3)
 # ---------------------------------------------------------------------------------------
+def _ls_slope(ys: list[float]) -> float:
+    xs = range(len(ys))
+    mx, my = (len(ys) - 1) / 2, sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+def kl_slope_ratio(kls: list[float]) -> float:
+    """Least-squares slope of the KL over the second half of training over its slope over
+    the first half (the middle iteration in both): about 1 for a KL that keeps growing at
+    its early rate, near 0 (or below) for one that has levelled off; inf when the KL did
+    not grow at all over the first half."""
+    if len(kls) < 6:
+        raise ValueError("the KL curve needs at least 6 iterations to compare its two halves")
+    half = len(kls) // 2
+    first, second = _ls_slope(kls[: half + 1]), _ls_slope(kls[half:])
+    return second / first if first > 0 else float("inf")
+
+
 @experiment(
     "finetune/ppo-kl",
     "PPO on R = whiten(logit(R_c)) - β·KL raises the reward while the KL to the initial policy stays "
@@ -616,7 +707,7 @@ def ppo_kl(ctx):
     r0 = early([h["reward"] for h in h_big])
     r_end = late([h["reward"] for h in h_big])
     half = len(h_big) // 2
-    kl_mid = sum(h["kl"] for h in h_big[half - tail : half]) / tail
+    kl_mid = sum(h["kl"] for h in h_big[max(0, half - tail) : half]) / tail
     kl_big = late([h["kl"] for h in h_big])
     kl_small = late([h["kl"] for h in h_small])
     ctx.log_metric("reward_start", r0)
@@ -635,12 +726,21 @@ def ppo_kl(ctx):
     # also learn its blind spots (reward hacking), which is what the KL term limits.
     ctx.log_metric("gold_start", early(g_big))
     ctx.log_metric("gold_end", late(g_big))
+    # Levelling off, judged on the whole curve: the KL's least-squares slope over the second
+    # half of training against that over the first. A ratio of two five-iteration means (the
+    # earlier check) swung with the per-batch noise of the KL estimate (seed 3: 1.94); the
+    # slopes use every iteration. A KL still growing at its early rate gives about 1.
+    kls = [h["kl"] for h in h_big]
+    ratio = kl_slope_ratio(kls)
+    ctx.log_metric("kl_mid_large_beta", kl_mid)
+    ctx.log_metric("kl_slope_second_half_over_first", ratio)
     ctx.check(
-        "kl_late_over_mid",
-        kl_big / max(kl_mid, 1e-9),
+        "kl_slope_second_half_over_first",
+        ratio,
         "<=",
-        1.5,
-        f"the KL levels off: over the second half of training it grows by at most 1.5x (β = {big:g})",
+        0.5,
+        f"the KL levels off: over the second half of training it grows at most half as fast as over the "
+        f"first (least-squares slopes over all {len(kls)} iterations, β = {big:g})",
         evidence="proxy",
     )
     ctx.check(

@@ -32,17 +32,19 @@ def gatt_examples(
 ) -> list[tuple[list[int], list[int]]]:
     """Training examples of 1..max_turns turns.
 
-    ``ghost=True``: Ghost Attention (instruction concatenated for sampling, loss on the last
-    turn only). ``ghost=False``: the baseline, ordinary multi-turn SFT on dialogs where the
-    instruction is seen in the first turn only, loss on every answer.
+    Both sample the same dialogs, with the instruction concatenated to every user turn, so
+    every sampled answer follows it (as in the paper); only the data construction differs.
+    ``ghost=True``: Ghost Attention (the instruction kept in the first turn only, loss on
+    the last turn only). ``ghost=False``: the baseline, ordinary multi-turn SFT on the
+    dialogs as they were sampled (the instruction in every user turn), loss on every answer.
     ``concat_instruction`` / ``keep_first_instruction`` override single steps (the negative
     controls)."""
-    concat = ghost if concat_instruction is None else concat_instruction
+    concat = True if concat_instruction is None else concat_instruction
     out = []
     for _ in range(n):
         attr = rng.choice(list(ATTRIBUTES))
         turns = rng.randint(1, max_turns)
-        dialog = gatt_dialog(world, turns, rng, attr, concat_instruction=concat)
+        dialog = gatt_dialog(world, turns, rng, attr, concat_instruction=concat, keep_every_turn=not ghost)
         if not keep_first_instruction:
             dialog = dialog[1:]  # no system prompt at all
         out.append(dialog_example(dialog, tokenizer, loss_on="last" if ghost else "all"))

@@ -64,3 +64,37 @@ def select(
     else:
         raise ValueError(f"unknown selection rule {rule!r}")
     return [list(answers[i][j]) for i, j in enumerate(idx)]
+
+
+def shuffle_within_prompts(rewards: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """An uninformative reward model with the real one's scores: each prompt's K scores
+    permuted at random among its answers. Its best-of-K curves (Figure 7) look the same;
+    what it picks is no better than an arbitrary sample."""
+    perm = torch.argsort(torch.rand(rewards.shape, generator=generator), dim=1)
+    return torch.gather(rewards, 1, perm)
+
+
+def gold_of_best(rewards: torch.Tensor, gold: torch.Tensor, ks: Sequence[int]) -> dict[int, torch.Tensor]:
+    """For each K, per prompt: the true (gold) reward of the answer the reward model ranks
+    best among the first K samples. rewards, gold (P, K_max) -> {K: (P,)}."""
+    out = {}
+    for k in ks:
+        idx = rewards[:, :k].argmax(1, keepdim=True)
+        out[int(k)] = gold[:, :k].gather(1, idx).squeeze(1)
+    return out
+
+
+def gain_over_uninformative(rewards: torch.Tensor, gold: torch.Tensor, k: int) -> tuple[float, float]:
+    """How much better than an uninformative (shuffled) reward model best-of-K picks, in
+    gold reward: per prompt, the gold reward of the reward model's pick among the first K
+    minus the mean gold reward of those K (what a shuffled model picks, in expectation).
+    Returns (mean gain over prompts, its z-score: mean / standard error). A reward model
+    unrelated to the gold reward gives z ~ N(0, 1)."""
+    picked = gold_of_best(rewards, gold, [k])[k]
+    gain = picked - gold[:, :k].mean(1)
+    n = gain.numel()
+    sd = float(gain.std(unbiased=True)) if n > 1 else 0.0
+    mean = float(gain.mean())
+    if sd == 0.0:
+        return mean, (0.0 if mean == 0.0 else float("inf") if mean > 0 else float("-inf"))
+    return mean, mean / (sd / n**0.5)
