@@ -488,9 +488,10 @@ class MlflowExporter:
         name = self.target.experiment_name(paperkb_experiment)
         if name in self._experiments:
             return self._experiments[name]
+        client = self.client  # first: without the mlflow package this is the one-line MissingExtra
         from mlflow.exceptions import MlflowException
 
-        found = self.client.get_experiment_by_name(name)
+        found = client.get_experiment_by_name(name)
         if found is None:
             try:
                 exp_id = self.client.create_experiment(name, tags={"paperkb.experiment": paperkb_experiment})
