@@ -463,8 +463,11 @@ def run_params(run: Run) -> dict[str, str]:
     return {_key(k): _text(v, MAX_PARAM_CHARS) for k, v in run.params.items()}
 
 
-def _artifact_folder(kind: str) -> str | None:
-    return {"plot": "plots", "log": "logs"}.get(kind)
+def _artifact_folder(name: str, kind: str) -> str | None:
+    """``plots/`` for the runner's plots and the pictures an experiment saves, ``logs/`` for logs."""
+    if kind == "plot" or name.lower().endswith((".png", ".svg", ".pdf", ".jpg")):
+        return "plots"
+    return "logs" if kind == "log" else None
 
 
 class MlflowExporter:
@@ -586,7 +589,7 @@ class MlflowExporter:
             path = run_dir / a["name"]
             if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_ARTIFACT_BYTES:
                 continue
-            self.client.log_artifact(mlflow_run_id, str(path), _artifact_folder(a["kind"]))
+            self.client.log_artifact(mlflow_run_id, str(path), _artifact_folder(a["name"], a["kind"]))
         with tempfile.TemporaryDirectory(prefix="paperkb-mlflow-") as tmp:
             env_file = Path(tmp) / "environment.json"
             env_file.write_text(json.dumps(run.environment, indent=2, default=str), encoding="utf-8")
