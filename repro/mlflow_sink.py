@@ -333,7 +333,10 @@ class Exported:
 
 def _key(text: str, limit: int = 250) -> str:
     """A name MLflow accepts for a metric, param or tag (letters, digits, ``_-. /``)."""
-    return re.sub(r"[^A-Za-z0-9_\-. /]+", "_", str(text)).strip()[:limit] or "_"
+    cleaned = re.sub(r"[^A-Za-z0-9_\-. /]+", "_", str(text))
+    # MLflow refuses names that are not one normal path ("a//b", "./a", "a/../b")
+    parts = [p.strip() for p in cleaned.split("/") if p.strip() not in ("", ".", "..")]
+    return "/".join(parts)[:limit] or "_"
 
 
 def _text(value: Any, limit: int = MAX_TAG_CHARS) -> str:
@@ -698,7 +701,11 @@ def retry_queued(tracker: Tracker, vault_root: Path, warn: Callable[[str], None]
     waiting = queue.pending()
     if not waiting:
         return []
-    target = mlflow_target(vault_root)
+    try:
+        target = mlflow_target(vault_root)
+    except PaperkbError as exc:  # a broken settings file must not stop the listing
+        warn(f"{len(waiting)} runs wait for MLflow: {exc}")
+        return []
     if target is None:
         return []
     runs = []
@@ -789,7 +796,9 @@ class MlflowSink:
         self.live[run.id] = _Live(exp_id, mid, last_flush=self.clock())
 
     def progress(self, run: Run, done: float, total: float, message: str) -> None:
-        pass
+        live = self.live.get(run.id)
+        if live is not None and live.buffer and self.clock() - live.last_flush >= FLUSH_EVERY_S:
+            self._flush(run, live)
 
     def metric(self, run: Run, metric: dict[str, Any]) -> None:
         live = self.live.get(run.id)

@@ -181,3 +181,21 @@ def test_without_the_client_the_run_is_kept_and_one_line_names_the_extra(cli, va
 def test_export_needs_runs_or_all(cli):
     assert cli("runs", "export", "--to", "mlflow").exit_code == 2
     assert cli("runs", "export", "--to", "mlflow", "--all", "x").exit_code == 2
+
+
+def test_the_site_links_a_run_page_to_its_mlflow_run(vault, tmp_path):
+    """The run page reads ``mlflow.json`` from the run folder; only a web address becomes a link."""
+    (vault / "A.md").write_text("# A\n")
+    runs = vault / ".paperkb" / "runs"
+    url = "http://127.0.0.1:5000/#/experiments/1/runs/abc&x"
+    for rid, link in (("20261207-120000-aaaaaa", url), ("20261207-120000-bbbbbb", "javascript:alert(1)")):
+        (runs / rid).mkdir(parents=True)
+        (runs / rid / "metrics.json").write_text('{"experiment": "test/ok", "status": "passed"}')
+        (runs / rid / "mlflow.json").write_text(f'{{"url": "{link}"}}')
+    out = tmp_path / "site"
+    result = CliRunner().invoke(app, ["--vault", str(vault), "export", "site", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    linked = (out / "runs" / "20261207-120000-aaaaaa.html").read_text()
+    assert 'href="http://127.0.0.1:5000/#/experiments/1/runs/abc&amp;x"' in linked
+    hostile = (out / "runs" / "20261207-120000-bbbbbb.html").read_text()
+    assert "javascript:" not in hostile and "In MLflow" not in hostile
