@@ -385,16 +385,17 @@ def check_points(run: Run) -> list[tuple[str, float, int, int]]:
     return out
 
 
-def _slurm_job(env: dict[str, Any]) -> str | None:
+def _slurm_job(env: dict[str, Any], this_process: bool) -> str | None:
     slurm = env.get("slurm")
     job = (slurm.get("job_id") if isinstance(slurm, dict) else None) or env.get("slurm_job_id")
-    if not job and (env.get("machine") or {}).get("host") == _host():
-        job = os.environ.get("SLURM_JOB_ID")  # the run was made by this very job
+    if not job and this_process:
+        job = os.environ.get("SLURM_JOB_ID")  # the run was made by this very process, inside that job
     return str(job) if job else None
 
 
-def run_tags(run: Run, words: dict[str, str]) -> dict[str, str]:
-    """The tags of a run's MLflow run: what it is, what it judged, where it ran."""
+def run_tags(run: Run, words: dict[str, str], *, this_process: bool = False) -> dict[str, str]:
+    """The tags of a run's MLflow run: what it is, what it judged, where it ran.
+    ``this_process``: the run was made by this process (live), so its Slurm job is this one's."""
     env = run.environment or {}
     git, torch = env.get("git") or {}, env.get("torch") or {}
     packages = env.get("packages") or {}
@@ -446,7 +447,7 @@ def run_tags(run: Run, words: dict[str, str]) -> dict[str, str]:
         tags[_key(f"paperkb.check.{c.get('name')}")] = _text(
             f"{c.get('value')} {c.get('op')} {c.get('threshold')}: {verdict} ({c.get('evidence', 'direct')}, {scale})"
         )
-    job = _slurm_job(env)
+    job = _slurm_job(env, this_process)
     if job:
         tags["slurm.job_id"] = job
     note = [run.summary or ""]
@@ -578,7 +579,7 @@ class MlflowExporter:
             exp_id, mid, sent = live
         metrics = self.tracker.metrics(run.id)
         self.log_points(mid, metric_points(run, metrics[sent:]) + check_points(run))
-        self._log_batch(mid, tags=run_tags(run, self.claim_words(run)))
+        self._log_batch(mid, tags=run_tags(run, self.claim_words(run), this_process=live is not None))
         self._upload_artifacts(run, mid)
         self.client.set_tag(mid, COMPLETE_TAG, "complete")
         status = _MLFLOW_STATUS.get(run.status, "FINISHED")

@@ -199,3 +199,10 @@ def test_the_site_links_a_run_page_to_its_mlflow_run(vault, tmp_path):
     assert 'href="http://127.0.0.1:5000/#/experiments/1/runs/abc&amp;x"' in linked
     hostile = (out / "runs" / "20261207-120000-bbbbbb.html").read_text()
     assert "javascript:" not in hostile and "In MLflow" not in hostile
+
+
+def test_the_slurm_job_of_a_live_run_comes_from_its_process(monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    run = _run(environment={})
+    assert mlflow_sink.run_tags(run, {}, this_process=True)["slurm.job_id"] == "777"
+    assert "slurm.job_id" not in mlflow_sink.run_tags(run, {})  # exported later: only what was recorded
