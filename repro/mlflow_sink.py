@@ -226,17 +226,22 @@ class ExportQueue:
             self._ready = True
 
     def enqueue(self, run_ids: Iterable[str], *, claim: bool = False) -> None:
-        """Mark ``run_ids`` as waiting for MLflow (``claim``: by this process, which sends them)."""
+        """Mark ``run_ids`` as waiting for MLflow. ``claim``: new runs this process sends
+        itself; otherwise a run already listed keeps its state and its sender."""
         self._ensure()
         now = time.time()
         who = (os.getpid(), _host(), now) if claim else (None, None, None)
+        on_conflict = (
+            "DO UPDATE SET state='pending', updated=excluded.updated, claimed_by=excluded.claimed_by, "
+            "claimed_host=excluded.claimed_host, claimed_at=excluded.claimed_at"
+            if claim
+            else "DO NOTHING"
+        )
         with _transaction(self.conn):
             for run_id in run_ids:
                 self.conn.execute(
                     "INSERT INTO mlflow_exports (run_id, state, updated, claimed_by, claimed_host, claimed_at) "
-                    "VALUES (?, 'pending', ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET state='pending', "
-                    "updated=excluded.updated, claimed_by=excluded.claimed_by, claimed_host=excluded.claimed_host, "
-                    "claimed_at=excluded.claimed_at",
+                    f"VALUES (?, 'pending', ?, ?, ?, ?) ON CONFLICT(run_id) {on_conflict}",
                     (run_id, now, *who),
                 )
 

@@ -121,13 +121,14 @@ def needs_triton(ctx):
 
 @experiment(
     "test/wait-for-file",
-    "logs a short curve, then waits until a file exists (a test's cue to finish)",
+    "logs a short curve, then reports progress until a file exists (a test's cue to finish)",
     params=[Param("path", str, ""), Param("limit", float, 120.0)], controls=_CONTROLS)
 def wait_for_file(ctx):
     for step in range(3):
         ctx.log_metric("loss", 1.0 / (step + 1), step=step)
     deadline = time.monotonic() + ctx.params["limit"]
     while not os.path.exists(ctx.params["path"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        ctx.progress(0, 1, "waiting for the cue")
+        time.sleep(0.2)
     ctx.check("cue_seen", float(os.path.exists(ctx.params["path"])), "==", 1.0)
     return ctx.result()

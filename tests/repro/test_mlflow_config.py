@@ -206,3 +206,29 @@ def test_the_slurm_job_of_a_live_run_comes_from_its_process(monkeypatch):
     run = _run(environment={})
     assert mlflow_sink.run_tags(run, {}, this_process=True)["slurm.job_id"] == "777"
     assert "slurm.job_id" not in mlflow_sink.run_tags(run, {})  # exported later: only what was recorded
+
+
+def test_the_queue_lets_one_live_process_send_a_run(vault):
+    import os
+    import subprocess
+
+    from repro.tracker import Tracker
+
+    with Tracker(vault) as tracker:
+        queue = mlflow_sink.ExportQueue(tracker)
+        assert queue.pending() == [] and queue.record("r1") is None  # no table yet: nothing created
+        queue.enqueue(["r1", "r2"], claim=True)
+        assert queue.pending() == ["r1", "r2"] and queue.claim("r1")  # this process holds it
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        for pid, free in ((os.getppid(), False), (gone.pid, True)):  # a live process holds it; a dead one not
+            tracker.conn.execute("UPDATE mlflow_exports SET claimed_by=? WHERE run_id='r2'", (pid,))
+            queue.enqueue(["r2"])  # listing a run again never takes it from its sender
+            assert queue.claim("r2") is free
+        queue.failed("r1", "server down")
+        assert queue.record("r1")["error"] == "server down" and queue.record("r1")["attempts"] == 1
+        target = mlflow_sink.MlflowTarget("http://u:p@h:1")
+        queue.done(
+            "r1", mlflow_sink.Exported("r1", "exported", "m1", "3", "http://h:1/#/experiments/3/runs/m1"), target
+        )
+        assert queue.pending() == ["r2"] and queue.record("r1")["tracking_uri"] == "http://h:1"

@@ -247,7 +247,9 @@ def test_a_server_stopped_mid_run_costs_nothing_and_the_export_lands_later(cli, 
     try:
         wait_for(lambda: (vault / ".paperkb" / "runs.db").is_file(), timeout=120)
         local = wait_for(lambda: (r := _local_runs(vault)) and r[0], timeout=120)
-        wait_for(lambda: _mlflow_runs(client, vault, "test/wait-for-file", local["id"]), timeout=180)
+        [mr] = wait_for(lambda: _mlflow_runs(client, vault, "test/wait-for-file", local["id"]), timeout=180)
+        # the curve arrives while the run still runs (flushed every few seconds)
+        wait_for(lambda: len(client.get_metric_history(mr.info.run_id, "loss")) == 3, timeout=120)
         os.killpg(proc.pid, signal.SIGSTOP)  # the server stops answering while the run runs
         try:
             cue.write_text("go")
