@@ -75,7 +75,7 @@ def server(tmp_path_factory):
             except ProcessLookupError:
                 pass
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -242,7 +242,8 @@ def test_a_refused_connection_queues_the_export_until_runs(cli, vault, client, m
 def test_a_server_stopped_mid_run_costs_nothing_and_the_export_lands_later(cli, vault, client, server, tmp_path):
     uri, proc = server
     cue = tmp_path / "cue"
-    env = {**os.environ, "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}  # the stopped server's requests give up soon
+    # the stopped server's requests give up after 10 s, without a second try
+    env = {**os.environ, "MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     run = paperkb(vault, "run", "test/wait-for-file", "--param", f"path={cue}", env=env)
     try:
         wait_for(lambda: (vault / ".paperkb" / "runs.db").is_file(), timeout=120)
