@@ -166,7 +166,8 @@ def cli(repro_env, vault, monkeypatch):  # noqa: F811 - pytest fixtures
 def test_without_the_client_the_run_is_kept_and_one_line_names_the_extra(cli, vault, monkeypatch):
     """A reachable-looking URI (a local store, not asked for its health) and no mlflow package."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{vault / 'nowhere.db'}")
-    monkeypatch.setitem(sys.modules, "mlflow", None)  # `import mlflow` fails as if it were not installed
+    for name in ["mlflow", *(n for n in sys.modules if n.startswith("mlflow."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # importing it fails as if it were not installed
     result = cli("run", "test/ok")
     assert result.exit_code == 0, result.output
     warnings = [ln for ln in result.output.splitlines() if ln.startswith("warning:")]
