@@ -589,6 +589,10 @@ class MlflowExporter:
         self.client.set_tag(mid, COMPLETE_TAG, "complete")
         status = _MLFLOW_STATUS.get(run.status, "FINISHED")
         self.client.set_terminated(mid, status, end_time=_ms(run.ended, time.time()))
+        for other in self.find(exp_id, run.id):
+            # a create_run the client retried after a timeout may have made a second, empty run
+            if other.info.run_id != mid and other.data.tags.get(COMPLETE_TAG) != "complete":
+                self.client.delete_run(other.info.run_id)
         url = run_url(self.target.uri, exp_id, mid)
         return Exported(run.id, "exported", mid, exp_id, url)
 
