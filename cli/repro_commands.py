@@ -611,6 +611,9 @@ def _execute_live(vault: Path, planned: list, console, fmt: str, jobs: int = 1) 
         monitor: MonitorLike = live
         if not console.is_terminal:  # no bar can be drawn: say when runs start, and how far they are
             monitor = MonitorGroup(live, LogMonitor(sys.stderr, clean=clean, finish_lines=not console.stderr))
+        sink = _mlflow_sink(vault, tracker)
+        if sink is not None:  # every run goes to MLflow too
+            monitor = MonitorGroup(monitor, sink)
         try:
             with live:
                 runs = execute(planned, tracker, monitor=monitor, argv=argv, jobs=jobs)
@@ -631,6 +634,24 @@ def _execute_live(vault: Path, planned: list, console, fmt: str, jobs: int = 1) 
                 ]
             )
     return runs
+
+
+def _mlflow_sink(vault: Path, tracker):
+    from repro.mlflow_sink import sink_for
+
+    return sink_for(vault, tracker, warn=_warn)
+
+
+def _retry_mlflow(vault: Path) -> None:
+    """Send the runs whose MLflow export waits (one warning line when the server still fails)."""
+    from repro.mlflow_sink import retry_queued
+
+    tracker = _open_tracker(vault)
+    if tracker is not None:
+        with tracker:
+            for sent in retry_queued(tracker, vault, _warn):
+                if sent.state == "exported":
+                    print(f"sent run {sent.run_id} to MLflow: {sent.url or sent.mlflow_run_id}", file=sys.stderr)
 
 
 def _report_controls(runs: list, console) -> int:
@@ -712,6 +733,7 @@ def runs_cmd(
         raise PaperkbError(f"--limit must be at least 1; got {limit}", exit_code=2)
     vault = require_vault(vault_of(ctx))
     _reap(vault)
+    _retry_mlflow(vault)
     tracker = _open_tracker(vault)
     runs = []
     finals: dict[str, dict] = {}
@@ -846,13 +868,21 @@ def runs_show_cmd(
         metrics = tracker.metrics(run.id)
         artifacts = tracker.artifacts(run.id)
         run_dir = tracker.run_dir(run.id)
+        mlflow = _mlflow_record(tracker, run.id)
     for a in artifacts:
         a["path"] = str(run_dir / a["name"])
     if fmt == "json":
-        print_json({**run.to_dict(), "metrics": metrics, "artifacts": artifacts, "run_dir": str(run_dir)})
+        print_json(
+            {**run.to_dict(), "metrics": metrics, "artifacts": artifacts, "run_dir": str(run_dir), "mlflow": mlflow}
+        )
         return
     con = _console()
     _show_run_header(con, run, run_dir)
+    if mlflow:
+        where = mlflow["url"] or mlflow["mlflow_run_id"]
+        if mlflow["state"] != "done":
+            where = f"queued ({mlflow['error'] or 'not sent yet'})"
+        con.print(f"[dim]mlflow[/]  {_esc(where)}", soft_wrap=True)
     if run.checks:
         _show_checks(con, run)
     if metrics:
@@ -865,6 +895,69 @@ def runs_show_cmd(
     if run.error:
         con.print("[bold red]error[/]")
         con.print(_esc(run.error.rstrip()))
+
+
+def _mlflow_record(tracker, run_id: str):
+    from repro.mlflow_sink import export_record
+
+    return export_record(tracker, run_id)
+
+
+EXPORT_DESTINATIONS = ("mlflow",)
+
+
+@runs_app.command("export")
+def runs_export_cmd(
+    ctx: typer.Context,
+    run_ids: Optional[list[str]] = typer.Argument(
+        None, metavar="RUN", help="Run ids (or unambiguous prefixes) to send.", show_default=False
+    ),
+    to: str = typer.Option(
+        ..., "--to", help="Where to send them: mlflow (MLFLOW_TRACKING_URI or .paperkb/config.yaml)."
+    ),
+    all_runs: bool = typer.Option(False, "--all", help="Every run that ran (and those whose export waits)."),
+    fmt: str = format_option(),
+    no_header: bool = no_header_option(),
+) -> None:
+    """Send recorded runs to an MLflow tracking server; sending one twice creates nothing twice.
+
+    Each run becomes one MLflow run (the paperkb run id is its tag, looked up first): params,
+    metric series, checks, claim ids and their word, environment tags, plots and logs.
+    When the server is down or refuses, the runs stay queued in the vault (exit status 1)
+    and the next `paperkb runs` or `runs export` sends them. docs/tracking.md has the set-up.
+
+    Example: paperkb runs export --to mlflow --all
+
+    Example: MLFLOW_TRACKING_URI=http://127.0.0.1:5000 paperkb runs export --to mlflow 20261126-151230-3fa9c1
+    """
+    from kb.errors import PaperkbError
+    from repro.mlflow_sink import export_runs
+
+    if to not in EXPORT_DESTINATIONS:
+        raise PaperkbError(f"--to must be one of {', '.join(EXPORT_DESTINATIONS)}; got {to!r}", exit_code=2)
+    if bool(run_ids) == all_runs:
+        raise PaperkbError("name the runs to export, or give --all (not both)", exit_code=2)
+    tracker = _recorded_runs(ctx)
+    vault = require_vault(vault_of(ctx))
+    with tracker, Progress("exporting", total=None if all_runs else len(run_ids or [])) as progress:
+        results = export_runs(tracker, vault, None if all_runs else list(run_ids or []), progress=progress.advance)
+    rows = [{**r.to_dict(), "mlflow": r.url or r.mlflow_run_id or "", "note": r.error or ""} for r in results]
+    if fmt in ("json", "jsonl"):
+        emit([r.to_dict() for r in results], [], fmt)
+    else:
+        emit(rows, ["run_id", "state", "mlflow", "note"], fmt, no_header=no_header, wrap="note")
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing to send"
+    print(f"{_count(len(results), 'run')}: {summary}", file=sys.stderr)
+    queued = [r for r in results if r.state == "queued"]
+    if queued:
+        _warn(
+            f"MLflow failed ({queued[0].error}); {_count(len(queued), 'run')} queued in the vault, "
+            "sent by the next `paperkb runs` or `paperkb runs export --to mlflow`"
+        )
+        raise typer.Exit(1)
 
 
 _RUN_FIELDS = (

@@ -616,11 +616,26 @@ class _Site:
                 for k, v in sorted(last.items())
             ],
             "plots": plots,
+            "mlflow_url": _mlflow_url(folder),
         }
         page = self.env.get_template("run.html").render(
             title=f"Run {rid}", site_name=self.site_name, root="../", generated=self.generated, run=run
         )
         return page, files
+
+
+def _mlflow_url(folder: Path) -> str | None:
+    """The MLflow run page of a run, from the ``mlflow.json`` paperkb writes in its folder
+    when it sends the run to a tracking server (an http(s) address only)."""
+    link = folder / "mlflow.json"
+    try:
+        if not link.is_file() or link.is_symlink() or link.stat().st_size > 64 * 1024:
+            return None
+        data = json.loads(link.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError):
+        return None
+    url = data.get("url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) and len(url) < 2000 else None
 
 
 def _file_name(name: str) -> str:

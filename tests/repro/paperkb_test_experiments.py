@@ -137,3 +137,18 @@ def coin(ctx):
     ctx.log_metric("draw", float(ok))
     ctx.check("seed_passes", float(ok), "==", 1.0)
     return ctx.result()
+
+
+@experiment(
+    "test/wait-for-file",
+    "logs a short curve, then reports progress until a file exists (a test's cue to finish)",
+    params=[Param("path", str, ""), Param("limit", float, 120.0)], controls=_CONTROLS)
+def wait_for_file(ctx):
+    for step in range(3):
+        ctx.log_metric("loss", 1.0 / (step + 1), step=step)
+    deadline = time.monotonic() + ctx.params["limit"]
+    while not os.path.exists(ctx.params["path"]) and time.monotonic() < deadline:
+        ctx.progress(0, 1, "waiting for the cue")
+        time.sleep(0.2)
+    ctx.check("cue_seen", float(os.path.exists(ctx.params["path"])), "==", 1.0)
+    return ctx.result()
