@@ -53,6 +53,7 @@ ENTRY_POINT_GROUP = "paperkb.experiments"
 # Modules of this package that declare experiments. Imported lazily by ``load_all``.
 BUILTIN_MODULES = (
     "repro.transformer.experiments",
+    "repro.transformer.ablations",
     "repro.llama.experiments",
     "repro.attention.experiments",
     "repro.finetune.experiments",
