@@ -37,6 +37,11 @@ import msgspec
 
 from kb.claims import claim_entry
 from kb.errors import PaperkbError
+from kb.publish.files import page_name
+from kb.publish.files import real_folder as _real_folder
+from kb.publish.files import safe_file_name as _file_name
+from kb.publish.files import target as _target
+from kb.publish.files import write_file as _write_file
 from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
 
 MANIFEST = ".paperkb-site.json"
@@ -104,17 +109,6 @@ def _gc_paused():
             gc.enable()
 
 
-@functools.cache
-def page_name(path: str) -> str:
-    """``folder/My Note.md`` -> ``my-note-1a2b3c4d.html`` (flat, safe, unique per path)."""
-    from kb.parse import slugify
-
-    stem = path.rsplit("/", 1)[-1]
-    stem = stem[:-3] if stem.lower().endswith(".md") else stem
-    slug = slugify(stem)[:60] or "note"
-    return f"{slug}-{hashlib.blake2b(path.encode('utf-8', 'replace'), digest_size=4).hexdigest()}.html"
-
-
 def _safe_id(text: str) -> str | None:
     import re
 
@@ -142,41 +136,6 @@ def check_out_folder(out: Path, vault_root: Path, force: bool) -> dict[str, Any]
             f"{out} is not empty and was not written by paperkb: use --force to write into it", exit_code=1
         )
     return {}
-
-
-@functools.lru_cache(maxsize=256)
-def _real_folder(out: Path, folder: str) -> Path:
-    """``out/folder`` with links resolved, checked to be inside ``out`` (cached for the
-    length of one export: a site has a handful of folders and 10,000 files in them)."""
-    path = (out / folder).resolve() if folder else out
-    if not path.is_relative_to(out):
-        raise PaperkbError(f"refusing to write into {folder!r}: outside {out}")
-    return path
-
-
-def _target(out: Path, rel: str) -> Path:
-    """Where ``rel`` is written under the (resolved) folder ``out``; refuses anything that
-    would land outside it."""
-    folder, _, name = rel.rpartition("/")
-    if name in ("", ".", "..") or "\x00" in rel:
-        raise PaperkbError(f"refusing to write {rel!r}: not a file name")
-    path = _real_folder(out, folder) / name
-    if path.is_symlink():  # a link planted in the output folder: follow it only inside
-        real = path.resolve()
-        if not real.is_relative_to(out):
-            raise PaperkbError(f"refusing to write {rel!r}: outside {out}")
-    return path
-
-
-def _write_file(out: Path, rel: str, data: str | bytes) -> None:
-    """Write ``rel`` under ``out`` whole or not at all (a temporary file, then a rename)."""
-    path = _target(out, rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class _Writer:
@@ -604,12 +563,6 @@ class _Site:
             title=f"Run {rid}", site_name=self.site_name, root="../", generated=self.generated, run=run
         )
         return page, files
-
-
-def _file_name(name: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:100] or "file"
 
 
 def _prop(value: Any) -> str:
