@@ -27,7 +27,6 @@ def test_example_files_are_what_the_documented_rule_writes(tmp_path):
     assert all(d[0]["role"] == "system" and d[-1]["role"] == "assistant" for d in dialogs)
 
 
-@pytest.mark.slow
 def test_whole_pipeline_one_command_per_step(tmp_path, capsys):
     from repro.finetune.train import main
     from repro.llama.chat import ChatSession, load_checkpoint
