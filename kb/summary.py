@@ -3,9 +3,11 @@
 For each paper: title, authors (shortened after a few), year, venue, DOI link and tags;
 the abstract; highlights; the questions with their answers, open ones apart; a claims
 table with each claim's status, the checks behind it with their measured values and a
-link to the latest run; the plots those runs saved, inlined; the paper's citation
-neighbourhood (cites, cited by, ghost works without a note) drawn as a picture; and its
-BibTeX entry. A summary of the whole vault starts with a dashboard of every claim.
+link to the latest run; the plots those runs saved; the paper's citation neighbourhood
+(cites, cited by, ghost works without a note) drawn as a picture; and its BibTeX entry. A
+summary of the whole vault starts with a dashboard of every claim. Pictures are inlined in
+HTML and in embedded Markdown; a Markdown file gets them as files beside it
+(:func:`write_with_files`).
 
 The summary is a pure function of the notes, the claim statuses and the runs folder
 (``render_summary``): kb never imports repro, so the caller (the CLI) passes
