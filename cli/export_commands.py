@@ -103,15 +103,23 @@ def export_summary_cmd(
     tag: Optional[str] = TAG_OPT,
     fmt: str = typer.Option("md", "--format", "-f", help="md (Markdown) or html (one standalone page)."),
     output: Optional[Path] = OUTPUT_OPT,
+    embed: bool = typer.Option(
+        False, "--embed", help="Markdown: inline the pictures (one self-contained file) instead of FILE_files/."
+    ),
 ) -> None:
     """A reading summary of the papers (or of the notes named or picked), in Markdown or HTML.
 
     Per paper: authors, venue, DOI, tags, abstract, highlights, questions (answered and open
     apart), claims with their status, checks and latest run, the runs' plots, its citation
     neighbourhood as a picture and its BibTeX entry; the whole vault gets a dashboard on top.
+    A Markdown file written with -o gets its pictures in a folder beside it (reading-summary_files/);
+    --embed inlines them instead, as on stdout and in --format html.
 
+    Example: paperkb --vault notes export summary -o reading-summary.md
     Example: paperkb --vault notes export summary touvronLlamaOpenFoundation2023 --format html -o llama2.html
     """
+    from urllib.parse import quote
+
     from kb.summary import write_summary
     from kb.vault import Vault
 
@@ -122,7 +130,7 @@ def export_summary_cmd(
     root = Vault(vault_of(ctx)).root
     text = write_summary(
         root,
-        None,
+        output,
         statuses=_claim_statuses(root, queries=query is not None),
         names=_paths(ctx, notes),
         query=query,
@@ -130,8 +138,16 @@ def export_summary_cmd(
         fmt=fmt,
         runs_dir=_runs_dir(root),
         output_dir=output.resolve().parent if output else None,
+        embed=embed,
     )
-    _emit(text, output)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from kb.summary import files_folder_of
+
+    folder = files_folder_of(output)
+    pictures = text.count(f"]({quote(folder.name)}/")
+    print(f"wrote {output}" + (f" and {pictures} pictures in {folder}/" if pictures else ""), file=sys.stderr)
 
 
 @export_app.command("site")

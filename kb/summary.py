@@ -3,9 +3,11 @@
 For each paper: title, authors (shortened after a few), year, venue, DOI link and tags;
 the abstract; highlights; the questions with their answers, open ones apart; a claims
 table with each claim's status, the checks behind it with their measured values and a
-link to the latest run; the plots those runs saved, inlined; the paper's citation
-neighbourhood (cites, cited by, ghost works without a note) drawn as a picture; and its
-BibTeX entry. A summary of the whole vault starts with a dashboard of every claim.
+link to the latest run; the plots those runs saved; the paper's citation neighbourhood
+(cites, cited by, ghost works without a note) drawn as a picture; and its BibTeX entry. A
+summary of the whole vault starts with a dashboard of every claim. Pictures are inlined in
+HTML and in embedded Markdown; a Markdown file gets them as files beside it
+(:func:`write_with_files`).
 
 The summary is a pure function of the notes, the claim statuses and the runs folder
 (``render_summary``): kb never imports repro, so the caller (the CLI) passes
@@ -419,7 +421,51 @@ def render_summary(
     Pictures (the runs' plots and the neighbourhood drawing) are inlined: data URIs in
     Markdown, ``<img>``/``<svg>`` in HTML. ``output_dir`` is where the file will live, so
     that the links to run folders are relative to it."""
+    return _render(
+        notes,
+        statuses,
+        vault_name=vault_name,
+        generated=generated,
+        fmt=fmt,
+        citations=citations,
+        runs_dir=runs_dir,
+        output_dir=output_dir,
+        dashboard=dashboard,
+        pictures=pictures,
+        bibtex=bibtex,
+        rule=rule,
+    ).text
+
+
+@dataclass
+class Rendered:
+    """A summary's text and, when its pictures are files, those files (name -> bytes)."""
+
+    text: str
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def _render(
+    notes: Iterable[Note],
+    statuses: dict[str, dict[str, Any]] | None = None,
+    *,
+    vault_name: str = "vault",
+    generated: str | None = None,
+    fmt: str = "md",
+    citations: Citations | None = None,
+    runs_dir: Path | str | None = None,
+    output_dir: Path | str | None = None,
+    dashboard: bool = True,
+    pictures: bool = True,
+    bibtex: bool = True,
+    rule: PaperRule = DEFAULT_RULE,
+    files_folder: str | None = None,
+) -> Rendered:
+    """``render_summary``; with ``files_folder`` (Markdown only) the pictures are not
+    inlined but returned as files to write into that folder, which the text links to."""
     import jinja2
+
+    from kb.publish.files import page_name, safe_file_name
 
     papers = build(
         notes, statuses or {}, citations=citations, runs_dir=runs_dir, pictures=pictures, bibtex=bibtex, rule=rule
@@ -434,6 +480,25 @@ def render_summary(
     html = fmt == "html"
     out_dir = Path(output_dir) if output_dir is not None else None
 
+    as_files = files_folder is not None and not html
+    runs = Path(runs_dir) if runs_dir is not None else None
+    assets: dict[str, bytes] = {}
+
+    def file_name(name: str) -> str:
+        """A safe name, unique in the folder (a suffix when two plots share one)."""
+        name = safe_file_name(name)
+        stem, dot, ext = name.rpartition(".")
+        candidate, k = name, 1
+        while candidate in assets or candidate == SUMMARY_FILES_MANIFEST:
+            k += 1
+            candidate = f"{stem}-{k}.{ext}" if dot else f"{name}-{k}"
+        return candidate
+
+    def link(name: str) -> str:
+        from urllib.parse import quote
+
+        return quote(f"{files_folder}/{name}")
+
     def placeholder(markup: str) -> str:
         figures.append(markup)
         return f"PAPERKBFIGURE{len(figures) - 1}X"
@@ -447,6 +512,11 @@ def render_summary(
             data = None
         if data is None or not data.startswith(b"\x89PNG"):
             return _Md(f"_{_inline(caption)} (not inlined)_")
+        if as_files:
+            rel = os.path.relpath(path, runs / str(plot["run_id"])) if runs is not None else path.name
+            name = file_name(f"{plot['run_id']}-{rel}")
+            assets[name] = data
+            return _Md(f"![{_cell(caption).replace(']', '')}]({link(name)})")
         uri = _data_uri(data, "image/png")
         if html:
             return placeholder(
@@ -457,6 +527,10 @@ def render_summary(
     def picture(p: PaperSummary) -> str:
         if html:
             return placeholder(f'<figure class="neighbourhood">{p.picture}</figure>')
+        if as_files:
+            name = file_name("neighbourhood-" + page_name(p.note.path).removesuffix(".html") + ".svg")
+            assets[name] = p.picture.encode("utf-8")
+            return _Md(f"![citation neighbourhood]({link(name)})")
         return _Md(f"![citation neighbourhood]({_data_uri(p.picture.encode('utf-8'), 'image/svg+xml')})")
 
     def run_link(run_dir: Path) -> str:
@@ -499,8 +573,8 @@ def render_summary(
     )
     text = re.sub(r"\n{3,}", "\n\n", text)
     if not html:
-        return text
-    return _html_page(text, figures, vault_name)
+        return Rendered(text, assets)
+    return Rendered(_html_page(text, figures, vault_name))
 
 
 def _html_page(markdown: str, figures: list[str], title: str) -> str:
@@ -546,11 +620,16 @@ def write_summary(
     fmt: str = "md",
     runs_dir: Path | str | None = None,
     output_dir: Path | str | None = None,
+    embed: bool = False,
 ) -> str:
     """Render the summary of the vault at ``vault_root`` (or of the notes picked by
     ``names``, ``query`` or ``tag``); write it to ``output`` if given. ``statuses`` come
     from the caller (``repro.status.claim_statuses``); ``runs_dir`` defaults to
-    ``<vault>/.paperkb/runs``."""
+    ``<vault>/.paperkb/runs``.
+
+    A Markdown ``output`` gets its pictures as files in ``<stem>_files/`` beside it (see
+    :func:`write_with_files`) unless ``embed``; Markdown on stdout (no ``output``) and HTML
+    are one self-contained text with the pictures inlined."""
     from kb.errors import PaperkbError
     from kb.publish.papers import load_rule
     from kb.publish.selection import light_notes, select_paths
@@ -577,7 +656,8 @@ def write_summary(
             raise PaperkbError(f"{not_papers[0]} is not a paper (no #paper tag, citekey or DOI)")
     out_dir = Path(output).resolve().parent if output is not None else output_dir
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
-    text = render_summary(
+    as_files = output is not None and fmt == "md" and not embed
+    rendered = _render(
         notes,
         statuses or {},
         vault_name=vault.root.name,
@@ -587,7 +667,66 @@ def write_summary(
         output_dir=out_dir,
         dashboard=picked is None or len(picked) > 1,
         rule=rule,
+        files_folder=files_folder_of(Path(output)).name if as_files and output is not None else None,
     )
     if output is not None:
-        Path(output).write_text(text, encoding="utf-8")
-    return text
+        write_with_files(Path(output), rendered, files=as_files)
+    return rendered.text
+
+
+SUMMARY_FILES_MANIFEST = ".paperkb-summary.json"
+
+
+def files_folder_of(output: Path) -> Path:
+    """``notes/reading-summary.md`` -> ``notes/reading-summary_files`` (as browsers save a page)."""
+    return output.with_name(output.stem + "_files")
+
+
+def write_with_files(output: Path, rendered: Rendered, *, files: bool = True) -> None:
+    """Write the summary to ``output`` and its pictures into ``<stem>_files/`` beside it.
+
+    Every file is written whole (a temporary file, then a rename). The folder holds a
+    manifest of what paperkb wrote there: a folder without one that is not empty is
+    refused, a file paperkb did not write is never replaced, and the pictures an earlier
+    summary left that this one no longer has are removed (only those)."""
+    import json
+
+    from kb.errors import PaperkbError
+    from kb.publish.files import target
+    from paperkb.files import replace_file
+
+    folder = files_folder_of(output)
+    old: set[str] = set()
+    manifest = folder / SUMMARY_FILES_MANIFEST
+    if files or folder.is_dir():
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise PaperkbError(f"{folder} is not a folder paperkb wrote: move it away to write the summary")
+        if folder.is_dir():
+            try:
+                listed = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
+            except (OSError, ValueError):
+                listed = None
+            if isinstance(listed, dict) and listed.get("generator") == "paperkb":
+                old = {str(f) for f in listed.get("files") or [] if isinstance(f, str)}
+            elif files and any(folder.iterdir()):
+                raise PaperkbError(f"{folder} is not empty and was not written by paperkb: move it away or use --embed")
+    try:
+        if files and rendered.files:
+            folder.mkdir(exist_ok=True)
+            real = folder.resolve()
+            for name, data in rendered.files.items():
+                path = target(real, name)
+                if name not in old and (path.exists() or path.is_symlink()):
+                    raise PaperkbError(f"{path} was not written by paperkb: move it away to write the summary")
+                replace_file(real, path, data)
+        replace_file(output.parent, output, rendered.text)
+        kept = set(rendered.files) if files else set()
+        if folder.is_dir() and not folder.is_symlink() and (old or kept):
+            real = folder.resolve()
+            for name in sorted(old - kept):
+                path = target(real, name)
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+            replace_file(folder, manifest, json.dumps({"generator": "paperkb", "files": sorted(kept)}, indent=1) + "\n")
+    except OSError as exc:
+        raise PaperkbError(f"cannot write {exc.filename or output}: {exc.strerror or exc}") from None

@@ -39,6 +39,10 @@ import msgspec
 
 from kb.claims import claim_entry
 from kb.errors import PaperkbError
+from kb.publish.files import page_name
+from kb.publish.files import real_folder as _real_folder
+from kb.publish.files import safe_file_name as _file_name
+from kb.publish.files import target as _target
 from kb.publish.outdir import (
     UNCHECKED,
     check_export_folder,
@@ -118,17 +122,6 @@ def _gc_paused():
             gc.enable()
 
 
-@functools.cache
-def page_name(path: str) -> str:
-    """``folder/My Note.md`` -> ``my-note-1a2b3c4d.html`` (flat, safe, unique per path)."""
-    from kb.parse import slugify
-
-    stem = path.rsplit("/", 1)[-1]
-    stem = stem[:-3] if stem.lower().endswith(".md") else stem
-    slug = slugify(stem)[:60] or "note"
-    return f"{slug}-{hashlib.blake2b(path.encode('utf-8', 'replace'), digest_size=4).hexdigest()}.html"
-
-
 def _safe_id(text: str) -> str | None:
     import re
 
@@ -139,26 +132,6 @@ def check_out_folder(out: Path, vault_root: Path, force: bool) -> dict[str, Any]
     """The previous manifest of ``out`` ({} when new); refuses a folder paperkb did not
     write, the vault and any folder inside it (see :mod:`kb.publish.outdir`)."""
     return check_export_folder(out, vault_root, MANIFEST, force)
-
-
-@functools.lru_cache(maxsize=256)
-def _real_folder(out: Path, folder: str) -> Path:
-    """``out/folder`` with links resolved, checked to be inside ``out`` (cached for the
-    length of one export: a site has a handful of folders and 10,000 files in them)."""
-    path = (out / folder).resolve() if folder else out
-    if not path.is_relative_to(out):
-        raise PaperkbError(f"refusing to write into {folder!r}: outside {out}")
-    return path
-
-
-def _target(out: Path, rel: str) -> Path:
-    """Where ``rel`` is written under the (resolved) folder ``out``; refuses anything that
-    would land outside it. A link at the file itself is never followed: it is replaced
-    only if paperkb put it there, which it never does (see ``write_owned``)."""
-    folder, _, name = rel.rpartition("/")
-    if name in ("", ".", "..") or "\x00" in rel:
-        raise PaperkbError(f"refusing to write {rel!r}: not a file name")
-    return _real_folder(out, folder) / name
 
 
 def _write_file(out: Path, rel: str, data: str | bytes, owned: dict[str, str]) -> str | None:
@@ -636,12 +609,6 @@ def _mlflow_url(folder: Path) -> str | None:
         return None
     url = data.get("url") if isinstance(data, dict) else None
     return url if isinstance(url, str) and url.startswith(("http://", "https://")) and len(url) < 2000 else None
-
-
-def _file_name(name: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:100] or "file"
 
 
 def _prop(value: Any) -> str:

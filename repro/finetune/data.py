@@ -4,7 +4,11 @@ the code knows (so every experiment can score its model exactly, with nothing do
 JSONL forms (one object per line; a bad line is reported as ``file:line``):
 - SFT: ``{"prompt": ..., "completion": ...}`` or ``{"messages": [{"role", "content"}, ...]}``;
 - preferences: ``{"prompt": ..., "chosen": ..., "rejected": ..., "rating": 0-3 or a label}``
-  (rating levels of Table 8, 0 = "significantly better"; missing = 3).
+  (rating levels of Table 8, 0 = "significantly better"; missing = 3);
+- prompts (rejection sampling, PPO): ``{"prompt": ...}`` (any of the forms above also gives
+  its prompt: the first user message of a dialog).
+
+``repro.finetune.examples`` writes a small file of each form.
 """
 
 from __future__ import annotations
@@ -79,6 +83,29 @@ def read_sft(path: str | Path) -> list[list[dict]]:
                     {"role": "assistant", "content": _text(obj, "completion", where)},
                 ]
             )
+    return out
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """The user prompts of a prompts, SFT or preferences file (rejection sampling and PPO
+    sample their own answers, so only the prompt is read)."""
+    out = []
+    for n, obj in _lines(path):
+        where = f"{path}:{n}"
+        if "messages" in obj and "prompt" not in obj:
+            msgs = obj["messages"]
+            users = (
+                [m.get("content") for m in msgs if isinstance(m, dict) and m.get("role") == "user"]
+                if isinstance(msgs, list)
+                else []
+            )
+            if not users or not isinstance(users[0], str):
+                raise PaperkbError(f"{where}: 'messages' holds no user message")
+            out.append(users[0])
+        else:
+            out.append(_text(obj, "prompt", where))
+    if not out:
+        raise PaperkbError(f"{path}: no prompts")
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from repro.llama.chat import SCORE_HEAD_FILE
 from repro.llama.model import ModelArgs, Transformer
 
 
@@ -47,7 +48,7 @@ def copy_backbone(model: Transformer) -> Transformer:
     return clone.to(model.output.weight.device)
 
 
-HEAD_FILE = "score_head.safetensors"
+HEAD_FILE = SCORE_HEAD_FILE  # the file that tells chat a folder is a reward model
 
 
 def save_scalar_head_model(model: ScalarHeadModel, directory, tokenizer=None):

@@ -8,6 +8,7 @@ and refuses user or system text containing the template's own tags, as Meta's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Protocol
@@ -15,8 +16,6 @@ from typing import TYPE_CHECKING, Optional, Protocol
 from paperkb.errors import PaperkbError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from repro.llama.generation import Message, Tokenizer
     from repro.llama.model import Transformer
 
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
 
 
 SPECIAL_TAGS = ("[INST]", "[/INST]", "<<SYS>>", "<</SYS>>")
+# A checkpoint with this file is a reward model (repro.finetune.heads writes it): a score, no text.
+SCORE_HEAD_FILE = "score_head.safetensors"
 
 
 class UnsafeTagError(PaperkbError):
@@ -59,6 +60,11 @@ def load_checkpoint(directory: str | Path, device: str = "cpu"):
 
     directory = Path(directory)
     kind = checkpoint_kind(directory)
+    if (directory / SCORE_HEAD_FILE).is_file():
+        raise PaperkbError(
+            f"{directory}: a reward model (a scalar score head, {SCORE_HEAD_FILE}), not a generative model; "
+            "chat with a policy checkpoint (sft, rejection, ppo, dpo or gatt)"
+        )
     from repro.llama.checkpoint_check import check_tokenizer_files
 
     check_tokenizer_files(directory)  # before the model: all of the folder is checked first
@@ -69,6 +75,28 @@ def load_checkpoint(directory: str | Path, device: str = "cpu"):
             f"{directory}: the tokenizer has {tokenizer.n_words} tokens, the model only {model.params.vocab_size}"
         )
     return model.eval(), tokenizer
+
+
+def until_end_of_turn(ids: Sequence[int], tokenizer: ChatTokenizer) -> list[int]:
+    """An answer's tokens up to its end of turn: ``</s>``, or where a small model goes on to
+    open the next turn itself (``<s>`` or an ``[INST]`` token) without ending its own."""
+    from repro.llama.generation import B_INST
+
+    inst = tokenizer.encode(B_INST)
+    stops = {tokenizer.eos_id, tokenizer.bos_id, *(inst if len(inst) == 1 else ())}
+    out: list[int] = []
+    for t in ids:
+        if t in stops:
+            break
+        out.append(t)
+    return out
+
+
+def end_of_turn(text: str) -> str:
+    """The answer's text before any template tag (a byte-level model spells ``[INST]`` out)."""
+    for tag in SPECIAL_TAGS:
+        text = text.split(tag, 1)[0]
+    return text.strip()
 
 
 @dataclass
@@ -114,6 +142,6 @@ class ChatSession:
             eos_id=self.tokenizer.eos_id,
             generator=self.generator,
         )[0]
-        answer = self.tokenizer.decode([t for t in out if t != self.tokenizer.eos_id]).strip()
+        answer = end_of_turn(self.tokenizer.decode(until_end_of_turn(out, self.tokenizer)))
         self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": answer}]
         return answer

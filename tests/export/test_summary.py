@@ -67,13 +67,16 @@ def test_html_in_notes_arrives_as_text():
 
 
 # ---- the bundled Llama 2 note, with a run that has checks and a plot ----------------------
+import os  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import pytest  # noqa: E402
 from exportkit import copy_bundled, tiny_png, write  # noqa: E402
 
+from kb.errors import PaperkbError  # noqa: E402
 from kb.summary import write_summary  # noqa: E402
 
 LLAMA_STATUSES = {
@@ -119,15 +122,18 @@ def test_llama2_summary_holds_every_section(tmp_path, bundled_vault):
     assert "[run-001](vault/.paperkb/runs/run-001/)" in row
     assert "✓ negative control wrong-ffn (llama/param-count): contradicted" in row
     assert "🟡 supported at small scale (proxy)" in text and "⏸️ needs a CUDA GPU" in text
-    # the run's plot, inlined
-    assert re.search(r"!\[run run-001: loss\.png\]\(data:image/png;base64,[A-Za-z0-9+/=]+\)", text)
+    # the run's plot, a file beside the summary
+    assert "![run run-001: loss.png](summary_files/run-001-loss.png)" in text
+    assert (tmp_path / "summary_files" / "run-001-loss.png").read_bytes() == tiny_png()
+    assert "data:image" not in text
     # questions: the answered ones apart from the open one
     answered = text[text.index("### Questions answered"):text.index("### Open questions")]
     open_part = text[text.index("### Open questions"):text.index("### Citation neighbourhood")]
     assert "primary assumptions" in answered and "_(open)_" not in answered
     assert "- none" in open_part  # every question of the bundled note is answered
     # neighbourhood: a picture, cites with ghosts, cited by papers, mentions apart
-    assert "![citation neighbourhood](data:image/svg+xml;base64," in text
+    svg = re.search(r"!\[citation neighbourhood\]\(summary_files/(neighbourhood-[a-z0-9-]+\.svg)\)", text)
+    assert svg and (tmp_path / "summary_files" / svg.group(1)).read_text().startswith("<svg")
     assert "ainslieGQATrainingGeneralized2023 _(no note yet)_" in text
     # the bundled vault cites under "Reference and Related Notes": the older papers only
     # talk about Llama 2 in their questions, which is a mention, not a citation
@@ -180,3 +186,57 @@ def test_needs_words_have_their_own_dashboard_column():
     assert status_class("needs the WMT14 English-German data") == "needs"
     assert status_class("supported at small scale (proxy)") == "supported at small scale"
     assert status_class("something new") == "unverified"
+
+
+# ---- pictures beside the Markdown file, or embedded -------------------------------------
+def test_embed_keeps_one_self_contained_file(tmp_path, bundled_vault):
+    root = _llama_vault(tmp_path, bundled_vault)
+    out = tmp_path / "one.md"
+    text = write_summary(root, out, statuses=LLAMA_STATUSES, names=["touvronLlamaOpenFoundation2023"], embed=True)
+    assert re.search(r"!\[run run-001: loss\.png\]\(data:image/png;base64,[A-Za-z0-9+/=]+\)", text)
+    assert "![citation neighbourhood](data:image/svg+xml;base64," in text
+    assert not (tmp_path / "one_files").exists()
+    # stdout (no file to put a folder beside) is self-contained too
+    assert "data:image/png;base64," in write_summary(root, statuses=LLAMA_STATUSES)
+
+
+def test_files_folder_replaces_only_what_paperkb_wrote(tmp_path, bundled_vault):
+    root = _llama_vault(tmp_path, bundled_vault)
+    out = tmp_path / "s.md"
+    folder = tmp_path / "s_files"
+    write_summary(root, out, statuses=LLAMA_STATUSES)
+    written = sorted(p.name for p in folder.iterdir())
+    assert "run-001-loss.png" in written and ".paperkb-summary.json" in written
+    # a plot no longer in the summary is removed; a file someone else put there is kept
+    (folder / "mine.txt").write_text("keep me")
+    no_runs = {k: {**v, "run_id": None} for k, v in LLAMA_STATUSES.items()}
+    text = write_summary(root, out, statuses=no_runs)
+    assert "### Plots" not in text and not (folder / "run-001-loss.png").exists()
+    assert (folder / "mine.txt").read_text() == "keep me"
+    # a folder paperkb did not write is refused, and nothing is written
+    other = tmp_path / "t_files"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(PaperkbError, match="not written by paperkb"):
+        write_summary(root, tmp_path / "t.md", statuses=LLAMA_STATUSES)
+    assert not (tmp_path / "t.md").exists() and sorted(os.listdir(other)) == ["notes.txt"]
+    # a link planted where a plot goes is refused, not written through
+    (tmp_path / "u_files").mkdir()
+    os.symlink(tmp_path / "victim.png", tmp_path / "u_files" / "run-001-loss.png")
+    with pytest.raises(PaperkbError):
+        write_summary(root, tmp_path / "u.md", statuses=LLAMA_STATUSES)
+    assert not (tmp_path / "victim.png").exists()
+
+
+def test_summary_cli_writes_pictures_beside_the_markdown(tmp_path, bundled_vault):
+    root = _llama_vault(tmp_path, bundled_vault)
+    out = tmp_path / "reading summary.md"
+    cmd = [sys.executable, "-m", "cli.app", "--vault", str(root), "export", "summary", "-o", str(out)]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "pictures in" in ok.stderr and "reading summary_files" in ok.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "](reading%20summary_files/neighbourhood-" in text and "base64" not in text
+    embedded = subprocess.run(cmd + ["--embed"], capture_output=True, text=True, timeout=120)
+    assert embedded.returncode == 0, embedded.stderr
+    assert "data:image/svg+xml;base64," in out.read_text(encoding="utf-8")

@@ -87,3 +87,40 @@ def test_chat_on_a_meta_layout_with_a_sentencepiece_tokenizer(tmp_path):
     session.reply("And PPO?")
     assert [m["role"] for m in session.history] == ["user", "assistant"] * 2
     assert session.history[1]["content"] == first
+
+
+def test_chat_on_a_reward_model_says_it_is_not_generative(toy_checkpoint, tmp_path):
+    from repro.finetune.heads import ScalarHeadModel, copy_backbone, save_scalar_head_model
+
+    _, model, tok, _ = toy_checkpoint
+    rm = save_scalar_head_model(ScalarHeadModel(copy_backbone(model)), tmp_path / "rm", tok)
+    proc = _chat(rm, "-m", "rate w01 w02")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "not a generative model" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_reply_stops_at_the_end_of_its_turn(toy_checkpoint):
+    """A small model that opens the next turn itself ("<s>[INST] ...") without its </s>:
+    the reply ends where its turn does, no template tag printed."""
+    from repro.llama.chat import ChatSession, end_of_turn, until_end_of_turn
+    from repro.llama.tokenizer import ByteTokenizer
+
+    _, model, tok, _ = toy_checkpoint
+    w1, w2, inst = tok.encode("w01 w02 [INST]")
+    assert until_end_of_turn([w1, w2, inst, w1], tok) == [w1, w2]
+    assert until_end_of_turn([w1, tok.bos_id, inst, w2], tok) == [w1]
+    assert until_end_of_turn([w2, tok.eos_id, w1], tok) == [w2]
+    byte = ByteTokenizer()  # spells the tag out: the text is cut instead
+    assert end_of_turn(byte.decode(byte.encode(" w01 w02 [INST] w03 [/INST]"))) == "w01 w02"
+    # the real model, made to prefer the [INST] token after one word: no tag in the reply
+    session = ChatSession(model, tok, temperature=0.0, max_gen_len=8)
+    with torch.no_grad():
+        bias = torch.zeros(tok.n_words)
+        bias[inst] = 1e4
+        hook = model.output.register_forward_hook(lambda m, i, out: out + bias.to(out.dtype))
+        try:
+            answer = session.reply("rate w01 w02")
+        finally:
+            hook.remove()
+    assert answer == "" and session.history[-1] == {"role": "assistant", "content": ""}
