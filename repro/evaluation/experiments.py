@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro.registry import Control, Param, Preset, Requirements, experiment
+from repro.registry import Control, Metric, Param, Preset, Requirements, experiment
 
 
 @experiment(
@@ -29,7 +29,13 @@ from repro.registry import Control, Param, Preset, Requirements, experiment
         Param("num_fewshot", int, 0, "few-shot examples (the paper's: MMLU 5, ARC 0, ...)"),
         Param("limit", int, 0, "documents to evaluate (0: all)"),
         Param("batch_size", int, 8, "requests per forward pass"),
-        Param("tolerance", float, 1e-3, "largest |log-likelihood difference| allowed between ours and transformers'"),
+        Param(
+            "tolerance",
+            float,
+            1e-3,
+            "largest |log-likelihood difference| allowed between ours and transformers'",
+            threshold=True,
+        ),
     ],
     presets={
         "smoke": Preset(
@@ -48,6 +54,19 @@ from repro.registry import Control, Param, Preset, Requirements, experiment
         ),
     },
     controls=[Control("no-rope", "our model with its rotary position embeddings switched off")],
+    metrics=[
+        Metric("acc", "", "the harness's accuracy on the task, our model"),
+        Metric("acc_norm", "", "the harness's length-normalised accuracy, our model"),
+        Metric("exact_match", "", "the harness's exact-match score (generation tasks), our model"),
+        Metric("{name}_stderr", "", "the harness's standard error of a score"),
+        Metric("{name}_reference", "", "the same score of transformers' Llama on the same checkpoint (reference)"),
+        Metric("documents", "", "documents evaluated"),
+        Metric(
+            "max_abs_loglikelihood_diff",
+            "nats",
+            "largest |log-likelihood difference| between ours and transformers' over every answer choice",
+        ),
+    ],
 )
 def lm_eval_benchmark(ctx):
     import torch

@@ -285,6 +285,10 @@ def accuracy_difference_z(acc_a: float, n_a: int, acc_b: float, n_b: int) -> flo
     },
     controls=[Control("margin-wrong-sign", "the margin is added instead of subtracted: -log σ(Δr + m)")],
     metrics=[
+        Metric("acc_sig_margin_minus_none", "", "accuracy on significantly-better pairs, margin loss minus plain loss"),
+        Metric(
+            "acc_sig_margin_minus_none_z", "", "that difference over its binomial standard error (non-inferiority z)"
+        ),
         Metric("{model}_acc_{level}", "fraction", "held-out pair accuracy per preference level"),
         Metric("{model}_gap_{level}", "reward", "mean reward gap per preference level"),
         Metric("{stage}_loss", "nats/token", "training loss of a stage (sft, rm, ...), every 10 steps"),
@@ -407,6 +411,14 @@ def reward_margin(ctx):
         ),
     ],
     metrics=[
+        Metric("gold_of_best_of_k", "reward", "gold reward of the answer the reward model picks among k"),
+        Metric(
+            "gold_of_shuffled_rm_pick",
+            "reward",
+            "gold reward of the answer a shuffled (uninformative) reward model picks",
+        ),
+        Metric("gold_gain_over_shuffled_rm", "reward", "the first minus the second"),
+        Metric("gold_gain_over_shuffled_rm_z", "", "that gain over its standard error"),
         Metric("max_reward_T{temperature}", "reward", "best-of-k reward per k at a temperature"),
         Metric("median_reward_T{temperature}", "reward", "median reward per k at a temperature"),
         Metric("rs_sft_loss", "nats/token", "fine-tuning loss on the kept answers"),
@@ -618,6 +630,12 @@ def kl_slope_ratio(kls: list[float]) -> float:
     },
     controls=[Control("kl-bonus", "the KL term is added to the reward instead of subtracted")],
     metrics=[
+        Metric("kl_mid_large_beta", "nats", "KL to the initial policy mid-training with the larger coefficient"),
+        Metric(
+            "kl_slope_second_half_over_first",
+            "",
+            "least-squares KL slope over the second half of training over the first half's",
+        ),
         Metric("reward_beta{beta}", "reward", "reward-model score per PPO iteration at a KL coefficient"),
         Metric("kl_beta{beta}", "nats", "KL to the reference policy per iteration"),
         Metric("gold_beta{beta}", "reward", "gold reward per iteration"),

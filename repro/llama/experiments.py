@@ -381,6 +381,13 @@ def _triton_logits_json(spec: dict) -> None:
             "our tiled attention inside the model forgets to rescale its running sums when the running maximum grows",
         )
     ],
+    metrics=[
+        Metric(
+            "max_abs_diff_{impl}_vs_transformers",
+            "",
+            "largest |logit difference| of our Llama with our attention against transformers' Llama",
+        ),
+    ],
 )
 def flash_attention_parity(ctx):
     with torch_threads(1):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from repro.registry import Control, Param, Preset, experiment
+from repro.registry import Control, Metric, Param, Preset, experiment
 from repro.threads import torch_threads
 
 # One-sided 95% quantiles of Student's t with df = n_seeds - 1 (df 1..10), for the paired
@@ -296,6 +296,15 @@ def _check_task_params(p: dict) -> None:
             "the head-count switch is ignored: every setting trains a one-head model",
         ),
     ],
+    metrics=[
+        Metric(
+            "heldout_ppl_h{heads}", "", "held-out per-token perplexity with this many heads (per seed: step = seed)"
+        ),
+        Metric("heldout_token_accuracy_h{heads}", "", "held-out teacher-forced token accuracy with this many heads"),
+        Metric("best_heads", "heads", "the multi-head count with the lowest mean perplexity"),
+        Metric("single_head_log_ppl_gap", "nats", "mean over seeds of log(PPL h=1 / PPL best multi-head)"),
+        Metric("many_heads_log_ppl_gap", "nats", "mean over seeds of log(PPL largest h / PPL best h)"),
+    ],
 )
 def table3_heads(ctx):
     with torch_threads(ctx.params["threads"]):
@@ -405,6 +414,12 @@ def _table3_heads(ctx):
             "the learned position table is all zeros and frozen: the learned variant gets no "
             "positional information at all",
         ),
+    ],
+    metrics=[
+        Metric("heldout_ppl_{variant}", "", "held-out per-token perplexity with sinusoidal or learned positions"),
+        Metric("heldout_token_accuracy_{variant}", "", "held-out teacher-forced token accuracy"),
+        Metric("learned_vs_sinusoid_log_ppl", "nats", "mean over seeds of log(PPL learned / PPL sinusoidal)"),
+        Metric("learned_vs_sinusoid_log_ppl_bound", "nats", "larger end of that log-ratio's 90% interval"),
     ],
 )
 def table3_positions(ctx):

@@ -496,6 +496,14 @@ def crossover(xs, cost_a, cost_b) -> float:
         ),
     ],
     metrics=[
+        Metric(
+            "{kind}_crossover_{axis}",
+            "",
+            "n (or d) where self-attention's cost meets the recurrent layer's, by FLOPs or time",
+        ),
+        Metric(
+            "{kind}_crossover_{axis}_over_{other}", "", "that crossover over the fixed other size (1: exactly at n = d)"
+        ),
         Metric("{layer}_flops_vs_{axis}", "FLOPs", "counted FLOPs of a layer as n or d varies"),
         Metric("{layer}_seconds_vs_{axis}", "s", "best time of a layer as n or d varies"),
         Metric("{layer}_flops_exponent_{axis}", "", "fitted exponent of the FLOPs in n or d"),

@@ -323,7 +323,8 @@ def test_run_help_keeps_full_and_paper_apart():
     result = CliRunner().invoke(app, ["run", "--help"], terminal_width=200)
     text = " ".join(result.output.replace("│", " ").split())
     assert "the largest setting this machine can run" in text and "the paper's setting; may need" not in text
-    assert "Neither is the paper's setting" in text and "--seed" in text and "decides no claim" in text
+    assert "paper (the paper's own setting and hardware: the only scale that can make a claim 'reproduced')" in text
+    assert "--seed" in text and "decides no claim" in text
 
 
 @pytest.mark.usefixtures("repro_env")
