@@ -90,18 +90,19 @@ def load_citation_rule(vault_root: Path | str) -> CitationRule:
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, _size: int, _mtime_ns: int) -> CitationRule:
-    import yaml
+    from kb.frontmatter import load_frontmatter
+    from paperkb.files import read_regular
 
+    # a regular file of bounded size only (a FIFO would hang), read with note frontmatter's
+    # YAML limits (size, aliases, depth), as kb.publish.papers reads the same file
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read(100_000)
-        data = yaml.safe_load(text) or {}
+        text = read_regular(path, 100_000).decode("utf-8", "replace")
     except OSError as exc:
         raise VaultError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise VaultError(f"{path}{line}: not valid YAML") from None
+    data, _, issues = load_frontmatter(text, first_line=1) if text.strip() else ({}, None, [])
+    errors = [(line, message) for line, severity, message in issues if severity == "error"]
+    if errors:
+        raise VaultError(f"{path}:{errors[0][0]}: not valid YAML") from None
     if not isinstance(data, dict):
         raise VaultError(f"{path}: expected a mapping of rule keys")
     section = data.get("citations")

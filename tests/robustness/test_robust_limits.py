@@ -183,14 +183,16 @@ HUNGRY = """# Hungry
 > [!claim] quadratic attention at sixty thousand tokens
 > experiment:: flash-attention/linear-memory
 > params:: ns=[60000], impls=["naive"]
+> expect:: naive_memory_exponent <= 2.2
 
-> [!claim] twenty thousand layers
+> [!claim] sixty-four layers of width eight thousand
 > experiment:: transformer/copy-task
-> params:: d_model=512, n_layers=20000
+> params:: d_model=8192, n_layers=64, d_ff=65536
+> expect:: token_accuracy >= 0.99
 """
 
 
-@pytest.mark.parametrize("claim", ["quadratic-attention-at-sixty-thousand-tokens", "twenty-thousand-layers"])
+@pytest.mark.parametrize("claim", ["quadratic-attention-at-sixty-thousand-tokens", "sixty-four-layers-of-width-eight-thousand"])
 def test_claim_params_beyond_the_machine_are_refused_before_starting(tmp_path, claim, monkeypatch):
     import repro.budget
     from vaultkit import write
@@ -200,6 +202,18 @@ def test_claim_params_beyond_the_machine_are_refused_before_starting(tmp_path, c
     result = runner.invoke(app, ["--vault", str(vault), "run", claim])
     assert result.exit_code == 1 and "refused before starting" in result.stderr, result.output
     assert "more than this machine has (16.0 GiB)" in result.stderr
+
+
+def test_claim_params_beyond_a_parameters_bounds_are_refused_by_check(tmp_path):
+    from vaultkit import write
+
+    text = "# Deep\n\n> [!claim] twenty thousand layers\n> experiment:: transformer/copy-task\n"
+    text += "> params:: d_model=512, n_layers=20000\n> expect:: token_accuracy >= 0.99\n"
+    vault = write(tmp_path / "v", {"Deep.md": text})
+    result = runner.invoke(app, ["--vault", str(vault), "check"])
+    assert result.exit_code == 1 and "n_layers" in result.output, result.output
+    result = runner.invoke(app, ["--vault", str(vault), "run", "twenty-thousand-layers"])
+    assert result.exit_code != 0 and not (vault / ".paperkb" / "runs").exists()
 
 
 def test_max_memory_option(tmp_path):
