@@ -42,7 +42,6 @@ from kb.errors import PaperkbError
 from kb.publish.files import page_name
 from kb.publish.files import real_folder as _real_folder
 from kb.publish.files import safe_file_name as _file_name
-from kb.publish.files import target as _target
 from kb.publish.outdir import (
     UNCHECKED,
     check_export_folder,
@@ -132,6 +131,17 @@ def check_out_folder(out: Path, vault_root: Path, force: bool) -> dict[str, Any]
     """The previous manifest of ``out`` ({} when new); refuses a folder paperkb did not
     write, the vault and any folder inside it (see :mod:`kb.publish.outdir`)."""
     return check_export_folder(out, vault_root, MANIFEST, force)
+
+
+def _target(out: Path, rel: str) -> Path:
+    """Where ``rel`` is written under the (resolved) folder ``out``; refuses anything that
+    would land outside it. A link at the file itself is never followed: it is replaced
+    only if paperkb put it there, which it never does (see ``write_owned``), else it is
+    left alone and reported."""
+    folder, _, name = rel.rpartition("/")
+    if name in ("", ".", "..") or "\x00" in rel:
+        raise PaperkbError(f"refusing to write {rel!r}: not a file name")
+    return _real_folder(out, folder) / name
 
 
 def _write_file(out: Path, rel: str, data: str | bytes, owned: dict[str, str]) -> str | None:

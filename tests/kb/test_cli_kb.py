@@ -123,8 +123,8 @@ def test_graph_to_file(vault, tmp_path):
 
 def test_check_lines_and_exit_status(vault):
     result = run(vault, "check")
-    assert result.exit_code == 0  # warnings only
-    assert "papers/Llama 2.md:16: warning: claim 'gqa' names unknown experiment 'llama/nope'" in result.output
+    assert result.exit_code == 1  # an unknown experiment is an error of the claim (it reads "error")
+    assert "papers/Llama 2.md:16: error: claim 'gqa' names unknown experiment 'llama/nope' (known: " in result.output
     assert "papers/Llama 2.md:22: info: cited work 'vaswani2017' has no note yet" in result.output
     (vault / "bad.md").write_text("---\nkey: [unclosed\n---\n# Bad\n", encoding="utf-8")
     result = run(vault, "check", "--no-experiments")

@@ -123,7 +123,7 @@ def test_refusals_print_one_line_and_record_nothing(repro_env, vault):
         (["run", "test/ok", "--param", "steps=many"], "error: test/ok: parameter 'steps' expects int, got 'many'", 2),
         (["run", "test/ok", "--param", "colour=red"], "error: --param colour: no experiment of this run has", 2),
         (["run", "test/ok", "--param", "garbage"], "error: --param expects NAME=VALUE, got 'garbage'", 2),
-        (["run", "test/ok", "--preset", "huge"], "error: --preset must be one of smoke, full; got 'huge'", 2),
+        (["run", "test/ok", "--preset", "huge"], "error: --preset must be one of smoke, full, paper; got 'huge'", 2),
         (["run", "test/ok", "--timeout", "-5"], "error: --timeout must be a positive number of seconds", 2),
         (["run", "test/ok", "--device", "tpu"], "error: --device must be auto, cpu or cuda; got 'tpu'", 2),
         (["run", "test/ok", "--control", "nope"], "error: --control nope: no experiment of this run has", 2),
@@ -143,7 +143,7 @@ def test_refusals_print_one_line_and_record_nothing(repro_env, vault):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and err.startswith("error: test/needs-gpu: preset 'full' needs a CUDA GPU")
     [skip] = rows(vault, "SELECT status, needs FROM runs")
-    assert skip == {"status": "skipped", "needs": "a CUDA GPU"}
+    assert skip == {"status": "skipped", "needs": "a CUDA GPU with 40 GB of memory"}
 
 
 def test_a_piped_run_reports_its_progress_on_stderr_as_it_goes(repro_env, vault):
@@ -236,7 +236,7 @@ def test_claims_written_in_a_real_note(repro_env, vault):
     # `full` on this machine is not the paper's scale: never "reproduced"
     assert {c["id"]: c["status"] for c in paper["claims"]} == {
         "paper-loss": "supported at small scale",
-        "paper-gpu": "needs a CUDA GPU",
+        "paper-gpu": "needs a CUDA GPU with 40 GB of memory",  # the whole requirement of its preset
     }
     real = [
         r
