@@ -758,27 +758,14 @@ def _with_source(environment: dict, source: dict | None) -> dict:
     return environment if source is None else {**environment, "experiment_source": source}
 
 
-def execute(
-    planned: list[PlannedRun],
-    tracker: Tracker,
-    *,
-    monitor: MonitorLike | None = None,
-    argv: list[str] | None = None,
-    jobs: int = 1,
-) -> list[Run]:
-    """Run ``planned``, up to ``jobs`` side by side (0: one per CPU this process may use);
-    return their final records in planned order. Runs are independent (each its own process,
-    folder and tracker rows), so only the machine bounds how many go at once: a run on a GPU
-    or with several processes runs alone, and side-by-side children get an equal share of the
-    CPUs as their thread count (``OMP_NUM_THREADS``).
-
-    KeyboardInterrupt ends the running children, marks them and the remaining queued runs
-    ``interrupted`` and is raised again.
-    """
+def record_planned(planned: list[PlannedRun], tracker: Tracker, argv: list[str] | None = None) -> tuple[list[Run], str]:
+    """Record ``planned`` as queued runs in one batch, each with the environment, the
+    experiment code's provenance, its seed set and its inputs' fingerprints; return them with
+    the working tree's diff. Local runs and cluster runs (``repro.slurm``) are recorded alike,
+    so a claim is decided the same way wherever its runs ran."""
     from repro.environment import capture
     from repro.provenance import experiment_source
 
-    monitor = monitor or Monitor()
     inputs = _fingerprint_inputs(planned, tracker)  # before any run is recorded: a vanished file stops here
     environment, diff = capture(argv)
     batch = uuid.uuid4().hex[:12]
@@ -807,6 +794,28 @@ def execute(
     for run, recorded in zip(runs, inputs):
         if recorded:
             tracker.update_environment(run.id, {"inputs": recorded})
+    return runs, diff
+
+
+def execute(
+    planned: list[PlannedRun],
+    tracker: Tracker,
+    *,
+    monitor: MonitorLike | None = None,
+    argv: list[str] | None = None,
+    jobs: int = 1,
+) -> list[Run]:
+    """Run ``planned``, up to ``jobs`` side by side (0: one per CPU this process may use);
+    return their final records in planned order. Runs are independent (each its own process,
+    folder and tracker rows), so only the machine bounds how many go at once: a run on a GPU
+    or with several processes runs alone, and side-by-side children get an equal share of the
+    CPUs as their thread count (``OMP_NUM_THREADS``).
+
+    KeyboardInterrupt ends the running children, marks them and the remaining queued runs
+    ``interrupted`` and is raised again.
+    """
+    monitor = monitor or Monitor()
+    runs, diff = record_planned(planned, tracker, argv)
     monitor.queued(runs)
     done: dict[str, Run] = {}
     width = resolve_jobs(jobs)

@@ -32,7 +32,6 @@ import shutil
 import stat
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,34 +502,11 @@ def submit(
         from repro.slurm_job import ClusterJob
     except ImportError:
         raise PaperkbError("--on slurm needs submitit: pip install 'paperkb[cluster]'") from None
-    from repro.environment import capture
-    from repro.runner import _prepare_run_dir
+    from repro.runner import _prepare_run_dir, record_planned
 
     if not slurm_available():
         raise PaperkbError("--on slurm: sbatch and squeue are not on PATH (is this a Slurm login node?)")
-    environment, diff = capture(argv)
-    batch = uuid.uuid4().hex[:12]
-    runs = [
-        tracker.create_run(
-            p.experiment,
-            preset=p.preset,
-            params=p.params,
-            overrides=p.overrides,
-            claims=p.claims,
-            seed=p.seed,
-            device=p.device,
-            nproc=p.nproc,
-            nnodes=p.nnodes,
-            timeout_s=p.timeout_s,
-            environment=environment,
-            command=environment["command"],
-            batch=batch,
-            control=p.control,
-            scale=p.scale,
-            claim_spec=p.claim_spec,
-        )
-        for p in planned
-    ]
+    runs, diff = record_planned(planned, tracker, argv)
     groups: dict[str, list[tuple[Any, Run, dict[str, Any]]]] = {}
     for p, run in zip(planned, runs):
         preset = registry.get(p.experiment).presets[p.preset]
