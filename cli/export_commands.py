@@ -1,6 +1,6 @@
 """``paperkb export ...`` and ``paperkb import bibtex|zotero``: the vault for people and other tools.
 
-A thin layer: each command maps its options onto one library call in ``kb.export`` or
+A thin layer: each command maps its options onto one library call in ``kb.publish.json_export`` or
 ``kb.publish``. Claim statuses come from ``repro.status`` here (kb never imports repro).
 """
 
@@ -79,7 +79,7 @@ def export_json_cmd(
     Example: paperkb --vault notes export json -o vault.json
     """
     from kb.errors import PaperkbError
-    from kb.export import write_json, write_json_file
+    from kb.publish.json_export import write_json, write_json_file
     from kb.vault import Vault
 
     check_output(output)
@@ -120,7 +120,7 @@ def export_summary_cmd(
     """
     from urllib.parse import quote
 
-    from kb.summary import write_summary
+    from kb.publish.summary import write_summary
     from kb.vault import Vault
 
     check_output(output)
@@ -143,7 +143,7 @@ def export_summary_cmd(
     if output is None:
         sys.stdout.write(text)
         return
-    from kb.summary import files_folder_of
+    from kb.publish.summary import files_folder_of
 
     folder = files_folder_of(output)
     pictures = text.count(f"]({quote(folder.name)}/")

@@ -62,10 +62,10 @@ def index_cmd(
     # would build its own (seconds on a large vault)
     prepared_s = 0.0
     if not index_only:
-        from kb.vault import READ_TABLES
+        from kb.read_tables import READ_TABLES, prepare_reads
 
         with Progress("preparing", total=len(READ_TABLES)) as progress:
-            prepared_s = vault.prepare_reads(stage=None if quiet else progress.advance, after=stats)
+            prepared_s = prepare_reads(vault, stage=None if quiet else progress.advance, after=stats)
     for name in stats.bad_names:
         echo(f"warning: {name}: left out: its name is not valid UTF-8 (rename the file)", err=True)
     if quiet:

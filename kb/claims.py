@@ -18,8 +18,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from kb.index import SCAN_DIGEST_KEY
 from kb.model import tag_key
-from kb.vault import SCAN_DIGEST_KEY
 
 _TABLE = "claim_notes"
 _SCHEMA = (
@@ -136,7 +136,7 @@ def claim_records(
     own = not isinstance(vault, Vault)
     v = Vault(Path(vault)) if own else vault
     try:
-        conn = v._ensure()
+        conn = v.ensure_index()
         sync(conn)
         where = "claims != '[]'"
         args: list[Any] = []

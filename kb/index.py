@@ -48,7 +48,13 @@ from kb.citing import DEFAULT_CITATION_RULE, CitationRule, load_citation_rule
 from kb.errors import VaultError
 from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
 from kb.model import Note, Problem, json_safe
-from kb.prompts import DEFAULT_PROMPTS, load_prompts, prompts_fingerprint
+from kb.prompts import DEFAULT_PROMPTS, prompts_fingerprint
+from kb.vault_prompts import load_prompts
+
+# The meta row holding the digest of the last walk of the vault that the index was found
+# (or brought) up to date with; see kb.vault.Vault.refresh_index. Deleted whenever an update
+# changes the index, so other caches of the index (kb.claims, kb.search, kb.query.tables) may key on it.
+SCAN_DIGEST_KEY = "scan_digest"
 
 try:
     import fcntl
@@ -444,9 +450,8 @@ _NOT_INDEXING = {
     "graph.py",
     "vault.py",
     "check.py",
-    "export.py",
+    "read_tables.py",
     "search.py",
-    "summary.py",
     "claims.py",
     "lookup.py",
     "locate.py",

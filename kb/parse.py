@@ -17,10 +17,10 @@ import unicodedata
 from bisect import bisect_left
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from kb.citing import DEFAULT_CITATION_RULE, CitationRule, load_citation_rule
 from kb.frontmatter import Issue, Properties, get_key, key_line, load_frontmatter, split_frontmatter
+from kb.inline import HIGHLIGHTS_RE, TRAILING_BLOCK_ID_RE, WS_RE, markdown_link, strip_emphasis, wikilink
 from kb.model import (
     BlockId,
     Callout,
@@ -36,7 +36,7 @@ from kb.model import (
     tag_key,
 )
 from kb.prompts import DEFAULT_PROMPTS, prompt_key
-from kb.syntax import CALLOUT_ALIASES, clean_tag, is_attachment, obsidian_markdown
+from kb.syntax import CALLOUT_ALIASES, clean_tag, obsidian_markdown
 from kb.text import decode_note
 
 if TYPE_CHECKING:
@@ -89,13 +89,6 @@ def is_citekey(text: str) -> bool:
     return bool(_CITEKEY_RE.fullmatch(text))
 
 
-_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
-
-_HIGHLIGHTS_RE = re.compile(r"highlights?\s*:?", re.I)
-# The lookbehind starts a match only at the first blank of a run: without it a long run of
-# blanks is retried from each of its positions (quadratic), with the same matches otherwise.
-_TRAILING_BLOCK_ID_RE = re.compile(r"(?<!\s)\s+\^[A-Za-z0-9-]+\s*$")
-_WS_RE = re.compile(r"[ \t]*\n[ \t\n]*")
 _AUTHOR_SPLIT_RE = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*")
 _TAG_SPLIT_RE = re.compile(r"[,\s]+")
 _ALIAS_SPLIT_RE = re.compile(r"\s*,\s*")
@@ -425,7 +418,7 @@ class _Walk:
         callout = Callout(
             type=info["type"],
             raw_type=info["raw_type"],
-            title=_TRAILING_BLOCK_ID_RE.sub("", info["title"]),
+            title=TRAILING_BLOCK_ID_RE.sub("", info["title"]),
             fold=info["fold"],
             line=start,
             end_line=end,
@@ -449,7 +442,7 @@ class _Walk:
         highlight = False
         if len(self.stack) >= 2 and self.stack[-1][0] == "list" and self.stack[-2][0] == "blockquote":
             callout = self.stack[-2][2]
-            highlight = callout is not None and bool(_HIGHLIGHTS_RE.fullmatch(_strip_emphasis(callout.title)))
+            highlight = callout is not None and bool(HIGHLIGHTS_RE.fullmatch(strip_emphasis(callout.title)))
         self.pending_item = (item, task, highlight)
 
     def code(self, tok, line: int) -> None:
@@ -501,10 +494,10 @@ class _Walk:
         (its label is the text up to ``link_close``)."""
         ctype = child.type
         if ctype == "wikilink":
-            self._link(_wikilink(child.meta, line_at(child.meta)))
+            self._link(wikilink(child.meta, line_at(child.meta)))
             parts.append(child.content)
         elif ctype == "link_open":
-            link = _markdown_link(child.attrGet("href"), line_at(child.meta or {}))
+            link = markdown_link(child.attrGet("href"), line_at(child.meta or {}))
             if link is not None:
                 self._link(link)
                 return (link, len(parts))
@@ -514,7 +507,7 @@ class _Walk:
                 open_link[0].display = label or None
             return None
         elif ctype == "image":
-            link = _markdown_link(child.attrGet("src"), line_at(child.meta or {}))
+            link = markdown_link(child.attrGet("src"), line_at(child.meta or {}))
             if link is not None:
                 link.display = child.content or None
                 self._link(link)
@@ -526,7 +519,7 @@ class _Walk:
         item (or task, or highlight) it belongs to."""
         if tokens[i - 1].type == "heading_open":
             self.heading_text = text
-        readable = _WS_RE.sub("\n", text).strip()
+        readable = WS_RE.sub("\n", text).strip()
         if tok.map is None:
             self.unplaced_text.append(readable)
             return
@@ -582,42 +575,6 @@ class _Walk:
         return self.paragraph_line
 
 
-def _strip_emphasis(text: str) -> str:
-    return text.replace("*", "").replace("_", " ").strip() if ("*" in text or "_" in text) else text.strip()
-
-
-def _wikilink(meta: dict, line: int) -> Link:
-    """The Link of a wikilink or embed token (its ``meta`` as kb.syntax.wikilinks sets it)."""
-    return Link(
-        target=meta["target"],
-        kind=meta["kind"],
-        line=line,
-        heading=meta["heading"],
-        block=meta["block"],
-        subpath=meta["subpath"],
-        display=meta["display"],
-    )
-
-
-def _markdown_link(href: str | None, line: int) -> Link | None:
-    """A Markdown link to a note or attachment; None for URLs (http:, zotero:, file: ...)."""
-    if href is None:
-        return None
-    href = href.strip()
-    if not href or href.startswith("//") or _SCHEME_RE.match(href):
-        return None
-    dest, _, subpath = unquote(href).partition("#")
-    heading = block = None
-    subpath = subpath.strip()
-    if subpath.startswith("^"):
-        block = subpath[1:] or None
-    elif subpath and not is_attachment(dest):
-        heading = "#".join(p.strip() for p in subpath.split("#") if p.strip()) or None
-    if not dest.strip() and heading is None and block is None:
-        return None
-    return Link(target=dest.strip(), kind="markdown", line=line, heading=heading, block=block, subpath=subpath or None)
-
-
 # --- the paper model --------------------------------------------------------------------
 def _sections(note: Note, rule: CitationRule = DEFAULT_CITATION_RULE) -> None:
     """Each link's section (the heading above it) and whether it is a citation under the
@@ -636,7 +593,7 @@ def _sections(note: Note, rule: CitationRule = DEFAULT_CITATION_RULE) -> None:
     ref_ranges = []
     if not rule.anywhere:
         for k, h in enumerate(headings):
-            if rule.is_citing_heading(_strip_emphasis(h.text)):
+            if rule.is_citing_heading(strip_emphasis(h.text)):
                 end = next((o.line for o in headings[k + 1 :] if o.level <= h.level), float("inf"))
                 ref_ranges.append((h.line, end))
     for link in note.links:
@@ -792,7 +749,7 @@ def _claims(note: Note, walk: _Walk | ScanResult, raw_fm: str) -> None:
         statement = callout.title
         if not statement:
             for raw in callout.content.split("\n"):
-                raw = _TRAILING_BLOCK_ID_RE.sub("", raw).strip()
+                raw = TRAILING_BLOCK_ID_RE.sub("", raw).strip()
                 if raw and "::" not in raw and not raw.startswith("^"):
                     statement = raw
                     break

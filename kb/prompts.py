@@ -8,18 +8,14 @@ other answered question.
 
 The prompts are the seed template's (below) and, when the vault has its own template
 (``.paperkb/templates/paper.md``), the question callouts written in it. The index keeps
-a fingerprint of them and re-reads the notes when the vault's template changes.
+a fingerprint of them and re-reads the notes when the vault's template changes. Reading the
+vault's template (which needs kb.parse, itself a user of ``prompt_key``) is kb.vault_prompts'.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
-from pathlib import Path
-
-TEMPLATE_FILE = Path("templates") / "paper.md"
-_MAX_TEMPLATE_BYTES = 1_000_000
 
 # The question callouts of the seed's Zotero template (and of `paperkb import bibtex`).
 SEED_PROMPTS = (
@@ -46,28 +42,3 @@ def prompts_fingerprint(prompts: frozenset[str]) -> str:
         return "default"
     raw = "\x00".join(sorted(prompts)).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(raw, digest_size=8).hexdigest()
-
-
-def load_prompts(vault_root: Path | str) -> frozenset[str]:
-    """The seed's prompts and those of ``<vault>/.paperkb/templates/paper.md``. A template
-    that cannot be read adds nothing (it is the import's business to report it)."""
-    path = Path(vault_root) / ".paperkb" / TEMPLATE_FILE
-    try:
-        st = path.stat()
-    except OSError:
-        return DEFAULT_PROMPTS
-    return _load(str(path), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _load(path: str, _size: int, _mtime_ns: int) -> frozenset[str]:
-    from kb.parse import parse_note
-
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(_MAX_TEMPLATE_BYTES)
-    except OSError:
-        return DEFAULT_PROMPTS
-    template = parse_note(data, "template.md")
-    own = {prompt_key(q.text) for q in template.questions if q.text.strip() and "{{" not in q.text}
-    return DEFAULT_PROMPTS | frozenset(own)

@@ -40,17 +40,17 @@ from markdown_it.common.normalize_url import normalizeLink, validateLink
 from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
 from markdown_it.rules_inline.backticks import backtick
 
-from kb.model import BlockId, Callout, Heading, InlineField, Link, ListItem, Note, Task
-from kb.parse import (
-    _HIGHLIGHTS_RE,
-    _SCHEME_RE,
-    _TRAILING_BLOCK_ID_RE,
-    _WS_RE,
-    _markdown_link,
-    _strip_emphasis,
-    _wikilink,
+from kb.inline import (
+    HIGHLIGHTS_RE,
+    SCHEME_RE,
+    TRAILING_BLOCK_ID_RE,
+    WS_RE,
+    markdown_link,
+    strip_emphasis,
+    wikilink,
 )
-from kb.syntax import _obsidian_inline
+from kb.model import BlockId, Callout, Heading, InlineField, Link, ListItem, Note, Task
+from kb.syntax import obsidian_inline
 from kb.syntax.callouts import MARKER_RE, canonical_type
 from kb.syntax.tasks import TASK_RE
 
@@ -439,7 +439,7 @@ class _Scanner:
         callout = Callout(
             type=canonical_type(raw_type),
             raw_type=raw_type,
-            title=_TRAILING_BLOCK_ID_RE.sub("", m.group(3).strip()),
+            title=TRAILING_BLOCK_ID_RE.sub("", m.group(3).strip()),
             fold=m.group(2) or None,
             line=start,
             end_line=end,
@@ -508,7 +508,7 @@ class _Scanner:
             if ttype == "delim":
                 parts.append("" if tok.meta.open is None else tok.content)
             elif ttype == "wikilink":
-                self.links.append(_wikilink(tok.meta, line + lines_before(tok.meta["pos"])))
+                self.links.append(wikilink(tok.meta, line + lines_before(tok.meta["pos"])))
                 parts.append(tok.content)
             elif ttype == "tag":
                 self.tags.append(tok.meta["tag"])
@@ -516,7 +516,7 @@ class _Scanner:
             elif ttype == "code_inline":
                 parts.append(tok.content)
             elif ttype == "link_open":
-                link = _markdown_link(tok.content, line + lines_before(tok.pos))
+                link = markdown_link(tok.content, line + lines_before(tok.pos))
                 if link is not None:
                     self.links.append(link)
                     open_link = (link, len(parts))
@@ -538,7 +538,7 @@ class _Scanner:
                 self.block_id(tok.meta, content, line + lines_before(tok.meta["pos"]), previous_sibling, first_sibling)
             # "comment": hidden text, nothing to record
         text = "".join(parts)
-        readable = (_WS_RE.sub("\n", text) if "\n" in text else text).strip()
+        readable = (WS_RE.sub("\n", text) if "\n" in text else text).strip()
         self.blocks.append((line, readable))
         if self.open_callout is not None:
             self.open_callout[1].append(readable)
@@ -611,7 +611,7 @@ class _Scanner:
                 tokens.append("&")
                 state.pos = j + 1
                 continue
-            if ch in _OBSIDIAN_CHARS and _obsidian_inline(state, False):  # type: ignore[arg-type]  # as backtick
+            if ch in _OBSIDIAN_CHARS and obsidian_inline(state, False):  # type: ignore[arg-type]  # as backtick
                 continue
             state.pos = j
             if ch == "[":
@@ -634,7 +634,7 @@ class _Scanner:
                 raise Unsupported("Markdown link")
             return False
         dest = m.group(2)
-        scheme = _SCHEME_RE.match(dest)
+        scheme = SCHEME_RE.match(dest)
         scheme_name = scheme.group()[:-1].lower() if scheme is not None else None
         if scheme_name in _NEVER_VALID_SCHEMES:
             return False  # what validateLink says of it after normalizeLink (which keeps the scheme)
@@ -715,7 +715,7 @@ def _char_class(ch: str) -> tuple[bool, bool]:
 
 
 def _is_highlights(title: str) -> bool:
-    return bool(_HIGHLIGHTS_RE.fullmatch(_strip_emphasis(title)))
+    return bool(HIGHLIGHTS_RE.fullmatch(strip_emphasis(title)))
 
 
 class ScanResult:

@@ -506,9 +506,9 @@ def search(
         # Vault.index does when the notes changed.
         from kb.index import IndexReadOnly, storage_error
 
-        if not getattr(conn, "readonly", False) or not hasattr(vault, "_recover"):
+        if not getattr(conn, "readonly", False) or not hasattr(vault, "reopen"):
             raise storage_error(exc, getattr(conn, "db_path", "the index")) from None
 
-        vault._recover(IndexReadOnly(str(exc)))
+        vault.reopen(IndexReadOnly(str(exc)))
         vault.index()
         return search_conn(vault.connect(), text, tag=tag, year=year, limit=limit)

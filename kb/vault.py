@@ -24,7 +24,6 @@ import json
 import marshal
 import os
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK
@@ -33,6 +32,7 @@ from kb.errors import NoteNotFound, VaultError
 from kb.index import (
     INDEX_DIR,
     INDEX_FILE,
+    SCAN_DIGEST_KEY,
     IndexCorrupt,
     IndexReadOnly,
     IndexStats,
@@ -45,11 +45,6 @@ from kb.index import (
     user_cache_path,
 )
 from kb.model import Claim, Note, Problem, Question
-
-# The meta row holding the digest of the last walk of the vault that the index was found
-# (or brought) up to date with; see Vault.refresh_index. Deleted whenever an update changes the
-# index, so other caches of the index (kb.claims) may key on it.
-SCAN_DIGEST_KEY = "scan_digest"
 
 
 def stat_walk(root: Path) -> list:
@@ -101,11 +96,6 @@ def stat_walk(root: Path) -> list:
 # os.scandir of a folder descriptor (POSIX); elsewhere folders are listed by path
 _LIST_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
 
-
-# `paperkb index` prepares the read commands' tables after an update this large (see
-# Vault.prepare_reads); smaller ones are left to the readers' own incremental syncs.
-PREPARE_MIN_CHANGES = 200
-READ_TABLES = ("query tables", "search index", "claims table")  # what prepare_reads builds, in order
 
 # Which way of naming a note wins when a name matches several notes.
 _KIND_RANK = {"path": 0, "name": 1, "alias": 2, "citekey": 3, "title": 4}
@@ -176,7 +166,7 @@ class Vault:
             self.index_path = self._conn.db_path
         return self._conn
 
-    def _recover(self, exc: Exception) -> None:
+    def reopen(self, exc: Exception) -> None:
         """After ``IndexCorrupt`` or ``IndexReadOnly``: reopen the index where it can be
         (re)built (a damaged file is deleted first; the index is only a cache)."""
         path = self.index_path
@@ -211,7 +201,7 @@ class Vault:
             except (IndexCorrupt, IndexReadOnly) as exc:
                 if attempt == 2:
                     raise
-                self._recover(exc)
+                self.reopen(exc)
         if (stats.changed or stats.rebuilt) and not getattr(self._conn, "readonly", False):
             # the stored walk no longer describes the index; refresh_index stores a new one
             try:
@@ -222,38 +212,9 @@ class Vault:
         self.last_stats = stats
         return stats
 
-    def prepare_reads(self, stage: Callable[[str], None] | None = None, *, after: IndexStats | None = None) -> float:
-        """Build what read commands keep beside the index (the query engine's tables, the
-        full-text search index, the claims table) now. Each is otherwise built by its
-        first reader after the index changed: 1-3 s each after a cold index of 10,000
-        notes, where an up-to-date one answers in a tenth of a second. Nothing to do for
-        an index that cannot be written. Returns the seconds it took.
-
-        ``after`` (the update just made): only when it rebuilt the index or changed at
-        least ``PREPARE_MIN_CHANGES`` notes; a reader brings the tables up to date with a
-        few changed notes in milliseconds, and the walk and checks here would cost more."""
-        import time
-
-        if after is not None and not after.rebuilt and after.parsed + after.deleted < PREPARE_MIN_CHANGES:
-            return 0.0
-        start = time.perf_counter()
-        # store the walk digest now (an index that changed dropped it): the tables below
-        # record it, and the next command finds both current without a walk and compare
-        self.refresh_index()
-        conn = self.connect()
-        if getattr(conn, "readonly", False):
-            return 0.0
-        from kb import claims, search
-        from kb.query.corpus import IndexCorpus
-
-        builders = (lambda: IndexCorpus(conn, self.root), lambda: search.sync(conn), lambda: claims.sync(conn))
-        for name, build in zip(READ_TABLES, builders):  # (the corpus syncs its tables when made)
-            if stage is not None:
-                stage(name)
-            build()
-        return time.perf_counter() - start
-
-    def _ensure(self) -> sqlite3.Connection:
+    def ensure_index(self) -> sqlite3.Connection:
+        """The index database, brought up to date with the notes first (once per Vault; see
+        :meth:`refresh_index`): what every read of the index starts with."""
         conn = self.connect()
         if not self._fresh:
             if self.refresh:
@@ -266,14 +227,14 @@ class Vault:
                         ensure_schema(conn, self.root) or conn.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is None
                     )
                 except (IndexCorrupt, IndexReadOnly) as exc:
-                    self._recover(exc)
+                    self.reopen(exc)
                     stale = True
                 except sqlite3.DatabaseError as exc:
                     from kb.index import is_corrupt
 
                     if not is_corrupt(exc):
                         raise
-                    self._recover(IndexCorrupt(str(exc)))
+                    self.reopen(IndexCorrupt(str(exc)))
                     stale = True
                 if stale:
                     self.index()
@@ -316,11 +277,11 @@ class Vault:
     # ---- notes -----------------------------------------------------------------------
     def notes(self) -> list[Note]:
         """Every note, links resolved, sorted by path."""
-        conn = self._ensure()
+        conn = self.ensure_index()
         return [Note.from_dict(json.loads(d)) for (d,) in conn.execute("SELECT data FROM notes ORDER BY path")]
 
     def paths(self) -> list[str]:
-        conn = self._ensure()
+        conn = self.ensure_index()
         return [p for (p,) in conn.execute("SELECT path FROM notes ORDER BY path")]
 
     def find(self, name: str) -> str | None:
@@ -328,7 +289,7 @@ class Vault:
         title; case-insensitive), or None."""
         from kb.resolve import norm, path_order, same_spelling, strip_md
 
-        conn = self._ensure()
+        conn = self.ensure_index()
         raw = name.strip().replace("\\", "/")
         keys = {norm(raw), norm(strip_md(raw)), norm(raw.lstrip("@")), norm(strip_md(raw).lstrip("@"))}
         keys.discard("")
@@ -361,7 +322,7 @@ class Vault:
         return self.note_at(path)
 
     def note_at(self, path: str) -> Note:
-        conn = self._ensure()
+        conn = self.ensure_index()
         row = conn.execute("SELECT data FROM notes WHERE path=?", (path,)).fetchone()
         if row is None:
             raise NoteNotFound(f"no note at {path!r} in {self.root}")
@@ -388,7 +349,7 @@ class Vault:
 
     # ---- links, tags, problems --------------------------------------------------------
     def _link_rows(self, where: str, args: tuple) -> list[LinkRow]:
-        conn = self._ensure()
+        conn = self.ensure_index()
         return [
             LinkRow(src, line, kind, target, heading, block, display, bool(cit), resolved)
             for src, line, kind, target, heading, block, display, cit, resolved in conn.execute(
@@ -426,7 +387,7 @@ class Vault:
 
     def tags(self) -> list[tuple[str, int]]:
         """``(tag, number of notes)``, most used first; spelled as first written."""
-        conn = self._ensure()
+        conn = self.ensure_index()
         rows = conn.execute(
             "SELECT MIN(tag), COUNT(DISTINCT path) AS n, key FROM tags GROUP BY key ORDER BY n DESC, key"
         ).fetchall()
@@ -434,7 +395,7 @@ class Vault:
 
     def problems(self) -> list[Problem]:
         """Every parse and resolution problem, sorted by path and line."""
-        conn = self._ensure()
+        conn = self.ensure_index()
         order = {"error": 0, "warning": 1, "info": 2}
         rows = conn.execute("SELECT path, line, severity, message FROM problems").fetchall()
         problems = [Problem(*r) for r in rows]
@@ -443,13 +404,13 @@ class Vault:
 
     def problem_counts(self) -> dict[str, int]:
         """How many problems of each severity (``{"error": 2, "warning": 5, ...}``)."""
-        conn = self._ensure()
+        conn = self.ensure_index()
         return dict(conn.execute("SELECT severity, COUNT(*) FROM problems GROUP BY severity").fetchall())
 
     def _json_field(self, field: str) -> list[tuple[str, list]]:
         """``(path, value)`` of one list field of every note where it is not empty, read
         with SQLite's JSON functions instead of loading whole notes."""
-        conn = self._ensure()
+        conn = self.ensure_index()
         rows = conn.execute(
             f"SELECT path, json_extract(data, '$.{field}') FROM notes "
             f"WHERE json_array_length(data, '$.{field}') > 0 ORDER BY path"
@@ -472,7 +433,7 @@ class Vault:
         return [(path, Claim(**c)) for path, items in self._json_field("claims") for c in items]
 
     def attachments(self) -> list[str]:
-        conn = self._ensure()
+        conn = self.ensure_index()
         return [p for (p,) in conn.execute("SELECT path FROM files ORDER BY path")]
 
     # ---- the graph --------------------------------------------------------------------
@@ -481,4 +442,4 @@ class Vault:
         index tables: no note is loaded."""
         from kb.graph import build_graph_from_index
 
-        return build_graph_from_index(self._ensure())
+        return build_graph_from_index(self.ensure_index())

@@ -2,7 +2,9 @@
 
 Notes, .bib files, configs and checkpoints are untrusted, so every name built from their
 text goes through :func:`safe_component` (one path component, never a folder, never a
-dot-file), every write goes through :func:`write_new` or :func:`replace_file` (checked to
+dot-file; :func:`ascii_component` where the name must also be a plain URL part), every file of
+an export is placed with :func:`target`, every write goes through :func:`write_new` or
+:func:`replace_file` (checked to
 land inside its root after resolving links, never following a link at the file itself,
 temporaries made with ``O_EXCL`` and renamed into place), and every file paperkb is
 given to read goes through :func:`read_regular` (a regular file, under a size limit, so
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import stat
@@ -60,6 +63,38 @@ def _clean(text: str, max_bytes: int) -> str:
     if _RESERVED.fullmatch(name):
         name = "_" + name
     return name
+
+
+def ascii_component(name: str, max_chars: int = 100) -> str:
+    """One path component made of ``[A-Za-z0-9._-]`` only (at most ``max_chars``): a file an
+    export links to by URL (a site's attachments and plots, a summary's pictures)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:max_chars]
+    return "file" if name in ("", ".", "..") else name
+
+
+@functools.lru_cache(maxsize=256)
+def real_folder(out: Path, folder: str) -> Path:
+    """``out/folder`` (``out`` resolved already) with links resolved, checked to be inside
+    ``out``. Cached for the length of one export (a site has a handful of folders and 10,000
+    files in them): an export that starts calls ``real_folder.cache_clear()``."""
+    path = (out / folder).resolve() if folder else out
+    if not path.is_relative_to(out):
+        raise PaperkbError(f"refusing to write into {folder!r}: outside {out}")
+    return path
+
+
+def target(out: Path, rel: str, *, links_inside_only: bool = False) -> Path:
+    """Where the export file ``rel`` (``/``-separated) goes under the resolved folder ``out``;
+    refuses a name that is no file name and a folder outside ``out``. A link already at the
+    file is left to the writer (:func:`replace_file` replaces it, never writes through it);
+    ``links_inside_only`` refuses one that points outside ``out`` as well."""
+    folder, _, name = rel.rpartition("/")
+    if name in ("", ".", "..") or "\x00" in rel:
+        raise PaperkbError(f"refusing to write {rel!r}: not a file name")
+    path = real_folder(out, folder) / name
+    if links_inside_only and path.is_symlink() and not path.resolve().is_relative_to(out):
+        raise PaperkbError(f"refusing to write {rel!r}: outside {out}")
+    return path
 
 
 def inside(root: Path | str, path: Path | str) -> Path:
@@ -175,6 +210,9 @@ def read_regular(path: Path | str, limit: int = DEFAULT_READ_LIMIT, what: str = 
 
 __all__ = [
     "safe_component",
+    "ascii_component",
+    "real_folder",
+    "target",
     "inside",
     "write_new",
     "replace_file",

@@ -238,7 +238,7 @@ def test_version_and_completion():
 
 def test_kb_never_imports_repro_or_anything_heavy():
     code = (
-        "import sys, kb.check, kb.query, kb.search, kb.graph, kb.export, kb.vault, kb.lookup, kb.locate, kb.errors\n"
+        "import sys, kb.check, kb.query, kb.search, kb.graph, kb.publish.json_export, kb.vault, kb.lookup, kb.locate, kb.errors\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('repro', 'torch', 'transformers', 'matplotlib', 'safetensors', 'triton')]\n"
         "print('BAD', bad)\n"

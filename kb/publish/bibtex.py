@@ -320,7 +320,7 @@ def _list_text(value: Any) -> list[str]:
 
 def entry_of(note: Note) -> BibEntry:
     """The BibTeX entry of a paper note: its properties back into fields."""
-    from kb.summary import abstract_of
+    from kb.publish.display import abstract_of
 
     venue = venue_of(note)
     url = _fm(note, *_URL_KEYS)

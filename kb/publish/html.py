@@ -17,6 +17,8 @@ Rendering:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,6 +158,18 @@ def _wikilink(self, tokens, idx, options, env) -> str:
     if href is None:
         return f'<span class="ghost" title="no note yet">{shown}</span>'
     return f'<a class="internal" href="{escape(href, quote=True)}">{shown}</a>'
+
+
+@functools.cache
+def page_name(path: str) -> str:
+    """``folder/My Note.md`` -> ``my-note-1a2b3c4d.html`` (flat, safe, unique per path): a
+    note's page in the site, and the stem of its pictures in a summary's files folder."""
+    from kb.parse import slugify
+
+    stem = path.rsplit("/", 1)[-1]
+    stem = stem[:-3] if stem.lower().endswith(".md") else stem
+    slug = slugify(stem)[:60] or "note"
+    return f"{slug}-{hashlib.blake2b(path.encode('utf-8', 'replace'), digest_size=4).hexdigest()}.html"
 
 
 def _anchor(text: str) -> str:

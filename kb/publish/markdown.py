@@ -239,7 +239,7 @@ def export_markdown(vault, out: Path | str, *, frontmatter: bool = True, force: 
     old = check_export_folder(out, vault.root, MANIFEST, force)
     out.mkdir(parents=True, exist_ok=True)
     out_r = out.resolve()
-    vault._ensure()
+    vault.ensure_index()
     conv = _Converter(vault, out)
     listed = [*(old.get("notes") or ()), *(old.get("files") or ())]
     conv.owned = owned_hashes(old, [p for p in listed if isinstance(p, str)])

@@ -145,7 +145,7 @@ def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
     """Every note (or the notes at ``paths``) with only what the paper rule and the citation
     graph need: path, title, citekey, DOI, year, tags, links (resolved) and of the
     frontmatter only ``type`` and the export marker."""
-    conn = vault._ensure()  # the index, brought up to date
+    conn = vault.ensure_index()  # the index, brought up to date
     if paths is None:
         wheres: list[tuple[str, tuple]] = [("", ())]
     else:
@@ -216,7 +216,7 @@ def site_notes(vault, cache: Any = None) -> tuple[list[Note], dict[str, SiteExtr
     note changed, one stored note is read instead of 10,000. Links are always read from the
     index, since where they resolve depends on the other notes. Returns (notes, extra, the
     new cache)."""
-    conn = vault._ensure()  # the index, brought up to date
+    conn = vault.ensure_index()  # the index, brought up to date
     row = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
     index_version = row[0] if row else ""
     old: dict = {}
@@ -261,7 +261,7 @@ def site_notes(vault, cache: Any = None) -> tuple[list[Note], dict[str, SiteExtr
 def neighbourhood_paths(vault, paths: Iterable[str]) -> set[str]:
     """``paths``, the notes they link to and the notes that link to them: enough to know
     what the notes at ``paths`` cite and who cites or mentions them."""
-    conn = vault._ensure()
+    conn = vault.ensure_index()
     near = set(paths)
     for chunk in _chunks(sorted(near)):
         marks = ",".join("?" * len(chunk))
@@ -297,7 +297,7 @@ def select_paths(
         key = tag_key(tag)
         if not key:
             raise PaperkbError("--tag needs a tag name", exit_code=2)
-        rows = vault._ensure().execute(
+        rows = vault.ensure_index().execute(
             "SELECT DISTINCT path FROM tags WHERE key = ? OR key LIKE ? ESCAPE '\\'",
             (key, key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"),
         )

@@ -39,9 +39,7 @@ import msgspec
 
 from kb.claims import claim_entry
 from kb.errors import PaperkbError
-from kb.publish.files import page_name
-from kb.publish.files import real_folder as _real_folder
-from kb.publish.files import safe_file_name as _file_name
+from kb.publish.html import page_name
 from kb.publish.outdir import (
     UNCHECKED,
     check_export_folder,
@@ -52,7 +50,7 @@ from kb.publish.outdir import (
     write_owned,
 )
 from kb.publish.papers import EXPORT_MARKER, Citations, load_rule
-from paperkb.files import read_regular, replace_file
+from paperkb.files import ascii_component, read_regular, real_folder, replace_file, target
 
 MANIFEST = ".paperkb-site.json"
 # what each note's content alone decides, kept between exports (kb.publish.selection.site_notes)
@@ -133,22 +131,11 @@ def check_out_folder(out: Path, vault_root: Path, force: bool) -> dict[str, Any]
     return check_export_folder(out, vault_root, MANIFEST, force)
 
 
-def _target(out: Path, rel: str) -> Path:
-    """Where ``rel`` is written under the (resolved) folder ``out``; refuses anything that
-    would land outside it. A link at the file itself is never followed: it is replaced
-    only if paperkb put it there, which it never does (see ``write_owned``), else it is
-    left alone and reported."""
-    folder, _, name = rel.rpartition("/")
-    if name in ("", ".", "..") or "\x00" in rel:
-        raise PaperkbError(f"refusing to write {rel!r}: not a file name")
-    return _real_folder(out, folder) / name
-
-
 def _write_file(out: Path, rel: str, data: str | bytes, owned: dict[str, str]) -> str | None:
     """Write ``rel`` under ``out`` whole or not at all (an ``O_EXCL`` temporary, then a
     rename), only over a file the last export wrote; its hash, or None when a file
     paperkb did not write is in the way."""
-    _target(out, rel)
+    target(out, rel)  # a link at the file itself is never followed: write_owned leaves it alone, reported
     return write_owned(out, rel, data, owned)
 
 
@@ -167,7 +154,7 @@ class _Writer:
         self.report = report
 
     def target(self, rel: str) -> Path:
-        return _target(self.out, rel)
+        return target(self.out, rel)
 
     def fresh(self, rel: str, fingerprint: str) -> bool:
         """Whether ``rel`` is already written from the same inputs (then it is kept)."""
@@ -253,7 +240,7 @@ def _env():
 
 
 def _status_css(status: str) -> str:
-    from kb.summary import status_class
+    from kb.publish.display import status_class
 
     return status_class(status).split()[0]
 
@@ -410,7 +397,7 @@ class _Site:
         from kb.frontmatter import split_frontmatter
         from kb.publish import html as H
         from kb.publish.bibtex import venue_of
-        from kb.summary import _authors, _checks, status_mark
+        from kb.publish.display import authors_line, claim_checks, status_mark
         from kb.text import decode_note
 
         note = self.vault.note_at(path)
@@ -445,7 +432,7 @@ class _Site:
             if real is None:
                 return None
             rel = real.relative_to(self.root).as_posix()
-            site = f"files/{hashlib.blake2b(rel.encode(), digest_size=4).hexdigest()}-{_file_name(real.name)}"
+            site = f"files/{hashlib.blake2b(rel.encode(), digest_size=4).hexdigest()}-{ascii_component(real.name)}"
             files.append((site, real))
             return root + site
 
@@ -479,7 +466,7 @@ class _Site:
                     "statement": c.statement,
                     "status": status_mark(status),
                     "css": _status_css(status),
-                    "checks": _checks(st),
+                    "checks": claim_checks(st),
                     "run_id": st.get("run_id"),
                     "run_href": self.run_href(st.get("run_id"), root),
                 }
@@ -497,7 +484,7 @@ class _Site:
             generated=self.generated,
             note=note,
             paper=paper,
-            authors=_authors(note) if note.authors else "",
+            authors=authors_line(note) if note.authors else "",
             venue=venue_of(note),
             doi_url=doi_url,
             claims=claims,
@@ -526,7 +513,7 @@ class _Site:
     # -- run pages
     def _run_claim(self, c: dict) -> dict:
         """A claim a run checks, with its paper's page (found through the index's claims)."""
-        from kb.summary import status_mark
+        from kb.publish.display import status_mark
 
         for path, claims in self.claims.items():
             for claim in claims:
@@ -583,9 +570,9 @@ class _Site:
         files: list[tuple[str, Path]] = []
         for png in sorted(folder.glob("*.png"))[:20]:
             if png.is_file() and not png.is_symlink():
-                site = f"runs/{rid}/{_file_name(png.name)}"
+                site = f"runs/{rid}/{ascii_component(png.name)}"
                 files.append((site, png))
-                plots.append({"src": f"{rid}/{_file_name(png.name)}", "name": png.name})
+                plots.append({"src": f"{rid}/{ascii_component(png.name)}", "name": png.name})
         run = {
             "id": rid,
             "fields": fields,
@@ -698,7 +685,7 @@ def _export_site(vault, out: Path, statuses, runs_dir, force, workers, generated
 
     global _SITE
     started = time.perf_counter()
-    _real_folder.cache_clear()  # folders are checked again by each export
+    real_folder.cache_clear()  # folders are checked again by each export
     old = check_out_folder(out, vault.root, force)
     out.mkdir(parents=True, exist_ok=True)
     report = SiteReport(out=out)
@@ -709,7 +696,7 @@ def _export_site(vault, out: Path, statuses, runs_dir, force, workers, generated
         owned[NOTES_CACHE] = UNCHECKED
     writer = _Writer(out, old_files, report, owned)
     writer.old_extra = old
-    vault._ensure()
+    vault.ensure_index()
     runs = Path(runs_dir) if runs_dir is not None else vault.root / ".paperkb" / "runs"
     site = _Site(vault, statuses or {}, runs, generated or _dt.date.today().isoformat(), _read_cache(out, old))
     if status_of is not None:
@@ -870,8 +857,8 @@ def _search_words(text: str) -> str:
 
 
 def _write_global_pages(site: _Site, writer: _Writer) -> None:
+    from kb.publish.display import STATUS_LABEL, authors_line, status_class, status_mark
     from kb.publish.graph_draw import layout, to_svg
-    from kb.summary import STATUS_LABEL, _authors, status_class, status_mark
 
     conn = site.vault.connect()
     root = ""
@@ -915,7 +902,7 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
                 "href": href,
                 "title": n.title or path,
                 "year": n.year,
-                "authors": _authors(n) if n.authors else "",
+                "authors": authors_line(n) if n.authors else "",
                 "tags": " ".join("#" + t for t in n.tags),
                 "claims": len(claims_by_path.get(path, [])),
                 "statuses": ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)),

@@ -76,7 +76,7 @@ def index_walk(conn: sqlite3.Connection) -> str | None:
     """The digest of the vault walk the index was last found up to date with (see
     ``kb.vault.Vault.refresh_index``), or None. The index drops it whenever it changes, so a
     helper table synced at this digest still matches the index while it is the same."""
-    from kb.vault import SCAN_DIGEST_KEY
+    from kb.index import SCAN_DIGEST_KEY
 
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = ?", (SCAN_DIGEST_KEY,)).fetchone()

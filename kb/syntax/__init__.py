@@ -47,7 +47,7 @@ _DISPATCH = {
 }
 
 
-def _obsidian_inline(state: StateInline, silent: bool) -> bool:
+def obsidian_inline(state: StateInline, silent: bool) -> bool:
     rules = _DISPATCH.get(state.src[state.pos])
     if rules is None:
         return False
@@ -61,7 +61,7 @@ def obsidian_inline_plugin(md: MarkdownIt) -> None:
     """All of Obsidian's inline syntax as one markdown-it rule (before ``link``)."""
     md.inline.add_terminator_char("(")
     md.inline.add_terminator_char(")")  # see inline_fields.inline_field_plugin
-    md.inline.ruler.before("link", "obsidian_inline", _obsidian_inline)
+    md.inline.ruler.before("link", "obsidian_inline", obsidian_inline)
     md.block.ruler.before(
         "fence",
         "obsidian_comment",

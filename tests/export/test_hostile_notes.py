@@ -10,7 +10,7 @@ from exportkit import tiny_png, write
 
 from kb.publish.markdown import export_markdown
 from kb.publish.site import export_site, page_name
-from kb.summary import write_summary
+from kb.publish.summary import write_summary
 from kb.vault import Vault
 
 EVIL = '''---

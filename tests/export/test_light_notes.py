@@ -19,7 +19,7 @@ def test_light_fields_equal_sqlite_json_extract(tmp_path):
         "f.md": "",
     })
     vault = Vault(tmp_path)
-    conn = vault._ensure()
+    conn = vault.ensure_index()
     rows = conn.execute(
         "SELECT path, CAST(data AS BLOB), json_extract(data, '$.title'), json_extract(data, '$.citekey'), "
         "json_extract(data, '$.doi'), json_extract(data, '$.year'), json_extract(data, '$.frontmatter.type'), "

@@ -6,7 +6,7 @@ import json
 
 from vault_files import write
 
-from kb.export import export_json
+from kb.publish.json_export import export_json
 from kb.vault import Vault
 
 NOTE_KEYS = ["path", "title", "aliases", "citekey", "authors", "year", "tags", "frontmatter",
@@ -44,7 +44,7 @@ def test_export_shape(tmp_path):
 def test_streamed_json_is_the_export(tmp_path):
     import io
 
-    from kb.export import _umask, note_json, write_json, write_json_file
+    from kb.publish.json_export import _umask, note_json, write_json, write_json_file
 
     write(tmp_path, {
         "a/Ünïcode ✓.md": "---\nratio: 0.1\nbig: 12345678901234567890\nneg: -1.5e-7\nflag: true\nnothing:\n"
@@ -75,14 +75,14 @@ def test_streamed_json_is_the_export(tmp_path):
 def test_streamed_json_of_an_empty_vault(tmp_path):
     import io
 
-    from kb.export import write_json
+    from kb.publish.json_export import write_json
 
     buf = io.StringIO()
     write_json(Vault(tmp_path), buf)
     assert json.loads(buf.getvalue()) == {"notes": [], "problems": []}
 
 
-# ---- the fast path: stored notes decoded into the export's structs (kb.export._note_line) ----
+# ---- the fast path: stored notes decoded into the export's structs (kb.publish.json_export._note_line) ----
 def test_fast_lines_are_byte_for_byte_the_python_export(tmp_path):
     """Each line ``write_json`` writes is exactly ``json.dumps(note_json(note))`` (compact,
     non-ASCII kept): floats keep Python's spelling, huge integers and every kind of
@@ -90,7 +90,7 @@ def test_fast_lines_are_byte_for_byte_the_python_export(tmp_path):
     confuse the decoder."""
     import io
 
-    from kb.export import _python_dumps, note_json, write_json
+    from kb.publish.json_export import _python_dumps, note_json, write_json
 
     write(tmp_path, {
         "a/Ünïcode ✓.md": "---\nsmall: 1.0e-7\nlarge: 1.0e+16\nhuge: 1.5e+300\nneg: -0.0\nthird: 0.3333333333333333\n"
@@ -113,7 +113,7 @@ def test_fast_lines_are_byte_for_byte_the_python_export(tmp_path):
 
 
 def test_stored_notes_the_typed_decoder_refuses_take_the_dict_path():
-    from kb.export import _note_line
+    from kb.publish.json_export import _note_line
 
     # NaN is not JSON (msgspec refuses it); a null list; tags written with '#'
     line = _note_line(b'{"path": "a.md", "frontmatter": {"x": NaN}, "links": null, "tags": ["#a", "b"]}')
@@ -167,7 +167,7 @@ def test_fast_path_equals_the_dict_path_on_generated_notes():
     the typed decoder's line is the dict path's line, byte for byte."""
     from hypothesis import HealthCheck, given, settings
 
-    from kb.export import _note_line, _note_line_of_dict
+    from kb.publish.json_export import _note_line, _note_line_of_dict
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(_stored_note())

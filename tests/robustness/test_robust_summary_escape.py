@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from kb.model import Claim, Note, Question
-from kb.summary import render_summary
+from kb.publish.summary import render_summary
 
 RENDER = MarkdownIt("commonmark", {"html": True}).enable("table").render
 MARK = "zq"  # an attribute or tag name only the attacks below use

@@ -30,42 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from kb.model import Note
+from kb.publish.display import (
+    STATUS_LABEL,
+    STATUS_ORDER,
+    abstract_of,
+    authors_line,
+    claim_checks,
+    status_class,
+    status_mark,
+)
 from kb.publish.papers import DEFAULT_RULE, EXPORT_MARKER, Citations, PaperRule
 
-STATUS_ORDER = ("reproduced", "supported at small scale", "contradicted", "error", "needs", "unverified")
-# How a dashboard column reads in a sentence ("needs a CUDA GPU" and its kin share one column).
-STATUS_LABEL = {"needs": "need what this machine lacks"}
-_STATUS_MARK = {
-    "reproduced": "✅",
-    "supported at small scale": "🟡",
-    "supported": "🟡",
-    "contradicted": "❌",
-    "error": "⚠️",
-    "needs": "⏸️",
-    "unverified": "⬜",
-}
-AUTHORS_SHOWN = 3
 PLOT_MAX_BYTES = 3_000_000  # a plot larger than this is linked, not inlined
 PLOTS_PER_RUN = 6
 PICTURES_MAX_PAPERS = 500  # past this, a summary is a catalogue: no neighbourhood drawings
-
-
-def status_class(status: str) -> str:
-    """The dashboard column of a status string ("supported at small scale (proxy)" ->
-    "supported at small scale"); statuses no column names fall under "unverified"."""
-    s = (status or "unverified").strip().casefold()
-    for word in STATUS_ORDER:
-        if s.startswith(word):
-            return word
-    if s.startswith("supported"):
-        return "supported at small scale"
-    return "unverified"
-
-
-def status_mark(status: str) -> str:
-    s = (status or "unverified").strip()
-    mark = next((m for word, m in _STATUS_MARK.items() if s.casefold().startswith(word)), "⬜")
-    return f"{mark} {s}"
 
 
 @dataclass
@@ -82,20 +60,6 @@ class PaperSummary:
     bibtex: str = ""
     mentions: list[dict[str, Any]] = field(default_factory=list)  # links out that are not citations
     venue: str = ""
-
-
-_ABSTRACT = re.compile(r"^\s*-?\s*\*\*Abstract:?\*\*:?\s*(.*)$", re.IGNORECASE)
-
-
-def abstract_of(note: Note) -> str:
-    """The abstract line of the template's info callout, else the frontmatter ``abstract``."""
-    for callout in note.callouts:
-        for line in callout.content.splitlines():
-            m = _ABSTRACT.match(line)
-            if m and m.group(1).strip():
-                return m.group(1).strip()
-    value = note.frontmatter.get("abstract") or note.frontmatter.get("abstractNote")
-    return str(value).strip() if value else ""
 
 
 class _Md(str):
@@ -145,61 +109,6 @@ def _inline(text: Any) -> str:
     """One line of note text: no line breaks, no Markdown link syntax that could point
     elsewhere (``[x](javascript:...)`` stays text)."""
     return _Md(_md_text(" ".join(str(text).split()).replace("](", "]\u200b(")))
-
-
-def _authors(note: Note, limit: int = AUTHORS_SHOWN) -> str:
-    if not note.authors:
-        return "unknown authors"
-    if len(note.authors) <= limit:
-        return ", ".join(note.authors)
-    return ", ".join(note.authors[:limit]) + f" et al. ({len(note.authors)} authors)"
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))  # a count measured as a float: every digit matters
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _checks(st: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for c in st.get("checks") or []:
-        if not isinstance(c, dict):
-            continue
-        passed = c.get("passed")
-        out.append(
-            {
-                "name": str(c.get("name", "")),
-                "text": f"{c.get('name', '')} = {_number(c.get('value'))} {c.get('op', '')} {_number(c.get('threshold'))}".strip(),
-                "passed": passed,
-                "mark": "✓" if passed else ("✗" if passed is False else "?"),
-                "evidence": c.get("evidence") or "",
-                "scale": c.get("scale") or "",
-                "run_id": c.get("run_id"),
-            }
-        )
-    # the negative controls: a sabotaged implementation that must end contradicted
-    for c in st.get("controls") or []:
-        if not isinstance(c, dict):
-            continue
-        ok = c.get("ok")
-        verdict = c.get("verdict") or c.get("error") or "not run"
-        out.append(
-            {
-                "name": f"control {c.get('control', '')}",
-                "text": f"negative control {c.get('control', '')} ({c.get('experiment', '')}): {verdict}",
-                "passed": ok,
-                "mark": "✓" if ok else "✗",
-                "evidence": "",
-                "scale": "",
-                "run_id": c.get("run_id"),
-            }
-        )
-    return out
 
 
 def _safe_run_dir(runs_dir: Path | None, run_id: Any) -> Path | None:
@@ -269,7 +178,7 @@ def build(
                     "preset": st.get("preset"),
                     "scale": st.get("scale"),
                     "ended": st.get("ended"),
-                    "checks": _checks(st),
+                    "checks": claim_checks(st),
                     "run_dir": run_dir,
                 }
             )
@@ -465,7 +374,8 @@ def _render(
     inlined but returned as files to write into that folder, which the text links to."""
     import jinja2
 
-    from kb.publish.files import page_name, safe_file_name
+    from kb.publish.html import page_name
+    from paperkb.files import ascii_component
 
     papers = build(
         notes, statuses or {}, citations=citations, runs_dir=runs_dir, pictures=pictures, bibtex=bibtex, rule=rule
@@ -486,7 +396,7 @@ def _render(
 
     def file_name(name: str) -> str:
         """A safe name, unique in the folder (a suffix when two plots share one)."""
-        name = safe_file_name(name)
+        name = ascii_component(name)
         stem, dot, ext = name.rpartition(".")
         candidate, k = name, 1
         while candidate in assets or candidate == SUMMARY_FILES_MANIFEST:
@@ -565,7 +475,7 @@ def _render(
         fence=lambda s: _Md(re.sub(r"`{3,}|~{3,}", lambda m: "'" * len(m.group(0)), str(s)).replace("<", "&lt;")),
         tags=tags,
         urlpart=lambda s: _Md(__import__("urllib.parse").parse.quote(str(s), safe="/:;()._-")),
-        authors=_authors,
+        authors=authors_line,
         plural=_plural,
         figure=figure,
         picture=picture,
@@ -692,8 +602,7 @@ def write_with_files(output: Path, rendered: Rendered, *, files: bool = True) ->
     import json
 
     from kb.errors import PaperkbError
-    from kb.publish.files import target
-    from paperkb.files import replace_file
+    from paperkb.files import replace_file, target
 
     folder = files_folder_of(output)
     old: set[str] = set()
@@ -715,7 +624,7 @@ def write_with_files(output: Path, rendered: Rendered, *, files: bool = True) ->
             folder.mkdir(exist_ok=True)
             real = folder.resolve()
             for name, data in rendered.files.items():
-                path = target(real, name)
+                path = target(real, name, links_inside_only=True)
                 if name not in old and (path.exists() or path.is_symlink()):
                     raise PaperkbError(f"{path} was not written by paperkb: move it away to write the summary")
                 replace_file(real, path, data)
@@ -724,7 +633,7 @@ def write_with_files(output: Path, rendered: Rendered, *, files: bool = True) ->
         if folder.is_dir() and not folder.is_symlink() and (old or kept):
             real = folder.resolve()
             for name in sorted(old - kept):
-                path = target(real, name)
+                path = target(real, name, links_inside_only=True)
                 if path.is_file() or path.is_symlink():
                     path.unlink()
             replace_file(folder, manifest, json.dumps({"generator": "paperkb", "files": sorted(kept)}, indent=1) + "\n")

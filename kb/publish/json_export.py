@@ -1,14 +1,10 @@
 """``paperkb export json``: the whole vault as one JSON object.
 
-The shape is a stable contract for scripts::
+The shape is a stable contract for scripts, declared once, by the structs below (a note is an
+``ExportNote``, with ``ExportLink``, ``ExportCallout``, ``ExportQuestion`` and ``ExportClaim`` items,
+a problem an ``ExportProblem``; fields in the order they are written)::
 
-    {"notes": [{"path", "title", "aliases", "citekey", "authors", "year", "tags",
-                "frontmatter",
-                "links": [{"target", "resolved", "kind", "heading", "block", "display", "line"}],
-                "callouts": [{"type", "title", "fold", "line"}],
-                "questions": [{"text", "answered", "line"}],
-                "claims": [{"id", "statement", "experiments", "line"}]}],
-     "problems": [{"path", "line", "severity", "message"}]}
+    {"notes": [ExportNote, ...], "problems": [ExportProblem, ...]}
 
 Paths are vault-relative with forward slashes; ``resolved`` is the target's path or
 null; callout types are canonical; tags carry no ``#``; lines are 1-based, frontmatter
@@ -23,38 +19,12 @@ from typing import Any, TextIO
 
 import msgspec
 
-from kb.model import Note, json_safe
+from kb.model import Note
 
 
 def note_json(note: Note) -> dict[str, Any]:
-    return {
-        "path": note.path,
-        "title": note.title,
-        "aliases": list(note.aliases),
-        "citekey": note.citekey,
-        "authors": list(note.authors),
-        "year": note.year,
-        "tags": [t.lstrip("#") for t in note.tags],
-        "frontmatter": json_safe(note.frontmatter),
-        "links": [
-            {
-                "target": link.target,
-                "resolved": link.resolved,
-                "kind": link.kind,
-                "heading": link.heading,
-                "block": link.block,
-                "display": link.display,
-                "line": link.line,
-            }
-            for link in note.links
-        ],
-        "callouts": [{"type": c.type, "title": c.title, "fold": c.fold, "line": c.line} for c in note.callouts],
-        "questions": [{"text": q.text, "answered": q.answered, "line": q.line} for q in note.questions],
-        "claims": [
-            {"id": c.id, "statement": c.statement, "experiments": list(c.experiments), "line": c.line}
-            for c in note.claims
-        ],
-    }
+    """The export of one note of the model (what ``export_json`` lists for it)."""
+    return json.loads(_note_line_of_dict(note.to_dict()))
 
 
 def export_json(vault) -> dict[str, Any]:
@@ -62,9 +32,7 @@ def export_json(vault) -> dict[str, Any]:
     (``write_json`` writes the same as JSON without holding it all in memory.)"""
     return {
         "notes": list(iter_note_json(vault)),
-        "problems": [
-            {"path": p.path, "line": p.line, "severity": p.severity, "message": p.message} for p in vault.problems()
-        ],
+        "problems": [msgspec.structs.asdict(_problem(p)) for p in vault.problems()],
     }
 
 
@@ -76,11 +44,12 @@ def iter_note_json(vault) -> Iterator[dict[str, Any]]:
         yield loads(row)
 
 
-# The export's records, fields in the order of the output. Decoding a stored note (the
-# index's ``notes.data``, ~10 KB) into these picks the exported fields out in C and skips
-# the rest (body text, lists, tasks ...) unread; encoding them writes the compact line.
-# Every field is optional (the dict-based path below treats a missing key as null).
-class _Link(msgspec.Struct, gc=False):
+# The export's records, fields in the order of the output: the one declaration of the shape.
+# Decoding a stored note (the index's ``notes.data``, ~10 KB) into these picks the exported
+# fields out in C and skips the rest (body text, lists, tasks ...) unread; encoding them
+# writes the compact line. Every field is optional (the dict path below treats a missing key
+# as null).
+class ExportLink(msgspec.Struct, gc=False):
     target: Any = None
     resolved: Any = None
     kind: Any = None
@@ -90,27 +59,27 @@ class _Link(msgspec.Struct, gc=False):
     line: Any = None
 
 
-class _Callout(msgspec.Struct, gc=False):
+class ExportCallout(msgspec.Struct, gc=False):
     type: Any = None
     title: Any = None
     fold: Any = None
     line: Any = None
 
 
-class _Question(msgspec.Struct, gc=False):
+class ExportQuestion(msgspec.Struct, gc=False):
     text: Any = None
     answered: Any = None
     line: Any = None
 
 
-class _Claim(msgspec.Struct, gc=False):
+class ExportClaim(msgspec.Struct, gc=False):
     id: Any = None
     statement: Any = None
     experiments: Any = None
     line: Any = None
 
 
-class _ExportNote(msgspec.Struct, gc=False):
+class ExportNote(msgspec.Struct, gc=False):
     path: Any = None
     title: Any = None
     aliases: Any = None
@@ -119,10 +88,32 @@ class _ExportNote(msgspec.Struct, gc=False):
     year: Any = None
     tags: list[str] = []
     frontmatter: Any = None
-    links: list[_Link] = []
-    callouts: list[_Callout] = []
-    questions: list[_Question] = []
-    claims: list[_Claim] = []
+    links: list[ExportLink] = []
+    callouts: list[ExportCallout] = []
+    questions: list[ExportQuestion] = []
+    claims: list[ExportClaim] = []
+
+
+class ExportProblem(msgspec.Struct, gc=False):
+    path: str
+    line: int
+    severity: str
+    message: str
+
+
+# Fields written as an empty value when the stored note has none (a null or missing value).
+_EMPTY_AS: dict[str, type] = {"aliases": list, "authors": list, "frontmatter": dict}
+# The list fields whose items are records: field -> the names of the item's fields.
+_ITEM_FIELDS: dict[str, tuple[str, ...]] = {
+    "links": ExportLink.__struct_fields__,
+    "callouts": ExportCallout.__struct_fields__,
+    "questions": ExportQuestion.__struct_fields__,
+    "claims": ExportClaim.__struct_fields__,
+}
+
+
+def _problem(p: Any) -> ExportProblem:
+    return ExportProblem(p.path, p.line, p.severity, p.message)
 
 
 def _python_float(literal: str) -> msgspec.Raw:
@@ -132,7 +123,7 @@ def _python_float(literal: str) -> msgspec.Raw:
     return msgspec.Raw(repr(float(literal)).encode())
 
 
-_decode_note = msgspec.json.Decoder(_ExportNote, float_hook=_python_float).decode
+_decode_note = msgspec.json.Decoder(ExportNote, float_hook=_python_float).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -142,12 +133,9 @@ def _note_line(data: bytes) -> bytes:
         note = _decode_note(data)
     except msgspec.MsgspecError:  # not what the model writes (NaN, a null list ...)
         return _note_line_of_dict(json.loads(data))
-    if not note.aliases:
-        note.aliases = []
-    if not note.authors:
-        note.authors = []
-    if not note.frontmatter:
-        note.frontmatter = {}
+    for name, empty in _EMPTY_AS.items():
+        if not getattr(note, name):
+            setattr(note, name, empty())
     tags = note.tags
     for k, tag in enumerate(tags):
         if tag[:1] == "#":
@@ -155,30 +143,22 @@ def _note_line(data: bytes) -> bytes:
     return _encode(note)
 
 
-_LINK_KEYS = ("target", "resolved", "kind", "heading", "block", "display", "line")
 _python_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _note_line_of_dict(d: dict[str, Any]) -> bytes:
-    """``_note_line`` the slow way, for a stored note the typed decoder refuses."""
-
-    def items(key: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
-        return [{k: item.get(k) for k in keys} for item in d.get(key) or ()]
-
-    out = {
-        "path": d.get("path"),
-        "title": d.get("title"),
-        "aliases": d.get("aliases") or [],
-        "citekey": d.get("citekey"),
-        "authors": d.get("authors") or [],
-        "year": d.get("year"),
-        "tags": [t.lstrip("#") for t in d.get("tags") or ()],
-        "frontmatter": d.get("frontmatter") or {},
-        "links": items("links", _LINK_KEYS),
-        "callouts": items("callouts", ("type", "title", "fold", "line")),
-        "questions": items("questions", ("text", "answered", "line")),
-        "claims": items("claims", ("id", "statement", "experiments", "line")),
-    }
+    """``_note_line`` the slow way, for a stored note the typed decoder refuses: the same
+    fields (``ExportNote``'s), the same empty values."""
+    out: dict[str, Any] = {}
+    for name in ExportNote.__struct_fields__:
+        value = d.get(name)
+        if name in _ITEM_FIELDS:
+            value = [{k: item.get(k) for k in _ITEM_FIELDS[name]} for item in value or ()]
+        elif name == "tags":
+            value = [t.lstrip("#") for t in value or ()]
+        elif name in _EMPTY_AS and not value:
+            value = _EMPTY_AS[name]()
+        out[name] = value
     return _python_dumps(out).encode("utf-8")
 
 
@@ -190,7 +170,7 @@ def _note_rows(vault) -> Iterator[str]:
 
 def _note_lines(vault) -> Iterator[bytes]:
     """Each note's export as one line of JSON (UTF-8), sorted by path."""
-    rows = vault._ensure().execute("SELECT CAST(data AS BLOB) FROM notes ORDER BY path")
+    rows = vault.ensure_index().execute("SELECT CAST(data AS BLOB) FROM notes ORDER BY path")
     note_line = _note_line
     for (data,) in rows:
         yield note_line(data)
@@ -221,10 +201,7 @@ def write_json(vault, out: TextIO) -> None:
                 chunk = [b""]
         write(b",\n".join(chunk))
     write(b'\n],\n"problems": [')
-    problems = [
-        _encode({"path": p.path, "line": p.line, "severity": p.severity, "message": p.message})
-        for p in vault.problems()
-    ]
+    problems = [_encode(_problem(p)) for p in vault.problems()]
     if problems:
         write(b"\n" + b",\n".join(problems))
     write(b"\n]}\n")
@@ -256,7 +233,7 @@ def write_json_file(vault, path) -> None:
     from kb.errors import PaperkbError
 
     path = Path(path)
-    vault._ensure()
+    vault.ensure_index()
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     except OSError as exc:
