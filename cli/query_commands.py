@@ -63,7 +63,7 @@ def query_cmd(
 def _result_table(result) -> tuple[list[str], list[list[str]]]:
     """A query result as a header and rows of display text (TABLE as is; LIST and TASK
     as one or two columns)."""
-    from kb.query.render import _task_line, display
+    from kb.query.render import display, task_line
 
     if result.type == "table":
         header = ([result.id_header] if result.id_header else []) + list(result.headers)
@@ -75,7 +75,7 @@ def _result_table(result) -> tuple[list[str], list[list[str]]]:
     rows: list[list[str]] = []
     for r in result.rows:
         if result.type == "task":
-            rows += [[display(r.id), _task_line(m.task)[2:]] for m in (r.group if result.grouped else [r]) or []]
+            rows += [[display(r.id), task_line(m.task)[2:]] for m in (r.group if result.grouped else [r]) or []]
             continue
         cells = ([display(r.id)] if result.id_header else []) + [display(v) for v in r.values]
         if r.group is not None and result.type == "list" and not result.headers:

@@ -46,8 +46,7 @@ import orjson
 
 from kb.citing import DEFAULT_CITATION_RULE, CitationRule, load_citation_rule
 from kb.errors import VaultError
-from kb.model import _LIST_FIELDS as _NOTE_LIST_FIELDS
-from kb.model import Note, Problem, json_safe
+from kb.model import LIST_FIELDS, Note, Problem, json_safe
 from kb.prompts import DEFAULT_PROMPTS, prompts_fingerprint
 from kb.vault_prompts import load_prompts
 
@@ -214,7 +213,7 @@ def note_dict(note: Note) -> dict:
     """``note.to_dict()``, several times faster: the nested records hold only scalars and
     lists of strings, so a shallow copy of each is enough (``dataclasses.asdict`` deep-copies)."""
     d = dict(note.__dict__)
-    for name in _NOTE_LIST_FIELDS:
+    for name in LIST_FIELDS:
         d[name] = [dict(x.__dict__) for x in d[name]]
     d["frontmatter"] = json_safe(note.frontmatter)
     return d
@@ -1200,10 +1199,50 @@ def _apply(
     nonce: str,
 ) -> int:
     """Write parsed notes, drop deleted ones, re-resolve what may have changed."""
-    from kb import resolve as R
-
     changed = list(parsed) + list(deleted)
-    # Keys (file names, aliases, citekeys) that appeared or disappeared.
+    old_keys = _stored_keys(conn, changed)
+    cold = not old_keys and len(parsed) > 0 and conn.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 0
+    again: set[str] = set()
+    if not cold:
+        moved = _moved_keys(parsed, changed, old_keys, files_on_disk, stored_files, files_changed)
+        again = _linking_notes(conn, moved, changed) - set(parsed) - set(deleted)
+    # Drop old rows of changed and deleted notes (a cold build has none: its tables are
+    # empty, filled in this same transaction).
+    if not cold:
+        for table, col in (
+            ("notes", "path"),
+            ("names", "path"),
+            ("links", "src"),
+            ("problems", "path"),
+            ("tags", "path"),
+        ):
+            conn.executemany(f"DELETE FROM {table} WHERE {col}=?", [(p,) for p in changed])
+    if files_changed or stored_files != files_on_disk:
+        _write_files(conn, files_on_disk)
+    conn.executemany(
+        "INSERT INTO names(key, path, kind, label) VALUES (?, ?, ?, ?)",
+        [row for item in parsed.values() for row in item.names],
+    )
+    loaded, parse_problems = _load_notes(conn, again)
+    resolver = _resolver(conn, parsed, loaded, list(files_on_disk))
+    if loaded:
+        conn.executemany("DELETE FROM links WHERE src=?", [(p,) for p in loaded])
+        conn.executemany("DELETE FROM problems WHERE path=?", [(p,) for p in loaded])
+    if cold:
+        # Building secondary indexes once after a bulk insert is much faster than
+        # maintaining them row by row.
+        for name in _SECONDARY_INDEXES:
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
+    n_done = _write_resolved(conn, resolver, parsed, loaded, parse_problems, file_stat)
+    if cold:
+        for statement in _SCHEMA.split(";"):
+            if "CREATE INDEX" in statement:
+                conn.execute(statement)
+    return n_done
+
+
+def _stored_keys(conn: sqlite3.Connection, changed: list[str]) -> dict[str, set[str]]:
+    """The keys (file names, aliases, citekeys) the index holds for the notes in ``changed``."""
     old_keys: dict[str, set[str]] = {}
     for chunk in _batches(changed, 500):
         q = ",".join("?" * len(chunk))
@@ -1211,55 +1250,62 @@ def _apply(
             f"SELECT key, path, kind FROM names WHERE path IN ({q}) AND kind IN ('name','alias','citekey')", chunk
         ):
             old_keys.setdefault(path, set()).add(key.lstrip("@"))
-    moved_keys: set[str] = set()
+    return old_keys
+
+
+def _moved_keys(
+    parsed: dict[str, Parsed],
+    changed: list[str],
+    old_keys: dict[str, set[str]],
+    files_on_disk: dict[str, tuple[int, float]],
+    stored_files: dict[str, tuple[int, float]],
+    files_changed: bool,
+) -> set[str]:
+    """The keys that appeared or disappeared: a link by one of them may now resolve elsewhere."""
+    from kb import resolve as R
+
+    moved: set[str] = set()
     for path in changed:
         new = parsed[path].keys if path in parsed else set()
-        moved_keys |= new ^ old_keys.get(path, set())
+        moved |= new ^ old_keys.get(path, set())
     if files_changed:
         for path in files_on_disk.keys() ^ stored_files.keys():
-            moved_keys.add(R.norm(path.rsplit("/", 1)[-1]))
+            moved.add(R.norm(path.rsplit("/", 1)[-1]))
+    return moved
 
-    cold = not old_keys and len(parsed) > 0 and conn.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 0
 
-    # Which unchanged notes must be re-resolved?
-    again: set[str] = set()
-    if not cold:
-        for chunk in _batches(sorted(moved_keys), 500):
-            q = ",".join("?" * len(chunk))
-            again.update(r[0] for r in conn.execute(f"SELECT DISTINCT src FROM links WHERE key IN ({q})", chunk))
-        for chunk in _batches(changed, 500):
-            q = ",".join("?" * len(chunk))
-            again.update(r[0] for r in conn.execute(f"SELECT DISTINCT src FROM links WHERE resolved IN ({q})", chunk))
-        again -= set(parsed)
-        again -= set(deleted)
+def _linking_notes(conn: sqlite3.Connection, moved_keys: set[str], changed: list[str]) -> set[str]:
+    """The notes with a link by a moved key or to a changed note: they must be re-resolved."""
+    found: set[str] = set()
+    for chunk in _batches(sorted(moved_keys), 500):
+        q = ",".join("?" * len(chunk))
+        found.update(r[0] for r in conn.execute(f"SELECT DISTINCT src FROM links WHERE key IN ({q})", chunk))
+    for chunk in _batches(changed, 500):
+        q = ",".join("?" * len(chunk))
+        found.update(r[0] for r in conn.execute(f"SELECT DISTINCT src FROM links WHERE resolved IN ({q})", chunk))
+    return found
 
-    # Drop old rows of changed and deleted notes (a cold build has none: its tables are
-    # empty, filled in this same transaction).
-    for table, col in (("notes", "path"), ("names", "path"), ("links", "src"), ("problems", "path"), ("tags", "path")):
-        if not cold:
-            conn.executemany(f"DELETE FROM {table} WHERE {col}=?", [(p,) for p in changed])
-    if files_changed or stored_files != files_on_disk:
-        _write_files(conn, files_on_disk)
 
-    conn.executemany(
-        "INSERT INTO names(key, path, kind, label) VALUES (?, ?, ?, ?)",
-        [row for item in parsed.values() for row in item.names],
-    )
-    attachments = list(files_on_disk)
-
+def _load_notes(conn: sqlite3.Connection, paths: set[str]) -> tuple[dict[str, Note], dict[str, list[Problem]]]:
+    """The stored notes at ``paths`` and the problems their parse reported."""
     loaded: dict[str, Note] = {}
     parse_problems: dict[str, list[Problem]] = {}
-    if again:
-        for chunk in _batches(sorted(again), 500):
-            q = ",".join("?" * len(chunk))
-            for path, data in conn.execute(f"SELECT path, data FROM notes WHERE path IN ({q})", chunk):
-                loaded[path] = Note.from_dict(json.loads(data))
-            for path, line, sev, msg in conn.execute(
-                f"SELECT path, line, severity, message FROM problems WHERE source='parse' AND path IN ({q})", chunk
-            ):
-                parse_problems.setdefault(path, []).append(Problem(path, line, sev, msg))
+    for chunk in _batches(sorted(paths), 500):
+        q = ",".join("?" * len(chunk))
+        for path, data in conn.execute(f"SELECT path, data FROM notes WHERE path IN ({q})", chunk):
+            loaded[path] = Note.from_dict(json.loads(data))
+        for path, line, sev, msg in conn.execute(
+            f"SELECT path, line, severity, message FROM problems WHERE source='parse' AND path IN ({q})", chunk
+        ):
+            parse_problems.setdefault(path, []).append(Problem(path, line, sev, msg))
+    return loaded, parse_problems
 
-    # Headings and block ids of the notes in memory; others are read on demand.
+
+def _resolver(conn: sqlite3.Connection, parsed: dict[str, Parsed], loaded: dict[str, Note], attachments: list[str]):
+    """A link resolver over the index's names; the headings and block ids of the notes in
+    memory are at hand, others are read on demand."""
+    from kb import resolve as R
+
     known: dict[str, R.Anchors | None] = {path: R.Anchors(p.headings, p.blocks) for path, p in parsed.items()}
     known.update((path, R.Anchors(n.headings, {R.norm(b.id) for b in n.block_ids})) for path, n in loaded.items())
 
@@ -1276,22 +1322,45 @@ def _apply(
 
     if len(parsed) + len(loaded) <= LAZY_NAMES_MAX:
         # A small update: look names up in the index as needed instead of loading all.
-        resolver = R.Resolver.from_tables(
+        return R.Resolver.from_tables(
             {k: _SqlNames(conn, k) for k in (R.PATH, R.NAME, R.ALIAS, R.CITEKEY)}, attachments, anchors
         )
-    else:
-        resolver = R.Resolver(conn.execute("SELECT key, path, kind FROM names").fetchall(), attachments, anchors)
-    if loaded:
-        conn.executemany("DELETE FROM links WHERE src=?", [(p,) for p in loaded])
-        conn.executemany("DELETE FROM problems WHERE path=?", [(p,) for p in loaded])
-    if cold:
-        # Building secondary indexes once after a bulk insert is much faster than
-        # maintaining them row by row.
-        for name in _SECONDARY_INDEXES:
-            conn.execute(f"DROP INDEX IF EXISTS {name}")
+    return R.Resolver(conn.execute("SELECT key, path, kind FROM names").fetchall(), attachments, anchors)
 
+
+def _link_rows(path: str, links: list) -> list[tuple]:
+    """The ``links`` table's rows of one note's (resolved) links."""
+    from kb import resolve as R
+
+    return [
+        (
+            path,
+            i,
+            ln.line,
+            ln.kind,
+            ln.target,
+            R.link_key(ln.target) if ln.target else "",
+            ln.heading,
+            ln.block,
+            ln.display,
+            int(bool(ln.is_citation)),
+            ln.resolved,
+        )
+        for i, ln in enumerate(links)
+    ]
+
+
+def _write_resolved(
+    conn: sqlite3.Connection,
+    resolver,
+    parsed: dict[str, Parsed],
+    loaded: dict[str, Note],
+    parse_problems: dict[str, list[Problem]],
+    file_stat: dict[str, tuple[int, float, float, str]],
+) -> int:
+    """Resolve the links of the new notes (inserted) and of the re-resolved ones (updated),
+    500 notes at a time; returns how many notes were written."""
     todo = [(p, True) for p in parsed] + [(p, False) for p in loaded]
-    n_done = len(todo)
     for chunk in _batches(todo, 500):
         note_rows: list[tuple] = []
         link_rows: list[tuple] = []
@@ -1305,22 +1374,7 @@ def _apply(
             found = resolver.resolve_links(path, item.links)
             problem_rows.extend((p.path, p.line, p.severity, p.message, "parse") for p in own)
             problem_rows.extend((p.path, p.line, p.severity, p.message, "resolve") for p in found)
-            link_rows.extend(
-                (
-                    path,
-                    i,
-                    ln.line,
-                    ln.kind,
-                    ln.target,
-                    R.link_key(ln.target) if ln.target else "",
-                    ln.heading,
-                    ln.block,
-                    ln.display,
-                    int(bool(ln.is_citation)),
-                    ln.resolved,
-                )
-                for i, ln in enumerate(item.links)
-            )
+            link_rows.extend(_link_rows(path, item.links))
             if isinstance(item, Parsed):  # (is_new)
                 note_rows.append((path, *file_stat[path], item.finish(found)))
                 tag_rows.extend((path, tag, tag.casefold()) for tag in item.tags)
@@ -1332,8 +1386,4 @@ def _apply(
         conn.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", link_rows)
         conn.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?)", problem_rows)
         conn.executemany("INSERT INTO tags VALUES (?, ?, ?)", tag_rows)
-    if cold:
-        for statement in _SCHEMA.split(";"):
-            if "CREATE INDEX" in statement:
-                conn.execute(statement)
-    return n_done
+    return len(todo)

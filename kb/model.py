@@ -193,13 +193,13 @@ class Note:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Note:
         kw = dict(d)
-        for name, sub in _LIST_FIELDS.items():
+        for name, sub in LIST_FIELDS.items():
             kw[name] = [sub(**x) for x in kw.get(name) or []]
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in kw.items() if k in known})
 
 
-_LIST_FIELDS = {
+LIST_FIELDS = {
     "headings": Heading,
     "links": Link,
     "callouts": Callout,

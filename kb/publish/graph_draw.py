@@ -9,12 +9,54 @@ links (``href``) are only the relative page paths the caller hands in.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable
 from html import escape
 
 # The force layout is quadratic: fine up to a few hundred nodes; past that, the spiral.
 SPRING_MAX_NODES = 120
 LABEL_MAX_NODES = 60
+FONT_SIZE = 11  # px, the SVG's labels
+LABEL_MAX_CHARS = 40
+
+# Advance widths in em, each at or above the widest of DejaVu Sans, Liberation Sans/Arial and
+# Helvetica for its class of characters: a label measured with them fits whichever sans-serif
+# font the browser picks.
+_NARROW = frozenset(" ilj.,:;'|!()[]/\\-")
+_BROAD = frozenset("#+<=>^~*$_")  # as wide as a capital
+_WIDE = frozenset("mwMW@%&")
+
+
+def label_width(text: str, font_size: float = FONT_SIZE) -> float:
+    """An upper bound of ``text``'s width in px, in a sans-serif font at ``font_size``."""
+    em = 0.0
+    for ch in text:
+        if ch in _NARROW:
+            em += 0.42
+        elif ch in _WIDE:
+            em += 1.02
+        elif ch.isascii():
+            em += 0.86 if (ch.isupper() or ch.isdigit() or ch in _BROAD) else 0.7
+        elif unicodedata.combining(ch):
+            continue
+        else:  # accented letters, ligatures, "…", CJK (a full em) and emoji
+            em += 1.15
+    return em * font_size
+
+
+def _placed_label(label: str, x: float, y: float, r: float, width: int) -> tuple[str, float, str]:
+    """(text, x, text-anchor) of a node's label kept inside ``[0, width]``: to the right of
+    the node, else to its left, else shifted in; cut with "…" when even the width is short."""
+    pad, gap = 2.0, r + 3
+    short = label if len(label) <= LABEL_MAX_CHARS else label[: LABEL_MAX_CHARS - 1] + "…"
+    while len(short) > 1 and label_width(short) > width - 2 * pad:
+        short = short[:-2] + "…"
+    w = label_width(short)
+    if x + gap + w <= width - pad:
+        return short, x + gap, "start"
+    if x - gap - w >= pad:
+        return short, x - gap, "end"
+    return short, max(pad, width - pad - w), "start"
 
 
 def layout(g, seed: int = 7) -> dict[str, tuple[float, float]]:
@@ -132,7 +174,7 @@ def to_svg(
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="kb-graph" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+        f'width="{width}" height="{height}" font-family="sans-serif" font-size="{FONT_SIZE}">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#999"/></marker></defs>',
         '<g class="edges" stroke="#bbb" stroke-width="1">',
@@ -167,9 +209,10 @@ def to_svg(
             shape = f'<a href="{escape(link, quote=True)}">{shape}</a>'
         out.append(shape)
         if labels:
-            short = label if len(label) <= 40 else label[:39] + "…"
+            short, tx, anchor = _placed_label(label, x, y, r, width)
+            end = ' text-anchor="end"' if anchor == "end" else ""
             out.append(
-                f'<text x="{x + r + 3:.1f}" y="{y + 4:.1f}" fill="{"#868e96" if ghost else "#212529"}">'
+                f'<text x="{tx:.1f}" y="{y + 4:.1f}"{end} fill="{"#868e96" if ghost else "#212529"}">'
                 f"{escape(short)}</text>"
             )
     out.append("</g></svg>")

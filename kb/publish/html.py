@@ -153,7 +153,7 @@ def _wikilink(self, tokens, idx, options, env) -> str:
     href = (
         ctx.note_href(target, meta.get("heading"))
         if target
-        else ("#" + _anchor(meta.get("heading") or "") if meta.get("heading") else None)
+        else ("#" + heading_anchor(meta.get("heading") or "") if meta.get("heading") else None)
     )
     if href is None:
         return f'<span class="ghost" title="no note yet">{shown}</span>'
@@ -172,7 +172,8 @@ def page_name(path: str) -> str:
     return f"{slug}-{hashlib.blake2b(path.encode('utf-8', 'replace'), digest_size=4).hexdigest()}.html"
 
 
-def _anchor(text: str) -> str:
+def heading_anchor(text: str) -> str:
+    """The id of a heading's anchor on a page (the last part of ``Note#A#B``, slugified)."""
     from kb.parse import slugify
 
     return slugify(text.split("#")[-1]) or "top"
@@ -277,7 +278,7 @@ def _math_block(self, tokens, idx, options, env) -> str:
 def _heading_open(self, tokens, idx, options, env) -> str:
     tok = tokens[idx]
     text = tokens[idx + 1].content if idx + 1 < len(tokens) else ""
-    return f'<{tok.tag} id="{escape(_anchor(text), quote=True)}">'
+    return f'<{tok.tag} id="{escape(heading_anchor(text), quote=True)}">'
 
 
 _RULES = {

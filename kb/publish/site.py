@@ -39,6 +39,7 @@ import msgspec
 
 from kb.claims import claim_entry
 from kb.errors import PaperkbError
+from kb.model import Note
 from kb.publish.html import page_name
 from kb.publish.outdir import (
     UNCHECKED,
@@ -397,27 +398,69 @@ class _Site:
         from kb.frontmatter import split_frontmatter
         from kb.publish import html as H
         from kb.publish.bibtex import venue_of
-        from kb.publish.display import authors_line, claim_checks, status_mark
-        from kb.text import decode_note
+        from kb.publish.display import authors_line
 
         note = self.vault.note_at(path)
         root = "../"
-        source = self.root / path
         warnings: list[str] = []
         files: list[tuple[str, Path]] = []
-        try:
-            real = source.resolve()
-            if not real.is_relative_to(self.root):
-                raise OSError("outside the vault")
-            text = decode_note(real.read_bytes()).text
-        except OSError as exc:
-            warnings.append(f"{path}: cannot read: {exc}")
-            text = ""
+        text = self._note_text(path, warnings)
         raw, body_line, offset = split_frontmatter(text)
         body = text[offset:] if raw is not None else text
         if path in self.dataview or "`=" in body:
             body = self._render_queries(path, body)
-        links = {link.target: link.resolved for link in note.links}
+        ctx = self._link_context(path, {link.target: link.resolved for link in note.links}, root, warnings, files)
+        body_html = H.render(body, ctx)
+        near = self.citations.of(path)
+        doi_url = None
+        if note.doi:
+            from urllib.parse import quote
+
+            doi_url = "https://doi.org/" + quote(note.doi, safe="/:;()._-")
+        properties = [(str(k), _prop(v)) for k, v in note.frontmatter.items()][:60]
+        page = self.env.get_template("note.html").render(
+            title=note.title or note.name,
+            site_name=self.site_name,
+            root=root,
+            generated=self.generated,
+            note=note,
+            paper=path in self.citations.papers,
+            authors=authors_line(note) if note.authors else "",
+            venue=venue_of(note),
+            doi_url=doi_url,
+            claims=self._claim_rows(note, root),
+            properties=properties,
+            body=Markup(body_html),
+            cites=[{"label": c.label, "href": self.note_url(c.path, root) if c.path else None} for c in near.cites],
+            cited_by=[{"label": self.light[p].title or p, "href": self.note_url(p, root)} for p in near.cited_by],
+            mentioned_by=[
+                {"label": self.light[p].title or p, "href": self.note_url(p, root)} for p in near.mentioned_by
+            ],
+        )
+        words = _search_words((self.light[path].title or "") + " " + (note.body_text or ""))
+        return page, [w if w.startswith(path) else f"{path}: {w}" for w in warnings], files, words
+
+    def _note_text(self, path: str, warnings: list[str]) -> str:
+        """The note's text as it is on disk now (read only inside the vault); "" with a warning."""
+        from kb.text import decode_note
+
+        try:
+            real = (self.root / path).resolve()
+            if not real.is_relative_to(self.root):
+                raise OSError("outside the vault")
+            return decode_note(real.read_bytes()).text
+        except OSError as exc:
+            warnings.append(f"{path}: cannot read: {exc}")
+            return ""
+
+    def _link_context(
+        self, path: str, links: dict[str, str | None], root: str, warnings: list[str], files: list[tuple[str, Path]]
+    ):
+        """How the page of ``path`` links out: notes to their pages, attachments to copies
+        (appended to ``files``), ``![[Note]]`` inlined once."""
+        from kb.frontmatter import split_frontmatter
+        from kb.publish import html as H
+        from kb.text import decode_note
 
         def note_href(target: str, heading: str | None) -> str | None:
             resolved = links.get(target) if target in links else None
@@ -425,7 +468,7 @@ class _Site:
             if resolved is None or resolved not in self.light:
                 return None
             url = root + "notes/" + page_name(resolved)
-            return url + ("#" + H._anchor(heading) if heading else "")
+            return url + ("#" + H.heading_anchor(heading) if heading else "")
 
         def file_src(target: str, image: bool = False) -> str | None:
             real = self.file_for(target, path, image)
@@ -452,15 +495,17 @@ class _Site:
             sub = H.LinkContext(note_href=note_href, file_src=file_src, warnings=warnings, embed_depth=1)
             return H.render(inner[off:] if raw_i is not None else inner, sub)
 
-        ctx = H.LinkContext(note_href=note_href, file_src=file_src, embed_html=embed_html, warnings=warnings)
-        body_html = H.render(body, ctx)
-        paper = path in self.citations.papers
-        near = self.citations.of(path)
-        claims = []
+        return H.LinkContext(note_href=note_href, file_src=file_src, embed_html=embed_html, warnings=warnings)
+
+    def _claim_rows(self, note: Note, root: str) -> list[dict[str, Any]]:
+        """The note's claims with their status, checks and run, as the note page lists them."""
+        from kb.publish.display import claim_checks, status_mark
+
+        rows = []
         for c in note.claims:
             st = self.statuses.get(c.id) or {}
             status = str(st.get("status") or "unverified")
-            claims.append(
+            rows.append(
                 {
                     "id": c.id,
                     "statement": c.statement,
@@ -471,33 +516,7 @@ class _Site:
                     "run_href": self.run_href(st.get("run_id"), root),
                 }
             )
-        doi_url = None
-        if note.doi:
-            from urllib.parse import quote
-
-            doi_url = "https://doi.org/" + quote(note.doi, safe="/:;()._-")
-        properties = [(str(k), _prop(v)) for k, v in note.frontmatter.items()][:60]
-        page = self.env.get_template("note.html").render(
-            title=note.title or note.name,
-            site_name=self.site_name,
-            root=root,
-            generated=self.generated,
-            note=note,
-            paper=paper,
-            authors=authors_line(note) if note.authors else "",
-            venue=venue_of(note),
-            doi_url=doi_url,
-            claims=claims,
-            properties=properties,
-            body=Markup(body_html),
-            cites=[{"label": c.label, "href": self.note_url(c.path, root) if c.path else None} for c in near.cites],
-            cited_by=[{"label": self.light[p].title or p, "href": self.note_url(p, root)} for p in near.cited_by],
-            mentioned_by=[
-                {"label": self.light[p].title or p, "href": self.note_url(p, root)} for p in near.mentioned_by
-            ],
-        )
-        words = _search_words((self.light[path].title or "") + " " + (note.body_text or ""))
-        return page, [w if w.startswith(path) else f"{path}: {w}" for w in warnings], files, words
+        return rows
 
     def _render_queries(self, path: str, body: str) -> str:
         try:
@@ -704,75 +723,10 @@ def _export_site(vault, out: Path, statuses, runs_dir, force, workers, generated
     # the date is in every page's footer: a new day alone must not rewrite every page
     site.generated = generated or _dt.date.today().isoformat()
 
-    # assets
     for asset in sorted((HERE / "assets").iterdir()):
         writer.copy(f"assets/{asset.name}", _hash(site.code, asset.name), asset)
-
-    # note pages: only those whose inputs changed
-    todo = []
-    for path in sorted(site.light):
-        fp = site.note_fingerprint(path)
-        rel = f"notes/{page_name(path)}"
-        if not writer.fresh(rel, fp):
-            todo.append((path, rel, fp))
-    report.pages = len(site.light)
-    site.out = writer.out
-    site.owned = writer.owned
-    fps = {p: (rel, fp) for p, rel, fp in todo}
-    # which attachment files each page uses: those of a deleted note's page go with it
-    old_uses = old.get("uses") if isinstance(old.get("uses"), dict) else None
-    uses: dict[str, list[str]] = {}
-    for path, warnings, files, words, digest in _render_all(site, [p for p, _, _ in todo], workers, progress):
-        rel, fp = fps[path]
-        writer.written(rel, fp, digest)
-        if words is not None:
-            site.words[path] = words
-        report.warnings.extend(warnings)
-        if files:
-            uses[path] = sorted({site_rel for site_rel, _ in files})
-        for site_rel, source in files:
-            src = Path(source)
-            try:
-                st = src.stat()
-            except OSError:
-                continue
-            writer.copy(site_rel, _hash(str(src), st.st_size, st.st_mtime_ns), src)
-    # attachments used by unchanged pages stay: carry their entries over (a manifest
-    # written before uses were recorded: every attachment it lists)
-    if old_uses is None:
-        kept = {rel for rel in writer.old if rel.startswith("files/")}
-    else:
-        kept = set()
-        for path in site.light:
-            if path not in fps and isinstance(old_uses.get(path), list):
-                uses[path] = old_uses[path]
-                kept.update(old_uses[path])
-    for rel in kept:
-        kept_fp = writer.old.get(rel)
-        if isinstance(rel, str) and kept_fp is not None and rel not in writer.new and (out / rel).is_file():
-            writer.keep(rel, kept_fp)
-    writer.extra["uses"] = uses
-
-    # run pages
-    for rid, folder in site.runs.items():
-        try:
-            stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())[:200]]
-        except OSError:
-            stamp = []
-        fp = _hash(
-            site.code, stamp, {k: v for k, v in site.statuses.items() if isinstance(v, dict) and v.get("run_id") == rid}
-        )
-        if writer.fresh(f"runs/{rid}.html", fp):
-            for rel, ofp in writer.old.items():
-                if rel.startswith(f"runs/{rid}/"):
-                    writer.keep(rel, ofp)
-            continue
-        page, files = site.render_run(rid, folder)
-        writer.write(f"runs/{rid}.html", fp, page)
-        for site_rel, src in files:
-            st = src.stat()
-            writer.copy(site_rel, _hash(str(src), st.st_size, st.st_mtime_ns), src)
-
+    _write_note_pages(site, writer, old, workers, progress)
+    _write_run_pages(site, writer)
     _write_global_pages(site, writer)
     _write_cache(writer.out, site.cache, writer.owned)
     writer.finish()
@@ -856,17 +810,98 @@ def _search_words(text: str) -> str:
     return " ".join(seen)
 
 
-def _write_global_pages(site: _Site, writer: _Writer) -> None:
-    from kb.publish.display import STATUS_LABEL, authors_line, status_class, status_mark
-    from kb.publish.graph_draw import layout, to_svg
+def _write_note_pages(site: _Site, writer: _Writer, old: dict[str, Any], workers, progress) -> None:
+    """The note pages whose inputs changed (rendered by workers), the attachments they use,
+    and the attachments of unchanged pages carried over."""
+    report = writer.report
+    todo = []
+    for path in sorted(site.light):
+        fp = site.note_fingerprint(path)
+        rel = f"notes/{page_name(path)}"
+        if not writer.fresh(rel, fp):
+            todo.append((path, rel, fp))
+    report.pages = len(site.light)
+    site.out = writer.out
+    site.owned = writer.owned
+    fps = {p: (rel, fp) for p, rel, fp in todo}
+    # which attachment files each page uses: those of a deleted note's page go with it
+    old_uses = old.get("uses") if isinstance(old.get("uses"), dict) else None
+    uses: dict[str, list[str]] = {}
+    for path, warnings, files, words, digest in _render_all(site, [p for p, _, _ in todo], workers, progress):
+        rel, fp = fps[path]
+        writer.written(rel, fp, digest)
+        if words is not None:
+            site.words[path] = words
+        report.warnings.extend(warnings)
+        if files:
+            uses[path] = sorted({site_rel for site_rel, _ in files})
+        for site_rel, source in files:
+            src = Path(source)
+            try:
+                st = src.stat()
+            except OSError:
+                continue
+            writer.copy(site_rel, _hash(str(src), st.st_size, st.st_mtime_ns), src)
+    _keep_attachments(site, writer, old_uses, fps, uses)
+    writer.extra["uses"] = uses
 
-    conn = site.vault.connect()
-    root = ""
+
+def _keep_attachments(
+    site: _Site, writer: _Writer, old_uses: dict | None, rendered: dict, uses: dict[str, list[str]]
+) -> None:
+    """Attachments used by unchanged pages stay: carry their entries over (a manifest
+    written before uses were recorded: every attachment it lists)."""
+    if old_uses is None:
+        kept = {rel for rel in writer.old if rel.startswith("files/")}
+    else:
+        kept = set()
+        for path in site.light:
+            if path not in rendered and isinstance(old_uses.get(path), list):
+                uses[path] = old_uses[path]
+                kept.update(old_uses[path])
+    for rel in kept:
+        kept_fp = writer.old.get(rel)
+        if isinstance(rel, str) and kept_fp is not None and rel not in writer.new and (writer.out / rel).is_file():
+            writer.keep(rel, kept_fp)
+
+
+def _write_run_pages(site: _Site, writer: _Writer) -> None:
+    """A page per run whose files or claim statuses changed, with its plots."""
+    for rid, folder in site.runs.items():
+        try:
+            stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())[:200]]
+        except OSError:
+            stamp = []
+        fp = _hash(
+            site.code, stamp, {k: v for k, v in site.statuses.items() if isinstance(v, dict) and v.get("run_id") == rid}
+        )
+        if writer.fresh(f"runs/{rid}.html", fp):
+            for rel, ofp in writer.old.items():
+                if rel.startswith(f"runs/{rid}/"):
+                    writer.keep(rel, ofp)
+            continue
+        page, files = site.render_run(rid, folder)
+        writer.write(f"runs/{rid}.html", fp, page)
+        for site_rel, src in files:
+            st = src.stat()
+            writer.copy(site_rel, _hash(str(src), st.st_size, st.st_mtime_ns), src)
+
+
+def _write_global_pages(site: _Site, writer: _Writer) -> None:
+    """The index page, the search index and the citation graph's page."""
+    _write_index_page(site, writer)
+    _write_search_index(site, writer)
+    _write_graph_page(site, writer)
+
+
+def _index_tables(site: _Site, root: str) -> tuple[list[dict], list[dict], list[dict], dict[str, int]]:
+    """The index page's papers, claims and other notes, and how many claims have each status."""
+    from kb.publish.display import authors_line, status_class, status_mark
+
     # a handful of distinct statuses among 10,000s of claims: label each once
     status_class = functools.lru_cache(maxsize=None)(status_class)
     status_mark = functools.lru_cache(maxsize=None)(status_mark)
     status_css = functools.lru_cache(maxsize=None)(_status_css)
-    # index data
     claims_by_path = site.claims
     # the first few authors and how many there are: enough for "A, B, C et al. (n authors)"
     authors_by_path = {p: e.authors for p, e in site.extra.items()}
@@ -908,12 +943,19 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
                 "statuses": ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)),
             }
         )
+    return papers, claims, others, totals
+
+
+def _write_index_page(site: _Site, writer: _Writer) -> None:
+    from kb.publish.display import STATUS_LABEL
+
+    root = ""
+    papers, claims, others, totals = _index_tables(site, root)
     status_line = ", ".join(f"{v} {STATUS_LABEL.get(k, k)}" for k, v in sorted(totals.items())) or "none checked"
     runs = [{"id": rid, "href": f"runs/{rid}.html", "label": ""} for rid in sorted(site.runs, reverse=True)[:500]]
-    env = site.env
     fp = _hash_tables(site.code, site.generated, papers, claims, others, status_line, runs)
     if not writer.fresh("index.html", fp):
-        index = env.get_template("index.html").render(
+        index = site.env.get_template("index.html").render(
             title="Index",
             site_name=site.site_name,
             root=root,
@@ -927,11 +969,13 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
         )
         writer.write("index.html", fp, index)
 
-    # search index: titles and the distinct words of each note's text
-    # a note's words are kept in the manifest with its content hash: only changed notes are read again
+
+def _search_words_of(site: _Site, writer: _Writer) -> dict[str, list[Any]]:
+    """path -> [content hash, its distinct words]. A note's words are kept in the manifest
+    with its content hash: only changed notes are read again."""
     old_search = writer.old_extra.get("search")
     old_words: dict[str, Any] = old_search if isinstance(old_search, dict) else {}
-    search_words: dict[str, list[Any]] = {}  # path -> [content hash, its words]
+    search_words: dict[str, list[Any]] = {}
     todo = []
     for path in site.light:
         cached = old_words.get(path)
@@ -941,6 +985,7 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
             search_words[path] = cached
         else:
             todo.append(path)
+    conn = site.vault.connect()
     for chunk in [todo[i : i + 500] for i in range(0, len(todo), 500)]:
         marks = ",".join("?" * len(chunk))
         for path, body in conn.execute(
@@ -950,11 +995,17 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
                 site.hashes.get(path),
                 _search_words((site.light[path].title or "") + " " + (body or "")),
             ]
+    return search_words
+
+
+def _write_search_index(site: _Site, writer: _Writer) -> None:
+    """The search index: titles and the distinct words of each note's text."""
+    search_words = _search_words_of(site, writer)
     writer.extra["search"] = search_words
     docs = []
     for path in sorted(site.light):
         n = site.light[path]
-        docs.append({"t": n.title or path, "u": site.note_url(path, root), "x": search_words.get(path, ["", ""])[1]})
+        docs.append({"t": n.title or path, "u": site.note_url(path, ""), "x": search_words.get(path, ["", ""])[1]})
     search_js = (
         "window.PAPERKB_SEARCH = "
         + json.dumps(docs, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
@@ -964,8 +1015,15 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
     if not writer.fresh("search-index.js", fp):
         writer.write("search-index.js", fp, search_js)
 
-    # graph: papers and ghosts, drawn once here; the layout is the slow part, so it is
-    # skipped when the graph itself did not change
+
+def _write_graph_page(site: _Site, writer: _Writer) -> None:
+    """Papers and ghosts, drawn once here; the layout is the slow part, so it is skipped
+    when the graph itself did not change."""
+    from markupsafe import Markup
+
+    from kb.publish.graph_draw import layout, to_svg
+
+    root = ""
     cites = site.citations
     structure = _hash_tables(
         [(p, site.light[p].title, [(c.key, c.path) for c in cites.of(p).cites]) for p in sorted(cites.papers)]
@@ -981,9 +1039,7 @@ def _write_global_pages(site: _Site, writer: _Writer) -> None:
             height=900,
         )
         ghosts = sum(1 for _, k in g.nodes(data="kind") if k == "ghost")
-        from markupsafe import Markup
-
-        page = env.get_template("graph.html").render(
+        page = site.env.get_template("graph.html").render(
             title="Citation graph",
             site_name=site.site_name,
             root=root,

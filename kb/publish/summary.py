@@ -372,48 +372,107 @@ def _render(
 ) -> Rendered:
     """``render_summary``; with ``files_folder`` (Markdown only) the pictures are not
     inlined but returned as files to write into that folder, which the text links to."""
-    import jinja2
-
-    from kb.publish.html import page_name
-    from paperkb.files import ascii_component
-
     papers = build(
         notes, statuses or {}, citations=citations, runs_dir=runs_dir, pictures=pictures, bibtex=bibtex, rule=rule
     )
     totals: Counter = Counter()
     for p in papers:
         totals.update(p.status_counts)
-    total_claims = sum(totals.values())
-    status_line = ", ".join(f"{totals[s]} {STATUS_LABEL.get(s, s)}" for s in STATUS_ORDER if totals[s])
-    open_questions = sum(1 for p in papers for q in p.note.questions if q.open)
-    figures: list[str] = []  # HTML for each placeholder (html output)
     html = fmt == "html"
-    out_dir = Path(output_dir) if output_dir is not None else None
-
-    as_files = files_folder is not None and not html
     runs = Path(runs_dir) if runs_dir is not None else None
-    assets: dict[str, bytes] = {}
+    figures = _Figures(html, files_folder if files_folder is not None and not html else None, runs)
+    out_dir = Path(output_dir) if output_dir is not None else None
+    text = (
+        _template_env()
+        .from_string(_TEMPLATE)
+        .render(
+            papers=papers,
+            vault_name=vault_name,
+            total_claims=sum(totals.values()),
+            status_line=", ".join(f"{totals[s]} {STATUS_LABEL.get(s, s)}" for s in STATUS_ORDER if totals[s]),
+            open_questions=sum(1 for p in papers for q in p.note.questions if q.open),
+            generated=generated or _dt.date.today().isoformat(),
+            dashboard=dashboard,
+            standalone=html,
+            marker=EXPORT_MARKER,
+            cell=_cell,
+            inline=_inline,
+            code=_code,
+            fence=lambda s: _Md(re.sub(r"`{3,}|~{3,}", lambda m: "'" * len(m.group(0)), str(s)).replace("<", "&lt;")),
+            tags=lambda ts: _Md(" ".join("`#" + _code(t) + "`" for t in ts)),
+            urlpart=lambda s: _Md(__import__("urllib.parse").parse.quote(str(s), safe="/:;()._-")),
+            authors=authors_line,
+            plural=_plural,
+            figure=figures.figure,
+            picture=figures.picture,
+            run_link=lambda run_dir: _run_link(run_dir, out_dir),
+        )
+    )
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    if not html:
+        return Rendered(text, figures.assets)
+    return Rendered(_html_page(text, figures.html_figures, vault_name))
 
-    def file_name(name: str) -> str:
+
+def _template_env():
+    """The summary template's environment: every value printed is text (``_no_html``)
+    unless this module built it as Markdown."""
+    import jinja2
+
+    env = jinja2.Environment(
+        autoescape=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined, finalize=_no_html
+    )
+    env.filters["cell"] = _cell
+    return env
+
+
+def _run_link(run_dir: Path, out_dir: Path | None) -> str:
+    """A run's folder as a link, relative to the summary's folder where it can be."""
+    from urllib.parse import quote
+
+    target = run_dir
+    if out_dir is not None:
+        try:
+            target = Path(os.path.relpath(run_dir, out_dir))
+        except ValueError:
+            pass
+    return _Md(quote(target.as_posix() + "/"))
+
+
+class _Figures:
+    """The summary's pictures (run plots, citation neighbourhoods): inlined as data URIs,
+    placeholders for the HTML page's own figures (``html``), or files to write into the
+    folder ``files_folder`` beside the Markdown (``assets``), which the text links to."""
+
+    def __init__(self, html: bool, files_folder: str | None, runs: Path | None) -> None:
+        self.html = html
+        self.files_folder = files_folder
+        self.runs = runs
+        self.assets: dict[str, bytes] = {}
+        self.html_figures: list[str] = []  # HTML for each placeholder (html output)
+
+    def file_name(self, name: str) -> str:
         """A safe name, unique in the folder (a suffix when two plots share one)."""
+        from paperkb.files import ascii_component
+
         name = ascii_component(name)
         stem, dot, ext = name.rpartition(".")
         candidate, k = name, 1
-        while candidate in assets or candidate == SUMMARY_FILES_MANIFEST:
+        while candidate in self.assets or candidate == SUMMARY_FILES_MANIFEST:
             k += 1
             candidate = f"{stem}-{k}.{ext}" if dot else f"{name}-{k}"
         return candidate
 
-    def link(name: str) -> str:
+    def link(self, name: str) -> str:
         from urllib.parse import quote
 
-        return quote(f"{files_folder}/{name}")
+        return quote(f"{self.files_folder}/{name}")
 
-    def placeholder(markup: str) -> str:
-        figures.append(markup)
-        return f"PAPERKBFIGURE{len(figures) - 1}X"
+    def placeholder(self, markup: str) -> str:
+        self.html_figures.append(markup)
+        return f"PAPERKBFIGURE{len(self.html_figures) - 1}X"
 
-    def figure(plot: dict[str, Any]) -> str:
+    def figure(self, plot: dict[str, Any]) -> str:
         path: Path = plot["path"]
         caption = f"run {plot['run_id']}: {plot['name']}"
         try:
@@ -422,69 +481,29 @@ def _render(
             data = None
         if data is None or not data.startswith(b"\x89PNG"):
             return _Md(f"_{_inline(caption)} (not inlined)_")
-        if as_files:
+        if self.files_folder is not None:
+            runs = self.runs
             rel = os.path.relpath(path, runs / str(plot["run_id"])) if runs is not None else path.name
-            name = file_name(f"{plot['run_id']}-{rel}")
-            assets[name] = data
-            return _Md(f"![{_cell(caption).replace(']', '')}]({link(name)})")
+            name = self.file_name(f"{plot['run_id']}-{rel}")
+            self.assets[name] = data
+            return _Md(f"![{_cell(caption).replace(']', '')}]({self.link(name)})")
         uri = _data_uri(data, "image/png")
-        if html:
-            return placeholder(
+        if self.html:
+            return self.placeholder(
                 f'<figure><img alt="{escape(caption)}" src="{uri}"><figcaption>{escape(caption)}</figcaption></figure>'
             )
         return _Md(f"![{_cell(caption).replace(']', '')}]({uri})")
 
-    def picture(p: PaperSummary) -> str:
-        if html:
-            return placeholder(f'<figure class="neighbourhood">{p.picture}</figure>')
-        if as_files:
-            name = file_name("neighbourhood-" + page_name(p.note.path).removesuffix(".html") + ".svg")
-            assets[name] = p.picture.encode("utf-8")
-            return _Md(f"![citation neighbourhood]({link(name)})")
+    def picture(self, p: PaperSummary) -> str:
+        from kb.publish.html import page_name
+
+        if self.html:
+            return self.placeholder(f'<figure class="neighbourhood">{p.picture}</figure>')
+        if self.files_folder is not None:
+            name = self.file_name("neighbourhood-" + page_name(p.note.path).removesuffix(".html") + ".svg")
+            self.assets[name] = p.picture.encode("utf-8")
+            return _Md(f"![citation neighbourhood]({self.link(name)})")
         return _Md(f"![citation neighbourhood]({_data_uri(p.picture.encode('utf-8'), 'image/svg+xml')})")
-
-    def run_link(run_dir: Path) -> str:
-        target = run_dir
-        if out_dir is not None:
-            try:
-                target = Path(os.path.relpath(run_dir, out_dir))
-            except ValueError:
-                pass
-        from urllib.parse import quote
-
-        return _Md(quote(target.as_posix() + "/"))
-
-    env = jinja2.Environment(
-        autoescape=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined, finalize=_no_html
-    )
-    env.filters["cell"] = _cell
-    tags = lambda ts: _Md(" ".join("`#" + _code(t) + "`" for t in ts))
-    text = env.from_string(_TEMPLATE).render(
-        papers=papers,
-        vault_name=vault_name,
-        total_claims=total_claims,
-        status_line=status_line,
-        open_questions=open_questions,
-        generated=generated or _dt.date.today().isoformat(),
-        dashboard=dashboard,
-        standalone=html,
-        marker=EXPORT_MARKER,
-        cell=_cell,
-        inline=_inline,
-        code=_code,
-        fence=lambda s: _Md(re.sub(r"`{3,}|~{3,}", lambda m: "'" * len(m.group(0)), str(s)).replace("<", "&lt;")),
-        tags=tags,
-        urlpart=lambda s: _Md(__import__("urllib.parse").parse.quote(str(s), safe="/:;()._-")),
-        authors=authors_line,
-        plural=_plural,
-        figure=figure,
-        picture=picture,
-        run_link=run_link,
-    )
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    if not html:
-        return Rendered(text, assets)
-    return Rendered(_html_page(text, figures, vault_name))
 
 
 def _html_page(markdown: str, figures: list[str], title: str) -> str:

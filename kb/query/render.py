@@ -55,7 +55,7 @@ def _cell(v: Any) -> str:
     return display(v).replace("|", "\\|").replace("\n", " ")
 
 
-def _task_line(task: dict[str, Any] | None) -> str:
+def task_line(task: dict[str, Any] | None) -> str:
     if not task:
         return "- [ ] "
     return f"- [{task.get('status', ' ') or ' '}] {task.get('text', '')}"
@@ -101,7 +101,7 @@ def to_markdown(result: Result) -> str:
     if result.grouped:
         for r in result.rows:
             lines.append(f"{display(r.id)}\n")
-            lines += [_task_line(m.task) for m in r.group or []]
+            lines += [task_line(m.task) for m in r.group or []]
             lines.append("")
     else:
         last = None
@@ -111,7 +111,7 @@ def to_markdown(result: Result) -> str:
                     lines.append("")
                 lines.append(f"{display(r.id)}\n")
                 last = r.path
-            lines.append(_task_line(r.task))
+            lines.append(task_line(r.task))
     return "\n".join(lines).rstrip("\n") + "\n" if lines else ""
 
 
@@ -218,7 +218,7 @@ def print_rich(result: Result, console: Any = None) -> None:
         if result.type == "task":
             members = r.group if result.grouped else [r]
             for m in members or []:
-                table.add_row(Text(display(r.id)), Text(_task_line(m.task)[2:]))
+                table.add_row(Text(display(r.id)), Text(task_line(m.task)[2:]))
             continue
         cells = ([display(r.id)] if result.id_header else []) + [display(v) for v in r.values]
         if r.group is not None and result.type == "list" and not result.headers:
