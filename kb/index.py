@@ -433,7 +433,8 @@ def _os_reason(exc: OSError) -> str:
     return (exc.strerror or str(exc) or "unknown error").lower()
 
 
-def _batches(items: list, size: int) -> Iterator[list]:
+def batches(items: list, size: int = 500) -> Iterator[list]:
+    """``items`` in lists of ``size``: SQLite takes a bounded number of ``?`` in one ``IN (...)``."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -1053,7 +1054,7 @@ def _read_and_parse(
     results: list[tuple] = []
     if not parallel:
         with _Bar(show_bar, len(todo)) as bar:
-            for batch in _batches(todo, BATCH_SIZE):
+            for batch in batches(todo, BATCH_SIZE):
                 results.extend(_parse_batch(root, batch, nonce))
                 bar.advance(len(batch))
         return results
@@ -1076,9 +1077,9 @@ def _read_and_parse(
     ) as pool:
         # map() submits every batch (and forks the workers) before the progress bar's
         # refresh thread starts: no thread is running when we fork.
-        batches = pool.map(_parse_batch, [root] * n_batches, _batches(todo, BATCH_SIZE), [nonce] * n_batches)
+        parsed_batches = pool.map(_parse_batch, [root] * n_batches, batches(todo, BATCH_SIZE), [nonce] * n_batches)
         with _Bar(show_bar, len(todo)) as bar:
-            for batch_result in batches:
+            for batch_result in parsed_batches:
                 results.extend(batch_result)
                 bar.advance(len(batch_result))
     return results
@@ -1244,7 +1245,7 @@ def _apply(
 def _stored_keys(conn: sqlite3.Connection, changed: list[str]) -> dict[str, set[str]]:
     """The keys (file names, aliases, citekeys) the index holds for the notes in ``changed``."""
     old_keys: dict[str, set[str]] = {}
-    for chunk in _batches(changed, 500):
+    for chunk in batches(changed, 500):
         q = ",".join("?" * len(chunk))
         for key, path, _kind in conn.execute(
             f"SELECT key, path, kind FROM names WHERE path IN ({q}) AND kind IN ('name','alias','citekey')", chunk
@@ -1277,10 +1278,10 @@ def _moved_keys(
 def _linking_notes(conn: sqlite3.Connection, moved_keys: set[str], changed: list[str]) -> set[str]:
     """The notes with a link by a moved key or to a changed note: they must be re-resolved."""
     found: set[str] = set()
-    for chunk in _batches(sorted(moved_keys), 500):
+    for chunk in batches(sorted(moved_keys), 500):
         q = ",".join("?" * len(chunk))
         found.update(r[0] for r in conn.execute(f"SELECT DISTINCT src FROM links WHERE key IN ({q})", chunk))
-    for chunk in _batches(changed, 500):
+    for chunk in batches(changed, 500):
         q = ",".join("?" * len(chunk))
         found.update(r[0] for r in conn.execute(f"SELECT DISTINCT src FROM links WHERE resolved IN ({q})", chunk))
     return found
@@ -1290,7 +1291,7 @@ def _load_notes(conn: sqlite3.Connection, paths: set[str]) -> tuple[dict[str, No
     """The stored notes at ``paths`` and the problems their parse reported."""
     loaded: dict[str, Note] = {}
     parse_problems: dict[str, list[Problem]] = {}
-    for chunk in _batches(sorted(paths), 500):
+    for chunk in batches(sorted(paths), 500):
         q = ",".join("?" * len(chunk))
         for path, data in conn.execute(f"SELECT path, data FROM notes WHERE path IN ({q})", chunk):
             loaded[path] = Note.from_dict(json.loads(data))
@@ -1361,7 +1362,7 @@ def _write_resolved(
     """Resolve the links of the new notes (inserted) and of the re-resolved ones (updated),
     500 notes at a time; returns how many notes were written."""
     todo = [(p, True) for p in parsed] + [(p, False) for p in loaded]
-    for chunk in _batches(todo, 500):
+    for chunk in batches(todo, 500):
         note_rows: list[tuple] = []
         link_rows: list[tuple] = []
         problem_rows: list[tuple] = []

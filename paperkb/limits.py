@@ -61,12 +61,12 @@ def check_memory(estimate: int, limit: int | None, what: str) -> None:
     if estimate > cap:
         source = "--max-memory" if limit is not None else "this machine's memory"
         raise PaperkbError(
-            f"{what} would need about {_human(estimate)} of memory, more than {source} ({_human(cap)}): "
+            f"{what} would need about {human_bytes(estimate)} of memory, more than {source} ({human_bytes(cap)}): "
             "refused before starting (smaller parameters, or a larger --max-memory)"
         )
 
 
-def _human(n: int) -> str:
+def human_bytes(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

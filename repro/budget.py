@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from paperkb.limits import _human, machine_memory
+from paperkb.limits import human_bytes, machine_memory
 
 # a preset without its own timeout ends after this long (seconds), by scale
 DEFAULT_TIMEOUT_S = {"smoke": 1800.0, "full": 6 * 3600.0, "paper": 24 * 3600.0}
@@ -122,13 +122,13 @@ def memory_refusal(experiment: str, params: dict[str, Any], device: str, max_mem
     need = estimate_bytes(experiment, params)
     if max_memory is not None and need > max_memory:
         return (
-            f"these parameters need about {_human(need)} of memory, more than --max-memory ({_human(max_memory)}); "
+            f"these parameters need about {human_bytes(need)} of memory, more than --max-memory ({human_bytes(max_memory)}); "
             "refused before starting"
         )
     if device == "cpu" and max_memory is None and need > machine_memory():
         return (
-            f"these parameters need about {_human(need)} of memory, more than this machine has "
-            f"({_human(machine_memory())}); refused before starting"
+            f"these parameters need about {human_bytes(need)} of memory, more than this machine has "
+            f"({human_bytes(machine_memory())}); refused before starting"
         )
     return None
 

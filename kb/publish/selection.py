@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from kb.index import batches
 from kb.model import Note
 
 
@@ -136,11 +137,6 @@ def _sql_value(value: Any) -> Any:
     return value
 
 
-def _chunks(items: list[str], n: int = 500):
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
-
-
 def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
     """Every note (or the notes at ``paths``) with only what the paper rule and the citation
     graph need: path, title, citekey, DOI, year, tags, links (resolved) and of the
@@ -149,7 +145,7 @@ def light_notes(vault, paths: Iterable[str] | None = None) -> list[Note]:
     if paths is None:
         wheres: list[tuple[str, tuple]] = [("", ())]
     else:
-        wheres = [(f" WHERE {{col}} IN ({','.join('?' * len(c))})", tuple(c)) for c in _chunks(sorted(set(paths)))]
+        wheres = [(f" WHERE {{col}} IN ({','.join('?' * len(c))})", tuple(c)) for c in batches(sorted(set(paths)))]
     tags: dict[str, list[str]] = {}
     links: dict[str, list] = {}
     rows = []
@@ -230,7 +226,7 @@ def site_notes(vault, cache: Any = None) -> tuple[list[Note], dict[str, SiteExtr
             entries[path] = entry
         else:
             todo.append(path)
-    for chunk in _chunks(sorted(todo)):
+    for chunk in batches(sorted(todo)):
         marks = ",".join("?" * len(chunk))
         tags: dict[str, list[str]] = {}
         for path, tag in conn.execute(f"SELECT path, tag FROM tags WHERE path IN ({marks}) ORDER BY rowid", chunk):
@@ -263,7 +259,7 @@ def neighbourhood_paths(vault, paths: Iterable[str]) -> set[str]:
     what the notes at ``paths`` cite and who cites or mentions them."""
     conn = vault.ensure_index()
     near = set(paths)
-    for chunk in _chunks(sorted(near)):
+    for chunk in batches(sorted(near)):
         marks = ",".join("?" * len(chunk))
         near.update(
             p

@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kb.index import batches
 from kb.query.pages import Page, tag_levels
 from kb.query.tables import (
-    _chunks,
     index_stamp,
     index_walk,
     note_dicts,
@@ -414,7 +414,7 @@ class IndexCorpus(Corpus):
                 # the index re-resolves the links of notes that did not change (same hash,
                 # other data) when a note they link to changes, appears or goes: redo them too
                 redo = changed + self._relinked(gone + changed, current)
-                for chunk in _chunks(gone + redo, 500):
+                for chunk in batches(gone + redo, 500):
                     marks = ",".join("?" * len(chunk))
                     for table in _HELPER_TABLES:
                         c.execute(f"DELETE FROM {table} WHERE path IN ({marks})", chunk)
@@ -437,7 +437,7 @@ class IndexCorpus(Corpus):
         index now resolves to a touched note."""
         c = self.conn
         targets = {p.casefold() for p in touched}
-        for chunk in _chunks(touched, 500):
+        for chunk in batches(touched, 500):
             marks = ",".join("?" * len(chunk))
             targets.update(r[0] for r in c.execute(f"SELECT name FROM query_names WHERE path IN ({marks})", chunk))
             for path, blob in c.execute(f"SELECT path, data FROM notes WHERE path IN ({marks})", chunk):
@@ -448,11 +448,11 @@ class IndexCorpus(Corpus):
                 d["path"] = path
                 targets.update(name_keys(d))
         found: set[str] = set()
-        for chunk in _chunks(sorted(targets), 500):
+        for chunk in batches(sorted(targets), 500):
             marks = ",".join("?" * len(chunk))
             found.update(r[0] for r in c.execute(f"SELECT path FROM query_links WHERE target IN ({marks})", chunk))
         try:
-            for chunk in _chunks(touched, 500):
+            for chunk in batches(touched, 500):
                 marks = ",".join("?" * len(chunk))
                 found.update(r[0] for r in c.execute(f"SELECT src FROM links WHERE resolved IN ({marks})", chunk))
         except sqlite3.OperationalError:  # an index without a links table
@@ -505,7 +505,7 @@ class IndexCorpus(Corpus):
         other: set[str] = set()
         step = self._max_vars() - 1
         for name in names:
-            for chunk in _chunks(paths, step):
+            for chunk in batches(paths, step):
                 marks = ",".join("?" * len(chunk))
                 # (the planner would look the hash up through the primary key and the row: the
                 # covering index answers it alone, in half the time)
@@ -525,7 +525,7 @@ class IndexCorpus(Corpus):
             from kb.query.pages import Page
 
             fresh: list[tuple] = []
-            for chunk in _chunks(todo, step):
+            for chunk in batches(todo, step):
                 marks = ",".join("?" * len(chunk))
                 for path, h, blob in c.execute(
                     f"SELECT path, hash, slim FROM query_meta WHERE path IN ({marks})", chunk
@@ -555,7 +555,7 @@ class IndexCorpus(Corpus):
     def _load(self, paths: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         rows: list = []
-        for chunk in _chunks(paths, self._max_vars()):
+        for chunk in batches(paths, self._max_vars()):
             marks = ",".join("?" * len(chunk))
             rows += self.conn.execute(f"SELECT path, slim FROM query_meta WHERE path IN ({marks})", chunk).fetchall()
         for path, blob in rows:
@@ -579,7 +579,7 @@ class IndexCorpus(Corpus):
     def linking_to(self, path: str) -> set[str]:
         out: set[str] = set()
         targets = sorted({t.casefold() for t in self._targets_for(path)})
-        for chunk in _chunks(targets, 500):
+        for chunk in batches(targets, 500):
             marks = ",".join("?" * len(chunk))
             out |= {r[0] for r in self.conn.execute(f"SELECT path FROM query_links WHERE target IN ({marks})", chunk)}
         return out
