@@ -19,6 +19,11 @@ LAYERS = ("cli", "repro", "kb", "paperkb")  # each may import only the ones afte
 KNOWN_CIRCLES = [["cli.experiment_commands", "cli.repro_commands"]]
 
 
+@functools.cache
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
 def _module_name(root: Path, path: Path) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -66,7 +71,7 @@ def import_graph(root: Path, packages: tuple[str, ...] = LAYERS) -> dict[str, di
     files = {_module_name(root, path): path for package in packages for path in sorted((root / package).rglob("*.py"))}
     graph: dict[str, dict[str, tuple[int, bool]]] = {}
     for module, path in files.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        tree = _parse(path)
         edges: dict[str, tuple[int, bool]] = {}
         for (base, dotted), line, runtime in _imports(tree, module, path.name == "__init__.py"):
             name = dotted if dotted in files else base
@@ -197,3 +202,23 @@ def test_a_type_checking_import_is_no_circle_but_still_a_layer_breach(tmp_path: 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_every_layer_is_seen(layer: str) -> None:
     assert any(module.split(".")[0] == layer for module in _project_graph())
+
+
+def test_nothing_outside_the_vault_reaches_into_it() -> None:
+    """Other modules read a vault through its public API (``ensure_index``, ``notes``, ``note`` ...),
+    never through its private methods."""
+    reaching = []
+    for package in LAYERS:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path == ROOT / "kb" / "vault.py":
+                continue
+            for node in ast.walk(_parse(path)):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id in ("vault", "v")
+                    and node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                ):
+                    reaching.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value.id}.{node.attr}")
+    assert reaching == []
