@@ -58,6 +58,7 @@ BUILTIN_MODULES = (
     "repro.attention.experiments",
     "repro.finetune.experiments",
     "repro.evaluation.experiments",
+    "repro.transformer.translation",
     "repro.paper_settings",  # paper presets of the modules above (after them)
 )
 
