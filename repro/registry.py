@@ -59,6 +59,7 @@ BUILTIN_MODULES = (
     "repro.finetune.experiments",
     "repro.evaluation.experiments",
     "repro.transformer.translation",
+    "repro.attention.decoding",
     "repro.paper_settings",  # paper presets of the modules above (after them)
 )
 
