@@ -169,3 +169,53 @@ def test_a_test_set_without_its_target_file_is_one_line(toy, tmp_path):
     (tests / "toy.en").write_text("the black cat sleeps .\n")
     with pytest.raises(PaperkbError, match=r"no file named \*\.fr"):
         run_inline("transformer/bleu-en-fr", "smoke", inputs={**toy, "translation-test-set": str(tests)})
+
+
+CLAIM = """---
+title: Toy translation
+---
+# Claims
+
+> [!claim] Our toy model translates the rule's held-out sentences.
+> experiment:: transformer/bleu-en-fr
+
+^toy-bleu
+"""
+
+
+@pytest.mark.slow
+def test_the_claim_is_decided_through_inputs_yaml_and_the_cli(toy, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    vault = tmp_path / "vault"
+    (vault / ".paperkb").mkdir(parents=True)
+    (vault / "Toy.md").write_text(CLAIM)
+    (vault / ".paperkb" / "inputs.yaml").write_text(
+        "".join(f"{name}: {path}\n" for name, path in toy.items()), encoding="utf-8"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "cli.app", "--vault", str(vault)]
+    run = subprocess.run([*cmd, "run", "toy-bleu"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    status = subprocess.run([*cmd, "status", "--format", "json"], env=env, capture_output=True, text=True, timeout=60)
+    [claim] = [c for p in json.loads(status.stdout) for c in p["claims"]]
+    assert claim["status"] == "supported at small scale (proxy)"  # a toy test set stands in for newstest2014
+    shown = subprocess.run(
+        [*cmd, "runs", "show", claim["run_id"], "--format", "json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    record = json.loads(shown.stdout)
+    recorded = record["environment"]["inputs"]["translation-checkpoint"]
+    assert recorded["form"] == "transformer-checkpoint" and recorded["files"] == 3 and len(recorded["sha256"]) == 64
+
+
+def test_the_translate_command_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    from repro.transformer.translate import main
+
+    source = tmp_path / "src.en"
+    source.write_text("the black cat sleeps .\n")
+    assert main(["translate", str(tmp_path / "nowhere"), str(source)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nowhere: not a folder" in err and err.count("\n") == 1
