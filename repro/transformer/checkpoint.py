@@ -38,6 +38,7 @@ CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer.json
 MAX_CONFIG_BYTES = 100_000
 MAX_TOKENIZER_BYTES = 50_000_000
 MAX_PARAMETERS = 3_000_000_000  # the big model has 213M; this bounds what a config can make us allocate
+MAX_POSITION_TABLE = 1 << 27  # max_len x d_model of the sinusoid table (512 MB in fp32)
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # ids 0..3: pad, bos, eos, unknown
 
 # key -> (type, low, high): the bounds a config's numbers must lie in.
@@ -78,8 +79,10 @@ def read_config(folder: Path | str) -> dict[str, Any]:
         raise CheckpointError(
             f"{folder}: no {CONFIG} (a Transformer checkpoint is {CONFIG}, {WEIGHTS}, {TOKENIZER})"
         ) from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not readable JSON ({str(exc).splitlines()[0]})") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than json allows
+        raise CheckpointError(
+            f"{path}: not readable JSON ({(str(exc) or type(exc).__name__).splitlines()[0]})"
+        ) from None
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{path}: not a JSON object")
     if cfg.get("format") != FORMAT:
@@ -111,6 +114,11 @@ def read_config(folder: Path | str) -> dict[str, Any]:
     for key in ("pad_id", "bos_id", "eos_id"):
         if cfg[key] >= cfg["vocab_size"]:
             raise CheckpointError(f"{path}: {key} {cfg[key]} is outside the vocabulary of {cfg['vocab_size']}")
+    if cfg["max_len"] * cfg["d_model"] > MAX_POSITION_TABLE:
+        raise CheckpointError(
+            f"{path}: max_len {cfg['max_len']} x d_model {cfg['d_model']} makes a position table larger than "
+            f"{MAX_POSITION_TABLE:,} values"
+        )
     if not isinstance(cfg.get("training", {}), dict):
         raise CheckpointError(f"{path}: 'training' must be an object")
     n = parameter_count(cfg)

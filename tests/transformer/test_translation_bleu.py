@@ -219,3 +219,59 @@ def test_the_translate_command_refuses_a_missing_checkpoint_in_one_line(tmp_path
     assert main(["translate", str(tmp_path / "nowhere"), str(source)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nowhere: not a folder" in err and err.count("\n") == 1
+
+
+def _config(**changes) -> dict:
+    cfg = {
+        "format": "paperkb-transformer",
+        "format_version": 1,
+        "source_lang": "en",
+        "target_lang": "de",
+        "vocab_size": 100,
+        "d_model": 32,
+        "n_layers": 1,
+        "n_heads": 4,
+        "d_ff": 64,
+        "dropout": 0.0,
+        "label_smoothing": 0.1,
+        "warmup_steps": 30,
+        "max_len": 16,
+        "pad_id": 0,
+        "bos_id": 1,
+        "eos_id": 2,
+    }
+    cfg.update(changes)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (_config(), None),
+        (_config(format="hf"), "'format' is 'hf', not 'paperkb-transformer'"),
+        (_config(n_heads=5), "d_model 32 must be even and a multiple of n_heads 5"),
+        (_config(dropout=True), "'dropout' must be a number in [0.0, 0.99], got True"),
+        (_config(eos_id=100), "eos_id 100 is outside the vocabulary of 100"),
+        (_config(source_lang="en; rm -rf /"), "'source_lang' must be a language code"),
+        (_config(vocab_size=1_000_000, d_model=16384, n_heads=8, d_ff=131072, n_layers=64), "more than 3,000,000,000"),
+        (_config(max_len=65536, d_model=4096, n_heads=8), "a position table larger than"),
+        (_config(code="import os"), "unknown key 'code'"),
+        ("[" * 50_000 + "]" * 50_000, "not readable JSON"),
+    ],
+)
+def test_checkpoint_configs_are_checked_key_by_key_in_one_line(tmp_path, config, message):
+    from repro.inputs import InputProblem, declared, validate
+    from repro.transformer.checkpoint import CheckpointError, read_config
+
+    (tmp_path / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    if message is None:
+        assert read_config(tmp_path)["d_model"] == 32
+        assert len(validate(declared()["transformer-big-en-de"], tmp_path)) == 3
+        return
+    with pytest.raises(CheckpointError) as err:
+        read_config(tmp_path)
+    assert message in str(err.value) and str(err.value).startswith(str(tmp_path)) and "\n" not in str(err.value)
+    with pytest.raises(InputProblem, match="^input transformer-big-en-de: "):
+        validate(declared()["transformer-big-en-de"], tmp_path)
