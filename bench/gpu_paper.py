@@ -2,8 +2,9 @@
 
 The experiments chosen: those whose ``paper`` preset asks for a CUDA GPU, one process and
 no input (no weights, no data set): today FlashAttention's exactness, dropout, memory,
-speed and block-sparse speed at the paper's lengths and head sizes, and GPT-2 small's training
-throughput against Hugging Face's GPT-2. Each runs through the
+speed and block-sparse speed at the paper's lengths and head sizes, GPT-2 small's training
+throughput against Hugging Face's GPT-2, and split-KV decoding at Llama 2 7B's decoding shape
+(``flash-attention/split-kv-decoding``). Each runs through the
 ordinary runner (a child process per run, recorded in the vault's ``.paperkb/runs.db``,
 deciding the claims that cite it); the report lists each run and what each claim then reads.
 

@@ -46,6 +46,8 @@ FORMS = {
     "meta-checkpoint": "a checkpoint in Meta's layout: params.json, consolidated.*.pth and tokenizer.model "
     "(in the folder or the one above it)",
     "llama-checkpoint": "a Llama checkpoint folder in Hugging Face or Meta layout",
+    "transformer-checkpoint": "a checkpoint of paperkb's Transformer: config.json, model.safetensors and "
+    "tokenizer.json (see repro.transformer.checkpoint)",
     "data": "a data folder or file",
 }
 
@@ -115,6 +117,54 @@ declare_input(
     "a folder of lm-evaluation-harness task YAML files whose data files are on disk",
     "write task YAMLs with dataset_path: json and local data_files (the benchmark data fetched beforehand)",
     pattern="*.yaml",
+)
+
+# The Transformer's BLEU claims (repro.transformer.translation): our model's checkpoint and a test set.
+_TRAIN = (
+    "train our Transformer big with `python -m repro.transformer.translate train --config big` on the WMT14 "
+    "{pair} training data ({size}): a cluster job, 3.5 days on 8 P100 GPUs in the paper (docs/reproducing.md)"
+)
+_NEWSTEST = (
+    "a folder with newstest2014.en and newstest2014.{tgt}, one sentence a line (3003 lines): "
+    "`sacrebleu -t wmt14/full -l en-{tgt} --echo src > newstest2014.en` and `--echo ref > newstest2014.{tgt}`"
+)
+declare_input(
+    "transformer-big-en-de",
+    "transformer-checkpoint",
+    "our Transformer big trained on WMT14 English-German",
+    _TRAIN.format(pair="English-German", size="4.5M sentence pairs"),
+)
+declare_input(
+    "transformer-big-en-fr",
+    "transformer-checkpoint",
+    "our Transformer big trained on WMT14 English-French",
+    _TRAIN.format(pair="English-French", size="36M sentence pairs"),
+)
+declare_input(
+    "wmt14-en-de-newstest2014",
+    "data",
+    "the WMT14 English-German test set newstest2014",
+    _NEWSTEST.format(tgt="de"),
+    pattern="*.de",
+)
+declare_input(
+    "wmt14-en-fr-newstest2014",
+    "data",
+    "the WMT14 English-French test set newstest2014",
+    _NEWSTEST.format(tgt="fr"),
+    pattern="*.fr",
+)
+declare_input(
+    "translation-checkpoint",
+    "transformer-checkpoint",
+    "any checkpoint of our Transformer to score at small scale (a toy one will do)",
+    "write one with `python -m repro.transformer.translate train` on a small parallel corpus",
+)
+declare_input(
+    "translation-test-set",
+    "data",
+    "a test set for that checkpoint: a folder with <name>.<source language> and <name>.<target language>",
+    "two files of the same number of lines, sources and their reference translations",
 )
 
 
@@ -203,6 +253,13 @@ def validate(spec: InputSpec, path: str | Path) -> list[Path]:
         return _hf_files(spec, p)
     if spec.form == "meta-checkpoint":
         return _meta_files(spec, p)
+    if spec.form == "transformer-checkpoint":
+        from repro.transformer.checkpoint import CheckpointError, files
+
+        try:
+            return files(p)
+        except CheckpointError as exc:
+            raise InputProblem(f"input {spec.name}: {exc}") from None
     # llama-checkpoint: either layout
     if (p / "config.json").is_file():
         return _hf_files(spec, p)

@@ -58,6 +58,8 @@ BUILTIN_MODULES = (
     "repro.attention.experiments",
     "repro.finetune.experiments",
     "repro.evaluation.experiments",
+    "repro.transformer.translation",
+    "repro.attention.decoding",
     "repro.paper_settings",  # paper presets of the modules above (after them)
 )
 

@@ -60,7 +60,7 @@ def test_bundled_vault_gets_fields_and_nothing_else(tmp_path, bundled_vault):
     claims, statuses = _claims(root), claim_statuses(root)
     result = runner.invoke(app, ["--vault", str(root), "status", "--write-notes", "--format", "tsv"])
     assert result.exit_code == 0, result.output
-    assert "wrote 49 status:: fields into 3 notes" in result.stderr
+    assert "wrote 50 status:: fields into 3 notes" in result.stderr
     after = _snapshot(root)
     n_callout_claims = 0
     for name, old in before.items():
@@ -74,7 +74,7 @@ def test_bundled_vault_gets_fields_and_nothing_else(tmp_path, bundled_vault):
             fields = [f.value for f in note.inline_fields
                       if callout.line <= f.line <= callout.end_line and f.key == "status"]
             assert len(fields) == 1, (name, claim.id)
-    assert n_callout_claims == 49
+    assert n_callout_claims == 50
     fa = after["FlashAttention - Fast and Memory-Efficient Exact Attention with IO-Awareness.md"].decode()
     assert f"> experiment:: flash-attention/exact\n> status:: supported at small scale · run {run.id} · " in fa
     assert "> status:: unverified\n" in fa and "> status:: needs 8 A100 GPUs" in fa
@@ -87,7 +87,7 @@ def test_bundled_vault_gets_fields_and_nothing_else(tmp_path, bundled_vault):
     assert {p.name: p.stat().st_mtime_ns for p in root.glob("*.md")} == mtimes
     # --remove gives back the notes byte for byte
     result = runner.invoke(app, ["--vault", str(root), "status", "--write-notes", "--remove"])
-    assert result.exit_code == 0 and "took 49 status:: fields out of 3 notes" in result.stderr
+    assert result.exit_code == 0 and "took 50 status:: fields out of 3 notes" in result.stderr
     assert _snapshot(root) == before
 
 
