@@ -11,19 +11,8 @@ from typing import Any, Optional
 import typer
 
 from cli.common import find_note, print_json, require_vault, vault_of
-from cli.repro_shared import (
-    check_table_json,
-    count,
-    esc,
-    reap,
-    run_label,
-    styled,
-    vault_claims,
-    warn,
-)
-from cli.repro_shared import (
-    console as make_console,
-)
+from cli.repro_shared import check_table_json, count, esc, reap, run_label, styled, vault_claims, warn
+from cli.repro_shared import console as make_console
 
 
 class _LiveMonitor:

@@ -16,13 +16,16 @@ from cli.common import print_json, require_vault, vault_of
 from cli.output import Progress, cell_text, echo, emit, format_option, no_header_option, on_terminal
 from cli.repro_shared import (
     check_table_json,
+    console,
     count,
+    esc,
     fmt_num,
     open_tracker,
     reap,
     recorded_runs,
     run_label,
     short_time,
+    styled,
     table_json_option,
     vault_claims,
     warn,
@@ -181,8 +184,6 @@ def _value(value: Any) -> str:
 def _heading(markup: str, plain: str) -> None:
     """A line of its own: coloured on a terminal (after a blank line), plain in a pipe."""
     if on_terminal():
-        from cli.repro_shared import console
-
         console().print(markup, soft_wrap=True)
     else:
         echo(plain)
@@ -198,7 +199,6 @@ def _section(title: str, rows: list[dict], columns: list[str], **how: Any) -> No
 def _show_run(run: Any, metrics: list[dict], artifacts: list[dict], run_dir: Path, mlflow: dict | None) -> None:
     """``runs show`` as text: a heading line, then sections of fitted columns (ids and paths
     whole) on a terminal, of tab-separated lines in a pipe."""
-    from cli.repro_shared import esc, styled
     from repro.tracker import environment_summary, last_metric_values
 
     verdict = f"  verdict: {run.verdict}" if run.verdict else ""
