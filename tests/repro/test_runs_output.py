@@ -158,3 +158,24 @@ def test_run_all_names_the_needs_claims_once_at_the_end(tmp_path, monkeypatch):
     assert "names no experiment" not in result.output and "warning" not in result.stderr
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("not runnable here: c-gpu, c-data (2 claims"), result.stdout
+
+
+def test_the_library_answers_what_the_commands_print(recorded):
+    from paperkb.errors import PaperkbError
+    from repro.run_queries import check_run_filters, runs_matching
+
+    vault, (first, second) = recorded
+    with Tracker(vault) as tracker:
+        a, b = tracker.get(first), tracker.get(second)
+        rows = {(r["section"], r["key"]): r for r in tracker.compare(a, b)}
+        other = tracker.create_run("test/raise", preset="smoke", params={}, claims=[])
+        by_claim = runs_matching(tracker, claim="c-named", claims=[_claim("c-named", ["test/raise"])])
+        limited = runs_matching(tracker, experiment="test/ok", limit=1)
+    assert rows[("params", "target")] == {"section": "params", "key": "target", "a": 1.0, "b": 0.01, "same": False}
+    assert rows[("environment", "git commit")]["same"] and rows[("environment", "host")]["a"] == "box"
+    assert rows[("packages", "numpy")]["b"] == "0.01" and ("packages", "typer") not in rows  # only those that differ
+    assert a.brief()["id"] == first and "environment" not in a.brief() and a.brief()["slurm_job_id"] is None
+    assert [r.id for r in by_claim] == [other.id]  # of an experiment the claim names, though not launched for it
+    assert [r.id for r in limited] == [second]  # newest first
+    with pytest.raises(PaperkbError, match=r"--claim 'c-okk' is not a claim of this vault \(did you mean c-ok\?\)"):
+        check_run_filters("c-okk", None, [_claim("c-ok", ["test/ok"])])
