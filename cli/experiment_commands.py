@@ -1,7 +1,6 @@
 """``paperkb experiments`` (the list) and ``paperkb experiments show ID`` (one in full).
 
-The list itself is ``cli.repro_commands.experiments_cmd``; this module makes it the
-callback of a group so that ``show`` can sit beside it."""
+The list is the callback of a group so that ``show`` can sit beside it."""
 
 from __future__ import annotations
 
@@ -11,7 +10,8 @@ from typing import Any
 import typer
 
 from cli.common import print_json, require_vault, vault_of
-from cli.output import clean, format_option, no_header_option
+from cli.output import clean, emit, format_option, no_header_option
+from cli.repro_shared import reap, vault_claims, warn
 
 experiments_app = typer.Typer(
     help="List the registered experiments; `experiments show ID` for one in full.\n\n"
@@ -33,9 +33,36 @@ def experiments_list_cmd(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from cli.repro_commands import experiments_cmd
+    from repro.registry import describe, load_errors, preset_summary
+    from repro.worker import load_experiments
 
-    experiments_cmd(ctx, fmt, no_header)
+    vault = require_vault(vault_of(ctx))
+    reap(vault)
+    exps = load_experiments()
+    cited: dict[str, list[str]] = {}
+    for c in vault_claims(vault):
+        for e in c.experiments:
+            cited.setdefault(e, []).append(c.id)
+    rows = [{**describe(exps[exp_id]), "claims": cited.get(exp_id, [])} for exp_id in sorted(exps)]
+    for err in load_errors():
+        warn(f"could not load experiments from {err}")
+    if fmt not in ("json", "jsonl"):
+        for r in rows:
+            r["presets (requirements)"] = preset_summary(r)
+            r["control names"] = [c["name"] for c in r["controls"]]
+            r["seeds"] = (
+                "; ".join(f"{name} {len(p['seeds'])}" for name, p in r["presets"].items())
+                + f" ({r['seed_rule']['text'].get('smoke', '')})"
+                if r["stochastic"]
+                else ""
+            )
+    emit(
+        rows,
+        ["id", "description", "presets (requirements)", "control names", "seeds", "claims"],
+        fmt,
+        no_header=no_header,
+        wrap="description",
+    )
 
 
 @experiments_app.command("show")

@@ -218,7 +218,8 @@ def table_lines(
         lines.append(_join(header, widths))
         lines.append(_join(["-" * w for w in widths], widths))
     for row in cells:
-        pieces = textwrap.wrap(row[wrap_at], widths[wrap_at], break_on_hyphens=False) or [""]
+        # a word longer than the column (an id, a path) runs past it rather than split
+        pieces = textwrap.wrap(row[wrap_at], widths[wrap_at], break_on_hyphens=False, break_long_words=False) or [""]
         for n, piece in enumerate(pieces):
             line = [c if n == 0 else "" for c in row]
             line[wrap_at] = piece
@@ -252,7 +253,9 @@ def block_lines(
             if i != wrap_at:
                 lines.append(lead + row[i])
                 continue
-            pieces = textwrap.wrap(row[i], max(10, width - len(lead)), break_on_hyphens=False) or [""]
+            pieces = textwrap.wrap(
+                row[i], max(10, width - len(lead)), break_on_hyphens=False, break_long_words=False
+            ) or [""]
             lines.append(lead + pieces[0])
             lines.extend(" " * len(lead) + p for p in pieces[1:])
     return lines

@@ -136,6 +136,32 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
+# The fields of :meth:`Run.brief`, in the order listings give them.
+BRIEF_FIELDS = (
+    "id",
+    "experiment",
+    "claims",
+    "preset",
+    "scale",
+    "control",
+    "params",
+    "overrides",
+    "claim_spec",
+    "seed",
+    "seed_set",
+    "device",
+    "nproc",
+    "status",
+    "verdict",
+    "needs",
+    "summary",
+    "created",
+    "started",
+    "ended",
+    "duration_s",
+)
+
+
 @dataclass
 class Run:
     id: str
@@ -187,6 +213,13 @@ class Run:
             d[key] = iso(d[key])
         d["duration_s"] = None if self.duration_s is None else round(self.duration_s, 3)
         return d
+
+    def brief(self) -> dict[str, Any]:
+        """What a listing of runs gives each (``runs --format json``, ``run --format json``):
+        :data:`BRIEF_FIELDS` and the Slurm job id, without the environment and command."""
+        d = self.to_dict()
+        job_id = ((d.get("environment") or {}).get("slurm") or {}).get("job_id")
+        return {k: d.get(k) for k in BRIEF_FIELDS} | {"slurm_job_id": job_id}
 
 
 class Tracker:
@@ -545,6 +578,11 @@ class Tracker:
                 out[m["name"]] = m["value"]
         return out
 
+    def compare(self, a: Run, b: Run) -> list[dict[str, Any]]:
+        """Rows ``{section, key, a, b, same}`` putting two runs side by side: the run's
+        own fields, parameters, final metrics, checks, environment and the packages that differ."""
+        return compare_runs(a, b, self.final_metrics(a.id), self.final_metrics(b.id))
+
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT name, kind, size FROM artifacts WHERE run_id=? ORDER BY name", (run_id,))
         return [dict(r) for r in rows]
@@ -619,19 +657,70 @@ def source_summary(src: dict[str, Any]) -> str:
     return f"{name}{f' ({kind})' if kind else ''}{commit}"
 
 
+def environment_facts(env: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded environment (see repro.environment) as flat values: what
+    ``runs compare`` puts side by side and :func:`environment_summary` words."""
+    git, machine, torch = env.get("git") or {}, env.get("machine") or {}, env.get("torch") or {}
+    return {
+        "git commit": git.get("commit"),
+        "git dirty": git.get("dirty"),
+        "python": (env.get("python") or {}).get("version"),
+        "torch": torch.get("version"),
+        "cuda": torch.get("cuda"),
+        "cudnn": torch.get("cudnn"),
+        "devices": [d.get("name") for d in torch.get("devices", [])],
+        "cpu": machine.get("cpu_model"),
+        "ram_bytes": machine.get("ram_bytes"),
+        "host": machine.get("host"),
+    }
+
+
+def compare_runs(
+    a: Run, b: Run, metrics_a: dict[str, float | None], metrics_b: dict[str, float | None]
+) -> list[dict[str, Any]]:
+    """Rows ``{section, key, a, b, same}`` putting runs ``a`` and ``b`` side by side, given
+    each one's final metrics (:meth:`Tracker.compare` reads them)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(section: str, key: str, x: Any, y: Any) -> None:
+        rows.append({"section": section, "key": key, "a": x, "b": y, "same": x == y})
+
+    for key in ("experiment", "preset", "status", "verdict", "seed", "device", "nproc", "claims"):
+        add("run", key, getattr(a, key), getattr(b, key))
+    add("run", "duration_s", a.duration_s and round(a.duration_s, 2), b.duration_s and round(b.duration_s, 2))
+    for key in sorted(set(a.params) | set(b.params)):
+        add("params", key, a.params.get(key), b.params.get(key))
+    for key in sorted(set(metrics_a) | set(metrics_b)):
+        add("metrics", key, metrics_a.get(key), metrics_b.get(key))
+    checks_a = {c["name"]: c for c in a.checks}
+    checks_b = {c["name"]: c for c in b.checks}
+    for key in sorted(set(checks_a) | set(checks_b)):
+        fa, fb = checks_a.get(key), checks_b.get(key)
+        add("checks", key, fa and ("pass" if fa["passed"] else "fail"), fb and ("pass" if fb["passed"] else "fail"))
+    facts_a, facts_b = environment_facts(a.environment), environment_facts(b.environment)
+    for key in facts_a:
+        add("environment", key, facts_a[key], facts_b[key])
+    pa, pb = a.environment.get("packages") or {}, b.environment.get("packages") or {}
+    for key in sorted(set(pa) | set(pb), key=str.lower):
+        if pa.get(key) != pb.get(key):
+            add("packages", key, pa.get(key), pb.get(key))
+    return rows
+
+
 def environment_summary(env: dict[str, Any]) -> list[tuple[str, Any]]:
     """The few facts of a run's recorded environment worth a glance (``runs show``)."""
-    git, machine, torch = env.get("git") or {}, env.get("machine") or {}, env.get("torch") or {}
+    facts = environment_facts(env)
+    machine, torch = env.get("machine") or {}, env.get("torch") or {}
     devs = ", ".join(f"{x['name']} ({x['memory_bytes'] / 2**30:.0f} GiB)" for x in torch.get("devices", [])) or "cpu"
-    ram = machine.get("ram_bytes")
+    ram = facts["ram_bytes"]
     rows: list[tuple[str, Any]] = [
-        ("git commit", f"{git.get('commit') or '-'}{' (dirty)' if git.get('dirty') else ''}"),
-        ("python", (env.get("python") or {}).get("version")),
-        ("torch", f"{torch.get('version', '-')} cuda {torch.get('cuda') or '-'} cudnn {torch.get('cudnn') or '-'}"),
+        ("git commit", f"{facts['git commit'] or '-'}{' (dirty)' if facts['git dirty'] else ''}"),
+        ("python", facts["python"]),
+        ("torch", f"{torch.get('version', '-')} cuda {facts['cuda'] or '-'} cudnn {facts['cudnn'] or '-'}"),
         ("devices", devs),
         ("cpu", f"{machine.get('cpu_model', '-')} x{machine.get('cpu_count', '-')}"),
         ("ram", f"{ram / 2**30:.1f} GiB" if ram else "-"),
-        ("host", machine.get("host")),
+        ("host", facts["host"]),
         ("packages", f"{len(env.get('packages') or {})} recorded (--format json lists them)"),
     ]
     source = env.get("experiment_source")

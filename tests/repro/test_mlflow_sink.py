@@ -97,7 +97,6 @@ def cli(repro_env, vault, monkeypatch, server):  # noqa: F811 - pytest fixtures
         ClaimRef("c-ok", "the loss falls under 1", ["test/ok"], "A.md", "A", 5),
         ClaimRef("c-wait", "the cue is seen", ["test/wait-for-file"], "A.md", "A", 9),
     ]
-    monkeypatch.setattr("cli.repro_commands._vault_claims", lambda root: claims)
     monkeypatch.setattr("repro.status.vault_claims", lambda root, **filters: claims)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server[0])
     # paperkb's defaults, set here so that they are restored after the test (a loaded CI machine

@@ -26,7 +26,6 @@ def cli(repro_env, vault, monkeypatch):
         ClaimRef("c-raise", "this one crashes", ["test/raise"], "A.md", "A", 9),
         ClaimRef("c-none", "nobody measured this yet", ["test/needs-gpu"], "A.md", "A", 12),
     ]
-    monkeypatch.setattr("cli.repro_commands._vault_claims", lambda root: claims)
     monkeypatch.setattr("repro.status.vault_claims", lambda root, **filters: claims)
     runner = CliRunner()
 
@@ -320,8 +319,8 @@ def test_a_claim_is_judged_on_its_own_params_and_expect_and_overrides_decide_not
 def test_status_progress_is_drawn_only_once_the_work_is_long():
     import io
 
+    from cli.claims_commands import shown_after
     from cli.output import Progress
-    from cli.repro_commands import _shown_after
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -330,7 +329,7 @@ def test_status_progress_is_drawn_only_once_the_work_is_long():
     now = [0.0]
     stream = Terminal()
     with Progress("status:", total=2, stream=stream) as progress:
-        stage = _shown_after(progress, 0.5, clock=lambda: now[0])
+        stage = shown_after(progress, 0.5, clock=lambda: now[0])
         stage("reading claims")
         assert stream.getvalue() == ""  # quick so far: nothing drawn
         now[0] = 2.0

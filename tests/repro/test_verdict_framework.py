@@ -265,7 +265,6 @@ def test_seed_sets_controls_under_the_claims_params_and_deciding_runs_end_to_end
         # so under this claim's parameters the control cannot fail
         _claim("c-weak", "test/ok", params={"steps": 3}, expect=parse_expect("loss < 100")),
     ]
-    monkeypatch.setattr("cli.repro_commands._vault_claims", lambda root: claims)
     monkeypatch.setattr("repro.status.vault_claims", lambda root, **filters: claims)
 
     def cli(*args):

@@ -261,7 +261,7 @@ def test_registered_experiments_have_controls_and_only_paper_presets_reach_paper
 
 
 def test_the_run_help_example_is_an_override():
-    from cli.repro_commands import run_cmd
+    from cli.run_commands import run_cmd
 
     # the command whose statuses test_repro_cli checks stay unchanged
     assert "Example: paperkb run transformer-param-count --preset smoke --param vocab_size=32000" in run_cmd.__doc__
