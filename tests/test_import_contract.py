@@ -14,9 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("cli", "repro", "kb", "paperkb")  # each may import only the ones after it
-# Circles known and owned elsewhere (issue 25, item 3 moves the run logic out of cli/). An entry
-# that no longer exists fails test_known_circles_are_still_there: delete it then.
-KNOWN_CIRCLES: list[list[str]] = []  # a circle that must stay for a while is listed here, with why
+# Circles tolerated for a while, each with why (none today). An entry that no longer exists fails
+# test_known_circles_are_still_there: delete it then.
+KNOWN_CIRCLES: list[list[str]] = []
 
 
 @functools.cache
