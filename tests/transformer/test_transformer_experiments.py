@@ -22,10 +22,19 @@ def test_declarations_do_not_import_torch():
 
 
 def test_registered():
+    from repro.registry import RegistryError
+
     for exp_id in IDS:
         exp = get(exp_id)
+        declared = {p.name for p in exp.params}
         for preset in ("smoke", "full"):
-            exp.resolve_params(preset)
+            values = exp.resolve_params(preset)
+            # every declared parameter gets a value, and the preset sets nothing undeclared
+            assert set(values) == declared, (exp_id, preset)
+            assert set(exp.presets[preset].params) <= declared, (exp_id, preset)
+        assert exp.controls, f"{exp_id} ships no negative control"
+        with pytest.raises(RegistryError, match="no preset"):
+            exp.resolve_params("no-such-preset")
 
 
 def test_param_count_states_its_convention_and_judges_at_the_papers_precision():
