@@ -74,7 +74,8 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from exportkit import copy_bundled, tiny_png, write  # noqa: E402
+from exportkit import tiny_png  # noqa: E402
+from vaultkit import write  # noqa: E402
 
 from kb.errors import PaperkbError  # noqa: E402
 from kb.summary import write_summary  # noqa: E402
@@ -93,15 +94,17 @@ LLAMA_STATUSES = {
 }
 
 
-def _llama_vault(tmp_path: Path, bundled_vault: Path) -> Path:
-    root = copy_bundled(bundled_vault, tmp_path / "vault")
+@pytest.fixture
+def llama_vault(bundled_copy: Path) -> Path:
+    """The bundled vault with a recorded run's files and a reading list."""
+    root = bundled_copy
     write(root, {".paperkb/runs/run-001/loss.png": tiny_png(), ".paperkb/runs/run-001/metrics.json": "{}",
                  "Reading list.md": "# Reading list\n- [[touvronLlamaOpenFoundation2023]]\n"})
     return root
 
 
-def test_llama2_summary_holds_every_section(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_llama2_summary_holds_every_section(tmp_path, llama_vault):
+    root = llama_vault
     out = tmp_path / "summary.md"
     text = write_summary(root, out, statuses=LLAMA_STATUSES, names=["touvronLlamaOpenFoundation2023"])
     assert out.read_text(encoding="utf-8") == text
@@ -142,8 +145,8 @@ def test_llama2_summary_holds_every_section(tmp_path, bundled_vault):
     assert "@misc{touvronLlamaOpenFoundation2023," in text
 
 
-def test_vault_summary_has_dashboard_and_only_papers(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_vault_summary_has_dashboard_and_only_papers(tmp_path, llama_vault):
+    root = llama_vault
     write(root, {"Journal.md": "---\ntags: [journal]\n---\nRead [[Attention Is All You Need]].\n",
                  "old-summary.md": "---\npaperkb-export: summary\n---\n# Reading summary: vault\n"})
     text = write_summary(root, statuses=LLAMA_STATUSES)
@@ -155,8 +158,8 @@ def test_vault_summary_has_dashboard_and_only_papers(tmp_path, bundled_vault):
     assert '<img alt="run run-001: loss.png" src="data:image/png;base64,' in html
 
 
-def test_summary_cli_picks_by_tag_and_refuses_bad_format(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_summary_cli_picks_by_tag_and_refuses_bad_format(tmp_path, llama_vault):
+    root = llama_vault
     cmd = [sys.executable, "-m", "cli.app", "--vault", str(root), "export", "summary"]
     ok = subprocess.run(cmd + ["--tag", "paper", "-f", "html", "-o", str(tmp_path / "s.html")],
                         capture_output=True, text=True, timeout=120)
@@ -169,8 +172,8 @@ def test_summary_cli_picks_by_tag_and_refuses_bad_format(tmp_path, bundled_vault
     assert "Traceback" not in bad.stderr + missing.stderr
 
 
-def test_run_ids_cannot_reach_outside_the_runs_folder(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_run_ids_cannot_reach_outside_the_runs_folder(tmp_path, llama_vault):
+    root = llama_vault
     write(tmp_path, {"elsewhere/secret.png": tiny_png()})
     statuses = {"llama2-param-counts": {"status": "reproduced", "run_id": "../../../elsewhere"},
                 "llama2-kv-cache": {"status": "reproduced", "run_id": "/etc"}}
@@ -189,8 +192,8 @@ def test_needs_words_have_their_own_dashboard_column():
 
 
 # ---- pictures beside the Markdown file, or embedded -------------------------------------
-def test_embed_keeps_one_self_contained_file(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_embed_keeps_one_self_contained_file(tmp_path, llama_vault):
+    root = llama_vault
     out = tmp_path / "one.md"
     text = write_summary(root, out, statuses=LLAMA_STATUSES, names=["touvronLlamaOpenFoundation2023"], embed=True)
     assert re.search(r"!\[run run-001: loss\.png\]\(data:image/png;base64,[A-Za-z0-9+/=]+\)", text)
@@ -200,8 +203,8 @@ def test_embed_keeps_one_self_contained_file(tmp_path, bundled_vault):
     assert "data:image/png;base64," in write_summary(root, statuses=LLAMA_STATUSES)
 
 
-def test_files_folder_replaces_only_what_paperkb_wrote(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_files_folder_replaces_only_what_paperkb_wrote(tmp_path, llama_vault):
+    root = llama_vault
     out = tmp_path / "s.md"
     folder = tmp_path / "s_files"
     write_summary(root, out, statuses=LLAMA_STATUSES)
@@ -228,8 +231,8 @@ def test_files_folder_replaces_only_what_paperkb_wrote(tmp_path, bundled_vault):
     assert not (tmp_path / "victim.png").exists()
 
 
-def test_summary_cli_writes_pictures_beside_the_markdown(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_summary_cli_writes_pictures_beside_the_markdown(tmp_path, llama_vault):
+    root = llama_vault
     out = tmp_path / "reading summary.md"
     cmd = [sys.executable, "-m", "cli.app", "--vault", str(root), "export", "summary", "-o", str(out)]
     ok = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

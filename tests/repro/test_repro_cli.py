@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from repro_testkit import ROOT, paperkb, repro_env, rows, vault  # noqa: F401
+from repro_testkit import ROOT, paperkb, rows
 from typer.testing import CliRunner
 
 from cli.app import app
