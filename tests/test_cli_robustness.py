@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from repro_testkit import paperkb, pid_alive, rows, wait_for
 from typer.testing import CliRunner
 
 from cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "repro"))
-from repro_testkit import paperkb, pid_alive, repro_env, rows, wait_for  # noqa: E402,F401
 
 runner = CliRunner()
 

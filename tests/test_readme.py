@@ -26,3 +26,25 @@ def test_the_base_install_is_the_knowledge_base_only(repo_root):
     assert not [d for d in project["dependencies"] if d.split(">")[0].split("=")[0].strip() in heavy]
     assert any(d.startswith("torch") for d in project["optional-dependencies"]["repro"])
     assert "paperkb[repro]" in project["optional-dependencies"]["test"]
+
+
+def _layout_paths(readme: str) -> set[str]:
+    """The backticked paths in the first column of the README's layout table."""
+    section = readme.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([^`]+)` \|", section, re.M))
+
+
+def test_the_layout_table_lists_every_package_and_every_doc(repo_root):
+    listed = _layout_paths((repo_root / "README.md").read_text(encoding="utf-8"))
+    packages = {
+        f"{init.parent.relative_to(repo_root).as_posix()}/"
+        for top in ("paperkb", "kb", "repro", "cli")
+        for init in (repo_root / top).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    docs = {f"docs/{page.name}" for page in (repo_root / "docs").glob("*.md")}
+    assert "repro/finetune/" in packages and "docs/verdicts.md" in docs  # the walk finds what it should
+    missing = sorted((packages | docs) - listed)
+    assert not missing, f"README's layout table does not list: {', '.join(missing)}"
+    gone = sorted(p for p in listed if not (repo_root / p).exists())
+    assert not gone, f"README's layout table lists paths that do not exist: {', '.join(gone)}"

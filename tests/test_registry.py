@@ -103,17 +103,3 @@ def test_same_id_from_two_places_is_refused():
 
     with pytest.raises(RegistryError, match="declared twice"):
         _declare("test/dup", fn=other)
-
-
-def test_declaration_modules_do_not_import_torch():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys; from repro import registry; registry.load_all(); "
-        "print(registry.load_errors()); print('torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    errors, torch_loaded = out.strip().splitlines()
-    assert errors == "[]"
-    assert torch_loaded == "False"

@@ -1,4 +1,5 @@
-"""Writing small vaults for the tests (shared by tests/kb and tests/export)."""
+"""Writing small vaults for the tests (tests/kb, tests/export, tests/robustness): a plain function,
+not a fixture; tests/conftest.py says why."""
 
 from __future__ import annotations
 

@@ -1,18 +1,11 @@
-"""Small vaults and fake runs for the export tests."""
+"""Value builders for the export tests: a tiny PNG, a paper note's text. Plain functions taking
+arguments (see tests/conftest.py); the vault writer is ``vaultkit.write``, the copy of the bundled
+vault the ``bundled_copy`` fixture."""
 
 from __future__ import annotations
 
-import shutil
 import struct
 import zlib
-from pathlib import Path
-
-from vaultkit import write as write  # re-exported: the export tests import it from here
-
-
-def copy_bundled(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".paperkb"))
-    return dst
 
 
 def tiny_png(width: int = 4, height: int = 3) -> bytes:

@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 
-from exportkit import paper, write
+from exportkit import paper
+from vaultkit import write
 
 from kb.parse import parse_file
 from kb.publish.bibtex import entries_for, import_bibtex, parse_bibtex, to_bibtex, to_csl_json

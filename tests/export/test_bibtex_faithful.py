@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from exportkit import write
+from vaultkit import write
 
 from kb.parse import parse_file
 from kb.publish.bibtex import entries_for, entry_of, import_bibtex, parse_bibtex, persons, to_bibtex

@@ -6,7 +6,8 @@ import os
 import re
 
 import pytest
-from exportkit import tiny_png, write
+from exportkit import tiny_png
+from vaultkit import write
 
 from kb.publish.markdown import export_markdown
 from kb.publish.site import export_site, page_name

@@ -3,7 +3,7 @@ json_extract gives for the same stored notes."""
 
 from __future__ import annotations
 
-from exportkit import write
+from vaultkit import write
 
 from kb.publish.selection import _light_fields, light_notes
 from kb.vault import Vault

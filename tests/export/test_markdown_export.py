@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from exportkit import tiny_png, write
+from exportkit import tiny_png
+from vaultkit import write
 
 from kb.errors import PaperkbError
 from kb.publish.markdown import export_markdown

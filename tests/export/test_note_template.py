@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from exportkit import write
+from vaultkit import write
 
 from kb.parse import parse_file, parse_note
 from kb.publish.bibtex import import_bibtex, parse_bibtex

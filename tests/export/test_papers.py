@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from exportkit import paper, write
+from exportkit import paper
+from vaultkit import write
 
 from kb.errors import PaperkbError
 from kb.model import Note

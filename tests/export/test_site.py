@@ -10,7 +10,8 @@ import sys
 import time
 
 import pytest
-from exportkit import copy_bundled, paper, tiny_png, write
+from exportkit import paper, tiny_png
+from vaultkit import write
 
 from kb.errors import PaperkbError
 from kb.publish.site import MANIFEST, NOTES_CACHE, export_site, page_name
@@ -22,8 +23,8 @@ STATUSES = {"llama2-param-counts": {"status": "reproduced", "run_id": "run-001",
 
 
 @pytest.fixture
-def vault_root(tmp_path, bundled_vault):
-    root = copy_bundled(bundled_vault, tmp_path / "vault")
+def vault_root(bundled_copy):
+    root = bundled_copy
     write(root, {
         ".paperkb/runs/run-001/loss.png": tiny_png(),
         ".paperkb/runs/run-001/metrics.json": json.dumps({
@@ -232,13 +233,13 @@ def test_a_damaged_or_stale_notes_cache_is_read_again_from_the_index(tmp_path, v
     assert "A title from a stale cache" not in (site / "index.html").read_text(encoding="utf-8")
 
 
-def test_cli_site_shows_the_statuses_the_tracker_gives(tmp_path, bundled_vault):
+def test_cli_site_shows_the_statuses_the_tracker_gives(tmp_path, bundled_copy):
     """``paperkb export site`` hands the claims it read to repro.status: the words on the
     pages are those ``claim_statuses`` gives when it reads the claims itself."""
     from repro.status import claim_statuses
     from repro.tracker import Tracker
 
-    root = copy_bundled(bundled_vault, tmp_path / "vault")
+    root = bundled_copy
     with Tracker(root) as t:
         run = t.create_run("llama/param-count", preset="full", params={}, overrides={}, scale="full")
         t.mark_running(run.id, None)

@@ -18,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from exportkit import copy_bundled
 
 from kb.publish.site import export_site, page_name
 from kb.vault import Vault
@@ -116,8 +115,8 @@ class Browser:
 
 
 @pytest.fixture
-def served_site(tmp_path, bundled_vault):
-    root = copy_bundled(bundled_vault, tmp_path / "vault")
+def served_site(tmp_path, bundled_copy):
+    root = bundled_copy
     out = tmp_path / "site"
     export_site(Vault(root), out, workers=1)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))

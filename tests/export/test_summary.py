@@ -19,20 +19,16 @@ def _notes():
         highlights=["A is fast"],
         claims=[Claim("a-fast", "A is fast", ["exp/fast"], 10), Claim("a-small", "A is small", ["exp/small"], 12)],
         questions=[Question("Why A?", "Because.", True, 20), Question("What next?", "", False, 25)],
-        links=[
-            Link("@twoB2022", "wikilink", 30, is_citation=True, resolved="B.md"),
-            Link("ghostKey2020", "wikilink", 31, is_citation=True),
-        ],
+        links=[Link("@twoB2022", "wikilink", 30, is_citation=True, resolved="B.md"),
+               Link("ghostKey2020", "wikilink", 31, is_citation=True)],
     )
     b = Note(path="B.md", title="Paper B", year=2022, authors=["Eve Five"], tags=["paper"])
     return [b, a]
 
 
 def test_summary_lists_papers_claims_statuses_and_questions():
-    statuses = {
-        "a-fast": {"status": "reproduced", "run_id": "r1", "preset": "full"},
-        "a-small": {"status": "contradicted", "run_id": "r2", "preset": "smoke"},
-    }
+    statuses = {"a-fast": {"status": "reproduced", "run_id": "r1", "preset": "full"},
+                "a-small": {"status": "contradicted", "run_id": "r2", "preset": "smoke"}}
     text = render_summary(_notes(), statuses, vault_name="demo", generated="2026-01-01")
     assert text.startswith("---\npaperkb-export: summary\n---\n\n# Reading summary: demo")
     assert "2 papers, 2 claims: 1 reproduced, 1 contradicted. 1 open question." in text
@@ -45,7 +41,7 @@ def test_summary_lists_papers_claims_statuses_and_questions():
     assert "- **What next?** _(open)_" in text
     assert "**Cites:** Paper B; ghostKey2020 _(no note yet)_" in text
     # B is cited by A
-    b_part = text[text.index("## Paper B") :]
+    b_part = text[text.index("## Paper B"):]
     assert "**Cited by:** Paper A | with a pipe" in b_part
 
 
@@ -61,13 +57,9 @@ def test_abstract_falls_back_to_frontmatter():
 
 def test_html_in_notes_arrives_as_text():
     """Notes are untrusted: a tag in a title or claim must not become live HTML."""
-    evil = Note(
-        path="E.md",
-        title="Evil <script>alert(1)</script>",
-        tags=["paper"],
-        claims=[Claim("e", "Fast <img src=x onerror=alert(1)> and `a<b` in code", ["exp/x"], 3)],
-        questions=[Question("Why <b>?", "", False, 5)],
-    )
+    evil = Note(path="E.md", title="Evil <script>alert(1)</script>", tags=["paper"],
+                claims=[Claim("e", "Fast <img src=x onerror=alert(1)> and `a<b` in code", ["exp/x"], 3)],
+                questions=[Question("Why <b>?", "", False, 5)])
     text = render_summary([evil], {}, generated="x")
     assert "<script>" not in text and "<img" not in text and "<b>" not in text
     assert "## Evil &lt;script>alert(1)&lt;/script>" in text
@@ -83,62 +75,37 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from exportkit import copy_bundled, tiny_png, write  # noqa: E402
+from exportkit import tiny_png  # noqa: E402
+from vaultkit import write  # noqa: E402
 
 from kb.errors import PaperkbError  # noqa: E402
 from kb.publish.summary import write_summary  # noqa: E402
 
 LLAMA_STATUSES = {
     "llama2-param-counts": {
-        "status": "reproduced",
-        "run_id": "run-001",
-        "preset": "full",
-        "scale": "full",
-        "ended": "2026-11-30T10:00:00",
-        "checks": [
-            {
-                "name": "params_7b",
-                "value": 6738415616,
-                "op": "==",
-                "threshold": 6738415616,
-                "scale": "full",
-                "evidence": "direct",
-                "run_id": "run-001",
-                "experiment": "llama/param-count",
-                "passed": True,
-                "description": "7B parameter count",
-            }
-        ],
-        "controls": [
-            {
-                "experiment": "llama/param-count",
-                "control": "wrong-ffn",
-                "run_id": "run-003",
-                "verdict": "contradicted",
-                "ok": True,
-            }
-        ],
+        "status": "reproduced", "run_id": "run-001", "preset": "full", "scale": "full", "ended": "2026-11-30T10:00:00",
+        "checks": [{"name": "params_7b", "value": 6738415616, "op": "==", "threshold": 6738415616, "scale": "full",
+                    "evidence": "direct", "run_id": "run-001", "experiment": "llama/param-count", "passed": True,
+                    "description": "7B parameter count"}],
+        "controls": [{"experiment": "llama/param-count", "control": "wrong-ffn", "run_id": "run-003",
+                      "verdict": "contradicted", "ok": True}],
     },
     "llama2-kv-cache": {"status": "supported at small scale (proxy)", "run_id": "run-002", "preset": "smoke"},
     "llama2-training": {"status": "needs a CUDA GPU", "run_id": None},
 }
 
 
-def _llama_vault(tmp_path: Path, bundled_vault: Path) -> Path:
-    root = copy_bundled(bundled_vault, tmp_path / "vault")
-    write(
-        root,
-        {
-            ".paperkb/runs/run-001/loss.png": tiny_png(),
-            ".paperkb/runs/run-001/metrics.json": "{}",
-            "Reading list.md": "# Reading list\n- [[touvronLlamaOpenFoundation2023]]\n",
-        },
-    )
+@pytest.fixture
+def llama_vault(bundled_copy: Path) -> Path:
+    """The bundled vault with a recorded run's files and a reading list."""
+    root = bundled_copy
+    write(root, {".paperkb/runs/run-001/loss.png": tiny_png(), ".paperkb/runs/run-001/metrics.json": "{}",
+                 "Reading list.md": "# Reading list\n- [[touvronLlamaOpenFoundation2023]]\n"})
     return root
 
 
-def test_llama2_summary_holds_every_section(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_llama2_summary_holds_every_section(tmp_path, llama_vault):
+    root = llama_vault
     out = tmp_path / "summary.md"
     text = write_summary(root, out, statuses=LLAMA_STATUSES, names=["touvronLlamaOpenFoundation2023"])
     assert out.read_text(encoding="utf-8") == text
@@ -148,16 +115,8 @@ def test_llama2_summary_holds_every_section(tmp_path, bundled_vault):
     assert "**Year:** 2023" in text
     assert "**DOI:** [10.48550/arXiv.2307.09288](https://doi.org/10.48550/arXiv.2307.09288)" in text
     assert "**Tags:** `#paper` `#deep_learning/models`" in text
-    for heading in (
-        "### Abstract",
-        "### Highlights",
-        "### Claims",
-        "### Plots",
-        "### Questions answered",
-        "### Open questions",
-        "### Citation neighbourhood",
-        "### BibTeX",
-    ):
+    for heading in ("### Abstract", "### Highlights", "### Claims", "### Plots", "### Questions answered",
+                    "### Open questions", "### Citation neighbourhood", "### BibTeX"):
         assert heading in text, heading
     assert "> Meta releases Llama 2" in text
     assert "- Pretrained on 2 trillion tokens" in text
@@ -172,8 +131,8 @@ def test_llama2_summary_holds_every_section(tmp_path, bundled_vault):
     assert (tmp_path / "summary_files" / "run-001-loss.png").read_bytes() == tiny_png()
     assert "data:image" not in text
     # questions: the answered ones apart from the open one
-    answered = text[text.index("### Questions answered") : text.index("### Open questions")]
-    open_part = text[text.index("### Open questions") : text.index("### Citation neighbourhood")]
+    answered = text[text.index("### Questions answered"):text.index("### Open questions")]
+    open_part = text[text.index("### Open questions"):text.index("### Citation neighbourhood")]
     assert "primary assumptions" in answered and "_(open)_" not in answered
     assert "- none" in open_part  # every question of the bundled note is answered
     # neighbourhood: a picture, cites with ghosts, cited by papers, mentions apart
@@ -187,15 +146,10 @@ def test_llama2_summary_holds_every_section(tmp_path, bundled_vault):
     assert "@misc{touvronLlamaOpenFoundation2023," in text
 
 
-def test_vault_summary_has_dashboard_and_only_papers(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
-    write(
-        root,
-        {
-            "Journal.md": "---\ntags: [journal]\n---\nRead [[Attention Is All You Need]].\n",
-            "old-summary.md": "---\npaperkb-export: summary\n---\n# Reading summary: vault\n",
-        },
-    )
+def test_vault_summary_has_dashboard_and_only_papers(tmp_path, llama_vault):
+    root = llama_vault
+    write(root, {"Journal.md": "---\ntags: [journal]\n---\nRead [[Attention Is All You Need]].\n",
+                 "old-summary.md": "---\npaperkb-export: summary\n---\n# Reading summary: vault\n"})
     text = write_summary(root, statuses=LLAMA_STATUSES)
     assert "3 papers" in text
     assert "| Paper | Year | Claims | Reproduced |" in text
@@ -205,15 +159,11 @@ def test_vault_summary_has_dashboard_and_only_papers(tmp_path, bundled_vault):
     assert '<img alt="run run-001: loss.png" src="data:image/png;base64,' in html
 
 
-def test_summary_cli_picks_by_tag_and_refuses_bad_format(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_summary_cli_picks_by_tag_and_refuses_bad_format(tmp_path, llama_vault):
+    root = llama_vault
     cmd = [sys.executable, "-m", "cli.app", "--vault", str(root), "export", "summary"]
-    ok = subprocess.run(
-        cmd + ["--tag", "paper", "-f", "html", "-o", str(tmp_path / "s.html")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ok = subprocess.run(cmd + ["--tag", "paper", "-f", "html", "-o", str(tmp_path / "s.html")],
+                        capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "Attention Is All You Need" in (tmp_path / "s.html").read_text(encoding="utf-8")
     bad = subprocess.run(cmd + ["-f", "pdf"], capture_output=True, text=True, timeout=60)
@@ -223,20 +173,18 @@ def test_summary_cli_picks_by_tag_and_refuses_bad_format(tmp_path, bundled_vault
     assert "Traceback" not in bad.stderr + missing.stderr
 
 
-def test_run_ids_cannot_reach_outside_the_runs_folder(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_run_ids_cannot_reach_outside_the_runs_folder(tmp_path, llama_vault):
+    root = llama_vault
     write(tmp_path, {"elsewhere/secret.png": tiny_png()})
-    statuses = {
-        "llama2-param-counts": {"status": "reproduced", "run_id": "../../../elsewhere"},
-        "llama2-kv-cache": {"status": "reproduced", "run_id": "/etc"},
-    }
+    statuses = {"llama2-param-counts": {"status": "reproduced", "run_id": "../../../elsewhere"},
+                "llama2-kv-cache": {"status": "reproduced", "run_id": "/etc"}}
     text = write_summary(root, statuses=statuses, names=["touvronLlamaOpenFoundation2023"])
     assert "### Plots" not in text and "](../" not in text and "](/etc" not in text
     assert "| ../../../elsewhere |" in text  # shown as text, not linked
 
 
 def test_needs_words_have_their_own_dashboard_column():
-    from kb.publish.display import status_class
+    from kb.summary import status_class
 
     assert status_class("needs a CUDA GPU") == "needs"
     assert status_class("needs the WMT14 English-German data") == "needs"
@@ -245,8 +193,8 @@ def test_needs_words_have_their_own_dashboard_column():
 
 
 # ---- pictures beside the Markdown file, or embedded -------------------------------------
-def test_embed_keeps_one_self_contained_file(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_embed_keeps_one_self_contained_file(tmp_path, llama_vault):
+    root = llama_vault
     out = tmp_path / "one.md"
     text = write_summary(root, out, statuses=LLAMA_STATUSES, names=["touvronLlamaOpenFoundation2023"], embed=True)
     assert re.search(r"!\[run run-001: loss\.png\]\(data:image/png;base64,[A-Za-z0-9+/=]+\)", text)
@@ -256,8 +204,8 @@ def test_embed_keeps_one_self_contained_file(tmp_path, bundled_vault):
     assert "data:image/png;base64," in write_summary(root, statuses=LLAMA_STATUSES)
 
 
-def test_files_folder_replaces_only_what_paperkb_wrote(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_files_folder_replaces_only_what_paperkb_wrote(tmp_path, llama_vault):
+    root = llama_vault
     out = tmp_path / "s.md"
     folder = tmp_path / "s_files"
     write_summary(root, out, statuses=LLAMA_STATUSES)
@@ -284,8 +232,8 @@ def test_files_folder_replaces_only_what_paperkb_wrote(tmp_path, bundled_vault):
     assert not (tmp_path / "victim.png").exists()
 
 
-def test_summary_cli_writes_pictures_beside_the_markdown(tmp_path, bundled_vault):
-    root = _llama_vault(tmp_path, bundled_vault)
+def test_summary_cli_writes_pictures_beside_the_markdown(tmp_path, llama_vault):
+    root = llama_vault
     out = tmp_path / "reading summary.md"
     cmd = [sys.executable, "-m", "cli.app", "--vault", str(root), "export", "summary", "-o", str(out)]
     ok = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

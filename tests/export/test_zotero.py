@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from exportkit import write
-from zoterokit import better_bibtex_database, multipart_date, new_library
+from vaultkit import write
+from zoterokit import Library, better_bibtex_database, multipart_date
 
 from kb.parse import parse_file
 from kb.publish.bibtex import import_bibtex
@@ -27,8 +27,9 @@ ABSTRACT = (
 )
 
 
-def _library(data_dir: Path):
-    lib = new_library(data_dir)
+def _library(lib: Library):
+    """Fill the empty library of the ``zotero_library`` fixture with three papers, collections,
+    a PDF and annotations; returns it and the items' keys."""
     ml = lib.collection("Machine Learning")
     transformers = lib.collection("Transformers", parent=ml)
     reading = lib.collection("To read")
@@ -95,7 +96,7 @@ def _library(data_dir: Path):
     trashed_id, _ = lib.item("journalArticle", {"title": "A Trashed Paper"}, creators=[("author", "Ann", "Lee")])
     lib.trash(trashed_id)
     lib.item("note", {})  # a standalone note: not a paper
-    better_bibtex_database(data_dir, [(flash_id, flash_key, "dao2022flash")])
+    better_bibtex_database(lib.data_dir, [(flash_id, flash_key, "dao2022flash")])
     return lib, {
         "attention": (attention_id, attention_key, att_id, att_key),
         "chinchilla": chinchilla_key,
@@ -103,9 +104,9 @@ def _library(data_dir: Path):
     }
 
 
-def test_import_notes_from_a_zotero_library(tmp_path):
-    data = tmp_path / "Zotero"
-    lib, keys = _library(data)
+def test_import_notes_from_a_zotero_library(tmp_path, zotero_library):
+    lib, keys = _library(zotero_library)
+    data = lib.data_dir
     lib.db.close()
     root = write(tmp_path / "vault", {".paperkb/keep": ""})
     sqlite_before = hashlib.sha256((data / "zotero.sqlite").read_bytes()).hexdigest()
@@ -173,9 +174,9 @@ def test_import_notes_from_a_zotero_library(tmp_path):
     assert again.created == [] and len(again.skipped) == 3
 
 
-def test_filters_dry_run_matching_and_update(tmp_path):
-    data = tmp_path / "Zotero"
-    lib, keys = _library(data)
+def test_filters_dry_run_matching_and_update(tmp_path, zotero_library):
+    lib, keys = _library(zotero_library)
+    data = lib.data_dir
     # a note of the user's own for Chinchilla (matched by its arXiv id, not by citekey)
     root = write(
         tmp_path / "vault",
@@ -232,12 +233,12 @@ def test_filters_dry_run_matching_and_update(tmp_path):
     assert import_zotero(Vault(root), data, collection="Transformers", update=True).updated == []
 
 
-def test_better_bibtex_export_imports_to_the_same_note(tmp_path):
+def test_better_bibtex_export_imports_to_the_same_note(tmp_path, zotero_library):
     """Better BibTeX's export of the Attention item (written in the form its BibTeX exporter
     gives) and the Zotero import make the same note, but for what only Zotero knows: the
     zotero://select link, collections and annotations."""
-    data = tmp_path / "Zotero"
-    lib, keys = _library(data)
+    lib, keys = _library(zotero_library)
+    data = lib.data_dir
     lib.db.close()
     _, key, _, att_key = keys["attention"]
     pdf = data / "storage" / att_key / "Vaswani et al. - 2017 - Attention Is All You Need.pdf"
@@ -273,11 +274,11 @@ def test_better_bibtex_export_imports_to_the_same_note(tmp_path):
     assert f"[pdf](<{pdf.as_uri()}>)" in bib_text
 
 
-def test_hostile_item_stays_inside_its_note(tmp_path):
+def test_hostile_item_stays_inside_its_note(tmp_path, zotero_library):
     """Zotero data is untrusted: a title, abstract, tag or annotation cannot add properties,
     callouts, questions or links to the note, nor escape the vault with the file name."""
-    data = tmp_path / "Zotero"
-    lib = new_library(data)
+    lib = zotero_library
+    data = lib.data_dir
     item_id, _ = lib.item(
         "journalArticle",
         {
@@ -305,12 +306,12 @@ def test_hostile_item_stays_inside_its_note(tmp_path):
     assert "<img" not in body and "<script>" not in body  # HTML in the body arrives as text
 
 
-def test_a_template_failing_halfway_keeps_the_record(tmp_path):
+def test_a_template_failing_halfway_keeps_the_record(tmp_path, zotero_library):
     """Notes written before a template fails on a later item are recorded for --update."""
     import json
 
-    data = tmp_path / "Zotero"
-    lib, _ = _library(data)
+    lib, _ = _library(zotero_library)
+    data = lib.data_dir
     lib.db.close()
     template = (
         "---\nname: {{ title | yaml }}\ncitekey: {{ citekey | yaml }}\n---\n"
@@ -328,13 +329,13 @@ def test_a_template_failing_halfway_keeps_the_record(tmp_path):
     assert len(state["notes"]) == 3
 
 
-def test_citekeys_from_extra_and_older_better_bibtex(tmp_path):
+def test_citekeys_from_extra_and_older_better_bibtex(tmp_path, zotero_library):
     """A key pinned in Extra (older Better BibTeX), the JSON store of Better BibTeX before its
     citationkey table, and generated keys that clash (a, b after the key, as BBT does)."""
     import json
 
-    data = tmp_path / "Zotero"
-    lib = new_library(data)
+    lib = zotero_library
+    data = lib.data_dir
     lib.item(
         "journalArticle",
         {"title": "Pinned", "extra": "tex.x: y\nCitation Key: smith2020pinned"},
@@ -383,9 +384,9 @@ def test_bad_data_dirs_give_one_line(tmp_path):
         read_library(tmp_path / "other")
 
 
-def test_cli_import_zotero(tmp_path):
-    data = tmp_path / "Zotero"
-    lib, _ = _library(data)
+def test_cli_import_zotero(tmp_path, zotero_library):
+    lib, _ = _library(zotero_library)
+    data = lib.data_dir
     lib.db.close()
     root = write(tmp_path / "vault", {".paperkb/keep": ""})
     cmd = [sys.executable, "-m", "cli.app", "--vault", str(root), "import", "zotero"]

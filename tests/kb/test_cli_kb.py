@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -140,19 +138,6 @@ def test_export_json(vault):
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert sorted(n["path"] for n in data["notes"]) == ["Lonely.md", "papers/Flash.md", "papers/Llama 2.md"]
-
-
-def test_show_path_imports_nothing_heavy(vault):
-    run(vault, "index")
-    code = (
-        "import sys; sys.argv=['paperkb','--vault',sys.argv[1],'show','Flash']\n"
-        "from cli.app import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy=[m for m in ('markdown_it','networkx','torch','transformers','matplotlib','kb.parse') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code, str(vault)], capture_output=True, text=True, timeout=60)
-    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
 
 
 def _read_tables(vault) -> set[str]:

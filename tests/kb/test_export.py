@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from vault_files import write
+from vaultkit import write
 
 from kb.publish.json_export import export_json
 from kb.vault import Vault

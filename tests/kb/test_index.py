@@ -10,7 +10,7 @@ import pytest
 
 from kb import index as I
 from kb.vault import Vault
-from vault_files import write
+from vaultkit import write
 
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from vault_files import write
+from vaultkit import write
 
 from kb.errors import NoteNotFound, PaperkbError, VaultError
 from kb.vault import Vault

@@ -4,7 +4,7 @@ nothing changed, and every edit is still seen."""
 
 from __future__ import annotations
 
-from vault_files import write
+from vaultkit import write
 
 from kb.claims import indexed_claims
 from kb.query import run_query

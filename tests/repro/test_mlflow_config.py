@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-from repro_testkit import repro_env, vault  # noqa: F401
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -157,7 +156,7 @@ def test_run_urls_only_for_web_servers():
 
 
 @pytest.fixture
-def cli(repro_env, vault, monkeypatch):  # noqa: F811 - pytest fixtures
+def cli(repro_env, vault, monkeypatch):
     (vault / "A.md").write_text("# A\n")
     runner = CliRunner()
     return lambda *args: runner.invoke(app, ["--vault", str(vault), *args], catch_exceptions=True)

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from repro_testkit import paperkb, repro_env, rows, wait_for  # noqa: F401
+from repro_testkit import paperkb, rows, wait_for
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -90,7 +90,7 @@ def client(server):
 
 
 @pytest.fixture
-def cli(repro_env, vault, monkeypatch, server):  # noqa: F811 - pytest fixtures
+def cli(repro_env, vault, monkeypatch, server):
     """paperkb in this process on ``vault`` (named ``lab``), MLflow set through the environment."""
     (vault / "A.md").write_text("# A\n\nA note with claims.\n")
     claims = [

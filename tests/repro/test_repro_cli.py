@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
-from repro_testkit import ROOT, paperkb, repro_env, rows, vault  # noqa: F401
+from repro_testkit import ROOT, paperkb, rows
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -155,24 +153,6 @@ def test_a_piped_run_reports_its_progress_on_stderr_as_it_goes(repro_env, vault)
     assert any(ln.startswith("started  test/raise [smoke]") for ln in lines), lines
     assert "\x1b" not in first + err + out and proc.returncode == 3
     assert "2 runs: 1 error, 1 passed" in out
-
-
-def test_listing_commands_do_not_import_torch(repro_env, vault):
-    code = (
-        "import sys\n"
-        "from typer.testing import CliRunner\n"
-        "from cli.app import app\n"
-        f"v = {str(vault)!r}\n"
-        "for args in (['experiments'], ['claims'], ['status'], ['runs'], ['experiments', '-f', 'json']):\n"
-        "    r = CliRunner().invoke(app, ['--vault', v, *args])\n"
-        "    assert r.exit_code == 0, (args, r.output, r.exception)\n"
-        "heavy = [m for m in ('torch', 'matplotlib', 'transformers') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=repro_env, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import signal
 import time
 
 import pytest
-from repro_testkit import paperkb, pid_alive, repro_env, rows, vault, wait_for  # noqa: F401
+from repro_testkit import paperkb, pid_alive, rows, wait_for
 
 from kb.errors import NoteNotFound, PaperkbError, UsageError
 from repro.runner import RunOptions, Target, execute, exit_code, plan, resolve_targets

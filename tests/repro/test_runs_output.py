@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from repro_testkit import ROOT, repro_env  # noqa: F401  (a fixture)
+from repro_testkit import ROOT
 from typer.testing import CliRunner
 
 from cli.app import app

@@ -9,7 +9,7 @@ import json
 import time
 
 import pytest
-from repro_testkit import fake_experiments, repro_env  # noqa: F401  (a fixture)
+from repro_testkit import fake_experiments
 from typer.testing import CliRunner
 
 from cli.app import app

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from repro_testkit import repro_env  # noqa: F401  (a fixture)
+from repro_testkit import fake_experiments
 
 from kb.claimspec import ClaimSpecError, expectation_threshold, parse_expect, parse_params
 from repro import registry
@@ -22,7 +22,6 @@ from repro.status import (
     normalise_status,
     status_matches,
 )
-from repro_testkit import fake_experiments
 from repro.tracker import FAILED, PASSED, Tracker
 
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile_vault import build
 
 from kb import index as I
 from kb.frontmatter import load_frontmatter
@@ -121,8 +120,8 @@ def test_exact_case_wins_among_case_twins(tmp_path):
 
 
 # ---- the hostile vault ---------------------------------------------------------------
-def test_hostile_vault_indexes_and_answers_every_query(tmp_path):
-    vault = build(tmp_path / "hostile")
+def test_hostile_vault_indexes_and_answers_every_query(tmp_path, hostile_vault):
+    vault = hostile_vault
     code = """
         import json, sys
         from kb.vault import Vault
@@ -176,13 +175,13 @@ def test_hostile_vault_indexes_and_answers_every_query(tmp_path):
     assert not (tmp_path / "PWNED").exists()
 
 
-def test_hostile_vault_exports_publish_nothing_unsafe(tmp_path):
+def test_hostile_vault_exports_publish_nothing_unsafe(tmp_path, hostile_vault):
     """Issue 23 on the hostile vault: site and Markdown exports write only inside OUT, copy
     no HTML or dot-file, and load nothing from the network."""
     from kb.publish.markdown import export_markdown
     from kb.publish.site import export_site
 
-    vault = build(tmp_path / "hostile")
+    vault = hostile_vault
     before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(vault / ".paperkb")}
     with Vault(vault) as v:
         export_site(v, tmp_path / "site", workers=1, generated="x")

@@ -1,40 +1,20 @@
-"""Helpers shared by the reproduction-framework tests (imported by tests/repro/test_repro_*.py)."""
+"""Plain helpers of the reproduction-framework tests: start ``paperkb`` as a child process,
+read ``runs.db``, wait for a condition, make registry entries. The fixtures they go with
+(``repro_env``, ``vault``) live in tests/conftest.py and tests/repro/conftest.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = Path(__file__).resolve().parents[1]
+TEST_EXPERIMENTS_DIR = ROOT / "tests" / "repro"  # paperkb_test_experiments.py, loaded by the children too
 TEST_MODULE = "paperkb_test_experiments"
-
-
-@pytest.fixture
-def repro_env(monkeypatch):
-    """Register the test-only experiments here and in every child process."""
-    from repro.worker import EXTRA_MODULES_ENV, load_experiments
-
-    monkeypatch.setenv(EXTRA_MODULES_ENV, TEST_MODULE)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
-    monkeypatch.delenv("PAPERKB_VAULT", raising=False)
-    load_experiments()
-    return os.environ.copy()
-
-
-@pytest.fixture
-def vault(tmp_path) -> Path:
-    root = tmp_path / "vault"
-    root.mkdir()
-    return root
 
 
 def _default_sigint() -> None:
