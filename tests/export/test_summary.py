@@ -184,7 +184,7 @@ def test_run_ids_cannot_reach_outside_the_runs_folder(tmp_path, llama_vault):
 
 
 def test_needs_words_have_their_own_dashboard_column():
-    from kb.summary import status_class
+    from kb.publish.display import status_class
 
     assert status_class("needs a CUDA GPU") == "needs"
     assert status_class("needs the WMT14 English-German data") == "needs"
