@@ -254,7 +254,7 @@ def _rejection_examples(a, d, world, model, tok, rng) -> list[tuple[list[int], l
         print(f"sampling {a.k} answers for each of {len(prompts)} prompts", flush=True)
     gen = torch.Generator().manual_seed(a.seed)
     answers, rewards = sample_and_score(model, rm, prompts, a.k, a.max_gen_len, a.temperature, tok.eos_id, gen)
-    best = select(answers, rewards, "best")
+    best = select(answers, rewards)
     if d.rank == 0:
         mean, top = float(rewards.mean()), float(rewards.max(1).values.mean())
         print(f"reward: mean {mean:.4f}, best of {a.k} {top:.4f}", flush=True)
