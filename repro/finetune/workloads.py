@@ -109,8 +109,7 @@ def prompt_masking(ctx: RunContext) -> Result:
     import torch
 
     from repro.finetune.data import ToyWorld
-    from repro.finetune.losses import IGNORE, lm_loss
-    from repro.finetune.packing import document_mask, pack
+    from repro.finetune.losses import IGNORE
     from repro.finetune.sft import dialog_example
     from repro.llama.tokenizer import ByteTokenizer
 
@@ -126,64 +125,83 @@ def prompt_masking(ctx: RunContext) -> Result:
     seq_len = sum(len(e[0]) for e in examples)
     with torch_threads(1):
         model = _tiny(tok.n_words, p["dim"], p["n_layers"], seq_len, ctx.seed)
-
-        # (a) prompt positions: d loss / d logits is exactly zero where the next label is -100
-        ids, labels = examples[0]
-        logits = model(torch.tensor([ids]))
-        logits.retain_grad()
-        lm_loss(logits, torch.tensor([labels])).backward()
-        prompt_grad = logits.grad[0, :-1][is_prompt].abs().max().item()
-        answer_grad = logits.grad[0, :-1][~is_prompt].abs().max().item()
-        ctx.log_metric("prompt_logit_grad_max", prompt_grad)
-        ctx.log_metric("answer_logit_grad_max", answer_grad)
-        ctx.check(
-            "prompt_logit_grad_max",
-            prompt_grad,
-            "==",
-            0.0,
-            "gradient of the SFT loss w.r.t. the logits at prompt positions is exactly zero",
-        )
-        ctx.check("answer_logit_grad_max", answer_grad, ">", 0.0, "answer positions do get a gradient")
-
-        # (b) packing: each example's logits equal those it gets alone; no gradient crosses over
-        b = pack(examples, seq_len)
-        if ctx.control == "packing-leaks":
-            mask = torch.ones(seq_len, seq_len, dtype=torch.bool).tril()[None, None]
-            positions = torch.arange(seq_len)[None]
-        else:
-            mask, positions = document_mask(b.doc), b.positions
-        captured: dict[str, Any] = {}
-        hook = model.tok_embeddings.register_forward_hook(lambda m, i, o: captured.setdefault("emb", o))
-        packed_logits = model(b.tokens, positions=positions, mask=mask)
-        hook.remove()
-        emb = captured["emb"]
-        worst, cross_grad = 0.0, 0.0
-        row, doc = 0, b.doc[0]
-        for d in range(int(doc.max()) + 1):
-            sel = doc == d
-            alone = model(b.tokens[row : row + 1, sel])
-            worst = max(worst, (packed_logits[row, sel] - alone[0]).abs().max().item())
-        last = int(doc.max())
-        sel_last = doc == last
-        g = torch.autograd.grad(packed_logits[row, sel_last].sum(), emb)[0]
-        cross_grad = g[row, ~sel_last & (doc >= 0)].abs().max().item()
-        ctx.log_metric("packed_vs_alone_max_abs", worst)
-        ctx.log_metric("cross_example_grad_max", cross_grad)
-        ctx.check(
-            "packed_vs_alone_max_abs",
-            worst,
-            "<=",
-            1e-5,
-            "an example's logits in a packed row equal its logits alone (fp32)",
-        )
-        ctx.check(
-            "cross_example_grad_max",
-            cross_grad,
-            "==",
-            0.0,
-            "the last example's outputs have exactly zero gradient w.r.t. the other examples' inputs",
-        )
+        prompt_grad = _check_prompt_positions(ctx, model, examples[0], is_prompt)
+        worst, cross_grad = _check_packing(ctx, model, examples, seq_len)
     return ctx.result(f"prompt grad {prompt_grad:g}, packed-vs-alone {worst:.2e}, cross grad {cross_grad:g}")
+
+
+def _check_prompt_positions(ctx: RunContext, model: Any, example: tuple[list[int], list[int]], is_prompt: Any) -> float:
+    """(a) d loss / d logits is exactly zero where the next label is -100 (the prompt); the largest there."""
+    import torch
+
+    from repro.finetune.losses import lm_loss
+
+    ids, labels = example
+    logits = model(torch.tensor([ids]))
+    logits.retain_grad()
+    lm_loss(logits, torch.tensor([labels])).backward()
+    prompt_grad = logits.grad[0, :-1][is_prompt].abs().max().item()
+    answer_grad = logits.grad[0, :-1][~is_prompt].abs().max().item()
+    ctx.log_metric("prompt_logit_grad_max", prompt_grad)
+    ctx.log_metric("answer_logit_grad_max", answer_grad)
+    ctx.check(
+        "prompt_logit_grad_max",
+        prompt_grad,
+        "==",
+        0.0,
+        "gradient of the SFT loss w.r.t. the logits at prompt positions is exactly zero",
+    )
+    ctx.check("answer_logit_grad_max", answer_grad, ">", 0.0, "answer positions do get a gradient")
+    return prompt_grad
+
+
+def _check_packing(
+    ctx: RunContext, model: Any, examples: list[tuple[list[int], list[int]]], seq_len: int
+) -> tuple[float, float]:
+    """(b) packing: each example's logits equal those it gets alone, and no gradient crosses
+    from one example to another; (largest logit difference, largest cross gradient)."""
+    import torch
+
+    from repro.finetune.packing import document_mask, pack
+
+    b = pack(examples, seq_len)
+    if ctx.control == "packing-leaks":
+        mask = torch.ones(seq_len, seq_len, dtype=torch.bool).tril()[None, None]
+        positions = torch.arange(seq_len)[None]
+    else:
+        mask, positions = document_mask(b.doc), b.positions
+    captured: dict[str, Any] = {}
+    hook = model.tok_embeddings.register_forward_hook(lambda m, i, o: captured.setdefault("emb", o))
+    packed_logits = model(b.tokens, positions=positions, mask=mask)
+    hook.remove()
+    emb = captured["emb"]
+    worst, cross_grad = 0.0, 0.0
+    row, doc = 0, b.doc[0]
+    for d in range(int(doc.max()) + 1):
+        sel = doc == d
+        alone = model(b.tokens[row : row + 1, sel])
+        worst = max(worst, (packed_logits[row, sel] - alone[0]).abs().max().item())
+    last = int(doc.max())
+    sel_last = doc == last
+    g = torch.autograd.grad(packed_logits[row, sel_last].sum(), emb)[0]
+    cross_grad = g[row, ~sel_last & (doc >= 0)].abs().max().item()
+    ctx.log_metric("packed_vs_alone_max_abs", worst)
+    ctx.log_metric("cross_example_grad_max", cross_grad)
+    ctx.check(
+        "packed_vs_alone_max_abs",
+        worst,
+        "<=",
+        1e-5,
+        "an example's logits in a packed row equal its logits alone (fp32)",
+    )
+    ctx.check(
+        "cross_example_grad_max",
+        cross_grad,
+        "==",
+        0.0,
+        "the last example's outputs have exactly zero gradient w.r.t. the other examples' inputs",
+    )
+    return worst, cross_grad
 
 
 # ---------------------------------------------------------------------------------------
@@ -289,17 +307,12 @@ def rejection_sampling(ctx: RunContext) -> Result:
 
     import torch
 
-    from repro.finetune.loop import OptimConfig
     from repro.finetune.rejection import (
-        gain_over_uninformative,
-        gold_of_best,
         reward_vs_k,
         sample_and_score,
         select,
         shuffle_within_prompts,
     )
-    from repro.finetune.rollout import sample
-    from repro.finetune.sft import SFTConfig, train_sft
 
     p = ctx.params
     with torch_threads(p["threads"]):
@@ -333,91 +346,9 @@ def rejection_sampling(ctx: RunContext) -> Result:
                 ctx.log_metric(f"median_reward_T{temp:g}", v["median"], k)
         c = curves[1.0]
         k1, kn = ks[0], ks[-1]
-        rise_max = c[kn]["max"] - c[k1]["max"]
-        drift_median = abs(c[kn]["median"] - c[k1]["median"])
-        gaps = [c[k]["max"] - c[k]["median"] for k in ks]
-        # Figure 7's shape in reward-model scores. Any scores with a spread have it (pure
-        # N(0, 1) noise passes these three in 197 of 200 seeds), so they are recorded as
-        # reference figures, never evidence.
-        noise = "; holds for any scores with a spread, pure noise included: recorded, not evidence"
-        ctx.check(
-            "max_reward_rise",
-            rise_max,
-            ">",
-            0.0,
-            f"max reward among K rises from K={k1} to K={kn}" + noise,
-            evidence="reference",
-        )
-        ctx.check(
-            "median_drift_over_max_rise",
-            drift_median / max(rise_max, 1e-9),
-            "<",
-            0.25,
-            "the median moves by less than a quarter of the maximum's rise (flat, Figure 7)" + noise,
-            evidence="reference",
-        )
-        widening = sum(b > a for a, b in zip(gaps, gaps[1:])) / max(1, len(gaps) - 1)
-        ctx.check(
-            "gap_widens_fraction",
-            widening,
-            "==",
-            1.0,
-            "max - median grows at every doubling of K" + noise,
-            evidence="reference",
-        )
-        # What the rise is worth: the true reward of the reward model's pick against an
-        # uninformative (shuffled) reward model's, whose expected pick is the mean of the K.
-        gold_t1 = torch.tensor(gold_all, dtype=torch.float64).view(len(prompts), p["k_max"])
-        picked = gold_of_best(rewards_t1.double(), gold_t1, ks)
-        for k in ks:
-            ctx.log_metric("gold_of_best_of_k", float(picked[k].mean()), k)
-            ctx.log_metric("gold_of_shuffled_rm_pick", float(gold_t1[:, :k].mean()), k)
-        gain, z = gain_over_uninformative(rewards_t1.double(), gold_t1, kn)
-        ctx.log_metric("gold_gain_over_shuffled_rm", gain)
-        ctx.log_metric("gold_gain_over_shuffled_rm_z", z)
-        ctx.check(
-            "gold_gain_over_shuffled_rm_z",
-            z,
-            ">=",
-            3.0,
-            f"best-of-{kn} by the reward model picks answers of higher true reward than an uninformative "
-            f"(shuffled) reward model would (mean gain {gain:.3f} over {len(prompts)} prompts; z >= 3, "
-            "one-sided p < 0.002: a reward model unrelated to the truth passes about 1 time in 400)",
-            evidence="proxy",
-        )
-
-        # one round of rejection-sampling fine-tuning on the kept answers
-        from repro.finetune.losses import answer_only_labels
-
-        examples = [
-            answer_only_labels(prompt_ids, ans if ans[-1:] == [tok.eos_id] else ans + [tok.eos_id])
-            for prompt_ids, ans in zip(prompts, kept_answers)
-        ]
-        train_sft(
-            policy,
-            examples,
-            SFTConfig(steps=p["rs_steps"], batch_size=16, seq_len=64, seed=ctx.seed + 3),
-            OptimConfig(lr=1e-3, total_steps=p["rs_steps"]),
-            on_step=lambda s, m: ctx.log_metric("rs_sft_loss", m["loss"], s) if s % 10 == 0 else None,
-        )
-        policy.eval()
-        test_prompts = _prompts(world, tok, 256, ctx.seed + 777)
-        with torch.no_grad():
-            after = sample(policy, test_prompts, world.answer_len + 2, 1.0, tok.eos_id, gen)
-        gold_before = sum(gold_all) / len(gold_all)
-        std_before = (sum((g - gold_before) ** 2 for g in gold_all) / len(gold_all)) ** 0.5
-        gold_after = sum(_gold(world, tok, after.answers)) / len(after.answers)
-        ctx.log_metric("gold_reward_before", gold_before)
-        ctx.log_metric("gold_reward_after", gold_after)
-        ctx.check(
-            "gold_rise_in_sd",
-            (gold_after - gold_before) / max(std_before, 1e-9),
-            ">=",
-            0.5,
-            "one round of fine-tuning on the best of K raises the true (hidden-rule) reward by at least "
-            "half a standard deviation of the SFT policy's rewards",
-            evidence="proxy",
-        )
+        _check_reward_vs_k_shape(ctx, c, ks)
+        _check_gold_gain(ctx, rewards_t1, gold_all, len(prompts), ks)
+        gold_before, gold_after = _rejection_round(ctx, world, tok, policy, prompts, kept_answers, gold_all, gen)
     plot_lines(
         ctx.artifact_path("reward_vs_k.png"),
         {
@@ -435,6 +366,115 @@ def rejection_sampling(ctx: RunContext) -> Result:
         f"{c[k1]['median']:.2f} -> {c[kn]['median']:.2f}; best temperature at K={kn}: {best_t:g}; "
         f"true reward {gold_before:.2f} -> {gold_after:.2f} after one RS round"
     )
+
+
+def _check_reward_vs_k_shape(ctx: RunContext, c: dict[int, dict[str, float]], ks: list[int]) -> None:
+    """Figure 7's shape in reward-model scores at T = 1: the best of K rises, the median
+    stays. Any scores with a spread have it (pure N(0, 1) noise passes these three in 197
+    of 200 seeds), so they are recorded as reference figures, never evidence."""
+    k1, kn = ks[0], ks[-1]
+    rise_max = c[kn]["max"] - c[k1]["max"]
+    drift_median = abs(c[kn]["median"] - c[k1]["median"])
+    gaps = [c[k]["max"] - c[k]["median"] for k in ks]
+    noise = "; holds for any scores with a spread, pure noise included: recorded, not evidence"
+    ctx.check(
+        "max_reward_rise",
+        rise_max,
+        ">",
+        0.0,
+        f"max reward among K rises from K={k1} to K={kn}" + noise,
+        evidence="reference",
+    )
+    ctx.check(
+        "median_drift_over_max_rise",
+        drift_median / max(rise_max, 1e-9),
+        "<",
+        0.25,
+        "the median moves by less than a quarter of the maximum's rise (flat, Figure 7)" + noise,
+        evidence="reference",
+    )
+    widening = sum(b > a for a, b in zip(gaps, gaps[1:])) / max(1, len(gaps) - 1)
+    ctx.check(
+        "gap_widens_fraction",
+        widening,
+        "==",
+        1.0,
+        "max - median grows at every doubling of K" + noise,
+        evidence="reference",
+    )
+
+
+def _check_gold_gain(ctx: RunContext, rewards: Any, gold_all: list[float], n_prompts: int, ks: list[int]) -> None:
+    """What the rise is worth: the true reward of the reward model's pick against an
+    uninformative (shuffled) reward model's, whose expected pick is the mean of the K."""
+    import torch
+
+    from repro.finetune.rejection import gain_over_uninformative, gold_of_best
+
+    kn = ks[-1]
+    gold_t1 = torch.tensor(gold_all, dtype=torch.float64).view(n_prompts, -1)
+    picked = gold_of_best(rewards.double(), gold_t1, ks)
+    for k in ks:
+        ctx.log_metric("gold_of_best_of_k", float(picked[k].mean()), k)
+        ctx.log_metric("gold_of_shuffled_rm_pick", float(gold_t1[:, :k].mean()), k)
+    gain, z = gain_over_uninformative(rewards.double(), gold_t1, kn)
+    ctx.log_metric("gold_gain_over_shuffled_rm", gain)
+    ctx.log_metric("gold_gain_over_shuffled_rm_z", z)
+    ctx.check(
+        "gold_gain_over_shuffled_rm_z",
+        z,
+        ">=",
+        3.0,
+        f"best-of-{kn} by the reward model picks answers of higher true reward than an uninformative "
+        f"(shuffled) reward model would (mean gain {gain:.3f} over {n_prompts} prompts; z >= 3, "
+        "one-sided p < 0.002: a reward model unrelated to the truth passes about 1 time in 400)",
+        evidence="proxy",
+    )
+
+
+def _rejection_round(
+    ctx: RunContext, world, tok, policy, prompts, kept_answers, gold_all: list[float], gen
+) -> tuple[float, float]:
+    """One round of rejection-sampling fine-tuning on the kept answers, judged by the
+    true (hidden-rule) reward before and after: (mean before, mean after)."""
+    import torch
+
+    from repro.finetune.loop import OptimConfig
+    from repro.finetune.losses import answer_only_labels
+    from repro.finetune.rollout import sample
+    from repro.finetune.sft import SFTConfig, train_sft
+
+    p = ctx.params
+    examples = [
+        answer_only_labels(prompt_ids, ans if ans[-1:] == [tok.eos_id] else ans + [tok.eos_id])
+        for prompt_ids, ans in zip(prompts, kept_answers)
+    ]
+    train_sft(
+        policy,
+        examples,
+        SFTConfig(steps=p["rs_steps"], batch_size=16, seq_len=64, seed=ctx.seed + 3),
+        OptimConfig(lr=1e-3, total_steps=p["rs_steps"]),
+        on_step=lambda s, m: ctx.log_metric("rs_sft_loss", m["loss"], s) if s % 10 == 0 else None,
+    )
+    policy.eval()
+    test_prompts = _prompts(world, tok, 256, ctx.seed + 777)
+    with torch.no_grad():
+        after = sample(policy, test_prompts, world.answer_len + 2, 1.0, tok.eos_id, gen)
+    gold_before = sum(gold_all) / len(gold_all)
+    std_before = (sum((g - gold_before) ** 2 for g in gold_all) / len(gold_all)) ** 0.5
+    gold_after = sum(_gold(world, tok, after.answers)) / len(after.answers)
+    ctx.log_metric("gold_reward_before", gold_before)
+    ctx.log_metric("gold_reward_after", gold_after)
+    ctx.check(
+        "gold_rise_in_sd",
+        (gold_after - gold_before) / max(std_before, 1e-9),
+        ">=",
+        0.5,
+        "one round of fine-tuning on the best of K raises the true (hidden-rule) reward by at least "
+        "half a standard deviation of the SFT policy's rewards",
+        evidence="proxy",
+    )
+    return gold_before, gold_after
 
 
 # ---------------------------------------------------------------------------------------
@@ -459,66 +499,11 @@ def kl_slope_ratio(kls: list[float]) -> float:
 
 
 def ppo_kl(ctx: RunContext) -> Result:
-    import copy
-
-    import torch
-
-    from repro.finetune.heads import ScalarHeadModel, copy_backbone
-    from repro.finetune.loop import OptimConfig
-    from repro.finetune.ppo import PPOConfig, ppo_train
-
     p = ctx.params
     betas = [float(b) for b in p["betas"]]
     if len(betas) != 2 or betas[0] <= betas[1]:
         raise ValueError("betas must be two values, the larger first")
-    with torch_threads(p["threads"]):
-        world, tok = _world(ctx)
-        sft = _sft_policy(ctx, world, tok, p["sft_steps"], p["dim"])
-        rm, _ = _reward_model(ctx, world, tok, sft, p["rm_steps"])
-        prompts = _prompts(world, tok, 512, ctx.seed + 5)
-
-        def reward_fn(r):
-            with torch.no_grad():
-                helpful = torch.sigmoid(rm(r.tokens, r.lengths))
-            # no safety prompts in this world: the safety score is high, so the gate picks helpfulness
-            return helpful, torch.ones_like(helpful), torch.zeros_like(helpful, dtype=torch.bool)
-
-        runs = {}
-        for beta in betas:
-            policy = copy.deepcopy(sft)
-            torch.manual_seed(ctx.seed + 2)
-            value = ScalarHeadModel(copy_backbone(sft))
-            cfg = PPOConfig(
-                iterations=p["iterations"],
-                batch_size=p["batch"],
-                beta=beta,
-                seed=ctx.seed,
-                max_gen_len=world.answer_len + 2,
-            )
-            if ctx.control == "kl-bonus":
-                cfg = controls.kl_bonus(cfg)
-            gold: list[float] = []
-
-            def on_it(it, row, r, beta=beta, gold=gold):
-                g = sum(_gold(world, tok, r.answers)) / len(r.answers)
-                gold.append(g)
-                ctx.log_metric(f"reward_beta{beta:g}", row["reward"], it)
-                ctx.log_metric(f"kl_beta{beta:g}", row["kl"], it)
-                ctx.log_metric(f"gold_beta{beta:g}", g, it)
-                ctx.progress(it + 1, p["iterations"], f"β={beta:g} reward {row['reward']:.3f} KL {row['kl']:.2f}")
-
-            hist = ppo_train(
-                policy,
-                sft,
-                value,
-                reward_fn,
-                prompts,
-                tok.eos_id,
-                cfg,
-                OptimConfig(lr=1e-3, total_steps=cfg.iterations * cfg.epochs),
-                on_iteration=on_it,
-            )
-            runs[beta] = (hist, gold)
+    runs = _ppo_runs(ctx, betas)
     tail = max(1, p["iterations"] // 5)
 
     def late(xs):
@@ -578,6 +563,73 @@ def ppo_kl(ctx: RunContext) -> Result:
         f"KL with β = {small:g} ends larger than with β = {big:g}",
         evidence="proxy",
     )
+    _plot_ppo(ctx, runs)
+    return ctx.result(f"β={big:g}: reward {r0:.3f} -> {r_end:.3f}, KL {kl_big:.2f}; β={small:g}: KL {kl_small:.2f}")
+
+
+def _ppo_runs(ctx: RunContext, betas: list[float]) -> dict[float, tuple[list[dict], list[float]]]:
+    """PPO from one SFT policy and reward model at each β: β -> (history, true reward per iteration)."""
+    import copy
+
+    import torch
+
+    from repro.finetune.heads import ScalarHeadModel, copy_backbone
+    from repro.finetune.loop import OptimConfig
+    from repro.finetune.ppo import PPOConfig, ppo_train
+
+    p = ctx.params
+    with torch_threads(p["threads"]):
+        world, tok = _world(ctx)
+        sft = _sft_policy(ctx, world, tok, p["sft_steps"], p["dim"])
+        rm, _ = _reward_model(ctx, world, tok, sft, p["rm_steps"])
+        prompts = _prompts(world, tok, 512, ctx.seed + 5)
+
+        def reward_fn(r):
+            with torch.no_grad():
+                helpful = torch.sigmoid(rm(r.tokens, r.lengths))
+            # no safety prompts in this world: the safety score is high, so the gate picks helpfulness
+            return helpful, torch.ones_like(helpful), torch.zeros_like(helpful, dtype=torch.bool)
+
+        runs: dict[float, tuple[list[dict], list[float]]] = {}
+        for beta in betas:
+            policy = copy.deepcopy(sft)
+            torch.manual_seed(ctx.seed + 2)
+            value = ScalarHeadModel(copy_backbone(sft))
+            cfg = PPOConfig(
+                iterations=p["iterations"],
+                batch_size=p["batch"],
+                beta=beta,
+                seed=ctx.seed,
+                max_gen_len=world.answer_len + 2,
+            )
+            if ctx.control == "kl-bonus":
+                cfg = controls.kl_bonus(cfg)
+            gold: list[float] = []
+
+            def on_it(it, row, r, beta=beta, gold=gold):
+                g = sum(_gold(world, tok, r.answers)) / len(r.answers)
+                gold.append(g)
+                ctx.log_metric(f"reward_beta{beta:g}", row["reward"], it)
+                ctx.log_metric(f"kl_beta{beta:g}", row["kl"], it)
+                ctx.log_metric(f"gold_beta{beta:g}", g, it)
+                ctx.progress(it + 1, p["iterations"], f"β={beta:g} reward {row['reward']:.3f} KL {row['kl']:.2f}")
+
+            hist = ppo_train(
+                policy,
+                sft,
+                value,
+                reward_fn,
+                prompts,
+                tok.eos_id,
+                cfg,
+                OptimConfig(lr=1e-3, total_steps=cfg.iterations * cfg.epochs),
+                on_iteration=on_it,
+            )
+            runs[beta] = (hist, gold)
+    return runs
+
+
+def _plot_ppo(ctx: RunContext, runs: dict[float, tuple[list[dict], list[float]]]) -> None:
     plot_lines(
         ctx.artifact_path("ppo_kl.png"),
         {f"KL β={b:g}": (list(range(len(h))), [x["kl"] for x in h]) for b, (h, _) in runs.items()},
@@ -592,7 +644,6 @@ def ppo_kl(ctx: RunContext) -> Result:
         "mean R_c",
         "PPO: reward",
     )
-    return ctx.result(f"β={big:g}: reward {r0:.3f} -> {r_end:.3f}, KL {kl_big:.2f}; β={small:g}: KL {kl_small:.2f}")
 
 
 # ---------------------------------------------------------------------------------------
