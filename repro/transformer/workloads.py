@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from repro.plots import Panel, save_panels
 from repro.registry import Result, RunContext
 
@@ -77,35 +80,7 @@ def param_count(ctx: RunContext) -> Result:
     p = ctx.params
     forget = ctx.control == "forget-cross-attention"
     if p["d_model"]:
-        d_ff = p["d_ff"] or 4 * p["d_model"]
-        n_built = count_parameters(_custom_model_on_meta(p))
-        n = closed_form_count(
-            p["vocab_size"],
-            p["d_model"],
-            p["n_layers"],
-            p["decoder_layers"],
-            d_ff,
-            learned_positions=p["learned_positions"],
-            token_types=p["token_types"],
-            embedding_norm=p["embedding_norm"],
-            pooler=p["pooler"],
-            tied_output=p["tied_output"],
-            cross_attention=not forget,
-        )
-        ctx.log_metric("params", n)
-        ctx.log_metric("params_millions", n / 1e6)
-        ctx.log(
-            f"d_model {p['d_model']}, {p['n_layers']} encoder + {p['decoder_layers']} decoder layers, "
-            f"d_ff {d_ff}, vocabulary {p['vocab_size']}: {n:,} parameters ({n / 1e6:.2f}M)"
-        )
-        ctx.check(
-            "closed_form_equals_built_model",
-            n,
-            "==",
-            n_built,
-            "the hand count equals the parameters of the layers built on the meta device",
-        )
-        return ctx.result(f"{n / 1e6:.2f}M parameters for the configuration given")
+        return _custom_param_count(ctx, forget)
     vocab, slack = p["vocab_size"], p["vocab_precision"]
     v_lo, v_hi = vocab - slack, vocab + slack
     convention = (
@@ -158,6 +133,42 @@ def param_count(ctx: RunContext) -> Result:
         f"{nearest['big'][1]:.2f}M over vocabularies {v_lo:,}-{v_hi:,} (paper: 65M, 213M); counted under "
         f"the convention: {convention}"
     )
+
+
+def _custom_param_count(ctx: RunContext, forget: bool) -> Result:
+    """The count for a configuration given in params (``d_model`` set), e.g. BERT's."""
+    from repro.transformer.model import count_parameters
+
+    p = ctx.params
+    d_ff = p["d_ff"] or 4 * p["d_model"]
+    n_built = count_parameters(_custom_model_on_meta(p))
+    n = closed_form_count(
+        p["vocab_size"],
+        p["d_model"],
+        p["n_layers"],
+        p["decoder_layers"],
+        d_ff,
+        learned_positions=p["learned_positions"],
+        token_types=p["token_types"],
+        embedding_norm=p["embedding_norm"],
+        pooler=p["pooler"],
+        tied_output=p["tied_output"],
+        cross_attention=not forget,
+    )
+    ctx.log_metric("params", n)
+    ctx.log_metric("params_millions", n / 1e6)
+    ctx.log(
+        f"d_model {p['d_model']}, {p['n_layers']} encoder + {p['decoder_layers']} decoder layers, "
+        f"d_ff {d_ff}, vocabulary {p['vocab_size']}: {n:,} parameters ({n / 1e6:.2f}M)"
+    )
+    ctx.check(
+        "closed_form_equals_built_model",
+        n,
+        "==",
+        n_built,
+        "the hand count equals the parameters of the layers built on the meta device",
+    )
+    return ctx.result(f"{n / 1e6:.2f}M parameters for the configuration given")
 
 
 def sinusoid_linear(ctx: RunContext) -> Result:
@@ -253,6 +264,38 @@ def scaled_dot_product(ctx: RunContext) -> Result:
             ctx.log_metric(f"entropy_{label}", entropy.item(), step=dk)
             ctx.log_metric(f"grad_norm_{label}", grad.item(), step=dk)
     h_max = math.log(p["n_keys"])
+    _check_saturation(ctx, rows, dks, h_max)
+    save_panels(
+        ctx.artifact_path("softmax_saturation.png"),
+        [
+            Panel(
+                {label: (dks, [r[0] for r in rows[label]]) for label in rows},
+                "d_k",
+                "softmax entropy (nats)",
+                log2_x=True,
+                levels={"uniform": h_max},
+            ),
+            Panel(
+                {label: (dks, [r[1] for r in rows[label]]) for label in rows},
+                "d_k",
+                "mean gradient norm at the logits",
+                log2_x=True,
+                log_y=True,
+            ),
+        ],
+        title="Dot-product attention with and without 1/sqrt(d_k)",
+    )
+    return ctx.result(
+        f"at d_k={dks[-1]}: entropy {rows['unscaled'][-1][0]:.3f} unscaled vs {rows['scaled'][-1][0]:.3f} scaled "
+        f"(uniform {h_max:.2f})"
+    )
+
+
+def _check_saturation(
+    ctx: RunContext, rows: dict[str, list[tuple[float, float]]], dks: list[int], h_max: float
+) -> None:
+    """Section 3.2.1: without 1/sqrt(d_k) the softmax saturates as d_k grows (entropy and
+    gradient collapse); with it both stay roughly constant. rows: label -> [(entropy, grad)] per d_k."""
     s_ent = [r[0] for r in rows["scaled"]]
     u_ent = [r[0] for r in rows["unscaled"]]
     u_grad = [r[1] for r in rows["unscaled"]]
@@ -286,30 +329,6 @@ def scaled_dot_product(ctx: RunContext) -> Result:
         "scaled_grad_spread", max(s_grad) / min(s_grad), "<", 2.0, "scaled gradient norm roughly independent of d_k"
     )
 
-    save_panels(
-        ctx.artifact_path("softmax_saturation.png"),
-        [
-            Panel(
-                {label: (dks, [r[0] for r in rows[label]]) for label in rows},
-                "d_k",
-                "softmax entropy (nats)",
-                log2_x=True,
-                levels={"uniform": h_max},
-            ),
-            Panel(
-                {label: (dks, [r[1] for r in rows[label]]) for label in rows},
-                "d_k",
-                "mean gradient norm at the logits",
-                log2_x=True,
-                log_y=True,
-            ),
-        ],
-        title="Dot-product attention with and without 1/sqrt(d_k)",
-    )
-    return ctx.result(
-        f"at d_k={dks[-1]}: entropy {u_ent[-1]:.3f} unscaled vs {s_ent[-1]:.3f} scaled (uniform {h_max:.2f})"
-    )
-
 
 def _fit_exponent(xs, ys) -> float:
     """Slope of log y against log x (least squares)."""
@@ -339,72 +358,104 @@ def crossover(xs, cost_a, cost_b) -> float:
 
 
 def attention_cost(ctx: RunContext) -> Result:
-    import math
+    import functools
+
+    import torch
+
+    p = ctx.params
+    torch.manual_seed(ctx.seed)
+    attend = functools.partial(_self_attention, heads=p["n_heads"], control=ctx.control)
+    with torch.no_grad():
+        by_n = {int(n): _measure(attend, p["batch"], int(n), p["d_fixed"], p["repeats"]) for n in p["ns"]}
+        by_d = {int(d): _measure(attend, p["batch"], p["n_fixed"], int(d), p["repeats"]) for d in p["ds"]}
+    found = {}
+    for axis, table, fixed in (("n", by_n, p["d_fixed"]), ("d", by_d, p["n_fixed"])):
+        found.update(_crossovers(ctx, axis, table, fixed))
+    _check_crossovers(ctx, found)
+    _check_sequential_operations(ctx, attend)
+    fn_, fd_ = found[("n", "flops")], found[("d", "flops")]
+    return ctx.result(
+        f"measured crossover: n = {fn_:.0f} at d = {p['d_fixed']}, d = {fd_:.0f} at n = {p['n_fixed']} (FLOPs); "
+        f"in time n = {found[('n', 'time')]:.0f}, d = {found[('d', 'time')]:.0f}"
+    )
+
+
+def _self_attention(x: Any, heads: int, control: str | None) -> Any:
+    """Table 1's self-attention row: scores and weighted sum over n positions, h heads of
+    width d / h (equation 1 per head). x (B, n, d) -> (B, H, n, d/H)."""
+    import torch
+
+    from repro.transformer.model import scaled_dot_product_attention
+
+    b, n, d = x.shape
+    width = d if control == "heads-full-width" else d // heads
+    qkv = x.repeat(1, 1, heads) if control == "heads-full-width" else x
+    h = qkv.view(b, n, heads, width).transpose(1, 2)  # (B, H, n, d/H)
+    if control == "attention-query-loop":
+        rows = [scaled_dot_product_attention(h[:, :, t : t + 1], h, h) for t in range(n)]
+        return torch.cat(rows, dim=2)
+    return scaled_dot_product_attention(h, h, h)  # (B, H, n, d/H)
+
+
+def _recurrent(x: Any, w_h: Any, w_x: Any) -> Any:
+    """Table 1's recurrent row: n sequential steps, each a d x d product. x (B, n, d) -> (B, d)."""
+    import torch
+
+    h = torch.zeros(x.shape[0], x.shape[2])
+    for t in range(x.shape[1]):
+        h = torch.tanh(h @ w_h + x[:, t] @ w_x)
+    return h
+
+
+def _measure(attend: Callable[[Any], Any], bsz: int, n: int, d: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """FLOPs (torch's dispatcher count) and best-of-``repeats`` seconds of both layers at (n, d)."""
     import time
 
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from repro.transformer.model import scaled_dot_product_attention
+    x = torch.randn(bsz, n, d)
+    w_h, w_x = torch.randn(d, d) / d**0.5, torch.randn(d, d) / d**0.5
+    out = {}
+    for label, fn in (("attention", lambda: attend(x)), ("recurrent", lambda: _recurrent(x, w_h, w_x))):
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        out[label] = (counter.get_total_flops(), best)
+    return out
+
+
+def _crossovers(ctx: RunContext, axis: str, table: dict, fixed: int) -> dict[tuple[str, str], float]:
+    """Log a sweep along ``axis`` and find where the two layers cost the same, in FLOPs and in time."""
+    xs = list(table)
+    for x in xs:
+        for label in ("attention", "recurrent"):
+            ctx.log_metric(f"{label}_flops_vs_{axis}", table[x][label][0], step=x)
+            ctx.log_metric(f"{label}_seconds_vs_{axis}", table[x][label][1], step=x)
+    for label in ("attention", "recurrent"):  # recorded: they follow from the shapes
+        ctx.log_metric(f"{label}_flops_exponent_{axis}", _fit_exponent(xs, [table[x][label][0] for x in xs]))
+    found = {}
+    for kind, k in (("flops", 0), ("time", 1)):
+        x_star = crossover(xs, [table[x]["attention"][k] for x in xs], [table[x]["recurrent"][k] for x in xs])
+        found[(axis, kind)] = x_star
+        ctx.log_metric(f"{kind}_crossover_{axis}", x_star)
+        ctx.log_metric(f"{kind}_crossover_{axis}_over_{'d' if axis == 'n' else 'n'}", x_star / fixed)
+        ctx.log(
+            f"{kind}: self-attention and the recurrent layer cost the same at {axis} = {x_star:.1f} "
+            f"({'d' if axis == 'n' else 'n'} = {fixed})"
+        )
+    return found
+
+
+def _check_crossovers(ctx: RunContext, found: dict[tuple[str, str], float]) -> None:
+    """Table 1: self-attention is cheaper than a recurrent layer while n < d."""
+    import math
 
     p = ctx.params
-    torch.manual_seed(ctx.seed)
-    bsz, heads = p["batch"], p["n_heads"]
-
-    def self_attention(x):
-        # Table 1's self-attention row: scores and weighted sum over n positions, h heads
-        # of width d / h (equation 1 per head)
-        b, n, d = x.shape
-        width = d if ctx.control == "heads-full-width" else d // heads
-        qkv = x.repeat(1, 1, heads) if ctx.control == "heads-full-width" else x
-        h = qkv.view(b, n, heads, width).transpose(1, 2)  # (B, H, n, d/H)
-        if ctx.control == "attention-query-loop":
-            rows = [scaled_dot_product_attention(h[:, :, t : t + 1], h, h) for t in range(n)]
-            return torch.cat(rows, dim=2)
-        return scaled_dot_product_attention(h, h, h)  # (B, H, n, d/H)
-
-    def recurrent(x, w_h, w_x):
-        h = torch.zeros(x.shape[0], x.shape[2])
-        for t in range(x.shape[1]):  # n sequential steps, each a d x d product
-            h = torch.tanh(h @ w_h + x[:, t] @ w_x)
-        return h
-
-    def measure(n, d):
-        x = torch.randn(bsz, n, d)
-        w_h, w_x = torch.randn(d, d) / d**0.5, torch.randn(d, d) / d**0.5
-        out = {}
-        for label, fn in (("attention", lambda: self_attention(x)), ("recurrent", lambda: recurrent(x, w_h, w_x))):
-            with FlopCounterMode(display=False) as counter:
-                fn()
-            best = float("inf")
-            for _ in range(p["repeats"]):
-                t0 = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - t0)
-            out[label] = (counter.get_total_flops(), best)
-        return out
-
-    with torch.no_grad():
-        by_n = {int(n): measure(int(n), p["d_fixed"]) for n in p["ns"]}
-        by_d = {int(d): measure(p["n_fixed"], int(d)) for d in p["ds"]}
-    found = {}
-    for axis, table, fixed in (("n", by_n, p["d_fixed"]), ("d", by_d, p["n_fixed"])):
-        xs = list(table)
-        for x in xs:
-            for label in ("attention", "recurrent"):
-                ctx.log_metric(f"{label}_flops_vs_{axis}", table[x][label][0], step=x)
-                ctx.log_metric(f"{label}_seconds_vs_{axis}", table[x][label][1], step=x)
-        for label in ("attention", "recurrent"):  # recorded: they follow from the shapes
-            ctx.log_metric(f"{label}_flops_exponent_{axis}", _fit_exponent(xs, [table[x][label][0] for x in xs]))
-        for kind, k in (("flops", 0), ("time", 1)):
-            x_star = crossover(xs, [table[x]["attention"][k] for x in xs], [table[x]["recurrent"][k] for x in xs])
-            found[(axis, kind)] = x_star
-            ctx.log_metric(f"{kind}_crossover_{axis}", x_star)
-            ctx.log_metric(f"{kind}_crossover_{axis}_over_{'d' if axis == 'n' else 'n'}", x_star / fixed)
-            ctx.log(
-                f"{kind}: self-attention and the recurrent layer cost the same at {axis} = {x_star:.1f} "
-                f"({'d' if axis == 'n' else 'n'} = {fixed})"
-            )
 
     def log2_ratio(x_star, fixed):
         return abs(math.log2(x_star / fixed)) if x_star == x_star else float("inf")
@@ -428,12 +479,18 @@ def attention_cost(ctx: RunContext) -> Result:
             f"in {what}, the recurrent layer becomes the costlier one at a measured d within a factor 2 of "
             f"n = {p['n_fixed']}",
         )
-    # Sequential operations: one batched product for attention, n dependent steps for the RNN.
+
+
+def _check_sequential_operations(ctx: RunContext, attend: Callable[[Any], Any]) -> None:
+    """Table 1's sequential operations: one batched product for attention, n dependent steps for the RNN."""
+    import torch
+
+    p = ctx.params
     n = int(p["ns"][-1])
     tokens = torch.randn(1, n, p["d_fixed"])
     w = torch.randn(p["d_fixed"], p["d_fixed"])
     seq_ops = {}
-    for label, fn in (("attention", lambda: self_attention(tokens)), ("recurrent", lambda: recurrent(tokens, w, w))):
+    for label, fn in (("attention", lambda: attend(tokens)), ("recurrent", lambda: _recurrent(tokens, w, w))):
         with torch.profiler.profile() as prof:
             fn()
         seq_ops[label] = sum(e.count for e in prof.key_averages() if e.key in ("aten::bmm", "aten::mm"))
@@ -447,11 +504,6 @@ def attention_cost(ctx: RunContext) -> Result:
     )
     ctx.check(
         "attention_matmul_calls", seq_ops["attention"], "<=", 2, "self-attention needs O(1) matrix products, whatever n"
-    )
-    fn_, fd_ = found[("n", "flops")], found[("d", "flops")]
-    return ctx.result(
-        f"measured crossover: n = {fn_:.0f} at d = {p['d_fixed']}, d = {fd_:.0f} at n = {p['n_fixed']} (FLOPs); "
-        f"in time n = {found[('n', 'time')]:.0f}, d = {found[('d', 'time')]:.0f}"
     )
 
 
