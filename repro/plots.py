@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,66 @@ def stepped_series(metrics: Iterable[dict[str, Any]]) -> dict[str, dict[int, lis
         if max(len(pts) for pts in ranks.values()) >= MIN_POINTS:
             out[name] = {r: sorted(pts) for r, pts in sorted(ranks.items())}
     return out
+
+
+@dataclass
+class Panel:
+    """One set of axes: named lines (label -> (xs, ys)) and dotted reference levels."""
+
+    lines: dict[str, tuple[Sequence[float], Sequence[float]]]
+    xlabel: str = ""
+    ylabel: str = ""
+    title: str = ""
+    log2_x: bool = False  # sweeps over powers of two (block sizes, d_k, K samples)
+    log_y: bool = False
+    levels: dict[str, float] = field(default_factory=dict)  # label -> y of a horizontal line
+
+
+def save_panels(path: Path | str, panels: Sequence[Panel], *, title: str = "") -> Path:
+    """Draw the panels side by side into one PNG at ``path`` (the experiments' figures)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 + 3.5 * (len(panels) - 1), 3.6), dpi=100, squeeze=False)
+    try:
+        for ax, panel in zip(axes[0], panels):
+            for label, (xs, ys) in panel.lines.items():
+                ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, markersize=3, lw=1, label=label)
+            for label, y in panel.levels.items():
+                ax.axhline(y, color="gray", ls=":", label=label)
+            if panel.log2_x:
+                ax.set_xscale("log", base=2)
+            if panel.log_y:
+                ax.set_yscale("log")
+            ax.set_xlabel(panel.xlabel)
+            ax.set_ylabel(panel.ylabel)
+            if panel.title:
+                ax.set_title(panel.title, fontsize=10)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        if title:
+            fig.suptitle(title, fontsize=11)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def plot_lines(
+    path: Path | str,
+    lines: dict[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    *,
+    log2_x: bool = False,
+    levels: dict[str, float] | None = None,
+) -> Path:
+    """One panel of named lines: the common case of :func:`save_panels`."""
+    return save_panels(path, [Panel(lines, xlabel, ylabel, title, log2_x=log2_x, levels=dict(levels or {}))])
 
 
 def plot_metrics(metrics: Iterable[dict[str, Any]], out_dir: Path | str, *, title: str = "") -> list[Path]:

@@ -38,7 +38,6 @@ class DPOConfig:
     batch_size: int = 16
     beta: float = 0.1
     seed: int = 0
-    swap: bool = False  # negative control: learn the rejected answers
 
 
 def pair_examples(pairs: Sequence[Pair], tokenizer) -> list[tuple]:
@@ -64,8 +63,6 @@ def train_dpo(
     def step_loss(m, step):
         rng = step_rng(cfg.seed, step)
         batch = d.shard([data[rng.randrange(len(data))] for _ in range(cfg.batch_size)])
-        if cfg.swap:
-            batch = [(r, c) for c, r in batch]
         seqs = [b[0] for b in batch] + [b[1] for b in batch]
         lp = sequence_logprobs(m, seqs)
         with torch.no_grad():

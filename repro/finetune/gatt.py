@@ -10,7 +10,6 @@ history, how often the answer at turn t still respects the first-turn instructio
 from __future__ import annotations
 
 import random
-from typing import Optional
 
 import torch
 
@@ -26,8 +25,6 @@ def gatt_examples(
     rng: random.Random,
     *,
     ghost: bool = True,
-    concat_instruction: Optional[bool] = None,
-    keep_first_instruction: bool = True,
     tokenizer=None,
 ) -> list[tuple[list[int], list[int]]]:
     """Training examples of 1..max_turns turns.
@@ -37,16 +34,12 @@ def gatt_examples(
     ``ghost=True``: Ghost Attention (the instruction kept in the first turn only, loss on
     the last turn only). ``ghost=False``: the baseline, ordinary multi-turn SFT on the
     dialogs as they were sampled (the instruction in every user turn), loss on every answer.
-    ``concat_instruction`` / ``keep_first_instruction`` override single steps (the negative
-    controls)."""
-    concat = True if concat_instruction is None else concat_instruction
+    (The negative controls that skip one step are built in ``repro.finetune.controls``.)"""
     out = []
     for _ in range(n):
         attr = rng.choice(list(ATTRIBUTES))
         turns = rng.randint(1, max_turns)
-        dialog = gatt_dialog(world, turns, rng, attr, concat_instruction=concat, keep_every_turn=not ghost)
-        if not keep_first_instruction:
-            dialog = dialog[1:]  # no system prompt at all
+        dialog = gatt_dialog(world, turns, rng, attr, concat_instruction=True, keep_every_turn=not ghost)
         out.append(dialog_example(dialog, tokenizer, loss_on="last" if ghost else "all"))
     return out
 

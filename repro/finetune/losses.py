@@ -6,6 +6,8 @@ PyTorch's cross entropy and Hugging Face do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -60,12 +62,16 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------
 # Reward model (3.2.2)
 # ---------------------------------------------------------------------------------------
-def margins_for(levels: torch.Tensor, table: str = "small") -> torch.Tensor:
-    """m(r) for each pair's rating level (B,) -> (B,) float."""
-    try:
-        values = MARGINS[table]
-    except KeyError:
-        raise ValueError(f"unknown margin table {table!r} (known: {', '.join(MARGINS)})") from None
+def margins_for(levels: torch.Tensor, table: str | Sequence[float] = "small") -> torch.Tensor:
+    """m(r) for each pair's rating level (B,) -> (B,) float; ``table`` names a Table 27
+    variant or gives m(r) for each level."""
+    if not isinstance(table, str):
+        values = tuple(float(m) for m in table)
+    else:
+        try:
+            values = MARGINS[table]
+        except KeyError:
+            raise ValueError(f"unknown margin table {table!r} (known: {', '.join(MARGINS)})") from None
     return torch.tensor(values, dtype=torch.float32, device=levels.device)[levels.long()]
 
 

@@ -26,7 +26,6 @@ class PPOConfig:
     lam: float = 0.95
     temperature: float = 1.0
     max_gen_len: int = 8
-    kl_sign: float = 1.0  # -1 only in a negative control (the penalty becomes a bonus)
     seed: int = 0
 
 
@@ -65,7 +64,7 @@ def ppo_train(
             helpful, safety, is_safety = reward_fn(r)
             r_c = gated_reward(helpful, safety, is_safety)
             mask = r.action_mask
-            rewards, kl = ppo_rewards(r_c, old_logp, ref_logp, mask, cfg.kl_sign * cfg.beta)
+            rewards, kl = ppo_rewards(r_c, old_logp, ref_logp, mask, cfg.beta)
             adv, returns = gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
             adv = (adv - adv[mask.bool()].mean()) / (adv[mask.bool()].std() + 1e-8) * mask
         policy.train()

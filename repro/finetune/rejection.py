@@ -49,21 +49,9 @@ def reward_vs_k(rewards: torch.Tensor, ks: Sequence[int]) -> dict[int, dict[str,
     return out
 
 
-def select(
-    answers: Sequence[Sequence[Sequence[int]]],
-    rewards: torch.Tensor,
-    rule: str = "best",
-    generator: Optional[torch.Generator] = None,
-) -> list[list[int]]:
-    """The kept answer per prompt: the highest reward (``best``), or (negative control)
-    an arbitrary one (``random``)."""
-    if rule == "best":
-        idx = rewards.argmax(1).tolist()
-    elif rule == "random":
-        idx = torch.randint(0, rewards.shape[1], (rewards.shape[0],), generator=generator).tolist()
-    else:
-        raise ValueError(f"unknown selection rule {rule!r}")
-    return [list(answers[i][j]) for i, j in enumerate(idx)]
+def select(answers: Sequence[Sequence[Sequence[int]]], rewards: torch.Tensor) -> list[list[int]]:
+    """The kept answer per prompt: the one with the highest reward. answers [P][K], rewards (P, K)."""
+    return [list(answers[i][j]) for i, j in enumerate(rewards.argmax(1).tolist())]
 
 
 def shuffle_within_prompts(rewards: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:

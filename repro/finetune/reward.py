@@ -36,8 +36,7 @@ def score(model: ScalarHeadModel, seqs: Sequence[Sequence[int]]) -> torch.Tensor
 class RewardConfig:
     steps: int = 200
     batch_size: int = 32  # pairs per step over all processes
-    margin: str = "small"  # a Table 27 variant: none, small, large
-    margin_sign: float = 1.0  # -1 only in the negative control
+    margin: str | tuple[float, ...] = "small"  # a Table 27 variant (none, small, large) or m(r) per level
     seed: int = 0
 
 
@@ -54,7 +53,7 @@ def pair_loss(model, batch, cfg: RewardConfig, d: Dist) -> tuple[torch.Tensor, f
     levels = torch.tensor([b[2] for b in batch])
     r = score(model, chosen + rejected)
     rc, rr = r[: len(batch)], r[len(batch) :]
-    m = cfg.margin_sign * margins_for(levels, cfg.margin).to(r.device)
+    m = margins_for(levels, cfg.margin).to(r.device)
     loss = ranking_loss(rc, rr, m)
     g = d.all_sum(loss.detach()) / d.world
     return loss, float(g)

@@ -27,6 +27,7 @@ import json
 import random
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -105,101 +106,9 @@ def main(argv=None) -> int:
     a = _parser().parse_args(argv)
 
     from paperkb.errors import PaperkbError
-    from repro.finetune.data import ToyWorld, read_preferences, read_sft
-    from repro.finetune.loop import (
-        OptimConfig,
-        export_for_chat,
-        init_distributed,
-        load_checkpoint,
-        make_optimizer,
-        make_scheduler,
-        unwrap,
-        wrap,
-    )
 
     try:
-        d = init_distributed()
-        world = ToyWorld(seed=a.seed) if a.toy else None
-        model, tok = _model_and_tokenizer(a, world)
-        rng = random.Random(a.seed + 1)
-        optim = OptimConfig(lr=a.lr, warmup_steps=a.warmup, total_steps=a.steps)
-        losses: list[float] = []
-
-        def on_step(step, m):
-            losses.append(m["loss"])
-            if d.rank == 0:
-                print(f"step {step + 1}/{a.steps} loss {m['loss']:.5f}", flush=True)
-
-        if a.step == "ppo":
-            history = _ppo(a, d, world, model, tok, rng, optim)
-            a.out.mkdir(parents=True, exist_ok=True)
-            (a.out / "losses.json").write_text(json.dumps(history) + "\n")
-            export_for_chat(a.out, model, tok)
-            print(f"wrote {a.out}", flush=True)
-            return 0
-        if a.step in ("sft", "rejection", "gatt"):
-            from repro.finetune.sft import SFTConfig, dialog_example, train_sft
-
-            if a.step == "rejection":
-                sft_data = _rejection_examples(a, d, world, model, tok, rng)
-            elif a.step == "gatt":
-                sft_data = _gatt_examples(a, world, tok, rng)
-            else:
-                dialogs = world.sft_dialogs(1000, rng) if world else read_sft(a.data)
-                sft_data = [dialog_example(x, tok) for x in dialogs]
-            trained: nn.Module = model
-            sft_cfg = SFTConfig(
-                steps=a.steps, batch_size=a.batch, seq_len=a.seq_len, seed=a.seed, packing=not a.no_packing
-            )
-            run = lambda m, **kw: train_sft(m, sft_data, sft_cfg, optim, d, on_step=on_step, **kw)
-        elif a.step == "reward":
-            from repro.finetune.heads import ScalarHeadModel
-            from repro.finetune.reward import RewardConfig, pair_tokens, train_reward
-
-            pairs = world.pairs(2000, rng) if world else read_preferences(a.data)
-            reward_data = pair_tokens(pairs, tok)
-            trained = ScalarHeadModel(model)
-            reward_cfg = RewardConfig(steps=a.steps, batch_size=a.batch, margin=a.margin, seed=a.seed)
-            run = lambda m, **kw: train_reward(m, reward_data, reward_cfg, optim, d, on_step=on_step, **kw)
-        else:  # dpo
-            import copy
-
-            from repro.finetune.dpo import DPOConfig, pair_examples, train_dpo
-
-            pairs = world.pairs(2000, rng) if world else read_preferences(a.data)
-            dpo_data = pair_examples(pairs, tok)
-            ref = copy.deepcopy(model).eval()
-            trained = model
-            dpo_cfg = DPOConfig(steps=a.steps, batch_size=a.batch, beta=a.beta, seed=a.seed)
-            run = lambda m, **kw: train_dpo(m, ref, dpo_data, dpo_cfg, optim, d, on_step=on_step, **kw)
-
-        trained = trained.to(d.device)
-        wrapped = wrap(trained, d, a.strategy)
-        kwargs: dict[str, Any] = {}
-        if a.resume is not None:
-            opt = make_optimizer(unwrap(wrapped), optim)
-            sch = make_scheduler(opt, optim)
-            state = load_checkpoint(a.resume, wrapped, opt, sch)
-            kwargs.update(start_step=state["step"], state=(opt, sch))
-        if a.save_at is not None:
-            kwargs.update(checkpoint_dir=a.out / "checkpoint", checkpoint_at=a.save_at)
-        run(wrapped, **kwargs)
-        if d.rank == 0:
-            a.out.mkdir(parents=True, exist_ok=True)
-            (a.out / "losses.json").write_text(json.dumps(losses) + "\n")
-            if a.step == "reward":
-                from repro.finetune.heads import ScalarHeadModel, save_scalar_head_model
-
-                # the reward step trains a ScalarHeadModel (built above), whatever wraps it
-                save_scalar_head_model(cast(ScalarHeadModel, unwrap(wrapped)), a.out, tok)
-            else:
-                export_for_chat(a.out, unwrap(wrapped), tok)
-            print(f"wrote {a.out}", flush=True)
-        if d.on:
-            import torch.distributed as dist
-
-            dist.barrier()
-            dist.destroy_process_group()
+        _run(a)
     except PaperkbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -214,6 +123,115 @@ def main(argv=None) -> int:
         print(f"error: {type(exc).__name__}: {exc} (set PAPERKB_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
     return 0
+
+
+def _run(a) -> None:
+    """One step of the pipeline: build or load the model, train it, write ``--out``."""
+    from repro.finetune.data import ToyWorld
+    from repro.finetune.loop import OptimConfig, export_for_chat, init_distributed
+
+    d = init_distributed()
+    world = ToyWorld(seed=a.seed) if a.toy else None
+    model, tok = _model_and_tokenizer(a, world)
+    rng = random.Random(a.seed + 1)
+    optim = OptimConfig(lr=a.lr, warmup_steps=a.warmup, total_steps=a.steps)
+    if a.step == "ppo":
+        history = _ppo(a, d, world, model, tok, rng, optim)
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / "losses.json").write_text(json.dumps(history) + "\n")
+        export_for_chat(a.out, model, tok)
+        print(f"wrote {a.out}", flush=True)
+        return
+    losses: list[float] = []
+
+    def on_step(step, m):
+        losses.append(m["loss"])
+        if d.rank == 0:
+            print(f"step {step + 1}/{a.steps} loss {m['loss']:.5f}", flush=True)
+
+    trained, run = _step_trainer(a, d, world, model, tok, rng, optim, on_step)
+    wrapped = _train(a, d, trained, run, optim)
+    if d.rank == 0:
+        _save(a, wrapped, tok, losses)
+    if d.on:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _step_trainer(a, d, world, model, tok, rng, optim, on_step) -> tuple[nn.Module, Callable[..., Any]]:
+    """The module the step trains (the policy, or a reward model around it) and the call
+    that trains it on the step's data: ``run(module, **loop_kwargs)``."""
+    from repro.finetune.data import read_preferences, read_sft
+
+    if a.step in ("sft", "rejection", "gatt"):
+        from repro.finetune.sft import SFTConfig, dialog_example, train_sft
+
+        if a.step == "rejection":
+            sft_data = _rejection_examples(a, d, world, model, tok, rng)
+        elif a.step == "gatt":
+            sft_data = _gatt_examples(a, world, tok, rng)
+        else:
+            dialogs = world.sft_dialogs(1000, rng) if world else read_sft(a.data)
+            sft_data = [dialog_example(x, tok) for x in dialogs]
+        sft_cfg = SFTConfig(steps=a.steps, batch_size=a.batch, seq_len=a.seq_len, seed=a.seed, packing=not a.no_packing)
+        return model, lambda m, **kw: train_sft(m, sft_data, sft_cfg, optim, d, on_step=on_step, **kw)
+    if a.step == "reward":
+        from repro.finetune.heads import ScalarHeadModel
+        from repro.finetune.reward import RewardConfig, pair_tokens, train_reward
+
+        pairs = world.pairs(2000, rng) if world else read_preferences(a.data)
+        reward_data = pair_tokens(pairs, tok)
+        reward_cfg = RewardConfig(steps=a.steps, batch_size=a.batch, margin=a.margin, seed=a.seed)
+        return ScalarHeadModel(model), lambda m, **kw: train_reward(
+            m, reward_data, reward_cfg, optim, d, on_step=on_step, **kw
+        )
+    # dpo
+    import copy
+
+    from repro.finetune.dpo import DPOConfig, pair_examples, train_dpo
+
+    pairs = world.pairs(2000, rng) if world else read_preferences(a.data)
+    dpo_data = pair_examples(pairs, tok)
+    ref = copy.deepcopy(model).eval()
+    dpo_cfg = DPOConfig(steps=a.steps, batch_size=a.batch, beta=a.beta, seed=a.seed)
+    return model, lambda m, **kw: train_dpo(m, ref, dpo_data, dpo_cfg, optim, d, on_step=on_step, **kw)
+
+
+def _train(a, d, trained: nn.Module, run: Callable[..., Any], optim) -> nn.Module:
+    """Wrap for the distributed strategy, resume from ``--resume`` if asked, train; the
+    wrapped module."""
+    from repro.finetune.loop import load_checkpoint, make_optimizer, make_scheduler, unwrap, wrap
+
+    wrapped = wrap(trained.to(d.device), d, a.strategy)
+    kwargs: dict[str, Any] = {}
+    if a.resume is not None:
+        opt = make_optimizer(unwrap(wrapped), optim)
+        sch = make_scheduler(opt, optim)
+        state = load_checkpoint(a.resume, wrapped, opt, sch)
+        kwargs.update(start_step=state["step"], state=(opt, sch))
+    if a.save_at is not None:
+        kwargs.update(checkpoint_dir=a.out / "checkpoint", checkpoint_at=a.save_at)
+    run(wrapped, **kwargs)
+    return wrapped
+
+
+def _save(a, wrapped: nn.Module, tok, losses: list[float]) -> None:
+    """Rank 0: ``losses.json`` and the trained model in ``--out`` (for ``chat``, or the
+    reward model with its score head)."""
+    from repro.finetune.loop import export_for_chat, unwrap
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "losses.json").write_text(json.dumps(losses) + "\n")
+    if a.step == "reward":
+        from repro.finetune.heads import ScalarHeadModel, save_scalar_head_model
+
+        # the reward step trains a ScalarHeadModel (built in _step_trainer), whatever wraps it
+        save_scalar_head_model(cast(ScalarHeadModel, unwrap(wrapped)), a.out, tok)
+    else:
+        export_for_chat(a.out, unwrap(wrapped), tok)
+    print(f"wrote {a.out}", flush=True)
 
 
 def _reward_model(a, tok):
@@ -254,7 +272,7 @@ def _rejection_examples(a, d, world, model, tok, rng) -> list[tuple[list[int], l
         print(f"sampling {a.k} answers for each of {len(prompts)} prompts", flush=True)
     gen = torch.Generator().manual_seed(a.seed)
     answers, rewards = sample_and_score(model, rm, prompts, a.k, a.max_gen_len, a.temperature, tok.eos_id, gen)
-    best = select(answers, rewards, "best")
+    best = select(answers, rewards)
     if d.rank == 0:
         mean, top = float(rewards.mean()), float(rewards.max(1).values.mean())
         print(f"reward: mean {mean:.4f}, best of {a.k} {top:.4f}", flush=True)

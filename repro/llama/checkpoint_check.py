@@ -127,7 +127,7 @@ def model_bytes(args: Any, bytes_per_param: int = 4, batch: int = 1) -> int:
     """Peak memory of a Llama model of ``args`` (``repro.llama.model.ModelArgs``) for chat:
     its parameters, the rotary table (2·max_seq_len positions, complex64) and a KV cache of
     ``batch`` sequences of max_seq_len tokens (Touvron et al. 2023, the architecture of §2.2)."""
-    dim, layers, kv, hd = args.dim, args.n_layers, args.kv_heads, args.head_dim
+    dim, layers, kv, hd = args.dim, args.n_layers, args.n_kv_heads, args.head_dim
     ffn = args.hidden_dim
     per_layer = dim * dim * 2 + dim * kv * hd * 2 + 3 * dim * ffn + 2 * dim
     params = 2 * args.vocab_size * dim + layers * per_layer + dim

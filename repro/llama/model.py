@@ -15,6 +15,7 @@ dimension is read as consecutive (real, imaginary) pairs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Optional
 
@@ -24,7 +25,80 @@ from torch import nn
 
 from repro.modeling import count_parameters, on_meta  # noqa: F401  (count_parameters: re-exported)
 
-ATTN_IMPLS = ("sdpa", "math", "auto", "naive", "tiled", "triton")
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """GQA: (B, H_kv, N, d) -> (B, H_kv * n_rep, N, d), each key/value head repeated for the
+    n_rep query heads of its group (Meta's ``repeat_kv``, on the head axis)."""
+    return x if n_rep == 1 else x.repeat_interleave(n_rep, dim=1)
+
+
+def causal_mask(nq: int, nk: int, device=None) -> Optional[torch.Tensor]:
+    """Causal rule aligned bottom-right: query i (of nq) sits at key position nk - nq + i,
+    so a chunk after cached tokens sees them all. (nq, nk) bool, True = may attend; None for
+    one query (decoding sees every cached key)."""
+    if nq == 1:
+        return None
+    return torch.ones(nq, nk, dtype=torch.bool, device=device).tril(diagonal=nk - nq)
+
+
+# Each backend: (q (B, H, Nq, d), k and v (B, H_kv, Nk, d), scale, mask) -> (B, H, Nq, d).
+# ``mask`` (B, 1, Nq, Nk) bool, True = may attend, replaces the causal rule (packed
+# sequences: causal within each example, nothing across examples); a backend that cannot
+# apply it refuses it.
+AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, Optional[torch.Tensor]], torch.Tensor]
+
+
+def _sdpa_attention(q, k, v, scale: float, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """torch's fused scaled_dot_product_attention."""
+    n_rep = q.shape[1] // k.shape[1]
+    if mask is None and q.shape[2] == 1:
+        # Decoding: fold each KV group's query heads into the query axis, so no key or
+        # value is copied and no mask is needed.
+        bsz, n_heads, _, hd = q.shape
+        qg = q.reshape(bsz, k.shape[1], n_rep, hd)
+        return F.scaled_dot_product_attention(qg, k, v, scale=scale).reshape(bsz, n_heads, 1, hd)
+    k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
+    if mask is None and q.shape[2] == k.shape[2]:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    if mask is None:
+        mask = causal_mask(q.shape[2], k.shape[2], q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def _math_attention(q, k, v, scale: float, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """Equation 1 of Vaswani et al. as written: softmax(QK^T · scale) V, scores in fp32."""
+    n_rep = q.shape[1] // k.shape[1]
+    k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
+    scores = (q @ k.transpose(-2, -1)).float() * scale  # (B, H, Nq, Nk)
+    if mask is None:
+        mask = causal_mask(q.shape[2], k.shape[2], q.device)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1).type_as(q) @ v
+
+
+def _project_attention(impl: str) -> AttentionFn:
+    """One of the project's own kernels (repro.attention), imported when the model runs, so
+    the model works without them. They apply the causal rule only."""
+
+    def attend(q, k, v, scale: float, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        if mask is not None:
+            raise ValueError(
+                f"attn_impl {impl!r} applies only the causal rule; a packed-sequence mask needs 'sdpa' or 'math'"
+            )
+        from repro.attention import flash_attention
+
+        return flash_attention(q, k, v, causal=True, softmax_scale=scale, impl=impl)
+
+    return attend
+
+
+ATTENTION: dict[str, AttentionFn] = {
+    "sdpa": _sdpa_attention,
+    "math": _math_attention,
+    **{impl: _project_attention(impl) for impl in ("auto", "naive", "tiled", "triton")},
+}
+ATTN_IMPLS = tuple(ATTENTION)
 
 
 @dataclass
@@ -32,7 +106,7 @@ class ModelArgs:
     dim: int = 4096
     n_layers: int = 32
     n_heads: int = 32
-    n_kv_heads: Optional[int] = None  # None: multi-head attention (n_kv_heads = n_heads)
+    n_kv_heads: int = 0  # 0 (or None, as a params.json may say): multi-head attention, set to n_heads
     vocab_size: int = 32000
     multiple_of: int = 256  # the SwiGLU width is rounded up to a multiple of this
     ffn_dim_multiplier: Optional[float] = None
@@ -46,7 +120,7 @@ class ModelArgs:
     attn_impl: str = "sdpa"
 
     def __post_init__(self) -> None:
-        if self.n_kv_heads is None:
+        if not self.n_kv_heads:
             self.n_kv_heads = self.n_heads
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} is not a multiple of n_heads {self.n_heads}")
@@ -54,17 +128,12 @@ class ModelArgs:
             raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
         if (self.dim // self.n_heads) % 2:
             raise ValueError("the head dimension must be even for rotary embeddings")
-        if self.attn_impl not in ATTN_IMPLS:
+        if self.attn_impl not in ATTENTION:
             raise ValueError(f"attn_impl must be one of {', '.join(ATTN_IMPLS)}; got {self.attn_impl!r}")
 
     @property
     def head_dim(self) -> int:
         return self.dim // self.n_heads
-
-    @property
-    def kv_heads(self) -> int:
-        """``n_kv_heads`` with None read as n_heads (multi-head attention)."""
-        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
 
     @property
     def hidden_dim(self) -> int:
@@ -171,62 +240,11 @@ class KVCache(nn.Module):
         return self.k.numel() * self.k.element_size() + self.v.numel() * self.v.element_size()
 
 
-def _attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: str, scale: float, mask: Optional[torch.Tensor] = None
-) -> torch.Tensor:
-    """Causal attention, aligned bottom-right: query i (of Nq) sits at key position
-    Nk - Nq + i. q (B, H, Nq, d); k, v (B, H_kv, Nk, d) with H a multiple of H_kv.
-    ``mask`` (B, 1, Nq, Nk) bool, True = may attend, replaces the causal rule (packed
-    sequences: causal within each example, nothing across examples)."""
-    bsz, n_heads, nq, hd = q.shape
-    n_kv = k.shape[1]
-    nk = k.shape[2]
-    if mask is not None:
-        if n_heads != n_kv:
-            k = k.repeat_interleave(n_heads // n_kv, dim=1)
-            v = v.repeat_interleave(n_heads // n_kv, dim=1)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    if impl in ("sdpa", "math"):
-        if nq == 1 and n_heads != n_kv:
-            # One query per head (decoding): fold each KV group's query heads into the
-            # query axis, so no key or value is copied and no mask is needed.
-            group = n_heads // n_kv
-            qg = q.reshape(bsz, n_kv, group, hd)
-            if impl == "sdpa":
-                out = F.scaled_dot_product_attention(qg, k, v, scale=scale)
-            else:
-                out = torch.softmax((qg @ k.transpose(-2, -1)) * scale, dim=-1) @ v
-            return out.reshape(bsz, n_heads, 1, hd)
-        if n_heads != n_kv:
-            k = k.repeat_interleave(n_heads // n_kv, dim=1)
-            v = v.repeat_interleave(n_heads // n_kv, dim=1)
-        if nq == 1:
-            mask, causal = None, False
-        elif nq == nk:
-            mask, causal = None, True
-        else:
-            # chunked prefill after cached tokens: bottom-right causal mask
-            mask = torch.ones(nq, nk, dtype=torch.bool, device=q.device).tril(diagonal=nk - nq)
-            causal = False
-        if impl == "sdpa":
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale)
-        scores = (q @ k.transpose(-2, -1)).float() * scale  # (B, H, Nq, Nk)
-        if causal:
-            mask = torch.ones(nq, nk, dtype=torch.bool, device=q.device).tril()
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        return torch.softmax(scores, dim=-1).type_as(q) @ v
-    # The project's own kernels; imported here so the model runs without them.
-    from repro.attention import flash_attention
-
-    return flash_attention(q, k, v, causal=True, softmax_scale=scale, impl=impl)
-
-
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.n_heads = args.n_heads
-        self.n_kv_heads = args.kv_heads
+        self.n_kv_heads = args.n_kv_heads
         self.head_dim = args.head_dim
         self.attn_impl = args.attn_impl
         self.wq = nn.Linear(args.dim, args.n_heads * self.head_dim, bias=False)
@@ -249,7 +267,7 @@ class Attention(nn.Module):
         q, k = apply_rope(q, rope), apply_rope(k, rope)
         if cache is not None:
             k, v = cache.update(start_pos, k, v)  # (B, H_kv, start_pos + N, d)
-        out = _attention(q, k, v, self.attn_impl, 1.0 / math.sqrt(self.head_dim), mask)
+        out = ATTENTION[self.attn_impl](q, k, v, 1.0 / math.sqrt(self.head_dim), mask)  # (B, H, N, d)
         return self.wo(out.transpose(1, 2).reshape(bsz, seqlen, -1))
 
 
@@ -324,7 +342,7 @@ class Transformer(nn.Module):
         dtype = dtype or self.output.weight.dtype
         device = device or self.output.weight.device
         n = max_seq_len or p.max_seq_len
-        return [KVCache(batch_size, n, p.kv_heads, p.head_dim, dtype=dtype, device=device) for _ in range(p.n_layers)]
+        return [KVCache(batch_size, n, p.n_kv_heads, p.head_dim, dtype=dtype, device=device) for _ in range(p.n_layers)]
 
     def forward(
         self,

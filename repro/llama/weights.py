@@ -147,7 +147,7 @@ def to_hf_state_dict(state: dict[str, torch.Tensor], args: ModelArgs) -> dict[st
         if name.endswith("attention.wq.weight"):
             t = _to_half_split(t, args.n_heads)
         elif name.endswith("attention.wk.weight"):
-            t = _to_half_split(t, args.kv_heads)
+            t = _to_half_split(t, args.n_kv_heads)
         out[hf_name(name)] = t.contiguous()
     return out
 
@@ -164,7 +164,7 @@ def from_hf_state_dict(state: dict[str, torch.Tensor], args: ModelArgs) -> dict[
         if name.endswith("q_proj.weight"):
             t = _to_interleaved(t, args.n_heads)
         elif name.endswith("k_proj.weight"):
-            t = _to_interleaved(t, args.kv_heads)
+            t = _to_interleaved(t, args.n_kv_heads)
         out[ours] = t
     return out
 

@@ -28,10 +28,13 @@ No torch at module level: ``paperkb experiments`` imports this file to list the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from repro.registry import Control, Metric, Param, Preset, experiment
 from repro.threads import torch_threads
+from repro.transformer import controls
 
 # One-sided 95% quantiles of Student's t with df = n_seeds - 1 (df 1..10), for the paired
 # test over seeds; beyond 10 the normal quantile is close enough and stricter than df=∞.
@@ -148,47 +151,22 @@ def _draw(gen, n: int, src_len: int, n_symbols: int, heldout: bool):
     return src, tgt_in, tgt_out
 
 
-def _identical_heads(model) -> None:
-    """Control: every head of every attention layer is the same head (its Q, K, V rows are
-    the first head's, kept tied through training by a parametrization)."""
-    import torch
-    from torch.nn.utils import parametrize
-
-    from repro.transformer.model import MultiHeadAttention
-
-    class FirstHeadEverywhere(torch.nn.Module):
-        def __init__(self, n_heads: int):
-            super().__init__()
-            self.n_heads = n_heads
-
-        def forward(self, w):
-            rows = w.shape[0] // self.n_heads
-            head = w[:rows]
-            return head.repeat(self.n_heads, *([1] * (w.dim() - 1)))
-
-    for module in model.modules():
-        if isinstance(module, MultiHeadAttention) and module.n_heads > 1:
-            for proj in (module.w_q, module.w_k, module.w_v):
-                parametrize.register_parametrization(proj, "weight", FirstHeadEverywhere(module.n_heads))
-                parametrize.register_parametrization(proj, "bias", FirstHeadEverywhere(module.n_heads))
-
-
-def _use_learned_positions(model, zeroed: bool = False) -> None:
+def _use_learned_positions(model) -> None:
     """Row (E): a learned position table replaces the sinusoids (same shape, trained with the
-    rest). Initialised N(0, 1), the scale of the √d_model-scaled token embeddings. ``zeroed``
-    (a control) leaves it all zeros and frozen: no positional information at all."""
+    rest). Initialised N(0, 1), the scale of the √d_model-scaled token embeddings."""
     import torch
 
     pe = model.pe
     del model.pe  # the sinusoid buffer
-    if zeroed:
-        model.register_buffer("pe", torch.zeros_like(pe), persistent=False)
-    else:
-        model.pe = torch.nn.Parameter(torch.randn(pe.shape))
+    model.pe = torch.nn.Parameter(torch.randn(pe.shape))
 
 
-def train_and_score(p: dict, n_heads: int, seed: int, *, positions: str = "sinusoidal", sabotage: str | None = None):
-    """Train one model on the task and return (held-out PPL, held-out token accuracy)."""
+def train_and_score(
+    p: dict, n_heads: int, seed: int, *, positions: str = "sinusoidal", edit: Callable[[Any], None] | None = None
+):
+    """Train one model on the task and return (held-out PPL, held-out token accuracy).
+    ``edit`` changes the built model before training (a negative control's, from
+    ``repro.transformer.controls``)."""
     import torch
 
     from repro.transformer.model import Transformer, TransformerConfig, make_optimizer
@@ -207,10 +185,10 @@ def train_and_score(p: dict, n_heads: int, seed: int, *, positions: str = "sinus
         max_len=p["src_len"] + 1,
     )
     model = Transformer(cfg)
-    if sabotage == "identical-heads":
-        _identical_heads(model)
     if positions == "learned":
-        _use_learned_positions(model, zeroed=sabotage == "zeroed-learned-positions")
+        _use_learned_positions(model)
+    if edit is not None:
+        edit(model)
     opt, sched = make_optimizer(model, cfg, scale=p["lr_scale"])
     gen = torch.Generator().manual_seed(10_000 + seed)
     model.train()
@@ -323,7 +301,8 @@ def _table3_heads(ctx):
     for h in heads:
         built = 1 if ctx.control == "head-count-ignored" else h
         for s in seeds:
-            value, acc = train_and_score(p, built, s, sabotage=ctx.control)
+            edit = controls.identical_heads if ctx.control == "identical-heads" else None
+            value, acc = train_and_score(p, built, s, edit=edit)
             ppl[h].append(value)
             ctx.log_metric(f"heldout_ppl_h{h}", value, step=s)
             ctx.log_metric(f"heldout_token_accuracy_h{h}", acc, step=s)
@@ -438,7 +417,9 @@ def _table3_positions(ctx):
     total, done = 2 * len(seeds), 0
     for variant in ppl:
         for s in seeds:
-            value, a = train_and_score(p, p["n_heads"], s, positions=variant, sabotage=ctx.control)
+            zeroed = variant == "learned" and ctx.control == "zeroed-learned-positions"
+            edit = controls.zeroed_positions if zeroed else None
+            value, a = train_and_score(p, p["n_heads"], s, positions=variant, edit=edit)
             ppl[variant].append(value)
             acc[variant].append(a)
             ctx.log_metric(f"heldout_ppl_{variant}", value, step=s)

@@ -44,7 +44,7 @@ def test_smoke_verdict(exp_id, control, tmp_path):
 
 
 def test_kl_levelling_check_can_fail():
-    from repro.finetune.experiments import kl_slope_ratio
+    from repro.finetune.workloads import kl_slope_ratio
 
     # a KL that keeps growing at its early rate does not level off: the ratio is about 1 (> 0.5)
     assert kl_slope_ratio([0.1 * i for i in range(25)]) == pytest.approx(1.0)
@@ -59,7 +59,7 @@ def test_kl_levelling_check_can_fail():
 
 
 def test_margin_accuracy_check_can_fail():
-    from repro.finetune.experiments import accuracy_difference_z
+    from repro.finetune.workloads import accuracy_difference_z
 
     # a margin that cost 7 points of accuracy on 261 pairs is far outside binomial noise
     assert accuracy_difference_z(0.90, 261, 0.97, 261) < -1.96

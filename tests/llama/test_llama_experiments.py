@@ -77,7 +77,7 @@ def test_kv_cache_decode(tmp_path):
 
 
 def test_split_lines_dedupes_and_shares_nothing():
-    from repro.llama.experiments import shared_lines, split_lines
+    from repro.llama.workloads import shared_lines, split_lines
 
     text = "\n".join(["> [!claim] template line", "unique a", "unique b", "  > [!claim]   template line "] * 50
                      + [f"line {i}" for i in range(200)])
@@ -88,7 +88,7 @@ def test_split_lines_dedupes_and_shares_nothing():
 
 
 def test_cosine_schedule_shape():
-    from repro.llama.experiments import cosine_lr
+    from repro.llama.workloads import cosine_lr
 
     lrs = [cosine_lr(s, 1.0, 10, 100) for s in range(100)]
     assert lrs[0] == 0.1 and lrs[9] == 1.0  # linear warm-up
@@ -105,7 +105,7 @@ def test_train_small_core(tmp_path):
     outside = tmp_path / "secret.md"
     outside.write_text("SECRET " * 500)
     (vault / "link.md").symlink_to(outside)
-    from repro.llama.experiments import _corpus
+    from repro.llama.workloads import _corpus
 
     corpus, source = _corpus(str(vault))
     assert "SECRET" not in corpus and "2 notes" in source

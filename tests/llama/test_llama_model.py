@@ -8,8 +8,6 @@ import torch
 from repro.llama.model import KVCache, ModelArgs, PRESETS, Transformer, build_on_meta, count_parameters, preset
 
 
-
-
 def tiny(**kw) -> ModelArgs:
     base = dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=97, max_seq_len=64, multiple_of=32)
     base.update(kw)
@@ -61,7 +59,7 @@ def test_cache_equals_recompute(n_kv_heads):
     full = m(t)
     cache = m.new_cache(2, 32)
     parts = [m(t[:, :8], 0, cache), m(t[:, 8:13], 8, cache)]  # prefill, then a chunk
-    parts += [m(t[:, i:i + 1], i, cache) for i in range(13, 20)]  # one token at a time
+    parts += [m(t[:, i : i + 1], i, cache) for i in range(13, 20)]  # one token at a time
     assert (torch.cat(parts, dim=1) - full).abs().max() < 1e-5
 
 
@@ -85,6 +83,37 @@ def test_math_impl_matches_sdpa():
     ref = m(t)
     m.set_attn_impl("math")
     assert (m(t) - ref).abs().max() < 1e-5
+
+
+def test_packed_mask_honoured_or_refused_per_backend():
+    """A packed-sequence mask is applied by sdpa and math alike (two examples side by side
+    give each one's own logits) and refused in one line by a backend that has only the
+    causal rule, never silently handed to another backend."""
+    from repro.finetune.packing import document_mask
+
+    torch.manual_seed(0)
+    m = Transformer(tiny()).eval()
+    a, b = torch.randint(0, 97, (1, 5)), torch.randint(0, 97, (1, 4))
+    packed = torch.cat([a, b], dim=1)
+    doc = torch.tensor([[0] * 5 + [1] * 4])
+    positions = torch.tensor([list(range(5)) + list(range(4))])
+    alone = torch.cat([m(a), m(b)], dim=1)
+    for impl in ("sdpa", "math"):
+        m.set_attn_impl(impl)
+        with torch.no_grad():
+            out = m(packed, positions=positions, mask=document_mask(doc))
+        assert (out - alone).abs().max() < 1e-5, impl
+    m.set_attn_impl("naive")
+    with pytest.raises(ValueError, match="applies only the causal rule"):
+        m(packed, positions=positions, mask=document_mask(doc))
+
+
+def test_repeat_kv_repeats_each_head_for_its_group():
+    from repro.llama.model import repeat_kv
+
+    kv = torch.arange(2.0).view(1, 2, 1, 1)  # two KV heads
+    assert repeat_kv(kv, 3).flatten().tolist() == [0, 0, 0, 1, 1, 1]
+    assert repeat_kv(kv, 1) is kv
 
 
 def test_project_kernel_selectable():

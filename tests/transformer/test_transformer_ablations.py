@@ -66,7 +66,9 @@ def test_identical_heads_stay_tied_through_training():
     from repro.transformer.model import Transformer, TransformerConfig
 
     model = Transformer(TransformerConfig(vocab_size=10, d_model=8, n_layers=1, n_heads=4, d_ff=16, max_len=6))
-    ab._identical_heads(model)
+    from repro.transformer.controls import identical_heads
+
+    identical_heads(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     src = torch.randint(3, 10, (4, 5))
     model.loss(src, src, src).backward()
@@ -86,8 +88,11 @@ def test_learned_positions_train_and_zeroed_ones_carry_nothing():
     src = torch.randint(3, 10, (4, 5))
     model.loss(src, src, src).backward()
     assert model.pe.grad is not None and model.pe.grad[:5].abs().sum() > 0
+    from repro.transformer.controls import zeroed_positions
+
     zeroed = Transformer(cfg)
-    ab._use_learned_positions(zeroed, zeroed=True)
+    ab._use_learned_positions(zeroed)
+    zeroed_positions(zeroed)
     assert not isinstance(zeroed.pe, torch.nn.Parameter) and not zeroed.pe.any()
 
 

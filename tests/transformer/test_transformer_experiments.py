@@ -94,7 +94,7 @@ def test_attention_cost(tmp_path):
 
 
 def test_crossover_is_found_only_where_the_costs_cross():
-    from repro.transformer.experiments import crossover
+    from repro.transformer.workloads import crossover
 
     assert crossover([16, 32, 64, 128], [1, 2, 4, 8], [4, 4, 4, 4]) == pytest.approx(64)
     assert crossover([16, 32, 64], [1, 2, 3], [9, 9, 9]) != crossover([16, 32, 64], [1, 2, 3], [9, 9, 9])  # NaN
