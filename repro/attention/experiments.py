@@ -105,10 +105,11 @@ def _case_masks(spec: dict, batch: int, heads: int, n_q: int, n_k: int, seed: in
 def _exactness_cases(spec: dict) -> list[dict]:
     import torch
 
-    from .api import flash_attention
+    from .controls import broken_attention
     from .exactness import compare, random_inputs
     from .naive import naive_attention
 
+    attention = broken_attention(spec.get("broken"))  # flash_attention itself unless a control breaks it
     dtype = getattr(torch, spec["dtype"])
     drop = float(spec.get("dropout_p", 0.0))
     bs = int(spec.get("block_size", 128))
@@ -128,7 +129,7 @@ def _exactness_cases(spec: dict) -> list[dict]:
 
                 def mine(a, b, c, m, seed=seed, bmask=bmask):
                     gen = torch.Generator().manual_seed(seed)
-                    return flash_attention(
+                    return attention(
                         a,
                         b,
                         c,
@@ -138,7 +139,6 @@ def _exactness_cases(spec: dict) -> list[dict]:
                         block_mask=bmask,
                         block_size=bs,
                         impl=spec["impl"],
-                        sabotage=spec.get("sabotage"),
                     )
 
                 def reference(a, b, c, m, keep=keep, bmask=bmask):
@@ -166,10 +166,11 @@ def _worst_over_bound(reports: list[dict]) -> float:
     return worst
 
 
-def _judge_impls(ctx, p: dict, extra: dict, sabotage: dict, label: str) -> list[str]:
+def _judge_impls(ctx, p: dict, extra: dict, broken: dict, label: str) -> list[str]:
     """Run the correctness rule for every implementation and dtype of ``p`` (the Triton
     kernel in the interpreter on a CPU), with ``extra`` (dropout, block mask) in the
-    spec; one check per (impl, dtype). Returns notes for the summary."""
+    spec; one check per (impl, dtype). ``broken``: impl -> the ``controls.BROKEN`` variant
+    it runs as. Returns notes for the summary."""
     import torch
 
     from .api import triton_available
@@ -193,7 +194,7 @@ def _judge_impls(ctx, p: dict, extra: dict, sabotage: dict, label: str) -> list[
                 batch=p["batch"],
                 device=device,
                 seed=ctx.seed,
-                sabotage=sabotage.get(impl),
+                broken=broken.get(impl),
                 **extra,
             )
             if interpret and "triton_cpu_block_size" in p:
@@ -281,8 +282,9 @@ def exact(ctx):
     p = ctx.params
     device = "cuda" if ctx.device.startswith("cuda") and torch.cuda.is_available() else "cpu"
     notes = []
-    sabotage = {"tiled-no-rescale": ("tiled", "no-rescale"), "triton-causal-off": ("triton", "causal-off")}
-    broken_impl, broken = sabotage.get(ctx.control, (None, None))
+    # the controls: (implementation, the controls.BROKEN variant it runs as)
+    broken_by = {"tiled-no-rescale": ("tiled", "no-rescale"), "triton-causal-off": ("triton", "causal-off")}
+    broken_impl, broken = broken_by.get(ctx.control, (None, None))
     impls = list(p["impls"]) + ([broken_impl] if broken_impl and broken_impl not in p["impls"] else [])
     for impl in impls:
         interpret = impl == "triton" and device == "cpu"
@@ -308,7 +310,7 @@ def exact(ctx):
                 batch=p["batch"],
                 device=device,
                 seed=ctx.seed,
-                sabotage=broken if impl == broken_impl else None,
+                broken=broken if impl == broken_impl else None,
             )
             reports = _exactness_reports(spec, interpret)
             tag = f"{impl}_{dtype}"
@@ -882,8 +884,8 @@ def dropout(ctx):
 
     p = ctx.params
     drop = float(p["dropout_p"])
-    sabotage = {i: "fresh-backward-mask" for i in p["impls"]} if ctx.control == "fresh-backward-mask" else {}
-    notes = _judge_impls(ctx, p, {"dropout_p": drop}, sabotage, "dropout")
+    broken = {i: "fresh-backward-mask" for i in p["impls"]} if ctx.control == "fresh-backward-mask" else {}
+    notes = _judge_impls(ctx, p, {"dropout_p": drop}, broken, "dropout")
     # the mask keeps each element with probability 1 - p
     keep = full_keep_mask(ctx.seed + 12345, 2, 4, 256, 256, drop)
     frac = float(keep.float().mean())
@@ -1107,7 +1109,7 @@ def block_sparse_speed(ctx):
 
     from paperkb.errors import PaperkbError
 
-    from .api import flash_attention
+    from .controls import broken_attention
     from .io_model import random_block_mask
     from .speed import time_call
 
@@ -1120,14 +1122,14 @@ def block_sparse_speed(ctx):
     q, k, v, do = (
         torch.randn(p["batch"], p["heads"], n, d, generator=gen).to("cuda", dtype).requires_grad_() for _ in range(4)
     )
-    sabotage = "ignore-block-mask" if ctx.control == "ignore-block-mask" else None
+    attention = broken_attention("ignore-block-mask" if ctx.control == "ignore-block-mask" else None)
     dens = [float(x) for x in p["densities"]]
     times = []
     for s_ in dens:
         mask = random_block_mask(-(-n // bs), -(-n // bs), s_, ctx.seed).cuda()
 
         def step(mask=mask):
-            out = flash_attention(q, k, v, block_mask=mask, block_size=bs, impl="triton", sabotage=sabotage)
+            out = attention(q, k, v, block_mask=mask, block_size=bs, impl="triton")
             out.backward(do)
 
         times.append(time_call(step, "cuda", warmup=2, reps=p["reps"]))
@@ -1250,7 +1252,11 @@ def gpt2_end_to_end(ctx):
     )
     base = GPT(cfg).to(device)
     other = copy.deepcopy(base)  # the same weights; its config object is its own (shared by its blocks)
-    other.set_attention(p["impl"], "causal-off" if ctx.control == "impl-causal-off" else None)
+    other.set_attention(p["impl"])
+    if ctx.control == "impl-causal-off":
+        from .controls import leak_future
+
+        leak_future(other)
     if p["baseline"] == "hf":  # transformers' GPT-2 with the same weights
         from .hf_gpt2 import HFGPT2
 

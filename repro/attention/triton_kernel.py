@@ -65,8 +65,6 @@ POISON_OUTPUTS = False
 LOG2E = 1.4426950408889634
 LN2 = 0.6931471805599453
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-# Negative controls the experiments run (deliberately broken launches).
-SABOTAGES = ("causal-off", "ignore-block-mask", "fresh-backward-mask")
 
 
 def autotune_enabled() -> bool:
@@ -868,15 +866,15 @@ def attention_backward(
 class TritonAttention(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx, q, k, v, causal: bool, scale: float, dropout_p: float, seed: int, block_mask, block_size: int, sabotage
-    ):
-        fwd_causal = causal and sabotage != "causal-off"
-        fwd_mask = None if sabotage == "ignore-block-mask" else block_mask
-        out, lse = attention_forward(q, k, v, fwd_causal, scale, dropout_p, seed, fwd_mask, block_size)
+        ctx, q, k, v, causal: bool, scale: float, dropout_p: float, seed: int, block_mask, block_size: int,
+        backward_seed: int,
+    ):  # fmt: skip
+        # backward_seed != seed is a broken variant of repro.attention.controls (the public
+        # triton_attention passes the seed itself, so the backward regenerates the forward's mask)
+        out, lse = attention_forward(q, k, v, causal, scale, dropout_p, seed, block_mask, block_size)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.causal, ctx.scale, ctx.block_mask, ctx.block_size = fwd_causal, scale, fwd_mask, block_size
-        ctx.dropout_p = dropout_p
-        ctx.seed = seed + (1 if sabotage == "fresh-backward-mask" else 0)
+        ctx.causal, ctx.scale, ctx.block_mask, ctx.block_size = causal, scale, block_mask, block_size
+        ctx.dropout_p, ctx.seed = dropout_p, backward_seed
         return out
 
     @staticmethod
@@ -899,14 +897,12 @@ def triton_attention(
     seed: int = 0,
     block_mask=None,
     block_size: int = 128,
-    sabotage: str | None = None,
 ):
     """Differentiable attention through the Triton kernels. ``block_mask``: bool (B, H,
-    Nq/bs, Nk/bs) (see ``api.normalize_block_mask``); ``sabotage`` (one of
-    ``SABOTAGES``) is for negative controls only."""
+    Nq/bs, Nk/bs) (see ``api.normalize_block_mask``)."""
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
     return TritonAttention.apply(
-        q, k, v, bool(causal), float(scale), float(dropout_p), int(seed), block_mask, int(block_size), sabotage
+        q, k, v, bool(causal), float(scale), float(dropout_p), int(seed), block_mask, int(block_size), int(seed)
     )
 
 

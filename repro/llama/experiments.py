@@ -395,7 +395,6 @@ def flash_attention_parity(ctx):
 
 
 def _flash_attention_parity(ctx):
-    import functools
     import json
     import os
     import subprocess
@@ -406,6 +405,7 @@ def _flash_attention_parity(ctx):
 
     import repro.attention as attention_api
     from repro.attention.api import triton_available
+    from repro.attention.controls import broken_attention
     from repro.llama.weights import to_transformers
 
     p = ctx.params
@@ -443,7 +443,7 @@ def _flash_attention_parity(ctx):
             model.set_attn_impl(impl)
             original = attention_api.flash_attention
             if ctx.control == "tiled-no-rescale" and impl == "tiled":
-                attention_api.flash_attention = functools.partial(original, sabotage="no-rescale")
+                attention_api.flash_attention = broken_attention("no-rescale")
             try:
                 with torch.no_grad():
                     logits = model(tokens)
