@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn as nn
@@ -139,8 +141,16 @@ def batches(tokens: torch.Tensor, steps: int, batch: int, seq: int, seed: int):
     return out
 
 
+class LanguageModel(Protocol):
+    """What ``train`` needs of a model: its parameters and ``model(idx, targets) -> loss``."""
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
+
+    def __call__(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+
 def train(
-    model: GPT, data, lr: float = 3e-4, device: str = "cpu", dtype: torch.dtype | None = None, warmup: int = 0
+    model: LanguageModel, data, lr: float = 3e-4, device: str = "cpu", dtype: torch.dtype | None = None, warmup: int = 0
 ) -> dict:
     """AdamW steps over ``data``; returns the losses and tokens per second (timed after
     ``warmup`` steps, which the losses include)."""
