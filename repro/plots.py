@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,3 +125,29 @@ def plot_metrics(metrics: Iterable[dict[str, Any]], out_dir: Path | str, *, titl
         finally:
             plt.close(fig)
     return paths
+
+
+def save_figure(
+    path: Path | str,
+    draw: Callable[..., None],
+    *,
+    panels: int = 1,
+    figsize: tuple[float, float] = (6, 3.6),
+    dpi: int = 120,
+) -> Path:
+    """An experiment's own figure: ``draw(ax, ...)`` fills ``panels`` axes side by side,
+    then the PNG is written to ``path`` and the figure closed (even when ``draw`` raises).
+    matplotlib is imported here, with the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, panels, figsize=figsize, squeeze=False)
+    try:
+        draw(*axes[0])
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return Path(path)

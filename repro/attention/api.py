@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +107,139 @@ def _pick_impl(q, k, v, dropout_p: float, block_mask) -> str:
     return "tiled" if dropout_p > 0 or block_mask is not None else "sdpa"
 
 
+@dataclass(frozen=True)
+class AttentionCall:
+    """One checked call of ``flash_attention``: the inputs, the normalised options, the
+    dropout seed drawn from the generator and the implementation chosen (never "auto")."""
+
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    causal: bool
+    softmax_scale: float | None
+    dropout_p: float
+    seed: int
+    block_mask: torch.Tensor | None
+    block_size: int
+    impl: str
+
+
+def _check_options(softmax_scale, dropout_p) -> float:
+    """The softmax scale and dropout probability checked; returns ``dropout_p`` as a float."""
+    if softmax_scale is not None and not (math.isfinite(softmax_scale) and softmax_scale > 0):
+        raise PaperkbError(f"softmax_scale must be a positive finite number; got {softmax_scale!r}")
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
+        raise PaperkbError(f"dropout_p must be a number in [0, 1); got {dropout_p!r}")
+    return float(dropout_p)
+
+
+def prepare_call(
+    q, k, v, causal, softmax_scale, dropout_p, generator, block_mask, block_size: int, impl: str
+) -> AttentionCall:
+    """Check ``flash_attention``'s arguments, pick the implementation for "auto" and draw
+    the dropout seed (only when dropout is on, so the generator is untouched otherwise)."""
+    _check_inputs(q, k, v, impl)
+    dropout_p = _check_options(softmax_scale, dropout_p)
+    if block_mask is not None:
+        block_mask = normalize_block_mask(block_mask, q, k, block_size)
+    if impl == "auto":
+        impl = _pick_impl(q, k, v, dropout_p, block_mask)
+    seed = draw_seed(generator) if dropout_p > 0 else 0
+    return AttentionCall(q, k, v, causal, softmax_scale, dropout_p, seed, block_mask, block_size, impl)
+
+
+def _run_naive(c: AttentionCall) -> torch.Tensor:
+    keep = None
+    if c.dropout_p > 0:
+        B, H, n_q, _ = c.q.shape
+        keep = full_keep_mask(c.seed, B, H, n_q, c.k.shape[2], c.dropout_p, c.q.device)
+    return naive_attention(
+        c.q,
+        c.k,
+        c.v,
+        c.causal,
+        c.softmax_scale,
+        keep=keep,
+        dropout_p=c.dropout_p,
+        block_mask=c.block_mask,
+        block_size=c.block_size,
+    )
+
+
+def tiled_blocks(c: AttentionCall) -> dict:
+    """The tile sizes of the tiled path: the mask's block size when there is a block mask."""
+    return dict(block_q=c.block_size, block_k=c.block_size) if c.block_mask is not None else {}
+
+
+def _run_tiled(c: AttentionCall) -> torch.Tensor:
+    return tiled_attention(
+        c.q,
+        c.k,
+        c.v,
+        c.causal,
+        c.softmax_scale,
+        **tiled_blocks(c),
+        dropout_p=c.dropout_p,
+        seed=c.seed,
+        block_mask=c.block_mask,
+    )
+
+
+def _run_sdpa(c: AttentionCall) -> torch.Tensor:
+    if c.dropout_p > 0:
+        raise PaperkbError("impl='sdpa' cannot apply the counter-based dropout; use tiled, triton or naive")
+    if c.block_mask is None:
+        return sdpa_attention(c.q, c.k, c.v, c.causal, c.softmax_scale)
+    from .naive import expand_block_mask
+
+    n_q, n_k = c.q.shape[2], c.k.shape[2]
+    allowed = expand_block_mask(c.block_mask, n_q, n_k, c.block_size)
+    if c.causal:
+        allowed = allowed & causal_mask(n_q, n_k, device=c.q.device)
+    gqa = c.q.shape[1] != c.k.shape[1]
+    out = F.scaled_dot_product_attention(c.q, c.k, c.v, attn_mask=allowed, scale=c.softmax_scale, enable_gqa=gqa)
+    return out.masked_fill(~allowed.any(-1, keepdim=True), 0.0)
+
+
+def kernels_for(c: AttentionCall):
+    """The Triton kernel module, once the inputs are known to be where it can run them."""
+    kernels = load_triton_kernels()
+    if not (c.q.is_cuda or kernels.INTERPRETED):
+        raise PaperkbError(f"impl={c.impl!r} needs CUDA tensors (or TRITON_INTERPRET=1 for Triton's CPU interpreter)")
+    return kernels
+
+
+def _run_split_kv(c: AttentionCall) -> torch.Tensor:
+    kernels = kernels_for(c)
+    if c.dropout_p > 0 or c.block_mask is not None:
+        raise PaperkbError("impl='split-kv' (decoding) takes neither dropout nor a block mask")
+    return kernels.split_kv_attention(c.q, c.k, c.v, c.causal, c.softmax_scale)
+
+
+def _run_triton(c: AttentionCall) -> torch.Tensor:
+    return kernels_for(c).triton_attention(
+        c.q,
+        c.k,
+        c.v,
+        c.causal,
+        c.softmax_scale,
+        dropout_p=c.dropout_p,
+        seed=c.seed,
+        block_mask=c.block_mask,
+        block_size=c.block_size,
+    )
+
+
+# impl -> the function that runs a checked call with it
+RUNNERS = {
+    "naive": _run_naive,
+    "tiled": _run_tiled,
+    "sdpa": _run_sdpa,
+    "split-kv": _run_split_kv,
+    "triton": _run_triton,
+}
+
+
 def flash_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -117,8 +251,6 @@ def flash_attention(
     block_mask: torch.Tensor | None = None,
     block_size: int = 128,
     impl: str = "auto",
-    *,
-    sabotage: str | None = None,
 ) -> torch.Tensor:
     """Exact softmax attention. q: (B, H, Nq, d); k, v: (B, H_kv, Nk, d) with H a multiple
     of H_kv (MHA, GQA, MQA). Returns (B, H, Nq, d), differentiable.
@@ -135,80 +267,13 @@ def flash_attention(
     ``impl``: naive (materialises N x N), tiled (Algorithms 1, 2, 4 in PyTorch), triton
     (fused kernels; needs triton and a CUDA tensor, or the interpreter), split-kv
     (flash-decoding for a few queries, forward only), sdpa (torch's fused kernel; no
-    dropout), auto (see ``_pick_impl``). ``sabotage`` runs a deliberately broken variant,
-    for negative controls only.
+    dropout), auto (see ``_pick_impl``). The experiments' deliberately broken variants
+    (negative controls) live in ``repro.attention.controls``, not here.
 
     >>> import torch
     >>> q = k = v = torch.randn(1, 2, 16, 32)
     >>> flash_attention(q, k, v, causal=True, impl="tiled").shape
     torch.Size([1, 2, 16, 32])
     """
-    _check_inputs(q, k, v, impl)
-    if softmax_scale is not None and not (math.isfinite(softmax_scale) and softmax_scale > 0):
-        raise PaperkbError(f"softmax_scale must be a positive finite number; got {softmax_scale!r}")
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
-        raise PaperkbError(f"dropout_p must be a number in [0, 1); got {dropout_p!r}")
-    dropout_p = float(dropout_p)
-    if block_mask is not None:
-        block_mask = normalize_block_mask(block_mask, q, k, block_size)
-    if impl == "auto":
-        impl = _pick_impl(q, k, v, dropout_p, block_mask)
-    seed = draw_seed(generator) if dropout_p > 0 else 0
-    if impl == "naive":
-        keep = (
-            full_keep_mask(seed, q.shape[0], q.shape[1], q.shape[2], k.shape[2], dropout_p, q.device)
-            if dropout_p > 0
-            else None
-        )
-        return naive_attention(
-            q, k, v, causal, softmax_scale, keep=keep, dropout_p=dropout_p, block_mask=block_mask, block_size=block_size
-        )
-    if impl == "tiled":
-        if block_mask is not None:
-            return tiled_attention(
-                q,
-                k,
-                v,
-                causal,
-                softmax_scale,
-                block_size,
-                block_size,
-                dropout_p=dropout_p,
-                seed=seed,
-                block_mask=block_mask,
-                sabotage=sabotage,
-            )
-        return tiled_attention(q, k, v, causal, softmax_scale, dropout_p=dropout_p, seed=seed, sabotage=sabotage)
-    if impl == "sdpa":
-        if dropout_p > 0:
-            raise PaperkbError("impl='sdpa' cannot apply the counter-based dropout; use tiled, triton or naive")
-        if block_mask is not None:
-            from .naive import expand_block_mask
-
-            allowed = expand_block_mask(block_mask, q.shape[2], k.shape[2], block_size)
-            if causal:
-                allowed = allowed & causal_mask(q.shape[2], k.shape[2], device=q.device)
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=allowed, scale=softmax_scale, enable_gqa=q.shape[1] != k.shape[1]
-            )
-            return out.masked_fill(~allowed.any(-1, keepdim=True), 0.0)
-        return sdpa_attention(q, k, v, causal, softmax_scale)
-    kernels = load_triton_kernels()
-    if not (q.is_cuda or kernels.INTERPRETED):
-        raise PaperkbError(f"impl={impl!r} needs CUDA tensors (or TRITON_INTERPRET=1 for Triton's CPU interpreter)")
-    if impl == "split-kv":
-        if dropout_p > 0 or block_mask is not None:
-            raise PaperkbError("impl='split-kv' (decoding) takes neither dropout nor a block mask")
-        return kernels.split_kv_attention(q, k, v, causal, softmax_scale)
-    return kernels.triton_attention(
-        q,
-        k,
-        v,
-        causal,
-        softmax_scale,
-        dropout_p=dropout_p,
-        seed=seed,
-        block_mask=block_mask,
-        block_size=block_size,
-        sabotage=sabotage,
-    )
+    call = prepare_call(q, k, v, causal, softmax_scale, dropout_p, generator, block_mask, block_size, impl)
+    return RUNNERS[call.impl](call)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn as nn
@@ -36,7 +38,6 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     attn_impl: str = "naive"
-    sabotage: str | None = None  # a negative control's broken attention (see flash_attention)
 
 
 class CausalSelfAttention(nn.Module):
@@ -51,12 +52,12 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, d)
-        # the "causal-off" control lets every position see the future (a leaking model)
-        leak = self.cfg.sabotage == "causal-off"
-        y = flash_attention(
-            q, k, v, causal=not leak, impl=self.cfg.attn_impl, sabotage=None if leak else self.cfg.sabotage
-        )
+        y = self.attend(q, k, v)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Causal attention (B, H, T, d) -> (B, H, T, d) through the configured implementation."""
+        return flash_attention(q, k, v, causal=True, impl=self.cfg.attn_impl)
 
 
 class MLP(nn.Module):
@@ -106,8 +107,8 @@ class GPT(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, 0.02)
 
-    def set_attention(self, impl: str, sabotage: str | None = None) -> None:
-        self.cfg.attn_impl, self.cfg.sabotage = impl, sabotage
+    def set_attention(self, impl: str) -> None:
+        self.cfg.attn_impl = impl
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """idx, targets (B, T) -> mean cross-entropy."""
@@ -140,8 +141,16 @@ def batches(tokens: torch.Tensor, steps: int, batch: int, seq: int, seed: int):
     return out
 
 
+class LanguageModel(Protocol):
+    """What ``train`` needs of a model: its parameters and ``model(idx, targets) -> loss``."""
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
+
+    def __call__(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+
 def train(
-    model: GPT, data, lr: float = 3e-4, device: str = "cpu", dtype: torch.dtype | None = None, warmup: int = 0
+    model: LanguageModel, data, lr: float = 3e-4, device: str = "cpu", dtype: torch.dtype | None = None, warmup: int = 0
 ) -> dict:
     """AdamW steps over ``data``; returns the losses and tokens per second (timed after
     ``warmup`` steps, which the losses include)."""

@@ -51,7 +51,7 @@ class HFGPT2(nn.Module):
         self.model.tie_weights()
         self.to(next(ours.parameters()).device)
 
-    def set_attention(self, impl: str, sabotage: str | None = None) -> None:
+    def set_attention(self, impl: str) -> None:
         raise ValueError("the Hugging Face baseline always uses its own standard attention")
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

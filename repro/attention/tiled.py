@@ -210,10 +210,6 @@ def tiled_backward(
     return dq.reshape(B, H, n_q, d).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
 
-# Negative controls (sabotaged variants an experiment must catch):
-SABOTAGES = ("no-rescale", "fresh-backward-mask")
-
-
 class TiledAttention(torch.autograd.Function):
     """Exact attention with memory linear in N; saves only O and the log-sum-exp
     (and the dropout seed) besides the inputs."""
@@ -231,15 +227,15 @@ class TiledAttention(torch.autograd.Function):
         dropout_p: float,
         seed: int,
         block_mask,
-        sabotage,
+        rescale: bool,
+        backward_seed: int,
     ):
-        out, lse = tiled_forward(
-            q, k, v, causal, scale, block_q, block_k, dropout_p, seed, block_mask, rescale=sabotage != "no-rescale"
-        )
+        # rescale=False and backward_seed != seed are the broken variants of
+        # repro.attention.controls (the public tiled_attention always passes True and seed)
+        out, lse = tiled_forward(q, k, v, causal, scale, block_q, block_k, dropout_p, seed, block_mask, rescale=rescale)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.causal, ctx.scale, ctx.block_q, ctx.block_k = causal, scale, block_q, block_k
-        # the fresh-backward-mask control draws a different Z in the backward than in the forward
-        ctx.dropout_p, ctx.seed = dropout_p, seed + (1 if sabotage == "fresh-backward-mask" else 0)
+        ctx.dropout_p, ctx.seed = dropout_p, backward_seed  # the backward regenerates the mask from the seed
         ctx.block_mask = block_mask
         return out
 
@@ -261,7 +257,7 @@ class TiledAttention(torch.autograd.Function):
             ctx.seed,
             ctx.block_mask,
         )
-        return dq, dk, dv, None, None, None, None, None, None, None, None
+        return dq, dk, dv, None, None, None, None, None, None, None, None, None
 
 
 def tiled_attention(
@@ -276,14 +272,23 @@ def tiled_attention(
     dropout_p: float = 0.0,
     seed: int = 0,
     block_mask: torch.Tensor | None = None,
-    sabotage: str | None = None,
 ) -> torch.Tensor:
     """Differentiable tiled attention; see the module docstring. ``block_mask`` must be
-    (B, H, Nq/bs, Nk/bs) with bs = ``block_q`` = ``block_k``. ``sabotage`` (one of
-    ``SABOTAGES``) is for negative controls only."""
+    (B, H, Nq/bs, Nk/bs) with bs = ``block_q`` = ``block_k``."""
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
     if block_mask is not None and block_q != block_k:
         raise ValueError("block-sparse tiled attention needs block_q == block_k == the mask's block size")
     return TiledAttention.apply(
-        q, k, v, causal, float(scale), int(block_q), int(block_k), float(dropout_p), int(seed), block_mask, sabotage
+        q,
+        k,
+        v,
+        causal,
+        float(scale),
+        int(block_q),
+        int(block_k),
+        float(dropout_p),
+        int(seed),
+        block_mask,
+        True,
+        int(seed),
     )

@@ -65,8 +65,6 @@ POISON_OUTPUTS = False
 LOG2E = 1.4426950408889634
 LN2 = 0.6931471805599453
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-# Negative controls the experiments run (deliberately broken launches).
-SABOTAGES = ("causal-off", "ignore-block-mask", "fresh-backward-mask")
 
 
 def autotune_enabled() -> bool:
@@ -99,34 +97,18 @@ def _keep(seed, bh, rows2d, cols2d, dropout_p):
 # --------------------------------------------------------------------------------------
 # forward
 # --------------------------------------------------------------------------------------
+# The kernels' argument lists are grouped as in Triton's fused-attention tutorial: one line
+# per tensor (pointer, then its strides), then shapes, scalars, and the constexpr flags and
+# block sizes. ``# fmt: off`` keeps the formatter from putting each name on its own line.
+# fmt: off
 @triton.jit
 def _fwd_step(
-    acc,
-    l_i,
-    m_i,
-    q,
-    k_base,
-    v_base,
-    stride_kn,
-    stride_kd,
-    stride_vn,
-    stride_vd,
-    rows,
-    start_n,
-    offs_n,
-    offs_d,
-    d_mask,
-    N_K,
-    offset,
-    qk_scale,
-    seed,
-    bh,
-    dropout_p,
-    dropout_scale,
-    MASKED: tl.constexpr,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    DROPOUT: tl.constexpr,
+    acc, l_i, m_i, q,
+    k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
+    rows, start_n, offs_n, offs_d, d_mask,
+    N_K, offset, qk_scale,
+    seed, bh, dropout_p, dropout_scale,
+    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     cols = start_n + offs_n
@@ -161,151 +143,44 @@ def _fwd_step(
 
 @triton.jit
 def _fwd_inner(
-    acc,
-    l_i,
-    m_i,
-    q,
-    k_base,
-    v_base,
-    stride_kn,
-    stride_kd,
-    stride_vn,
-    stride_vd,
-    rows,
-    offs_n,
-    offs_d,
-    d_mask,
-    lo,
-    hi,
-    N_K,
-    offset,
-    qk_scale,
-    seed,
-    bh,
-    dropout_p,
-    dropout_scale,
-    mask_row,
-    stride_mk,
-    MASKED: tl.constexpr,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    DROPOUT: tl.constexpr,
-    SPARSE: tl.constexpr,
-    SPARSE_BLOCK: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    PRECISION: tl.constexpr,
+    acc, l_i, m_i, q,
+    k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
+    rows, offs_n, offs_d, d_mask,
+    lo, hi, N_K, offset, qk_scale,
+    seed, bh, dropout_p, dropout_scale,
+    mask_row, stride_mk,
+    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr, SPARSE_BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
 ):
     for start_n in range(lo, hi, BLOCK_N):
-        if SPARSE:
-            if tl.load(mask_row + (start_n // SPARSE_BLOCK) * stride_mk) != 0:
-                acc, l_i, m_i = _fwd_step(
-                    acc,
-                    l_i,
-                    m_i,
-                    q,
-                    k_base,
-                    v_base,
-                    stride_kn,
-                    stride_kd,
-                    stride_vn,
-                    stride_vd,
-                    rows,
-                    start_n,
-                    offs_n,
-                    offs_d,
-                    d_mask,
-                    N_K,
-                    offset,
-                    qk_scale,
-                    seed,
-                    bh,
-                    dropout_p,
-                    dropout_scale,
-                    MASKED,
-                    CAUSAL,
-                    EVEN_D,
-                    DROPOUT,
-                    PRECISION,
-                )
-        else:
+        live = True
+        if SPARSE:  # a tile in a zero block of the mask is neither loaded nor computed
+            live = tl.load(mask_row + (start_n // SPARSE_BLOCK) * stride_mk) != 0
+        if live:
             acc, l_i, m_i = _fwd_step(
-                acc,
-                l_i,
-                m_i,
-                q,
-                k_base,
-                v_base,
-                stride_kn,
-                stride_kd,
-                stride_vn,
-                stride_vd,
-                rows,
-                start_n,
-                offs_n,
-                offs_d,
-                d_mask,
-                N_K,
-                offset,
-                qk_scale,
-                seed,
-                bh,
-                dropout_p,
-                dropout_scale,
-                MASKED,
-                CAUSAL,
-                EVEN_D,
-                DROPOUT,
-                PRECISION,
+                acc, l_i, m_i, q,
+                k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
+                rows, start_n, offs_n, offs_d, d_mask,
+                N_K, offset, qk_scale,
+                seed, bh, dropout_p, dropout_scale,
+                MASKED, CAUSAL, EVEN_D, DROPOUT, PRECISION,
             )
     return acc, l_i, m_i
 
 
 @triton.jit(do_not_specialize=["seed"])  # a seed of 1 must not become a constant
 def _fwd_kernel(
-    Q,
-    K,
-    V,
-    Out,
-    LSE,
-    BLOCK_MASK,
-    stride_qb,
-    stride_qh,
-    stride_qm,
-    stride_qd,
-    stride_kb,
-    stride_kh,
-    stride_kn,
-    stride_kd,
-    stride_vb,
-    stride_vh,
-    stride_vn,
-    stride_vd,
-    stride_ob,
-    stride_oh,
-    stride_om,
-    stride_od,
-    stride_mb,
-    stride_mh,
-    stride_mq,
-    stride_mk,
-    H,
-    GROUP,
-    N_Q,
-    N_K,
-    HEAD_DIM,
-    qk_scale,
-    dropout_p,
-    dropout_scale,
-    seed,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    DROPOUT: tl.constexpr,
-    SPARSE: tl.constexpr,
-    SPARSE_BLOCK: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    PRECISION: tl.constexpr,
+    Q, K, V, Out, LSE, BLOCK_MASK,
+    stride_qb, stride_qh, stride_qm, stride_qd,
+    stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd,
+    stride_ob, stride_oh, stride_om, stride_od,
+    stride_mb, stride_mh, stride_mq, stride_mk,
+    H, GROUP, N_Q, N_K, HEAD_DIM,
+    qk_scale, dropout_p, dropout_scale, seed,
+    CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr, SPARSE_BLOCK: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):
     start_m = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)
@@ -338,76 +213,19 @@ def _fwd_kernel(
     else:
         hi = N_K
         full = n_even
-    acc, l_i, m_i = _fwd_inner(
-        acc,
-        l_i,
-        m_i,
-        q,
-        k_base,
-        v_base,
-        stride_kn,
-        stride_kd,
-        stride_vn,
-        stride_vd,
-        rows,
-        offs_n,
-        offs_d,
-        d_mask,
-        0,
-        full,
-        N_K,
-        offset,
-        qk_scale,
-        seed,
-        bh,
-        dropout_p,
-        dropout_scale,
-        mask_row,
-        stride_mk,
-        False,
-        CAUSAL,
-        EVEN_D,
-        DROPOUT,
-        SPARSE,
-        SPARSE_BLOCK,
-        BLOCK_N,
-        PRECISION,
-    )
-    acc, l_i, m_i = _fwd_inner(
-        acc,
-        l_i,
-        m_i,
-        q,
-        k_base,
-        v_base,
-        stride_kn,
-        stride_kd,
-        stride_vn,
-        stride_vd,
-        rows,
-        offs_n,
-        offs_d,
-        d_mask,
-        full,
-        hi,
-        N_K,
-        offset,
-        qk_scale,
-        seed,
-        bh,
-        dropout_p,
-        dropout_scale,
-        mask_row,
-        stride_mk,
-        True,
-        CAUSAL,
-        EVEN_D,
-        DROPOUT,
-        SPARSE,
-        SPARSE_BLOCK,
-        BLOCK_N,
-        PRECISION,
-    )
+    # stage 0: key blocks [0, full) that no row needs masked; stage 1: [full, hi), the
+    # diagonal and the ragged edge, masked (unrolled at compile time)
+    for stage in tl.static_range(2):
+        acc, l_i, m_i = _fwd_inner(
+            acc, l_i, m_i, q,
+            k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
+            rows, offs_n, offs_d, d_mask,
+            0 if stage == 0 else full, full if stage == 0 else hi, N_K, offset, qk_scale,
+            seed, bh, dropout_p, dropout_scale,
+            mask_row, stride_mk,
+            stage == 1, CAUSAL, EVEN_D, DROPOUT,
+            SPARSE, SPARSE_BLOCK, BLOCK_N, PRECISION,
+        )
 
     empty = l_i == 0.0
     acc = acc / tl.where(empty, 1.0, l_i)[:, None]
@@ -415,44 +233,23 @@ def _fwd_kernel(
     o_ptrs = Out + b * stride_ob + h * stride_oh + rows[:, None] * stride_om + offs_d[None, :] * stride_od
     tl.store(o_ptrs, acc.to(Out.dtype.element_ty), mask=row_mask[:, None] & d_mask[None, :])
     tl.store(LSE + bh.to(tl.int64) * N_Q + rows, lse, mask=row_mask)
+# fmt: on
 
 
 # --------------------------------------------------------------------------------------
 # split-KV decoding (flash-decoding)
 # --------------------------------------------------------------------------------------
+# fmt: off
 @triton.jit
 def _decode_kernel(
-    Q,
-    K,
-    V,
-    O_PART,
-    LSE_PART,
-    stride_qb,
-    stride_qh,
-    stride_qm,
-    stride_qd,
-    stride_kb,
-    stride_kh,
-    stride_kn,
-    stride_kd,
-    stride_vb,
-    stride_vh,
-    stride_vn,
-    stride_vd,
-    H,
-    GROUP,
-    N_Q,
-    N_K,
-    HEAD_DIM,
-    qk_scale,
-    SPLIT_LEN,
-    N_SPLITS,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    PRECISION: tl.constexpr,
+    Q, K, V, O_PART, LSE_PART,
+    stride_qb, stride_qh, stride_qm, stride_qd,
+    stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd,
+    H, GROUP, N_Q, N_K, HEAD_DIM,
+    qk_scale, SPLIT_LEN, N_SPLITS,
+    CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """Program (split, b*H + h): the queries of one head against keys
     [split * SPLIT_LEN, (split + 1) * SPLIT_LEN). Writes the normalised partial output
@@ -479,41 +276,17 @@ def _decode_kernel(
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     lo = split * SPLIT_LEN
     hi = tl.minimum(lo + SPLIT_LEN, N_K)
-    # every tile masked: the key bound is the split's end, causality uses the true offset
+    # every tile masked: the key bound is the split's end, causality uses the true offset;
+    # no dropout (seed 0, p 0, scale 1) and no block mask (Q stands in for the mask pointer)
     acc, l_i, m_i = _fwd_inner(
-        acc,
-        l_i,
-        m_i,
-        q,
-        k_base,
-        v_base,
-        stride_kn,
-        stride_kd,
-        stride_vn,
-        stride_vd,
-        rows,
-        offs_n,
-        offs_d,
-        d_mask,
-        lo,
-        hi,
-        hi,
-        N_K - N_Q,
-        qk_scale,
-        0,
-        bh,
-        0.0,
-        1.0,
-        Q,
-        0,
-        True,
-        CAUSAL,
-        EVEN_D,
-        False,
-        False,
-        1,
-        BLOCK_N,
-        PRECISION,
+        acc, l_i, m_i, q,
+        k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
+        rows, offs_n, offs_d, d_mask,
+        lo, hi, hi, N_K - N_Q, qk_scale,
+        0, bh, 0.0, 1.0,
+        Q, 0,
+        True, CAUSAL, EVEN_D, False,
+        False, 1, BLOCK_N, PRECISION,
     )
     empty = l_i == 0.0
     acc = acc / tl.where(empty, 1.0, l_i)[:, None]
@@ -525,41 +298,22 @@ def _decode_kernel(
         mask=row_mask[:, None] & d_mask[None, :],
     )
     tl.store(LSE_PART + part * N_Q + rows, lse2, mask=row_mask)
+# fmt: on
 
 
 # --------------------------------------------------------------------------------------
 # backward
 # --------------------------------------------------------------------------------------
+# fmt: off
 @triton.jit
 def _dkdv_step(
-    dk,
-    dv,
-    k,
-    v,
-    q_base,
-    do_base,
-    lse_base,
-    delta_base,
-    start_m,
-    offs_m,
-    offs_d,
-    d_mask,
-    cols,
-    stride_qm,
-    stride_qd,
-    stride_dom,
-    stride_dod,
-    N_Q,
-    offset,
-    qk_scale,
-    seed,
-    bh,
-    dropout_p,
-    dropout_scale,
-    MASKED: tl.constexpr,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    DROPOUT: tl.constexpr,
+    dk, dv, k, v,
+    q_base, do_base, lse_base, delta_base,
+    start_m, offs_m, offs_d, d_mask, cols,
+    stride_qm, stride_qd, stride_dom, stride_dod,
+    N_Q, offset, qk_scale,
+    seed, bh, dropout_p, dropout_scale,
+    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     rows = start_m + offs_m
@@ -602,169 +356,48 @@ def _dkdv_step(
 
 @triton.jit
 def _dkdv_inner(
-    dk,
-    dv,
-    k,
-    v,
-    q_base,
-    do_base,
-    lse_base,
-    delta_base,
-    lo,
-    hi,
-    offs_m,
-    offs_d,
-    d_mask,
-    cols,
-    stride_qm,
-    stride_qd,
-    stride_dom,
-    stride_dod,
-    N_Q,
-    offset,
-    qk_scale,
-    seed,
-    bh,
-    dropout_p,
-    dropout_scale,
-    mask_col,
-    stride_mq,
-    MASKED: tl.constexpr,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    DROPOUT: tl.constexpr,
-    SPARSE: tl.constexpr,
-    SPARSE_BLOCK: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    PRECISION: tl.constexpr,
+    dk, dv, k, v,
+    q_base, do_base, lse_base, delta_base,
+    lo, hi, offs_m, offs_d, d_mask, cols,
+    stride_qm, stride_qd, stride_dom, stride_dod,
+    N_Q, offset, qk_scale,
+    seed, bh, dropout_p, dropout_scale,
+    mask_col, stride_mq,
+    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr, SPARSE_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, PRECISION: tl.constexpr,
 ):
     for start_m in range(lo, hi, BLOCK_M):
-        if SPARSE:
-            if tl.load(mask_col + (start_m // SPARSE_BLOCK) * stride_mq) != 0:
-                dk, dv = _dkdv_step(
-                    dk,
-                    dv,
-                    k,
-                    v,
-                    q_base,
-                    do_base,
-                    lse_base,
-                    delta_base,
-                    start_m,
-                    offs_m,
-                    offs_d,
-                    d_mask,
-                    cols,
-                    stride_qm,
-                    stride_qd,
-                    stride_dom,
-                    stride_dod,
-                    N_Q,
-                    offset,
-                    qk_scale,
-                    seed,
-                    bh,
-                    dropout_p,
-                    dropout_scale,
-                    MASKED,
-                    CAUSAL,
-                    EVEN_D,
-                    DROPOUT,
-                    PRECISION,
-                )
-        else:
+        live = True
+        if SPARSE:  # a tile in a zero block of the mask is neither loaded nor computed
+            live = tl.load(mask_col + (start_m // SPARSE_BLOCK) * stride_mq) != 0
+        if live:
             dk, dv = _dkdv_step(
-                dk,
-                dv,
-                k,
-                v,
-                q_base,
-                do_base,
-                lse_base,
-                delta_base,
-                start_m,
-                offs_m,
-                offs_d,
-                d_mask,
-                cols,
-                stride_qm,
-                stride_qd,
-                stride_dom,
-                stride_dod,
-                N_Q,
-                offset,
-                qk_scale,
-                seed,
-                bh,
-                dropout_p,
-                dropout_scale,
-                MASKED,
-                CAUSAL,
-                EVEN_D,
-                DROPOUT,
-                PRECISION,
+                dk, dv, k, v,
+                q_base, do_base, lse_base, delta_base,
+                start_m, offs_m, offs_d, d_mask, cols,
+                stride_qm, stride_qd, stride_dom, stride_dod,
+                N_Q, offset, qk_scale,
+                seed, bh, dropout_p, dropout_scale,
+                MASKED, CAUSAL, EVEN_D, DROPOUT, PRECISION,
             )
     return dk, dv
 
 
 @triton.jit(do_not_specialize=["seed"])  # a seed of 1 must not become a constant
 def _bwd_dkdv_kernel(
-    Q,
-    K,
-    V,
-    DO,
-    LSE,
-    DELTA,
-    DK,
-    DV,
-    BLOCK_MASK,
-    stride_qb,
-    stride_qh,
-    stride_qm,
-    stride_qd,
-    stride_kb,
-    stride_kh,
-    stride_kn,
-    stride_kd,
-    stride_vb,
-    stride_vh,
-    stride_vn,
-    stride_vd,
-    stride_dob,
-    stride_doh,
-    stride_dom,
-    stride_dod,
-    stride_dkb,
-    stride_dkh,
-    stride_dkn,
-    stride_dkd,
-    stride_dvb,
-    stride_dvh,
-    stride_dvn,
-    stride_dvd,
-    stride_mb,
-    stride_mh,
-    stride_mq,
-    stride_mk,
-    H,
-    GROUP,
-    N_Q,
-    N_K,
-    HEAD_DIM,
-    sm_scale,
-    qk_scale,
-    dropout_p,
-    dropout_scale,
-    seed,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    DROPOUT: tl.constexpr,
-    SPARSE: tl.constexpr,
-    SPARSE_BLOCK: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    PRECISION: tl.constexpr,
+    Q, K, V, DO, LSE, DELTA, DK, DV, BLOCK_MASK,
+    stride_qb, stride_qh, stride_qm, stride_qd,
+    stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd,
+    stride_dob, stride_doh, stride_dom, stride_dod,
+    stride_dkb, stride_dkh, stride_dkn, stride_dkd,
+    stride_dvb, stride_dvh, stride_dvn, stride_dvd,
+    stride_mb, stride_mh, stride_mq, stride_mk,
+    H, GROUP, N_Q, N_K, HEAD_DIM,
+    sm_scale, qk_scale, dropout_p, dropout_scale, seed,
+    CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr, SPARSE_BLOCK: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """Program (key block, b*H + h): dK, dV of one key block for query head h, stored
     at head h of DK, DV (the key/value head itself when GROUP = 1, else a per-query-head
@@ -809,117 +442,23 @@ def _bwd_dkdv_kernel(
         lo = 0
         mid = 0
     full_end = tl.maximum(mid, N_Q // BLOCK_M * BLOCK_M)
-    dk, dv = _dkdv_inner(  # tiles crossing the diagonal
-        dk,
-        dv,
-        k,
-        v,
-        q_base,
-        do_base,
-        lse_base,
-        delta_base,
-        lo,
-        mid,
-        offs_m,
-        offs_d,
-        d_mask,
-        cols,
-        stride_qm,
-        stride_qd,
-        stride_dom,
-        stride_dod,
-        N_Q,
-        offset,
-        qk_scale,
-        seed,
-        bh,
-        dropout_p,
-        dropout_scale,
-        mask_col,
-        stride_mq,
-        True,
-        CAUSAL,
-        EVEN_D,
-        DROPOUT,
-        SPARSE,
-        SPARSE_BLOCK,
-        BLOCK_M,
-        PRECISION,
-    )
-    dk, dv = _dkdv_inner(  # tiles every row of which sees every key: no mask
-        dk,
-        dv,
-        k,
-        v,
-        q_base,
-        do_base,
-        lse_base,
-        delta_base,
-        mid,
-        full_end,
-        offs_m,
-        offs_d,
-        d_mask,
-        cols,
-        stride_qm,
-        stride_qd,
-        stride_dom,
-        stride_dod,
-        N_Q,
-        offset,
-        qk_scale,
-        seed,
-        bh,
-        dropout_p,
-        dropout_scale,
-        mask_col,
-        stride_mq,
-        False,
-        CAUSAL,
-        EVEN_D,
-        DROPOUT,
-        SPARSE,
-        SPARSE_BLOCK,
-        BLOCK_M,
-        PRECISION,
-    )
-    dk, dv = _dkdv_inner(  # the ragged last query tile
-        dk,
-        dv,
-        k,
-        v,
-        q_base,
-        do_base,
-        lse_base,
-        delta_base,
-        full_end,
-        m_end,
-        offs_m,
-        offs_d,
-        d_mask,
-        cols,
-        stride_qm,
-        stride_qd,
-        stride_dom,
-        stride_dod,
-        N_Q,
-        offset,
-        qk_scale,
-        seed,
-        bh,
-        dropout_p,
-        dropout_scale,
-        mask_col,
-        stride_mq,
-        True,
-        CAUSAL,
-        EVEN_D,
-        DROPOUT,
-        SPARSE,
-        SPARSE_BLOCK,
-        BLOCK_M,
-        PRECISION,
-    )
+    # stage 0: [lo, mid), tiles crossing the diagonal (masked); stage 1: [mid, full_end),
+    # tiles every row of which sees every key (no mask); stage 2: [full_end, m_end), the
+    # ragged last query tile (masked). Unrolled at compile time.
+    for stage in tl.static_range(3):
+        dk, dv = _dkdv_inner(
+            dk, dv, k, v,
+            q_base, do_base, lse_base, delta_base,
+            lo if stage == 0 else mid if stage == 1 else full_end,
+            mid if stage == 0 else full_end if stage == 1 else m_end,
+            offs_m, offs_d, d_mask, cols,
+            stride_qm, stride_qd, stride_dom, stride_dod,
+            N_Q, offset, qk_scale,
+            seed, bh, dropout_p, dropout_scale,
+            mask_col, stride_mq,
+            stage != 1, CAUSAL, EVEN_D, DROPOUT,
+            SPARSE, SPARSE_BLOCK, BLOCK_M, PRECISION,
+        )
     dk = dk * sm_scale
     tl.store(
         DK + b * stride_dkb + h * stride_dkh + cols[:, None] * stride_dkn + offs_d[None, :] * stride_dkd,
@@ -935,33 +474,13 @@ def _bwd_dkdv_kernel(
 
 @triton.jit
 def _dq_step(
-    dq,
-    q,
-    do,
-    lse,
-    delta,
-    k_base,
-    v_base,
-    rows,
-    start_n,
-    offs_n,
-    offs_d,
-    d_mask,
-    stride_kn,
-    stride_kd,
-    stride_vn,
-    stride_vd,
-    N_K,
-    offset,
-    qk_scale,
-    seed,
-    bh,
-    dropout_p,
-    dropout_scale,
-    MASKED: tl.constexpr,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    DROPOUT: tl.constexpr,
+    dq, q, do, lse, delta,
+    k_base, v_base,
+    rows, start_n, offs_n, offs_d, d_mask,
+    stride_kn, stride_kd, stride_vn, stride_vd,
+    N_K, offset, qk_scale,
+    seed, bh, dropout_p, dropout_scale,
+    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     cols = start_n + offs_n
@@ -995,161 +514,47 @@ def _dq_step(
 
 @triton.jit
 def _dq_inner(
-    dq,
-    q,
-    do,
-    lse,
-    delta,
-    k_base,
-    v_base,
-    rows,
-    lo,
-    hi,
-    offs_n,
-    offs_d,
-    d_mask,
-    stride_kn,
-    stride_kd,
-    stride_vn,
-    stride_vd,
-    N_K,
-    offset,
-    qk_scale,
-    seed,
-    bh,
-    dropout_p,
-    dropout_scale,
-    mask_row,
-    stride_mk,
-    MASKED: tl.constexpr,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    DROPOUT: tl.constexpr,
-    SPARSE: tl.constexpr,
-    SPARSE_BLOCK: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    PRECISION: tl.constexpr,
+    dq, q, do, lse, delta,
+    k_base, v_base,
+    rows, lo, hi, offs_n, offs_d, d_mask,
+    stride_kn, stride_kd, stride_vn, stride_vd,
+    N_K, offset, qk_scale,
+    seed, bh, dropout_p, dropout_scale,
+    mask_row, stride_mk,
+    MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr, SPARSE_BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
 ):
     for start_n in range(lo, hi, BLOCK_N):
-        if SPARSE:
-            if tl.load(mask_row + (start_n // SPARSE_BLOCK) * stride_mk) != 0:
-                dq = _dq_step(
-                    dq,
-                    q,
-                    do,
-                    lse,
-                    delta,
-                    k_base,
-                    v_base,
-                    rows,
-                    start_n,
-                    offs_n,
-                    offs_d,
-                    d_mask,
-                    stride_kn,
-                    stride_kd,
-                    stride_vn,
-                    stride_vd,
-                    N_K,
-                    offset,
-                    qk_scale,
-                    seed,
-                    bh,
-                    dropout_p,
-                    dropout_scale,
-                    MASKED,
-                    CAUSAL,
-                    EVEN_D,
-                    DROPOUT,
-                    PRECISION,
-                )
-        else:
+        live = True
+        if SPARSE:  # a tile in a zero block of the mask is neither loaded nor computed
+            live = tl.load(mask_row + (start_n // SPARSE_BLOCK) * stride_mk) != 0
+        if live:
             dq = _dq_step(
-                dq,
-                q,
-                do,
-                lse,
-                delta,
-                k_base,
-                v_base,
-                rows,
-                start_n,
-                offs_n,
-                offs_d,
-                d_mask,
-                stride_kn,
-                stride_kd,
-                stride_vn,
-                stride_vd,
-                N_K,
-                offset,
-                qk_scale,
-                seed,
-                bh,
-                dropout_p,
-                dropout_scale,
-                MASKED,
-                CAUSAL,
-                EVEN_D,
-                DROPOUT,
-                PRECISION,
+                dq, q, do, lse, delta,
+                k_base, v_base,
+                rows, start_n, offs_n, offs_d, d_mask,
+                stride_kn, stride_kd, stride_vn, stride_vd,
+                N_K, offset, qk_scale,
+                seed, bh, dropout_p, dropout_scale,
+                MASKED, CAUSAL, EVEN_D, DROPOUT, PRECISION,
             )
     return dq
 
 
 @triton.jit(do_not_specialize=["seed"])  # a seed of 1 must not become a constant
 def _bwd_dq_kernel(
-    Q,
-    K,
-    V,
-    DO,
-    LSE,
-    DELTA,
-    DQ,
-    BLOCK_MASK,
-    stride_qb,
-    stride_qh,
-    stride_qm,
-    stride_qd,
-    stride_kb,
-    stride_kh,
-    stride_kn,
-    stride_kd,
-    stride_vb,
-    stride_vh,
-    stride_vn,
-    stride_vd,
-    stride_dob,
-    stride_doh,
-    stride_dom,
-    stride_dod,
-    stride_dqb,
-    stride_dqh,
-    stride_dqm,
-    stride_dqd,
-    stride_mb,
-    stride_mh,
-    stride_mq,
-    stride_mk,
-    H,
-    GROUP,
-    N_Q,
-    N_K,
-    HEAD_DIM,
-    sm_scale,
-    qk_scale,
-    dropout_p,
-    dropout_scale,
-    seed,
-    CAUSAL: tl.constexpr,
-    EVEN_D: tl.constexpr,
-    DROPOUT: tl.constexpr,
-    SPARSE: tl.constexpr,
-    SPARSE_BLOCK: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    PRECISION: tl.constexpr,
+    Q, K, V, DO, LSE, DELTA, DQ, BLOCK_MASK,
+    stride_qb, stride_qh, stride_qm, stride_qd,
+    stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd,
+    stride_dob, stride_doh, stride_dom, stride_dod,
+    stride_dqb, stride_dqh, stride_dqm, stride_dqd,
+    stride_mb, stride_mh, stride_mq, stride_mk,
+    H, GROUP, N_Q, N_K, HEAD_DIM,
+    sm_scale, qk_scale, dropout_p, dropout_scale, seed,
+    CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, DROPOUT: tl.constexpr,
+    SPARSE: tl.constexpr, SPARSE_BLOCK: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):
     start_m = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)
@@ -1188,84 +593,26 @@ def _bwd_dq_kernel(
     else:
         hi = N_K
         full = n_even
-    dq = _dq_inner(
-        dq,
-        q,
-        do,
-        lse,
-        delta,
-        k_base,
-        v_base,
-        rows,
-        0,
-        full,
-        offs_n,
-        offs_d,
-        d_mask,
-        stride_kn,
-        stride_kd,
-        stride_vn,
-        stride_vd,
-        N_K,
-        offset,
-        qk_scale,
-        seed,
-        bh,
-        dropout_p,
-        dropout_scale,
-        mask_row,
-        stride_mk,
-        False,
-        CAUSAL,
-        EVEN_D,
-        DROPOUT,
-        SPARSE,
-        SPARSE_BLOCK,
-        BLOCK_N,
-        PRECISION,
-    )
-    dq = _dq_inner(
-        dq,
-        q,
-        do,
-        lse,
-        delta,
-        k_base,
-        v_base,
-        rows,
-        full,
-        hi,
-        offs_n,
-        offs_d,
-        d_mask,
-        stride_kn,
-        stride_kd,
-        stride_vn,
-        stride_vd,
-        N_K,
-        offset,
-        qk_scale,
-        seed,
-        bh,
-        dropout_p,
-        dropout_scale,
-        mask_row,
-        stride_mk,
-        True,
-        CAUSAL,
-        EVEN_D,
-        DROPOUT,
-        SPARSE,
-        SPARSE_BLOCK,
-        BLOCK_N,
-        PRECISION,
-    )
+    # stage 0: key blocks [0, full) with no mask; stage 1: [full, hi), masked (as the forward)
+    for stage in tl.static_range(2):
+        dq = _dq_inner(
+            dq, q, do, lse, delta,
+            k_base, v_base,
+            rows, 0 if stage == 0 else full, full if stage == 0 else hi, offs_n, offs_d, d_mask,
+            stride_kn, stride_kd, stride_vn, stride_vd,
+            N_K, offset, qk_scale,
+            seed, bh, dropout_p, dropout_scale,
+            mask_row, stride_mk,
+            stage == 1, CAUSAL, EVEN_D, DROPOUT,
+            SPARSE, SPARSE_BLOCK, BLOCK_N, PRECISION,
+        )
     dq = dq * sm_scale
     tl.store(
         DQ + b * stride_dqb + h * stride_dqh + rows[:, None] * stride_dqm + offs_d[None, :] * stride_dqd,
         dq.to(DQ.dtype.element_ty),
         mask=qd_mask,
     )
+# fmt: on
 
 
 # --------------------------------------------------------------------------------------
@@ -1431,6 +778,19 @@ def _sparse_args(block_mask: torch.Tensor | None, block_size: int, like: torch.T
     return m, m.stride(), True, block_size
 
 
+def _constexprs(causal: bool, dropout_p: float, sparse: bool, sparse_block: int, block_d: int, q) -> dict:
+    """The constexpr flags the forward and both backward kernels share."""
+    return dict(
+        CAUSAL=causal,
+        EVEN_D=block_d == q.shape[-1],
+        DROPOUT=dropout_p > 0,
+        SPARSE=sparse,
+        SPARSE_BLOCK=sparse_block,
+        BLOCK_D=block_d,
+        PRECISION=_precision(q.dtype),
+    )
+
+
 def attention_forward(
     q, k, v, causal: bool, scale: float, dropout_p: float = 0.0, seed: int = 0, block_mask=None, block_size: int = 128
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1442,49 +802,18 @@ def attention_forward(
     lse = _new((B, H, n_q), q, torch.float32)
     block_d = _block_d(d)
     mask, mstrides, sparse, sparse_block = _sparse_args(block_mask, block_size, q)
+    # fmt: off
     args = (
-        q,
-        k,
-        v,
-        out,
-        lse,
-        mask,
-        *q.stride(),
-        *k.stride(),
-        *v.stride(),
-        *out.stride(),
-        *mstrides,
-        H,
-        H // h_kv,
-        n_q,
-        n_k,
-        d,
-        scale * LOG2E,
-        float(dropout_p),
-        1.0 / (1.0 - dropout_p),
-        int(seed),
+        q, k, v, out, lse, mask,
+        *q.stride(), *k.stride(), *v.stride(), *out.stride(), *mstrides,
+        H, H // h_kv, n_q, n_k, d,
+        scale * LOG2E, float(dropout_p), 1.0 / (1.0 - dropout_p), int(seed),
     )
-    consts = dict(
-        CAUSAL=causal,
-        EVEN_D=block_d == d,
-        DROPOUT=dropout_p > 0,
-        SPARSE=sparse,
-        SPARSE_BLOCK=sparse_block,
-        BLOCK_D=block_d,
-        PRECISION=_precision(q.dtype),
-    )
-    _launch(
-        _fwd_kernel,
-        "fwd",
-        lambda bm, bn: (triton.cdiv(n_q, bm), B * H),
-        args,
-        consts,
-        q.device,
-        block_d,
-        q.dtype,
-        sparse_block if sparse else 0,
-        max(n_q, n_k),
-    )
+    # fmt: on
+    consts = _constexprs(causal, dropout_p, sparse, sparse_block, block_d, q)
+    grid_of = lambda bm, bn: (triton.cdiv(n_q, bm), B * H)  # one program per query block
+    sb = sparse_block if sparse else 0
+    _launch(_fwd_kernel, "fwd", grid_of, args, consts, q.device, block_d, q.dtype, sb, max(n_q, n_k))
     return out, lse
 
 
@@ -1516,74 +845,18 @@ def attention_backward(
     block_d = _block_d(d)
     mask, mstrides, sparse, sparse_block = _sparse_args(block_mask, block_size, q)
     tail = (H, group, n_q, n_k, d, scale, scale * LOG2E, float(dropout_p), 1.0 / (1.0 - dropout_p), int(seed))
-    consts = dict(
-        CAUSAL=causal,
-        EVEN_D=block_d == d,
-        DROPOUT=dropout_p > 0,
-        SPARSE=sparse,
-        SPARSE_BLOCK=sparse_block,
-        BLOCK_D=block_d,
-        PRECISION=_precision(q.dtype),
-    )
+    consts = _constexprs(causal, dropout_p, sparse, sparse_block, block_d, q)
     sb = sparse_block if sparse else 0
-    _launch(
-        _bwd_dkdv_kernel,
-        "bwd_dkdv",
-        lambda bm, bn: (triton.cdiv(n_k, bn), B * H),
-        (
-            q,
-            k,
-            v,
-            do,
-            lse,
-            delta,
-            dk,
-            dv,
-            mask,
-            *q.stride(),
-            *k.stride(),
-            *v.stride(),
-            *do.stride(),
-            *dk.stride(),
-            *dv.stride(),
-            *mstrides,
-            *tail,
-        ),
-        consts,
-        q.device,
-        block_d,
-        q.dtype,
-        sb,
-        max(n_q, n_k),
-    )
-    _launch(
-        _bwd_dq_kernel,
-        "bwd_dq",
-        lambda bm, bn: (triton.cdiv(n_q, bm), B * H),
-        (
-            q,
-            k,
-            v,
-            do,
-            lse,
-            delta,
-            dq,
-            mask,
-            *q.stride(),
-            *k.stride(),
-            *v.stride(),
-            *do.stride(),
-            *dq.stride(),
-            *mstrides,
-            *tail,
-        ),
-        consts,
-        q.device,
-        block_d,
-        q.dtype,
-        sb,
-        max(n_q, n_k),
-    )
+
+    def launch_backward(kernel, kind: str, grid_of, grads: tuple) -> None:
+        """One backward kernel: the inputs, the gradients it writes and the block mask,
+        then the strides of q, k, v, dO and each gradient, the mask's, and the scalars."""
+        strides = [s for t in (q, k, v, do, *grads) for s in t.stride()]
+        args = (q, k, v, do, lse, delta, *grads, mask, *strides, *mstrides, *tail)
+        _launch(kernel, kind, grid_of, args, consts, q.device, block_d, q.dtype, sb, max(n_q, n_k))
+
+    launch_backward(_bwd_dkdv_kernel, "bwd_dkdv", lambda bm, bn: (triton.cdiv(n_k, bn), B * H), (dk, dv))
+    launch_backward(_bwd_dq_kernel, "bwd_dq", lambda bm, bn: (triton.cdiv(n_q, bm), B * H), (dq,))
     if group > 1:
         dk = dk.view(B, h_kv, group, n_k, d).sum(dim=2).to(k.dtype)
         dv = dv.view(B, h_kv, group, n_k, d).sum(dim=2).to(v.dtype)
@@ -1593,15 +866,15 @@ def attention_backward(
 class TritonAttention(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx, q, k, v, causal: bool, scale: float, dropout_p: float, seed: int, block_mask, block_size: int, sabotage
-    ):
-        fwd_causal = causal and sabotage != "causal-off"
-        fwd_mask = None if sabotage == "ignore-block-mask" else block_mask
-        out, lse = attention_forward(q, k, v, fwd_causal, scale, dropout_p, seed, fwd_mask, block_size)
+        ctx, q, k, v, causal: bool, scale: float, dropout_p: float, seed: int, block_mask, block_size: int,
+        backward_seed: int,
+    ):  # fmt: skip
+        # backward_seed != seed is a broken variant of repro.attention.controls (the public
+        # triton_attention passes the seed itself, so the backward regenerates the forward's mask)
+        out, lse = attention_forward(q, k, v, causal, scale, dropout_p, seed, block_mask, block_size)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.causal, ctx.scale, ctx.block_mask, ctx.block_size = fwd_causal, scale, fwd_mask, block_size
-        ctx.dropout_p = dropout_p
-        ctx.seed = seed + (1 if sabotage == "fresh-backward-mask" else 0)
+        ctx.causal, ctx.scale, ctx.block_mask, ctx.block_size = causal, scale, block_mask, block_size
+        ctx.dropout_p, ctx.seed = dropout_p, backward_seed
         return out
 
     @staticmethod
@@ -1624,14 +897,12 @@ def triton_attention(
     seed: int = 0,
     block_mask=None,
     block_size: int = 128,
-    sabotage: str | None = None,
 ):
     """Differentiable attention through the Triton kernels. ``block_mask``: bool (B, H,
-    Nq/bs, Nk/bs) (see ``api.normalize_block_mask``); ``sabotage`` (one of
-    ``SABOTAGES``) is for negative controls only."""
+    Nq/bs, Nk/bs) (see ``api.normalize_block_mask``)."""
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
     return TritonAttention.apply(
-        q, k, v, bool(causal), float(scale), float(dropout_p), int(seed), block_mask, int(block_size), sabotage
+        q, k, v, bool(causal), float(scale), float(dropout_p), int(seed), block_mask, int(block_size), int(seed)
     )
 
 
@@ -1672,29 +943,15 @@ def split_kv_attention(
     splits = max(1, triton.cdiv(n_k, split_len))
     o_part = _new((B * H, splits, n_q, d), q, torch.float32)
     lse_part = _new((B * H, splits, n_q), q, torch.float32)
+    # fmt: off
     _decode_kernel[(splits, B * H)](
-        q,
-        k,
-        v,
-        o_part,
-        lse_part,
-        *q.stride(),
-        *k.stride(),
-        *v.stride(),
-        H,
-        H // h_kv,
-        n_q,
-        n_k,
-        d,
-        scale * LOG2E,
-        split_len,
-        splits,
-        CAUSAL=causal,
-        EVEN_D=block_d == d,
-        BLOCK_D=block_d,
-        PRECISION=_precision(q.dtype),
-        **cfg,
+        q, k, v, o_part, lse_part,
+        *q.stride(), *k.stride(), *v.stride(),
+        H, H // h_kv, n_q, n_k, d,
+        scale * LOG2E, split_len, splits,
+        CAUSAL=causal, EVEN_D=block_d == d, BLOCK_D=block_d, PRECISION=_precision(q.dtype), **cfg,
     )
+    # fmt: on
     lse = lse_part * LN2  # (BH, S, Nq), natural log
     total = torch.logsumexp(lse, dim=1, keepdim=True)  # -inf where no split saw a key
     weight = torch.where(torch.isinf(total), torch.zeros_like(lse), torch.exp(lse - total))

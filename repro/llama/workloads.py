@@ -208,7 +208,6 @@ def _triton_logits_json(spec: dict) -> None:
 
 
 def flash_attention_parity(ctx: RunContext) -> Result:
-    import functools
     import json
     import os
     import subprocess
@@ -218,6 +217,7 @@ def flash_attention_parity(ctx: RunContext) -> Result:
     import torch
 
     import repro.attention as attention_api
+    from repro.attention.controls import broken_attention
     from repro.attention.api import triton_available
     from repro.llama.weights import to_transformers
 
@@ -256,7 +256,7 @@ def flash_attention_parity(ctx: RunContext) -> Result:
             model.set_attn_impl(impl)
             original = attention_api.flash_attention
             if ctx.control == "tiled-no-rescale" and impl == "tiled":
-                attention_api.flash_attention = functools.partial(original, sabotage="no-rescale")
+                attention_api.flash_attention = broken_attention("no-rescale")
             try:
                 with torch.no_grad():
                     logits = model(tokens)

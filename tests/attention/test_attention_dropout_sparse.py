@@ -8,6 +8,7 @@ import torch
 
 from paperkb.errors import PaperkbError
 from repro.attention import flash_attention
+from repro.attention.controls import broken_attention
 from repro.attention.dropout import draw_seed, full_keep_mask, hash32, keep_mask
 from repro.attention.exactness import compare, random_inputs
 from repro.attention.naive import naive_attention
@@ -68,8 +69,8 @@ def test_a_backward_that_draws_a_fresh_mask_is_caught():
     q, k, v, dout = random_inputs(1, 2, 2, 140, 140, 32, torch.float32, seed=3)
     keep = full_keep_mask(draw_seed(torch.Generator().manual_seed(11)), 1, 2, 140, 140, 0.3)
     report = compare(
-        lambda a, b, c, m: flash_attention(a, b, c, m, dropout_p=0.3, generator=torch.Generator().manual_seed(11),
-                                           impl="tiled", sabotage="fresh-backward-mask"),
+        lambda a, b, c, m: broken_attention("fresh-backward-mask")(
+            a, b, c, m, dropout_p=0.3, generator=torch.Generator().manual_seed(11), impl="tiled"),
         q, k, v, dout, True, reference=lambda a, b, c, m: naive_attention(a, b, c, m, keep=keep, dropout_p=0.3))
     failed = {f.split(":")[0] for f in report.failures()}
     assert "out" not in failed and {"dq", "dk", "dv"} & failed
@@ -145,6 +146,6 @@ def test_auto_on_cpu_uses_tiled_for_dropout_and_block_masks():
 
 def test_tiled_without_rescale_is_not_exact():
     q, k, v, dout = random_inputs(1, 2, 2, 256, 256, 32, torch.float32, seed=4)
-    report = compare(lambda a, b, c, m: flash_attention(a, b, c, m, impl="tiled", sabotage="no-rescale"),
+    report = compare(lambda a, b, c, m: broken_attention("no-rescale")(a, b, c, m, impl="tiled"),
                      q, k, v, dout, True)
     assert "out" in {f.split(":")[0] for f in report.failures()}

@@ -144,7 +144,7 @@ def test_gpt2_speed_baseline_is_hugging_face_gpt2():
     # the speed claim's baseline is transformers' GPT-2 (eager attention), trained by the same loop
     import torch
 
-    from repro.attention.experiments import _HFGPT2Loss
+    from repro.attention.workloads import _HFGPT2Loss
     from repro.attention.gpt2 import GPTConfig, batches, train, vault_bytes
 
     cfg = GPTConfig(block_size=32, vocab_size=256, n_layer=1, n_head=2, n_embd=32)
@@ -236,7 +236,7 @@ def test_speed_gpu_checks_judged_from_the_table(fwd, bwd, verdict):
     standard algorithm, and 0.9x forward / 0.7x backward of torch's flash backend at
     N >= 4k, d = 128. The last row is the triton-is-naive control: naive's figures in
     the kernel's place must be contradicted."""
-    from repro.attention.experiments import _speed_checks
+    from repro.attention.workloads import _speed_checks
     from repro.attention.speed import markdown_table
     from repro.registry import RunContext
 

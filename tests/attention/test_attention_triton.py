@@ -65,8 +65,8 @@ def run_cases(cases: list[dict]) -> list[dict]:
     """Run each case through the kernels (in this process); one report per case."""
     import torch
 
-    from repro.attention import flash_attention
     from repro.attention.api import load_triton_kernels
+    from repro.attention.controls import broken_attention
     from repro.attention.dropout import draw_seed, full_keep_mask
     from repro.attention.exactness import compare, random_inputs
     from repro.attention.naive import naive_attention
@@ -93,9 +93,9 @@ def run_cases(cases: list[dict]) -> list[dict]:
             mask[:, :, 0, :] = False  # a query row whose blocks are all masked
             mask = mask.to(device)
         rep = compare(
-            lambda a, b, cc, m: flash_attention(a, b, cc, m, dropout_p=drop, generator=torch.Generator().manual_seed(n),
-                                                block_mask=mask, block_size=bs, impl="triton",
-                                                sabotage=c.get("kernel_sabotage")),
+            lambda a, b, cc, m: broken_attention(c.get("kernel_sabotage"))(
+                a, b, cc, m, dropout_p=drop, generator=torch.Generator().manual_seed(n), block_mask=mask,
+                block_size=bs, impl="triton"),
             q, k, v, dout, c["causal"],
             reference=lambda a, b, cc, m: naive_attention(a, b, cc, m, keep=keep, dropout_p=drop, block_mask=mask,
                                                           block_size=bs))
