@@ -217,8 +217,8 @@ def flash_attention_parity(ctx: RunContext) -> Result:
     import torch
 
     import repro.attention as attention_api
-    from repro.attention.controls import broken_attention
     from repro.attention.api import triton_available
+    from repro.attention.controls import broken_attention
     from repro.llama.weights import to_transformers
 
     p = ctx.params
