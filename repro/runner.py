@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from paperkb.errors import NoteNotFound, PaperkbError, UsageError
-from repro import registry
+from repro import prefork, registry
 from repro.claimcheck import claim_errors
+from repro.prefork import PreforkServer
 from repro.tracker import (
     ERROR,
     FAILED,
@@ -702,7 +703,7 @@ def worker_command(spec_path: Path, p: PlannedRun, run_id: str) -> list[str]:
     return cmd
 
 
-def kill_tree(proc: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None:
+def kill_tree(proc: Any, grace_s: float = KILL_GRACE_S) -> None:
     """End ``proc`` and every process below it, including ones that started their own
     session (torchrun's workers do): SIGTERM, then SIGKILL after ``grace_s``."""
     import psutil
@@ -823,11 +824,12 @@ def execute(
     if width > 1:  # side by side: the longest first, so that no long run is left alone at the end
         queue = longest_first(queue, tracker)
     active: list[_Child] = []
+    server = _prefork_server([p for p, _ in queue])
     try:
         while queue or active:
             while queue and _may_start(queue[0][0], active, width):
                 p, run = queue.pop(0)
-                child = _start(p, run, tracker, diff, monitor, width)
+                child = _start(p, run, tracker, diff, monitor, width, server)
                 if isinstance(child, Run):
                     done[run.id] = child
                 else:
@@ -845,6 +847,9 @@ def execute(
         for _, rest in queue:
             tracker.finish(rest.id, INTERRUPTED, error="interrupted before it started (Ctrl-C)")
         raise
+    finally:
+        if server is not None:
+            server.close()
     return [done[r.id] for r in runs if r.id in done]
 
 
@@ -906,7 +911,7 @@ class _Child:
     """One started experiment process being watched: its events copied into the tracker,
     its heartbeat beaten, its timeout enforced."""
 
-    def __init__(self, p: PlannedRun, run: Run, proc: subprocess.Popen, run_dir: Path, events: Path, files: list):
+    def __init__(self, p: PlannedRun, run: Run, proc: Any, run_dir: Path, events: Path, files: list):
         self.p, self.run, self.proc, self.run_dir, self.files = p, run, proc, run_dir, files
         self.reader = _EventReader(events)
         self.outcome = _Outcome()
@@ -948,24 +953,50 @@ class _Child:
             fh.close()
 
 
-def _start(p: PlannedRun, run: Run, tracker: Tracker, diff: str, monitor: MonitorLike, width: int) -> _Child | Run:
-    """Start ``run``'s child process; its final record when it could not start."""
+def _forkable(p: PlannedRun) -> bool:
+    """A run the prefork server may start: one process on the CPU (no CUDA context crosses
+    a fork; torchrun starts its own processes)."""
+    return p.device == "cpu" and p.nproc == 1 and p.nnodes == 1
+
+
+def _prefork_server(planned: list[PlannedRun]) -> PreforkServer | None:
+    """A prefork server when two or more runs can share its imports (``repro.prefork``)."""
+    if not prefork.enabled() or sum(1 for p in planned if _forkable(p)) < 2:
+        return None
+    from repro.environment import SOURCE_ROOT
+
+    return PreforkServer.start(_worker_env(), cwd=SOURCE_ROOT)
+
+
+def _start(
+    p: PlannedRun,
+    run: Run,
+    tracker: Tracker,
+    diff: str,
+    monitor: MonitorLike,
+    width: int,
+    server: PreforkServer | None = None,
+) -> _Child | Run:
+    """Start ``run``'s child process (forked from ``server`` when it can be); its final
+    record when it could not start."""
     run_dir = tracker.run_dir(run.id)
     spec_path, events_path = _prepare_run_dir(p, run, tracker, diff, run_dir)
     cmd = worker_command(spec_path, p, run.id)
-    tracker.update_environment(run.id, {"worker_command": cmd})
+    env = _worker_env(threads=_threads_each(width) if width > 1 else None)
     out = open(run_dir / "stdout.log", "wb")
     err = open(run_dir / "stderr.log", "wb")
+    proc: Any = None
+    if server is not None and _forkable(p):
+        try:
+            proc = server.spawn(cmd, run_dir, env, run_dir / "stdout.log", run_dir / "stderr.log")
+        except OSError:
+            proc = None  # started as a plain process below
+    tracker.update_environment(run.id, {"worker_command": cmd, "launcher": "prefork" if proc else "process"})
     try:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            cwd=run_dir,
-            env=_worker_env(threads=_threads_each(width) if width > 1 else None),
-            start_new_session=True,
-        )
+        if proc is None:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=run_dir, env=env, start_new_session=True
+            )
     except OSError as exc:
         out.close()
         err.close()
@@ -1049,7 +1080,7 @@ def _link_diff(tracker: Tracker, diff: str, dest: Path) -> None:
         shutil.copyfile(store, dest)
 
 
-def _end_leftovers(proc: subprocess.Popen) -> None:
+def _end_leftovers(proc: Any) -> None:
     """After a normal exit, end what the experiment left behind in its process group
     (e.g. data-loader workers), so no run leaves processes running."""
     try:

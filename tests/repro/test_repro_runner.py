@@ -168,7 +168,11 @@ def test_missing_triton_is_refused(repro_env, monkeypatch):
 
 # ---- execution ---------------------------------------------------------------------------
 @pytest.mark.slow
-def test_batch_records_pass_error_fail_and_keeps_going(repro_env, vault):
+@pytest.mark.parametrize("launcher", ["prefork", "process"])
+def test_batch_records_pass_error_fail_and_keeps_going(repro_env, vault, monkeypatch, launcher):
+    # prefork: the five CPU runs are forked from one server that imported torch (repro.prefork);
+    # process: each run is a fresh `python -m repro.worker`. Both must record the same things.
+    monkeypatch.setenv("PAPERKB_PREFORK", "1" if launcher == "prefork" else "0")
     targets = [Target("test/ok", ["c-ok"]), Target("test/raise"), Target("test/no-check"), Target("test/random")]
     planned = plan(targets, RunOptions(seed=7), machine=_NoCuda())
     planned.append(plan([Target("test/ok")], RunOptions(params=["target=0.01"]), machine=_NoCuda())[0])
@@ -192,7 +196,11 @@ def test_batch_records_pass_error_fail_and_keeps_going(repro_env, vault):
         env = ok.environment
         assert env["command"] == ["paperkb", "run", "test"]
         assert env["python"]["version"] and env["packages"].get("torch")
-        assert env["torch"] == {"imported": False}  # test/ok never imports torch
+        assert env["launcher"] == launcher
+        if launcher == "process":
+            assert env["torch"] == {"imported": False}  # test/ok never imports torch
+        else:  # the server imported torch for every run it forks
+            assert env["torch"]["version"]
         assert env["machine"]["cpu_model"] and env["machine"]["ram_bytes"] > 0 and env["machine"]["host"]
         assert "commit" in env["git"] and "dirty" in env["git"]
         if env["git"]["dirty"]:
@@ -232,6 +240,26 @@ def test_timeout_ends_the_whole_process_tree(repro_env, vault):
     assert pid_file.exists(), "the experiment did not reach its grandchild within the timeout"
     grandchild = int(pid_file.read_text())
     wait_for(lambda: not pid_alive(grandchild), timeout=10)
+
+
+@pytest.mark.slow
+def test_forked_runs_time_out_and_leave_nothing_behind(repro_env, vault, monkeypatch):
+    """Runs forked from the prefork server are ended as a tree on timeout, like plain ones, and
+    the server itself is gone when the batch is done."""
+    import psutil
+
+    monkeypatch.setenv("PAPERKB_PREFORK", "1")
+    planned = plan([Target("test/spawn-and-hang"), Target("test/ok")], RunOptions(timeout_s=5), machine=_NoCuda())
+    with Tracker(vault) as tracker:
+        hang, ok = execute(planned, tracker, jobs=2)
+        assert hang.status == TIMEOUT and "timed out after 5 s" in hang.error
+        assert ok.status == PASSED and ok.environment["launcher"] == "prefork"
+        assert hang.environment["launcher"] == "prefork"
+        pid_file = tracker.run_dir(hang.id) / "grandchild.pid"
+    assert not pid_alive(hang.child_pid)
+    wait_for(lambda: not pid_alive(int(pid_file.read_text())), timeout=10)
+    servers = [p for p in psutil.Process().children(recursive=True) if "repro.prefork" in " ".join(p.cmdline())]
+    assert servers == []
 
 
 def _start_sleep_run(vault, env, *extra):
