@@ -16,8 +16,9 @@ minus the signal number when a signal ended it). End of stdin ends the server; i
 then see their parent gone and end themselves (the worker's watchdog), so a killed paperkb
 leaves nothing running, as before.
 
-Only single-process CPU runs are forked: a CUDA context does not survive fork, and torchrun
-starts its own processes. ``PAPERKB_PREFORK=0`` turns the server off.
+Only single-process CPU runs of paperkb's own experiments are forked: a CUDA context does not
+survive fork, torchrun starts its own processes, and another package's experiment may never import
+torch. ``PAPERKB_PREFORK=0`` turns the server off, ``PAPERKB_PREFORK=1`` forks every CPU run.
 """
 
 from __future__ import annotations
@@ -283,8 +284,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def enabled() -> bool:
-    return os.environ.get(PREFORK_ENV, "1").strip() not in ("0", "false", "no", "off")
+def mode() -> str:
+    """``off`` (``PAPERKB_PREFORK=0``), ``always`` (``=1``: any experiment, paperkb's tests use
+    it) or ``auto`` (unset: paperkb's own experiments, which all import torch; an experiment
+    from another package may never import it, and would only pay for the server's imports)."""
+    value = os.environ.get(PREFORK_ENV, "").strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return "off"
+    if value in ("1", "true", "yes", "on", "always"):
+        return "always"
+    return "auto"
 
 
 if __name__ == "__main__":

@@ -959,9 +959,22 @@ def _forkable(p: PlannedRun) -> bool:
     return p.device == "cpu" and p.nproc == 1 and p.nnodes == 1
 
 
+def _forked(p: PlannedRun) -> bool:
+    """Whether ``p`` starts from the prefork server (see ``repro.prefork.mode``)."""
+    how = prefork.mode()
+    if how == "off" or not _forkable(p):
+        return False
+    if how == "always":
+        return True
+    try:
+        return registry.get(p.experiment).module in registry.BUILTIN_MODULES
+    except registry.RegistryError:
+        return False
+
+
 def _prefork_server(planned: list[PlannedRun]) -> PreforkServer | None:
     """A prefork server when two or more runs can share its imports (``repro.prefork``)."""
-    if not prefork.enabled() or sum(1 for p in planned if _forkable(p)) < 2:
+    if sum(1 for p in planned if _forked(p)) < 2:
         return None
     from repro.environment import SOURCE_ROOT
 
@@ -986,7 +999,7 @@ def _start(
     out = open(run_dir / "stdout.log", "wb")
     err = open(run_dir / "stderr.log", "wb")
     proc: Any = None
-    if server is not None and _forkable(p):
+    if server is not None and _forked(p):
         try:
             proc = server.spawn(cmd, run_dir, env, run_dir / "stdout.log", run_dir / "stderr.log")
         except OSError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import same
+from dataview_kit import same
 
 DOC = "reference/functions.md"
 DOCUMENTED = [

@@ -12,7 +12,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import same
+from dataview_kit import same
 from kb.query.values import Duration, Link
 
 AGG = "aggregation.test.ts"
@@ -302,7 +302,7 @@ def test_eval_date_subtraction_is_calendar_aware(ev):
 
 def test_eval_simple_link_resolution(ev):
     """eval.test.ts::Evaluate simple link resolution: a link's fields are the linked page's."""
-    from conftest import evaluate
+    from dataview_kit import evaluate
     from kb.parse import parse_note
     from kb.query import MemoryCorpus
 

@@ -13,7 +13,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import page_of, same
+from dataview_kit import page_of, same
 from kb.parse import parse_note
 from kb.query import MemoryCorpus, execute
 from kb.query.values import Link, canonical_key, compare, normalize_header, parse_field_value

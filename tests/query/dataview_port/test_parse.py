@@ -13,7 +13,7 @@ import zoneinfo
 
 import pytest
 
-from conftest import NOW, same
+from dataview_kit import NOW, same
 from kb.query import QueryError, ast, parse_expression, parse_query
 from kb.query.values import Duration, Link
 
