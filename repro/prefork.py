@@ -44,9 +44,13 @@ READY_TIMEOUT_S = 120.0
 # --------------------------------------------------------------------------------------
 # the server side
 # --------------------------------------------------------------------------------------
+PRELOAD_ENV = "PAPERKB_PREFORK_PRELOAD"  # comma-separated modules instead of PRELOAD (paperkb's tests)
+
+
 def _preload() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
-    for name in PRELOAD:
+    names = os.environ.get(PRELOAD_ENV)
+    for name in PRELOAD if names is None else [n.strip() for n in names.split(",") if n.strip()]:
         try:
             __import__(name)
         except Exception:

@@ -19,6 +19,9 @@ pytest.importorskip("sacremoses")
 from repro.registry import run_inline
 from repro.runner import RunOptions, Target, plan_runs
 
+# one worker for the whole file, so that the module fixture trains the toy model once, not once per worker
+pytestmark = pytest.mark.xdist_group("translation-bleu")
+
 NOUNS = {"cat": "chat", "dog": "chien", "bird": "oiseau", "horse": "cheval", "fish": "poisson", "mouse": "souris"}
 NOUNS |= {"wolf": "loup", "bear": "ours"}
 ADJECTIVES = {"black": "noir", "white": "blanc", "small": "petit", "big": "grand", "old": "vieux", "young": "jeune"}
