@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from repro.processes import pid_alive
+
 PREFORK_ENV = "PAPERKB_PREFORK"
 # the imports most runs pay for: torch, the optimizer's torch._dynamo, the plots, and
 # transformers for the parity checks (third-party only: paperkb's own code is imported fresh)
@@ -260,7 +262,7 @@ class PreforkServer:
             if pid in self._exits:
                 return self._exits[pid]
             closed = self._closed
-        if closed and not _alive(pid):
+        if closed and not pid_alive(pid):
             return -signal.SIGKILL  # the server died before it could say; the run did not finish
         return None
 
@@ -276,16 +278,6 @@ class PreforkServer:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def mode() -> str:
