@@ -27,7 +27,8 @@ from repro.status import ClaimRef
 
 pytest.importorskip("mlflow.server", reason="the tests start a real `mlflow server` (pip install 'paperkb[test]')")
 
-pytestmark = pytest.mark.slow
+# one xdist worker for the whole module: one server start (~15-20 s of CPU), not one per worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow")]
 
 START_TIMEOUT_S = 300.0  # a cold start (database migrations, imports) on a busy 2-core machine
 
