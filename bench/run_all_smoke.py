@@ -26,6 +26,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from repro.environment import cpu_model  # noqa: E402  (machines of one size differ ~2.5x in speed here)
 
 
 def paperkb(vault: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(wall, 1),
         "cpu_s_children": round(cpu, 1),
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after],
         "runs": [
@@ -81,7 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         "words": dict(sorted(words.items())),
     }
     print(f"{figures['command']}: exit {proc.returncode}, {wall:.1f} s wall, {cpu:.1f} s CPU (children)")
-    print(f"CPUs {figures['cpus']}; load average before {figures['load_before']}, after {figures['load_after']}")
+    busy = sum(r["took_s"] or 0 for r in figures["runs"])
+    figures["runs_total_s"] = round(busy, 1)
+    print(
+        f"CPUs {figures['cpus']} ({figures['cpu_model']}), {figures['date_utc']} UTC; load average before "
+        f"{figures['load_before']}, after {figures['load_after']}"
+    )
+    print(
+        f"runs' own durations sum to {busy:.1f} s ({busy / figures['cpus']:.1f} s per CPU): "
+        f"{wall - busy / figures['cpus']:.1f} s of the wall time is start-up, planning, waiting and the summary"
+    )
     print("| experiment | seed | status | took (s) |\n|---|---|---|---|")
     for r in figures["runs"]:
         print(f"| {r['experiment']} | {r['seed']} | {r['status']} | {r['took_s']} |")
