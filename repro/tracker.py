@@ -249,8 +249,8 @@ class Tracker:
         conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":  # e.g. a network file system without shared memory
+        mode = _enter_wal(conn)
+        if mode != "wal":  # e.g. a network file system without shared memory
             conn.execute("PRAGMA journal_mode = DELETE")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -608,6 +608,24 @@ class _transaction:
             self.conn.execute("COMMIT")
         elif self.conn.in_transaction:  # SQLite already rolled back after e.g. a full disk
             self.conn.execute("ROLLBACK")
+
+
+def _enter_wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL and return the journal mode now in force. Two processes creating
+    ``runs.db`` at once both ask for the switch, which needs the file to themselves, and
+    SQLite answers "database is locked" at once instead of waiting on busy_timeout (one run
+    in three of ``test_two_processes_writing_at_once_lose_nothing`` failed so): so wait here,
+    within the same timeout. A file already in WAL answers without a lock."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.002
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (5, 6) or time.monotonic() > deadline:
+                raise  # not SQLITE_BUSY / SQLITE_LOCKED, or waited long enough
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _disk_full(exc: BaseException) -> bool:

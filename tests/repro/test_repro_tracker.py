@@ -144,6 +144,33 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
         assert t.integrity_check() == "ok"
 
 
+def _open_fresh_trackers(root: str, rounds: int, barrier, failures) -> None:
+    for i in range(rounds):
+        barrier.wait()  # every process opens the same new runs.db at the same moment
+        try:
+            Tracker(os.path.join(root, str(i))).close()
+        except Exception as exc:
+            failures.put(f"round {i}: {exc}")
+
+
+def test_processes_creating_the_tracker_at_once_all_open_it(tmp_path):
+    # the WAL switch of a new runs.db answered "database is locked" at once to the loser of
+    # the race (~30% of pairs) instead of waiting on busy_timeout
+    ctx = multiprocessing.get_context("spawn")
+    barrier, failures = ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_open_fresh_trackers, args=(str(tmp_path), 15, barrier, failures)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert failures.empty(), failures.get()
+    for i in range(15):
+        with Tracker(tmp_path / str(i)) as t:
+            assert t.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert t.integrity_check() == "ok"
+
+
 def test_last_metric_values_keeps_the_last_point_of_each_metric_and_rank():
     from repro.tracker import last_metric_values
 
