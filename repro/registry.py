@@ -263,6 +263,7 @@ class Control:
 
     name: str
     description: str
+    triton: bool = False  # it sabotages the Triton kernel: without the triton package it is skipped, not an error
 
 
 @dataclass

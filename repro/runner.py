@@ -452,13 +452,16 @@ def _plan_one(t: Target, exp: Any, options: RunOptions, raw: dict[str, str], mac
         gpus = f"{req.nproc} CUDA GPUs" if req.nproc > 1 else "a CUDA GPU"
         memory = f" with {req.min_gpu_memory_gb:g} GB of memory" if req.min_gpu_memory_gb else ""
         unmet[-1].needs = f"{gpus}{memory}"
-    if req.triton:
+    control = getattr(t, "control", None)
+    control_needs_triton = any(c.name == control and c.triton for c in exp.controls)
+    if req.triton or control_needs_triton:
         from repro.environment import triton_available
 
         if not triton_available():
+            what = f"control {control}" if control_needs_triton and not req.triton else f"preset {options.preset!r}"
             unmet.append(
                 RequirementUnmet(
-                    f"{exp.id}: preset {options.preset!r} needs the triton package (pip install 'paperkb[gpu]')",
+                    f"{exp.id}: {what} needs the triton package (pip install 'paperkb[gpu]')",
                     "the triton package",
                 )
             )

@@ -50,7 +50,10 @@ _GPU = Requirements(device="cuda", triton=True)
         Param("reps", int, 0, "timed calls per case on a GPU (0: no timing)", bounds=(0, 10000)),
     ],
     presets={
-        "smoke": Preset(description="CPU: the kernel in Triton's interpreter, 4/2 heads of 32, caches of 100 and 257"),
+        "smoke": Preset(
+            requires=Requirements(triton=True),  # the kernel is the thing judged: no triton, no verdict
+            description="CPU: the kernel in Triton's interpreter, 4/2 heads of 32, caches of 100 and 257",
+        ),
         "full": Preset(
             params={
                 "dtypes": ["float16", "bfloat16"],

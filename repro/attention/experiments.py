@@ -66,7 +66,7 @@ from repro.registry import Control, Metric, Param, Preset, Requirements, Result,
             "tiled-no-rescale",
             "tiled attention that forgets to rescale its running sums when the running maximum grows",
         ),
-        Control("triton-causal-off", "the Triton kernel launched with its causal mask off"),
+        Control("triton-causal-off", "the Triton kernel launched with its causal mask off", triton=True),
     ],
     metrics=[
         Metric("{impl}_{dtype}_{tensor}_max_abs_err", "abs", "largest error of out/dq/dk/dv against fp64"),

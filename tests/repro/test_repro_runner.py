@@ -166,6 +166,23 @@ def test_missing_triton_is_refused(repro_env, monkeypatch):
     assert _plan("test/needs-triton", preset="full")[0].preset == "full"
 
 
+def test_without_triton_kernel_checks_are_skipped_not_errors(monkeypatch):
+    # with `pip install -e '.[repro]'` (no triton) split-KV decoding and the control that
+    # sabotages the Triton kernel used to start and end in error; they are skipped, naming triton
+    from repro.runner import plan_runs
+
+    monkeypatch.setattr("repro.environment.triton_available", lambda: False)
+    planned, skipped = plan_runs([Target("flash-attention/exact")], RunOptions(controls=True), _NoCuda())
+    assert [s.control for s in skipped] == ["triton-causal-off"] and skipped[0].needs == "the triton package"
+    assert "control triton-causal-off needs the triton package" in skipped[0].reason
+    assert [p.control for p in planned] == ["tiled-no-rescale"]
+    planned, skipped = plan_runs([Target("flash-attention/split-kv-decoding")], RunOptions(), _NoCuda())
+    assert not planned and skipped[0].needs == "the triton package"
+    monkeypatch.setattr("repro.environment.triton_available", lambda: True)
+    planned, skipped = plan_runs([Target("flash-attention/exact")], RunOptions(controls=True), _NoCuda())
+    assert not skipped and {p.control for p in planned} == {"tiled-no-rescale", "triton-causal-off"}
+
+
 # ---- execution ---------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["prefork", "process"])
