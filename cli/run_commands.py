@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 
 from cli.common import find_note, print_json, require_vault, vault_of
-from cli.repro_shared import check_table_json, count, esc, reap, run_label, styled, vault_claims, warn
+from cli.repro_shared import check_table_json, count, esc, fmt_num, reap, run_label, styled, vault_claims, warn
 from cli.repro_shared import console as make_console
 
 
@@ -89,8 +89,8 @@ class _LiveMonitor:
             for c in run.checks:
                 if not c.get("passed"):
                     self.console.print(
-                        f"    [red]check {esc(c['name'])}: {esc(c['value'])} {esc(c['op'])} "
-                        f"{esc(c['threshold'])} not met[/]"
+                        f"    [red]check {esc(c['name'])}: {esc(fmt_num(c['value']))} {esc(c['op'])} "
+                        f"{esc(fmt_num(c['threshold']))} not met[/]"
                     )
         elif run.error:
             last = [ln for ln in run.error.strip().splitlines() if ln.strip()]

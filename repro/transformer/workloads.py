@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -373,10 +374,14 @@ def attention_cost(ctx: RunContext) -> Result:
         found.update(_crossovers(ctx, axis, table, fixed))
     _check_crossovers(ctx, found)
     _check_sequential_operations(ctx, attend)
-    fn_, fd_ = found[("n", "flops")], found[("d", "flops")]
+
+    def at(x: float) -> str:
+        return f"{x:.0f}" if math.isfinite(x) else "none in the range swept"
+
     return ctx.result(
-        f"measured crossover: n = {fn_:.0f} at d = {p['d_fixed']}, d = {fd_:.0f} at n = {p['n_fixed']} (FLOPs); "
-        f"in time n = {found[('n', 'time')]:.0f}, d = {found[('d', 'time')]:.0f}"
+        f"measured crossover: n = {at(found[('n', 'flops')])} at d = {p['d_fixed']}, "
+        f"d = {at(found[('d', 'flops')])} at n = {p['n_fixed']} (FLOPs); "
+        f"in time n = {at(found[('n', 'time')])}, d = {at(found[('d', 'time')])}"
     )
 
 
@@ -444,8 +449,9 @@ def _crossovers(ctx: RunContext, axis: str, table: dict, fixed: int) -> dict[tup
         found[(axis, kind)] = x_star
         ctx.log_metric(f"{kind}_crossover_{axis}", x_star)
         ctx.log_metric(f"{kind}_crossover_{axis}_over_{'d' if axis == 'n' else 'n'}", x_star / fixed)
+        where = f"at {axis} = {x_star:.1f}" if math.isfinite(x_star) else f"nowhere in the {axis} swept"
         ctx.log(
-            f"{kind}: self-attention and the recurrent layer cost the same at {axis} = {x_star:.1f} "
+            f"{kind}: self-attention and the recurrent layer cost the same {where} "
             f"({'d' if axis == 'n' else 'n'} = {fixed})"
         )
     return found
