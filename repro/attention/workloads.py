@@ -142,6 +142,34 @@ def _worst_over_bound(reports: list[dict]) -> float:
     return worst
 
 
+def _exactness_specs(
+    p: dict, impl: str, device: str, seed: int, broken: str | None, extra: dict | None = None
+) -> tuple[list, list[dict]]:
+    """The dtypes to judge ``impl`` in, and one spec of correctness cases per dtype; the
+    Triton kernel on a CPU runs in the interpreter, on its own (smaller) cases."""
+    interpret = impl == "triton" and device == "cpu"
+    dtypes = p["triton_cpu_dtypes"] if interpret else p["dtypes"]
+    pairs = p["triton_cpu_pairs"] if interpret else p["pairs"]
+    head_dims = p["triton_cpu_head_dims"] if interpret else p["head_dims"]
+    specs = []
+    for dtype in dtypes:
+        spec = dict(
+            impl=impl,
+            dtype=str(dtype),
+            pairs=[str(x) for x in pairs],
+            head_dims=[int(x) for x in head_dims],
+            batch=p["batch"],
+            device=device,
+            seed=seed,
+            broken=broken,
+            **(extra or {}),
+        )
+        if interpret and "triton_cpu_block_size" in p:
+            spec["block_size"] = int(p["triton_cpu_block_size"])
+        specs.append(spec)
+    return dtypes, specs
+
+
 def _judge_impls(ctx, p: dict, extra: dict, broken: dict, label: str) -> list[str]:
     """Run the correctness rule for every implementation and dtype of ``p`` (the Triton
     kernel in the interpreter on a CPU), with ``extra`` (dropout, block mask) in the
@@ -158,25 +186,7 @@ def _judge_impls(ctx, p: dict, extra: dict, broken: dict, label: str) -> list[st
         if impl == "triton" and not triton_available():
             notes.append("triton is not installed: the kernel was not judged")
             continue
-        dtypes = p["triton_cpu_dtypes"] if interpret else p["dtypes"]
-        pairs = p["triton_cpu_pairs"] if interpret else p["pairs"]
-        head_dims = p["triton_cpu_head_dims"] if interpret else p["head_dims"]
-        specs = []
-        for dtype in dtypes:
-            spec = dict(
-                impl=impl,
-                dtype=str(dtype),
-                pairs=[str(x) for x in pairs],
-                head_dims=[int(x) for x in head_dims],
-                batch=p["batch"],
-                device=device,
-                seed=ctx.seed,
-                broken=broken.get(impl),
-                **extra,
-            )
-            if interpret and "triton_cpu_block_size" in p:
-                spec["block_size"] = int(p["triton_cpu_block_size"])
-            specs.append(spec)
+        dtypes, specs = _exactness_specs(p, impl, device, ctx.seed, broken.get(impl), extra)
         for dtype, reports in zip(dtypes, _exactness_reports(specs, interpret)):
             worst = _worst_over_bound(reports)
             tag = f"{impl}_{dtype}"
@@ -238,22 +248,7 @@ def exact(ctx: RunContext) -> Result:
             notes.append("triton is not installed: the kernel was not judged")
             ctx.log("triton is not installed; skipping the kernel")
             continue
-        dtypes = p["triton_cpu_dtypes"] if interpret else p["dtypes"]
-        pairs = p["triton_cpu_pairs"] if interpret else p["pairs"]
-        head_dims = p["triton_cpu_head_dims"] if interpret else p["head_dims"]
-        specs = [
-            dict(
-                impl=impl,
-                dtype=str(dtype),
-                pairs=[str(x) for x in pairs],
-                head_dims=[int(x) for x in head_dims],
-                batch=p["batch"],
-                device=device,
-                seed=ctx.seed,
-                broken=broken if impl == broken_impl else None,
-            )
-            for dtype in dtypes
-        ]
+        dtypes, specs = _exactness_specs(p, impl, device, ctx.seed, broken if impl == broken_impl else None)
         for dtype, reports in zip(dtypes, _exactness_reports(specs, interpret)):
             tag = f"{impl}_{dtype}"
             worst = 0.0
